@@ -1,0 +1,32 @@
+//! Audit trail (read-only: no route edits or deletes it).
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::AppState;
+use super::configs::{PageQuery, config_id};
+use super::error::Result;
+use super::extract::ApiQuery;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/audit", get(all_audit))
+        .route("/api/v1/configs/{id}/audit", get(config_audit))
+}
+
+async fn all_audit(State(state): State<AppState>, ApiQuery(page): ApiQuery<PageQuery>) -> Result<Response> {
+    let records = state.service.audit(None, page.cursor, page.limit()?).await?;
+    Ok(Json(records).into_response())
+}
+
+async fn config_audit(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Response> {
+    let id = config_id(&id)?;
+    let records = state.service.audit(Some(&id), page.cursor, page.limit()?).await?;
+    Ok(Json(records).into_response())
+}

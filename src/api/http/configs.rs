@@ -1,0 +1,285 @@
+//! `/api/v1/configs`: versions, history, diff, rollback, delete.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::AppState;
+use super::error::Result;
+use super::extract::{ApiJson, ApiQuery, parse_json};
+use crate::core::error::Error;
+use crate::core::ids::{ConfigId, Environment};
+use crate::core::model::{AbTest, Canary, ConfigDocument, ConfigVersion, Metadata};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/configs", get(list_configs))
+        .route(
+            "/api/v1/configs/{id}",
+            get(get_config).put(put_config).delete(delete_config),
+        )
+        .route("/api/v1/configs/{id}/versions", get(list_versions))
+        .route("/api/v1/configs/{id}/versions/{version}", get(get_version))
+        .route("/api/v1/configs/{id}/diff", get(diff))
+        .route("/api/v1/configs/{id}/rollback", post(rollback))
+}
+
+pub fn config_id(raw: &str) -> Result<ConfigId> {
+    Ok(ConfigId::parse(raw)?)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PutConfigBody {
+    pub config: Value,
+    #[serde(default)]
+    pub overrides: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub canary: Option<Canary>,
+    #[serde(default)]
+    pub ab_test: Option<AbTest>,
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub expected_version: Option<u64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionCreated {
+    config_id: ConfigId,
+    version: u64,
+    checksum: String,
+    created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollback_of: Option<u64>,
+}
+
+fn version_etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
+}
+
+/// `If-Match: "3"` (or `3`, `W/"3"`) as an expected version; must agree with the body's.
+pub fn expected_version(headers: &HeaderMap, body: Option<u64>) -> Result<Option<u64>> {
+    let Some(raw) = headers.get(header::IF_MATCH) else {
+        return Ok(body);
+    };
+    let text = raw.to_str().unwrap_or_default().trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    let from_header: u64 = text.parse().map_err(|_| {
+        Error::invalid("If-Match", "If-Match must be a version number such as \"3\"")
+    })?;
+    if body.is_some_and(|b| b != from_header) {
+        return Err(Error::invalid(
+            "/expectedVersion",
+            "expectedVersion and If-Match disagree",
+        )
+        .into());
+    }
+    Ok(Some(from_header))
+}
+
+fn created(version: &ConfigVersion) -> Response {
+    let body = VersionCreated {
+        config_id: version.config_id.clone(),
+        version: version.version,
+        checksum: version.checksum.clone(),
+        created_at: version.created_at,
+        rollback_of: version.rollback_of,
+    };
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, version_etag(version.version));
+    if let Ok(location) = HeaderValue::from_str(&format!(
+        "/api/v1/configs/{}/versions/{}",
+        version.config_id, version.version
+    )) {
+        headers.insert(header::LOCATION, location);
+    }
+    response
+}
+
+#[tracing::instrument(skip_all, fields(config_id = %id))]
+async fn put_config(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PutConfigBody>,
+) -> Result<Response> {
+    let id = config_id(&id)?;
+    let expected = expected_version(&headers, body.expected_version)?;
+    let doc = ConfigDocument {
+        config: body.config,
+        overrides: body.overrides,
+        canary: body.canary,
+        ab_test: body.ab_test,
+    };
+    let version = state.service.put_config(&id, doc, body.metadata, expected).await?;
+    Ok(created(&version))
+}
+
+#[tracing::instrument(skip_all, fields(config_id = %id))]
+async fn get_config(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    let version = state.service.config(&config_id(&id)?).await?;
+    let mut response = Json(version.as_ref()).into_response();
+    response.headers_mut().insert(header::ETAG, version_etag(version.version));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeleteBody {
+    #[serde(default)]
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    expected_version: Option<u64>,
+}
+
+#[tracing::instrument(skip_all, fields(config_id = %id))]
+async fn delete_config(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let id = config_id(&id)?;
+    let body: DeleteBody = if body.iter().all(u8::is_ascii_whitespace) {
+        DeleteBody {
+            metadata: None,
+            expected_version: None,
+        }
+    } else {
+        parse_json(&body)?
+    };
+    let expected = expected_version(&headers, body.expected_version)?;
+    let metadata = body.metadata.unwrap_or_else(|| Metadata {
+        actor: "anonymous".into(),
+        message: None,
+    });
+    let version = state.service.delete_config(&id, metadata, expected).await?;
+    Ok(Json(serde_json::json!({"configId": id, "version": version, "deleted": true})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    prefix: Option<String>,
+}
+
+async fn list_configs(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Response> {
+    let items = state.service.list_configs(query.prefix.as_deref()).await?;
+    Ok(Json(serde_json::json!({ "items": items })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<u64>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<u32> {
+        match self.limit {
+            None => Ok(50),
+            Some(limit @ 1..=500) => Ok(limit),
+            Some(_) => Err(Error::invalid("limit", "limit must be between 1 and 500").into()),
+        }
+    }
+}
+
+async fn list_versions(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Response> {
+    let id = config_id(&id)?;
+    let page = state.service.versions(&id, page.cursor, page.limit()?).await?;
+    Ok(Json(page).into_response())
+}
+
+fn version_number(raw: &str, field: &str) -> Result<u64> {
+    raw.parse::<u64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| Error::invalid(field, format!("{field} must be a positive integer")).into())
+}
+
+async fn get_version(
+    State(state): State<AppState>,
+    Path((id, version)): Path<(String, String)>,
+) -> Result<Response> {
+    let id = config_id(&id)?;
+    let version = state.service.version(&id, version_number(&version, "version")?).await?;
+    let etag = version_etag(version.version);
+    let mut response = Json(version).into_response();
+    response.headers_mut().insert(header::ETAG, etag);
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffQuery {
+    from: Option<u64>,
+    to: Option<u64>,
+    environment: Option<String>,
+}
+
+/// `to` defaults to the latest version and `from` to the one before it.
+async fn diff(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<DiffQuery>,
+) -> Result<Response> {
+    let id = config_id(&id)?;
+    let environment = query.environment.as_deref().map(Environment::parse).transpose()?;
+    let to = match query.to {
+        Some(to) => to,
+        None => state.service.config(&id).await?.version,
+    };
+    let from = query.from.unwrap_or(to.saturating_sub(1).max(1));
+    if from == 0 || to == 0 {
+        return Err(Error::invalid("from", "versions start at 1").into());
+    }
+    let result = state.service.diff(&id, from, to, environment.as_ref()).await?;
+    Ok(Json(result).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RollbackBody {
+    target_version: u64,
+    metadata: Metadata,
+    #[serde(default)]
+    expected_version: Option<u64>,
+}
+
+#[tracing::instrument(skip_all, fields(config_id = %id))]
+async fn rollback(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RollbackBody>,
+) -> Result<Response> {
+    let id = config_id(&id)?;
+    let expected = expected_version(&headers, body.expected_version)?;
+    if body.target_version == 0 {
+        return Err(Error::invalid("/targetVersion", "targetVersion must be at least 1").into());
+    }
+    let version = state
+        .service
+        .rollback(&id, body.target_version, body.metadata, expected)
+        .await?;
+    Ok(created(&version))
+}

@@ -1,0 +1,95 @@
+//! Core errors as RFC 9457 problem+json: one exhaustive table from error code to status.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::core::error::{Error, ErrorCode, Violation};
+
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// A core error on its way to an HTTP client.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        ApiError(error)
+    }
+}
+
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorCode::SchemaViolation => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::InvalidSchema => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::VersionConflict => StatusCode::CONFLICT,
+        ErrorCode::ConcurrentModification => StatusCode::CONFLICT,
+        ErrorCode::SecretUnresolved => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[Violation]>::is_empty")]
+    errors: &'a [Violation],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_version: Option<u64>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.0.code();
+        let status = status_of(code);
+        let detail = match &self.0 {
+            Error::Internal { detail } => {
+                tracing::error!(%detail, "internal error");
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            Error::Unavailable { reason } => {
+                tracing::warn!(%reason, "store unavailable");
+                self.0.to_string()
+            }
+            other => other.to_string(),
+        };
+        let violations = self.0.violations();
+        let field = match &self.0 {
+            Error::InvalidInput { field, .. } => Some(field.as_str()),
+            _ => None,
+        };
+        let current_version = match &self.0 {
+            Error::VersionConflict { actual, .. } => Some(*actual),
+            _ => None,
+        };
+        let problem = Problem {
+            kind: format!("https://summit-config.dev/problems/{}", code.as_str()),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail,
+            code: code.as_str(),
+            field,
+            errors: &violations,
+            current_version,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}

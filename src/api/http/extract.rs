@@ -1,0 +1,146 @@
+//! Extractors that turn every kind of bad input into a problem naming the field.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::core::error::Error;
+
+/// Bodies nested deeper than this are refused before parsing.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// A JSON body: size-limited (413), depth-limited, strictly typed, errors naming the pointer.
+pub struct ApiJson<T>(pub T);
+
+/// A query string, strictly typed, errors naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => crate::core::secrets::push_token(&mut pointer, &index.to_string()),
+            Segment::Map { key } => crate::core::secrets::push_token(&mut pointer, key),
+            Segment::Enum { variant } => crate::core::secrets::push_token(&mut pointer, variant),
+            Segment::Unknown => {}
+        }
+    }
+    if pointer.is_empty() { "/".into() } else { pointer }
+}
+
+/// Nesting depth of a JSON text, counted without parsing it.
+fn json_depth_exceeds(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::invalid("/", "a JSON request body is required"));
+    }
+    if json_depth_exceeds(bytes, MAX_JSON_DEPTH) {
+        return Err(Error::invalid(
+            "/",
+            format!("JSON is nested deeper than {MAX_JSON_DEPTH} levels"),
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let pointer = pointer_of(e.path());
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Error::invalid(pointer, format!("malformed JSON: {inner}"))
+        } else {
+            Error::invalid(pointer, inner.to_string())
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| Error::invalid("/", format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge { limit }
+            } else {
+                Error::invalid("/", rejection.body_text())
+            }
+        })?;
+        Ok(ApiJson(parse_json(&bytes)?))
+    }
+}
+
+/// The configured body limit, so 413 problems can say what it is.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        let value = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." { "query".to_owned() } else { field };
+            Error::invalid(field, format!("invalid query parameter: {}", e.into_inner()))
+        })?;
+        Ok(ApiQuery(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        let deep = "[".repeat(65) + &"]".repeat(65);
+        assert!(json_depth_exceeds(deep.as_bytes(), 64));
+        let shallow = "[".repeat(64) + &"]".repeat(64);
+        assert!(!json_depth_exceeds(shallow.as_bytes(), 64));
+        let in_string = format!("{{\"a\": \"{}\\\"\"}}", "[".repeat(100));
+        assert!(!json_depth_exceeds(in_string.as_bytes(), 64));
+    }
+}

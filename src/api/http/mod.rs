@@ -1,0 +1,60 @@
+//! REST transport: parses requests, calls the core, converts the result. No business rules.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::core::service::ConfigService;
+
+pub mod audit;
+pub mod configs;
+pub mod drift;
+pub mod effective;
+pub mod error;
+pub mod extract;
+pub mod ops;
+pub mod schema;
+pub mod watch;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<ConfigService>,
+    pub shutdown: CancellationToken,
+    pub metrics: PrometheusHandle,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+pub fn router(state: AppState, limits: &HttpLimits) -> Router {
+    Router::new()
+        .merge(configs::router())
+        .merge(schema::router())
+        .merge(effective::router())
+        .merge(audit::router())
+        .merge(drift::router())
+        .merge(watch::router())
+        .merge(ops::router())
+        .fallback(ops::not_found)
+        .layer(axum::Extension(extract::BodyLimit(limits.max_body_bytes)))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(ops::track))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,108 @@
+//! Probes and Prometheus metrics.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::core::error::Error;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/live", get(live))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+/// The process-wide Prometheus recorder (metrics are global to the process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (e.g. by an embedding program).
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match *method {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
+}
+
+/// Counts requests and their latency by method, route template and status.
+pub async fn track(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = method_label(request.method());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method.to_owned()), ("route", route), ("status", status)];
+    metrics::counter!("summit_http_requests_total", &labels).increment(1);
+    metrics::histogram!("summit_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let store = state.service.ready().await;
+    let status = if store.is_ok() { "ok" } else { "degraded" };
+    let code = if store.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let revision = state.service.latest_revision().await.ok();
+    (code, Json(json!({"status": status, "store": store.is_ok(), "revision": revision, "version": env!("CARGO_PKG_VERSION")}))).into_response()
+}
+
+async fn live() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.shutdown.is_cancelled() {
+        return ApiError(Error::Unavailable { reason: "shutting down".into() }).into_response();
+    }
+    match state.service.ready().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(error) => ApiError(error).into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    if let Ok(revision) = state.service.latest_revision().await {
+        metrics::gauge!("summit_revision").set(revision as f64);
+    }
+    let body = state.metrics.render();
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError(Error::not_found("route", "the requested path"))
+}

@@ -1,0 +1,75 @@
+//! `/api/v1/configs/{id}/schema`: register, read, and check a candidate against it.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::AppState;
+use super::configs::config_id;
+use super::error::Result;
+use super::extract::ApiJson;
+use crate::core::model::{AbTest, Canary, ConfigDocument, Metadata};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/configs/{id}/schema", put(put_schema).get(get_schema))
+        .route("/api/v1/configs/{id}/schema/validate", post(validate))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PutSchemaBody {
+    schema: Value,
+    metadata: Metadata,
+}
+
+#[tracing::instrument(skip_all, fields(config_id = %id))]
+async fn put_schema(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PutSchemaBody>,
+) -> Result<Response> {
+    let id = config_id(&id)?;
+    let schema = state.service.put_schema(&id, body.schema, body.metadata).await?;
+    Ok((StatusCode::CREATED, Json(schema)).into_response())
+}
+
+async fn get_schema(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    let schema = state.service.schema(&config_id(&id)?).await?;
+    Ok(Json(schema).into_response())
+}
+
+/// A candidate: the same fields as a config write, without metadata.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CandidateBody {
+    config: Value,
+    #[serde(default)]
+    overrides: BTreeMap<String, Value>,
+    #[serde(default)]
+    canary: Option<Canary>,
+    #[serde(default)]
+    ab_test: Option<AbTest>,
+}
+
+async fn validate(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CandidateBody>,
+) -> Result<Response> {
+    let id = config_id(&id)?;
+    let doc = ConfigDocument {
+        config: body.config,
+        overrides: body.overrides,
+        canary: body.canary,
+        ab_test: body.ab_test,
+    };
+    let report = state.service.validate(&id, &doc).await?;
+    Ok(Json(report).into_response())
+}

@@ -1,0 +1,87 @@
+//! `GET /api/v1/watch`: change events as Server-Sent Events, resumable with `Last-Event-ID`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures::StreamExt;
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::{ApiError, Result};
+use super::extract::ApiQuery;
+use crate::core::error::Error;
+use crate::core::ids::{ConfigId, Environment};
+use crate::core::watch::WatchFilter;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/watch", get(watch))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WatchParams {
+    /// One id or a comma-separated list.
+    config_id: Option<String>,
+    prefix: Option<String>,
+    /// Accepted for symmetry with gRPC; every config change may affect every environment.
+    environment: Option<String>,
+    from_revision: Option<u64>,
+}
+
+async fn watch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<WatchParams>,
+) -> Result<Response> {
+    let config_ids = params
+        .config_id
+        .as_deref()
+        .map(|ids| {
+            ids.split(',')
+                .map(|id| ConfigId::parse(id.trim()).map(String::from))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    if let Some(env) = params.environment.as_deref() {
+        Environment::parse(env)?;
+    }
+    let last_event_id = match headers.get("last-event-id") {
+        Some(raw) => Some(
+            raw.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| ApiError(Error::invalid("Last-Event-ID", "Last-Event-ID must be a revision number")))?,
+        ),
+        None => None,
+    };
+    // A reconnecting client's Last-Event-ID is newer than the fromRevision it first used.
+    let from = last_event_id.or(params.from_revision);
+    let filter = WatchFilter {
+        config_ids,
+        prefix: params.prefix,
+    };
+    let events = state.service.watch(filter, from).map(|item| {
+        let event = match item {
+            Ok(change) => Event::default()
+                .id(change.revision.to_string())
+                .json_data(&change)
+                .unwrap_or_else(|_| Event::default().comment("unserializable event")),
+            Err(error) => Event::default()
+                .event("error")
+                .data(format!("{{\"code\":\"{}\"}}", error.code().as_str())),
+        };
+        Ok::<_, Infallible>(event)
+    });
+    let shutdown = state.shutdown.clone().cancelled_owned();
+    let stream = events.take_until(shutdown);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}

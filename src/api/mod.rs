@@ -1,0 +1,3 @@
+//! Transports over the core.
+
+pub mod http;

@@ -1,0 +1,94 @@
+//! Builds the store, the core and the listeners; the port is known once `build` returns.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::http::{self, AppState, HttpLimits};
+use crate::core::secrets::SecretResolver;
+use crate::core::service::{ConfigService, ServiceSettings};
+use crate::settings::Settings;
+use crate::store::{CachedStore, MemoryStore, SqliteStore, Store};
+
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    service: Arc<ConfigService>,
+    shutdown: CancellationToken,
+}
+
+/// Opens the backend named by the database URL, behind the read cache.
+pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let inner: Arc<dyn Store> = if database_url.starts_with("sqlite:") {
+        Arc::new(SqliteStore::open(database_url).await.with_context(|| "opening the SQLite store")?)
+    } else if database_url == "memory://" {
+        Arc::new(MemoryStore::new())
+    } else {
+        anyhow::bail!("unsupported database URL scheme (use sqlite://PATH or memory://)");
+    };
+    let cached = CachedStore::load(inner).await.context("loading the read cache")?;
+    tracing::info!(configs = cached.cached_configs(), "read cache loaded");
+    Ok(Arc::new(cached))
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        let store = open_store(&settings.database_url).await?;
+        let service = Arc::new(ConfigService::new(
+            store,
+            SecretResolver::default(),
+            ServiceSettings {
+                stale_after: chrono::Duration::seconds(settings.stale_after_secs as i64),
+                watch_buffer: settings.watch_buffer,
+            },
+        ));
+        let shutdown = CancellationToken::new();
+        let state = AppState {
+            service: service.clone(),
+            shutdown: shutdown.clone(),
+            metrics: http::ops::metrics_handle(),
+        };
+        let limits = HttpLimits {
+            max_body_bytes: settings.max_body_bytes,
+            request_timeout: Duration::from_secs(settings.request_timeout_secs),
+        };
+        let listener = TcpListener::bind(settings.http_addr)
+            .await
+            .with_context(|| format!("binding the REST listener on {}", settings.http_addr))?;
+        Ok(App {
+            listener,
+            router: http::router(state, &limits),
+            service,
+            shutdown,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn service(&self) -> Arc<ConfigService> {
+        self.service.clone()
+    }
+
+    /// Cancelling this token stops the server gracefully: in-flight requests finish, watch
+    /// streams end.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(http = %self.http_addr(), "summit-config listening");
+        let shutdown = self.shutdown.clone();
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("serving REST")?;
+        tracing::info!("summit-config stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! Applied state and drift: is each instance running a currently valid view of its config?
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::effective::{layers_of, valid_checksums};
+use super::model::{AppliedState, ConfigVersion};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftStatus {
+    InSync,
+    Drifted,
+    Stale,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceDrift {
+    pub instance_id: String,
+    pub environment: String,
+    pub version: u64,
+    pub checksum: String,
+    pub reported_at: DateTime<Utc>,
+    pub status: DriftStatus,
+    /// Checksum of the control view for the instance's environment.
+    pub expected_checksum: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftSummary {
+    pub in_sync: usize,
+    pub drifted: usize,
+    pub stale: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigDrift {
+    pub config_id: String,
+    pub version: u64,
+    pub summary: DriftSummary,
+    pub instances: Vec<InstanceDrift>,
+}
+
+pub fn assess(
+    current: &ConfigVersion,
+    reports: Vec<AppliedState>,
+    stale_after: Duration,
+    now: DateTime<Utc>,
+) -> ConfigDrift {
+    let mut summary = DriftSummary::default();
+    let instances = reports
+        .into_iter()
+        .map(|report| {
+            let valid = valid_checksums(current, &report.environment, now);
+            let status = if now - report.reported_at > stale_after {
+                summary.stale += 1;
+                DriftStatus::Stale
+            } else if valid.contains(&report.checksum.as_str()) {
+                summary.in_sync += 1;
+                DriftStatus::InSync
+            } else {
+                summary.drifted += 1;
+                DriftStatus::Drifted
+            };
+            let expected_checksum = layers_of(current)
+                .for_env(Some(&report.environment))
+                .control
+                .checksum
+                .clone();
+            InstanceDrift {
+                instance_id: report.instance_id,
+                environment: report.environment,
+                version: report.version,
+                checksum: report.checksum,
+                reported_at: report.reported_at,
+                status,
+                expected_checksum,
+            }
+        })
+        .collect();
+    ConfigDrift {
+        config_id: current.config_id.to_string(),
+        version: current.version,
+        summary,
+        instances,
+    }
+}

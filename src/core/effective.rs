@@ -1,0 +1,400 @@
+//! Effective configuration: base ⊕ override[env] ⊕ canary patch ⊕ variant patch.
+//!
+//! Every view a version can produce is rendered once (canonical JSON + checksum) so a read is a
+//! lookup plus a bucket computation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::checksum::{canonical_bytes, checksum_of_bytes};
+use super::error::Result;
+use super::merge::merged;
+use super::model::{Canary, ConfigDocument, ConfigVersion};
+use super::rollout::{BasisPoints, ab_namespace, bucket, bucket_from_value, canary_namespace, choose_variant};
+
+/// How the caller identifies itself for canary and A/B assignment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AssignmentInput {
+    None,
+    Key(String),
+    /// In [0, 1): stands for `bucket / 2^64` in every namespace.
+    Value(f64),
+}
+
+impl AssignmentInput {
+    fn bucket(&self, namespace: impl FnOnce() -> String) -> Result<Option<u64>> {
+        match self {
+            AssignmentInput::None => Ok(None),
+            AssignmentInput::Key(key) => Ok(Some(bucket(&namespace(), key))),
+            AssignmentInput::Value(value) => bucket_from_value(*value).map(Some),
+        }
+    }
+}
+
+/// Which layers applied to a caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    pub canary: bool,
+    pub variant: Option<String>,
+}
+
+/// One effective config, ready to send.
+#[derive(Debug)]
+pub struct Rendered {
+    pub value: Value,
+    /// Canonical (RFC 8785) JSON text of `value`.
+    pub json: Box<RawValue>,
+    pub checksum: String,
+}
+
+impl Rendered {
+    fn new(value: Value) -> Arc<Self> {
+        let canonical = canonical_bytes(&value);
+        let checksum = checksum_of_bytes(&canonical);
+        let text = String::from_utf8(canonical).expect("canonical JSON is UTF-8");
+        let json = RawValue::from_string(text).expect("canonical JSON is valid JSON");
+        Arc::new(Rendered { value, json, checksum })
+    }
+}
+
+/// The views of one environment: control, canary, and each variant with and without the canary.
+#[derive(Debug)]
+pub struct EnvLayers {
+    pub control: Arc<Rendered>,
+    pub canary: Option<Arc<Rendered>>,
+    pub variants: Vec<Arc<Rendered>>,
+    pub canary_variants: Vec<Arc<Rendered>>,
+}
+
+/// Every view of one version, by environment.
+#[derive(Debug)]
+pub struct EffectiveLayers {
+    by_env: HashMap<String, EnvLayers>,
+    /// Environments with no layer of their own (and requests without an environment).
+    default: EnvLayers,
+}
+
+/// One raw (unrendered) view with the scope it belongs to, for validation.
+pub struct LayerValue {
+    pub scope: Option<String>,
+    pub value: Value,
+}
+
+struct EnvValues {
+    control: Value,
+    canary: Option<Value>,
+    variants: Vec<Value>,
+    canary_variants: Vec<Value>,
+}
+
+fn env_values(doc: &ConfigDocument, env: Option<&str>) -> EnvValues {
+    let control = match env.and_then(|e| doc.overrides.get(e)) {
+        Some(patch) => merged(&doc.config, patch),
+        None => doc.config.clone(),
+    };
+    let canary = doc
+        .canary
+        .as_ref()
+        .filter(|c| Some(c.environment.as_str()) == env)
+        .map(|c| merged(&control, &c.config));
+    let test = doc
+        .ab_test
+        .as_ref()
+        .filter(|t| t.environment.is_none() || t.environment.as_deref() == env);
+    let patch_all = |base: &Value| -> Vec<Value> {
+        test.map(|t| t.variants.iter().map(|v| merged(base, &v.config)).collect())
+            .unwrap_or_default()
+    };
+    let variants = patch_all(&control);
+    let canary_variants = canary.as_ref().map(patch_all).unwrap_or_default();
+    EnvValues {
+        control,
+        canary,
+        variants,
+        canary_variants,
+    }
+}
+
+/// Environments that have a layer of their own in this document.
+fn layered_environments(doc: &ConfigDocument) -> Vec<String> {
+    let mut envs: Vec<String> = doc.overrides.keys().cloned().collect();
+    envs.extend(doc.canary.as_ref().map(|c| c.environment.clone()));
+    envs.extend(doc.ab_test.as_ref().and_then(|t| t.environment.clone()));
+    envs.sort();
+    envs.dedup();
+    envs
+}
+
+/// Every view of a document with a human-readable scope, for schema validation.
+pub fn all_layer_values(doc: &ConfigDocument) -> Vec<LayerValue> {
+    let variant_names: Vec<&str> = doc
+        .ab_test
+        .as_ref()
+        .map(|t| t.variants.iter().map(|v| v.name.as_str()).collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    let mut push_env = |env: Option<&str>, values: EnvValues| {
+        let base_scope = env.map(|e| format!("environment={e}"));
+        let join = |extra: String| match &base_scope {
+            Some(s) => format!("{s},{extra}"),
+            None => extra,
+        };
+        out.push(LayerValue {
+            scope: base_scope.clone(),
+            value: values.control,
+        });
+        if let Some(canary) = values.canary {
+            out.push(LayerValue {
+                scope: Some(join("canary".into())),
+                value: canary,
+            });
+        }
+        for (name, value) in variant_names.iter().zip(values.variants) {
+            out.push(LayerValue {
+                scope: Some(join(format!("variant={name}"))),
+                value,
+            });
+        }
+        for (name, value) in variant_names.iter().zip(values.canary_variants) {
+            out.push(LayerValue {
+                scope: Some(join(format!("canary,variant={name}"))),
+                value,
+            });
+        }
+    };
+    push_env(None, env_values(doc, None));
+    for env in layered_environments(doc) {
+        push_env(Some(&env), env_values(doc, Some(&env)));
+    }
+    out
+}
+
+fn render(values: EnvValues) -> EnvLayers {
+    EnvLayers {
+        control: Rendered::new(values.control),
+        canary: values.canary.map(Rendered::new),
+        variants: values.variants.into_iter().map(Rendered::new).collect(),
+        canary_variants: values.canary_variants.into_iter().map(Rendered::new).collect(),
+    }
+}
+
+impl EffectiveLayers {
+    pub fn compile(doc: &ConfigDocument) -> Self {
+        let by_env = layered_environments(doc)
+            .into_iter()
+            .map(|env| {
+                let layers = render(env_values(doc, Some(&env)));
+                (env, layers)
+            })
+            .collect();
+        EffectiveLayers {
+            by_env,
+            default: render(env_values(doc, None)),
+        }
+    }
+
+    pub fn for_env(&self, env: Option<&str>) -> &EnvLayers {
+        env.and_then(|e| self.by_env.get(e)).unwrap_or(&self.default)
+    }
+}
+
+/// The compiled views of a version, rendered on first use.
+pub fn layers_of(version: &ConfigVersion) -> &EffectiveLayers {
+    version
+        .layers
+        .get_or_init(|| Arc::new(EffectiveLayers::compile(&version.document)))
+}
+
+fn canary_active(canary: &Canary, now: DateTime<Utc>) -> bool {
+    canary.start_at <= now && canary.end_at.is_none_or(|end| now < end)
+}
+
+/// Picks the view for a caller, and says which layers applied.
+pub fn select(
+    version: &ConfigVersion,
+    env: Option<&str>,
+    input: &AssignmentInput,
+    now: DateTime<Utc>,
+) -> Result<(Arc<Rendered>, Assignment)> {
+    let doc = &version.document;
+    let id = version.config_id.as_str();
+    let layers = layers_of(version).for_env(env);
+
+    let in_canary = match (&doc.canary, &layers.canary) {
+        (Some(canary), Some(_)) if canary_active(canary, now) => {
+            let share = BasisPoints::from_percent(canary.traffic_percent, "canary.trafficPercent")?;
+            input
+                .bucket(|| canary_namespace(id))?
+                .is_some_and(|b| share.includes(b))
+        }
+        _ => false,
+    };
+    let variant = match (&doc.ab_test, layers.variants.is_empty()) {
+        (Some(test), false) => {
+            let weights: Vec<u64> = test.variants.iter().map(|v| v.weight).collect();
+            input
+                .bucket(|| ab_namespace(id, &test.name))?
+                .and_then(|b| choose_variant(b, &weights))
+        }
+        _ => None,
+    };
+    let rendered = match (in_canary, variant) {
+        (false, None) => &layers.control,
+        (true, None) => layers.canary.as_ref().expect("canary view exists"),
+        (false, Some(i)) => &layers.variants[i],
+        (true, Some(i)) => &layers.canary_variants[i],
+    }
+    .clone();
+    let assignment = Assignment {
+        canary: in_canary,
+        variant: variant.map(|i| doc.ab_test.as_ref().expect("test exists").variants[i].name.clone()),
+    };
+    Ok((rendered, assignment))
+}
+
+/// Checksums of every view currently valid for `env` (control, active canary, variants).
+pub fn valid_checksums<'a>(version: &'a ConfigVersion, env: &str, now: DateTime<Utc>) -> Vec<&'a str> {
+    let layers = layers_of(version).for_env(Some(env));
+    let canary_on = version
+        .document
+        .canary
+        .as_ref()
+        .is_some_and(|c| canary_active(c, now));
+    let mut out = vec![layers.control.checksum.as_str()];
+    out.extend(layers.variants.iter().map(|r| r.checksum.as_str()));
+    if canary_on {
+        out.extend(layers.canary.iter().map(|r| r.checksum.as_str()));
+        out.extend(layers.canary_variants.iter().map(|r| r.checksum.as_str()));
+    }
+    out
+}
+
+/// Environments whose effective views differ between two documents; `*` when the base differs.
+pub fn changed_environments(old: Option<&ConfigDocument>, new: &ConfigDocument) -> Vec<String> {
+    let Some(old) = old else {
+        return vec!["*".into()];
+    };
+    if old.config != new.config {
+        return vec!["*".into()];
+    }
+    let ab_changed = old.ab_test != new.ab_test;
+    let test_env = |doc: &ConfigDocument| doc.ab_test.as_ref().map(|t| t.environment.clone());
+    if ab_changed && (test_env(old) == Some(None) || test_env(new) == Some(None)) {
+        return vec!["*".into()];
+    }
+    let canary_of = |doc: &'_ ConfigDocument, env: &str| {
+        doc.canary.clone().filter(|c| c.environment == env)
+    };
+    let mut envs = layered_environments(old);
+    envs.extend(layered_environments(new));
+    envs.sort();
+    envs.dedup();
+    envs.retain(|env| {
+        let test_here = |doc: &ConfigDocument| test_env(doc) == Some(Some(env.clone()));
+        old.overrides.get(env) != new.overrides.get(env)
+            || canary_of(old, env) != canary_of(new, env)
+            || (ab_changed && (test_here(old) || test_here(new)))
+    });
+    envs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ids::ConfigId;
+    use crate::core::model::{AbTest, AbVariant, Metadata, NewVersion};
+    use serde_json::json;
+
+    fn version(doc: ConfigDocument) -> ConfigVersion {
+        NewVersion {
+            config_id: ConfigId::parse("svc").unwrap(),
+            document: doc,
+            metadata: Metadata {
+                actor: "t".into(),
+                message: None,
+            },
+            checksum: String::new(),
+            created_at: Utc::now(),
+            rollback_of: None,
+        }
+        .numbered(1)
+    }
+
+    fn doc() -> ConfigDocument {
+        ConfigDocument {
+            config: json!({"timeout": 30, "color": "blue"}),
+            overrides: [("production".to_string(), json!({"timeout": 10}))].into(),
+            canary: Some(Canary {
+                environment: "production".into(),
+                traffic_percent: 50.0,
+                config: json!({"timeout": 5}),
+                start_at: Utc::now() - chrono::Duration::hours(1),
+                end_at: None,
+            }),
+            ab_test: Some(AbTest {
+                name: "colors".into(),
+                environment: Some("production".into()),
+                variants: vec![
+                    AbVariant { name: "red".into(), weight: 1, config: json!({"color": "red"}) },
+                    AbVariant { name: "green".into(), weight: 1, config: json!({"color": "green"}) },
+                ],
+            }),
+        }
+    }
+
+    #[test]
+    fn layers_apply_in_order_override_canary_variant() {
+        let v = version(doc());
+        let (r, a) = select(&v, Some("production"), &AssignmentInput::Value(0.1), Utc::now()).unwrap();
+        assert_eq!(r.value, json!({"timeout": 5, "color": "red"}));
+        assert_eq!(a, Assignment { canary: true, variant: Some("red".into()) });
+        let (r, a) = select(&v, Some("production"), &AssignmentInput::Value(0.9), Utc::now()).unwrap();
+        assert_eq!(r.value, json!({"timeout": 10, "color": "green"}));
+        assert!(!a.canary);
+    }
+
+    #[test]
+    fn other_environments_and_anonymous_callers_get_the_control_view() {
+        let v = version(doc());
+        let (r, a) = select(&v, Some("staging"), &AssignmentInput::Value(0.1), Utc::now()).unwrap();
+        assert_eq!(r.value, json!({"timeout": 30, "color": "blue"}));
+        assert_eq!(a, Assignment { canary: false, variant: None });
+        let (r, _) = select(&v, Some("production"), &AssignmentInput::None, Utc::now()).unwrap();
+        assert_eq!(r.value, json!({"timeout": 10, "color": "blue"}));
+    }
+
+    #[test]
+    fn canary_outside_its_window_does_not_apply() {
+        let mut d = doc();
+        d.canary.as_mut().unwrap().start_at = Utc::now() + chrono::Duration::hours(1);
+        let v = version(d);
+        let (_, a) = select(&v, Some("production"), &AssignmentInput::Value(0.0), Utc::now()).unwrap();
+        assert!(!a.canary);
+        assert_eq!(valid_checksums(&v, "production", Utc::now()).len(), 3);
+    }
+
+    #[test]
+    fn every_view_is_enumerated_for_validation() {
+        let scopes: Vec<Option<String>> = all_layer_values(&doc()).into_iter().map(|l| l.scope).collect();
+        assert!(scopes.contains(&None));
+        assert!(scopes.contains(&Some("environment=production,canary".into())));
+        assert!(scopes.contains(&Some("environment=production,canary,variant=green".into())));
+    }
+
+    #[test]
+    fn base_change_touches_every_environment() {
+        let old = doc();
+        let mut new = old.clone();
+        new.config = json!({"timeout": 31});
+        assert_eq!(changed_environments(Some(&old), &new), vec!["*"]);
+        let mut new = old.clone();
+        new.overrides.insert("staging".into(), json!({"x": 1}));
+        assert_eq!(changed_environments(Some(&old), &new), vec!["staging"]);
+    }
+}

@@ -1,0 +1,145 @@
+//! The one error type of the core. Transports map it by `code()`, each in one exhaustive match.
+
+use serde::Serialize;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One field or JSON pointer that failed a check, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Violation {
+    /// JSON pointer into the checked document (RFC 6901), or a parameter name.
+    pub pointer: String,
+    pub message: String,
+    /// Which effective view failed, e.g. `environment=production,canary`; absent for the base.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A field, parameter or body that is malformed or out of range.
+    #[error("{message}")]
+    InvalidInput { field: String, message: String },
+    /// The configuration (or a layer of it) does not satisfy the registered schema.
+    #[error("the configuration does not satisfy the registered schema ({} violation(s))", violations.len())]
+    SchemaViolation { violations: Vec<Violation> },
+    /// The submitted JSON Schema cannot be compiled.
+    #[error("invalid JSON Schema at {pointer}: {message}")]
+    InvalidSchema { pointer: String, message: String },
+    #[error("{resource} '{id}' not found")]
+    NotFound { resource: &'static str, id: String },
+    /// `expectedVersion` / `If-Match` did not match the current version.
+    #[error("version conflict: expected version {expected}, current version is {actual}")]
+    VersionConflict { expected: u64, actual: u64 },
+    /// Another writer changed something this write depended on; retrying is safe.
+    #[error("{message}")]
+    ConcurrentModification { message: String },
+    /// A secret reference could not be resolved. Never carries the secret value.
+    #[error("secret reference at {pointer} could not be resolved by provider '{provider}': {reason}")]
+    SecretUnresolved {
+        pointer: String,
+        provider: String,
+        reason: String,
+    },
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// The store cannot be reached; the operation may succeed later.
+    #[error("the configuration store is unavailable")]
+    Unavailable { reason: String },
+    /// A bug or an unexpected store failure. The detail is logged, never shown to clients.
+    #[error("internal error")]
+    Internal { detail: String },
+}
+
+/// Stable machine-readable codes; part of the public API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidInput,
+    SchemaViolation,
+    InvalidSchema,
+    NotFound,
+    VersionConflict,
+    ConcurrentModification,
+    SecretUnresolved,
+    PayloadTooLarge,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::SchemaViolation => "schema_violation",
+            ErrorCode::InvalidSchema => "invalid_schema",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::VersionConflict => "version_conflict",
+            ErrorCode::ConcurrentModification => "concurrent_modification",
+            ErrorCode::SecretUnresolved => "secret_unresolved",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl Error {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidInput { .. } => ErrorCode::InvalidInput,
+            Error::SchemaViolation { .. } => ErrorCode::SchemaViolation,
+            Error::InvalidSchema { .. } => ErrorCode::InvalidSchema,
+            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::VersionConflict { .. } => ErrorCode::VersionConflict,
+            Error::ConcurrentModification { .. } => ErrorCode::ConcurrentModification,
+            Error::SecretUnresolved { .. } => ErrorCode::SecretUnresolved,
+            Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Error::Unavailable { .. } => ErrorCode::Unavailable,
+            Error::Internal { .. } => ErrorCode::Internal,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(resource: &'static str, id: impl Into<String>) -> Self {
+        Error::NotFound {
+            resource,
+            id: id.into(),
+        }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Error::Internal {
+            detail: detail.to_string(),
+        }
+    }
+
+    /// The field or pointers this error is about, for problem details.
+    pub fn violations(&self) -> Vec<Violation> {
+        match self {
+            Error::InvalidInput { field, message } => vec![Violation {
+                pointer: field.clone(),
+                message: message.clone(),
+                scope: None,
+            }],
+            Error::SchemaViolation { violations } => violations.clone(),
+            Error::InvalidSchema { pointer, message } => vec![Violation {
+                pointer: pointer.clone(),
+                message: message.clone(),
+                scope: None,
+            }],
+            Error::SecretUnresolved { pointer, reason, .. } => vec![Violation {
+                pointer: pointer.clone(),
+                message: reason.clone(),
+                scope: None,
+            }],
+            _ => Vec::new(),
+        }
+    }
+}

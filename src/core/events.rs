@@ -1,0 +1,50 @@
+//! Change events and their in-process fan-out.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// One committed change, numbered by the global revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeEvent {
+    pub revision: u64,
+    /// `config.updated`, `config.deleted`, `schema.updated`, ...
+    pub kind: String,
+    pub config_id: String,
+    pub version: u64,
+    pub checksum: String,
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+pub mod kind {
+    pub const CONFIG_UPDATED: &str = "config.updated";
+    pub const CONFIG_DELETED: &str = "config.deleted";
+    pub const SCHEMA_UPDATED: &str = "schema.updated";
+}
+
+/// Publishes committed changes to in-process subscribers. Lossy by design: a subscriber that
+/// falls behind catches up from the store's change log (see `watch`).
+#[derive(Clone)]
+pub struct ChangeBus {
+    sender: broadcast::Sender<ChangeEvent>,
+}
+
+impl ChangeBus {
+    pub fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        ChangeBus { sender }
+    }
+
+    pub fn publish(&self, event: ChangeEvent) {
+        // No subscribers is not an error.
+        let _ = self.sender.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.sender.subscribe()
+    }
+}

@@ -1,0 +1,126 @@
+//! Validated identifiers: config ids and environment names.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Error, Result};
+
+/// `[a-z0-9][a-z0-9._-]{0,127}`
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ConfigId(String);
+
+/// `[a-z0-9][a-z0-9_-]{0,63}`
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Environment(String);
+
+fn check(value: &str, max_len: usize, extra: &[u8]) -> bool {
+    let bytes = value.as_bytes();
+    let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(b);
+    !bytes.is_empty()
+        && bytes.len() <= max_len
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes.iter().all(allowed)
+}
+
+impl ConfigId {
+    pub fn parse(value: &str) -> Result<Self> {
+        if check(value, 128, b"._-") {
+            Ok(ConfigId(value.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "configId",
+                "config id must match [a-z0-9][a-z0-9._-]{0,127}",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Environment {
+    pub fn parse(value: &str) -> Result<Self> {
+        Self::parse_field(value, "environment")
+    }
+
+    /// Parses, naming `field` (a JSON pointer or parameter) in the error.
+    pub fn parse_field(value: &str, field: &str) -> Result<Self> {
+        if check(value, 64, b"_-") {
+            Ok(Environment(value.to_owned()))
+        } else {
+            Err(Error::invalid(
+                field,
+                "environment name must match [a-z0-9][a-z0-9_-]{0,63}",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ConfigId {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        ConfigId::parse(&value)
+    }
+}
+
+impl TryFrom<String> for Environment {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        Environment::parse(&value)
+    }
+}
+
+impl From<ConfigId> for String {
+    fn from(id: ConfigId) -> String {
+        id.0
+    }
+}
+
+impl From<Environment> for String {
+    fn from(env: Environment) -> String {
+        env.0
+    }
+}
+
+impl fmt::Display for ConfigId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_ids_follow_the_documented_pattern() {
+        for ok in ["a", "0", "payments.api", "a-b_c.d", &"x".repeat(128)] {
+            assert!(ConfigId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "A", "-a", ".a", "a/b", "a b", "é", &"x".repeat(129)] {
+            assert!(ConfigId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn environment_names_follow_the_documented_pattern() {
+        assert!(Environment::parse("production").is_ok());
+        assert!(Environment::parse("eu_west-1").is_ok());
+        assert!(Environment::parse("prod.eu").is_err());
+        assert!(Environment::parse(&"e".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! The transport-free core: model, rules and the services both transports call.
+
+pub mod checksum;
+pub mod drift;
+pub mod effective;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod merge;
+pub mod model;
+pub mod rollout;
+#[cfg(test)]
+mod rollout_vectors;
+pub mod secrets;
+pub mod service;
+pub mod validation;
+pub mod watch;

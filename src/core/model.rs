@@ -1,0 +1,196 @@
+//! The domain model: versions, layers, schemas, audit records, applied state.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::effective::EffectiveLayers;
+use super::ids::ConfigId;
+
+/// Who made a change and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A gradual rollout of a patch to a share of one environment's traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Canary {
+    pub environment: String,
+    /// 0..=100, at most two decimals.
+    pub traffic_percent: f64,
+    /// RFC 7396 merge patch applied on top of the environment's config.
+    pub config: Value,
+    pub start_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AbTest {
+    pub name: String,
+    /// Restricts the test to one environment; absent means every environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    pub variants: Vec<AbVariant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AbVariant {
+    pub name: String,
+    pub weight: u64,
+    /// RFC 7396 merge patch for callers assigned to this variant.
+    pub config: Value,
+}
+
+/// Everything a version says about a config: the base and its layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigDocument {
+    pub config: Value,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ab_test: Option<AbTest>,
+}
+
+/// One immutable version of a config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigVersion {
+    pub config_id: ConfigId,
+    pub version: u64,
+    #[serde(flatten)]
+    pub document: ConfigDocument,
+    pub metadata: Metadata,
+    /// Checksum of the base `config` (see docs/api.md).
+    pub checksum: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<u64>,
+    /// Pre-rendered effective views, computed once per version on first read.
+    #[serde(skip)]
+    pub layers: OnceLock<Arc<EffectiveLayers>>,
+}
+
+/// The newest version of a config and whether the config is deleted.
+#[derive(Debug, Clone)]
+pub struct ConfigHead {
+    pub latest: Arc<ConfigVersion>,
+    pub deleted: bool,
+}
+
+impl ConfigHead {
+    /// The version writes are compared with: 0 when the config does not exist (or was deleted).
+    pub fn live_version(&self) -> u64 {
+        if self.deleted { 0 } else { self.latest.version }
+    }
+}
+
+/// A version before the store numbers it.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub config_id: ConfigId,
+    pub document: ConfigDocument,
+    pub metadata: Metadata,
+    pub checksum: String,
+    pub created_at: DateTime<Utc>,
+    pub rollback_of: Option<u64>,
+}
+
+impl NewVersion {
+    pub fn numbered(self, version: u64) -> ConfigVersion {
+        ConfigVersion {
+            config_id: self.config_id,
+            version,
+            document: self.document,
+            metadata: self.metadata,
+            checksum: self.checksum,
+            created_at: self.created_at,
+            rollback_of: self.rollback_of,
+            layers: OnceLock::new(),
+        }
+    }
+}
+
+/// One registered JSON Schema of a config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaVersion {
+    pub config_id: ConfigId,
+    pub version: u64,
+    pub schema: Value,
+    pub checksum: String,
+    pub metadata: Metadata,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a list of configs shows per config.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigSummary {
+    pub config_id: ConfigId,
+    pub version: u64,
+    pub checksum: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An instance's report of the config it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedState {
+    pub config_id: ConfigId,
+    pub environment: String,
+    pub instance_id: String,
+    pub version: u64,
+    pub checksum: String,
+    pub reported_at: DateTime<Utc>,
+}
+
+/// One append-only audit record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    pub id: u64,
+    pub revision: u64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub config_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Environments whose effective config the change touched; `*` when the base changed.
+    #[serde(default)]
+    pub environments: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// An audit record before the store gives it an id and revision.
+#[derive(Debug, Clone)]
+pub struct AuditDraft {
+    pub actor: String,
+    pub action: &'static str,
+    pub environments: Vec<String>,
+    pub message: Option<String>,
+}
+
+/// Cursor-paginated list: `nextCursor` is passed back as `cursor` for the next page.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<u64>,
+}

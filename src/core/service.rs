@@ -1,0 +1,516 @@
+//! `ConfigService`: the operations both transports call. No HTTP, gRPC or SQL types here.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::checksum::checksum;
+use super::drift::{ConfigDrift, DriftSummary, assess};
+use super::effective::{Assignment, AssignmentInput, Rendered, changed_environments, layers_of, select};
+use super::error::{Error, Result, Violation};
+use super::events::{ChangeBus, ChangeEvent};
+use super::ids::{ConfigId, Environment};
+use super::merge::diff;
+use super::model::{
+    AppliedState, AuditDraft, AuditRecord, ConfigDocument, ConfigSummary, ConfigVersion, Metadata,
+    NewVersion, Page, SchemaVersion,
+};
+use super::secrets::SecretResolver;
+use super::validation::{CompiledSchema, check_document, check_metadata};
+use super::watch::{WatchFilter, WatchStream, watch};
+use crate::store::{AuditQuery, DeleteWrite, SchemaWrite, Store, VersionWrite};
+
+const WRITE_LOCK_SHARDS: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// An instance that has not reported for this long is `stale`.
+    pub stale_after: Duration,
+    /// Events buffered per watcher before it is caught up from the change log instead.
+    pub watch_buffer: usize,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            stale_after: Duration::minutes(5),
+            watch_buffer: 256,
+        }
+    }
+}
+
+/// What a read of the effective config returns.
+#[derive(Debug, Clone)]
+pub struct EffectiveConfig {
+    pub config_id: ConfigId,
+    pub version: u64,
+    pub environment: Option<String>,
+    pub assignment: Assignment,
+    pub rendered: Arc<Rendered>,
+    /// The config with secrets resolved, only when asked for.
+    pub resolved: Option<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EffectiveQuery {
+    pub environment: Option<Environment>,
+    pub assignment: AssignmentInput,
+    pub resolve_secrets: bool,
+}
+
+/// An instance's report, as received.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppliedReport {
+    pub environment: String,
+    pub instance_id: String,
+    pub version: u64,
+    pub checksum: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationReport {
+    pub valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<u64>,
+    pub violations: Vec<Violation>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffResult {
+    pub config_id: ConfigId,
+    pub from: u64,
+    pub to: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// RFC 6902 operations turning `from` into `to`.
+    pub patch: Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftReport {
+    pub summary: DriftSummary,
+    pub configs: Vec<ConfigDrift>,
+}
+
+pub struct ConfigService {
+    store: Arc<dyn Store>,
+    bus: ChangeBus,
+    secrets: SecretResolver,
+    write_locks: Vec<tokio::sync::Mutex<()>>,
+    settings: ServiceSettings,
+}
+
+/// Timestamps are kept to the microsecond, the precision every store keeps.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+impl ConfigService {
+    pub fn new(store: Arc<dyn Store>, secrets: SecretResolver, settings: ServiceSettings) -> Self {
+        ConfigService {
+            store,
+            bus: ChangeBus::new(settings.watch_buffer.max(1024)),
+            secrets,
+            write_locks: (0..WRITE_LOCK_SHARDS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Serialises writes to one config within this process.
+    async fn lock(&self, id: &ConfigId) -> tokio::sync::MutexGuard<'_, ()> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut hasher);
+        self.write_locks[(hasher.finish() as usize) % WRITE_LOCK_SHARDS]
+            .lock()
+            .await
+    }
+
+    async fn live_version(&self, id: &ConfigId) -> Result<Arc<ConfigVersion>> {
+        match self.store.head(id).await? {
+            Some(head) if !head.deleted => Ok(head.latest),
+            _ => Err(Error::not_found("config", id.as_str())),
+        }
+    }
+
+    // ---- schemas -------------------------------------------------------------------------
+
+    pub async fn put_schema(&self, id: &ConfigId, schema: Value, metadata: Metadata) -> Result<SchemaVersion> {
+        check_metadata(&metadata)?;
+        let compiled = CompiledSchema::compile(&schema)?;
+        let _guard = self.lock(id).await;
+        let head = self.store.head(id).await?.filter(|h| !h.deleted);
+        if let Some(head) = &head {
+            let violations = compiled.check(&head.latest.document, &self.secrets);
+            if !violations.is_empty() {
+                return Err(Error::SchemaViolation { violations });
+            }
+        }
+        let current = self.store.schema(id).await?;
+        let write = SchemaWrite {
+            config_id: id.clone(),
+            checksum: checksum(&schema),
+            schema: schema.clone(),
+            metadata: metadata.clone(),
+            created_at: now(),
+            expected_schema: current.as_ref().map_or(0, |s| s.version),
+            expected_live: head.as_ref().map_or(0, |h| h.latest.version),
+            audit: AuditDraft {
+                actor: metadata.actor.clone(),
+                action: "schema.put",
+                environments: vec!["*".into()],
+                message: metadata.message.clone(),
+            },
+        };
+        let (checksum, created_at) = (write.checksum.clone(), write.created_at);
+        let committed = self.store.put_schema(write).await?;
+        self.bus.publish(committed.event);
+        Ok(SchemaVersion {
+            config_id: id.clone(),
+            version: committed.version,
+            schema,
+            checksum,
+            metadata,
+            created_at,
+        })
+    }
+
+    pub async fn schema(&self, id: &ConfigId) -> Result<SchemaVersion> {
+        self.store
+            .schema(id)
+            .await?
+            .ok_or_else(|| Error::not_found("schema", id.as_str()))
+    }
+
+    /// Checks a candidate document against the shape rules and the registered schema.
+    pub async fn validate(&self, id: &ConfigId, doc: &ConfigDocument) -> Result<ValidationReport> {
+        let schema = self.store.schema(id).await?;
+        let mut violations = match check_document(doc, &self.secrets) {
+            Ok(()) => Vec::new(),
+            Err(error @ Error::InvalidInput { .. }) => error.violations(),
+            Err(other) => return Err(other),
+        };
+        if violations.is_empty()
+            && let Some(schema) = &schema
+        {
+            violations = CompiledSchema::compile(&schema.schema)?.check(doc, &self.secrets);
+        }
+        Ok(ValidationReport {
+            valid: violations.is_empty(),
+            schema_version: schema.map(|s| s.version),
+            violations,
+        })
+    }
+
+    // ---- versions ------------------------------------------------------------------------
+
+    pub async fn put_config(
+        &self,
+        id: &ConfigId,
+        doc: ConfigDocument,
+        metadata: Metadata,
+        expected: Option<u64>,
+    ) -> Result<ConfigVersion> {
+        self.write_version(id, doc, metadata, expected, None).await
+    }
+
+    pub async fn rollback(
+        &self,
+        id: &ConfigId,
+        target: u64,
+        metadata: Metadata,
+        expected: Option<u64>,
+    ) -> Result<ConfigVersion> {
+        let version = self
+            .store
+            .version(id, target)
+            .await?
+            .ok_or_else(|| Error::not_found("version", format!("{id}@{target}")))?;
+        self.write_version(id, version.document, metadata, expected, Some(target))
+            .await
+    }
+
+    async fn write_version(
+        &self,
+        id: &ConfigId,
+        doc: ConfigDocument,
+        metadata: Metadata,
+        expected: Option<u64>,
+        rollback_of: Option<u64>,
+    ) -> Result<ConfigVersion> {
+        check_metadata(&metadata)?;
+        check_document(&doc, &self.secrets)?;
+        let _guard = self.lock(id).await;
+        let head = self.store.head(id).await?;
+        let live = head.as_ref().map_or(0, |h| h.live_version());
+        if let Some(expected) = expected
+            && expected != live
+        {
+            return Err(Error::VersionConflict {
+                expected,
+                actual: live,
+            });
+        }
+        let schema = self.store.schema(id).await?;
+        if let Some(schema) = &schema {
+            let violations = CompiledSchema::compile(&schema.schema)?.check(&doc, &self.secrets);
+            if !violations.is_empty() {
+                return Err(Error::SchemaViolation { violations });
+            }
+        }
+        let previous = head.as_ref().filter(|h| !h.deleted).map(|h| &h.latest.document);
+        let audit = AuditDraft {
+            actor: metadata.actor.clone(),
+            action: if rollback_of.is_some() { "config.rollback" } else { "config.put" },
+            environments: changed_environments(previous, &doc),
+            message: metadata.message.clone(),
+        };
+        let new_version = NewVersion {
+            config_id: id.clone(),
+            checksum: checksum(&doc.config),
+            document: doc,
+            metadata,
+            created_at: now(),
+            rollback_of,
+        };
+        let committed = self
+            .store
+            .append_version(VersionWrite {
+                version: new_version.clone(),
+                expected_live: live,
+                expected_schema: schema.map_or(0, |s| s.version),
+                audit,
+            })
+            .await?;
+        self.bus.publish(committed.event);
+        Ok(new_version.numbered(committed.version))
+    }
+
+    pub async fn config(&self, id: &ConfigId) -> Result<Arc<ConfigVersion>> {
+        self.live_version(id).await
+    }
+
+    pub async fn list_configs(&self, prefix: Option<&str>) -> Result<Vec<ConfigSummary>> {
+        Ok(self
+            .store
+            .heads()
+            .await?
+            .into_iter()
+            .filter(|h| !h.deleted)
+            .filter(|h| prefix.is_none_or(|p| h.latest.config_id.as_str().starts_with(p)))
+            .map(|h| ConfigSummary {
+                config_id: h.latest.config_id.clone(),
+                version: h.latest.version,
+                checksum: h.latest.checksum.clone(),
+                updated_at: h.latest.created_at,
+            })
+            .collect())
+    }
+
+    pub async fn delete_config(&self, id: &ConfigId, metadata: Metadata, expected: Option<u64>) -> Result<u64> {
+        check_metadata(&metadata)?;
+        let _guard = self.lock(id).await;
+        let live = self.live_version(id).await?.version;
+        if let Some(expected) = expected
+            && expected != live
+        {
+            return Err(Error::VersionConflict { expected, actual: live });
+        }
+        let committed = self
+            .store
+            .delete_config(DeleteWrite {
+                config_id: id.clone(),
+                expected_live: live,
+                audit: AuditDraft {
+                    actor: metadata.actor,
+                    action: "config.delete",
+                    environments: vec!["*".into()],
+                    message: metadata.message,
+                },
+                at: now(),
+            })
+            .await?;
+        self.bus.publish(committed.event);
+        Ok(committed.version)
+    }
+
+    pub async fn versions(&self, id: &ConfigId, cursor: Option<u64>, limit: u32) -> Result<Page<ConfigVersion>> {
+        if self.store.head(id).await?.is_none() {
+            return Err(Error::not_found("config", id.as_str()));
+        }
+        let items = self.store.versions(id, cursor, limit).await?;
+        let next_cursor = (items.len() == limit as usize)
+            .then(|| items.last().map(|v| v.version))
+            .flatten()
+            .filter(|v| *v > 1);
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn version(&self, id: &ConfigId, version: u64) -> Result<ConfigVersion> {
+        self.store
+            .version(id, version)
+            .await?
+            .ok_or_else(|| Error::not_found("version", format!("{id}@{version}")))
+    }
+
+    /// RFC 6902 patch from one version to another: of the whole document, or of the control
+    /// view of one environment.
+    pub async fn diff(&self, id: &ConfigId, from: u64, to: u64, environment: Option<&Environment>) -> Result<DiffResult> {
+        let (old, new) = (self.version(id, from).await?, self.version(id, to).await?);
+        let patch = match environment {
+            Some(env) => {
+                let view = |v: &ConfigVersion| layers_of(v).for_env(Some(env.as_str())).control.value.clone();
+                diff(&view(&old), &view(&new))
+            }
+            None => {
+                let doc = |v: &ConfigVersion| serde_json::to_value(&v.document).map_err(Error::internal);
+                diff(&doc(&old)?, &doc(&new)?)
+            }
+        };
+        Ok(DiffResult {
+            config_id: id.clone(),
+            from,
+            to,
+            environment: environment.map(|e| e.to_string()),
+            patch,
+        })
+    }
+
+    // ---- reads ---------------------------------------------------------------------------
+
+    /// The effective config for an environment and a caller, answered from the read cache.
+    pub async fn effective(&self, id: &ConfigId, query: &EffectiveQuery) -> Result<EffectiveConfig> {
+        let version = self.live_version(id).await?;
+        let env = query.environment.as_ref().map(Environment::as_str);
+        let (rendered, assignment) = select(&version, env, &query.assignment, Utc::now())?;
+        let resolved = if query.resolve_secrets {
+            Some(self.secrets.resolve_tree(&rendered.value)?)
+        } else {
+            None
+        };
+        Ok(EffectiveConfig {
+            config_id: id.clone(),
+            version: version.version,
+            environment: env.map(str::to_owned),
+            assignment,
+            rendered,
+            resolved,
+        })
+    }
+
+    // ---- audit, applied state, drift -----------------------------------------------------
+
+    pub async fn audit(&self, id: Option<&ConfigId>, cursor: Option<u64>, limit: u32) -> Result<Page<AuditRecord>> {
+        let items = self
+            .store
+            .audit(AuditQuery {
+                config_id: id.cloned(),
+                before: cursor,
+                limit,
+            })
+            .await?;
+        let next_cursor = (items.len() == limit as usize)
+            .then(|| items.last().map(|r| r.id))
+            .flatten();
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn record_applied(&self, id: &ConfigId, report: AppliedReport) -> Result<ConfigDrift> {
+        Environment::parse_field(&report.environment, "/environment")?;
+        if report.instance_id.is_empty()
+            || report.instance_id.len() > 256
+            || report.instance_id.chars().any(char::is_control)
+        {
+            return Err(Error::invalid("/instanceId", "instanceId must be 1 to 256 printable characters"));
+        }
+        let is_hex = report.checksum.len() == 64
+            && report.checksum.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !is_hex {
+            return Err(Error::invalid("/checksum", "checksum must be 64 lowercase hex digits"));
+        }
+        if report.version == 0 {
+            return Err(Error::invalid("/version", "version must be at least 1"));
+        }
+        let current = self.live_version(id).await?;
+        let state = AppliedState {
+            config_id: id.clone(),
+            environment: report.environment,
+            instance_id: report.instance_id,
+            version: report.version,
+            checksum: report.checksum,
+            reported_at: now(),
+        };
+        self.store.record_applied(state.clone()).await?;
+        Ok(assess(&current, vec![state], self.settings.stale_after, Utc::now()))
+    }
+
+    pub async fn drift(&self, id: &ConfigId, environment: Option<&Environment>) -> Result<ConfigDrift> {
+        let current = self.live_version(id).await?;
+        let reports = self
+            .store
+            .applied(Some(id))
+            .await?
+            .into_iter()
+            .filter(|r| environment.is_none_or(|e| r.environment == e.as_str()))
+            .collect();
+        Ok(assess(&current, reports, self.settings.stale_after, Utc::now()))
+    }
+
+    pub async fn drift_report(&self) -> Result<DriftReport> {
+        let mut by_config: BTreeMap<ConfigId, Vec<AppliedState>> = BTreeMap::new();
+        for report in self.store.applied(None).await? {
+            by_config.entry(report.config_id.clone()).or_default().push(report);
+        }
+        let mut summary = DriftSummary::default();
+        let mut configs = Vec::new();
+        for (id, reports) in by_config {
+            let Some(head) = self.store.head(&id).await?.filter(|h| !h.deleted) else {
+                continue;
+            };
+            let drift = assess(&head.latest, reports, self.settings.stale_after, Utc::now());
+            summary.in_sync += drift.summary.in_sync;
+            summary.drifted += drift.summary.drifted;
+            summary.stale += drift.summary.stale;
+            configs.push(drift);
+        }
+        Ok(DriftReport { summary, configs })
+    }
+
+    // ---- change events -------------------------------------------------------------------
+
+    /// Change events matching `filter`, from `from_revision` (exclusive) or from now on;
+    /// gap-free and duplicate-free, backed by the store's change log.
+    pub fn watch(&self, filter: WatchFilter, from_revision: Option<u64>) -> WatchStream {
+        watch(
+            self.store.clone(),
+            &self.bus,
+            filter,
+            from_revision,
+            self.settings.watch_buffer,
+        )
+    }
+
+    pub async fn latest_revision(&self) -> Result<u64> {
+        self.store.latest_revision().await
+    }
+
+    /// Publishes an event committed elsewhere (e.g. by another replica) to local watchers.
+    pub fn publish(&self, event: ChangeEvent) {
+        self.bus.publish(event);
+    }
+
+    pub async fn ready(&self) -> Result<()> {
+        self.store.ping().await
+    }
+}

@@ -1,0 +1,210 @@
+//! Checks a write must pass before it is stored: document shape, secret references, JSON Schema.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::effective::all_layer_values;
+use super::error::{Error, Result, Violation};
+use super::ids::Environment;
+use super::model::{ConfigDocument, Metadata};
+use super::rollout::BasisPoints;
+use super::secrets::{SecretResolver, reference_pointers};
+
+const MAX_ACTOR: usize = 256;
+const MAX_MESSAGE: usize = 4096;
+const MAX_NAME: usize = 128;
+
+pub fn check_metadata(metadata: &Metadata) -> Result<()> {
+    let actor = metadata.actor.trim();
+    if actor.is_empty() || metadata.actor.len() > MAX_ACTOR {
+        return Err(Error::invalid(
+            "/metadata/actor",
+            format!("actor must be 1 to {MAX_ACTOR} characters"),
+        ));
+    }
+    if metadata.message.as_ref().is_some_and(|m| m.len() > MAX_MESSAGE) {
+        return Err(Error::invalid(
+            "/metadata/message",
+            format!("message must be at most {MAX_MESSAGE} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn require_object(value: &Value, pointer: &str) -> Result<()> {
+    if value.is_object() {
+        Ok(())
+    } else {
+        Err(Error::invalid(pointer, "must be a JSON object"))
+    }
+}
+
+fn check_name(name: &str, pointer: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            pointer,
+            format!("must be 1 to {MAX_NAME} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Shape rules of DESIGN.md that JSON Schema cannot express. The first failure is returned.
+pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<()> {
+    require_object(&doc.config, "/config")?;
+    reference_pointers(&doc.config, "/config", secrets)?;
+    for (env, patch) in &doc.overrides {
+        let pointer = format!("/overrides/{env}");
+        Environment::parse_field(env, &pointer)?;
+        require_object(patch, &pointer)?;
+        reference_pointers(patch, &pointer, secrets)?;
+    }
+    if let Some(canary) = &doc.canary {
+        Environment::parse_field(&canary.environment, "/canary/environment")?;
+        BasisPoints::from_percent(canary.traffic_percent, "/canary/trafficPercent")?;
+        require_object(&canary.config, "/canary/config")?;
+        reference_pointers(&canary.config, "/canary/config", secrets)?;
+        if canary.end_at.is_some_and(|end| end <= canary.start_at) {
+            return Err(Error::invalid("/canary/endAt", "endAt must be after startAt"));
+        }
+    }
+    if let Some(test) = &doc.ab_test {
+        check_name(&test.name, "/abTest/name")?;
+        if let Some(env) = &test.environment {
+            Environment::parse_field(env, "/abTest/environment")?;
+        }
+        if test.variants.is_empty() {
+            return Err(Error::invalid("/abTest/variants", "at least one variant is required"));
+        }
+        let mut names = HashSet::new();
+        for (i, variant) in test.variants.iter().enumerate() {
+            let pointer = format!("/abTest/variants/{i}");
+            check_name(&variant.name, &format!("{pointer}/name"))?;
+            if !names.insert(variant.name.as_str()) {
+                return Err(Error::invalid(format!("{pointer}/name"), "variant names must be unique"));
+            }
+            if variant.weight == 0 || variant.weight > u64::from(u32::MAX) {
+                return Err(Error::invalid(
+                    format!("{pointer}/weight"),
+                    "weight must be an integer between 1 and 4294967295",
+                ));
+            }
+            require_object(&variant.config, &format!("{pointer}/config"))?;
+            reference_pointers(&variant.config, &format!("{pointer}/config"), secrets)?;
+        }
+    }
+    Ok(())
+}
+
+/// A compiled JSON Schema.
+pub struct CompiledSchema {
+    validator: jsonschema::Validator,
+}
+
+impl CompiledSchema {
+    pub fn compile(schema: &Value) -> Result<Self> {
+        if !schema.is_object() && !schema.is_boolean() {
+            return Err(Error::InvalidSchema {
+                pointer: "/schema".into(),
+                message: "a JSON Schema must be an object or a boolean".into(),
+            });
+        }
+        let validator = jsonschema::validator_for(schema).map_err(|e| Error::InvalidSchema {
+            pointer: format!("/schema{}", e.instance_path().as_str()),
+            message: e.masked().to_string(),
+        })?;
+        Ok(CompiledSchema { validator })
+    }
+
+    /// Violations of one value; errors at or below a secret reference are not reported,
+    /// since the reference stands for a value the schema cannot see.
+    fn violations(&self, value: &Value, scope: Option<&str>, secrets: &SecretResolver) -> Vec<Violation> {
+        let secret_pointers = reference_pointers(value, "", secrets).unwrap_or_default();
+        self.validator
+            .iter_errors(value)
+            .filter_map(|error| {
+                let pointer = error.instance_path().as_str().to_owned();
+                let under_secret = secret_pointers
+                    .iter()
+                    .any(|s| pointer == *s || pointer.starts_with(&format!("{s}/")));
+                (!under_secret).then(|| Violation {
+                    pointer: if pointer.is_empty() { "/".into() } else { pointer },
+                    message: error.masked().to_string(),
+                    scope: scope.map(str::to_owned),
+                })
+            })
+            .collect()
+    }
+
+    /// Every violation across every view of the document (base, environments, canary, variants).
+    pub fn check(&self, doc: &ConfigDocument, secrets: &SecretResolver) -> Vec<Violation> {
+        let mut seen = HashSet::new();
+        all_layer_values(doc)
+            .iter()
+            .flat_map(|layer| self.violations(&layer.value, layer.scope.as_deref(), secrets))
+            // The same failure in several views is reported once, with its first scope.
+            .filter(|v| seen.insert((v.pointer.clone(), v.message.clone())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(value: Value) -> ConfigDocument {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn schema_violations_name_pointer_and_scope() {
+        let schema = CompiledSchema::compile(&json!({
+            "type": "object",
+            "properties": {"timeout": {"type": "integer", "maximum": 60}},
+            "required": ["timeout"]
+        }))
+        .unwrap();
+        let d = doc(json!({"config": {"timeout": 30}, "overrides": {"production": {"timeout": 90}}}));
+        let violations = schema.check(&d, &SecretResolver::default());
+        assert_eq!(violations.len(), 1);
+        assert_eq!(violations[0].pointer, "/timeout");
+        assert_eq!(violations[0].scope.as_deref(), Some("environment=production"));
+    }
+
+    #[test]
+    fn secret_references_are_not_checked_against_the_schema() {
+        let schema = CompiledSchema::compile(&json!({
+            "type": "object",
+            "properties": {"password": {"type": "string"}}
+        }))
+        .unwrap();
+        let d = doc(json!({"config": {"password": {"$secret": "env:DB_PASSWORD"}}}));
+        assert!(schema.check(&d, &SecretResolver::default()).is_empty());
+    }
+
+    #[test]
+    fn invalid_schemas_are_refused() {
+        assert!(CompiledSchema::compile(&json!({"type": "no-such-type"})).is_err());
+        assert!(CompiledSchema::compile(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn document_shape_errors_name_the_field() {
+        let secrets = SecretResolver::default();
+        let cases = [
+            (json!({"config": [1]}), "/config"),
+            (json!({"config": {}, "overrides": {"Prod": {}}}), "/overrides/Prod"),
+            (json!({"config": {}, "canary": {"environment": "p", "trafficPercent": 101, "config": {}, "startAt": "2026-01-01T00:00:00Z"}}), "/canary/trafficPercent"),
+            (json!({"config": {}, "abTest": {"name": "t", "variants": [{"name": "a", "weight": 0, "config": {}}]}}), "/abTest/variants/0/weight"),
+            (json!({"config": {}, "abTest": {"name": "t", "variants": []}}), "/abTest/variants"),
+        ];
+        for (value, field) in cases {
+            match check_document(&doc(value), &secrets) {
+                Err(Error::InvalidInput { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("expected error at {field}, got {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Read cache in front of any store: config heads live in memory, so effective-config reads
+//! make no database round trip. Writes go through to the inner store and then update the cache.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+
+use super::{AuditQuery, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite};
+use crate::core::error::Result;
+use crate::core::events::ChangeEvent;
+use crate::core::ids::ConfigId;
+use crate::core::model::{AppliedState, AuditRecord, ConfigHead, ConfigVersion, SchemaVersion};
+
+pub struct CachedStore {
+    inner: Arc<dyn Store>,
+    heads: RwLock<HashMap<ConfigId, ConfigHead>>,
+}
+
+impl CachedStore {
+    /// Wraps `inner`, loading every config head into memory.
+    pub async fn load(inner: Arc<dyn Store>) -> Result<Self> {
+        let heads = inner
+            .heads()
+            .await?
+            .into_iter()
+            .map(|head| (head.latest.config_id.clone(), head))
+            .collect();
+        Ok(CachedStore {
+            inner,
+            heads: RwLock::new(heads),
+        })
+    }
+
+    pub fn cached_configs(&self) -> usize {
+        self.heads.read().len()
+    }
+
+    /// Keeps the newer of the cached and the given head.
+    fn remember(&self, head: ConfigHead) {
+        let mut heads = self.heads.write();
+        let id = head.latest.config_id.clone();
+        match heads.get(&id) {
+            Some(cached) if cached.latest.version > head.latest.version => {}
+            _ => {
+                heads.insert(id, head);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for CachedStore {
+    async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
+        if let Some(head) = self.heads.read().get(id) {
+            return Ok(Some(head.clone()));
+        }
+        let head = self.inner.head(id).await?;
+        if let Some(head) = &head {
+            self.remember(head.clone());
+        }
+        Ok(head)
+    }
+
+    async fn heads(&self) -> Result<Vec<ConfigHead>> {
+        let mut heads: Vec<ConfigHead> = self.heads.read().values().cloned().collect();
+        heads.sort_by(|a, b| a.latest.config_id.cmp(&b.latest.config_id));
+        Ok(heads)
+    }
+
+    async fn version(&self, id: &ConfigId, version: u64) -> Result<Option<ConfigVersion>> {
+        self.inner.version(id, version).await
+    }
+
+    async fn versions(
+        &self,
+        id: &ConfigId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<ConfigVersion>> {
+        self.inner.versions(id, before, limit).await
+    }
+
+    async fn append_version(&self, write: VersionWrite) -> Result<Committed> {
+        let new_version = write.version.clone();
+        let committed = self.inner.append_version(write).await?;
+        self.remember(ConfigHead {
+            latest: Arc::new(new_version.numbered(committed.version)),
+            deleted: false,
+        });
+        Ok(committed)
+    }
+
+    async fn delete_config(&self, write: DeleteWrite) -> Result<Committed> {
+        let id = write.config_id.clone();
+        let committed = self.inner.delete_config(write).await?;
+        if let Some(head) = self.heads.write().get_mut(&id) {
+            head.deleted = true;
+        }
+        Ok(committed)
+    }
+
+    async fn schema(&self, id: &ConfigId) -> Result<Option<SchemaVersion>> {
+        self.inner.schema(id).await
+    }
+
+    async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {
+        self.inner.put_schema(write).await
+    }
+
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
+        self.inner.audit(query).await
+    }
+
+    async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<ChangeEvent>> {
+        self.inner.changes_since(revision, limit).await
+    }
+
+    async fn latest_revision(&self) -> Result<u64> {
+        self.inner.latest_revision().await
+    }
+
+    async fn record_applied(&self, state: AppliedState) -> Result<()> {
+        self.inner.record_applied(state).await
+    }
+
+    async fn applied(&self, id: Option<&ConfigId>) -> Result<Vec<AppliedState>> {
+        self.inner.applied(id).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+}

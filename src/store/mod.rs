@@ -1,0 +1,126 @@
+//! The storage contract. Backends (memory, SQLite) and wrappers (the read cache) implement
+//! the same object-safe trait, and one conformance suite (`tests/store_conformance.rs`) runs
+//! against each.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::core::error::Result;
+use crate::core::events::ChangeEvent;
+use crate::core::ids::ConfigId;
+use crate::core::model::{
+    AppliedState, AuditDraft, AuditRecord, ConfigHead, ConfigVersion, Metadata, NewVersion,
+    SchemaVersion,
+};
+
+pub mod cached;
+pub mod memory;
+pub mod sqlite;
+
+pub use cached::CachedStore;
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+/// Append a version. Fails with `VersionConflict` unless the live version (0 when absent or
+/// deleted) is `expected_live`, and with `ConcurrentModification` unless the current schema
+/// version (0 when none) is `expected_schema`. The version, its audit record and its change
+/// event commit together or not at all.
+#[derive(Debug, Clone)]
+pub struct VersionWrite {
+    pub version: NewVersion,
+    pub expected_live: u64,
+    pub expected_schema: u64,
+    pub audit: AuditDraft,
+}
+
+/// Mark a config deleted (its history stays). Same `expected_live` rule as `VersionWrite`.
+#[derive(Debug, Clone)]
+pub struct DeleteWrite {
+    pub config_id: ConfigId,
+    pub expected_live: u64,
+    pub audit: AuditDraft,
+    pub at: DateTime<Utc>,
+}
+
+/// Register a schema version. Fails with `ConcurrentModification` unless the schema version is
+/// `expected_schema` and the config's live version is `expected_live` (the one validated).
+#[derive(Debug, Clone)]
+pub struct SchemaWrite {
+    pub config_id: ConfigId,
+    pub schema: Value,
+    pub checksum: String,
+    pub metadata: Metadata,
+    pub created_at: DateTime<Utc>,
+    pub expected_schema: u64,
+    pub expected_live: u64,
+    pub audit: AuditDraft,
+}
+
+/// What a committed write produced.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The new config or schema version (for deletes, the last version).
+    pub version: u64,
+    pub event: ChangeEvent,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub config_id: Option<ConfigId>,
+    /// Only records with a smaller id (newest first paging).
+    pub before: Option<u64>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The newest version of a config and whether it is deleted; `None` if it never existed.
+    async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>>;
+    /// Heads of every config that ever existed, ordered by id.
+    async fn heads(&self) -> Result<Vec<ConfigHead>>;
+    async fn version(&self, id: &ConfigId, version: u64) -> Result<Option<ConfigVersion>>;
+    /// Newest first, versions below `before` when given.
+    async fn versions(
+        &self,
+        id: &ConfigId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<ConfigVersion>>;
+    async fn append_version(&self, write: VersionWrite) -> Result<Committed>;
+    async fn delete_config(&self, write: DeleteWrite) -> Result<Committed>;
+    async fn schema(&self, id: &ConfigId) -> Result<Option<SchemaVersion>>;
+    async fn put_schema(&self, write: SchemaWrite) -> Result<Committed>;
+    /// Newest first.
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>>;
+    /// Change events with a revision above `revision`, oldest first.
+    async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<ChangeEvent>>;
+    async fn latest_revision(&self) -> Result<u64>;
+    /// Insert or replace the report of one (config, environment, instance).
+    async fn record_applied(&self, state: AppliedState) -> Result<()>;
+    async fn applied(&self, id: Option<&ConfigId>) -> Result<Vec<AppliedState>>;
+    /// Cheap liveness check of the backing database.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// The change event a committed write produces.
+pub(crate) fn change_event(
+    revision: u64,
+    kind: &str,
+    config_id: &ConfigId,
+    version: u64,
+    checksum: &str,
+    audit: &AuditDraft,
+    at: DateTime<Utc>,
+) -> ChangeEvent {
+    ChangeEvent {
+        revision,
+        kind: kind.to_owned(),
+        config_id: config_id.to_string(),
+        version,
+        checksum: checksum.to_owned(),
+        actor: audit.actor.clone(),
+        message: audit.message.clone(),
+        at,
+    }
+}

@@ -1,0 +1,558 @@
+//! The embedded default: SQLite in WAL mode with `synchronous=FULL`, so an acknowledged write
+//! survives a crash. One writer connection serialises writes; readers use their own pool.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{AuditQuery, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite, change_event};
+use crate::core::error::{Error, Result};
+use crate::core::events::{ChangeEvent, kind};
+use crate::core::ids::ConfigId;
+use crate::core::model::{
+    AppliedState, AuditDraft, AuditRecord, ConfigDocument, ConfigHead, ConfigVersion, Metadata,
+    SchemaVersion,
+};
+
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+fn db_error(error: sqlx::Error) -> Error {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            Error::Unavailable {
+                reason: error.to_string(),
+            }
+        }
+        other => Error::internal(format!("sqlite: {other}")),
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::internal(format!("stored timestamp {text:?}: {e}")))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::internal(format!("stored JSON: {e}")))
+}
+
+fn version_from_row(row: &SqliteRow) -> Result<ConfigVersion> {
+    let config_id: String = row.try_get("config_id").map_err(db_error)?;
+    let document: String = row.try_get("document").map_err(db_error)?;
+    let created_at: String = row.try_get("created_at").map_err(db_error)?;
+    let rollback_of: Option<i64> = row.try_get("rollback_of").map_err(db_error)?;
+    Ok(crate::core::model::NewVersion {
+        config_id: ConfigId::parse(&config_id)?,
+        document: parse_json::<ConfigDocument>(&document)?,
+        metadata: Metadata {
+            actor: row.try_get("actor").map_err(db_error)?,
+            message: row.try_get("message").map_err(db_error)?,
+        },
+        checksum: row.try_get("checksum").map_err(db_error)?,
+        created_at: parse_time(&created_at)?,
+        rollback_of: rollback_of.map(to_u64),
+    }
+    .numbered(to_u64(row.try_get("version").map_err(db_error)?)))
+}
+
+fn change_from_row(row: &SqliteRow) -> Result<ChangeEvent> {
+    let at: String = row.try_get("at").map_err(db_error)?;
+    Ok(ChangeEvent {
+        revision: to_u64(row.try_get("revision").map_err(db_error)?),
+        kind: row.try_get("kind").map_err(db_error)?,
+        config_id: row.try_get("config_id").map_err(db_error)?,
+        version: to_u64(row.try_get("version").map_err(db_error)?),
+        checksum: row.try_get("checksum").map_err(db_error)?,
+        actor: row.try_get("actor").map_err(db_error)?,
+        message: row.try_get("message").map_err(db_error)?,
+        at: parse_time(&at)?,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its directory if absent) and migrates the database.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::invalid("databaseUrl", format!("invalid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        if let Some(dir) = options.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+            && dir != Path::new("")
+        {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Unavailable {
+                reason: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(db_error)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(|e| Error::internal(format!("sqlite migration: {e}")))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        Ok(SqliteStore { reader, writer })
+    }
+
+    pub fn shared(self) -> Arc<dyn Store> {
+        Arc::new(self)
+    }
+}
+
+async fn head_row(tx: &mut Transaction<'_, Sqlite>, id: &ConfigId) -> Result<(u64, bool, u64)> {
+    let row = sqlx::query(
+        "SELECT latest_version, deleted, schema_version FROM configs WHERE config_id = ?",
+    )
+    .bind(id.as_str())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(match row {
+        Some(row) => (
+            to_u64(row.get("latest_version")),
+            row.get::<i64, _>("deleted") != 0,
+            to_u64(row.get("schema_version")),
+        ),
+        None => (0, false, 0),
+    })
+}
+
+fn live((latest, deleted, _): (u64, bool, u64)) -> u64 {
+    if deleted { 0 } else { latest }
+}
+
+async fn record_change(
+    tx: &mut Transaction<'_, Sqlite>,
+    kind: &str,
+    id: &ConfigId,
+    version: u64,
+    checksum: &str,
+    audit: &AuditDraft,
+    at: DateTime<Utc>,
+) -> Result<ChangeEvent> {
+    let revision: i64 = sqlx::query_scalar(
+        "INSERT INTO changes (kind, config_id, version, checksum, actor, message, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING revision",
+    )
+    .bind(kind)
+    .bind(id.as_str())
+    .bind(to_i64(version))
+    .bind(checksum)
+    .bind(&audit.actor)
+    .bind(&audit.message)
+    .bind(timestamp(at))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    sqlx::query(
+        "INSERT INTO audit (revision, at, actor, action, config_id, version, environments, message)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(revision)
+    .bind(timestamp(at))
+    .bind(&audit.actor)
+    .bind(audit.action)
+    .bind(id.as_str())
+    .bind(to_i64(version))
+    .bind(serde_json::to_string(&audit.environments).map_err(Error::internal)?)
+    .bind(&audit.message)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(change_event(to_u64(revision), kind, id, version, checksum, audit, at))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
+        let row = sqlx::query(
+            "SELECT v.config_id, v.version, v.document, v.checksum, v.actor, v.message,
+                    v.created_at, v.rollback_of, c.deleted
+             FROM configs c JOIN config_versions v
+               ON v.config_id = c.config_id AND v.version = c.latest_version
+             WHERE c.config_id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_error)?;
+        row.map(|row| {
+            Ok(ConfigHead {
+                deleted: row.get::<i64, _>("deleted") != 0,
+                latest: Arc::new(version_from_row(&row)?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn heads(&self) -> Result<Vec<ConfigHead>> {
+        let rows = sqlx::query(
+            "SELECT v.config_id, v.version, v.document, v.checksum, v.actor, v.message,
+                    v.created_at, v.rollback_of, c.deleted
+             FROM configs c JOIN config_versions v
+               ON v.config_id = c.config_id AND v.version = c.latest_version
+             ORDER BY c.config_id",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConfigHead {
+                    deleted: row.get::<i64, _>("deleted") != 0,
+                    latest: Arc::new(version_from_row(row)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn version(&self, id: &ConfigId, version: u64) -> Result<Option<ConfigVersion>> {
+        let row = sqlx::query(
+            "SELECT config_id, version, document, checksum, actor, message, created_at, rollback_of
+             FROM config_versions WHERE config_id = ? AND version = ?",
+        )
+            .bind(id.as_str())
+            .bind(to_i64(version))
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    async fn versions(
+        &self,
+        id: &ConfigId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<ConfigVersion>> {
+        let rows = sqlx::query(
+            "SELECT config_id, version, document, checksum, actor, message, created_at, rollback_of
+             FROM config_versions WHERE config_id = ? AND version < ?
+             ORDER BY version DESC LIMIT ?",
+        )
+            .bind(id.as_str())
+            .bind(before.map_or(i64::MAX, to_i64))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    async fn append_version(&self, write: VersionWrite) -> Result<Committed> {
+        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let id = write.version.config_id.clone();
+        let head = head_row(&mut tx, &id).await?;
+        if live(head) != write.expected_live {
+            return Err(Error::VersionConflict {
+                expected: write.expected_live,
+                actual: live(head),
+            });
+        }
+        if head.2 != write.expected_schema {
+            return Err(Error::ConcurrentModification {
+                message: "the schema changed while the config was being validated; retry".into(),
+            });
+        }
+        let number = head.0 + 1;
+        sqlx::query(
+            "INSERT INTO configs (config_id, latest_version, deleted) VALUES (?, ?, 0)
+             ON CONFLICT (config_id) DO UPDATE SET latest_version = excluded.latest_version, deleted = 0",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(number))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let v = &write.version;
+        sqlx::query(
+            "INSERT INTO config_versions
+               (config_id, version, document, checksum, actor, message, created_at, rollback_of)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(number))
+        .bind(serde_json::to_string(&v.document).map_err(Error::internal)?)
+        .bind(&v.checksum)
+        .bind(&v.metadata.actor)
+        .bind(&v.metadata.message)
+        .bind(timestamp(v.created_at))
+        .bind(v.rollback_of.map(to_i64))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let event = record_change(
+            &mut tx,
+            kind::CONFIG_UPDATED,
+            &id,
+            number,
+            &v.checksum,
+            &write.audit,
+            v.created_at,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed { version: number, event })
+    }
+
+    async fn delete_config(&self, write: DeleteWrite) -> Result<Committed> {
+        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let id = write.config_id.clone();
+        let head = head_row(&mut tx, &id).await?;
+        if live(head) == 0 {
+            return Err(Error::not_found("config", id.as_str()));
+        }
+        if live(head) != write.expected_live {
+            return Err(Error::VersionConflict {
+                expected: write.expected_live,
+                actual: live(head),
+            });
+        }
+        let checksum: String = sqlx::query_scalar(
+            "SELECT checksum FROM config_versions WHERE config_id = ? AND version = ?",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(head.0))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("UPDATE configs SET deleted = 1 WHERE config_id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let event = record_change(
+            &mut tx,
+            kind::CONFIG_DELETED,
+            &id,
+            head.0,
+            &checksum,
+            &write.audit,
+            write.at,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed {
+            version: head.0,
+            event,
+        })
+    }
+
+    async fn schema(&self, id: &ConfigId) -> Result<Option<SchemaVersion>> {
+        let row = sqlx::query(
+            "SELECT config_id, version, schema, checksum, actor, message, created_at
+             FROM schemas WHERE config_id = ? ORDER BY version DESC LIMIT 1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_error)?;
+        row.map(|row| {
+            let created_at: String = row.get("created_at");
+            let schema: String = row.get("schema");
+            Ok(SchemaVersion {
+                config_id: ConfigId::parse(row.get("config_id"))?,
+                version: to_u64(row.get("version")),
+                schema: parse_json(&schema)?,
+                checksum: row.get("checksum"),
+                metadata: Metadata {
+                    actor: row.get("actor"),
+                    message: row.get("message"),
+                },
+                created_at: parse_time(&created_at)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {
+        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let id = write.config_id.clone();
+        let head = head_row(&mut tx, &id).await?;
+        if head.2 != write.expected_schema || live(head) != write.expected_live {
+            return Err(Error::ConcurrentModification {
+                message: "the config or its schema changed while the schema was being checked; retry"
+                    .into(),
+            });
+        }
+        let number = head.2 + 1;
+        sqlx::query(
+            "INSERT INTO configs (config_id, latest_version, schema_version) VALUES (?, 0, ?)
+             ON CONFLICT (config_id) DO UPDATE SET schema_version = excluded.schema_version",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(number))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO schemas (config_id, version, schema, checksum, actor, message, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(number))
+        .bind(serde_json::to_string(&write.schema).map_err(Error::internal)?)
+        .bind(&write.checksum)
+        .bind(&write.metadata.actor)
+        .bind(&write.metadata.message)
+        .bind(timestamp(write.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let event = record_change(
+            &mut tx,
+            kind::SCHEMA_UPDATED,
+            &id,
+            number,
+            &write.checksum,
+            &write.audit,
+            write.created_at,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed { version: number, event })
+    }
+
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, revision, at, actor, action, config_id, version, environments, message
+             FROM audit WHERE id < ? AND (? IS NULL OR config_id = ?)
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(query.before.map_or(i64::MAX, to_i64))
+        .bind(query.config_id.as_ref().map(ConfigId::as_str))
+        .bind(query.config_id.as_ref().map(ConfigId::as_str))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                let at: String = row.get("at");
+                let environments: String = row.get("environments");
+                Ok(AuditRecord {
+                    id: to_u64(row.get("id")),
+                    revision: to_u64(row.get("revision")),
+                    at: parse_time(&at)?,
+                    actor: row.get("actor"),
+                    action: row.get("action"),
+                    config_id: row.get("config_id"),
+                    version: row.get::<Option<i64>, _>("version").map(to_u64),
+                    environments: parse_json(&environments)?,
+                    message: row.get("message"),
+                })
+            })
+            .collect()
+    }
+
+    async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<ChangeEvent>> {
+        let rows = sqlx::query(
+            "SELECT revision, kind, config_id, version, checksum, actor, message, at
+             FROM changes WHERE revision > ? ORDER BY revision LIMIT ?",
+        )
+        .bind(to_i64(revision))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(change_from_row).collect()
+    }
+
+    async fn latest_revision(&self) -> Result<u64> {
+        let revision: Option<i64> = sqlx::query_scalar("SELECT MAX(revision) FROM changes")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_error)?;
+        Ok(revision.map_or(0, to_u64))
+    }
+
+    async fn record_applied(&self, state: AppliedState) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO applied_states
+               (config_id, environment, instance_id, version, checksum, reported_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (config_id, environment, instance_id) DO UPDATE SET
+               version = excluded.version, checksum = excluded.checksum,
+               reported_at = excluded.reported_at",
+        )
+        .bind(state.config_id.as_str())
+        .bind(&state.environment)
+        .bind(&state.instance_id)
+        .bind(to_i64(state.version))
+        .bind(&state.checksum)
+        .bind(timestamp(state.reported_at))
+        .execute(&self.writer)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn applied(&self, id: Option<&ConfigId>) -> Result<Vec<AppliedState>> {
+        let rows = sqlx::query(
+            "SELECT config_id, environment, instance_id, version, checksum, reported_at
+             FROM applied_states WHERE (? IS NULL OR config_id = ?)
+             ORDER BY config_id, environment, instance_id",
+        )
+        .bind(id.map(ConfigId::as_str))
+        .bind(id.map(ConfigId::as_str))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                let reported_at: String = row.get("reported_at");
+                Ok(AppliedState {
+                    config_id: ConfigId::parse(row.get("config_id"))?,
+                    environment: row.get("environment"),
+                    instance_id: row.get("instance_id"),
+                    version: to_u64(row.get("version")),
+                    checksum: row.get("checksum"),
+                    reported_at: parse_time(&reported_at)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
