@@ -1,14 +1,14 @@
 //! Audit trail (read-only: no route edits or deletes it).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
 use super::AppState;
-use super::configs::{PageQuery, config_id};
+use super::configs::PageQuery;
 use super::error::Result;
-use super::extract::ApiQuery;
+use super::extract::{ApiQuery, ConfigIdPath};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,10 +23,9 @@ async fn all_audit(State(state): State<AppState>, ApiQuery(page): ApiQuery<PageQ
 
 async fn config_audit(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConfigIdPath(id): ConfigIdPath,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
-    let id = config_id(&id)?;
     let records = state.service.audit(Some(&id), page.cursor, page.limit()?).await?;
     Ok(Json(records).into_response())
 }

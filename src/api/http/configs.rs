@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::Result;
-use super::extract::{ApiJson, ApiQuery, parse_json};
+use super::extract::{ApiJson, ApiQuery, parse_json, ConfigIdPath};
 use crate::core::error::Error;
 use crate::core::ids::{ConfigId, Environment};
 use crate::core::model::{AbTest, Canary, ConfigDocument, ConfigVersion, Metadata};
@@ -31,10 +31,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/configs/{id}/versions/{version}", get(get_version))
         .route("/api/v1/configs/{id}/diff", get(diff))
         .route("/api/v1/configs/{id}/rollback", post(rollback))
-}
-
-pub fn config_id(raw: &str) -> Result<ConfigId> {
-    Ok(ConfigId::parse(raw)?)
 }
 
 #[derive(Deserialize)]
@@ -110,11 +106,10 @@ fn created(version: &ConfigVersion) -> Response {
 #[tracing::instrument(skip_all, fields(config_id = %id))]
 async fn put_config(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConfigIdPath(id): ConfigIdPath,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PutConfigBody>,
 ) -> Result<Response> {
-    let id = config_id(&id)?;
     let expected = expected_version(&headers, body.expected_version)?;
     let doc = ConfigDocument {
         config: body.config,
@@ -127,8 +122,8 @@ async fn put_config(
 }
 
 #[tracing::instrument(skip_all, fields(config_id = %id))]
-async fn get_config(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    let version = state.service.config(&config_id(&id)?).await?;
+async fn get_config(State(state): State<AppState>, ConfigIdPath(id): ConfigIdPath) -> Result<Response> {
+    let version = state.service.config(&id).await?;
     let mut response = Json(version.as_ref()).into_response();
     response.headers_mut().insert(header::ETAG, version_etag(version.version));
     Ok(response)
@@ -146,11 +141,10 @@ struct DeleteBody {
 #[tracing::instrument(skip_all, fields(config_id = %id))]
 async fn delete_config(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConfigIdPath(id): ConfigIdPath,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    let id = config_id(&id)?;
     let body: DeleteBody = if body.iter().all(u8::is_ascii_whitespace) {
         DeleteBody {
             metadata: None,
@@ -201,10 +195,9 @@ impl PageQuery {
 
 async fn list_versions(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConfigIdPath(id): ConfigIdPath,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
-    let id = config_id(&id)?;
     let page = state.service.versions(&id, page.cursor, page.limit()?).await?;
     Ok(Json(page).into_response())
 }
@@ -220,7 +213,7 @@ async fn get_version(
     State(state): State<AppState>,
     Path((id, version)): Path<(String, String)>,
 ) -> Result<Response> {
-    let id = config_id(&id)?;
+    let id = ConfigId::parse(&id)?;
     let version = state.service.version(&id, version_number(&version, "version")?).await?;
     let etag = version_etag(version.version);
     let mut response = Json(version).into_response();
@@ -239,10 +232,9 @@ struct DiffQuery {
 /// `to` defaults to the latest version and `from` to the one before it.
 async fn diff(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConfigIdPath(id): ConfigIdPath,
     ApiQuery(query): ApiQuery<DiffQuery>,
 ) -> Result<Response> {
-    let id = config_id(&id)?;
     let environment = query.environment.as_deref().map(Environment::parse).transpose()?;
     let to = match query.to {
         Some(to) => to,
@@ -268,11 +260,10 @@ struct RollbackBody {
 #[tracing::instrument(skip_all, fields(config_id = %id))]
 async fn rollback(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConfigIdPath(id): ConfigIdPath,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RollbackBody>,
 ) -> Result<Response> {
-    let id = config_id(&id)?;
     let expected = expected_version(&headers, body.expected_version)?;
     if body.target_version == 0 {
         return Err(Error::invalid("/targetVersion", "targetVersion must be at least 1").into());

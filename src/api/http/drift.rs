@@ -1,15 +1,14 @@
 //! Applied-state reports and drift.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::AppState;
-use super::configs::config_id;
 use super::error::Result;
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiQuery, ConfigIdPath};
 use crate::core::ids::Environment;
 use crate::core::service::AppliedReport;
 
@@ -22,10 +21,9 @@ pub fn router() -> Router<AppState> {
 
 async fn record_applied(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConfigIdPath(id): ConfigIdPath,
     ApiJson(report): ApiJson<AppliedReport>,
 ) -> Result<Response> {
-    let id = config_id(&id)?;
     let drift = state.service.record_applied(&id, report).await?;
     Ok(Json(drift).into_response())
 }
@@ -38,10 +36,9 @@ struct DriftQuery {
 
 async fn config_drift(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConfigIdPath(id): ConfigIdPath,
     ApiQuery(query): ApiQuery<DriftQuery>,
 ) -> Result<Response> {
-    let id = config_id(&id)?;
     let environment = query.environment.as_deref().map(Environment::parse).transpose()?;
     Ok(Json(state.service.drift(&id, environment.as_ref()).await?).into_response())
 }

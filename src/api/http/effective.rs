@@ -1,6 +1,6 @@
 //! `GET /api/v1/configs/{id}/effective`: the hot read path, answered from memory.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -10,9 +10,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::AppState;
-use super::configs::config_id;
 use super::error::Result;
-use super::extract::ApiQuery;
+use super::extract::{ApiQuery, ConfigIdPath};
 use crate::core::effective::{Assignment, AssignmentInput};
 use crate::core::error::Error;
 use crate::core::ids::Environment;
@@ -89,11 +88,10 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
 
 async fn effective(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConfigIdPath(id): ConfigIdPath,
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<EffectiveParams>,
 ) -> Result<Response> {
-    let id = config_id(&id)?;
     let query = params.into_query()?;
     let result = state.service.effective(&id, &query).await?;
     let etag = format!("\"{}\"", result.rendered.checksum);

@@ -1,13 +1,16 @@
 //! Extractors that turn every kind of bad input into a problem naming the field.
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::core::error::Error;
+use crate::core::ids::ConfigId;
 
 /// Bodies nested deeper than this are refused before parsing.
 pub const MAX_JSON_DEPTH: usize = 64;
@@ -72,13 +75,23 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let pointer = pointer_of(e.path());
+        let mut pointer = pointer_of(e.path());
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            Error::invalid(pointer, format!("malformed JSON: {inner}"))
-        } else {
-            Error::invalid(pointer, inner.to_string())
+            return Error::invalid(pointer, format!("malformed JSON: {inner}"));
         }
+        let message = inner.to_string();
+        // serde reports a missing field at its parent; name the field itself.
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            if pointer == "/" {
+                pointer.clear();
+            }
+            crate::core::secrets::push_token(&mut pointer, field);
+        }
+        Error::invalid(pointer, message)
     })?;
     deserializer
         .end()
@@ -103,6 +116,21 @@ where
             }
         })?;
         Ok(ApiJson(parse_json(&bytes)?))
+    }
+}
+
+/// A `{id}` path segment that is a valid config id; checked before the body is read.
+pub struct ConfigIdPath(pub ConfigId);
+
+impl<S: Send + Sync> FromRequestParts<S> for ConfigIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|r| Error::invalid("configId", r.body_text()))?;
+        let raw = params.get("id").map(String::as_str).unwrap_or_default();
+        Ok(ConfigIdPath(ConfigId::parse(raw)?))
     }
 }
 

@@ -103,6 +103,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
     response
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError(Error::not_found("route", "the requested path"))
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError(Error::not_found("route", uri.path()))
 }

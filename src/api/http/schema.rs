@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
@@ -11,9 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::AppState;
-use super::configs::config_id;
 use super::error::Result;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ConfigIdPath};
 use crate::core::model::{AbTest, Canary, ConfigDocument, Metadata};
 
 pub fn router() -> Router<AppState> {
@@ -32,16 +31,15 @@ struct PutSchemaBody {
 #[tracing::instrument(skip_all, fields(config_id = %id))]
 async fn put_schema(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConfigIdPath(id): ConfigIdPath,
     ApiJson(body): ApiJson<PutSchemaBody>,
 ) -> Result<Response> {
-    let id = config_id(&id)?;
     let schema = state.service.put_schema(&id, body.schema, body.metadata).await?;
     Ok((StatusCode::CREATED, Json(schema)).into_response())
 }
 
-async fn get_schema(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    let schema = state.service.schema(&config_id(&id)?).await?;
+async fn get_schema(State(state): State<AppState>, ConfigIdPath(id): ConfigIdPath) -> Result<Response> {
+    let schema = state.service.schema(&id).await?;
     Ok(Json(schema).into_response())
 }
 
@@ -60,10 +58,9 @@ struct CandidateBody {
 
 async fn validate(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConfigIdPath(id): ConfigIdPath,
     ApiJson(body): ApiJson<CandidateBody>,
 ) -> Result<Response> {
-    let id = config_id(&id)?;
     let doc = ConfigDocument {
         config: body.config,
         overrides: body.overrides,
