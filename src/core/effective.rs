@@ -222,6 +222,9 @@ pub fn select(
     input: &AssignmentInput,
     now: DateTime<Utc>,
 ) -> Result<(Arc<Rendered>, Assignment)> {
+    if let AssignmentInput::Value(value) = input {
+        bucket_from_value(*value)?;
+    }
     let doc = &version.document;
     let id = version.config_id.as_str();
     let layers = layers_of(version).for_env(env);

@@ -1,0 +1,228 @@
+//! Bad input gets a clear 4xx problem+json naming the field, and changes nothing.
+
+mod common;
+
+use common::{TestServer, meta};
+use serde_json::{Value, json};
+
+fn valid_body() -> Value {
+    json!({"config": {"timeout": 30}, "metadata": meta("alice", "ok")})
+}
+
+/// Everything a bad request could have changed: versions, audit, revision.
+async fn snapshot(server: &TestServer) -> (Value, Value, Value) {
+    let (_, versions) = server.get_json("/api/v1/configs/svc/versions").await;
+    let (_, audit) = server.get_json("/api/v1/audit").await;
+    let (_, health) = server.get_json("/health").await;
+    (versions, audit, health["revision"].clone())
+}
+
+async fn assert_problem(response: reqwest::Response, status: u16, field: Option<&str>) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["status"], status);
+    assert!(problem["code"].is_string());
+    assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    if let Some(field) = field {
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    problem
+}
+
+#[tokio::test]
+async fn malformed_wrong_typed_and_unknown_fields_are_refused_naming_the_field() {
+    let server = TestServer::spawn().await;
+    server.put_config("svc", valid_body()).await;
+    let before = snapshot(&server).await;
+
+    let cases: Vec<(&str, String, Option<&str>)> = vec![
+        ("malformed", r#"{"config": {"timeout": 30},"#.into(), Some("/")),
+        ("not json", "timeout=30".into(), Some("/")),
+        ("empty", String::new(), Some("/")),
+        ("trailing garbage", r#"{"config": {}, "metadata": {"actor": "a"}} x"#.into(), Some("/")),
+        ("wrong type", r#"{"config": {}, "metadata": {"actor": 5}}"#.into(), Some("/metadata/actor")),
+        ("unknown field", r#"{"config": {}, "metadata": {"actor": "a"}, "colour": 1}"#.into(), Some("/colour")),
+        ("unknown nested field", r#"{"config": {}, "metadata": {"actor": "a", "who": 1}}"#.into(), Some("/metadata/who")),
+        ("missing config", r#"{"metadata": {"actor": "a"}}"#.into(), Some("/config")),
+        ("missing metadata", r#"{"config": {}}"#.into(), Some("/metadata")),
+        ("config not an object", r#"{"config": [1], "metadata": {"actor": "a"}}"#.into(), Some("/config")),
+        ("empty actor", r#"{"config": {}, "metadata": {"actor": " "}}"#.into(), Some("/metadata/actor")),
+        ("bad environment name", r#"{"config": {}, "overrides": {"Prod": {}}, "metadata": {"actor": "a"}}"#.into(), Some("/overrides/Prod")),
+        ("negative expectedVersion", r#"{"config": {}, "metadata": {"actor": "a"}, "expectedVersion": -1}"#.into(), Some("/expectedVersion")),
+        ("canary percent", r#"{"config": {}, "canary": {"environment": "p", "trafficPercent": 10.123, "config": {}, "startAt": "2026-01-01T00:00:00Z"}, "metadata": {"actor": "a"}}"#.into(), Some("/canary/trafficPercent")),
+        ("canary date", r#"{"config": {}, "canary": {"environment": "p", "trafficPercent": 10, "config": {}, "startAt": "yesterday"}, "metadata": {"actor": "a"}}"#.into(), Some("/canary/startAt")),
+        ("variant weight", r#"{"config": {}, "abTest": {"name": "t", "variants": [{"name": "a", "weight": 1.5, "config": {}}]}, "metadata": {"actor": "a"}}"#.into(), Some("/abTest/variants/0/weight")),
+        ("bad secret ref", r#"{"config": {"p": {"$secret": "nope"}}, "metadata": {"actor": "a"}}"#.into(), Some("/config/p")),
+        ("unknown secret provider", r#"{"config": {"p": {"$secret": "vault:x"}}, "metadata": {"actor": "a"}}"#.into(), Some("/config/p")),
+    ];
+    for (name, body, field) in cases {
+        let response = server
+            .client
+            .put(server.url("/api/v1/configs/svc"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(response, 400, field).await;
+        assert_eq!(problem["code"], "invalid_input", "{name}: {problem}");
+    }
+    assert_eq!(snapshot(&server).await, before, "bad input changed nothing");
+}
+
+#[tokio::test]
+async fn invalid_ids_are_refused_before_the_body_is_read() {
+    let server = TestServer::spawn().await;
+    for id in ["Upper", "-lead", "a%20b", &"x".repeat(129)] {
+        let response = server.client.put(server.url(&format!("/api/v1/configs/{id}"))).body("{").send().await.unwrap();
+        assert_problem(response, 400, Some("configId")).await;
+        let response = server.get(&format!("/api/v1/configs/{id}/effective")).await;
+        assert_problem(response, 400, Some("configId")).await;
+    }
+    let response = server.get("/api/v1/configs/svc/versions/zero").await;
+    assert_problem(response, 400, Some("version")).await;
+    let response = server.get("/api/v1/configs/svc/effective?environment=Prod").await;
+    assert_problem(response, 400, Some("environment")).await;
+}
+
+#[tokio::test]
+async fn bad_query_parameters_name_the_parameter() {
+    let server = TestServer::spawn().await;
+    server.put_config("svc", valid_body()).await;
+    let cases = [
+        ("/api/v1/configs/svc/versions?limit=abc", "limit"),
+        ("/api/v1/configs/svc/versions?limit=0", "limit"),
+        ("/api/v1/configs/svc/versions?limit=501", "limit"),
+        ("/api/v1/configs/svc/effective?assignmentValue=1.5", "assignmentValue"),
+        ("/api/v1/configs/svc/effective?assignmentValue=x", "assignmentValue"),
+        ("/api/v1/configs/svc/effective?assignmentKey=a&assignmentValue=0.1", "assignmentValue"),
+        ("/api/v1/configs/svc/effective?resolveSecrets=maybe", "resolveSecrets"),
+        ("/api/v1/configs/svc/effective?bogus=1", "bogus"),
+        ("/api/v1/configs/svc/diff?from=x", "from"),
+        ("/api/v1/configs?prefix=a&x=1", "x"),
+    ];
+    for (path, field) in cases {
+        let response = server.get(path).await;
+        let problem = assert_problem(response, 400, None).await;
+        assert!(problem["field"].as_str().unwrap().contains(field), "{path}: {problem}");
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_413_and_change_nothing() {
+    let server = TestServer::spawn_with(|s| s.max_body_bytes = 64 * 1024).await;
+    server.put_config("svc", valid_body()).await;
+    let before = snapshot(&server).await;
+    let big = json!({"config": {"blob": "x".repeat(70 * 1024)}, "metadata": meta("a", "")});
+    let response = server.client.put(server.url("/api/v1/configs/svc")).json(&big).send().await.unwrap();
+    let problem = assert_problem(response, 413, None).await;
+    assert_eq!(problem["code"], "payload_too_large");
+    assert!(problem["detail"].as_str().unwrap().contains("65536"));
+
+    // Chunked, without a Content-Length: refused the same way.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..80).map(|_| Ok(vec![b' '; 1024])).collect();
+    let stream = futures::stream::iter(chunks);
+    let response = server
+        .client
+        .put(server.url("/api/v1/configs/svc"))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 413, None).await;
+    assert_eq!(snapshot(&server).await, before);
+}
+
+#[tokio::test]
+async fn default_body_limit_is_one_mebibyte() {
+    let server = TestServer::spawn().await;
+    let big = json!({"config": {"blob": "x".repeat(1024 * 1024)}, "metadata": meta("a", "")});
+    let response = server.client.put(server.url("/api/v1/configs/svc")).json(&big).send().await.unwrap();
+    assert_problem(response, 413, None).await;
+    let fits = json!({"config": {"blob": "x".repeat(1000 * 1000)}, "metadata": meta("a", "")});
+    let response = server.client.put(server.url("/api/v1/configs/svc")).json(&fits).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn json_nested_deeper_than_64_is_refused() {
+    let server = TestServer::spawn().await;
+    let nest = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    // The body object is level 1 and "config" level 2: 62 more arrays reach exactly 64.
+    let ok = format!(r#"{{"config": {{"a": {}}}, "metadata": {{"actor": "a"}}}}"#, nest(62));
+    let (status, body) = server.put_raw("/api/v1/configs/svc", ok).await;
+    assert_eq!(status, 201, "{body}");
+    let deep = format!(r#"{{"config": {{"a": {}}}, "metadata": {{"actor": "a"}}}}"#, nest(63));
+    let (status, problem) = server.put_raw("/api/v1/configs/svc", deep).await;
+    assert_eq!(status, 400);
+    assert!(problem["detail"].as_str().unwrap().contains("64"));
+    let very_deep = nest(100_000);
+    let (status, _) = server.put_raw("/api/v1/configs/svc", very_deep).await;
+    assert_eq!(status, 400, "deep input is refused without exhausting the stack");
+    let (_, versions) = server.get_json("/api/v1/configs/svc/versions").await;
+    assert_eq!(versions["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn schema_violations_and_invalid_schemas_are_422_with_pointers() {
+    let server = TestServer::spawn().await;
+    let (status, problem) = server
+        .put_json("/api/v1/configs/svc/schema", &json!({"schema": {"type": "bogus"}, "metadata": meta("a", "")}))
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(problem["code"], "invalid_schema");
+    let (status, problem) = server
+        .put_json("/api/v1/configs/svc/schema", &json!({"schema": "not a schema", "metadata": meta("a", "")}))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    server
+        .put_json(
+            "/api/v1/configs/svc/schema",
+            &json!({"schema": {"type": "object", "properties": {"timeout": {"type": "integer"}}, "additionalProperties": false}, "metadata": meta("a", "")}),
+        )
+        .await;
+    let (status, problem) = server
+        .put_json("/api/v1/configs/svc", &json!({"config": {"timeout": "30", "extra": 1}, "metadata": meta("a", "")}))
+        .await;
+    assert_eq!(status, 422);
+    let pointers: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    assert!(pointers.contains(&"/timeout"), "{problem}");
+    assert!(pointers.contains(&"/"), "additionalProperties is reported at the root: {problem}");
+    assert_eq!(server.get_json("/api/v1/configs/svc").await.0, 404);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_problems() {
+    let server = TestServer::spawn().await;
+    let response = server.get("/api/v1/nothing-here").await;
+    assert_problem(response, 404, None).await;
+    let response = server.client.patch(server.url("/api/v1/configs/svc")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+}
+
+#[tokio::test]
+async fn conflicting_expected_version_and_if_match_are_refused() {
+    let server = TestServer::spawn().await;
+    server.put_config("svc", valid_body()).await;
+    let mut body = valid_body();
+    body["expectedVersion"] = json!(1);
+    let response = server
+        .client
+        .put(server.url("/api/v1/configs/svc"))
+        .header("if-match", "\"2\"")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 400, Some("/expectedVersion")).await;
+    let response = server
+        .client
+        .put(server.url("/api/v1/configs/svc"))
+        .header("if-match", "soon")
+        .json(&valid_body())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 400, Some("If-Match")).await;
+}
