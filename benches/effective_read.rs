@@ -1,1 +1,313 @@
-fn main() {}
+//! Effective-config benchmark: loads 1,000 configs of about 2 KB into the real server (release
+//! binary, its own process, SQLite) and measures
+//!   1. writes: versions/s and latency, sequential and 8 concurrent writers;
+//!   2. read throughput, closed loop, against a bare axum handler returning the same bytes
+//!      (also its own process), in the same run: the ratio is the figure;
+//!   3. read latency at a fixed offered rate (default 20,000 req/s, open loop).
+//!
+//! `cargo bench --bench effective_read` (options: `-- --seconds 10 --rate 20000 --connections 64`).
+//! Not a test: it asserts nothing and prints a Markdown table for docs/performance.md.
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+const CONFIGS: usize = 1_000;
+
+struct Options {
+    seconds: u64,
+    rate: u64,
+    connections: usize,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str, default: u64| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    Options {
+        seconds: value("--seconds", 10),
+        rate: value("--rate", 20_000),
+        connections: value("--connections", 64) as usize,
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// About 2 KB of JSON: 40 settings, two overrides and a 10% canary on production.
+fn config_body(i: usize, generation: usize) -> Value {
+    let mut config = serde_json::Map::new();
+    for k in 0..40 {
+        config.insert(format!("setting_{k:02}"), json!(format!("value-{i}-{k}-{generation}-abcdefghij")));
+    }
+    config.insert("timeout_ms".into(), json!(1000 + i));
+    json!({
+        "config": config,
+        "overrides": {"production": {"timeout_ms": 250, "setting_00": "prod"}, "staging": {"setting_01": "stage"}},
+        "canary": {"environment": "production", "trafficPercent": 10, "config": {"timeout_ms": 200}, "startAt": "2026-01-01T00:00:00Z"},
+        "metadata": {"actor": "bench", "message": format!("generation {generation}")}
+    })
+}
+
+async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+async fn send(sender: &mut SendRequest<Full<Bytes>>, method: &str, path: &str, body: Bytes) -> (u16, Bytes) {
+    sender.ready().await.unwrap();
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "bench")
+        .header("content-type", "application/json")
+        .body(Full::new(body))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.into_body().collect().await.unwrap().to_bytes())
+}
+
+async fn wait_until_up(addr: SocketAddr) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server on {addr} did not come up");
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Writes every config once, from `writers` concurrent connections; returns (versions/s, latencies).
+async fn load(addr: SocketAddr, writers: usize, generation: usize) -> (f64, Vec<Duration>) {
+    let start = Instant::now();
+    let tasks = (0..writers).map(|w| {
+        tokio::spawn(async move {
+            let mut sender = connect(addr).await;
+            let mut latencies = Vec::new();
+            for i in (w..CONFIGS).step_by(writers) {
+                let body = Bytes::from(serde_json::to_vec(&config_body(i, generation)).unwrap());
+                let t = Instant::now();
+                let (status, text) = send(&mut sender, "PUT", &format!("/api/v1/configs/cfg-{i:04}"), body).await;
+                assert_eq!(status, 201, "{}", String::from_utf8_lossy(&text));
+                latencies.push(t.elapsed());
+            }
+            latencies
+        })
+    });
+    let mut latencies = Vec::new();
+    for task in futures::future::join_all(tasks).await {
+        latencies.extend(task.unwrap());
+    }
+    let rate = CONFIGS as f64 / start.elapsed().as_secs_f64();
+    latencies.sort();
+    (rate, latencies)
+}
+
+fn read_paths() -> Arc<Vec<String>> {
+    Arc::new(
+        (0..8192)
+            .map(|n| {
+                let config = (n * 7919) % CONFIGS;
+                format!("/api/v1/configs/cfg-{config:04}/effective?environment=production&assignmentKey=user-{n}")
+            })
+            .collect(),
+    )
+}
+
+/// Closed loop: `connections` clients send back-to-back; counts over `seconds` after a
+/// one-second warm-up. Returns requests/s.
+async fn max_throughput(addr: SocketAddr, connections: usize, seconds: u64) -> f64 {
+    let paths = read_paths();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let (paths, stop, done) = (paths.clone(), stop.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut sender = connect(addr).await;
+                let mut n = c * 131;
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, _) = send(&mut sender, "GET", &paths[n % paths.len()], Bytes::new()).await;
+                    assert_eq!(status, 200);
+                    n += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (started, before) = (Instant::now(), done.load(Ordering::Relaxed));
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let counted = done.load(Ordering::Relaxed) - before;
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    futures::future::join_all(tasks).await;
+    counted as f64 / elapsed.as_secs_f64()
+}
+
+/// Open loop: `rate` requests/s spread over `connections`, each request sent at its scheduled
+/// time. Returns (achieved rate, sorted latencies from send to full response).
+async fn fixed_rate(addr: SocketAddr, rate: u64, connections: usize, seconds: u64) -> (f64, Vec<Duration>) {
+    let paths = read_paths();
+    let per_connection = Duration::from_secs_f64(connections as f64 / rate as f64);
+    let total_per_connection = (rate * seconds) as usize / connections;
+    let start = tokio::time::Instant::now() + Duration::from_millis(200);
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let paths = paths.clone();
+            tokio::spawn(async move {
+                let mut sender = connect(addr).await;
+                let offset = per_connection.mul_f64(c as f64 / connections as f64);
+                let mut latencies = Vec::with_capacity(total_per_connection);
+                for i in 0..total_per_connection {
+                    tokio::time::sleep_until(start + offset + per_connection * i as u32).await;
+                    let t = Instant::now();
+                    let (status, _) = send(&mut sender, "GET", &paths[(c * 977 + i) % paths.len()], Bytes::new()).await;
+                    assert_eq!(status, 200);
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let begun = Instant::now();
+    let mut latencies = Vec::new();
+    for task in futures::future::join_all(tasks).await {
+        latencies.extend(task.unwrap());
+    }
+    let achieved = latencies.len() as f64 / (begun.elapsed().as_secs_f64() - 0.2);
+    latencies.sort();
+    (achieved, latencies)
+}
+
+/// The baseline: the same bytes from a bare axum handler on the same route, in its own process.
+fn run_bare_server(port: u16, body_file: &str) {
+    let body = Bytes::from(std::fs::read(body_file).unwrap());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let app = axum::Router::new().route(
+            "/api/v1/configs/{id}/effective",
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move { ([("content-type", "application/json")], body) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--bare-server") {
+        run_bare_server(args[i + 1].parse().unwrap(), &args[i + 2]);
+        return;
+    }
+    if args.iter().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` / `--list` probes: nothing to run.
+    }
+    let opts = options();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(run(opts));
+}
+
+async fn run(opts: Options) {
+    let dir = tempfile::tempdir().unwrap();
+    let summit_port = free_port();
+    let summit_addr: SocketAddr = ([127, 0, 0, 1], summit_port).into();
+    let _summit = Server(
+        Command::new(env!("CARGO_BIN_EXE_summit-config"))
+            .env("SUMMIT_HTTP_ADDR", summit_addr.to_string())
+            .env("SUMMIT_DATABASE_URL", format!("sqlite://{}/bench.db", dir.path().display()))
+            .env("SUMMIT_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start summit-config"),
+    );
+    wait_until_up(summit_addr).await;
+
+    let (seq_rate, seq) = load(summit_addr, 1, 0).await;
+    let (conc_rate, conc) = load(summit_addr, 8, 1).await;
+
+    let mut probe = connect(summit_addr).await;
+    let (_, sample) = send(&mut probe, "GET", &read_paths()[0], Bytes::new()).await;
+    let body_file = dir.path().join("effective.json");
+    std::fs::write(&body_file, &sample).unwrap();
+    let bare_port = free_port();
+    let bare_addr: SocketAddr = ([127, 0, 0, 1], bare_port).into();
+    let _bare = Server(
+        Command::new(std::env::current_exe().unwrap())
+            .arg("--bare-server")
+            .arg(bare_port.to_string())
+            .arg(&body_file)
+            .spawn()
+            .expect("start the bare server"),
+    );
+    wait_until_up(bare_addr).await;
+
+    // Alternate the two servers so drift in machine load hits both alike.
+    let half = (opts.seconds / 2).max(1);
+    let mut summit_rps = 0.0;
+    let mut bare_rps = 0.0;
+    for _ in 0..2 {
+        bare_rps += max_throughput(bare_addr, opts.connections, half).await / 2.0;
+        summit_rps += max_throughput(summit_addr, opts.connections, half).await / 2.0;
+    }
+    let (achieved, lat) = fixed_rate(summit_addr, opts.rate, opts.connections.min(50), opts.seconds).await;
+
+    println!("\n### effective_read ({} configs, response {} bytes)\n", CONFIGS, sample.len());
+    println!("| measure | figure |\n|---|---|");
+    println!("| writes, 1 writer | {seq_rate:.0} versions/s, p50 {}, p99 {} |", ms(percentile(&seq, 0.5)), ms(percentile(&seq, 0.99)));
+    println!("| writes, 8 writers | {conc_rate:.0} versions/s, p50 {}, p99 {} |", ms(percentile(&conc, 0.5)), ms(percentile(&conc, 0.99)));
+    println!("| reads, bare axum (same bytes), {} conns | {bare_rps:.0} req/s |", opts.connections);
+    println!("| reads, summit-config effective, {} conns | {summit_rps:.0} req/s |", opts.connections);
+    println!("| **read throughput ratio** | **{:.1}%** of bare axum |", 100.0 * summit_rps / bare_rps);
+    println!(
+        "| reads at {} req/s offered (achieved {achieved:.0}) | p50 {}, p90 {}, p99 {}, p99.9 {}, max {} |",
+        opts.rate,
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.9)),
+        ms(percentile(&lat, 0.99)),
+        ms(percentile(&lat, 0.999)),
+        ms(percentile(&lat, 1.0)),
+    );
+}

@@ -27,7 +27,7 @@ pub struct WatchFilter {
 impl WatchFilter {
     pub fn matches(&self, event: &ChangeEvent) -> bool {
         (self.config_ids.is_empty() && self.prefix.is_none())
-            || self.config_ids.iter().any(|id| *id == event.config_id)
+            || self.config_ids.contains(&event.config_id)
             || self.prefix.as_ref().is_some_and(|p| event.config_id.starts_with(p.as_str()))
     }
 }

@@ -159,13 +159,15 @@ impl Store for MemoryStore {
     async fn delete_config(&self, write: DeleteWrite) -> Result<Committed> {
         let mut state = self.state.lock();
         let id = write.config_id.clone();
+        if state.live_version(&id) == 0 {
+            return Err(Error::not_found("config", id.as_str()));
+        }
         check_live(&state, &id, write.expected_live)?;
         let latest = state
             .versions
             .get(&id)
             .and_then(|v| v.last())
             .cloned()
-            .filter(|_| write.expected_live > 0)
             .ok_or_else(|| Error::not_found("config", id.as_str()))?;
         let event = change_event(
             state.next_revision(),
@@ -255,7 +257,11 @@ impl Store for MemoryStore {
             applied.environment.clone(),
             applied.instance_id.clone(),
         );
-        self.state.lock().applied.insert(key, applied);
+        let mut state = self.state.lock();
+        if !state.versions.contains_key(&applied.config_id) {
+            return Err(Error::not_found("config", applied.config_id.as_str()));
+        }
+        state.applied.insert(key, applied);
         Ok(())
     }
 

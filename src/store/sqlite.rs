@@ -518,7 +518,12 @@ impl Store for SqliteStore {
         .bind(timestamp(state.reported_at))
         .execute(&self.writer)
         .await
-        .map_err(db_error)?;
+        .map_err(|e| match e.as_database_error() {
+            Some(db) if db.is_foreign_key_violation() => {
+                Error::not_found("config", state.config_id.as_str())
+            }
+            _ => db_error(e),
+        })?;
         Ok(())
     }
 

@@ -1,0 +1,1086 @@
+//! The `Store` conformance suite: every backend and wrapper must show the same behaviour through
+//! the trait. Each behaviour is a generic `async fn` taking `Arc<dyn Store>`;
+//! `store_conformance_suite!` instantiates all of them for one backend.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use summit_config::core::checksum::checksum;
+use summit_config::core::error::Error;
+use summit_config::core::events::{ChangeEvent, kind};
+use summit_config::core::ids::ConfigId;
+use summit_config::core::model::{
+    AppliedState, AuditDraft, AuditRecord, ConfigDocument, Metadata, NewVersion,
+};
+use summit_config::core::service::now;
+use summit_config::store::{
+    AuditQuery, CachedStore, DeleteWrite, MemoryStore, SchemaWrite, SqliteStore, Store,
+    VersionWrite,
+};
+use tempfile::TempDir;
+
+/// A store under test and the directory its database lives in, kept alive for the whole test.
+type OpenedStore = (Arc<dyn Store>, Option<TempDir>);
+
+macro_rules! store_conformance_suite {
+    ($backend:ident, $open:expr) => {
+        store_conformance_suite!(@tests $backend, $open;
+            append_version_numbers_versions_per_config_and_head_is_latest,
+            append_version_with_stale_expected_live_is_a_version_conflict_and_writes_nothing,
+            append_version_with_stale_expected_schema_is_a_concurrent_modification_and_writes_nothing,
+            committed_writes_take_consecutive_global_revisions,
+            every_committed_write_has_one_audit_record_listed_newest_first,
+            versions_are_listed_newest_first_and_page_with_before,
+            version_returns_the_stored_version,
+            delete_marks_config_deleted_and_keeps_history,
+            delete_with_stale_expected_live_is_a_version_conflict_and_writes_nothing,
+            deleting_an_absent_config_is_not_found,
+            append_after_delete_continues_numbering,
+            put_schema_numbers_schema_versions_and_schema_returns_latest,
+            put_schema_with_stale_expected_versions_is_a_concurrent_modification,
+            schema_registered_before_the_config_exists_is_not_a_head,
+            record_applied_upserts_per_config_environment_and_instance,
+            heads_are_ordered_by_config_id_and_include_deleted_configs,
+        );
+    };
+    (@tests $backend:ident, $open:expr; $($behaviour:ident),* $(,)?) => {
+        mod $backend {
+            use super::*;
+
+            $(
+                #[tokio::test]
+                async fn $behaviour() {
+                    let (store, _dir): OpenedStore = $open.await;
+                    super::$behaviour(store).await;
+                }
+            )*
+        }
+    };
+}
+
+store_conformance_suite!(memory, memory_store());
+store_conformance_suite!(sqlite, sqlite_store());
+store_conformance_suite!(cached_sqlite, cached_sqlite_store());
+
+async fn memory_store() -> OpenedStore {
+    (Arc::new(MemoryStore::new()), None)
+}
+
+async fn sqlite_store() -> OpenedStore {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let store = SqliteStore::open(&url).await.expect("sqlite store opens");
+    (store.shared(), Some(dir))
+}
+
+async fn cached_sqlite_store() -> OpenedStore {
+    let (inner, dir) = sqlite_store().await;
+    let cached = CachedStore::load(inner).await.expect("cache loads");
+    (Arc::new(cached), dir)
+}
+
+// ---- fixtures ------------------------------------------------------------------------------
+
+fn config_id(id: &str) -> ConfigId {
+    ConfigId::parse(id).expect("valid config id")
+}
+
+fn document(config: Value) -> ConfigDocument {
+    ConfigDocument {
+        config,
+        overrides: BTreeMap::new(),
+        canary: None,
+        ab_test: None,
+    }
+}
+
+fn audit_draft(action: &'static str, actor: &str, message: &str) -> AuditDraft {
+    AuditDraft {
+        actor: actor.to_owned(),
+        action,
+        environments: vec!["*".to_owned()],
+        message: Some(message.to_owned()),
+    }
+}
+
+fn new_version(id: &ConfigId, config: Value) -> NewVersion {
+    NewVersion {
+        config_id: id.clone(),
+        checksum: checksum(&config),
+        document: document(config),
+        metadata: Metadata {
+            actor: "alice".to_owned(),
+            message: Some("tune".to_owned()),
+        },
+        created_at: now(),
+        rollback_of: None,
+    }
+}
+
+fn version_write(id: &ConfigId, config: Value, expected_live: u64) -> VersionWrite {
+    VersionWrite {
+        version: new_version(id, config),
+        expected_live,
+        expected_schema: 0,
+        audit: audit_draft("config.put", "alice", "tune"),
+    }
+}
+
+fn delete_write(id: &ConfigId, expected_live: u64) -> DeleteWrite {
+    DeleteWrite {
+        config_id: id.clone(),
+        expected_live,
+        audit: audit_draft("config.delete", "bob", "retire"),
+        at: now(),
+    }
+}
+
+fn schema_write(
+    id: &ConfigId,
+    schema: Value,
+    expected_schema: u64,
+    expected_live: u64,
+) -> SchemaWrite {
+    SchemaWrite {
+        config_id: id.clone(),
+        checksum: checksum(&schema),
+        schema,
+        metadata: Metadata {
+            actor: "carol".to_owned(),
+            message: Some("constrain".to_owned()),
+        },
+        created_at: now(),
+        expected_schema,
+        expected_live,
+        audit: audit_draft("schema.put", "carol", "constrain"),
+    }
+}
+
+fn all_audit() -> AuditQuery {
+    AuditQuery {
+        config_id: None,
+        before: None,
+        limit: 1000,
+    }
+}
+
+/// Everything a write may change, as seen through the trait.
+#[derive(Debug, PartialEq)]
+struct Observed {
+    head: Option<(u64, bool, String)>,
+    versions: Vec<u64>,
+    schema: Option<(u64, String)>,
+    changes: Vec<ChangeEvent>,
+    latest_revision: u64,
+    audit: Vec<AuditRecord>,
+}
+
+async fn observe(store: &dyn Store, id: &ConfigId) -> Observed {
+    Observed {
+        head: store
+            .head(id)
+            .await
+            .expect("head")
+            .map(|h| (h.latest.version, h.deleted, h.latest.checksum.clone())),
+        versions: version_numbers(store, id, None, 1000).await,
+        schema: store
+            .schema(id)
+            .await
+            .expect("schema")
+            .map(|s| (s.version, s.checksum)),
+        changes: store.changes_since(0, 1000).await.expect("changes"),
+        latest_revision: store.latest_revision().await.expect("latest revision"),
+        audit: store.audit(all_audit()).await.expect("audit"),
+    }
+}
+
+async fn version_numbers(
+    store: &dyn Store,
+    id: &ConfigId,
+    before: Option<u64>,
+    limit: u32,
+) -> Vec<u64> {
+    store
+        .versions(id, before, limit)
+        .await
+        .expect("versions")
+        .iter()
+        .map(|v| v.version)
+        .collect()
+}
+
+// ---- behaviours ----------------------------------------------------------------------------
+
+async fn append_version_numbers_versions_per_config_and_head_is_latest(store: Arc<dyn Store>) {
+    let (alpha, beta) = (config_id("alpha"), config_id("beta"));
+    for (expected_live, limit) in [(0, 1), (1, 2), (2, 3)] {
+        let committed = store
+            .append_version(version_write(
+                &alpha,
+                json!({ "limit": limit }),
+                expected_live,
+            ))
+            .await
+            .expect("append alpha");
+        assert_eq!(committed.version, expected_live + 1);
+        assert_eq!(committed.event.version, expected_live + 1);
+    }
+    let committed = store
+        .append_version(version_write(&beta, json!({ "enabled": true }), 0))
+        .await
+        .expect("append beta");
+    assert_eq!(committed.version, 1, "numbering is per config");
+
+    let head = store
+        .head(&alpha)
+        .await
+        .expect("head")
+        .expect("alpha exists");
+    assert_eq!(head.latest.version, 3);
+    assert_eq!(head.latest.document.config, json!({ "limit": 3 }));
+    assert!(!head.deleted);
+    assert_eq!(head.live_version(), 3);
+
+    let head = store.head(&beta).await.expect("head").expect("beta exists");
+    assert_eq!((head.latest.version, head.deleted), (1, false));
+    assert!(
+        store
+            .head(&config_id("gamma"))
+            .await
+            .expect("head")
+            .is_none()
+    );
+}
+
+async fn append_version_with_stale_expected_live_is_a_version_conflict_and_writes_nothing(
+    store: Arc<dyn Store>,
+) {
+    let id = config_id("alpha");
+    store
+        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .await
+        .expect("v1");
+    store
+        .append_version(version_write(&id, json!({ "v": 2 }), 1))
+        .await
+        .expect("v2");
+    let before = observe(store.as_ref(), &id).await;
+
+    for stale in [0, 1, 3] {
+        let error = store
+            .append_version(version_write(&id, json!({ "v": "lost" }), stale))
+            .await
+            .expect_err("a stale expected_live is refused");
+        assert!(
+            matches!(error, Error::VersionConflict { expected, actual: 2 } if expected == stale),
+            "{error:?}"
+        );
+    }
+    assert_eq!(observe(store.as_ref(), &id).await, before);
+
+    let absent = config_id("beta");
+    let error = store
+        .append_version(version_write(&absent, json!({}), 1))
+        .await
+        .expect_err("an absent config has live version 0");
+    assert!(
+        matches!(
+            error,
+            Error::VersionConflict {
+                expected: 1,
+                actual: 0
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(store.head(&absent).await.expect("head").is_none());
+    assert_eq!(store.latest_revision().await.expect("latest revision"), 2);
+}
+
+async fn append_version_with_stale_expected_schema_is_a_concurrent_modification_and_writes_nothing(
+    store: Arc<dyn Store>,
+) {
+    let id = config_id("alpha");
+    store
+        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .await
+        .expect("v1");
+    store
+        .put_schema(schema_write(&id, json!({ "type": "object" }), 0, 1))
+        .await
+        .expect("schema");
+    let before = observe(store.as_ref(), &id).await;
+
+    for stale in [0, 2] {
+        let mut write = version_write(&id, json!({ "v": "lost" }), 1);
+        write.expected_schema = stale;
+        let error = store
+            .append_version(write)
+            .await
+            .expect_err("stale schema is refused");
+        assert!(
+            matches!(error, Error::ConcurrentModification { .. }),
+            "{error:?}"
+        );
+    }
+    assert_eq!(observe(store.as_ref(), &id).await, before);
+
+    let mut write = version_write(&id, json!({ "v": 2 }), 1);
+    write.expected_schema = 1;
+    let committed = store
+        .append_version(write)
+        .await
+        .expect("current schema is accepted");
+    assert_eq!(committed.version, 2);
+}
+
+async fn committed_writes_take_consecutive_global_revisions(store: Arc<dyn Store>) {
+    let (alpha, beta) = (config_id("alpha"), config_id("beta"));
+    assert_eq!(store.latest_revision().await.expect("latest revision"), 0);
+    assert!(
+        store
+            .changes_since(0, 10)
+            .await
+            .expect("changes")
+            .is_empty()
+    );
+
+    let alpha_v1 = version_write(&alpha, json!({ "v": 1 }), 0);
+    let beta_v1 = version_write(&beta, json!({ "v": 1 }), 0);
+    let alpha_schema = schema_write(&alpha, json!({ "type": "object" }), 0, 1);
+    let mut alpha_v2 = version_write(&alpha, json!({ "v": 2 }), 1);
+    alpha_v2.expected_schema = 1;
+    let beta_delete = delete_write(&beta, 1);
+
+    let expected = [
+        (
+            kind::CONFIG_UPDATED,
+            "alpha",
+            1,
+            alpha_v1.version.checksum.clone(),
+            alpha_v1.version.created_at,
+        ),
+        (
+            kind::CONFIG_UPDATED,
+            "beta",
+            1,
+            beta_v1.version.checksum.clone(),
+            beta_v1.version.created_at,
+        ),
+        (
+            kind::SCHEMA_UPDATED,
+            "alpha",
+            1,
+            alpha_schema.checksum.clone(),
+            alpha_schema.created_at,
+        ),
+        (
+            kind::CONFIG_UPDATED,
+            "alpha",
+            2,
+            alpha_v2.version.checksum.clone(),
+            alpha_v2.version.created_at,
+        ),
+        (
+            kind::CONFIG_DELETED,
+            "beta",
+            1,
+            beta_v1.version.checksum.clone(),
+            beta_delete.at,
+        ),
+    ];
+    let committed = vec![
+        store
+            .append_version(alpha_v1)
+            .await
+            .expect("alpha v1")
+            .event,
+        store.append_version(beta_v1).await.expect("beta v1").event,
+        store
+            .put_schema(alpha_schema)
+            .await
+            .expect("alpha schema")
+            .event,
+        store
+            .append_version(alpha_v2)
+            .await
+            .expect("alpha v2")
+            .event,
+        store
+            .delete_config(beta_delete)
+            .await
+            .expect("beta delete")
+            .event,
+    ];
+
+    for (index, (event, (kind, config, version, checksum, at))) in
+        committed.iter().zip(&expected).enumerate()
+    {
+        assert_eq!(event.revision, index as u64 + 1);
+        assert_eq!(event.kind, *kind);
+        assert_eq!(event.config_id, *config);
+        assert_eq!(event.version, *version);
+        assert_eq!(&event.checksum, checksum);
+        assert_eq!(event.at, *at);
+    }
+    assert_eq!(store.latest_revision().await.expect("latest revision"), 5);
+    assert_eq!(
+        store.changes_since(0, 100).await.expect("changes"),
+        committed
+    );
+    assert_eq!(
+        store.changes_since(2, 2).await.expect("changes"),
+        committed[2..4]
+    );
+    assert_eq!(
+        store.changes_since(3, 100).await.expect("changes"),
+        committed[3..]
+    );
+    assert!(
+        store
+            .changes_since(5, 100)
+            .await
+            .expect("changes")
+            .is_empty()
+    );
+}
+
+async fn every_committed_write_has_one_audit_record_listed_newest_first(store: Arc<dyn Store>) {
+    let (alpha, beta) = (config_id("alpha"), config_id("beta"));
+    let mut alpha_v1 = version_write(&alpha, json!({ "v": 1 }), 0);
+    alpha_v1.audit = AuditDraft {
+        actor: "alice".to_owned(),
+        action: "config.put",
+        environments: vec!["*".to_owned()],
+        message: Some("first".to_owned()),
+    };
+    let mut beta_v1 = version_write(&beta, json!({ "v": 1 }), 0);
+    beta_v1.audit = AuditDraft {
+        actor: "bob".to_owned(),
+        action: "config.override",
+        environments: vec!["production".to_owned(), "staging".to_owned()],
+        message: None,
+    };
+    let alpha_schema = schema_write(&alpha, json!({ "type": "object" }), 0, 1);
+    let mut alpha_v2 = version_write(&alpha, json!({ "v": 2 }), 1);
+    alpha_v2.expected_schema = 1;
+    let alpha_delete = delete_write(&alpha, 2);
+    let drafts = [
+        alpha_v1.audit.clone(),
+        beta_v1.audit.clone(),
+        alpha_schema.audit.clone(),
+        alpha_v2.audit.clone(),
+        alpha_delete.audit.clone(),
+    ];
+    let events = [
+        store
+            .append_version(alpha_v1)
+            .await
+            .expect("alpha v1")
+            .event,
+        store.append_version(beta_v1).await.expect("beta v1").event,
+        store
+            .put_schema(alpha_schema)
+            .await
+            .expect("alpha schema")
+            .event,
+        store
+            .append_version(alpha_v2)
+            .await
+            .expect("alpha v2")
+            .event,
+        store
+            .delete_config(alpha_delete)
+            .await
+            .expect("alpha delete")
+            .event,
+    ];
+
+    let records = store.audit(all_audit()).await.expect("audit");
+    assert_eq!(
+        records.len(),
+        events.len(),
+        "one record per committed write"
+    );
+    assert!(
+        records.windows(2).all(|w| w[0].id > w[1].id),
+        "newest first"
+    );
+    for (record, (event, draft)) in records.iter().rev().zip(events.iter().zip(&drafts)) {
+        assert_eq!(record.revision, event.revision);
+        assert_eq!(record.at, event.at);
+        assert_eq!(record.actor, draft.actor);
+        assert_eq!(record.action, draft.action);
+        assert_eq!(record.config_id, event.config_id);
+        assert_eq!(record.version, Some(event.version));
+        assert_eq!(record.environments, draft.environments);
+        assert_eq!(record.message, draft.message);
+    }
+
+    let alpha_only = AuditQuery {
+        config_id: Some(alpha.clone()),
+        ..all_audit()
+    };
+    let alpha_records = store.audit(alpha_only.clone()).await.expect("audit alpha");
+    let alpha_revisions: Vec<u64> = alpha_records.iter().map(|r| r.revision).collect();
+    assert_eq!(alpha_revisions, [5, 4, 3, 1]);
+
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .audit(AuditQuery {
+                before,
+                limit: 2,
+                ..alpha_only.clone()
+            })
+            .await
+            .expect("audit page");
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        paged.extend(page);
+    }
+    assert_eq!(paged, alpha_records);
+
+    let before_newest = AuditQuery {
+        before: Some(records[0].id),
+        limit: 1,
+        ..all_audit()
+    };
+    assert_eq!(
+        store.audit(before_newest).await.expect("audit"),
+        records[1..2]
+    );
+}
+
+async fn versions_are_listed_newest_first_and_page_with_before(store: Arc<dyn Store>) {
+    let (alpha, beta) = (config_id("alpha"), config_id("beta"));
+    for live in 0..5 {
+        store
+            .append_version(version_write(&alpha, json!({ "v": live + 1 }), live))
+            .await
+            .expect("append alpha");
+    }
+    store
+        .append_version(version_write(&beta, json!({}), 0))
+        .await
+        .expect("append beta");
+
+    let all = store.versions(&alpha, None, 100).await.expect("versions");
+    let numbers: Vec<u64> = all.iter().map(|v| v.version).collect();
+    assert_eq!(numbers, [5, 4, 3, 2, 1]);
+    assert!(all.iter().all(|v| v.config_id == alpha));
+    assert!(
+        all.iter()
+            .all(|v| v.document.config == json!({ "v": v.version }))
+    );
+
+    assert_eq!(
+        version_numbers(store.as_ref(), &alpha, None, 2).await,
+        [5, 4]
+    );
+    assert_eq!(
+        version_numbers(store.as_ref(), &alpha, Some(4), 2).await,
+        [3, 2]
+    );
+    assert_eq!(
+        version_numbers(store.as_ref(), &alpha, Some(2), 2).await,
+        [1]
+    );
+    assert!(
+        version_numbers(store.as_ref(), &alpha, Some(1), 2)
+            .await
+            .is_empty()
+    );
+    assert_eq!(version_numbers(store.as_ref(), &beta, None, 100).await, [1]);
+    assert!(
+        version_numbers(store.as_ref(), &config_id("gamma"), None, 100)
+            .await
+            .is_empty()
+    );
+}
+
+async fn version_returns_the_stored_version(store: Arc<dyn Store>) {
+    let id = config_id("alpha");
+    store
+        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .await
+        .expect("v1");
+
+    let mut written = new_version(
+        &id,
+        json!({ "limit": 10, "nested": { "flags": [true, false] } }),
+    );
+    written.document.overrides =
+        BTreeMap::from([("production".to_owned(), json!({ "limit": 100 }))]);
+    written.metadata = Metadata {
+        actor: "dave".to_owned(),
+        message: None,
+    };
+    written.rollback_of = Some(1);
+    store
+        .append_version(VersionWrite {
+            version: written.clone(),
+            expected_live: 1,
+            expected_schema: 0,
+            audit: audit_draft("config.rollback", "dave", "roll back"),
+        })
+        .await
+        .expect("v2");
+
+    let stored = store
+        .version(&id, 2)
+        .await
+        .expect("version")
+        .expect("v2 exists");
+    assert_eq!(stored.config_id, id);
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.document, written.document);
+    assert_eq!(stored.metadata, written.metadata);
+    assert_eq!(stored.checksum, written.checksum);
+    assert_eq!(stored.created_at, written.created_at);
+    assert_eq!(stored.rollback_of, Some(1));
+
+    let first = store
+        .version(&id, 1)
+        .await
+        .expect("version")
+        .expect("v1 exists");
+    assert_eq!(first.document.config, json!({ "v": 1 }));
+    assert_eq!(first.metadata.message.as_deref(), Some("tune"));
+    assert_eq!(first.rollback_of, None);
+
+    assert!(store.version(&id, 3).await.expect("version").is_none());
+    assert!(store.version(&id, 0).await.expect("version").is_none());
+    assert!(
+        store
+            .version(&config_id("beta"), 1)
+            .await
+            .expect("version")
+            .is_none()
+    );
+}
+
+async fn delete_marks_config_deleted_and_keeps_history(store: Arc<dyn Store>) {
+    let id = config_id("alpha");
+    store
+        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .await
+        .expect("v1");
+    let v2 = version_write(&id, json!({ "v": 2 }), 1);
+    let v2_checksum = v2.version.checksum.clone();
+    store.append_version(v2).await.expect("v2");
+
+    let delete = delete_write(&id, 2);
+    let at = delete.at;
+    let committed = store.delete_config(delete).await.expect("delete");
+    assert_eq!(committed.version, 2);
+    assert_eq!(committed.event.kind, kind::CONFIG_DELETED);
+    assert_eq!(committed.event.revision, 3);
+    assert_eq!(committed.event.version, 2);
+    assert_eq!(committed.event.checksum, v2_checksum);
+    assert_eq!(committed.event.at, at);
+
+    let head = store
+        .head(&id)
+        .await
+        .expect("head")
+        .expect("deleted config keeps a head");
+    assert!(head.deleted);
+    assert_eq!(head.live_version(), 0);
+    assert_eq!(head.latest.version, 2);
+    assert_eq!(head.latest.document.config, json!({ "v": 2 }));
+
+    assert_eq!(
+        version_numbers(store.as_ref(), &id, None, 100).await,
+        [2, 1]
+    );
+    assert!(store.version(&id, 1).await.expect("version").is_some());
+    assert_eq!(
+        store.changes_since(2, 100).await.expect("changes"),
+        [committed.event]
+    );
+}
+
+async fn delete_with_stale_expected_live_is_a_version_conflict_and_writes_nothing(
+    store: Arc<dyn Store>,
+) {
+    let id = config_id("alpha");
+    store
+        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .await
+        .expect("v1");
+    store
+        .append_version(version_write(&id, json!({ "v": 2 }), 1))
+        .await
+        .expect("v2");
+    let before = observe(store.as_ref(), &id).await;
+
+    let error = store
+        .delete_config(delete_write(&id, 1))
+        .await
+        .expect_err("a stale expected_live is refused");
+    assert!(
+        matches!(
+            error,
+            Error::VersionConflict {
+                expected: 1,
+                actual: 2
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(observe(store.as_ref(), &id).await, before);
+}
+
+async fn deleting_an_absent_config_is_not_found(store: Arc<dyn Store>) {
+    let never = config_id("never");
+    let error = store
+        .delete_config(delete_write(&never, 0))
+        .await
+        .expect_err("nothing to delete");
+    assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    assert!(store.head(&never).await.expect("head").is_none());
+    assert_eq!(store.latest_revision().await.expect("latest revision"), 0);
+
+    let id = config_id("alpha");
+    store
+        .append_version(version_write(&id, json!({}), 0))
+        .await
+        .expect("v1");
+    store
+        .delete_config(delete_write(&id, 1))
+        .await
+        .expect("delete");
+    let before = observe(store.as_ref(), &id).await;
+    let error = store
+        .delete_config(delete_write(&id, 0))
+        .await
+        .expect_err("already deleted");
+    assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    assert_eq!(observe(store.as_ref(), &id).await, before);
+}
+
+async fn append_after_delete_continues_numbering(store: Arc<dyn Store>) {
+    let id = config_id("alpha");
+    store
+        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .await
+        .expect("v1");
+    store
+        .append_version(version_write(&id, json!({ "v": 2 }), 1))
+        .await
+        .expect("v2");
+    store
+        .delete_config(delete_write(&id, 2))
+        .await
+        .expect("delete");
+
+    let error = store
+        .append_version(version_write(&id, json!({ "v": "lost" }), 2))
+        .await
+        .expect_err("a deleted config has live version 0");
+    assert!(
+        matches!(
+            error,
+            Error::VersionConflict {
+                expected: 2,
+                actual: 0
+            }
+        ),
+        "{error:?}"
+    );
+
+    let committed = store
+        .append_version(version_write(&id, json!({ "v": 3 }), 0))
+        .await
+        .expect("recreate");
+    assert_eq!(committed.version, 3);
+    assert_eq!(committed.event.kind, kind::CONFIG_UPDATED);
+
+    let head = store.head(&id).await.expect("head").expect("alpha exists");
+    assert!(!head.deleted);
+    assert_eq!(head.live_version(), 3);
+    assert_eq!(head.latest.document.config, json!({ "v": 3 }));
+    assert_eq!(
+        version_numbers(store.as_ref(), &id, None, 100).await,
+        [3, 2, 1]
+    );
+}
+
+async fn put_schema_numbers_schema_versions_and_schema_returns_latest(store: Arc<dyn Store>) {
+    let id = config_id("alpha");
+    assert!(store.schema(&id).await.expect("schema").is_none());
+    store
+        .append_version(version_write(&id, json!({ "limit": 1 }), 0))
+        .await
+        .expect("v1");
+
+    let first = schema_write(&id, json!({ "type": "object" }), 0, 1);
+    let committed = store.put_schema(first).await.expect("schema v1");
+    assert_eq!(committed.version, 1);
+    assert_eq!(committed.event.kind, kind::SCHEMA_UPDATED);
+    assert_eq!(committed.event.version, 1);
+
+    let second = schema_write(
+        &id,
+        json!({ "type": "object", "required": ["limit"] }),
+        1,
+        1,
+    );
+    let committed = store.put_schema(second.clone()).await.expect("schema v2");
+    assert_eq!(committed.version, 2);
+
+    let latest = store
+        .schema(&id)
+        .await
+        .expect("schema")
+        .expect("schema exists");
+    assert_eq!(latest.config_id, id);
+    assert_eq!(latest.version, 2);
+    assert_eq!(latest.schema, second.schema);
+    assert_eq!(latest.checksum, second.checksum);
+    assert_eq!(latest.metadata, second.metadata);
+    assert_eq!(latest.created_at, second.created_at);
+
+    let head = store.head(&id).await.expect("head").expect("alpha exists");
+    assert_eq!(head.latest.version, 1, "a schema is not a config version");
+    assert!(
+        store
+            .schema(&config_id("beta"))
+            .await
+            .expect("schema")
+            .is_none()
+    );
+}
+
+async fn put_schema_with_stale_expected_versions_is_a_concurrent_modification(
+    store: Arc<dyn Store>,
+) {
+    let id = config_id("alpha");
+    store
+        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .await
+        .expect("v1");
+    store
+        .append_version(version_write(&id, json!({ "v": 2 }), 1))
+        .await
+        .expect("v2");
+    store
+        .put_schema(schema_write(&id, json!({ "type": "object" }), 0, 2))
+        .await
+        .expect("schema v1");
+    let before = observe(store.as_ref(), &id).await;
+
+    for (expected_schema, expected_live) in [(0, 2), (2, 2), (1, 1), (1, 0), (1, 3)] {
+        let error = store
+            .put_schema(schema_write(
+                &id,
+                json!({ "type": "array" }),
+                expected_schema,
+                expected_live,
+            ))
+            .await
+            .expect_err("stale expectations are refused");
+        assert!(
+            matches!(error, Error::ConcurrentModification { .. }),
+            "schema {expected_schema}, live {expected_live}: {error:?}"
+        );
+    }
+    assert_eq!(observe(store.as_ref(), &id).await, before);
+
+    store
+        .delete_config(delete_write(&id, 2))
+        .await
+        .expect("delete");
+    let error = store
+        .put_schema(schema_write(&id, json!({ "type": "array" }), 1, 2))
+        .await
+        .expect_err("a deleted config has live version 0");
+    assert!(
+        matches!(error, Error::ConcurrentModification { .. }),
+        "{error:?}"
+    );
+    let committed = store
+        .put_schema(schema_write(&id, json!({ "type": "array" }), 1, 0))
+        .await
+        .expect("schema of a deleted config");
+    assert_eq!(committed.version, 2);
+}
+
+async fn schema_registered_before_the_config_exists_is_not_a_head(store: Arc<dyn Store>) {
+    let (early, other) = (config_id("early"), config_id("other"));
+    store
+        .append_version(version_write(&other, json!({}), 0))
+        .await
+        .expect("other v1");
+
+    let committed = store
+        .put_schema(schema_write(&early, json!({ "type": "object" }), 0, 0))
+        .await
+        .expect("schema before config");
+    assert_eq!(committed.version, 1);
+    assert_eq!(committed.event.revision, 2);
+
+    let schema = store
+        .schema(&early)
+        .await
+        .expect("schema")
+        .expect("schema exists");
+    assert_eq!(schema.version, 1);
+    assert!(store.head(&early).await.expect("head").is_none());
+    let ids: Vec<ConfigId> = store
+        .heads()
+        .await
+        .expect("heads")
+        .into_iter()
+        .map(|h| h.latest.config_id.clone())
+        .collect();
+    assert_eq!(ids, [other]);
+    assert!(
+        version_numbers(store.as_ref(), &early, None, 100)
+            .await
+            .is_empty()
+    );
+
+    let error = store
+        .append_version(version_write(&early, json!({}), 0))
+        .await
+        .expect_err("the config must be validated against the registered schema");
+    assert!(
+        matches!(error, Error::ConcurrentModification { .. }),
+        "{error:?}"
+    );
+    let mut write = version_write(&early, json!({ "v": 1 }), 0);
+    write.expected_schema = 1;
+    let committed = store.append_version(write).await.expect("first version");
+    assert_eq!(committed.version, 1);
+    let head = store
+        .head(&early)
+        .await
+        .expect("head")
+        .expect("early exists");
+    assert_eq!((head.latest.version, head.deleted), (1, false));
+}
+
+async fn record_applied_upserts_per_config_environment_and_instance(store: Arc<dyn Store>) {
+    let (alpha, beta) = (config_id("alpha"), config_id("beta"));
+    store
+        .append_version(version_write(&alpha, json!({ "v": 1 }), 0))
+        .await
+        .expect("alpha v1");
+    store
+        .append_version(version_write(&alpha, json!({ "v": 2 }), 1))
+        .await
+        .expect("alpha v2");
+    store
+        .append_version(version_write(&beta, json!({ "v": 1 }), 0))
+        .await
+        .expect("beta v1");
+
+    let report = |id: &ConfigId, environment: &str, instance: &str, version: u64| AppliedState {
+        config_id: id.clone(),
+        environment: environment.to_owned(),
+        instance_id: instance.to_owned(),
+        version,
+        checksum: checksum(&json!({ "v": version })),
+        reported_at: now(),
+    };
+    let reports = [
+        report(&alpha, "production", "i-1", 1),
+        report(&alpha, "production", "i-2", 1),
+        report(&alpha, "staging", "i-1", 1),
+        report(&beta, "production", "i-1", 1),
+    ];
+    for state in &reports {
+        store
+            .record_applied(state.clone())
+            .await
+            .expect("record applied");
+    }
+    let upgraded = report(&alpha, "production", "i-1", 2);
+    store
+        .record_applied(upgraded.clone())
+        .await
+        .expect("record applied again");
+
+    let sorted = |mut states: Vec<AppliedState>| {
+        states.sort_by(|a, b| {
+            (&a.config_id, &a.environment, &a.instance_id).cmp(&(
+                &b.config_id,
+                &b.environment,
+                &b.instance_id,
+            ))
+        });
+        states
+    };
+    let alpha_expected = vec![upgraded, reports[1].clone(), reports[2].clone()];
+    assert_eq!(
+        sorted(store.applied(Some(&alpha)).await.expect("applied")),
+        alpha_expected
+    );
+    assert_eq!(
+        store.applied(Some(&beta)).await.expect("applied"),
+        [reports[3].clone()]
+    );
+    let mut everything = alpha_expected;
+    everything.push(reports[3].clone());
+    assert_eq!(
+        sorted(store.applied(None).await.expect("applied")),
+        everything
+    );
+    assert!(
+        store
+            .applied(Some(&config_id("gamma")))
+            .await
+            .expect("applied")
+            .is_empty()
+    );
+}
+
+async fn heads_are_ordered_by_config_id_and_include_deleted_configs(store: Arc<dyn Store>) {
+    assert!(store.heads().await.expect("heads").is_empty());
+    let (zeta, alpha, middle) = (
+        config_id("zeta"),
+        config_id("alpha"),
+        config_id("mid.config"),
+    );
+    store
+        .append_version(version_write(&zeta, json!({}), 0))
+        .await
+        .expect("zeta v1");
+    store
+        .append_version(version_write(&alpha, json!({}), 0))
+        .await
+        .expect("alpha v1");
+    store
+        .append_version(version_write(&middle, json!({}), 0))
+        .await
+        .expect("middle v1");
+    store
+        .append_version(version_write(&middle, json!({ "v": 2 }), 1))
+        .await
+        .expect("middle v2");
+    store
+        .delete_config(delete_write(&middle, 2))
+        .await
+        .expect("delete middle");
+
+    let heads: Vec<(String, u64, bool)> = store
+        .heads()
+        .await
+        .expect("heads")
+        .iter()
+        .map(|h| (h.latest.config_id.to_string(), h.latest.version, h.deleted))
+        .collect();
+    assert_eq!(
+        heads,
+        [
+            ("alpha".to_owned(), 1, false),
+            ("mid.config".to_owned(), 2, true),
+            ("zeta".to_owned(), 1, false),
+        ]
+    );
+}
