@@ -46,14 +46,21 @@ fn options() -> Options {
 }
 
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// About 2 KB of JSON: 40 settings, two overrides and a 10% canary on production.
 fn config_body(i: usize, generation: usize) -> Value {
     let mut config = serde_json::Map::new();
     for k in 0..40 {
-        config.insert(format!("setting_{k:02}"), json!(format!("value-{i}-{k}-{generation}-abcdefghij")));
+        config.insert(
+            format!("setting_{k:02}"),
+            json!(format!("value-{i}-{k}-{generation}-abcdefghij")),
+        );
     }
     config.insert("timeout_ms".into(), json!(1000 + i));
     json!({
@@ -67,12 +74,19 @@ fn config_body(i: usize, generation: usize) -> Value {
 async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(connection);
     sender
 }
 
-async fn send(sender: &mut SendRequest<Full<Bytes>>, method: &str, path: &str, body: Bytes) -> (u16, Bytes) {
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    method: &str,
+    path: &str,
+    body: Bytes,
+) -> (u16, Bytes) {
     sender.ready().await.unwrap();
     let request = Request::builder()
         .method(method)
@@ -83,7 +97,10 @@ async fn send(sender: &mut SendRequest<Full<Bytes>>, method: &str, path: &str, b
         .unwrap();
     let response = sender.send_request(request).await.unwrap();
     let status = response.status().as_u16();
-    (status, response.into_body().collect().await.unwrap().to_bytes())
+    (
+        status,
+        response.into_body().collect().await.unwrap().to_bytes(),
+    )
 }
 
 async fn wait_until_up(addr: SocketAddr) {
@@ -126,7 +143,13 @@ async fn load(addr: SocketAddr, writers: usize, generation: usize) -> (f64, Vec<
             for i in (w..CONFIGS).step_by(writers) {
                 let body = Bytes::from(serde_json::to_vec(&config_body(i, generation)).unwrap());
                 let t = Instant::now();
-                let (status, text) = send(&mut sender, "PUT", &format!("/api/v1/configs/cfg-{i:04}"), body).await;
+                let (status, text) = send(
+                    &mut sender,
+                    "PUT",
+                    &format!("/api/v1/configs/cfg-{i:04}"),
+                    body,
+                )
+                .await;
                 assert_eq!(status, 201, "{}", String::from_utf8_lossy(&text));
                 latencies.push(t.elapsed());
             }
@@ -166,7 +189,8 @@ async fn max_throughput(addr: SocketAddr, connections: usize, seconds: u64) -> f
                 let mut sender = connect(addr).await;
                 let mut n = c * 131;
                 while !stop.load(Ordering::Relaxed) {
-                    let (status, _) = send(&mut sender, "GET", &paths[n % paths.len()], Bytes::new()).await;
+                    let (status, _) =
+                        send(&mut sender, "GET", &paths[n % paths.len()], Bytes::new()).await;
                     assert_eq!(status, 200);
                     n += 1;
                     done.fetch_add(1, Ordering::Relaxed);
@@ -186,7 +210,12 @@ async fn max_throughput(addr: SocketAddr, connections: usize, seconds: u64) -> f
 
 /// Open loop: `rate` requests/s spread over `connections`, each request sent at its scheduled
 /// time. Returns (achieved rate, sorted latencies from send to full response).
-async fn fixed_rate(addr: SocketAddr, rate: u64, connections: usize, seconds: u64) -> (f64, Vec<Duration>) {
+async fn fixed_rate(
+    addr: SocketAddr,
+    rate: u64,
+    connections: usize,
+    seconds: u64,
+) -> (f64, Vec<Duration>) {
     let paths = read_paths();
     let per_connection = Duration::from_secs_f64(connections as f64 / rate as f64);
     let total_per_connection = (rate * seconds) as usize / connections;
@@ -201,7 +230,13 @@ async fn fixed_rate(addr: SocketAddr, rate: u64, connections: usize, seconds: u6
                 for i in 0..total_per_connection {
                     tokio::time::sleep_until(start + offset + per_connection * i as u32).await;
                     let t = Instant::now();
-                    let (status, _) = send(&mut sender, "GET", &paths[(c * 977 + i) % paths.len()], Bytes::new()).await;
+                    let (status, _) = send(
+                        &mut sender,
+                        "GET",
+                        &paths[(c * 977 + i) % paths.len()],
+                        Bytes::new(),
+                    )
+                    .await;
                     assert_eq!(status, 200);
                     latencies.push(t.elapsed());
                 }
@@ -231,7 +266,9 @@ fn run_bare_server(port: u16, body_file: &str) {
                 async move { ([("content-type", "application/json")], body) }
             }),
         );
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         axum::serve(listener, app).await.unwrap();
     });
 }
@@ -246,7 +283,11 @@ fn main() {
         return; // `cargo test --benches` / `--list` probes: nothing to run.
     }
     let opts = options();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(run(opts));
 }
 
@@ -257,7 +298,10 @@ async fn run(opts: Options) {
     let _summit = Server(
         Command::new(env!("CARGO_BIN_EXE_summit-config"))
             .env("SUMMIT_HTTP_ADDR", summit_addr.to_string())
-            .env("SUMMIT_DATABASE_URL", format!("sqlite://{}/bench.db", dir.path().display()))
+            .env(
+                "SUMMIT_DATABASE_URL",
+                format!("sqlite://{}/bench.db", dir.path().display()),
+            )
             .env("SUMMIT_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -292,15 +336,42 @@ async fn run(opts: Options) {
         bare_rps += max_throughput(bare_addr, opts.connections, half).await / 2.0;
         summit_rps += max_throughput(summit_addr, opts.connections, half).await / 2.0;
     }
-    let (achieved, lat) = fixed_rate(summit_addr, opts.rate, opts.connections.min(50), opts.seconds).await;
+    let (achieved, lat) = fixed_rate(
+        summit_addr,
+        opts.rate,
+        opts.connections.min(50),
+        opts.seconds,
+    )
+    .await;
 
-    println!("\n### effective_read ({} configs, response {} bytes)\n", CONFIGS, sample.len());
+    println!(
+        "\n### effective_read ({} configs, response {} bytes)\n",
+        CONFIGS,
+        sample.len()
+    );
     println!("| measure | figure |\n|---|---|");
-    println!("| writes, 1 writer | {seq_rate:.0} versions/s, p50 {}, p99 {} |", ms(percentile(&seq, 0.5)), ms(percentile(&seq, 0.99)));
-    println!("| writes, 8 writers | {conc_rate:.0} versions/s, p50 {}, p99 {} |", ms(percentile(&conc, 0.5)), ms(percentile(&conc, 0.99)));
-    println!("| reads, bare axum (same bytes), {} conns | {bare_rps:.0} req/s |", opts.connections);
-    println!("| reads, summit-config effective, {} conns | {summit_rps:.0} req/s |", opts.connections);
-    println!("| **read throughput ratio** | **{:.1}%** of bare axum |", 100.0 * summit_rps / bare_rps);
+    println!(
+        "| writes, 1 writer | {seq_rate:.0} versions/s, p50 {}, p99 {} |",
+        ms(percentile(&seq, 0.5)),
+        ms(percentile(&seq, 0.99))
+    );
+    println!(
+        "| writes, 8 writers | {conc_rate:.0} versions/s, p50 {}, p99 {} |",
+        ms(percentile(&conc, 0.5)),
+        ms(percentile(&conc, 0.99))
+    );
+    println!(
+        "| reads, bare axum (same bytes), {} conns | {bare_rps:.0} req/s |",
+        opts.connections
+    );
+    println!(
+        "| reads, summit-config effective, {} conns | {summit_rps:.0} req/s |",
+        opts.connections
+    );
+    println!(
+        "| **read throughput ratio** | **{:.1}%** of bare axum |",
+        100.0 * summit_rps / bare_rps
+    );
     println!(
         "| reads at {} req/s offered (achieved {achieved:.0}) | p50 {}, p90 {}, p99 {}, p99.9 {}, max {} |",
         opts.rate,

@@ -24,13 +24,19 @@ pub struct App {
 /// Opens the backend named by the database URL, behind the read cache.
 pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
     let inner: Arc<dyn Store> = if database_url.starts_with("sqlite:") {
-        Arc::new(SqliteStore::open(database_url).await.with_context(|| "opening the SQLite store")?)
+        Arc::new(
+            SqliteStore::open(database_url)
+                .await
+                .with_context(|| "opening the SQLite store")?,
+        )
     } else if database_url == "memory://" {
         Arc::new(MemoryStore::new())
     } else {
         anyhow::bail!("unsupported database URL scheme (use sqlite://PATH or memory://)");
     };
-    let cached = CachedStore::load(inner).await.context("loading the read cache")?;
+    let cached = CachedStore::load(inner)
+        .await
+        .context("loading the read cache")?;
     tracing::info!(configs = cached.cached_configs(), "read cache loaded");
     Ok(Arc::new(cached))
 }
@@ -68,7 +74,9 @@ impl App {
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn service(&self) -> Arc<ConfigService> {

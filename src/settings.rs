@@ -5,7 +5,12 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "summit-config", version, about = "Runtime configuration service", args_conflicts_with_subcommands = true)]
+#[command(
+    name = "summit-config",
+    version,
+    about = "Runtime configuration service",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -41,7 +46,11 @@ pub struct Settings {
     pub http_addr: SocketAddr,
 
     /// `sqlite://PATH` (created if absent) or `memory://` (ephemeral).
-    #[arg(long, env = "SUMMIT_DATABASE_URL", default_value = "sqlite://./data/summit-config.db")]
+    #[arg(
+        long,
+        env = "SUMMIT_DATABASE_URL",
+        default_value = "sqlite://./data/summit-config.db"
+    )]
     pub database_url: String,
 
     #[arg(long, env = "SUMMIT_LOG_FORMAT", value_enum, default_value = "pretty")]

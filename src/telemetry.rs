@@ -5,7 +5,8 @@ use tracing_subscriber::EnvFilter;
 use crate::settings::{LogFormat, Settings};
 
 pub fn init(settings: &Settings) {
-    let filter = EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = match settings.log_format {
         LogFormat::Pretty => builder.try_init(),

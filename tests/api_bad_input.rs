@@ -19,7 +19,10 @@ async fn snapshot(server: &TestServer) -> (Value, Value, Value) {
 
 async fn assert_problem(response: reqwest::Response, status: u16, field: Option<&str>) -> Value {
     assert_eq!(response.status().as_u16(), status);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["status"], status);
     assert!(problem["code"].is_string());
@@ -75,14 +78,22 @@ async fn malformed_wrong_typed_and_unknown_fields_are_refused_naming_the_field()
 async fn invalid_ids_are_refused_before_the_body_is_read() {
     let server = TestServer::spawn().await;
     for id in ["Upper", "-lead", "a%20b", &"x".repeat(129)] {
-        let response = server.client.put(server.url(&format!("/api/v1/configs/{id}"))).body("{").send().await.unwrap();
+        let response = server
+            .client
+            .put(server.url(&format!("/api/v1/configs/{id}")))
+            .body("{")
+            .send()
+            .await
+            .unwrap();
         assert_problem(response, 400, Some("configId")).await;
         let response = server.get(&format!("/api/v1/configs/{id}/effective")).await;
         assert_problem(response, 400, Some("configId")).await;
     }
     let response = server.get("/api/v1/configs/svc/versions/zero").await;
     assert_problem(response, 400, Some("version")).await;
-    let response = server.get("/api/v1/configs/svc/effective?environment=Prod").await;
+    let response = server
+        .get("/api/v1/configs/svc/effective?environment=Prod")
+        .await;
     assert_problem(response, 400, Some("environment")).await;
 }
 
@@ -94,10 +105,22 @@ async fn bad_query_parameters_name_the_parameter() {
         ("/api/v1/configs/svc/versions?limit=abc", "limit"),
         ("/api/v1/configs/svc/versions?limit=0", "limit"),
         ("/api/v1/configs/svc/versions?limit=501", "limit"),
-        ("/api/v1/configs/svc/effective?assignmentValue=1.5", "assignmentValue"),
-        ("/api/v1/configs/svc/effective?assignmentValue=x", "assignmentValue"),
-        ("/api/v1/configs/svc/effective?assignmentKey=a&assignmentValue=0.1", "assignmentValue"),
-        ("/api/v1/configs/svc/effective?resolveSecrets=maybe", "resolveSecrets"),
+        (
+            "/api/v1/configs/svc/effective?assignmentValue=1.5",
+            "assignmentValue",
+        ),
+        (
+            "/api/v1/configs/svc/effective?assignmentValue=x",
+            "assignmentValue",
+        ),
+        (
+            "/api/v1/configs/svc/effective?assignmentKey=a&assignmentValue=0.1",
+            "assignmentValue",
+        ),
+        (
+            "/api/v1/configs/svc/effective?resolveSecrets=maybe",
+            "resolveSecrets",
+        ),
         ("/api/v1/configs/svc/effective?bogus=1", "bogus"),
         ("/api/v1/configs/svc/diff?from=x", "from"),
         ("/api/v1/configs?prefix=a&x=1", "x"),
@@ -105,7 +128,10 @@ async fn bad_query_parameters_name_the_parameter() {
     for (path, field) in cases {
         let response = server.get(path).await;
         let problem = assert_problem(response, 400, None).await;
-        assert!(problem["field"].as_str().unwrap().contains(field), "{path}: {problem}");
+        assert!(
+            problem["field"].as_str().unwrap().contains(field),
+            "{path}: {problem}"
+        );
     }
 }
 
@@ -115,13 +141,20 @@ async fn bodies_over_the_limit_get_413_and_change_nothing() {
     server.put_config("svc", valid_body()).await;
     let before = snapshot(&server).await;
     let big = json!({"config": {"blob": "x".repeat(70 * 1024)}, "metadata": meta("a", "")});
-    let response = server.client.put(server.url("/api/v1/configs/svc")).json(&big).send().await.unwrap();
+    let response = server
+        .client
+        .put(server.url("/api/v1/configs/svc"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
     let problem = assert_problem(response, 413, None).await;
     assert_eq!(problem["code"], "payload_too_large");
     assert!(problem["detail"].as_str().unwrap().contains("65536"));
 
     // Chunked, without a Content-Length: refused the same way.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..80).map(|_| Ok(vec![b' '; 1024])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..80).map(|_| Ok(vec![b' '; 1024])).collect();
     let stream = futures::stream::iter(chunks);
     let response = server
         .client
@@ -138,10 +171,22 @@ async fn bodies_over_the_limit_get_413_and_change_nothing() {
 async fn default_body_limit_is_one_mebibyte() {
     let server = TestServer::spawn().await;
     let big = json!({"config": {"blob": "x".repeat(1024 * 1024)}, "metadata": meta("a", "")});
-    let response = server.client.put(server.url("/api/v1/configs/svc")).json(&big).send().await.unwrap();
+    let response = server
+        .client
+        .put(server.url("/api/v1/configs/svc"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
     assert_problem(response, 413, None).await;
     let fits = json!({"config": {"blob": "x".repeat(1000 * 1000)}, "metadata": meta("a", "")});
-    let response = server.client.put(server.url("/api/v1/configs/svc")).json(&fits).send().await.unwrap();
+    let response = server
+        .client
+        .put(server.url("/api/v1/configs/svc"))
+        .json(&fits)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 201);
 }
 
@@ -150,16 +195,25 @@ async fn json_nested_deeper_than_64_is_refused() {
     let server = TestServer::spawn().await;
     let nest = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
     // The body object is level 1 and "config" level 2: 62 more arrays reach exactly 64.
-    let ok = format!(r#"{{"config": {{"a": {}}}, "metadata": {{"actor": "a"}}}}"#, nest(62));
+    let ok = format!(
+        r#"{{"config": {{"a": {}}}, "metadata": {{"actor": "a"}}}}"#,
+        nest(62)
+    );
     let (status, body) = server.put_raw("/api/v1/configs/svc", ok).await;
     assert_eq!(status, 201, "{body}");
-    let deep = format!(r#"{{"config": {{"a": {}}}, "metadata": {{"actor": "a"}}}}"#, nest(63));
+    let deep = format!(
+        r#"{{"config": {{"a": {}}}, "metadata": {{"actor": "a"}}}}"#,
+        nest(63)
+    );
     let (status, problem) = server.put_raw("/api/v1/configs/svc", deep).await;
     assert_eq!(status, 400);
     assert!(problem["detail"].as_str().unwrap().contains("64"));
     let very_deep = nest(100_000);
     let (status, _) = server.put_raw("/api/v1/configs/svc", very_deep).await;
-    assert_eq!(status, 400, "deep input is refused without exhausting the stack");
+    assert_eq!(
+        status, 400,
+        "deep input is refused without exhausting the stack"
+    );
     let (_, versions) = server.get_json("/api/v1/configs/svc/versions").await;
     assert_eq!(versions["items"].as_array().unwrap().len(), 1);
 }
@@ -168,12 +222,18 @@ async fn json_nested_deeper_than_64_is_refused() {
 async fn schema_violations_and_invalid_schemas_are_422_with_pointers() {
     let server = TestServer::spawn().await;
     let (status, problem) = server
-        .put_json("/api/v1/configs/svc/schema", &json!({"schema": {"type": "bogus"}, "metadata": meta("a", "")}))
+        .put_json(
+            "/api/v1/configs/svc/schema",
+            &json!({"schema": {"type": "bogus"}, "metadata": meta("a", "")}),
+        )
         .await;
     assert_eq!(status, 422);
     assert_eq!(problem["code"], "invalid_schema");
     let (status, problem) = server
-        .put_json("/api/v1/configs/svc/schema", &json!({"schema": "not a schema", "metadata": meta("a", "")}))
+        .put_json(
+            "/api/v1/configs/svc/schema",
+            &json!({"schema": "not a schema", "metadata": meta("a", "")}),
+        )
         .await;
     assert_eq!(status, 422, "{problem}");
     server
@@ -183,12 +243,23 @@ async fn schema_violations_and_invalid_schemas_are_422_with_pointers() {
         )
         .await;
     let (status, problem) = server
-        .put_json("/api/v1/configs/svc", &json!({"config": {"timeout": "30", "extra": 1}, "metadata": meta("a", "")}))
+        .put_json(
+            "/api/v1/configs/svc",
+            &json!({"config": {"timeout": "30", "extra": 1}, "metadata": meta("a", "")}),
+        )
         .await;
     assert_eq!(status, 422);
-    let pointers: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    let pointers: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
     assert!(pointers.contains(&"/timeout"), "{problem}");
-    assert!(pointers.contains(&"/"), "additionalProperties is reported at the root: {problem}");
+    assert!(
+        pointers.contains(&"/"),
+        "additionalProperties is reported at the root: {problem}"
+    );
     assert_eq!(server.get_json("/api/v1/configs/svc").await.0, 404);
 }
 
@@ -197,7 +268,12 @@ async fn unknown_routes_and_methods_get_problems() {
     let server = TestServer::spawn().await;
     let response = server.get("/api/v1/nothing-here").await;
     assert_problem(response, 404, None).await;
-    let response = server.client.patch(server.url("/api/v1/configs/svc")).send().await.unwrap();
+    let response = server
+        .client
+        .patch(server.url("/api/v1/configs/svc"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 405);
 }
 

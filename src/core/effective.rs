@@ -15,7 +15,9 @@ use super::checksum::{canonical_bytes, checksum_of_bytes};
 use super::error::Result;
 use super::merge::merged;
 use super::model::{Canary, ConfigDocument, ConfigVersion};
-use super::rollout::{BasisPoints, ab_namespace, bucket, bucket_from_value, canary_namespace, choose_variant};
+use super::rollout::{
+    BasisPoints, ab_namespace, bucket, bucket_from_value, canary_namespace, choose_variant,
+};
 
 /// How the caller identifies itself for canary and A/B assignment.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +61,11 @@ impl Rendered {
         let checksum = checksum_of_bytes(&canonical);
         let text = String::from_utf8(canonical).expect("canonical JSON is UTF-8");
         let json = RawValue::from_string(text).expect("canonical JSON is valid JSON");
-        Arc::new(Rendered { value, json, checksum })
+        Arc::new(Rendered {
+            value,
+            json,
+            checksum,
+        })
     }
 }
 
@@ -180,7 +186,11 @@ fn render(values: EnvValues) -> EnvLayers {
         control: Rendered::new(values.control),
         canary: values.canary.map(Rendered::new),
         variants: values.variants.into_iter().map(Rendered::new).collect(),
-        canary_variants: values.canary_variants.into_iter().map(Rendered::new).collect(),
+        canary_variants: values
+            .canary_variants
+            .into_iter()
+            .map(Rendered::new)
+            .collect(),
     }
 }
 
@@ -200,7 +210,8 @@ impl EffectiveLayers {
     }
 
     pub fn for_env(&self, env: Option<&str>) -> &EnvLayers {
-        env.and_then(|e| self.by_env.get(e)).unwrap_or(&self.default)
+        env.and_then(|e| self.by_env.get(e))
+            .unwrap_or(&self.default)
     }
 }
 
@@ -256,13 +267,21 @@ pub fn select(
     .clone();
     let assignment = Assignment {
         canary: in_canary,
-        variant: variant.map(|i| doc.ab_test.as_ref().expect("test exists").variants[i].name.clone()),
+        variant: variant.map(|i| {
+            doc.ab_test.as_ref().expect("test exists").variants[i]
+                .name
+                .clone()
+        }),
     };
     Ok((rendered, assignment))
 }
 
 /// Checksums of every view currently valid for `env` (control, active canary, variants).
-pub fn valid_checksums<'a>(version: &'a ConfigVersion, env: &str, now: DateTime<Utc>) -> Vec<&'a str> {
+pub fn valid_checksums<'a>(
+    version: &'a ConfigVersion,
+    env: &str,
+    now: DateTime<Utc>,
+) -> Vec<&'a str> {
     let layers = layers_of(version).for_env(Some(env));
     let canary_on = version
         .document
@@ -291,9 +310,8 @@ pub fn changed_environments(old: Option<&ConfigDocument>, new: &ConfigDocument) 
     if ab_changed && (test_env(old) == Some(None) || test_env(new) == Some(None)) {
         return vec!["*".into()];
     }
-    let canary_of = |doc: &'_ ConfigDocument, env: &str| {
-        doc.canary.clone().filter(|c| c.environment == env)
-    };
+    let canary_of =
+        |doc: &'_ ConfigDocument, env: &str| doc.canary.clone().filter(|c| c.environment == env);
     let mut envs = layered_environments(old);
     envs.extend(layered_environments(new));
     envs.sort();
@@ -344,8 +362,16 @@ mod tests {
                 name: "colors".into(),
                 environment: Some("production".into()),
                 variants: vec![
-                    AbVariant { name: "red".into(), weight: 1, config: json!({"color": "red"}) },
-                    AbVariant { name: "green".into(), weight: 1, config: json!({"color": "green"}) },
+                    AbVariant {
+                        name: "red".into(),
+                        weight: 1,
+                        config: json!({"color": "red"}),
+                    },
+                    AbVariant {
+                        name: "green".into(),
+                        weight: 1,
+                        config: json!({"color": "green"}),
+                    },
                 ],
             }),
         }
@@ -354,10 +380,28 @@ mod tests {
     #[test]
     fn layers_apply_in_order_override_canary_variant() {
         let v = version(doc());
-        let (r, a) = select(&v, Some("production"), &AssignmentInput::Value(0.1), Utc::now()).unwrap();
+        let (r, a) = select(
+            &v,
+            Some("production"),
+            &AssignmentInput::Value(0.1),
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(r.value, json!({"timeout": 5, "color": "red"}));
-        assert_eq!(a, Assignment { canary: true, variant: Some("red".into()) });
-        let (r, a) = select(&v, Some("production"), &AssignmentInput::Value(0.9), Utc::now()).unwrap();
+        assert_eq!(
+            a,
+            Assignment {
+                canary: true,
+                variant: Some("red".into())
+            }
+        );
+        let (r, a) = select(
+            &v,
+            Some("production"),
+            &AssignmentInput::Value(0.9),
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(r.value, json!({"timeout": 10, "color": "green"}));
         assert!(!a.canary);
     }
@@ -365,9 +409,21 @@ mod tests {
     #[test]
     fn other_environments_and_anonymous_callers_get_the_control_view() {
         let v = version(doc());
-        let (r, a) = select(&v, Some("staging"), &AssignmentInput::Value(0.1), Utc::now()).unwrap();
+        let (r, a) = select(
+            &v,
+            Some("staging"),
+            &AssignmentInput::Value(0.1),
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(r.value, json!({"timeout": 30, "color": "blue"}));
-        assert_eq!(a, Assignment { canary: false, variant: None });
+        assert_eq!(
+            a,
+            Assignment {
+                canary: false,
+                variant: None
+            }
+        );
         let (r, _) = select(&v, Some("production"), &AssignmentInput::None, Utc::now()).unwrap();
         assert_eq!(r.value, json!({"timeout": 10, "color": "blue"}));
     }
@@ -377,14 +433,23 @@ mod tests {
         let mut d = doc();
         d.canary.as_mut().unwrap().start_at = Utc::now() + chrono::Duration::hours(1);
         let v = version(d);
-        let (_, a) = select(&v, Some("production"), &AssignmentInput::Value(0.0), Utc::now()).unwrap();
+        let (_, a) = select(
+            &v,
+            Some("production"),
+            &AssignmentInput::Value(0.0),
+            Utc::now(),
+        )
+        .unwrap();
         assert!(!a.canary);
         assert_eq!(valid_checksums(&v, "production", Utc::now()).len(), 3);
     }
 
     #[test]
     fn every_view_is_enumerated_for_validation() {
-        let scopes: Vec<Option<String>> = all_layer_values(&doc()).into_iter().map(|l| l.scope).collect();
+        let scopes: Vec<Option<String>> = all_layer_values(&doc())
+            .into_iter()
+            .map(|l| l.scope)
+            .collect();
         assert!(scopes.contains(&None));
         assert!(scopes.contains(&Some("environment=production,canary".into())));
         assert!(scopes.contains(&Some("environment=production,canary,variant=green".into())));

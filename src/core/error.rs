@@ -36,7 +36,9 @@ pub enum Error {
     #[error("{message}")]
     ConcurrentModification { message: String },
     /// A secret reference could not be resolved. Never carries the secret value.
-    #[error("secret reference at {pointer} could not be resolved by provider '{provider}': {reason}")]
+    #[error(
+        "secret reference at {pointer} could not be resolved by provider '{provider}': {reason}"
+    )]
     SecretUnresolved {
         pointer: String,
         provider: String,
@@ -134,7 +136,9 @@ impl Error {
                 message: message.clone(),
                 scope: None,
             }],
-            Error::SecretUnresolved { pointer, reason, .. } => vec![Violation {
+            Error::SecretUnresolved {
+                pointer, reason, ..
+            } => vec![Violation {
                 pointer: pointer.clone(),
                 message: reason.clone(),
                 scope: None,

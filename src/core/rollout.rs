@@ -38,7 +38,10 @@ impl BasisPoints {
     /// Parses a percentage in 0..=100 with at most two decimals; `field` names it in errors.
     pub fn from_percent(percent: f64, field: &str) -> Result<Self> {
         if !percent.is_finite() || !(0.0..=100.0).contains(&percent) {
-            return Err(Error::invalid(field, "percentage must be between 0 and 100"));
+            return Err(Error::invalid(
+                field,
+                "percentage must be between 0 and 100",
+            ));
         }
         let scaled = percent * 100.0;
         let rounded = scaled.round();
@@ -104,7 +107,10 @@ mod tests {
             let mut was_in = false;
             for p in steps {
                 let now_in = BasisPoints::from_percent(p, "p").unwrap().includes(b);
-                assert!(!was_in || now_in, "key {i} left the canary when raising to {p}");
+                assert!(
+                    !was_in || now_in,
+                    "key {i} left the canary when raising to {p}"
+                );
                 was_in = now_in;
             }
         }

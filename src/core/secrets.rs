@@ -84,13 +84,14 @@ impl SecretResolver {
     fn resolve_in_place(&self, value: &mut Value, pointer: &mut String) -> Result<()> {
         if let Some(secret) = as_reference(value) {
             let secret = secret.map_err(|message| Error::invalid(pointer.clone(), message))?;
-            let provider = self.providers.get(&secret.provider).ok_or_else(|| {
-                Error::SecretUnresolved {
-                    pointer: pointer_or_root(pointer),
-                    provider: secret.provider.clone(),
-                    reason: "unknown secret provider".into(),
-                }
-            })?;
+            let provider =
+                self.providers
+                    .get(&secret.provider)
+                    .ok_or_else(|| Error::SecretUnresolved {
+                        pointer: pointer_or_root(pointer),
+                        provider: secret.provider.clone(),
+                        reason: "unknown secret provider".into(),
+                    })?;
             let resolved =
                 provider
                     .resolve(&secret.reference)
@@ -145,7 +146,7 @@ fn as_reference(value: &Value) -> Option<std::result::Result<SecretRef, String>>
             }))
         }
         _ => Some(Err(
-            "\"$secret\" must have the form \"provider:reference\"".into(),
+            "\"$secret\" must have the form \"provider:reference\"".into()
         )),
     }
 }
@@ -208,7 +209,11 @@ pub fn push_token(pointer: &mut String, token: &str) {
 }
 
 fn pointer_or_root(pointer: &str) -> String {
-    if pointer.is_empty() { "/".into() } else { pointer.to_owned() }
+    if pointer.is_empty() {
+        "/".into()
+    } else {
+        pointer.to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -222,7 +227,10 @@ mod tests {
         unsafe { std::env::set_var("SUMMIT_TEST_SECRET_A", "s3cret") };
         let tree = json!({"db": {"password": {"$secret": "env:SUMMIT_TEST_SECRET_A"}}, "list": [{"$secret": "env:SUMMIT_TEST_SECRET_A"}]});
         let resolved = SecretResolver::default().resolve_tree(&tree).unwrap();
-        assert_eq!(resolved, json!({"db": {"password": "s3cret"}, "list": ["s3cret"]}));
+        assert_eq!(
+            resolved,
+            json!({"db": {"password": "s3cret"}, "list": ["s3cret"]})
+        );
     }
 
     #[test]
@@ -230,7 +238,9 @@ mod tests {
         let tree = json!({"a/b": {"$secret": "env:SUMMIT_TEST_SECRET_MISSING"}});
         let err = SecretResolver::default().resolve_tree(&tree).unwrap_err();
         match err {
-            Error::SecretUnresolved { pointer, provider, .. } => {
+            Error::SecretUnresolved {
+                pointer, provider, ..
+            } => {
                 assert_eq!(pointer, "/a~1b");
                 assert_eq!(provider, "env");
             }
@@ -257,6 +267,9 @@ mod tests {
         let unknown = json!({"x": {"$secret": "vault:kv/a"}});
         assert!(reference_pointers(&unknown, "", &resolver).is_err());
         let ok = json!({"x": [{"$secret": "env:A"}]});
-        assert_eq!(reference_pointers(&ok, "", &resolver).unwrap(), vec!["/x/0"]);
+        assert_eq!(
+            reference_pointers(&ok, "", &resolver).unwrap(),
+            vec!["/x/0"]
+        );
     }
 }

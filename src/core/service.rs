@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use super::checksum::checksum;
 use super::drift::{ConfigDrift, DriftSummary, assess};
-use super::effective::{Assignment, AssignmentInput, Rendered, changed_environments, layers_of, select};
+use super::effective::{
+    Assignment, AssignmentInput, Rendered, changed_environments, layers_of, select,
+};
 use super::error::{Error, Result, Violation};
 use super::events::{ChangeBus, ChangeEvent};
 use super::ids::{ConfigId, Environment};
@@ -119,7 +121,9 @@ impl ConfigService {
             store,
             bus: ChangeBus::new(settings.watch_buffer.max(1024)),
             secrets,
-            write_locks: (0..WRITE_LOCK_SHARDS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            write_locks: (0..WRITE_LOCK_SHARDS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             settings,
         }
     }
@@ -146,7 +150,12 @@ impl ConfigService {
 
     // ---- schemas -------------------------------------------------------------------------
 
-    pub async fn put_schema(&self, id: &ConfigId, schema: Value, metadata: Metadata) -> Result<SchemaVersion> {
+    pub async fn put_schema(
+        &self,
+        id: &ConfigId,
+        schema: Value,
+        metadata: Metadata,
+    ) -> Result<SchemaVersion> {
         check_metadata(&metadata)?;
         let compiled = CompiledSchema::compile(&schema)?;
         let _guard = self.lock(id).await;
@@ -269,10 +278,17 @@ impl ConfigService {
                 return Err(Error::SchemaViolation { violations });
             }
         }
-        let previous = head.as_ref().filter(|h| !h.deleted).map(|h| &h.latest.document);
+        let previous = head
+            .as_ref()
+            .filter(|h| !h.deleted)
+            .map(|h| &h.latest.document);
         let audit = AuditDraft {
             actor: metadata.actor.clone(),
-            action: if rollback_of.is_some() { "config.rollback" } else { "config.put" },
+            action: if rollback_of.is_some() {
+                "config.rollback"
+            } else {
+                "config.put"
+            },
             environments: changed_environments(previous, &doc),
             message: metadata.message.clone(),
         };
@@ -318,14 +334,22 @@ impl ConfigService {
             .collect())
     }
 
-    pub async fn delete_config(&self, id: &ConfigId, metadata: Metadata, expected: Option<u64>) -> Result<u64> {
+    pub async fn delete_config(
+        &self,
+        id: &ConfigId,
+        metadata: Metadata,
+        expected: Option<u64>,
+    ) -> Result<u64> {
         check_metadata(&metadata)?;
         let _guard = self.lock(id).await;
         let live = self.live_version(id).await?.version;
         if let Some(expected) = expected
             && expected != live
         {
-            return Err(Error::VersionConflict { expected, actual: live });
+            return Err(Error::VersionConflict {
+                expected,
+                actual: live,
+            });
         }
         let committed = self
             .store
@@ -345,7 +369,12 @@ impl ConfigService {
         Ok(committed.version)
     }
 
-    pub async fn versions(&self, id: &ConfigId, cursor: Option<u64>, limit: u32) -> Result<Page<ConfigVersion>> {
+    pub async fn versions(
+        &self,
+        id: &ConfigId,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<Page<ConfigVersion>> {
         if self.store.head(id).await?.is_none() {
             return Err(Error::not_found("config", id.as_str()));
         }
@@ -366,15 +395,28 @@ impl ConfigService {
 
     /// RFC 6902 patch from one version to another: of the whole document, or of the control
     /// view of one environment.
-    pub async fn diff(&self, id: &ConfigId, from: u64, to: u64, environment: Option<&Environment>) -> Result<DiffResult> {
+    pub async fn diff(
+        &self,
+        id: &ConfigId,
+        from: u64,
+        to: u64,
+        environment: Option<&Environment>,
+    ) -> Result<DiffResult> {
         let (old, new) = (self.version(id, from).await?, self.version(id, to).await?);
         let patch = match environment {
             Some(env) => {
-                let view = |v: &ConfigVersion| layers_of(v).for_env(Some(env.as_str())).control.value.clone();
+                let view = |v: &ConfigVersion| {
+                    layers_of(v)
+                        .for_env(Some(env.as_str()))
+                        .control
+                        .value
+                        .clone()
+                };
                 diff(&view(&old), &view(&new))
             }
             None => {
-                let doc = |v: &ConfigVersion| serde_json::to_value(&v.document).map_err(Error::internal);
+                let doc =
+                    |v: &ConfigVersion| serde_json::to_value(&v.document).map_err(Error::internal);
                 diff(&doc(&old)?, &doc(&new)?)
             }
         };
@@ -390,7 +432,11 @@ impl ConfigService {
     // ---- reads ---------------------------------------------------------------------------
 
     /// The effective config for an environment and a caller, answered from the read cache.
-    pub async fn effective(&self, id: &ConfigId, query: &EffectiveQuery) -> Result<EffectiveConfig> {
+    pub async fn effective(
+        &self,
+        id: &ConfigId,
+        query: &EffectiveQuery,
+    ) -> Result<EffectiveConfig> {
         let version = self.live_version(id).await?;
         let env = query.environment.as_ref().map(Environment::as_str);
         let (rendered, assignment) = select(&version, env, &query.assignment, Utc::now())?;
@@ -411,7 +457,12 @@ impl ConfigService {
 
     // ---- audit, applied state, drift -----------------------------------------------------
 
-    pub async fn audit(&self, id: Option<&ConfigId>, cursor: Option<u64>, limit: u32) -> Result<Page<AuditRecord>> {
+    pub async fn audit(
+        &self,
+        id: Option<&ConfigId>,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<Page<AuditRecord>> {
         let items = self
             .store
             .audit(AuditQuery {
@@ -426,18 +477,31 @@ impl ConfigService {
         Ok(Page { items, next_cursor })
     }
 
-    pub async fn record_applied(&self, id: &ConfigId, report: AppliedReport) -> Result<ConfigDrift> {
+    pub async fn record_applied(
+        &self,
+        id: &ConfigId,
+        report: AppliedReport,
+    ) -> Result<ConfigDrift> {
         Environment::parse_field(&report.environment, "/environment")?;
         if report.instance_id.is_empty()
             || report.instance_id.len() > 256
             || report.instance_id.chars().any(char::is_control)
         {
-            return Err(Error::invalid("/instanceId", "instanceId must be 1 to 256 printable characters"));
+            return Err(Error::invalid(
+                "/instanceId",
+                "instanceId must be 1 to 256 printable characters",
+            ));
         }
         let is_hex = report.checksum.len() == 64
-            && report.checksum.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && report
+                .checksum
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !is_hex {
-            return Err(Error::invalid("/checksum", "checksum must be 64 lowercase hex digits"));
+            return Err(Error::invalid(
+                "/checksum",
+                "checksum must be 64 lowercase hex digits",
+            ));
         }
         if report.version == 0 {
             return Err(Error::invalid("/version", "version must be at least 1"));
@@ -452,10 +516,19 @@ impl ConfigService {
             reported_at: now(),
         };
         self.store.record_applied(state.clone()).await?;
-        Ok(assess(&current, vec![state], self.settings.stale_after, Utc::now()))
+        Ok(assess(
+            &current,
+            vec![state],
+            self.settings.stale_after,
+            Utc::now(),
+        ))
     }
 
-    pub async fn drift(&self, id: &ConfigId, environment: Option<&Environment>) -> Result<ConfigDrift> {
+    pub async fn drift(
+        &self,
+        id: &ConfigId,
+        environment: Option<&Environment>,
+    ) -> Result<ConfigDrift> {
         let current = self.live_version(id).await?;
         let reports = self
             .store
@@ -464,13 +537,21 @@ impl ConfigService {
             .into_iter()
             .filter(|r| environment.is_none_or(|e| r.environment == e.as_str()))
             .collect();
-        Ok(assess(&current, reports, self.settings.stale_after, Utc::now()))
+        Ok(assess(
+            &current,
+            reports,
+            self.settings.stale_after,
+            Utc::now(),
+        ))
     }
 
     pub async fn drift_report(&self) -> Result<DriftReport> {
         let mut by_config: BTreeMap<ConfigId, Vec<AppliedState>> = BTreeMap::new();
         for report in self.store.applied(None).await? {
-            by_config.entry(report.config_id.clone()).or_default().push(report);
+            by_config
+                .entry(report.config_id.clone())
+                .or_default()
+                .push(report);
         }
         let mut summary = DriftSummary::default();
         let mut configs = Vec::new();
@@ -491,7 +572,11 @@ impl ConfigService {
 
     /// Change events matching `filter`, from `from_revision` (exclusive) or from now on;
     /// gap-free and duplicate-free, backed by the store's change log.
-    pub fn watch(&self, filter: WatchFilter, from_revision: Option<u64>) -> WatchStream {
+    pub async fn watch(
+        &self,
+        filter: WatchFilter,
+        from_revision: Option<u64>,
+    ) -> Result<WatchStream> {
         watch(
             self.store.clone(),
             &self.bus,
@@ -499,6 +584,7 @@ impl ConfigService {
             from_revision,
             self.settings.watch_buffer,
         )
+        .await
     }
 
     pub async fn latest_revision(&self) -> Result<u64> {

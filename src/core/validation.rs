@@ -23,7 +23,11 @@ pub fn check_metadata(metadata: &Metadata) -> Result<()> {
             format!("actor must be 1 to {MAX_ACTOR} characters"),
         ));
     }
-    if metadata.message.as_ref().is_some_and(|m| m.len() > MAX_MESSAGE) {
+    if metadata
+        .message
+        .as_ref()
+        .is_some_and(|m| m.len() > MAX_MESSAGE)
+    {
         return Err(Error::invalid(
             "/metadata/message",
             format!("message must be at most {MAX_MESSAGE} characters"),
@@ -66,7 +70,10 @@ pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<
         require_object(&canary.config, "/canary/config")?;
         reference_pointers(&canary.config, "/canary/config", secrets)?;
         if canary.end_at.is_some_and(|end| end <= canary.start_at) {
-            return Err(Error::invalid("/canary/endAt", "endAt must be after startAt"));
+            return Err(Error::invalid(
+                "/canary/endAt",
+                "endAt must be after startAt",
+            ));
         }
     }
     if let Some(test) = &doc.ab_test {
@@ -75,14 +82,20 @@ pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<
             Environment::parse_field(env, "/abTest/environment")?;
         }
         if test.variants.is_empty() {
-            return Err(Error::invalid("/abTest/variants", "at least one variant is required"));
+            return Err(Error::invalid(
+                "/abTest/variants",
+                "at least one variant is required",
+            ));
         }
         let mut names = HashSet::new();
         for (i, variant) in test.variants.iter().enumerate() {
             let pointer = format!("/abTest/variants/{i}");
             check_name(&variant.name, &format!("{pointer}/name"))?;
             if !names.insert(variant.name.as_str()) {
-                return Err(Error::invalid(format!("{pointer}/name"), "variant names must be unique"));
+                return Err(Error::invalid(
+                    format!("{pointer}/name"),
+                    "variant names must be unique",
+                ));
             }
             if variant.weight == 0 || variant.weight > u64::from(u32::MAX) {
                 return Err(Error::invalid(
@@ -119,7 +132,12 @@ impl CompiledSchema {
 
     /// Violations of one value; errors at or below a secret reference are not reported,
     /// since the reference stands for a value the schema cannot see.
-    fn violations(&self, value: &Value, scope: Option<&str>, secrets: &SecretResolver) -> Vec<Violation> {
+    fn violations(
+        &self,
+        value: &Value,
+        scope: Option<&str>,
+        secrets: &SecretResolver,
+    ) -> Vec<Violation> {
         let secret_pointers = reference_pointers(value, "", secrets).unwrap_or_default();
         self.validator
             .iter_errors(value)
@@ -129,7 +147,11 @@ impl CompiledSchema {
                     .iter()
                     .any(|s| pointer == *s || pointer.starts_with(&format!("{s}/")));
                 (!under_secret).then(|| Violation {
-                    pointer: if pointer.is_empty() { "/".into() } else { pointer },
+                    pointer: if pointer.is_empty() {
+                        "/".into()
+                    } else {
+                        pointer
+                    },
                     message: error.masked().to_string(),
                     scope: scope.map(str::to_owned),
                 })
@@ -166,11 +188,15 @@ mod tests {
             "required": ["timeout"]
         }))
         .unwrap();
-        let d = doc(json!({"config": {"timeout": 30}, "overrides": {"production": {"timeout": 90}}}));
+        let d =
+            doc(json!({"config": {"timeout": 30}, "overrides": {"production": {"timeout": 90}}}));
         let violations = schema.check(&d, &SecretResolver::default());
         assert_eq!(violations.len(), 1);
         assert_eq!(violations[0].pointer, "/timeout");
-        assert_eq!(violations[0].scope.as_deref(), Some("environment=production"));
+        assert_eq!(
+            violations[0].scope.as_deref(),
+            Some("environment=production")
+        );
     }
 
     #[test]
@@ -195,10 +221,22 @@ mod tests {
         let secrets = SecretResolver::default();
         let cases = [
             (json!({"config": [1]}), "/config"),
-            (json!({"config": {}, "overrides": {"Prod": {}}}), "/overrides/Prod"),
-            (json!({"config": {}, "canary": {"environment": "p", "trafficPercent": 101, "config": {}, "startAt": "2026-01-01T00:00:00Z"}}), "/canary/trafficPercent"),
-            (json!({"config": {}, "abTest": {"name": "t", "variants": [{"name": "a", "weight": 0, "config": {}}]}}), "/abTest/variants/0/weight"),
-            (json!({"config": {}, "abTest": {"name": "t", "variants": []}}), "/abTest/variants"),
+            (
+                json!({"config": {}, "overrides": {"Prod": {}}}),
+                "/overrides/Prod",
+            ),
+            (
+                json!({"config": {}, "canary": {"environment": "p", "trafficPercent": 101, "config": {}, "startAt": "2026-01-01T00:00:00Z"}}),
+                "/canary/trafficPercent",
+            ),
+            (
+                json!({"config": {}, "abTest": {"name": "t", "variants": [{"name": "a", "weight": 0, "config": {}}]}}),
+                "/abTest/variants/0/weight",
+            ),
+            (
+                json!({"config": {}, "abTest": {"name": "t", "variants": []}}),
+                "/abTest/variants",
+            ),
         ];
         for (value, field) in cases {
             match check_document(&doc(value), &secrets) {

@@ -28,7 +28,10 @@ impl WatchFilter {
     pub fn matches(&self, event: &ChangeEvent) -> bool {
         (self.config_ids.is_empty() && self.prefix.is_none())
             || self.config_ids.contains(&event.config_id)
-            || self.prefix.as_ref().is_some_and(|p| event.config_id.starts_with(p.as_str()))
+            || self
+                .prefix
+                .as_ref()
+                .is_some_and(|p| event.config_id.starts_with(p.as_str()))
     }
 }
 
@@ -70,7 +73,10 @@ impl Watcher {
         }
     }
 
-    async fn run(mut self, mut live: broadcast::Receiver<ChangeEvent>) -> std::result::Result<(), Stop> {
+    async fn run(
+        mut self,
+        mut live: broadcast::Receiver<ChangeEvent>,
+    ) -> std::result::Result<(), Stop> {
         self.catch_up().await?;
         loop {
             tokio::select! {
@@ -86,34 +92,30 @@ impl Watcher {
     }
 }
 
-pub fn watch(
+/// Starts a watcher. Without `from_revision` it starts at the latest committed revision, read
+/// before this returns, so a change committed after the call is never missed.
+pub async fn watch(
     store: Arc<dyn Store>,
     bus: &ChangeBus,
     filter: WatchFilter,
     from_revision: Option<u64>,
     buffer: usize,
-) -> WatchStream {
+) -> Result<WatchStream> {
     // Subscribe before reading the cursor so nothing committed in between is missed.
     let live = bus.subscribe();
+    let cursor = match from_revision {
+        Some(revision) => revision,
+        None => store.latest_revision().await?,
+    };
     let (out, rx) = mpsc::channel(buffer.max(1));
+    let watcher = Watcher {
+        store,
+        filter,
+        cursor,
+        out,
+    };
     tokio::spawn(async move {
-        let cursor = match from_revision {
-            Some(revision) => revision,
-            None => match store.latest_revision().await {
-                Ok(revision) => revision,
-                Err(error) => {
-                    let _ = out.send(Err(error)).await;
-                    return;
-                }
-            },
-        };
-        let watcher = Watcher {
-            store,
-            filter,
-            cursor,
-            out,
-        };
         let _ = watcher.run(live).await;
     });
-    Box::pin(ReceiverStream::new(rx))
+    Ok(Box::pin(ReceiverStream::new(rx)))
 }

@@ -26,7 +26,10 @@ struct State {
 
 impl State {
     fn live_version(&self, id: &ConfigId) -> u64 {
-        match (self.versions.get(id).and_then(|v| v.last()), self.deleted.get(id)) {
+        match (
+            self.versions.get(id).and_then(|v| v.last()),
+            self.deleted.get(id),
+        ) {
             (Some(latest), Some(false)) => latest.version,
             _ => 0,
         }
@@ -79,10 +82,14 @@ fn check_live(state: &State, id: &ConfigId, expected: u64) -> Result<()> {
 impl Store for MemoryStore {
     async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
         let state = self.state.lock();
-        Ok(state.versions.get(id).and_then(|v| v.last()).map(|latest| ConfigHead {
-            latest: latest.clone(),
-            deleted: state.deleted.get(id).copied().unwrap_or(false),
-        }))
+        Ok(state
+            .versions
+            .get(id)
+            .and_then(|v| v.last())
+            .map(|latest| ConfigHead {
+                latest: latest.clone(),
+                deleted: state.deleted.get(id).copied().unwrap_or(false),
+            }))
     }
 
     async fn heads(&self) -> Result<Vec<ConfigHead>> {
@@ -150,10 +157,17 @@ impl Store for MemoryStore {
             &write.audit,
             version.created_at,
         );
-        state.versions.entry(id.clone()).or_default().push(Arc::new(version));
+        state
+            .versions
+            .entry(id.clone())
+            .or_default()
+            .push(Arc::new(version));
         state.deleted.insert(id, false);
         state.record(event.clone(), &write.audit);
-        Ok(Committed { version: number, event })
+        Ok(Committed {
+            version: number,
+            event,
+        })
     }
 
     async fn delete_config(&self, write: DeleteWrite) -> Result<Committed> {
@@ -187,7 +201,13 @@ impl Store for MemoryStore {
     }
 
     async fn schema(&self, id: &ConfigId) -> Result<Option<SchemaVersion>> {
-        Ok(self.state.lock().schemas.get(id).and_then(|s| s.last()).cloned())
+        Ok(self
+            .state
+            .lock()
+            .schemas
+            .get(id)
+            .and_then(|s| s.last())
+            .cloned())
     }
 
     async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {
@@ -197,8 +217,9 @@ impl Store for MemoryStore {
             || state.live_version(&id) != write.expected_live
         {
             return Err(Error::ConcurrentModification {
-                message: "the config or its schema changed while the schema was being checked; retry"
-                    .into(),
+                message:
+                    "the config or its schema changed while the schema was being checked; retry"
+                        .into(),
             });
         }
         let number = state.schema_version(&id) + 1;
@@ -211,16 +232,23 @@ impl Store for MemoryStore {
             &write.audit,
             write.created_at,
         );
-        state.schemas.entry(id.clone()).or_default().push(SchemaVersion {
-            config_id: id,
-            version: number,
-            schema: write.schema,
-            checksum: write.checksum,
-            metadata: write.metadata,
-            created_at: write.created_at,
-        });
+        state
+            .schemas
+            .entry(id.clone())
+            .or_default()
+            .push(SchemaVersion {
+                config_id: id,
+                version: number,
+                schema: write.schema,
+                checksum: write.checksum,
+                metadata: write.metadata,
+                created_at: write.created_at,
+            });
         state.record(event.clone(), &write.audit);
-        Ok(Committed { version: number, event })
+        Ok(Committed {
+            version: number,
+            event,
+        })
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
@@ -230,7 +258,12 @@ impl Store for MemoryStore {
             .iter()
             .rev()
             .filter(|r| query.before.is_none_or(|b| r.id < b))
-            .filter(|r| query.config_id.as_ref().is_none_or(|id| r.config_id == id.as_str()))
+            .filter(|r| {
+                query
+                    .config_id
+                    .as_ref()
+                    .is_none_or(|id| r.config_id == id.as_str())
+            })
             .take(query.limit as usize)
             .cloned()
             .collect())

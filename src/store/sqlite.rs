@@ -194,7 +194,15 @@ async fn record_change(
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    Ok(change_event(to_u64(revision), kind, id, version, checksum, audit, at))
+    Ok(change_event(
+        to_u64(revision),
+        kind,
+        id,
+        version,
+        checksum,
+        audit,
+        at,
+    ))
 }
 
 #[async_trait]
@@ -246,11 +254,11 @@ impl Store for SqliteStore {
             "SELECT config_id, version, document, checksum, actor, message, created_at, rollback_of
              FROM config_versions WHERE config_id = ? AND version = ?",
         )
-            .bind(id.as_str())
-            .bind(to_i64(version))
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_error)?;
+        .bind(id.as_str())
+        .bind(to_i64(version))
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_error)?;
         row.as_ref().map(version_from_row).transpose()
     }
 
@@ -265,12 +273,12 @@ impl Store for SqliteStore {
              FROM config_versions WHERE config_id = ? AND version < ?
              ORDER BY version DESC LIMIT ?",
         )
-            .bind(id.as_str())
-            .bind(before.map_or(i64::MAX, to_i64))
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?;
+        .bind(id.as_str())
+        .bind(before.map_or(i64::MAX, to_i64))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
         rows.iter().map(version_from_row).collect()
     }
 
@@ -327,7 +335,10 @@ impl Store for SqliteStore {
         )
         .await?;
         tx.commit().await.map_err(db_error)?;
-        Ok(Committed { version: number, event })
+        Ok(Committed {
+            version: number,
+            event,
+        })
     }
 
     async fn delete_config(&self, write: DeleteWrite) -> Result<Committed> {
@@ -406,8 +417,9 @@ impl Store for SqliteStore {
         let head = head_row(&mut tx, &id).await?;
         if head.2 != write.expected_schema || live(head) != write.expected_live {
             return Err(Error::ConcurrentModification {
-                message: "the config or its schema changed while the schema was being checked; retry"
-                    .into(),
+                message:
+                    "the config or its schema changed while the schema was being checked; retry"
+                        .into(),
             });
         }
         let number = head.2 + 1;
@@ -445,7 +457,10 @@ impl Store for SqliteStore {
         )
         .await?;
         tx.commit().await.map_err(db_error)?;
-        Ok(Committed { version: number, event })
+        Ok(Committed {
+            version: number,
+            event,
+        })
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {

@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 pub fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter("info,summit_config=debug").try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info,summit_config=debug")
+            .try_init();
     }
 }
 
@@ -39,7 +41,10 @@ impl TestServer {
         Self::spawn_in(dir, tune).await
     }
 
-    async fn spawn_in(dir: std::sync::Arc<tempfile::TempDir>, tune: impl FnOnce(&mut Settings)) -> TestServer {
+    async fn spawn_in(
+        dir: std::sync::Arc<tempfile::TempDir>,
+        tune: impl FnOnce(&mut Settings),
+    ) -> TestServer {
         init_logs();
         let db_path = dir.path().join("data").join("summit-config.db");
         let mut settings = Settings::for_tests(format!("sqlite://{}", db_path.display()));
@@ -68,7 +73,10 @@ impl TestServer {
     pub async fn stop(&mut self) {
         self.shutdown.cancel();
         if let Some(handle) = self.handle.take() {
-            handle.await.expect("server task").expect("server stops cleanly");
+            handle
+                .await
+                .expect("server task")
+                .expect("server stops cleanly");
         }
     }
 
@@ -77,7 +85,11 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
@@ -85,11 +97,27 @@ impl TestServer {
     }
 
     pub async fn put_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        body_of(self.client.put(self.url(path)).json(body).send().await.expect("request")).await
+        body_of(
+            self.client
+                .put(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        body_of(self.client.post(self.url(path)).json(body).send().await.expect("request")).await
+        body_of(
+            self.client
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
     }
 
     pub async fn put_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
@@ -121,7 +149,11 @@ impl Drop for TestServer {
 pub async fn body_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");
-    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, value)
 }
 

@@ -16,8 +16,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/configs/{id}/audit", get(config_audit))
 }
 
-async fn all_audit(State(state): State<AppState>, ApiQuery(page): ApiQuery<PageQuery>) -> Result<Response> {
-    let records = state.service.audit(None, page.cursor, page.limit()?).await?;
+async fn all_audit(
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Response> {
+    let records = state
+        .service
+        .audit(None, page.cursor, page.limit()?)
+        .await?;
     Ok(Json(records).into_response())
 }
 
@@ -26,6 +32,9 @@ async fn config_audit(
     ConfigIdPath(id): ConfigIdPath,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
-    let records = state.service.audit(Some(&id), page.cursor, page.limit()?).await?;
+    let records = state
+        .service
+        .audit(Some(&id), page.cursor, page.limit()?)
+        .await?;
     Ok(Json(records).into_response())
 }

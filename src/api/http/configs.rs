@@ -3,19 +3,19 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::AppState;
 use super::error::Result;
-use super::extract::{ApiJson, ApiQuery, parse_json, ConfigIdPath};
+use super::extract::{ApiJson, ApiQuery, ConfigIdPath, parse_json};
 use crate::core::error::Error;
 use crate::core::ids::{ConfigId, Environment};
 use crate::core::model::{AbTest, Canary, ConfigDocument, ConfigVersion, Metadata};
@@ -71,14 +71,15 @@ pub fn expected_version(headers: &HeaderMap, body: Option<u64>) -> Result<Option
     let text = raw.to_str().unwrap_or_default().trim();
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
     let from_header: u64 = text.parse().map_err(|_| {
-        Error::invalid("If-Match", "If-Match must be a version number such as \"3\"")
+        Error::invalid(
+            "If-Match",
+            "If-Match must be a version number such as \"3\"",
+        )
     })?;
     if body.is_some_and(|b| b != from_header) {
-        return Err(Error::invalid(
-            "/expectedVersion",
-            "expectedVersion and If-Match disagree",
-        )
-        .into());
+        return Err(
+            Error::invalid("/expectedVersion", "expectedVersion and If-Match disagree").into(),
+        );
     }
     Ok(Some(from_header))
 }
@@ -117,15 +118,23 @@ async fn put_config(
         canary: body.canary,
         ab_test: body.ab_test,
     };
-    let version = state.service.put_config(&id, doc, body.metadata, expected).await?;
+    let version = state
+        .service
+        .put_config(&id, doc, body.metadata, expected)
+        .await?;
     Ok(created(&version))
 }
 
 #[tracing::instrument(skip_all, fields(config_id = %id))]
-async fn get_config(State(state): State<AppState>, ConfigIdPath(id): ConfigIdPath) -> Result<Response> {
+async fn get_config(
+    State(state): State<AppState>,
+    ConfigIdPath(id): ConfigIdPath,
+) -> Result<Response> {
     let version = state.service.config(&id).await?;
     let mut response = Json(version.as_ref()).into_response();
-    response.headers_mut().insert(header::ETAG, version_etag(version.version));
+    response
+        .headers_mut()
+        .insert(header::ETAG, version_etag(version.version));
     Ok(response)
 }
 
@@ -159,7 +168,10 @@ async fn delete_config(
         message: None,
     });
     let version = state.service.delete_config(&id, metadata, expected).await?;
-    Ok(Json(serde_json::json!({"configId": id, "version": version, "deleted": true})).into_response())
+    Ok(
+        Json(serde_json::json!({"configId": id, "version": version, "deleted": true}))
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -198,7 +210,10 @@ async fn list_versions(
     ConfigIdPath(id): ConfigIdPath,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
-    let page = state.service.versions(&id, page.cursor, page.limit()?).await?;
+    let page = state
+        .service
+        .versions(&id, page.cursor, page.limit()?)
+        .await?;
     Ok(Json(page).into_response())
 }
 
@@ -214,7 +229,10 @@ async fn get_version(
     Path((id, version)): Path<(String, String)>,
 ) -> Result<Response> {
     let id = ConfigId::parse(&id)?;
-    let version = state.service.version(&id, version_number(&version, "version")?).await?;
+    let version = state
+        .service
+        .version(&id, version_number(&version, "version")?)
+        .await?;
     let etag = version_etag(version.version);
     let mut response = Json(version).into_response();
     response.headers_mut().insert(header::ETAG, etag);
@@ -235,7 +253,11 @@ async fn diff(
     ConfigIdPath(id): ConfigIdPath,
     ApiQuery(query): ApiQuery<DiffQuery>,
 ) -> Result<Response> {
-    let environment = query.environment.as_deref().map(Environment::parse).transpose()?;
+    let environment = query
+        .environment
+        .as_deref()
+        .map(Environment::parse)
+        .transpose()?;
     let to = match query.to {
         Some(to) => to,
         None => state.service.config(&id).await?.version,
@@ -244,7 +266,10 @@ async fn diff(
     if from == 0 || to == 0 {
         return Err(Error::invalid("from", "versions start at 1").into());
     }
-    let result = state.service.diff(&id, from, to, environment.as_ref()).await?;
+    let result = state
+        .service
+        .diff(&id, from, to, environment.as_ref())
+        .await?;
     Ok(Json(result).into_response())
 }
 

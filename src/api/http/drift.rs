@@ -39,7 +39,11 @@ async fn config_drift(
     ConfigIdPath(id): ConfigIdPath,
     ApiQuery(query): ApiQuery<DriftQuery>,
 ) -> Result<Response> {
-    let environment = query.environment.as_deref().map(Environment::parse).transpose()?;
+    let environment = query
+        .environment
+        .as_deref()
+        .map(Environment::parse)
+        .transpose()?;
     Ok(Json(state.service.drift(&id, environment.as_ref()).await?).into_response())
 }
 

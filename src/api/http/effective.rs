@@ -1,10 +1,10 @@
 //! `GET /api/v1/configs/{id}/effective`: the hot read path, answered from memory.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -33,7 +33,11 @@ struct EffectiveParams {
 
 impl EffectiveParams {
     fn into_query(self) -> Result<EffectiveQuery> {
-        let environment = self.environment.as_deref().map(Environment::parse).transpose()?;
+        let environment = self
+            .environment
+            .as_deref()
+            .map(Environment::parse)
+            .transpose()?;
         let assignment = match (self.assignment_key, self.assignment_value) {
             (Some(_), Some(_)) => {
                 return Err(Error::invalid(
@@ -43,7 +47,11 @@ impl EffectiveParams {
                 .into());
             }
             (Some(key), None) if key.is_empty() || key.len() > 1024 => {
-                return Err(Error::invalid("assignmentKey", "assignmentKey must be 1 to 1024 bytes").into());
+                return Err(Error::invalid(
+                    "assignmentKey",
+                    "assignmentKey must be 1 to 1024 bytes",
+                )
+                .into());
             }
             (Some(key), None) => AssignmentInput::Key(key),
             (None, Some(value)) => AssignmentInput::Value(value),
@@ -97,7 +105,10 @@ async fn effective(
     let etag = format!("\"{}\"", result.rendered.checksum);
     if result.resolved.is_none() && not_modified(&headers, &etag) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
-        response.headers_mut().insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex etag"));
+        response.headers_mut().insert(
+            header::ETAG,
+            HeaderValue::from_str(&etag).expect("hex etag"),
+        );
         return Ok(response);
     }
     let body = EffectiveBody {
@@ -114,12 +125,18 @@ async fn effective(
     let bytes = serde_json::to_vec(&body).map_err(Error::internal)?;
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if result.resolved.is_some() {
         // Resolved secrets must not be cached anywhere along the way.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     } else {
-        headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex etag"));
+        headers.insert(
+            header::ETAG,
+            HeaderValue::from_str(&etag).expect("hex etag"),
+        );
     }
     Ok(response)
 }

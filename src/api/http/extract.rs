@@ -26,13 +26,19 @@ fn pointer_of(path: &serde_path_to_error::Path) -> String {
     let mut pointer = String::new();
     for segment in path.iter() {
         match segment {
-            Segment::Seq { index } => crate::core::secrets::push_token(&mut pointer, &index.to_string()),
+            Segment::Seq { index } => {
+                crate::core::secrets::push_token(&mut pointer, &index.to_string())
+            }
             Segment::Map { key } => crate::core::secrets::push_token(&mut pointer, key),
             Segment::Enum { variant } => crate::core::secrets::push_token(&mut pointer, variant),
             Segment::Unknown => {}
         }
     }
-    if pointer.is_empty() { "/".into() } else { pointer }
+    if pointer.is_empty() {
+        "/".into()
+    } else {
+        pointer
+    }
 }
 
 /// Nesting depth of a JSON text, counted without parsing it.
@@ -151,8 +157,15 @@ where
             serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         let value = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let field = e.path().to_string();
-            let field = if field == "." { "query".to_owned() } else { field };
-            Error::invalid(field, format!("invalid query parameter: {}", e.into_inner()))
+            let field = if field == "." {
+                "query".to_owned()
+            } else {
+                field
+            };
+            Error::invalid(
+                field,
+                format!("invalid query parameter: {}", e.into_inner()),
+            )
         })?;
         Ok(ApiQuery(value))
     }

@@ -30,7 +30,9 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ])
                 .expect("static buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();
@@ -61,7 +63,11 @@ pub async fn track(request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    let labels = [("method", method.to_owned()), ("route", route), ("status", status)];
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route),
+        ("status", status),
+    ];
     metrics::counter!("summit_http_requests_total", &labels).increment(1);
     metrics::histogram!("summit_http_request_duration_seconds", &labels)
         .record(start.elapsed().as_secs_f64());
@@ -71,7 +77,11 @@ pub async fn track(request: Request, next: Next) -> Response {
 async fn health(State(state): State<AppState>) -> Response {
     let store = state.service.ready().await;
     let status = if store.is_ok() { "ok" } else { "degraded" };
-    let code = if store.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if store.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let revision = state.service.latest_revision().await.ok();
     (code, Json(json!({"status": status, "store": store.is_ok(), "revision": revision, "version": env!("CARGO_PKG_VERSION")}))).into_response()
 }
@@ -82,7 +92,10 @@ async fn live() -> Response {
 
 async fn ready(State(state): State<AppState>) -> Response {
     if state.shutdown.is_cancelled() {
-        return ApiError(Error::Unavailable { reason: "shutting down".into() }).into_response();
+        return ApiError(Error::Unavailable {
+            reason: "shutting down".into(),
+        })
+        .into_response();
     }
     match state.service.ready().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),

@@ -17,7 +17,10 @@ use crate::core::model::{AbTest, Canary, ConfigDocument, Metadata};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/configs/{id}/schema", put(put_schema).get(get_schema))
+        .route(
+            "/api/v1/configs/{id}/schema",
+            put(put_schema).get(get_schema),
+        )
         .route("/api/v1/configs/{id}/schema/validate", post(validate))
 }
 
@@ -34,11 +37,17 @@ async fn put_schema(
     ConfigIdPath(id): ConfigIdPath,
     ApiJson(body): ApiJson<PutSchemaBody>,
 ) -> Result<Response> {
-    let schema = state.service.put_schema(&id, body.schema, body.metadata).await?;
+    let schema = state
+        .service
+        .put_schema(&id, body.schema, body.metadata)
+        .await?;
     Ok((StatusCode::CREATED, Json(schema)).into_response())
 }
 
-async fn get_schema(State(state): State<AppState>, ConfigIdPath(id): ConfigIdPath) -> Result<Response> {
+async fn get_schema(
+    State(state): State<AppState>,
+    ConfigIdPath(id): ConfigIdPath,
+) -> Result<Response> {
     let schema = state.service.schema(&id).await?;
     Ok(Json(schema).into_response())
 }

@@ -3,12 +3,12 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use futures::StreamExt;
 use serde::Deserialize;
 
@@ -57,7 +57,12 @@ async fn watch(
             raw.to_str()
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| ApiError(Error::invalid("Last-Event-ID", "Last-Event-ID must be a revision number")))?,
+                .ok_or_else(|| {
+                    ApiError(Error::invalid(
+                        "Last-Event-ID",
+                        "Last-Event-ID must be a revision number",
+                    ))
+                })?,
         ),
         None => None,
     };
@@ -67,7 +72,7 @@ async fn watch(
         config_ids,
         prefix: params.prefix,
     };
-    let events = state.service.watch(filter, from).map(|item| {
+    let events = state.service.watch(filter, from).await?.map(|item| {
         let event = match item {
             Ok(change) => Event::default()
                 .id(change.revision.to_string())

@@ -1,0 +1,338 @@
+//! What survives a restart: through `App` on the same database, and through the real binary
+//! stopped with SIGTERM.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{TestServer, body_of, meta};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+const STEP: Duration = Duration::from_secs(10);
+
+/// Everything a client can read about the state written in `restart_keeps_every_read_identical`.
+#[derive(Debug, PartialEq)]
+struct Observed {
+    config: Value,
+    config_etag: String,
+    versions: Value,
+    schema: Value,
+    config_audit: Value,
+    all_audit: Value,
+    effective: Value,
+    effective_etag: String,
+    drift: Value,
+    drift_report: Value,
+    deleted_status: u16,
+    deleted_versions: Value,
+    listed: Value,
+    changes: Vec<Value>,
+}
+
+async fn ok_json(server: &TestServer, path: &str) -> (Value, String) {
+    let response = server.get(path).await;
+    let etag = response
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let (status, body) = body_of(response).await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    (body, etag)
+}
+
+/// Replays the change log from the start over SSE, reading exactly `count` events.
+async fn replay_changes(server: &TestServer, count: usize) -> Vec<Value> {
+    let response = server.get("/api/v1/watch?fromRevision=0").await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let mut changes = Vec::new();
+    while changes.len() < count {
+        let chunk = tokio::time::timeout(STEP, futures::StreamExt::next(&mut body))
+            .await
+            .expect("replayed event in time")
+            .expect("stream stays open")
+            .expect("stream chunk");
+        text.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let data: Vec<&str> = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .collect();
+            if !data.is_empty() {
+                changes.push(serde_json::from_str(data.join("\n").trim()).expect("event JSON"));
+            }
+        }
+    }
+    changes
+}
+
+async fn observe(server: &TestServer, revisions: usize) -> Observed {
+    let (config, config_etag) = ok_json(server, "/api/v1/configs/svc").await;
+    let (effective, effective_etag) =
+        ok_json(server, "/api/v1/configs/svc/effective?environment=prod").await;
+    let (deleted_status, _) = server.get_json("/api/v1/configs/doomed").await;
+    Observed {
+        config,
+        config_etag,
+        versions: ok_json(server, "/api/v1/configs/svc/versions").await.0,
+        schema: ok_json(server, "/api/v1/configs/svc/schema").await.0,
+        config_audit: ok_json(server, "/api/v1/configs/svc/audit").await.0,
+        all_audit: ok_json(server, "/api/v1/audit").await.0,
+        effective,
+        effective_etag,
+        drift: ok_json(server, "/api/v1/configs/svc/drift?environment=prod")
+            .await
+            .0,
+        drift_report: ok_json(server, "/api/v1/drift").await.0,
+        deleted_status,
+        deleted_versions: ok_json(server, "/api/v1/configs/doomed/versions").await.0,
+        listed: ok_json(server, "/api/v1/configs").await.0,
+        changes: replay_changes(server, revisions).await,
+    }
+}
+
+#[tokio::test]
+async fn restart_keeps_every_read_identical() {
+    let server = TestServer::spawn().await;
+    let schema = json!({
+        "type": "object",
+        "properties": {"port": {"type": "integer"}, "mode": {"type": "string"}},
+        "required": ["port"]
+    });
+    let (status, body) = server
+        .put_json(
+            "/api/v1/configs/svc/schema",
+            &json!({"schema": schema, "metadata": meta("ops", "typed")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for port in [8080, 8081, 8082] {
+        server
+            .put_config(
+                "svc",
+                json!({
+                    "config": {"port": port, "mode": "base"},
+                    "overrides": {"prod": {"mode": "strict"}, "dev": {"mode": null}},
+                    "metadata": meta("alice", &format!("port {port}")),
+                }),
+            )
+            .await;
+    }
+    server
+        .put_config(
+            "doomed",
+            json!({"config": {"x": 1}, "metadata": meta("bob", "short-lived")}),
+        )
+        .await;
+    let response = server
+        .client
+        .delete(server.url("/api/v1/configs/doomed"))
+        .json(&json!({"metadata": meta("bob", "gone")}))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), 200);
+
+    let (effective, _) = ok_json(&server, "/api/v1/configs/svc/effective?environment=prod").await;
+    assert_eq!(
+        effective["effectiveConfig"],
+        json!({"port": 8082, "mode": "strict"})
+    );
+    let report = json!({
+        "environment": "prod",
+        "instanceId": "web-1",
+        "version": 3,
+        "checksum": effective["checksum"],
+    });
+    let (status, body) = server
+        .post_json("/api/v1/configs/svc/applied", &report)
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // schema, three versions, put and delete of another config.
+    let revisions = 6;
+    let before = observe(&server, revisions).await;
+    assert_eq!(before.deleted_status, 404);
+    assert_eq!(before.drift["summary"]["inSync"], 1, "{}", before.drift);
+    assert_eq!(
+        before
+            .changes
+            .iter()
+            .map(|c| c["revision"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        (1..=revisions as u64).collect::<Vec<_>>()
+    );
+
+    let server = server.restart().await;
+    let after = observe(&server, revisions).await;
+    assert_eq!(after, before);
+
+    let response = server
+        .client
+        .get(server.url("/api/v1/configs/svc/effective?environment=prod"))
+        .header("If-None-Match", &before.effective_etag)
+        .send()
+        .await
+        .expect("conditional read");
+    assert_eq!(response.status(), 304);
+
+    // Counters continue where they stopped: no version or revision is reused.
+    let version = server
+        .put_config(
+            "svc",
+            json!({"config": {"port": 9000}, "metadata": meta("alice", "after restart")}),
+        )
+        .await;
+    assert_eq!(version, 4);
+    let changes = replay_changes(&server, revisions + 1).await;
+    assert_eq!(changes[revisions]["revision"], revisions as u64 + 1);
+    assert_eq!(changes[revisions]["version"], 4);
+}
+
+/// The real binary on an ephemeral port, logging JSON to stdout.
+struct RunningBinary {
+    child: Child,
+    base: String,
+}
+
+async fn start_binary(database: &Path) -> RunningBinary {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_summit-config"))
+        .env("SUMMIT_HTTP_ADDR", "127.0.0.1:0")
+        .env(
+            "SUMMIT_DATABASE_URL",
+            format!("sqlite://{}", database.display()),
+        )
+        .env("SUMMIT_LOG_FORMAT", "json")
+        .env("SUMMIT_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let addr = tokio::time::timeout(STEP, listening_addr(stdout))
+        .await
+        .expect("the binary logs its address in time");
+    RunningBinary {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+/// Reads JSON log lines until the one with the bound `http` address, then keeps draining
+/// stdout so the child never blocks on a full pipe.
+async fn listening_addr(stdout: ChildStdout) -> String {
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next_line()
+            .await
+            .expect("stdout readable")
+            .expect("the binary exited before listening");
+        let Ok(record) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if let Some(addr) = record["http"].as_str() {
+            assert_eq!(record["message"], "summit-config listening", "{line}");
+            let addr = addr.to_owned();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return addr;
+        }
+    }
+}
+
+impl RunningBinary {
+    /// Sends SIGTERM and asserts a clean exit within 10 s.
+    async fn terminate(mut self) {
+        let pid = self.child.id().expect("running child has a pid");
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM {pid}");
+        let exit = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("the binary exits within 10 s of SIGTERM")
+            .expect("wait");
+        assert!(exit.success(), "exit status {exit}");
+    }
+}
+
+#[tokio::test]
+async fn binary_keeps_an_acknowledged_write_across_sigterm_and_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("data").join("db.sqlite");
+    let client = reqwest::Client::new();
+
+    let first = start_binary(&database).await;
+    let body = json!({
+        "config": {"feature": true, "limit": 7},
+        "overrides": {"prod": {"limit": 70}},
+        "metadata": meta("ops", "before SIGTERM"),
+    });
+    let response = client
+        .put(format!("{}/api/v1/configs/survivor", first.base))
+        .json(&body)
+        .send()
+        .await
+        .expect("put");
+    let (status, created) = body_of(response).await;
+    assert_eq!(status, 201, "{created}");
+    first.terminate().await;
+
+    let second = start_binary(&database).await;
+    let response = client
+        .get(format!("{}/api/v1/configs/survivor", second.base))
+        .send()
+        .await
+        .expect("get");
+    let (status, stored) = body_of(response).await;
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(stored["version"], 1);
+    assert_eq!(stored["checksum"], created["checksum"]);
+    assert_eq!(stored["config"], body["config"]);
+    assert_eq!(stored["overrides"], body["overrides"]);
+    assert_eq!(stored["metadata"], body["metadata"]);
+    second.terminate().await;
+}
+
+#[test]
+fn help_lists_every_summit_environment_variable() {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_summit-config"));
+    command.arg("--help");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SUMMIT_") {
+            command.env_remove(key);
+        }
+    }
+    let output = command.output().expect("binary runs");
+    assert!(output.status.success(), "--help exits 0");
+    let help = String::from_utf8(output.stdout).expect("UTF-8 help");
+
+    // Every variable the settings declare, plus the ones the design requires by name.
+    let declared = include_str!("../src/settings.rs")
+        .split("env = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next());
+    let required = [
+        "SUMMIT_HTTP_ADDR",
+        "SUMMIT_DATABASE_URL",
+        "SUMMIT_LOG_FORMAT",
+        "SUMMIT_MAX_BODY_BYTES",
+    ];
+    for variable in declared.chain(required) {
+        assert!(
+            help.contains(variable),
+            "--help does not list {variable}:\n{help}"
+        );
+    }
+}
