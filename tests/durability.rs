@@ -305,6 +305,74 @@ async fn binary_keeps_an_acknowledged_write_across_sigterm_and_restart() {
     second.terminate().await;
 }
 
+/// SIGKILL mid-traffic: every write that was acknowledged (201) is there after restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_killed_mid_traffic_keeps_every_acknowledged_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("data").join("db.sqlite");
+    let client = reqwest::Client::new();
+    let mut running = start_binary(&database).await;
+
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (client, base, acknowledged) =
+                (client.clone(), running.base.clone(), acknowledged.clone());
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let body =
+                        json!({"config": {"writer": w, "n": n}, "metadata": meta("load", "")});
+                    let Ok(response) = client
+                        .put(format!("{base}/api/v1/configs/crash-{w}"))
+                        .json(&body)
+                        .send()
+                        .await
+                    else {
+                        return;
+                    };
+                    if response.status() != 201 {
+                        return;
+                    }
+                    let Ok(created) = response.json::<Value>().await else {
+                        return;
+                    };
+                    acknowledged
+                        .lock()
+                        .unwrap()
+                        .push((w, created["version"].as_u64().unwrap(), n));
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    running.child.start_kill().expect("SIGKILL");
+    running.child.wait().await.expect("wait");
+    for writer in writers {
+        let _ = writer.await;
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 4,
+        "some writes were acknowledged before the kill"
+    );
+
+    let restarted = start_binary(&database).await;
+    for (w, version, n) in acknowledged {
+        let response = client
+            .get(format!(
+                "{}/api/v1/configs/crash-{w}/versions/{version}",
+                restarted.base
+            ))
+            .send()
+            .await
+            .expect("get");
+        let (status, stored) = body_of(response).await;
+        assert_eq!(status, 200, "acknowledged crash-{w} v{version} was lost");
+        assert_eq!(stored["config"]["n"], n);
+    }
+    restarted.terminate().await;
+}
+
 #[test]
 fn help_lists_every_summit_environment_variable() {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_summit-config"));

@@ -42,6 +42,8 @@ macro_rules! store_conformance_suite {
             schema_registered_before_the_config_exists_is_not_a_head,
             record_applied_upserts_per_config_environment_and_instance,
             heads_are_ordered_by_config_id_and_include_deleted_configs,
+            deleting_an_absent_config_is_not_found_whatever_the_expected_version,
+            applied_state_for_a_config_that_never_existed_is_not_found,
         );
     };
     (@tests $backend:ident, $open:expr; $($behaviour:ident),* $(,)?) => {
@@ -1083,4 +1085,33 @@ async fn heads_are_ordered_by_config_id_and_include_deleted_configs(store: Arc<d
             ("zeta".to_owned(), 1, false),
         ]
     );
+}
+
+async fn deleting_an_absent_config_is_not_found_whatever_the_expected_version(
+    store: Arc<dyn Store>,
+) {
+    let never = config_id("never");
+    let error = store
+        .delete_config(delete_write(&never, 3))
+        .await
+        .expect_err("nothing to delete");
+    assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    assert_eq!(store.latest_revision().await.expect("latest revision"), 0);
+}
+
+async fn applied_state_for_a_config_that_never_existed_is_not_found(store: Arc<dyn Store>) {
+    let never = config_id("never");
+    let error = store
+        .record_applied(AppliedState {
+            config_id: never.clone(),
+            environment: "production".into(),
+            instance_id: "i-1".into(),
+            version: 1,
+            checksum: checksum(&json!({})),
+            reported_at: now(),
+        })
+        .await
+        .expect_err("no such config");
+    assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    assert!(store.applied(None).await.expect("applied").is_empty());
 }
