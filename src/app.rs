@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::http::{self, AppState, HttpLimits};
+use crate::api::http::{self, AppContext, AppState, HttpLimits};
 use crate::core::secrets::SecretResolver;
 use crate::core::service::{ConfigService, ServiceSettings};
 use crate::settings::Settings;
@@ -53,11 +53,12 @@ impl App {
             },
         ));
         let shutdown = CancellationToken::new();
-        let state = AppState {
+        let state = AppState::new(AppContext {
             service: service.clone(),
             shutdown: shutdown.clone(),
             metrics: http::ops::metrics_handle(),
-        };
+            max_body_bytes: settings.max_body_bytes,
+        });
         let limits = HttpLimits {
             max_body_bytes: settings.max_body_bytes,
             request_timeout: Duration::from_secs(settings.request_timeout_secs),

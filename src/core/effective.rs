@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -29,10 +30,10 @@ pub enum AssignmentInput {
 }
 
 impl AssignmentInput {
-    fn bucket(&self, namespace: impl FnOnce() -> String) -> Result<Option<u64>> {
+    fn bucket(&self, namespace: &str) -> Result<Option<u64>> {
         match self {
             AssignmentInput::None => Ok(None),
-            AssignmentInput::Key(key) => Ok(Some(bucket(&namespace(), key))),
+            AssignmentInput::Key(key) => Ok(Some(bucket(namespace, key))),
             AssignmentInput::Value(value) => bucket_from_value(*value).map(Some),
         }
     }
@@ -46,27 +47,80 @@ pub struct Assignment {
     pub variant: Option<String>,
 }
 
-/// One effective config, ready to send.
+/// One view (an effective config for one environment and assignment), ready to send.
 #[derive(Debug)]
 pub struct Rendered {
     pub value: Value,
     /// Canonical (RFC 8785) JSON text of `value`.
     pub json: Box<RawValue>,
     pub checksum: String,
+    /// `"checksum"`, for ETag headers.
+    pub etag: String,
+    /// Which layers make up this view.
+    pub assignment: Assignment,
+    /// The environment `document` names (`None` for the view shared by other environments).
+    pub environment: Option<String>,
+    /// The whole effective document (see `effective_document`) for `environment`.
+    pub document: Bytes,
+}
+
+/// Whose view is being rendered: enough to write the whole effective document.
+struct ViewContext<'a> {
+    config_id: &'a str,
+    version: u64,
+    environment: Option<&'a str>,
 }
 
 impl Rendered {
-    fn new(value: Value) -> Arc<Self> {
+    fn new(value: Value, assignment: Assignment, context: &ViewContext<'_>) -> Arc<Self> {
         let canonical = canonical_bytes(&value);
         let checksum = checksum_of_bytes(&canonical);
         let text = String::from_utf8(canonical).expect("canonical JSON is UTF-8");
         let json = RawValue::from_string(text).expect("canonical JSON is valid JSON");
+        let document = effective_document(&EffectiveDocument {
+            config_id: context.config_id,
+            version: context.version,
+            environment: context.environment,
+            effective_config: EffectiveJson::Rendered(&json),
+            checksum: &checksum,
+            assignment: &assignment,
+        });
         Arc::new(Rendered {
             value,
             json,
+            etag: format!("\"{checksum}\""),
             checksum,
+            assignment,
+            environment: context.environment.map(str::to_owned),
+            document: Bytes::from(document),
         })
     }
+}
+
+/// The effective config as JSON: pre-rendered canonical text, or a value with secrets resolved.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum EffectiveJson<'a> {
+    Rendered(&'a RawValue),
+    Resolved(&'a Value),
+}
+
+/// What a read of the effective config returns, on every transport that speaks JSON.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectiveDocument<'a> {
+    pub config_id: &'a str,
+    pub version: u64,
+    pub environment: Option<&'a str>,
+    pub effective_config: EffectiveJson<'a>,
+    pub checksum: &'a str,
+    pub assignment: &'a Assignment,
+}
+
+pub fn effective_document(document: &EffectiveDocument<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    serde_json::to_writer(&mut out, document).expect("an effective document always serializes");
+    out
 }
 
 /// The views of one environment: control, canary, and each variant with and without the canary.
@@ -78,12 +132,16 @@ pub struct EnvLayers {
     pub canary_variants: Vec<Arc<Rendered>>,
 }
 
-/// Every view of one version, by environment.
+/// Every view of one version, by environment, and what assignment needs, computed once.
 #[derive(Debug)]
 pub struct EffectiveLayers {
     by_env: HashMap<String, EnvLayers>,
     /// Environments with no layer of their own (and requests without an environment).
     default: EnvLayers,
+    canary_share: Option<BasisPoints>,
+    canary_namespace: String,
+    ab_namespace: String,
+    weights: Vec<u64>,
 }
 
 /// One raw (unrendered) view with the scope it belongs to, for validation.
@@ -181,31 +239,69 @@ pub fn all_layer_values(doc: &ConfigDocument) -> Vec<LayerValue> {
     out
 }
 
-fn render(values: EnvValues) -> EnvLayers {
-    EnvLayers {
-        control: Rendered::new(values.control),
-        canary: values.canary.map(Rendered::new),
-        variants: values.variants.into_iter().map(Rendered::new).collect(),
-        canary_variants: values
-            .canary_variants
+fn render(values: EnvValues, variant_names: &[String], context: &ViewContext<'_>) -> EnvLayers {
+    let assignment = |canary: bool, variant: Option<&String>| Assignment {
+        canary,
+        variant: variant.cloned(),
+    };
+    let variants = |views: Vec<Value>, canary: bool| -> Vec<Arc<Rendered>> {
+        views
             .into_iter()
-            .map(Rendered::new)
-            .collect(),
+            .zip(variant_names)
+            .map(|(value, name)| Rendered::new(value, assignment(canary, Some(name)), context))
+            .collect()
+    };
+    EnvLayers {
+        control: Rendered::new(values.control, assignment(false, None), context),
+        canary: values
+            .canary
+            .map(|value| Rendered::new(value, assignment(true, None), context)),
+        variants: variants(values.variants, false),
+        canary_variants: variants(values.canary_variants, true),
     }
 }
 
 impl EffectiveLayers {
-    pub fn compile(doc: &ConfigDocument) -> Self {
+    pub fn compile(config_id: &str, version: u64, doc: &ConfigDocument) -> Self {
+        let test = doc.ab_test.as_ref();
+        let variant_names: Vec<String> = test
+            .map(|t| t.variants.iter().map(|v| v.name.clone()).collect())
+            .unwrap_or_default();
         let by_env = layered_environments(doc)
             .into_iter()
             .map(|env| {
-                let layers = render(env_values(doc, Some(&env)));
+                let context = ViewContext {
+                    config_id,
+                    version,
+                    environment: Some(&env),
+                };
+                let layers = render(env_values(doc, Some(&env)), &variant_names, &context);
                 (env, layers)
             })
             .collect();
         EffectiveLayers {
             by_env,
-            default: render(env_values(doc, None)),
+            default: render(
+                env_values(doc, None),
+                &variant_names,
+                &ViewContext {
+                    config_id,
+                    version,
+                    environment: None,
+                },
+            ),
+            // Validated at write time; an unparsable stored share disables the canary.
+            canary_share: doc
+                .canary
+                .as_ref()
+                .and_then(|c| BasisPoints::from_percent(c.traffic_percent, "trafficPercent").ok()),
+            canary_namespace: canary_namespace(config_id),
+            ab_namespace: test
+                .map(|t| ab_namespace(config_id, &t.name))
+                .unwrap_or_default(),
+            weights: test
+                .map(|t| t.variants.iter().map(|v| v.weight).collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -217,63 +313,53 @@ impl EffectiveLayers {
 
 /// The compiled views of a version, rendered on first use.
 pub fn layers_of(version: &ConfigVersion) -> &EffectiveLayers {
-    version
-        .layers
-        .get_or_init(|| Arc::new(EffectiveLayers::compile(&version.document)))
+    version.layers.get_or_init(|| {
+        Arc::new(EffectiveLayers::compile(
+            version.config_id.as_str(),
+            version.version,
+            &version.document,
+        ))
+    })
 }
 
 fn canary_active(canary: &Canary, now: DateTime<Utc>) -> bool {
     canary.start_at <= now && canary.end_at.is_none_or(|end| now < end)
 }
 
-/// Picks the view for a caller, and says which layers applied.
+/// Picks the view for a caller; the view says which layers applied.
 pub fn select(
     version: &ConfigVersion,
     env: Option<&str>,
     input: &AssignmentInput,
     now: DateTime<Utc>,
-) -> Result<(Arc<Rendered>, Assignment)> {
+) -> Result<Arc<Rendered>> {
     if let AssignmentInput::Value(value) = input {
         bucket_from_value(*value)?;
     }
     let doc = &version.document;
-    let id = version.config_id.as_str();
-    let layers = layers_of(version).for_env(env);
+    let compiled = layers_of(version);
+    let layers = compiled.for_env(env);
 
-    let in_canary = match (&doc.canary, &layers.canary) {
-        (Some(canary), Some(_)) if canary_active(canary, now) => {
-            let share = BasisPoints::from_percent(canary.traffic_percent, "canary.trafficPercent")?;
-            input
-                .bucket(|| canary_namespace(id))?
-                .is_some_and(|b| share.includes(b))
-        }
+    let in_canary = match (&doc.canary, &layers.canary, compiled.canary_share) {
+        (Some(canary), Some(_), Some(share)) if canary_active(canary, now) => input
+            .bucket(&compiled.canary_namespace)?
+            .is_some_and(|b| share.includes(b)),
         _ => false,
     };
-    let variant = match (&doc.ab_test, layers.variants.is_empty()) {
-        (Some(test), false) => {
-            let weights: Vec<u64> = test.variants.iter().map(|v| v.weight).collect();
-            input
-                .bucket(|| ab_namespace(id, &test.name))?
-                .and_then(|b| choose_variant(b, &weights))
-        }
-        _ => None,
+    let variant = if layers.variants.is_empty() {
+        None
+    } else {
+        input
+            .bucket(&compiled.ab_namespace)?
+            .and_then(|b| choose_variant(b, &compiled.weights))
     };
-    let rendered = match (in_canary, variant) {
+    let view = match (in_canary, variant) {
         (false, None) => &layers.control,
         (true, None) => layers.canary.as_ref().expect("canary view exists"),
         (false, Some(i)) => &layers.variants[i],
         (true, Some(i)) => &layers.canary_variants[i],
-    }
-    .clone();
-    let assignment = Assignment {
-        canary: in_canary,
-        variant: variant.map(|i| {
-            doc.ab_test.as_ref().expect("test exists").variants[i]
-                .name
-                .clone()
-        }),
     };
-    Ok((rendered, assignment))
+    Ok(view.clone())
 }
 
 /// Checksums of every view currently valid for `env` (control, active canary, variants).
@@ -380,13 +466,14 @@ mod tests {
     #[test]
     fn layers_apply_in_order_override_canary_variant() {
         let v = version(doc());
-        let (r, a) = select(
+        let r = select(
             &v,
             Some("production"),
             &AssignmentInput::Value(0.1),
             Utc::now(),
         )
         .unwrap();
+        let a = r.assignment.clone();
         assert_eq!(r.value, json!({"timeout": 5, "color": "red"}));
         assert_eq!(
             a,
@@ -395,13 +482,14 @@ mod tests {
                 variant: Some("red".into())
             }
         );
-        let (r, a) = select(
+        let r = select(
             &v,
             Some("production"),
             &AssignmentInput::Value(0.9),
             Utc::now(),
         )
         .unwrap();
+        let a = r.assignment.clone();
         assert_eq!(r.value, json!({"timeout": 10, "color": "green"}));
         assert!(!a.canary);
     }
@@ -409,13 +497,14 @@ mod tests {
     #[test]
     fn other_environments_and_anonymous_callers_get_the_control_view() {
         let v = version(doc());
-        let (r, a) = select(
+        let r = select(
             &v,
             Some("staging"),
             &AssignmentInput::Value(0.1),
             Utc::now(),
         )
         .unwrap();
+        let a = r.assignment.clone();
         assert_eq!(r.value, json!({"timeout": 30, "color": "blue"}));
         assert_eq!(
             a,
@@ -424,7 +513,7 @@ mod tests {
                 variant: None
             }
         );
-        let (r, _) = select(&v, Some("production"), &AssignmentInput::None, Utc::now()).unwrap();
+        let r = select(&v, Some("production"), &AssignmentInput::None, Utc::now()).unwrap();
         assert_eq!(r.value, json!({"timeout": 10, "color": "blue"}));
     }
 
@@ -433,15 +522,40 @@ mod tests {
         let mut d = doc();
         d.canary.as_mut().unwrap().start_at = Utc::now() + chrono::Duration::hours(1);
         let v = version(d);
-        let (_, a) = select(
+        let a = select(
             &v,
             Some("production"),
             &AssignmentInput::Value(0.0),
             Utc::now(),
         )
-        .unwrap();
+        .unwrap()
+        .assignment
+        .clone();
         assert!(!a.canary);
         assert_eq!(valid_checksums(&v, "production", Utc::now()).len(), 3);
+    }
+
+    #[test]
+    fn views_carry_their_whole_effective_document() {
+        let v = version(doc());
+        let r = select(
+            &v,
+            Some("production"),
+            &AssignmentInput::Value(0.9),
+            Utc::now(),
+        )
+        .unwrap();
+        let document: Value = serde_json::from_slice(&r.document).unwrap();
+        assert_eq!(document["configId"], "svc");
+        assert_eq!(document["version"], 1);
+        assert_eq!(document["environment"], "production");
+        assert_eq!(document["effectiveConfig"], r.value);
+        assert_eq!(document["checksum"], r.checksum.as_str());
+        assert_eq!(
+            document["assignment"],
+            json!({"canary": false, "variant": "green"})
+        );
+        assert_eq!(r.etag, format!("\"{}\"", r.checksum));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,7 +12,8 @@ use serde_json::Value;
 use super::checksum::checksum;
 use super::drift::{ConfigDrift, DriftSummary, assess};
 use super::effective::{
-    Assignment, AssignmentInput, Rendered, changed_environments, layers_of, select,
+    AssignmentInput, EffectiveDocument, EffectiveJson, Rendered, changed_environments,
+    effective_document, layers_of, select,
 };
 use super::error::{Error, Result, Violation};
 use super::events::{ChangeBus, ChangeEvent};
@@ -51,10 +53,31 @@ pub struct EffectiveConfig {
     pub config_id: ConfigId,
     pub version: u64,
     pub environment: Option<String>,
-    pub assignment: Assignment,
-    pub rendered: Arc<Rendered>,
+    /// The selected view: effective config, checksum, which layers applied.
+    pub view: Arc<Rendered>,
     /// The config with secrets resolved, only when asked for.
     pub resolved: Option<Value>,
+}
+
+impl EffectiveConfig {
+    /// The effective document as JSON: pre-rendered unless secrets were resolved or the caller
+    /// named an environment that has no layer of its own.
+    pub fn document(&self) -> Bytes {
+        if self.resolved.is_none() && self.view.environment == self.environment {
+            return self.view.document.clone();
+        }
+        Bytes::from(effective_document(&EffectiveDocument {
+            config_id: self.config_id.as_str(),
+            version: self.version,
+            environment: self.environment.as_deref(),
+            effective_config: match &self.resolved {
+                Some(resolved) => EffectiveJson::Resolved(resolved),
+                None => EffectiveJson::Rendered(&self.view.json),
+            },
+            checksum: &self.view.checksum,
+            assignment: &self.view.assignment,
+        }))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -439,9 +462,9 @@ impl ConfigService {
     ) -> Result<EffectiveConfig> {
         let version = self.live_version(id).await?;
         let env = query.environment.as_ref().map(Environment::as_str);
-        let (rendered, assignment) = select(&version, env, &query.assignment, Utc::now())?;
+        let view = select(&version, env, &query.assignment, Utc::now())?;
         let resolved = if query.resolve_secrets {
-            Some(self.secrets.resolve_tree(&rendered.value)?)
+            Some(self.secrets.resolve_tree(&view.value)?)
         } else {
             None
         };
@@ -449,8 +472,7 @@ impl ConfigService {
             config_id: id.clone(),
             version: version.version,
             environment: env.map(str::to_owned),
-            assignment,
-            rendered,
+            view,
             resolved,
         })
     }

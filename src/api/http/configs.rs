@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +14,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::Result;
-use super::extract::{ApiJson, ApiQuery, ConfigIdPath, parse_json};
+use super::extract::{ApiJson, ApiQuery, ConfigIdPath, OptionalApiJson};
 use crate::core::error::Error;
 use crate::core::ids::{ConfigId, Environment};
 use crate::core::model::{AbTest, Canary, ConfigDocument, ConfigVersion, Metadata};
@@ -152,16 +151,12 @@ async fn delete_config(
     State(state): State<AppState>,
     ConfigIdPath(id): ConfigIdPath,
     headers: HeaderMap,
-    body: Bytes,
+    OptionalApiJson(body): OptionalApiJson<DeleteBody>,
 ) -> Result<Response> {
-    let body: DeleteBody = if body.iter().all(u8::is_ascii_whitespace) {
-        DeleteBody {
-            metadata: None,
-            expected_version: None,
-        }
-    } else {
-        parse_json(&body)?
-    };
+    let body = body.unwrap_or(DeleteBody {
+        metadata: None,
+        expected_version: None,
+    });
     let expected = expected_version(&headers, body.expected_version)?;
     let metadata = body.metadata.unwrap_or_else(|| Metadata {
         actor: "anonymous".into(),

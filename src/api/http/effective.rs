@@ -1,18 +1,16 @@
 //! `GET /api/v1/configs/{id}/effective`: the hot read path, answered from memory.
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::AppState;
 use super::error::Result;
-use super::extract::{ApiQuery, ConfigIdPath};
-use crate::core::effective::{Assignment, AssignmentInput};
+use super::extract::ConfigIdPath;
+use crate::core::effective::AssignmentInput;
 use crate::core::error::Error;
 use crate::core::ids::Environment;
 use crate::core::service::EffectiveQuery;
@@ -21,17 +19,67 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/configs/{id}/effective", get(effective))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// The effective read's query, parsed by hand: this is the hot path. Unknown or repeated
+/// parameters are refused like everywhere else.
+#[derive(Default)]
 struct EffectiveParams {
     environment: Option<String>,
     assignment_key: Option<String>,
     assignment_value: Option<f64>,
-    #[serde(default)]
     resolve_secrets: bool,
 }
 
 impl EffectiveParams {
+    fn parse(query: Option<&str>) -> Result<Self> {
+        let mut params = EffectiveParams::default();
+        let mut seen = [false; 4];
+        for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            let slot = match name.as_ref() {
+                "environment" => 0,
+                "assignmentKey" => 1,
+                "assignmentValue" => 2,
+                "resolveSecrets" => 3,
+                other => {
+                    return Err(Error::invalid(
+                        other,
+                        "unknown query parameter; expected environment, assignmentKey, \
+                         assignmentValue or resolveSecrets",
+                    )
+                    .into());
+                }
+            };
+            if std::mem::replace(&mut seen[slot], true) {
+                return Err(Error::invalid(name.as_ref(), "parameter given more than once").into());
+            }
+            match slot {
+                0 => params.environment = Some(value.into_owned()),
+                1 => params.assignment_key = Some(value.into_owned()),
+                2 => {
+                    params.assignment_value = Some(value.parse().map_err(|_| {
+                        Error::invalid(
+                            "assignmentValue",
+                            "assignmentValue must be a number in [0, 1)",
+                        )
+                    })?)
+                }
+                _ => {
+                    params.resolve_secrets = match value.as_ref() {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(Error::invalid(
+                                "resolveSecrets",
+                                "resolveSecrets must be true or false",
+                            )
+                            .into());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(params)
+    }
+
     fn into_query(self) -> Result<EffectiveQuery> {
         let environment = self
             .environment
@@ -65,65 +113,46 @@ impl EffectiveParams {
     }
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ConfigBody<'a> {
-    Rendered(&'a RawValue),
-    Resolved(&'a Value),
-}
+/// Only the `If-None-Match` header: cloning the whole header map costs more than this read.
+struct IfNoneMatch(Option<HeaderValue>);
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EffectiveBody<'a> {
-    config_id: &'a str,
-    version: u64,
-    environment: Option<&'a str>,
-    effective_config: ConfigBody<'a>,
-    checksum: &'a str,
-    assignment: &'a Assignment,
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(IfNoneMatch(
+            parts.headers.get(header::IF_NONE_MATCH).cloned(),
+        ))
+    }
 }
 
 /// True when `If-None-Match` lists `etag` (weak or strong) or `*`.
-fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|tag| tag.trim())
+fn not_modified(header: &HeaderValue, etag: &str) -> bool {
+    header
+        .to_str()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 async fn effective(
     State(state): State<AppState>,
     ConfigIdPath(id): ConfigIdPath,
-    headers: HeaderMap,
-    ApiQuery(params): ApiQuery<EffectiveParams>,
+    uri: Uri,
+    IfNoneMatch(if_none_match): IfNoneMatch,
 ) -> Result<Response> {
-    let query = params.into_query()?;
+    let query = EffectiveParams::parse(uri.query())?.into_query()?;
     let result = state.service.effective(&id, &query).await?;
-    let etag = format!("\"{}\"", result.rendered.checksum);
-    if result.resolved.is_none() && not_modified(&headers, &etag) {
+    let etag = HeaderValue::from_str(&result.view.etag).map_err(Error::internal)?;
+    if result.resolved.is_none()
+        && if_none_match.is_some_and(|v| not_modified(&v, &result.view.etag))
+    {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
-        response.headers_mut().insert(
-            header::ETAG,
-            HeaderValue::from_str(&etag).expect("hex etag"),
-        );
+        response.headers_mut().insert(header::ETAG, etag);
         return Ok(response);
     }
-    let body = EffectiveBody {
-        config_id: result.config_id.as_str(),
-        version: result.version,
-        environment: result.environment.as_deref(),
-        effective_config: match &result.resolved {
-            Some(resolved) => ConfigBody::Resolved(resolved),
-            None => ConfigBody::Rendered(&result.rendered.json),
-        },
-        checksum: &result.rendered.checksum,
-        assignment: &result.assignment,
-    };
-    let bytes = serde_json::to_vec(&body).map_err(Error::internal)?;
-    let mut response = bytes.into_response();
+    let mut response = result.document().into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -133,10 +162,7 @@ async fn effective(
         // Resolved secrets must not be cached anywhere along the way.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     } else {
-        headers.insert(
-            header::ETAG,
-            HeaderValue::from_str(&etag).expect("hex etag"),
-        );
+        headers.insert(header::ETAG, etag);
     }
     Ok(response)
 }

@@ -1,13 +1,12 @@
 //! Extractors that turn every kind of bad input into a problem naming the field.
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use super::AppState;
 use super::error::ApiError;
 use crate::core::error::Error;
 use crate::core::ids::ConfigId;
@@ -109,20 +108,49 @@ impl<S, T> FromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,
     T: DeserializeOwned,
+    AppState: FromRef<S>,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Error::PayloadTooLarge { limit }
-            } else {
-                Error::invalid("/", rejection.body_text())
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         Ok(ApiJson(parse_json(&bytes)?))
     }
+}
+
+/// An optional JSON body: absent (or blank) is `None`; otherwise as `ApiJson`.
+pub struct OptionalApiJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalApiJson(None));
+        }
+        Ok(OptionalApiJson(Some(parse_json(&bytes)?)))
+    }
+}
+
+async fn read_body<S>(req: Request, state: &S) -> Result<Bytes, Error>
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    let limit = AppState::from_ref(state).max_body_bytes;
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::PayloadTooLarge { limit }
+        } else {
+            Error::invalid("/", rejection.body_text())
+        }
+    })
 }
 
 /// A `{id}` path segment that is a valid config id; checked before the body is read.
@@ -132,17 +160,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ConfigIdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|r| Error::invalid("configId", r.body_text()))?;
-        let raw = params.get("id").map(String::as_str).unwrap_or_default();
+        let raw = params
+            .iter()
+            .find_map(|(name, value)| (name == "id").then_some(value))
+            .unwrap_or_default();
         Ok(ConfigIdPath(ConfigId::parse(raw)?))
     }
 }
-
-/// The configured body limit, so 413 problems can say what it is.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
 
 impl<S, T> FromRequestParts<S> for ApiQuery<T>
 where

@@ -24,11 +24,28 @@ pub mod ops;
 pub mod schema;
 pub mod watch;
 
+/// What every handler shares; cloned per request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppContext>);
+
+pub struct AppContext {
     pub service: Arc<ConfigService>,
     pub shutdown: CancellationToken,
     pub metrics: PrometheusHandle,
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(context: AppContext) -> Self {
+        AppState(Arc::new(context))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppContext;
+    fn deref(&self) -> &AppContext {
+        &self.0
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -38,22 +55,25 @@ pub struct HttpLimits {
 }
 
 pub fn router(state: AppState, limits: &HttpLimits) -> Router {
-    Router::new()
+    // Routes that read bodies or may wait on the store get the body limit and a deadline; the
+    // effective read takes no body, is answered from memory, and skips both.
+    let bounded = Router::new()
         .merge(configs::router())
         .merge(schema::router())
-        .merge(effective::router())
         .merge(audit::router())
         .merge(drift::router())
         .merge(watch::router())
         .merge(ops::router())
-        .fallback(ops::not_found)
-        .layer(axum::Extension(extract::BodyLimit(limits.max_body_bytes)))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(axum::middleware::from_fn(ops::track))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
-        ))
+        ));
+    Router::new()
+        .merge(bounded)
+        .merge(effective::router())
+        .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn(ops::track))
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)

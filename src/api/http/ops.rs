@@ -1,7 +1,8 @@
 //! Probes and Prometheus metrics.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -9,7 +10,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use parking_lot::RwLock;
 use serde_json::json;
 
 use super::AppState;
@@ -31,13 +34,26 @@ pub fn metrics_handle() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets(&[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0, 2.5,
                 ])
                 .expect("static buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (e.g. by an embedding program).
             let _ = metrics::set_global_recorder(recorder);
+            // Histogram samples are buffered until upkeep folds them into buckets; without it
+            // memory would grow between scrapes.
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                })
+                .expect("spawning the metrics upkeep thread");
             handle
         })
         .clone()
@@ -53,24 +69,52 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
+/// Metric handles by route template, then (method, status): registered once, so recording a
+/// request allocates nothing. Both keys are bounded (route templates, status codes).
+type RouteHandles = HashMap<String, Vec<(&'static str, u16, Counter, Histogram)>>;
+
+fn route_handles(route: &str, method: &'static str, status: u16) -> (Counter, Histogram) {
+    static HANDLES: OnceLock<RwLock<RouteHandles>> = OnceLock::new();
+    let handles = HANDLES.get_or_init(Default::default);
+    let find = |map: &RouteHandles| {
+        map.get(route)?
+            .iter()
+            .find(|(m, s, ..)| *m == method && *s == status)
+            .map(|(.., counter, histogram)| (counter.clone(), histogram.clone()))
+    };
+    if let Some(found) = find(&handles.read()) {
+        return found;
+    }
+    let mut map = handles.write();
+    if let Some(found) = find(&map) {
+        return found;
+    }
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    let counter = metrics::counter!("summit_http_requests_total", &labels);
+    let histogram = metrics::histogram!("summit_http_request_duration_seconds", &labels);
+    map.entry(route.to_owned()).or_default().push((
+        method,
+        status,
+        counter.clone(),
+        histogram.clone(),
+    ));
+    (counter, histogram)
+}
+
 /// Counts requests and their latency by method, route template and status.
 pub async fn track(request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route),
-        ("status", status),
-    ];
-    metrics::counter!("summit_http_requests_total", &labels).increment(1);
-    metrics::histogram!("summit_http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (counter, histogram) = route_handles(route, method, response.status().as_u16());
+    counter.increment(1);
+    histogram.record(start.elapsed().as_secs_f64());
     response
 }
 
