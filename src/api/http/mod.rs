@@ -10,7 +10,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::core::service::ConfigService;
 
@@ -73,8 +72,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(bounded)
         .merge(effective::router())
         .fallback(ops::not_found)
-        .layer(axum::middleware::from_fn(ops::track))
+        .layer(ops::TrackLayer)
         .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

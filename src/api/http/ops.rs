@@ -4,9 +4,13 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::{MatchedPath, State};
+use axum::http::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,6 +18,7 @@ use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use parking_lot::RwLock;
 use serde_json::json;
+use tower::{Layer, Service};
 
 use super::AppState;
 use super::error::ApiError;
@@ -105,17 +110,82 @@ fn route_handles(route: &str, method: &'static str, status: u16) -> (Counter, Hi
     (counter, histogram)
 }
 
-/// Counts requests and their latency by method, route template and status.
-pub async fn track(request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = method_label(request.method());
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let (counter, histogram) = route_handles(route, method, response.status().as_u16());
-    counter.increment(1);
-    histogram.record(start.elapsed().as_secs_f64());
-    response
+/// Counts requests and their latency by method, route template and status, and logs each at
+/// debug level. A plain tower layer rather than `from_fn` or tower-http's `TraceLayer`: it runs
+/// on every request, including the hot read path, and this way costs no allocation and no span.
+#[derive(Clone, Copy, Default)]
+pub struct TrackLayer;
+
+impl<S> Layer<S> for TrackLayer {
+    type Service = Track<S>;
+    fn layer(&self, inner: S) -> Track<S> {
+        Track { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for Track<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        TrackFuture {
+            start: Instant::now(),
+            method: method_label(request.method()),
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct TrackFuture<F> {
+        #[pin]
+        inner: F,
+        start: Instant,
+        method: &'static str,
+        route: Option<MatchedPath>,
+    }
+}
+
+impl<F, E> Future for TrackFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Ok(response) = &result {
+            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            let status = response.status().as_u16();
+            let elapsed = this.start.elapsed();
+            let (counter, histogram) = route_handles(route, this.method, status);
+            counter.increment(1);
+            histogram.record(elapsed.as_secs_f64());
+            tracing::debug!(
+                method = *this.method,
+                route,
+                status,
+                micros = elapsed.as_micros() as u64,
+                "request"
+            );
+        }
+        Poll::Ready(result)
+    }
 }
 
 async fn health(State(state): State<AppState>) -> Response {
