@@ -176,13 +176,13 @@ fn spread_paths() -> Arc<Vec<String>> {
     )
 }
 
-/// Closed loop: `connections` clients send back-to-back; counts over `seconds` after a
-/// one-second warm-up. Returns requests/s.
+/// Closed loop: `connections` clients send back-to-back; counts over `window` after a
+/// half-second warm-up. Returns requests/s.
 async fn max_throughput(
     addr: SocketAddr,
     paths: Arc<Vec<String>>,
     connections: usize,
-    seconds: u64,
+    window: Duration,
 ) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -202,9 +202,9 @@ async fn max_throughput(
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (started, before) = (Instant::now(), done.load(Ordering::Relaxed));
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    tokio::time::sleep(window).await;
     let counted = done.load(Ordering::Relaxed) - before;
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
@@ -351,22 +351,24 @@ async fn run(opts: Options) {
     );
     wait_until_up(bare_addr).await;
 
-    // Alternate the two servers so drift in machine load hits both alike.
-    let half = (opts.seconds / 2).max(1);
+    // Alternate the two servers in short rounds so drift in machine load hits both alike, and
+    // report the median of the per-round ratios.
+    const ROUNDS: usize = 5;
+    let window = Duration::from_secs_f64(opts.seconds as f64 / ROUNDS as f64);
     let mixes = [
         ("one hot config", hot),
         ("1,000 configs × 8,192 keys", spread.clone()),
     ];
     let mut ratios = Vec::new();
     for (name, paths) in mixes {
-        let (mut summit_rps, mut bare_rps) = (0.0, 0.0);
-        for _ in 0..2 {
-            bare_rps +=
-                max_throughput(bare_addr, paths.clone(), opts.connections, half).await / 2.0;
-            summit_rps +=
-                max_throughput(summit_addr, paths.clone(), opts.connections, half).await / 2.0;
+        let mut rounds = Vec::new();
+        for _ in 0..ROUNDS {
+            let bare = max_throughput(bare_addr, paths.clone(), opts.connections, window).await;
+            let summit = max_throughput(summit_addr, paths.clone(), opts.connections, window).await;
+            rounds.push((summit / bare, summit, bare));
         }
-        ratios.push((name, bare_rps, summit_rps));
+        rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+        ratios.push((name, rounds));
     }
     let (achieved, lat) = fixed_rate(
         summit_addr,
@@ -388,11 +390,15 @@ async fn run(opts: Options) {
         ms(percentile(&conc, 0.5)),
         ms(percentile(&conc, 0.99))
     );
-    for (name, bare_rps, summit_rps) in ratios {
+    for (name, rounds) in ratios {
+        let (median, summit_rps, bare_rps) = rounds[rounds.len() / 2];
         println!(
-            "| reads, {name}, {} conns | summit-config {summit_rps:.0} req/s, bare axum {bare_rps:.0} req/s: **{:.1}%** |",
+            "| reads, {name}, {} conns | **{:.1}%** of bare axum (median of {} rounds; range {:.1}–{:.1}%); median round: summit-config {summit_rps:.0} req/s, bare {bare_rps:.0} req/s |",
             opts.connections,
-            100.0 * summit_rps / bare_rps
+            100.0 * median,
+            rounds.len(),
+            100.0 * rounds[0].0,
+            100.0 * rounds[rounds.len() - 1].0,
         );
     }
     println!(

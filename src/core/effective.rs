@@ -3,7 +3,6 @@
 //! Every view a version can produce is rendered once (canonical JSON + checksum) so a read is a
 //! lookup plus a bucket computation.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -135,7 +134,8 @@ pub struct EnvLayers {
 /// Every view of one version, by environment, and what assignment needs, computed once.
 #[derive(Debug)]
 pub struct EffectiveLayers {
-    by_env: HashMap<String, EnvLayers>,
+    /// Few entries: a scan beats hashing and touches less memory.
+    by_env: Vec<(String, EnvLayers)>,
     /// Environments with no layer of their own (and requests without an environment).
     default: EnvLayers,
     canary_share: Option<BasisPoints>,
@@ -306,8 +306,8 @@ impl EffectiveLayers {
     }
 
     pub fn for_env(&self, env: Option<&str>) -> &EnvLayers {
-        env.and_then(|e| self.by_env.get(e))
-            .unwrap_or(&self.default)
+        env.and_then(|e| self.by_env.iter().find(|(name, _)| name == e))
+            .map_or(&self.default, |(_, layers)| layers)
     }
 }
 

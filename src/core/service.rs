@@ -52,7 +52,7 @@ impl Default for ServiceSettings {
 pub struct EffectiveConfig {
     pub config_id: ConfigId,
     pub version: u64,
-    pub environment: Option<String>,
+    pub environment: Option<Environment>,
     /// The selected view: effective config, checksum, which layers applied.
     pub view: Arc<Rendered>,
     /// The config with secrets resolved, only when asked for.
@@ -63,13 +63,14 @@ impl EffectiveConfig {
     /// The effective document as JSON: pre-rendered unless secrets were resolved or the caller
     /// named an environment that has no layer of its own.
     pub fn document(&self) -> Bytes {
-        if self.resolved.is_none() && self.view.environment == self.environment {
+        let environment = self.environment.as_ref().map(Environment::as_str);
+        if self.resolved.is_none() && self.view.environment.as_deref() == environment {
             return self.view.document.clone();
         }
         Bytes::from(effective_document(&EffectiveDocument {
             config_id: self.config_id.as_str(),
             version: self.version,
-            environment: self.environment.as_deref(),
+            environment,
             effective_config: match &self.resolved {
                 Some(resolved) => EffectiveJson::Resolved(resolved),
                 None => EffectiveJson::Rendered(&self.view.json),
@@ -460,7 +461,15 @@ impl ConfigService {
         id: &ConfigId,
         query: &EffectiveQuery,
     ) -> Result<EffectiveConfig> {
-        let version = self.live_version(id).await?;
+        // The read cache answers without I/O; only a miss takes the asynchronous path.
+        let head = match self.store.cached_head(id) {
+            Some(head) => Some(head),
+            None => self.store.head(id).await?,
+        };
+        let version = match head {
+            Some(head) if !head.deleted => head.latest,
+            _ => return Err(Error::not_found("config", id.as_str())),
+        };
         let env = query.environment.as_ref().map(Environment::as_str);
         let view = select(&version, env, &query.assignment, Utc::now())?;
         let resolved = if query.resolve_secrets {
@@ -471,7 +480,7 @@ impl ConfigService {
         Ok(EffectiveConfig {
             config_id: id.clone(),
             version: version.version,
-            environment: env.map(str::to_owned),
+            environment: query.environment.clone(),
             view,
             resolved,
         })

@@ -52,9 +52,13 @@ impl CachedStore {
 
 #[async_trait]
 impl Store for CachedStore {
+    fn cached_head(&self, id: &ConfigId) -> Option<ConfigHead> {
+        self.heads.read().get(id).cloned()
+    }
+
     async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
-        if let Some(head) = self.heads.read().get(id) {
-            return Ok(Some(head.clone()));
+        if let Some(head) = self.cached_head(id) {
+            return Ok(Some(head));
         }
         let head = self.inner.head(id).await?;
         if let Some(head) = &head {

@@ -77,6 +77,11 @@ pub struct AuditQuery {
 pub trait Store: Send + Sync {
     /// The newest version of a config and whether it is deleted; `None` if it never existed.
     async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>>;
+    /// The head if it is in memory, without I/O: the read cache answers, backends say `None`.
+    fn cached_head(&self, id: &ConfigId) -> Option<ConfigHead> {
+        let _ = id;
+        None
+    }
     /// Heads of every config that ever existed, ordered by id.
     async fn heads(&self) -> Result<Vec<ConfigHead>>;
     async fn version(&self, id: &ConfigId, version: u64) -> Result<Option<ConfigVersion>>;
