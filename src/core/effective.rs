@@ -49,8 +49,8 @@ pub struct Assignment {
 /// One view (an effective config for one environment and assignment), ready to send.
 #[derive(Debug)]
 pub struct Rendered {
-    pub value: Value,
-    /// Canonical (RFC 8785) JSON text of `value`.
+    /// Canonical (RFC 8785) JSON text of the effective config. No parsed `Value` is kept: the
+    /// hot path never needs one, and leaving it out halves the memory and keeps reads in cache.
     pub json: Box<RawValue>,
     pub checksum: String,
     /// `"checksum"`, for ETag headers.
@@ -71,6 +71,11 @@ struct ViewContext<'a> {
 }
 
 impl Rendered {
+    /// The effective config as a JSON value (parsed on demand; the text is canonical JSON).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.json.get()).expect("rendered JSON parses")
+    }
+
     fn new(value: Value, assignment: Assignment, context: &ViewContext<'_>) -> Arc<Self> {
         let canonical = canonical_bytes(&value);
         let checksum = checksum_of_bytes(&canonical);
@@ -85,7 +90,6 @@ impl Rendered {
             assignment: &assignment,
         });
         Arc::new(Rendered {
-            value,
             json,
             etag: format!("\"{checksum}\""),
             checksum,
@@ -474,7 +478,7 @@ mod tests {
         )
         .unwrap();
         let a = r.assignment.clone();
-        assert_eq!(r.value, json!({"timeout": 5, "color": "red"}));
+        assert_eq!(r.value(), json!({"timeout": 5, "color": "red"}));
         assert_eq!(
             a,
             Assignment {
@@ -490,7 +494,7 @@ mod tests {
         )
         .unwrap();
         let a = r.assignment.clone();
-        assert_eq!(r.value, json!({"timeout": 10, "color": "green"}));
+        assert_eq!(r.value(), json!({"timeout": 10, "color": "green"}));
         assert!(!a.canary);
     }
 
@@ -505,7 +509,7 @@ mod tests {
         )
         .unwrap();
         let a = r.assignment.clone();
-        assert_eq!(r.value, json!({"timeout": 30, "color": "blue"}));
+        assert_eq!(r.value(), json!({"timeout": 30, "color": "blue"}));
         assert_eq!(
             a,
             Assignment {
@@ -514,7 +518,7 @@ mod tests {
             }
         );
         let r = select(&v, Some("production"), &AssignmentInput::None, Utc::now()).unwrap();
-        assert_eq!(r.value, json!({"timeout": 10, "color": "blue"}));
+        assert_eq!(r.value(), json!({"timeout": 10, "color": "blue"}));
     }
 
     #[test]
@@ -549,7 +553,7 @@ mod tests {
         assert_eq!(document["configId"], "svc");
         assert_eq!(document["version"], 1);
         assert_eq!(document["environment"], "production");
-        assert_eq!(document["effectiveConfig"], r.value);
+        assert_eq!(document["effectiveConfig"], r.value());
         assert_eq!(document["checksum"], r.checksum.as_str());
         assert_eq!(
             document["assignment"],

@@ -429,13 +429,8 @@ impl ConfigService {
         let (old, new) = (self.version(id, from).await?, self.version(id, to).await?);
         let patch = match environment {
             Some(env) => {
-                let view = |v: &ConfigVersion| {
-                    layers_of(v)
-                        .for_env(Some(env.as_str()))
-                        .control
-                        .value
-                        .clone()
-                };
+                let view =
+                    |v: &ConfigVersion| layers_of(v).for_env(Some(env.as_str())).control.value();
                 diff(&view(&old), &view(&new))
             }
             None => {
@@ -473,7 +468,7 @@ impl ConfigService {
         let env = query.environment.as_ref().map(Environment::as_str);
         let view = select(&version, env, &query.assignment, Utc::now())?;
         let resolved = if query.resolve_secrets {
-            Some(self.secrets.resolve_tree(&view.value)?)
+            Some(self.secrets.resolve_tree(&view.value())?)
         } else {
             None
         };

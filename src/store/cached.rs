@@ -1,11 +1,10 @@
 //! Read cache in front of any store: config heads live in memory, so effective-config reads
 //! make no database round trip. Writes go through to the inner store and then update the cache.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use parking_lot::RwLock;
+use dashmap::DashMap;
 
 use super::{AuditQuery, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite};
 use crate::core::error::Result;
@@ -15,7 +14,8 @@ use crate::core::model::{AppliedState, AuditRecord, ConfigHead, ConfigVersion, S
 
 pub struct CachedStore {
     inner: Arc<dyn Store>,
-    heads: RwLock<HashMap<ConfigId, ConfigHead>>,
+    /// Sharded, so concurrent readers on different cores rarely touch the same lock word.
+    heads: DashMap<ConfigId, ConfigHead>,
 }
 
 impl CachedStore {
@@ -27,25 +27,19 @@ impl CachedStore {
             .into_iter()
             .map(|head| (head.latest.config_id.clone(), head))
             .collect();
-        Ok(CachedStore {
-            inner,
-            heads: RwLock::new(heads),
-        })
+        Ok(CachedStore { inner, heads })
     }
 
     pub fn cached_configs(&self) -> usize {
-        self.heads.read().len()
+        self.heads.len()
     }
 
     /// Keeps the newer of the cached and the given head.
     fn remember(&self, head: ConfigHead) {
-        let mut heads = self.heads.write();
         let id = head.latest.config_id.clone();
-        match heads.get(&id) {
-            Some(cached) if cached.latest.version > head.latest.version => {}
-            _ => {
-                heads.insert(id, head);
-            }
+        let mut entry = self.heads.entry(id).or_insert_with(|| head.clone());
+        if entry.latest.version <= head.latest.version {
+            *entry = head;
         }
     }
 }
@@ -53,7 +47,7 @@ impl CachedStore {
 #[async_trait]
 impl Store for CachedStore {
     fn cached_head(&self, id: &ConfigId) -> Option<ConfigHead> {
-        self.heads.read().get(id).cloned()
+        self.heads.get(id).map(|head| head.clone())
     }
 
     async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
@@ -68,7 +62,7 @@ impl Store for CachedStore {
     }
 
     async fn heads(&self) -> Result<Vec<ConfigHead>> {
-        let mut heads: Vec<ConfigHead> = self.heads.read().values().cloned().collect();
+        let mut heads: Vec<ConfigHead> = self.heads.iter().map(|e| e.value().clone()).collect();
         heads.sort_by(|a, b| a.latest.config_id.cmp(&b.latest.config_id));
         Ok(heads)
     }
@@ -99,7 +93,7 @@ impl Store for CachedStore {
     async fn delete_config(&self, write: DeleteWrite) -> Result<Committed> {
         let id = write.config_id.clone();
         let committed = self.inner.delete_config(write).await?;
-        if let Some(head) = self.heads.write().get_mut(&id) {
+        if let Some(mut head) = self.heads.get_mut(&id) {
             head.deleted = true;
         }
         Ok(committed)

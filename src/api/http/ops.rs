@@ -1,5 +1,6 @@
 //! Probes and Prometheus metrics.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -16,7 +17,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use parking_lot::RwLock;
 use serde_json::json;
 use tower::{Layer, Service};
 
@@ -74,40 +74,42 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// Metric handles by route template, then (method, status): registered once, so recording a
-/// request allocates nothing. Both keys are bounded (route templates, status codes).
+/// Metric handles by route template, then (method, status): registered once per worker
+/// thread, so recording a request allocates nothing and takes no shared lock. Both keys are
+/// bounded (route templates, status codes).
 type RouteHandles = HashMap<String, Vec<(&'static str, u16, Counter, Histogram)>>;
 
-fn route_handles(route: &str, method: &'static str, status: u16) -> (Counter, Histogram) {
-    static HANDLES: OnceLock<RwLock<RouteHandles>> = OnceLock::new();
-    let handles = HANDLES.get_or_init(Default::default);
-    let find = |map: &RouteHandles| {
-        map.get(route)?
+thread_local! {
+    static ROUTE_HANDLES: RefCell<RouteHandles> = RefCell::new(HashMap::new());
+}
+
+fn record_request(route: &str, method: &'static str, status: u16, elapsed: Duration) {
+    ROUTE_HANDLES.with_borrow_mut(|handles| {
+        let per_route = match handles.get_mut(route) {
+            Some(per_route) => per_route,
+            None => handles.entry(route.to_owned()).or_default(),
+        };
+        let position = per_route
             .iter()
-            .find(|(m, s, ..)| *m == method && *s == status)
-            .map(|(.., counter, histogram)| (counter.clone(), histogram.clone()))
-    };
-    if let Some(found) = find(&handles.read()) {
-        return found;
-    }
-    let mut map = handles.write();
-    if let Some(found) = find(&map) {
-        return found;
-    }
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route.to_owned()),
-        ("status", status.to_string()),
-    ];
-    let counter = metrics::counter!("summit_http_requests_total", &labels);
-    let histogram = metrics::histogram!("summit_http_request_duration_seconds", &labels);
-    map.entry(route.to_owned()).or_default().push((
-        method,
-        status,
-        counter.clone(),
-        histogram.clone(),
-    ));
-    (counter, histogram)
+            .position(|(m, s, ..)| *m == method && *s == status);
+        let index = position.unwrap_or_else(|| {
+            let labels = [
+                ("method", method.to_owned()),
+                ("route", route.to_owned()),
+                ("status", status.to_string()),
+            ];
+            per_route.push((
+                method,
+                status,
+                metrics::counter!("summit_http_requests_total", &labels),
+                metrics::histogram!("summit_http_request_duration_seconds", &labels),
+            ));
+            per_route.len() - 1
+        });
+        let (.., counter, histogram) = &per_route[index];
+        counter.increment(1);
+        histogram.record(elapsed.as_secs_f64());
+    });
 }
 
 /// Counts requests and their latency by method, route template and status, and logs each at
@@ -173,9 +175,7 @@ where
             let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
             let status = response.status().as_u16();
             let elapsed = this.start.elapsed();
-            let (counter, histogram) = route_handles(route, this.method, status);
-            counter.increment(1);
-            histogram.record(elapsed.as_secs_f64());
+            record_request(route, this.method, status, elapsed);
             tracing::debug!(
                 method = *this.method,
                 route,
