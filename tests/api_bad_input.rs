@@ -274,7 +274,8 @@ async fn unknown_routes_and_methods_get_problems() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 405);
+    let problem = assert_problem(response, 405, None).await;
+    assert_eq!(problem["code"], "method_not_allowed");
 }
 
 #[tokio::test]

@@ -107,6 +107,20 @@ pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<
             reference_pointers(&variant.config, &format!("{pointer}/config"), secrets)?;
         }
     }
+    // Merging can break a reference that is fine in every layer alone, e.g. an override that
+    // adds a key next to "$secret"; check every view a caller can receive.
+    for layer in all_layer_values(doc) {
+        reference_pointers(&layer.value, "", secrets).map_err(|error| match error {
+            Error::InvalidInput { field, message } => Error::invalid(
+                field,
+                format!(
+                    "{message} (in the merged view {})",
+                    layer.scope.as_deref().unwrap_or("base")
+                ),
+            ),
+            other => other,
+        })?;
+    }
     Ok(())
 }
 
@@ -130,14 +144,15 @@ impl CompiledSchema {
         Ok(CompiledSchema { validator })
     }
 
-    /// Violations of one value; errors at or below a secret reference are not reported,
-    /// since the reference stands for a value the schema cannot see.
+    /// Violations of one value, each with the canonical text of the failing value (never shown,
+    /// only compared); errors at or below a secret reference are not reported, since the
+    /// reference stands for a value the schema cannot see.
     fn violations(
         &self,
         value: &Value,
         scope: Option<&str>,
         secrets: &SecretResolver,
-    ) -> Vec<Violation> {
+    ) -> Vec<(Violation, String)> {
         let secret_pointers = reference_pointers(value, "", secrets).unwrap_or_default();
         self.validator
             .iter_errors(value)
@@ -146,14 +161,18 @@ impl CompiledSchema {
                 let under_secret = secret_pointers
                     .iter()
                     .any(|s| pointer == *s || pointer.starts_with(&format!("{s}/")));
-                (!under_secret).then(|| Violation {
-                    pointer: if pointer.is_empty() {
-                        "/".into()
-                    } else {
-                        pointer
-                    },
-                    message: error.masked().to_string(),
-                    scope: scope.map(str::to_owned),
+                let failing = error.instance().to_string();
+                (!under_secret).then(|| {
+                    let violation = Violation {
+                        pointer: if pointer.is_empty() {
+                            "/".into()
+                        } else {
+                            pointer
+                        },
+                        message: error.masked().to_string(),
+                        scope: scope.map(str::to_owned),
+                    };
+                    (violation, failing)
                 })
             })
             .collect()
@@ -165,8 +184,12 @@ impl CompiledSchema {
         all_layer_values(doc)
             .iter()
             .flat_map(|layer| self.violations(&layer.value, layer.scope.as_deref(), secrets))
-            // The same failure in several views is reported once, with its first scope.
-            .filter(|v| seen.insert((v.pointer.clone(), v.message.clone())))
+            // A failure inherited by several views (same place, same value) is reported once,
+            // with its first scope; the same place failing with another value is reported too.
+            .filter(|(v, failing)| {
+                seen.insert((v.pointer.clone(), v.message.clone(), failing.clone()))
+            })
+            .map(|(violation, _)| violation)
             .collect()
     }
 }
@@ -197,6 +220,40 @@ mod tests {
             violations[0].scope.as_deref(),
             Some("environment=production")
         );
+    }
+
+    #[test]
+    fn distinct_failures_at_the_same_pointer_are_each_reported() {
+        let schema = CompiledSchema::compile(&json!({
+            "type": "object",
+            "properties": {"timeout": {"type": "integer", "minimum": 1}}
+        }))
+        .unwrap();
+        let d = doc(
+            json!({"config": {"timeout": 0}, "overrides": {"staging": {"timeout": -1}, "prod": {"x": 1}}}),
+        );
+        let violations = schema.check(&d, &SecretResolver::default());
+        let scopes: Vec<Option<&str>> = violations.iter().map(|v| v.scope.as_deref()).collect();
+        assert_eq!(
+            scopes,
+            vec![None, Some("environment=staging")],
+            "{violations:?}"
+        );
+    }
+
+    #[test]
+    fn merged_views_with_broken_secret_references_are_refused() {
+        let d = doc(json!({
+            "config": {"db": {"password": {"$secret": "env:DB_PASSWORD"}}},
+            "overrides": {"production": {"db": {"password": {"rotate": true}}}}
+        }));
+        match check_document(&d, &SecretResolver::default()) {
+            Err(Error::InvalidInput { field, message }) => {
+                assert_eq!(field, "/db/password");
+                assert!(message.contains("environment=production"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 
     #[test]

@@ -569,10 +569,13 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
+        // Any failure to answer means not ready, never an internal error.
         sqlx::query("SELECT 1")
             .execute(&self.reader)
             .await
-            .map_err(db_error)?;
+            .map_err(|e| Error::Unavailable {
+                reason: e.to_string(),
+            })?;
         Ok(())
     }
 }

@@ -74,8 +74,8 @@ impl IntoResponse for ApiError {
             Error::VersionConflict { actual, .. } => Some(*actual),
             _ => None,
         };
-        let problem = Problem {
-            kind: format!("https://summit-config.dev/problems/{}", code.as_str()),
+        problem_response(&Problem {
+            kind: problem_type(code.as_str()),
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail,
@@ -83,13 +83,35 @@ impl IntoResponse for ApiError {
             field,
             errors: &violations,
             current_version,
-        };
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
-        let mut response = (status, body).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        response
+        })
     }
+}
+
+fn problem_type(code: &str) -> String {
+    format!("https://summit-config.dev/problems/{code}")
+}
+
+fn problem_response(problem: &Problem<'_>) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(problem).unwrap_or_default();
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+/// Problems the HTTP layer raises itself (no core operation ran): 405.
+pub fn transport_problem(status: StatusCode, code: &str, detail: String) -> Response {
+    problem_response(&Problem {
+        kind: problem_type(code),
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail,
+        code,
+        field: None,
+        errors: &[],
+        current_version: None,
+    })
 }

@@ -72,6 +72,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(bounded)
         .merge(effective::router())
         .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(ops::TrackLayer)
         .layer(CatchPanicLayer::new())
         .with_state(state)

@@ -230,6 +230,14 @@ async fn metrics(State(state): State<AppState>) -> Response {
     response
 }
 
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    super::error::transport_problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
 pub async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError(Error::not_found("route", uri.path()))
 }
