@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::http::{self, AppContext, AppState, HttpLimits};
-use crate::core::secrets::SecretResolver;
+use crate::core::secrets::{SecretPolicy, SecretResolver};
 use crate::core::service::{ConfigService, ServiceSettings};
 use crate::settings::Settings;
 use crate::store::{CachedStore, MemoryStore, SqliteStore, Store};
@@ -46,10 +46,15 @@ impl App {
         let store = open_store(&settings.database_url).await?;
         let service = Arc::new(ConfigService::new(
             store,
-            SecretResolver::default(),
+            SecretResolver::new(&SecretPolicy {
+                env_prefix: settings.secret_env_prefix.clone(),
+                file_dir: settings.secret_file_dir.clone(),
+            }),
             ServiceSettings {
+                // The flag's range (at most a year) keeps this conversion exact.
                 stale_after: chrono::Duration::seconds(settings.stale_after_secs as i64),
                 watch_buffer: settings.watch_buffer,
+                max_watchers: settings.max_watchers,
             },
         ));
         let shutdown = CancellationToken::new();

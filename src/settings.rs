@@ -64,9 +64,23 @@ pub struct Settings {
     #[arg(long, env = "SUMMIT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Seconds without a report after which an instance counts as stale.
-    #[arg(long, env = "SUMMIT_STALE_AFTER_SECS", default_value_t = 300)]
+    /// Seconds without a report after which an instance counts as stale (1 s to 1 year).
+    #[arg(long, env = "SUMMIT_STALE_AFTER_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub stale_after_secs: u64,
+
+    /// `env:` secret references may only name variables with this prefix (empty: any variable
+    /// except the server's own `SUMMIT_*`). Set it in production.
+    #[arg(long, env = "SUMMIT_SECRET_ENV_PREFIX", default_value = "")]
+    pub secret_env_prefix: String,
+
+    /// `file:` secret references must resolve inside this directory.
+    #[arg(long, env = "SUMMIT_SECRET_FILE_DIR", default_value = "/run/secrets")]
+    pub secret_file_dir: std::path::PathBuf,
+
+    /// Concurrent watch streams; more get 503.
+    #[arg(long, env = "SUMMIT_MAX_WATCHERS", default_value_t = 10_000)]
+    pub max_watchers: usize,
 
     /// Change events buffered per watcher before it is caught up from the change log.
     #[arg(long, env = "SUMMIT_WATCH_BUFFER", default_value_t = 256)]

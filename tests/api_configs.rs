@@ -288,11 +288,23 @@ async fn effective_config_selects_ab_variant_by_weight() {
 async fn effective_config_has_etag_and_answers_304() {
     let server = TestServer::spawn().await;
     server.put_config("checkout", checkout_body()).await;
-    let path = "/api/v1/configs/checkout/effective?environment=staging";
-    let first = server.get(path).await;
-    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
-    let body: Value = first.json().await.unwrap();
-    assert_eq!(etag, format!("\"{}\"", body["checksum"].as_str().unwrap()));
+    let etag_of = |path: &'static str| {
+        let server = &server;
+        async move {
+            let response = server.get(path).await;
+            let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+            let body = response.bytes().await.unwrap();
+            (etag, body)
+        }
+    };
+    let path = "/api/v1/configs/checkout/effective?environment=production";
+    let (etag, body) = etag_of(path).await;
+    let digest = summit_config::core::checksum::checksum_of_bytes(&body);
+    assert_eq!(
+        etag,
+        format!("\"{digest}\""),
+        "a strong ETag of the response bytes"
+    );
     let again = server
         .client
         .get(server.url(path))
@@ -301,8 +313,32 @@ async fn effective_config_has_etag_and_answers_304() {
         .await
         .unwrap();
     assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"], etag.as_str());
+    let weak = server
+        .client
+        .get(server.url(path))
+        .header("if-none-match", format!("W/{etag}, \"x\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weak.status(), 304);
+
+    // An environment without a layer of its own gets a document naming it, with its own ETag.
+    let (other_etag, other_body) =
+        etag_of("/api/v1/configs/checkout/effective?environment=qa").await;
+    let other: Value = serde_json::from_slice(&other_body).unwrap();
+    assert_eq!(other["environment"], "qa");
+    assert_eq!(
+        other_etag,
+        format!(
+            "\"{}\"",
+            summit_config::core::checksum::checksum_of_bytes(&other_body)
+        )
+    );
+
+    // A change elsewhere (staging) leaves production's config alone but not its version: new ETag.
     let mut changed = checkout_body();
-    changed["config"]["timeout"] = json!(31);
+    changed["overrides"]["staging"] = json!({"timeout": 31});
     server.put_config("checkout", changed).await;
     let after = server
         .client
@@ -312,15 +348,22 @@ async fn effective_config_has_etag_and_answers_304() {
         .await
         .unwrap();
     assert_eq!(after.status(), 200);
+    let after: Value = after.json().await.unwrap();
+    let before: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(after["version"], 2);
+    assert_eq!(
+        after["checksum"], before["checksum"],
+        "same effective config, same checksum"
+    );
 }
 
 #[tokio::test]
 async fn secrets_resolve_only_when_asked_and_are_never_stored() {
     // SAFETY: set before any server thread reads it; the name is unique to this test.
-    unsafe { std::env::set_var("SUMMIT_IT_DB_PASSWORD", "hunter2-very-secret") };
+    unsafe { std::env::set_var("IT_DB_PASSWORD", "hunter2-very-secret") };
     let server = TestServer::spawn().await;
     let mut body = checkout_body();
-    body["config"]["password"] = json!({"$secret": "env:SUMMIT_IT_DB_PASSWORD"});
+    body["config"]["password"] = json!({"$secret": "env:IT_DB_PASSWORD"});
     server.put_config("checkout", body).await;
 
     let (_, plain) = server
@@ -328,7 +371,7 @@ async fn secrets_resolve_only_when_asked_and_are_never_stored() {
         .await;
     assert_eq!(
         plain["effectiveConfig"]["password"],
-        json!({"$secret": "env:SUMMIT_IT_DB_PASSWORD"})
+        json!({"$secret": "env:IT_DB_PASSWORD"})
     );
     let resolved = server
         .get("/api/v1/configs/checkout/effective?environment=staging&resolveSecrets=true")
@@ -356,7 +399,7 @@ async fn secrets_resolve_only_when_asked_and_are_never_stored() {
     );
 
     let mut broken = checkout_body();
-    broken["config"]["password"] = json!({"$secret": "env:SUMMIT_IT_NOT_SET"});
+    broken["config"]["password"] = json!({"$secret": "env:IT_NOT_SET"});
     server.put_config("broken", broken).await;
     let (status, problem) = server
         .get_json("/api/v1/configs/broken/effective?resolveSecrets=true")

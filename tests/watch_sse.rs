@@ -451,3 +451,53 @@ async fn graceful_shutdown_ends_open_watch_streams() {
         "the stream ends after shutdown"
     );
 }
+
+#[tokio::test]
+async fn resuming_from_a_revision_ahead_of_the_log_is_refused() {
+    let server = TestServer::spawn().await;
+    server
+        .put_config("svc", version_body(json!({"n": 1}), "one"))
+        .await;
+    let response = server.get("/api/v1/watch?fromRevision=5").await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["field"], "fromRevision");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("latest revision 1")
+    );
+    let mut stream = watch(&server, "?fromRevision=1", None).await;
+    server
+        .put_config("svc", version_body(json!({"n": 2}), "two"))
+        .await;
+    assert_eq!(revisions(&stream.next_changes(1).await), vec![2]);
+}
+
+#[tokio::test]
+async fn watchers_beyond_the_limit_get_503_until_one_leaves() {
+    let server = TestServer::spawn_with(|s| s.max_watchers = 2).await;
+    let first = watch(&server, "", None).await;
+    let _second = watch(&server, "", None).await;
+    let response = server.get("/api/v1/watch").await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    drop(first);
+    // The slot is freed once the server notices the client left.
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let response = server.get("/api/v1/watch").await;
+        if response.status() == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -53,7 +53,8 @@ pub struct Rendered {
     /// hot path never needs one, and leaving it out halves the memory and keeps reads in cache.
     pub json: Box<RawValue>,
     pub checksum: String,
-    /// `"checksum"`, for ETag headers.
+    /// Strong ETag of `document` (quoted hex SHA-256 of its bytes): it changes whenever
+    /// anything in the response does, the version number included.
     pub etag: String,
     /// Which layers make up this view.
     pub assignment: Assignment,
@@ -91,7 +92,7 @@ impl Rendered {
         });
         Arc::new(Rendered {
             json,
-            etag: format!("\"{checksum}\""),
+            etag: document_etag(&document),
             checksum,
             assignment,
             environment: context.environment.map(str::to_owned),
@@ -118,6 +119,11 @@ pub struct EffectiveDocument<'a> {
     pub effective_config: EffectiveJson<'a>,
     pub checksum: &'a str,
     pub assignment: &'a Assignment,
+}
+
+/// The strong ETag of an effective document's bytes.
+pub fn document_etag(document: &[u8]) -> String {
+    format!("\"{}\"", checksum_of_bytes(document))
 }
 
 pub fn effective_document(document: &EffectiveDocument<'_>) -> Vec<u8> {
@@ -559,7 +565,12 @@ mod tests {
             document["assignment"],
             json!({"canary": false, "variant": "green"})
         );
-        assert_eq!(r.etag, format!("\"{}\"", r.checksum));
+        assert_eq!(r.etag, document_etag(&r.document));
+        assert_ne!(
+            r.etag,
+            format!("\"{}\"", r.checksum),
+            "the ETag covers the whole document"
+        );
     }
 
     #[test]

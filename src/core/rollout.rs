@@ -45,7 +45,8 @@ impl BasisPoints {
         }
         let scaled = percent * 100.0;
         let rounded = scaled.round();
-        if (scaled - rounded).abs() > 1e-6 {
+        // Only the representation error of a two-decimal value passes.
+        if (scaled - rounded).abs() > 1e-9 {
             return Err(Error::invalid(
                 field,
                 "percentage may have at most two decimals",
@@ -141,6 +142,9 @@ mod tests {
     #[test]
     fn percentages_reject_more_than_two_decimals_and_out_of_range() {
         assert!(BasisPoints::from_percent(12.345, "p").is_err());
+        assert!(BasisPoints::from_percent(10.000000001, "p").is_err());
+        assert_eq!(BasisPoints::from_percent(33.33, "p").unwrap().get(), 3333);
+        assert_eq!(BasisPoints::from_percent(0.07, "p").unwrap().get(), 7);
         assert!(BasisPoints::from_percent(-1.0, "p").is_err());
         assert!(BasisPoints::from_percent(100.01, "p").is_err());
         assert!(BasisPoints::from_percent(f64::NAN, "p").is_err());

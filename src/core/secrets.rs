@@ -4,6 +4,8 @@
 //! stored, logged or audited.
 
 use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -24,27 +26,88 @@ pub trait SecretProvider: Send + Sync {
     fn resolve(&self, reference: &str) -> std::result::Result<String, String>;
 }
 
-/// Reads `env:NAME` from the server's environment.
-pub struct EnvProvider;
+/// Which secrets the built-in providers may read.
+#[derive(Debug, Clone)]
+pub struct SecretPolicy {
+    /// `env:` references must name a variable starting with this (empty: any). Variables
+    /// starting with `SUMMIT_` (the server's own settings) are never readable.
+    pub env_prefix: String,
+    /// `file:` references must resolve inside this directory; relative ones are taken from it.
+    pub file_dir: PathBuf,
+}
+
+impl Default for SecretPolicy {
+    fn default() -> Self {
+        SecretPolicy {
+            env_prefix: String::new(),
+            file_dir: PathBuf::from("/run/secrets"),
+        }
+    }
+}
+
+/// Largest secret a file reference may hold.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads `env:NAME` from the server's environment, within the policy's prefix.
+pub struct EnvProvider {
+    prefix: String,
+}
 
 impl SecretProvider for EnvProvider {
     fn resolve(&self, reference: &str) -> std::result::Result<String, String> {
+        if !reference.starts_with(&self.prefix) || reference.starts_with("SUMMIT_") {
+            return Err(format!(
+                "environment variable {reference} is outside the readable prefix '{}'",
+                self.prefix
+            ));
+        }
         std::env::var(reference).map_err(|_| format!("environment variable {reference} is not set"))
     }
 }
 
-/// Reads `file:/path`, without one trailing newline.
-pub struct FileProvider;
+/// Reads `file:PATH` (at most 64 KiB, regular files inside the policy's directory), without
+/// one trailing newline.
+pub struct FileProvider {
+    dir: PathBuf,
+}
 
 impl SecretProvider for FileProvider {
     fn resolve(&self, reference: &str) -> std::result::Result<String, String> {
-        let text = std::fs::read_to_string(reference)
+        let refused = || format!("file {reference} is outside the secrets directory");
+        let dir = self.dir.canonicalize().map_err(|_| {
+            format!(
+                "the secrets directory {} does not exist",
+                self.dir.display()
+            )
+        })?;
+        let path = dir
+            .join(reference)
+            .canonicalize()
             .map_err(|e| format!("file {reference} cannot be read: {}", e.kind()))?;
-        Ok(text
+        if !path.starts_with(&dir) {
+            return Err(refused());
+        }
+        let file = std::fs::File::open(&path)
+            .map_err(|e| format!("file {reference} cannot be read: {}", e.kind()))?;
+        let metadata = file
+            .metadata()
+            .map_err(|e| format!("file {reference} cannot be read: {}", e.kind()))?;
+        if !metadata.is_file() {
+            return Err(format!("{reference} is not a regular file"));
+        }
+        let mut text = String::new();
+        file.take(MAX_SECRET_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("file {reference} cannot be read: {}", e.kind()))?;
+        if text.len() as u64 > MAX_SECRET_FILE_BYTES {
+            return Err(format!(
+                "file {reference} is larger than {MAX_SECRET_FILE_BYTES} bytes"
+            ));
+        }
+        let trimmed = text
             .strip_suffix('\n')
-            .map(|t| t.strip_suffix('\r').unwrap_or(t))
-            .unwrap_or(&text)
-            .to_owned())
+            .map(|t| t.strip_suffix('\r').unwrap_or(t));
+        Ok(trimmed.unwrap_or(&text).to_owned())
     }
 }
 
@@ -56,16 +119,31 @@ pub struct SecretResolver {
 
 impl Default for SecretResolver {
     fn default() -> Self {
-        let mut resolver = SecretResolver {
-            providers: HashMap::new(),
-        };
-        resolver.register("env", Arc::new(EnvProvider));
-        resolver.register("file", Arc::new(FileProvider));
-        resolver
+        SecretResolver::new(&SecretPolicy::default())
     }
 }
 
 impl SecretResolver {
+    /// The built-in `env` and `file` providers, limited by `policy`.
+    pub fn new(policy: &SecretPolicy) -> Self {
+        let mut resolver = SecretResolver {
+            providers: HashMap::new(),
+        };
+        resolver.register(
+            "env",
+            Arc::new(EnvProvider {
+                prefix: policy.env_prefix.clone(),
+            }),
+        );
+        resolver.register(
+            "file",
+            Arc::new(FileProvider {
+                dir: policy.file_dir.clone(),
+            }),
+        );
+        resolver
+    }
+
     pub fn register(&mut self, name: &str, provider: Arc<dyn SecretProvider>) {
         self.providers.insert(name.to_owned(), provider);
     }
@@ -224,8 +302,8 @@ mod tests {
     #[test]
     fn resolves_env_references_anywhere_in_the_tree() {
         // SAFETY: test-only variable with a unique name; no other thread reads it.
-        unsafe { std::env::set_var("SUMMIT_TEST_SECRET_A", "s3cret") };
-        let tree = json!({"db": {"password": {"$secret": "env:SUMMIT_TEST_SECRET_A"}}, "list": [{"$secret": "env:SUMMIT_TEST_SECRET_A"}]});
+        unsafe { std::env::set_var("APP_TEST_SECRET_A", "s3cret") };
+        let tree = json!({"db": {"password": {"$secret": "env:APP_TEST_SECRET_A"}}, "list": [{"$secret": "env:APP_TEST_SECRET_A"}]});
         let resolved = SecretResolver::default().resolve_tree(&tree).unwrap();
         assert_eq!(
             resolved,
@@ -235,7 +313,7 @@ mod tests {
 
     #[test]
     fn unresolvable_reference_names_pointer_and_provider_only() {
-        let tree = json!({"a/b": {"$secret": "env:SUMMIT_TEST_SECRET_MISSING"}});
+        let tree = json!({"a/b": {"$secret": "env:APP_TEST_SECRET_MISSING"}});
         let err = SecretResolver::default().resolve_tree(&tree).unwrap_err();
         match err {
             Error::SecretUnresolved {
@@ -248,14 +326,79 @@ mod tests {
         }
     }
 
+    fn resolver_for(dir: &std::path::Path, env_prefix: &str) -> SecretResolver {
+        SecretResolver::new(&SecretPolicy {
+            env_prefix: env_prefix.into(),
+            file_dir: dir.to_path_buf(),
+        })
+    }
+
     #[test]
     fn file_references_drop_one_trailing_newline() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("token");
-        std::fs::write(&path, "abc\n").unwrap();
-        let tree = json!({"t": {"$secret": format!("file:{}", path.display())}});
-        let resolved = SecretResolver::default().resolve_tree(&tree).unwrap();
-        assert_eq!(resolved, json!({"t": "abc"}));
+        std::fs::write(dir.path().join("token"), "abc\n").unwrap();
+        let resolver = resolver_for(dir.path(), "");
+        let absolute = format!("file:{}", dir.path().join("token").display());
+        let tree = json!({"t": {"$secret": absolute}, "r": {"$secret": "file:token"}});
+        let resolved = resolver.resolve_tree(&tree).unwrap();
+        assert_eq!(resolved, json!({"t": "abc", "r": "abc"}));
+    }
+
+    #[test]
+    fn file_references_stay_inside_the_secrets_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        let resolver = resolver_for(dir.path(), "");
+        for reference in [
+            format!("file:{}", outside.path().display()),
+            "file:../../../etc/passwd".to_owned(),
+            "file:/dev/zero".to_owned(),
+        ] {
+            let err = resolver
+                .resolve_tree(&json!({"s": {"$secret": reference}}))
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::SecretUnresolved { .. }),
+                "{reference}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_secret_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("big"), vec![b'x'; 70 * 1024]).unwrap();
+        let err = resolver_for(dir.path(), "")
+            .resolve_tree(&json!({"s": {"$secret": "file:big"}}))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::SecretUnresolved { ref reason, .. } if reason.contains("larger"))
+        );
+    }
+
+    #[test]
+    fn env_references_respect_the_prefix_and_never_read_server_settings() {
+        // SAFETY: test-only variables with unique names; no other thread reads them.
+        unsafe { std::env::set_var("APP_SECRET_OK", "fine") };
+        unsafe { std::env::set_var("SUMMIT_TEST_INTERNAL", "no") };
+        let dir = tempfile::tempdir().unwrap();
+        let resolver = resolver_for(dir.path(), "APP_");
+        assert_eq!(
+            resolver
+                .resolve_tree(&json!({"$secret": "env:APP_SECRET_OK"}))
+                .unwrap(),
+            json!("fine")
+        );
+        assert!(
+            resolver
+                .resolve_tree(&json!({"$secret": "env:HOME"}))
+                .is_err()
+        );
+        let open = resolver_for(dir.path(), "");
+        assert!(
+            open.resolve_tree(&json!({"$secret": "env:SUMMIT_TEST_INTERNAL"}))
+                .is_err()
+        );
     }
 
     #[test]

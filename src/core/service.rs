@@ -1,6 +1,8 @@
 //! `ConfigService`: the operations both transports call. No HTTP, gRPC or SQL types here.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use super::checksum::checksum;
 use super::drift::{ConfigDrift, DriftSummary, assess};
 use super::effective::{
     AssignmentInput, EffectiveDocument, EffectiveJson, Rendered, changed_environments,
-    effective_document, layers_of, select,
+    document_etag, effective_document, layers_of, select,
 };
 use super::error::{Error, Result, Violation};
 use super::events::{ChangeBus, ChangeEvent};
@@ -26,9 +28,10 @@ use super::model::{
 use super::secrets::SecretResolver;
 use super::validation::{CompiledSchema, check_document, check_metadata};
 use super::watch::{WatchFilter, WatchStream, watch};
-use crate::store::{AuditQuery, DeleteWrite, SchemaWrite, Store, VersionWrite};
+use crate::store::{AuditQuery, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite};
 
 const WRITE_LOCK_SHARDS: usize = 64;
+const SECRET_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
@@ -36,6 +39,8 @@ pub struct ServiceSettings {
     pub stale_after: Duration,
     /// Events buffered per watcher before it is caught up from the change log instead.
     pub watch_buffer: usize,
+    /// Concurrent watchers; more are refused as unavailable.
+    pub max_watchers: usize,
 }
 
 impl Default for ServiceSettings {
@@ -43,6 +48,7 @@ impl Default for ServiceSettings {
         ServiceSettings {
             stale_after: Duration::minutes(5),
             watch_buffer: 256,
+            max_watchers: 10_000,
         }
     }
 }
@@ -60,14 +66,14 @@ pub struct EffectiveConfig {
 }
 
 impl EffectiveConfig {
-    /// The effective document as JSON: pre-rendered unless secrets were resolved or the caller
-    /// named an environment that has no layer of its own.
-    pub fn document(&self) -> Bytes {
+    /// The effective document as JSON and its strong ETag: pre-rendered unless secrets were
+    /// resolved or the caller named an environment that has no layer of its own.
+    pub fn document(&self) -> (Bytes, Cow<'_, str>) {
         let environment = self.environment.as_ref().map(Environment::as_str);
         if self.resolved.is_none() && self.view.environment.as_deref() == environment {
-            return self.view.document.clone();
+            return (self.view.document.clone(), Cow::Borrowed(&self.view.etag));
         }
-        Bytes::from(effective_document(&EffectiveDocument {
+        let document = effective_document(&EffectiveDocument {
             config_id: self.config_id.as_str(),
             version: self.version,
             environment,
@@ -77,7 +83,9 @@ impl EffectiveConfig {
             },
             checksum: &self.view.checksum,
             assignment: &self.view.assignment,
-        }))
+        });
+        let etag = document_etag(&document);
+        (Bytes::from(document), Cow::Owned(etag))
     }
 }
 
@@ -131,6 +139,7 @@ pub struct ConfigService {
     bus: ChangeBus,
     secrets: SecretResolver,
     write_locks: Vec<tokio::sync::Mutex<()>>,
+    watchers: Arc<tokio::sync::Semaphore>,
     settings: ServiceSettings,
 }
 
@@ -145,6 +154,7 @@ impl ConfigService {
             store,
             bus: ChangeBus::new(settings.watch_buffer.max(1024)),
             secrets,
+            watchers: Arc::new(tokio::sync::Semaphore::new(settings.max_watchers)),
             write_locks: (0..WRITE_LOCK_SHARDS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -154,6 +164,22 @@ impl ConfigService {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Runs a commit to its end even if the caller goes away (a dropped request must not leave
+    /// the store committed and the cache and watchers uninformed), then publishes its event.
+    async fn commit<F>(&self, commit: F) -> Result<Committed>
+    where
+        F: Future<Output = Result<Committed>> + Send + 'static,
+    {
+        let bus = self.bus.clone();
+        tokio::spawn(async move {
+            let committed = commit.await?;
+            bus.publish(committed.event.clone());
+            Ok(committed)
+        })
+        .await
+        .map_err(|join| Error::internal(format!("commit task failed: {join}")))?
     }
 
     /// Serialises writes to one config within this process.
@@ -207,8 +233,10 @@ impl ConfigService {
             },
         };
         let (checksum, created_at) = (write.checksum.clone(), write.created_at);
-        let committed = self.store.put_schema(write).await?;
-        self.bus.publish(committed.event);
+        let store = self.store.clone();
+        let committed = self
+            .commit(async move { store.put_schema(write).await })
+            .await?;
         Ok(SchemaVersion {
             config_id: id.clone(),
             version: committed.version,
@@ -284,6 +312,30 @@ impl ConfigService {
     ) -> Result<ConfigVersion> {
         check_metadata(&metadata)?;
         check_document(&doc, &self.secrets)?;
+        let attempt = self
+            .try_write_version(id, doc.clone(), metadata.clone(), expected, rollback_of)
+            .await;
+        match attempt {
+            // Without a precondition, losing a race to another writer is not the caller's
+            // conflict: validate against the new head and try once more.
+            Err(Error::VersionConflict { .. } | Error::ConcurrentModification { .. })
+                if expected.is_none() =>
+            {
+                self.try_write_version(id, doc, metadata, None, rollback_of)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_write_version(
+        &self,
+        id: &ConfigId,
+        doc: ConfigDocument,
+        metadata: Metadata,
+        expected: Option<u64>,
+        rollback_of: Option<u64>,
+    ) -> Result<ConfigVersion> {
         let _guard = self.lock(id).await;
         let head = self.store.head(id).await?;
         let live = head.as_ref().map_or(0, |h| h.live_version());
@@ -324,16 +376,16 @@ impl ConfigService {
             created_at: now(),
             rollback_of,
         };
+        let write = VersionWrite {
+            version: new_version.clone(),
+            expected_live: live,
+            expected_schema: schema.map_or(0, |s| s.version),
+            audit,
+        };
+        let store = self.store.clone();
         let committed = self
-            .store
-            .append_version(VersionWrite {
-                version: new_version.clone(),
-                expected_live: live,
-                expected_schema: schema.map_or(0, |s| s.version),
-                audit,
-            })
+            .commit(async move { store.append_version(write).await })
             .await?;
-        self.bus.publish(committed.event);
         Ok(new_version.numbered(committed.version))
     }
 
@@ -375,21 +427,21 @@ impl ConfigService {
                 actual: live,
             });
         }
+        let write = DeleteWrite {
+            config_id: id.clone(),
+            expected_live: live,
+            audit: AuditDraft {
+                actor: metadata.actor,
+                action: "config.delete",
+                environments: vec!["*".into()],
+                message: metadata.message,
+            },
+            at: now(),
+        };
+        let store = self.store.clone();
         let committed = self
-            .store
-            .delete_config(DeleteWrite {
-                config_id: id.clone(),
-                expected_live: live,
-                audit: AuditDraft {
-                    actor: metadata.actor,
-                    action: "config.delete",
-                    environments: vec!["*".into()],
-                    message: metadata.message,
-                },
-                at: now(),
-            })
+            .commit(async move { store.delete_config(write).await })
             .await?;
-        self.bus.publish(committed.event);
         Ok(committed.version)
     }
 
@@ -468,7 +520,7 @@ impl ConfigService {
         let env = query.environment.as_ref().map(Environment::as_str);
         let view = select(&version, env, &query.assignment, Utc::now())?;
         let resolved = if query.resolve_secrets {
-            Some(self.secrets.resolve_tree(&view.value())?)
+            Some(self.resolve_secrets(view.value()).await?)
         } else {
             None
         };
@@ -479,6 +531,19 @@ impl ConfigService {
             view,
             resolved,
         })
+    }
+
+    /// Providers read files and the environment: off the async workers, with a deadline.
+    async fn resolve_secrets(&self, value: Value) -> Result<Value> {
+        let resolver = self.secrets.clone();
+        let resolving = tokio::task::spawn_blocking(move || resolver.resolve_tree(&value));
+        match tokio::time::timeout(SECRET_DEADLINE, resolving).await {
+            Ok(Ok(resolved)) => resolved,
+            Ok(Err(join)) => Err(Error::internal(format!("secret resolution failed: {join}"))),
+            Err(_) => Err(Error::Unavailable {
+                reason: "secret resolution timed out".into(),
+            }),
+        }
     }
 
     // ---- audit, applied state, drift -----------------------------------------------------
@@ -603,12 +668,23 @@ impl ConfigService {
         filter: WatchFilter,
         from_revision: Option<u64>,
     ) -> Result<WatchStream> {
+        let permit = self
+            .watchers
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::Unavailable {
+                reason: format!(
+                    "the server already serves {} watchers; retry later",
+                    self.settings.max_watchers
+                ),
+            })?;
         watch(
             self.store.clone(),
             &self.bus,
             filter,
             from_revision,
             self.settings.watch_buffer,
+            permit,
         )
         .await
     }

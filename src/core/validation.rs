@@ -9,11 +9,85 @@ use super::error::{Error, Result, Violation};
 use super::ids::Environment;
 use super::model::{ConfigDocument, Metadata};
 use super::rollout::BasisPoints;
-use super::secrets::{SecretResolver, reference_pointers};
+use super::secrets::{SecretResolver, push_token, reference_pointers};
 
 const MAX_ACTOR: usize = 256;
 const MAX_MESSAGE: usize = 4096;
 const MAX_NAME: usize = 128;
+/// Environments with an override of their own, per version.
+pub const MAX_OVERRIDES: usize = 64;
+/// Variants of one A/B test.
+pub const MAX_VARIANTS: usize = 32;
+/// Every view of a version is rendered and kept in memory: views × size of the base may not
+/// exceed this, so one write cannot make the server render gigabytes.
+pub const MAX_RENDERED_BYTES: usize = 64 * 1024 * 1024;
+/// Integers beyond ±(2^53 − 1) do not survive RFC 8785 canonical JSON (IEEE 754 doubles).
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// Refuses integers that canonical JSON would round, naming the first one's pointer.
+fn check_numbers(value: &Value, pointer: &mut String) -> Result<()> {
+    match value {
+        Value::Number(n) => {
+            let unsafe_integer = n.as_u64().is_some_and(|u| u > MAX_SAFE_INTEGER)
+                || n.as_i64()
+                    .is_some_and(|i| i.unsigned_abs() > MAX_SAFE_INTEGER);
+            if unsafe_integer {
+                return Err(Error::invalid(
+                    pointer.clone(),
+                    "integers must be within ±(2^53 − 1) to survive canonical JSON; send larger ones as strings",
+                ));
+            }
+        }
+        Value::Object(map) => {
+            for (key, child) in map {
+                let len = pointer.len();
+                push_token(pointer, key);
+                check_numbers(child, pointer)?;
+                pointer.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                let len = pointer.len();
+                push_token(pointer, &index.to_string());
+                check_numbers(child, pointer)?;
+                pointer.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Refuses documents whose views would take more than `MAX_RENDERED_BYTES` to keep.
+fn check_view_budget(doc: &ConfigDocument) -> Result<()> {
+    if doc.overrides.len() > MAX_OVERRIDES {
+        return Err(Error::invalid(
+            "/overrides",
+            format!("at most {MAX_OVERRIDES} environments may have overrides"),
+        ));
+    }
+    let variants = doc.ab_test.as_ref().map_or(0, |t| t.variants.len());
+    if variants > MAX_VARIANTS {
+        return Err(Error::invalid(
+            "/abTest/variants",
+            format!("at most {MAX_VARIANTS} variants are allowed"),
+        ));
+    }
+    let environments = doc.overrides.len() + 3; // + default, canary's and test's environments
+    let per_environment = (1 + usize::from(doc.canary.is_some())) * (1 + variants);
+    let base_bytes = serde_json::to_vec(&doc.config).map_or(0, |b| b.len());
+    if environments * per_environment * base_bytes > MAX_RENDERED_BYTES {
+        return Err(Error::invalid(
+            "/config",
+            format!(
+                "{environments} environments × {per_environment} views of a {base_bytes}-byte config exceed the \
+                 {MAX_RENDERED_BYTES}-byte rendering budget; use fewer overrides or variants, or a smaller config"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 pub fn check_metadata(metadata: &Metadata) -> Result<()> {
     let actor = metadata.actor.trim();
@@ -58,17 +132,20 @@ fn check_name(name: &str, pointer: &str) -> Result<()> {
 pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<()> {
     require_object(&doc.config, "/config")?;
     reference_pointers(&doc.config, "/config", secrets)?;
+    check_numbers(&doc.config, &mut "/config".to_owned())?;
     for (env, patch) in &doc.overrides {
         let pointer = format!("/overrides/{env}");
         Environment::parse_field(env, &pointer)?;
         require_object(patch, &pointer)?;
         reference_pointers(patch, &pointer, secrets)?;
+        check_numbers(patch, &mut pointer.clone())?;
     }
     if let Some(canary) = &doc.canary {
         Environment::parse_field(&canary.environment, "/canary/environment")?;
         BasisPoints::from_percent(canary.traffic_percent, "/canary/trafficPercent")?;
         require_object(&canary.config, "/canary/config")?;
         reference_pointers(&canary.config, "/canary/config", secrets)?;
+        check_numbers(&canary.config, &mut "/canary/config".to_owned())?;
         if canary.end_at.is_some_and(|end| end <= canary.start_at) {
             return Err(Error::invalid(
                 "/canary/endAt",
@@ -105,8 +182,10 @@ pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<
             }
             require_object(&variant.config, &format!("{pointer}/config"))?;
             reference_pointers(&variant.config, &format!("{pointer}/config"), secrets)?;
+            check_numbers(&variant.config, &mut format!("{pointer}/config"))?;
         }
     }
+    check_view_budget(doc)?;
     // Merging can break a reference that is fine in every layer alone, e.g. an override that
     // adds a key next to "$secret"; check every view a caller can receive.
     for layer in all_layer_values(doc) {
@@ -254,6 +333,40 @@ mod tests {
             }
             other => panic!("expected a refusal, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn integers_canonical_json_would_round_are_refused() {
+        let secrets = SecretResolver::default();
+        let ok = doc(
+            json!({"config": {"n": 9007199254740991_u64, "m": -9007199254740991_i64, "f": 1e300}}),
+        );
+        assert!(check_document(&ok, &secrets).is_ok());
+        let big = doc(json!({"config": {"ids": [1, 9007199254740993_u64]}}));
+        match check_document(&big, &secrets) {
+            Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "/config/ids/1"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn documents_whose_views_exceed_the_rendering_budget_are_refused() {
+        let secrets = SecretResolver::default();
+        let big_base = json!({"blob": "x".repeat(1_200_000)});
+        let overrides: serde_json::Map<String, Value> = (0..60)
+            .map(|i| (format!("env{i}"), json!({"i": i})))
+            .collect();
+        let d = doc(json!({"config": big_base, "overrides": overrides}));
+        match check_document(&d, &secrets) {
+            Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "/config"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let too_many: serde_json::Map<String, Value> =
+            (0..65).map(|i| (format!("env{i}"), json!({}))).collect();
+        let d = doc(json!({"config": {}, "overrides": too_many}));
+        assert!(
+            matches!(check_document(&d, &secrets), Err(Error::InvalidInput { field, .. }) if field == "/overrides")
+        );
     }
 
     #[test]

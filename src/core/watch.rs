@@ -6,10 +6,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::error::Result;
+use super::error::{Error, Result};
 use super::events::{ChangeBus, ChangeEvent};
 use crate::store::Store;
 
@@ -100,12 +100,21 @@ pub async fn watch(
     filter: WatchFilter,
     from_revision: Option<u64>,
     buffer: usize,
+    permit: OwnedSemaphorePermit,
 ) -> Result<WatchStream> {
     // Subscribe before reading the cursor so nothing committed in between is missed.
     let live = bus.subscribe();
+    let latest = store.latest_revision().await?;
     let cursor = match from_revision {
+        // A cursor from the future (e.g. from before a restore) would silence the stream.
+        Some(revision) if revision > latest => {
+            return Err(Error::invalid(
+                "fromRevision",
+                format!("revision {revision} is ahead of the latest revision {latest}"),
+            ));
+        }
         Some(revision) => revision,
-        None => store.latest_revision().await?,
+        None => latest,
     };
     let (out, rx) = mpsc::channel(buffer.max(1));
     let watcher = Watcher {
@@ -116,6 +125,8 @@ pub async fn watch(
     };
     tokio::spawn(async move {
         let _ = watcher.run(live).await;
+        // The watcher's slot is free once it stops.
+        drop(permit);
     });
     Ok(Box::pin(ReceiverStream::new(rx)))
 }

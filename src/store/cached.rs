@@ -1,13 +1,14 @@
 //! Read cache in front of any store: config heads live in memory, so effective-config reads
 //! make no database round trip. Writes go through to the inner store and then update the cache.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use dashmap::DashMap;
 
 use super::{AuditQuery, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite};
-use crate::core::error::Result;
+use crate::core::error::{Error, Result};
 use crate::core::events::ChangeEvent;
 use crate::core::ids::ConfigId;
 use crate::core::model::{AppliedState, AuditRecord, ConfigHead, ConfigVersion, SchemaVersion};
@@ -32,6 +33,28 @@ impl CachedStore {
 
     pub fn cached_configs(&self) -> usize {
         self.heads.len()
+    }
+
+    /// A conflict means the store moved past what the cache holds (another writer, or a commit
+    /// whose caller went away): reload the head so the next attempt sees the truth.
+    async fn refreshing_on_conflict(
+        &self,
+        id: &ConfigId,
+        write: impl Future<Output = Result<Committed>>,
+    ) -> Result<Committed> {
+        let result = write.await;
+        if let Err(Error::VersionConflict { .. } | Error::ConcurrentModification { .. }) = &result {
+            match self.inner.head(id).await {
+                Ok(Some(head)) => {
+                    self.heads.insert(id.clone(), head);
+                }
+                Ok(None) => {
+                    self.heads.remove(id);
+                }
+                Err(error) => tracing::warn!(%id, %error, "could not refresh a cached head"),
+            }
+        }
+        result
     }
 
     /// Keeps the newer of the cached and the given head.
@@ -82,7 +105,10 @@ impl Store for CachedStore {
 
     async fn append_version(&self, write: VersionWrite) -> Result<Committed> {
         let new_version = write.version.clone();
-        let committed = self.inner.append_version(write).await?;
+        let id = new_version.config_id.clone();
+        let committed = self
+            .refreshing_on_conflict(&id, self.inner.append_version(write))
+            .await?;
         self.remember(ConfigHead {
             latest: Arc::new(new_version.numbered(committed.version)),
             deleted: false,
@@ -92,7 +118,9 @@ impl Store for CachedStore {
 
     async fn delete_config(&self, write: DeleteWrite) -> Result<Committed> {
         let id = write.config_id.clone();
-        let committed = self.inner.delete_config(write).await?;
+        let committed = self
+            .refreshing_on_conflict(&id, self.inner.delete_config(write))
+            .await?;
         if let Some(mut head) = self.heads.get_mut(&id) {
             head.deleted = true;
         }
@@ -104,7 +132,9 @@ impl Store for CachedStore {
     }
 
     async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {
-        self.inner.put_schema(write).await
+        let id = write.config_id.clone();
+        self.refreshing_on_conflict(&id, self.inner.put_schema(write))
+            .await
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {

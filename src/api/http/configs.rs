@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{RawPathParams, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -221,12 +221,16 @@ fn version_number(raw: &str, field: &str) -> Result<u64> {
 
 async fn get_version(
     State(state): State<AppState>,
-    Path((id, version)): Path<(String, String)>,
+    ConfigIdPath(id): ConfigIdPath,
+    params: RawPathParams,
 ) -> Result<Response> {
-    let id = ConfigId::parse(&id)?;
+    let raw = params
+        .iter()
+        .find_map(|(name, value)| (name == "version").then_some(value))
+        .unwrap_or_default();
     let version = state
         .service
-        .version(&id, version_number(&version, "version")?)
+        .version(&id, version_number(raw, "version")?)
         .await?;
     let etag = version_etag(version.version);
     let mut response = Json(version).into_response();

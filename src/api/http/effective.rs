@@ -144,15 +144,14 @@ async fn effective(
 ) -> Result<Response> {
     let query = EffectiveParams::parse(uri.query())?.into_query()?;
     let result = state.service.effective(&id, &query).await?;
-    let etag = HeaderValue::from_str(&result.view.etag).map_err(Error::internal)?;
-    if result.resolved.is_none()
-        && if_none_match.is_some_and(|v| not_modified(&v, &result.view.etag))
-    {
+    let (document, etag_text) = result.document();
+    let etag = HeaderValue::from_str(&etag_text).map_err(Error::internal)?;
+    if result.resolved.is_none() && if_none_match.is_some_and(|v| not_modified(&v, &etag_text)) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         response.headers_mut().insert(header::ETAG, etag);
         return Ok(response);
     }
-    let mut response = result.document().into_response();
+    let mut response = document.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
