@@ -46,8 +46,10 @@ pub enum Error {
     },
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    /// The store cannot be reached; the operation may succeed later.
-    #[error("the configuration store is unavailable")]
+    /// Something the operation needs is unavailable (the store, a watcher slot, a secret
+    /// provider); it may succeed later. `reason` is shown to clients: never put raw driver
+    /// errors in it (log them and use `Error::store_unavailable`).
+    #[error("{reason}")]
     Unavailable { reason: String },
     /// A bug or an unexpected store failure. The detail is logged, never shown to clients.
     #[error("internal error")]
@@ -113,6 +115,14 @@ impl Error {
         Error::NotFound {
             resource,
             id: id.into(),
+        }
+    }
+
+    /// The store did not answer; the driver's error is logged here, not shown.
+    pub fn store_unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(%cause, "store unavailable");
+        Error::Unavailable {
+            reason: "the configuration store is unavailable".into(),
         }
     }
 

@@ -24,6 +24,13 @@ pub struct SecretRef {
 /// Resolves references of one provider (`env`, `file`, ...). Implementations must not log values.
 pub trait SecretProvider: Send + Sync {
     fn resolve(&self, reference: &str) -> std::result::Result<String, String>;
+
+    /// Whether a reference is within this provider's policy, checked when it is written so a
+    /// reference that could never resolve is refused early. No I/O.
+    fn check(&self, reference: &str) -> std::result::Result<(), String> {
+        let _ = reference;
+        Ok(())
+    }
 }
 
 /// Which secrets the built-in providers may read.
@@ -55,13 +62,23 @@ pub struct EnvProvider {
 
 impl SecretProvider for EnvProvider {
     fn resolve(&self, reference: &str) -> std::result::Result<String, String> {
-        if !reference.starts_with(&self.prefix) || reference.starts_with("SUMMIT_") {
+        self.check(reference)?;
+        std::env::var(reference).map_err(|_| format!("environment variable {reference} is not set"))
+    }
+
+    fn check(&self, reference: &str) -> std::result::Result<(), String> {
+        if reference.starts_with("SUMMIT_") {
             return Err(format!(
-                "environment variable {reference} is outside the readable prefix '{}'",
+                "environment variable {reference} is one of the server's own settings"
+            ));
+        }
+        if !reference.starts_with(&self.prefix) {
+            return Err(format!(
+                "environment variable {reference} does not start with the readable prefix '{}'",
                 self.prefix
             ));
         }
-        std::env::var(reference).map_err(|_| format!("environment variable {reference} is not set"))
+        Ok(())
     }
 }
 
@@ -72,6 +89,20 @@ pub struct FileProvider {
 }
 
 impl SecretProvider for FileProvider {
+    fn check(&self, reference: &str) -> std::result::Result<(), String> {
+        let path = std::path::Path::new(reference);
+        let escapes = path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+        if escapes || (path.is_absolute() && !path.starts_with(&self.dir)) {
+            return Err(format!(
+                "file {reference} is outside the secrets directory {}",
+                self.dir.display()
+            ));
+        }
+        Ok(())
+    }
+
     fn resolve(&self, reference: &str) -> std::result::Result<String, String> {
         let refused = || format!("file {reference} is outside the secrets directory");
         let dir = self.dir.canonicalize().map_err(|_| {
@@ -146,10 +177,6 @@ impl SecretResolver {
 
     pub fn register(&mut self, name: &str, provider: Arc<dyn SecretProvider>) {
         self.providers.insert(name.to_owned(), provider);
-    }
-
-    pub fn knows(&self, provider: &str) -> bool {
-        self.providers.contains_key(provider)
     }
 
     /// A copy of `value` with every reference replaced by its value; the first failure is an error.
@@ -249,12 +276,15 @@ fn collect(
 ) -> Result<()> {
     if let Some(secret) = as_reference(value) {
         let secret = secret.map_err(|message| Error::invalid(pointer.clone(), message))?;
-        if !resolver.knows(&secret.provider) {
+        let Some(provider) = resolver.providers.get(&secret.provider) else {
             return Err(Error::invalid(
                 pointer.clone(),
                 format!("unknown secret provider '{}'", secret.provider),
             ));
-        }
+        };
+        provider
+            .check(&secret.reference)
+            .map_err(|message| Error::invalid(pointer.clone(), message))?;
         found.push(pointer.clone());
         return Ok(());
     }
@@ -362,6 +392,29 @@ mod tests {
                 "{reference}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn references_outside_the_policy_are_refused_when_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolver = resolver_for(dir.path(), "APP_");
+        for (reference, ok) in [
+            ("env:APP_DB", true),
+            ("env:HOME", false),
+            ("env:SUMMIT_ADMIN_TOKEN", false),
+            ("file:db-password", true),
+            ("file:../escape", false),
+            ("file:/etc/passwd", false),
+        ] {
+            let tree = json!({"s": {"$secret": reference}});
+            assert_eq!(
+                reference_pointers(&tree, "", &resolver).is_ok(),
+                ok,
+                "{reference}"
+            );
+        }
+        let inside = format!("file:{}", dir.path().join("x").display());
+        assert!(reference_pointers(&json!({"$secret": inside}), "", &resolver).is_ok());
     }
 
     #[test]

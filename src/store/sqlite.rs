@@ -31,9 +31,7 @@ pub struct SqliteStore {
 fn db_error(error: sqlx::Error) -> Error {
     match error {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            Error::Unavailable {
-                reason: error.to_string(),
-            }
+            Error::store_unavailable(error)
         }
         other => Error::internal(format!("sqlite: {other}")),
     }
@@ -573,9 +571,7 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1")
             .execute(&self.reader)
             .await
-            .map_err(|e| Error::Unavailable {
-                reason: e.to_string(),
-            })?;
+            .map_err(Error::store_unavailable)?;
         Ok(())
     }
 }

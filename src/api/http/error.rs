@@ -59,10 +59,6 @@ impl IntoResponse for ApiError {
                 tracing::error!(%detail, "internal error");
                 "an internal error occurred; it has been logged".to_owned()
             }
-            Error::Unavailable { reason } => {
-                tracing::warn!(%reason, "store unavailable");
-                self.0.to_string()
-            }
             other => other.to_string(),
         };
         let violations = self.0.violations();
