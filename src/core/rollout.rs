@@ -7,6 +7,17 @@ use super::error::{Error, Result};
 const TWO_POW_64: u128 = 1 << 64;
 
 /// `u64` from the first 8 bytes, big-endian, of `SHA-256(ns ‖ 0x00 ‖ key)`.
+///
+/// ```
+/// use summit_config::core::rollout::{BasisPoints, bucket, canary_namespace};
+///
+/// // The README's example: a 10% canary on config "checkout".
+/// let ten_percent = BasisPoints::from_percent(10.0, "trafficPercent").unwrap();
+/// let ns = canary_namespace("checkout");
+/// assert!(ten_percent.includes(bucket(&ns, "user-8")));
+/// assert!(!ten_percent.includes(bucket(&ns, "user-1")));
+/// assert_eq!(bucket("canary:payments", "user-1"), 17920278214730237633);
+/// ```
 pub fn bucket(namespace: &str, key: &str) -> u64 {
     let mut hasher = Sha256::new();
     hasher.update(namespace.as_bytes());
