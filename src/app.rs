@@ -11,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::http::{self, AppContext, AppState, HttpLimits};
 use crate::core::secrets::{SecretPolicy, SecretResolver};
 use crate::core::service::{ConfigService, ServiceSettings};
+use crate::replication::follow_changes;
 use crate::settings::Settings;
-use crate::store::{CachedStore, MemoryStore, SqliteStore, Store};
+use crate::store::{CachedStore, MemoryStore, PostgresStore, SqliteStore, Store};
 
 pub struct App {
     listener: TcpListener,
@@ -21,31 +22,56 @@ pub struct App {
     shutdown: CancellationToken,
 }
 
-/// Opens the backend named by the database URL, behind the read cache.
-pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    let inner: Arc<dyn Store> = if database_url.starts_with("sqlite:") {
+/// The backend named by the database URL, migrated, without the cache.
+pub async fn open_backend(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(if database_url.starts_with("sqlite:") {
         Arc::new(
             SqliteStore::open(database_url)
                 .await
-                .with_context(|| "opening the SQLite store")?,
+                .context("opening the SQLite store")?,
+        )
+    } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
+        Arc::new(
+            PostgresStore::open(database_url)
+                .await
+                .context("opening the PostgreSQL store")?,
         )
     } else if database_url == "memory://" {
         Arc::new(MemoryStore::new())
     } else {
-        anyhow::bail!("unsupported database URL scheme (use sqlite://PATH or memory://)");
-    };
+        anyhow::bail!(
+            "unsupported database URL scheme (use sqlite://PATH, postgres://… or memory://)"
+        );
+    })
+}
+
+/// Opens the backend behind the read cache; also returns the revision the cache is current to.
+pub async fn open_store(database_url: &str) -> anyhow::Result<(Arc<CachedStore>, u64)> {
+    let inner = open_backend(database_url).await?;
+    // Read before loading: replaying changes the cache already holds is harmless, missing
+    // one committed during the load is not.
+    let revision = inner
+        .latest_revision()
+        .await
+        .context("reading the change log")?;
+    let started = std::time::Instant::now();
     let cached = CachedStore::load(inner)
         .await
         .context("loading the read cache")?;
-    tracing::info!(configs = cached.cached_configs(), "read cache loaded");
-    Ok(Arc::new(cached))
+    tracing::info!(
+        configs = cached.cached_configs(),
+        revision,
+        millis = started.elapsed().as_millis() as u64,
+        "read cache loaded"
+    );
+    Ok((Arc::new(cached), revision))
 }
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
-        let store = open_store(&settings.database_url).await?;
+        let (cache, revision) = open_store(&settings.database_url).await?;
         let service = Arc::new(ConfigService::new(
-            store,
+            cache.clone(),
             SecretResolver::new(&SecretPolicy {
                 env_prefix: settings.secret_env_prefix.clone(),
                 file_dir: settings.secret_file_dir.clone(),
@@ -58,6 +84,14 @@ impl App {
             },
         ));
         let shutdown = CancellationToken::new();
+        if cache.shared_by_replicas() {
+            tokio::spawn(follow_changes(
+                cache.clone(),
+                service.clone(),
+                revision,
+                shutdown.clone(),
+            ));
+        }
         let state = AppState::new(AppContext {
             service: service.clone(),
             shutdown: shutdown.clone(),

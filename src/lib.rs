@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod core;
+pub mod replication;
 pub mod settings;
 pub mod store;
 pub mod telemetry;

@@ -5,8 +5,15 @@ use summit_config::telemetry;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Cli::parse().into_settings();
+    let cli = Cli::parse();
+    let migrate_only = cli.is_migrate();
+    let settings = cli.into_settings();
     telemetry::init(&settings);
+    if migrate_only {
+        summit_config::app::open_backend(&settings.database_url).await?;
+        tracing::info!("database schema is up to date");
+        return Ok(());
+    }
     let app = App::build(settings).await?;
     let shutdown = app.shutdown_token();
     tokio::spawn(async move {

@@ -22,14 +22,20 @@ pub struct Cli {
 pub enum Command {
     /// Serve the REST API (the default when no command is given).
     Serve(Settings),
+    /// Create or upgrade the database schema, then exit (the server also does this at start-up).
+    Migrate(Settings),
 }
 
 impl Cli {
     pub fn into_settings(self) -> Settings {
         match self.command {
-            Some(Command::Serve(settings)) => settings,
+            Some(Command::Serve(settings) | Command::Migrate(settings)) => settings,
             None => self.settings,
         }
+    }
+
+    pub fn is_migrate(&self) -> bool {
+        matches!(self.command, Some(Command::Migrate(_)))
     }
 }
 
@@ -45,7 +51,7 @@ pub struct Settings {
     #[arg(long, env = "SUMMIT_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
-    /// `sqlite://PATH` (created if absent) or `memory://` (ephemeral).
+    /// `sqlite://PATH` (created if absent), `postgres://USER:PASSWORD@HOST/DB`, or `memory://`.
     #[arg(
         long,
         env = "SUMMIT_DATABASE_URL",

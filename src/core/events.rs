@@ -2,6 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tokio::sync::broadcast;
 
 /// One committed change, numbered by the global revision.
@@ -31,15 +34,25 @@ pub mod kind {
 #[derive(Clone)]
 pub struct ChangeBus {
     sender: broadcast::Sender<ChangeEvent>,
+    /// Highest revision published: a change both committed here and read back from the log
+    /// (replicas) is published once. Skipping a lower one is safe: watchers refill gaps from
+    /// the change log.
+    published: Arc<AtomicU64>,
 }
 
 impl ChangeBus {
     pub fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
-        ChangeBus { sender }
+        ChangeBus {
+            sender,
+            published: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     pub fn publish(&self, event: ChangeEvent) {
+        if self.published.fetch_max(event.revision, Ordering::Relaxed) >= event.revision {
+            return;
+        }
         // No subscribers is not an error.
         let _ = self.sender.send(event);
     }

@@ -63,6 +63,8 @@ pub struct EffectiveConfig {
     pub view: Arc<Rendered>,
     /// The config with secrets resolved, only when asked for.
     pub resolved: Option<Value>,
+    /// The database did not answer lately: this comes from the cache and may be out of date.
+    pub stale: bool,
 }
 
 impl EffectiveConfig {
@@ -182,6 +184,19 @@ impl ConfigService {
         .map_err(|join| Error::internal(format!("commit task failed: {join}")))?
     }
 
+    /// Writes fail fast while a shared database is known to be down (the replication follower
+    /// notices when it is back); they are not queued or retried behind the caller's back.
+    fn ensure_writable(&self) -> Result<()> {
+        if self.store.shared_by_replicas() && self.store.degraded() {
+            return Err(Error::Unavailable {
+                reason: "the configuration store is unavailable; writes are refused until it \
+                         answers again (reads are served from cache)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Serialises writes to one config within this process.
     async fn lock(&self, id: &ConfigId) -> tokio::sync::MutexGuard<'_, ()> {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -207,6 +222,7 @@ impl ConfigService {
         metadata: Metadata,
     ) -> Result<SchemaVersion> {
         check_metadata(&metadata)?;
+        self.ensure_writable()?;
         let compiled = CompiledSchema::compile(&schema)?;
         let _guard = self.lock(id).await;
         let head = self.store.head(id).await?.filter(|h| !h.deleted);
@@ -312,6 +328,7 @@ impl ConfigService {
     ) -> Result<ConfigVersion> {
         check_metadata(&metadata)?;
         check_document(&doc, &self.secrets)?;
+        self.ensure_writable()?;
         let attempt = self
             .try_write_version(id, doc.clone(), metadata.clone(), expected, rollback_of)
             .await;
@@ -417,6 +434,7 @@ impl ConfigService {
         expected: Option<u64>,
     ) -> Result<u64> {
         check_metadata(&metadata)?;
+        self.ensure_writable()?;
         let _guard = self.lock(id).await;
         let live = self.live_version(id).await?.version;
         if let Some(expected) = expected
@@ -530,6 +548,7 @@ impl ConfigService {
             environment: query.environment.clone(),
             view,
             resolved,
+            stale: self.store.degraded(),
         })
     }
 

@@ -1,15 +1,18 @@
 //! Read cache in front of any store: config heads live in memory, so effective-config reads
-//! make no database round trip. Writes go through to the inner store and then update the cache.
+//! make no database round trip. Writes go through to the inner store and then update the cache;
+//! changes committed by other replicas arrive through `apply_change`. The cache also tracks
+//! whether the inner store answers, so reads can say they may be stale.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
 
 use super::{AuditQuery, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite};
 use crate::core::error::{Error, Result};
-use crate::core::events::ChangeEvent;
+use crate::core::events::{ChangeEvent, kind};
 use crate::core::ids::ConfigId;
 use crate::core::model::{AppliedState, AuditRecord, ConfigHead, ConfigVersion, SchemaVersion};
 
@@ -17,6 +20,15 @@ pub struct CachedStore {
     inner: Arc<dyn Store>,
     /// Sharded, so concurrent readers on different cores rarely touch the same lock word.
     heads: DashMap<ConfigId, ConfigHead>,
+    /// The last call to the inner store failed as unavailable.
+    degraded: AtomicBool,
+}
+
+/// Whether `new` describes a later state of the config than `old`: a higher version, or the
+/// same version now deleted (a delete keeps the number; a re-create takes the next one).
+fn supersedes(new: &ConfigHead, old: &ConfigHead) -> bool {
+    new.latest.version > old.latest.version
+        || (new.latest.version == old.latest.version && new.deleted && !old.deleted)
 }
 
 impl CachedStore {
@@ -28,7 +40,48 @@ impl CachedStore {
             .into_iter()
             .map(|head| (head.latest.config_id.clone(), head))
             .collect();
-        Ok(CachedStore { inner, heads })
+        Ok(CachedStore {
+            inner,
+            heads,
+            degraded: AtomicBool::new(false),
+        })
+    }
+
+    /// Notes whether the inner store answered.
+    fn observe<T>(&self, result: Result<T>) -> Result<T> {
+        match &result {
+            Err(Error::Unavailable { .. }) => self.degraded.store(true, Ordering::Relaxed),
+            _ => self.degraded.store(false, Ordering::Relaxed),
+        }
+        result
+    }
+
+    /// Brings the cached head of `id` up to the store's, keeping whichever is later.
+    pub async fn reload(&self, id: &ConfigId) -> Result<()> {
+        match self.observe(self.inner.head(id).await)? {
+            Some(head) => self.remember(head),
+            None => {
+                self.heads.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a change committed anywhere (this replica or another) to the cache.
+    pub async fn apply_change(&self, event: &ChangeEvent) -> Result<()> {
+        if event.kind != kind::CONFIG_UPDATED && event.kind != kind::CONFIG_DELETED {
+            return Ok(()); // schemas are not cached
+        }
+        let id = ConfigId::parse(&event.config_id)?;
+        let up_to_date = self.heads.get(&id).is_some_and(|cached| {
+            cached.latest.version > event.version
+                || (cached.latest.version == event.version
+                    && (cached.deleted || event.kind == kind::CONFIG_UPDATED))
+        });
+        if up_to_date {
+            return Ok(());
+        }
+        self.reload(&id).await
     }
 
     pub fn cached_configs(&self) -> usize {
@@ -42,26 +95,20 @@ impl CachedStore {
         id: &ConfigId,
         write: impl Future<Output = Result<Committed>>,
     ) -> Result<Committed> {
-        let result = write.await;
-        if let Err(Error::VersionConflict { .. } | Error::ConcurrentModification { .. }) = &result {
-            match self.inner.head(id).await {
-                Ok(Some(head)) => {
-                    self.heads.insert(id.clone(), head);
-                }
-                Ok(None) => {
-                    self.heads.remove(id);
-                }
-                Err(error) => tracing::warn!(%id, %error, "could not refresh a cached head"),
-            }
+        let result = self.observe(write.await);
+        if let Err(Error::VersionConflict { .. } | Error::ConcurrentModification { .. }) = &result
+            && let Err(error) = self.reload(id).await
+        {
+            tracing::warn!(%id, %error, "could not refresh a cached head");
         }
         result
     }
 
-    /// Keeps the newer of the cached and the given head.
+    /// Keeps the later of the cached and the given head.
     fn remember(&self, head: ConfigHead) {
         let id = head.latest.config_id.clone();
         let mut entry = self.heads.entry(id).or_insert_with(|| head.clone());
-        if entry.latest.version <= head.latest.version {
+        if supersedes(&head, &entry) {
             *entry = head;
         }
     }
@@ -77,7 +124,7 @@ impl Store for CachedStore {
         if let Some(head) = self.cached_head(id) {
             return Ok(Some(head));
         }
-        let head = self.inner.head(id).await?;
+        let head = self.observe(self.inner.head(id).await)?;
         if let Some(head) = &head {
             self.remember(head.clone());
         }
@@ -91,7 +138,7 @@ impl Store for CachedStore {
     }
 
     async fn version(&self, id: &ConfigId, version: u64) -> Result<Option<ConfigVersion>> {
-        self.inner.version(id, version).await
+        self.observe(self.inner.version(id, version).await)
     }
 
     async fn versions(
@@ -100,7 +147,7 @@ impl Store for CachedStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<ConfigVersion>> {
-        self.inner.versions(id, before, limit).await
+        self.observe(self.inner.versions(id, before, limit).await)
     }
 
     async fn append_version(&self, write: VersionWrite) -> Result<Committed> {
@@ -128,7 +175,7 @@ impl Store for CachedStore {
     }
 
     async fn schema(&self, id: &ConfigId) -> Result<Option<SchemaVersion>> {
-        self.inner.schema(id).await
+        self.observe(self.inner.schema(id).await)
     }
 
     async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {
@@ -138,26 +185,38 @@ impl Store for CachedStore {
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
-        self.inner.audit(query).await
+        self.observe(self.inner.audit(query).await)
     }
 
     async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<ChangeEvent>> {
-        self.inner.changes_since(revision, limit).await
+        self.observe(self.inner.changes_since(revision, limit).await)
     }
 
     async fn latest_revision(&self) -> Result<u64> {
-        self.inner.latest_revision().await
+        self.observe(self.inner.latest_revision().await)
     }
 
     async fn record_applied(&self, state: AppliedState) -> Result<()> {
-        self.inner.record_applied(state).await
+        self.observe(self.inner.record_applied(state).await)
     }
 
     async fn applied(&self, id: Option<&ConfigId>) -> Result<Vec<AppliedState>> {
-        self.inner.applied(id).await
+        self.observe(self.inner.applied(id).await)
+    }
+
+    fn shared_by_replicas(&self) -> bool {
+        self.inner.shared_by_replicas()
+    }
+
+    async fn wait_for_change(&self, timeout: std::time::Duration) {
+        self.inner.wait_for_change(timeout).await
+    }
+
+    fn degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
     }
 
     async fn ping(&self) -> Result<()> {
-        self.inner.ping().await
+        self.observe(self.inner.ping().await)
     }
 }

@@ -1,4 +1,4 @@
-//! The storage contract. Backends (memory, SQLite) and wrappers (the read cache) implement
+//! The storage contract. Backends (memory, SQLite, PostgreSQL) and wrappers (the read cache) implement
 //! the same object-safe trait, and one conformance suite (`tests/store_conformance.rs`) runs
 //! against each.
 
@@ -16,10 +16,12 @@ use crate::core::model::{
 
 pub mod cached;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 pub use cached::CachedStore;
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Append a version. Fails with `VersionConflict` unless the live version (0 when absent or
@@ -106,6 +108,18 @@ pub trait Store: Send + Sync {
     async fn applied(&self, id: Option<&ConfigId>) -> Result<Vec<AppliedState>>;
     /// Cheap liveness check of the backing database.
     async fn ping(&self) -> Result<()>;
+    /// Whether other processes may write to the same data (then replicas follow the change log).
+    fn shared_by_replicas(&self) -> bool {
+        false
+    }
+    /// Whether the backing database failed to answer last time (reads may be stale).
+    fn degraded(&self) -> bool {
+        false
+    }
+    /// Returns when a change may have been committed elsewhere, or after `timeout`.
+    async fn wait_for_change(&self, timeout: std::time::Duration) {
+        tokio::time::sleep(timeout).await;
+    }
 }
 
 /// The change event a committed write produces.

@@ -2,6 +2,8 @@
 //! Logs print only when `TEST_LOG` is set.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

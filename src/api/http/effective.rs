@@ -157,6 +157,9 @@ async fn effective(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if result.stale {
+        headers.insert("summit-stale", HeaderValue::from_static("true"));
+    }
     if result.resolved.is_some() {
         // Resolved secrets must not be cached anywhere along the way.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -1,0 +1,60 @@
+//! Keeps a replica's read cache and watchers current with changes committed by any replica
+//! sharing the database: wake on a notification (or every poll interval), read the change log
+//! from the last revision applied, refresh the cache, publish to local watchers. Driven by the
+//! revision log, so a missed notification or a dropped connection delays events, never loses
+//! them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::core::service::ConfigService;
+use crate::store::{CachedStore, Store};
+
+/// Longest a change committed elsewhere waits when its notification is lost.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+const BATCH: u32 = 1000;
+
+/// Follows the change log from `from_revision` until `shutdown`.
+pub async fn follow_changes(
+    cache: Arc<CachedStore>,
+    service: Arc<ConfigService>,
+    from_revision: u64,
+    shutdown: CancellationToken,
+) {
+    let mut cursor = from_revision;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = cache.wait_for_change(POLL_INTERVAL) => {}
+        }
+        cursor = catch_up(&cache, &service, cursor).await;
+    }
+}
+
+/// Applies every change after `cursor`; returns the last revision applied. Stops early (to
+/// retry on the next wake-up) when the database does not answer.
+async fn catch_up(cache: &CachedStore, service: &ConfigService, mut cursor: u64) -> u64 {
+    loop {
+        let events = match cache.changes_since(cursor, BATCH).await {
+            Ok(events) => events,
+            Err(error) => {
+                tracing::debug!(%error, cursor, "change log unreachable; will retry");
+                return cursor;
+            }
+        };
+        let full = events.len() == BATCH as usize;
+        for event in events {
+            if let Err(error) = cache.apply_change(&event).await {
+                tracing::debug!(%error, revision = event.revision, "cannot refresh the cache yet");
+                return cursor;
+            }
+            cursor = event.revision;
+            service.publish(event);
+        }
+        if !full {
+            return cursor;
+        }
+    }
+}

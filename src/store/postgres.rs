@@ -1,0 +1,617 @@
+//! The production backend: PostgreSQL, shared by any number of replicas.
+//!
+//! Every write takes one transaction-scoped advisory lock, so revisions commit in order (a
+//! reader that sees revision N has seen all below it), and notifies `summit_changes` in the same
+//! transaction. A background listener turns notifications into wake-ups for `wait_for_change`;
+//! replicas catch up from the change log, so a lost notification or connection costs latency,
+//! never an event.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use tokio::sync::Notify;
+
+use super::{AuditQuery, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite, change_event};
+use crate::core::error::{Error, Result};
+use crate::core::events::{ChangeEvent, kind};
+use crate::core::ids::ConfigId;
+use crate::core::model::{
+    AppliedState, AuditDraft, AuditRecord, ConfigDocument, ConfigHead, ConfigVersion, Metadata,
+    NewVersion, SchemaVersion,
+};
+
+/// Channel every committed change is announced on (payload: the revision).
+pub const CHANGES_CHANNEL: &str = "summit_changes";
+/// Advisory lock key that serialises writers across replicas.
+const WRITE_LOCK_KEY: i64 = 0x5375_6d6d_6974; // "Summit"
+
+pub struct PostgresStore {
+    pool: PgPool,
+    changed: Arc<Notify>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+fn db_error(error: sqlx::Error) -> Error {
+    match &error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => Error::store_unavailable(error),
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08")) => {
+            // Class 08: connection exceptions.
+            Error::store_unavailable(error)
+        }
+        _ => Error::internal(format!("postgres: {error}")),
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::internal(format!("stored JSON: {e}")))
+}
+
+fn version_from_row(row: &PgRow) -> Result<ConfigVersion> {
+    let config_id: String = row.try_get("config_id").map_err(db_error)?;
+    let document: String = row.try_get("document").map_err(db_error)?;
+    let rollback_of: Option<i64> = row.try_get("rollback_of").map_err(db_error)?;
+    Ok(NewVersion {
+        config_id: ConfigId::parse(&config_id)?,
+        document: parse_json::<ConfigDocument>(&document)?,
+        metadata: Metadata {
+            actor: row.try_get("actor").map_err(db_error)?,
+            message: row.try_get("message").map_err(db_error)?,
+        },
+        checksum: row.try_get("checksum").map_err(db_error)?,
+        created_at: row.try_get("created_at").map_err(db_error)?,
+        rollback_of: rollback_of.map(to_u64),
+    }
+    .numbered(to_u64(row.try_get("version").map_err(db_error)?)))
+}
+
+fn head_from_row(row: &PgRow) -> Result<ConfigHead> {
+    Ok(ConfigHead {
+        deleted: row.try_get("deleted").map_err(db_error)?,
+        latest: Arc::new(version_from_row(row)?),
+    })
+}
+
+fn change_from_row(row: &PgRow) -> Result<ChangeEvent> {
+    Ok(ChangeEvent {
+        revision: to_u64(row.try_get("revision").map_err(db_error)?),
+        kind: row.try_get("kind").map_err(db_error)?,
+        config_id: row.try_get("config_id").map_err(db_error)?,
+        version: to_u64(row.try_get("version").map_err(db_error)?),
+        checksum: row.try_get("checksum").map_err(db_error)?,
+        actor: row.try_get("actor").map_err(db_error)?,
+        message: row.try_get("message").map_err(db_error)?,
+        at: row.try_get("at").map_err(db_error)?,
+    })
+}
+
+const HEAD_QUERY: &str = "SELECT v.config_id, v.version, v.document::text AS document, v.checksum,
+        v.actor, v.message, v.created_at, v.rollback_of, c.deleted
+     FROM configs c JOIN config_versions v
+       ON v.config_id = c.config_id AND v.version = c.latest_version";
+
+impl PostgresStore {
+    /// Connects, runs the migrations, and starts listening for changes.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::invalid("databaseUrl", format!("invalid PostgreSQL URL: {e}")))?
+            .application_name("summit-config");
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            // Fail fast when the database is gone: callers get 503, reads keep the cache.
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        migrate(&pool).await?;
+        let changed = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(pool.clone(), changed.clone()));
+        Ok(PostgresStore {
+            pool,
+            changed,
+            listener,
+        })
+    }
+}
+
+/// Runs the PostgreSQL migrations (also `summit-config migrate`).
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    sqlx::migrate!("./migrations/postgres")
+        .run(pool)
+        .await
+        .map_err(|e| Error::internal(format!("postgres migration: {e}")))
+}
+
+/// Wakes `wait_for_change` on every notification, and after every reconnect (a notification
+/// may have been missed while the connection was down).
+async fn listen(pool: PgPool, changed: Arc<Notify>) {
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if listener.listen(CHANGES_CHANNEL).await.is_ok() {
+                    changed.notify_waiters();
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(_)) => changed.notify_waiters(),
+                            Ok(None) => changed.notify_waiters(), // reconnected: catch up
+                            Err(error) => {
+                                tracing::debug!(%error, "change listener lost its connection");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::debug!(%error, "change listener cannot connect"),
+        }
+        changed.notify_waiters();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(WRITE_LOCK_KEY)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    Ok(tx)
+}
+
+async fn head_row(tx: &mut Transaction<'_, Postgres>, id: &ConfigId) -> Result<(u64, bool, u64)> {
+    let row = sqlx::query(
+        "SELECT latest_version, deleted, schema_version FROM configs WHERE config_id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(match row {
+        Some(row) => (
+            to_u64(row.get("latest_version")),
+            row.get::<bool, _>("deleted"),
+            to_u64(row.get("schema_version")),
+        ),
+        None => (0, false, 0),
+    })
+}
+
+fn live((latest, deleted, _): (u64, bool, u64)) -> u64 {
+    if deleted { 0 } else { latest }
+}
+
+async fn record_change(
+    tx: &mut Transaction<'_, Postgres>,
+    kind: &str,
+    id: &ConfigId,
+    version: u64,
+    checksum: &str,
+    audit: &AuditDraft,
+    at: DateTime<Utc>,
+) -> Result<ChangeEvent> {
+    let revision: i64 = sqlx::query_scalar(
+        "INSERT INTO changes (kind, config_id, version, checksum, actor, message, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING revision",
+    )
+    .bind(kind)
+    .bind(id.as_str())
+    .bind(to_i64(version))
+    .bind(checksum)
+    .bind(&audit.actor)
+    .bind(&audit.message)
+    .bind(at)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    sqlx::query(
+        "INSERT INTO audit (revision, at, actor, action, config_id, version, environments, message)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8)",
+    )
+    .bind(revision)
+    .bind(at)
+    .bind(&audit.actor)
+    .bind(audit.action)
+    .bind(id.as_str())
+    .bind(to_i64(version))
+    .bind(serde_json::to_string(&audit.environments).map_err(Error::internal)?)
+    .bind(&audit.message)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGES_CHANNEL)
+        .bind(revision.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(change_event(
+        to_u64(revision),
+        kind,
+        id,
+        version,
+        checksum,
+        audit,
+        at,
+    ))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{HEAD_QUERY} WHERE c.config_id = $1"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(head_from_row).transpose()
+    }
+
+    async fn heads(&self) -> Result<Vec<ConfigHead>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{HEAD_QUERY} ORDER BY c.config_id"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(head_from_row).collect()
+    }
+
+    async fn version(&self, id: &ConfigId, version: u64) -> Result<Option<ConfigVersion>> {
+        let row = sqlx::query(
+            "SELECT config_id, version, document::text AS document, checksum, actor, message,
+                    created_at, rollback_of
+             FROM config_versions WHERE config_id = $1 AND version = $2",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(version))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    async fn versions(
+        &self,
+        id: &ConfigId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<ConfigVersion>> {
+        let rows = sqlx::query(
+            "SELECT config_id, version, document::text AS document, checksum, actor, message,
+                    created_at, rollback_of
+             FROM config_versions WHERE config_id = $1 AND version < $2
+             ORDER BY version DESC LIMIT $3",
+        )
+        .bind(id.as_str())
+        .bind(before.map_or(i64::MAX, to_i64))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    async fn append_version(&self, write: VersionWrite) -> Result<Committed> {
+        let mut tx = begin_write(&self.pool).await?;
+        let id = write.version.config_id.clone();
+        let head = head_row(&mut tx, &id).await?;
+        if live(head) != write.expected_live {
+            return Err(Error::VersionConflict {
+                expected: write.expected_live,
+                actual: live(head),
+            });
+        }
+        if head.2 != write.expected_schema {
+            return Err(Error::ConcurrentModification {
+                message: "the schema changed while the config was being validated; retry".into(),
+            });
+        }
+        let number = head.0 + 1;
+        sqlx::query(
+            "INSERT INTO configs (config_id, latest_version, deleted) VALUES ($1, $2, FALSE)
+             ON CONFLICT (config_id) DO UPDATE
+               SET latest_version = excluded.latest_version, deleted = FALSE",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(number))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let v = &write.version;
+        sqlx::query(
+            "INSERT INTO config_versions
+               (config_id, version, document, checksum, actor, message, created_at, rollback_of)
+             VALUES ($1, $2, $3::json, $4, $5, $6, $7, $8)",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(number))
+        .bind(serde_json::to_string(&v.document).map_err(Error::internal)?)
+        .bind(&v.checksum)
+        .bind(&v.metadata.actor)
+        .bind(&v.metadata.message)
+        .bind(v.created_at)
+        .bind(v.rollback_of.map(to_i64))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let event = record_change(
+            &mut tx,
+            kind::CONFIG_UPDATED,
+            &id,
+            number,
+            &v.checksum,
+            &write.audit,
+            v.created_at,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed {
+            version: number,
+            event,
+        })
+    }
+
+    async fn delete_config(&self, write: DeleteWrite) -> Result<Committed> {
+        let mut tx = begin_write(&self.pool).await?;
+        let id = write.config_id.clone();
+        let head = head_row(&mut tx, &id).await?;
+        if live(head) == 0 {
+            return Err(Error::not_found("config", id.as_str()));
+        }
+        if live(head) != write.expected_live {
+            return Err(Error::VersionConflict {
+                expected: write.expected_live,
+                actual: live(head),
+            });
+        }
+        let checksum: String = sqlx::query_scalar(
+            "SELECT checksum FROM config_versions WHERE config_id = $1 AND version = $2",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(head.0))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("UPDATE configs SET deleted = TRUE WHERE config_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let event = record_change(
+            &mut tx,
+            kind::CONFIG_DELETED,
+            &id,
+            head.0,
+            &checksum,
+            &write.audit,
+            write.at,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed {
+            version: head.0,
+            event,
+        })
+    }
+
+    async fn schema(&self, id: &ConfigId) -> Result<Option<SchemaVersion>> {
+        let row = sqlx::query(
+            "SELECT config_id, version, schema::text AS schema, checksum, actor, message, created_at
+             FROM schemas WHERE config_id = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(|row| {
+            let schema: String = row.get("schema");
+            Ok(SchemaVersion {
+                config_id: ConfigId::parse(row.get("config_id"))?,
+                version: to_u64(row.get("version")),
+                schema: parse_json(&schema)?,
+                checksum: row.get("checksum"),
+                metadata: Metadata {
+                    actor: row.get("actor"),
+                    message: row.get("message"),
+                },
+                created_at: row.get("created_at"),
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {
+        let mut tx = begin_write(&self.pool).await?;
+        let id = write.config_id.clone();
+        let head = head_row(&mut tx, &id).await?;
+        if head.2 != write.expected_schema || live(head) != write.expected_live {
+            return Err(Error::ConcurrentModification {
+                message:
+                    "the config or its schema changed while the schema was being checked; retry"
+                        .into(),
+            });
+        }
+        let number = head.2 + 1;
+        sqlx::query(
+            "INSERT INTO configs (config_id, latest_version, schema_version) VALUES ($1, 0, $2)
+             ON CONFLICT (config_id) DO UPDATE SET schema_version = excluded.schema_version",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(number))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO schemas (config_id, version, schema, checksum, actor, message, created_at)
+             VALUES ($1, $2, $3::json, $4, $5, $6, $7)",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(number))
+        .bind(serde_json::to_string(&write.schema).map_err(Error::internal)?)
+        .bind(&write.checksum)
+        .bind(&write.metadata.actor)
+        .bind(&write.metadata.message)
+        .bind(write.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let event = record_change(
+            &mut tx,
+            kind::SCHEMA_UPDATED,
+            &id,
+            number,
+            &write.checksum,
+            &write.audit,
+            write.created_at,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed {
+            version: number,
+            event,
+        })
+    }
+
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, revision, at, actor, action, config_id, version,
+                    environments::text AS environments, message
+             FROM audit WHERE id < $1 AND ($2::text IS NULL OR config_id = $2)
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(query.before.map_or(i64::MAX, to_i64))
+        .bind(query.config_id.as_ref().map(ConfigId::as_str))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                let environments: String = row.get("environments");
+                Ok(AuditRecord {
+                    id: to_u64(row.get("id")),
+                    revision: to_u64(row.get("revision")),
+                    at: row.get("at"),
+                    actor: row.get("actor"),
+                    action: row.get("action"),
+                    config_id: row.get("config_id"),
+                    version: row.get::<Option<i64>, _>("version").map(to_u64),
+                    environments: parse_json(&environments)?,
+                    message: row.get("message"),
+                })
+            })
+            .collect()
+    }
+
+    async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<ChangeEvent>> {
+        let rows = sqlx::query(
+            "SELECT revision, kind, config_id, version, checksum, actor, message, at
+             FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2",
+        )
+        .bind(to_i64(revision))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(change_from_row).collect()
+    }
+
+    async fn latest_revision(&self) -> Result<u64> {
+        let revision: Option<i64> = sqlx::query_scalar("SELECT MAX(revision) FROM changes")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(revision.map_or(0, to_u64))
+    }
+
+    async fn record_applied(&self, state: AppliedState) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO applied_states
+               (config_id, environment, instance_id, version, checksum, reported_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (config_id, environment, instance_id) DO UPDATE SET
+               version = excluded.version, checksum = excluded.checksum,
+               reported_at = excluded.reported_at",
+        )
+        .bind(state.config_id.as_str())
+        .bind(&state.environment)
+        .bind(&state.instance_id)
+        .bind(to_i64(state.version))
+        .bind(&state.checksum)
+        .bind(state.reported_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match e.as_database_error() {
+            Some(db) if db.is_foreign_key_violation() => {
+                Error::not_found("config", state.config_id.as_str())
+            }
+            _ => db_error(e),
+        })?;
+        Ok(())
+    }
+
+    async fn applied(&self, id: Option<&ConfigId>) -> Result<Vec<AppliedState>> {
+        let rows = sqlx::query(
+            "SELECT config_id, environment, instance_id, version, checksum, reported_at
+             FROM applied_states WHERE ($1::text IS NULL OR config_id = $1)
+             ORDER BY config_id, environment, instance_id",
+        )
+        .bind(id.map(ConfigId::as_str))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(AppliedState {
+                    config_id: ConfigId::parse(row.get("config_id"))?,
+                    environment: row.get("environment"),
+                    instance_id: row.get("instance_id"),
+                    version: to_u64(row.get("version")),
+                    checksum: row.get("checksum"),
+                    reported_at: row.get("reported_at"),
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(Error::store_unavailable)?;
+        Ok(())
+    }
+
+    fn shared_by_replicas(&self) -> bool {
+        true
+    }
+
+    async fn wait_for_change(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.changed.notified()).await;
+    }
+}
