@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::http::{self, AppContext, AppState, HttpLimits};
 use crate::core::secrets::{SecretPolicy, SecretResolver};
 use crate::core::service::{ConfigService, ServiceSettings};
-use crate::replication::follow_changes;
+use crate::replication::{follow_changes, run_duties};
 use crate::settings::Settings;
 use crate::store::{CachedStore, MemoryStore, PostgresStore, SqliteStore, Store};
 
@@ -46,7 +46,10 @@ pub async fn open_backend(database_url: &str) -> anyhow::Result<Arc<dyn Store>> 
 }
 
 /// Opens the backend behind the read cache; also returns the revision the cache is current to.
-pub async fn open_store(database_url: &str) -> anyhow::Result<(Arc<CachedStore>, u64)> {
+pub async fn open_store(
+    database_url: &str,
+    max_configs: usize,
+) -> anyhow::Result<(Arc<CachedStore>, u64)> {
     let inner = open_backend(database_url).await?;
     // Read before loading: replaying changes the cache already holds is harmless, missing
     // one committed during the load is not.
@@ -55,7 +58,7 @@ pub async fn open_store(database_url: &str) -> anyhow::Result<(Arc<CachedStore>,
         .await
         .context("reading the change log")?;
     let started = std::time::Instant::now();
-    let cached = CachedStore::load(inner)
+    let cached = CachedStore::load_bounded(inner, max_configs)
         .await
         .context("loading the read cache")?;
     tracing::info!(
@@ -69,7 +72,8 @@ pub async fn open_store(database_url: &str) -> anyhow::Result<(Arc<CachedStore>,
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
-        let (cache, revision) = open_store(&settings.database_url).await?;
+        let max_configs = usize::try_from(settings.cache_max_configs).unwrap_or(usize::MAX);
+        let (cache, revision) = open_store(&settings.database_url, max_configs).await?;
         let service = Arc::new(ConfigService::new(
             cache.clone(),
             SecretResolver::new(&SecretPolicy {
@@ -84,6 +88,12 @@ impl App {
             },
         ));
         let shutdown = CancellationToken::new();
+        tokio::spawn(run_duties(
+            cache.clone(),
+            chrono::Duration::seconds(settings.applied_retention_secs as i64),
+            Duration::from_secs(60),
+            shutdown.clone(),
+        ));
         if cache.shared_by_replicas() {
             tokio::spawn(follow_changes(
                 cache.clone(),

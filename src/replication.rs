@@ -58,3 +58,31 @@ async fn catch_up(cache: &CachedStore, service: &ConfigService, mut cursor: u64)
         }
     }
 }
+
+/// Runs the duties that must run once across replicas (today: deleting applied-state reports
+/// older than `retention`) whenever this replica holds the duties lease.
+pub async fn run_duties(
+    store: Arc<dyn Store>,
+    retention: chrono::Duration,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match store.lead_duties().await {
+            Ok(true) => match store
+                .sweep_applied(crate::core::service::now() - retention)
+                .await
+            {
+                Ok(0) => {}
+                Ok(swept) => tracing::info!(swept, "deleted expired applied-state reports"),
+                Err(error) => tracing::warn!(%error, "applied-state sweep failed"),
+            },
+            Ok(false) => tracing::debug!("another replica holds the duties lease"),
+            Err(error) => tracing::debug!(%error, "cannot reach the store for duties"),
+        }
+    }
+}

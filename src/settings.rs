@@ -84,6 +84,16 @@ pub struct Settings {
     #[arg(long, env = "SUMMIT_SECRET_FILE_DIR", default_value = "/run/secrets")]
     pub secret_file_dir: std::path::PathBuf,
 
+    /// Config heads kept in the read cache; reads of others go to the database.
+    #[arg(long, env = "SUMMIT_CACHE_MAX_CONFIGS", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_max_configs: u64,
+
+    /// Applied-state reports older than this many seconds are deleted (by one replica).
+    #[arg(long, env = "SUMMIT_APPLIED_RETENTION_SECS", default_value_t = 7 * 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(60..=10 * 365 * 24 * 3600))]
+    pub applied_retention_secs: u64,
+
     /// Concurrent watch streams; more get 503.
     #[arg(long, env = "SUMMIT_MAX_WATCHERS", default_value_t = 10_000)]
     pub max_watchers: usize,

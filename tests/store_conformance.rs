@@ -46,6 +46,7 @@ macro_rules! store_conformance_suite {
             heads_are_ordered_by_config_id_and_include_deleted_configs,
             deleting_an_absent_config_is_not_found_whatever_the_expected_version,
             applied_state_for_a_config_that_never_existed_is_not_found,
+            sweeping_applied_state_deletes_only_reports_older_than_the_cutoff,
         );
     };
     (@tests $backend:ident, $open:expr; $($behaviour:ident),* $(,)?) => {
@@ -1135,4 +1136,39 @@ async fn applied_state_for_a_config_that_never_existed_is_not_found(store: Arc<d
         .expect_err("no such config");
     assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
     assert!(store.applied(None).await.expect("applied").is_empty());
+}
+
+async fn sweeping_applied_state_deletes_only_reports_older_than_the_cutoff(store: Arc<dyn Store>) {
+    let id = config_id("alpha");
+    store
+        .append_version(version_write(&id, json!({}), 0))
+        .await
+        .expect("v1");
+    let report = |instance: &str, age_secs: i64| AppliedState {
+        config_id: id.clone(),
+        environment: "production".into(),
+        instance_id: instance.into(),
+        version: 1,
+        checksum: checksum(&json!({})),
+        reported_at: now() - chrono::Duration::seconds(age_secs),
+    };
+    for (instance, age) in [("old-1", 7200), ("old-2", 3700), ("fresh", 10)] {
+        store
+            .record_applied(report(instance, age))
+            .await
+            .expect("report");
+    }
+    let swept = store
+        .sweep_applied(now() - chrono::Duration::seconds(3600))
+        .await
+        .expect("sweep");
+    assert_eq!(swept, 2);
+    let left: Vec<String> = store
+        .applied(Some(&id))
+        .await
+        .expect("applied")
+        .into_iter()
+        .map(|a| a.instance_id)
+        .collect();
+    assert_eq!(left, vec!["fresh"]);
 }

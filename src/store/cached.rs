@@ -22,6 +22,11 @@ pub struct CachedStore {
     heads: DashMap<ConfigId, ConfigHead>,
     /// The last call to the inner store failed as unavailable.
     degraded: AtomicBool,
+    /// At most this many heads are kept; beyond it an arbitrary other entry is evicted (reads
+    /// of evicted configs go to the store and bring them back).
+    max_configs: usize,
+    /// Every config is cached, so lists can be answered from memory.
+    complete: AtomicBool,
 }
 
 /// Whether `new` describes a later state of the config than `old`: a higher version, or the
@@ -34,16 +39,25 @@ fn supersedes(new: &ConfigHead, old: &ConfigHead) -> bool {
 impl CachedStore {
     /// Wraps `inner`, loading every config head into memory.
     pub async fn load(inner: Arc<dyn Store>) -> Result<Self> {
-        let heads = inner
-            .heads()
-            .await?
+        Self::load_bounded(inner, usize::MAX).await
+    }
+
+    /// Wraps `inner`, loading at most `max_configs` heads into memory.
+    pub async fn load_bounded(inner: Arc<dyn Store>, max_configs: usize) -> Result<Self> {
+        let max_configs = max_configs.max(1);
+        let all = inner.heads().await?;
+        let complete = all.len() <= max_configs;
+        let heads = all
             .into_iter()
+            .take(max_configs)
             .map(|head| (head.latest.config_id.clone(), head))
             .collect();
         Ok(CachedStore {
             inner,
             heads,
             degraded: AtomicBool::new(false),
+            max_configs,
+            complete: AtomicBool::new(complete),
         })
     }
 
@@ -73,11 +87,15 @@ impl CachedStore {
             return Ok(()); // schemas are not cached
         }
         let id = ConfigId::parse(&event.config_id)?;
-        let up_to_date = self.heads.get(&id).is_some_and(|cached| {
-            cached.latest.version > event.version
-                || (cached.latest.version == event.version
-                    && (cached.deleted || event.kind == kind::CONFIG_UPDATED))
-        });
+        let up_to_date = match self.heads.get(&id) {
+            Some(cached) => {
+                cached.latest.version > event.version
+                    || (cached.latest.version == event.version
+                        && (cached.deleted || event.kind == kind::CONFIG_UPDATED))
+            }
+            // Not cached: a bounded cache loads it when it is read; a complete one must add it.
+            None => !self.complete.load(Ordering::Relaxed),
+        };
         if up_to_date {
             return Ok(());
         }
@@ -107,9 +125,24 @@ impl CachedStore {
     /// Keeps the later of the cached and the given head.
     fn remember(&self, head: ConfigHead) {
         let id = head.latest.config_id.clone();
+        if !self.heads.contains_key(&id) && self.heads.len() >= self.max_configs {
+            self.evict_one_except(&id);
+        }
         let mut entry = self.heads.entry(id).or_insert_with(|| head.clone());
         if supersedes(&head, &entry) {
             *entry = head;
+        }
+    }
+
+    fn evict_one_except(&self, keep: &ConfigId) {
+        let victim = self
+            .heads
+            .iter()
+            .map(|entry| entry.key().clone())
+            .find(|id| id != keep);
+        if let Some(victim) = victim {
+            self.heads.remove(&victim);
+            self.complete.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -132,6 +165,9 @@ impl Store for CachedStore {
     }
 
     async fn heads(&self) -> Result<Vec<ConfigHead>> {
+        if !self.complete.load(Ordering::Relaxed) {
+            return self.observe(self.inner.heads().await);
+        }
         let mut heads: Vec<ConfigHead> = self.heads.iter().map(|e| e.value().clone()).collect();
         heads.sort_by(|a, b| a.latest.config_id.cmp(&b.latest.config_id));
         Ok(heads)
@@ -202,6 +238,14 @@ impl Store for CachedStore {
 
     async fn applied(&self, id: Option<&ConfigId>) -> Result<Vec<AppliedState>> {
         self.observe(self.inner.applied(id).await)
+    }
+
+    async fn sweep_applied(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        self.observe(self.inner.sweep_applied(before).await)
+    }
+
+    async fn lead_duties(&self) -> Result<bool> {
+        self.observe(self.inner.lead_duties().await)
     }
 
     fn shared_by_replicas(&self) -> bool {

@@ -308,6 +308,15 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn sweep_applied(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        let mut state = self.state.lock();
+        let count = state.applied.len();
+        state
+            .applied
+            .retain(|_, report| report.reported_at >= before);
+        Ok((count - state.applied.len()) as u64)
+    }
+
     async fn ping(&self) -> Result<()> {
         Ok(())
     }

@@ -106,6 +106,13 @@ pub trait Store: Send + Sync {
     /// Insert or replace the report of one (config, environment, instance).
     async fn record_applied(&self, state: AppliedState) -> Result<()>;
     async fn applied(&self, id: Option<&ConfigId>) -> Result<Vec<AppliedState>>;
+    /// Deletes applied-state reports made before `before`; returns how many went.
+    async fn sweep_applied(&self, before: DateTime<Utc>) -> Result<u64>;
+    /// Whether this process holds (keeping or taking it now) the lease on duties that must run
+    /// once across replicas. A lease dies with its holder, so another replica takes over.
+    async fn lead_duties(&self) -> Result<bool> {
+        Ok(true)
+    }
     /// Cheap liveness check of the backing database.
     async fn ping(&self) -> Result<()>;
     /// Whether other processes may write to the same data (then replicas follow the change log).

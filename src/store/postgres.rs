@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::Notify;
 
@@ -29,11 +29,15 @@ use crate::core::model::{
 pub const CHANGES_CHANNEL: &str = "summit_changes";
 /// Advisory lock key that serialises writers across replicas.
 const WRITE_LOCK_KEY: i64 = 0x5375_6d6d_6974; // "Summit"
+/// Advisory lock key of the duties lease (one replica runs sweeps).
+const DUTY_LOCK_KEY: i64 = 0x5375_6d6d_6974_01;
 
 pub struct PostgresStore {
     pool: PgPool,
     changed: Arc<Notify>,
     listener: tokio::task::JoinHandle<()>,
+    /// The connection holding the duties lease, while this replica holds it.
+    leader: tokio::sync::Mutex<Option<PgConnection>>,
 }
 
 impl Drop for PostgresStore {
@@ -132,6 +136,7 @@ impl PostgresStore {
             pool,
             changed,
             listener,
+            leader: tokio::sync::Mutex::new(None),
         })
     }
 }
@@ -597,6 +602,41 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn sweep_applied(&self, before: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM applied_states WHERE reported_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
+    /// The lease is a session-level advisory lock on a connection kept out of the pool: it is
+    /// released when this process (or its connection) dies.
+    async fn lead_duties(&self) -> Result<bool> {
+        let mut held = self.leader.lock().await;
+        if let Some(connection) = held.as_mut() {
+            if sqlx::query("SELECT 1")
+                .execute(&mut *connection)
+                .await
+                .is_ok()
+            {
+                return Ok(true);
+            }
+            *held = None;
+        }
+        let mut connection = self.pool.acquire().await.map_err(db_error)?.detach();
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(DUTY_LOCK_KEY)
+            .fetch_one(&mut connection)
+            .await
+            .map_err(db_error)?;
+        if taken {
+            *held = Some(connection);
+        }
+        Ok(taken)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -566,6 +566,15 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn sweep_applied(&self, before: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM applied_states WHERE reported_at < ?")
+            .bind(timestamp(before))
+            .execute(&self.writer)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
     async fn ping(&self) -> Result<()> {
         // Any failure to answer means not ready, never an internal error.
         sqlx::query("SELECT 1")
