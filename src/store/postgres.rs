@@ -30,7 +30,7 @@ pub const CHANGES_CHANNEL: &str = "summit_changes";
 /// Advisory lock key that serialises writers across replicas.
 const WRITE_LOCK_KEY: i64 = 0x5375_6d6d_6974; // "Summit"
 /// Advisory lock key of the duties lease (one replica runs sweeps).
-const DUTY_LOCK_KEY: i64 = 0x5375_6d6d_6974_01;
+const DUTY_LOCK_KEY: i64 = 0x0053_756d_6d69_7401;
 
 pub struct PostgresStore {
     pool: PgPool,
