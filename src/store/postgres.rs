@@ -149,18 +149,19 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
         .map_err(|e| Error::internal(format!("postgres migration: {e}")))
 }
 
-/// Wakes `wait_for_change` on every notification, and after every reconnect (a notification
+/// Wakes `wait_for_change` (one waiter: the follower; a wake-up with nobody waiting is kept for
+/// its next wait) on every notification, and after every reconnect (a notification
 /// may have been missed while the connection was down).
 async fn listen(pool: PgPool, changed: Arc<Notify>) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
                 if listener.listen(CHANGES_CHANNEL).await.is_ok() {
-                    changed.notify_waiters();
+                    changed.notify_one();
                     loop {
                         match listener.try_recv().await {
-                            Ok(Some(_)) => changed.notify_waiters(),
-                            Ok(None) => changed.notify_waiters(), // reconnected: catch up
+                            Ok(Some(_)) => changed.notify_one(),
+                            Ok(None) => changed.notify_one(), // reconnected: catch up
                             Err(error) => {
                                 tracing::debug!(%error, "change listener lost its connection");
                                 break;
@@ -171,7 +172,7 @@ async fn listen(pool: PgPool, changed: Arc<Notify>) {
             }
             Err(error) => tracing::debug!(%error, "change listener cannot connect"),
         }
-        changed.notify_waiters();
+        changed.notify_one();
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
