@@ -354,8 +354,14 @@ impl ConfigService {
         rollback_of: Option<u64>,
     ) -> Result<ConfigVersion> {
         let _guard = self.lock(id).await;
-        let head = self.store.head(id).await?;
-        let live = head.as_ref().map_or(0, |h| h.live_version());
+        let mut head = self.store.head(id).await?;
+        let mut live = head.as_ref().map_or(0, |h| h.live_version());
+        if expected.is_some_and(|e| e != live) && self.store.shared_by_replicas() {
+            // This replica's cache may lag a write made through another: ask the database
+            // before calling it a conflict.
+            head = self.store.fresh_head(id).await?;
+            live = head.as_ref().map_or(0, |h| h.live_version());
+        }
         if let Some(expected) = expected
             && expected != live
         {
@@ -715,6 +721,11 @@ impl ConfigService {
     /// Publishes an event committed elsewhere (e.g. by another replica) to local watchers.
     pub fn publish(&self, event: ChangeEvent) {
         self.bus.publish(event);
+    }
+
+    /// The database did not answer lately: reads answered from the cache may be out of date.
+    pub fn serving_stale(&self) -> bool {
+        self.store.degraded()
     }
 
     pub async fn ready(&self) -> Result<()> {

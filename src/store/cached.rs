@@ -164,6 +164,11 @@ impl Store for CachedStore {
         Ok(head)
     }
 
+    async fn fresh_head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
+        self.reload(id).await?;
+        Ok(self.cached_head(id))
+    }
+
     async fn heads(&self) -> Result<Vec<ConfigHead>> {
         if !self.complete.load(Ordering::Relaxed) {
             return self.observe(self.inner.heads().await);

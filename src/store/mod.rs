@@ -79,6 +79,10 @@ pub struct AuditQuery {
 pub trait Store: Send + Sync {
     /// The newest version of a config and whether it is deleted; `None` if it never existed.
     async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>>;
+    /// The head as the database has it now, past any cache (a replica's cache may lag others).
+    async fn fresh_head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
+        self.head(id).await
+    }
     /// The head if it is in memory, without I/O: the read cache answers, backends say `None`.
     fn cached_head(&self, id: &ConfigId) -> Option<ConfigHead> {
         let _ = id;

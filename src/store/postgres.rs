@@ -1,8 +1,8 @@
 //! The production backend: PostgreSQL, shared by any number of replicas.
 //!
-//! Every write takes one transaction-scoped advisory lock, so revisions commit in order (a
-//! reader that sees revision N has seen all below it), and notifies `summit_changes` in the same
-//! transaction. A background listener turns notifications into wake-ups for `wait_for_change`;
+//! Every write takes one transaction-scoped advisory lock and numbers its revision under it, so
+//! revisions are gap-free and commit in order (a reader that sees revision N has seen all below
+//! it), and notifies `summit_changes` in the same transaction. A background listener turns notifications into wake-ups for `wait_for_change`;
 //! replicas catch up from the change log, so a lost notification or connection costs latency,
 //! never an event.
 
@@ -53,8 +53,13 @@ fn db_error(error: sqlx::Error) -> Error {
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => Error::store_unavailable(error),
-        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08")) => {
-            // Class 08: connection exceptions.
+        // Class 08: connection exceptions; 57P01-57P03: the server is shutting down, crashed or
+        // still starting.
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+        {
             Error::store_unavailable(error)
         }
         _ => Error::internal(format!("postgres: {error}")),
@@ -218,9 +223,12 @@ async fn record_change(
     audit: &AuditDraft,
     at: DateTime<Utc>,
 ) -> Result<ChangeEvent> {
+    // Numbered under the write lock, not by a sequence: a rolled-back write must not leave a
+    // hole in the revisions.
     let revision: i64 = sqlx::query_scalar(
-        "INSERT INTO changes (kind, config_id, version, checksum, actor, message, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING revision",
+        "INSERT INTO changes (revision, kind, config_id, version, checksum, actor, message, at)
+         SELECT COALESCE(MAX(revision), 0) + 1, $1, $2, $3, $4, $5, $6, $7 FROM changes
+         RETURNING revision",
     )
     .bind(kind)
     .bind(id.as_str())

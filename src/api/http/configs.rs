@@ -134,6 +134,7 @@ async fn get_config(
     response
         .headers_mut()
         .insert(header::ETAG, version_etag(version.version));
+    super::mark_if_stale(&state, &mut response);
     Ok(response)
 }
 
@@ -180,7 +181,9 @@ async fn list_configs(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response> {
     let items = state.service.list_configs(query.prefix.as_deref()).await?;
-    Ok(Json(serde_json::json!({ "items": items })).into_response())
+    let mut response = Json(serde_json::json!({ "items": items })).into_response();
+    super::mark_if_stale(&state, &mut response);
+    Ok(response)
 }
 
 #[derive(Deserialize)]

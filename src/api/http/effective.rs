@@ -149,6 +149,7 @@ async fn effective(
     if result.resolved.is_none() && if_none_match.is_some_and(|v| not_modified(&v, &etag_text)) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         response.headers_mut().insert(header::ETAG, etag);
+        super::mark_if_stale(&state, &mut response);
         return Ok(response);
     }
     let mut response = document.into_response();
@@ -158,7 +159,7 @@ async fn effective(
         HeaderValue::from_static("application/json"),
     );
     if result.stale {
-        headers.insert("summit-stale", HeaderValue::from_static("true"));
+        headers.insert(super::STALE_HEADER, HeaderValue::from_static("true"));
     }
     if result.resolved.is_some() {
         // Resolved secrets must not be cached anywhere along the way.

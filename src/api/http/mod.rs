@@ -47,6 +47,17 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// Marks a response answered from the read cache while the database is unreachable.
+pub fn mark_if_stale(state: &AppState, response: &mut axum::response::Response) {
+    if state.service.serving_stale() {
+        response
+            .headers_mut()
+            .insert(STALE_HEADER, axum::http::HeaderValue::from_static("true"));
+    }
+}
+
+pub const STALE_HEADER: &str = "summit-stale";
+
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
     pub max_body_bytes: usize,
