@@ -17,6 +17,8 @@ use crate::store::{CachedStore, MemoryStore, PostgresStore, SqliteStore, Store};
 
 pub struct App {
     listener: TcpListener,
+    grpc_listener: TcpListener,
+    watch_buffer: usize,
     router: axum::Router,
     service: Arc<ConfigService>,
     shutdown: CancellationToken,
@@ -115,8 +117,11 @@ impl App {
         let listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| format!("binding the REST listener on {}", settings.http_addr))?;
+        let grpc_listener = crate::api::grpc::bind(settings.grpc_addr).await?;
         Ok(App {
             listener,
+            grpc_listener,
+            watch_buffer: settings.watch_buffer,
             router: http::router(state, &limits),
             service,
             shutdown,
@@ -125,6 +130,12 @@ impl App {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener
             .local_addr()
             .expect("a bound listener has an address")
     }
@@ -140,12 +151,36 @@ impl App {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        tracing::info!(http = %self.http_addr(), "summit-config listening");
+        tracing::info!(http = %self.http_addr(), grpc = %self.grpc_addr(), "summit-config listening");
         let shutdown = self.shutdown.clone();
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .context("serving REST")?;
+        let grpc = crate::api::grpc::serve(
+            self.grpc_listener,
+            self.service.clone(),
+            self.watch_buffer,
+            self.shutdown.clone(),
+        );
+        let rest = async move {
+            axum::serve(self.listener, self.router)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+                .context("serving REST")
+        };
+        // Either transport failing stops both.
+        let stop = self.shutdown.clone();
+        let (rest, grpc) = tokio::join!(
+            async {
+                let result = rest.await;
+                stop.cancel();
+                result
+            },
+            async {
+                let result = grpc.await;
+                self.shutdown.cancel();
+                result
+            }
+        );
+        rest?;
+        grpc?;
         tracing::info!("summit-config stopped");
         Ok(())
     }

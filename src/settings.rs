@@ -51,6 +51,10 @@ pub struct Settings {
     #[arg(long, env = "SUMMIT_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
+    /// gRPC listen address; port 0 picks a free port.
+    #[arg(long, env = "SUMMIT_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+
     /// `sqlite://PATH` (created if absent), `postgres://USER:PASSWORD@HOST/DB`, or `memory://`.
     #[arg(
         long,
@@ -112,6 +116,7 @@ impl Settings {
     pub fn for_tests(database_url: impl Into<String>) -> Self {
         let mut settings = Cli::parse_from(["summit-config"]).into_settings();
         settings.http_addr = "127.0.0.1:0".parse().expect("valid address");
+        settings.grpc_addr = "127.0.0.1:0".parse().expect("valid address");
         settings.database_url = database_url.into();
         settings
     }

@@ -205,6 +205,7 @@ struct RunningBinary {
 async fn start_binary(database: &Path) -> RunningBinary {
     let mut child = Command::new(env!("CARGO_BIN_EXE_summit-config"))
         .env("SUMMIT_HTTP_ADDR", "127.0.0.1:0")
+        .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
         .env(
             "SUMMIT_DATABASE_URL",
             format!("sqlite://{}", database.display()),

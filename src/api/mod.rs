@@ -1,3 +1,4 @@
 //! Transports over the core.
 
+pub mod grpc;
 pub mod http;

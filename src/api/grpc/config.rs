@@ -1,0 +1,294 @@
+//! `summit.config.v1.ConfigService`: each RPC parses, calls the core, converts.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::convert::{self as cv, config_id, environment};
+use super::pb;
+use super::pb::config_service_server::ConfigService as ConfigRpc;
+use crate::core::effective::AssignmentInput;
+use crate::core::ids::ConfigId;
+use crate::core::service::{AppliedReport, ConfigService, EffectiveQuery};
+
+type RpcResult<T> = Result<Response<T>, Status>;
+
+pub struct GrpcConfigService {
+    service: Arc<ConfigService>,
+    watch_buffer: usize,
+    shutdown: CancellationToken,
+}
+
+impl GrpcConfigService {
+    pub fn new(
+        service: Arc<ConfigService>,
+        watch_buffer: usize,
+        shutdown: CancellationToken,
+    ) -> Self {
+        GrpcConfigService {
+            service,
+            watch_buffer,
+            shutdown,
+        }
+    }
+}
+
+pub fn effective_query(request: &pb::GetEffectiveConfigRequest) -> Result<EffectiveQuery, Status> {
+    use pb::get_effective_config_request::Assignment;
+    let assignment = match &request.assignment {
+        None => AssignmentInput::None,
+        Some(Assignment::AssignmentKey(key)) if key.is_empty() || key.len() > 1024 => {
+            return Err(crate::core::error::Error::invalid(
+                "assignmentKey",
+                "assignmentKey must be 1 to 1024 bytes",
+            )
+            .into());
+        }
+        Some(Assignment::AssignmentKey(key)) => AssignmentInput::Key(key.clone()),
+        Some(Assignment::AssignmentValue(value)) => AssignmentInput::Value(*value),
+    };
+    Ok(EffectiveQuery {
+        environment: environment(&request.environment)?,
+        assignment,
+        resolve_secrets: request.resolve_secrets,
+    })
+}
+
+#[tonic::async_trait]
+impl ConfigRpc for GrpcConfigService {
+    async fn register_schema(
+        &self,
+        request: Request<pb::RegisterSchemaRequest>,
+    ) -> RpcResult<pb::SchemaVersion> {
+        let r = request.into_inner();
+        let id = config_id(&r.config_id)?;
+        let schema = self
+            .service
+            .put_schema(&id, cv::schema(&r.schema_json)?, cv::metadata(r.metadata)?)
+            .await?;
+        Ok(Response::new(cv::pb_schema(&schema)))
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<pb::GetSchemaRequest>,
+    ) -> RpcResult<pb::SchemaVersion> {
+        let id = config_id(&request.into_inner().config_id)?;
+        Ok(Response::new(cv::pb_schema(
+            &self.service.schema(&id).await?,
+        )))
+    }
+
+    async fn validate_config(
+        &self,
+        request: Request<pb::ValidateConfigRequest>,
+    ) -> RpcResult<pb::ValidationReport> {
+        let r = request.into_inner();
+        let id = config_id(&r.config_id)?;
+        let report = self
+            .service
+            .validate(&id, &cv::document(r.document)?)
+            .await?;
+        Ok(Response::new(cv::pb_report(&report)))
+    }
+
+    async fn put_config(
+        &self,
+        request: Request<pb::PutConfigRequest>,
+    ) -> RpcResult<pb::VersionCreated> {
+        let r = request.into_inner();
+        let id = config_id(&r.config_id)?;
+        let version = self
+            .service
+            .put_config(
+                &id,
+                cv::document(r.document)?,
+                cv::metadata(r.metadata)?,
+                r.expected_version,
+            )
+            .await?;
+        Ok(Response::new(cv::pb_created(&version)))
+    }
+
+    async fn get_config(
+        &self,
+        request: Request<pb::GetConfigRequest>,
+    ) -> RpcResult<pb::ConfigVersion> {
+        let id = config_id(&request.into_inner().config_id)?;
+        let version = self.service.config(&id).await?;
+        Ok(Response::new(cv::pb_version(&version)))
+    }
+
+    async fn list_configs(
+        &self,
+        request: Request<pb::ListConfigsRequest>,
+    ) -> RpcResult<pb::ListConfigsResponse> {
+        let prefix = request.into_inner().prefix;
+        let items = self
+            .service
+            .list_configs((!prefix.is_empty()).then_some(prefix.as_str()))
+            .await?
+            .into_iter()
+            .map(|c| pb::ConfigSummary {
+                config_id: c.config_id.to_string(),
+                version: c.version,
+                checksum: c.checksum,
+                updated_at: c
+                    .updated_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            })
+            .collect();
+        Ok(Response::new(pb::ListConfigsResponse { items }))
+    }
+
+    async fn delete_config(
+        &self,
+        request: Request<pb::DeleteConfigRequest>,
+    ) -> RpcResult<pb::DeleteConfigResponse> {
+        let r = request.into_inner();
+        let id = config_id(&r.config_id)?;
+        let version = self
+            .service
+            .delete_config(&id, cv::metadata(r.metadata)?, r.expected_version)
+            .await?;
+        Ok(Response::new(pb::DeleteConfigResponse {
+            config_id: id.to_string(),
+            version,
+        }))
+    }
+
+    async fn get_effective_config(
+        &self,
+        request: Request<pb::GetEffectiveConfigRequest>,
+    ) -> RpcResult<pb::EffectiveConfig> {
+        let r = request.into_inner();
+        let id = config_id(&r.config_id)?;
+        let effective = self.service.effective(&id, &effective_query(&r)?).await?;
+        Ok(Response::new(cv::pb_effective(&effective)))
+    }
+
+    async fn list_versions(
+        &self,
+        request: Request<pb::ListVersionsRequest>,
+    ) -> RpcResult<pb::ListVersionsResponse> {
+        let r = request.into_inner();
+        let id = config_id(&r.config_id)?;
+        let page = self
+            .service
+            .versions(&id, cv::cursor(r.cursor), cv::limit(r.limit)?)
+            .await?;
+        Ok(Response::new(pb::ListVersionsResponse {
+            items: page.items.iter().map(cv::pb_version).collect(),
+            next_cursor: page.next_cursor.unwrap_or(0),
+        }))
+    }
+
+    async fn get_version(
+        &self,
+        request: Request<pb::GetVersionRequest>,
+    ) -> RpcResult<pb::ConfigVersion> {
+        let r = request.into_inner();
+        let id = config_id(&r.config_id)?;
+        Ok(Response::new(cv::pb_version(
+            &self.service.version(&id, r.version).await?,
+        )))
+    }
+
+    async fn diff(&self, request: Request<pb::DiffRequest>) -> RpcResult<pb::DiffResponse> {
+        let r = request.into_inner();
+        let id = config_id(&r.config_id)?;
+        let env = environment(&r.environment)?;
+        let diff = self.service.diff(&id, r.from, r.to, env.as_ref()).await?;
+        Ok(Response::new(pb::DiffResponse {
+            config_id: id.to_string(),
+            from: diff.from,
+            to: diff.to,
+            patch_json: diff.patch.to_string(),
+        }))
+    }
+
+    async fn rollback(
+        &self,
+        request: Request<pb::RollbackRequest>,
+    ) -> RpcResult<pb::VersionCreated> {
+        let r = request.into_inner();
+        let id = config_id(&r.config_id)?;
+        let version = self
+            .service
+            .rollback(
+                &id,
+                r.target_version,
+                cv::metadata(r.metadata)?,
+                r.expected_version,
+            )
+            .await?;
+        Ok(Response::new(cv::pb_created(&version)))
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<pb::ListAuditRequest>,
+    ) -> RpcResult<pb::ListAuditResponse> {
+        let r = request.into_inner();
+        let id: Option<ConfigId> = (!r.config_id.is_empty())
+            .then(|| config_id(&r.config_id))
+            .transpose()?;
+        let page = self
+            .service
+            .audit(id.as_ref(), cv::cursor(r.cursor), cv::limit(r.limit)?)
+            .await?;
+        Ok(Response::new(pb::ListAuditResponse {
+            items: page.items.iter().map(cv::pb_audit).collect(),
+            next_cursor: page.next_cursor.unwrap_or(0),
+        }))
+    }
+
+    async fn record_applied(
+        &self,
+        request: Request<pb::RecordAppliedRequest>,
+    ) -> RpcResult<pb::ConfigDrift> {
+        let r = request.into_inner();
+        let id = config_id(&r.config_id)?;
+        let report = AppliedReport {
+            environment: r.environment,
+            instance_id: r.instance_id,
+            version: r.version,
+            checksum: r.checksum,
+        };
+        Ok(Response::new(cv::pb_drift(
+            &self.service.record_applied(&id, report).await?,
+        )))
+    }
+
+    async fn get_drift(&self, request: Request<pb::GetDriftRequest>) -> RpcResult<pb::ConfigDrift> {
+        let r = request.into_inner();
+        let id = config_id(&r.config_id)?;
+        let env = environment(&r.environment)?;
+        Ok(Response::new(cv::pb_drift(
+            &self.service.drift(&id, env.as_ref()).await?,
+        )))
+    }
+
+    async fn get_drift_report(
+        &self,
+        _request: Request<pb::GetDriftReportRequest>,
+    ) -> RpcResult<pb::DriftReport> {
+        Ok(Response::new(cv::pb_drift_report(
+            &self.service.drift_report().await?,
+        )))
+    }
+
+    type WatchStream = super::watch::EventStream;
+
+    async fn watch(&self, request: Request<pb::WatchRequest>) -> RpcResult<Self::WatchStream> {
+        let stream = super::watch::start(
+            self.service.clone(),
+            request.into_inner(),
+            self.watch_buffer,
+            self.shutdown.clone(),
+        )
+        .await?;
+        Ok(Response::new(stream))
+    }
+}

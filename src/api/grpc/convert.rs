@@ -1,0 +1,258 @@
+//! prost messages <-> core types. JSON values travel as JSON text.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::pb;
+use crate::core::drift::{ConfigDrift, DriftSummary};
+use crate::core::error::{Error, Result};
+use crate::core::events::ChangeEvent;
+use crate::core::ids::{ConfigId, Environment};
+use crate::core::model::{AuditRecord, ConfigDocument, ConfigVersion, Metadata, SchemaVersion};
+use crate::core::service::{DriftReport, EffectiveConfig, ValidationReport};
+
+pub fn config_id(raw: &str) -> Result<ConfigId> {
+    ConfigId::parse(raw)
+}
+
+pub fn environment(raw: &str) -> Result<Option<Environment>> {
+    (!raw.is_empty())
+        .then(|| Environment::parse(raw))
+        .transpose()
+}
+
+/// Parses a JSON text field; empty means `default`.
+fn json_field<T: DeserializeOwned>(text: &str, field: &str, default: Option<T>) -> Result<T> {
+    if text.trim().is_empty()
+        && let Some(default) = default
+    {
+        return Ok(default);
+    }
+    crate::api::http::extract::parse_json(text.as_bytes()).map_err(|error| match error {
+        Error::InvalidInput {
+            field: pointer,
+            message,
+        } => Error::invalid(
+            if pointer == "/" {
+                field.to_owned()
+            } else {
+                format!("{field}{pointer}")
+            },
+            message,
+        ),
+        other => other,
+    })
+}
+
+pub fn document(doc: Option<pb::ConfigDocument>) -> Result<ConfigDocument> {
+    let doc = doc.ok_or_else(|| Error::invalid("document", "document is required"))?;
+    Ok(ConfigDocument {
+        config: json_field(&doc.config_json, "document.configJson", None)?,
+        overrides: json_field(
+            &doc.overrides_json,
+            "document.overridesJson",
+            Some(Default::default()),
+        )?,
+        canary: json_field(&doc.canary_json, "document.canaryJson", Some(None))?,
+        ab_test: json_field(&doc.ab_test_json, "document.abTestJson", Some(None))?,
+    })
+}
+
+pub fn schema(text: &str) -> Result<Value> {
+    json_field(text, "schemaJson", None)
+}
+
+pub fn metadata(metadata: Option<pb::Metadata>) -> Result<Metadata> {
+    let metadata = metadata.ok_or_else(|| Error::invalid("metadata", "metadata is required"))?;
+    Ok(Metadata {
+        actor: metadata.actor,
+        message: metadata.message,
+    })
+}
+
+fn json_text(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn optional_json<T: serde::Serialize>(value: &Option<T>) -> String {
+    value.as_ref().map(json_text).unwrap_or_default()
+}
+
+pub fn pb_document(doc: &ConfigDocument) -> pb::ConfigDocument {
+    pb::ConfigDocument {
+        config_json: json_text(&doc.config),
+        overrides_json: if doc.overrides.is_empty() {
+            String::new()
+        } else {
+            json_text(&doc.overrides)
+        },
+        canary_json: optional_json(&doc.canary),
+        ab_test_json: optional_json(&doc.ab_test),
+    }
+}
+
+pub fn pb_metadata(metadata: &Metadata) -> pb::Metadata {
+    pb::Metadata {
+        actor: metadata.actor.clone(),
+        message: metadata.message.clone(),
+    }
+}
+
+fn time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+pub fn pb_version(version: &ConfigVersion) -> pb::ConfigVersion {
+    pb::ConfigVersion {
+        config_id: version.config_id.to_string(),
+        version: version.version,
+        document: Some(pb_document(&version.document)),
+        metadata: Some(pb_metadata(&version.metadata)),
+        checksum: version.checksum.clone(),
+        created_at: time(version.created_at),
+        rollback_of: version.rollback_of,
+    }
+}
+
+pub fn pb_created(version: &ConfigVersion) -> pb::VersionCreated {
+    pb::VersionCreated {
+        config_id: version.config_id.to_string(),
+        version: version.version,
+        checksum: version.checksum.clone(),
+        created_at: time(version.created_at),
+        rollback_of: version.rollback_of,
+    }
+}
+
+pub fn pb_schema(schema: &SchemaVersion) -> pb::SchemaVersion {
+    pb::SchemaVersion {
+        config_id: schema.config_id.to_string(),
+        version: schema.version,
+        schema_json: json_text(&schema.schema),
+        checksum: schema.checksum.clone(),
+        metadata: Some(pb_metadata(&schema.metadata)),
+        created_at: time(schema.created_at),
+    }
+}
+
+pub fn pb_report(report: &ValidationReport) -> pb::ValidationReport {
+    pb::ValidationReport {
+        valid: report.valid,
+        schema_version: report.schema_version.unwrap_or(0),
+        violations: report
+            .violations
+            .iter()
+            .map(|v| pb::Violation {
+                pointer: v.pointer.clone(),
+                message: v.message.clone(),
+                scope: v.scope.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+pub fn pb_effective(effective: &EffectiveConfig) -> pb::EffectiveConfig {
+    let json = match &effective.resolved {
+        Some(resolved) => json_text(resolved),
+        None => effective.view.json.get().to_owned(),
+    };
+    pb::EffectiveConfig {
+        config_id: effective.config_id.to_string(),
+        version: effective.version,
+        environment: effective
+            .environment
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        effective_config_json: json,
+        checksum: effective.view.checksum.clone(),
+        assignment: Some(pb::Assignment {
+            canary: effective.view.assignment.canary,
+            variant: effective
+                .view
+                .assignment
+                .variant
+                .clone()
+                .unwrap_or_default(),
+        }),
+        stale: effective.stale,
+    }
+}
+
+pub fn pb_audit(record: &AuditRecord) -> pb::AuditRecord {
+    pb::AuditRecord {
+        id: record.id,
+        revision: record.revision,
+        at: time(record.at),
+        actor: record.actor.clone(),
+        action: record.action.clone(),
+        config_id: record.config_id.clone(),
+        version: record.version.unwrap_or(0),
+        environments: record.environments.clone(),
+        message: record.message.clone().unwrap_or_default(),
+    }
+}
+
+fn pb_summary(summary: &DriftSummary) -> pb::DriftSummary {
+    pb::DriftSummary {
+        in_sync: summary.in_sync as u64,
+        drifted: summary.drifted as u64,
+        stale: summary.stale as u64,
+    }
+}
+
+pub fn pb_drift(drift: &ConfigDrift) -> pb::ConfigDrift {
+    pb::ConfigDrift {
+        config_id: drift.config_id.clone(),
+        version: drift.version,
+        summary: Some(pb_summary(&drift.summary)),
+        instances: drift
+            .instances
+            .iter()
+            .map(|i| pb::InstanceDrift {
+                instance_id: i.instance_id.clone(),
+                environment: i.environment.clone(),
+                version: i.version,
+                checksum: i.checksum.clone(),
+                reported_at: time(i.reported_at),
+                status: serde_json::to_value(i.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                expected_checksum: i.expected_checksum.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn pb_drift_report(report: &DriftReport) -> pb::DriftReport {
+    pb::DriftReport {
+        summary: Some(pb_summary(&report.summary)),
+        configs: report.configs.iter().map(pb_drift).collect(),
+    }
+}
+
+pub fn pb_change(event: &ChangeEvent) -> pb::ChangeEvent {
+    pb::ChangeEvent {
+        revision: event.revision,
+        kind: event.kind.clone(),
+        config_id: event.config_id.clone(),
+        version: event.version,
+        checksum: event.checksum.clone(),
+        actor: event.actor.clone(),
+        message: event.message.clone().unwrap_or_default(),
+        at: time(event.at),
+    }
+}
+
+pub fn limit(limit: u32) -> Result<u32> {
+    match limit {
+        0 => Ok(50),
+        1..=500 => Ok(limit),
+        _ => Err(Error::invalid("limit", "limit must be between 1 and 500")),
+    }
+}
+
+pub fn cursor(cursor: u64) -> Option<u64> {
+    (cursor > 0).then_some(cursor)
+}

@@ -1,0 +1,52 @@
+//! Core errors as gRPC statuses: one exhaustive table from error code to status code. The
+//! stable machine code, the field and any violations travel in metadata and details.
+
+use tonic::{Code, Status};
+
+use crate::core::error::{Error, ErrorCode};
+
+pub fn code_of(code: ErrorCode) -> Code {
+    match code {
+        ErrorCode::InvalidInput => Code::InvalidArgument,
+        ErrorCode::SchemaViolation => Code::InvalidArgument,
+        ErrorCode::InvalidSchema => Code::InvalidArgument,
+        ErrorCode::NotFound => Code::NotFound,
+        ErrorCode::VersionConflict => Code::Aborted,
+        ErrorCode::ConcurrentModification => Code::Aborted,
+        ErrorCode::SecretUnresolved => Code::FailedPrecondition,
+        ErrorCode::PayloadTooLarge => Code::ResourceExhausted,
+        ErrorCode::Unavailable => Code::Unavailable,
+        ErrorCode::Internal => Code::Internal,
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
+        let code = error.code();
+        let message = match &error {
+            Error::Internal { detail } => {
+                tracing::error!(%detail, "internal error");
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        // Violations as JSON in the details, for clients that want every pointer.
+        let details = serde_json::to_vec(&error.violations()).unwrap_or_default();
+        let mut status = Status::with_details(code_of(code), message, details.into());
+        let metadata = status.metadata_mut();
+        if let Ok(value) = code.as_str().parse() {
+            metadata.insert("summit-code", value);
+        }
+        if let Error::InvalidInput { field, .. } = &error
+            && let Ok(value) = field.parse()
+        {
+            metadata.insert("summit-field", value);
+        }
+        if let Error::VersionConflict { actual, .. } = &error
+            && let Ok(value) = actual.to_string().parse()
+        {
+            metadata.insert("summit-current-version", value);
+        }
+        status
+    }
+}

@@ -1,0 +1,62 @@
+//! gRPC transport (`summit.config.v1`): thin handlers over the same `ConfigService` the REST
+//! API holds, the standard health service, and server reflection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::service::ConfigService;
+
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod watch;
+
+/// Generated from `proto/summit/config/v1/config.proto`.
+pub mod pb {
+    tonic::include_proto!("summit.config.v1");
+
+    /// For server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("summit_config_v1_descriptor");
+}
+
+/// Serves gRPC on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<ConfigService>,
+    watch_buffer: usize,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<pb::config_service_server::ConfigServiceServer<config::GrpcConfigService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let config = pb::config_service_server::ConfigServiceServer::new(
+        config::GrpcConfigService::new(service, watch_buffer, shutdown.clone()),
+    )
+    .max_decoding_message_size(4 * 1024 * 1024);
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(config)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.cancelled().await
+        })
+        .await?;
+    Ok(())
+}
+
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    use anyhow::Context;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the gRPC listener on {addr}"))
+}

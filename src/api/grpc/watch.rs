@@ -1,0 +1,207 @@
+//! The `Watch` server stream over the core's gap-free change stream: an optional snapshot, then
+//! changes in revision order, heartbeats on idle streams, and a bounded buffer per stream. A
+//! consumer that lets the buffer fill gets a final `Resync` (fetch state, watch again from its
+//! revision) instead of silently losing events; a consumer that goes away frees everything.
+
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use super::convert::{self as cv, environment};
+use super::pb;
+use super::pb::watch_event::Event;
+use crate::core::effective::AssignmentInput;
+use crate::core::error::Error;
+use crate::core::events::{ChangeEvent, kind};
+use crate::core::ids::ConfigId;
+use crate::core::service::{ConfigService, EffectiveQuery};
+use crate::core::watch::WatchFilter;
+
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+/// An idle stream gets a heartbeat this often.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+struct Watch {
+    service: Arc<ConfigService>,
+    query: Option<EffectiveQuery>,
+}
+
+impl Watch {
+    /// The event as sent, with the effective config when asked for and available.
+    async fn message(&self, change: &ChangeEvent, snapshot: bool) -> pb::WatchEvent {
+        let effective = match &self.query {
+            Some(query) if change.kind == kind::CONFIG_UPDATED => {
+                match ConfigId::parse(&change.config_id) {
+                    Ok(id) => self
+                        .service
+                        .effective(&id, query)
+                        .await
+                        .ok()
+                        .map(|e| cv::pb_effective(&e)),
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        };
+        let event = cv::pb_change(change);
+        pb::WatchEvent {
+            event: Some(if snapshot {
+                Event::Snapshot(event)
+            } else {
+                Event::Change(event)
+            }),
+            effective,
+        }
+    }
+}
+
+fn check_request(
+    request: &pb::WatchRequest,
+) -> Result<(WatchFilter, Option<EffectiveQuery>), Error> {
+    let config_ids = request
+        .config_ids
+        .iter()
+        .map(|id| ConfigId::parse(id).map(String::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    if request.prefix.len() > 128 {
+        return Err(Error::invalid("prefix", "prefix must be at most 128 bytes"));
+    }
+    let env = environment(&request.environment)?;
+    if request.assignment_key.len() > 1024 {
+        return Err(Error::invalid(
+            "assignmentKey",
+            "assignmentKey must be at most 1024 bytes",
+        ));
+    }
+    let query = request.include_effective.then(|| EffectiveQuery {
+        environment: env,
+        assignment: if request.assignment_key.is_empty() {
+            AssignmentInput::None
+        } else {
+            AssignmentInput::Key(request.assignment_key.clone())
+        },
+        resolve_secrets: false,
+    });
+    let filter = WatchFilter {
+        config_ids,
+        prefix: (!request.prefix.is_empty()).then(|| request.prefix.clone()),
+    };
+    Ok((filter, query))
+}
+
+/// Current state of every matching config, as snapshot events at `revision`.
+async fn snapshot(
+    service: &ConfigService,
+    filter: &WatchFilter,
+    revision: u64,
+) -> Result<Vec<ChangeEvent>, Error> {
+    let mut events = Vec::new();
+    for summary in service.list_configs(None).await? {
+        let event = ChangeEvent {
+            revision,
+            kind: kind::CONFIG_UPDATED.into(),
+            config_id: summary.config_id.to_string(),
+            version: summary.version,
+            checksum: summary.checksum.clone(),
+            actor: String::new(),
+            message: None,
+            at: summary.updated_at,
+        };
+        if !filter.matches(&event) {
+            continue;
+        }
+        let Ok(version) = service.config(&summary.config_id).await else {
+            continue; // deleted meanwhile
+        };
+        events.push(ChangeEvent {
+            actor: version.metadata.actor.clone(),
+            message: version.metadata.message.clone(),
+            ..event
+        });
+    }
+    Ok(events)
+}
+
+pub async fn start(
+    service: Arc<ConfigService>,
+    request: pb::WatchRequest,
+    buffer: usize,
+    shutdown: CancellationToken,
+) -> Result<EventStream, Status> {
+    let (filter, query) = check_request(&request)?;
+    let (from, initial) = match request.from_revision {
+        Some(revision) => (revision, Vec::new()),
+        None => {
+            let latest = service.latest_revision().await?;
+            (latest, snapshot(&service, &filter, latest).await?)
+        }
+    };
+    let mut changes = service.watch(filter, Some(from)).await?;
+    let (tx, rx) = mpsc::channel::<Result<pb::WatchEvent, Status>>(buffer.max(1));
+    let resync = Arc::new(OnceLock::<u64>::new());
+    let watch = Watch { service, query };
+    let resync_at = resync.clone();
+    tokio::spawn(async move {
+        for event in &initial {
+            if tx.send(Ok(watch.message(event, true).await)).await.is_err() {
+                return;
+            }
+        }
+        let mut cursor = from;
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tx.closed() => return, // the client went away: drop the core watcher too
+                _ = heartbeat.tick() => {
+                    let beat = pb::WatchEvent {
+                        event: Some(Event::Heartbeat(pb::Heartbeat { revision: cursor })),
+                        effective: None,
+                    };
+                    // A full buffer already means the client is behind; no need to add to it.
+                    let _ = tx.try_send(Ok(beat));
+                }
+                item = changes.next() => match item {
+                    None => return,
+                    Some(Err(error)) => {
+                        let _ = tx.try_send(Err(error.into()));
+                        return;
+                    }
+                    Some(Ok(change)) => {
+                        let message = watch.message(&change, false).await;
+                        match tx.try_send(Ok(message)) {
+                            Ok(()) => cursor = change.revision,
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                // Tell the client where it stands rather than drop events.
+                                let _ = resync_at.set(cursor);
+                                return;
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => return,
+                        }
+                    }
+                },
+            }
+            heartbeat.reset();
+        }
+    });
+    let tail = futures::stream::once(async move {
+        resync.get().map(|revision| {
+            Ok(pb::WatchEvent {
+                event: Some(Event::Resync(pb::Resync {
+                    revision: *revision,
+                })),
+                effective: None,
+            })
+        })
+    })
+    .filter_map(|item| async move { item });
+    Ok(Box::pin(ReceiverStream::new(rx).chain(tail)))
+}
