@@ -42,12 +42,13 @@ COPY --from=builder /build/target/release/summit-config /usr/local/bin/summit-co
 # The SQLite default suits one container with /data on a persistent volume; replicas use
 # SUMMIT_DATABASE_URL=postgres://... (see README, "Production deployment").
 ENV SUMMIT_HTTP_ADDR=0.0.0.0:8080 \
+    SUMMIT_GRPC_ADDR=0.0.0.0:50051 \
     SUMMIT_DATABASE_URL=sqlite:///data/summit-config.db \
     SUMMIT_LOG_FORMAT=json
 VOLUME ["/data"]
 WORKDIR /data
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 50051
 
 # No HEALTHCHECK: the slim image has no curl or wget. Probe from the orchestrator or load
 # balancer instead: GET /live for liveness, GET /ready for readiness.
