@@ -5,7 +5,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -39,7 +39,9 @@ struct Watcher {
     store: Arc<dyn Store>,
     filter: WatchFilter,
     cursor: u64,
-    out: mpsc::Sender<Result<ChangeEvent>>,
+    /// Boxed: a channel allocates its first block of slots up front, and with thousands of
+    /// watchers small slots matter.
+    out: mpsc::Sender<Box<Result<ChangeEvent>>>,
 }
 
 /// Why a watcher stopped: the consumer left, or the store failed (already reported).
@@ -49,7 +51,7 @@ impl Watcher {
     async fn send(&mut self, event: ChangeEvent) -> std::result::Result<(), Stop> {
         self.cursor = event.revision;
         if self.filter.matches(&event) {
-            self.out.send(Ok(event)).await.map_err(|_| Stop)?;
+            self.out.send(Box::new(Ok(event))).await.map_err(|_| Stop)?;
         }
         Ok(())
     }
@@ -59,7 +61,7 @@ impl Watcher {
             let batch = match self.store.changes_since(self.cursor, CATCH_UP_BATCH).await {
                 Ok(batch) => batch,
                 Err(error) => {
-                    let _ = self.out.send(Err(error)).await;
+                    let _ = self.out.send(Box::new(Err(error))).await;
                     return Err(Stop);
                 }
             };
@@ -128,5 +130,5 @@ pub async fn watch(
         // The watcher's slot is free once it stops.
         drop(permit);
     });
-    Ok(Box::pin(ReceiverStream::new(rx)))
+    Ok(Box::pin(ReceiverStream::new(rx).map(|item| *item)))
 }

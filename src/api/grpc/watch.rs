@@ -144,13 +144,18 @@ pub async fn start(
         }
     };
     let mut changes = service.watch(filter, Some(from)).await?;
-    let (tx, rx) = mpsc::channel::<Result<pb::WatchEvent, Status>>(buffer.max(1));
+    // Boxed items: the channel's first block of slots is allocated up front for every stream.
+    let (tx, rx) = mpsc::channel::<Box<Result<pb::WatchEvent, Status>>>(buffer.max(1));
     let resync = Arc::new(OnceLock::<u64>::new());
     let watch = Watch { service, query };
     let resync_at = resync.clone();
     tokio::spawn(async move {
         for event in &initial {
-            if tx.send(Ok(watch.message(event, true).await)).await.is_err() {
+            if tx
+                .send(Box::new(Ok(watch.message(event, true).await)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -167,17 +172,17 @@ pub async fn start(
                         effective: None,
                     };
                     // A full buffer already means the client is behind; no need to add to it.
-                    let _ = tx.try_send(Ok(beat));
+                    let _ = tx.try_send(Box::new(Ok(beat)));
                 }
                 item = changes.next() => match item {
                     None => return,
                     Some(Err(error)) => {
-                        let _ = tx.try_send(Err(error.into()));
+                        let _ = tx.try_send(Box::new(Err(error.into())));
                         return;
                     }
                     Some(Ok(change)) => {
                         let message = watch.message(&change, false).await;
-                        match tx.try_send(Ok(message)) {
+                        match tx.try_send(Box::new(Ok(message))) {
                             Ok(()) => cursor = change.revision,
                             Err(mpsc::error::TrySendError::Full(_)) => {
                                 // Tell the client where it stands rather than drop events.
@@ -203,5 +208,7 @@ pub async fn start(
         })
     })
     .filter_map(|item| async move { item });
-    Ok(Box::pin(ReceiverStream::new(rx).chain(tail)))
+    Ok(Box::pin(
+        ReceiverStream::new(rx).map(|item| *item).chain(tail),
+    ))
 }
