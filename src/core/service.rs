@@ -309,6 +309,12 @@ impl ConfigService {
         metadata: Metadata,
         expected: Option<u64>,
     ) -> Result<ConfigVersion> {
+        if target == 0 {
+            return Err(Error::invalid(
+                "/targetVersion",
+                "targetVersion must be at least 1",
+            ));
+        }
         let version = self
             .store
             .version(id, target)
@@ -487,6 +493,9 @@ impl ConfigService {
     }
 
     pub async fn version(&self, id: &ConfigId, version: u64) -> Result<ConfigVersion> {
+        if version == 0 {
+            return Err(Error::invalid("version", "versions start at 1"));
+        }
         self.store
             .version(id, version)
             .await?
@@ -541,6 +550,33 @@ impl ConfigService {
             Some(head) if !head.deleted => head.latest,
             _ => return Err(Error::not_found("config", id.as_str())),
         };
+        self.effective_of(version, query).await
+    }
+
+    /// The effective config of one particular version (e.g. the one a change event names),
+    /// from the cache when it is the latest, from the history otherwise.
+    pub async fn effective_at(
+        &self,
+        id: &ConfigId,
+        version: u64,
+        query: &EffectiveQuery,
+    ) -> Result<EffectiveConfig> {
+        let latest = match self.store.cached_head(id) {
+            Some(head) => Some(head),
+            None => self.store.head(id).await?,
+        };
+        let version = match latest {
+            Some(head) if head.latest.version == version => head.latest,
+            _ => Arc::new(self.version(id, version).await?),
+        };
+        self.effective_of(version, query).await
+    }
+
+    async fn effective_of(
+        &self,
+        version: Arc<ConfigVersion>,
+        query: &EffectiveQuery,
+    ) -> Result<EffectiveConfig> {
         let env = query.environment.as_ref().map(Environment::as_str);
         let view = select(&version, env, &query.assignment, Utc::now())?;
         let resolved = if query.resolve_secrets {
@@ -549,7 +585,7 @@ impl ConfigService {
             None
         };
         Ok(EffectiveConfig {
-            config_id: id.clone(),
+            config_id: version.config_id.clone(),
             version: version.version,
             environment: query.environment.clone(),
             view,

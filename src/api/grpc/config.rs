@@ -199,7 +199,16 @@ impl ConfigRpc for GrpcConfigService {
         let r = request.into_inner();
         let id = config_id(&r.config_id)?;
         let env = environment(&r.environment)?;
-        let diff = self.service.diff(&id, r.from, r.to, env.as_ref()).await?;
+        // As over REST: `to` defaults to the latest version, `from` to the one before it.
+        let to = match r.to {
+            0 => self.service.config(&id).await?.version,
+            to => to,
+        };
+        let from = match r.from {
+            0 => to.saturating_sub(1).max(1),
+            from => from,
+        };
+        let diff = self.service.diff(&id, from, to, env.as_ref()).await?;
         Ok(Response::new(pb::DiffResponse {
             config_id: id.to_string(),
             from: diff.from,

@@ -39,9 +39,10 @@ impl Watch {
         let effective = match &self.query {
             Some(query) if change.kind == kind::CONFIG_UPDATED => {
                 match ConfigId::parse(&change.config_id) {
+                    // As of this change: a replayed event must not carry a later version.
                     Ok(id) => self
                         .service
-                        .effective(&id, query)
+                        .effective_at(&id, change.version, query)
                         .await
                         .ok()
                         .map(|e| cv::pb_effective(&e)),
