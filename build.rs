@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     unsafe { std::env::set_var("PROTOC", protoc) };
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        .codec_path("crate::api::grpc::codec::CompactCodec")
         .file_descriptor_set_path(out_dir.join("summit_config_v1_descriptor.bin"))
         .compile_protos(&["proto/summit/config/v1/config.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -160,7 +161,11 @@ impl App {
             self.shutdown.clone(),
         );
         let rest = async move {
-            axum::serve(self.listener, self.router)
+            // Small writes (SSE events) go out at once rather than waiting on Nagle.
+            let listener = self.listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, self.router)
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
                 .await
                 .context("serving REST")

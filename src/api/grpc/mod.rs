@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 
 use crate::core::service::ConfigService;
 
+pub mod codec;
 pub mod config;
 pub mod convert;
 pub mod error;
@@ -47,9 +48,11 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(config)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            shutdown.cancelled().await
-        })
+        // Nagle would hold back a response's trailers until the client's delayed ACK (~40 ms).
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async move { shutdown.cancelled().await },
+        )
         .await?;
     Ok(())
 }

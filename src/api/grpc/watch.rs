@@ -151,9 +151,10 @@ pub async fn start(
     let watch = Watch { service, query };
     let resync_at = resync.clone();
     tokio::spawn(async move {
-        for event in &initial {
+        // Consumed as sent: the snapshot is not kept for the stream's lifetime.
+        for event in initial {
             if tx
-                .send(Box::new(Ok(watch.message(event, true).await)))
+                .send(Box::new(Ok(watch.message(&event, true).await)))
                 .await
                 .is_err()
             {
