@@ -655,8 +655,11 @@ impl ConfigService {
                 "checksum must be 64 lowercase hex digits",
             ));
         }
-        if report.version == 0 {
-            return Err(Error::invalid("/version", "version must be at least 1"));
+        if report.version == 0 || report.version > i64::MAX as u64 {
+            return Err(Error::invalid(
+                "/version",
+                "version must be between 1 and 9223372036854775807",
+            ));
         }
         let current = self.live_version(id).await?;
         let state = AppliedState {

@@ -107,6 +107,18 @@ pub fn check_metadata(metadata: &Metadata) -> Result<()> {
             format!("message must be at most {MAX_MESSAGE} characters"),
         ));
     }
+    if metadata.actor.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "/metadata/actor",
+            "actor must not contain control characters",
+        ));
+    }
+    if metadata.message.as_ref().is_some_and(|m| m.contains('\0')) {
+        return Err(Error::invalid(
+            "/metadata/message",
+            "message must not contain NUL characters",
+        ));
+    }
     Ok(())
 }
 

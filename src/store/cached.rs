@@ -141,8 +141,9 @@ impl CachedStore {
             .map(|entry| entry.key().clone())
             .find(|id| id != keep);
         if let Some(victim) = victim {
-            self.heads.remove(&victim);
+            // Incomplete first, so a concurrent list never trusts a cache missing an entry.
             self.complete.store(false, Ordering::Relaxed);
+            self.heads.remove(&victim);
         }
     }
 }
@@ -209,7 +210,11 @@ impl Store for CachedStore {
         let committed = self
             .refreshing_on_conflict(&id, self.inner.delete_config(write))
             .await?;
-        if let Some(mut head) = self.heads.get_mut(&id) {
+        // Only the version this delete removed: a newer one may already be cached (re-created
+        // through another replica and applied by the follower meanwhile).
+        if let Some(mut head) = self.heads.get_mut(&id)
+            && head.latest.version == committed.version
+        {
             head.deleted = true;
         }
         Ok(committed)

@@ -53,12 +53,18 @@ fn db_error(error: sqlx::Error) -> Error {
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => Error::store_unavailable(error),
-        // Class 08: connection exceptions; 57P01-57P03: the server is shutting down, crashed or
-        // still starting.
+        // 08: connection exceptions; 57P01-57P03: shutting down, crashed or starting; 57014:
+        // statement timeout; 55P03: lock timeout; 53: out of resources (e.g. connections);
+        // 25006: read-only (a standby during failover).
         sqlx::Error::Database(db)
-            if db
-                .code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+            if db.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || c.starts_with("57P")
+                    || c.starts_with("53")
+                    || c == "57014"
+                    || c == "55P03"
+                    || c == "25006"
+            }) =>
         {
             Error::store_unavailable(error)
         }
@@ -126,7 +132,14 @@ impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::invalid("databaseUrl", format!("invalid PostgreSQL URL: {e}")))?
-            .application_name("summit-config");
+            .application_name("summit-config")
+            // A database that stops answering must fail calls, not hang them: bounded
+            // statements, lock waits (the write lock) and idle transactions.
+            .options([
+                ("statement_timeout", "10s"),
+                ("lock_timeout", "5s"),
+                ("idle_in_transaction_session_timeout", "30s"),
+            ]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             // Fail fast when the database is gone: callers get 503, reads keep the cache.

@@ -30,10 +30,18 @@ impl From<Error> for Status {
             }
             other => other.to_string(),
         };
-        // Violations as JSON in the details, for clients that want every pointer.
-        let details = serde_json::to_vec(&error.violations()).unwrap_or_default();
-        let mut status = Status::with_details(code_of(code), message, details.into());
+        let mut status = Status::new(code_of(code), message);
         let metadata = status.metadata_mut();
+        // Violations as JSON in binary metadata (the details trailer is reserved for a
+        // google.rpc.Status protobuf, which other gRPC implementations parse strictly).
+        let violations = error.violations();
+        if !violations.is_empty() {
+            let json = serde_json::to_vec(&violations).unwrap_or_default();
+            metadata.insert_bin(
+                "summit-violations-bin",
+                tonic::metadata::MetadataValue::from_bytes(&json),
+            );
+        }
         if let Ok(value) = code.as_str().parse() {
             metadata.insert("summit-code", value);
         }
