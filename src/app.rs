@@ -20,6 +20,7 @@ pub struct App {
     listener: TcpListener,
     grpc_listener: TcpListener,
     watch_buffer: usize,
+    max_body_bytes: usize,
     router: axum::Router,
     service: Arc<ConfigService>,
     shutdown: CancellationToken,
@@ -123,6 +124,7 @@ impl App {
             listener,
             grpc_listener,
             watch_buffer: settings.watch_buffer,
+            max_body_bytes: settings.max_body_bytes,
             router: http::router(state, &limits),
             service,
             shutdown,
@@ -158,6 +160,7 @@ impl App {
             self.grpc_listener,
             self.service.clone(),
             self.watch_buffer,
+            self.max_body_bytes,
             self.shutdown.clone(),
         );
         let rest = async move {

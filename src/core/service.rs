@@ -422,6 +422,29 @@ impl ConfigService {
         self.live_version(id).await
     }
 
+    /// A live config as the database has it now (past a replica's cache); `None` when absent or
+    /// deleted.
+    pub async fn fresh_config(&self, id: &ConfigId) -> Result<Option<Arc<ConfigVersion>>> {
+        Ok(self
+            .store
+            .fresh_head(id)
+            .await?
+            .filter(|head| !head.deleted)
+            .map(|head| head.latest))
+    }
+
+    /// Every live config as the database has it now.
+    pub async fn fresh_configs(&self) -> Result<Vec<Arc<ConfigVersion>>> {
+        Ok(self
+            .store
+            .fresh_heads()
+            .await?
+            .into_iter()
+            .filter(|head| !head.deleted)
+            .map(|head| head.latest)
+            .collect())
+    }
+
     pub async fn list_configs(&self, prefix: Option<&str>) -> Result<Vec<ConfigSummary>> {
         Ok(self
             .store

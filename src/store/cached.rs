@@ -165,6 +165,10 @@ impl Store for CachedStore {
         Ok(head)
     }
 
+    async fn fresh_heads(&self) -> Result<Vec<ConfigHead>> {
+        self.observe(self.inner.heads().await)
+    }
+
     async fn fresh_head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
         self.reload(id).await?;
         Ok(self.cached_head(id))

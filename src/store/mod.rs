@@ -83,6 +83,10 @@ pub trait Store: Send + Sync {
     async fn fresh_head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
         self.head(id).await
     }
+    /// Every head as the database has it now, past any cache.
+    async fn fresh_heads(&self) -> Result<Vec<ConfigHead>> {
+        self.heads().await
+    }
     /// The head if it is in memory, without I/O: the read cache answers, backends say `None`.
     fn cached_head(&self, id: &ConfigId) -> Option<ConfigHead> {
         let _ = id;

@@ -30,6 +30,7 @@ pub async fn serve(
     listener: TcpListener,
     service: Arc<ConfigService>,
     watch_buffer: usize,
+    max_message_bytes: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -43,7 +44,9 @@ pub async fn serve(
     let config = pb::config_service_server::ConfigServiceServer::new(
         config::GrpcConfigService::new(service, watch_buffer, shutdown.clone()),
     )
-    .max_decoding_message_size(4 * 1024 * 1024);
+    // The same limit as REST bodies (SUMMIT_MAX_BODY_BYTES); larger messages get
+    // OUT_OF_RANGE from tonic.
+    .max_decoding_message_size(max_message_bytes);
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)

@@ -98,34 +98,37 @@ fn check_request(
 }
 
 /// Current state of every matching config, as snapshot events at `revision`.
+/// Current state of every matching config, as snapshot events at `revision`, read from the
+/// database (a replica's cache may lag the revision just read).
 async fn snapshot(
     service: &ConfigService,
     filter: &WatchFilter,
     revision: u64,
 ) -> Result<Vec<ChangeEvent>, Error> {
+    let versions = if filter.config_ids.is_empty() || filter.prefix.is_some() {
+        service.fresh_configs().await?
+    } else {
+        let mut versions = Vec::new();
+        for id in &filter.config_ids {
+            versions.extend(service.fresh_config(&ConfigId::parse(id)?).await?);
+        }
+        versions
+    };
     let mut events = Vec::new();
-    for summary in service.list_configs(None).await? {
+    for version in versions {
         let event = ChangeEvent {
             revision,
             kind: kind::CONFIG_UPDATED.into(),
-            config_id: summary.config_id.to_string(),
-            version: summary.version,
-            checksum: summary.checksum.clone(),
-            actor: String::new(),
-            message: None,
-            at: summary.updated_at,
-        };
-        if !filter.matches(&event) {
-            continue;
-        }
-        let Ok(version) = service.config(&summary.config_id).await else {
-            continue; // deleted meanwhile
-        };
-        events.push(ChangeEvent {
+            config_id: version.config_id.to_string(),
+            version: version.version,
+            checksum: version.checksum.clone(),
             actor: version.metadata.actor.clone(),
             message: version.metadata.message.clone(),
-            ..event
-        });
+            at: version.created_at,
+        };
+        if filter.matches(&event) {
+            events.push(event);
+        }
     }
     Ok(events)
 }
@@ -137,14 +140,17 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<EventStream, Status> {
     let (filter, query) = check_request(&request)?;
-    let (from, initial) = match request.from_revision {
-        Some(revision) => (revision, Vec::new()),
-        None => {
-            let latest = service.latest_revision().await?;
-            (latest, snapshot(&service, &filter, latest).await?)
-        }
+    let from = match request.from_revision {
+        Some(revision) => revision,
+        None => service.latest_revision().await?,
     };
-    let mut changes = service.watch(filter, Some(from)).await?;
+    // The watcher (and its slot) first: no snapshot work for a request over the limit, and the
+    // watch covers everything after `from` while the snapshot is read.
+    let mut changes = service.watch(filter.clone(), Some(from)).await?;
+    let initial = match request.from_revision {
+        Some(_) => Vec::new(),
+        None => snapshot(&service, &filter, from).await?,
+    };
     // Boxed items: the channel's first block of slots is allocated up front for every stream.
     let (tx, rx) = mpsc::channel::<Box<Result<pb::WatchEvent, Status>>>(buffer.max(1));
     let resync = Arc::new(OnceLock::<u64>::new());
@@ -153,12 +159,10 @@ pub async fn start(
     tokio::spawn(async move {
         // Consumed as sent: the snapshot is not kept for the stream's lifetime.
         for event in initial {
-            if tx
-                .send(Box::new(Ok(watch.message(&event, true).await)))
-                .await
-                .is_err()
-            {
-                return;
+            let message = Box::new(Ok(watch.message(&event, true).await));
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                sent = tx.send(message) => if sent.is_err() { return },
             }
         }
         let mut cursor = from;
@@ -179,7 +183,12 @@ pub async fn start(
                 item = changes.next() => match item {
                     None => return,
                     Some(Err(error)) => {
-                        let _ = tx.try_send(Box::new(Err(error.into())));
+                        // A full buffer must not swallow the error: the client resumes instead.
+                        if let Err(mpsc::error::TrySendError::Full(_)) =
+                            tx.try_send(Box::new(Err(error.into())))
+                        {
+                            let _ = resync_at.set(cursor);
+                        }
                         return;
                     }
                     Some(Ok(change)) => {
