@@ -224,6 +224,26 @@ impl ConfigService {
         check_metadata(&metadata)?;
         self.ensure_writable()?;
         let compiled = CompiledSchema::compile(&schema)?;
+        match self
+            .try_put_schema(id, &compiled, schema.clone(), metadata.clone())
+            .await
+        {
+            // Another replica changed the config or schema meanwhile: check against the new
+            // state once more (the cache was refreshed by the conflict).
+            Err(Error::ConcurrentModification { .. }) => {
+                self.try_put_schema(id, &compiled, schema, metadata).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_put_schema(
+        &self,
+        id: &ConfigId,
+        compiled: &CompiledSchema,
+        schema: Value,
+        metadata: Metadata,
+    ) -> Result<SchemaVersion> {
         let _guard = self.lock(id).await;
         let head = self.store.head(id).await?.filter(|h| !h.deleted);
         if let Some(head) = &head {
@@ -470,8 +490,31 @@ impl ConfigService {
     ) -> Result<u64> {
         check_metadata(&metadata)?;
         self.ensure_writable()?;
+        let attempt = self.try_delete(id, metadata.clone(), expected).await;
+        match attempt {
+            // Without a precondition, losing a race to another replica is not a conflict.
+            Err(Error::VersionConflict { .. }) if expected.is_none() => {
+                self.try_delete(id, metadata, None).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_delete(
+        &self,
+        id: &ConfigId,
+        metadata: Metadata,
+        expected: Option<u64>,
+    ) -> Result<u64> {
         let _guard = self.lock(id).await;
-        let live = self.live_version(id).await?.version;
+        let mut live = self.live_version(id).await?.version;
+        if expected.is_some_and(|e| e != live) && self.store.shared_by_replicas() {
+            // This replica's cache may lag another's write: ask the database first.
+            live = match self.store.fresh_head(id).await? {
+                Some(head) if !head.deleted => head.latest.version,
+                _ => return Err(Error::not_found("config", id.as_str())),
+            };
+        }
         if let Some(expected) = expected
             && expected != live
         {
