@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
@@ -27,6 +27,9 @@ pub struct CachedStore {
     max_configs: usize,
     /// Every config is cached, so lists can be answered from memory.
     complete: AtomicBool,
+    /// Changes not applied because their config was not cached (bounded cache): a miss that
+    /// was being fetched meanwhile must not be cached.
+    skipped: AtomicU64,
 }
 
 /// Whether `new` describes a later state of the config than `old`: a higher version, or the
@@ -58,6 +61,7 @@ impl CachedStore {
             degraded: AtomicBool::new(false),
             max_configs,
             complete: AtomicBool::new(complete),
+            skipped: AtomicU64::new(0),
         })
     }
 
@@ -94,7 +98,12 @@ impl CachedStore {
                         && (cached.deleted || event.kind == kind::CONFIG_UPDATED))
             }
             // Not cached: a bounded cache loads it when it is read; a complete one must add it.
-            None => !self.complete.load(Ordering::Relaxed),
+            None if !self.complete.load(Ordering::Relaxed) => {
+                // A read of this config may be fetching it right now, from before this change.
+                self.skipped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            None => false,
         };
         if up_to_date {
             return Ok(());
@@ -158,8 +167,13 @@ impl Store for CachedStore {
         if let Some(head) = self.cached_head(id) {
             return Ok(Some(head));
         }
+        let skipped = self.skipped.load(Ordering::Relaxed);
         let head = self.observe(self.inner.head(id).await)?;
-        if let Some(head) = &head {
+        // A change skipped while this fetch ran may be newer than what it read: then serve the
+        // answer but do not keep it.
+        if let Some(head) = &head
+            && self.skipped.load(Ordering::Relaxed) == skipped
+        {
             self.remember(head.clone());
         }
         Ok(head)
