@@ -24,6 +24,7 @@ pub async fn follow_changes(
     shutdown: CancellationToken,
 ) {
     let mut cursor = from_revision;
+    cache.mark_applied(cursor);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -51,6 +52,9 @@ async fn catch_up(cache: &CachedStore, service: &ConfigService, mut cursor: u64)
                 return cursor;
             }
             cursor = event.revision;
+            // Applied before published: a watcher that reads the mark after seeing nothing
+            // live still covers this change in its catch-up.
+            cache.mark_applied(cursor);
             service.publish(event);
         }
         if !full {

@@ -1313,3 +1313,33 @@ async fn a_write_cut_off_by_a_postgres_shutdown_leaves_no_gap_in_the_revisions()
     assert_eq!(replica.revision().await, 2);
     replica.terminate().await;
 }
+
+/// A client that reacts to a watch event by reading from the same replica sees that change:
+/// a replica's watchers never run ahead of its cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_never_announces_a_change_its_reads_do_not_show_yet() {
+    let Some(url) = test_database_url().await else {
+        return;
+    };
+    let (a, b) = start_pair(&url).await;
+    let mut watches = Vec::new();
+    for replica in [&a, &b] {
+        watches.push(replica.watch("configId=reactive", None).await);
+    }
+    for n in 1..=20u64 {
+        let body = json!({"config": {"n": n}, "metadata": meta("writer", "")});
+        let writer = if n % 2 == 0 { &a } else { &b };
+        assert_eq!(writer.put_config("reactive", &body).await, n);
+        for (replica, watch) in [&a, &b].into_iter().zip(watches.iter_mut()) {
+            let (_, event) = watch.change().await;
+            assert_eq!(event["version"], n);
+            // Right away, on the replica that announced it.
+            let read = replica.ok_json("/api/v1/configs/reactive/effective").await;
+            assert_eq!(
+                read["version"], n,
+                "the event came before the read could show it"
+            );
+            assert_eq!(read["effectiveConfig"], json!({"n": n}));
+        }
+    }
+}

@@ -174,10 +174,14 @@ impl ConfigService {
     where
         F: Future<Output = Result<Committed>> + Send + 'static,
     {
-        let bus = self.bus.clone();
+        // With replicas, the follower publishes every change (this replica's too) once the
+        // cache holds it, so watchers never run ahead of what reads here return.
+        let bus = (!self.store.shared_by_replicas()).then(|| self.bus.clone());
         tokio::spawn(async move {
             let committed = commit.await?;
-            bus.publish(committed.event.clone());
+            if let Some(bus) = bus {
+                bus.publish(committed.event.clone());
+            }
             Ok(committed)
         })
         .await

@@ -57,6 +57,9 @@ impl Watcher {
     }
 
     async fn catch_up(&mut self) -> std::result::Result<(), Stop> {
+        // Not past what this process's reads reflect (replicas): the rest arrives live once
+        // the follower has applied it.
+        let limit = self.store.readable_revision().unwrap_or(u64::MAX);
         loop {
             let batch = match self.store.changes_since(self.cursor, CATCH_UP_BATCH).await {
                 Ok(batch) => batch,
@@ -67,6 +70,9 @@ impl Watcher {
             };
             let full = batch.len() == CATCH_UP_BATCH as usize;
             for event in batch {
+                if event.revision > limit {
+                    return Ok(());
+                }
                 self.send(event).await?;
             }
             if !full {

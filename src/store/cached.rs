@@ -27,6 +27,9 @@ pub struct CachedStore {
     max_configs: usize,
     /// Every config is cached, so lists can be answered from memory.
     complete: AtomicBool,
+    /// Every change up to this revision is reflected in the cache (advanced by the replication
+    /// follower, in order).
+    applied: AtomicU64,
     /// Changes not applied because their config was not cached (bounded cache): a miss that
     /// was being fetched meanwhile must not be cached.
     skipped: AtomicU64,
@@ -62,6 +65,7 @@ impl CachedStore {
             max_configs,
             complete: AtomicBool::new(complete),
             skipped: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
         })
     }
 
@@ -109,6 +113,11 @@ impl CachedStore {
             return Ok(());
         }
         self.reload(&id).await
+    }
+
+    /// Records that every change up to `revision` is reflected in the cache.
+    pub fn mark_applied(&self, revision: u64) {
+        self.applied.fetch_max(revision, Ordering::Release);
     }
 
     pub fn cached_configs(&self) -> usize {
@@ -286,6 +295,12 @@ impl Store for CachedStore {
 
     fn degraded(&self) -> bool {
         self.degraded.load(Ordering::Relaxed)
+    }
+
+    fn readable_revision(&self) -> Option<u64> {
+        self.inner
+            .shared_by_replicas()
+            .then(|| self.applied.load(Ordering::Acquire))
     }
 
     async fn ping(&self) -> Result<()> {

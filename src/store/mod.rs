@@ -127,6 +127,11 @@ pub trait Store: Send + Sync {
     fn shared_by_replicas(&self) -> bool {
         false
     }
+    /// The highest revision such that every change up to it is reflected in this process's
+    /// reads; `None` when reads are never behind the change log (a single process).
+    fn readable_revision(&self) -> Option<u64> {
+        None
+    }
     /// Whether the backing database failed to answer last time (reads may be stale).
     fn degraded(&self) -> bool {
         false
