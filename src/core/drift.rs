@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::effective::{layers_of, valid_checksums};
+use super::effective::valid_checksums;
 use super::model::{AppliedState, ConfigVersion};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,11 +65,8 @@ pub fn assess(
                 summary.drifted += 1;
                 DriftStatus::Drifted
             };
-            let expected_checksum = layers_of(current)
-                .for_env(Some(&report.environment))
-                .control
-                .checksum
-                .clone();
+            // The control view's checksum comes first among the valid ones.
+            let expected_checksum = valid[0].to_owned();
             InstanceDrift {
                 instance_id: report.instance_id,
                 environment: report.environment,

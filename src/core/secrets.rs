@@ -181,9 +181,13 @@ impl SecretResolver {
 
     /// A copy of `value` with every reference replaced by its value; the first failure is an error.
     pub fn resolve_tree(&self, value: &Value) -> Result<Value> {
-        let mut out = value.clone();
-        self.resolve_in_place(&mut out, &mut String::new())?;
-        Ok(out)
+        self.resolve_owned(value.clone())
+    }
+
+    /// As `resolve_tree`, taking the value rather than copying it.
+    pub fn resolve_owned(&self, mut value: Value) -> Result<Value> {
+        self.resolve_in_place(&mut value, &mut String::new())?;
+        Ok(value)
     }
 
     fn resolve_in_place(&self, value: &mut Value, pointer: &mut String) -> Result<()> {

@@ -43,16 +43,6 @@ pub struct ServiceSettings {
     pub max_watchers: usize,
 }
 
-impl Default for ServiceSettings {
-    fn default() -> Self {
-        ServiceSettings {
-            stale_after: Duration::minutes(5),
-            watch_buffer: 256,
-            max_watchers: 10_000,
-        }
-    }
-}
-
 /// What a read of the effective config returns.
 #[derive(Debug, Clone)]
 pub struct EffectiveConfig {
@@ -162,10 +152,6 @@ impl ConfigService {
                 .collect(),
             settings,
         }
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     /// Runs a commit to its end even if the caller goes away (a dropped request must not leave
@@ -631,11 +617,7 @@ impl ConfigService {
         version: u64,
         query: &EffectiveQuery,
     ) -> Result<EffectiveConfig> {
-        let latest = match self.store.cached_head(id) {
-            Some(head) => Some(head),
-            None => self.store.head(id).await?,
-        };
-        let version = match latest {
+        let version = match self.store.head(id).await? {
             Some(head) if head.latest.version == version => head.latest,
             _ => Arc::new(self.version(id, version).await?),
         };
@@ -667,7 +649,7 @@ impl ConfigService {
     /// Providers read files and the environment: off the async workers, with a deadline.
     async fn resolve_secrets(&self, value: Value) -> Result<Value> {
         let resolver = self.secrets.clone();
-        let resolving = tokio::task::spawn_blocking(move || resolver.resolve_tree(&value));
+        let resolving = tokio::task::spawn_blocking(move || resolver.resolve_owned(value));
         match tokio::time::timeout(SECRET_DEADLINE, resolving).await {
             Ok(Ok(resolved)) => resolved,
             Ok(Err(join)) => Err(Error::internal(format!("secret resolution failed: {join}"))),

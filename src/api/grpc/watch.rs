@@ -97,7 +97,6 @@ fn check_request(
     Ok((filter, query))
 }
 
-/// Current state of every matching config, as snapshot events at `revision`.
 /// Current state of every matching config, as snapshot events at `revision`, read from the
 /// database (a replica's cache may lag the revision just read).
 async fn snapshot(

@@ -292,9 +292,6 @@ async fn rollback(
     ApiJson(body): ApiJson<RollbackBody>,
 ) -> Result<Response> {
     let expected = expected_version(&headers, body.expected_version)?;
-    if body.target_version == 0 {
-        return Err(Error::invalid("/targetVersion", "targetVersion must be at least 1").into());
-    }
     let version = state
         .service
         .rollback(&id, body.target_version, body.metadata, expected)
