@@ -155,6 +155,7 @@ pub struct EffectiveLayers {
 }
 
 /// One raw (unrendered) view with the scope it belongs to, for validation.
+#[derive(Debug)]
 pub struct LayerValue {
     pub scope: Option<String>,
     pub value: Value,

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::checksum::checksum;
 use super::drift::{ConfigDrift, DriftSummary, assess};
+use super::effective::LayerValue;
 use super::effective::{
     AssignmentInput, EffectiveDocument, EffectiveJson, Rendered, changed_environments,
     document_etag, effective_document, layers_of, select,
@@ -41,6 +42,14 @@ pub struct ServiceSettings {
     pub watch_buffer: usize,
     /// Concurrent watchers; more are refused as unavailable.
     pub max_watchers: usize,
+}
+
+/// A checked write, with the views its checks built (reused for the schema).
+struct ProposedVersion<'a> {
+    doc: ConfigDocument,
+    layers: &'a [LayerValue],
+    metadata: Metadata,
+    rollback_of: Option<u64>,
 }
 
 /// What a read of the effective config returns.
@@ -283,16 +292,14 @@ impl ConfigService {
     /// Checks a candidate document against the shape rules and the registered schema.
     pub async fn validate(&self, id: &ConfigId, doc: &ConfigDocument) -> Result<ValidationReport> {
         let schema = self.store.schema(id).await?;
-        let mut violations = match check_document(doc, &self.secrets) {
-            Ok(()) => Vec::new(),
-            Err(error @ Error::InvalidInput { .. }) => error.violations(),
-            Err(other) => return Err(other),
+        let violations = match (check_document(doc, &self.secrets), &schema) {
+            (Ok(layers), Some(schema)) => {
+                CompiledSchema::compile(&schema.schema)?.check_layers(&layers, &self.secrets)
+            }
+            (Ok(_), None) => Vec::new(),
+            (Err(error @ Error::InvalidInput { .. }), _) => error.violations(),
+            (Err(other), _) => return Err(other),
         };
-        if violations.is_empty()
-            && let Some(schema) = &schema
-        {
-            violations = CompiledSchema::compile(&schema.schema)?.check(doc, &self.secrets);
-        }
         Ok(ValidationReport {
             valid: violations.is_empty(),
             schema_version: schema.map(|s| s.version),
@@ -343,19 +350,21 @@ impl ConfigService {
         rollback_of: Option<u64>,
     ) -> Result<ConfigVersion> {
         check_metadata(&metadata)?;
-        check_document(&doc, &self.secrets)?;
+        let layers = check_document(&doc, &self.secrets)?;
         self.ensure_writable()?;
-        let attempt = self
-            .try_write_version(id, doc.clone(), metadata.clone(), expected, rollback_of)
-            .await;
-        match attempt {
+        let write = || ProposedVersion {
+            doc: doc.clone(),
+            layers: &layers,
+            metadata: metadata.clone(),
+            rollback_of,
+        };
+        match self.try_write_version(id, write(), expected).await {
             // Without a precondition, losing a race to another writer is not the caller's
             // conflict: validate against the new head and try once more.
             Err(Error::VersionConflict { .. } | Error::ConcurrentModification { .. })
                 if expected.is_none() =>
             {
-                self.try_write_version(id, doc, metadata, None, rollback_of)
-                    .await
+                self.try_write_version(id, write(), None).await
             }
             other => other,
         }
@@ -364,11 +373,15 @@ impl ConfigService {
     async fn try_write_version(
         &self,
         id: &ConfigId,
-        doc: ConfigDocument,
-        metadata: Metadata,
+        proposed: ProposedVersion<'_>,
         expected: Option<u64>,
-        rollback_of: Option<u64>,
     ) -> Result<ConfigVersion> {
+        let ProposedVersion {
+            doc,
+            layers,
+            metadata,
+            rollback_of,
+        } = proposed;
         let _guard = self.lock(id).await;
         let mut head = self.store.head(id).await?;
         let mut live = head.as_ref().map_or(0, |h| h.live_version());
@@ -388,7 +401,8 @@ impl ConfigService {
         }
         let schema = self.store.schema(id).await?;
         if let Some(schema) = &schema {
-            let violations = CompiledSchema::compile(&schema.schema)?.check(&doc, &self.secrets);
+            let violations =
+                CompiledSchema::compile(&schema.schema)?.check_layers(layers, &self.secrets);
             if !violations.is_empty() {
                 return Err(Error::SchemaViolation { violations });
             }

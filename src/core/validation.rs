@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::effective::all_layer_values;
+use super::effective::{LayerValue, all_layer_values};
 use super::error::{Error, Result, Violation};
 use super::ids::Environment;
 use super::model::{ConfigDocument, Metadata};
@@ -140,8 +140,9 @@ fn check_name(name: &str, pointer: &str) -> Result<()> {
     Ok(())
 }
 
-/// Shape rules of DESIGN.md that JSON Schema cannot express. The first failure is returned.
-pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<()> {
+/// Shape rules of DESIGN.md that JSON Schema cannot express. The first failure is returned;
+/// on success, every view of the document (built for the checks, reused for the schema).
+pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<Vec<LayerValue>> {
     require_object(&doc.config, "/config")?;
     reference_pointers(&doc.config, "/config", secrets)?;
     check_numbers(&doc.config, &mut "/config".to_owned())?;
@@ -200,7 +201,8 @@ pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<
     check_view_budget(doc)?;
     // Merging can break a reference that is fine in every layer alone, e.g. an override that
     // adds a key next to "$secret"; check every view a caller can receive.
-    for layer in all_layer_values(doc) {
+    let layers = all_layer_values(doc);
+    for layer in &layers {
         reference_pointers(&layer.value, "", secrets).map_err(|error| match error {
             Error::InvalidInput { field, message } => Error::invalid(
                 field,
@@ -212,7 +214,7 @@ pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<
             other => other,
         })?;
     }
-    Ok(())
+    Ok(layers)
 }
 
 /// A compiled JSON Schema.
@@ -271,8 +273,13 @@ impl CompiledSchema {
 
     /// Every violation across every view of the document (base, environments, canary, variants).
     pub fn check(&self, doc: &ConfigDocument, secrets: &SecretResolver) -> Vec<Violation> {
+        self.check_layers(&all_layer_values(doc), secrets)
+    }
+
+    /// As `check`, for views already built (see `check_document`).
+    pub fn check_layers(&self, layers: &[LayerValue], secrets: &SecretResolver) -> Vec<Violation> {
         let mut seen = HashSet::new();
-        all_layer_values(doc)
+        layers
             .iter()
             .flat_map(|layer| self.violations(&layer.value, layer.scope.as_deref(), secrets))
             // A failure inherited by several views (same place, same value) is reported once,
