@@ -6,7 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{AuditQuery, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite, change_event};
+use super::{
+    AuditQuery, Committed, DeleteWrite, HeadRow, SchemaWrite, Store, VersionWrite, change_event,
+};
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
 use crate::core::ids::ConfigId;
@@ -25,18 +27,16 @@ struct State {
 }
 
 impl State {
-    fn live_version(&self, id: &ConfigId) -> u64 {
-        match (
-            self.versions.get(id).and_then(|v| v.last()),
-            self.deleted.get(id),
-        ) {
-            (Some(latest), Some(false)) => latest.version,
-            _ => 0,
+    fn head_row(&self, id: &ConfigId) -> HeadRow {
+        HeadRow {
+            latest: self
+                .versions
+                .get(id)
+                .and_then(|v| v.last())
+                .map_or(0, |v| v.version),
+            deleted: self.deleted.get(id).copied().unwrap_or(false),
+            schema: self.schemas.get(id).map_or(0, |s| s.len() as u64),
         }
-    }
-
-    fn schema_version(&self, id: &ConfigId) -> u64 {
-        self.schemas.get(id).map_or(0, |s| s.len() as u64)
     }
 
     fn record(&mut self, event: ChangeEvent, draft: &AuditDraft) {
@@ -68,14 +68,6 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
-}
-
-fn check_live(state: &State, id: &ConfigId, expected: u64) -> Result<()> {
-    let actual = state.live_version(id);
-    if actual != expected {
-        return Err(Error::VersionConflict { expected, actual });
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -140,13 +132,7 @@ impl Store for MemoryStore {
     async fn append_version(&self, write: VersionWrite) -> Result<Committed> {
         let mut state = self.state.lock();
         let id = write.version.config_id.clone();
-        check_live(&state, &id, write.expected_live)?;
-        if state.schema_version(&id) != write.expected_schema {
-            return Err(Error::ConcurrentModification {
-                message: "the schema changed while the config was being validated; retry".into(),
-            });
-        }
-        let number = state.versions.get(&id).map_or(0, |v| v.len() as u64) + 1;
+        let number = state.head_row(&id).check_version_write(&write)?;
         let version = write.version.numbered(number);
         let event = change_event(
             state.next_revision(),
@@ -173,16 +159,11 @@ impl Store for MemoryStore {
     async fn delete_config(&self, write: DeleteWrite) -> Result<Committed> {
         let mut state = self.state.lock();
         let id = write.config_id.clone();
-        if state.live_version(&id) == 0 {
-            return Err(Error::not_found("config", id.as_str()));
-        }
-        check_live(&state, &id, write.expected_live)?;
-        let latest = state
-            .versions
-            .get(&id)
-            .and_then(|v| v.last())
+        state.head_row(&id).check_delete(&write)?;
+        let latest = state.versions[&id]
+            .last()
             .cloned()
-            .ok_or_else(|| Error::not_found("config", id.as_str()))?;
+            .expect("a live config has versions");
         let event = change_event(
             state.next_revision(),
             kind::CONFIG_DELETED,
@@ -213,16 +194,7 @@ impl Store for MemoryStore {
     async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {
         let mut state = self.state.lock();
         let id = write.config_id.clone();
-        if state.schema_version(&id) != write.expected_schema
-            || state.live_version(&id) != write.expected_live
-        {
-            return Err(Error::ConcurrentModification {
-                message:
-                    "the config or its schema changed while the schema was being checked; retry"
-                        .into(),
-            });
-        }
-        let number = state.schema_version(&id) + 1;
+        let number = state.head_row(&id).check_schema_write(&write)?;
         let event = change_event(
             state.next_revision(),
             kind::SCHEMA_UPDATED,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::core::error::Result;
+use crate::core::error::{Error, Result};
 use crate::core::events::ChangeEvent;
 use crate::core::ids::ConfigId;
 use crate::core::model::{
@@ -140,6 +140,72 @@ pub trait Store: Send + Sync {
     async fn wait_for_change(&self, timeout: std::time::Duration) {
         tokio::time::sleep(timeout).await;
     }
+}
+
+/// A config's row as a write sees it inside its transaction; the write rules of every backend.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HeadRow {
+    pub latest: u64,
+    pub deleted: bool,
+    pub schema: u64,
+}
+
+impl HeadRow {
+    /// The version writes are compared with: 0 when absent or deleted.
+    pub fn live(self) -> u64 {
+        if self.deleted { 0 } else { self.latest }
+    }
+
+    /// The number the new version gets, if `write`'s expectations hold.
+    pub fn check_version_write(self, write: &VersionWrite) -> Result<u64> {
+        if self.live() != write.expected_live {
+            return Err(Error::VersionConflict {
+                expected: write.expected_live,
+                actual: self.live(),
+            });
+        }
+        if self.schema != write.expected_schema {
+            return Err(Error::ConcurrentModification {
+                message: "the schema changed while the config was being validated; retry".into(),
+            });
+        }
+        Ok(self.latest + 1)
+    }
+
+    /// The version a delete removes, if there is one and `write`'s expectation holds.
+    pub fn check_delete(self, write: &DeleteWrite) -> Result<u64> {
+        if self.live() == 0 {
+            return Err(Error::not_found("config", write.config_id.as_str()));
+        }
+        if self.live() != write.expected_live {
+            return Err(Error::VersionConflict {
+                expected: write.expected_live,
+                actual: self.live(),
+            });
+        }
+        Ok(self.latest)
+    }
+
+    /// The number the new schema version gets, if `write`'s expectations hold.
+    pub fn check_schema_write(self, write: &SchemaWrite) -> Result<u64> {
+        if self.schema != write.expected_schema || self.live() != write.expected_live {
+            return Err(Error::ConcurrentModification {
+                message:
+                    "the config or its schema changed while the schema was being checked; retry"
+                        .into(),
+            });
+        }
+        Ok(self.schema + 1)
+    }
+}
+
+/// Database integers are signed; versions and revisions never come near the limit.
+pub(crate) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
 }
 
 /// The change event a committed write produces.

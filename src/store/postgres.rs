@@ -16,7 +16,10 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolO
 use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::Notify;
 
-use super::{AuditQuery, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite, change_event};
+use super::{
+    AuditQuery, Committed, DeleteWrite, HeadRow, SchemaWrite, Store, VersionWrite, change_event,
+    to_i64, to_u64,
+};
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
 use crate::core::ids::ConfigId;
@@ -70,14 +73,6 @@ fn db_error(error: sqlx::Error) -> Error {
         }
         _ => Error::internal(format!("postgres: {error}")),
     }
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
@@ -205,7 +200,7 @@ async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
     Ok(tx)
 }
 
-async fn head_row(tx: &mut Transaction<'_, Postgres>, id: &ConfigId) -> Result<(u64, bool, u64)> {
+async fn head_row(tx: &mut Transaction<'_, Postgres>, id: &ConfigId) -> Result<HeadRow> {
     let row = sqlx::query(
         "SELECT latest_version, deleted, schema_version FROM configs WHERE config_id = $1",
     )
@@ -214,17 +209,13 @@ async fn head_row(tx: &mut Transaction<'_, Postgres>, id: &ConfigId) -> Result<(
     .await
     .map_err(db_error)?;
     Ok(match row {
-        Some(row) => (
-            to_u64(row.get("latest_version")),
-            row.get::<bool, _>("deleted"),
-            to_u64(row.get("schema_version")),
-        ),
-        None => (0, false, 0),
+        Some(row) => HeadRow {
+            latest: to_u64(row.get("latest_version")),
+            deleted: row.get::<bool, _>("deleted"),
+            schema: to_u64(row.get("schema_version")),
+        },
+        None => HeadRow::default(),
     })
-}
-
-fn live((latest, deleted, _): (u64, bool, u64)) -> u64 {
-    if deleted { 0 } else { latest }
 }
 
 async fn record_change(
@@ -346,19 +337,7 @@ impl Store for PostgresStore {
     async fn append_version(&self, write: VersionWrite) -> Result<Committed> {
         let mut tx = begin_write(&self.pool).await?;
         let id = write.version.config_id.clone();
-        let head = head_row(&mut tx, &id).await?;
-        if live(head) != write.expected_live {
-            return Err(Error::VersionConflict {
-                expected: write.expected_live,
-                actual: live(head),
-            });
-        }
-        if head.2 != write.expected_schema {
-            return Err(Error::ConcurrentModification {
-                message: "the schema changed while the config was being validated; retry".into(),
-            });
-        }
-        let number = head.0 + 1;
+        let number = head_row(&mut tx, &id).await?.check_version_write(&write)?;
         sqlx::query(
             "INSERT INTO configs (config_id, latest_version, deleted) VALUES ($1, $2, FALSE)
              ON CONFLICT (config_id) DO UPDATE
@@ -406,21 +385,12 @@ impl Store for PostgresStore {
     async fn delete_config(&self, write: DeleteWrite) -> Result<Committed> {
         let mut tx = begin_write(&self.pool).await?;
         let id = write.config_id.clone();
-        let head = head_row(&mut tx, &id).await?;
-        if live(head) == 0 {
-            return Err(Error::not_found("config", id.as_str()));
-        }
-        if live(head) != write.expected_live {
-            return Err(Error::VersionConflict {
-                expected: write.expected_live,
-                actual: live(head),
-            });
-        }
+        let latest = head_row(&mut tx, &id).await?.check_delete(&write)?;
         let checksum: String = sqlx::query_scalar(
             "SELECT checksum FROM config_versions WHERE config_id = $1 AND version = $2",
         )
         .bind(id.as_str())
-        .bind(to_i64(head.0))
+        .bind(to_i64(latest))
         .fetch_one(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -433,7 +403,7 @@ impl Store for PostgresStore {
             &mut tx,
             kind::CONFIG_DELETED,
             &id,
-            head.0,
+            latest,
             &checksum,
             &write.audit,
             write.at,
@@ -441,7 +411,7 @@ impl Store for PostgresStore {
         .await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Committed {
-            version: head.0,
+            version: latest,
             event,
         })
     }
@@ -475,15 +445,7 @@ impl Store for PostgresStore {
     async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {
         let mut tx = begin_write(&self.pool).await?;
         let id = write.config_id.clone();
-        let head = head_row(&mut tx, &id).await?;
-        if head.2 != write.expected_schema || live(head) != write.expected_live {
-            return Err(Error::ConcurrentModification {
-                message:
-                    "the config or its schema changed while the schema was being checked; retry"
-                        .into(),
-            });
-        }
-        let number = head.2 + 1;
+        let number = head_row(&mut tx, &id).await?.check_schema_write(&write)?;
         sqlx::query(
             "INSERT INTO configs (config_id, latest_version, schema_version) VALUES ($1, 0, $2)
              ON CONFLICT (config_id) DO UPDATE SET schema_version = excluded.schema_version",

@@ -14,7 +14,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{AuditQuery, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite, change_event};
+use super::{
+    AuditQuery, Committed, DeleteWrite, HeadRow, SchemaWrite, Store, VersionWrite, change_event,
+    to_i64, to_u64,
+};
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
 use crate::core::ids::ConfigId;
@@ -35,14 +38,6 @@ fn db_error(error: sqlx::Error) -> Error {
         }
         other => Error::internal(format!("sqlite: {other}")),
     }
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
 }
 
 fn timestamp(at: DateTime<Utc>) -> String {
@@ -132,7 +127,7 @@ impl SqliteStore {
     }
 }
 
-async fn head_row(tx: &mut Transaction<'_, Sqlite>, id: &ConfigId) -> Result<(u64, bool, u64)> {
+async fn head_row(tx: &mut Transaction<'_, Sqlite>, id: &ConfigId) -> Result<HeadRow> {
     let row = sqlx::query(
         "SELECT latest_version, deleted, schema_version FROM configs WHERE config_id = ?",
     )
@@ -141,17 +136,13 @@ async fn head_row(tx: &mut Transaction<'_, Sqlite>, id: &ConfigId) -> Result<(u6
     .await
     .map_err(db_error)?;
     Ok(match row {
-        Some(row) => (
-            to_u64(row.get("latest_version")),
-            row.get::<i64, _>("deleted") != 0,
-            to_u64(row.get("schema_version")),
-        ),
-        None => (0, false, 0),
+        Some(row) => HeadRow {
+            latest: to_u64(row.get("latest_version")),
+            deleted: row.get::<i64, _>("deleted") != 0,
+            schema: to_u64(row.get("schema_version")),
+        },
+        None => HeadRow::default(),
     })
-}
-
-fn live((latest, deleted, _): (u64, bool, u64)) -> u64 {
-    if deleted { 0 } else { latest }
 }
 
 async fn record_change(
@@ -283,19 +274,7 @@ impl Store for SqliteStore {
     async fn append_version(&self, write: VersionWrite) -> Result<Committed> {
         let mut tx = self.writer.begin().await.map_err(db_error)?;
         let id = write.version.config_id.clone();
-        let head = head_row(&mut tx, &id).await?;
-        if live(head) != write.expected_live {
-            return Err(Error::VersionConflict {
-                expected: write.expected_live,
-                actual: live(head),
-            });
-        }
-        if head.2 != write.expected_schema {
-            return Err(Error::ConcurrentModification {
-                message: "the schema changed while the config was being validated; retry".into(),
-            });
-        }
-        let number = head.0 + 1;
+        let number = head_row(&mut tx, &id).await?.check_version_write(&write)?;
         sqlx::query(
             "INSERT INTO configs (config_id, latest_version, deleted) VALUES (?, ?, 0)
              ON CONFLICT (config_id) DO UPDATE SET latest_version = excluded.latest_version, deleted = 0",
@@ -342,21 +321,12 @@ impl Store for SqliteStore {
     async fn delete_config(&self, write: DeleteWrite) -> Result<Committed> {
         let mut tx = self.writer.begin().await.map_err(db_error)?;
         let id = write.config_id.clone();
-        let head = head_row(&mut tx, &id).await?;
-        if live(head) == 0 {
-            return Err(Error::not_found("config", id.as_str()));
-        }
-        if live(head) != write.expected_live {
-            return Err(Error::VersionConflict {
-                expected: write.expected_live,
-                actual: live(head),
-            });
-        }
+        let latest = head_row(&mut tx, &id).await?.check_delete(&write)?;
         let checksum: String = sqlx::query_scalar(
             "SELECT checksum FROM config_versions WHERE config_id = ? AND version = ?",
         )
         .bind(id.as_str())
-        .bind(to_i64(head.0))
+        .bind(to_i64(latest))
         .fetch_one(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -369,7 +339,7 @@ impl Store for SqliteStore {
             &mut tx,
             kind::CONFIG_DELETED,
             &id,
-            head.0,
+            latest,
             &checksum,
             &write.audit,
             write.at,
@@ -377,7 +347,7 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Committed {
-            version: head.0,
+            version: latest,
             event,
         })
     }
@@ -412,15 +382,7 @@ impl Store for SqliteStore {
     async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {
         let mut tx = self.writer.begin().await.map_err(db_error)?;
         let id = write.config_id.clone();
-        let head = head_row(&mut tx, &id).await?;
-        if head.2 != write.expected_schema || live(head) != write.expected_live {
-            return Err(Error::ConcurrentModification {
-                message:
-                    "the config or its schema changed while the schema was being checked; retry"
-                        .into(),
-            });
-        }
-        let number = head.2 + 1;
+        let number = head_row(&mut tx, &id).await?.check_schema_write(&write)?;
         sqlx::query(
             "INSERT INTO configs (config_id, latest_version, schema_version) VALUES (?, 0, ?)
              ON CONFLICT (config_id) DO UPDATE SET schema_version = excluded.schema_version",
