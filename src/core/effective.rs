@@ -29,6 +29,17 @@ pub enum AssignmentInput {
 }
 
 impl AssignmentInput {
+    /// An assignment key: 1 to 1024 bytes.
+    pub fn key(key: String) -> Result<Self> {
+        if key.is_empty() || key.len() > 1024 {
+            return Err(crate::core::error::Error::invalid(
+                "assignmentKey",
+                "assignmentKey must be 1 to 1024 bytes",
+            ));
+        }
+        Ok(AssignmentInput::Key(key))
+    }
+
     fn bucket(&self, namespace: &str) -> Result<Option<u64>> {
         match self {
             AssignmentInput::None => Ok(None),

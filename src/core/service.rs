@@ -44,6 +44,15 @@ pub struct ServiceSettings {
     pub max_watchers: usize,
 }
 
+/// Page size of list operations: 50 when not given, at most 500.
+pub fn page_limit(limit: Option<u32>) -> Result<u32> {
+    match limit {
+        None => Ok(50),
+        Some(limit @ 1..=500) => Ok(limit),
+        Some(_) => Err(Error::invalid("limit", "limit must be between 1 and 500")),
+    }
+}
+
 /// A checked write, with the views its checks built (reused for the schema).
 struct ProposedVersion<'a> {
     doc: ConfigDocument,
@@ -574,13 +583,19 @@ impl ConfigService {
 
     /// RFC 6902 patch from one version to another: of the whole document, or of the control
     /// view of one environment.
+    /// `to` defaults to the latest version and `from` to the one before it.
     pub async fn diff(
         &self,
         id: &ConfigId,
-        from: u64,
-        to: u64,
+        from: Option<u64>,
+        to: Option<u64>,
         environment: Option<&Environment>,
     ) -> Result<DiffResult> {
+        let to = match to {
+            Some(to) => to,
+            None => self.config(id).await?.version,
+        };
+        let from = from.unwrap_or(to.saturating_sub(1).max(1));
         let (old, new) = (self.version(id, from).await?, self.version(id, to).await?);
         let patch = match environment {
             Some(env) => {

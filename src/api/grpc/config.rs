@@ -38,14 +38,7 @@ pub fn effective_query(request: &pb::GetEffectiveConfigRequest) -> Result<Effect
     use pb::get_effective_config_request::Assignment;
     let assignment = match &request.assignment {
         None => AssignmentInput::None,
-        Some(Assignment::AssignmentKey(key)) if key.is_empty() || key.len() > 1024 => {
-            return Err(crate::core::error::Error::invalid(
-                "assignmentKey",
-                "assignmentKey must be 1 to 1024 bytes",
-            )
-            .into());
-        }
-        Some(Assignment::AssignmentKey(key)) => AssignmentInput::Key(key.clone()),
+        Some(Assignment::AssignmentKey(key)) => AssignmentInput::key(key.clone())?,
         Some(Assignment::AssignmentValue(value)) => AssignmentInput::Value(*value),
     };
     Ok(EffectiveQuery {
@@ -176,7 +169,7 @@ impl ConfigRpc for GrpcConfigService {
         let id = config_id(&r.config_id)?;
         let page = self
             .service
-            .versions(&id, cv::cursor(r.cursor), cv::limit(r.limit)?)
+            .versions(&id, cv::nonzero(r.cursor), cv::limit(r.limit)?)
             .await?;
         Ok(Response::new(pb::ListVersionsResponse {
             items: page.items.iter().map(cv::pb_version).collect(),
@@ -199,16 +192,11 @@ impl ConfigRpc for GrpcConfigService {
         let r = request.into_inner();
         let id = config_id(&r.config_id)?;
         let env = environment(&r.environment)?;
-        // As over REST: `to` defaults to the latest version, `from` to the one before it.
-        let to = match r.to {
-            0 => self.service.config(&id).await?.version,
-            to => to,
-        };
-        let from = match r.from {
-            0 => to.saturating_sub(1).max(1),
-            from => from,
-        };
-        let diff = self.service.diff(&id, from, to, env.as_ref()).await?;
+        // 0 (unset in proto3): the core's defaults, as over REST.
+        let diff = self
+            .service
+            .diff(&id, cv::nonzero(r.from), cv::nonzero(r.to), env.as_ref())
+            .await?;
         Ok(Response::new(pb::DiffResponse {
             config_id: id.to_string(),
             from: diff.from,
@@ -245,7 +233,7 @@ impl ConfigRpc for GrpcConfigService {
             .transpose()?;
         let page = self
             .service
-            .audit(id.as_ref(), cv::cursor(r.cursor), cv::limit(r.limit)?)
+            .audit(id.as_ref(), cv::nonzero(r.cursor), cv::limit(r.limit)?)
             .await?;
         Ok(Response::new(pb::ListAuditResponse {
             items: page.items.iter().map(cv::pb_audit).collect(),

@@ -245,14 +245,12 @@ pub fn pb_change(event: &ChangeEvent) -> pb::ChangeEvent {
     }
 }
 
+/// 0 (unset in proto3) means the default.
 pub fn limit(limit: u32) -> Result<u32> {
-    match limit {
-        0 => Ok(50),
-        1..=500 => Ok(limit),
-        _ => Err(Error::invalid("limit", "limit must be between 1 and 500")),
-    }
+    crate::core::service::page_limit((limit != 0).then_some(limit))
 }
 
-pub fn cursor(cursor: u64) -> Option<u64> {
-    (cursor > 0).then_some(cursor)
+/// proto3 has no "unset" for scalars: 0 stands for it (cursors, optional versions).
+pub fn nonzero(value: u64) -> Option<u64> {
+    (value > 0).then_some(value)
 }

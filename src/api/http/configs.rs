@@ -18,6 +18,7 @@ use super::extract::{ApiJson, ApiQuery, ConfigIdPath, OptionalApiJson};
 use crate::core::error::Error;
 use crate::core::ids::{ConfigId, Environment};
 use crate::core::model::{AbTest, Canary, ConfigDocument, ConfigVersion, Metadata};
+use crate::core::service::page_limit;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -195,11 +196,7 @@ pub struct PageQuery {
 
 impl PageQuery {
     pub fn limit(&self) -> Result<u32> {
-        match self.limit {
-            None => Ok(50),
-            Some(limit @ 1..=500) => Ok(limit),
-            Some(_) => Err(Error::invalid("limit", "limit must be between 1 and 500").into()),
-        }
+        Ok(page_limit(self.limit)?)
     }
 }
 
@@ -260,17 +257,9 @@ async fn diff(
         .as_deref()
         .map(Environment::parse)
         .transpose()?;
-    let to = match query.to {
-        Some(to) => to,
-        None => state.service.config(&id).await?.version,
-    };
-    let from = query.from.unwrap_or(to.saturating_sub(1).max(1));
-    if from == 0 || to == 0 {
-        return Err(Error::invalid("from", "versions start at 1").into());
-    }
     let result = state
         .service
-        .diff(&id, from, to, environment.as_ref())
+        .diff(&id, query.from, query.to, environment.as_ref())
         .await?;
     Ok(Json(result).into_response())
 }

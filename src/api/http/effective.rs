@@ -94,14 +94,7 @@ impl EffectiveParams {
                 )
                 .into());
             }
-            (Some(key), None) if key.is_empty() || key.len() > 1024 => {
-                return Err(Error::invalid(
-                    "assignmentKey",
-                    "assignmentKey must be 1 to 1024 bytes",
-                )
-                .into());
-            }
-            (Some(key), None) => AssignmentInput::Key(key),
+            (Some(key), None) => AssignmentInput::key(key)?,
             (None, Some(value)) => AssignmentInput::Value(value),
             (None, None) => AssignmentInput::None,
         };
