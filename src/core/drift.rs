@@ -14,6 +14,16 @@ pub enum DriftStatus {
     Stale,
 }
 
+impl DriftStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftStatus::InSync => "in_sync",
+            DriftStatus::Drifted => "drifted",
+            DriftStatus::Stale => "stale",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceDrift {

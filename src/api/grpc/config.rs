@@ -122,15 +122,8 @@ impl ConfigRpc for GrpcConfigService {
             .service
             .list_configs((!prefix.is_empty()).then_some(prefix.as_str()))
             .await?
-            .into_iter()
-            .map(|c| pb::ConfigSummary {
-                config_id: c.config_id.to_string(),
-                version: c.version,
-                checksum: c.checksum,
-                updated_at: c
-                    .updated_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            })
+            .iter()
+            .map(cv::pb_config_summary)
             .collect();
         Ok(Response::new(pb::ListConfigsResponse { items }))
     }

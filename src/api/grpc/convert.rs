@@ -8,7 +8,9 @@ use crate::core::drift::{ConfigDrift, DriftSummary};
 use crate::core::error::{Error, Result};
 use crate::core::events::ChangeEvent;
 use crate::core::ids::{ConfigId, Environment};
-use crate::core::model::{AuditRecord, ConfigDocument, ConfigVersion, Metadata, SchemaVersion};
+use crate::core::model::{
+    AuditRecord, ConfigDocument, ConfigSummary, ConfigVersion, Metadata, SchemaVersion,
+};
 use crate::core::service::{DriftReport, EffectiveConfig, ValidationReport};
 
 pub fn config_id(raw: &str) -> Result<ConfigId> {
@@ -114,6 +116,15 @@ pub fn pb_version(version: &ConfigVersion) -> pb::ConfigVersion {
     }
 }
 
+pub fn pb_config_summary(summary: &ConfigSummary) -> pb::ConfigSummary {
+    pb::ConfigSummary {
+        config_id: summary.config_id.to_string(),
+        version: summary.version,
+        checksum: summary.checksum.clone(),
+        updated_at: time(summary.updated_at),
+    }
+}
+
 pub fn pb_created(version: &ConfigVersion) -> pb::VersionCreated {
     pb::VersionCreated {
         config_id: version.config_id.to_string(),
@@ -215,10 +226,7 @@ pub fn pb_drift(drift: &ConfigDrift) -> pb::ConfigDrift {
                 version: i.version,
                 checksum: i.checksum.clone(),
                 reported_at: time(i.reported_at),
-                status: serde_json::to_value(i.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                status: i.status.as_str().to_owned(),
                 expected_checksum: i.expected_checksum.clone(),
             })
             .collect(),

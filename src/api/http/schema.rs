@@ -1,7 +1,5 @@
 //! `/api/v1/configs/{id}/schema`: register, read, and check a candidate against it.
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,7 +11,7 @@ use serde_json::Value;
 use super::AppState;
 use super::error::Result;
 use super::extract::{ApiJson, ConfigIdPath};
-use crate::core::model::{AbTest, Canary, ConfigDocument, Metadata};
+use crate::core::model::{ConfigDocument, Metadata};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -53,29 +51,11 @@ async fn get_schema(
 }
 
 /// A candidate: the same fields as a config write, without metadata.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CandidateBody {
-    config: Value,
-    #[serde(default)]
-    overrides: BTreeMap<String, Value>,
-    #[serde(default)]
-    canary: Option<Canary>,
-    #[serde(default)]
-    ab_test: Option<AbTest>,
-}
-
 async fn validate(
     State(state): State<AppState>,
     ConfigIdPath(id): ConfigIdPath,
-    ApiJson(body): ApiJson<CandidateBody>,
+    ApiJson(candidate): ApiJson<ConfigDocument>,
 ) -> Result<Response> {
-    let doc = ConfigDocument {
-        config: body.config,
-        overrides: body.overrides,
-        canary: body.canary,
-        ab_test: body.ab_test,
-    };
-    let report = state.service.validate(&id, &doc).await?;
+    let report = state.service.validate(&id, &candidate).await?;
     Ok(Json(report).into_response())
 }
