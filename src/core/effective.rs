@@ -414,18 +414,22 @@ pub fn changed_environments(old: Option<&ConfigDocument>, new: &ConfigDocument) 
         return vec!["*".into()];
     }
     let ab_changed = old.ab_test != new.ab_test;
-    let test_env = |doc: &ConfigDocument| doc.ab_test.as_ref().map(|t| t.environment.clone());
+    // `Some(None)`: a test for every environment; `Some(Some(env))`: for one.
+    fn test_env(doc: &ConfigDocument) -> Option<Option<&str>> {
+        doc.ab_test.as_ref().map(|t| t.environment.as_deref())
+    }
     if ab_changed && (test_env(old) == Some(None) || test_env(new) == Some(None)) {
         return vec!["*".into()];
     }
-    let canary_of =
-        |doc: &'_ ConfigDocument, env: &str| doc.canary.clone().filter(|c| c.environment == env);
+    fn canary_of<'a>(doc: &'a ConfigDocument, env: &str) -> Option<&'a Canary> {
+        doc.canary.as_ref().filter(|c| c.environment == env)
+    }
     let mut envs = layered_environments(old);
     envs.extend(layered_environments(new));
     envs.sort();
     envs.dedup();
     envs.retain(|env| {
-        let test_here = |doc: &ConfigDocument| test_env(doc) == Some(Some(env.clone()));
+        let test_here = |doc: &ConfigDocument| test_env(doc) == Some(Some(env.as_str()));
         old.overrides.get(env) != new.overrides.get(env)
             || canary_of(old, env) != canary_of(new, env)
             || (ab_changed && (test_here(old) || test_here(new)))

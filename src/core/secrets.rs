@@ -320,7 +320,8 @@ pub fn push_token(pointer: &mut String, token: &str) {
     pointer.push_str(&token.replace('~', "~0").replace('/', "~1"));
 }
 
-fn pointer_or_root(pointer: &str) -> String {
+/// How problems name the whole document: `/` (an empty RFC 6901 pointer reads as nothing).
+pub fn pointer_or_root(pointer: &str) -> String {
     if pointer.is_empty() {
         "/".into()
     } else {

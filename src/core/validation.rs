@@ -9,7 +9,7 @@ use super::error::{Error, Result, Violation};
 use super::ids::Environment;
 use super::model::{ConfigDocument, Metadata};
 use super::rollout::BasisPoints;
-use super::secrets::{SecretResolver, push_token, reference_pointers};
+use super::secrets::{SecretResolver, pointer_or_root, push_token, reference_pointers};
 
 const MAX_ACTOR: usize = 256;
 const MAX_MESSAGE: usize = 4096;
@@ -257,11 +257,7 @@ impl CompiledSchema {
                 let failing = error.instance().to_string();
                 (!under_secret).then(|| {
                     let violation = Violation {
-                        pointer: if pointer.is_empty() {
-                            "/".into()
-                        } else {
-                            pointer
-                        },
+                        pointer: pointer_or_root(&pointer),
                         message: error.masked().to_string(),
                         scope: scope.map(str::to_owned),
                     };

@@ -33,11 +33,7 @@ fn pointer_of(path: &serde_path_to_error::Path) -> String {
             Segment::Unknown => {}
         }
     }
-    if pointer.is_empty() {
-        "/".into()
-    } else {
-        pointer
-    }
+    crate::core::secrets::pointer_or_root(&pointer)
 }
 
 /// Nesting depth of a JSON text, counted without parsing it.
