@@ -9,19 +9,18 @@
 //! `cargo bench --bench effective_read` (options: `-- --seconds 10 --rate 20000 --connections 64`).
 //! Not a test: it asserts nothing about speed and prints a Markdown table for docs/performance.md.
 
+mod support;
+
+use support::{config_body, connect, free_port, ms, percentile, send, wait_until_up};
+
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
 
 const CONFIGS: usize = 1_000;
 
@@ -47,74 +46,6 @@ fn options() -> Options {
     }
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// About 2 KB of JSON: 40 settings, two overrides and a 10% canary on production.
-fn config_body(i: usize, generation: usize) -> Value {
-    let mut config = serde_json::Map::new();
-    for k in 0..40 {
-        config.insert(
-            format!("setting_{k:02}"),
-            json!(format!("value-{i}-{k}-{generation}-abcdefghij")),
-        );
-    }
-    config.insert("timeout_ms".into(), json!(1000 + i));
-    json!({
-        "config": config,
-        "overrides": {"production": {"timeout_ms": 250, "setting_00": "prod"}, "staging": {"setting_01": "stage"}},
-        "canary": {"environment": "production", "trafficPercent": 10, "config": {"timeout_ms": 200}, "startAt": "2026-01-01T00:00:00Z"},
-        "metadata": {"actor": "bench", "message": format!("generation {generation}")}
-    })
-}
-
-async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    sender
-}
-
-async fn send(
-    sender: &mut SendRequest<Full<Bytes>>,
-    method: &str,
-    path: &str,
-    body: Bytes,
-) -> (u16, Bytes) {
-    sender.ready().await.unwrap();
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "bench")
-        .header("content-type", "application/json")
-        .body(Full::new(body))
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        response.into_body().collect().await.unwrap().to_bytes(),
-    )
-}
-
-async fn wait_until_up(addr: SocketAddr) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server on {addr} did not come up");
-}
-
 struct Server(Child);
 
 impl Drop for Server {
@@ -122,17 +53,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
 /// Writes every config once, from `writers` concurrent connections; returns (versions/s, latencies).

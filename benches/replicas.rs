@@ -15,24 +15,25 @@
 //! counts). Without PostgreSQL server binaries it says so and exits 0. Not a test: it asserts
 //! nothing about speed and prints a Markdown table for docs/performance.md.
 
+mod support;
+
+use support::{config_body, connect, free_port, ms, percentile, request, send};
+
 #[allow(dead_code)]
 #[path = "../tests/common/postgres.rs"]
 mod postgres;
 
 use std::collections::HashMap;
 use std::io::BufRead;
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use http_body_util::BodyExt;
+use serde_json::Value;
 use sqlx::Connection;
 
 const WRITERS: usize = 16;
@@ -80,73 +81,8 @@ fn options() -> Options {
     }
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// About 2 KB of JSON: 40 settings, two overrides and a 10% canary on production (the same
-/// shape as `effective_read`).
-fn config_body(i: usize, generation: usize) -> Value {
-    let mut config = serde_json::Map::new();
-    for k in 0..40 {
-        config.insert(
-            format!("setting_{k:02}"),
-            json!(format!("value-{i}-{k}-{generation}-abcdefghij")),
-        );
-    }
-    config.insert("timeout_ms".into(), json!(1000 + i));
-    json!({
-        "config": config,
-        "overrides": {"production": {"timeout_ms": 250, "setting_00": "prod"}, "staging": {"setting_01": "stage"}},
-        "canary": {"environment": "production", "trafficPercent": 10, "config": {"timeout_ms": 200}, "startAt": "2026-01-01T00:00:00Z"},
-        "metadata": {"actor": "bench", "message": format!("generation {generation}")}
-    })
-}
-
 fn config_id(i: usize) -> String {
     format!("cfg-{i:05}")
-}
-
-async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    sender
-}
-
-fn request(method: &str, path: &str, body: Bytes) -> Request<Full<Bytes>> {
-    Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "bench")
-        .header("content-type", "application/json")
-        .body(Full::new(body))
-        .unwrap()
-}
-
-async fn send(
-    sender: &mut SendRequest<Full<Bytes>>,
-    method: &str,
-    path: &str,
-    body: Bytes,
-) -> (u16, Bytes) {
-    sender.ready().await.unwrap();
-    let response = sender
-        .send_request(request(method, path, body))
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        response.into_body().collect().await.unwrap().to_bytes(),
-    )
 }
 
 /// A summit-config process. Killed when dropped; `stop` asks it to finish (SIGTERM) first.
@@ -242,17 +178,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
-    if sorted.is_empty() {
-        return T::default();
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
 fn median(values: &[f64]) -> f64 {

@@ -1,0 +1,101 @@
+//! Helpers the benchmarks share: free ports, a bare hyper HTTP/1 client, the ~2 KB config they
+//! all load, and percentile formatting. Each benchmark uses part of it.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// About 2 KB of JSON: 40 settings, two overrides and a 10% canary on production.
+pub fn config_body(i: usize, generation: usize) -> Value {
+    let mut config = serde_json::Map::new();
+    for k in 0..40 {
+        config.insert(
+            format!("setting_{k:02}"),
+            json!(format!("value-{i}-{k}-{generation}-abcdefghij")),
+        );
+    }
+    config.insert("timeout_ms".into(), json!(1000 + i));
+    json!({
+        "config": config,
+        "overrides": {"production": {"timeout_ms": 250, "setting_00": "prod"}, "staging": {"setting_01": "stage"}},
+        "canary": {"environment": "production", "trafficPercent": 10, "config": {"timeout_ms": 200}, "startAt": "2026-01-01T00:00:00Z"},
+        "metadata": {"actor": "bench", "message": format!("generation {generation}")}
+    })
+}
+
+/// One keep-alive HTTP/1 connection, Nagle off.
+pub async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+pub fn request(method: &str, path: &str, body: Bytes) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "bench")
+        .header("content-type", "application/json")
+        .body(Full::new(body))
+        .unwrap()
+}
+
+/// Sends one request on `sender`; the status and the whole body.
+pub async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    method: &str,
+    path: &str,
+    body: Bytes,
+) -> (u16, Bytes) {
+    sender.ready().await.unwrap();
+    let response = sender
+        .send_request(request(method, path, body))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.into_body().collect().await.unwrap().to_bytes(),
+    )
+}
+
+/// Waits (up to 10 s) until something accepts connections on `addr`.
+pub async fn wait_until_up(addr: SocketAddr) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server on {addr} did not come up");
+}
+
+pub fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
+    if sorted.is_empty() {
+        return T::default();
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
