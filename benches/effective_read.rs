@@ -11,13 +11,15 @@
 
 mod support;
 
-use support::{config_body, connect, free_port, ms, percentile, send, wait_until_up};
+use support::{
+    config_body, connect, free_port, max_throughput, ms, percentile, send, wait_until_up,
+};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -94,42 +96,6 @@ fn spread_paths() -> Arc<Vec<String>> {
             })
             .collect(),
     )
-}
-
-/// Closed loop: `connections` clients send back-to-back; counts over `window` after a
-/// half-second warm-up. Returns requests/s.
-async fn max_throughput(
-    addr: SocketAddr,
-    paths: Arc<Vec<String>>,
-    connections: usize,
-    window: Duration,
-) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..connections)
-        .map(|c| {
-            let (paths, stop, done) = (paths.clone(), stop.clone(), done.clone());
-            tokio::spawn(async move {
-                let mut sender = connect(addr).await;
-                let mut n = c * 131;
-                while !stop.load(Ordering::Relaxed) {
-                    let path = &paths[n % paths.len()];
-                    let (status, _) = send(&mut sender, "GET", path, Bytes::new()).await;
-                    assert_eq!(status, 200);
-                    n += 1;
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (started, before) = (Instant::now(), done.load(Ordering::Relaxed));
-    tokio::time::sleep(window).await;
-    let counted = done.load(Ordering::Relaxed) - before;
-    let elapsed = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    futures::future::join_all(tasks).await;
-    counted as f64 / elapsed.as_secs_f64()
 }
 
 /// Open loop: `rate` requests/s for `seconds`, paced by a thread that releases one request

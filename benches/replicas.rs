@@ -17,7 +17,7 @@
 
 mod support;
 
-use support::{config_body, connect, free_port, ms, percentile, request, send};
+use support::{config_body, connect, free_port, max_throughput, ms, percentile, request, send};
 
 #[allow(dead_code)]
 #[path = "../tests/common/postgres.rs"]
@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -384,44 +384,6 @@ fn read_paths(ids: usize) -> Arc<Vec<String>> {
             })
             .collect(),
     )
-}
-
-/// Closed loop: `connections` clients send back-to-back; counts over `window` after a
-/// half-second warm-up. Returns requests/s.
-async fn max_throughput(
-    addr: SocketAddr,
-    paths: Arc<Vec<String>>,
-    connections: usize,
-    window: Duration,
-) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..connections)
-        .map(|c| {
-            let (paths, stop, done) = (paths.clone(), stop.clone(), done.clone());
-            tokio::spawn(async move {
-                let mut sender = connect(addr).await;
-                let mut n = c * 131;
-                while !stop.load(Ordering::Relaxed) {
-                    let path = &paths[n % paths.len()];
-                    let (status, _) = send(&mut sender, "GET", path, Bytes::new()).await;
-                    assert_eq!(status, 200, "{path}");
-                    n += 1;
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (started, before) = (Instant::now(), done.load(Ordering::Relaxed));
-    tokio::time::sleep(window).await;
-    let counted = done.load(Ordering::Relaxed) - before;
-    let elapsed = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    for task in futures::future::join_all(tasks).await {
-        task.expect("a read connection failed");
-    }
-    counted as f64 / elapsed.as_secs_f64()
 }
 
 /// One fresh start: (wall time from spawn until the port accepts, logged cache-load millis,

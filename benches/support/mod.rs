@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -76,6 +78,44 @@ pub async fn send(
         status,
         response.into_body().collect().await.unwrap().to_bytes(),
     )
+}
+
+/// Closed loop: `connections` clients send back-to-back; counts over `window` after a
+/// half-second warm-up. Returns requests/s.
+pub async fn max_throughput(
+    addr: SocketAddr,
+    paths: Arc<Vec<String>>,
+    connections: usize,
+    window: Duration,
+) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let (paths, stop, done) = (paths.clone(), stop.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut sender = connect(addr).await;
+                let mut n = c * 131;
+                while !stop.load(Ordering::Relaxed) {
+                    let path = &paths[n % paths.len()];
+                    let (status, _) = send(&mut sender, "GET", path, Bytes::new()).await;
+                    assert_eq!(status, 200, "{path}");
+                    n += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (started, before) = (Instant::now(), done.load(Ordering::Relaxed));
+    tokio::time::sleep(window).await;
+    let counted = done.load(Ordering::Relaxed) - before;
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for task in futures::future::join_all(tasks).await {
+        task.expect("a read connection failed");
+    }
+    counted as f64 / elapsed.as_secs_f64()
 }
 
 /// Waits (up to 10 s) until something accepts connections on `addr`.
