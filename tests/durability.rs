@@ -3,14 +3,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
+use common::binary::start_binary;
 use common::{TestServer, body_of, meta};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
 
 const STEP: Duration = Duration::from_secs(10);
 
@@ -194,78 +191,6 @@ async fn restart_keeps_every_read_identical() {
     let changes = replay_changes(&server, revisions + 1).await;
     assert_eq!(changes[revisions]["revision"], revisions as u64 + 1);
     assert_eq!(changes[revisions]["version"], 4);
-}
-
-/// The real binary on an ephemeral port, logging JSON to stdout.
-struct RunningBinary {
-    child: Child,
-    base: String,
-}
-
-async fn start_binary(database: &Path) -> RunningBinary {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_summit-config"))
-        .env("SUMMIT_HTTP_ADDR", "127.0.0.1:0")
-        .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
-        .env(
-            "SUMMIT_DATABASE_URL",
-            format!("sqlite://{}", database.display()),
-        )
-        .env("SUMMIT_LOG_FORMAT", "json")
-        .env("SUMMIT_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let addr = tokio::time::timeout(STEP, listening_addr(stdout))
-        .await
-        .expect("the binary logs its address in time");
-    RunningBinary {
-        child,
-        base: format!("http://{addr}"),
-    }
-}
-
-/// Reads JSON log lines until the one with the bound `http` address, then keeps draining
-/// stdout so the child never blocks on a full pipe.
-async fn listening_addr(stdout: ChildStdout) -> String {
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("stdout readable")
-            .expect("the binary exited before listening");
-        let Ok(record) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if let Some(addr) = record["http"].as_str() {
-            assert_eq!(record["message"], "summit-config listening", "{line}");
-            let addr = addr.to_owned();
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return addr;
-        }
-    }
-}
-
-impl RunningBinary {
-    /// Sends SIGTERM and asserts a clean exit within 10 s.
-    async fn terminate(mut self) {
-        let pid = self.child.id().expect("running child has a pid");
-        let status = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -TERM {pid}");
-        let exit = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .expect("the binary exits within 10 s of SIGTERM")
-            .expect("wait");
-        assert!(exit.success(), "exit status {exit}");
-    }
 }
 
 #[tokio::test]

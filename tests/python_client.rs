@@ -6,8 +6,9 @@
 //! grpcio-tools modules the test says so on stderr and passes, unless `CI` is set: there it
 //! fails.
 
+mod common;
+
 use std::io::Write;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -58,62 +59,6 @@ fn python_missing(python: &str) -> Option<String> {
     }
 }
 
-/// The real binary with both ports 0, logging JSON to stdout.
-struct RunningBinary {
-    _child: Child,
-    http: String,
-    grpc: String,
-}
-
-async fn start_binary(database: &Path) -> RunningBinary {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_summit-config"))
-        .env("SUMMIT_HTTP_ADDR", "127.0.0.1:0")
-        .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
-        .env(
-            "SUMMIT_DATABASE_URL",
-            format!("sqlite://{}", database.display()),
-        )
-        .env("SUMMIT_LOG_FORMAT", "json")
-        .env("SUMMIT_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (http, grpc) = tokio::time::timeout(STEP, listening_addrs(stdout))
-        .await
-        .expect("the binary logs its addresses in time");
-    RunningBinary {
-        _child: child,
-        http: format!("http://{http}"),
-        grpc,
-    }
-}
-
-/// Reads JSON log lines until "summit-config listening", answers its `http` and `grpc`
-/// addresses, then keeps draining stdout so the child never blocks on a full pipe.
-async fn listening_addrs(stdout: ChildStdout) -> (String, String) {
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("stdout readable")
-            .expect("the binary exited before listening");
-        let Ok(record) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if let (Some(http), Some(grpc)) = (record["http"].as_str(), record["grpc"].as_str()) {
-            assert_eq!(record["message"], "summit-config listening", "{line}");
-            let addrs = (http.to_owned(), grpc.to_owned());
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return addrs;
-        }
-    }
-}
-
 async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = tokio::time::timeout(STEP, request.send())
         .await
@@ -126,21 +71,33 @@ async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
 }
 
 /// Writes a version through REST; answers the 201 body.
-async fn put_config(client: &reqwest::Client, server: &RunningBinary, body: Value) -> Value {
-    let url = format!("{}/api/v1/configs/{CONFIG_ID}", server.http);
+async fn put_config(
+    client: &reqwest::Client,
+    server: &common::binary::RunningBinary,
+    body: Value,
+) -> Value {
+    let url = format!("{}/api/v1/configs/{CONFIG_ID}", server.base);
     let (status, created) = send(client.put(url).json(&body)).await;
     assert_eq!(status, 201, "PUT {CONFIG_ID}: {created}");
     created
 }
 
-async fn get_json(client: &reqwest::Client, server: &RunningBinary, path: &str) -> Value {
-    let (status, body) = send(client.get(format!("{}{path}", server.http))).await;
+async fn get_json(
+    client: &reqwest::Client,
+    server: &common::binary::RunningBinary,
+    path: &str,
+) -> Value {
+    let (status, body) = send(client.get(format!("{}{path}", server.base))).await;
     assert_eq!(status, 200, "GET {path}: {body}");
     body
 }
 
 /// The revision of the change that wrote `version`, from the config's audit trail.
-async fn revision_of(client: &reqwest::Client, server: &RunningBinary, version: u64) -> u64 {
+async fn revision_of(
+    client: &reqwest::Client,
+    server: &common::binary::RunningBinary,
+    version: u64,
+) -> u64 {
     let audit = get_json(
         client,
         server,
@@ -284,7 +241,7 @@ async fn python_grpc_client_reads_the_effective_config_and_watches_a_change() {
     }
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = start_binary(&dir.path().join("data").join("db.sqlite")).await;
+    let server = common::binary::start_binary(&dir.path().join("data").join("db.sqlite")).await;
     let client = reqwest::Client::new();
 
     let first = put_config(

@@ -2,6 +2,7 @@
 //! Logs print only when `TEST_LOG` is set.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod postgres;
 
 use std::net::SocketAddr;

@@ -1,0 +1,88 @@
+//! The real `summit-config` binary as a child process: both ports 0, JSON logs on stdout, the
+//! bound addresses read from its "summit-config listening" line.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+const STEP: Duration = Duration::from_secs(10);
+
+pub struct RunningBinary {
+    pub child: Child,
+    /// `http://host:port` of the REST listener.
+    pub base: String,
+    /// `host:port` of the gRPC listener.
+    pub grpc: String,
+}
+
+/// Starts the binary on a SQLite database at `database`.
+pub async fn start_binary(database: &Path) -> RunningBinary {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_summit-config"))
+        .env("SUMMIT_HTTP_ADDR", "127.0.0.1:0")
+        .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
+        .env(
+            "SUMMIT_DATABASE_URL",
+            format!("sqlite://{}", database.display()),
+        )
+        .env("SUMMIT_LOG_FORMAT", "json")
+        .env("SUMMIT_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (http, grpc) = tokio::time::timeout(STEP, listening_addrs(stdout))
+        .await
+        .expect("the binary logs its addresses in time");
+    RunningBinary {
+        child,
+        base: format!("http://{http}"),
+        grpc,
+    }
+}
+
+/// Reads JSON log lines until "summit-config listening", answers its `http` and `grpc`
+/// addresses, then keeps draining stdout so the child never blocks on a full pipe.
+async fn listening_addrs(stdout: ChildStdout) -> (String, String) {
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next_line()
+            .await
+            .expect("stdout readable")
+            .expect("the binary exited before listening");
+        let Ok(record) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if let (Some(http), Some(grpc)) = (record["http"].as_str(), record["grpc"].as_str()) {
+            assert_eq!(record["message"], "summit-config listening", "{line}");
+            let addrs = (http.to_owned(), grpc.to_owned());
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return addrs;
+        }
+    }
+}
+
+impl RunningBinary {
+    /// Sends SIGTERM and asserts a clean exit within 10 s.
+    pub async fn terminate(mut self) {
+        let pid = self.child.id().expect("running child has a pid");
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM {pid}");
+        let exit = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("the binary exits within 10 s of SIGTERM")
+            .expect("wait");
+        assert!(exit.success(), "exit status {exit}");
+    }
+}
