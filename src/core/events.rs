@@ -7,13 +7,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::broadcast;
 
-/// One committed change, numbered by the global revision.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One committed change, numbered by the global revision. In JSON a flag change names its
+/// subject `flagKey` instead of `configId`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeEvent {
     pub revision: u64,
-    /// `config.updated`, `config.deleted`, `schema.updated`, ...
+    /// `config.updated`, `config.deleted`, `schema.updated`, `flag.updated`, `flag.deleted`
     pub kind: String,
+    /// The config id, or the flag key of a `flag.*` change.
+    #[serde(alias = "flagKey")]
     pub config_id: String,
     pub version: u64,
     pub checksum: String,
@@ -23,10 +26,42 @@ pub struct ChangeEvent {
     pub at: DateTime<Utc>,
 }
 
+impl ChangeEvent {
+    pub fn is_flag(&self) -> bool {
+        kind::is_flag(&self.kind)
+    }
+}
+
+impl Serialize for ChangeEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("revision", &self.revision)?;
+        map.serialize_entry("kind", &self.kind)?;
+        let subject = if self.is_flag() { "flagKey" } else { "configId" };
+        map.serialize_entry(subject, &self.config_id)?;
+        map.serialize_entry("version", &self.version)?;
+        map.serialize_entry("checksum", &self.checksum)?;
+        map.serialize_entry("actor", &self.actor)?;
+        if let Some(message) = &self.message {
+            map.serialize_entry("message", message)?;
+        }
+        map.serialize_entry("at", &self.at)?;
+        map.end()
+    }
+}
+
 pub mod kind {
     pub const CONFIG_UPDATED: &str = "config.updated";
     pub const CONFIG_DELETED: &str = "config.deleted";
     pub const SCHEMA_UPDATED: &str = "schema.updated";
+    pub const FLAG_UPDATED: &str = "flag.updated";
+    pub const FLAG_DELETED: &str = "flag.deleted";
+
+    /// Flag changes (and flag audit actions) start with `flag.`.
+    pub fn is_flag(kind_or_action: &str) -> bool {
+        kind_or_action.starts_with("flag.")
+    }
 }
 
 /// Publishes committed changes to in-process subscribers. Lossy by design: a subscriber that

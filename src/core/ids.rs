@@ -1,4 +1,4 @@
-//! Validated identifiers: config ids and environment names.
+//! Validated identifiers: config ids, flag keys and environment names.
 
 use std::fmt;
 
@@ -15,6 +15,66 @@ pub struct ConfigId(String);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Environment(String);
+
+/// `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`: flag keys keep the case clients use (`newCheckout`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FlagKey(String);
+
+impl FlagKey {
+    pub fn parse(value: &str) -> Result<Self> {
+        Self::parse_field(value, "flagKey")
+    }
+
+    /// Parses, naming `field` (a JSON pointer or parameter) in the error.
+    pub fn parse_field(value: &str, field: &str) -> Result<Self> {
+        let bytes = value.as_bytes();
+        let valid = !bytes.is_empty()
+            && bytes.len() <= 128
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b));
+        if valid {
+            Ok(FlagKey(value.to_owned()))
+        } else {
+            Err(Error::invalid(
+                field,
+                "flag key must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+// Same order as `String`'s, so maps keyed by `FlagKey` can be searched with a `&str`.
+impl std::borrow::Borrow<str> for FlagKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for FlagKey {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        FlagKey::parse(&value)
+    }
+}
+
+impl From<FlagKey> for String {
+    fn from(key: FlagKey) -> String {
+        key.0
+    }
+}
+
+impl fmt::Display for FlagKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 fn check(value: &str, max_len: usize, extra: &[u8]) -> bool {
     let bytes = value.as_bytes();
@@ -113,6 +173,16 @@ mod tests {
         }
         for bad in ["", "A", "-a", ".a", "a/b", "a b", "é", &"x".repeat(129)] {
             assert!(ConfigId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flag_keys_follow_the_documented_pattern() {
+        for ok in ["a", "newCheckout", "dark-mode.v2", &"K".repeat(128)] {
+            assert!(FlagKey::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a/b", "a b", "a:b", &"k".repeat(129)] {
+            assert!(FlagKey::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -5,6 +5,7 @@ pub mod drift;
 pub mod effective;
 pub mod error;
 pub mod events;
+pub mod flags;
 pub mod ids;
 pub mod merge;
 pub mod model;

@@ -158,8 +158,9 @@ pub struct AppliedState {
     pub reported_at: DateTime<Utc>,
 }
 
-/// One append-only audit record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One append-only audit record. In JSON a flag action (`flag.*`) names its subject `flagKey`
+/// instead of `configId`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
     pub id: u64,
@@ -167,6 +168,8 @@ pub struct AuditRecord {
     pub at: DateTime<Utc>,
     pub actor: String,
     pub action: String,
+    /// The config id, or the flag key of a `flag.*` action.
+    #[serde(alias = "flagKey")]
     pub config_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
@@ -175,6 +178,32 @@ pub struct AuditRecord {
     pub environments: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl Serialize for AuditRecord {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("revision", &self.revision)?;
+        map.serialize_entry("at", &self.at)?;
+        map.serialize_entry("actor", &self.actor)?;
+        map.serialize_entry("action", &self.action)?;
+        let subject = if super::events::kind::is_flag(&self.action) {
+            "flagKey"
+        } else {
+            "configId"
+        };
+        map.serialize_entry(subject, &self.config_id)?;
+        if let Some(version) = self.version {
+            map.serialize_entry("version", &version)?;
+        }
+        map.serialize_entry("environments", &self.environments)?;
+        if let Some(message) = &self.message {
+            map.serialize_entry("message", message)?;
+        }
+        map.end()
+    }
 }
 
 /// An audit record before the store gives it an id and revision.

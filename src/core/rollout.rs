@@ -99,6 +99,12 @@ pub fn ab_namespace(config_id: &str, test_name: &str) -> String {
     format!("ab:{config_id}:{test_name}")
 }
 
+/// A flag's split or percentage rollout: `rule` is the rule's id, or `default` for the
+/// environment's own rollout.
+pub fn flag_namespace(flag_key: &str, rule: &str) -> String {
+    format!("flag:{flag_key}:{rule}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,7 @@ use super::model::{
 use super::secrets::SecretResolver;
 use super::validation::{CompiledSchema, check_document, check_metadata};
 use super::watch::{WatchFilter, WatchStream, watch};
-use crate::store::{AuditQuery, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite};
+use crate::store::{AuditQuery, AuditSubject, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite};
 
 const WRITE_LOCK_SHARDS: usize = 64;
 const SECRET_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -690,16 +690,17 @@ impl ConfigService {
 
     // ---- audit, applied state, drift -----------------------------------------------------
 
+    /// Audit records of one config (or flag), or of everything, newest first.
     pub async fn audit(
         &self,
-        id: Option<&ConfigId>,
+        subject: Option<AuditSubject>,
         cursor: Option<u64>,
         limit: u32,
     ) -> Result<Page<AuditRecord>> {
         let items = self
             .store
             .audit(AuditQuery {
-                config_id: id.cloned(),
+                subject,
                 before: cursor,
                 limit,
             })

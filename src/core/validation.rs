@@ -25,7 +25,7 @@ pub const MAX_RENDERED_BYTES: usize = 64 * 1024 * 1024;
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// Refuses integers that canonical JSON would round, naming the first one's pointer.
-fn check_numbers(value: &Value, pointer: &mut String) -> Result<()> {
+pub(crate) fn check_numbers(value: &Value, pointer: &mut String) -> Result<()> {
     match value {
         Value::Number(n) => {
             let unsafe_integer = n.as_u64().is_some_and(|u| u > MAX_SAFE_INTEGER)

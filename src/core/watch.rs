@@ -17,17 +17,37 @@ const CATCH_UP_BATCH: u32 = 512;
 
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<ChangeEvent>> + Send>>;
 
-/// Which configs a watcher wants: all when both are empty.
+/// Which changes a watcher wants: every change when nothing is named; otherwise config changes
+/// of the named ids or prefix, and flag changes of the named keys (or of every flag).
 #[derive(Debug, Clone, Default)]
 pub struct WatchFilter {
     pub config_ids: Vec<String>,
     pub prefix: Option<String>,
+    pub flag_keys: Vec<String>,
+    pub all_flags: bool,
 }
 
 impl WatchFilter {
+    fn is_everything(&self) -> bool {
+        self.config_ids.is_empty()
+            && self.prefix.is_none()
+            && self.flag_keys.is_empty()
+            && !self.all_flags
+    }
+
+    /// Whether configs are named at all (a flags-only watcher wants no config snapshot).
+    pub fn wants_configs(&self) -> bool {
+        self.is_everything() || !self.config_ids.is_empty() || self.prefix.is_some()
+    }
+
     pub fn matches(&self, event: &ChangeEvent) -> bool {
-        (self.config_ids.is_empty() && self.prefix.is_none())
-            || self.config_ids.contains(&event.config_id)
+        if self.is_everything() {
+            return true;
+        }
+        if event.is_flag() {
+            return self.all_flags || self.flag_keys.contains(&event.config_id);
+        }
+        self.config_ids.contains(&event.config_id)
             || self
                 .prefix
                 .as_ref()

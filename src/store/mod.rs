@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::core::error::{Error, Result};
 use crate::core::events::ChangeEvent;
-use crate::core::ids::ConfigId;
+use crate::core::flags::{FlagHead, FlagSet, FlagVersion, NewFlagVersion};
+use crate::core::ids::{ConfigId, FlagKey};
 use crate::core::model::{
     AppliedState, AuditDraft, AuditRecord, ConfigHead, ConfigVersion, Metadata, NewVersion,
     SchemaVersion,
@@ -59,6 +60,25 @@ pub struct SchemaWrite {
     pub audit: AuditDraft,
 }
 
+/// Append a flag version (create, update or rollback). Fails with `VersionConflict` unless the
+/// live version (0 when absent or deleted) is `expected_live`. The version, its audit record
+/// and its change event (`flag.updated`) commit together or not at all.
+#[derive(Debug, Clone)]
+pub struct FlagWrite {
+    pub version: NewFlagVersion,
+    pub expected_live: u64,
+    pub audit: AuditDraft,
+}
+
+/// Mark a flag deleted (its history stays). Same `expected_live` rule as `FlagWrite`.
+#[derive(Debug, Clone)]
+pub struct FlagDeleteWrite {
+    pub key: FlagKey,
+    pub expected_live: u64,
+    pub audit: AuditDraft,
+    pub at: DateTime<Utc>,
+}
+
 /// What a committed write produced.
 #[derive(Debug, Clone)]
 pub struct Committed {
@@ -67,9 +87,31 @@ pub struct Committed {
     pub event: ChangeEvent,
 }
 
+/// Audit records of one config, or one flag (their ids may coincide: `action` tells them apart,
+/// flag actions start with `flag.`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditSubject {
+    Config(ConfigId),
+    Flag(FlagKey),
+}
+
+impl AuditSubject {
+    pub fn id(&self) -> &str {
+        match self {
+            AuditSubject::Config(id) => id.as_str(),
+            AuditSubject::Flag(key) => key.as_str(),
+        }
+    }
+
+    pub fn is_flag(&self) -> bool {
+        matches!(self, AuditSubject::Flag(_))
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
-    pub config_id: Option<ConfigId>,
+    /// Every record when `None`.
+    pub subject: Option<AuditSubject>,
     /// Only records with a smaller id (newest first paging).
     pub before: Option<u64>,
     pub limit: u32,
@@ -106,6 +148,23 @@ pub trait Store: Send + Sync {
     async fn delete_config(&self, write: DeleteWrite) -> Result<Committed>;
     async fn schema(&self, id: &ConfigId) -> Result<Option<SchemaVersion>>;
     async fn put_schema(&self, write: SchemaWrite) -> Result<Committed>;
+    /// Heads of every flag that ever existed (deleted ones too), ordered by key.
+    async fn flag_heads(&self) -> Result<Vec<FlagHead>>;
+    async fn flag_head(&self, key: &FlagKey) -> Result<Option<FlagHead>>;
+    async fn flag_version(&self, key: &FlagKey, version: u64) -> Result<Option<FlagVersion>>;
+    /// Newest first, versions below `before` when given.
+    async fn flag_versions(
+        &self,
+        key: &FlagKey,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<FlagVersion>>;
+    async fn append_flag_version(&self, write: FlagWrite) -> Result<Committed>;
+    async fn delete_flag(&self, write: FlagDeleteWrite) -> Result<Committed>;
+    /// Every flag, in memory, without I/O: the read cache answers, backends say `None`.
+    fn cached_flags(&self) -> Option<std::sync::Arc<FlagSet>> {
+        None
+    }
     /// Newest first.
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>>;
     /// Change events with a revision above `revision`, oldest first.
@@ -172,6 +231,31 @@ impl HeadRow {
         Ok(self.latest + 1)
     }
 
+    /// The number the new flag version gets, if `write`'s expectation holds.
+    pub fn check_flag_write(self, write: &FlagWrite) -> Result<u64> {
+        if self.live() != write.expected_live {
+            return Err(Error::VersionConflict {
+                expected: write.expected_live,
+                actual: self.live(),
+            });
+        }
+        Ok(self.latest + 1)
+    }
+
+    /// The version a flag delete removes, if there is one and `write`'s expectation holds.
+    pub fn check_flag_delete(self, write: &FlagDeleteWrite) -> Result<u64> {
+        if self.live() == 0 {
+            return Err(Error::not_found("flag", write.key.as_str()));
+        }
+        if self.live() != write.expected_live {
+            return Err(Error::VersionConflict {
+                expected: write.expected_live,
+                actual: self.live(),
+            });
+        }
+        Ok(self.latest)
+    }
+
     /// The version a delete removes, if there is one and `write`'s expectation holds.
     pub fn check_delete(self, write: &DeleteWrite) -> Result<u64> {
         if self.live() == 0 {
@@ -212,7 +296,7 @@ pub(crate) fn to_u64(value: i64) -> u64 {
 pub(crate) fn change_event(
     revision: u64,
     kind: &str,
-    config_id: &ConfigId,
+    subject: &str,
     version: u64,
     checksum: &str,
     audit: &AuditDraft,
@@ -221,7 +305,7 @@ pub(crate) fn change_event(
     ChangeEvent {
         revision,
         kind: kind.to_owned(),
-        config_id: config_id.to_string(),
+        config_id: subject.to_owned(),
         version,
         checksum: checksum.to_owned(),
         actor: audit.actor.clone(),

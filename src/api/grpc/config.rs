@@ -11,6 +11,7 @@ use super::pb::config_service_server::ConfigService as ConfigRpc;
 use crate::core::effective::AssignmentInput;
 use crate::core::ids::ConfigId;
 use crate::core::service::{AppliedReport, ConfigService, EffectiveQuery};
+use crate::store::AuditSubject;
 
 type RpcResult<T> = Result<Response<T>, Status>;
 
@@ -226,7 +227,7 @@ impl ConfigRpc for GrpcConfigService {
             .transpose()?;
         let page = self
             .service
-            .audit(id.as_ref(), cv::nonzero(r.cursor), cv::limit(r.limit)?)
+            .audit(id.map(AuditSubject::Config), cv::nonzero(r.cursor), cv::limit(r.limit)?)
             .await?;
         Ok(Response::new(pb::ListAuditResponse {
             items: page.items.iter().map(cv::pb_audit).collect(),

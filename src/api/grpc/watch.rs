@@ -93,6 +93,7 @@ fn check_request(
     let filter = WatchFilter {
         config_ids,
         prefix: (!request.prefix.is_empty()).then(|| request.prefix.clone()),
+        ..WatchFilter::default()
     };
     Ok((filter, query))
 }

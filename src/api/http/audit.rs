@@ -9,6 +9,7 @@ use super::AppState;
 use super::configs::PageQuery;
 use super::error::Result;
 use super::extract::{ApiQuery, ConfigIdPath};
+use crate::store::AuditSubject;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -34,7 +35,7 @@ async fn config_audit(
 ) -> Result<Response> {
     let records = state
         .service
-        .audit(Some(&id), page.cursor, page.limit()?)
+        .audit(Some(AuditSubject::Config(id)), page.cursor, page.limit()?)
         .await?;
     Ok(Json(records).into_response())
 }

@@ -71,6 +71,7 @@ async fn watch(
     let filter = WatchFilter {
         config_ids,
         prefix: params.prefix,
+        ..WatchFilter::default()
     };
     let events = state.service.watch(filter, from).await?.map(|item| {
         let event = match item {

@@ -1,0 +1,323 @@
+//! Flag evaluation: for a context and an environment, which variant a flag serves and why.
+//! Pure and deterministic: the same flag version, environment and context always give the same
+//! answer, on every replica and in every client that reproduces the bucketing.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::compile::{CompiledFlag, CompiledRule, Serve, Test, compile, parse_date, parse_semver};
+use super::model::{FlagSet, FlagVersion};
+use crate::core::error::{Error, Result};
+use crate::core::rollout::{bucket, choose_variant};
+
+/// Prerequisite chains deeper than this are refused at evaluation (writes refuse cycles, but
+/// two concurrent writes could still close one).
+const MAX_PREREQUISITE_DEPTH: usize = 8;
+
+/// Why a flag served what it served (OpenFeature's reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Reason {
+    /// No targeting in this environment: everyone gets the default variant.
+    Static,
+    /// A rule's conditions or target keys matched.
+    TargetingMatch,
+    /// A percentage rollout or a weighted split chose the variant.
+    Split,
+    /// The flag is disabled in this environment: the default variant is served.
+    Disabled,
+    /// Targeting exists but nothing matched: the default variant.
+    Default,
+    Error,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Static => "STATIC",
+            Reason::TargetingMatch => "TARGETING_MATCH",
+            Reason::Split => "SPLIT",
+            Reason::Disabled => "DISABLED",
+            Reason::Default => "DEFAULT",
+            Reason::Error => "ERROR",
+        }
+    }
+}
+
+/// OpenFeature's error codes, as OFREP spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EvaluationErrorCode {
+    FlagNotFound,
+    TargetingKeyMissing,
+    InvalidContext,
+    ParseError,
+    General,
+}
+
+impl EvaluationErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvaluationErrorCode::FlagNotFound => "FLAG_NOT_FOUND",
+            EvaluationErrorCode::TargetingKeyMissing => "TARGETING_KEY_MISSING",
+            EvaluationErrorCode::InvalidContext => "INVALID_CONTEXT",
+            EvaluationErrorCode::ParseError => "PARSE_ERROR",
+            EvaluationErrorCode::General => "GENERAL",
+        }
+    }
+}
+
+/// The evaluation context: `targetingKey` plus any attributes.
+#[derive(Debug, Clone, Default)]
+pub struct EvaluationContext {
+    pub targeting_key: Option<String>,
+    pub attributes: Map<String, Value>,
+}
+
+impl EvaluationContext {
+    /// Reads a context object; `field` names it in errors (e.g. `/context`).
+    pub fn from_json(value: Value, field: &str) -> Result<Self> {
+        let mut attributes = match value {
+            Value::Object(map) => map,
+            Value::Null => Map::new(),
+            _ => return Err(Error::invalid(field, "the context must be a JSON object")),
+        };
+        let targeting_key = match attributes.remove("targetingKey") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(key)) if key.len() <= 1024 => Some(key),
+            Some(Value::String(_)) => {
+                return Err(Error::invalid(
+                    format!("{field}/targetingKey"),
+                    "targetingKey is at most 1024 bytes",
+                ));
+            }
+            Some(_) => {
+                return Err(Error::invalid(
+                    format!("{field}/targetingKey"),
+                    "targetingKey must be a string",
+                ));
+            }
+        };
+        Ok(EvaluationContext {
+            targeting_key,
+            attributes,
+        })
+    }
+
+    fn attribute(&self, name: &str) -> Option<Value> {
+        if name == "targetingKey" {
+            return self.targeting_key.clone().map(Value::String);
+        }
+        self.attributes.get(name).cloned()
+    }
+}
+
+/// A served variant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolution {
+    pub variant: String,
+    pub value: Value,
+    pub reason: Reason,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvaluationFailure {
+    pub code: EvaluationErrorCode,
+    pub message: String,
+}
+
+/// One flag's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub key: String,
+    /// The flag version evaluated; 0 when the flag was not found.
+    pub version: u64,
+    pub outcome: std::result::Result<Resolution, EvaluationFailure>,
+}
+
+impl Evaluation {
+    pub fn not_found(key: &str) -> Self {
+        Evaluation {
+            key: key.to_owned(),
+            version: 0,
+            outcome: Err(EvaluationFailure {
+                code: EvaluationErrorCode::FlagNotFound,
+                message: format!("flag '{key}' not found"),
+            }),
+        }
+    }
+}
+
+fn failure(code: EvaluationErrorCode, message: impl Into<String>) -> EvaluationFailure {
+    EvaluationFailure {
+        code,
+        message: message.into(),
+    }
+}
+
+/// The compiled form of `flag`, built on first use.
+pub fn compiled(flag: &FlagVersion) -> std::result::Result<&Arc<CompiledFlag>, EvaluationFailure> {
+    if let Some(compiled) = flag.compiled.get() {
+        return Ok(compiled);
+    }
+    let built = compile(&flag.key, &flag.definition).map_err(|error| {
+        failure(
+            EvaluationErrorCode::General,
+            format!("stored flag definition is invalid: {error}"),
+        )
+    })?;
+    Ok(flag.compiled.get_or_init(|| Arc::new(built)))
+}
+
+/// Evaluates `flag` for `context` in `environment` (prerequisites are looked up in `flags`).
+pub fn evaluate(
+    flags: &FlagSet,
+    flag: &FlagVersion,
+    environment: Option<&str>,
+    context: &EvaluationContext,
+) -> Evaluation {
+    Evaluation {
+        key: flag.key.to_string(),
+        version: flag.version,
+        outcome: resolve(flags, flag, environment, context, 0),
+    }
+}
+
+fn resolve(
+    flags: &FlagSet,
+    flag: &FlagVersion,
+    environment: Option<&str>,
+    context: &EvaluationContext,
+    depth: usize,
+) -> std::result::Result<Resolution, EvaluationFailure> {
+    let compiled = compiled(flag)?;
+    let targeting = compiled.targeting(environment);
+    let serve = |variant: &str, reason: Reason| -> std::result::Result<Resolution, EvaluationFailure> {
+        let value = flag.definition.variants.get(variant).ok_or_else(|| {
+            failure(
+                EvaluationErrorCode::General,
+                format!("variant '{variant}' is not defined"),
+            )
+        })?;
+        Ok(Resolution {
+            variant: variant.to_owned(),
+            value: value.clone(),
+            reason,
+        })
+    };
+    if !targeting.enabled {
+        return serve(&targeting.default_variant, Reason::Disabled);
+    }
+    if targeting.rules.is_empty() && targeting.rollout.is_none() {
+        return serve(&targeting.default_variant, Reason::Static);
+    }
+    for rule in &targeting.rules {
+        if !rule_matches(flags, rule, environment, context, depth)? {
+            continue;
+        }
+        match &rule.serve {
+            Serve::Variant(variant) => return serve(variant, Reason::TargetingMatch),
+            Serve::Percentage(variant, share) => {
+                if share.includes(bucket(&rule.namespace, key_of(context)?)) {
+                    return serve(variant, Reason::Split);
+                }
+            }
+            Serve::Split { variants, weights } => {
+                let slot = bucket(&rule.namespace, key_of(context)?);
+                let index = choose_variant(slot, weights).unwrap_or(0);
+                return serve(&variants[index], Reason::Split);
+            }
+        }
+    }
+    match &targeting.rollout {
+        Some((variant, share, namespace)) if share.includes(bucket(namespace, key_of(context)?)) => {
+            serve(variant, Reason::Split)
+        }
+        _ => serve(&targeting.default_variant, Reason::Default),
+    }
+}
+
+fn key_of(context: &EvaluationContext) -> std::result::Result<&str, EvaluationFailure> {
+    context.targeting_key.as_deref().ok_or_else(|| {
+        failure(
+            EvaluationErrorCode::TargetingKeyMissing,
+            "this flag splits traffic by targetingKey; the context has none",
+        )
+    })
+}
+
+fn rule_matches(
+    flags: &FlagSet,
+    rule: &CompiledRule,
+    environment: Option<&str>,
+    context: &EvaluationContext,
+    depth: usize,
+) -> std::result::Result<bool, EvaluationFailure> {
+    if !rule.target_keys.is_empty() {
+        match &context.targeting_key {
+            Some(key) if rule.target_keys.contains(key) => {}
+            _ => return Ok(false),
+        }
+    }
+    for condition in &rule.conditions {
+        let Some(actual) = context.attribute(&condition.attribute) else {
+            return Ok(false); // a missing attribute matches no condition
+        };
+        if !test(&condition.test, &actual) {
+            return Ok(false);
+        }
+    }
+    for prerequisite in &rule.prerequisites {
+        if depth >= MAX_PREREQUISITE_DEPTH {
+            return Err(failure(
+                EvaluationErrorCode::General,
+                "prerequisites nest too deeply (or form a cycle)",
+            ));
+        }
+        let Some(required) = flags.live(&prerequisite.flag_key) else {
+            return Ok(false);
+        };
+        let served = resolve(flags, required, environment, context, depth + 1)?;
+        if !prerequisite.variants.contains(&served.variant) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn scalar_equals(expected: &Value, actual: &Value) -> bool {
+    match (expected, actual) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        _ => expected == actual,
+    }
+}
+
+fn test(test: &Test, actual: &Value) -> bool {
+    match test {
+        Test::Equals(expected) => scalar_equals(expected, actual),
+        Test::NotEquals(expected) => !scalar_equals(expected, actual),
+        Test::OneOf(values) => values.iter().any(|v| scalar_equals(v, actual)),
+        Test::NoneOf(values) => !values.iter().any(|v| scalar_equals(v, actual)),
+        Test::Contains(needle) => match actual {
+            Value::String(s) => s.contains(needle.as_str()),
+            Value::Array(items) => items.iter().any(|i| i.as_str() == Some(needle.as_str())),
+            _ => false,
+        },
+        Test::StartsWith(prefix) => actual.as_str().is_some_and(|s| s.starts_with(prefix.as_str())),
+        Test::EndsWith(suffix) => actual.as_str().is_some_and(|s| s.ends_with(suffix.as_str())),
+        Test::Matches(regex) => actual.as_str().is_some_and(|s| regex.is_match(s)),
+        Test::Number(order, expected) => actual
+            .as_f64()
+            .and_then(|a| a.partial_cmp(expected))
+            .is_some_and(|ordering| order.holds(ordering)),
+        Test::Semver(order, expected) => actual
+            .as_str()
+            .and_then(parse_semver)
+            .is_some_and(|a| order.holds(a.cmp_precedence(expected))),
+        Test::Date(order, expected) => {
+            parse_date(actual).is_some_and(|a| order.holds(a.cmp(expected)))
+        }
+    }
+}

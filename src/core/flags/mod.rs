@@ -1,0 +1,14 @@
+//! Feature flags: the model, its checks and compiled form, evaluation, and `FlagService`.
+
+pub mod compile;
+pub mod evaluate;
+pub mod model;
+
+
+pub use evaluate::{
+    Evaluation, EvaluationContext, EvaluationErrorCode, EvaluationFailure, Reason, Resolution,
+};
+pub use model::{
+    FlagDefinition, FlagHead, FlagSet, FlagType, FlagVersion, NewFlagVersion,
+};
+
