@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::http::{self, AppContext, AppState, HttpLimits};
+use crate::core::flags::FlagService;
 use crate::core::secrets::{SecretPolicy, SecretResolver};
 use crate::core::service::{ConfigService, ServiceSettings};
 use crate::replication::{follow_changes, run_duties};
@@ -23,6 +24,7 @@ pub struct App {
     max_body_bytes: usize,
     router: axum::Router,
     service: Arc<ConfigService>,
+    flags: Arc<FlagService>,
     shutdown: CancellationToken,
 }
 
@@ -91,6 +93,7 @@ impl App {
                 max_watchers: settings.max_watchers,
             },
         ));
+        let flags = Arc::new(FlagService::new(cache.clone(), service.clone()));
         let shutdown = CancellationToken::new();
         tokio::spawn(run_duties(
             cache.clone(),
@@ -108,6 +111,7 @@ impl App {
         }
         let state = AppState::new(AppContext {
             service: service.clone(),
+            flags: flags.clone(),
             shutdown: shutdown.clone(),
             metrics: http::ops::metrics_handle(),
             max_body_bytes: settings.max_body_bytes,
@@ -127,6 +131,7 @@ impl App {
             max_body_bytes: settings.max_body_bytes,
             router: http::router(state, &limits),
             service,
+            flags,
             shutdown,
         })
     }
@@ -159,6 +164,7 @@ impl App {
         let grpc = crate::api::grpc::serve(
             self.grpc_listener,
             self.service.clone(),
+            self.flags.clone(),
             self.watch_buffer,
             self.max_body_bytes,
             self.shutdown.clone(),

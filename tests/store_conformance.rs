@@ -1,6 +1,7 @@
 //! The `Store` conformance suite: every backend and wrapper must show the same behaviour through
 //! the trait. Each behaviour is a generic `async fn` taking `Arc<dyn Store>`;
-//! `store_conformance_suite!` instantiates all of them for one backend.
+//! `store_conformance_suite!` instantiates all of them for one backend, plus any listed after
+//! `also:` (behaviours only the read cache has).
 
 mod common;
 
@@ -11,14 +12,15 @@ use serde_json::{Value, json};
 use summit_config::core::checksum::checksum;
 use summit_config::core::error::Error;
 use summit_config::core::events::{ChangeEvent, kind};
-use summit_config::core::ids::ConfigId;
+use summit_config::core::flags::{FlagDefinition, FlagHead, NewFlagVersion};
+use summit_config::core::ids::{ConfigId, FlagKey};
 use summit_config::core::model::{
     AppliedState, AuditDraft, AuditRecord, ConfigDocument, Metadata, NewVersion,
 };
 use summit_config::core::service::now;
 use summit_config::store::{
-    AuditQuery, CachedStore, DeleteWrite, MemoryStore, PostgresStore, SchemaWrite, SqliteStore,
-    Store, VersionWrite,
+    AuditQuery, AuditSubject, CachedStore, DeleteWrite, FlagDeleteWrite, FlagWrite, MemoryStore,
+    PostgresStore, SchemaWrite, SqliteStore, Store, VersionWrite,
 };
 use tempfile::TempDir;
 
@@ -26,7 +28,7 @@ use tempfile::TempDir;
 type OpenedStore = (Arc<dyn Store>, Option<TempDir>);
 
 macro_rules! store_conformance_suite {
-    ($backend:ident, $open:expr) => {
+    ($backend:ident, $open:expr $(; also: $($extra:ident),+ $(,)?)?) => {
         store_conformance_suite!(@tests $backend, $open;
             append_version_numbers_versions_per_config_and_head_is_latest,
             append_version_with_stale_expected_live_is_a_version_conflict_and_writes_nothing,
@@ -47,6 +49,19 @@ macro_rules! store_conformance_suite {
             deleting_an_absent_config_is_not_found_whatever_the_expected_version,
             applied_state_for_a_config_that_never_existed_is_not_found,
             sweeping_applied_state_deletes_only_reports_older_than_the_cutoff,
+            flag_versions_number_per_flag_and_head_is_latest,
+            append_flag_version_with_stale_expected_live_is_a_version_conflict_and_writes_nothing,
+            flag_version_returns_the_stored_definition,
+            flag_versions_are_listed_newest_first_and_page_with_before,
+            delete_flag_marks_it_deleted_and_keeps_history,
+            delete_flag_with_stale_expected_live_is_a_version_conflict_and_writes_nothing,
+            deleting_an_absent_or_deleted_flag_is_not_found,
+            recreating_a_deleted_flag_takes_the_next_version,
+            flag_heads_are_ordered_by_key_and_include_deleted_flags,
+            flag_writes_take_the_next_global_revision_between_config_writes,
+            audit_of_a_config_and_a_flag_sharing_an_id_is_kept_apart,
+            a_read_cache_loads_flags_and_follows_flag_changes_committed_elsewhere,
+            $($($extra,)+)?
         );
     };
     (@tests $backend:ident, $open:expr; $($behaviour:ident),* $(,)?) => {
@@ -69,9 +84,11 @@ macro_rules! store_conformance_suite {
 
 store_conformance_suite!(memory, memory_store());
 store_conformance_suite!(sqlite, sqlite_store());
-store_conformance_suite!(cached_sqlite, cached_sqlite_store());
+store_conformance_suite!(cached_sqlite, cached_sqlite_store();
+    also: cached_flags_reflect_writes_and_deletes);
 store_conformance_suite!(postgres, postgres_store());
-store_conformance_suite!(cached_postgres, cached_postgres_store());
+store_conformance_suite!(cached_postgres, cached_postgres_store();
+    also: cached_flags_reflect_writes_and_deletes);
 
 async fn memory_store() -> Option<OpenedStore> {
     Some((Arc::new(MemoryStore::new()), None))
@@ -181,9 +198,55 @@ fn schema_write(
     }
 }
 
+fn flag_key(key: &str) -> FlagKey {
+    FlagKey::parse(key).expect("valid flag key")
+}
+
+/// A boolean flag serving `default_variant` ("on" or "off"); `description` tells versions apart.
+fn flag_definition(description: &str, default_variant: &str) -> FlagDefinition {
+    serde_json::from_value(json!({
+        "description": description,
+        "type": "boolean",
+        "variants": { "on": true, "off": false },
+        "defaultVariant": default_variant,
+    }))
+    .expect("valid flag definition")
+}
+
+fn new_flag_version(key: &FlagKey, definition: FlagDefinition) -> NewFlagVersion {
+    NewFlagVersion {
+        key: key.clone(),
+        checksum: checksum(&serde_json::to_value(&definition).expect("definition serializes")),
+        definition,
+        metadata: Metadata {
+            actor: "erin".to_owned(),
+            message: Some("toggle".to_owned()),
+        },
+        created_at: now(),
+        rollback_of: None,
+    }
+}
+
+fn flag_write(key: &FlagKey, description: &str, expected_live: u64) -> FlagWrite {
+    FlagWrite {
+        version: new_flag_version(key, flag_definition(description, "off")),
+        expected_live,
+        audit: audit_draft("flag.put", "erin", "toggle"),
+    }
+}
+
+fn flag_delete_write(key: &FlagKey, expected_live: u64) -> FlagDeleteWrite {
+    FlagDeleteWrite {
+        key: key.clone(),
+        expected_live,
+        audit: audit_draft("flag.delete", "frank", "retire"),
+        at: now(),
+    }
+}
+
 fn all_audit() -> AuditQuery {
     AuditQuery {
-        config_id: None,
+        subject: None,
         before: None,
         limit: 1000,
     }
@@ -217,6 +280,45 @@ async fn observe(store: &dyn Store, id: &ConfigId) -> Observed {
         latest_revision: store.latest_revision().await.expect("latest revision"),
         audit: store.audit(all_audit()).await.expect("audit"),
     }
+}
+
+/// Everything a flag write may change, as seen through the trait (flags have no schema).
+async fn observe_flag(store: &dyn Store, key: &FlagKey) -> Observed {
+    Observed {
+        head: store
+            .flag_head(key)
+            .await
+            .expect("flag head")
+            .map(|h| (h.latest.version, h.deleted, h.latest.checksum.clone())),
+        versions: flag_version_numbers(store, key, None, 1000).await,
+        schema: None,
+        changes: store.changes_since(0, 1000).await.expect("changes"),
+        latest_revision: store.latest_revision().await.expect("latest revision"),
+        audit: store.audit(all_audit()).await.expect("audit"),
+    }
+}
+
+async fn flag_version_numbers(
+    store: &dyn Store,
+    key: &FlagKey,
+    before: Option<u64>,
+    limit: u32,
+) -> Vec<u64> {
+    store
+        .flag_versions(key, before, limit)
+        .await
+        .expect("flag versions")
+        .iter()
+        .map(|v| v.version)
+        .collect()
+}
+
+/// (key, version, deleted) of each head, in the order given.
+fn flag_states<'a>(heads: impl IntoIterator<Item = &'a FlagHead>) -> Vec<(String, u64, bool)> {
+    heads
+        .into_iter()
+        .map(|h| (h.latest.key.to_string(), h.latest.version, h.deleted))
+        .collect()
 }
 
 async fn version_numbers(
@@ -543,7 +645,7 @@ async fn every_committed_write_has_one_audit_record_listed_newest_first(store: A
     }
 
     let alpha_only = AuditQuery {
-        config_id: Some(alpha.clone()),
+        subject: Some(AuditSubject::Config(alpha.clone())),
         ..all_audit()
     };
     let alpha_records = store.audit(alpha_only.clone()).await.expect("audit alpha");
@@ -1171,4 +1273,750 @@ async fn sweeping_applied_state_deletes_only_reports_older_than_the_cutoff(store
         .map(|a| a.instance_id)
         .collect();
     assert_eq!(left, vec!["fresh"]);
+}
+
+// ---- flags ---------------------------------------------------------------------------------
+
+async fn flag_versions_number_per_flag_and_head_is_latest(store: Arc<dyn Store>) {
+    let (checkout, banner) = (flag_key("newCheckout"), flag_key("banner"));
+    for expected_live in 0..3 {
+        let committed = store
+            .append_flag_version(flag_write(
+                &checkout,
+                &format!("v{}", expected_live + 1),
+                expected_live,
+            ))
+            .await
+            .expect("append newCheckout");
+        assert_eq!(committed.version, expected_live + 1);
+        assert_eq!(committed.event.version, expected_live + 1);
+    }
+    let committed = store
+        .append_flag_version(flag_write(&banner, "v1", 0))
+        .await
+        .expect("append banner");
+    assert_eq!(committed.version, 1, "numbering is per flag");
+
+    let head = store
+        .flag_head(&checkout)
+        .await
+        .expect("flag head")
+        .expect("newCheckout exists");
+    assert_eq!(head.latest.key, checkout);
+    assert_eq!(head.latest.version, 3);
+    assert_eq!(head.latest.definition, flag_definition("v3", "off"));
+    assert!(!head.deleted);
+    assert_eq!(head.live_version(), 3);
+
+    assert!(
+        store
+            .flag_head(&flag_key("newcheckout"))
+            .await
+            .expect("flag head")
+            .is_none(),
+        "flag keys are case-sensitive"
+    );
+    assert!(
+        store
+            .head(&config_id("banner"))
+            .await
+            .expect("head")
+            .is_none(),
+        "a flag is not a config"
+    );
+}
+
+async fn append_flag_version_with_stale_expected_live_is_a_version_conflict_and_writes_nothing(
+    store: Arc<dyn Store>,
+) {
+    let key = flag_key("newCheckout");
+    store
+        .append_flag_version(flag_write(&key, "v1", 0))
+        .await
+        .expect("v1");
+    store
+        .append_flag_version(flag_write(&key, "v2", 1))
+        .await
+        .expect("v2");
+    let before = observe_flag(store.as_ref(), &key).await;
+
+    for stale in [0, 1, 3] {
+        let error = store
+            .append_flag_version(flag_write(&key, "lost", stale))
+            .await
+            .expect_err("a stale expected_live is refused");
+        assert!(
+            matches!(error, Error::VersionConflict { expected, actual: 2 } if expected == stale),
+            "{error:?}"
+        );
+    }
+    assert_eq!(observe_flag(store.as_ref(), &key).await, before);
+
+    let absent = flag_key("absent");
+    let error = store
+        .append_flag_version(flag_write(&absent, "lost", 1))
+        .await
+        .expect_err("an absent flag has live version 0");
+    assert!(
+        matches!(
+            error,
+            Error::VersionConflict {
+                expected: 1,
+                actual: 0
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(store.flag_head(&absent).await.expect("flag head").is_none());
+
+    let committed = store
+        .append_flag_version(flag_write(&key, "v3", 2))
+        .await
+        .expect("v3");
+    assert_eq!(
+        committed.event.revision, 3,
+        "refused writes leave no gap in the revisions"
+    );
+}
+
+async fn flag_version_returns_the_stored_definition(store: Arc<dyn Store>) {
+    let key = flag_key("newCheckout");
+    store
+        .append_flag_version(flag_write(&key, "v1", 0))
+        .await
+        .expect("v1");
+
+    let definition: FlagDefinition = serde_json::from_value(json!({
+        "type": "string",
+        "variants": { "classic": "classic", "fast": "fast" },
+        "defaultVariant": "classic",
+        "services": ["checkout"],
+        "enabled": false,
+        "rollout": { "variant": "fast", "percentage": 12.5 },
+        "rules": [{
+            "id": "beta-testers",
+            "conditions": [{ "attribute": "email", "operator": "ends_with", "value": "@example.com" }],
+            "variant": "fast",
+        }],
+        "environments": {
+            "production": { "enabled": true, "defaultVariant": "fast" },
+        },
+    }))
+    .expect("valid flag definition");
+    let mut written = new_flag_version(&key, definition);
+    written.metadata = Metadata {
+        actor: "dave".to_owned(),
+        message: None,
+    };
+    written.rollback_of = Some(1);
+    store
+        .append_flag_version(FlagWrite {
+            version: written.clone(),
+            expected_live: 1,
+            audit: audit_draft("flag.rollback", "dave", "roll back"),
+        })
+        .await
+        .expect("v2");
+
+    let stored = store
+        .flag_version(&key, 2)
+        .await
+        .expect("flag version")
+        .expect("v2 exists");
+    assert_eq!(stored.key, key);
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.definition, written.definition);
+    assert_eq!(stored.metadata, written.metadata);
+    assert_eq!(stored.checksum, written.checksum);
+    assert_eq!(stored.created_at, written.created_at);
+    assert_eq!(stored.rollback_of, Some(1));
+
+    let first = store
+        .flag_version(&key, 1)
+        .await
+        .expect("flag version")
+        .expect("v1 exists");
+    assert_eq!(first.definition, flag_definition("v1", "off"));
+    assert_eq!(first.rollback_of, None);
+
+    for (key, version) in [(&key, 3), (&key, 0), (&flag_key("other"), 1)] {
+        assert!(
+            store
+                .flag_version(key, version)
+                .await
+                .expect("flag version")
+                .is_none()
+        );
+    }
+}
+
+async fn flag_versions_are_listed_newest_first_and_page_with_before(store: Arc<dyn Store>) {
+    let (checkout, banner) = (flag_key("newCheckout"), flag_key("banner"));
+    for live in 0..5 {
+        store
+            .append_flag_version(flag_write(&checkout, &format!("v{}", live + 1), live))
+            .await
+            .expect("append newCheckout");
+    }
+    store
+        .append_flag_version(flag_write(&banner, "v1", 0))
+        .await
+        .expect("append banner");
+
+    let all = store
+        .flag_versions(&checkout, None, 100)
+        .await
+        .expect("flag versions");
+    let numbers: Vec<u64> = all.iter().map(|v| v.version).collect();
+    assert_eq!(numbers, [5, 4, 3, 2, 1]);
+    assert!(all.iter().all(|v| v.key == checkout));
+    assert!(
+        all.iter()
+            .all(|v| v.definition == flag_definition(&format!("v{}", v.version), "off"))
+    );
+
+    let store = store.as_ref();
+    assert_eq!(
+        flag_version_numbers(store, &checkout, None, 2).await,
+        [5, 4]
+    );
+    assert_eq!(
+        flag_version_numbers(store, &checkout, Some(4), 2).await,
+        [3, 2]
+    );
+    assert_eq!(
+        flag_version_numbers(store, &checkout, Some(2), 2).await,
+        [1]
+    );
+    assert!(
+        flag_version_numbers(store, &checkout, Some(1), 2)
+            .await
+            .is_empty()
+    );
+    assert_eq!(flag_version_numbers(store, &banner, None, 100).await, [1]);
+    assert!(
+        flag_version_numbers(store, &flag_key("other"), None, 100)
+            .await
+            .is_empty()
+    );
+}
+
+async fn delete_flag_marks_it_deleted_and_keeps_history(store: Arc<dyn Store>) {
+    let key = flag_key("newCheckout");
+    store
+        .append_flag_version(flag_write(&key, "v1", 0))
+        .await
+        .expect("v1");
+    let v2 = flag_write(&key, "v2", 1);
+    let v2_checksum = v2.version.checksum.clone();
+    store.append_flag_version(v2).await.expect("v2");
+
+    let delete = flag_delete_write(&key, 2);
+    let at = delete.at;
+    let committed = store.delete_flag(delete).await.expect("delete");
+    assert_eq!(committed.version, 2);
+    assert_eq!(committed.event.kind, kind::FLAG_DELETED);
+    assert_eq!(committed.event.config_id, "newCheckout");
+    assert_eq!(committed.event.revision, 3);
+    assert_eq!(committed.event.version, 2);
+    assert_eq!(committed.event.checksum, v2_checksum);
+    assert_eq!(committed.event.at, at);
+
+    let head = store
+        .flag_head(&key)
+        .await
+        .expect("flag head")
+        .expect("a deleted flag keeps a head");
+    assert!(head.deleted);
+    assert_eq!(head.live_version(), 0);
+    assert_eq!(head.latest.version, 2);
+    assert_eq!(head.latest.definition, flag_definition("v2", "off"));
+
+    assert_eq!(
+        flag_version_numbers(store.as_ref(), &key, None, 100).await,
+        [2, 1]
+    );
+    assert!(
+        store
+            .flag_version(&key, 1)
+            .await
+            .expect("flag version")
+            .is_some()
+    );
+    assert_eq!(
+        store.changes_since(2, 100).await.expect("changes"),
+        [committed.event]
+    );
+}
+
+async fn delete_flag_with_stale_expected_live_is_a_version_conflict_and_writes_nothing(
+    store: Arc<dyn Store>,
+) {
+    let key = flag_key("newCheckout");
+    store
+        .append_flag_version(flag_write(&key, "v1", 0))
+        .await
+        .expect("v1");
+    store
+        .append_flag_version(flag_write(&key, "v2", 1))
+        .await
+        .expect("v2");
+    let before = observe_flag(store.as_ref(), &key).await;
+
+    let error = store
+        .delete_flag(flag_delete_write(&key, 1))
+        .await
+        .expect_err("a stale expected_live is refused");
+    assert!(
+        matches!(
+            error,
+            Error::VersionConflict {
+                expected: 1,
+                actual: 2
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(observe_flag(store.as_ref(), &key).await, before);
+}
+
+async fn deleting_an_absent_or_deleted_flag_is_not_found(store: Arc<dyn Store>) {
+    let never = flag_key("never");
+    for expected_live in [0, 3] {
+        let error = store
+            .delete_flag(flag_delete_write(&never, expected_live))
+            .await
+            .expect_err("nothing to delete");
+        assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    }
+    assert!(store.flag_head(&never).await.expect("flag head").is_none());
+    assert_eq!(store.latest_revision().await.expect("latest revision"), 0);
+
+    let key = flag_key("newCheckout");
+    store
+        .append_flag_version(flag_write(&key, "v1", 0))
+        .await
+        .expect("v1");
+    store
+        .delete_flag(flag_delete_write(&key, 1))
+        .await
+        .expect("delete");
+    let before = observe_flag(store.as_ref(), &key).await;
+    let error = store
+        .delete_flag(flag_delete_write(&key, 0))
+        .await
+        .expect_err("already deleted");
+    assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    assert_eq!(observe_flag(store.as_ref(), &key).await, before);
+}
+
+async fn recreating_a_deleted_flag_takes_the_next_version(store: Arc<dyn Store>) {
+    let key = flag_key("newCheckout");
+    store
+        .append_flag_version(flag_write(&key, "v1", 0))
+        .await
+        .expect("v1");
+    store
+        .append_flag_version(flag_write(&key, "v2", 1))
+        .await
+        .expect("v2");
+    store
+        .delete_flag(flag_delete_write(&key, 2))
+        .await
+        .expect("delete");
+
+    let error = store
+        .append_flag_version(flag_write(&key, "lost", 2))
+        .await
+        .expect_err("a deleted flag has live version 0");
+    assert!(
+        matches!(
+            error,
+            Error::VersionConflict {
+                expected: 2,
+                actual: 0
+            }
+        ),
+        "{error:?}"
+    );
+
+    let committed = store
+        .append_flag_version(flag_write(&key, "v3", 0))
+        .await
+        .expect("recreate");
+    assert_eq!(committed.version, 3);
+    assert_eq!(committed.event.kind, kind::FLAG_UPDATED);
+
+    let head = store
+        .flag_head(&key)
+        .await
+        .expect("flag head")
+        .expect("newCheckout exists");
+    assert!(!head.deleted);
+    assert_eq!(head.live_version(), 3);
+    assert_eq!(head.latest.definition, flag_definition("v3", "off"));
+    assert_eq!(
+        flag_version_numbers(store.as_ref(), &key, None, 100).await,
+        [3, 2, 1]
+    );
+}
+
+async fn flag_heads_are_ordered_by_key_and_include_deleted_flags(store: Arc<dyn Store>) {
+    assert!(store.flag_heads().await.expect("flag heads").is_empty());
+    // Byte order, as `FlagSet` keeps them: upper case sorts before lower case.
+    let (zeta, beta, dotted) = (flag_key("zeta"), flag_key("Beta"), flag_key("alpha.flag"));
+    for key in [&zeta, &beta, &dotted] {
+        store
+            .append_flag_version(flag_write(key, "v1", 0))
+            .await
+            .expect("v1");
+    }
+    store
+        .append_flag_version(flag_write(&dotted, "v2", 1))
+        .await
+        .expect("alpha.flag v2");
+    store
+        .delete_flag(flag_delete_write(&dotted, 2))
+        .await
+        .expect("delete alpha.flag");
+    store
+        .append_version(version_write(&config_id("aardvark"), json!({}), 0))
+        .await
+        .expect("a config");
+
+    let heads = store.flag_heads().await.expect("flag heads");
+    assert_eq!(
+        flag_states(&heads),
+        [
+            ("Beta".to_owned(), 1, false),
+            ("alpha.flag".to_owned(), 2, true),
+            ("zeta".to_owned(), 1, false),
+        ]
+    );
+}
+
+async fn flag_writes_take_the_next_global_revision_between_config_writes(store: Arc<dyn Store>) {
+    let (config, flag) = (config_id("checkout"), flag_key("newCheckout"));
+    let config_v1 = version_write(&config, json!({ "v": 1 }), 0);
+    let flag_v1 = flag_write(&flag, "v1", 0);
+    let flag_v2 = flag_write(&flag, "v2", 1);
+    let config_v2 = version_write(&config, json!({ "v": 2 }), 1);
+    let flag_delete = flag_delete_write(&flag, 2);
+
+    let expected = [
+        (
+            kind::CONFIG_UPDATED,
+            "checkout",
+            1,
+            config_v1.version.checksum.clone(),
+            config_v1.version.created_at,
+            config_v1.audit.clone(),
+        ),
+        (
+            kind::FLAG_UPDATED,
+            "newCheckout",
+            1,
+            flag_v1.version.checksum.clone(),
+            flag_v1.version.created_at,
+            flag_v1.audit.clone(),
+        ),
+        (
+            kind::FLAG_UPDATED,
+            "newCheckout",
+            2,
+            flag_v2.version.checksum.clone(),
+            flag_v2.version.created_at,
+            flag_v2.audit.clone(),
+        ),
+        (
+            kind::CONFIG_UPDATED,
+            "checkout",
+            2,
+            config_v2.version.checksum.clone(),
+            config_v2.version.created_at,
+            config_v2.audit.clone(),
+        ),
+        (
+            kind::FLAG_DELETED,
+            "newCheckout",
+            2,
+            flag_v2.version.checksum.clone(),
+            flag_delete.at,
+            flag_delete.audit.clone(),
+        ),
+    ];
+    let committed = vec![
+        store
+            .append_version(config_v1)
+            .await
+            .expect("config v1")
+            .event,
+        store
+            .append_flag_version(flag_v1)
+            .await
+            .expect("flag v1")
+            .event,
+        store
+            .append_flag_version(flag_v2)
+            .await
+            .expect("flag v2")
+            .event,
+        store
+            .append_version(config_v2)
+            .await
+            .expect("config v2")
+            .event,
+        store
+            .delete_flag(flag_delete)
+            .await
+            .expect("flag delete")
+            .event,
+    ];
+
+    for (index, (event, (kind, subject, version, checksum, at, audit))) in
+        committed.iter().zip(&expected).enumerate()
+    {
+        assert_eq!(event.revision, index as u64 + 1);
+        assert_eq!(event.kind, *kind);
+        assert_eq!(event.config_id, *subject);
+        assert_eq!(event.version, *version);
+        assert_eq!(&event.checksum, checksum);
+        assert_eq!(event.at, *at);
+        assert_eq!(event.actor, audit.actor);
+        assert_eq!(event.message, audit.message);
+    }
+    assert_eq!(store.latest_revision().await.expect("latest revision"), 5);
+    assert_eq!(
+        store.changes_since(0, 100).await.expect("changes"),
+        committed
+    );
+    assert_eq!(
+        store.changes_since(1, 2).await.expect("changes"),
+        committed[1..3]
+    );
+}
+
+async fn audit_of_a_config_and_a_flag_sharing_an_id_is_kept_apart(store: Arc<dyn Store>) {
+    let (config, flag) = (config_id("checkout"), flag_key("checkout"));
+    store
+        .append_version(version_write(&config, json!({ "v": 1 }), 0))
+        .await
+        .expect("config v1");
+    store
+        .append_flag_version(flag_write(&flag, "v1", 0))
+        .await
+        .expect("flag v1");
+    store
+        .delete_flag(flag_delete_write(&flag, 1))
+        .await
+        .expect("flag delete");
+    store
+        .append_version(version_write(&config, json!({ "v": 2 }), 1))
+        .await
+        .expect("config v2");
+    store
+        .append_flag_version(flag_write(&flag_key("other"), "v1", 0))
+        .await
+        .expect("another flag");
+
+    let records_of = |subject: Option<AuditSubject>| {
+        let store = store.clone();
+        async move {
+            store
+                .audit(AuditQuery {
+                    subject,
+                    ..all_audit()
+                })
+                .await
+                .expect("audit")
+                .into_iter()
+                .map(|r| (r.revision, r.action, r.config_id))
+                .collect::<Vec<_>>()
+        }
+    };
+    let record = |revision: u64, action: &str, subject: &str| {
+        (revision, action.to_owned(), subject.to_owned())
+    };
+
+    assert_eq!(
+        records_of(Some(AuditSubject::Config(config.clone()))).await,
+        [
+            record(4, "config.put", "checkout"),
+            record(1, "config.put", "checkout"),
+        ]
+    );
+    assert_eq!(
+        records_of(Some(AuditSubject::Flag(flag.clone()))).await,
+        [
+            record(3, "flag.delete", "checkout"),
+            record(2, "flag.put", "checkout"),
+        ]
+    );
+    let everything = records_of(None).await;
+    let revisions: Vec<u64> = everything.iter().map(|r| r.0).collect();
+    assert_eq!(revisions, [5, 4, 3, 2, 1]);
+}
+
+/// Two read caches over one store stand for two replicas: a flag written through one reaches
+/// the other through `apply_change` (what the replication follower calls for every change).
+async fn a_read_cache_loads_flags_and_follows_flag_changes_committed_elsewhere(
+    store: Arc<dyn Store>,
+) {
+    let (kept, retired) = (flag_key("kept"), flag_key("retired"));
+    store
+        .append_flag_version(flag_write(&kept, "v1", 0))
+        .await
+        .expect("kept v1");
+    store
+        .append_flag_version(flag_write(&retired, "v1", 0))
+        .await
+        .expect("retired v1");
+    store
+        .delete_flag(flag_delete_write(&retired, 1))
+        .await
+        .expect("retire");
+
+    let writer = CachedStore::load(store.clone()).await.expect("cache loads");
+    let follower = CachedStore::load(store.clone()).await.expect("cache loads");
+    let loaded = follower
+        .cached_flags()
+        .expect("a read cache holds every flag");
+    assert_eq!(
+        flag_states(loaded.heads.values()),
+        [
+            ("kept".to_owned(), 1, false),
+            ("retired".to_owned(), 1, true)
+        ],
+        "deleted flags are loaded too"
+    );
+
+    let fresh = flag_key("fresh");
+    let events = [
+        writer
+            .append_flag_version(flag_write(&kept, "v2", 1))
+            .await
+            .expect("kept v2")
+            .event,
+        writer
+            .append_flag_version(flag_write(&fresh, "v1", 0))
+            .await
+            .expect("fresh v1")
+            .event,
+        writer
+            .delete_flag(flag_delete_write(&kept, 2))
+            .await
+            .expect("delete kept")
+            .event,
+    ];
+    assert_eq!(
+        flag_states(follower.cached_flags().expect("flags").heads.values()),
+        flag_states(loaded.heads.values()),
+        "nothing reaches the follower before it applies the changes"
+    );
+
+    for event in &events {
+        follower.apply_change(event).await.expect("apply change");
+    }
+    let expected = [
+        ("fresh".to_owned(), 1, false),
+        ("kept".to_owned(), 2, true),
+        ("retired".to_owned(), 1, true),
+    ];
+    let followed = follower.cached_flags().expect("flags");
+    assert_eq!(flag_states(followed.heads.values()), expected);
+    assert_eq!(
+        flag_states(&follower.flag_heads().await.expect("flag heads")),
+        expected
+    );
+    assert_eq!(
+        flag_states(&store.flag_heads().await.expect("flag heads")),
+        expected
+    );
+
+    // Applying a change again, or an older one, never moves the cache back.
+    follower
+        .apply_change(&events[0])
+        .await
+        .expect("apply change");
+    assert_eq!(
+        flag_states(follower.cached_flags().expect("flags").heads.values()),
+        expected
+    );
+}
+
+/// Only for the read cache: evaluation reads `cached_flags()`, so every write and delete must
+/// show there, in a new set (a set already handed out does not change under its reader).
+async fn cached_flags_reflect_writes_and_deletes(store: Arc<dyn Store>) {
+    let cached = || {
+        store
+            .cached_flags()
+            .expect("the read cache holds every flag")
+    };
+    let empty = cached();
+    assert!(empty.heads.is_empty());
+
+    let (checkout, banner) = (flag_key("newCheckout"), flag_key("banner"));
+    store
+        .append_flag_version(flag_write(&checkout, "v1", 0))
+        .await
+        .expect("v1");
+    let first = cached();
+    assert_eq!(
+        first.live("newCheckout").map(|v| v.version),
+        Some(1),
+        "a write shows at once"
+    );
+    assert!(empty.heads.is_empty(), "a set handed out never changes");
+
+    store
+        .append_flag_version(flag_write(&checkout, "v2", 1))
+        .await
+        .expect("v2");
+    store
+        .append_flag_version(flag_write(&banner, "v1", 0))
+        .await
+        .expect("banner v1");
+    let second = cached();
+    assert_eq!(
+        second.live("newCheckout").map(|v| v.definition.clone()),
+        Some(flag_definition("v2", "off"))
+    );
+    assert_eq!(second.live("banner").map(|v| v.version), Some(1));
+
+    store
+        .delete_flag(flag_delete_write(&checkout, 2))
+        .await
+        .expect("delete");
+    let deleted = cached();
+    assert!(
+        deleted.live("newCheckout").is_none(),
+        "a delete shows at once"
+    );
+    assert_eq!(
+        flag_states(deleted.heads.values()),
+        [
+            ("banner".to_owned(), 1, false),
+            ("newCheckout".to_owned(), 2, true),
+        ]
+    );
+
+    store
+        .append_flag_version(flag_write(&checkout, "lost", 2))
+        .await
+        .expect_err("stale");
+    assert_eq!(
+        flag_states(cached().heads.values()),
+        flag_states(deleted.heads.values()),
+        "a refused write changes nothing"
+    );
+
+    store
+        .append_flag_version(flag_write(&checkout, "v3", 0))
+        .await
+        .expect("recreate");
+    assert_eq!(cached().live("newCheckout").map(|v| v.version), Some(3));
+    assert_eq!(
+        flag_states(&store.flag_heads().await.expect("flag heads")),
+        flag_states(cached().heads.values())
+    );
 }

@@ -35,6 +35,10 @@ pub enum Error {
     /// Another writer changed something this write depended on; retrying is safe.
     #[error("{message}")]
     ConcurrentModification { message: String },
+    /// The request is valid but the current state forbids it (e.g. deleting a flag that
+    /// another flag names as a prerequisite).
+    #[error("{message}")]
+    Conflict { message: String },
     /// A secret reference could not be resolved. Never carries the secret value.
     #[error(
         "secret reference at {pointer} could not be resolved by provider '{provider}': {reason}"
@@ -65,6 +69,7 @@ pub enum ErrorCode {
     NotFound,
     VersionConflict,
     ConcurrentModification,
+    Conflict,
     SecretUnresolved,
     PayloadTooLarge,
     Unavailable,
@@ -80,6 +85,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::VersionConflict => "version_conflict",
             ErrorCode::ConcurrentModification => "concurrent_modification",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::SecretUnresolved => "secret_unresolved",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Unavailable => "unavailable",
@@ -97,6 +103,7 @@ impl Error {
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::VersionConflict { .. } => ErrorCode::VersionConflict,
             Error::ConcurrentModification { .. } => ErrorCode::ConcurrentModification,
+            Error::Conflict { .. } => ErrorCode::Conflict,
             Error::SecretUnresolved { .. } => ErrorCode::SecretUnresolved,
             Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Error::Unavailable { .. } => ErrorCode::Unavailable,

@@ -174,7 +174,7 @@ impl ConfigService {
 
     /// Runs a commit to its end even if the caller goes away (a dropped request must not leave
     /// the store committed and the cache and watchers uninformed), then publishes its event.
-    async fn commit<F>(&self, commit: F) -> Result<Committed>
+    pub(crate) async fn commit<F>(&self, commit: F) -> Result<Committed>
     where
         F: Future<Output = Result<Committed>> + Send + 'static,
     {
@@ -194,7 +194,7 @@ impl ConfigService {
 
     /// Writes fail fast while a shared database is known to be down (the replication follower
     /// notices when it is back); they are not queued or retried behind the caller's back.
-    fn ensure_writable(&self) -> Result<()> {
+    pub(crate) fn ensure_writable(&self) -> Result<()> {
         if self.store.shared_by_replicas() && self.store.degraded() {
             return Err(Error::Unavailable {
                 reason: "the configuration store is unavailable; writes are refused until it \

@@ -1,5 +1,5 @@
-//! Read cache in front of any store: config heads live in memory, so effective-config reads
-//! make no database round trip. Writes go through to the inner store and then update the cache;
+//! Read cache in front of any store: config heads and every flag head live in memory, so
+//! effective-config reads and flag evaluations make no database round trip. Writes go through to the inner store and then update the cache;
 //! changes committed by other replicas arrive through `apply_change`. The cache also tracks
 //! whether the inner store answers, so reads can say they may be stale.
 
@@ -9,11 +9,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
+use parking_lot::{RwLock, RwLockUpgradableReadGuard};
 
-use super::{AuditQuery, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite};
+use super::{
+    AuditQuery, Committed, DeleteWrite, FlagDeleteWrite, FlagWrite, SchemaWrite, Store,
+    VersionWrite,
+};
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
-use crate::core::ids::ConfigId;
+use crate::core::flags::{FlagHead, FlagSet, FlagVersion};
+use crate::core::ids::{ConfigId, FlagKey};
 use crate::core::model::{AppliedState, AuditRecord, ConfigHead, ConfigVersion, SchemaVersion};
 
 pub struct CachedStore {
@@ -33,13 +38,24 @@ pub struct CachedStore {
     /// Changes not applied because their config was not cached (bounded cache): a miss that
     /// was being fetched meanwhile must not be cached.
     skipped: AtomicU64,
+    /// Every flag head (flags are few, so never bounded). Copy-on-write: evaluation clones the
+    /// `Arc` and reads a consistent set without holding the lock; writers swap in a new set.
+    flags: RwLock<Arc<FlagSet>>,
 }
 
-/// Whether `new` describes a later state of the config than `old`: a higher version, or the
-/// same version now deleted (a delete keeps the number; a re-create takes the next one).
-fn supersedes(new: &ConfigHead, old: &ConfigHead) -> bool {
-    new.latest.version > old.latest.version
-        || (new.latest.version == old.latest.version && new.deleted && !old.deleted)
+/// Whether a head at `new` (version, deleted) describes a later state than one at `old`: a
+/// higher version, or the same version now deleted (a delete keeps the number; a re-create
+/// takes the next one).
+fn supersedes(new: (u64, bool), old: (u64, bool)) -> bool {
+    new.0 > old.0 || (new.0 == old.0 && new.1 && !old.1)
+}
+
+fn config_state(head: &ConfigHead) -> (u64, bool) {
+    (head.latest.version, head.deleted)
+}
+
+fn flag_state(head: &FlagHead) -> (u64, bool) {
+    (head.latest.version, head.deleted)
 }
 
 impl CachedStore {
@@ -58,6 +74,14 @@ impl CachedStore {
             .take(max_configs)
             .map(|head| (head.latest.config_id.clone(), head))
             .collect();
+        let flags = FlagSet {
+            heads: inner
+                .flag_heads()
+                .await?
+                .into_iter()
+                .map(|head| (head.latest.key.clone(), head))
+                .collect(),
+        };
         Ok(CachedStore {
             inner,
             heads,
@@ -66,6 +90,7 @@ impl CachedStore {
             complete: AtomicBool::new(complete),
             skipped: AtomicU64::new(0),
             applied: AtomicU64::new(0),
+            flags: RwLock::new(Arc::new(flags)),
         })
     }
 
@@ -89,8 +114,20 @@ impl CachedStore {
         Ok(())
     }
 
+    /// Brings the cached head of flag `key` up to the store's, keeping whichever is later.
+    pub async fn reload_flag(&self, key: &FlagKey) -> Result<()> {
+        match self.observe(self.inner.flag_head(key).await)? {
+            Some(head) => self.remember_flag(head),
+            None => self.forget_flag(key),
+        }
+        Ok(())
+    }
+
     /// Applies a change committed anywhere (this replica or another) to the cache.
     pub async fn apply_change(&self, event: &ChangeEvent) -> Result<()> {
+        if event.is_flag() {
+            return self.apply_flag_change(event).await;
+        }
         if event.kind != kind::CONFIG_UPDATED && event.kind != kind::CONFIG_DELETED {
             return Ok(()); // schemas are not cached
         }
@@ -115,6 +152,20 @@ impl CachedStore {
         self.reload(&id).await
     }
 
+    /// Every flag is cached, so a flag the cache lacks is reloaded whatever the event.
+    async fn apply_flag_change(&self, event: &ChangeEvent) -> Result<()> {
+        let key = FlagKey::parse(&event.config_id)?;
+        let up_to_date = self.flags.read().heads.get(&key).is_some_and(|cached| {
+            cached.latest.version > event.version
+                || (cached.latest.version == event.version
+                    && (cached.deleted || event.kind == kind::FLAG_UPDATED))
+        });
+        if up_to_date {
+            return Ok(());
+        }
+        self.reload_flag(&key).await
+    }
+
     /// Records that every change up to `revision` is reflected in the cache.
     pub fn mark_applied(&self, revision: u64) {
         self.applied.fetch_max(revision, Ordering::Release);
@@ -125,17 +176,19 @@ impl CachedStore {
     }
 
     /// A conflict means the store moved past what the cache holds (another writer, or a commit
-    /// whose caller went away): reload the head so the next attempt sees the truth.
+    /// whose caller went away): `refresh` (run only then) reloads the head of `subject` so the
+    /// next attempt sees the truth.
     async fn refreshing_on_conflict(
         &self,
-        id: &ConfigId,
+        subject: &str,
         write: impl Future<Output = Result<Committed>>,
+        refresh: impl Future<Output = Result<()>>,
     ) -> Result<Committed> {
         let result = self.observe(write.await);
         if let Err(Error::VersionConflict { .. } | Error::ConcurrentModification { .. }) = &result
-            && let Err(error) = self.reload(id).await
+            && let Err(error) = refresh.await
         {
-            tracing::warn!(%id, %error, "could not refresh a cached head");
+            tracing::warn!(%subject, %error, "could not refresh a cached head");
         }
         result
     }
@@ -147,9 +200,33 @@ impl CachedStore {
             self.evict_one_except(&id);
         }
         let mut entry = self.heads.entry(id).or_insert_with(|| head.clone());
-        if supersedes(&head, &entry) {
+        if supersedes(config_state(&head), config_state(&entry)) {
             *entry = head;
         }
+    }
+
+    /// Keeps the later of the cached and the given flag head. Readers are not blocked while
+    /// the new set is built (an upgradable read admits them; it also serialises writers).
+    fn remember_flag(&self, head: FlagHead) {
+        let flags = self.flags.upgradable_read();
+        if let Some(cached) = flags.heads.get(&head.latest.key)
+            && !supersedes(flag_state(&head), flag_state(cached))
+        {
+            return;
+        }
+        let mut next = FlagSet::clone(&flags);
+        next.heads.insert(head.latest.key.clone(), head);
+        *RwLockUpgradableReadGuard::upgrade(flags) = Arc::new(next);
+    }
+
+    fn forget_flag(&self, key: &FlagKey) {
+        let flags = self.flags.upgradable_read();
+        if !flags.heads.contains_key(key) {
+            return;
+        }
+        let mut next = FlagSet::clone(&flags);
+        next.heads.remove(key);
+        *RwLockUpgradableReadGuard::upgrade(flags) = Arc::new(next);
     }
 
     fn evict_one_except(&self, keep: &ConfigId) {
@@ -223,7 +300,11 @@ impl Store for CachedStore {
         let new_version = write.version.clone();
         let id = new_version.config_id.clone();
         let committed = self
-            .refreshing_on_conflict(&id, self.inner.append_version(write))
+            .refreshing_on_conflict(
+                id.as_str(),
+                self.inner.append_version(write),
+                self.reload(&id),
+            )
             .await?;
         self.remember(ConfigHead {
             latest: Arc::new(new_version.numbered(committed.version)),
@@ -235,7 +316,11 @@ impl Store for CachedStore {
     async fn delete_config(&self, write: DeleteWrite) -> Result<Committed> {
         let id = write.config_id.clone();
         let committed = self
-            .refreshing_on_conflict(&id, self.inner.delete_config(write))
+            .refreshing_on_conflict(
+                id.as_str(),
+                self.inner.delete_config(write),
+                self.reload(&id),
+            )
             .await?;
         // Only the version this delete removed: a newer one may already be cached (re-created
         // through another replica and applied by the follower meanwhile).
@@ -253,8 +338,78 @@ impl Store for CachedStore {
 
     async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {
         let id = write.config_id.clone();
-        self.refreshing_on_conflict(&id, self.inner.put_schema(write))
+        self.refreshing_on_conflict(id.as_str(), self.inner.put_schema(write), self.reload(&id))
             .await
+    }
+
+    fn cached_flags(&self) -> Option<Arc<FlagSet>> {
+        Some(self.flags.read().clone())
+    }
+
+    async fn flag_heads(&self) -> Result<Vec<FlagHead>> {
+        // The set is ordered by key.
+        Ok(self.flags.read().heads.values().cloned().collect())
+    }
+
+    async fn flag_head(&self, key: &FlagKey) -> Result<Option<FlagHead>> {
+        Ok(self.flags.read().heads.get(key).cloned())
+    }
+
+    async fn flag_version(&self, key: &FlagKey, version: u64) -> Result<Option<FlagVersion>> {
+        self.observe(self.inner.flag_version(key, version).await)
+    }
+
+    async fn flag_versions(
+        &self,
+        key: &FlagKey,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<FlagVersion>> {
+        self.observe(self.inner.flag_versions(key, before, limit).await)
+    }
+
+    async fn append_flag_version(&self, write: FlagWrite) -> Result<Committed> {
+        let new_version = write.version.clone();
+        let key = new_version.key.clone();
+        let committed = self
+            .refreshing_on_conflict(
+                key.as_str(),
+                self.inner.append_flag_version(write),
+                self.reload_flag(&key),
+            )
+            .await?;
+        self.remember_flag(FlagHead {
+            latest: Arc::new(new_version.numbered(committed.version)),
+            deleted: false,
+        });
+        Ok(committed)
+    }
+
+    async fn delete_flag(&self, write: FlagDeleteWrite) -> Result<Committed> {
+        let key = write.key.clone();
+        let committed = self
+            .refreshing_on_conflict(
+                key.as_str(),
+                self.inner.delete_flag(write),
+                self.reload_flag(&key),
+            )
+            .await?;
+        // Only the version this delete removed: a newer one may already be cached (re-created
+        // through another replica and applied by the follower meanwhile).
+        let removed = self
+            .flags
+            .read()
+            .heads
+            .get(&key)
+            .map(|head| head.latest.clone())
+            .filter(|latest| latest.version == committed.version);
+        if let Some(latest) = removed {
+            self.remember_flag(FlagHead {
+                latest,
+                deleted: true,
+            });
+        }
+        Ok(committed)
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {

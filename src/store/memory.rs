@@ -7,11 +7,13 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::{
-    AuditQuery, Committed, DeleteWrite, HeadRow, SchemaWrite, Store, VersionWrite, change_event,
+    AuditQuery, Committed, DeleteWrite, FlagDeleteWrite, FlagWrite, HeadRow, SchemaWrite, Store,
+    VersionWrite, change_event,
 };
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
-use crate::core::ids::ConfigId;
+use crate::core::flags::{FlagHead, FlagVersion};
+use crate::core::ids::{ConfigId, FlagKey};
 use crate::core::model::{
     AppliedState, AuditDraft, AuditRecord, ConfigHead, ConfigVersion, SchemaVersion,
 };
@@ -21,6 +23,8 @@ struct State {
     versions: BTreeMap<ConfigId, Vec<Arc<ConfigVersion>>>,
     deleted: BTreeMap<ConfigId, bool>,
     schemas: BTreeMap<ConfigId, Vec<SchemaVersion>>,
+    flag_versions: BTreeMap<FlagKey, Vec<Arc<FlagVersion>>>,
+    flag_deleted: BTreeMap<FlagKey, bool>,
     audit: Vec<AuditRecord>,
     changes: Vec<ChangeEvent>,
     applied: BTreeMap<(ConfigId, String, String), AppliedState>,
@@ -37,6 +41,28 @@ impl State {
             deleted: self.deleted.get(id).copied().unwrap_or(false),
             schema: self.schemas.get(id).map_or(0, |s| s.len() as u64),
         }
+    }
+
+    fn flag_head_row(&self, key: &FlagKey) -> HeadRow {
+        HeadRow {
+            latest: self
+                .flag_versions
+                .get(key)
+                .and_then(|v| v.last())
+                .map_or(0, |v| v.version),
+            deleted: self.flag_deleted.get(key).copied().unwrap_or(false),
+            schema: 0,
+        }
+    }
+
+    fn flag_head(&self, key: &FlagKey) -> Option<FlagHead> {
+        self.flag_versions
+            .get(key)
+            .and_then(|v| v.last())
+            .map(|latest| FlagHead {
+                latest: latest.clone(),
+                deleted: self.flag_deleted.get(key).copied().unwrap_or(false),
+            })
     }
 
     fn record(&mut self, event: ChangeEvent, draft: &AuditDraft) {
@@ -137,7 +163,7 @@ impl Store for MemoryStore {
         let event = change_event(
             state.next_revision(),
             kind::CONFIG_UPDATED,
-            &id,
+            id.as_str(),
             number,
             &version.checksum,
             &write.audit,
@@ -167,7 +193,7 @@ impl Store for MemoryStore {
         let event = change_event(
             state.next_revision(),
             kind::CONFIG_DELETED,
-            &id,
+            id.as_str(),
             latest.version,
             &latest.checksum,
             &write.audit,
@@ -198,7 +224,7 @@ impl Store for MemoryStore {
         let event = change_event(
             state.next_revision(),
             kind::SCHEMA_UPDATED,
-            &id,
+            id.as_str(),
             number,
             &write.checksum,
             &write.audit,
@@ -223,6 +249,102 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn flag_heads(&self) -> Result<Vec<FlagHead>> {
+        let state = self.state.lock();
+        Ok(state
+            .flag_versions
+            .keys()
+            .filter_map(|key| state.flag_head(key))
+            .collect())
+    }
+
+    async fn flag_head(&self, key: &FlagKey) -> Result<Option<FlagHead>> {
+        Ok(self.state.lock().flag_head(key))
+    }
+
+    async fn flag_version(&self, key: &FlagKey, version: u64) -> Result<Option<FlagVersion>> {
+        let state = self.state.lock();
+        Ok(state
+            .flag_versions
+            .get(key)
+            .and_then(|v| v.get(version.checked_sub(1)? as usize))
+            .map(|v| v.as_ref().clone()))
+    }
+
+    async fn flag_versions(
+        &self,
+        key: &FlagKey,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<FlagVersion>> {
+        let state = self.state.lock();
+        Ok(state
+            .flag_versions
+            .get(key)
+            .map(|versions| {
+                versions
+                    .iter()
+                    .rev()
+                    .filter(|v| before.is_none_or(|b| v.version < b))
+                    .take(limit as usize)
+                    .map(|v| v.as_ref().clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn append_flag_version(&self, write: FlagWrite) -> Result<Committed> {
+        let mut state = self.state.lock();
+        let key = write.version.key.clone();
+        let number = state.flag_head_row(&key).check_flag_write(&write)?;
+        let version = write.version.numbered(number);
+        let event = change_event(
+            state.next_revision(),
+            kind::FLAG_UPDATED,
+            key.as_str(),
+            number,
+            &version.checksum,
+            &write.audit,
+            version.created_at,
+        );
+        state
+            .flag_versions
+            .entry(key.clone())
+            .or_default()
+            .push(Arc::new(version));
+        state.flag_deleted.insert(key, false);
+        state.record(event.clone(), &write.audit);
+        Ok(Committed {
+            version: number,
+            event,
+        })
+    }
+
+    async fn delete_flag(&self, write: FlagDeleteWrite) -> Result<Committed> {
+        let mut state = self.state.lock();
+        let key = write.key.clone();
+        state.flag_head_row(&key).check_flag_delete(&write)?;
+        let latest = state.flag_versions[&key]
+            .last()
+            .cloned()
+            .expect("a live flag has versions");
+        let event = change_event(
+            state.next_revision(),
+            kind::FLAG_DELETED,
+            key.as_str(),
+            latest.version,
+            &latest.checksum,
+            &write.audit,
+            write.at,
+        );
+        state.flag_deleted.insert(key, true);
+        state.record(event.clone(), &write.audit);
+        Ok(Committed {
+            version: latest.version,
+            event,
+        })
+    }
+
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
         let state = self.state.lock();
         Ok(state
@@ -231,10 +353,9 @@ impl Store for MemoryStore {
             .rev()
             .filter(|r| query.before.is_none_or(|b| r.id < b))
             .filter(|r| {
-                query
-                    .config_id
-                    .as_ref()
-                    .is_none_or(|id| r.config_id == id.as_str())
+                query.subject.as_ref().is_none_or(|subject| {
+                    r.config_id == subject.id() && kind::is_flag(&r.action) == subject.is_flag()
+                })
             })
             .take(query.limit as usize)
             .cloned()

@@ -17,12 +17,13 @@ use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::Notify;
 
 use super::{
-    AuditQuery, Committed, DeleteWrite, HeadRow, SchemaWrite, Store, VersionWrite, change_event,
-    to_i64, to_u64,
+    AuditQuery, Committed, DeleteWrite, FlagDeleteWrite, FlagWrite, HeadRow, SchemaWrite, Store,
+    VersionWrite, change_event, to_i64, to_u64,
 };
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
-use crate::core::ids::ConfigId;
+use crate::core::flags::{FlagDefinition, FlagHead, FlagVersion, NewFlagVersion};
+use crate::core::ids::{ConfigId, FlagKey};
 use crate::core::model::{
     AppliedState, AuditDraft, AuditRecord, ConfigDocument, ConfigHead, ConfigVersion, Metadata,
     NewVersion, SchemaVersion,
@@ -104,6 +105,31 @@ fn head_from_row(row: &PgRow) -> Result<ConfigHead> {
     })
 }
 
+fn flag_version_from_row(row: &PgRow) -> Result<FlagVersion> {
+    let key: String = row.try_get("flag_key").map_err(db_error)?;
+    let definition: String = row.try_get("definition").map_err(db_error)?;
+    let rollback_of: Option<i64> = row.try_get("rollback_of").map_err(db_error)?;
+    Ok(NewFlagVersion {
+        key: FlagKey::parse(&key)?,
+        definition: parse_json::<FlagDefinition>(&definition)?,
+        metadata: Metadata {
+            actor: row.try_get("actor").map_err(db_error)?,
+            message: row.try_get("message").map_err(db_error)?,
+        },
+        checksum: row.try_get("checksum").map_err(db_error)?,
+        created_at: row.try_get("created_at").map_err(db_error)?,
+        rollback_of: rollback_of.map(to_u64),
+    }
+    .numbered(to_u64(row.try_get("version").map_err(db_error)?)))
+}
+
+fn flag_head_from_row(row: &PgRow) -> Result<FlagHead> {
+    Ok(FlagHead {
+        deleted: row.try_get("deleted").map_err(db_error)?,
+        latest: Arc::new(flag_version_from_row(row)?),
+    })
+}
+
 fn change_from_row(row: &PgRow) -> Result<ChangeEvent> {
     Ok(ChangeEvent {
         revision: to_u64(row.try_get("revision").map_err(db_error)?),
@@ -121,6 +147,14 @@ const HEAD_QUERY: &str = "SELECT v.config_id, v.version, v.document::text AS doc
         v.actor, v.message, v.created_at, v.rollback_of, c.deleted
      FROM configs c JOIN config_versions v
        ON v.config_id = c.config_id AND v.version = c.latest_version";
+
+const FLAG_HEAD_QUERY: &str = "SELECT v.flag_key, v.version, v.definition::text AS definition,
+        v.checksum, v.actor, v.message, v.created_at, v.rollback_of, f.deleted
+     FROM flags f JOIN flag_versions v
+       ON v.flag_key = f.flag_key AND v.version = f.latest_version";
+
+const FLAG_VERSION_COLUMNS: &str = "flag_key, version, definition::text AS definition, checksum,
+        actor, message, created_at, rollback_of";
 
 impl PostgresStore {
     /// Connects, runs the migrations, and starts listening for changes.
@@ -218,10 +252,28 @@ async fn head_row(tx: &mut Transaction<'_, Postgres>, id: &ConfigId) -> Result<H
     })
 }
 
+async fn flag_head_row(tx: &mut Transaction<'_, Postgres>, key: &FlagKey) -> Result<HeadRow> {
+    let row = sqlx::query("SELECT latest_version, deleted FROM flags WHERE flag_key = $1")
+        .bind(key.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(match row {
+        Some(row) => HeadRow {
+            latest: to_u64(row.get("latest_version")),
+            deleted: row.get::<bool, _>("deleted"),
+            schema: 0,
+        },
+        None => HeadRow::default(),
+    })
+}
+
+/// Records a change of `subject` (a config id, or a flag key for `flag.*` kinds), its audit
+/// record and its notification.
 async fn record_change(
     tx: &mut Transaction<'_, Postgres>,
     kind: &str,
-    id: &ConfigId,
+    subject: &str,
     version: u64,
     checksum: &str,
     audit: &AuditDraft,
@@ -235,7 +287,7 @@ async fn record_change(
          RETURNING revision",
     )
     .bind(kind)
-    .bind(id.as_str())
+    .bind(subject)
     .bind(to_i64(version))
     .bind(checksum)
     .bind(&audit.actor)
@@ -252,7 +304,7 @@ async fn record_change(
     .bind(at)
     .bind(&audit.actor)
     .bind(audit.action)
-    .bind(id.as_str())
+    .bind(subject)
     .bind(to_i64(version))
     .bind(serde_json::to_string(&audit.environments).map_err(Error::internal)?)
     .bind(&audit.message)
@@ -268,7 +320,7 @@ async fn record_change(
     Ok(change_event(
         to_u64(revision),
         kind,
-        id,
+        subject,
         version,
         checksum,
         audit,
@@ -368,7 +420,7 @@ impl Store for PostgresStore {
         let event = record_change(
             &mut tx,
             kind::CONFIG_UPDATED,
-            &id,
+            id.as_str(),
             number,
             &v.checksum,
             &write.audit,
@@ -402,7 +454,7 @@ impl Store for PostgresStore {
         let event = record_change(
             &mut tx,
             kind::CONFIG_DELETED,
-            &id,
+            id.as_str(),
             latest,
             &checksum,
             &write.audit,
@@ -472,7 +524,7 @@ impl Store for PostgresStore {
         let event = record_change(
             &mut tx,
             kind::SCHEMA_UPDATED,
-            &id,
+            id.as_str(),
             number,
             &write.checksum,
             &write.audit,
@@ -486,15 +538,156 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn flag_heads(&self) -> Result<Vec<FlagHead>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{FLAG_HEAD_QUERY} ORDER BY f.flag_key"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(flag_head_from_row).collect()
+    }
+
+    async fn flag_head(&self, key: &FlagKey) -> Result<Option<FlagHead>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{FLAG_HEAD_QUERY} WHERE f.flag_key = $1"
+        )))
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(flag_head_from_row).transpose()
+    }
+
+    async fn flag_version(&self, key: &FlagKey, version: u64) -> Result<Option<FlagVersion>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {FLAG_VERSION_COLUMNS} FROM flag_versions WHERE flag_key = $1 AND version = $2"
+        )))
+        .bind(key.as_str())
+        .bind(to_i64(version))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(flag_version_from_row).transpose()
+    }
+
+    async fn flag_versions(
+        &self,
+        key: &FlagKey,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<FlagVersion>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {FLAG_VERSION_COLUMNS} FROM flag_versions WHERE flag_key = $1 AND version < $2
+             ORDER BY version DESC LIMIT $3"
+        )))
+        .bind(key.as_str())
+        .bind(before.map_or(i64::MAX, to_i64))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(flag_version_from_row).collect()
+    }
+
+    async fn append_flag_version(&self, write: FlagWrite) -> Result<Committed> {
+        let mut tx = begin_write(&self.pool).await?;
+        let key = write.version.key.clone();
+        let number = flag_head_row(&mut tx, &key)
+            .await?
+            .check_flag_write(&write)?;
+        sqlx::query(
+            "INSERT INTO flags (flag_key, latest_version, deleted) VALUES ($1, $2, FALSE)
+             ON CONFLICT (flag_key) DO UPDATE
+               SET latest_version = excluded.latest_version, deleted = FALSE",
+        )
+        .bind(key.as_str())
+        .bind(to_i64(number))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let v = &write.version;
+        sqlx::query(
+            "INSERT INTO flag_versions
+               (flag_key, version, definition, checksum, actor, message, created_at, rollback_of)
+             VALUES ($1, $2, $3::json, $4, $5, $6, $7, $8)",
+        )
+        .bind(key.as_str())
+        .bind(to_i64(number))
+        .bind(serde_json::to_string(&v.definition).map_err(Error::internal)?)
+        .bind(&v.checksum)
+        .bind(&v.metadata.actor)
+        .bind(&v.metadata.message)
+        .bind(v.created_at)
+        .bind(v.rollback_of.map(to_i64))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let event = record_change(
+            &mut tx,
+            kind::FLAG_UPDATED,
+            key.as_str(),
+            number,
+            &v.checksum,
+            &write.audit,
+            v.created_at,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed {
+            version: number,
+            event,
+        })
+    }
+
+    async fn delete_flag(&self, write: FlagDeleteWrite) -> Result<Committed> {
+        let mut tx = begin_write(&self.pool).await?;
+        let key = write.key.clone();
+        let latest = flag_head_row(&mut tx, &key)
+            .await?
+            .check_flag_delete(&write)?;
+        let checksum: String = sqlx::query_scalar(
+            "SELECT checksum FROM flag_versions WHERE flag_key = $1 AND version = $2",
+        )
+        .bind(key.as_str())
+        .bind(to_i64(latest))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("UPDATE flags SET deleted = TRUE WHERE flag_key = $1")
+            .bind(key.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let event = record_change(
+            &mut tx,
+            kind::FLAG_DELETED,
+            key.as_str(),
+            latest,
+            &checksum,
+            &write.audit,
+            write.at,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed {
+            version: latest,
+            event,
+        })
+    }
+
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
+        // A config and a flag may share an id: the action tells their records apart.
         let rows = sqlx::query(
             "SELECT id, revision, at, actor, action, config_id, version,
                     environments::text AS environments, message
              FROM audit WHERE id < $1 AND ($2::text IS NULL OR config_id = $2)
-             ORDER BY id DESC LIMIT $3",
+               AND ($3::boolean IS NULL OR (action LIKE 'flag.%') = $3)
+             ORDER BY id DESC LIMIT $4",
         )
         .bind(query.before.map_or(i64::MAX, to_i64))
-        .bind(query.config_id.as_ref().map(ConfigId::as_str))
+        .bind(query.subject.as_ref().map(|s| s.id()))
+        .bind(query.subject.as_ref().map(|s| s.is_flag()))
         .bind(i64::from(query.limit))
         .fetch_all(&self.pool)
         .await

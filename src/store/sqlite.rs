@@ -15,12 +15,13 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
-    AuditQuery, Committed, DeleteWrite, HeadRow, SchemaWrite, Store, VersionWrite, change_event,
-    to_i64, to_u64,
+    AuditQuery, Committed, DeleteWrite, FlagDeleteWrite, FlagWrite, HeadRow, SchemaWrite, Store,
+    VersionWrite, change_event, to_i64, to_u64,
 };
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
-use crate::core::ids::ConfigId;
+use crate::core::flags::{FlagDefinition, FlagHead, FlagVersion, NewFlagVersion};
+use crate::core::ids::{ConfigId, FlagKey};
 use crate::core::model::{
     AppliedState, AuditDraft, AuditRecord, ConfigDocument, ConfigHead, ConfigVersion, Metadata,
     SchemaVersion,
@@ -72,6 +73,40 @@ fn version_from_row(row: &SqliteRow) -> Result<ConfigVersion> {
     }
     .numbered(to_u64(row.try_get("version").map_err(db_error)?)))
 }
+
+fn flag_version_from_row(row: &SqliteRow) -> Result<FlagVersion> {
+    let key: String = row.try_get("flag_key").map_err(db_error)?;
+    let definition: String = row.try_get("definition").map_err(db_error)?;
+    let created_at: String = row.try_get("created_at").map_err(db_error)?;
+    let rollback_of: Option<i64> = row.try_get("rollback_of").map_err(db_error)?;
+    Ok(NewFlagVersion {
+        key: FlagKey::parse(&key)?,
+        definition: parse_json::<FlagDefinition>(&definition)?,
+        metadata: Metadata {
+            actor: row.try_get("actor").map_err(db_error)?,
+            message: row.try_get("message").map_err(db_error)?,
+        },
+        checksum: row.try_get("checksum").map_err(db_error)?,
+        created_at: parse_time(&created_at)?,
+        rollback_of: rollback_of.map(to_u64),
+    }
+    .numbered(to_u64(row.try_get("version").map_err(db_error)?)))
+}
+
+fn flag_head_from_row(row: &SqliteRow) -> Result<FlagHead> {
+    Ok(FlagHead {
+        deleted: row.try_get::<i64, _>("deleted").map_err(db_error)? != 0,
+        latest: Arc::new(flag_version_from_row(row)?),
+    })
+}
+
+const FLAG_HEAD_QUERY: &str =
+    "SELECT v.flag_key, v.version, v.definition, v.checksum, v.actor, v.message, v.created_at,
+            v.rollback_of, f.deleted
+     FROM flags f JOIN flag_versions v ON v.flag_key = f.flag_key AND v.version = f.latest_version";
+
+const FLAG_VERSION_COLUMNS: &str =
+    "flag_key, version, definition, checksum, actor, message, created_at, rollback_of";
 
 fn change_from_row(row: &SqliteRow) -> Result<ChangeEvent> {
     let at: String = row.try_get("at").map_err(db_error)?;
@@ -145,10 +180,27 @@ async fn head_row(tx: &mut Transaction<'_, Sqlite>, id: &ConfigId) -> Result<Hea
     })
 }
 
+async fn flag_head_row(tx: &mut Transaction<'_, Sqlite>, key: &FlagKey) -> Result<HeadRow> {
+    let row = sqlx::query("SELECT latest_version, deleted FROM flags WHERE flag_key = ?")
+        .bind(key.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(match row {
+        Some(row) => HeadRow {
+            latest: to_u64(row.get("latest_version")),
+            deleted: row.get::<i64, _>("deleted") != 0,
+            schema: 0,
+        },
+        None => HeadRow::default(),
+    })
+}
+
+/// Records a change of `subject` (a config id, or a flag key for `flag.*` kinds) and its audit.
 async fn record_change(
     tx: &mut Transaction<'_, Sqlite>,
     kind: &str,
-    id: &ConfigId,
+    subject: &str,
     version: u64,
     checksum: &str,
     audit: &AuditDraft,
@@ -159,7 +211,7 @@ async fn record_change(
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING revision",
     )
     .bind(kind)
-    .bind(id.as_str())
+    .bind(subject)
     .bind(to_i64(version))
     .bind(checksum)
     .bind(&audit.actor)
@@ -176,7 +228,7 @@ async fn record_change(
     .bind(timestamp(at))
     .bind(&audit.actor)
     .bind(audit.action)
-    .bind(id.as_str())
+    .bind(subject)
     .bind(to_i64(version))
     .bind(serde_json::to_string(&audit.environments).map_err(Error::internal)?)
     .bind(&audit.message)
@@ -186,7 +238,7 @@ async fn record_change(
     Ok(change_event(
         to_u64(revision),
         kind,
-        id,
+        subject,
         version,
         checksum,
         audit,
@@ -304,7 +356,7 @@ impl Store for SqliteStore {
         let event = record_change(
             &mut tx,
             kind::CONFIG_UPDATED,
-            &id,
+            id.as_str(),
             number,
             &v.checksum,
             &write.audit,
@@ -338,7 +390,7 @@ impl Store for SqliteStore {
         let event = record_change(
             &mut tx,
             kind::CONFIG_DELETED,
-            &id,
+            id.as_str(),
             latest,
             &checksum,
             &write.audit,
@@ -409,7 +461,7 @@ impl Store for SqliteStore {
         let event = record_change(
             &mut tx,
             kind::SCHEMA_UPDATED,
-            &id,
+            id.as_str(),
             number,
             &write.checksum,
             &write.audit,
@@ -423,15 +475,158 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn flag_heads(&self) -> Result<Vec<FlagHead>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{FLAG_HEAD_QUERY} ORDER BY f.flag_key"
+        )))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(flag_head_from_row).collect()
+    }
+
+    async fn flag_head(&self, key: &FlagKey) -> Result<Option<FlagHead>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{FLAG_HEAD_QUERY} WHERE f.flag_key = ?"
+        )))
+        .bind(key.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(flag_head_from_row).transpose()
+    }
+
+    async fn flag_version(&self, key: &FlagKey, version: u64) -> Result<Option<FlagVersion>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {FLAG_VERSION_COLUMNS} FROM flag_versions WHERE flag_key = ? AND version = ?"
+        )))
+        .bind(key.as_str())
+        .bind(to_i64(version))
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(flag_version_from_row).transpose()
+    }
+
+    async fn flag_versions(
+        &self,
+        key: &FlagKey,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<FlagVersion>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {FLAG_VERSION_COLUMNS} FROM flag_versions WHERE flag_key = ? AND version < ?
+             ORDER BY version DESC LIMIT ?"
+        )))
+        .bind(key.as_str())
+        .bind(before.map_or(i64::MAX, to_i64))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(flag_version_from_row).collect()
+    }
+
+    async fn append_flag_version(&self, write: FlagWrite) -> Result<Committed> {
+        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let key = write.version.key.clone();
+        let number = flag_head_row(&mut tx, &key)
+            .await?
+            .check_flag_write(&write)?;
+        sqlx::query(
+            "INSERT INTO flags (flag_key, latest_version, deleted) VALUES (?, ?, 0)
+             ON CONFLICT (flag_key) DO UPDATE SET latest_version = excluded.latest_version, deleted = 0",
+        )
+        .bind(key.as_str())
+        .bind(to_i64(number))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let v = &write.version;
+        sqlx::query(
+            "INSERT INTO flag_versions
+               (flag_key, version, definition, checksum, actor, message, created_at, rollback_of)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(key.as_str())
+        .bind(to_i64(number))
+        .bind(serde_json::to_string(&v.definition).map_err(Error::internal)?)
+        .bind(&v.checksum)
+        .bind(&v.metadata.actor)
+        .bind(&v.metadata.message)
+        .bind(timestamp(v.created_at))
+        .bind(v.rollback_of.map(to_i64))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let event = record_change(
+            &mut tx,
+            kind::FLAG_UPDATED,
+            key.as_str(),
+            number,
+            &v.checksum,
+            &write.audit,
+            v.created_at,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed {
+            version: number,
+            event,
+        })
+    }
+
+    async fn delete_flag(&self, write: FlagDeleteWrite) -> Result<Committed> {
+        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let key = write.key.clone();
+        let latest = flag_head_row(&mut tx, &key)
+            .await?
+            .check_flag_delete(&write)?;
+        let checksum: String = sqlx::query_scalar(
+            "SELECT checksum FROM flag_versions WHERE flag_key = ? AND version = ?",
+        )
+        .bind(key.as_str())
+        .bind(to_i64(latest))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("UPDATE flags SET deleted = 1 WHERE flag_key = ?")
+            .bind(key.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let event = record_change(
+            &mut tx,
+            kind::FLAG_DELETED,
+            key.as_str(),
+            latest,
+            &checksum,
+            &write.audit,
+            write.at,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed {
+            version: latest,
+            event,
+        })
+    }
+
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
+        // A config and a flag may share an id: the action tells their records apart.
+        let subject_id = query.subject.as_ref().map(|s| s.id());
+        let subject_is_flag = query.subject.as_ref().map(|s| s.is_flag());
         let rows = sqlx::query(
             "SELECT id, revision, at, actor, action, config_id, version, environments, message
              FROM audit WHERE id < ? AND (? IS NULL OR config_id = ?)
+               AND (? IS NULL OR (action LIKE 'flag.%') = ?)
              ORDER BY id DESC LIMIT ?",
         )
         .bind(query.before.map_or(i64::MAX, to_i64))
-        .bind(query.config_id.as_ref().map(ConfigId::as_str))
-        .bind(query.config_id.as_ref().map(ConfigId::as_str))
+        .bind(subject_id)
+        .bind(subject_id)
+        .bind(subject_is_flag)
+        .bind(subject_is_flag)
         .bind(i64::from(query.limit))
         .fetch_all(&self.reader)
         .await

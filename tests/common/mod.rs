@@ -24,6 +24,7 @@ pub fn init_logs() {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
     pub base: String,
     pub client: reqwest::Client,
     pub db_path: PathBuf,
@@ -54,10 +55,12 @@ impl TestServer {
         tune(&mut settings);
         let app = App::build(settings).await.expect("app builds");
         let addr = app.http_addr();
+        let grpc_addr = app.grpc_addr();
         let shutdown = app.shutdown_token();
         let handle = tokio::spawn(app.run_until_stopped());
         TestServer {
             addr,
+            grpc_addr,
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
             db_path,
@@ -158,6 +161,41 @@ pub async fn body_of(response: reqwest::Response) -> (u16, Value) {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
     (status, value)
+}
+
+impl TestServer {
+    pub async fn delete_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        body_of(
+            self.client
+                .delete(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    /// Writes a flag version and returns its number.
+    pub async fn put_flag(&self, key: &str, mut definition: Value) -> u64 {
+        definition["metadata"] = meta("tester", "flag write");
+        let (status, created) = self
+            .put_json(&format!("/api/v1/feature-flags/{key}"), &definition)
+            .await;
+        assert_eq!(status, 201, "put flag {key}: {created}");
+        created["version"].as_u64().expect("version")
+    }
+
+    /// Evaluates one flag over REST: the evaluation body.
+    pub async fn evaluate(&self, key: &str, environment: Option<&str>, context: Value) -> Value {
+        let mut body = json!({"flagKey": key, "context": context});
+        if let Some(environment) = environment {
+            body["environment"] = json!(environment);
+        }
+        let (status, evaluation) = self.post_json("/api/v1/feature-flags/evaluate", &body).await;
+        assert_eq!(status, 200, "evaluate {key}: {evaluation}");
+        evaluation
+    }
 }
 
 pub fn meta(actor: &str, message: &str) -> Value {

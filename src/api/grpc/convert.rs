@@ -24,7 +24,7 @@ pub fn environment(raw: &str) -> Result<Option<Environment>> {
 }
 
 /// Parses a JSON text field; empty means `default`.
-fn json_field<T: DeserializeOwned>(text: &str, field: &str, default: Option<T>) -> Result<T> {
+pub fn json_field<T: DeserializeOwned>(text: &str, field: &str, default: Option<T>) -> Result<T> {
     if text.trim().is_empty()
         && let Some(default) = default
     {
@@ -72,7 +72,7 @@ pub fn metadata(metadata: Option<pb::Metadata>) -> Result<Metadata> {
     })
 }
 
-fn json_text(value: &impl serde::Serialize) -> String {
+pub fn json_text(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
@@ -100,7 +100,7 @@ pub fn pb_metadata(metadata: &Metadata) -> pb::Metadata {
     }
 }
 
-fn time(at: chrono::DateTime<chrono::Utc>) -> String {
+pub fn time(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
@@ -197,7 +197,8 @@ pub fn pb_audit(record: &AuditRecord) -> pb::AuditRecord {
         at: time(record.at),
         actor: record.actor.clone(),
         action: record.action.clone(),
-        config_id: record.config_id.clone(),
+        config_id: subject(&record.action, &record.config_id, false),
+        flag_key: subject(&record.action, &record.config_id, true),
         version: record.version.unwrap_or(0),
         environments: record.environments.clone(),
         message: record.message.clone().unwrap_or_default(),
@@ -244,12 +245,22 @@ pub fn pb_change(event: &ChangeEvent) -> pb::ChangeEvent {
     pb::ChangeEvent {
         revision: event.revision,
         kind: event.kind.clone(),
-        config_id: event.config_id.clone(),
+        config_id: subject(&event.kind, &event.config_id, false),
+        flag_key: subject(&event.kind, &event.config_id, true),
         version: event.version,
         checksum: event.checksum.clone(),
         actor: event.actor.clone(),
         message: event.message.clone().unwrap_or_default(),
         at: time(event.at),
+    }
+}
+
+/// The subject id in the field for its kind (`config_id` or `flag_key`), empty in the other.
+fn subject(kind: &str, id: &str, flag_field: bool) -> String {
+    if crate::core::events::kind::is_flag(kind) == flag_field {
+        id.to_owned()
+    } else {
+        String::new()
     }
 }
 

@@ -13,6 +13,7 @@ pub fn code_of(code: ErrorCode) -> Code {
         ErrorCode::NotFound => Code::NotFound,
         ErrorCode::VersionConflict => Code::Aborted,
         ErrorCode::ConcurrentModification => Code::Aborted,
+        ErrorCode::Conflict => Code::FailedPrecondition,
         ErrorCode::SecretUnresolved => Code::FailedPrecondition,
         ErrorCode::PayloadTooLarge => Code::ResourceExhausted,
         ErrorCode::Unavailable => Code::Unavailable,

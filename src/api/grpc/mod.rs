@@ -8,12 +8,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 
+use crate::core::flags::FlagService;
 use crate::core::service::ConfigService;
 
 pub mod codec;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod flags;
 pub mod watch;
 
 /// Generated from `proto/summit/config/v1/config.proto`.
@@ -29,6 +31,7 @@ pub mod pb {
 pub async fn serve(
     listener: TcpListener,
     service: Arc<ConfigService>,
+    flags: Arc<FlagService>,
     watch_buffer: usize,
     max_message_bytes: usize,
     shutdown: CancellationToken,
@@ -36,6 +39,9 @@ pub async fn serve(
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<pb::config_service_server::ConfigServiceServer<config::GrpcConfigService>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::flag_service_server::FlagServiceServer<flags::GrpcFlagService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -47,10 +53,13 @@ pub async fn serve(
     // The same limit as REST bodies (SUMMIT_MAX_BODY_BYTES); larger messages get
     // OUT_OF_RANGE from tonic.
     .max_decoding_message_size(max_message_bytes);
+    let flags = pb::flag_service_server::FlagServiceServer::new(flags::GrpcFlagService::new(flags))
+        .max_decoding_message_size(max_message_bytes);
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(config)
+        .add_service(flags)
         // Nagle would hold back a response's trailers until the client's delayed ACK (~40 ms).
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),

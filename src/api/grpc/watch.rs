@@ -19,7 +19,7 @@ use super::pb::watch_event::Event;
 use crate::core::effective::AssignmentInput;
 use crate::core::error::Error;
 use crate::core::events::{ChangeEvent, kind};
-use crate::core::ids::ConfigId;
+use crate::core::ids::{ConfigId, FlagKey};
 use crate::core::service::{ConfigService, EffectiveQuery};
 use crate::core::watch::WatchFilter;
 
@@ -71,6 +71,11 @@ fn check_request(
         .iter()
         .map(|id| ConfigId::parse(id).map(String::from))
         .collect::<Result<Vec<_>, _>>()?;
+    let flag_keys = request
+        .flag_keys
+        .iter()
+        .map(|key| FlagKey::parse_field(key, "flagKeys").map(String::from))
+        .collect::<Result<Vec<_>, _>>()?;
     if request.prefix.len() > 128 {
         return Err(Error::invalid("prefix", "prefix must be at most 128 bytes"));
     }
@@ -93,7 +98,8 @@ fn check_request(
     let filter = WatchFilter {
         config_ids,
         prefix: (!request.prefix.is_empty()).then(|| request.prefix.clone()),
-        ..WatchFilter::default()
+        flag_keys,
+        all_flags: request.all_flags,
     };
     Ok((filter, query))
 }
@@ -105,6 +111,9 @@ async fn snapshot(
     filter: &WatchFilter,
     revision: u64,
 ) -> Result<Vec<ChangeEvent>, Error> {
+    if !filter.wants_configs() {
+        return Ok(Vec::new());
+    }
     let versions = if filter.config_ids.is_empty() || filter.prefix.is_some() {
         service.fresh_configs().await?
     } else {

@@ -120,7 +120,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
 }
 
 /// True when `If-None-Match` lists `etag` (weak or strong) or `*`.
-fn not_modified(header: &HeaderValue, etag: &str) -> bool {
+pub(super) fn not_modified(header: &HeaderValue, etag: &str) -> bool {
     header
         .to_str()
         .unwrap_or_default()

@@ -26,6 +26,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::VersionConflict => StatusCode::CONFLICT,
         ErrorCode::ConcurrentModification => StatusCode::CONFLICT,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::SecretUnresolved => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -64,6 +64,37 @@ fn json_depth_exceeds(bytes: &[u8], max: usize) -> bool {
     false
 }
 
+/// A deserialization error as `invalid_input` naming the JSON pointer of the offending value.
+fn shape_error<E: serde::de::Error + std::fmt::Display>(
+    e: serde_path_to_error::Error<E>,
+) -> Error {
+    let mut pointer = pointer_of(e.path());
+    let message = e.into_inner().to_string();
+    // serde reports a missing field at its parent; name the field itself.
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        if pointer == "/" {
+            pointer.clear();
+        }
+        crate::core::secrets::push_token(&mut pointer, field);
+    }
+    Error::invalid(pointer, message)
+}
+
+/// Types an already parsed (size- and depth-checked) JSON value, errors naming the pointer
+/// under `base` (e.g. a member split off the body).
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value, base: &str) -> Result<T, Error> {
+    serde_path_to_error::deserialize(value).map_err(|e| match shape_error(e) {
+        Error::InvalidInput { field, message } => {
+            let field = if field == "/" { base.to_owned() } else { format!("{base}{field}") };
+            Error::invalid(if field.is_empty() { "/".to_owned() } else { field }, message)
+        }
+        other => other,
+    })
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::invalid("/", "a JSON request body is required"));
@@ -76,23 +107,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let mut pointer = pointer_of(e.path());
-        let inner = e.into_inner();
+        let inner = e.inner();
         if inner.is_syntax() || inner.is_eof() {
-            return Error::invalid(pointer, format!("malformed JSON: {inner}"));
+            let message = format!("malformed JSON: {inner}");
+            return Error::invalid(pointer_of(e.path()), message);
         }
-        let message = inner.to_string();
-        // serde reports a missing field at its parent; name the field itself.
-        if let Some(field) = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            if pointer == "/" {
-                pointer.clear();
-            }
-            crate::core::secrets::push_token(&mut pointer, field);
-        }
-        Error::invalid(pointer, message)
+        shape_error(e)
     })?;
     deserializer
         .end()
@@ -131,6 +151,22 @@ where
             return Ok(OptionalApiJson(None));
         }
         Ok(OptionalApiJson(Some(parse_json(&bytes)?)))
+    }
+}
+
+/// A raw body, size-limited like `ApiJson` (413 as problem+json), for handlers that parse it
+/// themselves.
+pub struct RawBody(pub Bytes);
+
+impl<S> FromRequest<S> for RawBody
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(RawBody(read_body(req, state).await?))
     }
 }
 

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::core::flags::FlagService;
 use crate::core::service::ConfigService;
 
 pub mod audit;
@@ -19,6 +20,8 @@ pub mod drift;
 pub mod effective;
 pub mod error;
 pub mod extract;
+pub mod flags;
+pub mod ofrep;
 pub mod ops;
 pub mod schema;
 pub mod watch;
@@ -29,6 +32,7 @@ pub struct AppState(Arc<AppContext>);
 
 pub struct AppContext {
     pub service: Arc<ConfigService>,
+    pub flags: Arc<FlagService>,
     pub shutdown: CancellationToken,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
@@ -73,6 +77,8 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(audit::router())
         .merge(drift::router())
         .merge(watch::router())
+        .merge(flags::router())
+        .merge(ofrep::router())
         .merge(ops::router())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

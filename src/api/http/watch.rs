@@ -16,7 +16,7 @@ use super::AppState;
 use super::error::{ApiError, Result};
 use super::extract::ApiQuery;
 use crate::core::error::Error;
-use crate::core::ids::{ConfigId, Environment};
+use crate::core::ids::{ConfigId, Environment, FlagKey};
 use crate::core::watch::WatchFilter;
 
 pub fn router() -> Router<AppState> {
@@ -29,6 +29,11 @@ struct WatchParams {
     /// One id or a comma-separated list.
     config_id: Option<String>,
     prefix: Option<String>,
+    /// One flag key or a comma-separated list.
+    flag_key: Option<String>,
+    /// Every flag's changes.
+    #[serde(default)]
+    flags: bool,
     /// Accepted for symmetry with gRPC; every config change may affect every environment.
     environment: Option<String>,
     from_revision: Option<u64>,
@@ -45,6 +50,16 @@ async fn watch(
         .map(|ids| {
             ids.split(',')
                 .map(|id| ConfigId::parse(id.trim()).map(String::from))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let flag_keys = params
+        .flag_key
+        .as_deref()
+        .map(|keys| {
+            keys.split(',')
+                .map(|key| FlagKey::parse_field(key.trim(), "flagKey").map(String::from))
                 .collect::<std::result::Result<Vec<_>, _>>()
         })
         .transpose()?
@@ -71,7 +86,8 @@ async fn watch(
     let filter = WatchFilter {
         config_ids,
         prefix: params.prefix,
-        ..WatchFilter::default()
+        flag_keys,
+        all_flags: params.flags,
     };
     let events = state.service.watch(filter, from).await?.map(|item| {
         let event = match item {

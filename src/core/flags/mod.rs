@@ -3,6 +3,7 @@
 pub mod compile;
 pub mod evaluate;
 pub mod model;
+pub mod service;
 
 
 pub use evaluate::{
@@ -11,4 +12,4 @@ pub use evaluate::{
 pub use model::{
     FlagDefinition, FlagHead, FlagSet, FlagType, FlagVersion, NewFlagVersion,
 };
-
+pub use service::FlagService;

@@ -1,0 +1,186 @@
+//! `summit.config.v1.FlagService`: each RPC parses, calls the core, converts.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tonic::{Request, Response, Status};
+
+use super::convert::{self as cv, environment, json_field, json_text, time};
+use super::pb;
+use super::pb::flag_service_server::FlagService as FlagRpc;
+use crate::core::error::Error;
+use crate::core::flags::service::{EvaluationScope, MAX_BATCH};
+use crate::core::flags::{Evaluation, EvaluationContext, FlagDefinition, FlagService, FlagVersion};
+use crate::core::ids::FlagKey;
+
+type RpcResult<T> = Result<Response<T>, Status>;
+
+pub struct GrpcFlagService {
+    flags: Arc<FlagService>,
+}
+
+impl GrpcFlagService {
+    pub fn new(flags: Arc<FlagService>) -> Self {
+        GrpcFlagService { flags }
+    }
+}
+
+fn flag_key(raw: &str) -> Result<FlagKey, Error> {
+    FlagKey::parse_field(raw, "flagKey")
+}
+
+fn pb_flag(flag: &FlagVersion) -> pb::Flag {
+    pb::Flag {
+        flag_key: flag.key.to_string(),
+        version: flag.version,
+        definition_json: json_text(&flag.definition),
+        metadata: Some(cv::pb_metadata(&flag.metadata)),
+        checksum: flag.checksum.clone(),
+        created_at: time(flag.created_at),
+        rollback_of: flag.rollback_of,
+    }
+}
+
+fn pb_created(flag: &FlagVersion) -> pb::FlagCreated {
+    pb::FlagCreated {
+        flag_key: flag.key.to_string(),
+        version: flag.version,
+        checksum: flag.checksum.clone(),
+        created_at: time(flag.created_at),
+        rollback_of: flag.rollback_of,
+    }
+}
+
+fn pb_evaluation(evaluation: &Evaluation) -> pb::FlagEvaluation {
+    let mut out = pb::FlagEvaluation {
+        flag_key: evaluation.key.clone(),
+        version: evaluation.version,
+        ..Default::default()
+    };
+    match &evaluation.outcome {
+        Ok(resolution) => {
+            out.value_json = json_text(&resolution.value);
+            out.variant = resolution.variant.clone();
+            out.reason = resolution.reason.as_str().to_owned();
+        }
+        Err(failure) => {
+            out.reason = "ERROR".to_owned();
+            out.error_code = failure.code.as_str().to_owned();
+            out.error_message = failure.message.clone();
+        }
+    }
+    out
+}
+
+fn scope(environment_name: &str, service: &str) -> Result<EvaluationScope, Error> {
+    Ok(EvaluationScope {
+        environment: environment(environment_name)?,
+        service: (!service.is_empty()).then(|| service.to_owned()),
+    })
+}
+
+fn context(text: &str) -> Result<EvaluationContext, Error> {
+    let value: Value = json_field(text, "contextJson", Some(Value::Null))?;
+    EvaluationContext::from_json(value, "contextJson")
+}
+
+#[tonic::async_trait]
+impl FlagRpc for GrpcFlagService {
+    async fn put_flag(&self, request: Request<pb::PutFlagRequest>) -> RpcResult<pb::FlagCreated> {
+        let r = request.into_inner();
+        let key = flag_key(&r.flag_key)?;
+        let definition: FlagDefinition = json_field(&r.definition_json, "definitionJson", None)?;
+        let flag = self
+            .flags
+            .put_flag(&key, definition, cv::metadata(r.metadata)?, r.expected_version)
+            .await?;
+        Ok(Response::new(pb_created(&flag)))
+    }
+
+    async fn get_flag(&self, request: Request<pb::GetFlagRequest>) -> RpcResult<pb::Flag> {
+        let key = flag_key(&request.into_inner().flag_key)?;
+        let flag = self.flags.flag(&key).await?;
+        Ok(Response::new(pb_flag(&flag)))
+    }
+
+    async fn list_flags(
+        &self,
+        request: Request<pb::ListFlagsRequest>,
+    ) -> RpcResult<pb::ListFlagsResponse> {
+        let service = request.into_inner().service;
+        let flags = self
+            .flags
+            .flags((!service.is_empty()).then_some(service.as_str()))
+            .await?;
+        Ok(Response::new(pb::ListFlagsResponse {
+            flags: flags.iter().map(|f| pb_flag(f)).collect(),
+        }))
+    }
+
+    async fn delete_flag(
+        &self,
+        request: Request<pb::DeleteFlagRequest>,
+    ) -> RpcResult<pb::DeleteFlagResponse> {
+        let r = request.into_inner();
+        let key = flag_key(&r.flag_key)?;
+        self.flags
+            .delete_flag(&key, cv::metadata(r.metadata)?, r.expected_version)
+            .await?;
+        Ok(Response::new(pb::DeleteFlagResponse {
+            flag_key: key.to_string(),
+        }))
+    }
+
+    async fn rollback_flag(
+        &self,
+        request: Request<pb::RollbackFlagRequest>,
+    ) -> RpcResult<pb::FlagCreated> {
+        let r = request.into_inner();
+        let key = flag_key(&r.flag_key)?;
+        let flag = self
+            .flags
+            .rollback(
+                &key,
+                r.target_version,
+                cv::metadata(r.metadata)?,
+                r.expected_version,
+            )
+            .await?;
+        Ok(Response::new(pb_created(&flag)))
+    }
+
+    async fn evaluate_flag(
+        &self,
+        request: Request<pb::EvaluateFlagRequest>,
+    ) -> RpcResult<pb::FlagEvaluation> {
+        let r = request.into_inner();
+        let key = flag_key(&r.flag_key)?;
+        let scope = scope(&r.environment, &r.service)?;
+        let context = context(&r.context_json)?;
+        let evaluation = self.flags.evaluate(key.as_str(), &scope, &context).await?;
+        if evaluation.version == 0 {
+            return Err(Error::not_found("flag", key.as_str()).into());
+        }
+        Ok(Response::new(pb_evaluation(&evaluation)))
+    }
+
+    async fn evaluate_flags(
+        &self,
+        request: Request<pb::EvaluateFlagsRequest>,
+    ) -> RpcResult<pb::EvaluateFlagsResponse> {
+        let r = request.into_inner();
+        if r.flag_keys.len() > MAX_BATCH {
+            return Err(Error::invalid("flagKeys", format!("at most {MAX_BATCH} flags")).into());
+        }
+        for (index, key) in r.flag_keys.iter().enumerate() {
+            FlagKey::parse_field(key, &format!("flagKeys[{index}]"))?;
+        }
+        let scope = scope(&r.environment, &r.service)?;
+        let context = context(&r.context_json)?;
+        let keys = (!r.flag_keys.is_empty()).then_some(r.flag_keys.as_slice());
+        let evaluations = self.flags.evaluate_many(keys, &scope, &context).await?;
+        Ok(Response::new(pb::EvaluateFlagsResponse {
+            results: evaluations.iter().map(pb_evaluation).collect(),
+        }))
+    }
+}

@@ -1,0 +1,381 @@
+//! `/api/v1/feature-flags`: flag versions, history, rollback, audit and evaluation.
+
+use axum::extract::{FromRequestParts, RawPathParams, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::AppState;
+use super::configs::{PageQuery, expected_version};
+use super::error::{ApiError, Result};
+use super::extract::{ApiJson, ApiQuery, OptionalApiJson, from_value};
+use crate::core::error::Error;
+use crate::core::flags::service::{EvaluationScope, MAX_BATCH, context_of};
+use crate::core::flags::{Evaluation, FlagDefinition, FlagVersion};
+use crate::core::ids::{Environment, FlagKey};
+use crate::core::model::Metadata;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/feature-flags", get(list_flags))
+        .route("/api/v1/feature-flags/evaluate", post(evaluate_one))
+        .route("/api/v1/feature-flags/evaluate/batch", post(evaluate_batch))
+        .route(
+            "/api/v1/feature-flags/{key}",
+            get(get_flag).put(put_flag).delete(delete_flag),
+        )
+        .route("/api/v1/feature-flags/{key}/versions", get(list_versions))
+        .route(
+            "/api/v1/feature-flags/{key}/versions/{version}",
+            get(get_version),
+        )
+        .route("/api/v1/feature-flags/{key}/rollback", post(rollback))
+        .route("/api/v1/feature-flags/{key}/audit", get(audit))
+}
+
+/// A `{key}` path segment that is a valid flag key; checked before the body is read.
+pub struct FlagKeyPath(pub FlagKey);
+
+impl<S: Send + Sync> FromRequestParts<S> for FlagKeyPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|r| Error::invalid("flagKey", r.body_text()))?;
+        let raw = params
+            .iter()
+            .find_map(|(name, value)| (name == "key").then_some(value))
+            .unwrap_or_default();
+        Ok(FlagKeyPath(FlagKey::parse(raw)?))
+    }
+}
+
+fn version_etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FlagCreated<'a> {
+    flag_key: &'a FlagKey,
+    version: u64,
+    checksum: &'a str,
+    created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollback_of: Option<u64>,
+}
+
+fn created(flag: &FlagVersion) -> Response {
+    let body = FlagCreated {
+        flag_key: &flag.key,
+        version: flag.version,
+        checksum: &flag.checksum,
+        created_at: flag.created_at,
+        rollback_of: flag.rollback_of,
+    };
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, version_etag(flag.version));
+    if let Ok(location) = HeaderValue::from_str(&format!(
+        "/api/v1/feature-flags/{}/versions/{}",
+        flag.key, flag.version
+    )) {
+        headers.insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// The body of a flag write: the definition's fields plus `metadata` and `expectedVersion`.
+fn split_write_body(body: Value) -> Result<(FlagDefinition, Metadata, Option<u64>)> {
+    let Value::Object(mut fields) = body else {
+        return Err(Error::invalid("/", "the body must be a JSON object").into());
+    };
+    let metadata = fields
+        .remove("metadata")
+        .ok_or_else(|| Error::invalid("/metadata", "missing field `metadata`"))?;
+    let metadata: Metadata = from_value(metadata, "/metadata")?;
+    let expected = match fields.remove("expectedVersion") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(from_value::<u64>(value, "/expectedVersion")?),
+    };
+    let definition: FlagDefinition = from_value(Value::Object(fields), "")?;
+    Ok((definition, metadata, expected))
+}
+
+#[tracing::instrument(skip_all, fields(flag_key = %key))]
+async fn put_flag(
+    State(state): State<AppState>,
+    FlagKeyPath(key): FlagKeyPath,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response> {
+    let (definition, metadata, expected) = split_write_body(body)?;
+    let expected = expected_version(&headers, expected)?;
+    let flag = state
+        .flags
+        .put_flag(&key, definition, metadata, expected)
+        .await?;
+    Ok(created(&flag))
+}
+
+async fn get_flag(
+    State(state): State<AppState>,
+    FlagKeyPath(key): FlagKeyPath,
+) -> Result<Response> {
+    let flag = state.flags.flag(&key).await?;
+    let mut response = Json(flag.as_ref()).into_response();
+    response
+        .headers_mut()
+        .insert(header::ETAG, version_etag(flag.version));
+    super::mark_if_stale(&state, &mut response);
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeleteBody {
+    #[serde(default)]
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    expected_version: Option<u64>,
+}
+
+#[tracing::instrument(skip_all, fields(flag_key = %key))]
+async fn delete_flag(
+    State(state): State<AppState>,
+    FlagKeyPath(key): FlagKeyPath,
+    headers: HeaderMap,
+    OptionalApiJson(body): OptionalApiJson<DeleteBody>,
+) -> Result<Response> {
+    let (metadata, expected) = body.map_or((None, None), |b| (b.metadata, b.expected_version));
+    let expected = expected_version(&headers, expected)?;
+    let metadata = metadata.unwrap_or_else(|| Metadata {
+        actor: "anonymous".into(),
+        message: None,
+    });
+    state.flags.delete_flag(&key, metadata, expected).await?;
+    Ok(Json(serde_json::json!({"flagKey": key, "deleted": true})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    service: Option<String>,
+}
+
+async fn list_flags(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Response> {
+    let flags = state.flags.flags(query.service.as_deref()).await?;
+    let items: Vec<&FlagVersion> = flags.iter().map(AsRef::as_ref).collect();
+    let mut response = Json(serde_json::json!({ "items": items })).into_response();
+    super::mark_if_stale(&state, &mut response);
+    Ok(response)
+}
+
+async fn list_versions(
+    State(state): State<AppState>,
+    FlagKeyPath(key): FlagKeyPath,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Response> {
+    let page = state
+        .flags
+        .versions(&key, page.cursor, page.limit()?)
+        .await?;
+    Ok(Json(page).into_response())
+}
+
+async fn get_version(
+    State(state): State<AppState>,
+    FlagKeyPath(key): FlagKeyPath,
+    params: RawPathParams,
+) -> Result<Response> {
+    let raw = params
+        .iter()
+        .find_map(|(name, value)| (name == "version").then_some(value))
+        .unwrap_or_default();
+    let number = raw
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| Error::invalid("version", "version must be a positive integer"))?;
+    let flag = state.flags.version(&key, number).await?;
+    let etag = version_etag(flag.version);
+    let mut response = Json(flag).into_response();
+    response.headers_mut().insert(header::ETAG, etag);
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RollbackBody {
+    target_version: u64,
+    metadata: Metadata,
+    #[serde(default)]
+    expected_version: Option<u64>,
+}
+
+#[tracing::instrument(skip_all, fields(flag_key = %key))]
+async fn rollback(
+    State(state): State<AppState>,
+    FlagKeyPath(key): FlagKeyPath,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RollbackBody>,
+) -> Result<Response> {
+    let expected = expected_version(&headers, body.expected_version)?;
+    let flag = state
+        .flags
+        .rollback(&key, body.target_version, body.metadata, expected)
+        .await?;
+    Ok(created(&flag))
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    FlagKeyPath(key): FlagKeyPath,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Response> {
+    let page = state.flags.audit(&key, page.cursor, page.limit()?).await?;
+    Ok(Json(page).into_response())
+}
+
+// ---- evaluation ----------------------------------------------------------------------------
+
+/// One evaluation as the REST API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationBody<'a> {
+    flag_key: &'a str,
+    /// The flag version evaluated (absent when the flag was not found).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
+    reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<&'a str>,
+}
+
+impl<'a> From<&'a Evaluation> for EvaluationBody<'a> {
+    fn from(evaluation: &'a Evaluation) -> Self {
+        let version = (evaluation.version > 0).then_some(evaluation.version);
+        match &evaluation.outcome {
+            Ok(resolution) => EvaluationBody {
+                flag_key: &evaluation.key,
+                version,
+                value: Some(&resolution.value),
+                variant: Some(&resolution.variant),
+                reason: resolution.reason.as_str(),
+                error_code: None,
+                error_message: None,
+            },
+            Err(failure) => EvaluationBody {
+                flag_key: &evaluation.key,
+                version,
+                value: None,
+                variant: None,
+                reason: "ERROR",
+                error_code: Some(failure.code.as_str()),
+                error_message: Some(&failure.message),
+            },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EvaluateBody {
+    flag_key: String,
+    #[serde(default)]
+    environment: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    context: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EvaluateBatchBody {
+    /// All flags (meant for `service`) when absent.
+    #[serde(default)]
+    flag_keys: Option<Vec<String>>,
+    #[serde(default)]
+    environment: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    context: Option<Value>,
+}
+
+fn scope(environment: Option<String>, service: Option<String>) -> Result<EvaluationScope> {
+    Ok(EvaluationScope {
+        environment: environment
+            .as_deref()
+            .map(|env| Environment::parse_field(env, "/environment"))
+            .transpose()?,
+        service,
+    })
+}
+
+async fn evaluate_one(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EvaluateBody>,
+) -> Result<Response> {
+    let key = FlagKey::parse_field(&body.flag_key, "/flagKey")?;
+    let scope = scope(body.environment, body.service)?;
+    let context = context_of(body.context, "/context")?;
+    let evaluation = state
+        .flags
+        .evaluate(key.as_str(), &scope, &context)
+        .await?;
+    if evaluation.version == 0 {
+        return Err(Error::not_found("flag", key.as_str()).into());
+    }
+    let mut response = Json(EvaluationBody::from(&evaluation)).into_response();
+    super::mark_if_stale(&state, &mut response);
+    Ok(response)
+}
+
+#[derive(Serialize)]
+struct BatchResults<'a> {
+    results: Vec<EvaluationBody<'a>>,
+}
+
+async fn evaluate_batch(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EvaluateBatchBody>,
+) -> Result<Response> {
+    if let Some(keys) = &body.flag_keys {
+        if keys.len() > MAX_BATCH {
+            return Err(Error::invalid(
+                "/flagKeys",
+                format!("at most {MAX_BATCH} flags per batch"),
+            )
+            .into());
+        }
+        for (index, key) in keys.iter().enumerate() {
+            FlagKey::parse_field(key, &format!("/flagKeys/{index}"))?;
+        }
+    }
+    let scope = scope(body.environment, body.service)?;
+    let context = context_of(body.context, "/context")?;
+    let evaluations = state
+        .flags
+        .evaluate_many(body.flag_keys.as_deref(), &scope, &context)
+        .await?;
+    let results = evaluations.iter().map(EvaluationBody::from).collect();
+    let mut response = Json(BatchResults { results }).into_response();
+    super::mark_if_stale(&state, &mut response);
+    Ok(response)
+}

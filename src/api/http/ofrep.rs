@@ -1,0 +1,249 @@
+//! The OpenFeature Remote Evaluation Protocol (OFREP v1): what standard OpenFeature OFREP
+//! providers call. Errors follow the protocol (`{key, errorCode, errorDetails}`), not
+//! problem+json. The environment and service come from the context's `environment` and
+//! `service` attributes, or else the `Summit-Environment` / `Summit-Service` headers.
+
+use axum::body::Bytes;
+use axum::extract::{RawPathParams, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::effective::not_modified;
+use super::extract::{RawBody, parse_json};
+use crate::core::effective::document_etag;
+use crate::core::error::Error;
+use crate::core::flags::service::EvaluationScope;
+use crate::core::flags::{Evaluation, EvaluationContext, EvaluationErrorCode};
+use crate::core::ids::{Environment, FlagKey};
+
+/// Clients polling the bulk endpoint should wait at least this long between polls.
+const MIN_POLLING_INTERVAL_MS: u64 = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_flag))
+        .route("/ofrep/v1/evaluate/flags", post(evaluate_flags))
+        .route("/ofrep/v1/configuration", get(configuration))
+}
+
+/// An OFREP error response.
+struct OfrepError {
+    status: StatusCode,
+    key: Option<String>,
+    code: EvaluationErrorCode,
+    details: String,
+}
+
+impl OfrepError {
+    fn new(code: EvaluationErrorCode, details: impl Into<String>) -> Self {
+        let status = match code {
+            EvaluationErrorCode::FlagNotFound => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        OfrepError {
+            status,
+            key: None,
+            code,
+            details: details.into(),
+        }
+    }
+
+    fn for_key(mut self, key: &str) -> Self {
+        self.key = Some(key.to_owned());
+        self
+    }
+}
+
+impl IntoResponse for OfrepError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"errorCode": self.code.as_str(), "errorDetails": self.details});
+        if let Some(key) = self.key {
+            body["key"] = Value::String(key);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Failures of the service itself (store unavailable, internal) keep their problem+json.
+enum Failure {
+    Protocol(OfrepError),
+    Service(super::error::ApiError),
+}
+
+impl From<OfrepError> for Failure {
+    fn from(error: OfrepError) -> Self {
+        Failure::Protocol(error)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Service(super::error::ApiError(error))
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self {
+            Failure::Protocol(error) => error.into_response(),
+            Failure::Service(error) => error.into_response(),
+        }
+    }
+}
+
+/// The request's context and scope, from `{"context": {...}}` (an empty body is an empty
+/// context).
+fn request_of(body: &Bytes, headers: &HeaderMap) -> Result<(EvaluationContext, EvaluationScope), OfrepError> {
+    let parsed: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        parse_json(body).map_err(|e| OfrepError::new(EvaluationErrorCode::ParseError, e.to_string()))?
+    };
+    let Value::Object(mut members) = parsed else {
+        return Err(OfrepError::new(
+            EvaluationErrorCode::ParseError,
+            "the body must be a JSON object: {\"context\": {...}}",
+        ));
+    };
+    let context = members.remove("context").unwrap_or(Value::Null);
+    if let Some(unknown) = members.keys().next() {
+        return Err(OfrepError::new(
+            EvaluationErrorCode::ParseError,
+            format!("unknown member '{unknown}'; the body is {{\"context\": {{...}}}}"),
+        ));
+    }
+    let invalid = |e: Error| OfrepError::new(EvaluationErrorCode::InvalidContext, e.to_string());
+    let context = EvaluationContext::from_json(context, "/context").map_err(invalid)?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let attribute = |name: &str| -> Result<Option<String>, OfrepError> {
+        match context.attributes.get(name) {
+            None => Ok(header(&format!("summit-{name}"))),
+            Some(Value::String(value)) => Ok(Some(value.clone())),
+            Some(_) => Err(OfrepError::new(
+                EvaluationErrorCode::InvalidContext,
+                format!("context attribute '{name}' must be a string"),
+            )),
+        }
+    };
+    let environment = attribute("environment")?
+        .map(|env| Environment::parse_field(&env, "/context/environment"))
+        .transpose()
+        .map_err(invalid)?;
+    let service = attribute("service")?;
+    Ok((
+        context,
+        EvaluationScope {
+            environment,
+            service,
+        },
+    ))
+}
+
+/// A successful evaluation in OFREP's shape.
+#[derive(Serialize)]
+struct Success<'a> {
+    key: &'a str,
+    value: &'a Value,
+    reason: &'static str,
+    variant: &'a str,
+    metadata: SuccessMetadata,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SuccessMetadata {
+    flag_version: u64,
+}
+
+fn item(evaluation: &Evaluation) -> Value {
+    match &evaluation.outcome {
+        Ok(resolution) => serde_json::to_value(Success {
+            key: &evaluation.key,
+            value: &resolution.value,
+            reason: resolution.reason.as_str(),
+            variant: &resolution.variant,
+            metadata: SuccessMetadata {
+                flag_version: evaluation.version,
+            },
+        })
+        .unwrap_or(Value::Null),
+        Err(failure) => json!({
+            "key": evaluation.key,
+            "errorCode": failure.code.as_str(),
+            "errorDetails": failure.message,
+        }),
+    }
+}
+
+async fn evaluate_flag(
+    State(state): State<AppState>,
+    params: RawPathParams,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, Failure> {
+    let raw = params
+        .iter()
+        .find_map(|(name, value)| (name == "key").then_some(value))
+        .unwrap_or_default()
+        .to_owned();
+    let key = FlagKey::parse(&raw).map_err(|e| {
+        OfrepError::new(EvaluationErrorCode::FlagNotFound, e.to_string()).for_key(&raw)
+    })?;
+    let (context, scope) = request_of(&body, &headers).map_err(|e| e.for_key(key.as_str()))?;
+    let evaluation = state.flags.evaluate(key.as_str(), &scope, &context).await?;
+    if let Err(failure) = &evaluation.outcome {
+        return Err(OfrepError::new(failure.code, failure.message.clone())
+            .for_key(key.as_str())
+            .into());
+    }
+    let mut response = Json(item(&evaluation)).into_response();
+    super::mark_if_stale(&state, &mut response);
+    Ok(response)
+}
+
+async fn evaluate_flags(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, Failure> {
+    let (context, scope) = request_of(&body, &headers)?;
+    let evaluations = state.flags.evaluate_many(None, &scope, &context).await?;
+    let flags: Vec<Value> = evaluations.iter().map(item).collect();
+    let document = serde_json::to_vec(&json!({ "flags": flags })).map_err(Error::internal)?;
+    let etag_text = document_etag(&document);
+    let etag = HeaderValue::from_str(&etag_text).map_err(Error::internal)?;
+    let mut response = match headers.get(header::IF_NONE_MATCH) {
+        Some(tags) if not_modified(tags, &etag_text) => StatusCode::NOT_MODIFIED.into_response(),
+        _ => {
+            let mut response = document.into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+    };
+    response.headers_mut().insert(header::ETAG, etag);
+    super::mark_if_stale(&state, &mut response);
+    Ok(response)
+}
+
+async fn configuration() -> Response {
+    Json(json!({
+        "name": "summit-config",
+        "capabilities": {
+            "cacheInvalidation": {
+                "polling": {"enabled": true, "minPollingIntervalMs": MIN_POLLING_INTERVAL_MS}
+            },
+            "flagEvaluation": {
+                "supportedTypes": ["boolean", "string", "integer", "float", "object"]
+            }
+        }
+    }))
+    .into_response()
+}

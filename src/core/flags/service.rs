@@ -1,0 +1,427 @@
+//! `FlagService`: flag writes (versioned, audited, checked) and evaluation, for both transports.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::compile::compile;
+use super::evaluate::{Evaluation, EvaluationContext, evaluate};
+use super::model::{FlagDefinition, FlagHead, FlagSet, FlagVersion, NewFlagVersion, Rule};
+use crate::core::checksum::checksum;
+use crate::core::error::{Error, Result};
+use crate::core::ids::{Environment, FlagKey};
+use crate::core::model::{AuditDraft, AuditRecord, Metadata, Page};
+use crate::core::service::{ConfigService, now};
+use crate::core::validation::check_metadata;
+use crate::store::{AuditSubject, FlagDeleteWrite, FlagWrite, Store};
+
+/// At most this many flags in one batch evaluation request.
+pub const MAX_BATCH: usize = 1000;
+
+/// Where an evaluation happens: the environment (its targeting) and the asking service.
+#[derive(Debug, Clone, Default)]
+pub struct EvaluationScope {
+    pub environment: Option<Environment>,
+    /// Bulk evaluation lists only flags meant for this service.
+    pub service: Option<String>,
+}
+
+pub struct FlagService {
+    store: Arc<dyn Store>,
+    /// Commits and publishes through the same path as config writes (one change log, one bus).
+    configs: Arc<ConfigService>,
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+/// Every rule of a definition with the JSON pointer of its `rules` array.
+fn rules_of(definition: &FlagDefinition) -> impl Iterator<Item = (String, usize, &Rule)> {
+    let fallback = definition
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| ("/rules".to_owned(), i, rule));
+    let environments = definition.environments.iter().flat_map(|(env, targeting)| {
+        targeting
+            .rules
+            .iter()
+            .enumerate()
+            .map(move |(i, rule)| (format!("/environments/{env}/rules"), i, rule))
+    });
+    fallback.chain(environments)
+}
+
+/// Environments whose evaluation a change can affect: `*` when flag-wide fields changed.
+fn changed_environments(previous: Option<&FlagDefinition>, next: &FlagDefinition) -> Vec<String> {
+    let Some(previous) = previous else {
+        return vec!["*".into()];
+    };
+    let flag_wide_equal = previous.flag_type == next.flag_type
+        && previous.variants == next.variants
+        && previous.default_variant == next.default_variant
+        && previous.services == next.services
+        && previous.enabled == next.enabled
+        && previous.rollout == next.rollout
+        && previous.rules == next.rules;
+    if !flag_wide_equal {
+        return vec!["*".into()];
+    }
+    let names: HashSet<&String> = previous
+        .environments
+        .keys()
+        .chain(next.environments.keys())
+        .collect();
+    let mut changed: Vec<String> = names
+        .into_iter()
+        .filter(|env| previous.environments.get(*env) != next.environments.get(*env))
+        .cloned()
+        .collect();
+    changed.sort();
+    changed
+}
+
+impl FlagService {
+    pub fn new(store: Arc<dyn Store>, configs: Arc<ConfigService>) -> Self {
+        FlagService {
+            store,
+            configs,
+            write_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Every flag's head: from memory behind the read cache, else from the store.
+    pub async fn flag_set(&self) -> Result<Arc<FlagSet>> {
+        if let Some(set) = self.store.cached_flags() {
+            return Ok(set);
+        }
+        let heads = self.store.flag_heads().await?;
+        Ok(Arc::new(FlagSet {
+            heads: heads
+                .into_iter()
+                .map(|head| (head.latest.key.clone(), head))
+                .collect(),
+        }))
+    }
+
+    /// Refuses prerequisites on missing flags or variants, and cycles through `key`.
+    fn check_prerequisites(
+        set: &FlagSet,
+        key: &FlagKey,
+        definition: &FlagDefinition,
+    ) -> Result<()> {
+        for (rules, index, rule) in rules_of(definition) {
+            for (p, prerequisite) in rule.prerequisites.iter().enumerate() {
+                let at = format!("{rules}/{index}/prerequisites/{p}");
+                let Some(required) = set.live(&prerequisite.flag_key) else {
+                    return Err(Error::invalid(
+                        format!("{at}/flagKey"),
+                        format!("no flag named '{}'", prerequisite.flag_key),
+                    ));
+                };
+                for (v, variant) in prerequisite.variants.iter().enumerate() {
+                    if !required.definition.variants.contains_key(variant) {
+                        return Err(Error::invalid(
+                            format!("{at}/variants/{v}"),
+                            format!(
+                                "flag '{}' has no variant named '{variant}'",
+                                prerequisite.flag_key
+                            ),
+                        ));
+                    }
+                }
+                if Self::depends_on(set, &prerequisite.flag_key, key, &mut HashSet::new()) {
+                    return Err(Error::invalid(
+                        format!("{at}/flagKey"),
+                        format!(
+                            "flag '{}' already depends on '{key}': prerequisites may not form a cycle",
+                            prerequisite.flag_key
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `from` reaches `target` through prerequisites of the live flags in `set`.
+    fn depends_on<'a>(
+        set: &'a FlagSet,
+        from: &'a str,
+        target: &FlagKey,
+        seen: &mut HashSet<&'a str>,
+    ) -> bool {
+        if from == target.as_str() {
+            return true;
+        }
+        if !seen.insert(from) {
+            return false;
+        }
+        let Some(flag) = set.live(from) else {
+            return false;
+        };
+        rules_of(&flag.definition)
+            .flat_map(|(_, _, rule)| rule.prerequisites.iter())
+            .any(|p| Self::depends_on(set, &p.flag_key, target, seen))
+    }
+
+    /// Creates or updates a flag: a new immutable version.
+    pub async fn put_flag(
+        &self,
+        key: &FlagKey,
+        definition: FlagDefinition,
+        metadata: Metadata,
+        expected: Option<u64>,
+    ) -> Result<Arc<FlagVersion>> {
+        self.write(key, definition, metadata, expected, None).await
+    }
+
+    /// A new version equal to `target`, recording `rollbackOf`.
+    pub async fn rollback(
+        &self,
+        key: &FlagKey,
+        target: u64,
+        metadata: Metadata,
+        expected: Option<u64>,
+    ) -> Result<Arc<FlagVersion>> {
+        if target == 0 {
+            return Err(Error::invalid(
+                "/targetVersion",
+                "targetVersion must be at least 1",
+            ));
+        }
+        let version = self.version(key, target).await?;
+        self.write(key, version.definition, metadata, expected, Some(target))
+            .await
+    }
+
+    async fn write(
+        &self,
+        key: &FlagKey,
+        definition: FlagDefinition,
+        metadata: Metadata,
+        expected: Option<u64>,
+        rollback_of: Option<u64>,
+    ) -> Result<Arc<FlagVersion>> {
+        check_metadata(&metadata)?;
+        if key.as_str() == "evaluate" {
+            // `/api/v1/feature-flags/evaluate` is the evaluation endpoint.
+            return Err(Error::invalid("flagKey", "the flag key 'evaluate' is reserved"));
+        }
+        let compiled = Arc::new(compile(key, &definition)?);
+        self.configs.ensure_writable()?;
+        // Flag writes are rare; one lock keeps the prerequisite-cycle check and the write
+        // atomic within this process.
+        let _guard = self.write_lock.lock().await;
+        let set = self.flag_set().await?;
+        Self::check_prerequisites(&set, key, &definition)?;
+        let head = set.heads.get(key);
+        let live = head.map_or(0, FlagHead::live_version);
+        // A replica's cache may lag: leave the final word on a mismatch to the store.
+        if let Some(expected) = expected
+            && expected != live
+            && !self.store.shared_by_replicas()
+        {
+            return Err(Error::VersionConflict {
+                expected,
+                actual: live,
+            });
+        }
+        let previous = head.filter(|h| !h.deleted).map(|h| &h.latest.definition);
+        let audit = AuditDraft {
+            actor: metadata.actor.clone(),
+            action: if rollback_of.is_some() {
+                "flag.rollback"
+            } else {
+                "flag.put"
+            },
+            environments: changed_environments(previous, &definition),
+            message: metadata.message.clone(),
+        };
+        let new_version = NewFlagVersion {
+            key: key.clone(),
+            checksum: checksum(&serde_json::to_value(&definition).map_err(Error::internal)?),
+            definition,
+            metadata,
+            created_at: now(),
+            rollback_of,
+        };
+        let write = FlagWrite {
+            version: new_version.clone(),
+            expected_live: expected.unwrap_or(live),
+            audit,
+        };
+        let store = self.store.clone();
+        let committed = self
+            .configs
+            .commit(async move { store.append_flag_version(write).await })
+            .await?;
+        let version = new_version.numbered(committed.version);
+        let _ = version.compiled.set(compiled);
+        Ok(Arc::new(version))
+    }
+
+    /// Deletes a flag (its history and audit stay). Refused while another flag names it as a
+    /// prerequisite.
+    pub async fn delete_flag(
+        &self,
+        key: &FlagKey,
+        metadata: Metadata,
+        expected: Option<u64>,
+    ) -> Result<()> {
+        check_metadata(&metadata)?;
+        self.configs.ensure_writable()?;
+        let _guard = self.write_lock.lock().await;
+        let set = self.flag_set().await?;
+        let live = set.heads.get(key).map_or(0, FlagHead::live_version);
+        if live == 0 {
+            return Err(Error::not_found("flag", key.as_str()));
+        }
+        let dependents: Vec<&str> = set
+            .heads
+            .values()
+            .filter(|head| !head.deleted && head.latest.key != *key)
+            .filter(|head| {
+                rules_of(&head.latest.definition)
+                    .any(|(_, _, rule)| rule.prerequisites.iter().any(|p| p.flag_key == key.as_str()))
+            })
+            .map(|head| head.latest.key.as_str())
+            .collect();
+        if !dependents.is_empty() {
+            return Err(Error::Conflict {
+                message: format!(
+                    "flag '{key}' is a prerequisite of {}; remove those rules first",
+                    dependents.join(", ")
+                ),
+            });
+        }
+        let write = FlagDeleteWrite {
+            key: key.clone(),
+            expected_live: expected.unwrap_or(live),
+            audit: AuditDraft {
+                actor: metadata.actor.clone(),
+                action: "flag.delete",
+                environments: vec!["*".into()],
+                message: metadata.message.clone(),
+            },
+            at: now(),
+        };
+        let store = self.store.clone();
+        self.configs
+            .commit(async move { store.delete_flag(write).await })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn flag(&self, key: &FlagKey) -> Result<Arc<FlagVersion>> {
+        self.flag_set()
+            .await?
+            .live(key.as_str())
+            .cloned()
+            .ok_or_else(|| Error::not_found("flag", key.as_str()))
+    }
+
+    /// Live flags by key, only those meant for `service` when given.
+    pub async fn flags(&self, service: Option<&str>) -> Result<Vec<Arc<FlagVersion>>> {
+        let set = self.flag_set().await?;
+        Ok(live_flags(&set, service).cloned().collect())
+    }
+
+    pub async fn versions(
+        &self,
+        key: &FlagKey,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<Page<FlagVersion>> {
+        let items = self.store.flag_versions(key, cursor, limit).await?;
+        if items.is_empty() && cursor.is_none() {
+            return Err(Error::not_found("flag", key.as_str()));
+        }
+        let next_cursor = (items.len() == limit as usize)
+            .then(|| items.last().map(|v| v.version))
+            .flatten();
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn version(&self, key: &FlagKey, version: u64) -> Result<FlagVersion> {
+        self.store
+            .flag_version(key, version)
+            .await?
+            .ok_or_else(|| Error::not_found("flag version", format!("{key}@{version}")))
+    }
+
+    pub async fn audit(
+        &self,
+        key: &FlagKey,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<Page<AuditRecord>> {
+        self.configs
+            .audit(Some(AuditSubject::Flag(key.clone())), cursor, limit)
+            .await
+    }
+
+    /// One flag's evaluation; an unknown flag is a `FLAG_NOT_FOUND` evaluation, not an error.
+    pub async fn evaluate(
+        &self,
+        key: &str,
+        scope: &EvaluationScope,
+        context: &EvaluationContext,
+    ) -> Result<Evaluation> {
+        let set = self.flag_set().await?;
+        let environment = scope.environment.as_ref().map(Environment::as_str);
+        Ok(match set.live(key) {
+            Some(flag) => evaluate(&set, flag, environment, context),
+            None => Evaluation::not_found(key),
+        })
+    }
+
+    /// The named flags (in the order given), or every flag meant for the scope's service.
+    pub async fn evaluate_many(
+        &self,
+        keys: Option<&[String]>,
+        scope: &EvaluationScope,
+        context: &EvaluationContext,
+    ) -> Result<Vec<Evaluation>> {
+        let set = self.flag_set().await?;
+        let environment = scope.environment.as_ref().map(Environment::as_str);
+        Ok(match keys {
+            Some(keys) => keys
+                .iter()
+                .map(|key| match set.live(key) {
+                    Some(flag) => evaluate(&set, flag, environment, context),
+                    None => Evaluation::not_found(key),
+                })
+                .collect(),
+            None => live_flags(&set, scope.service.as_deref())
+                .map(|flag| evaluate(&set, flag, environment, context))
+                .collect(),
+        })
+    }
+
+    /// Whether answers come from a cache while the database does not answer.
+    pub fn serving_stale(&self) -> bool {
+        self.configs.serving_stale()
+    }
+}
+
+fn live_flags<'a>(
+    set: &'a FlagSet,
+    service: Option<&'a str>,
+) -> impl Iterator<Item = &'a Arc<FlagVersion>> + 'a {
+    set.heads
+        .values()
+        .filter(|head| !head.deleted)
+        .map(|head| &head.latest)
+        .filter(move |flag| match service {
+            Some(service) => {
+                flag.definition.services.is_empty()
+                    || flag.definition.services.iter().any(|s| s == service)
+            }
+            None => true,
+        })
+}
+
+/// The evaluation context of a request body's `context` member (absent means empty).
+pub fn context_of(body: Option<Value>, field: &str) -> Result<EvaluationContext> {
+    EvaluationContext::from_json(body.unwrap_or(Value::Null), field)
+}
