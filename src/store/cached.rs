@@ -1,7 +1,8 @@
 //! Read cache in front of any store: config heads and every flag head live in memory, so
-//! effective-config reads and flag evaluations make no database round trip. Writes go through to the inner store and then update the cache;
-//! changes committed by other replicas arrive through `apply_change`. The cache also tracks
-//! whether the inner store answers, so reads can say they may be stale.
+//! effective-config reads and flag evaluations make no database round trip. Writes go through
+//! to the inner store and then update the cache; changes committed by other replicas arrive
+//! through `apply_change`. The cache also tracks whether the inner store answers, so reads can
+//! say they may be stale.
 
 use std::future::Future;
 use std::sync::Arc;
