@@ -96,7 +96,9 @@ async fn flag_audit_is_separate_from_a_config_with_the_same_id() {
         )
         .await;
     server.put_flag("checkout", checkout_flag()).await;
-    let (_, flag_audit) = server.get_json("/api/v1/feature-flags/checkout/audit").await;
+    let (_, flag_audit) = server
+        .get_json("/api/v1/feature-flags/checkout/audit")
+        .await;
     let records = flag_audit["items"].as_array().unwrap();
     assert_eq!(records.len(), 1, "{flag_audit}");
     assert_eq!(records[0]["action"], "flag.put");
@@ -116,21 +118,60 @@ async fn evaluation_reports_value_variant_and_reason() {
     let server = TestServer::spawn().await;
     server.put_flag("new-checkout", checkout_flag()).await;
     let cases = [
-        (Some("production"), json!({"targetingKey": "u1", "email": "x@acme.com"}), true, "on", "TARGETING_MATCH"),
-        (Some("production"), json!({"targetingKey": "user-7"}), true, "on", "TARGETING_MATCH"),
-        (Some("production"), json!({"targetingKey": "u1", "email": "x@other.com"}), false, "off", "DEFAULT"),
+        (
+            Some("production"),
+            json!({"targetingKey": "u1", "email": "x@acme.com"}),
+            true,
+            "on",
+            "TARGETING_MATCH",
+        ),
+        (
+            Some("production"),
+            json!({"targetingKey": "user-7"}),
+            true,
+            "on",
+            "TARGETING_MATCH",
+        ),
+        (
+            Some("production"),
+            json!({"targetingKey": "u1", "email": "x@other.com"}),
+            false,
+            "off",
+            "DEFAULT",
+        ),
         (Some("production"), json!({}), false, "off", "DEFAULT"),
-        (Some("staging"), json!({"targetingKey": "u1"}), true, "on", "STATIC"),
-        (Some("dev"), json!({"targetingKey": "u1", "email": "x@acme.com"}), false, "off", "DISABLED"),
+        (
+            Some("staging"),
+            json!({"targetingKey": "u1"}),
+            true,
+            "on",
+            "STATIC",
+        ),
+        (
+            Some("dev"),
+            json!({"targetingKey": "u1", "email": "x@acme.com"}),
+            false,
+            "off",
+            "DISABLED",
+        ),
         // An environment without targeting of its own uses the flag-level one.
-        (Some("qa"), json!({"targetingKey": "u1"}), false, "off", "STATIC"),
+        (
+            Some("qa"),
+            json!({"targetingKey": "u1"}),
+            false,
+            "off",
+            "STATIC",
+        ),
         (None, json!({"targetingKey": "u1"}), false, "off", "STATIC"),
     ];
     for (environment, context, value, variant, reason) in cases {
         let result = server
             .evaluate("new-checkout", environment, context.clone())
             .await;
-        assert_eq!(result["value"], value, "{environment:?} {context}: {result}");
+        assert_eq!(
+            result["value"], value,
+            "{environment:?} {context}: {result}"
+        );
         assert_eq!(result["variant"], variant, "{environment:?} {context}");
         assert_eq!(result["reason"], reason, "{environment:?} {context}");
         assert_eq!(result["version"], 1);
@@ -142,9 +183,7 @@ async fn evaluation_reports_value_variant_and_reason() {
 #[tokio::test]
 async fn every_operator_matches_what_it_says() {
     let server = TestServer::spawn().await;
-    let rule = |id: &str, attribute: &str, operator: &str, value: Value| {
-        json!({"id": id, "conditions": [{"attribute": attribute, "operator": operator, "value": value}], "variant": id})
-    };
+    let rule = |id: &str, attribute: &str, operator: &str, value: Value| json!({"id": id, "conditions": [{"attribute": attribute, "operator": operator, "value": value}], "variant": id});
     let operators = [
         ("eq", "plan", json!("gold")),
         ("neq", "tier", json!(3)),
@@ -239,17 +278,25 @@ async fn rollout_follows_the_documented_bucketing() {
     };
     let served = |result: Value| (result["value"].clone(), result["reason"].clone());
     server.put_flag("new-ui", rollout(96.21)).await;
-    let alice = server.evaluate("new-ui", None, json!({"targetingKey": "alice"})).await;
+    let alice = server
+        .evaluate("new-ui", None, json!({"targetingKey": "alice"}))
+        .await;
     assert_eq!(served(alice), (json!(false), json!("DEFAULT")));
     server.put_flag("new-ui", rollout(96.22)).await;
-    let alice = server.evaluate("new-ui", None, json!({"targetingKey": "alice"})).await;
+    let alice = server
+        .evaluate("new-ui", None, json!({"targetingKey": "alice"}))
+        .await;
     assert_eq!(served(alice), (json!(true), json!("SPLIT")));
 
     server.put_flag("new-ui", rule(76.17)).await;
-    let bob = server.evaluate("new-ui", None, json!({"targetingKey": "bob"})).await;
+    let bob = server
+        .evaluate("new-ui", None, json!({"targetingKey": "bob"}))
+        .await;
     assert_eq!(served(bob), (json!(false), json!("DEFAULT")));
     server.put_flag("new-ui", rule(76.18)).await;
-    let bob = server.evaluate("new-ui", None, json!({"targetingKey": "bob"})).await;
+    let bob = server
+        .evaluate("new-ui", None, json!({"targetingKey": "bob"}))
+        .await;
     assert_eq!(served(bob), (json!(true), json!("SPLIT")));
 }
 
@@ -281,12 +328,18 @@ async fn raising_the_rollout_percentage_keeps_everyone_who_was_in() {
                 .evaluate("sticky", None, json!({"targetingKey": key}))
                 .await;
             let now_on = result["value"] == true;
-            assert!(!was_on[index] || now_on, "{key} left the rollout at {percentage}%");
+            assert!(
+                !was_on[index] || now_on,
+                "{key} left the rollout at {percentage}%"
+            );
             was_on[index] = now_on;
             on += usize::from(now_on);
         }
         let share = on as f64 * 100.0 / keys.len() as f64;
-        assert!((share - percentage).abs() <= 7.0, "{percentage}% served {share}%");
+        assert!(
+            (share - percentage).abs() <= 7.0,
+            "{percentage}% served {share}%"
+        );
     }
 }
 
@@ -322,16 +375,27 @@ async fn splits_prerequisites_and_batches_evaluate_together() {
     let mut seen = std::collections::BTreeSet::new();
     for i in 0..40 {
         let result = server
-            .evaluate("checkout-theme", None, json!({"targetingKey": format!("k{i}"), "region": "eu"}))
+            .evaluate(
+                "checkout-theme",
+                None,
+                json!({"targetingKey": format!("k{i}"), "region": "eu"}),
+            )
             .await;
         assert_eq!(result["reason"], "SPLIT");
         seen.insert(result["variant"].as_str().unwrap().to_owned());
     }
     assert_eq!(seen, ["blue", "green"].map(String::from).into());
     let result = server
-        .evaluate("checkout-theme", None, json!({"targetingKey": "k1", "region": "us"}))
+        .evaluate(
+            "checkout-theme",
+            None,
+            json!({"targetingKey": "k1", "region": "us"}),
+        )
         .await;
-    assert_eq!((result["variant"].clone(), result["reason"].clone()), (json!("classic"), json!("DEFAULT")));
+    assert_eq!(
+        (result["variant"].clone(), result["reason"].clone()),
+        (json!("classic"), json!("DEFAULT"))
+    );
 
     // Every flag meant for the web service (flags without services are for every service).
     let (status, batch) = server
@@ -360,11 +424,19 @@ async fn splits_prerequisites_and_batches_evaluate_together() {
 
     // A flag others depend on cannot be deleted.
     let (status, problem) = server
-        .delete_json("/api/v1/feature-flags/billing-v2", &json!({"metadata": meta("ops", "x")}))
+        .delete_json(
+            "/api/v1/feature-flags/billing-v2",
+            &json!({"metadata": meta("ops", "x")}),
+        )
         .await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["code"], "conflict");
-    assert!(problem["detail"].as_str().unwrap().contains("checkout-theme"));
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("checkout-theme")
+    );
 }
 
 /// Each bad write names the field and leaves the flag as it was.
@@ -382,7 +454,9 @@ async fn refused_flag_writes_name_the_field_and_change_nothing() {
     let valid = || checkout_flag();
     let with = |pointer: &str, value: Value| {
         let mut flag = valid();
-        *flag.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer}")) = value;
+        *flag
+            .pointer_mut(pointer)
+            .unwrap_or_else(|| panic!("{pointer}")) = value;
         flag
     };
     let rule_to = |rule: Value| {
@@ -391,49 +465,166 @@ async fn refused_flag_writes_name_the_field_and_change_nothing() {
         flag
     };
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("base", with("/defaultVariant", json!("maybe")), "/defaultVariant"),
+        (
+            "base",
+            with("/defaultVariant", json!("maybe")),
+            "/defaultVariant",
+        ),
         ("base", with("/variants/on", json!("yes")), "/variants/on"),
         ("base", with("/variants", json!({})), "/variants"),
         ("base", with("/type", json!("date")), "/type"),
-        ("base", with("/environments/production/rules/0/variant", json!("nope")),
-         "/environments/production/rules/0/variant"),
-        ("base", with("/environments/production/rules/0/conditions/0/operator", json!("like")),
-         "/environments/production/rules/0/conditions/0/operator"),
-        ("base", rule_to(json!({"id": "r", "conditions": [{"attribute": "a", "operator": "regex", "value": "(unclosed"}], "variant": "on"})),
-         "/rules/0/conditions/0/value"),
-        ("base", rule_to(json!({"id": "r", "conditions": [{"attribute": "a", "operator": "semver_gt", "value": "one"}], "variant": "on"})),
-         "/rules/0/conditions/0/value"),
-        ("base", rule_to(json!({"id": "r", "conditions": [{"attribute": "a", "operator": "before", "value": "yesterday"}], "variant": "on"})),
-         "/rules/0/conditions/0/value"),
-        ("base", rule_to(json!({"id": "r", "conditions": [{"attribute": "a", "operator": "in", "value": "de"}], "variant": "on"})),
-         "/rules/0/conditions/0/value"),
-        ("base", rule_to(json!({"id": "r", "conditions": [{"attribute": "a", "operator": "gt", "value": "5"}], "variant": "on"})),
-         "/rules/0/conditions/0/value"),
-        ("base", rule_to(json!({"id": "r", "variant": "on", "split": [{"variant": "off", "weight": 1}]})), "/rules/0"),
-        ("base", rule_to(json!({"id": "r", "split": [{"variant": "on", "weight": 0}]})), "/rules/0/split/0/weight"),
-        ("base", rule_to(json!({"id": "r", "split": [{"variant": "on", "weight": 1}], "percentage": 5})), "/rules/0/percentage"),
-        ("base", rule_to(json!({"id": "r", "variant": "on", "percentage": 12.345})), "/rules/0/percentage"),
-        ("base", rule_to(json!({"id": "bad id", "variant": "on"})), "/rules/0/id"),
-        ("base", rule_to(json!({"id": "default", "variant": "on"})), "/rules/0/id"),
-        ("base", rule_to(json!({"id": "r", "variant": "on", "colour": "red"})), "/rules/0/colour"),
-        ("base", with("/environments/production/rules/1/id", json!("staff")), "/environments/production/rules/1/id"),
-        ("base", with("/environments/dev", json!({"rollout": {"variant": "on", "percentage": 101}})),
-         "/environments/dev/rollout/percentage"),
-        ("base", with("/environments/dev/defaultVariant", json!("nope")), "/environments/dev/defaultVariant"),
-        ("base", rule_to(json!({"id": "r", "prerequisites": [{"flagKey": "ghost", "variants": ["on"]}], "variant": "on"})),
-         "/rules/0/prerequisites/0/flagKey"),
-        ("base", rule_to(json!({"id": "r", "prerequisites": [{"flagKey": "dependent", "variants": ["on"]}], "variant": "on"})),
-         "/rules/0/prerequisites/0/flagKey"),
-        ("base", rule_to(json!({"id": "r", "prerequisites": [{"flagKey": "base", "variants": ["on"]}], "variant": "on"})),
-         "/rules/0/prerequisites/0/flagKey"),
-        ("dependent", {
-            let mut flag = valid();
-            flag["rules"] = json!([{"id": "r", "prerequisites": [{"flagKey": "base", "variants": ["maybe"]}], "variant": "on"}]);
-            flag
-        }, "/rules/0/prerequisites/0/variants/0"),
+        (
+            "base",
+            with("/environments/production/rules/0/variant", json!("nope")),
+            "/environments/production/rules/0/variant",
+        ),
+        (
+            "base",
+            with(
+                "/environments/production/rules/0/conditions/0/operator",
+                json!("like"),
+            ),
+            "/environments/production/rules/0/conditions/0/operator",
+        ),
+        (
+            "base",
+            rule_to(
+                json!({"id": "r", "conditions": [{"attribute": "a", "operator": "regex", "value": "(unclosed"}], "variant": "on"}),
+            ),
+            "/rules/0/conditions/0/value",
+        ),
+        (
+            "base",
+            rule_to(
+                json!({"id": "r", "conditions": [{"attribute": "a", "operator": "semver_gt", "value": "one"}], "variant": "on"}),
+            ),
+            "/rules/0/conditions/0/value",
+        ),
+        (
+            "base",
+            rule_to(
+                json!({"id": "r", "conditions": [{"attribute": "a", "operator": "before", "value": "yesterday"}], "variant": "on"}),
+            ),
+            "/rules/0/conditions/0/value",
+        ),
+        (
+            "base",
+            rule_to(
+                json!({"id": "r", "conditions": [{"attribute": "a", "operator": "in", "value": "de"}], "variant": "on"}),
+            ),
+            "/rules/0/conditions/0/value",
+        ),
+        (
+            "base",
+            rule_to(
+                json!({"id": "r", "conditions": [{"attribute": "a", "operator": "gt", "value": "5"}], "variant": "on"}),
+            ),
+            "/rules/0/conditions/0/value",
+        ),
+        (
+            "base",
+            rule_to(
+                json!({"id": "r", "variant": "on", "split": [{"variant": "off", "weight": 1}]}),
+            ),
+            "/rules/0",
+        ),
+        (
+            "base",
+            rule_to(json!({"id": "r", "split": [{"variant": "on", "weight": 0}]})),
+            "/rules/0/split/0/weight",
+        ),
+        (
+            "base",
+            rule_to(json!({"id": "r", "split": [{"variant": "on", "weight": 1}], "percentage": 5})),
+            "/rules/0/percentage",
+        ),
+        (
+            "base",
+            rule_to(json!({"id": "r", "variant": "on", "percentage": 12.345})),
+            "/rules/0/percentage",
+        ),
+        (
+            "base",
+            rule_to(json!({"id": "bad id", "variant": "on"})),
+            "/rules/0/id",
+        ),
+        (
+            "base",
+            rule_to(json!({"id": "default", "variant": "on"})),
+            "/rules/0/id",
+        ),
+        (
+            "base",
+            rule_to(json!({"id": "r", "variant": "on", "colour": "red"})),
+            "/rules/0/colour",
+        ),
+        (
+            "base",
+            with("/environments/production/rules/1/id", json!("staff")),
+            "/environments/production/rules/1/id",
+        ),
+        (
+            "base",
+            with(
+                "/environments/dev",
+                json!({"rollout": {"variant": "on", "percentage": 101}}),
+            ),
+            "/environments/dev/rollout/percentage",
+        ),
+        (
+            "base",
+            with("/environments/dev/defaultVariant", json!("nope")),
+            "/environments/dev/defaultVariant",
+        ),
+        (
+            "base",
+            rule_to(
+                json!({"id": "r", "prerequisites": [{"flagKey": "ghost", "variants": ["on"]}], "variant": "on"}),
+            ),
+            "/rules/0/prerequisites/0/flagKey",
+        ),
+        (
+            "base",
+            rule_to(
+                json!({"id": "r", "prerequisites": [{"flagKey": "dependent", "variants": ["on"]}], "variant": "on"}),
+            ),
+            "/rules/0/prerequisites/0/flagKey",
+        ),
+        (
+            "base",
+            rule_to(
+                json!({"id": "r", "prerequisites": [{"flagKey": "base", "variants": ["on"]}], "variant": "on"}),
+            ),
+            "/rules/0/prerequisites/0/flagKey",
+        ),
+        (
+            "dependent",
+            {
+                let mut flag = valid();
+                flag["rules"] = json!([{"id": "r", "prerequisites": [{"flagKey": "base", "variants": ["maybe"]}], "variant": "on"}]);
+                flag
+            },
+            "/rules/0/prerequisites/0/variants/0",
+        ),
         ("base", with("/description", json!(7)), "/description"),
-        ("base", { let mut flag = valid(); flag["owner"] = json!("me"); flag }, "/owner"),
-        ("base", { let mut flag = valid(); flag["expectedVersion"] = json!("one"); flag }, "/expectedVersion"),
+        (
+            "base",
+            {
+                let mut flag = valid();
+                flag["owner"] = json!("me");
+                flag
+            },
+            "/owner",
+        ),
+        (
+            "base",
+            {
+                let mut flag = valid();
+                flag["expectedVersion"] = json!("one");
+                flag
+            },
+            "/expectedVersion",
+        ),
     ];
     for (key, mut body, field) in cases {
         body["metadata"] = meta("tester", "bad");
@@ -456,9 +647,16 @@ async fn refused_flag_writes_name_the_field_and_change_nothing() {
     assert_eq!(problem["code"], "version_conflict");
     assert_eq!(problem["currentVersion"], 1);
     // Missing metadata, malformed JSON, an invalid key in the path.
-    let (status, problem) = server.put_json("/api/v1/feature-flags/base", &valid()).await;
-    assert_eq!((status, problem["field"].clone()), (400, json!("/metadata")));
-    let (status, problem) = server.put_raw("/api/v1/feature-flags/base", "{\"type\": ").await;
+    let (status, problem) = server
+        .put_json("/api/v1/feature-flags/base", &valid())
+        .await;
+    assert_eq!(
+        (status, problem["field"].clone()),
+        (400, json!("/metadata"))
+    );
+    let (status, problem) = server
+        .put_raw("/api/v1/feature-flags/base", "{\"type\": ")
+        .await;
     assert_eq!(status, 400, "{problem}");
     let (status, problem) = server.get_json("/api/v1/feature-flags/bad%20key").await;
     assert_eq!((status, problem["field"].clone()), (400, json!("flagKey")));
@@ -474,8 +672,14 @@ async fn refused_evaluations_name_the_field() {
     server.put_flag("f", checkout_flag()).await;
     let cases = [
         (json!({"flagKey": "f", "context": []}), "/context"),
-        (json!({"flagKey": "f", "context": {"targetingKey": 5}}), "/context/targetingKey"),
-        (json!({"flagKey": "f", "environment": "Prod!"}), "/environment"),
+        (
+            json!({"flagKey": "f", "context": {"targetingKey": 5}}),
+            "/context/targetingKey",
+        ),
+        (
+            json!({"flagKey": "f", "environment": "Prod!"}),
+            "/environment",
+        ),
         (json!({"flagKey": "no such key"}), "/flagKey"),
         (json!({"flagKey": "f", "extra": 1}), "/extra"),
         (json!({"context": {}}), "/flagKey"),
@@ -488,14 +692,23 @@ async fn refused_evaluations_name_the_field() {
         assert_eq!(problem["field"], field, "{problem}");
     }
     let (status, problem) = server
-        .post_json("/api/v1/feature-flags/evaluate", &json!({"flagKey": "ghost"}))
+        .post_json(
+            "/api/v1/feature-flags/evaluate",
+            &json!({"flagKey": "ghost"}),
+        )
         .await;
     assert_eq!((status, problem["code"].clone()), (404, json!("not_found")));
     let keys: Vec<String> = (0..1001).map(|i| format!("f{i}")).collect();
     let (status, problem) = server
-        .post_json("/api/v1/feature-flags/evaluate/batch", &json!({"flagKeys": keys}))
+        .post_json(
+            "/api/v1/feature-flags/evaluate/batch",
+            &json!({"flagKeys": keys}),
+        )
         .await;
-    assert_eq!((status, problem["field"].clone()), (400, json!("/flagKeys")));
+    assert_eq!(
+        (status, problem["field"].clone()),
+        (400, json!("/flagKeys"))
+    );
 }
 
 #[tokio::test]
@@ -504,7 +717,11 @@ async fn flags_survive_a_restart() {
     server.put_flag("durable", checkout_flag()).await;
     let server = server.restart().await;
     let result = server
-        .evaluate("durable", Some("production"), json!({"targetingKey": "user-8"}))
+        .evaluate(
+            "durable",
+            Some("production"),
+            json!({"targetingKey": "user-8"}),
+        )
         .await;
     assert_eq!(result["value"], true);
     assert_eq!(result["version"], 1);

@@ -53,7 +53,10 @@ async fn flag_rpcs_write_read_evaluate_and_match_rest() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((created.flag_key.as_str(), created.version), ("greeting", 1));
+    assert_eq!(
+        (created.flag_key.as_str(), created.version),
+        ("greeting", 1)
+    );
 
     let flag = client
         .get_flag(pb::GetFlagRequest {
@@ -77,9 +80,16 @@ async fn flag_rpcs_write_read_evaluate_and_match_rest() {
         .unwrap()
         .into_inner();
     assert_eq!(evaluation.value_json, "\"beta\"");
-    assert_eq!((evaluation.variant.as_str(), evaluation.reason.as_str()), ("b", "TARGETING_MATCH"));
+    assert_eq!(
+        (evaluation.variant.as_str(), evaluation.reason.as_str()),
+        ("b", "TARGETING_MATCH")
+    );
     let rest = server
-        .evaluate("greeting", None, json!({"targetingKey": "k", "tier": "vip"}))
+        .evaluate(
+            "greeting",
+            None,
+            json!({"targetingKey": "k", "tier": "vip"}),
+        )
         .await;
     assert_eq!(rest["value"], "beta");
 
@@ -97,7 +107,10 @@ async fn flag_rpcs_write_read_evaluate_and_match_rest() {
 
     let mut changed = definition();
     changed["defaultVariant"] = json!("b");
-    client.put_flag(put("greeting", &changed, None)).await.unwrap();
+    client
+        .put_flag(put("greeting", &changed, None))
+        .await
+        .unwrap();
     let rolled = client
         .rollback_flag(pb::RollbackFlagRequest {
             flag_key: "greeting".into(),
@@ -136,17 +149,36 @@ async fn flag_rpcs_write_read_evaluate_and_match_rest() {
 async fn flag_rpc_refusals_carry_the_code_and_field() {
     let server = TestServer::spawn().await;
     let mut client = flags_client(&server).await;
-    client.put_flag(put("base", &definition(), None)).await.unwrap();
+    client
+        .put_flag(put("base", &definition(), None))
+        .await
+        .unwrap();
     let dependent = json!({"type": "boolean", "variants": {"on": true, "off": false}, "defaultVariant": "off",
         "rules": [{"id": "r", "prerequisites": [{"flagKey": "base", "variants": ["b"]}], "variant": "on"}]});
-    client.put_flag(put("dependent", &dependent, None)).await.unwrap();
+    client
+        .put_flag(put("dependent", &dependent, None))
+        .await
+        .unwrap();
 
     let mut bad_regex = definition();
-    bad_regex["rules"][0]["conditions"][0] = json!({"attribute": "x", "operator": "regex", "value": "("});
+    bad_regex["rules"][0]["conditions"][0] =
+        json!({"attribute": "x", "operator": "regex", "value": "("});
     let cases = [
-        (put("base", &bad_regex, None), Code::InvalidArgument, "/rules/0/conditions/0/value"),
-        (put("bad key", &definition(), None), Code::InvalidArgument, "flagKey"),
-        (put("evaluate", &definition(), None), Code::InvalidArgument, "flagKey"),
+        (
+            put("base", &bad_regex, None),
+            Code::InvalidArgument,
+            "/rules/0/conditions/0/value",
+        ),
+        (
+            put("bad key", &definition(), None),
+            Code::InvalidArgument,
+            "flagKey",
+        ),
+        (
+            put("evaluate", &definition(), None),
+            Code::InvalidArgument,
+            "flagKey",
+        ),
         (
             pb::PutFlagRequest {
                 definition_json: "{\"type\":".into(),
@@ -161,7 +193,12 @@ async fn flag_rpc_refusals_carry_the_code_and_field() {
         let status = client.put_flag(request).await.unwrap_err();
         assert_eq!(status.code(), code, "{status:?}");
         if !field.is_empty() {
-            let named = status.metadata().get("summit-field").unwrap().to_str().unwrap();
+            let named = status
+                .metadata()
+                .get("summit-field")
+                .unwrap()
+                .to_str()
+                .unwrap();
             // Malformed JSON text is named down to where parsing stopped.
             assert!(named.starts_with(field), "{named} is not under {field}");
         }
@@ -220,11 +257,17 @@ async fn flag_changes_stream_to_watchers_in_revision_order() {
         .into_inner();
     // A config and a flag with the same id: each watcher sees only what it named.
     server
-        .put_config("checkout", json!({"config": {"a": 1}, "metadata": meta("a", "c")}))
+        .put_config(
+            "checkout",
+            json!({"config": {"a": 1}, "metadata": meta("a", "c")}),
+        )
         .await;
     server.put_flag("checkout", definition()).await;
     let (status, _) = server
-        .delete_json("/api/v1/feature-flags/checkout", &json!({"metadata": meta("a", "d")}))
+        .delete_json(
+            "/api/v1/feature-flags/checkout",
+            &json!({"metadata": meta("a", "d")}),
+        )
         .await;
     assert_eq!(status, 200);
 
@@ -240,13 +283,24 @@ async fn flag_changes_stream_to_watchers_in_revision_order() {
     };
     let updated = next(&mut flags_only).await;
     assert_eq!(
-        (updated.kind.as_str(), updated.flag_key.as_str(), updated.config_id.as_str(), updated.revision),
+        (
+            updated.kind.as_str(),
+            updated.flag_key.as_str(),
+            updated.config_id.as_str(),
+            updated.revision
+        ),
         ("flag.updated", "checkout", "", 2)
     );
     let deleted = next(&mut flags_only).await;
-    assert_eq!((deleted.kind.as_str(), deleted.revision), ("flag.deleted", 3));
+    assert_eq!(
+        (deleted.kind.as_str(), deleted.revision),
+        ("flag.deleted", 3)
+    );
     let config = next(&mut one_config).await;
-    assert_eq!((config.kind.as_str(), config.revision), ("config.updated", 1));
+    assert_eq!(
+        (config.kind.as_str(), config.revision),
+        ("config.updated", 1)
+    );
     assert!(
         tokio::time::timeout(Duration::from_millis(300), one_config.message())
             .await
@@ -265,7 +319,11 @@ async fn flag_changes_stream_to_watchers_in_revision_order() {
     let mut text = String::new();
     while !text.contains("flag.deleted") {
         use futures::StreamExt;
-        let chunk = tokio::time::timeout(STEP, body.next()).await.unwrap().unwrap().unwrap();
+        let chunk = tokio::time::timeout(STEP, body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(text.contains("\"flagKey\":\"checkout\""), "{text}");

@@ -56,7 +56,10 @@ async fn seed(server: &TestServer) {
 /// An OpenFeature client through the OFREP provider, pinned to `environment` by header.
 async fn client(server: &TestServer, name: &str, environment: &str) -> open_feature::Client {
     let mut headers = HeaderMap::new();
-    headers.insert("summit-environment", HeaderValue::from_str(environment).unwrap());
+    headers.insert(
+        "summit-environment",
+        HeaderValue::from_str(environment).unwrap(),
+    );
     let provider = OfrepProvider::new(OfrepOptions {
         base_url: server.base.clone(),
         headers,
@@ -78,25 +81,56 @@ async fn openfeature_sdk_evaluates_every_flag_type_with_targeting() {
 
     let pro = user("u1").with_custom_field("plan", "pro");
     let free = user("u2").with_custom_field("plan", "free");
-    assert!(client.get_bool_value("dark-mode", Some(&pro), None).await.unwrap());
-    assert!(!client.get_bool_value("dark-mode", Some(&free), None).await.unwrap());
+    assert!(
+        client
+            .get_bool_value("dark-mode", Some(&pro), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !client
+            .get_bool_value("dark-mode", Some(&free), None)
+            .await
+            .unwrap()
+    );
 
     let german = user("u3").with_custom_field("country", "de");
     assert_eq!(
-        client.get_string_value("banner-text", Some(&german), None).await.unwrap(),
+        client
+            .get_string_value("banner-text", Some(&german), None)
+            .await
+            .unwrap(),
         "50% off"
     );
     assert_eq!(
-        client.get_string_value("banner-text", Some(&free), None).await.unwrap(),
+        client
+            .get_string_value("banner-text", Some(&free), None)
+            .await
+            .unwrap(),
         "Welcome"
     );
 
     let big = user("u4").with_custom_field("seats", 120);
-    assert_eq!(client.get_int_value("max-items", Some(&big), None).await.unwrap(), 250);
-    assert_eq!(client.get_int_value("max-items", Some(&free), None).await.unwrap(), 10);
+    assert_eq!(
+        client
+            .get_int_value("max-items", Some(&big), None)
+            .await
+            .unwrap(),
+        250
+    );
+    assert_eq!(
+        client
+            .get_int_value("max-items", Some(&free), None)
+            .await
+            .unwrap(),
+        10
+    );
     let ratio = user("ratio-user");
     assert_eq!(
-        client.get_float_value("max-items", Some(&ratio), None).await.unwrap(),
+        client
+            .get_float_value("max-items", Some(&ratio), None)
+            .await
+            .unwrap(),
         0.75
     );
 
@@ -114,7 +148,10 @@ async fn openfeature_sdk_evaluates_every_flag_type_with_targeting() {
     assert_eq!(limits.fields.get("burst"), Some(&OfValue::Int(10)));
 
     // The variant reported to the SDK is the server's.
-    let details = client.get_bool_details("dark-mode", Some(&pro), None).await.unwrap();
+    let details = client
+        .get_bool_details("dark-mode", Some(&pro), None)
+        .await
+        .unwrap();
     assert_eq!(details.variant.as_deref(), Some("on"));
 }
 
@@ -124,17 +161,29 @@ async fn openfeature_sdk_sees_missing_flags_and_wrong_types_as_errors() {
     seed(&server).await;
     let client = client(&server, "errors", "production").await;
     let context = EvaluationContext::default().with_targeting_key("u1");
-    let missing = client.get_bool_value("no-such-flag", Some(&context), None).await;
+    let missing = client
+        .get_bool_value("no-such-flag", Some(&context), None)
+        .await;
     assert_eq!(
         missing.unwrap_err().code,
         open_feature::EvaluationErrorCode::FlagNotFound
     );
     // A string flag read as a boolean: the SDK refuses the value rather than guessing.
-    assert!(client.get_bool_value("banner-text", Some(&context), None).await.is_err());
+    assert!(
+        client
+            .get_bool_value("banner-text", Some(&context), None)
+            .await
+            .is_err()
+    );
     // The targeting of another environment comes through the header.
     let staging = self::client(&server, "staging", "staging").await;
     let pro = context.clone().with_custom_field("plan", "pro");
-    assert!(!staging.get_bool_value("dark-mode", Some(&pro), None).await.unwrap());
+    assert!(
+        !staging
+            .get_bool_value("dark-mode", Some(&pro), None)
+            .await
+            .unwrap()
+    );
 }
 
 async fn ofrep(server: &TestServer, path: &str, body: &str) -> (u16, Value, HeaderMap) {
@@ -176,14 +225,54 @@ async fn single_evaluation_follows_the_protocol() {
     );
 
     let cases = [
-        ("/ofrep/v1/evaluate/flags/ghost", r#"{"context": {}}"#, 404, "FLAG_NOT_FOUND"),
-        ("/ofrep/v1/evaluate/flags/rollout", r#"{"context": {}}"#, 400, "TARGETING_KEY_MISSING"),
-        ("/ofrep/v1/evaluate/flags/dark-mode", r#"{"context": []}"#, 400, "INVALID_CONTEXT"),
-        ("/ofrep/v1/evaluate/flags/dark-mode", r#"{"context": {"targetingKey": 7}}"#, 400, "INVALID_CONTEXT"),
-        ("/ofrep/v1/evaluate/flags/dark-mode", r#"{"context": {"environment": "No Such"}}"#, 400, "INVALID_CONTEXT"),
-        ("/ofrep/v1/evaluate/flags/dark-mode", r#"{"context": {"#, 400, "PARSE_ERROR"),
-        ("/ofrep/v1/evaluate/flags/dark-mode", r#"[1]"#, 400, "PARSE_ERROR"),
-        ("/ofrep/v1/evaluate/flags/dark-mode", r#"{"ctx": {}}"#, 400, "PARSE_ERROR"),
+        (
+            "/ofrep/v1/evaluate/flags/ghost",
+            r#"{"context": {}}"#,
+            404,
+            "FLAG_NOT_FOUND",
+        ),
+        (
+            "/ofrep/v1/evaluate/flags/rollout",
+            r#"{"context": {}}"#,
+            400,
+            "TARGETING_KEY_MISSING",
+        ),
+        (
+            "/ofrep/v1/evaluate/flags/dark-mode",
+            r#"{"context": []}"#,
+            400,
+            "INVALID_CONTEXT",
+        ),
+        (
+            "/ofrep/v1/evaluate/flags/dark-mode",
+            r#"{"context": {"targetingKey": 7}}"#,
+            400,
+            "INVALID_CONTEXT",
+        ),
+        (
+            "/ofrep/v1/evaluate/flags/dark-mode",
+            r#"{"context": {"environment": "No Such"}}"#,
+            400,
+            "INVALID_CONTEXT",
+        ),
+        (
+            "/ofrep/v1/evaluate/flags/dark-mode",
+            r#"{"context": {"#,
+            400,
+            "PARSE_ERROR",
+        ),
+        (
+            "/ofrep/v1/evaluate/flags/dark-mode",
+            r#"[1]"#,
+            400,
+            "PARSE_ERROR",
+        ),
+        (
+            "/ofrep/v1/evaluate/flags/dark-mode",
+            r#"{"ctx": {}}"#,
+            400,
+            "PARSE_ERROR",
+        ),
     ];
     for (path, request, status, code) in cases {
         let (actual, body, _) = ofrep(&server, path, request).await;
@@ -201,7 +290,8 @@ async fn single_evaluation_follows_the_protocol() {
 async fn bulk_evaluation_carries_an_etag_and_answers_304_when_unchanged() {
     let server = TestServer::spawn().await;
     seed(&server).await;
-    let request = r#"{"context": {"targetingKey": "u1", "country": "de", "environment": "production"}}"#;
+    let request =
+        r#"{"context": {"targetingKey": "u1", "country": "de", "environment": "production"}}"#;
     let (status, body, headers) = ofrep(&server, "/ofrep/v1/evaluate/flags", request).await;
     assert_eq!(status, 200, "{body}");
     let flags = body["flags"].as_array().unwrap();
@@ -241,7 +331,10 @@ async fn bulk_evaluation_carries_an_etag_and_answers_304_when_unchanged() {
     assert_ne!(response.headers()["etag"].to_str().unwrap(), etag);
 
     let (status, body, _) = ofrep(&server, "/ofrep/v1/evaluate/flags", r#"{"context": 5}"#).await;
-    assert_eq!((status, body["errorCode"].clone()), (400, json!("INVALID_CONTEXT")));
+    assert_eq!(
+        (status, body["errorCode"].clone()),
+        (400, json!("INVALID_CONTEXT"))
+    );
     // Per-flag failures sit beside the successes.
     server
         .put_flag(
@@ -268,7 +361,10 @@ async fn configuration_describes_the_provider_capabilities() {
     let (status, body) = server.get_json("/ofrep/v1/configuration").await;
     assert_eq!(status, 200);
     assert_eq!(body["name"], "summit-config");
-    assert_eq!(body["capabilities"]["cacheInvalidation"]["polling"]["enabled"], true);
+    assert_eq!(
+        body["capabilities"]["cacheInvalidation"]["polling"]["enabled"],
+        true
+    );
     let types = body["capabilities"]["flagEvaluation"]["supportedTypes"]
         .as_array()
         .unwrap();

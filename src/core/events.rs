@@ -38,7 +38,11 @@ impl Serialize for ChangeEvent {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("revision", &self.revision)?;
         map.serialize_entry("kind", &self.kind)?;
-        let subject = if self.is_flag() { "flagKey" } else { "configId" };
+        let subject = if self.is_flag() {
+            "flagKey"
+        } else {
+            "configId"
+        };
         map.serialize_entry(subject, &self.config_id)?;
         map.serialize_entry("version", &self.version)?;
         map.serialize_entry("checksum", &self.checksum)?;

@@ -29,7 +29,9 @@ use super::model::{
 use super::secrets::SecretResolver;
 use super::validation::{CompiledSchema, check_document, check_metadata};
 use super::watch::{WatchFilter, WatchStream, watch};
-use crate::store::{AuditQuery, AuditSubject, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite};
+use crate::store::{
+    AuditQuery, AuditSubject, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite,
+};
 
 const WRITE_LOCK_SHARDS: usize = 64;
 const SECRET_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);

@@ -192,7 +192,9 @@ impl TestServer {
         if let Some(environment) = environment {
             body["environment"] = json!(environment);
         }
-        let (status, evaluation) = self.post_json("/api/v1/feature-flags/evaluate", &body).await;
+        let (status, evaluation) = self
+            .post_json("/api/v1/feature-flags/evaluate", &body)
+            .await;
         assert_eq!(status, 200, "evaluate {key}: {evaluation}");
         evaluation
     }

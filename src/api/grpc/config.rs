@@ -227,7 +227,11 @@ impl ConfigRpc for GrpcConfigService {
             .transpose()?;
         let page = self
             .service
-            .audit(id.map(AuditSubject::Config), cv::nonzero(r.cursor), cv::limit(r.limit)?)
+            .audit(
+                id.map(AuditSubject::Config),
+                cv::nonzero(r.cursor),
+                cv::limit(r.limit)?,
+            )
             .await?;
         Ok(Response::new(pb::ListAuditResponse {
             items: page.items.iter().map(cv::pb_audit).collect(),

@@ -92,7 +92,12 @@ impl FlagRpc for GrpcFlagService {
         let definition: FlagDefinition = json_field(&r.definition_json, "definitionJson", None)?;
         let flag = self
             .flags
-            .put_flag(&key, definition, cv::metadata(r.metadata)?, r.expected_version)
+            .put_flag(
+                &key,
+                definition,
+                cv::metadata(r.metadata)?,
+                r.expected_version,
+            )
             .await?;
         Ok(Response::new(pb_created(&flag)))
     }

@@ -65,9 +65,7 @@ fn json_depth_exceeds(bytes: &[u8], max: usize) -> bool {
 }
 
 /// A deserialization error as `invalid_input` naming the JSON pointer of the offending value.
-fn shape_error<E: serde::de::Error + std::fmt::Display>(
-    e: serde_path_to_error::Error<E>,
-) -> Error {
+fn shape_error<E: serde::de::Error + std::fmt::Display>(e: serde_path_to_error::Error<E>) -> Error {
     let mut pointer = pointer_of(e.path());
     let message = e.into_inner().to_string();
     // serde reports a missing field at its parent; name the field itself.
@@ -88,8 +86,19 @@ fn shape_error<E: serde::de::Error + std::fmt::Display>(
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value, base: &str) -> Result<T, Error> {
     serde_path_to_error::deserialize(value).map_err(|e| match shape_error(e) {
         Error::InvalidInput { field, message } => {
-            let field = if field == "/" { base.to_owned() } else { format!("{base}{field}") };
-            Error::invalid(if field.is_empty() { "/".to_owned() } else { field }, message)
+            let field = if field == "/" {
+                base.to_owned()
+            } else {
+                format!("{base}{field}")
+            };
+            Error::invalid(
+                if field.is_empty() {
+                    "/".to_owned()
+                } else {
+                    field
+                },
+                message,
+            )
         }
         other => other,
     })

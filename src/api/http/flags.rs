@@ -335,10 +335,7 @@ async fn evaluate_one(
     let key = FlagKey::parse_field(&body.flag_key, "/flagKey")?;
     let scope = scope(body.environment, body.service)?;
     let context = context_of(body.context, "/context")?;
-    let evaluation = state
-        .flags
-        .evaluate(key.as_str(), &scope, &context)
-        .await?;
+    let evaluation = state.flags.evaluate(key.as_str(), &scope, &context).await?;
     if evaluation.version == 0 {
         return Err(Error::not_found("flag", key.as_str()).into());
     }

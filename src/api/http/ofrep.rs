@@ -98,11 +98,15 @@ impl IntoResponse for Failure {
 
 /// The request's context and scope, from `{"context": {...}}` (an empty body is an empty
 /// context).
-fn request_of(body: &Bytes, headers: &HeaderMap) -> Result<(EvaluationContext, EvaluationScope), OfrepError> {
+fn request_of(
+    body: &Bytes,
+    headers: &HeaderMap,
+) -> Result<(EvaluationContext, EvaluationScope), OfrepError> {
     let parsed: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
-        parse_json(body).map_err(|e| OfrepError::new(EvaluationErrorCode::ParseError, e.to_string()))?
+        parse_json(body)
+            .map_err(|e| OfrepError::new(EvaluationErrorCode::ParseError, e.to_string()))?
     };
     let Value::Object(mut members) = parsed else {
         return Err(OfrepError::new(
@@ -119,7 +123,12 @@ fn request_of(body: &Bytes, headers: &HeaderMap) -> Result<(EvaluationContext, E
     }
     let invalid = |e: Error| OfrepError::new(EvaluationErrorCode::InvalidContext, e.to_string());
     let context = EvaluationContext::from_json(context, "/context").map_err(invalid)?;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let attribute = |name: &str| -> Result<Option<String>, OfrepError> {
         match context.attributes.get(name) {
             None => Ok(header(&format!("summit-{name}"))),

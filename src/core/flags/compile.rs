@@ -396,7 +396,9 @@ fn compile_split(
 fn compile_condition(condition: &Condition, path: &Path) -> Result<CompiledCondition> {
     let attribute = &condition.attribute;
     if attribute.is_empty() || attribute.len() > MAX_NAME * 4 {
-        return Err(path.at("attribute").invalid("attribute must be 1 to 256 bytes"));
+        return Err(path
+            .at("attribute")
+            .invalid("attribute must be 1 to 256 bytes"));
     }
     let value_path = path.at("value");
     let value = &condition.value;

@@ -194,19 +194,20 @@ fn resolve(
 ) -> std::result::Result<Resolution, EvaluationFailure> {
     let compiled = compiled(flag)?;
     let targeting = compiled.targeting(environment);
-    let serve = |variant: &str, reason: Reason| -> std::result::Result<Resolution, EvaluationFailure> {
-        let value = flag.definition.variants.get(variant).ok_or_else(|| {
-            failure(
-                EvaluationErrorCode::General,
-                format!("variant '{variant}' is not defined"),
-            )
-        })?;
-        Ok(Resolution {
-            variant: variant.to_owned(),
-            value: value.clone(),
-            reason,
-        })
-    };
+    let serve =
+        |variant: &str, reason: Reason| -> std::result::Result<Resolution, EvaluationFailure> {
+            let value = flag.definition.variants.get(variant).ok_or_else(|| {
+                failure(
+                    EvaluationErrorCode::General,
+                    format!("variant '{variant}' is not defined"),
+                )
+            })?;
+            Ok(Resolution {
+                variant: variant.to_owned(),
+                value: value.clone(),
+                reason,
+            })
+        };
     if !targeting.enabled {
         return serve(&targeting.default_variant, Reason::Disabled);
     }
@@ -232,7 +233,9 @@ fn resolve(
         }
     }
     match &targeting.rollout {
-        Some((variant, share, namespace)) if share.includes(bucket(namespace, key_of(context)?)) => {
+        Some((variant, share, namespace))
+            if share.includes(bucket(namespace, key_of(context)?)) =>
+        {
             serve(variant, Reason::Split)
         }
         _ => serve(&targeting.default_variant, Reason::Default),
@@ -305,8 +308,12 @@ fn test(test: &Test, actual: &Value) -> bool {
             Value::Array(items) => items.iter().any(|i| i.as_str() == Some(needle.as_str())),
             _ => false,
         },
-        Test::StartsWith(prefix) => actual.as_str().is_some_and(|s| s.starts_with(prefix.as_str())),
-        Test::EndsWith(suffix) => actual.as_str().is_some_and(|s| s.ends_with(suffix.as_str())),
+        Test::StartsWith(prefix) => actual
+            .as_str()
+            .is_some_and(|s| s.starts_with(prefix.as_str())),
+        Test::EndsWith(suffix) => actual
+            .as_str()
+            .is_some_and(|s| s.ends_with(suffix.as_str())),
         Test::Matches(regex) => actual.as_str().is_some_and(|s| regex.is_match(s)),
         Test::Number(order, expected) => actual
             .as_f64()

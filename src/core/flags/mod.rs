@@ -5,11 +5,8 @@ pub mod evaluate;
 pub mod model;
 pub mod service;
 
-
 pub use evaluate::{
     Evaluation, EvaluationContext, EvaluationErrorCode, EvaluationFailure, Reason, Resolution,
 };
-pub use model::{
-    FlagDefinition, FlagHead, FlagSet, FlagType, FlagVersion, NewFlagVersion,
-};
+pub use model::{FlagDefinition, FlagHead, FlagSet, FlagType, FlagVersion, NewFlagVersion};
 pub use service::FlagService;

@@ -205,7 +205,10 @@ impl FlagService {
         check_metadata(&metadata)?;
         if key.as_str() == "evaluate" {
             // `/api/v1/feature-flags/evaluate` is the evaluation endpoint.
-            return Err(Error::invalid("flagKey", "the flag key 'evaluate' is reserved"));
+            return Err(Error::invalid(
+                "flagKey",
+                "the flag key 'evaluate' is reserved",
+            ));
         }
         let compiled = Arc::new(compile(key, &definition)?);
         self.configs.ensure_writable()?;
@@ -281,8 +284,11 @@ impl FlagService {
             .values()
             .filter(|head| !head.deleted && head.latest.key != *key)
             .filter(|head| {
-                rules_of(&head.latest.definition)
-                    .any(|(_, _, rule)| rule.prerequisites.iter().any(|p| p.flag_key == key.as_str()))
+                rules_of(&head.latest.definition).any(|(_, _, rule)| {
+                    rule.prerequisites
+                        .iter()
+                        .any(|p| p.flag_key == key.as_str())
+                })
             })
             .map(|head| head.latest.key.as_str())
             .collect();

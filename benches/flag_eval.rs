@@ -1,0 +1,256 @@
+//! Flag evaluation benchmark: 40 flags (every type, with conditions, target keys, splits,
+//! percentage rollouts and a prerequisite) in the real server (release binary, its own process,
+//! SQLite), evaluated with 1,024 different contexts, for
+//!   - one flag over REST (`POST /api/v1/feature-flags/evaluate`) and OFREP
+//!     (`POST /ofrep/v1/evaluate/flags/{key}`);
+//!   - a batch of 20 flags over REST (`/evaluate/batch` naming 20 keys) and OFREP (bulk
+//!     evaluation of the 20 flags meant for one service).
+//!
+//! Each case runs closed loop twice: saturated (`--connections`, default 64) for evaluations/s,
+//! and lightly loaded (4 connections) for latency. Prints a Markdown table for
+//! docs/performance.md. `cargo bench --bench flag_eval` (`-- --seconds 5 --connections 64`).
+
+mod support;
+
+use support::{connect, free_port, ms, percentile, send, wait_until_up};
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+const FLAGS: usize = 40;
+const CONTEXTS: usize = 1024;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Flag `i`: every fourth of each type; the even ones are meant for service `web` (20 flags).
+fn flag(i: usize) -> Value {
+    let (kind, variants) = match i % 4 {
+        0 => ("boolean", json!({"on": true, "off": false})),
+        1 => ("string", json!({"on": "new", "off": "old"})),
+        2 => ("number", json!({"on": 250, "off": 10})),
+        _ => (
+            "object",
+            json!({"on": {"rps": 500, "burst": 1000}, "off": {"rps": 5, "burst": 10}}),
+        ),
+    };
+    let mut rules = vec![
+        json!({"id": "staff", "conditions": [
+            {"attribute": "email", "operator": "ends_with", "value": "@acme.com"},
+            {"attribute": "country", "operator": "in", "value": ["de", "fr", "nl"]}], "variant": "on"}),
+        json!({"id": "vips", "targetKeys": ["user-1", "user-2", "user-3"], "variant": "on"}),
+        json!({"id": "new-app", "conditions": [
+            {"attribute": "appVersion", "operator": "semver_gt", "value": "3.0.0"}],
+            "split": [{"variant": "on", "weight": 1}, {"variant": "off", "weight": 3}]}),
+    ];
+    if i > 0 && i.is_multiple_of(10) {
+        rules.push(json!({"id": "after-flag-0", "prerequisites": [{"flagKey": "flag-00", "variants": ["on"]}],
+                          "variant": "on"}));
+    }
+    json!({
+        "type": kind, "variants": variants, "defaultVariant": "off",
+        "services": if i.is_multiple_of(2) { json!(["web"]) } else { json!(["api"]) },
+        "environments": {"production": {"rules": rules, "rollout": {"variant": "on", "percentage": 25}}},
+        "metadata": {"actor": "bench"}
+    })
+}
+
+fn context(n: usize) -> Value {
+    json!({
+        "targetingKey": format!("user-{n}"),
+        "email": if n.is_multiple_of(5) { format!("u{n}@acme.com") } else { format!("u{n}@example.com") },
+        "country": (["de", "us", "fr", "jp"][n % 4]),
+        "appVersion": format!("{}.{}.0", 2 + n % 3, n % 7),
+        "environment": "production"
+    })
+}
+
+struct Case {
+    name: &'static str,
+    flags_per_request: usize,
+    requests: Arc<Vec<(String, Bytes)>>,
+}
+
+fn cases() -> Vec<Case> {
+    let bodies = |build: &dyn Fn(usize) -> (String, Value)| {
+        Arc::new(
+            (0..CONTEXTS)
+                .map(|n| {
+                    let (path, body) = build(n);
+                    (path, Bytes::from(serde_json::to_vec(&body).unwrap()))
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let twenty: Vec<String> = (0..FLAGS)
+        .step_by(2)
+        .map(|i| format!("flag-{i:02}"))
+        .collect();
+    vec![
+        Case {
+            name: "REST, 1 flag",
+            flags_per_request: 1,
+            requests: bodies(&|n| {
+                (
+                    "/api/v1/feature-flags/evaluate".into(),
+                    json!({"flagKey": format!("flag-{:02}", n % FLAGS), "environment": "production",
+                           "context": context(n)}),
+                )
+            }),
+        },
+        Case {
+            name: "OFREP, 1 flag",
+            flags_per_request: 1,
+            requests: bodies(&|n| {
+                (
+                    format!("/ofrep/v1/evaluate/flags/flag-{:02}", n % FLAGS),
+                    json!({"context": context(n)}),
+                )
+            }),
+        },
+        Case {
+            name: "REST, batch of 20",
+            flags_per_request: 20,
+            requests: bodies(&|n| {
+                (
+                    "/api/v1/feature-flags/evaluate/batch".into(),
+                    json!({"flagKeys": twenty, "environment": "production", "context": context(n)}),
+                )
+            }),
+        },
+        Case {
+            name: "OFREP bulk, 20 flags",
+            flags_per_request: 20,
+            requests: bodies(&|n| {
+                let mut context = context(n);
+                context["service"] = json!("web");
+                (
+                    "/ofrep/v1/evaluate/flags".into(),
+                    json!({"context": context}),
+                )
+            }),
+        },
+    ]
+}
+
+/// Closed loop over `connections` for `window` after a warm-up: (requests/s, sorted latencies).
+async fn run(
+    addr: SocketAddr,
+    requests: Arc<Vec<(String, Bytes)>>,
+    connections: usize,
+    window: Duration,
+) -> (f64, Vec<Duration>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let (requests, stop, measuring) = (requests.clone(), stop.clone(), measuring.clone());
+            tokio::spawn(async move {
+                let mut sender = connect(addr).await;
+                let mut latencies = Vec::new();
+                let mut n = c * 131;
+                while !stop.load(Ordering::Relaxed) {
+                    let (path, body) = &requests[n % requests.len()];
+                    let t = Instant::now();
+                    let (status, text) = send(&mut sender, "POST", path, body.clone()).await;
+                    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&text));
+                    if measuring.load(Ordering::Relaxed) {
+                        latencies.push(t.elapsed());
+                    }
+                    n += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(window).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for task in futures::future::join_all(tasks).await {
+        latencies.extend(task.expect("a connection failed"));
+    }
+    latencies.sort();
+    (latencies.len() as f64 / elapsed.as_secs_f64(), latencies)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` / `--list` probes: nothing to run.
+    }
+    let value = |name: &str, default: u64| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let seconds = value("--seconds", 5);
+    let connections = value("--connections", 64) as usize;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let _server = Server(
+            Command::new(env!("CARGO_BIN_EXE_summit-config"))
+                .env("SUMMIT_HTTP_ADDR", addr.to_string())
+                .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
+                .env(
+                    "SUMMIT_DATABASE_URL",
+                    format!("sqlite://{}/bench.db", dir.path().display()),
+                )
+                .env("SUMMIT_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start summit-config"),
+        );
+        wait_until_up(addr).await;
+        let mut sender = connect(addr).await;
+        for i in 0..FLAGS {
+            let body = Bytes::from(serde_json::to_vec(&flag(i)).unwrap());
+            let path = format!("/api/v1/feature-flags/flag-{i:02}");
+            let (status, text) = send(&mut sender, "PUT", &path, body).await;
+            assert_eq!(status, 201, "{}", String::from_utf8_lossy(&text));
+        }
+        println!(
+            "| case | evaluations/s ({connections} conns) | requests/s | p50 / p99 ({connections} conns) | p50 / p99 (4 conns) |"
+        );
+        println!("|---|---|---|---|---|");
+        let window = Duration::from_secs(seconds);
+        for case in cases() {
+            let (rate, loaded) = run(addr, case.requests.clone(), connections, window).await;
+            let (_, light) = run(addr, case.requests.clone(), 4, window).await;
+            println!(
+                "| {} | {:.0} | {:.0} | {} / {} | {} / {} |",
+                case.name,
+                rate * case.flags_per_request as f64,
+                rate,
+                ms(percentile(&loaded, 0.50)),
+                ms(percentile(&loaded, 0.99)),
+                ms(percentile(&light, 0.50)),
+                ms(percentile(&light, 0.99)),
+            );
+        }
+    });
+}
