@@ -1369,3 +1369,82 @@ async fn a_replica_never_announces_a_change_its_reads_do_not_show_yet() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flag_written_through_one_replica_is_evaluated_and_watched_through_the_other() {
+    let Some(url) = test_database_url().await else {
+        return;
+    };
+    let (a, b) = start_pair(&url).await;
+    let mut watch = b.watch("flags=true", None).await;
+    let flag = |default: &str| {
+        json!({"type": "boolean", "variants": {"on": true, "off": false}, "defaultVariant": default,
+               "environments": {"prod": {"rules": [{"id": "staff", "conditions": [
+                   {"attribute": "email", "operator": "ends_with", "value": "@acme.com"}], "variant": "on"}]}},
+               "metadata": meta("alice", "flag through a")})
+    };
+    let evaluate_on_b = |key: &'static str| {
+        let b = &b;
+        async move {
+            let response = b
+                .client
+                .post(b.url("/api/v1/feature-flags/evaluate"))
+                .json(&json!({"flagKey": key, "environment": "prod",
+                              "context": {"targetingKey": "u1", "email": "x@example.com"}}))
+                .send()
+                .await
+                .expect("evaluate on b");
+            body_of(response).await
+        }
+    };
+    assert_eq!(evaluate_on_b("shared-flag").await.0, 404);
+
+    let (status, created) = body_of(
+        a.put("/api/v1/feature-flags/shared-flag", &flag("off"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let (evaluation, took) = eventually("b evaluates a's flag", STEP, || async {
+        let (status, evaluation) = evaluate_on_b("shared-flag").await;
+        (status == 200).then_some(evaluation)
+    })
+    .await;
+    eprintln!(
+        "a → b: flag evaluable on b {} ms after a answered 201",
+        took.as_millis()
+    );
+    assert_eq!(
+        (evaluation["value"].clone(), evaluation["reason"].clone()),
+        (json!(false), json!("DEFAULT"))
+    );
+    let (_, event) = watch.change().await;
+    assert_eq!(
+        (event["kind"].clone(), event["flagKey"].clone()),
+        (json!("flag.updated"), json!("shared-flag"))
+    );
+
+    // An update through a replaces what b evaluates; the stream carries it in order.
+    let (status, _) = body_of(
+        a.put("/api/v1/feature-flags/shared-flag", &flag("on"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201);
+    eventually("b evaluates a's update", STEP, || async {
+        let (_, evaluation) = evaluate_on_b("shared-flag").await;
+        (evaluation["version"] == 2 && evaluation["value"] == true).then_some(())
+    })
+    .await;
+    let (_, event) = watch.change().await;
+    assert_eq!(
+        (event["kind"].clone(), event["version"].clone()),
+        (json!("flag.updated"), json!(2))
+    );
+    // A conflicting write through b (it expected version 1) is refused by the database.
+    let mut stale = flag("off");
+    stale["expectedVersion"] = json!(1);
+    let (status, problem) = body_of(b.put("/api/v1/feature-flags/shared-flag", &stale).await).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["currentVersion"], 2);
+}
