@@ -328,3 +328,134 @@ fn test(test: &Test, actual: &Value) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::flags::model::{FlagDefinition, FlagHead, NewFlagVersion};
+    use crate::core::ids::FlagKey;
+    use crate::core::model::Metadata;
+    use serde_json::json;
+
+    fn version(key: &str, definition: Value) -> Arc<FlagVersion> {
+        let definition: FlagDefinition = serde_json::from_value(definition).unwrap();
+        Arc::new(
+            NewFlagVersion {
+                key: FlagKey::parse(key).unwrap(),
+                definition,
+                metadata: Metadata {
+                    actor: "test".into(),
+                    message: None,
+                },
+                checksum: String::new(),
+                created_at: chrono::Utc::now(),
+                rollback_of: None,
+            }
+            .numbered(1),
+        )
+    }
+
+    fn set_of(flags: &[Arc<FlagVersion>]) -> FlagSet {
+        FlagSet {
+            heads: flags
+                .iter()
+                .map(|f| {
+                    let head = FlagHead {
+                        latest: f.clone(),
+                        deleted: false,
+                    };
+                    (f.key.clone(), head)
+                })
+                .collect(),
+        }
+    }
+
+    fn user(key: &str) -> EvaluationContext {
+        EvaluationContext {
+            targeting_key: Some(key.into()),
+            attributes: Map::new(),
+        }
+    }
+
+    #[test]
+    fn raising_a_rule_percentage_never_removes_a_key() {
+        let mut was_on = vec![false; 10_000];
+        for percentage in [1.0, 10.0, 10.01, 33.33, 75.0, 100.0] {
+            let flag = version(
+                "gradual",
+                json!({"type": "boolean", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+                       "rules": [{"id": "everyone", "variant": "on", "percentage": percentage}]}),
+            );
+            let set = set_of(std::slice::from_ref(&flag));
+            let mut on = 0;
+            for (i, was) in was_on.iter_mut().enumerate() {
+                let result = evaluate(&set, &flag, None, &user(&format!("k{i}")));
+                let now = result.outcome.unwrap().value == json!(true);
+                assert!(!*was || now, "k{i} left at {percentage}%");
+                *was = now;
+                on += usize::from(now);
+            }
+            let share = on as f64 / 100.0;
+            assert!(
+                (share - percentage).abs() <= 1.0,
+                "{percentage}% gave {share}%"
+            );
+        }
+    }
+
+    #[test]
+    fn split_shares_follow_the_weights() {
+        let flag = version(
+            "split",
+            json!({"type": "string", "variants": {"a": "a", "b": "b"}, "defaultVariant": "a",
+                   "rules": [{"id": "r", "split": [{"variant": "a", "weight": 1}, {"variant": "b", "weight": 3}]}]}),
+        );
+        let set = set_of(std::slice::from_ref(&flag));
+        let b = (0..20_000)
+            .filter(|i| {
+                let result = evaluate(&set, &flag, None, &user(&format!("u{i}")));
+                result.outcome.unwrap().variant == "b"
+            })
+            .count();
+        let share = b as f64 / 200.0;
+        assert!((share - 75.0).abs() <= 1.0, "b got {share}%");
+    }
+
+    #[test]
+    fn a_prerequisite_cycle_is_an_error_not_a_hang() {
+        let rule = |other: &str| {
+            json!({"type": "boolean", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+                   "rules": [{"id": "r", "prerequisites": [{"flagKey": other, "variants": ["on"]}], "variant": "on"}]})
+        };
+        let (a, b) = (version("a", rule("b")), version("b", rule("a")));
+        let set = set_of(&[a.clone(), b]);
+        let result = evaluate(&set, &a, None, &user("k"));
+        assert_eq!(
+            result.outcome.unwrap_err().code,
+            EvaluationErrorCode::General
+        );
+    }
+
+    #[test]
+    fn a_context_without_a_targeting_key_only_fails_where_bucketing_is_needed() {
+        let flag = version(
+            "mixed",
+            json!({"type": "boolean", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+                   "rules": [{"id": "admins", "conditions": [{"attribute": "role", "operator": "eq", "value": "admin"}], "variant": "on"}],
+                   "rollout": {"variant": "on", "percentage": 50}}),
+        );
+        let set = set_of(std::slice::from_ref(&flag));
+        let mut admin = EvaluationContext::default();
+        admin.attributes.insert("role".into(), json!("admin"));
+        let served = evaluate(&set, &flag, None, &admin).outcome.unwrap();
+        assert_eq!(
+            (served.variant.as_str(), served.reason),
+            ("on", Reason::TargetingMatch)
+        );
+        let anonymous = evaluate(&set, &flag, None, &EvaluationContext::default());
+        assert_eq!(
+            anonymous.outcome.unwrap_err().code,
+            EvaluationErrorCode::TargetingKeyMissing
+        );
+    }
+}
