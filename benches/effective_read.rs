@@ -216,6 +216,7 @@ async fn run(opts: Options) {
     let _summit = Server(
         Command::new(env!("CARGO_BIN_EXE_summit-config"))
             .env("SUMMIT_HTTP_ADDR", summit_addr.to_string())
+            .env("SUMMIT_NO_AUTH", "true")
             .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
             .env(
                 "SUMMIT_DATABASE_URL",

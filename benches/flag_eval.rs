@@ -215,7 +215,8 @@ fn main() {
         let _server = Server(
             Command::new(env!("CARGO_BIN_EXE_summit-config"))
                 .env("SUMMIT_HTTP_ADDR", addr.to_string())
-                .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
+                .env("SUMMIT_NO_AUTH", "true")
+            .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
                 .env(
                     "SUMMIT_DATABASE_URL",
                     format!("sqlite://{}/bench.db", dir.path().display()),

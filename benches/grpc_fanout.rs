@@ -547,6 +547,7 @@ async fn run(opts: Options) {
     let server = Server(
         Command::new(env!("CARGO_BIN_EXE_summit-config"))
             .env("SUMMIT_HTTP_ADDR", http_addr.to_string())
+            .env("SUMMIT_NO_AUTH", "true")
             .env("SUMMIT_GRPC_ADDR", grpc_addr.to_string())
             .env(
                 "SUMMIT_DATABASE_URL",

@@ -101,6 +101,7 @@ impl Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_summit-config"));
         command
             .env("SUMMIT_HTTP_ADDR", addr.to_string())
+            .env("SUMMIT_NO_AUTH", "true")
             .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
             .env("SUMMIT_DATABASE_URL", database_url)
             .stdin(Stdio::null());

@@ -1,6 +1,8 @@
 //! Builds the store, the core and the listeners; the port is known once `build` returns.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,12 +12,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::http::{self, AppContext, AppState, HttpLimits};
+use crate::core::access::AccessService;
+use crate::core::access::service::{AccessSettings, JwtSettings};
 use crate::core::flags::FlagService;
+use crate::core::ids::Environment;
 use crate::core::secrets::{SecretPolicy, SecretResolver};
 use crate::core::service::{ConfigService, ServiceSettings};
 use crate::replication::{follow_changes, run_duties};
 use crate::settings::Settings;
 use crate::store::{CachedStore, MemoryStore, PostgresStore, SqliteStore, Store};
+use crate::tls::{TlsFiles, tls_config};
 
 pub struct App {
     listener: TcpListener,
@@ -25,6 +31,10 @@ pub struct App {
     router: axum::Router,
     service: Arc<ConfigService>,
     flags: Arc<FlagService>,
+    access: Arc<AccessService>,
+    /// Certificate and key (PEM) both transports serve TLS with, when configured.
+    tls: Option<TlsFiles>,
+    request_timeout: Duration,
     shutdown: CancellationToken,
 }
 
@@ -48,6 +58,62 @@ pub async fn open_backend(database_url: &str) -> anyhow::Result<Arc<dyn Store>> 
         anyhow::bail!(
             "unsupported database URL scheme (use sqlite://PATH, postgres://… or memory://)"
         );
+    })
+}
+
+/// Where generated files (the first admin token) go: `--data-dir`, else the SQLite file's
+/// directory, else ./data.
+fn data_dir(settings: &Settings) -> std::path::PathBuf {
+    if let Some(dir) = &settings.data_dir {
+        return dir.clone();
+    }
+    settings
+        .database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| settings.database_url.strip_prefix("sqlite:"))
+        .map(|path| path.split('?').next().unwrap_or(path))
+        .and_then(|path| std::path::Path::new(path).parent().map(ToOwned::to_owned))
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or_else(|| std::path::PathBuf::from("./data"))
+}
+
+/// `production=2,staging=1` → approvals needed per environment.
+fn protected_environments(text: &str) -> anyhow::Result<BTreeMap<String, u32>> {
+    let mut protected = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (env, count) = pair
+            .split_once('=')
+            .with_context(|| format!("protected environment '{pair}': expected name=approvals"))?;
+        Environment::parse(env.trim())
+            .map_err(|e| anyhow::anyhow!("protected environment '{pair}': {e}"))?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .with_context(|| format!("protected environment '{pair}': approvals is a number"))?;
+        protected.insert(env.trim().to_owned(), count);
+    }
+    Ok(protected)
+}
+
+fn access_settings(settings: &Settings) -> anyhow::Result<AccessSettings> {
+    let rs256_public_key_pem = settings
+        .jwt_rs256_public_key_file
+        .as_ref()
+        .map(|path| std::fs::read(path).with_context(|| format!("reading {}", path.display())))
+        .transpose()?;
+    let rate = NonZeroU32::new(settings.rate_limit_per_sec);
+    let burst = NonZeroU32::new(settings.rate_limit_burst.max(settings.rate_limit_per_sec));
+    Ok(AccessSettings {
+        enabled: !settings.no_auth,
+        admin_token: settings.admin_token.clone(),
+        data_dir: data_dir(settings),
+        jwt: JwtSettings {
+            hs256_secret: settings.jwt_hs256_secret.clone(),
+            rs256_public_key_pem,
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+        },
+        rate_limit: rate.zip(burst),
     })
 }
 
@@ -91,8 +157,31 @@ impl App {
                 stale_after: chrono::Duration::seconds(settings.stale_after_secs as i64),
                 watch_buffer: settings.watch_buffer,
                 max_watchers: settings.max_watchers,
+                protected_environments: protected_environments(&settings.protected_environments)?,
             },
         ));
+        let access_settings = access_settings(&settings)?;
+        let token_dir = access_settings.data_dir.clone();
+        let access = Arc::new(
+            AccessService::new(cache.clone(), access_settings)
+                .map_err(|e| anyhow::anyhow!("access control settings: {e}"))?,
+        );
+        if !access.enabled() {
+            tracing::warn!(
+                "access control is OFF (SUMMIT_NO_AUTH): anyone who reaches the ports may read \
+                 secrets and change every config"
+            );
+        } else if let Some(path) = access
+            .bootstrap(&token_dir)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the first admin token: {e}"))?
+        {
+            tracing::warn!(
+                path = %path.display(),
+                "first start: an admin token was generated and written to this file (mode 0600); \
+                 use it to create other tokens, then keep or delete the file"
+            );
+        }
         let flags = Arc::new(FlagService::new(cache.clone(), service.clone()));
         let shutdown = CancellationToken::new();
         tokio::spawn(run_duties(
@@ -112,6 +201,7 @@ impl App {
         let state = AppState::new(AppContext {
             service: service.clone(),
             flags: flags.clone(),
+            access: access.clone(),
             shutdown: shutdown.clone(),
             metrics: http::ops::metrics_handle(),
             max_body_bytes: settings.max_body_bytes,
@@ -132,6 +222,9 @@ impl App {
             router: http::router(state, &limits),
             service,
             flags,
+            access,
+            tls: tls_config(&settings)?,
+            request_timeout: Duration::from_secs(settings.request_timeout_secs),
             shutdown,
         })
     }
@@ -159,25 +252,53 @@ impl App {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        tracing::info!(http = %self.http_addr(), grpc = %self.grpc_addr(), "summit-config listening");
+        tracing::info!(
+            http = %self.http_addr(),
+            grpc = %self.grpc_addr(),
+            tls = self.tls.is_some(),
+            access_control = self.access.enabled(),
+            "summit-config listening"
+        );
         let shutdown = self.shutdown.clone();
         let grpc = crate::api::grpc::serve(
             self.grpc_listener,
             self.service.clone(),
             self.flags.clone(),
+            self.access.clone(),
+            self.tls.clone(),
+            self.request_timeout,
             self.watch_buffer,
             self.max_body_bytes,
             self.shutdown.clone(),
         );
+        let tls = match &self.tls {
+            Some(files) => Some(crate::tls::server_config(
+                files,
+                &[b"h2".to_vec(), b"http/1.1".to_vec()],
+            )?),
+            None => None,
+        };
         let rest = async move {
-            // Small writes (SSE events) go out at once rather than waiting on Nagle.
-            let listener = self.listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, self.router)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-                .context("serving REST")
+            match tls {
+                Some(config) => {
+                    let listener = crate::tls::TlsListener::new(self.listener, config)
+                        .context("starting the TLS listener")?;
+                    axum::serve(listener, self.router)
+                        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                        .await
+                        .context("serving REST over TLS")
+                }
+                None => {
+                    // Small writes (SSE events) go out at once rather than waiting on Nagle.
+                    let listener = self.listener.tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
+                    axum::serve(listener, self.router)
+                        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                        .await
+                        .context("serving REST")
+                }
+            }
         };
         // Either transport failing stops both.
         let stop = self.shutdown.clone();

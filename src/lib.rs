@@ -8,3 +8,4 @@ pub mod replication;
 pub mod settings;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

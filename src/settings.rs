@@ -106,9 +106,62 @@ pub struct Settings {
     #[arg(long, env = "SUMMIT_WATCH_BUFFER", default_value_t = 256)]
     pub watch_buffer: usize,
 
-    /// Seconds a request may take before it is answered with 503.
+    /// Seconds a request may take before it is answered with 503 (REST) or DEADLINE_EXCEEDED
+    /// (gRPC unary calls).
     #[arg(long, env = "SUMMIT_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+
+    /// Turns access control off: every caller may do everything and the actor of a change is
+    /// the `metadata.actor` it sends. For local experiments only; logged loudly at start.
+    #[arg(long, env = "SUMMIT_NO_AUTH", default_value_t = false)]
+    pub no_auth: bool,
+
+    /// An admin token to accept (at least 24 characters) instead of generating one on first
+    /// start. Never logged.
+    #[arg(long, env = "SUMMIT_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Where the first start writes the generated admin token (`admin-token`, mode 0600).
+    /// Default: the SQLite file's directory, or ./data.
+    #[arg(long, env = "SUMMIT_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+
+    /// Accept JWTs signed with this HS256 secret (at least 32 bytes). Never logged.
+    #[arg(long, env = "SUMMIT_JWT_HS256_SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<String>,
+
+    /// Accept JWTs signed with the RS256 key whose public half is in this PEM file.
+    #[arg(long, env = "SUMMIT_JWT_RS256_PUBLIC_KEY_FILE")]
+    pub jwt_rs256_public_key_file: Option<std::path::PathBuf>,
+
+    /// Required `iss` of JWTs, when set.
+    #[arg(long, env = "SUMMIT_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` of JWTs, when set.
+    #[arg(long, env = "SUMMIT_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Requests per second each identity may make (sustained); 0 turns rate limiting off.
+    #[arg(long, env = "SUMMIT_RATE_LIMIT_PER_SEC", default_value_t = 1000)]
+    pub rate_limit_per_sec: u32,
+
+    /// Requests an identity may make in a burst above the sustained rate.
+    #[arg(long, env = "SUMMIT_RATE_LIMIT_BURST", default_value_t = 2000)]
+    pub rate_limit_burst: u32,
+
+    /// Environments whose changes need approvals, as `name=approvals` pairs separated by
+    /// commas (e.g. `production=2,staging=1`); others are applied at once.
+    #[arg(long, env = "SUMMIT_PROTECTED_ENVIRONMENTS", default_value = "")]
+    pub protected_environments: String,
+
+    /// PEM certificate chain: REST and gRPC serve TLS only (with `--tls-key-file`).
+    #[arg(long, env = "SUMMIT_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+
+    /// PEM private key of `--tls-cert-file`.
+    #[arg(long, env = "SUMMIT_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -118,6 +171,9 @@ impl Settings {
         settings.http_addr = "127.0.0.1:0".parse().expect("valid address");
         settings.grpc_addr = "127.0.0.1:0".parse().expect("valid address");
         settings.database_url = database_url.into();
+        // Suites about other behaviours run without access control; the access-control suites
+        // turn it back on.
+        settings.no_auth = true;
         settings
     }
 }

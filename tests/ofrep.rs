@@ -365,8 +365,8 @@ async fn configuration_describes_the_provider_capabilities() {
         body["capabilities"]["cacheInvalidation"]["polling"]["enabled"],
         true
     );
-    let types = body["capabilities"]["flagEvaluation"]["supportedTypes"]
-        .as_array()
-        .unwrap();
-    assert!(types.contains(&json!("boolean")) && types.contains(&json!("object")));
+    assert_eq!(
+        body["capabilities"]["flagEvaluation"]["supportedTypes"],
+        json!(["boolean", "string", "int", "float", "object"])
+    );
 }

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use summit_config::core::access::model::{ApiToken, Role, Scopes};
 use summit_config::core::checksum::checksum;
 use summit_config::core::ids::ConfigId;
 use summit_config::core::model::{AuditDraft, ConfigDocument, Metadata, NewVersion};
 use summit_config::core::service::now;
-use summit_config::store::{CachedStore, MemoryStore, Store, VersionWrite};
+use summit_config::store::{CachedStore, MemoryStore, Store, TokenWrite, VersionWrite};
 
 async fn store_with(ids: &[&str]) -> Arc<dyn Store> {
     let store = Arc::new(MemoryStore::new());
@@ -27,6 +28,7 @@ async fn store_with(ids: &[&str]) -> Arc<dyn Store> {
                     metadata: Metadata {
                         actor: "t".into(),
                         message: None,
+                        ..Default::default()
                     },
                     created_at: now(),
                     rollback_of: None,
@@ -38,7 +40,9 @@ async fn store_with(ids: &[&str]) -> Arc<dyn Store> {
                     action: "config.put",
                     environments: vec!["*".into()],
                     message: None,
+                    on_behalf_of: None,
                 },
+                applies: None,
             })
             .await
             .unwrap();
@@ -78,4 +82,41 @@ async fn an_unbounded_cache_answers_lists_from_memory() {
     assert_eq!(cache.cached_configs(), 2);
     assert!(cache.cached_head(&ConfigId::parse("a").unwrap()).is_some());
     assert_eq!(cache.heads().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_bounded_cache_still_holds_every_token() {
+    let store = store_with(&["a", "b", "c"]).await;
+    for n in 1..=3 {
+        store
+            .create_token(TokenWrite {
+                token: ApiToken {
+                    id: format!("00000000-0000-4000-8000-{n:012}"),
+                    name: format!("ci-{n}"),
+                    roles: vec![Role::ConfigReader],
+                    scopes: Scopes::default(),
+                    hash: checksum(&json!(n)),
+                    created_at: now(),
+                    created_by: "t".into(),
+                    expires_at: None,
+                    revoked_at: None,
+                },
+                audit: AuditDraft {
+                    actor: "t".into(),
+                    action: "token.create",
+                    environments: Vec::new(),
+                    message: None,
+                    on_behalf_of: None,
+                },
+            })
+            .await
+            .unwrap();
+    }
+    let cache = CachedStore::load_bounded(store, 1).await.unwrap();
+    assert_eq!(cache.cached_configs(), 1);
+    let tokens = cache.cached_tokens().expect("the read cache holds tokens");
+    assert_eq!(tokens.len(), 3, "tokens are never bounded");
+    for n in 1..=3 {
+        assert_eq!(tokens[&checksum(&json!(n))].name, format!("ci-{n}"));
+    }
 }

@@ -45,6 +45,7 @@ impl Replica {
     async fn start(name: &'static str, database_url: &str) -> Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_summit-config"))
             .env("SUMMIT_HTTP_ADDR", "127.0.0.1:0")
+            .env("SUMMIT_NO_AUTH", "true")
             .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
             .env("SUMMIT_DATABASE_URL", database_url)
             .env("SUMMIT_LOG_FORMAT", "json")

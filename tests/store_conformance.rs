@@ -8,7 +8,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use summit_config::core::access::model::{ApiToken, Denial, Role, Scopes};
+use summit_config::core::approvals::model::{
+    Approval, ChangeOperation, ChangeRequest, ChangeRequestStatus,
+};
 use summit_config::core::checksum::checksum;
 use summit_config::core::error::Error;
 use summit_config::core::events::{ChangeEvent, kind};
@@ -19,8 +24,9 @@ use summit_config::core::model::{
 };
 use summit_config::core::service::now;
 use summit_config::store::{
-    AuditQuery, AuditSubject, CachedStore, DeleteWrite, FlagDeleteWrite, FlagWrite, MemoryStore,
-    PostgresStore, SchemaWrite, SqliteStore, Store, VersionWrite,
+    AppliedRequest, AuditQuery, AuditSubject, CachedStore, ChangeRequestQuery, ChangeRequestWrite,
+    DeleteWrite, FlagDeleteWrite, FlagWrite, MemoryStore, PostgresStore, SchemaWrite, SqliteStore,
+    Store, TokenRevoke, TokenWrite, VersionWrite,
 };
 use tempfile::TempDir;
 
@@ -61,6 +67,17 @@ macro_rules! store_conformance_suite {
             flag_writes_take_the_next_global_revision_between_config_writes,
             audit_of_a_config_and_a_flag_sharing_an_id_is_kept_apart,
             a_read_cache_loads_flags_and_follows_flag_changes_committed_elsewhere,
+            tokens_are_listed_oldest_first_and_revoked_once,
+            a_token_whose_id_or_hash_is_taken_is_a_conflict_and_writes_nothing,
+            revoking_an_absent_token_is_not_found_and_writes_nothing,
+            token_records_stay_out_of_a_config_audit_that_shares_the_id,
+            a_read_cache_follows_token_changes_committed_elsewhere,
+            denials_are_appended_without_a_revision_and_listed_newest_first,
+            change_requests_are_inserted_once_and_updated_by_compare_and_set,
+            change_requests_are_listed_newest_first_and_filtered,
+            applying_an_approved_request_writes_the_version_and_marks_it_applied,
+            applying_a_request_that_is_not_approved_is_a_concurrent_modification_and_writes_nothing,
+            deleting_through_an_approved_request_marks_it_applied_and_only_then,
             $($($extra,)+)?
         );
     };
@@ -85,10 +102,10 @@ macro_rules! store_conformance_suite {
 store_conformance_suite!(memory, memory_store());
 store_conformance_suite!(sqlite, sqlite_store());
 store_conformance_suite!(cached_sqlite, cached_sqlite_store();
-    also: cached_flags_reflect_writes_and_deletes);
+    also: cached_flags_reflect_writes_and_deletes, cached_tokens_reflect_creates_and_revokes);
 store_conformance_suite!(postgres, postgres_store());
 store_conformance_suite!(cached_postgres, cached_postgres_store();
-    also: cached_flags_reflect_writes_and_deletes);
+    also: cached_flags_reflect_writes_and_deletes, cached_tokens_reflect_creates_and_revokes);
 
 async fn memory_store() -> Option<OpenedStore> {
     Some((Arc::new(MemoryStore::new()), None))
@@ -142,6 +159,7 @@ fn audit_draft(action: &'static str, actor: &str, message: &str) -> AuditDraft {
         action,
         environments: vec!["*".to_owned()],
         message: Some(message.to_owned()),
+        on_behalf_of: None,
     }
 }
 
@@ -153,6 +171,7 @@ fn new_version(id: &ConfigId, config: Value) -> NewVersion {
         metadata: Metadata {
             actor: "alice".to_owned(),
             message: Some("tune".to_owned()),
+            ..Default::default()
         },
         created_at: now(),
         rollback_of: None,
@@ -165,6 +184,7 @@ fn version_write(id: &ConfigId, config: Value, expected_live: u64) -> VersionWri
         expected_live,
         expected_schema: 0,
         audit: audit_draft("config.put", "alice", "tune"),
+        applies: None,
     }
 }
 
@@ -174,6 +194,7 @@ fn delete_write(id: &ConfigId, expected_live: u64) -> DeleteWrite {
         expected_live,
         audit: audit_draft("config.delete", "bob", "retire"),
         at: now(),
+        applies: None,
     }
 }
 
@@ -190,6 +211,7 @@ fn schema_write(
         metadata: Metadata {
             actor: "carol".to_owned(),
             message: Some("constrain".to_owned()),
+            ..Default::default()
         },
         created_at: now(),
         expected_schema,
@@ -221,6 +243,7 @@ fn new_flag_version(key: &FlagKey, definition: FlagDefinition) -> NewFlagVersion
         metadata: Metadata {
             actor: "erin".to_owned(),
             message: Some("toggle".to_owned()),
+            ..Default::default()
         },
         created_at: now(),
         rollback_of: None,
@@ -580,6 +603,7 @@ async fn every_committed_write_has_one_audit_record_listed_newest_first(store: A
         action: "config.put",
         environments: vec!["*".to_owned()],
         message: Some("first".to_owned()),
+        on_behalf_of: None,
     };
     let mut beta_v1 = version_write(&beta, json!({ "v": 1 }), 0);
     beta_v1.audit = AuditDraft {
@@ -587,6 +611,7 @@ async fn every_committed_write_has_one_audit_record_listed_newest_first(store: A
         action: "config.override",
         environments: vec!["production".to_owned(), "staging".to_owned()],
         message: None,
+        on_behalf_of: Some("release-bot".to_owned()),
     };
     let alpha_schema = schema_write(&alpha, json!({ "type": "object" }), 0, 1);
     let mut alpha_v2 = version_write(&alpha, json!({ "v": 2 }), 1);
@@ -642,6 +667,7 @@ async fn every_committed_write_has_one_audit_record_listed_newest_first(store: A
         assert_eq!(record.version, Some(event.version));
         assert_eq!(record.environments, draft.environments);
         assert_eq!(record.message, draft.message);
+        assert_eq!(record.on_behalf_of, draft.on_behalf_of);
     }
 
     let alpha_only = AuditQuery {
@@ -744,6 +770,7 @@ async fn version_returns_the_stored_version(store: Arc<dyn Store>) {
     written.metadata = Metadata {
         actor: "dave".to_owned(),
         message: None,
+        ..Default::default()
     };
     written.rollback_of = Some(1);
     store
@@ -752,6 +779,7 @@ async fn version_returns_the_stored_version(store: Arc<dyn Store>) {
             expected_live: 1,
             expected_schema: 0,
             audit: audit_draft("config.rollback", "dave", "roll back"),
+            applies: None,
         })
         .await
         .expect("v2");
@@ -1407,6 +1435,7 @@ async fn flag_version_returns_the_stored_definition(store: Arc<dyn Store>) {
     written.metadata = Metadata {
         actor: "dave".to_owned(),
         message: None,
+        ..Default::default()
     };
     written.rollback_of = Some(1);
     store
@@ -2018,5 +2047,945 @@ async fn cached_flags_reflect_writes_and_deletes(store: Arc<dyn Store>) {
     assert_eq!(
         flag_states(&store.flag_heads().await.expect("flag heads")),
         flag_states(cached().heads.values())
+    );
+}
+
+// ---- access: tokens and denials ------------------------------------------------------------
+
+/// A token created `age_secs` seconds after `base`; `n` gives it its own id and secret.
+fn api_token(n: u32, base: DateTime<Utc>, age_secs: i64) -> ApiToken {
+    ApiToken {
+        id: format!("00000000-0000-4000-8000-{n:012}"),
+        name: format!("ci-{n}"),
+        roles: vec![Role::ConfigReader, Role::ConfigAdmin],
+        scopes: Scopes {
+            config_prefixes: vec!["checkout".to_owned()],
+            environments: vec!["staging".to_owned()],
+        },
+        hash: checksum(&json!(format!("secret-{n}"))),
+        created_at: base + chrono::Duration::seconds(age_secs),
+        created_by: "admin".to_owned(),
+        expires_at: (n % 2 == 0).then(|| base + chrono::Duration::days(30)),
+        revoked_at: None,
+    }
+}
+
+fn token_audit(action: &'static str) -> AuditDraft {
+    AuditDraft {
+        actor: "admin".to_owned(),
+        action,
+        environments: Vec::new(),
+        message: None,
+        on_behalf_of: None,
+    }
+}
+
+fn token_write(token: &ApiToken) -> TokenWrite {
+    TokenWrite {
+        token: token.clone(),
+        audit: token_audit("token.create"),
+    }
+}
+
+fn token_revoke(id: &str, at: DateTime<Utc>) -> TokenRevoke {
+    TokenRevoke {
+        id: id.to_owned(),
+        at,
+        audit: token_audit("token.revoke"),
+    }
+}
+
+/// What token writes may change, as seen through the trait.
+async fn observe_tokens(store: &dyn Store) -> (Vec<ApiToken>, Vec<ChangeEvent>, Vec<AuditRecord>) {
+    (
+        store.tokens().await.expect("tokens"),
+        store.changes_since(0, 1000).await.expect("changes"),
+        store.audit(all_audit()).await.expect("audit"),
+    )
+}
+
+async fn tokens_are_listed_oldest_first_and_revoked_once(store: Arc<dyn Store>) {
+    let base = now();
+    // Created out of order: the list is by creation time, not by insertion.
+    let (older, newer) = (api_token(2, base, 0), api_token(1, base, 60));
+    let created = [
+        store
+            .create_token(token_write(&newer))
+            .await
+            .expect("create newer"),
+        store
+            .create_token(token_write(&older))
+            .await
+            .expect("create older"),
+    ];
+    for (index, (committed, token)) in created.iter().zip([&newer, &older]).enumerate() {
+        assert_eq!(committed.event.revision, index as u64 + 1);
+        assert_eq!(committed.event.kind, kind::TOKEN_CREATED);
+        assert_eq!(committed.event.config_id, token.id);
+        assert_eq!(committed.event.at, token.created_at);
+        assert!(committed.follow_up.is_none());
+    }
+    assert_eq!(
+        store.tokens().await.expect("tokens"),
+        [older.clone(), newer.clone()]
+    );
+
+    let at = base + chrono::Duration::seconds(120);
+    let revoked = store
+        .revoke_token(token_revoke(&newer.id, at))
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.event.revision, 3);
+    assert_eq!(revoked.event.kind, kind::TOKEN_REVOKED);
+    assert_eq!(revoked.event.config_id, newer.id);
+    assert_eq!(revoked.event.at, at);
+    let tokens = store.tokens().await.expect("tokens");
+    assert_eq!(tokens[0], older, "the other token is untouched");
+    assert_eq!(tokens[1].revoked_at, Some(at));
+    assert!(!tokens[1].is_active(at));
+
+    let records = store.audit(all_audit()).await.expect("audit");
+    let actions: Vec<(u64, &str, &str)> = records
+        .iter()
+        .map(|r| (r.revision, r.action.as_str(), r.config_id.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (3, "token.revoke", newer.id.as_str()),
+            (2, "token.create", older.id.as_str()),
+            (1, "token.create", newer.id.as_str()),
+        ]
+    );
+
+    let before = observe_tokens(store.as_ref()).await;
+    let error = store
+        .revoke_token(token_revoke(&newer.id, at + chrono::Duration::seconds(1)))
+        .await
+        .expect_err("already revoked");
+    assert!(matches!(error, Error::Conflict { .. }), "{error:?}");
+    assert_eq!(observe_tokens(store.as_ref()).await, before);
+}
+
+async fn a_token_whose_id_or_hash_is_taken_is_a_conflict_and_writes_nothing(store: Arc<dyn Store>) {
+    let base = now();
+    let token = api_token(1, base, 0);
+    store
+        .create_token(token_write(&token))
+        .await
+        .expect("create");
+    let before = observe_tokens(store.as_ref()).await;
+
+    let same_secret = ApiToken {
+        id: api_token(2, base, 0).id,
+        ..token.clone()
+    };
+    let same_id = ApiToken {
+        hash: api_token(2, base, 0).hash,
+        ..token.clone()
+    };
+    for taken in [same_secret, same_id] {
+        let error = store
+            .create_token(token_write(&taken))
+            .await
+            .expect_err("a taken id or hash is refused");
+        assert!(matches!(error, Error::Conflict { .. }), "{error:?}");
+    }
+    assert_eq!(observe_tokens(store.as_ref()).await, before);
+}
+
+async fn revoking_an_absent_token_is_not_found_and_writes_nothing(store: Arc<dyn Store>) {
+    let base = now();
+    store
+        .create_token(token_write(&api_token(1, base, 0)))
+        .await
+        .expect("create");
+    let before = observe_tokens(store.as_ref()).await;
+    let absent = api_token(2, base, 0).id;
+    let error = store
+        .revoke_token(token_revoke(&absent, base))
+        .await
+        .expect_err("no such token");
+    assert!(
+        matches!(&error, Error::NotFound { resource: "token", id } if *id == absent),
+        "{error:?}"
+    );
+    assert_eq!(observe_tokens(store.as_ref()).await, before);
+}
+
+/// Token ids are UUIDs, which are also valid config ids: a config's audit must not list them.
+async fn token_records_stay_out_of_a_config_audit_that_shares_the_id(store: Arc<dyn Store>) {
+    let token = api_token(1, now(), 0);
+    let config = config_id(&token.id);
+    store
+        .append_version(version_write(&config, json!({ "v": 1 }), 0))
+        .await
+        .expect("config v1");
+    store
+        .create_token(token_write(&token))
+        .await
+        .expect("create");
+    store
+        .revoke_token(token_revoke(&token.id, now()))
+        .await
+        .expect("revoke");
+
+    let of_config = store
+        .audit(AuditQuery {
+            subject: Some(AuditSubject::Config(config)),
+            ..all_audit()
+        })
+        .await
+        .expect("audit");
+    let actions: Vec<&str> = of_config.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["config.put"]);
+    assert_eq!(store.audit(all_audit()).await.expect("audit").len(), 3);
+}
+
+/// Two read caches over one store stand for two replicas: a token revoked through one is
+/// refused by the other once it applies the `token.revoked` change.
+async fn a_read_cache_follows_token_changes_committed_elsewhere(store: Arc<dyn Store>) {
+    let base = now();
+    let (kept, revoked) = (api_token(1, base, 0), api_token(2, base, 1));
+    store
+        .create_token(token_write(&kept))
+        .await
+        .expect("create kept");
+
+    let writer = CachedStore::load(store.clone()).await.expect("cache loads");
+    let follower = CachedStore::load(store.clone()).await.expect("cache loads");
+    let cached = |cache: &CachedStore, hash: &str| {
+        cache
+            .cached_tokens()
+            .expect("a read cache holds every token")
+            .get(hash)
+            .map(|token| token.as_ref().clone())
+    };
+    assert_eq!(cached(&follower, &kept.hash), Some(kept.clone()), "loaded");
+
+    let created = writer
+        .create_token(token_write(&revoked))
+        .await
+        .expect("create")
+        .event;
+    assert_eq!(cached(&follower, &revoked.hash), None, "not applied yet");
+    follower.apply_change(&created).await.expect("apply change");
+    assert_eq!(cached(&follower, &revoked.hash), Some(revoked.clone()));
+
+    let at = base + chrono::Duration::seconds(5);
+    let revocation = writer
+        .revoke_token(token_revoke(&revoked.id, at))
+        .await
+        .expect("revoke")
+        .event;
+    assert!(
+        cached(&follower, &revoked.hash)
+            .expect("cached")
+            .revoked_at
+            .is_none(),
+        "not applied yet"
+    );
+    follower
+        .apply_change(&revocation)
+        .await
+        .expect("apply change");
+    let seen = cached(&follower, &revoked.hash).expect("cached");
+    assert_eq!(seen.revoked_at, Some(at));
+    assert!(!seen.is_active(at));
+    assert_eq!(cached(&follower, &kept.hash), Some(kept));
+}
+
+fn denial(n: u32, resource: Option<&str>) -> Denial {
+    Denial {
+        id: 0,
+        at: now(),
+        actor: format!("token:ci-{n}"),
+        operation: "PUT /api/v1/configs/{id}".to_owned(),
+        resource: resource.map(str::to_owned),
+        reason: "config-admin role required".to_owned(),
+    }
+}
+
+async fn denials_are_appended_without_a_revision_and_listed_newest_first(store: Arc<dyn Store>) {
+    assert!(store.denials(None, 10).await.expect("denials").is_empty());
+    let recorded: Vec<Denial> = (1..=5)
+        .map(|n| denial(n, (n % 2 == 1).then_some("checkout")))
+        .collect();
+    for denial in &recorded {
+        store
+            .record_denial(denial.clone())
+            .await
+            .expect("record denial");
+    }
+    assert_eq!(
+        store.latest_revision().await.expect("latest revision"),
+        0,
+        "a denial is not a change"
+    );
+
+    let listed = store.denials(None, 100).await.expect("denials");
+    assert_eq!(listed.len(), 5);
+    assert!(listed.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    for (stored, denial) in listed.iter().rev().zip(&recorded) {
+        assert_eq!(
+            stored,
+            &Denial {
+                id: stored.id,
+                ..denial.clone()
+            }
+        );
+    }
+
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.denials(before, 2).await.expect("denials page");
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        paged.extend(page);
+    }
+    assert_eq!(paged, listed);
+}
+
+// ---- approvals: change requests ------------------------------------------------------------
+
+fn change_request(
+    id: &str,
+    config: &ConfigId,
+    environments: &[&str],
+    created_at: DateTime<Utc>,
+) -> ChangeRequest {
+    ChangeRequest {
+        id: id.to_owned(),
+        config_id: config.clone(),
+        operation: ChangeOperation::Put {
+            document: ConfigDocument {
+                overrides: BTreeMap::from([("production".to_owned(), json!({ "limit": 50 }))]),
+                ..document(json!({ "limit": 5, "nested": { "on": true } }))
+            },
+        },
+        base_version: 1,
+        environments: environments.iter().map(|e| (*e).to_owned()).collect(),
+        required_approvals: 2,
+        approvals: Vec::new(),
+        status: ChangeRequestStatus::Pending,
+        requested_by: "alice".to_owned(),
+        on_behalf_of: Some("deploy-bot".to_owned()),
+        message: Some("raise the limit".to_owned()),
+        reason: None,
+        applied_version: None,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+fn request_write(
+    request: &ChangeRequest,
+    expected: Option<(ChangeRequestStatus, usize)>,
+    kind: &'static str,
+) -> ChangeRequestWrite {
+    ChangeRequestWrite {
+        request: request.clone(),
+        expected,
+        kind,
+        audit: AuditDraft {
+            environments: request.environments.clone(),
+            ..audit_draft(kind, "bob", "review")
+        },
+    }
+}
+
+/// `request` with one more approval (by `actor`), approved once it has enough.
+fn approved_by(request: &ChangeRequest, actor: &str) -> ChangeRequest {
+    let at = request.updated_at + chrono::Duration::seconds(1);
+    let mut next = request.clone();
+    next.approvals.push(Approval {
+        actor: actor.to_owned(),
+        at,
+    });
+    if next.approvals.len() >= next.required_approvals as usize {
+        next.status = ChangeRequestStatus::Approved;
+    }
+    next.updated_at = at;
+    next
+}
+
+/// Stores a request for `config` at `base_version` that needs and has one approval.
+async fn approved_request(
+    store: &dyn Store,
+    id: &str,
+    config: &ConfigId,
+    base_version: u64,
+) -> ChangeRequest {
+    let pending = ChangeRequest {
+        base_version,
+        required_approvals: 1,
+        ..change_request(id, config, &["production"], now())
+    };
+    store
+        .put_change_request(request_write(&pending, None, kind::CHANGE_REQUEST_CREATED))
+        .await
+        .expect("create request");
+    let approved = approved_by(&pending, "carol");
+    store
+        .put_change_request(request_write(
+            &approved,
+            Some((ChangeRequestStatus::Pending, 0)),
+            kind::CHANGE_REQUEST_APPROVED,
+        ))
+        .await
+        .expect("approve request");
+    approved
+}
+
+fn applying(write: VersionWrite, request: &ChangeRequest) -> VersionWrite {
+    VersionWrite {
+        applies: Some(AppliedRequest {
+            id: request.id.clone(),
+            audit: audit_draft("change_request.apply", "dave", "apply"),
+        }),
+        ..write
+    }
+}
+
+async fn change_requests_are_inserted_once_and_updated_by_compare_and_set(store: Arc<dyn Store>) {
+    let config = config_id("checkout");
+    let request = change_request("cr-1", &config, &["production", "eu"], now());
+    let created = store
+        .put_change_request(request_write(&request, None, kind::CHANGE_REQUEST_CREATED))
+        .await
+        .expect("create");
+    assert_eq!(created.version, request.base_version);
+    assert_eq!(created.event.revision, 1);
+    assert_eq!(created.event.kind, kind::CHANGE_REQUEST_CREATED);
+    assert_eq!(created.event.config_id, "checkout");
+    assert_eq!(created.event.version, request.base_version);
+    assert_eq!(created.event.at, request.updated_at);
+    assert!(created.follow_up.is_none());
+    assert_eq!(
+        store.change_request("cr-1").await.expect("read"),
+        Some(request.clone()),
+        "every field round-trips"
+    );
+    assert!(store.change_request("cr-2").await.expect("read").is_none());
+
+    let error = store
+        .put_change_request(request_write(&request, None, kind::CHANGE_REQUEST_CREATED))
+        .await
+        .expect_err("the id is taken");
+    assert!(
+        matches!(error, Error::ConcurrentModification { .. }),
+        "{error:?}"
+    );
+
+    let once = approved_by(&request, "carol");
+    let committed = store
+        .put_change_request(request_write(
+            &once,
+            Some((ChangeRequestStatus::Pending, 0)),
+            kind::CHANGE_REQUEST_APPROVED,
+        ))
+        .await
+        .expect("first approval");
+    assert_eq!(committed.event.revision, 2);
+    assert_eq!(committed.event.kind, kind::CHANGE_REQUEST_APPROVED);
+    assert_eq!(
+        store.change_request("cr-1").await.expect("read"),
+        Some(once.clone())
+    );
+
+    let before = (
+        store.change_request("cr-1").await.expect("read"),
+        store.changes_since(0, 100).await.expect("changes"),
+        store.audit(all_audit()).await.expect("audit"),
+    );
+    // A second approver who read the request before the first approval, and one who expects
+    // the wrong status.
+    let twice = approved_by(&once, "dave");
+    for stale in [
+        (ChangeRequestStatus::Pending, 0),
+        (ChangeRequestStatus::Approved, 1),
+    ] {
+        let error = store
+            .put_change_request(request_write(
+                &twice,
+                Some(stale),
+                kind::CHANGE_REQUEST_APPROVED,
+            ))
+            .await
+            .expect_err("stale expectation");
+        assert!(
+            matches!(error, Error::ConcurrentModification { .. }),
+            "{error:?}"
+        );
+    }
+    let absent = ChangeRequest {
+        id: "cr-9".to_owned(),
+        ..twice.clone()
+    };
+    let error = store
+        .put_change_request(request_write(
+            &absent,
+            Some((ChangeRequestStatus::Pending, 1)),
+            kind::CHANGE_REQUEST_APPROVED,
+        ))
+        .await
+        .expect_err("no such request");
+    assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    let after = (
+        store.change_request("cr-1").await.expect("read"),
+        store.changes_since(0, 100).await.expect("changes"),
+        store.audit(all_audit()).await.expect("audit"),
+    );
+    assert_eq!(after, before, "refused updates write nothing");
+
+    store
+        .put_change_request(request_write(
+            &twice,
+            Some((ChangeRequestStatus::Pending, 1)),
+            kind::CHANGE_REQUEST_APPROVED,
+        ))
+        .await
+        .expect("second approval");
+    let stored = store
+        .change_request("cr-1")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(stored, twice);
+    assert_eq!(stored.status, ChangeRequestStatus::Approved);
+
+    let mut rejected = twice.clone();
+    rejected.status = ChangeRequestStatus::Rejected;
+    rejected.reason = Some("not now".to_owned());
+    let error = store
+        .put_change_request(request_write(
+            &rejected,
+            Some((ChangeRequestStatus::Pending, 2)),
+            kind::CHANGE_REQUEST_REJECTED,
+        ))
+        .await
+        .expect_err("it is approved now");
+    assert!(
+        matches!(error, Error::ConcurrentModification { .. }),
+        "{error:?}"
+    );
+
+    let records = store.audit(all_audit()).await.expect("audit");
+    let audited: Vec<(u64, &str, &str, Option<u64>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.revision,
+                r.action.as_str(),
+                r.config_id.as_str(),
+                r.version,
+            )
+        })
+        .collect();
+    assert_eq!(
+        audited,
+        [
+            (3, kind::CHANGE_REQUEST_APPROVED, "checkout", Some(1)),
+            (2, kind::CHANGE_REQUEST_APPROVED, "checkout", Some(1)),
+            (1, kind::CHANGE_REQUEST_CREATED, "checkout", Some(1)),
+        ]
+    );
+    assert_eq!(
+        records[0].environments,
+        ["production".to_owned(), "eu".to_owned()]
+    );
+}
+
+async fn change_requests_are_listed_newest_first_and_filtered(store: Arc<dyn Store>) {
+    let (checkout, search) = (config_id("checkout"), config_id("search"));
+    let base = now();
+    let at = |secs: i64| base + chrono::Duration::seconds(secs);
+    // Two share a creation time: the id breaks the tie (descending).
+    let requests = [
+        change_request("cr-a", &checkout, &["production"], at(0)),
+        change_request("cr-b", &search, &["production", "eu"], at(1)),
+        change_request("cr-c", &checkout, &["eu"], at(2)),
+        change_request("cr-d", &checkout, &["staging-eu"], at(2)),
+        change_request("cr-e", &search, &["eu-west"], at(3)),
+    ];
+    for request in &requests {
+        store
+            .put_change_request(request_write(request, None, kind::CHANGE_REQUEST_CREATED))
+            .await
+            .expect("create");
+    }
+    let mut cancelled = requests[2].clone();
+    cancelled.status = ChangeRequestStatus::Cancelled;
+    cancelled.reason = Some("superseded".to_owned());
+    cancelled.updated_at = at(10);
+    store
+        .put_change_request(request_write(
+            &cancelled,
+            Some((ChangeRequestStatus::Pending, 0)),
+            kind::CHANGE_REQUEST_CANCELLED,
+        ))
+        .await
+        .expect("cancel");
+
+    let ids = |query: ChangeRequestQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .change_requests(query)
+                .await
+                .expect("change requests")
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = ChangeRequestQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(all.clone()).await,
+        ["cr-e", "cr-d", "cr-c", "cr-b", "cr-a"]
+    );
+    assert_eq!(
+        ids(ChangeRequestQuery {
+            limit: 2,
+            ..all.clone()
+        })
+        .await,
+        ["cr-e", "cr-d"]
+    );
+    assert_eq!(
+        ids(ChangeRequestQuery {
+            status: Some(ChangeRequestStatus::Pending),
+            ..all.clone()
+        })
+        .await,
+        ["cr-e", "cr-d", "cr-b", "cr-a"]
+    );
+    assert_eq!(
+        ids(ChangeRequestQuery {
+            status: Some(ChangeRequestStatus::Cancelled),
+            ..all.clone()
+        })
+        .await,
+        ["cr-c"]
+    );
+    // Whole environment names only: "eu" is not "eu-west" nor "staging-eu".
+    assert_eq!(
+        ids(ChangeRequestQuery {
+            environment: Some("eu".to_owned()),
+            ..all.clone()
+        })
+        .await,
+        ["cr-c", "cr-b"]
+    );
+    assert_eq!(
+        ids(ChangeRequestQuery {
+            environment: Some("eu".to_owned()),
+            limit: 1,
+            ..all.clone()
+        })
+        .await,
+        ["cr-c"],
+        "the limit applies after the filter"
+    );
+    assert_eq!(
+        ids(ChangeRequestQuery {
+            config_id: Some(checkout.clone()),
+            ..all.clone()
+        })
+        .await,
+        ["cr-d", "cr-c", "cr-a"]
+    );
+    assert_eq!(
+        ids(ChangeRequestQuery {
+            status: Some(ChangeRequestStatus::Pending),
+            environment: Some("production".to_owned()),
+            config_id: Some(checkout),
+            limit: 100,
+        })
+        .await,
+        ["cr-a"]
+    );
+    assert!(
+        ids(ChangeRequestQuery {
+            environment: Some("nowhere".to_owned()),
+            ..all
+        })
+        .await
+        .is_empty()
+    );
+}
+
+async fn applying_an_approved_request_writes_the_version_and_marks_it_applied(
+    store: Arc<dyn Store>,
+) {
+    let id = config_id("checkout");
+    store
+        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .await
+        .expect("v1");
+    let request = approved_request(store.as_ref(), "cr-1", &id, 1).await;
+    let revision = store.latest_revision().await.expect("latest revision");
+
+    let write = applying(version_write(&id, json!({ "v": 2 }), 1), &request);
+    let (checksum, created_at) = (write.version.checksum.clone(), write.version.created_at);
+    let committed = store.append_version(write).await.expect("apply");
+    assert_eq!(committed.version, 2);
+    assert_eq!(committed.event.revision, revision + 1);
+    assert_eq!(committed.event.kind, kind::CONFIG_UPDATED);
+    let follow_up = committed.follow_up.clone().expect("a follow-up change");
+    assert_eq!(follow_up.revision, revision + 2);
+    assert_eq!(follow_up.kind, kind::CHANGE_REQUEST_APPLIED);
+    assert_eq!(follow_up.config_id, "checkout");
+    assert_eq!(follow_up.version, 2);
+    assert_eq!(follow_up.checksum, checksum);
+    assert_eq!(follow_up.actor, "dave");
+    assert_eq!(follow_up.at, created_at);
+    assert_eq!(
+        store.changes_since(revision, 10).await.expect("changes"),
+        [committed.event.clone(), follow_up]
+    );
+
+    let head = store.head(&id).await.expect("head").expect("exists");
+    assert_eq!(head.latest.version, 2);
+    assert_eq!(head.latest.document.config, json!({ "v": 2 }));
+    let applied = store
+        .change_request("cr-1")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        applied,
+        ChangeRequest {
+            status: ChangeRequestStatus::Applied,
+            applied_version: Some(2),
+            updated_at: created_at,
+            ..request
+        }
+    );
+
+    let records = store.audit(all_audit()).await.expect("audit");
+    assert_eq!(
+        (
+            records[0].revision,
+            records[0].action.as_str(),
+            records[0].version
+        ),
+        (revision + 2, "change_request.apply", Some(2))
+    );
+    assert_eq!(
+        (records[1].revision, records[1].action.as_str()),
+        (revision + 1, "config.put")
+    );
+}
+
+async fn applying_a_request_that_is_not_approved_is_a_concurrent_modification_and_writes_nothing(
+    store: Arc<dyn Store>,
+) {
+    let id = config_id("checkout");
+    store
+        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .await
+        .expect("v1");
+    let pending = change_request("cr-pending", &id, &["production"], now());
+    store
+        .put_change_request(request_write(&pending, None, kind::CHANGE_REQUEST_CREATED))
+        .await
+        .expect("create pending");
+    let approved = approved_request(store.as_ref(), "cr-approved", &id, 1).await;
+    store
+        .append_version(applying(
+            version_write(&id, json!({ "v": 2 }), 1),
+            &approved,
+        ))
+        .await
+        .expect("apply once");
+    let absent = ChangeRequest {
+        id: "cr-absent".to_owned(),
+        ..pending.clone()
+    };
+
+    let before = observe(store.as_ref(), &id).await;
+    let requests_before = (
+        store.change_request("cr-pending").await.expect("read"),
+        store.change_request("cr-approved").await.expect("read"),
+    );
+    // Pending, already applied, and unknown.
+    for request in [&pending, &approved, &absent] {
+        let error = store
+            .append_version(applying(
+                version_write(&id, json!({ "v": "lost" }), 2),
+                request,
+            ))
+            .await
+            .expect_err("only an approved request applies");
+        assert!(
+            matches!(error, Error::ConcurrentModification { .. }),
+            "{error:?}"
+        );
+    }
+    assert_eq!(observe(store.as_ref(), &id).await, before);
+    assert_eq!(before.versions, [2, 1]);
+    assert_eq!(
+        (
+            store.change_request("cr-pending").await.expect("read"),
+            store.change_request("cr-approved").await.expect("read"),
+        ),
+        requests_before
+    );
+    assert!(
+        store
+            .change_request("cr-absent")
+            .await
+            .expect("read")
+            .is_none()
+    );
+
+    // The version's own rules still come first.
+    let fresh = approved_request(store.as_ref(), "cr-fresh", &id, 2).await;
+    let error = store
+        .append_version(applying(
+            version_write(&id, json!({ "v": "lost" }), 1),
+            &fresh,
+        ))
+        .await
+        .expect_err("stale expected_live");
+    assert!(matches!(error, Error::VersionConflict { .. }), "{error:?}");
+    assert_eq!(
+        store.change_request("cr-fresh").await.expect("read"),
+        Some(fresh),
+        "a refused write leaves the request approved"
+    );
+}
+
+async fn deleting_through_an_approved_request_marks_it_applied_and_only_then(
+    store: Arc<dyn Store>,
+) {
+    let id = config_id("checkout");
+    store
+        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .await
+        .expect("v1");
+    let v2 = version_write(&id, json!({ "v": 2 }), 1);
+    let v2_checksum = v2.version.checksum.clone();
+    store.append_version(v2).await.expect("v2");
+    let pending = ChangeRequest {
+        operation: ChangeOperation::Delete,
+        base_version: 2,
+        ..change_request("cr-pending", &id, &["production"], now())
+    };
+    store
+        .put_change_request(request_write(&pending, None, kind::CHANGE_REQUEST_CREATED))
+        .await
+        .expect("create pending");
+    let delete_applying = |request: &ChangeRequest| DeleteWrite {
+        applies: Some(AppliedRequest {
+            id: request.id.clone(),
+            audit: audit_draft("change_request.apply", "dave", "apply"),
+        }),
+        ..delete_write(&id, 2)
+    };
+
+    let before = observe(store.as_ref(), &id).await;
+    let error = store
+        .delete_config(delete_applying(&pending))
+        .await
+        .expect_err("a pending request does not apply");
+    assert!(
+        matches!(error, Error::ConcurrentModification { .. }),
+        "{error:?}"
+    );
+    assert_eq!(observe(store.as_ref(), &id).await, before);
+    assert_eq!(
+        store.change_request("cr-pending").await.expect("read"),
+        Some(pending)
+    );
+
+    let approved = approved_request(store.as_ref(), "cr-approved", &id, 2).await;
+    let revision = store.latest_revision().await.expect("latest revision");
+    let write = delete_applying(&approved);
+    let at = write.at;
+    let committed = store.delete_config(write).await.expect("delete");
+    assert_eq!(committed.version, 2);
+    assert_eq!(committed.event.kind, kind::CONFIG_DELETED);
+    assert_eq!(committed.event.revision, revision + 1);
+    let follow_up = committed.follow_up.expect("a follow-up change");
+    assert_eq!(
+        (
+            follow_up.revision,
+            follow_up.kind.as_str(),
+            follow_up.config_id.as_str(),
+            follow_up.version,
+            follow_up.checksum.as_str(),
+            follow_up.at,
+        ),
+        (
+            revision + 2,
+            kind::CHANGE_REQUEST_APPLIED,
+            "checkout",
+            2,
+            v2_checksum.as_str(),
+            at,
+        )
+    );
+    let head = store.head(&id).await.expect("head").expect("exists");
+    assert!(head.deleted);
+    let applied = store
+        .change_request("cr-approved")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(applied.status, ChangeRequestStatus::Applied);
+    assert_eq!(applied.applied_version, Some(2));
+    assert_eq!(applied.updated_at, at);
+}
+
+/// Only for the read cache: authentication reads `cached_tokens()`, so a create and a revoke
+/// through the cache must show there at once, in a new map.
+async fn cached_tokens_reflect_creates_and_revokes(store: Arc<dyn Store>) {
+    let cached = || {
+        store
+            .cached_tokens()
+            .expect("the read cache holds every token")
+    };
+    let empty = cached();
+    assert!(empty.is_empty());
+
+    let base = now();
+    let token = api_token(1, base, 0);
+    store
+        .create_token(token_write(&token))
+        .await
+        .expect("create");
+    let created = cached();
+    assert_eq!(
+        created.get(&token.hash).map(|t| t.as_ref()),
+        Some(&token),
+        "a create shows at once"
+    );
+    assert!(empty.is_empty(), "a map handed out never changes");
+
+    let at = base + chrono::Duration::seconds(1);
+    store
+        .revoke_token(token_revoke(&token.id, at))
+        .await
+        .expect("revoke");
+    let revoked = cached();
+    assert_eq!(
+        revoked.get(&token.hash).and_then(|t| t.revoked_at),
+        Some(at),
+        "a revoke shows at once"
+    );
+    assert!(created[&token.hash].revoked_at.is_none());
+    assert_eq!(
+        revoked
+            .values()
+            .map(|t| t.as_ref().clone())
+            .collect::<Vec<_>>(),
+        store.tokens().await.expect("tokens")
     );
 }

@@ -451,6 +451,7 @@ mod tests {
             metadata: Metadata {
                 actor: "t".into(),
                 message: None,
+                ..Default::default()
             },
             checksum: String::new(),
             created_at: Utc::now(),

@@ -48,6 +48,14 @@ pub enum Error {
         provider: String,
         reason: String,
     },
+    /// No credentials, or credentials that do not identify anyone (never echoed).
+    #[error("{reason}")]
+    Unauthenticated { reason: String },
+    /// The identity lacks the role or scope for the operation.
+    #[error("{reason}")]
+    Forbidden { reason: String },
+    #[error("rate limit exceeded; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     /// Something the operation needs is unavailable (the store, a watcher slot, a secret
@@ -71,6 +79,9 @@ pub enum ErrorCode {
     ConcurrentModification,
     Conflict,
     SecretUnresolved,
+    Unauthenticated,
+    Forbidden,
+    RateLimited,
     PayloadTooLarge,
     Unavailable,
     Internal,
@@ -87,6 +98,9 @@ impl ErrorCode {
             ErrorCode::ConcurrentModification => "concurrent_modification",
             ErrorCode::Conflict => "conflict",
             ErrorCode::SecretUnresolved => "secret_unresolved",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -105,6 +119,9 @@ impl Error {
             Error::ConcurrentModification { .. } => ErrorCode::ConcurrentModification,
             Error::Conflict { .. } => ErrorCode::Conflict,
             Error::SecretUnresolved { .. } => ErrorCode::SecretUnresolved,
+            Error::Unauthenticated { .. } => ErrorCode::Unauthenticated,
+            Error::Forbidden { .. } => ErrorCode::Forbidden,
+            Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Error::Unavailable { .. } => ErrorCode::Unavailable,
             Error::Internal { .. } => ErrorCode::Internal,
@@ -126,6 +143,12 @@ impl Error {
     }
 
     /// The store did not answer; the driver's error is logged here, not shown.
+    pub fn forbidden(reason: impl Into<String>) -> Self {
+        Error::Forbidden {
+            reason: reason.into(),
+        }
+    }
+
     pub fn store_unavailable(cause: impl std::fmt::Display) -> Self {
         tracing::warn!(%cause, "store unavailable");
         Error::Unavailable {

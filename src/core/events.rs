@@ -61,6 +61,19 @@ pub mod kind {
     pub const SCHEMA_UPDATED: &str = "schema.updated";
     pub const FLAG_UPDATED: &str = "flag.updated";
     pub const FLAG_DELETED: &str = "flag.deleted";
+    pub const TOKEN_CREATED: &str = "token.created";
+    pub const TOKEN_REVOKED: &str = "token.revoked";
+    pub const CHANGE_REQUEST_CREATED: &str = "change_request.created";
+    pub const CHANGE_REQUEST_APPROVED: &str = "change_request.approved";
+    pub const CHANGE_REQUEST_REJECTED: &str = "change_request.rejected";
+    pub const CHANGE_REQUEST_CANCELLED: &str = "change_request.cancelled";
+    pub const CHANGE_REQUEST_APPLIED: &str = "change_request.applied";
+
+    /// Token changes (and token audit actions) start with `token.`: security records that
+    /// watchers never receive.
+    pub fn is_token(kind_or_action: &str) -> bool {
+        kind_or_action.starts_with("token.")
+    }
 
     /// Flag changes (and flag audit actions) start with `flag.`.
     pub fn is_flag(kind_or_action: &str) -> bool {

@@ -1,5 +1,7 @@
 //! The transport-free core: model, rules and the services both transports call.
 
+pub mod access;
+pub mod approvals;
 pub mod checksum;
 pub mod drift;
 pub mod effective;

@@ -11,12 +11,20 @@ use super::effective::EffectiveLayers;
 use super::ids::ConfigId;
 
 /// Who made a change and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metadata {
     pub actor: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Set by the transport, never by the client: the `actor` the client named, when the
+    /// authenticated identity (now `actor`) differs from it. Audited, not stored with versions.
+    #[serde(skip)]
+    pub on_behalf_of: Option<String>,
+    /// Set by the transport for an environment-scoped identity: the change may touch only
+    /// these environments (the core checks what it computes the change touches).
+    #[serde(skip)]
+    pub allowed_environments: Option<Vec<String>>,
 }
 
 /// A gradual rollout of a patch to a share of one environment's traffic.
@@ -178,6 +186,9 @@ pub struct AuditRecord {
     pub environments: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The `metadata.actor` the client named, when it differs from the authenticated actor.
+    #[serde(default)]
+    pub on_behalf_of: Option<String>,
 }
 
 impl Serialize for AuditRecord {
@@ -202,6 +213,9 @@ impl Serialize for AuditRecord {
         if let Some(message) = &self.message {
             map.serialize_entry("message", message)?;
         }
+        if let Some(on_behalf_of) = &self.on_behalf_of {
+            map.serialize_entry("onBehalfOf", on_behalf_of)?;
+        }
         map.end()
     }
 }
@@ -213,6 +227,7 @@ pub struct AuditDraft {
     pub action: &'static str,
     pub environments: Vec<String>,
     pub message: Option<String>,
+    pub on_behalf_of: Option<String>,
 }
 
 /// Cursor-paginated list: `nextCursor` is passed back as `cursor` for the next page.

@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::approvals::model::{ChangeOperation, ChangeRequest};
 use super::checksum::checksum;
 use super::drift::{ConfigDrift, DriftSummary, assess};
 use super::effective::LayerValue;
@@ -30,7 +31,8 @@ use super::secrets::SecretResolver;
 use super::validation::{CompiledSchema, check_document, check_metadata};
 use super::watch::{WatchFilter, WatchStream, watch};
 use crate::store::{
-    AuditQuery, AuditSubject, Committed, DeleteWrite, SchemaWrite, Store, VersionWrite,
+    AppliedRequest, AuditQuery, AuditSubject, Committed, DeleteWrite, SchemaWrite, Store,
+    VersionWrite,
 };
 
 const WRITE_LOCK_SHARDS: usize = 64;
@@ -44,6 +46,15 @@ pub struct ServiceSettings {
     pub watch_buffer: usize,
     /// Concurrent watchers; more are refused as unavailable.
     pub max_watchers: usize,
+    /// Approvals a change needs, by protected environment; others are applied at once.
+    pub protected_environments: BTreeMap<String, u32>,
+}
+
+/// What a write did: committed, or (touching a protected environment) waiting for approvals.
+#[derive(Debug, Clone)]
+pub enum Written<T> {
+    Done(T),
+    Pending(Box<ChangeRequest>),
 }
 
 /// Page size of list operations: 50 when not given, at most 500.
@@ -61,6 +72,8 @@ struct ProposedVersion<'a> {
     layers: &'a [LayerValue],
     metadata: Metadata,
     rollback_of: Option<u64>,
+    /// Set when applying an approved change request (no further approval is asked).
+    applies: Option<AppliedRequest>,
 }
 
 /// What a read of the effective config returns.
@@ -147,12 +160,12 @@ pub struct DriftReport {
 }
 
 pub struct ConfigService {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     bus: ChangeBus,
     secrets: SecretResolver,
     write_locks: Vec<tokio::sync::Mutex<()>>,
     watchers: Arc<tokio::sync::Semaphore>,
-    settings: ServiceSettings,
+    pub(crate) settings: ServiceSettings,
 }
 
 /// Timestamps are kept to the microsecond, the precision every store keeps.
@@ -187,6 +200,9 @@ impl ConfigService {
             let committed = commit.await?;
             if let Some(bus) = bus {
                 bus.publish(committed.event.clone());
+                if let Some(follow_up) = &committed.follow_up {
+                    bus.publish(follow_up.clone());
+                }
             }
             Ok(committed)
         })
@@ -276,6 +292,7 @@ impl ConfigService {
                 action: "schema.put",
                 environments: vec!["*".into()],
                 message: metadata.message.clone(),
+                on_behalf_of: metadata.on_behalf_of.clone(),
             },
         };
         let (checksum, created_at) = (write.checksum.clone(), write.created_at);
@@ -326,8 +343,9 @@ impl ConfigService {
         doc: ConfigDocument,
         metadata: Metadata,
         expected: Option<u64>,
-    ) -> Result<ConfigVersion> {
-        self.write_version(id, doc, metadata, expected, None).await
+    ) -> Result<Written<ConfigVersion>> {
+        self.write_version(id, doc, metadata, expected, None, None)
+            .await
     }
 
     pub async fn rollback(
@@ -336,7 +354,7 @@ impl ConfigService {
         target: u64,
         metadata: Metadata,
         expected: Option<u64>,
-    ) -> Result<ConfigVersion> {
+    ) -> Result<Written<ConfigVersion>> {
         if target == 0 {
             return Err(Error::invalid(
                 "/targetVersion",
@@ -348,18 +366,19 @@ impl ConfigService {
             .version(id, target)
             .await?
             .ok_or_else(|| Error::not_found("version", format!("{id}@{target}")))?;
-        self.write_version(id, version.document, metadata, expected, Some(target))
+        self.write_version(id, version.document, metadata, expected, Some(target), None)
             .await
     }
 
-    async fn write_version(
+    pub(crate) async fn write_version(
         &self,
         id: &ConfigId,
         doc: ConfigDocument,
         metadata: Metadata,
         expected: Option<u64>,
         rollback_of: Option<u64>,
-    ) -> Result<ConfigVersion> {
+        applies: Option<AppliedRequest>,
+    ) -> Result<Written<ConfigVersion>> {
         check_metadata(&metadata)?;
         let layers = check_document(&doc, &self.secrets)?;
         self.ensure_writable()?;
@@ -368,6 +387,7 @@ impl ConfigService {
             layers: &layers,
             metadata: metadata.clone(),
             rollback_of,
+            applies: applies.clone(),
         };
         match self.try_write_version(id, write(), expected).await {
             // Without a precondition, losing a race to another writer is not the caller's
@@ -386,12 +406,13 @@ impl ConfigService {
         id: &ConfigId,
         proposed: ProposedVersion<'_>,
         expected: Option<u64>,
-    ) -> Result<ConfigVersion> {
+    ) -> Result<Written<ConfigVersion>> {
         let ProposedVersion {
             doc,
             layers,
             metadata,
             rollback_of,
+            applies,
         } = proposed;
         let _guard = self.lock(id).await;
         let mut head = self.store.head(id).await?;
@@ -431,7 +452,22 @@ impl ConfigService {
             },
             environments: changed_environments(previous, &doc),
             message: metadata.message.clone(),
+            on_behalf_of: metadata.on_behalf_of.clone(),
         };
+        self.check_environment_scope(&metadata, &audit.environments, id)
+            .await?;
+        if applies.is_none()
+            && let Some((protected, required)) = self.approvals_needed(&audit.environments)
+        {
+            let operation = match rollback_of {
+                Some(target_version) => ChangeOperation::Rollback { target_version },
+                None => ChangeOperation::Put { document: doc },
+            };
+            return self
+                .request_change(id, operation, live, protected, required, &metadata)
+                .await
+                .map(|request| Written::Pending(Box::new(request)));
+        }
         let new_version = NewVersion {
             config_id: id.clone(),
             checksum: checksum(&doc.config),
@@ -445,12 +481,13 @@ impl ConfigService {
             expected_live: live,
             expected_schema: schema.map_or(0, |s| s.version),
             audit,
+            applies,
         };
         let store = self.store.clone();
         let committed = self
             .commit(async move { store.append_version(write).await })
             .await?;
-        Ok(new_version.numbered(committed.version))
+        Ok(Written::Done(new_version.numbered(committed.version)))
     }
 
     pub async fn config(&self, id: &ConfigId) -> Result<Arc<ConfigVersion>> {
@@ -502,14 +539,26 @@ impl ConfigService {
         id: &ConfigId,
         metadata: Metadata,
         expected: Option<u64>,
-    ) -> Result<u64> {
+    ) -> Result<Written<u64>> {
+        self.delete_applying(id, metadata, expected, None).await
+    }
+
+    pub(crate) async fn delete_applying(
+        &self,
+        id: &ConfigId,
+        metadata: Metadata,
+        expected: Option<u64>,
+        applies: Option<AppliedRequest>,
+    ) -> Result<Written<u64>> {
         check_metadata(&metadata)?;
         self.ensure_writable()?;
-        let attempt = self.try_delete(id, metadata.clone(), expected).await;
+        let attempt = self
+            .try_delete(id, metadata.clone(), expected, applies.clone())
+            .await;
         match attempt {
             // Without a precondition, losing a race to another replica is not a conflict.
             Err(Error::VersionConflict { .. }) if expected.is_none() => {
-                self.try_delete(id, metadata, None).await
+                self.try_delete(id, metadata, None, applies).await
             }
             other => other,
         }
@@ -520,7 +569,8 @@ impl ConfigService {
         id: &ConfigId,
         metadata: Metadata,
         expected: Option<u64>,
-    ) -> Result<u64> {
+        applies: Option<AppliedRequest>,
+    ) -> Result<Written<u64>> {
         let _guard = self.lock(id).await;
         let mut live = self.live_version(id).await?.version;
         if expected.is_some_and(|e| e != live) && self.store.shared_by_replicas() {
@@ -538,6 +588,24 @@ impl ConfigService {
                 actual: live,
             });
         }
+        let everywhere = vec!["*".to_owned()];
+        self.check_environment_scope(&metadata, &everywhere, id)
+            .await?;
+        if applies.is_none()
+            && let Some((protected, required)) = self.approvals_needed(&everywhere)
+        {
+            return self
+                .request_change(
+                    id,
+                    ChangeOperation::Delete,
+                    live,
+                    protected,
+                    required,
+                    &metadata,
+                )
+                .await
+                .map(|request| Written::Pending(Box::new(request)));
+        }
         let write = DeleteWrite {
             config_id: id.clone(),
             expected_live: live,
@@ -546,14 +614,16 @@ impl ConfigService {
                 action: "config.delete",
                 environments: vec!["*".into()],
                 message: metadata.message,
+                on_behalf_of: metadata.on_behalf_of.clone(),
             },
             at: now(),
+            applies,
         };
         let store = self.store.clone();
         let committed = self
             .commit(async move { store.delete_config(write).await })
             .await?;
-        Ok(committed.version)
+        Ok(Written::Done(committed.version))
     }
 
     pub async fn versions(

@@ -41,6 +41,9 @@ impl WatchFilter {
     }
 
     pub fn matches(&self, event: &ChangeEvent) -> bool {
+        if crate::core::events::kind::is_token(&event.kind) {
+            return false;
+        }
         if self.is_everything() {
             return true;
         }

@@ -1,9 +1,10 @@
-//! Read cache in front of any store: config heads and every flag head live in memory, so
-//! effective-config reads and flag evaluations make no database round trip. Writes go through
-//! to the inner store and then update the cache; changes committed by other replicas arrive
-//! through `apply_change`. The cache also tracks whether the inner store answers, so reads can
-//! say they may be stale.
+//! Read cache in front of any store: config heads, every flag head and every API token live in
+//! memory, so effective-config reads, flag evaluations and token checks make no database round
+//! trip. Writes go through to the inner store and then update the cache; changes committed by
+//! other replicas arrive through `apply_change`. The cache also tracks whether the inner store
+//! answers, so reads can say they may be stale.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,9 +14,11 @@ use dashmap::DashMap;
 use parking_lot::{RwLock, RwLockUpgradableReadGuard};
 
 use super::{
-    AuditQuery, Committed, DeleteWrite, FlagDeleteWrite, FlagWrite, SchemaWrite, Store,
-    VersionWrite,
+    AuditQuery, ChangeRequestQuery, ChangeRequestWrite, Committed, DeleteWrite, FlagDeleteWrite,
+    FlagWrite, SchemaWrite, Store, TokenRevoke, TokenWrite, VersionWrite,
 };
+use crate::core::access::model::{ApiToken, Denial};
+use crate::core::approvals::model::ChangeRequest;
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
 use crate::core::flags::{FlagHead, FlagSet, FlagVersion};
@@ -42,6 +45,20 @@ pub struct CachedStore {
     /// Every flag head (flags are few, so never bounded). Copy-on-write: evaluation clones the
     /// `Arc` and reads a consistent set without holding the lock; writers swap in a new set.
     flags: RwLock<Arc<FlagSet>>,
+    /// Every token (few), by hash; copy-on-write like `flags`.
+    tokens: RwLock<Arc<TokenMap>>,
+    /// Bumped, under the `tokens` write lock, by every change of `tokens`: a reload whose
+    /// fetch began before another change must not swap in its (maybe older) snapshot.
+    token_changes: AtomicU64,
+}
+
+type TokenMap = HashMap<String, Arc<ApiToken>>;
+
+fn tokens_by_hash(tokens: Vec<ApiToken>) -> TokenMap {
+    tokens
+        .into_iter()
+        .map(|token| (token.hash.clone(), Arc::new(token)))
+        .collect()
 }
 
 /// Whether a head at `new` (version, deleted) describes a later state than one at `old`: a
@@ -83,6 +100,7 @@ impl CachedStore {
                 .map(|head| (head.latest.key.clone(), head))
                 .collect(),
         };
+        let tokens = tokens_by_hash(inner.tokens().await?);
         Ok(CachedStore {
             inner,
             heads,
@@ -92,6 +110,8 @@ impl CachedStore {
             skipped: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             flags: RwLock::new(Arc::new(flags)),
+            tokens: RwLock::new(Arc::new(tokens)),
+            token_changes: AtomicU64::new(0),
         })
     }
 
@@ -124,10 +144,37 @@ impl CachedStore {
         Ok(())
     }
 
+    /// Replaces the cached tokens with the store's (tokens are few).
+    pub async fn reload_tokens(&self) -> Result<()> {
+        loop {
+            let seen = self.token_changes.load(Ordering::Acquire);
+            let fetched = tokens_by_hash(self.observe(self.inner.tokens().await)?);
+            let mut tokens = self.tokens.write();
+            // Changed while fetching: this snapshot may predate that change, so fetch again.
+            if self.token_changes.load(Ordering::Acquire) == seen {
+                *tokens = Arc::new(fetched);
+                self.token_changes.fetch_add(1, Ordering::AcqRel);
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies `change` to a copy of the cached tokens and swaps it in.
+    fn change_tokens(&self, change: impl FnOnce(&mut TokenMap)) {
+        let mut tokens = self.tokens.write();
+        let mut next = TokenMap::clone(&tokens);
+        change(&mut next);
+        *tokens = Arc::new(next);
+        self.token_changes.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Applies a change committed anywhere (this replica or another) to the cache.
     pub async fn apply_change(&self, event: &ChangeEvent) -> Result<()> {
         if event.is_flag() {
             return self.apply_flag_change(event).await;
+        }
+        if kind::is_token(&event.kind) {
+            return self.reload_tokens().await;
         }
         if event.kind != kind::CONFIG_UPDATED && event.kind != kind::CONFIG_DELETED {
             return Ok(()); // schemas are not cached
@@ -411,6 +458,65 @@ impl Store for CachedStore {
             });
         }
         Ok(committed)
+    }
+
+    fn cached_tokens(&self) -> Option<Arc<TokenMap>> {
+        Some(self.tokens.read().clone())
+    }
+
+    async fn create_token(&self, write: TokenWrite) -> Result<Committed> {
+        let token = Arc::new(write.token.clone());
+        let committed = self.observe(self.inner.create_token(write).await)?;
+        // Applied here at once, without I/O that could fail after the commit.
+        self.change_tokens(|tokens| {
+            tokens.insert(token.hash.clone(), token);
+        });
+        Ok(committed)
+    }
+
+    async fn revoke_token(&self, write: TokenRevoke) -> Result<Committed> {
+        let (id, at) = (write.id.clone(), write.at);
+        let result = self.observe(self.inner.revoke_token(write).await);
+        match &result {
+            // Revoked at once here, without I/O that could fail after the commit.
+            Ok(_) => self.change_tokens(|tokens| {
+                if let Some(token) = tokens.values_mut().find(|t| t.id == id) {
+                    Arc::make_mut(token).revoked_at = Some(at);
+                }
+            }),
+            // The store knows better (e.g. created or revoked through another replica).
+            Err(Error::NotFound { .. } | Error::Conflict { .. }) => {
+                if let Err(error) = self.reload_tokens().await {
+                    tracing::warn!(%error, "could not refresh the cached tokens");
+                }
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>> {
+        self.observe(self.inner.tokens().await)
+    }
+
+    async fn record_denial(&self, denial: Denial) -> Result<()> {
+        self.observe(self.inner.record_denial(denial).await)
+    }
+
+    async fn denials(&self, before: Option<u64>, limit: u32) -> Result<Vec<Denial>> {
+        self.observe(self.inner.denials(before, limit).await)
+    }
+
+    async fn put_change_request(&self, write: ChangeRequestWrite) -> Result<Committed> {
+        self.observe(self.inner.put_change_request(write).await)
+    }
+
+    async fn change_request(&self, id: &str) -> Result<Option<ChangeRequest>> {
+        self.observe(self.inner.change_request(id).await)
+    }
+
+    async fn change_requests(&self, query: ChangeRequestQuery) -> Result<Vec<ChangeRequest>> {
+        self.observe(self.inner.change_requests(query).await)
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {

@@ -7,9 +7,13 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::{
-    AuditQuery, Committed, DeleteWrite, FlagDeleteWrite, FlagWrite, HeadRow, SchemaWrite, Store,
-    VersionWrite, change_event,
+    AppliedRequest, AuditQuery, ChangeRequestQuery, ChangeRequestWrite, Committed, DeleteWrite,
+    FlagDeleteWrite, FlagWrite, HeadRow, SchemaWrite, Store, TOKEN_CHANGE_VERSION, TokenRevoke,
+    TokenWrite, VersionWrite, change_event, request_changed, request_exists, request_not_approved,
+    token_already_revoked, token_exists,
 };
+use crate::core::access::model::{ApiToken, Denial};
+use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
 use crate::core::flags::{FlagHead, FlagVersion};
@@ -28,6 +32,9 @@ struct State {
     audit: Vec<AuditRecord>,
     changes: Vec<ChangeEvent>,
     applied: BTreeMap<(ConfigId, String, String), AppliedState>,
+    tokens: Vec<ApiToken>,
+    denials: Vec<Denial>,
+    change_requests: BTreeMap<String, ChangeRequest>,
 }
 
 impl State {
@@ -76,8 +83,55 @@ impl State {
             version: Some(event.version),
             environments: draft.environments.clone(),
             message: draft.message.clone(),
+            on_behalf_of: draft.on_behalf_of.clone(),
         });
         self.changes.push(event);
+    }
+
+    /// Refuses a write applying a change request unless the request is `approved`.
+    fn check_applies(&self, applies: Option<&AppliedRequest>) -> Result<()> {
+        match applies {
+            Some(applies)
+                if self
+                    .change_requests
+                    .get(&applies.id)
+                    .is_none_or(|r| r.status != ChangeRequestStatus::Approved) =>
+            {
+                Err(request_not_approved(&applies.id))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Marks the request a write applies (checked by `check_applies`) as applied as `version`,
+    /// and records its `change_request.applied` change.
+    fn mark_applied(
+        &mut self,
+        applies: Option<&AppliedRequest>,
+        subject: &str,
+        version: u64,
+        checksum: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<ChangeEvent> {
+        let applies = applies?;
+        let request = self
+            .change_requests
+            .get_mut(&applies.id)
+            .expect("an applied request was checked");
+        request.status = ChangeRequestStatus::Applied;
+        request.applied_version = Some(version);
+        request.updated_at = at;
+        let event = change_event(
+            self.next_revision(),
+            kind::CHANGE_REQUEST_APPLIED,
+            subject,
+            version,
+            checksum,
+            &applies.audit,
+            at,
+        );
+        self.record(event.clone(), &applies.audit);
+        Some(event)
     }
 
     fn next_revision(&self) -> u64 {
@@ -159,6 +213,7 @@ impl Store for MemoryStore {
         let mut state = self.state.lock();
         let id = write.version.config_id.clone();
         let number = state.head_row(&id).check_version_write(&write)?;
+        state.check_applies(write.applies.as_ref())?;
         let version = write.version.numbered(number);
         let event = change_event(
             state.next_revision(),
@@ -174,11 +229,19 @@ impl Store for MemoryStore {
             .entry(id.clone())
             .or_default()
             .push(Arc::new(version));
-        state.deleted.insert(id, false);
+        state.deleted.insert(id.clone(), false);
         state.record(event.clone(), &write.audit);
+        let follow_up = state.mark_applied(
+            write.applies.as_ref(),
+            id.as_str(),
+            number,
+            &event.checksum,
+            event.at,
+        );
         Ok(Committed {
             version: number,
             event,
+            follow_up,
         })
     }
 
@@ -186,6 +249,7 @@ impl Store for MemoryStore {
         let mut state = self.state.lock();
         let id = write.config_id.clone();
         state.head_row(&id).check_delete(&write)?;
+        state.check_applies(write.applies.as_ref())?;
         let latest = state.versions[&id]
             .last()
             .cloned()
@@ -199,11 +263,19 @@ impl Store for MemoryStore {
             &write.audit,
             write.at,
         );
-        state.deleted.insert(id, true);
+        state.deleted.insert(id.clone(), true);
         state.record(event.clone(), &write.audit);
+        let follow_up = state.mark_applied(
+            write.applies.as_ref(),
+            id.as_str(),
+            latest.version,
+            &latest.checksum,
+            write.at,
+        );
         Ok(Committed {
             version: latest.version,
             event,
+            follow_up,
         })
     }
 
@@ -246,6 +318,7 @@ impl Store for MemoryStore {
         Ok(Committed {
             version: number,
             event,
+            follow_up: None,
         })
     }
 
@@ -317,6 +390,7 @@ impl Store for MemoryStore {
         Ok(Committed {
             version: number,
             event,
+            follow_up: None,
         })
     }
 
@@ -342,7 +416,160 @@ impl Store for MemoryStore {
         Ok(Committed {
             version: latest.version,
             event,
+            follow_up: None,
         })
+    }
+
+    async fn create_token(&self, write: TokenWrite) -> Result<Committed> {
+        let mut state = self.state.lock();
+        let token = write.token;
+        if state
+            .tokens
+            .iter()
+            .any(|t| t.id == token.id || t.hash == token.hash)
+        {
+            return Err(token_exists(&token.id));
+        }
+        let event = change_event(
+            state.next_revision(),
+            kind::TOKEN_CREATED,
+            &token.id,
+            TOKEN_CHANGE_VERSION,
+            "",
+            &write.audit,
+            token.created_at,
+        );
+        state.tokens.push(token);
+        state.record(event.clone(), &write.audit);
+        Ok(Committed {
+            version: TOKEN_CHANGE_VERSION,
+            event,
+            follow_up: None,
+        })
+    }
+
+    async fn revoke_token(&self, write: TokenRevoke) -> Result<Committed> {
+        let mut state = self.state.lock();
+        let token = state
+            .tokens
+            .iter_mut()
+            .find(|t| t.id == write.id)
+            .ok_or_else(|| Error::not_found("token", write.id.as_str()))?;
+        if token.revoked_at.is_some() {
+            return Err(token_already_revoked(&write.id));
+        }
+        token.revoked_at = Some(write.at);
+        let event = change_event(
+            state.next_revision(),
+            kind::TOKEN_REVOKED,
+            &write.id,
+            TOKEN_CHANGE_VERSION,
+            "",
+            &write.audit,
+            write.at,
+        );
+        state.record(event.clone(), &write.audit);
+        Ok(Committed {
+            version: TOKEN_CHANGE_VERSION,
+            event,
+            follow_up: None,
+        })
+    }
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>> {
+        let mut tokens = self.state.lock().tokens.clone();
+        tokens.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(tokens)
+    }
+
+    async fn record_denial(&self, denial: Denial) -> Result<()> {
+        let mut state = self.state.lock();
+        let id = state.denials.len() as u64 + 1;
+        state.denials.push(Denial { id, ..denial });
+        Ok(())
+    }
+
+    async fn denials(&self, before: Option<u64>, limit: u32) -> Result<Vec<Denial>> {
+        let state = self.state.lock();
+        Ok(state
+            .denials
+            .iter()
+            .rev()
+            .filter(|d| before.is_none_or(|b| d.id < b))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn put_change_request(&self, write: ChangeRequestWrite) -> Result<Committed> {
+        let mut state = self.state.lock();
+        let request = write.request;
+        match write.expected {
+            None => {
+                if state.change_requests.contains_key(&request.id) {
+                    return Err(request_exists(&request.id));
+                }
+                state
+                    .change_requests
+                    .insert(request.id.clone(), request.clone());
+            }
+            Some((status, approvals)) => {
+                let stored = state
+                    .change_requests
+                    .get_mut(&request.id)
+                    .ok_or_else(|| Error::not_found("change request", request.id.as_str()))?;
+                if stored.status != status || stored.approvals.len() != approvals {
+                    return Err(request_changed(&request.id));
+                }
+                // What a request was asked for never changes; only its progress does.
+                stored.status = request.status;
+                stored.approvals = request.approvals.clone();
+                stored.reason = request.reason.clone();
+                stored.applied_version = request.applied_version;
+                stored.updated_at = request.updated_at;
+            }
+        }
+        let event = change_event(
+            state.next_revision(),
+            write.kind,
+            request.config_id.as_str(),
+            request.base_version,
+            "",
+            &write.audit,
+            request.updated_at,
+        );
+        state.record(event.clone(), &write.audit);
+        Ok(Committed {
+            version: request.base_version,
+            event,
+            follow_up: None,
+        })
+    }
+
+    async fn change_request(&self, id: &str) -> Result<Option<ChangeRequest>> {
+        Ok(self.state.lock().change_requests.get(id).cloned())
+    }
+
+    async fn change_requests(&self, query: ChangeRequestQuery) -> Result<Vec<ChangeRequest>> {
+        let state = self.state.lock();
+        let mut matching: Vec<&ChangeRequest> = state
+            .change_requests
+            .values()
+            .filter(|r| query.status.is_none_or(|s| r.status == s))
+            .filter(|r| {
+                query
+                    .environment
+                    .as_ref()
+                    .is_none_or(|e| r.environments.contains(e))
+            })
+            .filter(|r| query.config_id.as_ref().is_none_or(|c| &r.config_id == c))
+            .collect();
+        matching.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(matching
+            .into_iter()
+            .take(query.limit as usize)
+            .cloned()
+            .collect())
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
@@ -354,7 +581,10 @@ impl Store for MemoryStore {
             .filter(|r| query.before.is_none_or(|b| r.id < b))
             .filter(|r| {
                 query.subject.as_ref().is_none_or(|subject| {
-                    r.config_id == subject.id() && kind::is_flag(&r.action) == subject.is_flag()
+                    // Token ids may look like config ids: their records belong to neither.
+                    r.config_id == subject.id()
+                        && kind::is_flag(&r.action) == subject.is_flag()
+                        && !kind::is_token(&r.action)
                 })
             })
             .take(query.limit as usize)

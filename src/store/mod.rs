@@ -6,6 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::core::access::model::{ApiToken, Denial};
+use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
 use crate::core::error::{Error, Result};
 use crate::core::events::ChangeEvent;
 use crate::core::flags::{FlagHead, FlagSet, FlagVersion, NewFlagVersion};
@@ -35,6 +37,18 @@ pub struct VersionWrite {
     pub expected_live: u64,
     pub expected_schema: u64,
     pub audit: AuditDraft,
+    /// The approved change request this write applies (see `AppliedRequest`).
+    pub applies: Option<AppliedRequest>,
+}
+
+/// A write that applies an approved change request: in the same transaction the request must
+/// still be `approved` (else `ConcurrentModification`, nothing written); it becomes `applied`
+/// with `applied_version`, and a second change event (`change_request.applied`, subject the
+/// config id) with its own audit record is recorded and returned as `Committed::follow_up`.
+#[derive(Debug, Clone)]
+pub struct AppliedRequest {
+    pub id: String,
+    pub audit: AuditDraft,
 }
 
 /// Mark a config deleted (its history stays). Same `expected_live` rule as `VersionWrite`.
@@ -44,6 +58,45 @@ pub struct DeleteWrite {
     pub expected_live: u64,
     pub audit: AuditDraft,
     pub at: DateTime<Utc>,
+    pub applies: Option<AppliedRequest>,
+}
+
+/// Create an API token: a `token.created` change (subject: the token id) and its audit record.
+#[derive(Debug, Clone)]
+pub struct TokenWrite {
+    pub token: ApiToken,
+    pub audit: AuditDraft,
+}
+
+/// Revoke a token: `NotFound` if there is none with `id`, `Conflict` if already revoked;
+/// records `token.revoked`.
+#[derive(Debug, Clone)]
+pub struct TokenRevoke {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    pub audit: AuditDraft,
+}
+
+/// Insert (`expected: None`; the id must be new) or update a change request with
+/// compare-and-set on (status, number of approvals) — else `ConcurrentModification`, nothing
+/// written. Records `kind` (`change_request.created|approved|rejected|cancelled`) with the
+/// config id as subject, and the audit record.
+#[derive(Debug, Clone)]
+pub struct ChangeRequestWrite {
+    pub request: ChangeRequest,
+    pub expected: Option<(ChangeRequestStatus, usize)>,
+    pub kind: &'static str,
+    pub audit: AuditDraft,
+}
+
+/// Newest first (by `created_at`, then id).
+#[derive(Debug, Clone, Default)]
+pub struct ChangeRequestQuery {
+    pub status: Option<ChangeRequestStatus>,
+    /// Requests whose `environments` include this one.
+    pub environment: Option<String>,
+    pub config_id: Option<ConfigId>,
+    pub limit: u32,
 }
 
 /// Register a schema version. Fails with `ConcurrentModification` unless the schema version is
@@ -85,6 +138,8 @@ pub struct Committed {
     /// The new config or schema version (for deletes, the last version).
     pub version: u64,
     pub event: ChangeEvent,
+    /// A second change committed in the same transaction (`change_request.applied`).
+    pub follow_up: Option<ChangeEvent>,
 }
 
 /// Audit records of one config, or one flag (their ids may coincide: `action` tells them apart,
@@ -165,6 +220,23 @@ pub trait Store: Send + Sync {
     fn cached_flags(&self) -> Option<std::sync::Arc<FlagSet>> {
         None
     }
+    async fn create_token(&self, write: TokenWrite) -> Result<Committed>;
+    async fn revoke_token(&self, write: TokenRevoke) -> Result<Committed>;
+    /// Every token, revoked ones too, oldest first.
+    async fn tokens(&self) -> Result<Vec<ApiToken>>;
+    /// Tokens by hash, in memory, without I/O: the read cache answers, backends say `None`.
+    fn cached_tokens(
+        &self,
+    ) -> Option<std::sync::Arc<std::collections::HashMap<String, std::sync::Arc<ApiToken>>>> {
+        None
+    }
+    /// Appends a denied attempt (not a change: no revision); the store gives it an id.
+    async fn record_denial(&self, denial: Denial) -> Result<()>;
+    /// Newest first, ids below `before` when given.
+    async fn denials(&self, before: Option<u64>, limit: u32) -> Result<Vec<Denial>>;
+    async fn put_change_request(&self, write: ChangeRequestWrite) -> Result<Committed>;
+    async fn change_request(&self, id: &str) -> Result<Option<ChangeRequest>>;
+    async fn change_requests(&self, query: ChangeRequestQuery) -> Result<Vec<ChangeRequest>>;
     /// Newest first.
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>>;
     /// Change events with a revision above `revision`, oldest first.
@@ -311,5 +383,41 @@ pub(crate) fn change_event(
         actor: audit.actor.clone(),
         message: audit.message.clone(),
         at,
+    }
+}
+
+/// The version a token change records: tokens have no versions.
+pub(crate) const TOKEN_CHANGE_VERSION: u64 = 1;
+
+/// A write applying change request `id` found it not (or no longer) `approved`.
+pub(crate) fn request_not_approved(id: &str) -> Error {
+    Error::ConcurrentModification {
+        message: format!("change request {id} is not approved (any more); nothing was written"),
+    }
+}
+
+/// A change request update whose expected (status, approvals) no longer hold.
+pub(crate) fn request_changed(id: &str) -> Error {
+    Error::ConcurrentModification {
+        message: format!("change request {id} changed meanwhile; reload it and retry"),
+    }
+}
+
+/// A change request insert whose id is taken.
+pub(crate) fn request_exists(id: &str) -> Error {
+    Error::ConcurrentModification {
+        message: format!("change request {id} already exists"),
+    }
+}
+
+pub(crate) fn token_exists(id: &str) -> Error {
+    Error::Conflict {
+        message: format!("token {id} (or one with the same secret) already exists"),
+    }
+}
+
+pub(crate) fn token_already_revoked(id: &str) -> Error {
+    Error::Conflict {
+        message: format!("token {id} is already revoked"),
     }
 }

@@ -15,9 +15,13 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
-    AuditQuery, Committed, DeleteWrite, FlagDeleteWrite, FlagWrite, HeadRow, SchemaWrite, Store,
-    VersionWrite, change_event, to_i64, to_u64,
+    AppliedRequest, AuditQuery, ChangeRequestQuery, ChangeRequestWrite, Committed, DeleteWrite,
+    FlagDeleteWrite, FlagWrite, HeadRow, SchemaWrite, Store, TOKEN_CHANGE_VERSION, TokenRevoke,
+    TokenWrite, VersionWrite, change_event, request_changed, request_exists, request_not_approved,
+    to_i64, to_u64, token_already_revoked, token_exists,
 };
+use crate::core::access::model::{ApiToken, Denial};
+use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
 use crate::core::flags::{FlagDefinition, FlagHead, FlagVersion, NewFlagVersion};
@@ -66,6 +70,7 @@ fn version_from_row(row: &SqliteRow) -> Result<ConfigVersion> {
         metadata: Metadata {
             actor: row.try_get("actor").map_err(db_error)?,
             message: row.try_get("message").map_err(db_error)?,
+            ..Default::default()
         },
         checksum: row.try_get("checksum").map_err(db_error)?,
         created_at: parse_time(&created_at)?,
@@ -85,6 +90,7 @@ fn flag_version_from_row(row: &SqliteRow) -> Result<FlagVersion> {
         metadata: Metadata {
             actor: row.try_get("actor").map_err(db_error)?,
             message: row.try_get("message").map_err(db_error)?,
+            ..Default::default()
         },
         checksum: row.try_get("checksum").map_err(db_error)?,
         created_at: parse_time(&created_at)?,
@@ -107,6 +113,77 @@ const FLAG_HEAD_QUERY: &str =
 
 const FLAG_VERSION_COLUMNS: &str =
     "flag_key, version, definition, checksum, actor, message, created_at, rollback_of";
+
+fn parse_optional_time(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    text.as_deref().map(parse_time).transpose()
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(Error::internal)
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<ApiToken> {
+    let roles: String = row.try_get("roles").map_err(db_error)?;
+    let scopes: String = row.try_get("scopes").map_err(db_error)?;
+    let created_at: String = row.try_get("created_at").map_err(db_error)?;
+    Ok(ApiToken {
+        id: row.try_get("id").map_err(db_error)?,
+        name: row.try_get("name").map_err(db_error)?,
+        roles: parse_json(&roles)?,
+        scopes: parse_json(&scopes)?,
+        hash: row.try_get("hash").map_err(db_error)?,
+        created_at: parse_time(&created_at)?,
+        created_by: row.try_get("created_by").map_err(db_error)?,
+        expires_at: parse_optional_time(row.try_get("expires_at").map_err(db_error)?)?,
+        revoked_at: parse_optional_time(row.try_get("revoked_at").map_err(db_error)?)?,
+    })
+}
+
+fn denial_from_row(row: &SqliteRow) -> Result<Denial> {
+    let at: String = row.try_get("at").map_err(db_error)?;
+    Ok(Denial {
+        id: to_u64(row.try_get("id").map_err(db_error)?),
+        at: parse_time(&at)?,
+        actor: row.try_get("actor").map_err(db_error)?,
+        operation: row.try_get("operation").map_err(db_error)?,
+        resource: row.try_get("resource").map_err(db_error)?,
+        reason: row.try_get("reason").map_err(db_error)?,
+    })
+}
+
+const CHANGE_REQUEST_COLUMNS: &str = "id, config_id, operation, base_version, environments,
+        required_approvals, approvals, status, requested_by, on_behalf_of, message, reason,
+        applied_version, created_at, updated_at";
+
+fn change_request_from_row(row: &SqliteRow) -> Result<ChangeRequest> {
+    let config_id: String = row.try_get("config_id").map_err(db_error)?;
+    let operation: String = row.try_get("operation").map_err(db_error)?;
+    let environments: String = row.try_get("environments").map_err(db_error)?;
+    let approvals: String = row.try_get("approvals").map_err(db_error)?;
+    let status: String = row.try_get("status").map_err(db_error)?;
+    let created_at: String = row.try_get("created_at").map_err(db_error)?;
+    let updated_at: String = row.try_get("updated_at").map_err(db_error)?;
+    let required_approvals: i64 = row.try_get("required_approvals").map_err(db_error)?;
+    let applied_version: Option<i64> = row.try_get("applied_version").map_err(db_error)?;
+    Ok(ChangeRequest {
+        id: row.try_get("id").map_err(db_error)?,
+        config_id: ConfigId::parse(&config_id)?,
+        operation: parse_json(&operation)?,
+        base_version: to_u64(row.try_get("base_version").map_err(db_error)?),
+        environments: parse_json(&environments)?,
+        required_approvals: u32::try_from(required_approvals).unwrap_or(u32::MAX),
+        approvals: parse_json(&approvals)?,
+        status: ChangeRequestStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("stored change request status {status:?}")))?,
+        requested_by: row.try_get("requested_by").map_err(db_error)?,
+        on_behalf_of: row.try_get("on_behalf_of").map_err(db_error)?,
+        message: row.try_get("message").map_err(db_error)?,
+        reason: row.try_get("reason").map_err(db_error)?,
+        applied_version: applied_version.map(to_u64),
+        created_at: parse_time(&created_at)?,
+        updated_at: parse_time(&updated_at)?,
+    })
+}
 
 fn change_from_row(row: &SqliteRow) -> Result<ChangeEvent> {
     let at: String = row.try_get("at").map_err(db_error)?;
@@ -221,8 +298,9 @@ async fn record_change(
     .await
     .map_err(db_error)?;
     sqlx::query(
-        "INSERT INTO audit (revision, at, actor, action, config_id, version, environments, message)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit
+           (revision, at, actor, action, config_id, version, environments, message, on_behalf_of)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(revision)
     .bind(timestamp(at))
@@ -232,6 +310,7 @@ async fn record_change(
     .bind(to_i64(version))
     .bind(serde_json::to_string(&audit.environments).map_err(Error::internal)?)
     .bind(&audit.message)
+    .bind(&audit.on_behalf_of)
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
@@ -244,6 +323,59 @@ async fn record_change(
         audit,
         at,
     ))
+}
+
+/// Marks the change request a write applies as applied as `version`, if it is still approved
+/// (else nothing may be written). Runs before the write's own rows; `record_applied` follows them.
+async fn claim_request(
+    tx: &mut Transaction<'_, Sqlite>,
+    applies: Option<&AppliedRequest>,
+    version: u64,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let Some(applies) = applies else {
+        return Ok(());
+    };
+    let done = sqlx::query(
+        "UPDATE change_requests SET status = 'applied', applied_version = ?, updated_at = ?
+         WHERE id = ? AND status = 'approved'",
+    )
+    .bind(to_i64(version))
+    .bind(timestamp(at))
+    .bind(&applies.id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    if done.rows_affected() == 0 {
+        return Err(request_not_approved(&applies.id));
+    }
+    Ok(())
+}
+
+/// Records the `change_request.applied` change of a claimed request (the revision after the
+/// write's own).
+async fn record_applied(
+    tx: &mut Transaction<'_, Sqlite>,
+    applies: Option<&AppliedRequest>,
+    subject: &str,
+    version: u64,
+    checksum: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<ChangeEvent>> {
+    let Some(applies) = applies else {
+        return Ok(None);
+    };
+    let event = record_change(
+        tx,
+        kind::CHANGE_REQUEST_APPLIED,
+        subject,
+        version,
+        checksum,
+        &applies.audit,
+        at,
+    )
+    .await?;
+    Ok(Some(event))
 }
 
 #[async_trait]
@@ -327,6 +459,8 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(db_error)?;
         let id = write.version.config_id.clone();
         let number = head_row(&mut tx, &id).await?.check_version_write(&write)?;
+        let v = &write.version;
+        claim_request(&mut tx, write.applies.as_ref(), number, v.created_at).await?;
         sqlx::query(
             "INSERT INTO configs (config_id, latest_version, deleted) VALUES (?, ?, 0)
              ON CONFLICT (config_id) DO UPDATE SET latest_version = excluded.latest_version, deleted = 0",
@@ -336,7 +470,6 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        let v = &write.version;
         sqlx::query(
             "INSERT INTO config_versions
                (config_id, version, document, checksum, actor, message, created_at, rollback_of)
@@ -363,10 +496,20 @@ impl Store for SqliteStore {
             v.created_at,
         )
         .await?;
+        let follow_up = record_applied(
+            &mut tx,
+            write.applies.as_ref(),
+            id.as_str(),
+            number,
+            &v.checksum,
+            v.created_at,
+        )
+        .await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Committed {
             version: number,
             event,
+            follow_up,
         })
     }
 
@@ -374,6 +517,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(db_error)?;
         let id = write.config_id.clone();
         let latest = head_row(&mut tx, &id).await?.check_delete(&write)?;
+        claim_request(&mut tx, write.applies.as_ref(), latest, write.at).await?;
         let checksum: String = sqlx::query_scalar(
             "SELECT checksum FROM config_versions WHERE config_id = ? AND version = ?",
         )
@@ -397,10 +541,20 @@ impl Store for SqliteStore {
             write.at,
         )
         .await?;
+        let follow_up = record_applied(
+            &mut tx,
+            write.applies.as_ref(),
+            id.as_str(),
+            latest,
+            &checksum,
+            write.at,
+        )
+        .await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Committed {
             version: latest,
             event,
+            follow_up,
         })
     }
 
@@ -424,6 +578,7 @@ impl Store for SqliteStore {
                 metadata: Metadata {
                     actor: row.get("actor"),
                     message: row.get("message"),
+                    ..Default::default()
                 },
                 created_at: parse_time(&created_at)?,
             })
@@ -472,6 +627,7 @@ impl Store for SqliteStore {
         Ok(Committed {
             version: number,
             event,
+            follow_up: None,
         })
     }
 
@@ -573,6 +729,7 @@ impl Store for SqliteStore {
         Ok(Committed {
             version: number,
             event,
+            follow_up: None,
         })
     }
 
@@ -609,17 +766,259 @@ impl Store for SqliteStore {
         Ok(Committed {
             version: latest,
             event,
+            follow_up: None,
         })
+    }
+
+    async fn create_token(&self, write: TokenWrite) -> Result<Committed> {
+        let token = &write.token;
+        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let inserted = sqlx::query(
+            "INSERT INTO api_tokens
+               (id, name, roles, scopes, hash, created_at, created_by, expires_at, revoked_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&token.id)
+        .bind(&token.name)
+        .bind(to_json(&token.roles)?)
+        .bind(to_json(&token.scopes)?)
+        .bind(&token.hash)
+        .bind(timestamp(token.created_at))
+        .bind(&token.created_by)
+        .bind(token.expires_at.map(timestamp))
+        .bind(token.revoked_at.map(timestamp))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if inserted.rows_affected() == 0 {
+            return Err(token_exists(&token.id));
+        }
+        let event = record_change(
+            &mut tx,
+            kind::TOKEN_CREATED,
+            &token.id,
+            TOKEN_CHANGE_VERSION,
+            "",
+            &write.audit,
+            token.created_at,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed {
+            version: TOKEN_CHANGE_VERSION,
+            event,
+            follow_up: None,
+        })
+    }
+
+    async fn revoke_token(&self, write: TokenRevoke) -> Result<Committed> {
+        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let revoked_at: Option<Option<String>> =
+            sqlx::query_scalar("SELECT revoked_at FROM api_tokens WHERE id = ?")
+                .bind(&write.id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        match revoked_at {
+            None => return Err(Error::not_found("token", write.id.as_str())),
+            Some(Some(_)) => return Err(token_already_revoked(&write.id)),
+            Some(None) => {}
+        }
+        sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ?")
+            .bind(timestamp(write.at))
+            .bind(&write.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let event = record_change(
+            &mut tx,
+            kind::TOKEN_REVOKED,
+            &write.id,
+            TOKEN_CHANGE_VERSION,
+            "",
+            &write.audit,
+            write.at,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed {
+            version: TOKEN_CHANGE_VERSION,
+            event,
+            follow_up: None,
+        })
+    }
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>> {
+        let rows = sqlx::query(
+            "SELECT id, name, roles, scopes, hash, created_at, created_by, expires_at, revoked_at
+             FROM api_tokens ORDER BY created_at, id",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn record_denial(&self, denial: Denial) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO access_denials (at, actor, operation, resource, reason)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(timestamp(denial.at))
+        .bind(&denial.actor)
+        .bind(&denial.operation)
+        .bind(&denial.resource)
+        .bind(&denial.reason)
+        .execute(&self.writer)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn denials(&self, before: Option<u64>, limit: u32) -> Result<Vec<Denial>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, operation, resource, reason
+             FROM access_denials WHERE id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(before.map_or(i64::MAX, to_i64))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(denial_from_row).collect()
+    }
+
+    async fn put_change_request(&self, write: ChangeRequestWrite) -> Result<Committed> {
+        let request = &write.request;
+        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        match write.expected {
+            None => {
+                let inserted = sqlx::query(
+                    "INSERT INTO change_requests
+                       (id, config_id, operation, base_version, environments, required_approvals,
+                        approvals, status, requested_by, on_behalf_of, message, reason,
+                        applied_version, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&request.id)
+                .bind(request.config_id.as_str())
+                .bind(to_json(&request.operation)?)
+                .bind(to_i64(request.base_version))
+                .bind(to_json(&request.environments)?)
+                .bind(i64::from(request.required_approvals))
+                .bind(to_json(&request.approvals)?)
+                .bind(request.status.as_str())
+                .bind(&request.requested_by)
+                .bind(&request.on_behalf_of)
+                .bind(&request.message)
+                .bind(&request.reason)
+                .bind(request.applied_version.map(to_i64))
+                .bind(timestamp(request.created_at))
+                .bind(timestamp(request.updated_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if inserted.rows_affected() == 0 {
+                    return Err(request_exists(&request.id));
+                }
+            }
+            Some((status, approvals)) => {
+                // What a request was asked for never changes; only its progress does.
+                let updated = sqlx::query(
+                    "UPDATE change_requests
+                     SET status = ?, approvals = ?, reason = ?, applied_version = ?, updated_at = ?
+                     WHERE id = ? AND status = ? AND json_array_length(approvals) = ?",
+                )
+                .bind(request.status.as_str())
+                .bind(to_json(&request.approvals)?)
+                .bind(&request.reason)
+                .bind(request.applied_version.map(to_i64))
+                .bind(timestamp(request.updated_at))
+                .bind(&request.id)
+                .bind(status.as_str())
+                .bind(i64::try_from(approvals).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if updated.rows_affected() == 0 {
+                    let exists: Option<i64> =
+                        sqlx::query_scalar("SELECT 1 FROM change_requests WHERE id = ?")
+                            .bind(&request.id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                    return Err(match exists {
+                        Some(_) => request_changed(&request.id),
+                        None => Error::not_found("change request", request.id.as_str()),
+                    });
+                }
+            }
+        }
+        let event = record_change(
+            &mut tx,
+            write.kind,
+            request.config_id.as_str(),
+            request.base_version,
+            "",
+            &write.audit,
+            request.updated_at,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Committed {
+            version: request.base_version,
+            event,
+            follow_up: None,
+        })
+    }
+
+    async fn change_request(&self, id: &str) -> Result<Option<ChangeRequest>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CHANGE_REQUEST_COLUMNS} FROM change_requests WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(change_request_from_row).transpose()
+    }
+
+    async fn change_requests(&self, query: ChangeRequestQuery) -> Result<Vec<ChangeRequest>> {
+        let status = query.status.map(ChangeRequestStatus::as_str);
+        let config_id = query.config_id.as_ref().map(ConfigId::as_str);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CHANGE_REQUEST_COLUMNS} FROM change_requests
+             WHERE (? IS NULL OR status = ?) AND (? IS NULL OR config_id = ?)
+               AND (? IS NULL OR EXISTS (
+                 SELECT 1 FROM json_each(change_requests.environments) e WHERE e.value = ?))
+             ORDER BY created_at DESC, id DESC LIMIT ?"
+        )))
+        .bind(status)
+        .bind(status)
+        .bind(config_id)
+        .bind(config_id)
+        .bind(&query.environment)
+        .bind(&query.environment)
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(change_request_from_row).collect()
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
         // A config and a flag may share an id: the action tells their records apart.
         let subject_id = query.subject.as_ref().map(|s| s.id());
         let subject_is_flag = query.subject.as_ref().map(|s| s.is_flag());
+        // Token ids may look like config ids: their records belong to neither.
         let rows = sqlx::query(
-            "SELECT id, revision, at, actor, action, config_id, version, environments, message
+            "SELECT id, revision, at, actor, action, config_id, version, environments, message,
+                    on_behalf_of
              FROM audit WHERE id < ? AND (? IS NULL OR config_id = ?)
                AND (? IS NULL OR (action LIKE 'flag.%') = ?)
+               AND (? IS NULL OR action NOT LIKE 'token.%')
              ORDER BY id DESC LIMIT ?",
         )
         .bind(query.before.map_or(i64::MAX, to_i64))
@@ -627,6 +1026,7 @@ impl Store for SqliteStore {
         .bind(subject_id)
         .bind(subject_is_flag)
         .bind(subject_is_flag)
+        .bind(subject_id)
         .bind(i64::from(query.limit))
         .fetch_all(&self.reader)
         .await
@@ -645,6 +1045,7 @@ impl Store for SqliteStore {
                     version: row.get::<Option<i64>, _>("version").map(to_u64),
                     environments: parse_json(&environments)?,
                     message: row.get("message"),
+                    on_behalf_of: row.get("on_behalf_of"),
                 })
             })
             .collect()

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -17,11 +18,23 @@ pub struct RunningBinary {
     pub base: String,
     /// `host:port` of the gRPC listener.
     pub grpc: String,
+    /// Every line the binary wrote to stdout (its logs), as they arrive.
+    pub logs: Arc<Mutex<Vec<String>>>,
 }
 
-/// Starts the binary on a SQLite database at `database`.
+/// Starts the binary on a SQLite database at `database`, access control off (the suites using
+/// this are about other behaviours).
 pub async fn start_binary(database: &Path) -> RunningBinary {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_summit-config"))
+    start_binary_with(database, &[("SUMMIT_NO_AUTH", "true")]).await
+}
+
+/// Starts the binary with extra environment variables.
+pub async fn start_binary_with(database: &Path, env: &[(&str, &str)]) -> RunningBinary {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_summit-config"));
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command
         .env("SUMMIT_HTTP_ADDR", "127.0.0.1:0")
         .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
         .env(
@@ -37,19 +50,21 @@ pub async fn start_binary(database: &Path) -> RunningBinary {
         .spawn()
         .expect("binary starts");
     let stdout = child.stdout.take().expect("piped stdout");
-    let (http, grpc) = tokio::time::timeout(STEP, listening_addrs(stdout))
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (http, grpc) = tokio::time::timeout(STEP, listening_addrs(stdout, logs.clone()))
         .await
         .expect("the binary logs its addresses in time");
     RunningBinary {
         child,
         base: format!("http://{http}"),
         grpc,
+        logs,
     }
 }
 
 /// Reads JSON log lines until "summit-config listening", answers its `http` and `grpc`
 /// addresses, then keeps draining stdout so the child never blocks on a full pipe.
-async fn listening_addrs(stdout: ChildStdout) -> (String, String) {
+async fn listening_addrs(stdout: ChildStdout, logs: Arc<Mutex<Vec<String>>>) -> (String, String) {
     let mut lines = BufReader::new(stdout).lines();
     loop {
         let line = lines
@@ -57,13 +72,18 @@ async fn listening_addrs(stdout: ChildStdout) -> (String, String) {
             .await
             .expect("stdout readable")
             .expect("the binary exited before listening");
+        logs.lock().unwrap().push(line.clone());
         let Ok(record) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
         if let (Some(http), Some(grpc)) = (record["http"].as_str(), record["grpc"].as_str()) {
             assert_eq!(record["message"], "summit-config listening", "{line}");
             let addrs = (http.to_owned(), grpc.to_owned());
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    logs.lock().unwrap().push(line);
+                }
+            });
             return addrs;
         }
     }

@@ -71,9 +71,14 @@ impl TestServer {
     }
 
     /// Stops gracefully and starts a new server on the same database file.
-    pub async fn restart(mut self) -> TestServer {
+    pub async fn restart(self) -> TestServer {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Stops gracefully and starts a new server on the same database file with `tune`.
+    pub async fn restart_with(mut self, tune: impl FnOnce(&mut Settings)) -> TestServer {
         self.stop().await;
-        Self::spawn_in(self.dir.clone(), |_| {}).await
+        Self::spawn_in(self.dir.clone(), tune).await
     }
 
     pub async fn stop(&mut self) {
@@ -182,6 +187,22 @@ impl TestServer {
         let (status, created) = self
             .put_json(&format!("/api/v1/feature-flags/{key}"), &definition)
             .await;
+        assert_eq!(status, 201, "put flag {key}: {created}");
+        created["version"].as_u64().expect("version")
+    }
+
+    /// Writes a flag version with a bearer token.
+    pub async fn put_flag_as(&self, token: &str, key: &str, mut definition: Value) -> u64 {
+        definition["metadata"] = meta("tester", "flag write");
+        let response = self
+            .client
+            .put(self.url(&format!("/api/v1/feature-flags/{key}")))
+            .bearer_auth(token)
+            .json(&definition)
+            .send()
+            .await
+            .expect("request");
+        let (status, created) = body_of(response).await;
         assert_eq!(status, 201, "put flag {key}: {created}");
         created["version"].as_u64().expect("version")
     }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::convert::{self as cv, config_id, environment};
+use super::convert::{self as cv, environment};
 use super::pb;
 use super::pb::config_service_server::ConfigService as ConfigRpc;
+use super::{caller_of, scoped_id};
+use crate::core::access::Permission;
 use crate::core::effective::AssignmentInput;
 use crate::core::ids::ConfigId;
-use crate::core::service::{AppliedReport, ConfigService, EffectiveQuery};
+use crate::core::service::{AppliedReport, ConfigService, EffectiveQuery, Written};
 use crate::store::AuditSubject;
 
 type RpcResult<T> = Result<Response<T>, Status>;
@@ -55,11 +57,16 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::RegisterSchemaRequest>,
     ) -> RpcResult<pb::SchemaVersion> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let id = config_id(&r.config_id)?;
+        let id = scoped_id(&caller, &r.config_id)?;
         let schema = self
             .service
-            .put_schema(&id, cv::schema(&r.schema_json)?, cv::metadata(r.metadata)?)
+            .put_schema(
+                &id,
+                cv::schema(&r.schema_json)?,
+                caller.stamp(cv::metadata(r.metadata)?),
+            )
             .await?;
         Ok(Response::new(cv::pb_schema(&schema)))
     }
@@ -68,7 +75,8 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::GetSchemaRequest>,
     ) -> RpcResult<pb::SchemaVersion> {
-        let id = config_id(&request.into_inner().config_id)?;
+        let caller = caller_of(&request);
+        let id = scoped_id(&caller, &request.into_inner().config_id)?;
         Ok(Response::new(cv::pb_schema(
             &self.service.schema(&id).await?,
         )))
@@ -78,8 +86,9 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::ValidateConfigRequest>,
     ) -> RpcResult<pb::ValidationReport> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let id = config_id(&r.config_id)?;
+        let id = scoped_id(&caller, &r.config_id)?;
         let report = self
             .service
             .validate(&id, &cv::document(r.document)?)
@@ -91,25 +100,27 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::PutConfigRequest>,
     ) -> RpcResult<pb::VersionCreated> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let id = config_id(&r.config_id)?;
+        let id = scoped_id(&caller, &r.config_id)?;
         let version = self
             .service
             .put_config(
                 &id,
                 cv::document(r.document)?,
-                cv::metadata(r.metadata)?,
+                caller.stamp(cv::metadata(r.metadata)?),
                 r.expected_version,
             )
             .await?;
-        Ok(Response::new(cv::pb_created(&version)))
+        Ok(Response::new(cv::pb_written(&version)))
     }
 
     async fn get_config(
         &self,
         request: Request<pb::GetConfigRequest>,
     ) -> RpcResult<pb::ConfigVersion> {
-        let id = config_id(&request.into_inner().config_id)?;
+        let caller = caller_of(&request);
+        let id = scoped_id(&caller, &request.into_inner().config_id)?;
         let version = self.service.config(&id).await?;
         Ok(Response::new(cv::pb_version(&version)))
     }
@@ -133,15 +144,28 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::DeleteConfigRequest>,
     ) -> RpcResult<pb::DeleteConfigResponse> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let id = config_id(&r.config_id)?;
-        let version = self
+        let id = scoped_id(&caller, &r.config_id)?;
+        let written = self
             .service
-            .delete_config(&id, cv::metadata(r.metadata)?, r.expected_version)
+            .delete_config(
+                &id,
+                caller.stamp(cv::metadata(r.metadata)?),
+                r.expected_version,
+            )
             .await?;
-        Ok(Response::new(pb::DeleteConfigResponse {
-            config_id: id.to_string(),
-            version,
+        Ok(Response::new(match written {
+            Written::Done(version) => pb::DeleteConfigResponse {
+                config_id: id.to_string(),
+                version,
+                change_request_id: String::new(),
+            },
+            Written::Pending(request) => pb::DeleteConfigResponse {
+                config_id: id.to_string(),
+                version: 0,
+                change_request_id: request.id,
+            },
         }))
     }
 
@@ -149,9 +173,18 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::GetEffectiveConfigRequest>,
     ) -> RpcResult<pb::EffectiveConfig> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let id = config_id(&r.config_id)?;
-        let effective = self.service.effective(&id, &effective_query(&r)?).await?;
+        let id = scoped_id(&caller, &r.config_id)?;
+        let query = effective_query(&r)?;
+        if query.resolve_secrets {
+            caller.require(Permission::ResolveSecrets)?;
+        }
+        match &query.environment {
+            Some(env) => caller.require_environment(env.as_str())?,
+            None => caller.require_environment_named()?,
+        }
+        let effective = self.service.effective(&id, &query).await?;
         Ok(Response::new(cv::pb_effective(&effective)))
     }
 
@@ -159,8 +192,9 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::ListVersionsRequest>,
     ) -> RpcResult<pb::ListVersionsResponse> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let id = config_id(&r.config_id)?;
+        let id = scoped_id(&caller, &r.config_id)?;
         let page = self
             .service
             .versions(&id, cv::nonzero(r.cursor), cv::limit(r.limit)?)
@@ -175,16 +209,18 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::GetVersionRequest>,
     ) -> RpcResult<pb::ConfigVersion> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let id = config_id(&r.config_id)?;
+        let id = scoped_id(&caller, &r.config_id)?;
         Ok(Response::new(cv::pb_version(
             &self.service.version(&id, r.version).await?,
         )))
     }
 
     async fn diff(&self, request: Request<pb::DiffRequest>) -> RpcResult<pb::DiffResponse> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let id = config_id(&r.config_id)?;
+        let id = scoped_id(&caller, &r.config_id)?;
         let env = environment(&r.environment)?;
         // 0 (unset in proto3): the core's defaults, as over REST.
         let diff = self
@@ -203,28 +239,33 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::RollbackRequest>,
     ) -> RpcResult<pb::VersionCreated> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let id = config_id(&r.config_id)?;
+        let id = scoped_id(&caller, &r.config_id)?;
         let version = self
             .service
             .rollback(
                 &id,
                 r.target_version,
-                cv::metadata(r.metadata)?,
+                caller.stamp(cv::metadata(r.metadata)?),
                 r.expected_version,
             )
             .await?;
-        Ok(Response::new(cv::pb_created(&version)))
+        Ok(Response::new(cv::pb_written(&version)))
     }
 
     async fn list_audit(
         &self,
         request: Request<pb::ListAuditRequest>,
     ) -> RpcResult<pb::ListAuditResponse> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
         let id: Option<ConfigId> = (!r.config_id.is_empty())
-            .then(|| config_id(&r.config_id))
+            .then(|| scoped_id(&caller, &r.config_id))
             .transpose()?;
+        if id.is_none() {
+            caller.require_unscoped_ids()?;
+        }
         let page = self
             .service
             .audit(
@@ -243,8 +284,9 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::RecordAppliedRequest>,
     ) -> RpcResult<pb::ConfigDrift> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let id = config_id(&r.config_id)?;
+        let id = scoped_id(&caller, &r.config_id)?;
         let report = AppliedReport {
             environment: r.environment,
             instance_id: r.instance_id,
@@ -257,8 +299,9 @@ impl ConfigRpc for GrpcConfigService {
     }
 
     async fn get_drift(&self, request: Request<pb::GetDriftRequest>) -> RpcResult<pb::ConfigDrift> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let id = config_id(&r.config_id)?;
+        let id = scoped_id(&caller, &r.config_id)?;
         let env = environment(&r.environment)?;
         Ok(Response::new(cv::pb_drift(
             &self.service.drift(&id, env.as_ref()).await?,
@@ -267,8 +310,9 @@ impl ConfigRpc for GrpcConfigService {
 
     async fn get_drift_report(
         &self,
-        _request: Request<pb::GetDriftReportRequest>,
+        request: Request<pb::GetDriftReportRequest>,
     ) -> RpcResult<pb::DriftReport> {
+        caller_of(&request).require_unscoped_ids()?;
         Ok(Response::new(cv::pb_drift_report(
             &self.service.drift_report().await?,
         )))
@@ -277,6 +321,17 @@ impl ConfigRpc for GrpcConfigService {
     type WatchStream = super::watch::EventStream;
 
     async fn watch(&self, request: Request<pb::WatchRequest>) -> RpcResult<Self::WatchStream> {
+        let caller = caller_of(&request);
+        let r = request.get_ref();
+        if r.config_ids.is_empty() && r.flag_keys.is_empty() {
+            caller.require_unscoped_ids()?;
+        }
+        for id in r.config_ids.iter().chain(&r.flag_keys) {
+            caller.require_resource(id)?;
+        }
+        if !r.environment.is_empty() {
+            caller.require_environment(&r.environment)?;
+        }
         let stream = super::watch::start(
             self.service.clone(),
             request.into_inner(),

@@ -11,7 +11,7 @@ use crate::core::ids::{ConfigId, Environment};
 use crate::core::model::{
     AuditRecord, ConfigDocument, ConfigSummary, ConfigVersion, Metadata, SchemaVersion,
 };
-use crate::core::service::{DriftReport, EffectiveConfig, ValidationReport};
+use crate::core::service::{DriftReport, EffectiveConfig, ValidationReport, Written};
 
 pub fn config_id(raw: &str) -> Result<ConfigId> {
     ConfigId::parse(raw)
@@ -69,6 +69,7 @@ pub fn metadata(metadata: Option<pb::Metadata>) -> Result<Metadata> {
     Ok(Metadata {
         actor: metadata.actor,
         message: metadata.message,
+        ..Default::default()
     })
 }
 
@@ -132,6 +133,7 @@ pub fn pb_created(version: &ConfigVersion) -> pb::VersionCreated {
         checksum: version.checksum.clone(),
         created_at: time(version.created_at),
         rollback_of: version.rollback_of,
+        change_request_id: String::new(),
     }
 }
 
@@ -252,6 +254,18 @@ pub fn pb_change(event: &ChangeEvent) -> pb::ChangeEvent {
         actor: event.actor.clone(),
         message: event.message.clone().unwrap_or_default(),
         at: time(event.at),
+    }
+}
+
+/// A write's answer: the version, or the change request it became.
+pub fn pb_written(written: &Written<ConfigVersion>) -> pb::VersionCreated {
+    match written {
+        Written::Done(version) => pb_created(version),
+        Written::Pending(request) => pb::VersionCreated {
+            config_id: request.config_id.to_string(),
+            change_request_id: request.id.clone(),
+            ..Default::default()
+        },
     }
 }
 

@@ -15,6 +15,9 @@ pub fn code_of(code: ErrorCode) -> Code {
         ErrorCode::ConcurrentModification => Code::Aborted,
         ErrorCode::Conflict => Code::FailedPrecondition,
         ErrorCode::SecretUnresolved => Code::FailedPrecondition,
+        ErrorCode::Unauthenticated => Code::Unauthenticated,
+        ErrorCode::Forbidden => Code::PermissionDenied,
+        ErrorCode::RateLimited => Code::ResourceExhausted,
         ErrorCode::PayloadTooLarge => Code::ResourceExhausted,
         ErrorCode::Unavailable => Code::Unavailable,
         ErrorCode::Internal => Code::Internal,
@@ -50,6 +53,11 @@ impl From<Error> for Status {
             && let Ok(value) = field.parse()
         {
             metadata.insert("summit-field", value);
+        }
+        if let Error::RateLimited { retry_after_secs } = &error
+            && let Ok(value) = retry_after_secs.to_string().parse()
+        {
+            metadata.insert("retry-after", value);
         }
         if let Error::VersionConflict { actual, .. } = &error
             && let Ok(value) = actual.to_string().parse()

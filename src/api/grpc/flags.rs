@@ -6,8 +6,9 @@ use serde_json::Value;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self as cv, environment, json_field, json_text, time};
-use super::pb;
 use super::pb::flag_service_server::FlagService as FlagRpc;
+use super::{caller_of, pb};
+use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::flags::service::{EvaluationScope, MAX_BATCH};
 use crate::core::flags::{Evaluation, EvaluationContext, FlagDefinition, FlagService, FlagVersion};
@@ -25,8 +26,11 @@ impl GrpcFlagService {
     }
 }
 
-fn flag_key(raw: &str) -> Result<FlagKey, Error> {
-    FlagKey::parse_field(raw, "flagKey")
+/// A flag key the caller's scope reaches.
+fn scoped_key(caller: &Caller, raw: &str) -> Result<FlagKey, Error> {
+    let key = FlagKey::parse_field(raw, "flagKey")?;
+    caller.require_resource(key.as_str())?;
+    Ok(key)
 }
 
 fn pb_flag(flag: &FlagVersion) -> pb::Flag {
@@ -72,9 +76,13 @@ fn pb_evaluation(evaluation: &Evaluation) -> pb::FlagEvaluation {
     out
 }
 
-fn scope(environment_name: &str, service: &str) -> Result<EvaluationScope, Error> {
+fn scope(caller: &Caller, environment_name: &str, service: &str) -> Result<EvaluationScope, Error> {
+    let environment = environment(environment_name)?;
+    if let Some(env) = &environment {
+        caller.require_environment(env.as_str())?;
+    }
     Ok(EvaluationScope {
-        environment: environment(environment_name)?,
+        environment,
         service: (!service.is_empty()).then(|| service.to_owned()),
     })
 }
@@ -87,8 +95,9 @@ fn context(text: &str) -> Result<EvaluationContext, Error> {
 #[tonic::async_trait]
 impl FlagRpc for GrpcFlagService {
     async fn put_flag(&self, request: Request<pb::PutFlagRequest>) -> RpcResult<pb::FlagCreated> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let key = flag_key(&r.flag_key)?;
+        let key = scoped_key(&caller, &r.flag_key)?;
         let definition: FlagDefinition = json_field(&r.definition_json, "definitionJson", None)?;
         let flag = self
             .flags
@@ -103,7 +112,8 @@ impl FlagRpc for GrpcFlagService {
     }
 
     async fn get_flag(&self, request: Request<pb::GetFlagRequest>) -> RpcResult<pb::Flag> {
-        let key = flag_key(&request.into_inner().flag_key)?;
+        let caller = caller_of(&request);
+        let key = scoped_key(&caller, &request.into_inner().flag_key)?;
         let flag = self.flags.flag(&key).await?;
         Ok(Response::new(pb_flag(&flag)))
     }
@@ -112,13 +122,18 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::ListFlagsRequest>,
     ) -> RpcResult<pb::ListFlagsResponse> {
+        let caller = caller_of(&request);
         let service = request.into_inner().service;
         let flags = self
             .flags
             .flags((!service.is_empty()).then_some(service.as_str()))
             .await?;
         Ok(Response::new(pb::ListFlagsResponse {
-            flags: flags.iter().map(|f| pb_flag(f)).collect(),
+            flags: flags
+                .iter()
+                .filter(|f| caller.allows_resource(f.key.as_str()))
+                .map(|f| pb_flag(f))
+                .collect(),
         }))
     }
 
@@ -126,10 +141,15 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::DeleteFlagRequest>,
     ) -> RpcResult<pb::DeleteFlagResponse> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let key = flag_key(&r.flag_key)?;
+        let key = scoped_key(&caller, &r.flag_key)?;
         self.flags
-            .delete_flag(&key, cv::metadata(r.metadata)?, r.expected_version)
+            .delete_flag(
+                &key,
+                caller.stamp(cv::metadata(r.metadata)?),
+                r.expected_version,
+            )
             .await?;
         Ok(Response::new(pb::DeleteFlagResponse {
             flag_key: key.to_string(),
@@ -140,14 +160,15 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::RollbackFlagRequest>,
     ) -> RpcResult<pb::FlagCreated> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let key = flag_key(&r.flag_key)?;
+        let key = scoped_key(&caller, &r.flag_key)?;
         let flag = self
             .flags
             .rollback(
                 &key,
                 r.target_version,
-                cv::metadata(r.metadata)?,
+                caller.stamp(cv::metadata(r.metadata)?),
                 r.expected_version,
             )
             .await?;
@@ -158,9 +179,10 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::EvaluateFlagRequest>,
     ) -> RpcResult<pb::FlagEvaluation> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
-        let key = flag_key(&r.flag_key)?;
-        let scope = scope(&r.environment, &r.service)?;
+        let key = scoped_key(&caller, &r.flag_key)?;
+        let scope = scope(&caller, &r.environment, &r.service)?;
         let context = context(&r.context_json)?;
         let evaluation = self.flags.evaluate(key.as_str(), &scope, &context).await?;
         if evaluation.version == 0 {
@@ -173,6 +195,7 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::EvaluateFlagsRequest>,
     ) -> RpcResult<pb::EvaluateFlagsResponse> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
         if r.flag_keys.len() > MAX_BATCH {
             return Err(Error::invalid("flagKeys", format!("at most {MAX_BATCH} flags")).into());
@@ -180,10 +203,11 @@ impl FlagRpc for GrpcFlagService {
         for (index, key) in r.flag_keys.iter().enumerate() {
             FlagKey::parse_field(key, &format!("flagKeys[{index}]"))?;
         }
-        let scope = scope(&r.environment, &r.service)?;
+        let scope = scope(&caller, &r.environment, &r.service)?;
         let context = context(&r.context_json)?;
         let keys = (!r.flag_keys.is_empty()).then_some(r.flag_keys.as_slice());
-        let evaluations = self.flags.evaluate_many(keys, &scope, &context).await?;
+        let mut evaluations = self.flags.evaluate_many(keys, &scope, &context).await?;
+        evaluations.retain(|evaluation| caller.allows_resource(&evaluation.key));
         Ok(Response::new(pb::EvaluateFlagsResponse {
             results: evaluations.iter().map(pb_evaluation).collect(),
         }))

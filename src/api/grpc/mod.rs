@@ -8,9 +8,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 
+use crate::core::access::{AccessService, Caller};
 use crate::core::flags::FlagService;
 use crate::core::service::ConfigService;
+use crate::tls::TlsFiles;
 
+pub mod access;
 pub mod codec;
 pub mod config;
 pub mod convert;
@@ -27,11 +30,30 @@ pub mod pb {
         tonic::include_file_descriptor_set!("summit_config_v1_descriptor");
 }
 
+/// The caller the access layer authenticated (`None` inside when access control is off).
+pub fn caller_of<T>(request: &tonic::Request<T>) -> Caller {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A config id (or flag key) the caller's scope reaches.
+pub fn scoped_id(caller: &Caller, raw: &str) -> Result<crate::core::ids::ConfigId, tonic::Status> {
+    let id = crate::core::ids::ConfigId::parse(raw)?;
+    caller.require_resource(id.as_str())?;
+    Ok(id)
+}
+
 /// Serves gRPC on `listener` until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     service: Arc<ConfigService>,
     flags: Arc<FlagService>,
+    access: Arc<AccessService>,
+    tls: Option<TlsFiles>,
+    request_timeout: std::time::Duration,
     watch_buffer: usize,
     max_message_bytes: usize,
     shutdown: CancellationToken,
@@ -55,7 +77,18 @@ pub async fn serve(
     .max_decoding_message_size(max_message_bytes);
     let flags = pb::flag_service_server::FlagServiceServer::new(flags::GrpcFlagService::new(flags))
         .max_decoding_message_size(max_message_bytes);
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
+        // Unary calls (and the start of a stream) that take longer end with DEADLINE_EXCEEDED.
+        .timeout(request_timeout);
+    if let Some(files) = &tls {
+        let (cert, key) = files.read()?;
+        builder = builder.tls_config(
+            tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(cert, key)),
+        )?;
+    }
+    builder
+        .layer(access::AccessLayer { access })
         .add_service(health_service)
         .add_service(reflection)
         .add_service(config)

@@ -15,10 +15,12 @@ use serde_json::Value;
 use super::AppState;
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, ConfigIdPath, OptionalApiJson};
+use crate::core::access::Caller;
+use crate::core::approvals::model::ChangeRequest;
 use crate::core::error::Error;
 use crate::core::ids::{ConfigId, Environment};
 use crate::core::model::{AbTest, Canary, ConfigDocument, ConfigVersion, Metadata};
-use crate::core::service::page_limit;
+use crate::core::service::{Written, page_limit};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -104,9 +106,28 @@ fn created(version: &ConfigVersion) -> Response {
     response
 }
 
+/// A committed write (201), or the change request it became (202).
+pub fn written(result: Written<ConfigVersion>) -> Response {
+    match result {
+        Written::Done(version) => created(&version),
+        Written::Pending(request) => pending(&request),
+    }
+}
+
+/// 202 with the change request that now waits for approvals.
+pub fn pending(request: &ChangeRequest) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(request)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/change-requests/{}", request.id))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
 #[tracing::instrument(skip_all, fields(config_id = %id))]
 async fn put_config(
     State(state): State<AppState>,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PutConfigBody>,
@@ -118,11 +139,11 @@ async fn put_config(
         canary: body.canary,
         ab_test: body.ab_test,
     };
-    let version = state
+    let result = state
         .service
-        .put_config(&id, doc, body.metadata, expected)
+        .put_config(&id, doc, caller.stamp(body.metadata), expected)
         .await?;
-    Ok(created(&version))
+    Ok(written(result))
 }
 
 #[tracing::instrument(skip_all, fields(config_id = %id))]
@@ -151,6 +172,7 @@ struct DeleteBody {
 #[tracing::instrument(skip_all, fields(config_id = %id))]
 async fn delete_config(
     State(state): State<AppState>,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
     headers: HeaderMap,
     OptionalApiJson(body): OptionalApiJson<DeleteBody>,
@@ -163,12 +185,19 @@ async fn delete_config(
     let metadata = body.metadata.unwrap_or_else(|| Metadata {
         actor: "anonymous".into(),
         message: None,
+        ..Default::default()
     });
-    let version = state.service.delete_config(&id, metadata, expected).await?;
-    Ok(
-        Json(serde_json::json!({"configId": id, "version": version, "deleted": true}))
-            .into_response(),
-    )
+    let result = state
+        .service
+        .delete_config(&id, caller.stamp(metadata), expected)
+        .await?;
+    Ok(match result {
+        Written::Done(version) => {
+            Json(serde_json::json!({"configId": id, "version": version, "deleted": true}))
+                .into_response()
+        }
+        Written::Pending(request) => pending(&request),
+    })
 }
 
 #[derive(Deserialize)]
@@ -179,9 +208,11 @@ struct ListQuery {
 
 async fn list_configs(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response> {
-    let items = state.service.list_configs(query.prefix.as_deref()).await?;
+    let mut items = state.service.list_configs(query.prefix.as_deref()).await?;
+    items.retain(|item| caller.allows_resource(item.config_id.as_str()));
     let mut response = Json(serde_json::json!({ "items": items })).into_response();
     super::mark_if_stale(&state, &mut response);
     Ok(response)
@@ -276,6 +307,7 @@ struct RollbackBody {
 #[tracing::instrument(skip_all, fields(config_id = %id))]
 async fn rollback(
     State(state): State<AppState>,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RollbackBody>,
@@ -283,7 +315,12 @@ async fn rollback(
     let expected = expected_version(&headers, body.expected_version)?;
     let version = state
         .service
-        .rollback(&id, body.target_version, body.metadata, expected)
+        .rollback(
+            &id,
+            body.target_version,
+            caller.stamp(body.metadata),
+            expected,
+        )
         .await?;
-    Ok(created(&version))
+    Ok(written(version))
 }

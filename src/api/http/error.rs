@@ -28,6 +28,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::ConcurrentModification => StatusCode::CONFLICT,
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::SecretUnresolved => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -71,7 +74,7 @@ impl IntoResponse for ApiError {
             Error::VersionConflict { actual, .. } => Some(*actual),
             _ => None,
         };
-        problem_response(&Problem {
+        let mut response = problem_response(&Problem {
             kind: problem_type(code.as_str()),
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
@@ -80,7 +83,22 @@ impl IntoResponse for ApiError {
             field,
             errors: &violations,
             current_version,
-        })
+        });
+        match &self.0 {
+            Error::Unauthenticated { .. } => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"summit-config\""),
+                );
+            }
+            Error::RateLimited { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
+        response
     }
 }
 

@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::AppState;
+use super::access::denied;
 use super::configs::{PageQuery, expected_version};
 use super::error::{ApiError, Result};
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, from_value};
+use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::flags::service::{EvaluationScope, MAX_BATCH, context_of};
 use crate::core::flags::{Evaluation, FlagDefinition, FlagVersion};
@@ -110,6 +112,7 @@ fn split_write_body(body: Value) -> Result<(FlagDefinition, Metadata, Option<u64
 #[tracing::instrument(skip_all, fields(flag_key = %key))]
 async fn put_flag(
     State(state): State<AppState>,
+    caller: Caller,
     FlagKeyPath(key): FlagKeyPath,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
@@ -118,7 +121,7 @@ async fn put_flag(
     let expected = expected_version(&headers, expected)?;
     let flag = state
         .flags
-        .put_flag(&key, definition, metadata, expected)
+        .put_flag(&key, definition, caller.stamp(metadata), expected)
         .await?;
     Ok(created(&flag))
 }
@@ -148,6 +151,7 @@ struct DeleteBody {
 #[tracing::instrument(skip_all, fields(flag_key = %key))]
 async fn delete_flag(
     State(state): State<AppState>,
+    caller: Caller,
     FlagKeyPath(key): FlagKeyPath,
     headers: HeaderMap,
     OptionalApiJson(body): OptionalApiJson<DeleteBody>,
@@ -157,8 +161,12 @@ async fn delete_flag(
     let metadata = metadata.unwrap_or_else(|| Metadata {
         actor: "anonymous".into(),
         message: None,
+        ..Default::default()
     });
-    state.flags.delete_flag(&key, metadata, expected).await?;
+    state
+        .flags
+        .delete_flag(&key, caller.stamp(metadata), expected)
+        .await?;
     Ok(Json(serde_json::json!({"flagKey": key, "deleted": true})).into_response())
 }
 
@@ -170,10 +178,15 @@ struct ListQuery {
 
 async fn list_flags(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response> {
     let flags = state.flags.flags(query.service.as_deref()).await?;
-    let items: Vec<&FlagVersion> = flags.iter().map(AsRef::as_ref).collect();
+    let items: Vec<&FlagVersion> = flags
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|flag| caller.allows_resource(flag.key.as_str()))
+        .collect();
     let mut response = Json(serde_json::json!({ "items": items })).into_response();
     super::mark_if_stale(&state, &mut response);
     Ok(response)
@@ -224,6 +237,7 @@ struct RollbackBody {
 #[tracing::instrument(skip_all, fields(flag_key = %key))]
 async fn rollback(
     State(state): State<AppState>,
+    caller: Caller,
     FlagKeyPath(key): FlagKeyPath,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RollbackBody>,
@@ -231,7 +245,12 @@ async fn rollback(
     let expected = expected_version(&headers, body.expected_version)?;
     let flag = state
         .flags
-        .rollback(&key, body.target_version, body.metadata, expected)
+        .rollback(
+            &key,
+            body.target_version,
+            caller.stamp(body.metadata),
+            expected,
+        )
         .await?;
     Ok(created(&flag))
 }
@@ -318,22 +337,45 @@ struct EvaluateBatchBody {
     context: Option<Value>,
 }
 
-fn scope(environment: Option<String>, service: Option<String>) -> Result<EvaluationScope> {
+fn scope(
+    caller: &Caller,
+    environment: Option<String>,
+    service: Option<String>,
+) -> std::result::Result<EvaluationScope, Error> {
+    let environment = environment
+        .as_deref()
+        .map(|env| Environment::parse_field(env, "/environment"))
+        .transpose()?;
+    if let Some(env) = &environment {
+        caller.require_environment(env.as_str())?;
+    }
     Ok(EvaluationScope {
-        environment: environment
-            .as_deref()
-            .map(|env| Environment::parse_field(env, "/environment"))
-            .transpose()?,
+        environment,
         service,
     })
 }
 
 async fn evaluate_one(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<EvaluateBody>,
 ) -> Result<Response> {
     let key = FlagKey::parse_field(&body.flag_key, "/flagKey")?;
-    let scope = scope(body.environment, body.service)?;
+    let checked = caller
+        .require_resource(key.as_str())
+        .and_then(|()| scope(&caller, body.environment, body.service));
+    let scope = match checked {
+        Ok(scope) => scope,
+        Err(error) => {
+            return Err(denied(
+                &state,
+                &caller,
+                "POST /api/v1/feature-flags/evaluate",
+                error,
+            )
+            .await);
+        }
+    };
     let context = context_of(body.context, "/context")?;
     let evaluation = state.flags.evaluate(key.as_str(), &scope, &context).await?;
     if evaluation.version == 0 {
@@ -351,6 +393,7 @@ struct BatchResults<'a> {
 
 async fn evaluate_batch(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<EvaluateBatchBody>,
 ) -> Result<Response> {
     if let Some(keys) = &body.flag_keys {
@@ -365,12 +408,20 @@ async fn evaluate_batch(
             FlagKey::parse_field(key, &format!("/flagKeys/{index}"))?;
         }
     }
-    let scope = scope(body.environment, body.service)?;
+    let scope = match scope(&caller, body.environment, body.service) {
+        Ok(scope) => scope,
+        Err(error) => {
+            let operation = "POST /api/v1/feature-flags/evaluate/batch";
+            return Err(denied(&state, &caller, operation, error).await);
+        }
+    };
     let context = context_of(body.context, "/context")?;
-    let evaluations = state
+    let mut evaluations = state
         .flags
         .evaluate_many(body.flag_keys.as_deref(), &scope, &context)
         .await?;
+    // Flags outside a scoped token's prefixes are not shown to it.
+    evaluations.retain(|evaluation| caller.allows_resource(&evaluation.key));
     let results = evaluations.iter().map(EvaluationBody::from).collect();
     let mut response = Json(BatchResults { results }).into_response();
     super::mark_if_stale(&state, &mut response);

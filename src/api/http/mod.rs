@@ -11,10 +11,13 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::core::access::AccessService;
 use crate::core::flags::FlagService;
 use crate::core::service::ConfigService;
 
+pub mod access;
 pub mod audit;
+pub mod change_requests;
 pub mod configs;
 pub mod drift;
 pub mod effective;
@@ -24,6 +27,7 @@ pub mod flags;
 pub mod ofrep;
 pub mod ops;
 pub mod schema;
+pub mod tokens;
 pub mod watch;
 
 /// What every handler shares; cloned per request, so it is one `Arc`.
@@ -33,6 +37,7 @@ pub struct AppState(Arc<AppContext>);
 pub struct AppContext {
     pub service: Arc<ConfigService>,
     pub flags: Arc<FlagService>,
+    pub access: Arc<AccessService>,
     pub shutdown: CancellationToken,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
@@ -79,15 +84,20 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(watch::router())
         .merge(flags::router())
         .merge(ofrep::router())
+        .merge(tokens::router())
+        .merge(change_requests::router())
         .merge(ops::router())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ));
+    let authorize = axum::middleware::from_fn_with_state(state.clone(), access::authorize);
     Router::new()
         .merge(bounded)
         .merge(effective::router())
+        // After routing (so the matched route is known); 404/405 answers need no credential.
+        .route_layer(authorize)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(ops::TrackLayer)

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::effective::not_modified;
 use super::extract::{RawBody, parse_json};
+use crate::core::access::Caller;
 use crate::core::effective::document_etag;
 use crate::core::error::Error;
 use crate::core::flags::service::EvaluationScope;
@@ -91,7 +92,25 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         match self {
             Failure::Protocol(error) => error.into_response(),
-            Failure::Service(error) => error.into_response(),
+            // OFREP's general error body, with the status (and headers such as Retry-After)
+            // the service error maps to.
+            Failure::Service(error) => {
+                let details = match &error.0 {
+                    Error::Internal { .. } => {
+                        "an internal error occurred; it has been logged".to_owned()
+                    }
+                    other => other.to_string(),
+                };
+                let mapped = error.into_response();
+                let mut response =
+                    (mapped.status(), Json(json!({ "errorDetails": details }))).into_response();
+                for name in [header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+                    if let Some(value) = mapped.headers().get(&name) {
+                        response.headers_mut().insert(name, value.clone());
+                    }
+                }
+                response
+            }
         }
     }
 }
@@ -189,8 +208,24 @@ fn item(evaluation: &Evaluation) -> Value {
     }
 }
 
+/// An environment-scoped identity evaluates only in its environments.
+async fn check_scope(
+    state: &AppState,
+    caller: &Caller,
+    scope: &EvaluationScope,
+) -> Result<(), Failure> {
+    if let Some(env) = &scope.environment
+        && let Err(error) = caller.require_environment(env.as_str())
+    {
+        let error = super::access::denied(state, caller, "POST /ofrep/v1/evaluate", error).await;
+        return Err(Failure::Service(error));
+    }
+    Ok(())
+}
+
 async fn evaluate_flag(
     State(state): State<AppState>,
+    caller: Caller,
     params: RawPathParams,
     headers: HeaderMap,
     RawBody(body): RawBody,
@@ -204,6 +239,7 @@ async fn evaluate_flag(
         OfrepError::new(EvaluationErrorCode::FlagNotFound, e.to_string()).for_key(&raw)
     })?;
     let (context, scope) = request_of(&body, &headers).map_err(|e| e.for_key(key.as_str()))?;
+    check_scope(&state, &caller, &scope).await?;
     let evaluation = state.flags.evaluate(key.as_str(), &scope, &context).await?;
     if let Err(failure) = &evaluation.outcome {
         return Err(OfrepError::new(failure.code, failure.message.clone())
@@ -217,11 +253,14 @@ async fn evaluate_flag(
 
 async fn evaluate_flags(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, Failure> {
     let (context, scope) = request_of(&body, &headers)?;
-    let evaluations = state.flags.evaluate_many(None, &scope, &context).await?;
+    check_scope(&state, &caller, &scope).await?;
+    let mut evaluations = state.flags.evaluate_many(None, &scope, &context).await?;
+    evaluations.retain(|evaluation| caller.allows_resource(&evaluation.key));
     let flags: Vec<Value> = evaluations.iter().map(item).collect();
     let document = serde_json::to_vec(&json!({ "flags": flags })).map_err(Error::internal)?;
     let etag_text = document_etag(&document);
@@ -250,7 +289,7 @@ async fn configuration() -> Response {
                 "polling": {"enabled": true, "minPollingIntervalMs": MIN_POLLING_INTERVAL_MS}
             },
             "flagEvaluation": {
-                "supportedTypes": ["boolean", "string", "integer", "float", "object"]
+                "supportedTypes": ["boolean", "string", "int", "float", "object"]
             }
         }
     }))

@@ -32,12 +32,13 @@ struct PutSchemaBody {
 #[tracing::instrument(skip_all, fields(config_id = %id))]
 async fn put_schema(
     State(state): State<AppState>,
+    caller: crate::core::access::Caller,
     ConfigIdPath(id): ConfigIdPath,
     ApiJson(body): ApiJson<PutSchemaBody>,
 ) -> Result<Response> {
     let schema = state
         .service
-        .put_schema(&id, body.schema, body.metadata)
+        .put_schema(&id, body.schema, caller.stamp(body.metadata))
         .await?;
     Ok((StatusCode::CREATED, Json(schema)).into_response())
 }

@@ -20,6 +20,12 @@ pub const MAX_VARIANTS: usize = 64;
 pub const MAX_RULES: usize = 200;
 pub const MAX_CONDITIONS: usize = 32;
 pub const MAX_LIST: usize = 10_000;
+/// Prerequisites per rule.
+pub const MAX_PREREQUISITES: usize = 8;
+/// Regex conditions per flag, and their pattern bytes together: each is compiled per version
+/// on every replica.
+const MAX_REGEXES: usize = 64;
+const MAX_REGEX_BYTES: usize = 64 * 1024;
 const MAX_SPLIT: usize = 32;
 const MAX_ENVIRONMENTS: usize = 64;
 const MAX_SERVICES: usize = 256;
@@ -28,6 +34,7 @@ const MAX_TEXT: usize = 1024;
 const MAX_DESCRIPTION: usize = 4096;
 /// Compiled regex programs are bounded, so a pattern cannot make matching slow or huge.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+const REGEX_DFA_LIMIT: usize = 256 * 1024;
 
 /// A flag ready to evaluate.
 #[derive(Debug)]
@@ -148,6 +155,7 @@ pub fn compile(key: &FlagKey, definition: &FlagDefinition) -> Result<CompiledFla
             .invalid(format!("at most {MAX_DESCRIPTION} bytes")));
     }
     check_variants(definition, &root)?;
+    check_regex_budget(definition, &root)?;
     let variants = Variants(definition);
     variants.check(&definition.default_variant, &root.at("defaultVariant"))?;
     check_services(&definition.services, &root.at("services"))?;
@@ -230,6 +238,28 @@ fn check_variants(definition: &FlagDefinition, root: &Path) -> Result<()> {
             )));
         }
         check_numbers(value, &mut at.0.clone())?;
+    }
+    Ok(())
+}
+
+fn check_regex_budget(definition: &FlagDefinition, root: &Path) -> Result<()> {
+    let patterns = definition
+        .rules
+        .iter()
+        .chain(
+            definition
+                .environments
+                .values()
+                .flat_map(|t| t.rules.iter()),
+        )
+        .flat_map(|rule| rule.conditions.iter())
+        .filter(|c| c.operator == Operator::Regex)
+        .map(|c| c.value.as_str().map_or(0, str::len));
+    let (count, bytes) = patterns.fold((0, 0), |(n, b), len| (n + 1, b + len));
+    if count > MAX_REGEXES || bytes > MAX_REGEX_BYTES {
+        return Err(root.invalid(format!(
+            "at most {MAX_REGEXES} regex conditions of {MAX_REGEX_BYTES} bytes together per flag"
+        )));
     }
     Ok(())
 }
@@ -324,6 +354,11 @@ fn compile_rule(
         return Err(path
             .at("targetKeys")
             .invalid(format!("at most {MAX_LIST} target keys")));
+    }
+    if rule.prerequisites.len() > MAX_PREREQUISITES {
+        return Err(path
+            .at("prerequisites")
+            .invalid(format!("at most {MAX_PREREQUISITES} prerequisites")));
     }
     for (index, prerequisite) in rule.prerequisites.iter().enumerate() {
         let at = path.at("prerequisites").index(index);
@@ -462,6 +497,7 @@ fn compile_condition(condition: &Condition, path: &Path) -> Result<CompiledCondi
         Operator::Regex => Test::Matches(
             regex::RegexBuilder::new(&text()?)
                 .size_limit(REGEX_SIZE_LIMIT)
+                .dfa_size_limit(REGEX_DFA_LIMIT)
                 .build()
                 .map_err(|e| value_path.invalid(format!("invalid regular expression: {e}")))?,
         ),

@@ -14,7 +14,7 @@ use crate::core::rollout::{bucket, choose_variant};
 
 /// Prerequisite chains deeper than this are refused at evaluation (writes refuse cycles, but
 /// two concurrent writes could still close one).
-const MAX_PREREQUISITE_DEPTH: usize = 8;
+pub const MAX_PREREQUISITE_DEPTH: usize = 8;
 
 /// Why a flag served what it served (OpenFeature's reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -181,9 +181,21 @@ pub fn evaluate(
     Evaluation {
         key: flag.key.to_string(),
         version: flag.version,
-        outcome: resolve(flags, flag, environment, context, 0),
+        outcome: resolve(
+            flags,
+            flag,
+            environment,
+            context,
+            0,
+            &mut Prerequisites::new(),
+        ),
     }
 }
+
+/// Variants served by prerequisite flags, each resolved once per evaluation however many
+/// rules name it (without this, rules naming rules naming rules multiply the work).
+type Prerequisites =
+    std::collections::HashMap<String, std::result::Result<String, EvaluationFailure>>;
 
 fn resolve(
     flags: &FlagSet,
@@ -191,6 +203,7 @@ fn resolve(
     environment: Option<&str>,
     context: &EvaluationContext,
     depth: usize,
+    served: &mut Prerequisites,
 ) -> std::result::Result<Resolution, EvaluationFailure> {
     let compiled = compiled(flag)?;
     let targeting = compiled.targeting(environment);
@@ -215,7 +228,7 @@ fn resolve(
         return serve(&targeting.default_variant, Reason::Static);
     }
     for rule in &targeting.rules {
-        if !rule_matches(flags, rule, environment, context, depth)? {
+        if !rule_matches(flags, rule, environment, context, depth, served)? {
             continue;
         }
         match &rule.serve {
@@ -257,6 +270,7 @@ fn rule_matches(
     environment: Option<&str>,
     context: &EvaluationContext,
     depth: usize,
+    served: &mut Prerequisites,
 ) -> std::result::Result<bool, EvaluationFailure> {
     if !rule.target_keys.is_empty() {
         match &context.targeting_key {
@@ -279,11 +293,29 @@ fn rule_matches(
                 "prerequisites nest too deeply (or form a cycle)",
             ));
         }
-        let Some(required) = flags.live(&prerequisite.flag_key) else {
-            return Ok(false);
+        let variant = match served.get(&prerequisite.flag_key) {
+            Some(known) => known.clone()?,
+            None => {
+                let outcome = match flags.live(&prerequisite.flag_key) {
+                    Some(required) => {
+                        resolve(flags, required, environment, context, depth + 1, served)
+                            .map(|r| r.variant)
+                    }
+                    // Deleted since the rule was written (another replica's delete raced the
+                    // dependency check): an error, not a silent non-match.
+                    None => Err(failure(
+                        EvaluationErrorCode::General,
+                        format!(
+                            "prerequisite flag '{}' does not exist",
+                            prerequisite.flag_key
+                        ),
+                    )),
+                };
+                served.insert(prerequisite.flag_key.clone(), outcome.clone());
+                outcome?
+            }
         };
-        let served = resolve(flags, required, environment, context, depth + 1)?;
-        if !prerequisite.variants.contains(&served.variant) {
+        if !prerequisite.variants.contains(&variant) {
             return Ok(false);
         }
     }
@@ -346,6 +378,7 @@ mod tests {
                 metadata: Metadata {
                     actor: "test".into(),
                     message: None,
+                    ..Default::default()
                 },
                 checksum: String::new(),
                 created_at: chrono::Utc::now(),

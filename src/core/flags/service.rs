@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::compile::compile;
-use super::evaluate::{Evaluation, EvaluationContext, evaluate};
+use super::evaluate::{Evaluation, EvaluationContext, MAX_PREREQUISITE_DEPTH, evaluate};
 use super::model::{FlagDefinition, FlagHead, FlagSet, FlagVersion, NewFlagVersion, Rule};
 use crate::core::checksum::checksum;
 use crate::core::error::{Error, Result};
@@ -129,6 +129,16 @@ impl FlagService {
                         ));
                     }
                 }
+                if Self::chain_depth(set, &prerequisite.flag_key, &mut Vec::new()) + 1
+                    > MAX_PREREQUISITE_DEPTH
+                {
+                    return Err(Error::invalid(
+                        format!("{at}/flagKey"),
+                        format!(
+                            "prerequisite chains may be at most {MAX_PREREQUISITE_DEPTH} flags deep"
+                        ),
+                    ));
+                }
                 if Self::depends_on(set, &prerequisite.flag_key, key, &mut HashSet::new()) {
                     return Err(Error::invalid(
                         format!("{at}/flagKey"),
@@ -141,6 +151,24 @@ impl FlagService {
             }
         }
         Ok(())
+    }
+
+    /// How many prerequisite hops deep the chain below `from` goes (0: no prerequisites).
+    fn chain_depth<'a>(set: &'a FlagSet, from: &'a str, path: &mut Vec<&'a str>) -> usize {
+        if path.contains(&from) || path.len() > MAX_PREREQUISITE_DEPTH {
+            return path.len(); // a cycle or already too deep: deep enough to refuse
+        }
+        let Some(flag) = set.live(from) else {
+            return 0;
+        };
+        path.push(from);
+        let deepest = rules_of(&flag.definition)
+            .flat_map(|(_, _, rule)| rule.prerequisites.iter())
+            .map(|p| 1 + Self::chain_depth(set, &p.flag_key, path))
+            .max()
+            .unwrap_or(0);
+        path.pop();
+        deepest
     }
 
     /// Whether `from` reaches `target` through prerequisites of the live flags in `set`.
@@ -202,6 +230,31 @@ impl FlagService {
         expected: Option<u64>,
         rollback_of: Option<u64>,
     ) -> Result<Arc<FlagVersion>> {
+        let attempt = || {
+            self.try_write(
+                key,
+                definition.clone(),
+                metadata.clone(),
+                expected,
+                rollback_of,
+            )
+        };
+        match attempt().await {
+            // Without a precondition, losing a race (or a replica's cache lagging a write made
+            // elsewhere) is not the caller's conflict: the cache was refreshed; try once more.
+            Err(Error::VersionConflict { .. }) if expected.is_none() => attempt().await,
+            other => other,
+        }
+    }
+
+    async fn try_write(
+        &self,
+        key: &FlagKey,
+        definition: FlagDefinition,
+        metadata: Metadata,
+        expected: Option<u64>,
+        rollback_of: Option<u64>,
+    ) -> Result<Arc<FlagVersion>> {
         check_metadata(&metadata)?;
         if key.as_str() == "evaluate" {
             // `/api/v1/feature-flags/evaluate` is the evaluation endpoint.
@@ -239,6 +292,7 @@ impl FlagService {
             },
             environments: changed_environments(previous, &definition),
             message: metadata.message.clone(),
+            on_behalf_of: metadata.on_behalf_of.clone(),
         };
         let new_version = NewFlagVersion {
             key: key.clone(),
@@ -308,6 +362,7 @@ impl FlagService {
                 action: "flag.delete",
                 environments: vec!["*".into()],
                 message: metadata.message.clone(),
+                on_behalf_of: metadata.on_behalf_of.clone(),
             },
             at: now(),
         };

@@ -1,0 +1,185 @@
+//! Access control for REST: authenticates the bearer credential, limits the identity's rate,
+//! checks the route's permission and the token's scopes (id prefixes from the path,
+//! environments from the query), records denied attempts, and hands the `Caller` to handlers.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::core::access::{Caller, Identity, Permission};
+use crate::core::error::{Error, Result};
+
+/// Routes anyone may call: probes and metrics (no configuration in them).
+const OPEN_ROUTES: [&str; 4] = ["/health", "/live", "/ready", "/metrics"];
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credential) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(credential)
+}
+
+/// The permission a route needs (handlers check anything that depends on the body).
+fn permission_for(method: &Method, route: &str) -> Permission {
+    if route.starts_with("/api/v1/tokens") || route == "/api/v1/audit/denied" {
+        return Permission::ManageTokens;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        return Permission::Read;
+    }
+    match route {
+        "/api/v1/configs/{id}/applied" => Permission::ReportApplied,
+        "/api/v1/configs/{id}/schema/validate"
+        | "/api/v1/feature-flags/evaluate"
+        | "/api/v1/feature-flags/evaluate/batch"
+        | "/api/v1/change-requests/{id}/cancel" => Permission::Read,
+        "/api/v1/change-requests/{id}/approve" | "/api/v1/change-requests/{id}/reject" => {
+            Permission::Approve
+        }
+        route if route.starts_with("/ofrep/") => Permission::Read,
+        _ => Permission::Write,
+    }
+}
+
+/// Routes that cover every config: a token limited to some ids may not use them.
+fn covers_every_config(route: &str, query: &[(String, String)]) -> bool {
+    match route {
+        "/api/v1/audit" | "/api/v1/drift" => true,
+        "/api/v1/watch" => !query
+            .iter()
+            .any(|(name, _)| name == "configId" || name == "flagKey"),
+        _ => false,
+    }
+}
+
+/// What the route and its query ask of the identity.
+fn check(
+    identity: &Identity,
+    method: &Method,
+    route: &str,
+    resource: Option<&str>,
+    query: &[(String, String)],
+) -> Result<()> {
+    identity.require(permission_for(method, route))?;
+    if let Some(id) = resource {
+        identity.require_resource(id)?;
+    }
+    if covers_every_config(route, query) {
+        identity.require_unscoped_ids()?;
+    }
+    for (name, value) in query {
+        match name.as_str() {
+            "environment" => identity.require_environment(value)?,
+            "resolveSecrets" if value == "true" => identity.require(Permission::ResolveSecrets)?,
+            "configId" => {
+                for id in value.split(',') {
+                    identity.require_resource(id.trim())?;
+                }
+            }
+            _ => {}
+        }
+    }
+    if route == "/api/v1/configs/{id}/effective"
+        && !identity.scopes.environments.is_empty()
+        && !query.iter().any(|(name, _)| name == "environment")
+    {
+        return Err(Error::forbidden(format!(
+            "'{}' is scoped to environments; name one with ?environment=",
+            identity.name
+        )));
+    }
+    Ok(())
+}
+
+/// The config id or flag key a route's path names (change request ids are not scoped here).
+fn resource_of(route: &str, params: &RawPathParams) -> Option<String> {
+    let name = if route.starts_with("/api/v1/configs/{id}") {
+        "id"
+    } else if route.starts_with("/api/v1/feature-flags/{key}")
+        || route.starts_with("/ofrep/v1/evaluate/flags/{key}")
+    {
+        "key"
+    } else {
+        return None;
+    };
+    params
+        .iter()
+        .find_map(|(param, value)| (param == name).then(|| value.to_owned()))
+}
+
+pub async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| parts.uri.path().to_owned());
+    if !state.access.enabled() || OPEN_ROUTES.contains(&route.as_str()) {
+        parts.extensions.insert(Caller(None));
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let identity = match state.access.authenticate(bearer(&parts.headers)).await {
+        Ok(identity) => identity,
+        Err(error) => {
+            metrics::counter!("summit_auth_failures_total").increment(1);
+            return ApiError(error).into_response();
+        }
+    };
+    if let Err(error) = state.access.check_rate(&identity) {
+        return ApiError(error).into_response();
+    }
+    let params = RawPathParams::from_request_parts(&mut parts, &state)
+        .await
+        .ok();
+    let resource = params.as_ref().and_then(|p| resource_of(&route, p));
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    if let Err(error) = check(
+        &identity,
+        &parts.method,
+        &route,
+        resource.as_deref(),
+        &query,
+    ) {
+        if let Error::Forbidden { reason } = &error {
+            let operation = format!("{} {route}", parts.method);
+            state
+                .access
+                .record_denial(&identity.name, &operation, resource.as_deref(), reason)
+                .await;
+        }
+        return ApiError(error).into_response();
+    }
+    parts.extensions.insert(Caller(Some(Arc::new(identity))));
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Records a refusal a handler found (after reading the body) and returns it.
+pub async fn denied(state: &AppState, caller: &Caller, operation: &str, error: Error) -> ApiError {
+    if let (Error::Forbidden { reason }, Some(identity)) = (&error, &caller.0) {
+        state
+            .access
+            .record_denial(&identity.name, operation, None, reason)
+            .await;
+    }
+    ApiError(error)
+}

@@ -1,0 +1,8 @@
+//! Access control: identities (API tokens, JWTs), roles and scopes, and denied attempts.
+
+pub mod identity;
+pub mod model;
+pub mod service;
+
+pub use identity::{Caller, Identity, Permission};
+pub use service::AccessService;

@@ -1,0 +1,436 @@
+//! `AccessService`: authenticates bearer credentials (API tokens, JWTs, the configured admin
+//! token), manages API tokens, limits request rates per identity, records denied attempts, and
+//! creates the first admin token. Token texts are never stored, logged or echoed: only their
+//! SHA-256 is kept.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::identity::{Identity, Permission};
+use super::model::{ApiToken, Denial, Role, Scopes};
+use crate::core::error::{Error, Result};
+use crate::core::model::{AuditDraft, Page};
+use crate::core::service::now;
+use crate::store::{Store, TokenRevoke, TokenWrite};
+
+/// Token texts start with this, so they are recognisable in leak scanners.
+pub const TOKEN_PREFIX: &str = "sc_";
+const MIN_ADMIN_TOKEN: usize = 24;
+const MIN_HS256_SECRET: usize = 32;
+const MAX_TOKEN_NAME: usize = 128;
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn new_token_text() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
+}
+
+fn unauthenticated(reason: &str) -> Error {
+    Error::Unauthenticated {
+        reason: reason.to_owned(),
+    }
+}
+
+/// How JWTs are checked.
+pub struct JwtSettings {
+    pub hs256_secret: Option<String>,
+    pub rs256_public_key_pem: Option<Vec<u8>>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+struct JwtVerifier {
+    keys: Vec<(jsonwebtoken::Algorithm, jsonwebtoken::DecodingKey)>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    roles: Vec<Role>,
+    #[serde(default)]
+    scopes: Scopes,
+}
+
+impl JwtVerifier {
+    fn new(settings: JwtSettings) -> Result<Option<Self>> {
+        let mut keys = Vec::new();
+        if let Some(secret) = settings.hs256_secret {
+            if secret.len() < MIN_HS256_SECRET {
+                return Err(Error::invalid(
+                    "jwtHs256Secret",
+                    format!("the HS256 secret must be at least {MIN_HS256_SECRET} bytes"),
+                ));
+            }
+            keys.push((
+                jsonwebtoken::Algorithm::HS256,
+                jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+            ));
+        }
+        if let Some(pem) = settings.rs256_public_key_pem {
+            let key = jsonwebtoken::DecodingKey::from_rsa_pem(&pem).map_err(|e| {
+                Error::invalid(
+                    "jwtRs256PublicKeyFile",
+                    format!("not an RSA public key: {e}"),
+                )
+            })?;
+            keys.push((jsonwebtoken::Algorithm::RS256, key));
+        }
+        Ok((!keys.is_empty()).then_some(JwtVerifier {
+            keys,
+            issuer: settings.issuer,
+            audience: settings.audience,
+        }))
+    }
+
+    fn verify(&self, token: &str) -> Result<Identity> {
+        let invalid = || unauthenticated("invalid, expired or unverifiable JWT");
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        let (algorithm, key) = self
+            .keys
+            .iter()
+            .find(|(algorithm, _)| *algorithm == header.alg)
+            .ok_or_else(invalid)?;
+        let mut validation = jsonwebtoken::Validation::new(*algorithm);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        match &self.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .map_err(|_| invalid())?
+            .claims;
+        if claims.roles.is_empty() || claims.sub.is_empty() || claims.sub.len() > MAX_TOKEN_NAME {
+            return Err(invalid());
+        }
+        Ok(Identity {
+            name: format!("jwt:{}", claims.sub),
+            roles: claims.roles,
+            scopes: claims.scopes,
+            rate_key: format!("jwt:{}", claims.sub),
+        })
+    }
+}
+
+pub struct AccessSettings {
+    /// Access control on (the default) or off (`SUMMIT_NO_AUTH`).
+    pub enabled: bool,
+    pub admin_token: Option<String>,
+    pub data_dir: PathBuf,
+    pub jwt: JwtSettings,
+    /// Requests per second and burst per identity; `None`: unlimited.
+    pub rate_limit: Option<(NonZeroU32, NonZeroU32)>,
+}
+
+/// A token as created: the record, and its text, shown this once.
+pub struct CreatedToken {
+    pub token: ApiToken,
+    pub text: String,
+}
+
+/// A request to create a token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewToken {
+    pub name: String,
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub scopes: Scopes,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub struct AccessService {
+    store: Arc<dyn Store>,
+    enabled: bool,
+    admin_token_hash: Option<String>,
+    jwt: Option<JwtVerifier>,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+impl AccessService {
+    pub fn new(store: Arc<dyn Store>, settings: AccessSettings) -> Result<Self> {
+        if let Some(token) = &settings.admin_token
+            && token.len() < MIN_ADMIN_TOKEN
+        {
+            return Err(Error::invalid(
+                "adminToken",
+                format!("SUMMIT_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters"),
+            ));
+        }
+        Ok(AccessService {
+            store,
+            enabled: settings.enabled,
+            admin_token_hash: settings.admin_token.as_deref().map(token_hash),
+            jwt: JwtVerifier::new(settings.jwt)?,
+            limiter: settings.rate_limit.map(|(per_second, burst)| {
+                RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
+            }),
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// On a first start (access control on, no `SUMMIT_ADMIN_TOKEN`, no active admin token
+    /// stored), creates an admin token and writes it to `{data_dir}/admin-token` (mode 0600).
+    /// Returns the file's path when it did.
+    pub async fn bootstrap(&self, data_dir: &Path) -> Result<Option<PathBuf>> {
+        if !self.enabled || self.admin_token_hash.is_some() {
+            return Ok(None);
+        }
+        let at = now();
+        let tokens = self.store.tokens().await?;
+        if tokens
+            .iter()
+            .any(|t| t.is_active(at) && t.roles.contains(&Role::Admin))
+        {
+            return Ok(None);
+        }
+        let created = self
+            .create_with_actor(
+                "summit-config",
+                NewToken {
+                    name: "bootstrap-admin".into(),
+                    roles: vec![Role::Admin],
+                    scopes: Scopes::default(),
+                    expires_at: None,
+                },
+            )
+            .await?;
+        let path = data_dir.join("admin-token");
+        write_private(&path, &format!("{}\n", created.text)).map_err(|e| Error::Unavailable {
+            reason: format!("cannot write the admin token to {}: {e}", path.display()),
+        })?;
+        Ok(Some(path))
+    }
+
+    /// The identity behind `Authorization: Bearer <credential>`.
+    pub async fn authenticate(&self, credential: Option<&str>) -> Result<Identity> {
+        let Some(credential) = credential.map(str::trim).filter(|c| !c.is_empty()) else {
+            return Err(unauthenticated(
+                "authentication required: send Authorization: Bearer <token>",
+            ));
+        };
+        let hash = token_hash(credential);
+        if let Some(admin) = &self.admin_token_hash
+            && bool::from(admin.as_bytes().ct_eq(hash.as_bytes()))
+        {
+            return Ok(Identity {
+                name: "admin".into(),
+                roles: vec![Role::Admin],
+                scopes: Scopes::default(),
+                rate_key: "admin".into(),
+            });
+        }
+        if credential.starts_with(TOKEN_PREFIX) {
+            let token = match self.store.cached_tokens() {
+                Some(tokens) => tokens.get(&hash).cloned(),
+                None => self
+                    .store
+                    .tokens()
+                    .await?
+                    .into_iter()
+                    .find(|t| t.hash == hash)
+                    .map(Arc::new),
+            };
+            return match token {
+                Some(token) if token.is_active(now()) => Ok(Identity {
+                    name: format!("token:{}", token.name),
+                    roles: token.roles.clone(),
+                    scopes: token.scopes.clone(),
+                    rate_key: token.id.clone(),
+                }),
+                _ => Err(unauthenticated("invalid, expired or revoked token")),
+            };
+        }
+        match &self.jwt {
+            Some(jwt) if credential.matches('.').count() == 2 => jwt.verify(credential),
+            _ => Err(unauthenticated("invalid, expired or revoked token")),
+        }
+    }
+
+    /// Counts one request against the identity's rate.
+    pub fn check_rate(&self, identity: &Identity) -> Result<()> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(&identity.rate_key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            Error::RateLimited {
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
+        })
+    }
+
+    /// Appends a denied attempt; a failure to record it is logged, not returned (the caller
+    /// is answered 403 either way).
+    pub async fn record_denial(
+        &self,
+        actor: &str,
+        operation: &str,
+        resource: Option<&str>,
+        reason: &str,
+    ) {
+        let denial = Denial {
+            id: 0,
+            at: now(),
+            actor: actor.to_owned(),
+            operation: operation.to_owned(),
+            resource: resource.map(str::to_owned),
+            reason: reason.to_owned(),
+        };
+        if let Err(error) = self.store.record_denial(denial).await {
+            tracing::warn!(%error, "could not record a denied attempt");
+        }
+    }
+
+    pub async fn denials(&self, cursor: Option<u64>, limit: u32) -> Result<Page<Denial>> {
+        let items = self.store.denials(cursor, limit).await?;
+        let next_cursor = (items.len() == limit as usize)
+            .then(|| items.last().map(|d| d.id))
+            .flatten();
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn create_token(
+        &self,
+        creator: &Identity,
+        request: NewToken,
+    ) -> Result<CreatedToken> {
+        creator.require(Permission::ManageTokens)?;
+        self.create_with_actor(&creator.name, request).await
+    }
+
+    async fn create_with_actor(&self, actor: &str, request: NewToken) -> Result<CreatedToken> {
+        let name = request.name.trim();
+        if name.is_empty() || name.len() > MAX_TOKEN_NAME || name.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "/name",
+                format!("a token name is 1 to {MAX_TOKEN_NAME} bytes without control characters"),
+            ));
+        }
+        if request.roles.is_empty() {
+            return Err(Error::invalid("/roles", "name at least one role"));
+        }
+        for (index, prefix) in request.scopes.config_prefixes.iter().enumerate() {
+            if prefix.is_empty() || prefix.len() > 128 {
+                return Err(Error::invalid(
+                    format!("/scopes/configPrefixes/{index}"),
+                    "a prefix is 1 to 128 bytes",
+                ));
+            }
+        }
+        for (index, env) in request.scopes.environments.iter().enumerate() {
+            crate::core::ids::Environment::parse_field(
+                env,
+                &format!("/scopes/environments/{index}"),
+            )?;
+        }
+        let created_at = now();
+        if request.expires_at.is_some_and(|at| at <= created_at) {
+            return Err(Error::invalid(
+                "/expiresAt",
+                "expiresAt must be in the future",
+            ));
+        }
+        let text = new_token_text();
+        let token = ApiToken {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            roles: request.roles,
+            scopes: request.scopes,
+            hash: token_hash(&text),
+            created_at,
+            created_by: actor.to_owned(),
+            expires_at: request.expires_at,
+            revoked_at: None,
+        };
+        self.store
+            .create_token(TokenWrite {
+                token: token.clone(),
+                audit: AuditDraft {
+                    actor: actor.to_owned(),
+                    action: "token.create",
+                    environments: Vec::new(),
+                    message: Some(format!("token '{}'", token.name)),
+                    on_behalf_of: None,
+                },
+            })
+            .await?;
+        Ok(CreatedToken { token, text })
+    }
+
+    pub async fn tokens(&self, caller: &Identity) -> Result<Vec<ApiToken>> {
+        caller.require(Permission::ManageTokens)?;
+        self.store.tokens().await
+    }
+
+    /// Revokes at once: the next request with the token is refused on this replica, and on
+    /// the others as soon as they apply the `token.revoked` change.
+    pub async fn revoke_token(&self, caller: &Identity, id: &str) -> Result<()> {
+        caller.require(Permission::ManageTokens)?;
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(Error::invalid("tokenId", "a token id is a UUID"));
+        }
+        self.store
+            .revoke_token(TokenRevoke {
+                id: id.to_owned(),
+                at: now(),
+                audit: AuditDraft {
+                    actor: caller.name.clone(),
+                    action: "token.revoke",
+                    environments: Vec::new(),
+                    message: None,
+                    on_behalf_of: None,
+                },
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Writes `contents` to `path` readable and writable by the owner only.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut file = options.open(path)?;
+        // An existing file keeps its mode on open: tighten it too.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = options.open(path)?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()
+    }
+}

@@ -1,0 +1,349 @@
+//! The approval workflow on `ConfigService`: a write touching a protected environment becomes a
+//! change request (pending → approved → applied, or rejected / cancelled); every transition is
+//! audited and is a change event. Also the environment-scope check of writes.
+
+use super::model::{Approval, ChangeOperation, ChangeRequest, ChangeRequestStatus};
+use crate::core::access::model::Denial;
+use crate::core::error::{Error, Result};
+use crate::core::events::kind;
+use crate::core::ids::ConfigId;
+use crate::core::model::{AuditDraft, ConfigVersion, Metadata};
+use crate::core::service::{ConfigService, Written, now};
+use crate::store::{AppliedRequest, ChangeRequestQuery, ChangeRequestWrite};
+
+const MAX_REASON: usize = 4096;
+
+impl ConfigService {
+    /// Refuses (and records) a change touching environments outside the caller's scope; a
+    /// change to the base (`*`) touches every environment.
+    pub(crate) async fn check_environment_scope(
+        &self,
+        metadata: &Metadata,
+        touched: &[String],
+        id: &ConfigId,
+    ) -> Result<()> {
+        let Some(allowed) = &metadata.allowed_environments else {
+            return Ok(());
+        };
+        let outside: Vec<&str> = touched
+            .iter()
+            .filter(|env| !allowed.contains(env))
+            .map(String::as_str)
+            .collect();
+        if outside.is_empty() {
+            return Ok(());
+        }
+        let reason = format!(
+            "'{}' may change environments {} only; this change touches {}",
+            metadata.actor,
+            allowed.join(", "),
+            outside.join(", ")
+        );
+        let denial = Denial {
+            id: 0,
+            at: now(),
+            actor: metadata.actor.clone(),
+            operation: "write config".into(),
+            resource: Some(id.to_string()),
+            reason: reason.clone(),
+        };
+        if let Err(error) = self.store.record_denial(denial).await {
+            tracing::warn!(%error, "could not record a denied attempt");
+        }
+        Err(Error::forbidden(reason))
+    }
+
+    /// The protected environments a change touches and the approvals it needs, if any.
+    pub(crate) fn approvals_needed(&self, touched: &[String]) -> Option<(Vec<String>, u32)> {
+        let protected = &self.settings.protected_environments;
+        let hit: Vec<String> = protected
+            .iter()
+            .filter(|(env, required)| {
+                **required > 0 && touched.iter().any(|t| t == "*" || t == *env)
+            })
+            .map(|(env, _)| env.clone())
+            .collect();
+        let required = hit
+            .iter()
+            .filter_map(|env| protected.get(env))
+            .max()
+            .copied()?;
+        Some((hit, required))
+    }
+
+    pub(crate) async fn request_change(
+        &self,
+        id: &ConfigId,
+        operation: ChangeOperation,
+        base_version: u64,
+        environments: Vec<String>,
+        required_approvals: u32,
+        metadata: &Metadata,
+    ) -> Result<ChangeRequest> {
+        let at = now();
+        let request = ChangeRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            config_id: id.clone(),
+            operation,
+            base_version,
+            environments: environments.clone(),
+            required_approvals,
+            approvals: Vec::new(),
+            status: ChangeRequestStatus::Pending,
+            requested_by: metadata.actor.clone(),
+            on_behalf_of: metadata.on_behalf_of.clone(),
+            message: metadata.message.clone(),
+            reason: None,
+            applied_version: None,
+            created_at: at,
+            updated_at: at,
+        };
+        self.transition(
+            request,
+            None,
+            kind::CHANGE_REQUEST_CREATED,
+            "change_request.create",
+            metadata,
+        )
+        .await
+    }
+
+    /// Commits a change request as it now is, if it is still as `expected` was read.
+    async fn transition(
+        &self,
+        request: ChangeRequest,
+        expected: Option<(ChangeRequestStatus, usize)>,
+        event: &'static str,
+        action: &'static str,
+        metadata: &Metadata,
+    ) -> Result<ChangeRequest> {
+        let write = ChangeRequestWrite {
+            request: request.clone(),
+            expected,
+            kind: event,
+            audit: AuditDraft {
+                actor: metadata.actor.clone(),
+                action,
+                environments: request.environments.clone(),
+                message: Some(match &metadata.message {
+                    Some(message) => format!("change request {}: {message}", request.id),
+                    None => format!("change request {}", request.id),
+                }),
+                on_behalf_of: metadata.on_behalf_of.clone(),
+            },
+        };
+        let store = self.store.clone();
+        self.commit(async move { store.put_change_request(write).await })
+            .await?;
+        Ok(request)
+    }
+
+    pub async fn change_request(&self, id: &str) -> Result<ChangeRequest> {
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(Error::invalid(
+                "changeRequestId",
+                "a change request id is a UUID",
+            ));
+        }
+        self.store
+            .change_request(id)
+            .await?
+            .ok_or_else(|| Error::not_found("change request", id))
+    }
+
+    pub async fn change_requests(&self, query: ChangeRequestQuery) -> Result<Vec<ChangeRequest>> {
+        self.store.change_requests(query).await
+    }
+
+    fn require_status(request: &ChangeRequest, allowed: &[ChangeRequestStatus]) -> Result<()> {
+        if allowed.contains(&request.status) {
+            return Ok(());
+        }
+        Err(Error::Conflict {
+            message: format!(
+                "change request {} is {}; this needs it {}",
+                request.id,
+                request.status.as_str(),
+                allowed
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        })
+    }
+
+    /// One approval by `approver` (not the requester, once each); enough of them approve it.
+    pub async fn approve(&self, id: &str, approver: &Metadata) -> Result<ChangeRequest> {
+        let mut request = self.change_request(id).await?;
+        Self::require_status(&request, &[ChangeRequestStatus::Pending])?;
+        if approver.actor == request.requested_by {
+            return Err(Error::forbidden(
+                "the requester of a change cannot approve it; another config-admin must",
+            ));
+        }
+        if request.approvals.iter().any(|a| a.actor == approver.actor) {
+            return Err(Error::Conflict {
+                message: format!("'{}' already approved change request {id}", approver.actor),
+            });
+        }
+        let expected = (request.status, request.approvals.len());
+        request.approvals.push(Approval {
+            actor: approver.actor.clone(),
+            at: now(),
+        });
+        if request.approvals.len() >= request.required_approvals as usize {
+            request.status = ChangeRequestStatus::Approved;
+        }
+        request.updated_at = now();
+        self.transition(
+            request,
+            Some(expected),
+            kind::CHANGE_REQUEST_APPROVED,
+            "change_request.approve",
+            approver,
+        )
+        .await
+    }
+
+    pub async fn reject(&self, id: &str, reason: &str, actor: &Metadata) -> Result<ChangeRequest> {
+        Self::close(self, id, reason, actor, ChangeRequestStatus::Rejected).await
+    }
+
+    /// Only the requester (or an admin, checked by the transport) cancels.
+    pub async fn cancel(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: &Metadata,
+        may_cancel_others: bool,
+    ) -> Result<ChangeRequest> {
+        let request = self.change_request(id).await?;
+        if request.requested_by != actor.actor && !may_cancel_others {
+            return Err(Error::forbidden(
+                "only the requester (or an admin) can cancel a change request",
+            ));
+        }
+        Self::close(self, id, reason, actor, ChangeRequestStatus::Cancelled).await
+    }
+
+    async fn close(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: &Metadata,
+        status: ChangeRequestStatus,
+    ) -> Result<ChangeRequest> {
+        let reason = reason.trim();
+        if reason.is_empty() && status == ChangeRequestStatus::Rejected {
+            return Err(Error::invalid("/reason", "a rejection needs a reason"));
+        }
+        if reason.len() > MAX_REASON {
+            return Err(Error::invalid(
+                "/reason",
+                format!("at most {MAX_REASON} bytes"),
+            ));
+        }
+        let mut request = self.change_request(id).await?;
+        Self::require_status(
+            &request,
+            &[ChangeRequestStatus::Pending, ChangeRequestStatus::Approved],
+        )?;
+        let expected = (request.status, request.approvals.len());
+        request.status = status;
+        request.reason = (!reason.is_empty()).then(|| reason.to_owned());
+        request.updated_at = now();
+        let (event, action) = match status {
+            ChangeRequestStatus::Rejected => {
+                (kind::CHANGE_REQUEST_REJECTED, "change_request.reject")
+            }
+            _ => (kind::CHANGE_REQUEST_CANCELLED, "change_request.cancel"),
+        };
+        self.transition(request, Some(expected), event, action, actor)
+            .await
+    }
+
+    /// Applies an approved request: the version (or delete) and the request's `applied` state
+    /// commit together. Refused with 409 when the config moved past the request's base.
+    pub async fn apply(&self, id: &str, actor: &Metadata) -> Result<ChangeRequest> {
+        let mut request = self.change_request(id).await?;
+        Self::require_status(&request, &[ChangeRequestStatus::Approved])?;
+        let applies = Some(AppliedRequest {
+            id: request.id.clone(),
+            audit: AuditDraft {
+                actor: actor.actor.clone(),
+                action: "change_request.apply",
+                environments: request.environments.clone(),
+                message: Some(format!("change request {}", request.id)),
+                on_behalf_of: actor.on_behalf_of.clone(),
+            },
+        });
+        let metadata = Metadata {
+            actor: actor.actor.clone(),
+            message: Some(match &request.message {
+                Some(message) => format!("{message} (change request {})", request.id),
+                None => format!("change request {}", request.id),
+            }),
+            on_behalf_of: actor.on_behalf_of.clone(),
+            allowed_environments: actor.allowed_environments.clone(),
+        };
+        let expected = Some(request.base_version);
+        let rebase = |error: Error| match error {
+            Error::VersionConflict { actual, .. } => Error::Conflict {
+                message: format!(
+                    "the config moved from version {} to {actual} since change request {} was made; \
+                     create a new request against the current version (rebase needed)",
+                    request.base_version, request.id
+                ),
+            },
+            other => other,
+        };
+        let version = match &request.operation {
+            ChangeOperation::Put { document } => self
+                .write_version(
+                    &request.config_id,
+                    document.clone(),
+                    metadata,
+                    expected,
+                    None,
+                    applies,
+                )
+                .await
+                .map_err(rebase)
+                .map(done_version)?,
+            ChangeOperation::Rollback { target_version } => {
+                let target = self.version(&request.config_id, *target_version).await?;
+                self.write_version(
+                    &request.config_id,
+                    target.document,
+                    metadata,
+                    expected,
+                    Some(*target_version),
+                    applies,
+                )
+                .await
+                .map_err(rebase)
+                .map(done_version)?
+            }
+            ChangeOperation::Delete => match self
+                .delete_applying(&request.config_id, metadata, expected, applies)
+                .await
+                .map_err(rebase)?
+            {
+                Written::Done(version) => version,
+                Written::Pending(_) => unreachable!("an applied request asks for no approval"),
+            },
+        };
+        request.status = ChangeRequestStatus::Applied;
+        request.applied_version = Some(version);
+        request.updated_at = now();
+        Ok(request)
+    }
+}
+
+fn done_version(written: Written<ConfigVersion>) -> u64 {
+    match written {
+        Written::Done(version) => version.version,
+        Written::Pending(_) => unreachable!("an applied request asks for no approval"),
+    }
+}
