@@ -144,6 +144,9 @@ pub async fn open_store(
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        // One TLS crypto provider for every rustls user in the process (tonic's TLS, the
+        // PostgreSQL driver); fails harmlessly when one is already installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let max_configs = usize::try_from(settings.cache_max_configs).unwrap_or(usize::MAX);
         let (cache, revision) = open_store(&settings.database_url, max_configs).await?;
         let service = Arc::new(ConfigService::new(

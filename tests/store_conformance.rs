@@ -2065,7 +2065,9 @@ fn api_token(n: u32, base: DateTime<Utc>, age_secs: i64) -> ApiToken {
         hash: checksum(&json!(format!("secret-{n}"))),
         created_at: base + chrono::Duration::seconds(age_secs),
         created_by: "admin".to_owned(),
-        expires_at: (n % 2 == 0).then(|| base + chrono::Duration::days(30)),
+        expires_at: n
+            .is_multiple_of(2)
+            .then(|| base + chrono::Duration::days(30)),
         revoked_at: None,
     }
 }
@@ -2309,7 +2311,7 @@ fn denial(n: u32, resource: Option<&str>) -> Denial {
 async fn denials_are_appended_without_a_revision_and_listed_newest_first(store: Arc<dyn Store>) {
     assert!(store.denials(None, 10).await.expect("denials").is_empty());
     let recorded: Vec<Denial> = (1..=5)
-        .map(|n| denial(n, (n % 2 == 1).then_some("checkout")))
+        .map(|n| denial(n, (!n.is_multiple_of(2)).then_some("checkout")))
         .collect();
     for denial in &recorded {
         store

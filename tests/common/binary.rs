@@ -31,10 +31,7 @@ pub async fn start_binary(database: &Path) -> RunningBinary {
 /// Starts the binary with extra environment variables.
 pub async fn start_binary_with(database: &Path, env: &[(&str, &str)]) -> RunningBinary {
     let mut command = Command::new(env!("CARGO_BIN_EXE_summit-config"));
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let mut child = command
+    command
         .env("SUMMIT_HTTP_ADDR", "127.0.0.1:0")
         .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
         .env(
@@ -42,7 +39,12 @@ pub async fn start_binary_with(database: &Path, env: &[(&str, &str)]) -> Running
             format!("sqlite://{}", database.display()),
         )
         .env("SUMMIT_LOG_FORMAT", "json")
-        .env("SUMMIT_LOG", "info")
+        .env("SUMMIT_LOG", "info");
+    // Given last, so they override the defaults above.
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -1,0 +1,253 @@
+//! Access control over gRPC: UNAUTHENTICATED without a token, PERMISSION_DENIED without the
+//! role or scope, success with it; health stays open; revocation applies at once.
+
+mod common;
+
+use common::{TestServer, body_of};
+use serde_json::json;
+use summit_config::api::grpc::pb;
+use summit_config::api::grpc::pb::config_service_client::ConfigServiceClient;
+use summit_config::api::grpc::pb::flag_service_client::FlagServiceClient;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+const ADMIN: &str = "admin-token-for-the-grpc-access-tests-0123";
+
+async fn token(
+    server: &TestServer,
+    name: &str,
+    roles: &[&str],
+    scopes: serde_json::Value,
+) -> String {
+    let response = server
+        .client
+        .post(server.url("/api/v1/tokens"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": name, "roles": roles, "scopes": scopes}))
+        .send()
+        .await
+        .unwrap();
+    let (status, created) = body_of(response).await;
+    assert_eq!(status, 201, "{created}");
+    created["tokenText"].as_str().unwrap().to_owned()
+}
+
+fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    request
+}
+
+fn put(id: &str) -> pb::PutConfigRequest {
+    pb::PutConfigRequest {
+        config_id: id.into(),
+        document: Some(pb::ConfigDocument {
+            config_json: r#"{"timeoutMs": 1000, "password": {"$secret": "env:GRPC_IT_PASSWORD"}}"#
+                .into(),
+            ..Default::default()
+        }),
+        metadata: Some(pb::Metadata {
+            actor: "someone-else".into(),
+            message: Some("grpc".into()),
+        }),
+        expected_version: None,
+    }
+}
+
+fn effective(id: &str, resolve_secrets: bool) -> pb::GetEffectiveConfigRequest {
+    pb::GetEffectiveConfigRequest {
+        config_id: id.into(),
+        resolve_secrets,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn grpc_calls_need_a_token_with_the_right_role_and_scope() {
+    // SAFETY: set before any server thread reads it; the name is unique to this suite.
+    unsafe { std::env::set_var("GRPC_IT_PASSWORD", "grpc-secret-value") };
+    let server = TestServer::spawn_with(|s| {
+        s.no_auth = false;
+        s.admin_token = Some(ADMIN.into());
+        s.secret_env_prefix = "GRPC_IT_".into();
+    })
+    .await;
+    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut configs = ConfigServiceClient::new(channel.clone());
+    let mut flags = FlagServiceClient::new(channel.clone());
+    let reader = token(&server, "reader", &["config-reader"], json!({})).await;
+    let writer = token(&server, "writer", &["config-admin"], json!({})).await;
+    let secrets = token(&server, "secrets", &["secrets-admin"], json!({})).await;
+    let scoped = token(
+        &server,
+        "scoped",
+        &["config-admin"],
+        json!({"configPrefixes": ["pay."]}),
+    )
+    .await;
+
+    // No token, a bad token: UNAUTHENTICATED.
+    for bad in [None, Some("sc_nope")] {
+        let status = configs
+            .put_config(with_token(put("app"), bad))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{bad:?}");
+        let status = configs
+            .get_config(with_token(
+                pb::GetConfigRequest {
+                    config_id: "app".into(),
+                },
+                bad,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+    // Writes: config-admin yes, reader no. The audit names the token.
+    let status = configs
+        .put_config(with_token(put("app"), Some(&reader)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    configs
+        .put_config(with_token(put("app"), Some(&writer)))
+        .await
+        .unwrap();
+    let audit = configs
+        .list_audit(with_token(
+            pb::ListAuditRequest {
+                config_id: "app".into(),
+                ..Default::default()
+            },
+            Some(&reader),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(audit.items[0].actor, "token:writer");
+    // Reads: every role; resolved secrets only for secrets-admin.
+    let plain = configs
+        .get_effective_config(with_token(effective("app", false), Some(&reader)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!plain.effective_config_json.contains("grpc-secret-value"));
+    let status = configs
+        .get_effective_config(with_token(effective("app", true), Some(&reader)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let resolved = configs
+        .get_effective_config(with_token(effective("app", true), Some(&secrets)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resolved.effective_config_json.contains("grpc-secret-value"));
+    // Scopes: ids outside the prefixes are refused, inside allowed.
+    let status = configs
+        .put_config(with_token(put("app"), Some(&scoped)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    configs
+        .put_config(with_token(put("pay.api"), Some(&scoped)))
+        .await
+        .unwrap();
+    let status = configs
+        .list_audit(with_token(pb::ListAuditRequest::default(), Some(&scoped)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "the global audit needs an unscoped token"
+    );
+    // Flags: writes need config-admin, evaluation any reader.
+    let definition =
+        json!({"type": "boolean", "variants": {"on": true, "off": false}, "defaultVariant": "on"});
+    let put_flag = |token: &str| {
+        with_token(
+            pb::PutFlagRequest {
+                flag_key: "beta".into(),
+                definition_json: definition.to_string(),
+                metadata: Some(pb::Metadata {
+                    actor: "x".into(),
+                    message: None,
+                }),
+                expected_version: None,
+            },
+            Some(token),
+        )
+    };
+    assert_eq!(
+        flags.put_flag(put_flag(&reader)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    flags.put_flag(put_flag(&writer)).await.unwrap();
+    let evaluation = flags
+        .evaluate_flag(with_token(
+            pb::EvaluateFlagRequest {
+                flag_key: "beta".into(),
+                ..Default::default()
+            },
+            Some(&reader),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(evaluation.value_json, "true");
+    // Health stays open, like REST's probes.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let answer = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        answer.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    // Revoking the writer's token refuses its next call at once.
+    let response = server
+        .client
+        .get(server.url("/api/v1/tokens"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let (_, tokens) = body_of(response).await;
+    let id = tokens["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "writer")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = server
+        .client
+        .delete(server.url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let status = configs
+        .put_config(with_token(put("app"), Some(&writer)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+}
