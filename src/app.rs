@@ -265,14 +265,16 @@ impl App {
         let shutdown = self.shutdown.clone();
         let grpc = crate::api::grpc::serve(
             self.grpc_listener,
-            self.service.clone(),
-            self.flags.clone(),
-            self.access.clone(),
-            self.tls.clone(),
-            self.request_timeout,
-            self.watch_buffer,
-            self.max_body_bytes,
-            self.shutdown.clone(),
+            crate::api::grpc::GrpcServer {
+                service: self.service.clone(),
+                flags: self.flags.clone(),
+                access: self.access.clone(),
+                tls: self.tls.clone(),
+                request_timeout: self.request_timeout,
+                watch_buffer: self.watch_buffer,
+                max_message_bytes: self.max_body_bytes,
+                shutdown: self.shutdown.clone(),
+            },
         );
         let tls = match &self.tls {
             Some(files) => Some(crate::tls::server_config(

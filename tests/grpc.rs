@@ -972,7 +972,8 @@ async fn every_rpc_round_trips_and_agrees_with_rest() {
         deleted,
         pb::DeleteConfigResponse {
             config_id: "payments".into(),
-            version: 1
+            version: 1,
+            change_request_id: String::new(),
         }
     );
     let gone = within(

@@ -2362,10 +2362,10 @@ fn change_request(
         id: id.to_owned(),
         config_id: config.clone(),
         operation: ChangeOperation::Put {
-            document: ConfigDocument {
+            document: Box::new(ConfigDocument {
                 overrides: BTreeMap::from([("production".to_owned(), json!({ "limit": 50 }))]),
                 ..document(json!({ "limit": 5, "nested": { "on": true } }))
-            },
+            }),
         },
         base_version: 1,
         environments: environments.iter().map(|e| (*e).to_owned()).collect(),

@@ -461,7 +461,9 @@ impl ConfigService {
         {
             let operation = match rollback_of {
                 Some(target_version) => ChangeOperation::Rollback { target_version },
-                None => ChangeOperation::Put { document: doc },
+                None => ChangeOperation::Put {
+                    document: Box::new(doc),
+                },
             };
             return self
                 .request_change(id, operation, live, protected, required, &metadata)

@@ -46,18 +46,30 @@ pub fn scoped_id(caller: &Caller, raw: &str) -> Result<crate::core::ids::ConfigI
     Ok(id)
 }
 
+/// What the gRPC server serves, and how.
+pub struct GrpcServer {
+    pub service: Arc<ConfigService>,
+    pub flags: Arc<FlagService>,
+    pub access: Arc<AccessService>,
+    pub tls: Option<TlsFiles>,
+    pub request_timeout: std::time::Duration,
+    pub watch_buffer: usize,
+    pub max_message_bytes: usize,
+    pub shutdown: CancellationToken,
+}
+
 /// Serves gRPC on `listener` until `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    service: Arc<ConfigService>,
-    flags: Arc<FlagService>,
-    access: Arc<AccessService>,
-    tls: Option<TlsFiles>,
-    request_timeout: std::time::Duration,
-    watch_buffer: usize,
-    max_message_bytes: usize,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<()> {
+    let GrpcServer {
+        service,
+        flags,
+        access,
+        tls,
+        request_timeout,
+        watch_buffer,
+        max_message_bytes,
+        shutdown,
+    } = server;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<pb::config_service_server::ConfigServiceServer<config::GrpcConfigService>>()

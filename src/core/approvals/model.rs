@@ -48,7 +48,7 @@ impl ChangeRequestStatus {
 pub enum ChangeOperation {
     /// A new version with this document.
     Put {
-        document: ConfigDocument,
+        document: Box<ConfigDocument>,
     },
     /// A new version equal to `target_version`.
     Rollback {

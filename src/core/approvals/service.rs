@@ -302,7 +302,7 @@ impl ConfigService {
             ChangeOperation::Put { document } => self
                 .write_version(
                     &request.config_id,
-                    document.clone(),
+                    (**document).clone(),
                     metadata,
                     expected,
                     None,
