@@ -415,7 +415,7 @@ async fn scopes_limit_ids_and_environments() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|d| d["operation"] == "write config")
+            .any(|d| d["operation"] == "write")
     );
 }
 

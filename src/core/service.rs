@@ -249,6 +249,9 @@ impl ConfigService {
     ) -> Result<SchemaVersion> {
         check_metadata(&metadata)?;
         self.ensure_writable()?;
+        // A schema binds every environment's views.
+        self.check_environment_scope(&metadata, &["*".to_owned()], id.as_str())
+            .await?;
         let compiled = CompiledSchema::compile(&schema)?;
         match self
             .try_put_schema(id, &compiled, schema.clone(), metadata.clone())
@@ -454,7 +457,7 @@ impl ConfigService {
             message: metadata.message.clone(),
             on_behalf_of: metadata.on_behalf_of.clone(),
         };
-        self.check_environment_scope(&metadata, &audit.environments, id)
+        self.check_environment_scope(&metadata, &audit.environments, id.as_str())
             .await?;
         if applies.is_none()
             && let Some((protected, required)) = self.approvals_needed(&audit.environments)
@@ -591,7 +594,7 @@ impl ConfigService {
             });
         }
         let everywhere = vec!["*".to_owned()];
-        self.check_environment_scope(&metadata, &everywhere, id)
+        self.check_environment_scope(&metadata, &everywhere, id.as_str())
             .await?;
         if applies.is_none()
             && let Some((protected, required)) = self.approvals_needed(&everywhere)

@@ -20,7 +20,7 @@ impl ConfigService {
         &self,
         metadata: &Metadata,
         touched: &[String],
-        id: &ConfigId,
+        resource: &str,
     ) -> Result<()> {
         let Some(allowed) = &metadata.allowed_environments else {
             return Ok(());
@@ -43,8 +43,8 @@ impl ConfigService {
             id: 0,
             at: now(),
             actor: metadata.actor.clone(),
-            operation: "write config".into(),
-            resource: Some(id.to_string()),
+            operation: "write".into(),
+            resource: Some(resource.to_owned()),
             reason: reason.clone(),
         };
         if let Err(error) = self.store.record_denial(denial).await {

@@ -294,6 +294,9 @@ impl FlagService {
             message: metadata.message.clone(),
             on_behalf_of: metadata.on_behalf_of.clone(),
         };
+        self.configs
+            .check_environment_scope(&metadata, &audit.environments, key.as_str())
+            .await?;
         let new_version = NewFlagVersion {
             key: key.clone(),
             checksum: checksum(&serde_json::to_value(&definition).map_err(Error::internal)?),
@@ -354,6 +357,9 @@ impl FlagService {
                 ),
             });
         }
+        self.configs
+            .check_environment_scope(&metadata, &["*".to_owned()], key.as_str())
+            .await?;
         let write = FlagDeleteWrite {
             key: key.clone(),
             expected_live: expected.unwrap_or(live),
