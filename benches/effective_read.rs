@@ -6,7 +6,8 @@
 //!      the ratio is the figure. Two mixes: one hot config, and 1,000 configs × 8,192 keys;
 //!   3. read latency at a fixed offered rate (default 20,000 req/s, open loop).
 //!
-//! `cargo bench --bench effective_read` (options: `-- --seconds 10 --rate 20000 --connections 64`).
+//! `cargo bench --bench effective_read` (options: `-- --seconds 10 --rate 20000 --connections 64`;
+//! `--auth` to check a bearer token on every read).
 //! Not a test: it asserts nothing about speed and prints a Markdown table for docs/performance.md.
 
 mod support;
@@ -45,6 +46,21 @@ fn options() -> Options {
         seconds: value("--seconds", 10),
         rate: value("--rate", 20_000),
         connections: value("--connections", 64) as usize,
+    }
+}
+
+/// With `--auth`, the server checks a bearer token on every request (the admin token, rate
+/// limiting off) and the load generator sends it; without, access control is off.
+fn access_env() -> Vec<(&'static str, String)> {
+    if std::env::args().any(|a| a == "--auth") {
+        let token = "bench-admin-token-0123456789abcdef".to_owned();
+        let _ = support::BEARER.set(token.clone());
+        vec![
+            ("SUMMIT_ADMIN_TOKEN", token),
+            ("SUMMIT_RATE_LIMIT_PER_SEC", "0".into()),
+        ]
+    } else {
+        vec![("SUMMIT_NO_AUTH", "true".into())]
     }
 }
 
@@ -216,7 +232,7 @@ async fn run(opts: Options) {
     let _summit = Server(
         Command::new(env!("CARGO_BIN_EXE_summit-config"))
             .env("SUMMIT_HTTP_ADDR", summit_addr.to_string())
-            .env("SUMMIT_NO_AUTH", "true")
+            .envs(access_env())
             .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
             .env(
                 "SUMMIT_DATABASE_URL",

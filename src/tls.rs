@@ -17,7 +17,9 @@ use tokio_rustls::server::TlsStream;
 use crate::settings::Settings;
 
 /// A slow or silent client may hold a handshake this long, no longer.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; more connections wait to be accepted.
+const MAX_HANDSHAKES: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -88,9 +90,18 @@ impl TlsListener {
         let local_addr = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, ready) = mpsc::channel(64);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
-                let (tcp, peer) = match listener.accept().await {
+                let Ok(permit) = handshakes.clone().acquire_owned().await else {
+                    return;
+                };
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    // The server stopped: release the port.
+                    () = tx.closed() => return,
+                };
+                let (tcp, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         tracing::debug!(%error, "accept failed");
@@ -99,11 +110,9 @@ impl TlsListener {
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                if tx.is_closed() {
-                    return; // the server stopped
-                }
                 let (acceptor, ready) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
                             let _ = ready.send((stream, peer)).await;

@@ -351,6 +351,25 @@ async fn scopes_limit_ids_and_environments() {
     assert_eq!(get("/api/v1/configs/payments.api/effective").await, 403);
     assert_eq!(get("/api/v1/configs/search.api").await, 403);
     assert_eq!(get("/api/v1/audit").await, 403);
+    // Watches: only what the scope reaches.
+    for (query, status) in [
+        ("configId=payments.api", 200),
+        ("prefix=payments.", 200),
+        ("prefix=", 403),
+        ("prefix=pay", 403),
+        ("flags=true", 403),
+        ("flagKey=search.flag", 403),
+        ("", 403),
+    ] {
+        let response = server
+            .client
+            .get(server.url(&format!("/api/v1/watch?{query}")))
+            .bearer_auth(&scoped)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "watch?{query}");
+    }
     let (_, list) = call(&server, Some(&scoped), Method::GET, "/api/v1/configs", None).await;
     let ids: Vec<&str> = list["items"]
         .as_array()

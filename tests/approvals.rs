@@ -158,6 +158,14 @@ async fn a_production_change_waits_for_two_other_approvals_then_applies() {
     );
     let (status, _) = team.act(&team.reader, &id, "approve", None).await;
     assert_eq!(status, 403, "a reader cannot approve");
+    let (_, staging_admin) = call(&team.server, ADMIN, Method::POST, "/api/v1/tokens",
+        Some(json!({"name": "staging-admin", "roles": ["config-admin"], "scopes": {"environments": ["staging"]}}))).await;
+    let staging_admin = staging_admin["tokenText"].as_str().unwrap().to_owned();
+    let (status, _) = team.act(&staging_admin, &id, "approve", None).await;
+    assert_eq!(
+        status, 403,
+        "an approver scoped to staging cannot approve production changes"
+    );
     let (status, request) = team.act(&team.bob, &id, "approve", None).await;
     assert_eq!((status, request["status"].clone()), (200, json!("pending")));
     let (status, problem) = team.act(&team.bob, &id, "approve", None).await;
@@ -247,10 +255,7 @@ async fn a_production_change_waits_for_two_other_approvals_then_applies() {
         .rev()
         .map(|r| r["revision"].as_u64().unwrap())
         .collect();
-    assert!(
-        revisions.windows(2).all(|w| w[1] == w[0] + 1),
-        "{revisions:?}"
-    );
+    assert!(revisions.windows(2).all(|w| w[1] > w[0]), "{revisions:?}");
 }
 
 #[tokio::test]

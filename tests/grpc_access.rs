@@ -193,6 +193,15 @@ async fn grpc_calls_need_a_token_with_the_right_role_and_scope() {
         Code::PermissionDenied
     );
     flags.put_flag(put_flag(&writer)).await.unwrap();
+    let response = server
+        .client
+        .get(server.url("/api/v1/feature-flags/beta/audit"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let (_, audit) = body_of(response).await;
+    assert_eq!(audit["items"][0]["actor"], "token:writer", "{audit}");
     let evaluation = flags
         .evaluate_flag(with_token(
             pb::EvaluateFlagRequest {

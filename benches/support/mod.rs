@@ -51,14 +51,19 @@ pub async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
     sender
 }
 
+/// A bearer token every request carries, when a benchmark runs with access control on.
+pub static BEARER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 pub fn request(method: &str, path: &str, body: Bytes) -> Request<Full<Bytes>> {
-    Request::builder()
+    let mut builder = Request::builder()
         .method(method)
         .uri(path)
         .header("host", "bench")
-        .header("content-type", "application/json")
-        .body(Full::new(body))
-        .unwrap()
+        .header("content-type", "application/json");
+    if let Some(token) = BEARER.get() {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    builder.body(Full::new(body)).unwrap()
 }
 
 /// Sends one request on `sender`; the status and the whole body.

@@ -129,12 +129,14 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::ListConfigsRequest>,
     ) -> RpcResult<pb::ListConfigsResponse> {
+        let caller = caller_of(&request);
         let prefix = request.into_inner().prefix;
         let items = self
             .service
             .list_configs((!prefix.is_empty()).then_some(prefix.as_str()))
             .await?
             .iter()
+            .filter(|summary| caller.allows_resource(summary.config_id.as_str()))
             .map(cv::pb_config_summary)
             .collect();
         Ok(Response::new(pb::ListConfigsResponse { items }))
@@ -287,6 +289,7 @@ impl ConfigRpc for GrpcConfigService {
         let caller = caller_of(&request);
         let r = request.into_inner();
         let id = scoped_id(&caller, &r.config_id)?;
+        caller.require_environment(&r.environment)?;
         let report = AppliedReport {
             environment: r.environment,
             instance_id: r.instance_id,
@@ -323,8 +326,11 @@ impl ConfigRpc for GrpcConfigService {
     async fn watch(&self, request: Request<pb::WatchRequest>) -> RpcResult<Self::WatchStream> {
         let caller = caller_of(&request);
         let r = request.get_ref();
-        if r.config_ids.is_empty() && r.flag_keys.is_empty() {
+        if (r.config_ids.is_empty() && r.flag_keys.is_empty()) || r.all_flags {
             caller.require_unscoped_ids()?;
+        }
+        if !r.prefix.is_empty() {
+            caller.require_prefix(&r.prefix)?;
         }
         for id in r.config_ids.iter().chain(&r.flag_keys) {
             caller.require_resource(id)?;

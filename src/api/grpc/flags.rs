@@ -104,7 +104,7 @@ impl FlagRpc for GrpcFlagService {
             .put_flag(
                 &key,
                 definition,
-                cv::metadata(r.metadata)?,
+                caller.stamp(cv::metadata(r.metadata)?),
                 r.expected_version,
             )
             .await?;

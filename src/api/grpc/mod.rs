@@ -96,7 +96,8 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         let (cert, key) = files.read()?;
         builder = builder.tls_config(
             tonic::transport::ServerTlsConfig::new()
-                .identity(tonic::transport::Identity::from_pem(cert, key)),
+                .identity(tonic::transport::Identity::from_pem(cert, key))
+                .timeout(crate::tls::HANDSHAKE_TIMEOUT),
         )?;
     }
     builder

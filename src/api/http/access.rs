@@ -62,9 +62,13 @@ fn permission_for(method: &Method, route: &str) -> Permission {
 fn covers_every_config(route: &str, query: &[(String, String)]) -> bool {
     match route {
         "/api/v1/audit" | "/api/v1/drift" => true,
-        "/api/v1/watch" => !query
-            .iter()
-            .any(|(name, _)| name == "configId" || name == "flagKey"),
+        "/api/v1/watch" => {
+            let named = |param: &str| query.iter().any(|(name, _)| name == param);
+            (!named("configId") && !named("flagKey") && !named("prefix"))
+                || query
+                    .iter()
+                    .any(|(name, value)| name == "flags" && value == "true")
+        }
         _ => false,
     }
 }
@@ -88,11 +92,12 @@ fn check(
         match name.as_str() {
             "environment" => identity.require_environment(value)?,
             "resolveSecrets" if value == "true" => identity.require(Permission::ResolveSecrets)?,
-            "configId" => {
+            "configId" | "flagKey" => {
                 for id in value.split(',') {
                     identity.require_resource(id.trim())?;
                 }
             }
+            "prefix" if route == "/api/v1/watch" => identity.require_prefix(value)?,
             _ => {}
         }
     }

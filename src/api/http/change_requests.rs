@@ -81,11 +81,29 @@ async fn list(
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
 
-/// The request, if the caller's scope reaches its config.
+/// The request, if the caller's scope reaches its config (refusals are recorded).
 async fn scoped(state: &AppState, caller: &Caller, id: &str) -> Result<ChangeRequest> {
     let request = state.service.change_request(id).await?;
-    caller.require_resource(request.config_id.as_str())?;
+    if let Err(error) = caller.require_resource(request.config_id.as_str()) {
+        return Err(super::access::denied(state, caller, "change request", error).await);
+    }
     Ok(request)
+}
+
+/// An environment-scoped approver decides only on changes within its environments.
+async fn within_environments(
+    state: &AppState,
+    caller: &Caller,
+    request: &ChangeRequest,
+    action: &str,
+) -> Result<()> {
+    for env in &request.environments {
+        if let Err(error) = caller.require_environment(env) {
+            let operation = format!("{action} change request");
+            return Err(super::access::denied(state, caller, &operation, error).await);
+        }
+    }
+    Ok(())
 }
 
 async fn show(
@@ -133,7 +151,8 @@ async fn approve(
     OptionalApiJson(body): OptionalApiJson<Decision>,
 ) -> Result<Response> {
     let id = id_of(&params);
-    scoped(&state, &caller, &id).await?;
+    let request = scoped(&state, &caller, &id).await?;
+    within_environments(&state, &caller, &request, "approve").await?;
     let actor = body.unwrap_or_default().actor(&caller)?;
     let request = state.service.approve(&id, &actor).await?;
     Ok(Json(request).into_response())
@@ -146,7 +165,8 @@ async fn reject(
     OptionalApiJson(body): OptionalApiJson<Decision>,
 ) -> Result<Response> {
     let id = id_of(&params);
-    scoped(&state, &caller, &id).await?;
+    let request = scoped(&state, &caller, &id).await?;
+    within_environments(&state, &caller, &request, "reject").await?;
     let body = body.unwrap_or_default();
     let actor = body.actor(&caller)?;
     let reason = body.reason.unwrap_or_default();

@@ -21,9 +21,14 @@ pub fn router() -> Router<AppState> {
 
 async fn record_applied(
     State(state): State<AppState>,
+    caller: crate::core::access::Caller,
     ConfigIdPath(id): ConfigIdPath,
     ApiJson(report): ApiJson<AppliedReport>,
 ) -> Result<Response> {
+    if let Err(error) = caller.require_environment(&report.environment) {
+        let operation = "POST /api/v1/configs/{id}/applied";
+        return Err(super::access::denied(&state, &caller, operation, error).await);
+    }
     let drift = state.service.record_applied(&id, report).await?;
     Ok(Json(drift).into_response())
 }

@@ -98,6 +98,25 @@ impl Identity {
         )))
     }
 
+    /// A watch prefix must lie inside one of the token's prefixes (an empty or shorter prefix
+    /// would reach ids outside).
+    pub fn require_prefix(&self, prefix: &str) -> Result<()> {
+        if self.scopes.config_prefixes.is_empty()
+            || self
+                .scopes
+                .config_prefixes
+                .iter()
+                .any(|p| prefix.starts_with(p.as_str()))
+        {
+            return Ok(());
+        }
+        Err(Error::forbidden(format!(
+            "'{}' is scoped to ids starting with {}; prefix '{prefix}' reaches others",
+            self.name,
+            self.scopes.config_prefixes.join(", ")
+        )))
+    }
+
     /// Operations over every config (global audit, drift, unfiltered watch) need a token
     /// without id prefixes.
     pub fn require_unscoped_ids(&self) -> Result<()> {
@@ -147,6 +166,10 @@ impl Caller {
 
     pub fn require_unscoped_ids(&self) -> Result<()> {
         self.0.as_ref().map_or(Ok(()), |i| i.require_unscoped_ids())
+    }
+
+    pub fn require_prefix(&self, prefix: &str) -> Result<()> {
+        self.0.as_ref().map_or(Ok(()), |i| i.require_prefix(prefix))
     }
 
     /// An environment-scoped identity must name its environment (the base view belongs to

@@ -106,6 +106,7 @@ impl JwtVerifier {
             .ok_or_else(invalid)?;
         let mut validation = jsonwebtoken::Validation::new(*algorithm);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
         if let Some(issuer) = &self.issuer {
             validation.set_issuer(&[issuer]);
         }
@@ -204,9 +205,16 @@ impl AccessService {
         {
             return Ok(None);
         }
-        let created = self
-            .create_with_actor(
+        // The file first: a token stored but never written out would lock everyone out.
+        let text = new_token_text();
+        let path = data_dir.join("admin-token");
+        write_private(&path, &format!("{text}\n")).map_err(|e| Error::Unavailable {
+            reason: format!("cannot write the admin token to {}: {e}", path.display()),
+        })?;
+        let stored = self
+            .store_token(
                 "summit-config",
+                text,
                 NewToken {
                     name: "bootstrap-admin".into(),
                     roles: vec![Role::Admin],
@@ -214,11 +222,11 @@ impl AccessService {
                     expires_at: None,
                 },
             )
-            .await?;
-        let path = data_dir.join("admin-token");
-        write_private(&path, &format!("{}\n", created.text)).map_err(|e| Error::Unavailable {
-            reason: format!("cannot write the admin token to {}: {e}", path.display()),
-        })?;
+            .await;
+        if let Err(error) = stored {
+            let _ = std::fs::remove_file(&path);
+            return Err(error);
+        }
         Ok(Some(path))
     }
 
@@ -322,6 +330,15 @@ impl AccessService {
     }
 
     async fn create_with_actor(&self, actor: &str, request: NewToken) -> Result<CreatedToken> {
+        self.store_token(actor, new_token_text(), request).await
+    }
+
+    async fn store_token(
+        &self,
+        actor: &str,
+        text: String,
+        request: NewToken,
+    ) -> Result<CreatedToken> {
         let name = request.name.trim();
         if name.is_empty() || name.len() > MAX_TOKEN_NAME || name.chars().any(char::is_control) {
             return Err(Error::invalid(
@@ -353,7 +370,6 @@ impl AccessService {
                 "expiresAt must be in the future",
             ));
         }
-        let text = new_token_text();
         let token = ApiToken {
             id: uuid::Uuid::new_v4().to_string(),
             name: name.to_owned(),
@@ -409,20 +425,26 @@ impl AccessService {
     }
 }
 
-/// Writes `contents` to `path` readable and writable by the owner only.
+/// Writes `contents` to a new file at `path`, readable and writable by the owner only. A file
+/// (or symlink) already there is removed first, never followed.
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    // O_EXCL: fails rather than follow a symlink planted after the removal.
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         options.mode(0o600);
         let mut file = options.open(path)?;
-        // An existing file keeps its mode on open: tighten it too.
+        // The umask cannot loosen 0600, but make the mode explicit anyway.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         file.write_all(contents.as_bytes())?;
         file.sync_all()
