@@ -107,9 +107,7 @@ where
                 }
                 return Ok(refuse(error));
             }
-            request
-                .extensions_mut()
-                .insert(Caller(Some(Arc::new(identity))));
+            request.extensions_mut().insert(Caller(Some(identity)));
             inner.call(request).await
         })
     }

@@ -2,9 +2,9 @@
 //! checks the route's permission and the token's scopes (id prefixes from the path,
 //! environments from the query), records denied attempts, and hands the `Caller` to handlers.
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
-use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
@@ -59,7 +59,9 @@ fn permission_for(method: &Method, route: &str) -> Permission {
 }
 
 /// Routes that cover every config: a token limited to some ids may not use them.
-fn covers_every_config(route: &str, query: &[(String, String)]) -> bool {
+type Query<'a> = [(Cow<'a, str>, Cow<'a, str>)];
+
+fn covers_every_config(route: &str, query: &Query<'_>) -> bool {
     match route {
         "/api/v1/audit" | "/api/v1/drift" => true,
         "/api/v1/watch" => {
@@ -79,7 +81,7 @@ fn check(
     method: &Method,
     route: &str,
     resource: Option<&str>,
-    query: &[(String, String)],
+    query: &Query<'_>,
 ) -> Result<()> {
     identity.require(permission_for(method, route))?;
     if let Some(id) = resource {
@@ -89,7 +91,7 @@ fn check(
         identity.require_unscoped_ids()?;
     }
     for (name, value) in query {
-        match name.as_str() {
+        match name.as_ref() {
             "environment" => identity.require_environment(value)?,
             "resolveSecrets" if value == "true" => identity.require(Permission::ResolveSecrets)?,
             "configId" | "flagKey" => {
@@ -113,34 +115,33 @@ fn check(
     Ok(())
 }
 
-/// The config id or flag key a route's path names (change request ids are not scoped here).
-fn resource_of(route: &str, params: &RawPathParams) -> Option<String> {
-    let name = if route.starts_with("/api/v1/configs/{id}") {
-        "id"
-    } else if route.starts_with("/api/v1/feature-flags/{key}")
-        || route.starts_with("/ofrep/v1/evaluate/flags/{key}")
+/// The config id or flag key a route's path names (change request ids are not scoped here);
+/// read from the path itself (the handlers check its syntax).
+fn resource_of<'a>(route: &str, path: &'a str) -> Option<&'a str> {
+    let segment = if route.starts_with("/api/v1/configs/{id}")
+        || route.starts_with("/api/v1/feature-flags/{key}")
     {
-        "key"
+        4
+    } else if route.starts_with("/ofrep/v1/evaluate/flags/{key}") {
+        5
     } else {
         return None;
     };
-    params
-        .iter()
-        .find_map(|(param, value)| (param == name).then(|| value.to_owned()))
+    path.split('/').nth(segment)
 }
 
-pub async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let route = parts
-        .extensions
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| parts.uri.path().to_owned());
-    if !state.access.enabled() || OPEN_ROUTES.contains(&route.as_str()) {
-        parts.extensions.insert(Caller(None));
-        return next.run(Request::from_parts(parts, body)).await;
+pub async fn authorize(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("", MatchedPath::as_str);
+    if !state.access.enabled() || OPEN_ROUTES.contains(&route) {
+        request.extensions_mut().insert(Caller(None));
+        return next.run(request).await;
     }
-    let identity = match state.access.authenticate(bearer(&parts.headers)).await {
+    let identity = match state.access.authenticate(bearer(request.headers())).await {
         Ok(identity) => identity,
         Err(error) => {
             metrics::counter!("summit_auth_failures_total").increment(1);
@@ -150,32 +151,22 @@ pub async fn authorize(State(state): State<AppState>, request: Request, next: Ne
     if let Err(error) = state.access.check_rate(&identity) {
         return ApiError(error).into_response();
     }
-    let params = RawPathParams::from_request_parts(&mut parts, &state)
-        .await
-        .ok();
-    let resource = params.as_ref().and_then(|p| resource_of(&route, p));
-    let query: Vec<(String, String)> =
-        form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    if let Err(error) = check(
-        &identity,
-        &parts.method,
-        &route,
-        resource.as_deref(),
-        &query,
-    ) {
+    let uri = request.uri().clone();
+    let resource = resource_of(route, uri.path());
+    let query: Vec<(Cow<'_, str>, Cow<'_, str>)> =
+        form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).collect();
+    if let Err(error) = check(&identity, request.method(), route, resource, &query) {
         if let Error::Forbidden { reason } = &error {
-            let operation = format!("{} {route}", parts.method);
+            let operation = format!("{} {route}", request.method());
             state
                 .access
-                .record_denial(&identity.name, &operation, resource.as_deref(), reason)
+                .record_denial(&identity.name, &operation, resource, reason)
                 .await;
         }
         return ApiError(error).into_response();
     }
-    parts.extensions.insert(Caller(Some(Arc::new(identity))));
-    next.run(Request::from_parts(parts, body)).await
+    request.extensions_mut().insert(Caller(Some(identity)));
+    next.run(request).await
 }
 
 /// Records a refusal a handler found (after reading the body) and returns it.

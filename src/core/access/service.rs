@@ -161,6 +161,10 @@ pub struct AccessService {
     store: Arc<dyn Store>,
     enabled: bool,
     admin_token_hash: Option<String>,
+    admin: Arc<Identity>,
+    /// Identities of API tokens by token id, built once (a token's roles and scopes never
+    /// change; whether it is still active is checked on every request).
+    identities: dashmap::DashMap<String, Arc<Identity>>,
     jwt: Option<JwtVerifier>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
 }
@@ -179,6 +183,13 @@ impl AccessService {
             store,
             enabled: settings.enabled,
             admin_token_hash: settings.admin_token.as_deref().map(token_hash),
+            admin: Arc::new(Identity {
+                name: "admin".into(),
+                roles: vec![Role::Admin],
+                scopes: Scopes::default(),
+                rate_key: "admin".into(),
+            }),
+            identities: dashmap::DashMap::new(),
             jwt: JwtVerifier::new(settings.jwt)?,
             limiter: settings.rate_limit.map(|(per_second, burst)| {
                 RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
@@ -231,7 +242,7 @@ impl AccessService {
     }
 
     /// The identity behind `Authorization: Bearer <credential>`.
-    pub async fn authenticate(&self, credential: Option<&str>) -> Result<Identity> {
+    pub async fn authenticate(&self, credential: Option<&str>) -> Result<Arc<Identity>> {
         let Some(credential) = credential.map(str::trim).filter(|c| !c.is_empty()) else {
             return Err(unauthenticated(
                 "authentication required: send Authorization: Bearer <token>",
@@ -241,12 +252,7 @@ impl AccessService {
         if let Some(admin) = &self.admin_token_hash
             && bool::from(admin.as_bytes().ct_eq(hash.as_bytes()))
         {
-            return Ok(Identity {
-                name: "admin".into(),
-                roles: vec![Role::Admin],
-                scopes: Scopes::default(),
-                rate_key: "admin".into(),
-            });
+            return Ok(self.admin.clone());
         }
         if credential.starts_with(TOKEN_PREFIX) {
             let token = match self.store.cached_tokens() {
@@ -260,19 +266,31 @@ impl AccessService {
                     .map(Arc::new),
             };
             return match token {
-                Some(token) if token.is_active(now()) => Ok(Identity {
-                    name: format!("token:{}", token.name),
-                    roles: token.roles.clone(),
-                    scopes: token.scopes.clone(),
-                    rate_key: token.id.clone(),
-                }),
+                Some(token) if token.is_active(now()) => Ok(self.identity_of(&token)),
                 _ => Err(unauthenticated("invalid, expired or revoked token")),
             };
         }
         match &self.jwt {
-            Some(jwt) if credential.matches('.').count() == 2 => jwt.verify(credential),
+            Some(jwt) if credential.matches('.').count() == 2 => {
+                jwt.verify(credential).map(Arc::new)
+            }
             _ => Err(unauthenticated("invalid, expired or revoked token")),
         }
+    }
+
+    /// The token's identity, built on its first use (reads take no write lock).
+    fn identity_of(&self, token: &ApiToken) -> Arc<Identity> {
+        if let Some(known) = self.identities.get(&token.id) {
+            return known.clone();
+        }
+        let identity = Arc::new(Identity {
+            name: format!("token:{}", token.name),
+            roles: token.roles.clone(),
+            scopes: token.scopes.clone(),
+            rate_key: token.id.clone(),
+        });
+        self.identities.insert(token.id.clone(), identity.clone());
+        identity
     }
 
     /// Counts one request against the identity's rate.
