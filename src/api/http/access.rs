@@ -3,11 +3,16 @@
 //! environments from the query), records denied attempts, and hands the `Caller` to handlers.
 
 use std::borrow::Cow;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use futures::future::{BoxFuture, Either};
+use tower::{Layer, Service};
+
+use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -130,43 +135,119 @@ fn resource_of<'a>(route: &str, path: &'a str) -> Option<&'a str> {
     path.split('/').nth(segment)
 }
 
-pub async fn authorize(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    let route = matched.as_ref().map_or("", MatchedPath::as_str);
-    if !state.access.enabled() || OPEN_ROUTES.contains(&route) {
-        request.extensions_mut().insert(Caller(None));
-        return next.run(request).await;
-    }
-    let identity = match state.access.authenticate(bearer(request.headers())).await {
-        Ok(identity) => identity,
-        Err(error) => {
-            metrics::counter!("summit_auth_failures_total").increment(1);
-            return ApiError(error).into_response();
+/// The access gate as a tower layer on the matched routes. The common case (a cached token,
+/// allowed) completes without I/O and without boxing; refusals and cache misses take a boxed
+/// future (recording a denial, or reading tokens from the store).
+#[derive(Clone)]
+pub struct AuthorizeLayer {
+    pub state: AppState,
+}
+
+impl<S> Layer<S> for AuthorizeLayer {
+    type Service = Authorize<S>;
+    fn layer(&self, inner: S) -> Authorize<S> {
+        Authorize {
+            inner,
+            state: self.state.clone(),
         }
-    };
-    if let Err(error) = state.access.check_rate(&identity) {
-        return ApiError(error).into_response();
     }
-    let uri = request.uri().clone();
-    let resource = resource_of(route, uri.path());
+}
+
+#[derive(Clone)]
+pub struct Authorize<S> {
+    inner: S,
+    state: AppState,
+}
+
+type Refusal = BoxFuture<'static, Result<Response, Infallible>>;
+
+impl<S> Service<Request> for Authorize<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, Refusal>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("", MatchedPath::as_str);
+        if OPEN_ROUTES.contains(&route) {
+            return Either::Left(self.inner.call(request));
+        }
+        let access = &self.state.access;
+        match access.authenticate_now(bearer(request.headers())) {
+            Some(Ok(identity)) => match admit(&self.state, &identity, &request) {
+                Ok(()) => {
+                    request.extensions_mut().insert(Caller(Some(identity)));
+                    Either::Left(self.inner.call(request))
+                }
+                Err(refused) => Either::Right(refused),
+            },
+            Some(Err(error)) => {
+                metrics::counter!("summit_auth_failures_total").increment(1);
+                Either::Right(Box::pin(async move { Ok(ApiError(error).into_response()) }))
+            }
+            None => {
+                // A token behind a store without a token cache: ask the store.
+                let (clone, state) = (self.inner.clone(), self.state.clone());
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Either::Right(Box::pin(async move {
+                    let credential = bearer(request.headers()).map(str::to_owned);
+                    let identity = match state.access.authenticate(credential.as_deref()).await {
+                        Ok(identity) => identity,
+                        Err(error) => return Ok(ApiError(error).into_response()),
+                    };
+                    if let Err(refused) = admit(&state, &identity, &request) {
+                        return refused.await;
+                    }
+                    request.extensions_mut().insert(Caller(Some(identity)));
+                    inner.call(request).await
+                }))
+            }
+        }
+    }
+}
+
+/// The rate limit, the route's permission and the token's scopes; a refusal is answered by a
+/// future that records it.
+fn admit(state: &AppState, identity: &Arc<Identity>, request: &Request) -> Result<(), Refusal> {
+    state
+        .access
+        .check_rate(identity)
+        .map_err(|error| -> Refusal {
+            Box::pin(async move { Ok(ApiError(error).into_response()) })
+        })?;
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("", MatchedPath::as_str);
+    let path = request.uri().path();
+    let resource = resource_of(route, path);
     let query: Vec<(Cow<'_, str>, Cow<'_, str>)> =
-        form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).collect();
-    if let Err(error) = check(&identity, request.method(), route, resource, &query) {
+        form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes()).collect();
+    let Err(error) = check(identity, request.method(), route, resource, &query) else {
+        return Ok(());
+    };
+    let (state, actor) = (state.clone(), identity.name.clone());
+    let operation = format!("{} {route}", request.method());
+    let resource = resource.map(str::to_owned);
+    Err(Box::pin(async move {
         if let Error::Forbidden { reason } = &error {
-            let operation = format!("{} {route}", request.method());
             state
                 .access
-                .record_denial(&identity.name, &operation, resource, reason)
+                .record_denial(&actor, &operation, resource.as_deref(), reason)
                 .await;
         }
-        return ApiError(error).into_response();
-    }
-    request.extensions_mut().insert(Caller(Some(identity)));
-    next.run(request).await
+        Ok(ApiError(error).into_response())
+    }))
 }
 
 /// Records a refusal a handler found (after reading the body) and returns it.

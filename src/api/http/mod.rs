@@ -92,12 +92,17 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ));
-    let authorize = axum::middleware::from_fn_with_state(state.clone(), access::authorize);
-    Router::new()
-        .merge(bounded)
-        .merge(effective::router())
-        // After routing (so the matched route is known); 404/405 answers need no credential.
-        .route_layer(authorize)
+    let routes = Router::new().merge(bounded).merge(effective::router());
+    // After routing (so the matched route is known); 404/405 answers need no credential. With
+    // access control off there is nothing to check (handlers then see no `Caller`: none).
+    let routes = if state.access.enabled() {
+        routes.route_layer(access::AuthorizeLayer {
+            state: state.clone(),
+        })
+    } else {
+        routes
+    };
+    routes
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(ops::TrackLayer)

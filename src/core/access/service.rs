@@ -243,39 +243,49 @@ impl AccessService {
 
     /// The identity behind `Authorization: Bearer <credential>`.
     pub async fn authenticate(&self, credential: Option<&str>) -> Result<Arc<Identity>> {
+        if let Some(answer) = self.authenticate_now(credential) {
+            return answer;
+        }
+        // Only API tokens behind a store without a token cache get here.
+        let hash = token_hash(credential.map(str::trim).unwrap_or_default());
+        let token = self
+            .store
+            .tokens()
+            .await?
+            .into_iter()
+            .find(|t| t.hash == hash);
+        match token {
+            Some(token) if token.is_active(now()) => Ok(self.identity_of(&token)),
+            _ => Err(unauthenticated("invalid, expired or revoked token")),
+        }
+    }
+
+    /// `authenticate` without I/O: `None` when the answer needs the store (no token cache).
+    pub fn authenticate_now(&self, credential: Option<&str>) -> Option<Result<Arc<Identity>>> {
         let Some(credential) = credential.map(str::trim).filter(|c| !c.is_empty()) else {
-            return Err(unauthenticated(
+            return Some(Err(unauthenticated(
                 "authentication required: send Authorization: Bearer <token>",
-            ));
+            )));
         };
         let hash = token_hash(credential);
         if let Some(admin) = &self.admin_token_hash
             && bool::from(admin.as_bytes().ct_eq(hash.as_bytes()))
         {
-            return Ok(self.admin.clone());
+            return Some(Ok(self.admin.clone()));
         }
         if credential.starts_with(TOKEN_PREFIX) {
-            let token = match self.store.cached_tokens() {
-                Some(tokens) => tokens.get(&hash).cloned(),
-                None => self
-                    .store
-                    .tokens()
-                    .await?
-                    .into_iter()
-                    .find(|t| t.hash == hash)
-                    .map(Arc::new),
-            };
-            return match token {
-                Some(token) if token.is_active(now()) => Ok(self.identity_of(&token)),
+            let tokens = self.store.cached_tokens()?;
+            return Some(match tokens.get(&hash) {
+                Some(token) if token.is_active(now()) => Ok(self.identity_of(token)),
                 _ => Err(unauthenticated("invalid, expired or revoked token")),
-            };
+            });
         }
-        match &self.jwt {
+        Some(match &self.jwt {
             Some(jwt) if credential.matches('.').count() == 2 => {
                 jwt.verify(credential).map(Arc::new)
             }
             _ => Err(unauthenticated("invalid, expired or revoked token")),
-        }
+        })
     }
 
     /// The token's identity, built on its first use (reads take no write lock).
