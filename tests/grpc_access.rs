@@ -228,6 +228,25 @@ async fn grpc_calls_need_a_token_with_the_right_role_and_scope() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 
+    // Every refusal above is on record, the handlers' scope refusals included.
+    let response = server
+        .client
+        .get(server.url("/api/v1/audit/denied?limit=500"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let (_, denied) = body_of(response).await;
+    let denied = denied["items"].as_array().unwrap().clone();
+    assert!(denied.iter().any(|d| d["actor"] == "token:reader"
+        && d["operation"] == "/summit.config.v1.ConfigService/PutConfig"));
+    assert!(
+        denied.iter().any(|d| d["actor"] == "token:scoped"
+            && d["operation"] == "/summit.config.v1.ConfigService/PutConfig"
+            && d["reason"].as_str().unwrap().contains("outside")),
+        "{denied:?}"
+    );
+
     // Revoking the writer's token refuses its next call at once.
     let response = server
         .client

@@ -51,9 +51,10 @@ pub enum Error {
     /// No credentials, or credentials that do not identify anyone (never echoed).
     #[error("{reason}")]
     Unauthenticated { reason: String },
-    /// The identity lacks the role or scope for the operation.
+    /// The identity lacks the role or scope for the operation. `recorded`: the refusal is
+    /// already in the denied-attempts record (the transports record the others).
     #[error("{reason}")]
-    Forbidden { reason: String },
+    Forbidden { reason: String, recorded: bool },
     #[error("rate limit exceeded; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("request body exceeds the limit of {limit} bytes")]
@@ -146,6 +147,7 @@ impl Error {
     pub fn forbidden(reason: impl Into<String>) -> Self {
         Error::Forbidden {
             reason: reason.into(),
+            recorded: false,
         }
     }
 

@@ -54,6 +54,26 @@ fn permission_for(path: &str) -> Option<Permission> {
     }
 }
 
+/// The message of a PERMISSION_DENIED answer (trailers-only: the status is in the headers).
+fn permission_denied(response: &Response<Body>) -> Option<String> {
+    let headers = response.headers();
+    if headers.get("grpc-status")?.as_bytes() != b"7"
+        || headers.contains_key("summit-denial-recorded")
+    {
+        return None;
+    }
+    let message = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .unwrap_or_default();
+    // grpc-message is percent-encoded (gRPC over HTTP/2 spec).
+    Some(
+        percent_encoding::percent_decode_str(message)
+            .decode_utf8()
+            .map_or_else(|_| "permission denied".to_owned(), |m| m.into_owned()),
+    )
+}
+
 fn refuse(error: Error) -> Response<Body> {
     Status::from(error).into_http()
 }
@@ -100,15 +120,22 @@ where
                 return Ok(refuse(error));
             }
             if let Err(error) = identity.require(permission) {
-                if let Error::Forbidden { reason } = &error {
+                if let Error::Forbidden { reason, .. } = &error {
                     access
                         .record_denial(&identity.name, request.uri().path(), None, reason)
                         .await;
                 }
                 return Ok(refuse(error));
             }
+            let (actor, path) = (identity.name.clone(), request.uri().path().to_owned());
             request.extensions_mut().insert(Caller(Some(identity)));
-            inner.call(request).await
+            let response = inner.call(request).await?;
+            // A handler's scope refusal (an id or environment outside the token's scopes) is
+            // recorded like the gate's own.
+            if let Some(reason) = permission_denied(&response) {
+                access.record_denial(&actor, &path, None, &reason).await;
+            }
+            Ok(response)
         })
     }
 }

@@ -54,6 +54,13 @@ impl From<Error> for Status {
         {
             metadata.insert("summit-field", value);
         }
+        if let Error::Forbidden { recorded: true, .. } = &error {
+            // The gate records handler refusals unless the core already did.
+            metadata.insert(
+                "summit-denial-recorded",
+                tonic::metadata::MetadataValue::from_static("true"),
+            );
+        }
         if let Error::RateLimited { retry_after_secs } = &error
             && let Ok(value) = retry_after_secs.to_string().parse()
         {

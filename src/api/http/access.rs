@@ -240,7 +240,7 @@ fn admit(state: &AppState, identity: &Arc<Identity>, request: &Request) -> Resul
     let operation = format!("{} {route}", request.method());
     let resource = resource.map(str::to_owned);
     Err(Box::pin(async move {
-        if let Error::Forbidden { reason } = &error {
+        if let Error::Forbidden { reason, .. } = &error {
             state
                 .access
                 .record_denial(&actor, &operation, resource.as_deref(), reason)
@@ -252,7 +252,7 @@ fn admit(state: &AppState, identity: &Arc<Identity>, request: &Request) -> Resul
 
 /// Records a refusal a handler found (after reading the body) and returns it.
 pub async fn denied(state: &AppState, caller: &Caller, operation: &str, error: Error) -> ApiError {
-    if let (Error::Forbidden { reason }, Some(identity)) = (&error, &caller.0) {
+    if let (Error::Forbidden { reason, .. }, Some(identity)) = (&error, &caller.0) {
         state
             .access
             .record_denial(&identity.name, operation, None, reason)

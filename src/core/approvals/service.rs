@@ -50,7 +50,10 @@ impl ConfigService {
         if let Err(error) = self.store.record_denial(denial).await {
             tracing::warn!(%error, "could not record a denied attempt");
         }
-        Err(Error::forbidden(reason))
+        Err(Error::Forbidden {
+            reason,
+            recorded: true,
+        })
     }
 
     /// The protected environments a change touches and the approvals it needs, if any.
