@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::Result;
-use super::extract::{ApiQuery, OptionalApiJson};
+use super::extract::{ApiQuery, OptionalApiJson, path_param};
 use crate::core::access::{Caller, Permission};
 use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
 use crate::core::error::Error;
@@ -28,11 +28,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn id_of(params: &RawPathParams) -> String {
-    params
-        .iter()
-        .find_map(|(name, value)| (name == "id").then_some(value))
-        .unwrap_or_default()
-        .to_owned()
+    path_param(params, "id").to_owned()
 }
 
 #[derive(Deserialize)]

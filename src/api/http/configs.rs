@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::Result;
-use super::extract::{ApiJson, ApiQuery, ConfigIdPath, OptionalApiJson};
+use super::extract::{ApiJson, ApiQuery, ConfigIdPath, OptionalApiJson, path_param};
 use crate::core::access::Caller;
 use crate::core::approvals::model::ChangeRequest;
 use crate::core::error::Error;
@@ -61,7 +61,7 @@ struct VersionCreated {
     rollback_of: Option<u64>,
 }
 
-fn version_etag(version: u64) -> HeaderValue {
+pub fn version_etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
 }
 
@@ -243,7 +243,7 @@ async fn list_versions(
     Ok(Json(page).into_response())
 }
 
-fn version_number(raw: &str, field: &str) -> Result<u64> {
+pub fn version_number(raw: &str, field: &str) -> Result<u64> {
     raw.parse::<u64>()
         .ok()
         .filter(|v| *v > 0)
@@ -255,10 +255,7 @@ async fn get_version(
     ConfigIdPath(id): ConfigIdPath,
     params: RawPathParams,
 ) -> Result<Response> {
-    let raw = params
-        .iter()
-        .find_map(|(name, value)| (name == "version").then_some(value))
-        .unwrap_or_default();
+    let raw = path_param(&params, "version");
     let version = state
         .service
         .version(&id, version_number(raw, "version")?)

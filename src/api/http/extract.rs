@@ -194,6 +194,14 @@ where
     })
 }
 
+/// The raw value of the path parameter `name` ("" when the route has none).
+pub fn path_param<'a>(params: &'a RawPathParams, name: &str) -> &'a str {
+    params
+        .iter()
+        .find_map(|(param, value)| (param == name).then_some(value))
+        .unwrap_or_default()
+}
+
 /// A `{id}` path segment that is a valid config id; checked before the body is read.
 pub struct ConfigIdPath(pub ConfigId);
 
@@ -204,11 +212,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ConfigIdPath {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|r| Error::invalid("configId", r.body_text()))?;
-        let raw = params
-            .iter()
-            .find_map(|(name, value)| (name == "id").then_some(value))
-            .unwrap_or_default();
-        Ok(ConfigIdPath(ConfigId::parse(raw)?))
+        Ok(ConfigIdPath(ConfigId::parse(path_param(&params, "id"))?))
     }
 }
 

@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use super::AppState;
 use super::access::denied;
-use super::configs::{PageQuery, expected_version};
+use super::configs::{PageQuery, expected_version, version_etag, version_number};
 use super::error::{ApiError, Result};
-use super::extract::{ApiJson, ApiQuery, OptionalApiJson, from_value};
+use super::extract::{ApiJson, ApiQuery, OptionalApiJson, from_value, path_param};
 use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::flags::service::{EvaluationScope, MAX_BATCH, context_of};
@@ -49,16 +49,8 @@ impl<S: Send + Sync> FromRequestParts<S> for FlagKeyPath {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|r| Error::invalid("flagKey", r.body_text()))?;
-        let raw = params
-            .iter()
-            .find_map(|(name, value)| (name == "key").then_some(value))
-            .unwrap_or_default();
-        Ok(FlagKeyPath(FlagKey::parse(raw)?))
+        Ok(FlagKeyPath(FlagKey::parse(path_param(&params, "key"))?))
     }
-}
-
-fn version_etag(version: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
 }
 
 #[derive(Serialize)]
@@ -209,15 +201,7 @@ async fn get_version(
     FlagKeyPath(key): FlagKeyPath,
     params: RawPathParams,
 ) -> Result<Response> {
-    let raw = params
-        .iter()
-        .find_map(|(name, value)| (name == "version").then_some(value))
-        .unwrap_or_default();
-    let number = raw
-        .parse::<u64>()
-        .ok()
-        .filter(|v| *v > 0)
-        .ok_or_else(|| Error::invalid("version", "version must be a positive integer"))?;
+    let number = version_number(path_param(&params, "version"), "version")?;
     let flag = state.flags.version(&key, number).await?;
     let etag = version_etag(flag.version);
     let mut response = Json(flag).into_response();

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::effective::not_modified;
-use super::extract::{RawBody, parse_json};
+use super::extract::{RawBody, parse_json, path_param};
 use crate::core::access::Caller;
 use crate::core::effective::document_etag;
 use crate::core::error::Error;
@@ -230,11 +230,7 @@ async fn evaluate_flag(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, Failure> {
-    let raw = params
-        .iter()
-        .find_map(|(name, value)| (name == "key").then_some(value))
-        .unwrap_or_default()
-        .to_owned();
+    let raw = path_param(&params, "key").to_owned();
     let key = FlagKey::parse(&raw).map_err(|e| {
         OfrepError::new(EvaluationErrorCode::FlagNotFound, e.to_string()).for_key(&raw)
     })?;

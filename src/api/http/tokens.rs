@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::AppState;
 use super::configs::PageQuery;
 use super::error::Result;
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiQuery, path_param};
 use crate::core::access::model::ApiToken;
 use crate::core::access::service::NewToken;
 use crate::core::access::{Caller, Identity};
@@ -69,11 +69,7 @@ async fn revoke_token(
     caller: Caller,
     params: RawPathParams,
 ) -> Result<Response> {
-    let id = params
-        .iter()
-        .find_map(|(name, value)| (name == "id").then_some(value))
-        .unwrap_or_default()
-        .to_owned();
+    let id = path_param(&params, "id").to_owned();
     state.access.revoke_token(admin(&caller)?, &id).await?;
     Ok(Json(serde_json::json!({"id": id, "revoked": true})).into_response())
 }
