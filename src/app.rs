@@ -187,6 +187,19 @@ impl App {
         }
         let flags = Arc::new(FlagService::new(cache.clone(), service.clone()));
         let shutdown = CancellationToken::new();
+        {
+            // Rate-limit state of identities idle for long is dropped (JWT subjects are many).
+            let (access, shutdown) = (access.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        _ = every.tick() => access.forget_idle_rates(),
+                    }
+                }
+            });
+        }
         tokio::spawn(run_duties(
             cache.clone(),
             chrono::Duration::seconds(settings.applied_retention_secs as i64),

@@ -666,3 +666,40 @@ async fn a_first_start_writes_an_admin_token_file_readable_only_by_its_owner() {
         200
     );
 }
+
+/// `tests/fixtures/jwt-rs256-*.pem`: an RSA key pair made for this test only (openssl genrsa).
+#[tokio::test]
+async fn rs256_jwts_verify_with_the_configured_public_key_only() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let public = fixtures.join("jwt-rs256-public.pem");
+    let server = secured(|s| s.jwt_rs256_public_key_file = Some(public.clone())).await;
+    let private = std::fs::read(fixtures.join("jwt-rs256-private.pem")).unwrap();
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let claims = json!({"sub": "deployer", "roles": ["config-reader"], "exp": exp});
+    let signed = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&private).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        call(&server, Some(&signed), Method::GET, "/api/v1/configs", None)
+            .await
+            .0,
+        200
+    );
+    // Algorithm confusion: HS256 "signed" with the public key as the secret is refused.
+    let public_pem = std::fs::read(&public).unwrap();
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&public_pem),
+    )
+    .unwrap();
+    assert_eq!(
+        call(&server, Some(&forged), Method::GET, "/api/v1/configs", None)
+            .await
+            .0,
+        401
+    );
+}

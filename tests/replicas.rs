@@ -42,10 +42,15 @@ struct Replica {
 }
 
 impl Replica {
+    /// A replica with access control off (the suite is about replication).
     async fn start(name: &'static str, database_url: &str) -> Replica {
+        Self::start_with(name, database_url, &[("SUMMIT_NO_AUTH", "true")]).await
+    }
+
+    async fn start_with(name: &'static str, database_url: &str, env: &[(&str, &str)]) -> Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_summit-config"))
+            .envs(env.iter().copied())
             .env("SUMMIT_HTTP_ADDR", "127.0.0.1:0")
-            .env("SUMMIT_NO_AUTH", "true")
             .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
             .env("SUMMIT_DATABASE_URL", database_url)
             .env("SUMMIT_LOG_FORMAT", "json")
@@ -1448,4 +1453,69 @@ async fn a_flag_written_through_one_replica_is_evaluated_and_watched_through_the
     let (status, problem) = body_of(b.put("/api/v1/feature-flags/shared-flag", &stale).await).await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["currentVersion"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_through_one_replica_is_refused_by_the_other() {
+    let Some(url) = test_database_url().await else {
+        return;
+    };
+    const ADMIN: &str = "admin-token-shared-by-both-replicas-0123";
+    let env = [("SUMMIT_ADMIN_TOKEN", ADMIN)];
+    let (a, b) = tokio::join!(
+        Replica::start_with("a", &url, &env),
+        Replica::start_with("b", &url, &env)
+    );
+    let request = |replica: &Replica, method: reqwest::Method, path: &str, token: &str| {
+        replica
+            .client
+            .request(method, replica.url(path))
+            .bearer_auth(token.to_owned())
+    };
+    let response = request(&a, reqwest::Method::POST, "/api/v1/tokens", ADMIN)
+        .json(&json!({"name": "ci", "roles": ["config-reader"]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, created) = body_of(response).await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["tokenText"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    // Created through a, accepted by b once b's follower applied the change.
+    eventually("b accepts a token created through a", STEP, || async {
+        let response = request(&b, reqwest::Method::GET, "/api/v1/configs", &token)
+            .send()
+            .await
+            .unwrap();
+        (response.status() == 200).then_some(())
+    })
+    .await;
+    let response = request(
+        &a,
+        reqwest::Method::DELETE,
+        &format!("/api/v1/tokens/{id}"),
+        ADMIN,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let (_, took) = eventually("b refuses the revoked token", STEP, || async {
+        let response = request(&b, reqwest::Method::GET, "/api/v1/configs", &token)
+            .send()
+            .await
+            .unwrap();
+        (response.status() == 401).then_some(())
+    })
+    .await;
+    eprintln!(
+        "revocation through a refused by b after {} ms",
+        took.as_millis()
+    );
+    // Through a itself: at once.
+    let response = request(&a, reqwest::Method::GET, "/api/v1/configs", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
 }

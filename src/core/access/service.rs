@@ -303,6 +303,15 @@ impl AccessService {
         identity
     }
 
+    /// Forgets rate-limit state of identities that have been idle long enough to be back at a
+    /// full burst (JWT subjects are unbounded; call this now and then).
+    pub fn forget_idle_rates(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
     /// Counts one request against the identity's rate.
     pub fn check_rate(&self, identity: &Identity) -> Result<()> {
         let Some(limiter) = &self.limiter else {
