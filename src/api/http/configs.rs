@@ -183,7 +183,8 @@ async fn delete_config(
     });
     let expected = expected_version(&headers, body.expected_version)?;
     let metadata = body.metadata.unwrap_or_else(|| Metadata {
-        actor: "anonymous".into(),
+        // No body: the caller's identity (or `anonymous` without access control).
+        actor: caller.actor_or("anonymous"),
         message: None,
         ..Default::default()
     });

@@ -151,7 +151,8 @@ async fn delete_flag(
     let (metadata, expected) = body.map_or((None, None), |b| (b.metadata, b.expected_version));
     let expected = expected_version(&headers, expected)?;
     let metadata = metadata.unwrap_or_else(|| Metadata {
-        actor: "anonymous".into(),
+        // No body: the caller's identity (or `anonymous` without access control).
+        actor: caller.actor_or("anonymous"),
         message: None,
         ..Default::default()
     });
