@@ -160,13 +160,33 @@ async fn get_config(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+/// The optional body of a delete (configs and flags).
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DeleteBody {
+pub struct DeleteBody {
     #[serde(default)]
     metadata: Option<Metadata>,
     #[serde(default)]
     expected_version: Option<u64>,
+}
+
+impl DeleteBody {
+    /// The delete's metadata (the caller's, stamped; without a body, by the caller alone) and
+    /// its expected version (body or `If-Match`).
+    pub fn resolve(
+        body: Option<Self>,
+        headers: &HeaderMap,
+        caller: &Caller,
+    ) -> Result<(Metadata, Option<u64>)> {
+        let body = body.unwrap_or_default();
+        let expected = expected_version(headers, body.expected_version)?;
+        let metadata = body.metadata.unwrap_or_else(|| Metadata {
+            // No body: the caller's identity (or `anonymous` without access control).
+            actor: caller.actor_or("anonymous"),
+            ..Default::default()
+        });
+        Ok((caller.stamp(metadata), expected))
+    }
 }
 
 #[tracing::instrument(skip_all, fields(config_id = %id))]
@@ -177,21 +197,8 @@ async fn delete_config(
     headers: HeaderMap,
     OptionalApiJson(body): OptionalApiJson<DeleteBody>,
 ) -> Result<Response> {
-    let body = body.unwrap_or(DeleteBody {
-        metadata: None,
-        expected_version: None,
-    });
-    let expected = expected_version(&headers, body.expected_version)?;
-    let metadata = body.metadata.unwrap_or_else(|| Metadata {
-        // No body: the caller's identity (or `anonymous` without access control).
-        actor: caller.actor_or("anonymous"),
-        message: None,
-        ..Default::default()
-    });
-    let result = state
-        .service
-        .delete_config(&id, caller.stamp(metadata), expected)
-        .await?;
+    let (metadata, expected) = DeleteBody::resolve(body, &headers, &caller)?;
+    let result = state.service.delete_config(&id, metadata, expected).await?;
     Ok(match result {
         Written::Done(version) => {
             Json(serde_json::json!({"configId": id, "version": version, "deleted": true}))
@@ -293,13 +300,14 @@ async fn diff(
     Ok(Json(result).into_response())
 }
 
+/// `{targetVersion, metadata, expectedVersion?}` (configs and flags).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RollbackBody {
-    target_version: u64,
-    metadata: Metadata,
+pub struct RollbackBody {
+    pub target_version: u64,
+    pub metadata: Metadata,
     #[serde(default)]
-    expected_version: Option<u64>,
+    pub expected_version: Option<u64>,
 }
 
 #[tracing::instrument(skip_all, fields(config_id = %id))]

@@ -11,7 +11,9 @@ use serde_json::Value;
 
 use super::AppState;
 use super::access::denied;
-use super::configs::{PageQuery, expected_version, version_etag, version_number};
+use super::configs::{
+    DeleteBody, PageQuery, RollbackBody, expected_version, version_etag, version_number,
+};
 use super::error::{ApiError, Result};
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, from_value, path_param};
 use crate::core::access::Caller;
@@ -131,15 +133,6 @@ async fn get_flag(
     Ok(response)
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DeleteBody {
-    #[serde(default)]
-    metadata: Option<Metadata>,
-    #[serde(default)]
-    expected_version: Option<u64>,
-}
-
 #[tracing::instrument(skip_all, fields(flag_key = %key))]
 async fn delete_flag(
     State(state): State<AppState>,
@@ -148,18 +141,8 @@ async fn delete_flag(
     headers: HeaderMap,
     OptionalApiJson(body): OptionalApiJson<DeleteBody>,
 ) -> Result<Response> {
-    let (metadata, expected) = body.map_or((None, None), |b| (b.metadata, b.expected_version));
-    let expected = expected_version(&headers, expected)?;
-    let metadata = metadata.unwrap_or_else(|| Metadata {
-        // No body: the caller's identity (or `anonymous` without access control).
-        actor: caller.actor_or("anonymous"),
-        message: None,
-        ..Default::default()
-    });
-    state
-        .flags
-        .delete_flag(&key, caller.stamp(metadata), expected)
-        .await?;
+    let (metadata, expected) = DeleteBody::resolve(body, &headers, &caller)?;
+    state.flags.delete_flag(&key, metadata, expected).await?;
     Ok(Json(serde_json::json!({"flagKey": key, "deleted": true})).into_response())
 }
 
@@ -208,15 +191,6 @@ async fn get_version(
     let mut response = Json(flag).into_response();
     response.headers_mut().insert(header::ETAG, etag);
     Ok(response)
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RollbackBody {
-    target_version: u64,
-    metadata: Metadata,
-    #[serde(default)]
-    expected_version: Option<u64>,
 }
 
 #[tracing::instrument(skip_all, fields(flag_key = %key))]
