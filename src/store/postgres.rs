@@ -84,6 +84,15 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| Error::internal(format!("stored JSON: {e}")))
 }
 
+/// Who made a stored version (of a config, flag or schema) and why.
+fn metadata_from_row(row: &PgRow) -> Result<Metadata> {
+    Ok(Metadata {
+        actor: row.try_get("actor").map_err(db_error)?,
+        message: row.try_get("message").map_err(db_error)?,
+        ..Default::default()
+    })
+}
+
 fn version_from_row(row: &PgRow) -> Result<ConfigVersion> {
     let config_id: String = row.try_get("config_id").map_err(db_error)?;
     let document: String = row.try_get("document").map_err(db_error)?;
@@ -91,11 +100,7 @@ fn version_from_row(row: &PgRow) -> Result<ConfigVersion> {
     Ok(NewVersion {
         config_id: ConfigId::parse(&config_id)?,
         document: parse_json::<ConfigDocument>(&document)?,
-        metadata: Metadata {
-            actor: row.try_get("actor").map_err(db_error)?,
-            message: row.try_get("message").map_err(db_error)?,
-            ..Default::default()
-        },
+        metadata: metadata_from_row(row)?,
         checksum: row.try_get("checksum").map_err(db_error)?,
         created_at: row.try_get("created_at").map_err(db_error)?,
         rollback_of: rollback_of.map(to_u64),
@@ -117,11 +122,7 @@ fn flag_version_from_row(row: &PgRow) -> Result<FlagVersion> {
     Ok(NewFlagVersion {
         key: FlagKey::parse(&key)?,
         definition: parse_json::<FlagDefinition>(&definition)?,
-        metadata: Metadata {
-            actor: row.try_get("actor").map_err(db_error)?,
-            message: row.try_get("message").map_err(db_error)?,
-            ..Default::default()
-        },
+        metadata: metadata_from_row(row)?,
         checksum: row.try_get("checksum").map_err(db_error)?,
         created_at: row.try_get("created_at").map_err(db_error)?,
         rollback_of: rollback_of.map(to_u64),
@@ -631,11 +632,7 @@ impl Store for PostgresStore {
                 version: to_u64(row.get("version")),
                 schema: parse_json(&schema)?,
                 checksum: row.get("checksum"),
-                metadata: Metadata {
-                    actor: row.get("actor"),
-                    message: row.get("message"),
-                    ..Default::default()
-                },
+                metadata: metadata_from_row(&row)?,
                 created_at: row.get("created_at"),
             })
         })
