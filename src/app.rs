@@ -16,11 +16,12 @@ use crate::core::access::AccessService;
 use crate::core::access::service::{AccessSettings, JwtSettings};
 use crate::core::flags::FlagService;
 use crate::core::ids::Environment;
+use crate::core::ports::{Database, Storage, Store};
 use crate::core::secrets::{SecretPolicy, SecretResolver};
 use crate::core::service::{ConfigService, ServiceSettings};
 use crate::replication::{follow_changes, run_duties};
 use crate::settings::Settings;
-use crate::store::{CachedStore, MemoryStore, PostgresStore, SqliteStore, Store};
+use crate::store::{CachedStore, MemoryStore, PostgresStore, SqliteStore};
 use crate::tls::{TlsFiles, tls_config};
 
 pub struct App {
@@ -149,8 +150,12 @@ impl App {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let max_configs = usize::try_from(settings.cache_max_configs).unwrap_or(usize::MAX);
         let (cache, revision) = open_store(&settings.database_url, max_configs).await?;
+        let storage = Storage {
+            store: cache.clone(),
+            cache: cache.clone(),
+        };
         let service = Arc::new(ConfigService::new(
-            cache.clone(),
+            storage.clone(),
             SecretResolver::new(&SecretPolicy {
                 env_prefix: settings.secret_env_prefix.clone(),
                 file_dir: settings.secret_file_dir.clone(),
@@ -166,7 +171,7 @@ impl App {
         let access_settings = access_settings(&settings)?;
         let token_dir = access_settings.data_dir.clone();
         let access = Arc::new(
-            AccessService::new(cache.clone(), access_settings)
+            AccessService::new(storage.clone(), access_settings)
                 .map_err(|e| anyhow::anyhow!("access control settings: {e}"))?,
         );
         if !access.enabled() {
@@ -185,7 +190,7 @@ impl App {
                  use it to create other tokens, then keep or delete the file"
             );
         }
-        let flags = Arc::new(FlagService::new(cache.clone(), service.clone()));
+        let flags = Arc::new(FlagService::new(storage, service.clone()));
         let shutdown = CancellationToken::new();
         {
             // Rate-limit state of identities idle for long is dropped (JWT subjects are many).

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::core::ports::{ChangeLog, Database, Store};
 use crate::core::service::ConfigService;
-use crate::store::{CachedStore, Store};
+use crate::store::CachedStore;
 
 /// Longest a change committed elsewhere waits when its notification is lost.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);

@@ -2,7 +2,8 @@
 
 mod common;
 
-use summit_config::store::{PostgresStore, Store};
+use summit_config::core::ports::Database;
+use summit_config::store::PostgresStore;
 
 #[tokio::test]
 async fn one_replica_holds_the_duties_lease_and_another_takes_over_when_it_goes() {

@@ -11,6 +11,7 @@ pub mod flags;
 pub mod ids;
 pub mod merge;
 pub mod model;
+pub mod ports;
 pub mod rollout;
 #[cfg(test)]
 mod rollout_vectors;

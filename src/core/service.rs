@@ -27,13 +27,13 @@ use super::model::{
     AppliedState, AuditDraft, AuditRecord, ConfigDocument, ConfigSummary, ConfigVersion, Metadata,
     NewVersion, Page, SchemaVersion,
 };
+use super::ports::{
+    AppliedRequest, AuditQuery, AuditSubject, Committed, DeleteWrite, ReadCache, SchemaWrite,
+    Storage, Store, VersionWrite,
+};
 use super::secrets::SecretResolver;
 use super::validation::{CompiledSchema, check_document, check_metadata};
 use super::watch::{WatchFilter, WatchStream, watch};
-use crate::store::{
-    AppliedRequest, AuditQuery, AuditSubject, Committed, DeleteWrite, SchemaWrite, Store,
-    VersionWrite,
-};
 
 const WRITE_LOCK_SHARDS: usize = 64;
 const SECRET_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -161,6 +161,7 @@ pub struct DriftReport {
 
 pub struct ConfigService {
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) cache: Arc<dyn ReadCache>,
     bus: ChangeBus,
     secrets: SecretResolver,
     write_locks: Vec<tokio::sync::Mutex<()>>,
@@ -174,9 +175,10 @@ pub fn now() -> DateTime<Utc> {
 }
 
 impl ConfigService {
-    pub fn new(store: Arc<dyn Store>, secrets: SecretResolver, settings: ServiceSettings) -> Self {
+    pub fn new(storage: Storage, secrets: SecretResolver, settings: ServiceSettings) -> Self {
         ConfigService {
-            store,
+            store: storage.store,
+            cache: storage.cache,
             bus: ChangeBus::new(settings.watch_buffer.max(1024)),
             secrets,
             watchers: Arc::new(tokio::sync::Semaphore::new(settings.max_watchers)),
@@ -213,7 +215,7 @@ impl ConfigService {
     /// Writes fail fast while a shared database is known to be down (the replication follower
     /// notices when it is back); they are not queued or retried behind the caller's back.
     pub(crate) fn ensure_writable(&self) -> Result<()> {
-        if self.store.shared_by_replicas() && self.store.degraded() {
+        if self.store.shared_by_replicas() && self.cache.degraded() {
             return Err(Error::Unavailable {
                 reason: "the configuration store is unavailable; writes are refused until it \
                          answers again (reads are served from cache)"
@@ -423,7 +425,7 @@ impl ConfigService {
         if expected.is_some_and(|e| e != live) && self.store.shared_by_replicas() {
             // This replica's cache may lag a write made through another: ask the database
             // before calling it a conflict.
-            head = self.store.fresh_head(id).await?;
+            head = self.cache.fresh_head(id).await?;
             live = head.as_ref().map_or(0, |h| h.live_version());
         }
         if let Some(expected) = expected
@@ -503,7 +505,7 @@ impl ConfigService {
     /// deleted.
     pub async fn fresh_config(&self, id: &ConfigId) -> Result<Option<Arc<ConfigVersion>>> {
         Ok(self
-            .store
+            .cache
             .fresh_head(id)
             .await?
             .filter(|head| !head.deleted)
@@ -513,7 +515,7 @@ impl ConfigService {
     /// Every live config as the database has it now.
     pub async fn fresh_configs(&self) -> Result<Vec<Arc<ConfigVersion>>> {
         Ok(self
-            .store
+            .cache
             .fresh_heads()
             .await?
             .into_iter()
@@ -580,7 +582,7 @@ impl ConfigService {
         let mut live = self.live_version(id).await?.version;
         if expected.is_some_and(|e| e != live) && self.store.shared_by_replicas() {
             // This replica's cache may lag another's write: ask the database first.
-            live = match self.store.fresh_head(id).await? {
+            live = match self.cache.fresh_head(id).await? {
                 Some(head) if !head.deleted => head.latest.version,
                 _ => return Err(Error::not_found("config", id.as_str())),
             };
@@ -704,7 +706,7 @@ impl ConfigService {
         query: &EffectiveQuery,
     ) -> Result<EffectiveConfig> {
         // The read cache answers without I/O; only a miss takes the asynchronous path.
-        let head = match self.store.cached_head(id) {
+        let head = match self.cache.cached_head(id) {
             Some(head) => Some(head),
             None => self.store.head(id).await?,
         };
@@ -748,7 +750,7 @@ impl ConfigService {
             environment: query.environment.clone(),
             view,
             resolved,
-            stale: self.store.degraded(),
+            stale: self.cache.degraded(),
         })
     }
 
@@ -902,7 +904,10 @@ impl ConfigService {
                 ),
             })?;
         watch(
-            self.store.clone(),
+            Storage {
+                store: self.store.clone(),
+                cache: self.cache.clone(),
+            },
             &self.bus,
             filter,
             from_revision,
@@ -923,7 +928,7 @@ impl ConfigService {
 
     /// The database did not answer lately: reads answered from the cache may be out of date.
     pub fn serving_stale(&self) -> bool {
-        self.store.degraded()
+        self.cache.degraded()
     }
 
     pub async fn ready(&self) -> Result<()> {

@@ -11,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::{Error, Result};
 use super::events::{ChangeBus, ChangeEvent};
-use crate::store::Store;
+use super::ports::{ReadCache, Storage, Store};
 
 const CATCH_UP_BATCH: u32 = 512;
 
@@ -60,6 +60,7 @@ impl WatchFilter {
 
 struct Watcher {
     store: Arc<dyn Store>,
+    cache: Arc<dyn ReadCache>,
     filter: WatchFilter,
     cursor: u64,
     /// Boxed: a channel allocates its first block of slots up front, and with thousands of
@@ -82,7 +83,7 @@ impl Watcher {
     async fn catch_up(&mut self) -> std::result::Result<(), Stop> {
         // Not past what this process's reads reflect (replicas): the rest arrives live once
         // the follower has applied it.
-        let limit = self.store.readable_revision().unwrap_or(u64::MAX);
+        let limit = self.cache.readable_revision().unwrap_or(u64::MAX);
         loop {
             let batch = match self.store.changes_since(self.cursor, CATCH_UP_BATCH).await {
                 Ok(batch) => batch,
@@ -126,7 +127,7 @@ impl Watcher {
 /// Starts a watcher. Without `from_revision` it starts at the latest committed revision, read
 /// before this returns, so a change committed after the call is never missed.
 pub async fn watch(
-    store: Arc<dyn Store>,
+    storage: Storage,
     bus: &ChangeBus,
     filter: WatchFilter,
     from_revision: Option<u64>,
@@ -135,7 +136,7 @@ pub async fn watch(
 ) -> Result<WatchStream> {
     // Subscribe before reading the cursor so nothing committed in between is missed.
     let live = bus.subscribe();
-    let latest = store.latest_revision().await?;
+    let latest = storage.store.latest_revision().await?;
     let cursor = match from_revision {
         // A cursor from the future (e.g. from before a restore) would silence the stream.
         Some(revision) if revision > latest => {
@@ -149,7 +150,8 @@ pub async fn watch(
     };
     let (out, rx) = mpsc::channel(buffer.max(1));
     let watcher = Watcher {
-        store,
+        store: storage.store,
+        cache: storage.cache,
         filter,
         cursor,
         out,

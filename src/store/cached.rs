@@ -4,7 +4,6 @@
 //! other replicas arrive through `apply_change`. The cache also tracks whether the inner store
 //! answers, so reads can say they may be stale.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,10 +12,6 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use parking_lot::{RwLock, RwLockUpgradableReadGuard};
 
-use super::{
-    AuditQuery, ChangeRequestQuery, ChangeRequestWrite, Committed, DeleteWrite, FlagDeleteWrite,
-    FlagWrite, SchemaWrite, Store, TokenRevoke, TokenWrite, VersionWrite,
-};
 use crate::core::access::model::{ApiToken, Denial};
 use crate::core::approvals::model::ChangeRequest;
 use crate::core::error::{Error, Result};
@@ -24,6 +19,11 @@ use crate::core::events::{ChangeEvent, kind};
 use crate::core::flags::{FlagHead, FlagSet, FlagVersion};
 use crate::core::ids::{ConfigId, FlagKey};
 use crate::core::model::{AppliedState, AuditRecord, ConfigHead, ConfigVersion, SchemaVersion};
+use crate::core::ports::{
+    AccessStore, AppliedStore, AuditQuery, ChangeLog, ChangeRequestQuery, ChangeRequestStore,
+    ChangeRequestWrite, Committed, ConfigStore, Database, DeleteWrite, FlagDeleteWrite, FlagStore,
+    FlagWrite, ReadCache, SchemaWrite, Store, TokenMap, TokenRevoke, TokenWrite, VersionWrite,
+};
 
 pub struct CachedStore {
     inner: Arc<dyn Store>,
@@ -31,6 +31,9 @@ pub struct CachedStore {
     heads: DashMap<ConfigId, ConfigHead>,
     /// The last call to the inner store failed as unavailable.
     degraded: AtomicBool,
+    /// Calls that failed as unavailable so far: a success that began before the latest failure
+    /// does not clear `degraded`.
+    failures: AtomicU64,
     /// At most this many heads are kept; beyond it an arbitrary other entry is evicted (reads
     /// of evicted configs go to the store and bring them back).
     max_configs: usize,
@@ -51,8 +54,6 @@ pub struct CachedStore {
     /// fetch began before another change must not swap in its (maybe older) snapshot.
     token_changes: AtomicU64,
 }
-
-type TokenMap = HashMap<String, Arc<ApiToken>>;
 
 fn tokens_by_hash(tokens: Vec<ApiToken>) -> TokenMap {
     tokens
@@ -105,6 +106,7 @@ impl CachedStore {
             inner,
             heads,
             degraded: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
             max_configs,
             complete: AtomicBool::new(complete),
             skipped: AtomicU64::new(0),
@@ -115,18 +117,37 @@ impl CachedStore {
         })
     }
 
-    /// Notes whether the inner store answered.
-    fn observe<T>(&self, result: Result<T>) -> Result<T> {
+    /// Runs a call to the inner store and notes what it says about the database: unavailable
+    /// marks the cache degraded; an answer from the database clears the mark, unless another
+    /// call failed after this one began (its evidence is newer). Other errors say nothing
+    /// about the database and change nothing.
+    async fn observed<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
+        let failures_before = self.failures.load(Ordering::Acquire);
+        let result = call.await;
         match &result {
-            Err(Error::Unavailable { .. }) => self.degraded.store(true, Ordering::Relaxed),
-            _ => self.degraded.store(false, Ordering::Relaxed),
+            Err(Error::Unavailable { .. }) => {
+                self.failures.fetch_add(1, Ordering::AcqRel);
+                self.degraded.store(true, Ordering::Release);
+            }
+            Ok(_)
+            | Err(
+                Error::NotFound { .. }
+                | Error::VersionConflict { .. }
+                | Error::ConcurrentModification { .. }
+                | Error::Conflict { .. },
+            ) => {
+                if self.failures.load(Ordering::Acquire) == failures_before {
+                    self.degraded.store(false, Ordering::Release);
+                }
+            }
+            Err(_) => {}
         }
         result
     }
 
     /// Brings the cached head of `id` up to the store's, keeping whichever is later.
     pub async fn reload(&self, id: &ConfigId) -> Result<()> {
-        match self.observe(self.inner.head(id).await)? {
+        match self.observed(self.inner.head(id)).await? {
             Some(head) => self.remember(head),
             None => {
                 self.heads.remove(id);
@@ -137,7 +158,7 @@ impl CachedStore {
 
     /// Brings the cached head of flag `key` up to the store's, keeping whichever is later.
     pub async fn reload_flag(&self, key: &FlagKey) -> Result<()> {
-        match self.observe(self.inner.flag_head(key).await)? {
+        match self.observed(self.inner.flag_head(key)).await? {
             Some(head) => self.remember_flag(head),
             None => self.forget_flag(key),
         }
@@ -148,7 +169,7 @@ impl CachedStore {
     pub async fn reload_tokens(&self) -> Result<()> {
         loop {
             let seen = self.token_changes.load(Ordering::Acquire);
-            let fetched = tokens_by_hash(self.observe(self.inner.tokens().await)?);
+            let fetched = tokens_by_hash(self.observed(self.inner.tokens()).await?);
             let mut tokens = self.tokens.write();
             // Changed while fetching: this snapshot may predate that change, so fetch again.
             if self.token_changes.load(Ordering::Acquire) == seen {
@@ -232,7 +253,7 @@ impl CachedStore {
         write: impl Future<Output = Result<Committed>>,
         refresh: impl Future<Output = Result<()>>,
     ) -> Result<Committed> {
-        let result = self.observe(write.await);
+        let result = self.observed(write).await;
         if let Err(Error::VersionConflict { .. } | Error::ConcurrentModification { .. }) = &result
             && let Err(error) = refresh.await
         {
@@ -292,17 +313,13 @@ impl CachedStore {
 }
 
 #[async_trait]
-impl Store for CachedStore {
-    fn cached_head(&self, id: &ConfigId) -> Option<ConfigHead> {
-        self.heads.get(id).map(|head| head.clone())
-    }
-
+impl ConfigStore for CachedStore {
     async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
         if let Some(head) = self.cached_head(id) {
             return Ok(Some(head));
         }
         let skipped = self.skipped.load(Ordering::Relaxed);
-        let head = self.observe(self.inner.head(id).await)?;
+        let head = self.observed(self.inner.head(id)).await?;
         // A change skipped while this fetch ran may be newer than what it read: then serve the
         // answer but do not keep it.
         if let Some(head) = &head
@@ -313,18 +330,9 @@ impl Store for CachedStore {
         Ok(head)
     }
 
-    async fn fresh_heads(&self) -> Result<Vec<ConfigHead>> {
-        self.observe(self.inner.heads().await)
-    }
-
-    async fn fresh_head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
-        self.reload(id).await?;
-        Ok(self.cached_head(id))
-    }
-
     async fn heads(&self) -> Result<Vec<ConfigHead>> {
         if !self.complete.load(Ordering::Relaxed) {
-            return self.observe(self.inner.heads().await);
+            return self.observed(self.inner.heads()).await;
         }
         let mut heads: Vec<ConfigHead> = self.heads.iter().map(|e| e.value().clone()).collect();
         heads.sort_by(|a, b| a.latest.config_id.cmp(&b.latest.config_id));
@@ -332,7 +340,7 @@ impl Store for CachedStore {
     }
 
     async fn version(&self, id: &ConfigId, version: u64) -> Result<Option<ConfigVersion>> {
-        self.observe(self.inner.version(id, version).await)
+        self.observed(self.inner.version(id, version)).await
     }
 
     async fn versions(
@@ -341,7 +349,7 @@ impl Store for CachedStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<ConfigVersion>> {
-        self.observe(self.inner.versions(id, before, limit).await)
+        self.observed(self.inner.versions(id, before, limit)).await
     }
 
     async fn append_version(&self, write: VersionWrite) -> Result<Committed> {
@@ -381,7 +389,7 @@ impl Store for CachedStore {
     }
 
     async fn schema(&self, id: &ConfigId) -> Result<Option<SchemaVersion>> {
-        self.observe(self.inner.schema(id).await)
+        self.observed(self.inner.schema(id)).await
     }
 
     async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {
@@ -389,11 +397,10 @@ impl Store for CachedStore {
         self.refreshing_on_conflict(id.as_str(), self.inner.put_schema(write), self.reload(&id))
             .await
     }
+}
 
-    fn cached_flags(&self) -> Option<Arc<FlagSet>> {
-        Some(self.flags.read().clone())
-    }
-
+#[async_trait]
+impl FlagStore for CachedStore {
     async fn flag_heads(&self) -> Result<Vec<FlagHead>> {
         // The set is ordered by key.
         Ok(self.flags.read().heads.values().cloned().collect())
@@ -404,7 +411,7 @@ impl Store for CachedStore {
     }
 
     async fn flag_version(&self, key: &FlagKey, version: u64) -> Result<Option<FlagVersion>> {
-        self.observe(self.inner.flag_version(key, version).await)
+        self.observed(self.inner.flag_version(key, version)).await
     }
 
     async fn flag_versions(
@@ -413,7 +420,8 @@ impl Store for CachedStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<FlagVersion>> {
-        self.observe(self.inner.flag_versions(key, before, limit).await)
+        self.observed(self.inner.flag_versions(key, before, limit))
+            .await
     }
 
     async fn append_flag_version(&self, write: FlagWrite) -> Result<Committed> {
@@ -459,14 +467,13 @@ impl Store for CachedStore {
         }
         Ok(committed)
     }
+}
 
-    fn cached_tokens(&self) -> Option<Arc<TokenMap>> {
-        Some(self.tokens.read().clone())
-    }
-
+#[async_trait]
+impl AccessStore for CachedStore {
     async fn create_token(&self, write: TokenWrite) -> Result<Committed> {
         let token = Arc::new(write.token.clone());
-        let committed = self.observe(self.inner.create_token(write).await)?;
+        let committed = self.observed(self.inner.create_token(write)).await?;
         // Applied here at once, without I/O that could fail after the commit.
         self.change_tokens(|tokens| {
             tokens.insert(token.hash.clone(), token);
@@ -476,7 +483,7 @@ impl Store for CachedStore {
 
     async fn revoke_token(&self, write: TokenRevoke) -> Result<Committed> {
         let (id, at) = (write.id.clone(), write.at);
-        let result = self.observe(self.inner.revoke_token(write).await);
+        let result = self.observed(self.inner.revoke_token(write)).await;
         match &result {
             // Revoked at once here, without I/O that could fail after the commit.
             Ok(_) => self.change_tokens(|tokens| {
@@ -496,55 +503,68 @@ impl Store for CachedStore {
     }
 
     async fn tokens(&self) -> Result<Vec<ApiToken>> {
-        self.observe(self.inner.tokens().await)
+        self.observed(self.inner.tokens()).await
     }
 
     async fn record_denial(&self, denial: Denial) -> Result<()> {
-        self.observe(self.inner.record_denial(denial).await)
+        self.observed(self.inner.record_denial(denial)).await
     }
 
     async fn denials(&self, before: Option<u64>, limit: u32) -> Result<Vec<Denial>> {
-        self.observe(self.inner.denials(before, limit).await)
+        self.observed(self.inner.denials(before, limit)).await
     }
+}
 
+#[async_trait]
+impl ChangeRequestStore for CachedStore {
     async fn put_change_request(&self, write: ChangeRequestWrite) -> Result<Committed> {
-        self.observe(self.inner.put_change_request(write).await)
+        self.observed(self.inner.put_change_request(write)).await
     }
 
     async fn change_request(&self, id: &str) -> Result<Option<ChangeRequest>> {
-        self.observe(self.inner.change_request(id).await)
+        self.observed(self.inner.change_request(id)).await
     }
 
     async fn change_requests(&self, query: ChangeRequestQuery) -> Result<Vec<ChangeRequest>> {
-        self.observe(self.inner.change_requests(query).await)
+        self.observed(self.inner.change_requests(query)).await
     }
+}
 
+#[async_trait]
+impl ChangeLog for CachedStore {
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
-        self.observe(self.inner.audit(query).await)
+        self.observed(self.inner.audit(query)).await
     }
 
     async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<ChangeEvent>> {
-        self.observe(self.inner.changes_since(revision, limit).await)
+        self.observed(self.inner.changes_since(revision, limit))
+            .await
     }
 
     async fn latest_revision(&self) -> Result<u64> {
-        self.observe(self.inner.latest_revision().await)
+        self.observed(self.inner.latest_revision()).await
     }
+}
 
+#[async_trait]
+impl AppliedStore for CachedStore {
     async fn record_applied(&self, state: AppliedState) -> Result<()> {
-        self.observe(self.inner.record_applied(state).await)
+        self.observed(self.inner.record_applied(state)).await
     }
 
     async fn applied(&self, id: Option<&ConfigId>) -> Result<Vec<AppliedState>> {
-        self.observe(self.inner.applied(id).await)
+        self.observed(self.inner.applied(id)).await
     }
 
     async fn sweep_applied(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
-        self.observe(self.inner.sweep_applied(before).await)
+        self.observed(self.inner.sweep_applied(before)).await
     }
+}
 
+#[async_trait]
+impl Database for CachedStore {
     async fn lead_duties(&self) -> Result<bool> {
-        self.observe(self.inner.lead_duties().await)
+        self.observed(self.inner.lead_duties()).await
     }
 
     fn shared_by_replicas(&self) -> bool {
@@ -555,17 +575,41 @@ impl Store for CachedStore {
         self.inner.wait_for_change(timeout).await
     }
 
+    async fn ping(&self) -> Result<()> {
+        self.observed(self.inner.ping()).await
+    }
+}
+
+#[async_trait]
+impl ReadCache for CachedStore {
+    fn cached_head(&self, id: &ConfigId) -> Option<ConfigHead> {
+        self.heads.get(id).map(|head| head.clone())
+    }
+
+    async fn fresh_heads(&self) -> Result<Vec<ConfigHead>> {
+        self.observed(self.inner.heads()).await
+    }
+
+    async fn fresh_head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
+        self.reload(id).await?;
+        Ok(self.cached_head(id))
+    }
+
+    fn cached_flags(&self) -> Arc<FlagSet> {
+        self.flags.read().clone()
+    }
+
+    fn cached_tokens(&self) -> Arc<TokenMap> {
+        self.tokens.read().clone()
+    }
+
     fn degraded(&self) -> bool {
-        self.degraded.load(Ordering::Relaxed)
+        self.degraded.load(Ordering::Acquire)
     }
 
     fn readable_revision(&self) -> Option<u64> {
         self.inner
             .shared_by_replicas()
             .then(|| self.applied.load(Ordering::Acquire))
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.observe(self.inner.ping().await)
     }
 }

@@ -6,12 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{
-    AppliedRequest, AuditQuery, ChangeRequestQuery, ChangeRequestWrite, Committed, DeleteWrite,
-    FlagDeleteWrite, FlagWrite, HeadRow, SchemaWrite, Store, TOKEN_CHANGE_VERSION, TokenRevoke,
-    TokenWrite, VersionWrite, change_event, request_changed, request_exists, request_not_approved,
-    token_already_revoked, token_exists,
-};
+use super::change_event;
 use crate::core::access::model::{ApiToken, Denial};
 use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
 use crate::core::error::{Error, Result};
@@ -20,6 +15,13 @@ use crate::core::flags::{FlagHead, FlagVersion};
 use crate::core::ids::{ConfigId, FlagKey};
 use crate::core::model::{
     AppliedState, AuditDraft, AuditRecord, ConfigHead, ConfigVersion, SchemaVersion,
+};
+use crate::core::ports::{
+    AccessStore, AppliedRequest, AppliedStore, AuditQuery, ChangeLog, ChangeRequestQuery,
+    ChangeRequestStore, ChangeRequestWrite, Committed, ConfigStore, Database, DeleteWrite,
+    FlagDeleteWrite, FlagStore, FlagWrite, HeadRow, SchemaWrite, TOKEN_CHANGE_VERSION, TokenRevoke,
+    TokenWrite, VersionWrite, request_changed, request_exists, request_not_approved,
+    token_already_revoked, token_exists,
 };
 
 #[derive(Default)]
@@ -151,7 +153,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl ConfigStore for MemoryStore {
     async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
         let state = self.state.lock();
         Ok(state
@@ -321,7 +323,10 @@ impl Store for MemoryStore {
             follow_up: None,
         })
     }
+}
 
+#[async_trait]
+impl FlagStore for MemoryStore {
     async fn flag_heads(&self) -> Result<Vec<FlagHead>> {
         let state = self.state.lock();
         Ok(state
@@ -419,7 +424,10 @@ impl Store for MemoryStore {
             follow_up: None,
         })
     }
+}
 
+#[async_trait]
+impl AccessStore for MemoryStore {
     async fn create_token(&self, write: TokenWrite) -> Result<Committed> {
         let mut state = self.state.lock();
         let token = write.token;
@@ -500,7 +508,10 @@ impl Store for MemoryStore {
             .cloned()
             .collect())
     }
+}
 
+#[async_trait]
+impl ChangeRequestStore for MemoryStore {
     async fn put_change_request(&self, write: ChangeRequestWrite) -> Result<Committed> {
         let mut state = self.state.lock();
         let request = write.request;
@@ -571,7 +582,10 @@ impl Store for MemoryStore {
             .cloned()
             .collect())
     }
+}
 
+#[async_trait]
+impl ChangeLog for MemoryStore {
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
         let state = self.state.lock();
         Ok(state
@@ -606,7 +620,10 @@ impl Store for MemoryStore {
     async fn latest_revision(&self) -> Result<u64> {
         Ok(self.state.lock().changes.len() as u64)
     }
+}
 
+#[async_trait]
+impl AppliedStore for MemoryStore {
     async fn record_applied(&self, applied: AppliedState) -> Result<()> {
         let key = (
             applied.config_id.clone(),
@@ -639,7 +656,10 @@ impl Store for MemoryStore {
             .retain(|_, report| report.reported_at >= before);
         Ok((count - state.applied.len()) as u64)
     }
+}
 
+#[async_trait]
+impl Database for MemoryStore {
     async fn ping(&self) -> Result<()> {
         Ok(())
     }

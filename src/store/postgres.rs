@@ -16,12 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolO
 use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::Notify;
 
-use super::{
-    AppliedRequest, AuditQuery, ChangeRequestQuery, ChangeRequestWrite, Committed, DeleteWrite,
-    FlagDeleteWrite, FlagWrite, HeadRow, SchemaWrite, Store, TOKEN_CHANGE_VERSION, TokenRevoke,
-    TokenWrite, VersionWrite, change_event, request_changed, request_exists, request_not_approved,
-    to_i64, to_u64, token_already_revoked, token_exists,
-};
+use super::{change_event, to_i64, to_u64};
 use crate::core::access::model::{ApiToken, Denial};
 use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
 use crate::core::error::{Error, Result};
@@ -31,6 +26,13 @@ use crate::core::ids::{ConfigId, FlagKey};
 use crate::core::model::{
     AppliedState, AuditDraft, AuditRecord, ConfigDocument, ConfigHead, ConfigVersion, Metadata,
     NewVersion, SchemaVersion,
+};
+use crate::core::ports::{
+    AccessStore, AppliedRequest, AppliedStore, AuditQuery, ChangeLog, ChangeRequestQuery,
+    ChangeRequestStore, ChangeRequestWrite, Committed, ConfigStore, Database, DeleteWrite,
+    FlagDeleteWrite, FlagStore, FlagWrite, HeadRow, SchemaWrite, TOKEN_CHANGE_VERSION, TokenRevoke,
+    TokenWrite, VersionWrite, request_changed, request_exists, request_not_approved,
+    token_already_revoked, token_exists,
 };
 
 /// Channel every committed change is announced on (payload: the revision).
@@ -455,7 +457,7 @@ async fn record_applied(
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl ConfigStore for PostgresStore {
     async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{HEAD_QUERY} WHERE c.config_id = $1"
@@ -683,7 +685,10 @@ impl Store for PostgresStore {
             follow_up: None,
         })
     }
+}
 
+#[async_trait]
+impl FlagStore for PostgresStore {
     async fn flag_heads(&self) -> Result<Vec<FlagHead>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{FLAG_HEAD_QUERY} ORDER BY f.flag_key"
@@ -823,7 +828,10 @@ impl Store for PostgresStore {
             follow_up: None,
         })
     }
+}
 
+#[async_trait]
+impl AccessStore for PostgresStore {
     async fn create_token(&self, write: TokenWrite) -> Result<Committed> {
         let token = &write.token;
         let mut tx = begin_write(&self.pool).await?;
@@ -943,7 +951,10 @@ impl Store for PostgresStore {
         .map_err(db_error)?;
         rows.iter().map(denial_from_row).collect()
     }
+}
 
+#[async_trait]
+impl ChangeRequestStore for PostgresStore {
     async fn put_change_request(&self, write: ChangeRequestWrite) -> Result<Committed> {
         let request = &write.request;
         let mut tx = begin_write(&self.pool).await?;
@@ -1058,7 +1069,10 @@ impl Store for PostgresStore {
         .map_err(db_error)?;
         rows.iter().map(change_request_from_row).collect()
     }
+}
 
+#[async_trait]
+impl ChangeLog for PostgresStore {
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
         // A config and a flag may share an id: the action tells their records apart.
         // Token ids may look like config ids: their records belong to neither.
@@ -1116,7 +1130,10 @@ impl Store for PostgresStore {
             .map_err(db_error)?;
         Ok(revision.map_or(0, to_u64))
     }
+}
 
+#[async_trait]
+impl AppliedStore for PostgresStore {
     async fn record_applied(&self, state: AppliedState) -> Result<()> {
         sqlx::query(
             "INSERT INTO applied_states
@@ -1175,7 +1192,10 @@ impl Store for PostgresStore {
             .map_err(db_error)?;
         Ok(done.rows_affected())
     }
+}
 
+#[async_trait]
+impl Database for PostgresStore {
     /// The lease is a session-level advisory lock on a connection kept out of the pool: it is
     /// released when this process (or its connection) dies.
     async fn lead_duties(&self) -> Result<bool> {

@@ -14,12 +14,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{
-    AppliedRequest, AuditQuery, ChangeRequestQuery, ChangeRequestWrite, Committed, DeleteWrite,
-    FlagDeleteWrite, FlagWrite, HeadRow, SchemaWrite, Store, TOKEN_CHANGE_VERSION, TokenRevoke,
-    TokenWrite, VersionWrite, change_event, request_changed, request_exists, request_not_approved,
-    to_i64, to_u64, token_already_revoked, token_exists,
-};
+use super::{change_event, to_i64, to_u64};
 use crate::core::access::model::{ApiToken, Denial};
 use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
 use crate::core::error::{Error, Result};
@@ -29,6 +24,13 @@ use crate::core::ids::{ConfigId, FlagKey};
 use crate::core::model::{
     AppliedState, AuditDraft, AuditRecord, ConfigDocument, ConfigHead, ConfigVersion, Metadata,
     SchemaVersion,
+};
+use crate::core::ports::{
+    AccessStore, AppliedRequest, AppliedStore, AuditQuery, ChangeLog, ChangeRequestQuery,
+    ChangeRequestStore, ChangeRequestWrite, Committed, ConfigStore, Database, DeleteWrite,
+    FlagDeleteWrite, FlagStore, FlagWrite, HeadRow, SchemaWrite, Store, TOKEN_CHANGE_VERSION,
+    TokenRevoke, TokenWrite, VersionWrite, request_changed, request_exists, request_not_approved,
+    token_already_revoked, token_exists,
 };
 
 pub struct SqliteStore {
@@ -380,7 +382,7 @@ async fn record_applied(
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl ConfigStore for SqliteStore {
     async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
         let row = sqlx::query(
             "SELECT v.config_id, v.version, v.document, v.checksum, v.actor, v.message,
@@ -627,7 +629,10 @@ impl Store for SqliteStore {
             follow_up: None,
         })
     }
+}
 
+#[async_trait]
+impl FlagStore for SqliteStore {
     async fn flag_heads(&self) -> Result<Vec<FlagHead>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{FLAG_HEAD_QUERY} ORDER BY f.flag_key"
@@ -766,7 +771,10 @@ impl Store for SqliteStore {
             follow_up: None,
         })
     }
+}
 
+#[async_trait]
+impl AccessStore for SqliteStore {
     async fn create_token(&self, write: TokenWrite) -> Result<Committed> {
         let token = &write.token;
         let mut tx = self.writer.begin().await.map_err(db_error)?;
@@ -885,7 +893,10 @@ impl Store for SqliteStore {
         .map_err(db_error)?;
         rows.iter().map(denial_from_row).collect()
     }
+}
 
+#[async_trait]
+impl ChangeRequestStore for SqliteStore {
     async fn put_change_request(&self, write: ChangeRequestWrite) -> Result<Committed> {
         let request = &write.request;
         let mut tx = self.writer.begin().await.map_err(db_error)?;
@@ -1004,7 +1015,10 @@ impl Store for SqliteStore {
         .map_err(db_error)?;
         rows.iter().map(change_request_from_row).collect()
     }
+}
 
+#[async_trait]
+impl ChangeLog for SqliteStore {
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
         // A config and a flag may share an id: the action tells their records apart.
         let subject_id = query.subject.as_ref().map(|s| s.id());
@@ -1068,7 +1082,10 @@ impl Store for SqliteStore {
             .map_err(db_error)?;
         Ok(revision.map_or(0, to_u64))
     }
+}
 
+#[async_trait]
+impl AppliedStore for SqliteStore {
     async fn record_applied(&self, state: AppliedState) -> Result<()> {
         sqlx::query(
             "INSERT INTO applied_states
@@ -1129,7 +1146,10 @@ impl Store for SqliteStore {
             .map_err(db_error)?;
         Ok(done.rows_affected())
     }
+}
 
+#[async_trait]
+impl Database for SqliteStore {
     async fn ping(&self) -> Result<()> {
         // Any failure to answer means not ready, never an internal error.
         sqlx::query("SELECT 1")

@@ -109,7 +109,7 @@ where
                 .and_then(|v| v.split_once(' '))
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
                 .map(|(_, credential)| credential.to_owned());
-            let identity = match access.authenticate(credential.as_deref()).await {
+            let identity = match access.authenticate(credential.as_deref()) {
                 Ok(identity) => identity,
                 Err(error) => {
                     metrics::counter!("summit_auth_failures_total").increment(1);

@@ -12,8 +12,8 @@ use super::{caller_of, scoped_id};
 use crate::core::access::Permission;
 use crate::core::effective::AssignmentInput;
 use crate::core::ids::ConfigId;
+use crate::core::ports::AuditSubject;
 use crate::core::service::{AppliedReport, ConfigService, EffectiveQuery, Written};
-use crate::store::AuditSubject;
 
 type RpcResult<T> = Result<Response<T>, Status>;
 

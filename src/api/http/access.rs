@@ -183,34 +183,17 @@ where
             return Either::Left(self.inner.call(request));
         }
         let access = &self.state.access;
-        match access.authenticate_now(bearer(request.headers())) {
-            Some(Ok(identity)) => match admit(&self.state, &identity, &request) {
+        match access.authenticate(bearer(request.headers())) {
+            Ok(identity) => match admit(&self.state, &identity, &request) {
                 Ok(()) => {
                     request.extensions_mut().insert(Caller(Some(identity)));
                     Either::Left(self.inner.call(request))
                 }
                 Err(refused) => Either::Right(refused),
             },
-            Some(Err(error)) => {
+            Err(error) => {
                 metrics::counter!("summit_auth_failures_total").increment(1);
                 Either::Right(Box::pin(async move { Ok(ApiError(error).into_response()) }))
-            }
-            None => {
-                // A token behind a store without a token cache: ask the store.
-                let (clone, state) = (self.inner.clone(), self.state.clone());
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                Either::Right(Box::pin(async move {
-                    let credential = bearer(request.headers()).map(str::to_owned);
-                    let identity = match state.access.authenticate(credential.as_deref()).await {
-                        Ok(identity) => identity,
-                        Err(error) => return Ok(ApiError(error).into_response()),
-                    };
-                    if let Err(refused) = admit(&state, &identity, &request) {
-                        return refused.await;
-                    }
-                    request.extensions_mut().insert(Caller(Some(identity)));
-                    inner.call(request).await
-                }))
             }
         }
     }

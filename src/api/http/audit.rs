@@ -9,7 +9,7 @@ use super::AppState;
 use super::configs::PageQuery;
 use super::error::Result;
 use super::extract::{ApiQuery, ConfigIdPath};
-use crate::store::AuditSubject;
+use crate::core::ports::AuditSubject;
 
 pub fn router() -> Router<AppState> {
     Router::new()

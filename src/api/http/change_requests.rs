@@ -14,8 +14,8 @@ use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
 use crate::core::error::Error;
 use crate::core::ids::{ConfigId, Environment};
 use crate::core::model::Metadata;
+use crate::core::ports::ChangeRequestQuery;
 use crate::core::service::page_limit;
-use crate::store::ChangeRequestQuery;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -18,8 +18,8 @@ use super::identity::{Identity, Permission};
 use super::model::{ApiToken, Denial, Role, Scopes};
 use crate::core::error::{Error, Result};
 use crate::core::model::{AuditDraft, Page};
+use crate::core::ports::{ReadCache, Storage, Store, TokenRevoke, TokenWrite};
 use crate::core::service::now;
-use crate::store::{Store, TokenRevoke, TokenWrite};
 
 /// Token texts start with this, so they are recognisable in leak scanners.
 pub const TOKEN_PREFIX: &str = "sc_";
@@ -159,6 +159,7 @@ pub struct NewToken {
 
 pub struct AccessService {
     store: Arc<dyn Store>,
+    cache: Arc<dyn ReadCache>,
     enabled: bool,
     admin_token_hash: Option<String>,
     admin: Arc<Identity>,
@@ -170,7 +171,7 @@ pub struct AccessService {
 }
 
 impl AccessService {
-    pub fn new(store: Arc<dyn Store>, settings: AccessSettings) -> Result<Self> {
+    pub fn new(storage: Storage, settings: AccessSettings) -> Result<Self> {
         if let Some(token) = &settings.admin_token
             && token.len() < MIN_ADMIN_TOKEN
         {
@@ -180,7 +181,8 @@ impl AccessService {
             ));
         }
         Ok(AccessService {
-            store,
+            store: storage.store,
+            cache: storage.cache,
             enabled: settings.enabled,
             admin_token_hash: settings.admin_token.as_deref().map(token_hash),
             admin: Arc::new(Identity {
@@ -242,50 +244,32 @@ impl AccessService {
     }
 
     /// The identity behind `Authorization: Bearer <credential>`.
-    pub async fn authenticate(&self, credential: Option<&str>) -> Result<Arc<Identity>> {
-        if let Some(answer) = self.authenticate_now(credential) {
-            return answer;
-        }
-        // Only API tokens behind a store without a token cache get here.
-        let hash = token_hash(credential.map(str::trim).unwrap_or_default());
-        let token = self
-            .store
-            .tokens()
-            .await?
-            .into_iter()
-            .find(|t| t.hash == hash);
-        match token {
-            Some(token) if token.is_active(now()) => Ok(self.identity_of(&token)),
-            _ => Err(unauthenticated("invalid, expired or revoked token")),
-        }
-    }
-
-    /// `authenticate` without I/O: `None` when the answer needs the store (no token cache).
-    pub fn authenticate_now(&self, credential: Option<&str>) -> Option<Result<Arc<Identity>>> {
+    /// The identity behind `Authorization: Bearer <credential>`, without I/O (tokens are in
+    /// the read cache).
+    pub fn authenticate(&self, credential: Option<&str>) -> Result<Arc<Identity>> {
         let Some(credential) = credential.map(str::trim).filter(|c| !c.is_empty()) else {
-            return Some(Err(unauthenticated(
+            return Err(unauthenticated(
                 "authentication required: send Authorization: Bearer <token>",
-            )));
+            ));
         };
         let hash = token_hash(credential);
         if let Some(admin) = &self.admin_token_hash
             && bool::from(admin.as_bytes().ct_eq(hash.as_bytes()))
         {
-            return Some(Ok(self.admin.clone()));
+            return Ok(self.admin.clone());
         }
         if credential.starts_with(TOKEN_PREFIX) {
-            let tokens = self.store.cached_tokens()?;
-            return Some(match tokens.get(&hash) {
+            return match self.cache.cached_tokens().get(&hash) {
                 Some(token) if token.is_active(now()) => Ok(self.identity_of(token)),
                 _ => Err(unauthenticated("invalid, expired or revoked token")),
-            });
+            };
         }
-        Some(match &self.jwt {
+        match &self.jwt {
             Some(jwt) if credential.matches('.').count() == 2 => {
                 jwt.verify(credential).map(Arc::new)
             }
             _ => Err(unauthenticated("invalid, expired or revoked token")),
-        })
+        }
     }
 
     /// The token's identity, built on its first use (reads take no write lock).

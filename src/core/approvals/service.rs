@@ -8,8 +8,8 @@ use crate::core::error::{Error, Result};
 use crate::core::events::kind;
 use crate::core::ids::ConfigId;
 use crate::core::model::{AuditDraft, ConfigVersion, Metadata};
+use crate::core::ports::{AppliedRequest, ChangeRequestQuery, ChangeRequestWrite};
 use crate::core::service::{ConfigService, Written, now};
-use crate::store::{AppliedRequest, ChangeRequestQuery, ChangeRequestWrite};
 
 const MAX_REASON: usize = 4096;
 

@@ -12,9 +12,9 @@ use crate::core::checksum::checksum;
 use crate::core::error::{Error, Result};
 use crate::core::ids::{Environment, FlagKey};
 use crate::core::model::{AuditDraft, AuditRecord, Metadata, Page};
+use crate::core::ports::{AuditSubject, FlagDeleteWrite, FlagWrite, ReadCache, Storage, Store};
 use crate::core::service::{ConfigService, now};
 use crate::core::validation::check_metadata;
-use crate::store::{AuditSubject, FlagDeleteWrite, FlagWrite, Store};
 
 /// At most this many flags in one batch evaluation request.
 pub const MAX_BATCH: usize = 1000;
@@ -29,6 +29,7 @@ pub struct EvaluationScope {
 
 pub struct FlagService {
     store: Arc<dyn Store>,
+    cache: Arc<dyn ReadCache>,
     /// Commits and publishes through the same path as config writes (one change log, one bus).
     configs: Arc<ConfigService>,
     write_lock: tokio::sync::Mutex<()>,
@@ -81,26 +82,18 @@ fn changed_environments(previous: Option<&FlagDefinition>, next: &FlagDefinition
 }
 
 impl FlagService {
-    pub fn new(store: Arc<dyn Store>, configs: Arc<ConfigService>) -> Self {
+    pub fn new(storage: Storage, configs: Arc<ConfigService>) -> Self {
         FlagService {
-            store,
+            store: storage.store,
+            cache: storage.cache,
             configs,
             write_lock: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Every flag's head: from memory behind the read cache, else from the store.
+    /// Every flag's head, from the read cache.
     pub async fn flag_set(&self) -> Result<Arc<FlagSet>> {
-        if let Some(set) = self.store.cached_flags() {
-            return Ok(set);
-        }
-        let heads = self.store.flag_heads().await?;
-        Ok(Arc::new(FlagSet {
-            heads: heads
-                .into_iter()
-                .map(|head| (head.latest.key.clone(), head))
-                .collect(),
-        }))
+        Ok(self.cache.cached_flags())
     }
 
     /// Refuses prerequisites on missing flags or variants, and cycles through `key`.

@@ -1,0 +1,38 @@
+//! Change requests (approvals).
+
+use async_trait::async_trait;
+
+use super::Committed;
+use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
+use crate::core::error::Result;
+use crate::core::ids::ConfigId;
+use crate::core::model::AuditDraft;
+
+/// Insert (`expected: None`; the id must be new) or update a change request with
+/// compare-and-set on (status, number of approvals) — else `ConcurrentModification`, nothing
+/// written. Records `kind` (`change_request.created|approved|rejected|cancelled`) with the
+/// config id as subject, and the audit record.
+#[derive(Debug, Clone)]
+pub struct ChangeRequestWrite {
+    pub request: ChangeRequest,
+    pub expected: Option<(ChangeRequestStatus, usize)>,
+    pub kind: &'static str,
+    pub audit: AuditDraft,
+}
+
+/// Newest first (by `created_at`, then id).
+#[derive(Debug, Clone, Default)]
+pub struct ChangeRequestQuery {
+    pub status: Option<ChangeRequestStatus>,
+    /// Requests whose `environments` include this one.
+    pub environment: Option<String>,
+    pub config_id: Option<ConfigId>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait ChangeRequestStore: Send + Sync {
+    async fn put_change_request(&self, write: ChangeRequestWrite) -> Result<Committed>;
+    async fn change_request(&self, id: &str) -> Result<Option<ChangeRequest>>;
+    async fn change_requests(&self, query: ChangeRequestQuery) -> Result<Vec<ChangeRequest>>;
+}

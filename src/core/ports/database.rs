@@ -1,0 +1,25 @@
+//! Facts about the database itself: whether it answers, whether other processes share it,
+//! the lease on once-only duties, and wake-ups when others commit.
+
+use async_trait::async_trait;
+
+use crate::core::error::Result;
+
+#[async_trait]
+pub trait Database: Send + Sync {
+    /// Cheap liveness check of the backing database.
+    async fn ping(&self) -> Result<()>;
+    /// Whether other processes may write to the same data (then replicas follow the change log).
+    fn shared_by_replicas(&self) -> bool {
+        false
+    }
+    /// Whether this process holds (keeping or taking it now) the lease on duties that must run
+    /// once across replicas. A lease dies with its holder, so another replica takes over.
+    async fn lead_duties(&self) -> Result<bool> {
+        Ok(true)
+    }
+    /// Returns when a change may have been committed elsewhere, or after `timeout`.
+    async fn wait_for_change(&self, timeout: std::time::Duration) {
+        tokio::time::sleep(timeout).await;
+    }
+}

@@ -1,0 +1,171 @@
+//! Storage ports: the contract the core asks of storage, one trait per aggregate, owned here so
+//! that neither the core nor the transports depend on a backend. Backends (`store::memory`,
+//! `store::sqlite`, `store::postgres`) implement every port; the read cache implements them
+//! too (write-through) and adds `ReadCache`. One conformance suite (`tests/it/conformance/`)
+//! runs against each.
+
+use std::sync::Arc;
+
+use crate::core::error::{Error, Result};
+use crate::core::events::ChangeEvent;
+
+pub mod access;
+pub mod applied;
+pub mod approvals;
+pub mod cache;
+pub mod changelog;
+pub mod configs;
+pub mod database;
+pub mod flags;
+
+pub use access::{AccessStore, TokenRevoke, TokenWrite};
+pub use applied::AppliedStore;
+pub use approvals::{ChangeRequestQuery, ChangeRequestStore, ChangeRequestWrite};
+pub use cache::{ReadCache, TokenMap};
+pub use changelog::{AuditQuery, AuditSubject, ChangeLog};
+pub use configs::{AppliedRequest, ConfigStore, DeleteWrite, SchemaWrite, VersionWrite};
+pub use database::Database;
+pub use flags::{FlagDeleteWrite, FlagStore, FlagWrite};
+
+/// Every port: what a backend implements.
+pub trait Store:
+    ConfigStore + FlagStore + AccessStore + ChangeRequestStore + ChangeLog + AppliedStore + Database
+{
+}
+
+impl<T> Store for T where
+    T: ConfigStore
+        + FlagStore
+        + AccessStore
+        + ChangeRequestStore
+        + ChangeLog
+        + AppliedStore
+        + Database
+{
+}
+
+/// What the services hold: the store they write through and the cache they read from (in a
+/// running server the same object, the read cache in front of the backend).
+#[derive(Clone)]
+pub struct Storage {
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<dyn ReadCache>,
+}
+
+/// What a committed write produced.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The new config or schema version (for deletes, the last version).
+    pub version: u64,
+    pub event: ChangeEvent,
+    /// A second change committed in the same transaction (`change_request.applied`).
+    pub follow_up: Option<ChangeEvent>,
+}
+
+/// A document's row as a write sees it inside its transaction; the write rules of every backend.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeadRow {
+    pub latest: u64,
+    pub deleted: bool,
+    pub schema: u64,
+}
+
+impl HeadRow {
+    /// The version writes are compared with: 0 when absent or deleted.
+    pub fn live(self) -> u64 {
+        if self.deleted { 0 } else { self.latest }
+    }
+
+    /// The number the new version gets, if `write`'s expectations hold.
+    pub fn check_version_write(self, write: &VersionWrite) -> Result<u64> {
+        self.check_expected_live(write.expected_live)?;
+        if self.schema != write.expected_schema {
+            return Err(Error::ConcurrentModification {
+                message: "the schema changed while the config was being validated; retry".into(),
+            });
+        }
+        Ok(self.latest + 1)
+    }
+
+    /// The number the new flag version gets, if `write`'s expectation holds.
+    pub fn check_flag_write(self, write: &FlagWrite) -> Result<u64> {
+        self.check_expected_live(write.expected_live)?;
+        Ok(self.latest + 1)
+    }
+
+    /// The version a flag delete removes, if there is one and `write`'s expectation holds.
+    pub fn check_flag_delete(self, write: &FlagDeleteWrite) -> Result<u64> {
+        self.check_delete_of("flag", write.key.as_str(), write.expected_live)
+    }
+
+    /// The version a delete removes, if there is one and `write`'s expectation holds.
+    pub fn check_delete(self, write: &DeleteWrite) -> Result<u64> {
+        self.check_delete_of("config", write.config_id.as_str(), write.expected_live)
+    }
+
+    /// The number the new schema version gets, if `write`'s expectations hold.
+    pub fn check_schema_write(self, write: &SchemaWrite) -> Result<u64> {
+        if self.schema != write.expected_schema || self.live() != write.expected_live {
+            return Err(Error::ConcurrentModification {
+                message:
+                    "the config or its schema changed while the schema was being checked; retry"
+                        .into(),
+            });
+        }
+        Ok(self.schema + 1)
+    }
+
+    fn check_expected_live(self, expected: u64) -> Result<()> {
+        if self.live() != expected {
+            return Err(Error::VersionConflict {
+                expected,
+                actual: self.live(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_delete_of(self, kind: &'static str, id: &str, expected: u64) -> Result<u64> {
+        if self.live() == 0 {
+            return Err(Error::not_found(kind, id));
+        }
+        self.check_expected_live(expected)?;
+        Ok(self.latest)
+    }
+}
+
+/// The version a token change records: tokens have no versions.
+pub const TOKEN_CHANGE_VERSION: u64 = 1;
+
+/// A write applying change request `id` found it not (or no longer) `approved`.
+pub fn request_not_approved(id: &str) -> Error {
+    Error::ConcurrentModification {
+        message: format!("change request {id} is not approved (any more); nothing was written"),
+    }
+}
+
+/// A change request update whose expected (status, approvals) no longer hold.
+pub fn request_changed(id: &str) -> Error {
+    Error::ConcurrentModification {
+        message: format!("change request {id} changed meanwhile; reload it and retry"),
+    }
+}
+
+/// A change request insert whose id is taken.
+pub fn request_exists(id: &str) -> Error {
+    Error::ConcurrentModification {
+        message: format!("change request {id} already exists"),
+    }
+}
+
+pub fn token_exists(id: &str) -> Error {
+    Error::Conflict {
+        message: format!("token {id} (or one with the same secret) already exists"),
+    }
+}
+
+pub fn token_already_revoked(id: &str) -> Error {
+    Error::Conflict {
+        message: format!("token {id} is already revoked"),
+    }
+}
