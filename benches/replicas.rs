@@ -20,7 +20,7 @@ mod support;
 use support::{config_body, connect, free_port, max_throughput, ms, percentile, request, send};
 
 #[allow(dead_code)]
-#[path = "../tests/common/postgres.rs"]
+#[path = "../tests/it/common/postgres.rs"]
 mod postgres;
 
 use std::collections::HashMap;

@@ -54,7 +54,12 @@ pub enum Error {
     /// The identity lacks the role or scope for the operation. `recorded`: the refusal is
     /// already in the denied-attempts record (the transports record the others).
     #[error("{reason}")]
-    Forbidden { reason: String, recorded: bool },
+    /// `resource`: the config id or flag key refused on, when there is one.
+    Forbidden {
+        reason: String,
+        recorded: bool,
+        resource: Option<String>,
+    },
     #[error("rate limit exceeded; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("request body exceeds the limit of {limit} bytes")]
@@ -143,14 +148,31 @@ impl Error {
         }
     }
 
-    /// The store did not answer; the driver's error is logged here, not shown.
     pub fn forbidden(reason: impl Into<String>) -> Self {
         Error::Forbidden {
             reason: reason.into(),
             recorded: false,
+            resource: None,
         }
     }
 
+    /// A refusal on `resource` (a config id or flag key), for the denied-attempts record.
+    pub fn on_resource(self, id: &str) -> Self {
+        match self {
+            Error::Forbidden {
+                reason,
+                recorded,
+                resource: None,
+            } => Error::Forbidden {
+                reason,
+                recorded,
+                resource: Some(id.to_owned()),
+            },
+            other => other,
+        }
+    }
+
+    /// The store did not answer; the driver's error is logged here, not shown.
     pub fn store_unavailable(cause: impl std::fmt::Display) -> Self {
         tracing::warn!(%cause, "store unavailable");
         Error::Unavailable {

@@ -1,5 +1,6 @@
 //! `ConfigService`: the operations both transports call. No HTTP, gRPC or SQL types here.
 
+use super::access::{Caller, Permission};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,7 +21,7 @@ use super::effective::{
     document_etag, effective_document, layers_of, select,
 };
 use super::error::{Error, Result, Violation};
-use super::events::{ChangeBus, ChangeEvent};
+use super::events::{ChangeBus, ChangeEvent, kind};
 use super::ids::{ConfigId, Environment};
 use super::merge::diff;
 use super::model::{
@@ -245,10 +246,12 @@ impl ConfigService {
 
     pub async fn put_schema(
         &self,
+        caller: &Caller,
         id: &ConfigId,
         schema: Value,
         metadata: Metadata,
     ) -> Result<SchemaVersion> {
+        caller.require_on(Permission::Write, id.as_str())?;
         check_metadata(&metadata)?;
         self.ensure_writable()?;
         // A schema binds every environment's views.
@@ -315,7 +318,8 @@ impl ConfigService {
         })
     }
 
-    pub async fn schema(&self, id: &ConfigId) -> Result<SchemaVersion> {
+    pub async fn schema(&self, caller: &Caller, id: &ConfigId) -> Result<SchemaVersion> {
+        caller.require_on(Permission::Read, id.as_str())?;
         self.store
             .schema(id)
             .await?
@@ -323,7 +327,13 @@ impl ConfigService {
     }
 
     /// Checks a candidate document against the shape rules and the registered schema.
-    pub async fn validate(&self, id: &ConfigId, doc: &ConfigDocument) -> Result<ValidationReport> {
+    pub async fn validate(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        doc: &ConfigDocument,
+    ) -> Result<ValidationReport> {
+        caller.require_on(Permission::Read, id.as_str())?;
         let schema = self.store.schema(id).await?;
         let violations = match (check_document(doc, &self.secrets), &schema) {
             (Ok(layers), Some(schema)) => {
@@ -344,22 +354,26 @@ impl ConfigService {
 
     pub async fn put_config(
         &self,
+        caller: &Caller,
         id: &ConfigId,
         doc: ConfigDocument,
         metadata: Metadata,
         expected: Option<u64>,
     ) -> Result<Written<ConfigVersion>> {
+        caller.require_on(Permission::Write, id.as_str())?;
         self.write_version(id, doc, metadata, expected, None, None)
             .await
     }
 
     pub async fn rollback(
         &self,
+        caller: &Caller,
         id: &ConfigId,
         target: u64,
         metadata: Metadata,
         expected: Option<u64>,
     ) -> Result<Written<ConfigVersion>> {
+        caller.require_on(Permission::Write, id.as_str())?;
         if target == 0 {
             return Err(Error::invalid(
                 "/targetVersion",
@@ -497,34 +511,17 @@ impl ConfigService {
         Ok(Written::Done(new_version.numbered(committed.version)))
     }
 
-    pub async fn config(&self, id: &ConfigId) -> Result<Arc<ConfigVersion>> {
+    pub async fn config(&self, caller: &Caller, id: &ConfigId) -> Result<Arc<ConfigVersion>> {
+        caller.require_on(Permission::Read, id.as_str())?;
         self.live_version(id).await
     }
 
-    /// A live config as the database has it now (past a replica's cache); `None` when absent or
-    /// deleted.
-    pub async fn fresh_config(&self, id: &ConfigId) -> Result<Option<Arc<ConfigVersion>>> {
-        Ok(self
-            .cache
-            .fresh_head(id)
-            .await?
-            .filter(|head| !head.deleted)
-            .map(|head| head.latest))
-    }
-
-    /// Every live config as the database has it now.
-    pub async fn fresh_configs(&self) -> Result<Vec<Arc<ConfigVersion>>> {
-        Ok(self
-            .cache
-            .fresh_heads()
-            .await?
-            .into_iter()
-            .filter(|head| !head.deleted)
-            .map(|head| head.latest)
-            .collect())
-    }
-
-    pub async fn list_configs(&self, prefix: Option<&str>) -> Result<Vec<ConfigSummary>> {
+    pub async fn list_configs(
+        &self,
+        caller: &Caller,
+        prefix: Option<&str>,
+    ) -> Result<Vec<ConfigSummary>> {
+        caller.require(Permission::Read)?;
         Ok(self
             .store
             .heads()
@@ -532,6 +529,7 @@ impl ConfigService {
             .into_iter()
             .filter(|h| !h.deleted)
             .filter(|h| prefix.is_none_or(|p| h.latest.config_id.as_str().starts_with(p)))
+            .filter(|h| caller.allows_resource(h.latest.config_id.as_str()))
             .map(|h| ConfigSummary {
                 config_id: h.latest.config_id.clone(),
                 version: h.latest.version,
@@ -543,10 +541,12 @@ impl ConfigService {
 
     pub async fn delete_config(
         &self,
+        caller: &Caller,
         id: &ConfigId,
         metadata: Metadata,
         expected: Option<u64>,
     ) -> Result<Written<u64>> {
+        caller.require_on(Permission::Write, id.as_str())?;
         self.delete_applying(id, metadata, expected, None).await
     }
 
@@ -635,10 +635,12 @@ impl ConfigService {
 
     pub async fn versions(
         &self,
+        caller: &Caller,
         id: &ConfigId,
         cursor: Option<u64>,
         limit: u32,
     ) -> Result<Page<ConfigVersion>> {
+        caller.require_on(Permission::Read, id.as_str())?;
         if self.store.head(id).await?.is_none() {
             return Err(Error::not_found("config", id.as_str()));
         }
@@ -650,7 +652,21 @@ impl ConfigService {
         Ok(Page { items, next_cursor })
     }
 
-    pub async fn version(&self, id: &ConfigId, version: u64) -> Result<ConfigVersion> {
+    pub async fn version(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        version: u64,
+    ) -> Result<ConfigVersion> {
+        caller.require_on(Permission::Read, id.as_str())?;
+        self.stored_version(id, version).await
+    }
+
+    pub(crate) async fn stored_version(
+        &self,
+        id: &ConfigId,
+        version: u64,
+    ) -> Result<ConfigVersion> {
         if version == 0 {
             return Err(Error::invalid("version", "versions start at 1"));
         }
@@ -665,17 +681,25 @@ impl ConfigService {
     /// `to` defaults to the latest version and `from` to the one before it.
     pub async fn diff(
         &self,
+        caller: &Caller,
         id: &ConfigId,
         from: Option<u64>,
         to: Option<u64>,
         environment: Option<&Environment>,
     ) -> Result<DiffResult> {
+        caller.require_on(Permission::Read, id.as_str())?;
+        if let Some(environment) = environment {
+            caller.require_environment(environment.as_str())?;
+        }
         let to = match to {
             Some(to) => to,
-            None => self.config(id).await?.version,
+            None => self.live_version(id).await?.version,
         };
         let from = from.unwrap_or(to.saturating_sub(1).max(1));
-        let (old, new) = (self.version(id, from).await?, self.version(id, to).await?);
+        let (old, new) = (
+            self.stored_version(id, from).await?,
+            self.stored_version(id, to).await?,
+        );
         let patch = match environment {
             Some(env) => {
                 let view =
@@ -702,9 +726,15 @@ impl ConfigService {
     /// The effective config for an environment and a caller, answered from the read cache.
     pub async fn effective(
         &self,
+        caller: &Caller,
         id: &ConfigId,
         query: &EffectiveQuery,
     ) -> Result<EffectiveConfig> {
+        caller.require_on(Permission::Read, id.as_str())?;
+        caller.require_readable_environment(query.environment.as_ref().map(Environment::as_str))?;
+        if query.resolve_secrets {
+            caller.require(Permission::ResolveSecrets)?;
+        }
         // The read cache answers without I/O; only a miss takes the asynchronous path.
         let head = match self.cache.cached_head(id) {
             Some(head) => Some(head),
@@ -721,13 +751,19 @@ impl ConfigService {
     /// from the cache when it is the latest, from the history otherwise.
     pub async fn effective_at(
         &self,
+        caller: &Caller,
         id: &ConfigId,
         version: u64,
         query: &EffectiveQuery,
     ) -> Result<EffectiveConfig> {
+        caller.require_on(Permission::Read, id.as_str())?;
+        caller.require_readable_environment(query.environment.as_ref().map(Environment::as_str))?;
+        if query.resolve_secrets {
+            caller.require(Permission::ResolveSecrets)?;
+        }
         let version = match self.store.head(id).await? {
             Some(head) if head.latest.version == version => head.latest,
-            _ => Arc::new(self.version(id, version).await?),
+            _ => Arc::new(self.stored_version(id, version).await?),
         };
         self.effective_of(version, query).await
     }
@@ -772,10 +808,16 @@ impl ConfigService {
     /// Audit records of one config (or flag), or of everything, newest first.
     pub async fn audit(
         &self,
+        caller: &Caller,
         subject: Option<AuditSubject>,
         cursor: Option<u64>,
         limit: u32,
     ) -> Result<Page<AuditRecord>> {
+        caller.require(Permission::Read)?;
+        match &subject {
+            Some(subject) => caller.require_resource(subject.id())?,
+            None => caller.require_unscoped_ids()?,
+        }
         let items = self
             .store
             .audit(AuditQuery {
@@ -792,10 +834,13 @@ impl ConfigService {
 
     pub async fn record_applied(
         &self,
+        caller: &Caller,
         id: &ConfigId,
         report: AppliedReport,
     ) -> Result<ConfigDrift> {
+        caller.require_on(Permission::ReportApplied, id.as_str())?;
         Environment::parse_field(&report.environment, "/environment")?;
+        caller.require_environment(&report.environment)?;
         if report.instance_id.is_empty()
             || report.instance_id.len() > 256
             || report.instance_id.chars().any(char::is_control)
@@ -842,9 +887,14 @@ impl ConfigService {
 
     pub async fn drift(
         &self,
+        caller: &Caller,
         id: &ConfigId,
         environment: Option<&Environment>,
     ) -> Result<ConfigDrift> {
+        caller.require_on(Permission::Read, id.as_str())?;
+        if let Some(environment) = environment {
+            caller.require_environment(environment.as_str())?;
+        }
         let current = self.live_version(id).await?;
         let reports = self
             .store
@@ -861,7 +911,9 @@ impl ConfigService {
         ))
     }
 
-    pub async fn drift_report(&self) -> Result<DriftReport> {
+    pub async fn drift_report(&self, caller: &Caller) -> Result<DriftReport> {
+        caller.require(Permission::Read)?;
+        caller.require_unscoped_ids()?;
         let mut by_config: BTreeMap<ConfigId, Vec<AppliedState>> = BTreeMap::new();
         for report in self.store.applied(None).await? {
             by_config
@@ -890,9 +942,11 @@ impl ConfigService {
     /// gap-free and duplicate-free, backed by the store's change log.
     pub async fn watch(
         &self,
+        caller: &Caller,
         filter: WatchFilter,
         from_revision: Option<u64>,
     ) -> Result<WatchStream> {
+        filter.authorize(caller)?;
         let permit = self
             .watchers
             .clone()
@@ -915,6 +969,44 @@ impl ConfigService {
             permit,
         )
         .await
+    }
+
+    /// The current state of every config `filter` matches, as `config.updated` events at
+    /// `revision`, read from the database (a replica's cache may lag the revision just read).
+    pub async fn watch_snapshot(
+        &self,
+        caller: &Caller,
+        filter: &WatchFilter,
+        revision: u64,
+    ) -> Result<Vec<ChangeEvent>> {
+        filter.authorize(caller)?;
+        if !filter.wants_configs() {
+            return Ok(Vec::new());
+        }
+        let heads = if filter.config_ids.is_empty() || filter.prefix.is_some() {
+            self.cache.fresh_heads().await?
+        } else {
+            let mut heads = Vec::new();
+            for id in &filter.config_ids {
+                heads.extend(self.cache.fresh_head(&ConfigId::parse(id)?).await?);
+            }
+            heads
+        };
+        Ok(heads
+            .into_iter()
+            .filter(|head| !head.deleted)
+            .map(|head| ChangeEvent {
+                revision,
+                kind: kind::CONFIG_UPDATED.into(),
+                config_id: head.latest.config_id.to_string(),
+                version: head.latest.version,
+                checksum: head.latest.checksum.clone(),
+                actor: head.latest.metadata.actor.clone(),
+                message: head.latest.metadata.message.clone(),
+                at: head.latest.created_at,
+            })
+            .filter(|event| filter.matches(event))
+            .collect())
     }
 
     pub async fn latest_revision(&self) -> Result<u64> {

@@ -9,8 +9,10 @@ use futures::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::access::{Caller, Permission};
 use super::error::{Error, Result};
 use super::events::{ChangeBus, ChangeEvent};
+use super::ids::{ConfigId, Environment, FlagKey};
 use super::ports::{ReadCache, Storage, Store};
 
 const CATCH_UP_BATCH: u32 = 512;
@@ -25,9 +27,69 @@ pub struct WatchFilter {
     pub prefix: Option<String>,
     pub flag_keys: Vec<String>,
     pub all_flags: bool,
+    /// The environment the watcher serves: checked against the caller's scope (every config
+    /// change may affect every environment, so it does not filter).
+    pub environment: Option<String>,
 }
 
+/// The longest watch prefix (a longer one names no more than a config id would).
+pub const MAX_PREFIX_BYTES: usize = 128;
+
 impl WatchFilter {
+    /// A filter from what a client named, checked alike for every transport: config ids and
+    /// flag keys must be valid, the prefix at most `MAX_PREFIX_BYTES`.
+    pub fn new(
+        config_ids: &[&str],
+        prefix: Option<&str>,
+        flag_keys: &[&str],
+        all_flags: bool,
+        environment: Option<&str>,
+    ) -> Result<WatchFilter> {
+        if let Some(environment) = environment {
+            Environment::parse_field(environment, "environment")?;
+        }
+        let config_ids = config_ids
+            .iter()
+            .map(|id| ConfigId::parse(id.trim()).map(String::from))
+            .collect::<Result<Vec<_>>>()?;
+        let flag_keys = flag_keys
+            .iter()
+            .map(|key| FlagKey::parse_field(key.trim(), "flagKey").map(String::from))
+            .collect::<Result<Vec<_>>>()?;
+        if prefix.is_some_and(|p| p.len() > MAX_PREFIX_BYTES) {
+            return Err(Error::invalid(
+                "prefix",
+                format!("prefix must be at most {MAX_PREFIX_BYTES} bytes"),
+            ));
+        }
+        Ok(WatchFilter {
+            config_ids,
+            prefix: prefix.filter(|p| !p.is_empty()).map(str::to_owned),
+            flag_keys,
+            all_flags,
+            environment: environment.map(str::to_owned),
+        })
+    }
+
+    /// What the caller must be allowed: reading, every id it names, and no id scope when the
+    /// filter covers every config or every flag.
+    pub fn authorize(&self, caller: &Caller) -> Result<()> {
+        caller.require(Permission::Read)?;
+        if self.is_everything() || self.all_flags {
+            caller.require_unscoped_ids()?;
+        }
+        for id in self.config_ids.iter().chain(&self.flag_keys) {
+            caller.require_resource(id)?;
+        }
+        if let Some(prefix) = &self.prefix {
+            caller.require_prefix(prefix)?;
+        }
+        if let Some(environment) = &self.environment {
+            caller.require_environment(environment)?;
+        }
+        Ok(())
+    }
+
     fn is_everything(&self) -> bool {
         self.config_ids.is_empty()
             && self.prefix.is_none()

@@ -12,7 +12,7 @@ use tonic::Status;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
-use crate::core::access::{AccessService, Caller, Permission};
+use crate::core::access::{AccessService, Caller};
 use crate::core::error::Error;
 
 #[derive(Clone)]
@@ -26,6 +26,7 @@ impl<S> Layer<S> for AccessLayer {
         AccessGuard {
             inner,
             access: self.access.clone(),
+            unrestricted: Caller::unrestricted(),
         }
     }
 }
@@ -34,32 +35,23 @@ impl<S> Layer<S> for AccessLayer {
 pub struct AccessGuard<S> {
     inner: S,
     access: Arc<AccessService>,
+    /// Every caller when access control is off.
+    unrestricted: Caller,
 }
 
-/// The permission an RPC needs (`/package.Service/Method`); `None` for open services.
-fn permission_for(path: &str) -> Option<Permission> {
-    let (service, method) = path.trim_start_matches('/').split_once('/')?;
-    match service {
-        "summit.config.v1.ConfigService" => Some(match method {
-            "RegisterSchema" | "PutConfig" | "DeleteConfig" | "Rollback" => Permission::Write,
-            "RecordApplied" => Permission::ReportApplied,
-            _ => Permission::Read,
-        }),
-        "summit.config.v1.FlagService" => Some(match method {
-            "PutFlag" | "DeleteFlag" | "RollbackFlag" => Permission::Write,
-            _ => Permission::Read,
-        }),
-        // grpc.health.v1, reflection: open, like REST's probes.
-        _ => None,
-    }
+/// Set by `error.rs` on a refusal the core already recorded; removed here before the answer
+/// leaves the server.
+pub const DENIAL_RECORDED: &str = "summit-denial-recorded";
+
+/// Services anyone may call, like REST's probes: health and reflection.
+fn is_open(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
 }
 
 /// The message of a PERMISSION_DENIED answer (trailers-only: the status is in the headers).
 fn permission_denied(response: &Response<Body>) -> Option<String> {
     let headers = response.headers();
-    if headers.get("grpc-status")?.as_bytes() != b"7"
-        || headers.contains_key("summit-denial-recorded")
-    {
+    if headers.get("grpc-status")?.as_bytes() != b"7" {
         return None;
     }
     let message = headers
@@ -96,43 +88,44 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let access = self.access.clone();
+        let unrestricted = self.unrestricted.clone();
         Box::pin(async move {
-            let permission = permission_for(request.uri().path());
-            let (Some(permission), true) = (permission, access.enabled()) else {
-                request.extensions_mut().insert(Caller(None));
+            if is_open(request.uri().path()) {
                 return inner.call(request).await;
-            };
-            let credential = request
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, credential)| credential.to_owned());
-            let identity = match access.authenticate(credential.as_deref()) {
-                Ok(identity) => identity,
-                Err(error) => {
-                    metrics::counter!("summit_auth_failures_total").increment(1);
+            }
+            let caller = if access.enabled() {
+                let credential = request
+                    .headers()
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split_once(' '))
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, credential)| credential.to_owned());
+                let identity = match access.authenticate(credential.as_deref()) {
+                    Ok(identity) => identity,
+                    Err(error) => {
+                        metrics::counter!("summit_auth_failures_total").increment(1);
+                        return Ok(refuse(error));
+                    }
+                };
+                if let Err(error) = access.check_rate(&identity) {
                     return Ok(refuse(error));
                 }
+                Caller(identity)
+            } else {
+                unrestricted
             };
-            if let Err(error) = access.check_rate(&identity) {
-                return Ok(refuse(error));
-            }
-            if let Err(error) = identity.require(permission) {
-                if let Error::Forbidden { reason, .. } = &error {
-                    access
-                        .record_denial(&identity.name, request.uri().path(), None, reason)
-                        .await;
-                }
-                return Ok(refuse(error));
-            }
-            let (actor, path) = (identity.name.clone(), request.uri().path().to_owned());
-            request.extensions_mut().insert(Caller(Some(identity)));
-            let response = inner.call(request).await?;
-            // A handler's scope refusal (an id or environment outside the token's scopes) is
-            // recorded like the gate's own.
-            if let Some(reason) = permission_denied(&response) {
+            let (actor, path) = (
+                caller.identity().name.clone(),
+                request.uri().path().to_owned(),
+            );
+            request.extensions_mut().insert(caller);
+            let mut response = inner.call(request).await?;
+            // The core's refusals (a missing permission, an id or environment outside the
+            // caller's scopes) are recorded here, once; those the core recorded itself say so
+            // in a header that never leaves the server.
+            let recorded = response.headers_mut().remove(DENIAL_RECORDED).is_some();
+            if !recorded && let Some(reason) = permission_denied(&response) {
                 access.record_denial(&actor, &path, None, &reason).await;
             }
             Ok(response)

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use super::caller_of;
 use super::convert::{self as cv, environment};
 use super::pb;
 use super::pb::config_service_server::ConfigService as ConfigRpc;
-use super::{caller_of, scoped_id};
-use crate::core::access::Permission;
 use crate::core::effective::AssignmentInput;
 use crate::core::ids::ConfigId;
 use crate::core::ports::AuditSubject;
@@ -57,12 +56,13 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::RegisterSchemaRequest>,
     ) -> RpcResult<pb::SchemaVersion> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let id = scoped_id(&caller, &r.config_id)?;
+        let id = ConfigId::parse(&r.config_id)?;
         let schema = self
             .service
             .put_schema(
+                &caller,
                 &id,
                 cv::schema(&r.schema_json)?,
                 caller.stamp(cv::metadata(r.metadata)?),
@@ -75,10 +75,10 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::GetSchemaRequest>,
     ) -> RpcResult<pb::SchemaVersion> {
-        let caller = caller_of(&request);
-        let id = scoped_id(&caller, &request.into_inner().config_id)?;
+        let caller = caller_of(&request)?;
+        let id = ConfigId::parse(&request.into_inner().config_id)?;
         Ok(Response::new(cv::pb_schema(
-            &self.service.schema(&id).await?,
+            &self.service.schema(&caller, &id).await?,
         )))
     }
 
@@ -86,12 +86,12 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::ValidateConfigRequest>,
     ) -> RpcResult<pb::ValidationReport> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let id = scoped_id(&caller, &r.config_id)?;
+        let id = ConfigId::parse(&r.config_id)?;
         let report = self
             .service
-            .validate(&id, &cv::document(r.document)?)
+            .validate(&caller, &id, &cv::document(r.document)?)
             .await?;
         Ok(Response::new(cv::pb_report(&report)))
     }
@@ -100,12 +100,13 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::PutConfigRequest>,
     ) -> RpcResult<pb::VersionCreated> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let id = scoped_id(&caller, &r.config_id)?;
+        let id = ConfigId::parse(&r.config_id)?;
         let version = self
             .service
             .put_config(
+                &caller,
                 &id,
                 cv::document(r.document)?,
                 caller.stamp(cv::metadata(r.metadata)?),
@@ -119,9 +120,9 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::GetConfigRequest>,
     ) -> RpcResult<pb::ConfigVersion> {
-        let caller = caller_of(&request);
-        let id = scoped_id(&caller, &request.into_inner().config_id)?;
-        let version = self.service.config(&id).await?;
+        let caller = caller_of(&request)?;
+        let id = ConfigId::parse(&request.into_inner().config_id)?;
+        let version = self.service.config(&caller, &id).await?;
         Ok(Response::new(cv::pb_version(&version)))
     }
 
@@ -129,14 +130,13 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::ListConfigsRequest>,
     ) -> RpcResult<pb::ListConfigsResponse> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let prefix = request.into_inner().prefix;
         let items = self
             .service
-            .list_configs((!prefix.is_empty()).then_some(prefix.as_str()))
+            .list_configs(&caller, (!prefix.is_empty()).then_some(prefix.as_str()))
             .await?
             .iter()
-            .filter(|summary| caller.allows_resource(summary.config_id.as_str()))
             .map(cv::pb_config_summary)
             .collect();
         Ok(Response::new(pb::ListConfigsResponse { items }))
@@ -146,12 +146,13 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::DeleteConfigRequest>,
     ) -> RpcResult<pb::DeleteConfigResponse> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let id = scoped_id(&caller, &r.config_id)?;
+        let id = ConfigId::parse(&r.config_id)?;
         let written = self
             .service
             .delete_config(
+                &caller,
                 &id,
                 caller.stamp(cv::metadata(r.metadata)?),
                 r.expected_version,
@@ -175,18 +176,11 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::GetEffectiveConfigRequest>,
     ) -> RpcResult<pb::EffectiveConfig> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let id = scoped_id(&caller, &r.config_id)?;
+        let id = ConfigId::parse(&r.config_id)?;
         let query = effective_query(&r)?;
-        if query.resolve_secrets {
-            caller.require(Permission::ResolveSecrets)?;
-        }
-        match &query.environment {
-            Some(env) => caller.require_environment(env.as_str())?,
-            None => caller.require_environment_named()?,
-        }
-        let effective = self.service.effective(&id, &query).await?;
+        let effective = self.service.effective(&caller, &id, &query).await?;
         Ok(Response::new(cv::pb_effective(&effective)))
     }
 
@@ -194,12 +188,12 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::ListVersionsRequest>,
     ) -> RpcResult<pb::ListVersionsResponse> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let id = scoped_id(&caller, &r.config_id)?;
+        let id = ConfigId::parse(&r.config_id)?;
         let page = self
             .service
-            .versions(&id, cv::nonzero(r.cursor), cv::limit(r.limit)?)
+            .versions(&caller, &id, cv::nonzero(r.cursor), cv::limit(r.limit)?)
             .await?;
         Ok(Response::new(pb::ListVersionsResponse {
             items: page.items.iter().map(cv::pb_version).collect(),
@@ -211,23 +205,29 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::GetVersionRequest>,
     ) -> RpcResult<pb::ConfigVersion> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let id = scoped_id(&caller, &r.config_id)?;
+        let id = ConfigId::parse(&r.config_id)?;
         Ok(Response::new(cv::pb_version(
-            &self.service.version(&id, r.version).await?,
+            &self.service.version(&caller, &id, r.version).await?,
         )))
     }
 
     async fn diff(&self, request: Request<pb::DiffRequest>) -> RpcResult<pb::DiffResponse> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let id = scoped_id(&caller, &r.config_id)?;
+        let id = ConfigId::parse(&r.config_id)?;
         let env = environment(&r.environment)?;
         // 0 (unset in proto3): the core's defaults, as over REST.
         let diff = self
             .service
-            .diff(&id, cv::nonzero(r.from), cv::nonzero(r.to), env.as_ref())
+            .diff(
+                &caller,
+                &id,
+                cv::nonzero(r.from),
+                cv::nonzero(r.to),
+                env.as_ref(),
+            )
             .await?;
         Ok(Response::new(pb::DiffResponse {
             config_id: id.to_string(),
@@ -241,12 +241,13 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::RollbackRequest>,
     ) -> RpcResult<pb::VersionCreated> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let id = scoped_id(&caller, &r.config_id)?;
+        let id = ConfigId::parse(&r.config_id)?;
         let version = self
             .service
             .rollback(
+                &caller,
                 &id,
                 r.target_version,
                 caller.stamp(cv::metadata(r.metadata)?),
@@ -260,17 +261,15 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::ListAuditRequest>,
     ) -> RpcResult<pb::ListAuditResponse> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
         let id: Option<ConfigId> = (!r.config_id.is_empty())
-            .then(|| scoped_id(&caller, &r.config_id))
+            .then(|| ConfigId::parse(&r.config_id))
             .transpose()?;
-        if id.is_none() {
-            caller.require_unscoped_ids()?;
-        }
         let page = self
             .service
             .audit(
+                &caller,
                 id.map(AuditSubject::Config),
                 cv::nonzero(r.cursor),
                 cv::limit(r.limit)?,
@@ -286,10 +285,9 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::RecordAppliedRequest>,
     ) -> RpcResult<pb::ConfigDrift> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let id = scoped_id(&caller, &r.config_id)?;
-        caller.require_environment(&r.environment)?;
+        let id = ConfigId::parse(&r.config_id)?;
         let report = AppliedReport {
             environment: r.environment,
             instance_id: r.instance_id,
@@ -297,17 +295,17 @@ impl ConfigRpc for GrpcConfigService {
             checksum: r.checksum,
         };
         Ok(Response::new(cv::pb_drift(
-            &self.service.record_applied(&id, report).await?,
+            &self.service.record_applied(&caller, &id, report).await?,
         )))
     }
 
     async fn get_drift(&self, request: Request<pb::GetDriftRequest>) -> RpcResult<pb::ConfigDrift> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let id = scoped_id(&caller, &r.config_id)?;
+        let id = ConfigId::parse(&r.config_id)?;
         let env = environment(&r.environment)?;
         Ok(Response::new(cv::pb_drift(
-            &self.service.drift(&id, env.as_ref()).await?,
+            &self.service.drift(&caller, &id, env.as_ref()).await?,
         )))
     }
 
@@ -315,31 +313,19 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::GetDriftReportRequest>,
     ) -> RpcResult<pb::DriftReport> {
-        caller_of(&request).require_unscoped_ids()?;
+        let caller = caller_of(&request)?;
         Ok(Response::new(cv::pb_drift_report(
-            &self.service.drift_report().await?,
+            &self.service.drift_report(&caller).await?,
         )))
     }
 
     type WatchStream = super::watch::EventStream;
 
     async fn watch(&self, request: Request<pb::WatchRequest>) -> RpcResult<Self::WatchStream> {
-        let caller = caller_of(&request);
-        let r = request.get_ref();
-        if (r.config_ids.is_empty() && r.flag_keys.is_empty()) || r.all_flags {
-            caller.require_unscoped_ids()?;
-        }
-        if !r.prefix.is_empty() {
-            caller.require_prefix(&r.prefix)?;
-        }
-        for id in r.config_ids.iter().chain(&r.flag_keys) {
-            caller.require_resource(id)?;
-        }
-        if !r.environment.is_empty() {
-            caller.require_environment(&r.environment)?;
-        }
+        let caller = caller_of(&request)?;
         let stream = super::watch::start(
             self.service.clone(),
+            caller,
             request.into_inner(),
             self.watch_buffer,
             self.shutdown.clone(),

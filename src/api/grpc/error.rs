@@ -57,7 +57,7 @@ impl From<Error> for Status {
         if let Error::Forbidden { recorded: true, .. } = &error {
             // The gate records handler refusals unless the core already did.
             metadata.insert(
-                "summit-denial-recorded",
+                super::access::DENIAL_RECORDED,
                 tonic::metadata::MetadataValue::from_static("true"),
             );
         }

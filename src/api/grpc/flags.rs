@@ -8,7 +8,6 @@ use tonic::{Request, Response, Status};
 use super::convert::{self as cv, environment, json_field, json_text, time};
 use super::pb::flag_service_server::FlagService as FlagRpc;
 use super::{caller_of, pb};
-use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::flags::service::{EvaluationScope, MAX_BATCH};
 use crate::core::flags::{Evaluation, EvaluationContext, FlagDefinition, FlagService, FlagVersion};
@@ -26,11 +25,8 @@ impl GrpcFlagService {
     }
 }
 
-/// A flag key the caller's scope reaches.
-fn scoped_key(caller: &Caller, raw: &str) -> Result<FlagKey, Error> {
-    let key = FlagKey::parse_field(raw, "flagKey")?;
-    caller.require_resource(key.as_str())?;
-    Ok(key)
+fn flag_key(raw: &str) -> Result<FlagKey, Error> {
+    FlagKey::parse_field(raw, "flagKey")
 }
 
 fn pb_flag(flag: &FlagVersion) -> pb::Flag {
@@ -76,11 +72,8 @@ fn pb_evaluation(evaluation: &Evaluation) -> pb::FlagEvaluation {
     out
 }
 
-fn scope(caller: &Caller, environment_name: &str, service: &str) -> Result<EvaluationScope, Error> {
+fn scope(environment_name: &str, service: &str) -> Result<EvaluationScope, Error> {
     let environment = environment(environment_name)?;
-    if let Some(env) = &environment {
-        caller.require_environment(env.as_str())?;
-    }
     Ok(EvaluationScope {
         environment,
         service: (!service.is_empty()).then(|| service.to_owned()),
@@ -95,13 +88,14 @@ fn context(text: &str) -> Result<EvaluationContext, Error> {
 #[tonic::async_trait]
 impl FlagRpc for GrpcFlagService {
     async fn put_flag(&self, request: Request<pb::PutFlagRequest>) -> RpcResult<pb::FlagCreated> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let key = scoped_key(&caller, &r.flag_key)?;
+        let key = flag_key(&r.flag_key)?;
         let definition: FlagDefinition = json_field(&r.definition_json, "definitionJson", None)?;
         let flag = self
             .flags
             .put_flag(
+                &caller,
                 &key,
                 definition,
                 caller.stamp(cv::metadata(r.metadata)?),
@@ -112,9 +106,9 @@ impl FlagRpc for GrpcFlagService {
     }
 
     async fn get_flag(&self, request: Request<pb::GetFlagRequest>) -> RpcResult<pb::Flag> {
-        let caller = caller_of(&request);
-        let key = scoped_key(&caller, &request.into_inner().flag_key)?;
-        let flag = self.flags.flag(&key).await?;
+        let caller = caller_of(&request)?;
+        let key = flag_key(&request.into_inner().flag_key)?;
+        let flag = self.flags.flag(&caller, &key).await?;
         Ok(Response::new(pb_flag(&flag)))
     }
 
@@ -122,18 +116,14 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::ListFlagsRequest>,
     ) -> RpcResult<pb::ListFlagsResponse> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let service = request.into_inner().service;
         let flags = self
             .flags
-            .flags((!service.is_empty()).then_some(service.as_str()))
+            .flags(&caller, (!service.is_empty()).then_some(service.as_str()))
             .await?;
         Ok(Response::new(pb::ListFlagsResponse {
-            flags: flags
-                .iter()
-                .filter(|f| caller.allows_resource(f.key.as_str()))
-                .map(|f| pb_flag(f))
-                .collect(),
+            flags: flags.iter().map(|f| pb_flag(f)).collect(),
         }))
     }
 
@@ -141,11 +131,12 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::DeleteFlagRequest>,
     ) -> RpcResult<pb::DeleteFlagResponse> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let key = scoped_key(&caller, &r.flag_key)?;
+        let key = flag_key(&r.flag_key)?;
         self.flags
             .delete_flag(
+                &caller,
                 &key,
                 caller.stamp(cv::metadata(r.metadata)?),
                 r.expected_version,
@@ -160,12 +151,13 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::RollbackFlagRequest>,
     ) -> RpcResult<pb::FlagCreated> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let key = scoped_key(&caller, &r.flag_key)?;
+        let key = flag_key(&r.flag_key)?;
         let flag = self
             .flags
             .rollback(
+                &caller,
                 &key,
                 r.target_version,
                 caller.stamp(cv::metadata(r.metadata)?),
@@ -179,12 +171,15 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::EvaluateFlagRequest>,
     ) -> RpcResult<pb::FlagEvaluation> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
-        let key = scoped_key(&caller, &r.flag_key)?;
-        let scope = scope(&caller, &r.environment, &r.service)?;
+        let key = flag_key(&r.flag_key)?;
+        let scope = scope(&r.environment, &r.service)?;
         let context = context(&r.context_json)?;
-        let evaluation = self.flags.evaluate(key.as_str(), &scope, &context).await?;
+        let evaluation = self
+            .flags
+            .evaluate(&caller, key.as_str(), &scope, &context)
+            .await?;
         if evaluation.version == 0 {
             return Err(Error::not_found("flag", key.as_str()).into());
         }
@@ -195,7 +190,7 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::EvaluateFlagsRequest>,
     ) -> RpcResult<pb::EvaluateFlagsResponse> {
-        let caller = caller_of(&request);
+        let caller = caller_of(&request)?;
         let r = request.into_inner();
         if r.flag_keys.len() > MAX_BATCH {
             return Err(Error::invalid("flagKeys", format!("at most {MAX_BATCH} flags")).into());
@@ -203,11 +198,13 @@ impl FlagRpc for GrpcFlagService {
         for (index, key) in r.flag_keys.iter().enumerate() {
             FlagKey::parse_field(key, &format!("flagKeys[{index}]"))?;
         }
-        let scope = scope(&caller, &r.environment, &r.service)?;
+        let scope = scope(&r.environment, &r.service)?;
         let context = context(&r.context_json)?;
         let keys = (!r.flag_keys.is_empty()).then_some(r.flag_keys.as_slice());
-        let mut evaluations = self.flags.evaluate_many(keys, &scope, &context).await?;
-        evaluations.retain(|evaluation| caller.allows_resource(&evaluation.key));
+        let evaluations = self
+            .flags
+            .evaluate_many(&caller, keys, &scope, &context)
+            .await?;
         Ok(Response::new(pb::EvaluateFlagsResponse {
             results: evaluations.iter().map(pb_evaluation).collect(),
         }))

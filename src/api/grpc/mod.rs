@@ -30,20 +30,18 @@ pub mod pb {
         tonic::include_file_descriptor_set!("summit_config_v1_descriptor");
 }
 
-/// The caller the access layer authenticated (`None` inside when access control is off).
-pub fn caller_of<T>(request: &tonic::Request<T>) -> Caller {
+/// The caller the access layer authenticated (the unrestricted identity when access control
+/// is off); a handler reached without one fails closed.
+pub fn caller_of<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
     request
         .extensions()
         .get::<Caller>()
         .cloned()
-        .unwrap_or_default()
-}
-
-/// A config id (or flag key) the caller's scope reaches.
-pub fn scoped_id(caller: &Caller, raw: &str) -> Result<crate::core::ids::ConfigId, tonic::Status> {
-    let id = crate::core::ids::ConfigId::parse(raw)?;
-    caller.require_resource(id.as_str())?;
-    Ok(id)
+        .ok_or_else(|| {
+            tonic::Status::from(crate::core::error::Error::internal(
+                "an RPC ran without an authenticated caller",
+            ))
+        })
 }
 
 /// What the gRPC server serves, and how.

@@ -16,10 +16,11 @@ use tonic::Status;
 use super::convert::{self as cv, environment};
 use super::pb;
 use super::pb::watch_event::Event;
+use crate::core::access::Caller;
 use crate::core::effective::AssignmentInput;
 use crate::core::error::Error;
 use crate::core::events::{ChangeEvent, kind};
-use crate::core::ids::{ConfigId, FlagKey};
+use crate::core::ids::ConfigId;
 use crate::core::service::{ConfigService, EffectiveQuery};
 use crate::core::watch::WatchFilter;
 
@@ -30,6 +31,7 @@ pub const HEARTBEAT: Duration = Duration::from_secs(15);
 
 struct Watch {
     service: Arc<ConfigService>,
+    caller: Caller,
     query: Option<EffectiveQuery>,
 }
 
@@ -42,7 +44,7 @@ impl Watch {
                     // As of this change: a replayed event must not carry a later version.
                     Ok(id) => self
                         .service
-                        .effective_at(&id, change.version, query)
+                        .effective_at(&self.caller, &id, change.version, query)
                         .await
                         .ok()
                         .map(|e| cv::pb_effective(&e)),
@@ -66,19 +68,16 @@ impl Watch {
 fn check_request(
     request: &pb::WatchRequest,
 ) -> Result<(WatchFilter, Option<EffectiveQuery>), Error> {
-    let config_ids = request
-        .config_ids
-        .iter()
-        .map(|id| ConfigId::parse(id).map(String::from))
-        .collect::<Result<Vec<_>, _>>()?;
-    let flag_keys = request
-        .flag_keys
-        .iter()
-        .map(|key| FlagKey::parse_field(key, "flagKeys").map(String::from))
-        .collect::<Result<Vec<_>, _>>()?;
-    if request.prefix.len() > 128 {
-        return Err(Error::invalid("prefix", "prefix must be at most 128 bytes"));
+    fn names(list: &[String]) -> Vec<&str> {
+        list.iter().map(String::as_str).collect()
     }
+    let filter = WatchFilter::new(
+        &names(&request.config_ids),
+        Some(request.prefix.as_str()),
+        &names(&request.flag_keys),
+        request.all_flags,
+        (!request.environment.is_empty()).then_some(request.environment.as_str()),
+    )?;
     let env = environment(&request.environment)?;
     if request.assignment_key.len() > 1024 {
         return Err(Error::invalid(
@@ -95,55 +94,12 @@ fn check_request(
         },
         resolve_secrets: false,
     });
-    let filter = WatchFilter {
-        config_ids,
-        prefix: (!request.prefix.is_empty()).then(|| request.prefix.clone()),
-        flag_keys,
-        all_flags: request.all_flags,
-    };
     Ok((filter, query))
-}
-
-/// Current state of every matching config, as snapshot events at `revision`, read from the
-/// database (a replica's cache may lag the revision just read).
-async fn snapshot(
-    service: &ConfigService,
-    filter: &WatchFilter,
-    revision: u64,
-) -> Result<Vec<ChangeEvent>, Error> {
-    if !filter.wants_configs() {
-        return Ok(Vec::new());
-    }
-    let versions = if filter.config_ids.is_empty() || filter.prefix.is_some() {
-        service.fresh_configs().await?
-    } else {
-        let mut versions = Vec::new();
-        for id in &filter.config_ids {
-            versions.extend(service.fresh_config(&ConfigId::parse(id)?).await?);
-        }
-        versions
-    };
-    let mut events = Vec::new();
-    for version in versions {
-        let event = ChangeEvent {
-            revision,
-            kind: kind::CONFIG_UPDATED.into(),
-            config_id: version.config_id.to_string(),
-            version: version.version,
-            checksum: version.checksum.clone(),
-            actor: version.metadata.actor.clone(),
-            message: version.metadata.message.clone(),
-            at: version.created_at,
-        };
-        if filter.matches(&event) {
-            events.push(event);
-        }
-    }
-    Ok(events)
 }
 
 pub async fn start(
     service: Arc<ConfigService>,
+    caller: Caller,
     request: pb::WatchRequest,
     buffer: usize,
     shutdown: CancellationToken,
@@ -155,15 +111,19 @@ pub async fn start(
     };
     // The watcher (and its slot) first: no snapshot work for a request over the limit, and the
     // watch covers everything after `from` while the snapshot is read.
-    let mut changes = service.watch(filter.clone(), Some(from)).await?;
+    let mut changes = service.watch(&caller, filter.clone(), Some(from)).await?;
     let initial = match request.from_revision {
         Some(_) => Vec::new(),
-        None => snapshot(&service, &filter, from).await?,
+        None => service.watch_snapshot(&caller, &filter, from).await?,
     };
     // Boxed items: the channel's first block of slots is allocated up front for every stream.
     let (tx, rx) = mpsc::channel::<Box<Result<pb::WatchEvent, Status>>>(buffer.max(1));
     let resync = Arc::new(OnceLock::<u64>::new());
-    let watch = Watch { service, query };
+    let watch = Watch {
+        service,
+        caller,
+        query,
+    };
     let resync_at = resync.clone();
     tokio::spawn(async move {
         // Consumed as sent: the snapshot is not kept for the stream's lifetime.

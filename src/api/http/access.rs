@@ -1,37 +1,40 @@
-//! Access control for REST: authenticates the bearer credential, limits the identity's rate,
-//! checks the route's permission and the token's scopes (id prefixes from the path,
-//! environments from the query), records denied attempts, and hands the `Caller` to handlers.
+//! Access for REST: authenticates the bearer credential, limits the identity's rate and hands
+//! the `Caller` to handlers. What a caller may do is decided by the core operation the handler
+//! calls (the same code gRPC reaches); this layer records every refusal once, as the
+//! operation `METHOD route`.
 
-use std::borrow::Cow;
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
-use futures::future::{BoxFuture, Either};
+use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
 use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::error::ApiError;
-use crate::core::access::{Caller, Identity, Permission};
-use crate::core::error::{Error, Result};
+use super::error::{ApiError, Refusal};
+use crate::core::access::Caller;
+use crate::core::error::Error;
 
 /// Routes anyone may call: probes and metrics (no configuration in them).
 const OPEN_ROUTES: [&str; 4] = ["/health", "/live", "/ready", "/metrics"];
 
+/// A handler that takes a `Caller` on a route the access layer did not pass (which cannot
+/// happen for routed requests) fails closed.
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = std::convert::Infallible;
+    type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<Caller>()
-            .cloned()
-            .unwrap_or_default())
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError(Error::internal(
+                "a handler ran without an authenticated caller",
+            ))
+        })
     }
 }
 
@@ -41,205 +44,178 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(credential)
 }
 
-/// The permission a route needs (handlers check anything that depends on the body).
-fn permission_for(method: &Method, route: &str) -> Permission {
-    if route.starts_with("/api/v1/tokens") || route == "/api/v1/audit/denied" {
-        return Permission::ManageTokens;
-    }
-    if method == Method::GET || method == Method::HEAD {
-        return Permission::Read;
-    }
-    match route {
-        "/api/v1/configs/{id}/applied" => Permission::ReportApplied,
-        "/api/v1/configs/{id}/schema/validate"
-        | "/api/v1/feature-flags/evaluate"
-        | "/api/v1/feature-flags/evaluate/batch"
-        | "/api/v1/change-requests/{id}/cancel" => Permission::Read,
-        "/api/v1/change-requests/{id}/approve" | "/api/v1/change-requests/{id}/reject" => {
-            Permission::Approve
-        }
-        route if route.starts_with("/ofrep/") => Permission::Read,
-        _ => Permission::Write,
-    }
-}
-
-/// Routes that cover every config: a token limited to some ids may not use them.
-type Query<'a> = [(Cow<'a, str>, Cow<'a, str>)];
-
-fn covers_every_config(route: &str, query: &Query<'_>) -> bool {
-    match route {
-        "/api/v1/audit" | "/api/v1/drift" => true,
-        "/api/v1/watch" => {
-            let named = |param: &str| query.iter().any(|(name, _)| name == param);
-            (!named("configId") && !named("flagKey") && !named("prefix"))
-                || query
-                    .iter()
-                    .any(|(name, value)| name == "flags" && value == "true")
-        }
-        _ => false,
-    }
-}
-
-/// What the route and its query ask of the identity.
-fn check(
-    identity: &Identity,
-    method: &Method,
-    route: &str,
-    resource: Option<&str>,
-    query: &Query<'_>,
-) -> Result<()> {
-    identity.require(permission_for(method, route))?;
-    if let Some(id) = resource {
-        identity.require_resource(id)?;
-    }
-    if covers_every_config(route, query) {
-        identity.require_unscoped_ids()?;
-    }
-    for (name, value) in query {
-        match name.as_ref() {
-            "environment" => identity.require_environment(value)?,
-            "resolveSecrets" if value == "true" => identity.require(Permission::ResolveSecrets)?,
-            "configId" | "flagKey" => {
-                for id in value.split(',') {
-                    identity.require_resource(id.trim())?;
-                }
-            }
-            "prefix" if route == "/api/v1/watch" => identity.require_prefix(value)?,
-            _ => {}
-        }
-    }
-    if route == "/api/v1/configs/{id}/effective"
-        && !identity.scopes.environments.is_empty()
-        && !query.iter().any(|(name, _)| name == "environment")
-    {
-        return Err(Error::forbidden(format!(
-            "'{}' is scoped to environments; name one with ?environment=",
-            identity.name
-        )));
-    }
-    Ok(())
-}
-
-/// The config id or flag key a route's path names (change request ids are not scoped here);
-/// read from the path itself (the handlers check its syntax).
-fn resource_of<'a>(route: &str, path: &'a str) -> Option<&'a str> {
-    let segment = if route.starts_with("/api/v1/configs/{id}")
-        || route.starts_with("/api/v1/feature-flags/{key}")
-    {
-        4
-    } else if route.starts_with("/ofrep/v1/evaluate/flags/{key}") {
-        5
-    } else {
-        return None;
-    };
-    path.split('/').nth(segment)
-}
-
-/// The access gate as a tower layer on the matched routes. The common case (a cached token,
-/// allowed) completes without I/O and without boxing; refusals and cache misses take a boxed
-/// future (recording a denial, or reading tokens from the store).
+/// The access layer on the matched routes (installed whatever the settings: with access
+/// control off every caller is the unrestricted identity). An allowed request with a cached
+/// token completes without I/O and without boxing; a refusal is recorded before it is answered.
 #[derive(Clone)]
-pub struct AuthorizeLayer {
+pub struct AuthenticateLayer {
     pub state: AppState,
 }
 
-impl<S> Layer<S> for AuthorizeLayer {
-    type Service = Authorize<S>;
-    fn layer(&self, inner: S) -> Authorize<S> {
-        Authorize {
+impl<S> Layer<S> for AuthenticateLayer {
+    type Service = Authenticate<S>;
+    fn layer(&self, inner: S) -> Authenticate<S> {
+        Authenticate {
             inner,
             state: self.state.clone(),
+            unrestricted: Caller::unrestricted(),
         }
     }
 }
 
 #[derive(Clone)]
-pub struct Authorize<S> {
+pub struct Authenticate<S> {
     inner: S,
     state: AppState,
+    unrestricted: Caller,
 }
 
-type Refusal = BoxFuture<'static, Result<Response, Infallible>>;
-
-impl<S> Service<Request> for Authorize<S>
+impl<S> Service<Request> for Authenticate<S>
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<S::Future, Refusal>;
+    type Future = RecordRefusal<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("", MatchedPath::as_str);
-        if OPEN_ROUTES.contains(&route) {
-            return Either::Left(self.inner.call(request));
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let route_str = route.as_ref().map_or("", MatchedPath::as_str);
+        if OPEN_ROUTES.contains(&route_str) {
+            return RecordRefusal::passing(self.inner.call(request));
         }
         let access = &self.state.access;
-        match access.authenticate(bearer(request.headers())) {
-            Ok(identity) => match admit(&self.state, &identity, &request) {
-                Ok(()) => {
-                    request.extensions_mut().insert(Caller(Some(identity)));
-                    Either::Left(self.inner.call(request))
+        let caller = if access.enabled() {
+            let identity = access
+                .authenticate(bearer(request.headers()))
+                .and_then(|identity| access.check_rate(&identity).map(|()| identity));
+            match identity {
+                Ok(identity) => Caller(identity),
+                Err(error) => {
+                    if let Error::Unauthenticated { .. } = error {
+                        metrics::counter!("summit_auth_failures_total").increment(1);
+                    }
+                    return RecordRefusal::answered(ApiError(error).into_response());
                 }
-                Err(refused) => Either::Right(refused),
-            },
-            Err(error) => {
-                metrics::counter!("summit_auth_failures_total").increment(1);
-                Either::Right(Box::pin(async move { Ok(ApiError(error).into_response()) }))
             }
+        } else {
+            self.unrestricted.clone()
+        };
+        let operation = route.map(|route| (request.method().clone(), route));
+        request.extensions_mut().insert(caller.clone());
+        RecordRefusal::watching(
+            self.inner.call(request),
+            self.state.clone(),
+            caller,
+            operation,
+        )
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner response; when it carries a `Refusal`, the refusal is recorded first.
+    #[project = RecordProj]
+    pub enum RecordRefusal<F> {
+        Inner {
+            #[pin]
+            future: F,
+            watch: Option<Box<Watch>>,
+        },
+        Recording { future: BoxFuture<'static, Response> },
+        Answered { response: Option<Response> },
+    }
+}
+
+/// What recording a refusal needs.
+pub struct Watch {
+    state: AppState,
+    caller: Caller,
+    operation: Option<(axum::http::Method, MatchedPath)>,
+}
+
+impl<F> RecordRefusal<F> {
+    fn passing(future: F) -> Self {
+        RecordRefusal::Inner {
+            future,
+            watch: None,
+        }
+    }
+
+    fn answered(response: Response) -> Self {
+        RecordRefusal::Answered {
+            response: Some(response),
+        }
+    }
+
+    fn watching(
+        future: F,
+        state: AppState,
+        caller: Caller,
+        operation: Option<(axum::http::Method, MatchedPath)>,
+    ) -> Self {
+        RecordRefusal::Inner {
+            future,
+            watch: Some(Box::new(Watch {
+                state,
+                caller,
+                operation,
+            })),
         }
     }
 }
 
-/// The rate limit, the route's permission and the token's scopes; a refusal is answered by a
-/// future that records it.
-fn admit(state: &AppState, identity: &Arc<Identity>, request: &Request) -> Result<(), Refusal> {
-    state
-        .access
-        .check_rate(identity)
-        .map_err(|error| -> Refusal {
-            Box::pin(async move { Ok(ApiError(error).into_response()) })
-        })?;
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("", MatchedPath::as_str);
-    let path = request.uri().path();
-    let resource = resource_of(route, path);
-    let query: Vec<(Cow<'_, str>, Cow<'_, str>)> =
-        form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes()).collect();
-    let Err(error) = check(identity, request.method(), route, resource, &query) else {
-        return Ok(());
+impl<F> Future for RecordRefusal<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project() {
+                RecordProj::Inner { future, watch } => {
+                    let Ok(mut response) = ready!(future.poll(cx));
+                    let refusal = response.extensions_mut().remove::<Refusal>();
+                    match (refusal, watch.take()) {
+                        (Some(refusal), Some(watch)) => RecordRefusal::Recording {
+                            future: Box::pin(record(*watch, refusal, response)),
+                        },
+                        _ => return Poll::Ready(Ok(response)),
+                    }
+                }
+                RecordProj::Recording { future } => {
+                    return future.as_mut().poll(cx).map(Ok);
+                }
+                RecordProj::Answered { response } => {
+                    return Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+                        ApiError(Error::internal("response polled twice")).into_response()
+                    })));
+                }
+            };
+            self.set(next);
+        }
+    }
+}
+
+async fn record(watch: Watch, refusal: Refusal, response: Response) -> Response {
+    let operation = match &watch.operation {
+        Some((method, route)) => format!("{method} {}", route.as_str()),
+        None => "unrouted".to_owned(),
     };
-    let (state, actor) = (state.clone(), identity.name.clone());
-    let operation = format!("{} {route}", request.method());
-    let resource = resource.map(str::to_owned);
-    Err(Box::pin(async move {
-        if let Error::Forbidden { reason, .. } = &error {
-            state
-                .access
-                .record_denial(&actor, &operation, resource.as_deref(), reason)
-                .await;
-        }
-        Ok(ApiError(error).into_response())
-    }))
-}
-
-/// Records a refusal a handler found (after reading the body) and returns it.
-pub async fn denied(state: &AppState, caller: &Caller, operation: &str, error: Error) -> ApiError {
-    if let (Error::Forbidden { reason, .. }, Some(identity)) = (&error, &caller.0) {
-        state
-            .access
-            .record_denial(&identity.name, operation, None, reason)
-            .await;
-    }
-    ApiError(error)
+    watch
+        .state
+        .access
+        .record_denial(
+            &watch.caller.identity().name,
+            &operation,
+            refusal.resource.as_deref(),
+            &refusal.reason,
+        )
+        .await;
+    response
 }

@@ -9,6 +9,7 @@ use super::AppState;
 use super::configs::PageQuery;
 use super::error::Result;
 use super::extract::{ApiQuery, ConfigIdPath};
+use crate::core::access::Caller;
 use crate::core::ports::AuditSubject;
 
 pub fn router() -> Router<AppState> {
@@ -19,23 +20,30 @@ pub fn router() -> Router<AppState> {
 
 async fn all_audit(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
     let records = state
         .service
-        .audit(None, page.cursor, page.limit()?)
+        .audit(&caller, None, page.cursor, page.limit()?)
         .await?;
     Ok(Json(records).into_response())
 }
 
 async fn config_audit(
     State(state): State<AppState>,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
     let records = state
         .service
-        .audit(Some(AuditSubject::Config(id)), page.cursor, page.limit()?)
+        .audit(
+            &caller,
+            Some(AuditSubject::Config(id)),
+            page.cursor,
+            page.limit()?,
+        )
         .await?;
     Ok(Json(records).into_response())
 }

@@ -141,7 +141,7 @@ async fn put_config(
     };
     let result = state
         .service
-        .put_config(&id, doc, caller.stamp(body.metadata), expected)
+        .put_config(&caller, &id, doc, caller.stamp(body.metadata), expected)
         .await?;
     Ok(written(result))
 }
@@ -149,9 +149,10 @@ async fn put_config(
 #[tracing::instrument(skip_all, fields(config_id = %id))]
 async fn get_config(
     State(state): State<AppState>,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
 ) -> Result<Response> {
-    let version = state.service.config(&id).await?;
+    let version = state.service.config(&caller, &id).await?;
     let mut response = Json(version.as_ref()).into_response();
     response
         .headers_mut()
@@ -198,7 +199,10 @@ async fn delete_config(
     OptionalApiJson(body): OptionalApiJson<DeleteBody>,
 ) -> Result<Response> {
     let (metadata, expected) = DeleteBody::resolve(body, &headers, &caller)?;
-    let result = state.service.delete_config(&id, metadata, expected).await?;
+    let result = state
+        .service
+        .delete_config(&caller, &id, metadata, expected)
+        .await?;
     Ok(match result {
         Written::Done(version) => {
             Json(serde_json::json!({"configId": id, "version": version, "deleted": true}))
@@ -219,8 +223,10 @@ async fn list_configs(
     caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response> {
-    let mut items = state.service.list_configs(query.prefix.as_deref()).await?;
-    items.retain(|item| caller.allows_resource(item.config_id.as_str()));
+    let items = state
+        .service
+        .list_configs(&caller, query.prefix.as_deref())
+        .await?;
     let mut response = Json(serde_json::json!({ "items": items })).into_response();
     super::mark_if_stale(&state, &mut response);
     Ok(response)
@@ -241,12 +247,13 @@ impl PageQuery {
 
 async fn list_versions(
     State(state): State<AppState>,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
     let page = state
         .service
-        .versions(&id, page.cursor, page.limit()?)
+        .versions(&caller, &id, page.cursor, page.limit()?)
         .await?;
     Ok(Json(page).into_response())
 }
@@ -260,13 +267,14 @@ pub fn version_number(raw: &str, field: &str) -> Result<u64> {
 
 async fn get_version(
     State(state): State<AppState>,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
     params: RawPathParams,
 ) -> Result<Response> {
     let raw = path_param(&params, "version");
     let version = state
         .service
-        .version(&id, version_number(raw, "version")?)
+        .version(&caller, &id, version_number(raw, "version")?)
         .await?;
     let etag = version_etag(version.version);
     let mut response = Json(version).into_response();
@@ -285,6 +293,7 @@ struct DiffQuery {
 /// `to` defaults to the latest version and `from` to the one before it.
 async fn diff(
     State(state): State<AppState>,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
     ApiQuery(query): ApiQuery<DiffQuery>,
 ) -> Result<Response> {
@@ -295,7 +304,7 @@ async fn diff(
         .transpose()?;
     let result = state
         .service
-        .diff(&id, query.from, query.to, environment.as_ref())
+        .diff(&caller, &id, query.from, query.to, environment.as_ref())
         .await?;
     Ok(Json(result).into_response())
 }
@@ -322,6 +331,7 @@ async fn rollback(
     let version = state
         .service
         .rollback(
+            &caller,
             &id,
             body.target_version,
             caller.stamp(body.metadata),

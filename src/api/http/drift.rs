@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, ConfigIdPath};
+use crate::core::access::Caller;
 use crate::core::ids::Environment;
 use crate::core::service::AppliedReport;
 
@@ -21,15 +22,11 @@ pub fn router() -> Router<AppState> {
 
 async fn record_applied(
     State(state): State<AppState>,
-    caller: crate::core::access::Caller,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
     ApiJson(report): ApiJson<AppliedReport>,
 ) -> Result<Response> {
-    if let Err(error) = caller.require_environment(&report.environment) {
-        let operation = "POST /api/v1/configs/{id}/applied";
-        return Err(super::access::denied(&state, &caller, operation, error).await);
-    }
-    let drift = state.service.record_applied(&id, report).await?;
+    let drift = state.service.record_applied(&caller, &id, report).await?;
     Ok(Json(drift).into_response())
 }
 
@@ -41,6 +38,7 @@ struct DriftQuery {
 
 async fn config_drift(
     State(state): State<AppState>,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
     ApiQuery(query): ApiQuery<DriftQuery>,
 ) -> Result<Response> {
@@ -49,9 +47,15 @@ async fn config_drift(
         .as_deref()
         .map(Environment::parse)
         .transpose()?;
-    Ok(Json(state.service.drift(&id, environment.as_ref()).await?).into_response())
+    Ok(Json(
+        state
+            .service
+            .drift(&caller, &id, environment.as_ref())
+            .await?,
+    )
+    .into_response())
 }
 
-async fn drift_report(State(state): State<AppState>) -> Result<Response> {
-    Ok(Json(state.service.drift_report().await?).into_response())
+async fn drift_report(State(state): State<AppState>, caller: Caller) -> Result<Response> {
+    Ok(Json(state.service.drift_report(&caller).await?).into_response())
 }

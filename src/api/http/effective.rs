@@ -10,6 +10,7 @@ use axum::routing::get;
 use super::AppState;
 use super::error::Result;
 use super::extract::ConfigIdPath;
+use crate::core::access::Caller;
 use crate::core::effective::AssignmentInput;
 use crate::core::error::Error;
 use crate::core::ids::Environment;
@@ -131,12 +132,13 @@ pub(super) fn not_modified(header: &HeaderValue, etag: &str) -> bool {
 
 async fn effective(
     State(state): State<AppState>,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
     uri: Uri,
     IfNoneMatch(if_none_match): IfNoneMatch,
 ) -> Result<Response> {
     let query = EffectiveParams::parse(uri.query())?.into_query()?;
-    let result = state.service.effective(&id, &query).await?;
+    let result = state.service.effective(&caller, &id, &query).await?;
     let (document, etag_text) = result.document();
     let etag = HeaderValue::from_str(&etag_text).map_err(Error::internal)?;
     if result.resolved.is_none() && if_none_match.is_some_and(|v| not_modified(&v, &etag_text)) {

@@ -8,6 +8,14 @@ use crate::core::error::{Error, ErrorCode, Violation};
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
+/// A refusal not yet in the denied-attempts record, carried on the response for the access
+/// layer (response extensions never reach the client).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub reason: String,
+    pub resource: Option<String>,
+}
+
 /// A core error on its way to an HTTP client.
 #[derive(Debug)]
 pub struct ApiError(pub Error);
@@ -85,6 +93,17 @@ impl IntoResponse for ApiError {
             current_version,
         });
         match &self.0 {
+            Error::Forbidden {
+                reason,
+                recorded: false,
+                resource,
+            } => {
+                // For the access layer, which records the refusal once; never sent.
+                response.extensions_mut().insert(Refusal {
+                    reason: reason.clone(),
+                    resource: resource.clone(),
+                });
+            }
             Error::Unauthenticated { .. } => {
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::AppState;
-use super::access::denied;
 use super::configs::{
     DeleteBody, PageQuery, RollbackBody, expected_version, version_etag, version_number,
 };
@@ -115,16 +114,17 @@ async fn put_flag(
     let expected = expected_version(&headers, expected)?;
     let flag = state
         .flags
-        .put_flag(&key, definition, caller.stamp(metadata), expected)
+        .put_flag(&caller, &key, definition, caller.stamp(metadata), expected)
         .await?;
     Ok(created(&flag))
 }
 
 async fn get_flag(
     State(state): State<AppState>,
+    caller: Caller,
     FlagKeyPath(key): FlagKeyPath,
 ) -> Result<Response> {
-    let flag = state.flags.flag(&key).await?;
+    let flag = state.flags.flag(&caller, &key).await?;
     let mut response = Json(flag.as_ref()).into_response();
     response
         .headers_mut()
@@ -142,7 +142,10 @@ async fn delete_flag(
     OptionalApiJson(body): OptionalApiJson<DeleteBody>,
 ) -> Result<Response> {
     let (metadata, expected) = DeleteBody::resolve(body, &headers, &caller)?;
-    state.flags.delete_flag(&key, metadata, expected).await?;
+    state
+        .flags
+        .delete_flag(&caller, &key, metadata, expected)
+        .await?;
     Ok(Json(serde_json::json!({"flagKey": key, "deleted": true})).into_response())
 }
 
@@ -157,12 +160,8 @@ async fn list_flags(
     caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response> {
-    let flags = state.flags.flags(query.service.as_deref()).await?;
-    let items: Vec<&FlagVersion> = flags
-        .iter()
-        .map(AsRef::as_ref)
-        .filter(|flag| caller.allows_resource(flag.key.as_str()))
-        .collect();
+    let flags = state.flags.flags(&caller, query.service.as_deref()).await?;
+    let items: Vec<&FlagVersion> = flags.iter().map(AsRef::as_ref).collect();
     let mut response = Json(serde_json::json!({ "items": items })).into_response();
     super::mark_if_stale(&state, &mut response);
     Ok(response)
@@ -170,23 +169,25 @@ async fn list_flags(
 
 async fn list_versions(
     State(state): State<AppState>,
+    caller: Caller,
     FlagKeyPath(key): FlagKeyPath,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
     let page = state
         .flags
-        .versions(&key, page.cursor, page.limit()?)
+        .versions(&caller, &key, page.cursor, page.limit()?)
         .await?;
     Ok(Json(page).into_response())
 }
 
 async fn get_version(
     State(state): State<AppState>,
+    caller: Caller,
     FlagKeyPath(key): FlagKeyPath,
     params: RawPathParams,
 ) -> Result<Response> {
     let number = version_number(path_param(&params, "version"), "version")?;
-    let flag = state.flags.version(&key, number).await?;
+    let flag = state.flags.version(&caller, &key, number).await?;
     let etag = version_etag(flag.version);
     let mut response = Json(flag).into_response();
     response.headers_mut().insert(header::ETAG, etag);
@@ -205,6 +206,7 @@ async fn rollback(
     let flag = state
         .flags
         .rollback(
+            &caller,
             &key,
             body.target_version,
             caller.stamp(body.metadata),
@@ -216,10 +218,14 @@ async fn rollback(
 
 async fn audit(
     State(state): State<AppState>,
+    caller: Caller,
     FlagKeyPath(key): FlagKeyPath,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
-    let page = state.flags.audit(&key, page.cursor, page.limit()?).await?;
+    let page = state
+        .flags
+        .audit(&caller, &key, page.cursor, page.limit()?)
+        .await?;
     Ok(Json(page).into_response())
 }
 
@@ -297,7 +303,6 @@ struct EvaluateBatchBody {
 }
 
 fn scope(
-    caller: &Caller,
     environment: Option<String>,
     service: Option<String>,
 ) -> std::result::Result<EvaluationScope, Error> {
@@ -305,9 +310,6 @@ fn scope(
         .as_deref()
         .map(|env| Environment::parse_field(env, "/environment"))
         .transpose()?;
-    if let Some(env) = &environment {
-        caller.require_environment(env.as_str())?;
-    }
     Ok(EvaluationScope {
         environment,
         service,
@@ -320,23 +322,12 @@ async fn evaluate_one(
     ApiJson(body): ApiJson<EvaluateBody>,
 ) -> Result<Response> {
     let key = FlagKey::parse_field(&body.flag_key, "/flagKey")?;
-    let checked = caller
-        .require_resource(key.as_str())
-        .and_then(|()| scope(&caller, body.environment, body.service));
-    let scope = match checked {
-        Ok(scope) => scope,
-        Err(error) => {
-            return Err(denied(
-                &state,
-                &caller,
-                "POST /api/v1/feature-flags/evaluate",
-                error,
-            )
-            .await);
-        }
-    };
+    let scope = scope(body.environment, body.service)?;
     let context = context_of(body.context, "/context")?;
-    let evaluation = state.flags.evaluate(key.as_str(), &scope, &context).await?;
+    let evaluation = state
+        .flags
+        .evaluate(&caller, key.as_str(), &scope, &context)
+        .await?;
     if evaluation.version == 0 {
         return Err(Error::not_found("flag", key.as_str()).into());
     }
@@ -367,20 +358,12 @@ async fn evaluate_batch(
             FlagKey::parse_field(key, &format!("/flagKeys/{index}"))?;
         }
     }
-    let scope = match scope(&caller, body.environment, body.service) {
-        Ok(scope) => scope,
-        Err(error) => {
-            let operation = "POST /api/v1/feature-flags/evaluate/batch";
-            return Err(denied(&state, &caller, operation, error).await);
-        }
-    };
+    let scope = scope(body.environment, body.service)?;
     let context = context_of(body.context, "/context")?;
-    let mut evaluations = state
+    let evaluations = state
         .flags
-        .evaluate_many(body.flag_keys.as_deref(), &scope, &context)
+        .evaluate_many(&caller, body.flag_keys.as_deref(), &scope, &context)
         .await?;
-    // Flags outside a scoped token's prefixes are not shown to it.
-    evaluations.retain(|evaluation| caller.allows_resource(&evaluation.key));
     let results = evaluations.iter().map(EvaluationBody::from).collect();
     let mut response = Json(BatchResults { results }).into_response();
     super::mark_if_stale(&state, &mut response);

@@ -93,16 +93,11 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
             limits.request_timeout,
         ));
     let routes = Router::new().merge(bounded).merge(effective::router());
-    // After routing (so the matched route is known); 404/405 answers need no credential. With
-    // access control off there is nothing to check (handlers then see no `Caller`: none).
-    let routes = if state.access.enabled() {
-        routes.route_layer(access::AuthorizeLayer {
+    // After routing (so the matched route is known); 404/405 answers need no credential.
+    routes
+        .route_layer(access::AuthenticateLayer {
             state: state.clone(),
         })
-    } else {
-        routes
-    };
-    routes
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(ops::TrackLayer)

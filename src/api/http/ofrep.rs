@@ -101,9 +101,12 @@ impl IntoResponse for Failure {
                     }
                     other => other.to_string(),
                 };
-                let mapped = error.into_response();
+                let mut mapped = error.into_response();
                 let mut response =
                     (mapped.status(), Json(json!({ "errorDetails": details }))).into_response();
+                if let Some(refusal) = mapped.extensions_mut().remove::<super::error::Refusal>() {
+                    response.extensions_mut().insert(refusal);
+                }
                 for name in [header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
                     if let Some(value) = mapped.headers().get(&name) {
                         response.headers_mut().insert(name, value.clone());
@@ -208,21 +211,6 @@ fn item(evaluation: &Evaluation) -> Value {
     }
 }
 
-/// An environment-scoped identity evaluates only in its environments.
-async fn check_scope(
-    state: &AppState,
-    caller: &Caller,
-    scope: &EvaluationScope,
-) -> Result<(), Failure> {
-    if let Some(env) = &scope.environment
-        && let Err(error) = caller.require_environment(env.as_str())
-    {
-        let error = super::access::denied(state, caller, "POST /ofrep/v1/evaluate", error).await;
-        return Err(Failure::Service(error));
-    }
-    Ok(())
-}
-
 async fn evaluate_flag(
     State(state): State<AppState>,
     caller: Caller,
@@ -235,8 +223,10 @@ async fn evaluate_flag(
         OfrepError::new(EvaluationErrorCode::FlagNotFound, e.to_string()).for_key(&raw)
     })?;
     let (context, scope) = request_of(&body, &headers).map_err(|e| e.for_key(key.as_str()))?;
-    check_scope(&state, &caller, &scope).await?;
-    let evaluation = state.flags.evaluate(key.as_str(), &scope, &context).await?;
+    let evaluation = state
+        .flags
+        .evaluate(&caller, key.as_str(), &scope, &context)
+        .await?;
     if let Err(failure) = &evaluation.outcome {
         return Err(OfrepError::new(failure.code, failure.message.clone())
             .for_key(key.as_str())
@@ -254,9 +244,10 @@ async fn evaluate_flags(
     RawBody(body): RawBody,
 ) -> Result<Response, Failure> {
     let (context, scope) = request_of(&body, &headers)?;
-    check_scope(&state, &caller, &scope).await?;
-    let mut evaluations = state.flags.evaluate_many(None, &scope, &context).await?;
-    evaluations.retain(|evaluation| caller.allows_resource(&evaluation.key));
+    let evaluations = state
+        .flags
+        .evaluate_many(&caller, None, &scope, &context)
+        .await?;
     let flags: Vec<Value> = evaluations.iter().map(item).collect();
     let document = serde_json::to_vec(&json!({ "flags": flags })).map_err(Error::internal)?;
     let etag_text = document_etag(&document);

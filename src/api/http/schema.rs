@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::AppState;
 use super::error::Result;
 use super::extract::{ApiJson, ConfigIdPath};
+use crate::core::access::Caller;
 use crate::core::model::{ConfigDocument, Metadata};
 
 pub fn router() -> Router<AppState> {
@@ -32,31 +33,33 @@ struct PutSchemaBody {
 #[tracing::instrument(skip_all, fields(config_id = %id))]
 async fn put_schema(
     State(state): State<AppState>,
-    caller: crate::core::access::Caller,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
     ApiJson(body): ApiJson<PutSchemaBody>,
 ) -> Result<Response> {
     let schema = state
         .service
-        .put_schema(&id, body.schema, caller.stamp(body.metadata))
+        .put_schema(&caller, &id, body.schema, caller.stamp(body.metadata))
         .await?;
     Ok((StatusCode::CREATED, Json(schema)).into_response())
 }
 
 async fn get_schema(
     State(state): State<AppState>,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
 ) -> Result<Response> {
-    let schema = state.service.schema(&id).await?;
+    let schema = state.service.schema(&caller, &id).await?;
     Ok(Json(schema).into_response())
 }
 
 /// A candidate: the same fields as a config write, without metadata.
 async fn validate(
     State(state): State<AppState>,
+    caller: Caller,
     ConfigIdPath(id): ConfigIdPath,
     ApiJson(candidate): ApiJson<ConfigDocument>,
 ) -> Result<Response> {
-    let report = state.service.validate(&id, &candidate).await?;
+    let report = state.service.validate(&caller, &id, &candidate).await?;
     Ok(Json(report).into_response())
 }

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{ApiError, Result};
 use super::extract::ApiQuery;
+use crate::core::access::Caller;
 use crate::core::error::Error;
-use crate::core::ids::{ConfigId, Environment, FlagKey};
 use crate::core::watch::WatchFilter;
 
 pub fn router() -> Router<AppState> {
@@ -41,32 +41,23 @@ struct WatchParams {
 
 async fn watch(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<WatchParams>,
 ) -> Result<Response> {
-    let config_ids = params
-        .config_id
-        .as_deref()
-        .map(|ids| {
-            ids.split(',')
-                .map(|id| ConfigId::parse(id.trim()).map(String::from))
-                .collect::<std::result::Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or_default();
-    let flag_keys = params
-        .flag_key
-        .as_deref()
-        .map(|keys| {
-            keys.split(',')
-                .map(|key| FlagKey::parse_field(key.trim(), "flagKey").map(String::from))
-                .collect::<std::result::Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or_default();
-    if let Some(env) = params.environment.as_deref() {
-        Environment::parse(env)?;
-    }
+    let split = |list: &Option<String>| -> Vec<String> {
+        list.as_deref()
+            .map(|items| items.split(',').map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let (config_ids, flag_keys) = (split(&params.config_id), split(&params.flag_key));
+    let filter = WatchFilter::new(
+        &config_ids.iter().map(String::as_str).collect::<Vec<_>>(),
+        params.prefix.as_deref(),
+        &flag_keys.iter().map(String::as_str).collect::<Vec<_>>(),
+        params.flags,
+        params.environment.as_deref(),
+    )?;
     let last_event_id = match headers.get("last-event-id") {
         Some(raw) => Some(
             raw.to_str()
@@ -83,24 +74,22 @@ async fn watch(
     };
     // A reconnecting client's Last-Event-ID is newer than the fromRevision it first used.
     let from = last_event_id.or(params.from_revision);
-    let filter = WatchFilter {
-        config_ids,
-        prefix: params.prefix,
-        flag_keys,
-        all_flags: params.flags,
-    };
-    let events = state.service.watch(filter, from).await?.map(|item| {
-        let event = match item {
-            Ok(change) => Event::default()
-                .id(change.revision.to_string())
-                .json_data(&change)
-                .unwrap_or_else(|_| Event::default().comment("unserializable event")),
-            Err(error) => Event::default()
-                .event("error")
-                .data(format!("{{\"code\":\"{}\"}}", error.code().as_str())),
-        };
-        Ok::<_, Infallible>(event)
-    });
+    let events = state
+        .service
+        .watch(&caller, filter, from)
+        .await?
+        .map(|item| {
+            let event = match item {
+                Ok(change) => Event::default()
+                    .id(change.revision.to_string())
+                    .json_data(&change)
+                    .unwrap_or_else(|_| Event::default().comment("unserializable event")),
+                Err(error) => Event::default()
+                    .event("error")
+                    .data(format!("{{\"code\":\"{}\"}}", error.code().as_str())),
+            };
+            Ok::<_, Infallible>(event)
+        });
     let shutdown = state.shutdown.clone().cancelled_owned();
     let stream = events.take_until(shutdown);
     Ok(Sse::new(stream)

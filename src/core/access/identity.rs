@@ -1,5 +1,7 @@
 //! An authenticated caller and what it may do.
 
+use std::sync::Arc;
+
 use super::model::{Role, Scopes};
 use crate::core::error::{Error, Result};
 use crate::core::model::Metadata;
@@ -55,6 +57,8 @@ pub struct Identity {
     pub scopes: Scopes,
     /// What rate limiting counts against (a token id, a JWT subject).
     pub rate_key: String,
+    /// The identity of every caller when access control is off.
+    pub unrestricted: bool,
 }
 
 impl Identity {
@@ -145,59 +149,94 @@ impl Identity {
     }
 }
 
-/// The caller of a request: `None` when access control is off (`SUMMIT_NO_AUTH`).
-#[derive(Debug, Clone, Default)]
-pub struct Caller(pub Option<std::sync::Arc<Identity>>);
+/// The caller of a core operation: always an identity. With access control off it is the
+/// explicit unrestricted identity (`Caller::unrestricted`), never a missing one, so every
+/// operation decides the same way whatever the transport.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<Identity>);
 
 impl Caller {
+    /// Access control off (`SUMMIT_NO_AUTH`): every permission, no scopes; changes are recorded
+    /// under the actor the client names.
+    pub fn unrestricted() -> Caller {
+        Caller(Arc::new(Identity {
+            name: "anonymous".into(),
+            roles: vec![Role::Admin],
+            scopes: Scopes::default(),
+            rate_key: String::new(),
+            unrestricted: true,
+        }))
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.0
+    }
+
     pub fn require(&self, permission: Permission) -> Result<()> {
-        self.0.as_ref().map_or(Ok(()), |id| id.require(permission))
+        self.0.require(permission)
+    }
+
+    /// The permission, on a config id or flag key inside the identity's prefixes; a refusal
+    /// names the resource.
+    pub fn require_on(&self, permission: Permission, id: &str) -> Result<()> {
+        self.0
+            .require(permission)
+            .and_then(|()| self.0.require_resource(id))
+            .map_err(|error| error.on_resource(id))
     }
 
     pub fn require_resource(&self, id: &str) -> Result<()> {
-        self.0.as_ref().map_or(Ok(()), |i| i.require_resource(id))
+        self.0
+            .require_resource(id)
+            .map_err(|error| error.on_resource(id))
     }
 
     pub fn require_environment(&self, environment: &str) -> Result<()> {
-        self.0
-            .as_ref()
-            .map_or(Ok(()), |i| i.require_environment(environment))
+        self.0.require_environment(environment)
     }
 
     pub fn require_unscoped_ids(&self) -> Result<()> {
-        self.0.as_ref().map_or(Ok(()), |i| i.require_unscoped_ids())
+        self.0.require_unscoped_ids()
     }
 
     pub fn require_prefix(&self, prefix: &str) -> Result<()> {
-        self.0.as_ref().map_or(Ok(()), |i| i.require_prefix(prefix))
+        self.0.require_prefix(prefix)
     }
 
-    /// An environment-scoped identity must name its environment (the base view belongs to
-    /// every environment).
-    pub fn require_environment_named(&self) -> Result<()> {
-        match &self.0 {
-            Some(identity) if !identity.scopes.environments.is_empty() => Err(Error::forbidden(
-                format!("'{}' is scoped to environments; name one", identity.name),
-            )),
-            _ => Ok(()),
+    /// An environment-scoped identity must name an environment it may read (the views of an
+    /// unnamed environment are the base, which belongs to every environment).
+    pub fn require_readable_environment(&self, environment: Option<&str>) -> Result<()> {
+        match environment {
+            Some(environment) => self.require_environment(environment),
+            None if !self.0.scopes.environments.is_empty() => Err(Error::forbidden(format!(
+                "'{}' is scoped to environments; name one with ?environment=",
+                self.0.name
+            ))),
+            None => Ok(()),
         }
     }
 
     pub fn allows_resource(&self, id: &str) -> bool {
-        self.0.as_ref().is_none_or(|i| i.scopes.allows_resource(id))
+        self.0.scopes.allows_resource(id)
+    }
+
+    pub fn allows_environment(&self, environment: &str) -> bool {
+        self.0.scopes.allows_environment(environment)
     }
 
     pub fn stamp(&self, metadata: Metadata) -> Metadata {
-        match &self.0 {
-            Some(identity) => identity.stamp(metadata),
-            None => metadata,
+        if self.0.unrestricted {
+            return metadata;
         }
+        self.0.stamp(metadata)
     }
 
     /// The actor to record for actions without a body (deletes, approvals).
     pub fn actor_or(&self, fallback: &str) -> String {
-        self.0
-            .as_ref()
-            .map_or_else(|| fallback.to_owned(), |i| i.name.clone())
+        if self.0.unrestricted {
+            fallback.to_owned()
+        } else {
+            self.0.name.clone()
+        }
     }
 }

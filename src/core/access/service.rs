@@ -14,7 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::identity::{Identity, Permission};
+use super::identity::{Caller, Identity, Permission};
 use super::model::{ApiToken, Denial, Role, Scopes};
 use crate::core::error::{Error, Result};
 use crate::core::model::{AuditDraft, Page};
@@ -125,6 +125,7 @@ impl JwtVerifier {
             roles: claims.roles,
             scopes: claims.scopes,
             rate_key: format!("jwt:{}", claims.sub),
+            unrestricted: false,
         })
     }
 }
@@ -190,6 +191,7 @@ impl AccessService {
                 roles: vec![Role::Admin],
                 scopes: Scopes::default(),
                 rate_key: "admin".into(),
+                unrestricted: false,
             }),
             identities: dashmap::DashMap::new(),
             jwt: JwtVerifier::new(settings.jwt)?,
@@ -282,6 +284,7 @@ impl AccessService {
             roles: token.roles.clone(),
             scopes: token.scopes.clone(),
             rate_key: token.id.clone(),
+            unrestricted: false,
         });
         self.identities.insert(token.id.clone(), identity.clone());
         identity
@@ -333,7 +336,24 @@ impl AccessService {
         }
     }
 
-    pub async fn denials(&self, cursor: Option<u64>, limit: u32) -> Result<Page<Denial>> {
+    /// Token management and the denied-attempts record need an authenticated identity with
+    /// the permission: with access control off there is nobody to manage tokens for.
+    fn require_token_manager(caller: &Caller) -> Result<()> {
+        if caller.identity().unrestricted {
+            return Err(Error::forbidden(
+                "token management needs access control (it is off: SUMMIT_NO_AUTH)",
+            ));
+        }
+        caller.require(Permission::ManageTokens)
+    }
+
+    pub async fn denials(
+        &self,
+        caller: &Caller,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<Page<Denial>> {
+        Self::require_token_manager(caller)?;
         let items = self.store.denials(cursor, limit).await?;
         let next_cursor = (items.len() == limit as usize)
             .then(|| items.last().map(|d| d.id))
@@ -341,13 +361,10 @@ impl AccessService {
         Ok(Page { items, next_cursor })
     }
 
-    pub async fn create_token(
-        &self,
-        creator: &Identity,
-        request: NewToken,
-    ) -> Result<CreatedToken> {
-        creator.require(Permission::ManageTokens)?;
-        self.create_with_actor(&creator.name, request).await
+    pub async fn create_token(&self, creator: &Caller, request: NewToken) -> Result<CreatedToken> {
+        Self::require_token_manager(creator)?;
+        self.create_with_actor(&creator.identity().name, request)
+            .await
     }
 
     async fn create_with_actor(&self, actor: &str, request: NewToken) -> Result<CreatedToken> {
@@ -417,15 +434,15 @@ impl AccessService {
         Ok(CreatedToken { token, text })
     }
 
-    pub async fn tokens(&self, caller: &Identity) -> Result<Vec<ApiToken>> {
-        caller.require(Permission::ManageTokens)?;
+    pub async fn tokens(&self, caller: &Caller) -> Result<Vec<ApiToken>> {
+        Self::require_token_manager(caller)?;
         self.store.tokens().await
     }
 
     /// Revokes at once: the next request with the token is refused on this replica, and on
     /// the others as soon as they apply the `token.revoked` change.
-    pub async fn revoke_token(&self, caller: &Identity, id: &str) -> Result<()> {
-        caller.require(Permission::ManageTokens)?;
+    pub async fn revoke_token(&self, caller: &Caller, id: &str) -> Result<()> {
+        Self::require_token_manager(caller)?;
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(Error::invalid("tokenId", "a token id is a UUID"));
         }
@@ -434,7 +451,7 @@ impl AccessService {
                 id: id.to_owned(),
                 at: now(),
                 audit: AuditDraft {
-                    actor: caller.name.clone(),
+                    actor: caller.identity().name.clone(),
                     action: "token.revoke",
                     environments: Vec::new(),
                     message: None,

@@ -4,6 +4,8 @@
 
 use super::model::{Approval, ChangeOperation, ChangeRequest, ChangeRequestStatus};
 use crate::core::access::model::Denial;
+use crate::core::access::{Caller, Permission};
+use crate::core::effective::changed_environments;
 use crate::core::error::{Error, Result};
 use crate::core::events::kind;
 use crate::core::ids::ConfigId;
@@ -53,6 +55,7 @@ impl ConfigService {
         Err(Error::Forbidden {
             reason,
             recorded: true,
+            resource: Some(resource.to_owned()),
         })
     }
 
@@ -141,7 +144,14 @@ impl ConfigService {
         Ok(request)
     }
 
-    pub async fn change_request(&self, id: &str) -> Result<ChangeRequest> {
+    pub async fn change_request(&self, caller: &Caller, id: &str) -> Result<ChangeRequest> {
+        caller.require(Permission::Read)?;
+        let request = self.stored_request(id).await?;
+        caller.require_resource(request.config_id.as_str())?;
+        Ok(request)
+    }
+
+    async fn stored_request(&self, id: &str) -> Result<ChangeRequest> {
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(Error::invalid(
                 "changeRequestId",
@@ -154,8 +164,65 @@ impl ConfigService {
             .ok_or_else(|| Error::not_found("change request", id))
     }
 
-    pub async fn change_requests(&self, query: ChangeRequestQuery) -> Result<Vec<ChangeRequest>> {
-        self.store.change_requests(query).await
+    /// Requests on configs outside the caller's id scope are left out.
+    pub async fn change_requests(
+        &self,
+        caller: &Caller,
+        query: ChangeRequestQuery,
+    ) -> Result<Vec<ChangeRequest>> {
+        caller.require(Permission::Read)?;
+        let mut requests = self.store.change_requests(query).await?;
+        requests.retain(|request| caller.allows_resource(request.config_id.as_str()));
+        Ok(requests)
+    }
+
+    /// The request, if the caller may decide on it: the approve permission, its config in
+    /// scope, and every environment the change touches in scope. A change to the base (a
+    /// create, a delete, a new base config) touches every environment, so an
+    /// environment-scoped approver cannot decide it.
+    async fn decidable(&self, caller: &Caller, id: &str) -> Result<ChangeRequest> {
+        caller.require(Permission::Approve)?;
+        let request = self.stored_request(id).await?;
+        caller.require_resource(request.config_id.as_str())?;
+        if caller.identity().scopes.environments.is_empty() {
+            return Ok(request);
+        }
+        for env in self.touched_environments(&request).await? {
+            if env == "*" {
+                return Err(Error::forbidden(format!(
+                    "'{}' is scoped to environments; change request {} touches every \
+                     environment (it changes the base, creates or deletes the config)",
+                    caller.identity().name,
+                    request.id
+                ))
+                .on_resource(request.config_id.as_str()));
+            }
+            caller
+                .require_environment(&env)
+                .map_err(|error| error.on_resource(request.config_id.as_str()))?;
+        }
+        Ok(request)
+    }
+
+    /// The environments a request's change touches, against its base version (`*`: all).
+    async fn touched_environments(&self, request: &ChangeRequest) -> Result<Vec<String>> {
+        let base = match request.base_version {
+            0 => None,
+            version => Some(self.stored_version(&request.config_id, version).await?),
+        };
+        let proposed = match &request.operation {
+            ChangeOperation::Put { document } => (**document).clone(),
+            ChangeOperation::Rollback { target_version } => {
+                self.stored_version(&request.config_id, *target_version)
+                    .await?
+                    .document
+            }
+            ChangeOperation::Delete => return Ok(vec!["*".to_owned()]),
+        };
+        Ok(changed_environments(
+            base.as_ref().map(|v| &v.document),
+            &proposed,
+        ))
     }
 
     fn require_status(request: &ChangeRequest, allowed: &[ChangeRequestStatus]) -> Result<()> {
@@ -177,8 +244,13 @@ impl ConfigService {
     }
 
     /// One approval by `approver` (not the requester, once each); enough of them approve it.
-    pub async fn approve(&self, id: &str, approver: &Metadata) -> Result<ChangeRequest> {
-        let mut request = self.change_request(id).await?;
+    pub async fn approve(
+        &self,
+        caller: &Caller,
+        id: &str,
+        approver: &Metadata,
+    ) -> Result<ChangeRequest> {
+        let mut request = self.decidable(caller, id).await?;
         Self::require_status(&request, &[ChangeRequestStatus::Pending])?;
         if approver.actor == request.requested_by {
             return Err(Error::forbidden(
@@ -209,19 +281,28 @@ impl ConfigService {
         .await
     }
 
-    pub async fn reject(&self, id: &str, reason: &str, actor: &Metadata) -> Result<ChangeRequest> {
-        Self::close(self, id, reason, actor, ChangeRequestStatus::Rejected).await
-    }
-
-    /// Only the requester (or an admin, checked by the transport) cancels.
-    pub async fn cancel(
+    pub async fn reject(
         &self,
+        caller: &Caller,
         id: &str,
         reason: &str,
         actor: &Metadata,
-        may_cancel_others: bool,
     ) -> Result<ChangeRequest> {
-        let request = self.change_request(id).await?;
+        self.decidable(caller, id).await?;
+        Self::close(self, id, reason, actor, ChangeRequestStatus::Rejected).await
+    }
+
+    /// Only the requester (or an admin) cancels.
+    pub async fn cancel(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reason: &str,
+        actor: &Metadata,
+    ) -> Result<ChangeRequest> {
+        let request = self.change_request(caller, id).await?;
+        let identity = caller.identity();
+        let may_cancel_others = !identity.unrestricted && identity.has(Permission::ManageTokens);
         if request.requested_by != actor.actor && !may_cancel_others {
             return Err(Error::forbidden(
                 "only the requester (or an admin) can cancel a change request",
@@ -247,7 +328,7 @@ impl ConfigService {
                 format!("at most {MAX_REASON} bytes"),
             ));
         }
-        let mut request = self.change_request(id).await?;
+        let mut request = self.stored_request(id).await?;
         Self::require_status(
             &request,
             &[ChangeRequestStatus::Pending, ChangeRequestStatus::Approved],
@@ -268,8 +349,14 @@ impl ConfigService {
 
     /// Applies an approved request: the version (or delete) and the request's `applied` state
     /// commit together. Refused with 409 when the config moved past the request's base.
-    pub async fn apply(&self, id: &str, actor: &Metadata) -> Result<ChangeRequest> {
-        let mut request = self.change_request(id).await?;
+    pub async fn apply(
+        &self,
+        caller: &Caller,
+        id: &str,
+        actor: &Metadata,
+    ) -> Result<ChangeRequest> {
+        let mut request = self.change_request(caller, id).await?;
+        caller.require_on(Permission::Write, request.config_id.as_str())?;
         Self::require_status(&request, &[ChangeRequestStatus::Approved])?;
         let applies = Some(AppliedRequest {
             id: request.id.clone(),
@@ -315,7 +402,9 @@ impl ConfigService {
                 .map_err(rebase)
                 .map(done_version)?,
             ChangeOperation::Rollback { target_version } => {
-                let target = self.version(&request.config_id, *target_version).await?;
+                let target = self
+                    .stored_version(&request.config_id, *target_version)
+                    .await?;
                 self.write_version(
                     &request.config_id,
                     target.document,

@@ -1,5 +1,6 @@
 //! `FlagService`: flag writes (versioned, audited, checked) and evaluation, for both transports.
 
+use crate::core::access::{Caller, Permission};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -57,7 +58,9 @@ fn changed_environments(previous: Option<&FlagDefinition>, next: &FlagDefinition
     let Some(previous) = previous else {
         return vec!["*".into()];
     };
-    let flag_wide_equal = previous.flag_type == next.flag_type
+    // Every field but `environments` is flag-wide: it reaches every environment.
+    let flag_wide_equal = previous.description == next.description
+        && previous.flag_type == next.flag_type
         && previous.variants == next.variants
         && previous.default_variant == next.default_variant
         && previous.services == next.services
@@ -188,29 +191,33 @@ impl FlagService {
     /// Creates or updates a flag: a new immutable version.
     pub async fn put_flag(
         &self,
+        caller: &Caller,
         key: &FlagKey,
         definition: FlagDefinition,
         metadata: Metadata,
         expected: Option<u64>,
     ) -> Result<Arc<FlagVersion>> {
+        caller.require_on(Permission::Write, key.as_str())?;
         self.write(key, definition, metadata, expected, None).await
     }
 
     /// A new version equal to `target`, recording `rollbackOf`.
     pub async fn rollback(
         &self,
+        caller: &Caller,
         key: &FlagKey,
         target: u64,
         metadata: Metadata,
         expected: Option<u64>,
     ) -> Result<Arc<FlagVersion>> {
+        caller.require_on(Permission::Write, key.as_str())?;
         if target == 0 {
             return Err(Error::invalid(
                 "/targetVersion",
                 "targetVersion must be at least 1",
             ));
         }
-        let version = self.version(key, target).await?;
+        let version = self.stored_version(key, target).await?;
         self.write(key, version.definition, metadata, expected, Some(target))
             .await
     }
@@ -317,10 +324,12 @@ impl FlagService {
     /// prerequisite.
     pub async fn delete_flag(
         &self,
+        caller: &Caller,
         key: &FlagKey,
         metadata: Metadata,
         expected: Option<u64>,
     ) -> Result<()> {
+        caller.require_on(Permission::Write, key.as_str())?;
         check_metadata(&metadata)?;
         self.configs.ensure_writable()?;
         let _guard = self.write_lock.lock().await;
@@ -372,7 +381,8 @@ impl FlagService {
         Ok(())
     }
 
-    pub async fn flag(&self, key: &FlagKey) -> Result<Arc<FlagVersion>> {
+    pub async fn flag(&self, caller: &Caller, key: &FlagKey) -> Result<Arc<FlagVersion>> {
+        caller.require_on(Permission::Read, key.as_str())?;
         self.flag_set()
             .await?
             .live(key.as_str())
@@ -381,17 +391,27 @@ impl FlagService {
     }
 
     /// Live flags by key, only those meant for `service` when given.
-    pub async fn flags(&self, service: Option<&str>) -> Result<Vec<Arc<FlagVersion>>> {
+    pub async fn flags(
+        &self,
+        caller: &Caller,
+        service: Option<&str>,
+    ) -> Result<Vec<Arc<FlagVersion>>> {
+        caller.require(Permission::Read)?;
         let set = self.flag_set().await?;
-        Ok(live_flags(&set, service).cloned().collect())
+        Ok(live_flags(&set, service)
+            .filter(|flag| caller.allows_resource(flag.key.as_str()))
+            .cloned()
+            .collect())
     }
 
     pub async fn versions(
         &self,
+        caller: &Caller,
         key: &FlagKey,
         cursor: Option<u64>,
         limit: u32,
     ) -> Result<Page<FlagVersion>> {
+        caller.require_on(Permission::Read, key.as_str())?;
         let items = self.store.flag_versions(key, cursor, limit).await?;
         if items.is_empty() && cursor.is_none() {
             return Err(Error::not_found("flag", key.as_str()));
@@ -402,7 +422,17 @@ impl FlagService {
         Ok(Page { items, next_cursor })
     }
 
-    pub async fn version(&self, key: &FlagKey, version: u64) -> Result<FlagVersion> {
+    pub async fn version(
+        &self,
+        caller: &Caller,
+        key: &FlagKey,
+        version: u64,
+    ) -> Result<FlagVersion> {
+        caller.require_on(Permission::Read, key.as_str())?;
+        self.stored_version(key, version).await
+    }
+
+    async fn stored_version(&self, key: &FlagKey, version: u64) -> Result<FlagVersion> {
         self.store
             .flag_version(key, version)
             .await?
@@ -411,22 +441,26 @@ impl FlagService {
 
     pub async fn audit(
         &self,
+        caller: &Caller,
         key: &FlagKey,
         cursor: Option<u64>,
         limit: u32,
     ) -> Result<Page<AuditRecord>> {
         self.configs
-            .audit(Some(AuditSubject::Flag(key.clone())), cursor, limit)
+            .audit(caller, Some(AuditSubject::Flag(key.clone())), cursor, limit)
             .await
     }
 
     /// One flag's evaluation; an unknown flag is a `FLAG_NOT_FOUND` evaluation, not an error.
     pub async fn evaluate(
         &self,
+        caller: &Caller,
         key: &str,
         scope: &EvaluationScope,
         context: &EvaluationContext,
     ) -> Result<Evaluation> {
+        caller.require_on(Permission::Read, key)?;
+        caller.require_readable_environment(scope.environment.as_ref().map(Environment::as_str))?;
         let set = self.flag_set().await?;
         let environment = scope.environment.as_ref().map(Environment::as_str);
         Ok(match set.live(key) {
@@ -436,23 +470,29 @@ impl FlagService {
     }
 
     /// The named flags (in the order given), or every flag meant for the scope's service.
+    /// Flags outside the caller's id scope are left out (named or not).
     pub async fn evaluate_many(
         &self,
+        caller: &Caller,
         keys: Option<&[String]>,
         scope: &EvaluationScope,
         context: &EvaluationContext,
     ) -> Result<Vec<Evaluation>> {
-        let set = self.flag_set().await?;
+        caller.require(Permission::Read)?;
         let environment = scope.environment.as_ref().map(Environment::as_str);
+        caller.require_readable_environment(environment)?;
+        let set = self.flag_set().await?;
         Ok(match keys {
             Some(keys) => keys
                 .iter()
+                .filter(|key| caller.allows_resource(key))
                 .map(|key| match set.live(key) {
                     Some(flag) => evaluate(&set, flag, environment, context),
                     None => Evaluation::not_found(key),
                 })
                 .collect(),
             None => live_flags(&set, scope.service.as_deref())
+                .filter(|flag| caller.allows_resource(flag.key.as_str()))
                 .map(|flag| evaluate(&set, flag, environment, context))
                 .collect(),
         })
