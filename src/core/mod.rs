@@ -3,6 +3,7 @@
 pub mod access;
 pub mod approvals;
 pub mod checksum;
+pub mod configs;
 pub mod drift;
 pub mod effective;
 pub mod error;
@@ -16,6 +17,8 @@ pub mod rollout;
 #[cfg(test)]
 mod rollout_vectors;
 pub mod secrets;
-pub mod service;
 pub mod validation;
 pub mod watch;
+
+/// The config service's former path (tests and benches name it).
+pub use self::configs as service;

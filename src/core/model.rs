@@ -73,6 +73,15 @@ pub struct ConfigDocument {
     pub ab_test: Option<AbTest>,
 }
 
+impl ConfigDocument {
+    /// The version checksum: SHA-256 of the RFC 8785 form of the whole document (base,
+    /// overrides, canary, A/B test), so versions that differ in any layer differ here.
+    pub fn checksum(&self) -> crate::core::error::Result<String> {
+        let value = serde_json::to_value(self).map_err(crate::core::error::Error::internal)?;
+        Ok(crate::core::checksum::checksum(&value))
+    }
+}
+
 /// One immutable version of a config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,0 +1,136 @@
+//! What instances report they applied, and drift against what they should run.
+
+use super::{ConfigService, now};
+use crate::core::access::{Caller, Permission};
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::core::drift::{ConfigDrift, DriftSummary, assess};
+use crate::core::error::{Error, Result};
+use crate::core::ids::{ConfigId, Environment};
+use crate::core::model::AppliedState;
+
+/// An instance's report, as received.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppliedReport {
+    pub environment: String,
+    pub instance_id: String,
+    pub version: u64,
+    pub checksum: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftReport {
+    pub summary: DriftSummary,
+    pub configs: Vec<ConfigDrift>,
+}
+
+impl ConfigService {
+    pub async fn record_applied(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        report: AppliedReport,
+    ) -> Result<ConfigDrift> {
+        caller.require_on(Permission::ReportApplied, id.as_str())?;
+        Environment::parse_field(&report.environment, "/environment")?;
+        caller.require_environment(&report.environment)?;
+        if report.instance_id.is_empty()
+            || report.instance_id.len() > 256
+            || report.instance_id.chars().any(char::is_control)
+        {
+            return Err(Error::invalid(
+                "/instanceId",
+                "instanceId must be 1 to 256 printable characters",
+            ));
+        }
+        let is_hex = report.checksum.len() == 64
+            && report
+                .checksum
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !is_hex {
+            return Err(Error::invalid(
+                "/checksum",
+                "checksum must be 64 lowercase hex digits",
+            ));
+        }
+        if report.version == 0 || report.version > i64::MAX as u64 {
+            return Err(Error::invalid(
+                "/version",
+                "version must be between 1 and 9223372036854775807",
+            ));
+        }
+        let current = self.live_version(id).await?;
+        let state = AppliedState {
+            config_id: id.clone(),
+            environment: report.environment,
+            instance_id: report.instance_id,
+            version: report.version,
+            checksum: report.checksum,
+            reported_at: now(),
+        };
+        self.store.record_applied(state.clone()).await?;
+        Ok(assess(
+            &current,
+            vec![state],
+            self.settings.stale_after,
+            Utc::now(),
+        ))
+    }
+
+    pub async fn drift(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        environment: Option<&Environment>,
+    ) -> Result<ConfigDrift> {
+        caller.require_on(Permission::Read, id.as_str())?;
+        if let Some(environment) = environment {
+            caller.require_environment(environment.as_str())?;
+        }
+        let current = self.live_version(id).await?;
+        let reports = self
+            .store
+            .applied(Some(id))
+            .await?
+            .into_iter()
+            .filter(|r| environment.is_none_or(|e| r.environment == e.as_str()))
+            .collect();
+        Ok(assess(
+            &current,
+            reports,
+            self.settings.stale_after,
+            Utc::now(),
+        ))
+    }
+
+    pub async fn drift_report(&self, caller: &Caller) -> Result<DriftReport> {
+        caller.require(Permission::Read)?;
+        caller.require_unscoped_ids()?;
+        let mut by_config: BTreeMap<ConfigId, Vec<AppliedState>> = BTreeMap::new();
+        for report in self.store.applied(None).await? {
+            by_config
+                .entry(report.config_id.clone())
+                .or_default()
+                .push(report);
+        }
+        let mut summary = DriftSummary::default();
+        let mut configs = Vec::new();
+        for (id, reports) in by_config {
+            let Some(head) = self.store.head(&id).await?.filter(|h| !h.deleted) else {
+                continue;
+            };
+            let drift = assess(&head.latest, reports, self.settings.stale_after, Utc::now());
+            summary.in_sync += drift.summary.in_sync;
+            summary.drifted += drift.summary.drifted;
+            summary.stale += drift.summary.stale;
+            configs.push(drift);
+        }
+        Ok(DriftReport { summary, configs })
+    }
+}

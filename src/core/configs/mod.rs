@@ -1,0 +1,159 @@
+//! `ConfigService`: the config operations both transports call, split by concern (writes,
+//! reads, schemas, applied state and drift, watching). No HTTP, gRPC or SQL types here.
+
+mod applied;
+mod reads;
+mod schemas;
+mod watching;
+mod writes;
+
+pub use applied::{AppliedReport, DriftReport};
+pub use reads::{DiffResult, EffectiveConfig, EffectiveQuery};
+pub use schemas::ValidationReport;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+
+use crate::core::approvals::model::ChangeRequest;
+use crate::core::error::{Error, Result};
+use crate::core::events::{ChangeBus, ChangeEvent};
+use crate::core::ids::ConfigId;
+use crate::core::model::ConfigVersion;
+use crate::core::ports::{Committed, ReadCache, Storage, Store};
+use crate::core::secrets::SecretResolver;
+
+const WRITE_LOCK_SHARDS: usize = 64;
+const SECRET_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// An instance that has not reported for this long is `stale`.
+    pub stale_after: Duration,
+    /// Events buffered per watcher before it is caught up from the change log instead.
+    pub watch_buffer: usize,
+    /// Concurrent watchers; more are refused as unavailable.
+    pub max_watchers: usize,
+    /// Approvals a change needs, by protected environment; others are applied at once.
+    pub protected_environments: BTreeMap<String, u32>,
+}
+
+/// What a write did: committed, or (touching a protected environment) waiting for approvals.
+#[derive(Debug, Clone)]
+pub enum Written<T> {
+    Done(T),
+    Pending(Box<ChangeRequest>),
+}
+
+/// Page size of list operations: 50 when not given, at most 500.
+pub fn page_limit(limit: Option<u32>) -> Result<u32> {
+    match limit {
+        None => Ok(50),
+        Some(limit @ 1..=500) => Ok(limit),
+        Some(_) => Err(Error::invalid("limit", "limit must be between 1 and 500")),
+    }
+}
+
+pub struct ConfigService {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) cache: Arc<dyn ReadCache>,
+    bus: ChangeBus,
+    secrets: SecretResolver,
+    write_locks: Vec<tokio::sync::Mutex<()>>,
+    watchers: Arc<tokio::sync::Semaphore>,
+    pub(crate) settings: ServiceSettings,
+}
+
+/// Timestamps are kept to the microsecond, the precision every store keeps.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+impl ConfigService {
+    pub fn new(storage: Storage, secrets: SecretResolver, settings: ServiceSettings) -> Self {
+        ConfigService {
+            store: storage.store,
+            cache: storage.cache,
+            bus: ChangeBus::new(settings.watch_buffer.max(1024)),
+            secrets,
+            watchers: Arc::new(tokio::sync::Semaphore::new(settings.max_watchers)),
+            write_locks: (0..WRITE_LOCK_SHARDS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            settings,
+        }
+    }
+
+    /// Runs a commit to its end even if the caller goes away (a dropped request must not leave
+    /// the store committed and the cache and watchers uninformed), then publishes its event.
+    pub(crate) async fn commit<F>(&self, commit: F) -> Result<Committed>
+    where
+        F: Future<Output = Result<Committed>> + Send + 'static,
+    {
+        // With replicas, the follower publishes every change (this replica's too) once the
+        // cache holds it, so watchers never run ahead of what reads here return.
+        let bus = (!self.store.shared_by_replicas()).then(|| self.bus.clone());
+        tokio::spawn(async move {
+            let committed = commit.await?;
+            if let Some(bus) = bus {
+                bus.publish(committed.event.clone());
+                if let Some(follow_up) = &committed.follow_up {
+                    bus.publish(follow_up.clone());
+                }
+            }
+            Ok(committed)
+        })
+        .await
+        .map_err(|join| Error::internal(format!("commit task failed: {join}")))?
+    }
+
+    /// Writes fail fast while a shared database is known to be down (the replication follower
+    /// notices when it is back); they are not queued or retried behind the caller's back.
+    pub(crate) fn ensure_writable(&self) -> Result<()> {
+        if self.store.shared_by_replicas() && self.cache.degraded() {
+            return Err(Error::Unavailable {
+                reason: "the configuration store is unavailable; writes are refused until it \
+                         answers again (reads are served from cache)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Serialises writes to one config within this process.
+    async fn lock(&self, id: &ConfigId) -> tokio::sync::MutexGuard<'_, ()> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut hasher);
+        self.write_locks[(hasher.finish() as usize) % WRITE_LOCK_SHARDS]
+            .lock()
+            .await
+    }
+
+    async fn live_version(&self, id: &ConfigId) -> Result<Arc<ConfigVersion>> {
+        match self.store.head(id).await? {
+            Some(head) if !head.deleted => Ok(head.latest),
+            _ => Err(Error::not_found("config", id.as_str())),
+        }
+    }
+
+    pub async fn latest_revision(&self) -> Result<u64> {
+        self.store.latest_revision().await
+    }
+
+    /// Publishes an event committed elsewhere (e.g. by another replica) to local watchers.
+    pub fn publish(&self, event: ChangeEvent) {
+        self.bus.publish(event);
+    }
+
+    /// The database did not answer lately: reads answered from the cache may be out of date.
+    pub fn serving_stale(&self) -> bool {
+        self.cache.degraded()
+    }
+
+    pub async fn ready(&self) -> Result<()> {
+        self.store.ping().await
+    }
+}

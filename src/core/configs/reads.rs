@@ -1,0 +1,303 @@
+//! Reads: the latest version, lists, history, diffs, effective views, audit.
+
+use super::{ConfigService, SECRET_DEADLINE};
+use crate::core::access::{Caller, Permission};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::core::effective::{
+    AssignmentInput, EffectiveDocument, EffectiveJson, Rendered, document_etag, effective_document,
+    layers_of, select,
+};
+use crate::core::error::{Error, Result};
+use crate::core::ids::{ConfigId, Environment};
+use crate::core::merge::diff;
+use crate::core::model::{AuditRecord, ConfigSummary, ConfigVersion, Page};
+use crate::core::ports::{AuditQuery, AuditSubject};
+
+/// What a read of the effective config returns.
+#[derive(Debug, Clone)]
+pub struct EffectiveConfig {
+    pub config_id: ConfigId,
+    pub version: u64,
+    pub environment: Option<Environment>,
+    /// The selected view: effective config, checksum, which layers applied.
+    pub view: Arc<Rendered>,
+    /// The config with secrets resolved, only when asked for.
+    pub resolved: Option<Value>,
+    /// The database did not answer lately: this comes from the cache and may be out of date.
+    pub stale: bool,
+}
+
+impl EffectiveConfig {
+    /// The effective document as JSON and its strong ETag: pre-rendered unless secrets were
+    /// resolved or the caller named an environment that has no layer of its own.
+    pub fn document(&self) -> (Bytes, Cow<'_, str>) {
+        let environment = self.environment.as_ref().map(Environment::as_str);
+        if self.resolved.is_none() && self.view.environment.as_deref() == environment {
+            return (self.view.document.clone(), Cow::Borrowed(&self.view.etag));
+        }
+        let document = effective_document(&EffectiveDocument {
+            config_id: self.config_id.as_str(),
+            version: self.version,
+            environment,
+            effective_config: match &self.resolved {
+                Some(resolved) => EffectiveJson::Resolved(resolved),
+                None => EffectiveJson::Rendered(&self.view.json),
+            },
+            checksum: &self.view.checksum,
+            assignment: &self.view.assignment,
+        });
+        let etag = document_etag(&document);
+        (Bytes::from(document), Cow::Owned(etag))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EffectiveQuery {
+    pub environment: Option<Environment>,
+    pub assignment: AssignmentInput,
+    pub resolve_secrets: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffResult {
+    pub config_id: ConfigId,
+    pub from: u64,
+    pub to: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// RFC 6902 operations turning `from` into `to`.
+    pub patch: Value,
+}
+
+impl ConfigService {
+    pub async fn config(&self, caller: &Caller, id: &ConfigId) -> Result<Arc<ConfigVersion>> {
+        caller.require_on(Permission::Read, id.as_str())?;
+        self.live_version(id).await
+    }
+
+    pub async fn list_configs(
+        &self,
+        caller: &Caller,
+        prefix: Option<&str>,
+    ) -> Result<Vec<ConfigSummary>> {
+        caller.require(Permission::Read)?;
+        Ok(self
+            .store
+            .heads()
+            .await?
+            .into_iter()
+            .filter(|h| !h.deleted)
+            .filter(|h| prefix.is_none_or(|p| h.latest.config_id.as_str().starts_with(p)))
+            .filter(|h| caller.allows_resource(h.latest.config_id.as_str()))
+            .map(|h| ConfigSummary {
+                config_id: h.latest.config_id.clone(),
+                version: h.latest.version,
+                checksum: h.latest.checksum.clone(),
+                updated_at: h.latest.created_at,
+            })
+            .collect())
+    }
+
+    pub async fn versions(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<Page<ConfigVersion>> {
+        caller.require_on(Permission::Read, id.as_str())?;
+        if self.store.head(id).await?.is_none() {
+            return Err(Error::not_found("config", id.as_str()));
+        }
+        let items = self.store.versions(id, cursor, limit).await?;
+        let next_cursor = (items.len() == limit as usize)
+            .then(|| items.last().map(|v| v.version))
+            .flatten()
+            .filter(|v| *v > 1);
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn version(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        version: u64,
+    ) -> Result<ConfigVersion> {
+        caller.require_on(Permission::Read, id.as_str())?;
+        self.stored_version(id, version).await
+    }
+
+    pub(crate) async fn stored_version(
+        &self,
+        id: &ConfigId,
+        version: u64,
+    ) -> Result<ConfigVersion> {
+        if version == 0 {
+            return Err(Error::invalid("version", "versions start at 1"));
+        }
+        self.store
+            .version(id, version)
+            .await?
+            .ok_or_else(|| Error::not_found("version", format!("{id}@{version}")))
+    }
+
+    /// RFC 6902 patch from one version to another: of the whole document, or of the control
+    /// view of one environment.
+    /// `to` defaults to the latest version and `from` to the one before it.
+    pub async fn diff(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        from: Option<u64>,
+        to: Option<u64>,
+        environment: Option<&Environment>,
+    ) -> Result<DiffResult> {
+        caller.require_on(Permission::Read, id.as_str())?;
+        if let Some(environment) = environment {
+            caller.require_environment(environment.as_str())?;
+        }
+        let to = match to {
+            Some(to) => to,
+            None => self.live_version(id).await?.version,
+        };
+        let from = from.unwrap_or(to.saturating_sub(1).max(1));
+        let (old, new) = (
+            self.stored_version(id, from).await?,
+            self.stored_version(id, to).await?,
+        );
+        let patch = match environment {
+            Some(env) => {
+                let view =
+                    |v: &ConfigVersion| layers_of(v).for_env(Some(env.as_str())).control.value();
+                diff(&view(&old), &view(&new))
+            }
+            None => {
+                let doc =
+                    |v: &ConfigVersion| serde_json::to_value(&v.document).map_err(Error::internal);
+                diff(&doc(&old)?, &doc(&new)?)
+            }
+        };
+        Ok(DiffResult {
+            config_id: id.clone(),
+            from,
+            to,
+            environment: environment.map(|e| e.to_string()),
+            patch,
+        })
+    }
+
+    /// The effective config for an environment and a caller, answered from the read cache.
+    pub async fn effective(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        query: &EffectiveQuery,
+    ) -> Result<EffectiveConfig> {
+        caller.require_on(Permission::Read, id.as_str())?;
+        caller.require_readable_environment(query.environment.as_ref().map(Environment::as_str))?;
+        if query.resolve_secrets {
+            caller.require(Permission::ResolveSecrets)?;
+        }
+        // The read cache answers without I/O; only a miss takes the asynchronous path.
+        let head = match self.cache.cached_head(id) {
+            Some(head) => Some(head),
+            None => self.store.head(id).await?,
+        };
+        let version = match head {
+            Some(head) if !head.deleted => head.latest,
+            _ => return Err(Error::not_found("config", id.as_str())),
+        };
+        self.effective_of(version, query).await
+    }
+
+    /// The effective config of one particular version (e.g. the one a change event names),
+    /// from the cache when it is the latest, from the history otherwise.
+    pub async fn effective_at(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        version: u64,
+        query: &EffectiveQuery,
+    ) -> Result<EffectiveConfig> {
+        caller.require_on(Permission::Read, id.as_str())?;
+        caller.require_readable_environment(query.environment.as_ref().map(Environment::as_str))?;
+        if query.resolve_secrets {
+            caller.require(Permission::ResolveSecrets)?;
+        }
+        let version = match self.store.head(id).await? {
+            Some(head) if head.latest.version == version => head.latest,
+            _ => Arc::new(self.stored_version(id, version).await?),
+        };
+        self.effective_of(version, query).await
+    }
+
+    async fn effective_of(
+        &self,
+        version: Arc<ConfigVersion>,
+        query: &EffectiveQuery,
+    ) -> Result<EffectiveConfig> {
+        let env = query.environment.as_ref().map(Environment::as_str);
+        let view = select(&version, env, &query.assignment, Utc::now())?;
+        let resolved = if query.resolve_secrets {
+            Some(self.resolve_secrets(view.value()).await?)
+        } else {
+            None
+        };
+        Ok(EffectiveConfig {
+            config_id: version.config_id.clone(),
+            version: version.version,
+            environment: query.environment.clone(),
+            view,
+            resolved,
+            stale: self.cache.degraded(),
+        })
+    }
+
+    /// Providers read files and the environment: off the async workers, with a deadline.
+    async fn resolve_secrets(&self, value: Value) -> Result<Value> {
+        let resolver = self.secrets.clone();
+        let resolving = tokio::task::spawn_blocking(move || resolver.resolve_owned(value));
+        match tokio::time::timeout(SECRET_DEADLINE, resolving).await {
+            Ok(Ok(resolved)) => resolved,
+            Ok(Err(join)) => Err(Error::internal(format!("secret resolution failed: {join}"))),
+            Err(_) => Err(Error::Unavailable {
+                reason: "secret resolution timed out".into(),
+            }),
+        }
+    }
+
+    /// Audit records of one config (or flag), or of everything, newest first.
+    pub async fn audit(
+        &self,
+        caller: &Caller,
+        subject: Option<AuditSubject>,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<Page<AuditRecord>> {
+        caller.require(Permission::Read)?;
+        match &subject {
+            Some(subject) => caller.require_resource(subject.id())?,
+            None => caller.require_unscoped_ids()?,
+        }
+        let items = self
+            .store
+            .audit(AuditQuery {
+                subject,
+                before: cursor,
+                limit,
+            })
+            .await?;
+        let next_cursor = (items.len() == limit as usize)
+            .then(|| items.last().map(|r| r.id))
+            .flatten();
+        Ok(Page { items, next_cursor })
+    }
+}

@@ -1,0 +1,278 @@
+//! New versions (put, rollback), deletes, and the approval a protected environment asks for.
+
+use super::{ConfigService, Written, now};
+use crate::core::access::{Caller, Permission};
+
+use crate::core::approvals::model::ChangeOperation;
+use crate::core::effective::LayerValue;
+use crate::core::effective::changed_environments;
+use crate::core::error::{Error, Result};
+use crate::core::ids::ConfigId;
+use crate::core::model::{AuditDraft, ConfigDocument, ConfigVersion, Metadata, NewVersion};
+use crate::core::ports::{AppliedRequest, DeleteWrite, VersionWrite};
+use crate::core::validation::{CompiledSchema, check_document, check_metadata};
+
+/// A checked write, with the views its checks built (reused for the schema).
+struct ProposedVersion<'a> {
+    doc: ConfigDocument,
+    layers: &'a [LayerValue],
+    metadata: Metadata,
+    rollback_of: Option<u64>,
+    /// Set when applying an approved change request (no further approval is asked).
+    applies: Option<AppliedRequest>,
+}
+
+impl ConfigService {
+    pub async fn put_config(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        doc: ConfigDocument,
+        metadata: Metadata,
+        expected: Option<u64>,
+    ) -> Result<Written<ConfigVersion>> {
+        caller.require_on(Permission::Write, id.as_str())?;
+        self.write_version(id, doc, metadata, expected, None, None)
+            .await
+    }
+
+    pub async fn rollback(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        target: u64,
+        metadata: Metadata,
+        expected: Option<u64>,
+    ) -> Result<Written<ConfigVersion>> {
+        caller.require_on(Permission::Write, id.as_str())?;
+        if target == 0 {
+            return Err(Error::invalid(
+                "/targetVersion",
+                "targetVersion must be at least 1",
+            ));
+        }
+        let version = self
+            .store
+            .version(id, target)
+            .await?
+            .ok_or_else(|| Error::not_found("version", format!("{id}@{target}")))?;
+        self.write_version(id, version.document, metadata, expected, Some(target), None)
+            .await
+    }
+
+    pub(crate) async fn write_version(
+        &self,
+        id: &ConfigId,
+        doc: ConfigDocument,
+        metadata: Metadata,
+        expected: Option<u64>,
+        rollback_of: Option<u64>,
+        applies: Option<AppliedRequest>,
+    ) -> Result<Written<ConfigVersion>> {
+        check_metadata(&metadata)?;
+        let layers = check_document(&doc, &self.secrets)?;
+        self.ensure_writable()?;
+        let write = || ProposedVersion {
+            doc: doc.clone(),
+            layers: &layers,
+            metadata: metadata.clone(),
+            rollback_of,
+            applies: applies.clone(),
+        };
+        match self.try_write_version(id, write(), expected).await {
+            // Without a precondition, losing a race to another writer is not the caller's
+            // conflict: validate against the new head and try once more.
+            Err(Error::VersionConflict { .. } | Error::ConcurrentModification { .. })
+                if expected.is_none() =>
+            {
+                self.try_write_version(id, write(), None).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_write_version(
+        &self,
+        id: &ConfigId,
+        proposed: ProposedVersion<'_>,
+        expected: Option<u64>,
+    ) -> Result<Written<ConfigVersion>> {
+        let ProposedVersion {
+            doc,
+            layers,
+            metadata,
+            rollback_of,
+            applies,
+        } = proposed;
+        let _guard = self.lock(id).await;
+        let mut head = self.store.head(id).await?;
+        let mut live = head.as_ref().map_or(0, |h| h.live_version());
+        if expected.is_some_and(|e| e != live) && self.store.shared_by_replicas() {
+            // This replica's cache may lag a write made through another: ask the database
+            // before calling it a conflict.
+            head = self.cache.fresh_head(id).await?;
+            live = head.as_ref().map_or(0, |h| h.live_version());
+        }
+        if let Some(expected) = expected
+            && expected != live
+        {
+            return Err(Error::VersionConflict {
+                expected,
+                actual: live,
+            });
+        }
+        let schema = self.store.schema(id).await?;
+        if let Some(schema) = &schema {
+            let violations =
+                CompiledSchema::compile(&schema.schema)?.check_layers(layers, &self.secrets);
+            if !violations.is_empty() {
+                return Err(Error::SchemaViolation { violations });
+            }
+        }
+        let previous = head
+            .as_ref()
+            .filter(|h| !h.deleted)
+            .map(|h| &h.latest.document);
+        let audit = AuditDraft {
+            actor: metadata.actor.clone(),
+            action: if rollback_of.is_some() {
+                "config.rollback"
+            } else {
+                "config.put"
+            },
+            environments: changed_environments(previous, &doc),
+            message: metadata.message.clone(),
+            on_behalf_of: metadata.on_behalf_of.clone(),
+        };
+        self.check_environment_scope(&metadata, &audit.environments, id.as_str())
+            .await?;
+        if applies.is_none()
+            && let Some((protected, required)) = self.approvals_needed(&audit.environments)
+        {
+            let operation = match rollback_of {
+                Some(target_version) => ChangeOperation::Rollback { target_version },
+                None => ChangeOperation::Put {
+                    document: Box::new(doc),
+                },
+            };
+            return self
+                .request_change(id, operation, live, protected, required, &metadata)
+                .await
+                .map(|request| Written::Pending(Box::new(request)));
+        }
+        let new_version = NewVersion {
+            config_id: id.clone(),
+            checksum: doc.checksum()?,
+            document: doc,
+            metadata,
+            created_at: now(),
+            rollback_of,
+        };
+        let write = VersionWrite {
+            version: new_version.clone(),
+            expected_live: live,
+            expected_schema: schema.map_or(0, |s| s.version),
+            audit,
+            applies,
+        };
+        let store = self.store.clone();
+        let committed = self
+            .commit(async move { store.append_version(write).await })
+            .await?;
+        Ok(Written::Done(new_version.numbered(committed.version)))
+    }
+
+    pub async fn delete_config(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        metadata: Metadata,
+        expected: Option<u64>,
+    ) -> Result<Written<u64>> {
+        caller.require_on(Permission::Write, id.as_str())?;
+        self.delete_applying(id, metadata, expected, None).await
+    }
+
+    pub(crate) async fn delete_applying(
+        &self,
+        id: &ConfigId,
+        metadata: Metadata,
+        expected: Option<u64>,
+        applies: Option<AppliedRequest>,
+    ) -> Result<Written<u64>> {
+        check_metadata(&metadata)?;
+        self.ensure_writable()?;
+        let attempt = self
+            .try_delete(id, metadata.clone(), expected, applies.clone())
+            .await;
+        match attempt {
+            // Without a precondition, losing a race to another replica is not a conflict.
+            Err(Error::VersionConflict { .. }) if expected.is_none() => {
+                self.try_delete(id, metadata, None, applies).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_delete(
+        &self,
+        id: &ConfigId,
+        metadata: Metadata,
+        expected: Option<u64>,
+        applies: Option<AppliedRequest>,
+    ) -> Result<Written<u64>> {
+        let _guard = self.lock(id).await;
+        let mut live = self.live_version(id).await?.version;
+        if expected.is_some_and(|e| e != live) && self.store.shared_by_replicas() {
+            // This replica's cache may lag another's write: ask the database first.
+            live = match self.cache.fresh_head(id).await? {
+                Some(head) if !head.deleted => head.latest.version,
+                _ => return Err(Error::not_found("config", id.as_str())),
+            };
+        }
+        if let Some(expected) = expected
+            && expected != live
+        {
+            return Err(Error::VersionConflict {
+                expected,
+                actual: live,
+            });
+        }
+        let everywhere = vec!["*".to_owned()];
+        self.check_environment_scope(&metadata, &everywhere, id.as_str())
+            .await?;
+        if applies.is_none()
+            && let Some((protected, required)) = self.approvals_needed(&everywhere)
+        {
+            return self
+                .request_change(
+                    id,
+                    ChangeOperation::Delete,
+                    live,
+                    protected,
+                    required,
+                    &metadata,
+                )
+                .await
+                .map(|request| Written::Pending(Box::new(request)));
+        }
+        let write = DeleteWrite {
+            config_id: id.clone(),
+            expected_live: live,
+            audit: AuditDraft {
+                actor: metadata.actor,
+                action: "config.delete",
+                environments: vec!["*".into()],
+                message: metadata.message,
+                on_behalf_of: metadata.on_behalf_of.clone(),
+            },
+            at: now(),
+            applies,
+        };
+        let store = self.store.clone();
+        let committed = self
+            .commit(async move { store.delete_config(write).await })
+            .await?;
+        Ok(Written::Done(committed.version))
+    }
+}
