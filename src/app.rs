@@ -306,7 +306,7 @@ impl App {
                 Some(config) => {
                     let listener = crate::tls::TlsListener::new(self.listener, config)
                         .context("starting the TLS listener")?;
-                    axum::serve(listener, self.router)
+                    axum::serve(listener, http::access::WithCredentialMemo(self.router))
                         .with_graceful_shutdown(async move { shutdown.cancelled().await })
                         .await
                         .context("serving REST over TLS")
@@ -316,7 +316,7 @@ impl App {
                     let listener = self.listener.tap_io(|tcp| {
                         let _ = tcp.set_nodelay(true);
                     });
-                    axum::serve(listener, self.router)
+                    axum::serve(listener, http::access::WithCredentialMemo(self.router))
                         .with_graceful_shutdown(async move { shutdown.cancelled().await })
                         .await
                         .context("serving REST")

@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use futures::future::BoxFuture;
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::{ApiError, Refusal};
-use crate::core::access::Caller;
+use crate::core::access::{Caller, CredentialMemo};
 use crate::core::error::Error;
 
 /// Routes anyone may call: probes and metrics (no configuration in them).
@@ -42,6 +43,52 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, credential) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(credential)
+}
+
+/// Serves each connection with its own `CredentialMemo`, so the requests of a connection that
+/// repeats its credential are authenticated without hashing it again.
+#[derive(Clone)]
+pub struct WithCredentialMemo(pub axum::Router);
+
+impl<'a, L: axum::serve::Listener> Service<axum::serve::IncomingStream<'a, L>>
+    for WithCredentialMemo
+{
+    type Response = RememberingConnection;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<RememberingConnection, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: axum::serve::IncomingStream<'a, L>) -> Self::Future {
+        std::future::ready(Ok(RememberingConnection {
+            router: self.0.clone(),
+            memo: Arc::new(CredentialMemo::default()),
+        }))
+    }
+}
+
+/// One connection's router and memo.
+#[derive(Clone)]
+pub struct RememberingConnection {
+    router: axum::Router,
+    memo: Arc<CredentialMemo>,
+}
+
+impl Service<Request> for RememberingConnection {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = <axum::Router as Service<Request>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<Request>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        request.extensions_mut().insert(self.memo.clone());
+        self.router.call(request)
+    }
 }
 
 /// The access layer on the matched routes (installed whatever the settings: with access
@@ -91,9 +138,12 @@ where
         }
         let access = &self.state.access;
         let caller = if access.enabled() {
-            let identity = access
-                .authenticate(bearer(request.headers()))
-                .and_then(|identity| access.check_rate(&identity).map(|()| identity));
+            let credential = bearer(request.headers());
+            let identity = match request.extensions().get::<Arc<CredentialMemo>>() {
+                Some(memo) => access.authenticate_remembering(credential, memo),
+                None => access.authenticate(credential),
+            }
+            .and_then(|identity| access.check_rate(&identity).map(|()| identity));
             match identity {
                 Ok(identity) => Caller(identity),
                 Err(error) => {

@@ -5,4 +5,4 @@ pub mod model;
 pub mod service;
 
 pub use identity::{Caller, Identity, Permission};
-pub use service::AccessService;
+pub use service::{AccessService, CredentialMemo};

@@ -18,7 +18,7 @@ use super::identity::{Caller, Identity, Permission};
 use super::model::{ApiToken, Denial, Role, Scopes};
 use crate::core::error::{Error, Result};
 use crate::core::model::{AuditDraft, Page};
-use crate::core::ports::{ReadCache, Storage, Store, TokenRevoke, TokenWrite};
+use crate::core::ports::{ReadCache, Storage, Store, TokenMap, TokenRevoke, TokenWrite};
 use crate::core::service::now;
 
 /// Token texts start with this, so they are recognisable in leak scanners.
@@ -35,6 +35,51 @@ fn new_token_text() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
+}
+
+/// The last credential one connection presented and whom it identified, so the next request
+/// on that connection with the same credential skips hashing and lookups. Valid while the
+/// token set is the one it was checked against (any create or revoke swaps the set) and the
+/// token has not expired. Dropped with the connection.
+#[derive(Default)]
+pub struct CredentialMemo(parking_lot::Mutex<Option<Remembered>>);
+
+struct Remembered {
+    credential: Box<str>,
+    identity: Arc<Identity>,
+    tokens: Arc<TokenMap>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl CredentialMemo {
+    fn recall(&self, credential: &str, tokens: &Arc<TokenMap>) -> Option<Arc<Identity>> {
+        let remembered = self.0.lock();
+        let remembered = remembered.as_ref()?;
+        let valid = Arc::ptr_eq(&remembered.tokens, tokens)
+            && remembered.expires_at.is_none_or(|at| Utc::now() < at)
+            && bool::from(
+                remembered
+                    .credential
+                    .as_bytes()
+                    .ct_eq(credential.as_bytes()),
+            );
+        valid.then(|| remembered.identity.clone())
+    }
+
+    fn remember(
+        &self,
+        credential: &str,
+        identity: Arc<Identity>,
+        tokens: Arc<TokenMap>,
+        expires_at: Option<DateTime<Utc>>,
+    ) {
+        *self.0.lock() = Some(Remembered {
+            credential: credential.into(),
+            identity,
+            tokens,
+            expires_at,
+        });
+    }
 }
 
 fn unauthenticated(reason: &str) -> Error {
@@ -245,10 +290,40 @@ impl AccessService {
         Ok(Some(path))
     }
 
-    /// The identity behind `Authorization: Bearer <credential>`.
     /// The identity behind `Authorization: Bearer <credential>`, without I/O (tokens are in
     /// the read cache).
     pub fn authenticate(&self, credential: Option<&str>) -> Result<Arc<Identity>> {
+        self.authenticate_with(credential)
+            .map(|(identity, _)| identity)
+    }
+
+    /// `authenticate`, answered from `memo` when it holds this very credential and no token
+    /// changed since (a connection sends the same credential request after request; this
+    /// skips hashing it and looking it up). JWTs are checked every time.
+    pub fn authenticate_remembering(
+        &self,
+        credential: Option<&str>,
+        memo: &CredentialMemo,
+    ) -> Result<Arc<Identity>> {
+        let tokens = self.cache.cached_tokens();
+        if let Some(credential) = credential
+            && let Some(identity) = memo.recall(credential, &tokens)
+        {
+            return Ok(identity);
+        }
+        let (identity, expires_at) = self.authenticate_with(credential)?;
+        if let (Some(credential), Some(expires_at)) = (credential, expires_at) {
+            memo.remember(credential, identity.clone(), tokens, expires_at);
+        }
+        Ok(identity)
+    }
+
+    /// The identity, and (for the admin token and API tokens, which a token change or expiry
+    /// ends) how long it may be remembered: `Some(None)` until a token changes.
+    fn authenticate_with(
+        &self,
+        credential: Option<&str>,
+    ) -> Result<(Arc<Identity>, Option<Option<DateTime<Utc>>>)> {
         let Some(credential) = credential.map(str::trim).filter(|c| !c.is_empty()) else {
             return Err(unauthenticated(
                 "authentication required: send Authorization: Bearer <token>",
@@ -258,18 +333,20 @@ impl AccessService {
         if let Some(admin) = &self.admin_token_hash
             && bool::from(admin.as_bytes().ct_eq(hash.as_bytes()))
         {
-            return Ok(self.admin.clone());
+            return Ok((self.admin.clone(), Some(None)));
         }
         if credential.starts_with(TOKEN_PREFIX) {
             return match self.cache.cached_tokens().get(&hash) {
-                Some(token) if token.is_active(now()) => Ok(self.identity_of(token)),
+                Some(token) if token.is_active(now()) => {
+                    Ok((self.identity_of(token), Some(token.expires_at)))
+                }
                 _ => Err(unauthenticated("invalid, expired or revoked token")),
             };
         }
         match &self.jwt {
-            Some(jwt) if credential.matches('.').count() == 2 => {
-                jwt.verify(credential).map(Arc::new)
-            }
+            Some(jwt) if credential.matches('.').count() == 2 => jwt
+                .verify(credential)
+                .map(|claims| (Arc::new(claims), None)),
             _ => Err(unauthenticated("invalid, expired or revoked token")),
         }
     }
