@@ -1,0 +1,218 @@
+//! The commit recipe, written once for every write of every aggregate: take the write lock →
+//! check the write's expectations on its head row and write its rows (the aggregate's
+//! `Operation`) → claim the change request it applies → record its change and audit record with
+//! the next revision → record the follow-up (`change_request.applied`) → notify → commit.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnection, PgPool};
+
+use super::{CHANGES_CHANNEL, PostgresStore, db_error, rows::to_json};
+use crate::core::error::{Error, Result};
+use crate::core::events::{ChangeEvent, kind};
+use crate::core::model::AuditDraft;
+use crate::core::ports::{AppliedRequest, Committed, request_not_approved};
+use crate::store::{change_event, to_i64, to_u64};
+
+/// Advisory lock key that serialises writers across replicas.
+const WRITE_LOCK_KEY: i64 = 0x5375_6d6d_6974; // "Summit"
+
+/// What a write changed, for the change log and the audit.
+pub(super) struct Change<'a> {
+    pub kind: &'static str,
+    /// The config id, flag key or token id the change is about.
+    pub subject: &'a str,
+    /// The version the write made (or, for a delete, removed).
+    pub version: u64,
+    pub checksum: String,
+    pub audit: &'a AuditDraft,
+    pub at: DateTime<Utc>,
+    /// The approved change request this write applies.
+    pub applies: Option<&'a AppliedRequest>,
+}
+
+/// One write of an aggregate: its own part of the recipe.
+#[async_trait]
+pub(super) trait Operation: Send + Sync + 'static {
+    /// Checks the write's expectations against its rows as the transaction sees them (under the
+    /// write lock) and writes them; says what changed. On error the recipe undoes whatever it
+    /// wrote.
+    async fn apply<'a>(&'a self, tx: &mut PgConnection) -> Result<Change<'a>>;
+}
+
+impl PostgresStore {
+    /// Commits one write through the recipe.
+    pub(super) async fn commit(&self, write: impl Operation) -> Result<Committed> {
+        let mut results = commit_batch(&self.pool, &[&write]).await?;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(Error::internal("a commit answered no write")))
+    }
+}
+
+/// Commits `writes` in one transaction: each write keeps its own expectations and result (a
+/// failed write is rolled back to its savepoint, the others go on), revisions are numbered
+/// consecutively in the order given. `Err` when the transaction itself fails: then nothing of
+/// any write was committed.
+pub(super) async fn commit_batch(
+    pool: &PgPool,
+    writes: &[&dyn Operation],
+) -> Result<Vec<Result<Committed>>> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    sqlx::query(include_str!("queries/write_lock.sql"))
+        .bind(WRITE_LOCK_KEY)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    // A write alone needs no savepoint: if it fails, the transaction is rolled back.
+    let mut savepoint = (writes.len() > 1).then_some(Savepoint::None);
+    let mut results = Vec::with_capacity(writes.len());
+    let mut newest = None;
+    for write in writes {
+        if let Some(state) = savepoint {
+            state.enter(&mut tx).await?;
+        }
+        let result = stage(&mut tx, *write).await;
+        match &result {
+            Ok(committed) => {
+                newest = Some(
+                    committed
+                        .follow_up
+                        .as_ref()
+                        .unwrap_or(&committed.event)
+                        .revision,
+                );
+                savepoint = savepoint.map(|_| Savepoint::Used);
+            }
+            Err(_) => {
+                if savepoint.is_some() {
+                    savepoint = Some(Savepoint::rollback(&mut tx).await?);
+                }
+            }
+        }
+        results.push(result);
+    }
+    let Some(newest) = newest else {
+        // Nothing to commit: every write failed its checks.
+        tx.rollback().await.map_err(db_error)?;
+        return Ok(results);
+    };
+    sqlx::query(include_str!("queries/notify.sql"))
+        .bind(CHANGES_CHANNEL)
+        .bind(newest.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(results)
+}
+
+/// The savepoint isolating each write of a batch from the others.
+#[derive(Clone, Copy)]
+enum Savepoint {
+    /// None taken yet.
+    None,
+    /// Taken, and nothing written since (a failed write was rolled back to it).
+    Clean,
+    /// Taken, and a write succeeded after it.
+    Used,
+}
+
+impl Savepoint {
+    /// Makes sure a clean savepoint precedes the next write (one round trip at most).
+    async fn enter(self, tx: &mut PgConnection) -> Result<()> {
+        let statement = match self {
+            Savepoint::None => "SAVEPOINT write",
+            Savepoint::Used => "RELEASE SAVEPOINT write; SAVEPOINT write",
+            Savepoint::Clean => return Ok(()),
+        };
+        sqlx::raw_sql(statement)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn rollback(tx: &mut PgConnection) -> Result<Savepoint> {
+        sqlx::raw_sql("ROLLBACK TO SAVEPOINT write")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        Ok(Savepoint::Clean)
+    }
+}
+
+/// One write's part of the transaction, after the lock: its rows, the request it applies, its
+/// change and audit record, the follow-up.
+async fn stage(tx: &mut PgConnection, write: &dyn Operation) -> Result<Committed> {
+    let change = write.apply(tx).await?;
+    if let Some(applies) = change.applies {
+        claim_request(tx, applies, change.version, change.at).await?;
+    }
+    let event = record_change(tx, &change, change.kind, change.audit).await?;
+    let follow_up = match change.applies {
+        Some(applies) => {
+            let applied = kind::CHANGE_REQUEST_APPLIED;
+            Some(record_change(tx, &change, applied, &applies.audit).await?)
+        }
+        None => None,
+    };
+    Ok(Committed {
+        version: change.version,
+        event,
+        follow_up,
+    })
+}
+
+/// Marks the change request a write applies as applied as `version`, if it is still approved
+/// (else nothing may be written).
+async fn claim_request(
+    tx: &mut PgConnection,
+    applies: &AppliedRequest,
+    version: u64,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let done = sqlx::query(include_str!("queries/change_request_claim.sql"))
+        .bind(to_i64(version))
+        .bind(at)
+        .bind(&applies.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    if done.rows_affected() == 0 {
+        return Err(request_not_approved(&applies.id));
+    }
+    Ok(())
+}
+
+/// Records `kind` about `change`'s subject with the next revision, and its audit record.
+async fn record_change(
+    tx: &mut PgConnection,
+    change: &Change<'_>,
+    kind: &str,
+    audit: &AuditDraft,
+) -> Result<ChangeEvent> {
+    let revision: i64 = sqlx::query_scalar(include_str!("queries/change_insert.sql"))
+        .bind(kind)
+        .bind(change.subject)
+        .bind(to_i64(change.version))
+        .bind(&change.checksum)
+        .bind(&audit.actor)
+        .bind(&audit.message)
+        .bind(change.at)
+        .bind(audit.action)
+        .bind(to_json(&audit.environments)?)
+        .bind(&audit.on_behalf_of)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    Ok(change_event(
+        to_u64(revision),
+        kind,
+        change.subject,
+        change.version,
+        &change.checksum,
+        audit,
+        change.at,
+    ))
+}

@@ -1,0 +1,2 @@
+-- Delivered on commit only; the payload is the newest revision committed.
+SELECT pg_notify($1, $2)

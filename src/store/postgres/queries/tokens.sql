@@ -1,0 +1,3 @@
+SELECT id, name, roles::text AS roles, scopes::text AS scopes, hash, created_at, created_by,
+       expires_at, revoked_at
+FROM api_tokens ORDER BY created_at, id
