@@ -3,6 +3,7 @@
 //! Every view a version can produce is rendered once (canonical JSON + checksum) so a read is a
 //! lookup plus a bucket computation.
 
+use crate::core::ids::Touched;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -405,13 +406,14 @@ pub fn valid_checksums<'a>(
     out
 }
 
-/// Environments whose effective views differ between two documents; `*` when the base differs.
-pub fn changed_environments(old: Option<&ConfigDocument>, new: &ConfigDocument) -> Vec<String> {
+/// Environments whose effective views differ between two documents; every one when the base
+/// differs (or there was none).
+pub fn changed_environments(old: Option<&ConfigDocument>, new: &ConfigDocument) -> Touched {
     let Some(old) = old else {
-        return vec!["*".into()];
+        return Touched::Every;
     };
     if old.config != new.config {
-        return vec!["*".into()];
+        return Touched::Every;
     }
     let ab_changed = old.ab_test != new.ab_test;
     // `Some(None)`: a test for every environment; `Some(Some(env))`: for one.
@@ -419,7 +421,7 @@ pub fn changed_environments(old: Option<&ConfigDocument>, new: &ConfigDocument) 
         doc.ab_test.as_ref().map(|t| t.environment.as_deref())
     }
     if ab_changed && (test_env(old) == Some(None) || test_env(new) == Some(None)) {
-        return vec!["*".into()];
+        return Touched::Every;
     }
     fn canary_of<'a>(doc: &'a ConfigDocument, env: &str) -> Option<&'a Canary> {
         doc.canary.as_ref().filter(|c| c.environment == env)
@@ -434,7 +436,7 @@ pub fn changed_environments(old: Option<&ConfigDocument>, new: &ConfigDocument) 
             || canary_of(old, env) != canary_of(new, env)
             || (ab_changed && (test_here(old) || test_here(new)))
     });
-    envs
+    Touched::Only(envs)
 }
 
 #[cfg(test)]
@@ -606,9 +608,12 @@ mod tests {
         let old = doc();
         let mut new = old.clone();
         new.config = json!({"timeout": 31});
-        assert_eq!(changed_environments(Some(&old), &new), vec!["*"]);
+        assert_eq!(changed_environments(Some(&old), &new).as_list(), vec!["*"]);
         let mut new = old.clone();
         new.overrides.insert("staging".into(), json!({"x": 1}));
-        assert_eq!(changed_environments(Some(&old), &new), vec!["staging"]);
+        assert_eq!(
+            changed_environments(Some(&old), &new).as_list(),
+            vec!["staging"]
+        );
     }
 }

@@ -194,3 +194,44 @@ mod tests {
         assert!(Environment::parse(&"e".repeat(65)).is_err());
     }
 }
+
+/// The environments a change touches: every one (a change to the base config, a create, a
+/// delete, a schema, a flag-wide field) or the named ones. The audit record and the change
+/// request keep it as a list, where every environment is written `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Touched {
+    Every,
+    Only(Vec<String>),
+}
+
+impl Touched {
+    /// How "every environment" is written in lists (audit records, change requests).
+    pub const EVERY: &'static str = "*";
+
+    /// The list form: `["*"]`, or the names.
+    pub fn as_list(&self) -> Vec<String> {
+        match self {
+            Touched::Every => vec![Touched::EVERY.to_owned()],
+            Touched::Only(names) => names.clone(),
+        }
+    }
+
+    pub fn includes(&self, environment: &str) -> bool {
+        match self {
+            Touched::Every => true,
+            Touched::Only(names) => names.iter().any(|name| name == environment),
+        }
+    }
+
+    /// What lies outside `allowed`, in list form (`*` when every environment is touched).
+    pub fn outside(&self, allowed: &[String]) -> Vec<String> {
+        match self {
+            Touched::Every => vec![Touched::EVERY.to_owned()],
+            Touched::Only(names) => names
+                .iter()
+                .filter(|name| !allowed.contains(name))
+                .cloned()
+                .collect(),
+        }
+    }
+}

@@ -9,6 +9,7 @@ use crate::core::effective::changed_environments;
 use crate::core::error::{Error, Result};
 use crate::core::events::kind;
 use crate::core::ids::ConfigId;
+use crate::core::ids::Touched;
 use crate::core::model::{AuditDraft, ConfigVersion, Metadata};
 use crate::core::ports::{AppliedRequest, ChangeRequestQuery, ChangeRequestWrite};
 use crate::core::service::{ConfigService, Written, now};
@@ -21,17 +22,13 @@ impl ConfigService {
     pub(crate) async fn check_environment_scope(
         &self,
         metadata: &Metadata,
-        touched: &[String],
+        touched: &Touched,
         resource: &str,
     ) -> Result<()> {
         let Some(allowed) = &metadata.allowed_environments else {
             return Ok(());
         };
-        let outside: Vec<&str> = touched
-            .iter()
-            .filter(|env| !allowed.contains(env))
-            .map(String::as_str)
-            .collect();
+        let outside = touched.outside(allowed);
         if outside.is_empty() {
             return Ok(());
         }
@@ -60,13 +57,11 @@ impl ConfigService {
     }
 
     /// The protected environments a change touches and the approvals it needs, if any.
-    pub(crate) fn approvals_needed(&self, touched: &[String]) -> Option<(Vec<String>, u32)> {
+    pub(crate) fn approvals_needed(&self, touched: &Touched) -> Option<(Vec<String>, u32)> {
         let protected = &self.settings.protected_environments;
         let hit: Vec<String> = protected
             .iter()
-            .filter(|(env, required)| {
-                **required > 0 && touched.iter().any(|t| t == "*" || t == *env)
-            })
+            .filter(|(env, required)| **required > 0 && touched.includes(env))
             .map(|(env, _)| env.clone())
             .collect();
         let required = hit
@@ -187,8 +182,8 @@ impl ConfigService {
         if caller.identity().scopes.environments.is_empty() {
             return Ok(request);
         }
-        for env in self.touched_environments(&request).await? {
-            if env == "*" {
+        match self.touched_environments(&request).await? {
+            Touched::Every => {
                 return Err(Error::forbidden(format!(
                     "'{}' is scoped to environments; change request {} touches every \
                      environment (it changes the base, creates or deletes the config)",
@@ -197,15 +192,19 @@ impl ConfigService {
                 ))
                 .on_resource(request.config_id.as_str()));
             }
-            caller
-                .require_environment(&env)
-                .map_err(|error| error.on_resource(request.config_id.as_str()))?;
+            Touched::Only(environments) => {
+                for env in environments {
+                    caller
+                        .require_environment(&env)
+                        .map_err(|error| error.on_resource(request.config_id.as_str()))?;
+                }
+            }
         }
         Ok(request)
     }
 
     /// The environments a request's change touches, against its base version (`*`: all).
-    async fn touched_environments(&self, request: &ChangeRequest) -> Result<Vec<String>> {
+    async fn touched_environments(&self, request: &ChangeRequest) -> Result<Touched> {
         let base = match request.base_version {
             0 => None,
             version => Some(self.stored_version(&request.config_id, version).await?),
@@ -217,7 +216,7 @@ impl ConfigService {
                     .await?
                     .document
             }
-            ChangeOperation::Delete => return Ok(vec!["*".to_owned()]),
+            ChangeOperation::Delete => return Ok(Touched::Every),
         };
         Ok(changed_environments(
             base.as_ref().map(|v| &v.document),

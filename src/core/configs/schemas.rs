@@ -2,6 +2,7 @@
 
 use super::{ConfigService, now};
 use crate::core::access::{Caller, Permission};
+use crate::core::ids::Touched;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -34,7 +35,7 @@ impl ConfigService {
         check_metadata(&metadata)?;
         self.ensure_writable()?;
         // A schema binds every environment's views.
-        self.check_environment_scope(&metadata, &["*".to_owned()], id.as_str())
+        self.check_environment_scope(&metadata, &Touched::Every, id.as_str())
             .await?;
         let compiled = CompiledSchema::compile(&schema)?;
         match self
@@ -77,7 +78,7 @@ impl ConfigService {
             audit: AuditDraft {
                 actor: metadata.actor.clone(),
                 action: "schema.put",
-                environments: vec!["*".into()],
+                environments: Touched::Every.as_list(),
                 message: metadata.message.clone(),
                 on_behalf_of: metadata.on_behalf_of.clone(),
             },

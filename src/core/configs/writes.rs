@@ -2,6 +2,7 @@
 
 use super::{ConfigService, Written, now};
 use crate::core::access::{Caller, Permission};
+use crate::core::ids::Touched;
 
 use crate::core::approvals::model::ChangeOperation;
 use crate::core::effective::LayerValue;
@@ -133,6 +134,7 @@ impl ConfigService {
             .as_ref()
             .filter(|h| !h.deleted)
             .map(|h| &h.latest.document);
+        let touched = changed_environments(previous, &doc);
         let audit = AuditDraft {
             actor: metadata.actor.clone(),
             action: if rollback_of.is_some() {
@@ -140,14 +142,14 @@ impl ConfigService {
             } else {
                 "config.put"
             },
-            environments: changed_environments(previous, &doc),
+            environments: touched.as_list(),
             message: metadata.message.clone(),
             on_behalf_of: metadata.on_behalf_of.clone(),
         };
-        self.check_environment_scope(&metadata, &audit.environments, id.as_str())
+        self.check_environment_scope(&metadata, &touched, id.as_str())
             .await?;
         if applies.is_none()
-            && let Some((protected, required)) = self.approvals_needed(&audit.environments)
+            && let Some((protected, required)) = self.approvals_needed(&touched)
         {
             let operation = match rollback_of {
                 Some(target_version) => ChangeOperation::Rollback { target_version },
@@ -238,11 +240,10 @@ impl ConfigService {
                 actual: live,
             });
         }
-        let everywhere = vec!["*".to_owned()];
-        self.check_environment_scope(&metadata, &everywhere, id.as_str())
+        self.check_environment_scope(&metadata, &Touched::Every, id.as_str())
             .await?;
         if applies.is_none()
-            && let Some((protected, required)) = self.approvals_needed(&everywhere)
+            && let Some((protected, required)) = self.approvals_needed(&Touched::Every)
         {
             return self
                 .request_change(
@@ -262,7 +263,7 @@ impl ConfigService {
             audit: AuditDraft {
                 actor: metadata.actor,
                 action: "config.delete",
-                environments: vec!["*".into()],
+                environments: Touched::Every.as_list(),
                 message: metadata.message,
                 on_behalf_of: metadata.on_behalf_of.clone(),
             },

@@ -1,6 +1,7 @@
 //! `FlagService`: flag writes (versioned, audited, checked) and evaluation, for both transports.
 
 use crate::core::access::{Caller, Permission};
+use crate::core::ids::Touched;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -54,9 +55,9 @@ fn rules_of(definition: &FlagDefinition) -> impl Iterator<Item = (String, usize,
 }
 
 /// Environments whose evaluation a change can affect: `*` when flag-wide fields changed.
-fn changed_environments(previous: Option<&FlagDefinition>, next: &FlagDefinition) -> Vec<String> {
+fn changed_environments(previous: Option<&FlagDefinition>, next: &FlagDefinition) -> Touched {
     let Some(previous) = previous else {
-        return vec!["*".into()];
+        return Touched::Every;
     };
     // Every field but `environments` is flag-wide: it reaches every environment.
     let flag_wide_equal = previous.description == next.description
@@ -68,7 +69,7 @@ fn changed_environments(previous: Option<&FlagDefinition>, next: &FlagDefinition
         && previous.rollout == next.rollout
         && previous.rules == next.rules;
     if !flag_wide_equal {
-        return vec!["*".into()];
+        return Touched::Every;
     }
     let names: HashSet<&String> = previous
         .environments
@@ -81,7 +82,7 @@ fn changed_environments(previous: Option<&FlagDefinition>, next: &FlagDefinition
         .cloned()
         .collect();
     changed.sort();
-    changed
+    Touched::Only(changed)
 }
 
 impl FlagService {
@@ -283,6 +284,7 @@ impl FlagService {
             });
         }
         let previous = head.filter(|h| !h.deleted).map(|h| &h.latest.definition);
+        let touched = changed_environments(previous, &definition);
         let audit = AuditDraft {
             actor: metadata.actor.clone(),
             action: if rollback_of.is_some() {
@@ -290,12 +292,12 @@ impl FlagService {
             } else {
                 "flag.put"
             },
-            environments: changed_environments(previous, &definition),
+            environments: touched.as_list(),
             message: metadata.message.clone(),
             on_behalf_of: metadata.on_behalf_of.clone(),
         };
         self.configs
-            .check_environment_scope(&metadata, &audit.environments, key.as_str())
+            .check_environment_scope(&metadata, &touched, key.as_str())
             .await?;
         let new_version = NewFlagVersion {
             key: key.clone(),
@@ -360,7 +362,7 @@ impl FlagService {
             });
         }
         self.configs
-            .check_environment_scope(&metadata, &["*".to_owned()], key.as_str())
+            .check_environment_scope(&metadata, &Touched::Every, key.as_str())
             .await?;
         let write = FlagDeleteWrite {
             key: key.clone(),
@@ -368,7 +370,7 @@ impl FlagService {
             audit: AuditDraft {
                 actor: metadata.actor.clone(),
                 action: "flag.delete",
-                environments: vec!["*".into()],
+                environments: Touched::Every.as_list(),
                 message: metadata.message.clone(),
                 on_behalf_of: metadata.on_behalf_of.clone(),
             },
