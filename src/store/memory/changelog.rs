@@ -1,0 +1,48 @@
+//! The change log (one revision per committed change) and the audit trail. Both are written
+//! only by the commit recipe (`commit`).
+
+use async_trait::async_trait;
+
+use super::MemoryStore;
+use crate::core::error::Result;
+use crate::core::events::{ChangeEvent, kind};
+use crate::core::model::AuditRecord;
+use crate::core::ports::{AuditQuery, ChangeLog};
+
+#[async_trait]
+impl ChangeLog for MemoryStore {
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
+        let state = self.state.lock();
+        Ok(state
+            .audit
+            .iter()
+            .rev()
+            .filter(|r| query.before.is_none_or(|b| r.id < b))
+            .filter(|r| {
+                query.subject.as_ref().is_none_or(|subject| {
+                    // Token ids may look like config ids: their records belong to neither.
+                    r.config_id == subject.id()
+                        && kind::is_flag(&r.action) == subject.is_flag()
+                        && !kind::is_token(&r.action)
+                })
+            })
+            .take(query.limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<ChangeEvent>> {
+        let state = self.state.lock();
+        Ok(state
+            .changes
+            .iter()
+            .skip(revision as usize)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn latest_revision(&self) -> Result<u64> {
+        Ok(self.state.lock().changes.len() as u64)
+    }
+}

@@ -1,0 +1,91 @@
+//! The commit recipe, written once for every write: after a write has checked its expectations
+//! (and, when it applies a change request, that the request is still approved) and changed its
+//! rows, record its change with the next revision and its audit record, then the follow-up
+//! (`change_request.applied`). All of it under the store's lock.
+
+use chrono::{DateTime, Utc};
+
+use super::State;
+use crate::core::approvals::model::ChangeRequestStatus;
+use crate::core::error::Result;
+use crate::core::events::{ChangeEvent, kind};
+use crate::core::model::{AuditDraft, AuditRecord};
+use crate::core::ports::{AppliedRequest, Committed, request_not_approved};
+use crate::store::change_event;
+
+/// What a write changed, for the change log and the audit.
+pub(super) struct Change<'a> {
+    pub kind: &'static str,
+    /// The config id, flag key or token id the change is about.
+    pub subject: &'a str,
+    /// The version the write made (or, for a delete, removed).
+    pub version: u64,
+    pub checksum: &'a str,
+    pub audit: &'a AuditDraft,
+    pub at: DateTime<Utc>,
+    /// The approved change request this write applies (checked by `check_applies`).
+    pub applies: Option<&'a AppliedRequest>,
+}
+
+impl State {
+    /// Refuses a write applying a change request unless the request is `approved`; called before
+    /// the write changes anything.
+    pub(super) fn check_applies(&self, applies: Option<&AppliedRequest>) -> Result<()> {
+        match applies {
+            Some(applies)
+                if self
+                    .change_requests
+                    .get(&applies.id)
+                    .is_none_or(|r| r.status != ChangeRequestStatus::Approved) =>
+            {
+                Err(request_not_approved(&applies.id))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Records `change` (and the request it applies) in the change log and the audit.
+    pub(super) fn commit(&mut self, change: Change<'_>) -> Committed {
+        let event = self.record(&change, change.kind, change.audit);
+        let follow_up = change.applies.map(|applies| {
+            if let Some(request) = self.change_requests.get_mut(&applies.id) {
+                request.status = ChangeRequestStatus::Applied;
+                request.applied_version = Some(change.version);
+                request.updated_at = change.at;
+            }
+            self.record(&change, kind::CHANGE_REQUEST_APPLIED, &applies.audit)
+        });
+        Committed {
+            version: change.version,
+            event,
+            follow_up,
+        }
+    }
+
+    /// Appends `kind` about `change`'s subject with the next revision, and its audit record.
+    fn record(&mut self, change: &Change<'_>, kind: &str, audit: &AuditDraft) -> ChangeEvent {
+        let event = change_event(
+            self.changes.len() as u64 + 1,
+            kind,
+            change.subject,
+            change.version,
+            change.checksum,
+            audit,
+            change.at,
+        );
+        self.audit.push(AuditRecord {
+            id: self.audit.len() as u64 + 1,
+            revision: event.revision,
+            at: event.at,
+            actor: audit.actor.clone(),
+            action: audit.action.to_owned(),
+            config_id: event.config_id.clone(),
+            version: Some(event.version),
+            environments: audit.environments.clone(),
+            message: audit.message.clone(),
+            on_behalf_of: audit.on_behalf_of.clone(),
+        });
+        self.changes.push(event.clone());
+        event
+    }
+}

@@ -1,0 +1,76 @@
+//! In-memory store for tests and ephemeral runs. Same semantics as the durable backends: under
+//! one lock every write checks all its expectations before it changes anything, then changes its
+//! rows and records its change through the commit recipe (`commit`).
+//!
+//! One file per aggregate implements its port.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use crate::core::access::model::{ApiToken, Denial};
+use crate::core::approvals::model::ChangeRequest;
+use crate::core::error::Result;
+use crate::core::events::ChangeEvent;
+use crate::core::flags::FlagVersion;
+use crate::core::ids::{ConfigId, FlagKey};
+use crate::core::model::{AppliedState, AuditRecord, ConfigVersion, SchemaVersion};
+use crate::core::ports::Database;
+
+mod access;
+mod applied;
+mod approvals;
+mod changelog;
+mod commit;
+mod configs;
+mod flags;
+
+#[derive(Default)]
+struct State {
+    versions: BTreeMap<ConfigId, Vec<Arc<ConfigVersion>>>,
+    deleted: BTreeMap<ConfigId, bool>,
+    schemas: BTreeMap<ConfigId, Vec<SchemaVersion>>,
+    flag_versions: BTreeMap<FlagKey, Vec<Arc<FlagVersion>>>,
+    flag_deleted: BTreeMap<FlagKey, bool>,
+    audit: Vec<AuditRecord>,
+    changes: Vec<ChangeEvent>,
+    applied: BTreeMap<(ConfigId, String, String), AppliedState>,
+    tokens: Vec<ApiToken>,
+    denials: Vec<Denial>,
+    change_requests: BTreeMap<String, ChangeRequest>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Newest first, below `before` when given, at most `limit`: how every history pages.
+fn page<'a, T: Clone + 'a>(
+    newest_last: impl DoubleEndedIterator<Item = &'a T>,
+    number: impl Fn(&T) -> u64,
+    before: Option<u64>,
+    limit: u32,
+) -> Vec<T> {
+    newest_last
+        .rev()
+        .filter(|item| before.is_none_or(|b| number(item) < b))
+        .take(limit as usize)
+        .cloned()
+        .collect()
+}
+
+#[async_trait]
+impl Database for MemoryStore {
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! Change requests (approvals).
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteConnection;
+
+use super::commit::{Change, Operation};
+use super::rows::{parse_json, parse_time, timestamp, to_json};
+use super::{SqliteStore, db_error};
+use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
+use crate::core::error::{Error, Result};
+use crate::core::ids::ConfigId;
+use crate::core::ports::{
+    ChangeRequestQuery, ChangeRequestStore, ChangeRequestWrite, Committed, request_changed,
+    request_exists,
+};
+use crate::store::{to_i64, to_u64};
+
+#[derive(sqlx::FromRow)]
+struct ChangeRequestRow {
+    id: String,
+    config_id: String,
+    operation: String,
+    base_version: i64,
+    environments: String,
+    required_approvals: i64,
+    approvals: String,
+    status: String,
+    requested_by: String,
+    on_behalf_of: Option<String>,
+    message: Option<String>,
+    reason: Option<String>,
+    applied_version: Option<i64>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl ChangeRequestRow {
+    fn decode(self) -> Result<ChangeRequest> {
+        let status = ChangeRequestStatus::parse(&self.status).ok_or_else(|| {
+            Error::internal(format!("stored change request status {:?}", self.status))
+        })?;
+        Ok(ChangeRequest {
+            id: self.id,
+            config_id: ConfigId::parse(&self.config_id)?,
+            operation: parse_json(&self.operation)?,
+            base_version: to_u64(self.base_version),
+            environments: parse_json(&self.environments)?,
+            required_approvals: u32::try_from(self.required_approvals).unwrap_or(u32::MAX),
+            approvals: parse_json(&self.approvals)?,
+            status,
+            requested_by: self.requested_by,
+            on_behalf_of: self.on_behalf_of,
+            message: self.message,
+            reason: self.reason,
+            applied_version: self.applied_version.map(to_u64),
+            created_at: parse_time(&self.created_at)?,
+            updated_at: parse_time(&self.updated_at)?,
+        })
+    }
+}
+
+#[async_trait]
+impl ChangeRequestStore for SqliteStore {
+    async fn put_change_request(&self, write: ChangeRequestWrite) -> Result<Committed> {
+        self.commit(write).await
+    }
+
+    async fn change_request(&self, id: &str) -> Result<Option<ChangeRequest>> {
+        sqlx::query_as(include_str!("queries/change_request.sql"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_error)?
+            .map(ChangeRequestRow::decode)
+            .transpose()
+    }
+
+    async fn change_requests(&self, query: ChangeRequestQuery) -> Result<Vec<ChangeRequest>> {
+        let status = query.status.map(ChangeRequestStatus::as_str);
+        let config_id = query.config_id.as_ref().map(ConfigId::as_str);
+        sqlx::query_as(include_str!("queries/change_requests.sql"))
+            .bind(status)
+            .bind(status)
+            .bind(config_id)
+            .bind(config_id)
+            .bind(&query.environment)
+            .bind(&query.environment)
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(ChangeRequestRow::decode)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Operation for ChangeRequestWrite {
+    async fn apply<'a>(&'a self, tx: &mut SqliteConnection) -> Result<Change<'a>> {
+        let request = &self.request;
+        match self.expected {
+            None => insert(tx, request).await?,
+            Some((status, approvals)) => update(tx, request, status, approvals).await?,
+        }
+        Ok(Change {
+            kind: self.kind,
+            subject: request.config_id.as_str(),
+            version: request.base_version,
+            checksum: String::new(),
+            audit: &self.audit,
+            at: request.updated_at,
+            applies: None,
+        })
+    }
+}
+
+/// Inserts a new request; its id must be new.
+async fn insert(tx: &mut SqliteConnection, request: &ChangeRequest) -> Result<()> {
+    let inserted = sqlx::query(include_str!("queries/change_request_insert.sql"))
+        .bind(&request.id)
+        .bind(request.config_id.as_str())
+        .bind(to_json(&request.operation)?)
+        .bind(to_i64(request.base_version))
+        .bind(to_json(&request.environments)?)
+        .bind(i64::from(request.required_approvals))
+        .bind(to_json(&request.approvals)?)
+        .bind(request.status.as_str())
+        .bind(&request.requested_by)
+        .bind(&request.on_behalf_of)
+        .bind(&request.message)
+        .bind(&request.reason)
+        .bind(request.applied_version.map(to_i64))
+        .bind(timestamp(request.created_at))
+        .bind(timestamp(request.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    if inserted.rows_affected() == 0 {
+        return Err(request_exists(&request.id));
+    }
+    Ok(())
+}
+
+/// Records a request's progress if it still has the expected status and number of approvals.
+async fn update(
+    tx: &mut SqliteConnection,
+    request: &ChangeRequest,
+    status: ChangeRequestStatus,
+    approvals: usize,
+) -> Result<()> {
+    let updated = sqlx::query(include_str!("queries/change_request_update.sql"))
+        .bind(request.status.as_str())
+        .bind(to_json(&request.approvals)?)
+        .bind(&request.reason)
+        .bind(request.applied_version.map(to_i64))
+        .bind(timestamp(request.updated_at))
+        .bind(&request.id)
+        .bind(status.as_str())
+        .bind(i64::try_from(approvals).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    if updated.rows_affected() > 0 {
+        return Ok(());
+    }
+    let exists: Option<i64> = sqlx::query_scalar(include_str!("queries/change_request_exists.sql"))
+        .bind(&request.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    Err(match exists {
+        Some(_) => request_changed(&request.id),
+        None => Error::not_found("change request", request.id.as_str()),
+    })
+}

@@ -1,0 +1,1 @@
+DELETE FROM applied_states WHERE reported_at < ?

@@ -1,0 +1,2 @@
+SELECT revision, kind, config_id, version, checksum, actor, message, at
+FROM changes WHERE revision > ? ORDER BY revision LIMIT ?

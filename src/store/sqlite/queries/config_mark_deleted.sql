@@ -1,0 +1,1 @@
+UPDATE configs SET deleted = 1 WHERE config_id = ?

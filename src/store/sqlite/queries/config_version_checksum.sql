@@ -1,0 +1,1 @@
+SELECT checksum FROM config_versions WHERE config_id = ? AND version = ?

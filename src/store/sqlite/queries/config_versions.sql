@@ -1,0 +1,3 @@
+SELECT config_id, version, document, checksum, actor, message, created_at, rollback_of
+FROM config_versions WHERE config_id = ? AND version < ?
+ORDER BY version DESC LIMIT ?

@@ -1,0 +1,1 @@
+SELECT latest_version, deleted, schema_version FROM configs WHERE config_id = ?

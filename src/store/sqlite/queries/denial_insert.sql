@@ -1,0 +1,1 @@
+INSERT INTO access_denials (at, actor, operation, resource, reason) VALUES (?, ?, ?, ?, ?)

@@ -1,0 +1,1 @@
+UPDATE flags SET deleted = 1 WHERE flag_key = ?

@@ -1,0 +1,1 @@
+SELECT checksum FROM flag_versions WHERE flag_key = ? AND version = ?

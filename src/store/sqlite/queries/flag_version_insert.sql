@@ -1,0 +1,3 @@
+INSERT INTO flag_versions
+  (flag_key, version, definition, checksum, actor, message, created_at, rollback_of)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)

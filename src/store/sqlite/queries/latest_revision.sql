@@ -1,0 +1,1 @@
+SELECT MAX(revision) FROM changes

@@ -1,0 +1,2 @@
+INSERT INTO schemas (config_id, version, schema, checksum, actor, message, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)

@@ -1,0 +1,1 @@
+UPDATE api_tokens SET revoked_at = ? WHERE id = ?
