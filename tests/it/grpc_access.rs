@@ -1,7 +1,7 @@
 //! Access control over gRPC: UNAUTHENTICATED without a token, PERMISSION_DENIED without the
 //! role or scope, success with it; health stays open; revocation applies at once.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, body_of};
 use serde_json::json;
@@ -68,8 +68,7 @@ fn effective(id: &str, resolve_secrets: bool) -> pb::GetEffectiveConfigRequest {
 
 #[tokio::test]
 async fn grpc_calls_need_a_token_with_the_right_role_and_scope() {
-    // SAFETY: set before any server thread reads it; the name is unique to this suite.
-    unsafe { std::env::set_var("GRPC_IT_PASSWORD", "grpc-secret-value") };
+    // GRPC_IT_PASSWORD is set before main (common::env).
     let server = TestServer::spawn_with(|s| {
         s.no_auth = false;
         s.admin_token = Some(ADMIN.into());

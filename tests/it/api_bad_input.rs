@@ -1,6 +1,6 @@
 //! Bad input gets a clear 4xx problem+json naming the field, and changes nothing.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, meta};
 use serde_json::{Value, json};

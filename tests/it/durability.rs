@@ -1,7 +1,7 @@
 //! What survives a restart: through `App` on the same database, and through the real binary
 //! stopped with SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -313,7 +313,7 @@ fn help_lists_every_summit_environment_variable() {
     let help = String::from_utf8(output.stdout).expect("UTF-8 help");
 
     // Every variable the settings declare, plus the ones the design requires by name.
-    let declared = include_str!("../src/settings.rs")
+    let declared = include_str!("../../src/settings.rs")
         .split("env = \"")
         .skip(1)
         .filter_map(|rest| rest.split('"').next());

@@ -1,7 +1,7 @@
 //! Feature flags over REST on the real server (port 0, its own SQLite file): versions, history,
 //! rollback, audit, targeting, deterministic rollout, and every refusal.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, meta};
 use serde_json::{Value, json};

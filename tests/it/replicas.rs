@@ -6,7 +6,7 @@
 //! Every test skips (returns early) when the harness finds no PostgreSQL. Timings print on stderr
 //! (`cargo test --test replicas -- --nocapture`); `TEST_LOG=1` echoes the replicas' logs.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::future::Future;

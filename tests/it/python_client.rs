@@ -6,7 +6,7 @@
 //! grpcio-tools modules the test says so on stderr and passes, unless `CI` is set: there it
 //! fails.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::Stdio;

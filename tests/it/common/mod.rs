@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+mod env;
 pub mod postgres;
 
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! with debug logs captured, driven through token creation, use, misuse and revocation,
 //! JWTs, and secret resolution.
 
-mod common;
+use crate::common;
 
 use common::binary::start_binary_with;
 use common::body_of;

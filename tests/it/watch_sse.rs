@@ -1,6 +1,6 @@
 //! `GET /api/v1/watch`: change events over Server-Sent Events, resumable by revision.
 
-mod common;
+use crate::common;
 
 use std::pin::Pin;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! TLS on both listeners from certificate and key files (a self-signed test certificate):
 //! REST and gRPC answer over TLS, with the certificate trusted, and plain connections fail.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, body_of};
 use serde_json::json;

@@ -1,6 +1,6 @@
 //! Concurrent writers: optimistic concurrency means exactly one wins each version.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, meta};
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! Pins the PostgreSQL test harness itself (`tests/common/postgres.rs`). Both tests skip when
 //! the harness finds no PostgreSQL (and fail instead when `CI` is set).
 
-mod common;
+use crate::common;
 
 use common::postgres::{PgCluster, test_database_url};
 use sqlx::{Connection, PgConnection};

@@ -1,7 +1,7 @@
 //! The approval workflow over REST with access control on: production needs two approvals
 //! from config-admins other than the requester; staging is applied at once.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, body_of, meta};
 use reqwest::Method;

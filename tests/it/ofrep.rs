@@ -2,7 +2,7 @@
 //! with the `open-feature-ofrep` provider evaluating boolean, string, number and object flags
 //! with targeting, and the protocol's status codes, error codes and bulk ETag checked directly.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, body_of};
 use open_feature::{EvaluationContext, OpenFeature, StructValue, Value as OfValue};

@@ -1,6 +1,6 @@
 //! The duties lease on PostgreSQL: one replica holds it, another takes over when it dies.
 
-mod common;
+use crate::common;
 
 use summit_config::core::ports::Database;
 use summit_config::store::PostgresStore;

@@ -1,7 +1,7 @@
 //! Access control over REST on the real server: 401 without credentials, a role × endpoint
 //! matrix, scopes, revocation, rate limits, JWTs, audit of actors and denied attempts.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, body_of, meta};
 use reqwest::Method;
@@ -96,8 +96,7 @@ async fn requests_without_valid_credentials_are_401_and_probes_stay_open() {
 
 #[tokio::test]
 async fn every_role_gets_exactly_its_endpoints() {
-    // SAFETY: set before any server thread reads it; the name is unique to this suite.
-    unsafe { std::env::set_var("ACCESS_IT_PASSWORD", "matrix-secret-value") };
+    // ACCESS_IT_PASSWORD is set before main (common::env).
     let server = secured(|s| s.secret_env_prefix = "ACCESS_IT_".into()).await;
     let (status, _) = call(
         &server,

@@ -1,7 +1,7 @@
 //! The REST surface end to end: schema, versions, effective, history, diff, rollback, audit,
 //! applied state and drift, through HTTP against the real server on a real SQLite file.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, meta};
 use serde_json::{Value, json};
@@ -359,8 +359,7 @@ async fn effective_config_has_etag_and_answers_304() {
 
 #[tokio::test]
 async fn secrets_resolve_only_when_asked_and_are_never_stored() {
-    // SAFETY: set before any server thread reads it; the name is unique to this test.
-    unsafe { std::env::set_var("IT_DB_PASSWORD", "hunter2-very-secret") };
+    // IT_DB_PASSWORD is set before main (common::env).
     let server = TestServer::spawn().await;
     let mut body = checkout_body();
     body["config"]["password"] = json!({"$secret": "env:IT_DB_PASSWORD"});

@@ -1,7 +1,7 @@
 //! `summit.config.v1.FlagService` and flag changes on `ConfigService.Watch`, through the
 //! generated clients against the real server; answers compared with REST's.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,0 +1,26 @@
+//! The integration tests: one binary (each test binary links the whole crate), one module per
+//! suite. `common` is the harness: the real server on port 0 with its own database, the real
+//! binary as a child process, and PostgreSQL.
+
+mod common;
+
+mod access;
+mod api_bad_input;
+mod api_concurrency;
+mod api_configs;
+mod approvals;
+mod conformance;
+mod durability;
+mod flags_api;
+mod grpc;
+mod grpc_access;
+mod grpc_flags;
+mod log_leaks;
+mod ofrep;
+mod postgres_duties;
+mod postgres_harness;
+mod python_client;
+mod read_cache;
+mod replicas;
+mod tls;
+mod watch_sse;
