@@ -2,13 +2,15 @@
 //! check the write's expectations on its head row and write its rows (the aggregate's
 //! `Operation`) → claim the change request it applies → record its change and audit record with
 //! the next revision → record the follow-up (`change_request.applied`) → notify → commit.
+//! A batch of writes (see `committer`) runs the same recipe in one transaction, each write
+//! inside its own savepoint.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnection, PgPool};
 
 use super::{CHANGES_CHANNEL, PostgresStore, db_error, rows::to_json};
-use crate::core::error::{Error, Result};
+use crate::core::error::Result;
 use crate::core::events::{ChangeEvent, kind};
 use crate::core::model::AuditDraft;
 use crate::core::ports::{AppliedRequest, Committed, request_not_approved};
@@ -41,12 +43,10 @@ pub(super) trait Operation: Send + Sync + 'static {
 }
 
 impl PostgresStore {
-    /// Commits one write through the recipe.
+    /// Commits one write through the recipe, together with whatever other writes are queued
+    /// when the committer gets to it.
     pub(super) async fn commit(&self, write: impl Operation) -> Result<Committed> {
-        let mut results = commit_batch(&self.pool, &[&write]).await?;
-        results
-            .pop()
-            .unwrap_or_else(|| Err(Error::internal("a commit answered no write")))
+        self.committer.commit(Box::new(write)).await
     }
 }
 

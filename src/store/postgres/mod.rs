@@ -3,7 +3,9 @@
 //! Every write goes through one commit recipe (`commit`): it takes one transaction-scoped
 //! advisory lock and numbers its revisions under it, so revisions are gap-free and commit in
 //! order (a reader that sees revision N has seen all below it), and notifies `summit_changes` in
-//! the same transaction. A background listener turns notifications into wake-ups for
+//! the same transaction. One committer task per store runs the recipe for all writes queued
+//! meanwhile at once (group commit: one transaction, one fsync, each write with its own
+//! expectations and result). A background listener turns notifications into wake-ups for
 //! `wait_for_change`; replicas catch up from the change log, so a lost notification or
 //! connection costs latency, never an event.
 //!
@@ -25,6 +27,7 @@ mod applied;
 mod approvals;
 mod changelog;
 mod commit;
+mod committer;
 mod configs;
 mod flags;
 mod rows;
@@ -36,6 +39,8 @@ const DUTY_LOCK_KEY: i64 = 0x0053_756d_6d69_7401;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Every write goes through it (group commit).
+    committer: committer::Committer,
     changed: Arc<Notify>,
     listener: tokio::task::JoinHandle<()>,
     /// The connection holding the duties lease, while this replica holds it.
@@ -98,6 +103,7 @@ impl PostgresStore {
         let changed = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(pool.clone(), changed.clone()));
         Ok(PostgresStore {
+            committer: committer::Committer::start(pool.clone()),
             pool,
             changed,
             listener,

@@ -1,0 +1,94 @@
+//! The committer: one task per store that owns the write path. Writes are queued; the committer
+//! takes everything queued (up to `MAX_BATCH`) and commits it through the recipe as one
+//! transaction, so writes that arrive while a commit is in flight share the next commit (one
+//! lock, one fsync) instead of each queueing for the write lock.
+
+use sqlx::postgres::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::commit::{Operation, commit_batch};
+use crate::core::error::{Error, Result};
+use crate::core::ports::Committed;
+
+/// Writes per transaction at most: a backend caches 64 subtransaction ids (each write's
+/// savepoint takes one); past that, every snapshot taken meanwhile looks them up on disk.
+const MAX_BATCH: usize = 64;
+/// Writes waiting to be committed; past this, writers wait to be queued.
+const QUEUE_CAPACITY: usize = 1024;
+
+struct Queued {
+    write: Box<dyn Operation>,
+    reply: oneshot::Sender<Result<Committed>>,
+}
+
+pub(super) struct Committer {
+    queue: mpsc::Sender<Queued>,
+}
+
+impl Committer {
+    /// Starts the committer task; it ends once the `Committer` is dropped and the queue drained.
+    pub(super) fn start(pool: PgPool) -> Committer {
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(run(pool, receiver));
+        Committer { queue }
+    }
+
+    /// Queues `write` and waits for its result. A queued write is committed, or not, as a whole
+    /// whether or not its caller is still waiting.
+    pub(super) async fn commit(&self, write: Box<dyn Operation>) -> Result<Committed> {
+        let (reply, result) = oneshot::channel();
+        self.queue
+            .send(Queued { write, reply })
+            .await
+            .map_err(|_| Error::internal("the PostgreSQL committer has stopped"))?;
+        result.await.map_err(|_| {
+            Error::internal("the PostgreSQL commit ended without an answer (a bug: it panicked)")
+        })?
+    }
+}
+
+async fn run(pool: PgPool, mut queue: mpsc::Receiver<Queued>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let pool = pool.clone();
+        let taken = std::mem::take(&mut batch);
+        // A task of its own, so that a panicking write fails its batch, not every later write.
+        let committed = tokio::spawn(async move {
+            let writes: Vec<&dyn Operation> = taken.iter().map(|queued| &*queued.write).collect();
+            let outcome = commit_batch(&pool, &writes).await;
+            answer(taken, outcome);
+        });
+        if let Err(error) = committed.await {
+            tracing::error!(%error, "a PostgreSQL commit panicked");
+        }
+    }
+}
+
+/// Sends every queued write its result: its own, or the transaction's failure.
+fn answer(batch: Vec<Queued>, outcome: Result<Vec<Result<Committed>>>) {
+    match outcome {
+        Ok(results) => {
+            for (queued, result) in batch.into_iter().zip(results) {
+                let _ = queued.reply.send(result);
+            }
+        }
+        Err(error) => {
+            for queued in batch {
+                let _ = queued.reply.send(Err(copy_of(&error)));
+            }
+        }
+    }
+}
+
+/// The failure of a transaction, once for each of its writes.
+fn copy_of(error: &Error) -> Error {
+    match error {
+        Error::Unavailable { reason } => Error::Unavailable {
+            reason: reason.clone(),
+        },
+        Error::Internal { detail } => Error::Internal {
+            detail: detail.clone(),
+        },
+        other => Error::internal(other),
+    }
+}

@@ -1,0 +1,295 @@
+//! Group commit on PostgreSQL: writes queued while a commit is in flight are committed together
+//! in one transaction, each keeping its own expectations and its own result, with gap-free
+//! revisions in commit order.
+
+#[allow(dead_code)]
+#[path = "it/common/postgres.rs"]
+mod postgres;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::Connection;
+use sqlx::postgres::{PgConnection, PgListener};
+use summit_config::core::checksum::checksum;
+use summit_config::core::error::Error;
+use summit_config::core::ids::ConfigId;
+use summit_config::core::model::{AuditDraft, ConfigDocument, Metadata, NewVersion};
+use summit_config::core::ports::{
+    AuditQuery, ChangeLog, ConfigStore, DeleteWrite, SchemaWrite, VersionWrite,
+};
+use summit_config::core::service::now;
+use summit_config::store::PostgresStore;
+use summit_config::store::postgres::CHANGES_CHANNEL;
+
+fn id(text: &str) -> ConfigId {
+    ConfigId::parse(text).unwrap()
+}
+
+fn audit(action: &'static str) -> AuditDraft {
+    AuditDraft {
+        actor: "alice".to_owned(),
+        action,
+        environments: vec!["*".to_owned()],
+        message: Some("group commit".to_owned()),
+        on_behalf_of: None,
+    }
+}
+
+fn version_write(config_id: &str, expected_live: u64) -> VersionWrite {
+    let config = json!({"owner": config_id, "expected": expected_live});
+    VersionWrite {
+        version: NewVersion {
+            config_id: id(config_id),
+            checksum: checksum(&config),
+            document: ConfigDocument {
+                config,
+                overrides: BTreeMap::new(),
+                canary: None,
+                ab_test: None,
+            },
+            metadata: Metadata {
+                actor: "alice".to_owned(),
+                ..Default::default()
+            },
+            created_at: now(),
+            rollback_of: None,
+        },
+        expected_live,
+        expected_schema: 0,
+        audit: audit("config.put"),
+        applies: None,
+    }
+}
+
+fn schema_write(config_id: &str, expected_live: u64) -> SchemaWrite {
+    let schema = json!({"type": "object"});
+    SchemaWrite {
+        config_id: id(config_id),
+        checksum: checksum(&schema),
+        schema,
+        metadata: Metadata {
+            actor: "alice".to_owned(),
+            ..Default::default()
+        },
+        created_at: now(),
+        expected_schema: 0,
+        expected_live,
+        audit: audit("schema.put"),
+    }
+}
+
+async fn open() -> Option<(Arc<PostgresStore>, String)> {
+    let url = postgres::test_database_url().await?;
+    let store = PostgresStore::open(&url)
+        .await
+        .expect("postgres store opens");
+    Some((Arc::new(store), url))
+}
+
+/// Holds the committer inside a commit: writes `plug` once, then locks its head row from
+/// another connection and starts a second write to it, which waits for the row. Everything
+/// queued until `release` is committed in the next batch.
+struct Plug {
+    blocker: PgConnection,
+    write: tokio::task::JoinHandle<Result<u64, Error>>,
+}
+
+impl Plug {
+    async fn insert(store: &Arc<PostgresStore>, url: &str) -> Plug {
+        store
+            .append_version(version_write("plug", 0))
+            .await
+            .unwrap();
+        let mut blocker = PgConnection::connect(url).await.unwrap();
+        sqlx::raw_sql("BEGIN; SELECT 1 FROM configs WHERE config_id = 'plug' FOR UPDATE")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+        let writer = store.clone();
+        let write = tokio::spawn(async move {
+            let committed = writer.append_version(version_write("plug", 1)).await?;
+            Ok(committed.event.revision)
+        });
+        // Until the committer waits for the row lock.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Plug { blocker, write }
+    }
+
+    /// Lets the plugged commit finish; returns its revision.
+    async fn release(mut self) -> u64 {
+        sqlx::raw_sql("COMMIT")
+            .execute(&mut self.blocker)
+            .await
+            .unwrap();
+        self.write
+            .await
+            .unwrap()
+            .expect("the plugged write commits")
+    }
+}
+
+/// Every revision in the change log, in order.
+async fn revisions(store: &PostgresStore) -> Vec<u64> {
+    let changes = store.changes_since(0, 1000).await.unwrap();
+    changes.iter().map(|change| change.revision).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_each_get_their_own_version_and_gap_free_revisions() {
+    let Some((store, _url)) = open().await else {
+        return;
+    };
+    let writes = (0..32).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let config_id = format!("cfg-{n:02}");
+            let committed = store.append_version(version_write(&config_id, 0)).await;
+            (config_id, committed.unwrap())
+        })
+    });
+    let mut committed = Vec::new();
+    for write in futures::future::join_all(writes).await {
+        committed.push(write.unwrap());
+    }
+    let mut answered: Vec<u64> = committed.iter().map(|(_, c)| c.event.revision).collect();
+    answered.sort_unstable();
+    assert_eq!(answered, (1..=32).collect::<Vec<_>>());
+    assert_eq!(revisions(&store).await, answered);
+    for (config_id, write) in &committed {
+        assert_eq!(write.version, 1);
+        assert_eq!(&write.event.config_id, config_id);
+        let head = store.head(&id(config_id)).await.unwrap().unwrap();
+        assert_eq!(head.latest.checksum, write.event.checksum);
+    }
+    let audit = store
+        .audit(AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queued_behind_a_commit_commit_together_and_a_failed_expectation_fails_only_its_write()
+ {
+    let Some((store, url)) = open().await else {
+        return;
+    };
+    let mut listener = PgListener::connect(&url).await.unwrap();
+    listener.listen(CHANGES_CHANNEL).await.unwrap();
+    let plug = Plug::insert(&store, &url).await;
+
+    // Queued while the plug's commit waits: two writes race for version 1 of `twin`, a delete
+    // of a config that does not exist, and writes that cannot fail (one of them a schema).
+    let spawn_write = |write: VersionWrite| {
+        let store = store.clone();
+        tokio::spawn(async move { store.append_version(write).await })
+    };
+    let twins = [
+        spawn_write(version_write("twin", 0)),
+        spawn_write(version_write("twin", 0)),
+    ];
+    let plain: Vec<_> = (0..6)
+        .map(|n| spawn_write(version_write(&format!("plain-{n}"), 0)))
+        .collect();
+    let absent = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .delete_config(DeleteWrite {
+                    config_id: id("absent"),
+                    expected_live: 0,
+                    audit: audit("config.delete"),
+                    at: now(),
+                    applies: None,
+                })
+                .await
+        })
+    };
+    let schema = {
+        let store = store.clone();
+        tokio::spawn(async move { store.put_schema(schema_write("schema-only", 0)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(plug.release().await, 2);
+
+    let mut twin_results = Vec::new();
+    for twin in twins {
+        twin_results.push(twin.await.unwrap());
+    }
+    let (won, lost): (Vec<_>, Vec<_>) = twin_results.into_iter().partition(Result::is_ok);
+    assert_eq!(won.len(), 1, "exactly one of two writes expecting 0 wins");
+    assert!(matches!(
+        lost[0],
+        Err(Error::VersionConflict {
+            expected: 0,
+            actual: 1
+        })
+    ));
+    for write in plain {
+        assert_eq!(write.await.unwrap().unwrap().version, 1);
+    }
+    assert!(matches!(
+        absent.await.unwrap(),
+        Err(Error::NotFound {
+            resource: "config",
+            ..
+        })
+    ));
+    assert_eq!(schema.await.unwrap().unwrap().version, 1);
+    let committed = 2 + 1 + 6 + 1;
+    // Gap-free and in order, whatever failed between the writes that succeeded.
+    assert_eq!(
+        revisions(&store).await,
+        (1..=committed as u64).collect::<Vec<_>>()
+    );
+
+    // One transaction per commit, one notification each: the plug's two, then the batch's.
+    let mut payloads = Vec::new();
+    while let Ok(Ok(notification)) =
+        tokio::time::timeout(Duration::from_millis(500), listener.recv()).await
+    {
+        payloads.push(notification.payload().to_owned());
+    }
+    assert_eq!(payloads, ["1", "2", committed.to_string().as_str()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_write_whose_caller_went_away_is_still_committed_whole() {
+    let Some((store, url)) = open().await else {
+        return;
+    };
+    let plug = Plug::insert(&store, &url).await;
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        store.append_version(version_write("abandoned", 0)),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the write waits behind the plug");
+    plug.release().await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while revisions(&store).await.len() < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(revisions(&store).await, [1, 2, 3]);
+    let head = store.head(&id("abandoned")).await.unwrap().unwrap();
+    assert_eq!(head.latest.version, 1);
+    let audit = store
+        .audit(AuditQuery {
+            subject: Some(summit_config::core::ports::AuditSubject::Config(id(
+                "abandoned",
+            ))),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].revision, 3);
+}
