@@ -91,7 +91,7 @@ pub struct ConfigVersion {
     #[serde(flatten)]
     pub document: ConfigDocument,
     pub metadata: Metadata,
-    /// Checksum of the base `config` (see docs/api.md).
+    /// Checksum of the whole document (see docs/api.md).
     pub checksum: String,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -148,9 +148,19 @@ async fn put_creates_immutable_versions_with_checksum_and_metadata() {
         .await;
     assert_eq!(status, 201);
     assert_eq!(created["version"], 1);
-    let expected =
-        summit_config::core::checksum::checksum(&json!({"timeout": 30, "color": "blue"}));
+    // The version checksum covers the whole document (base and every layer), as stored.
+    let (_, stored) = server.get_json("/api/v1/configs/checkout/versions/1").await;
+    let document: serde_json::Map<String, Value> = ["config", "overrides", "canary", "abTest"]
+        .into_iter()
+        .filter_map(|key| stored.get(key).map(|value| (key.to_owned(), value.clone())))
+        .collect();
+    let expected = summit_config::core::checksum::checksum(&Value::Object(document));
     assert_eq!(created["checksum"], expected);
+    assert_ne!(
+        created["checksum"],
+        summit_config::core::checksum::checksum(&json!({"timeout": 30, "color": "blue"})),
+        "not the base alone"
+    );
     assert!(created["createdAt"].is_string());
 
     let mut second = checkout_body();

@@ -9,6 +9,7 @@ mod api_bad_input;
 mod api_concurrency;
 mod api_configs;
 mod approvals;
+mod authorization;
 mod conformance;
 mod durability;
 mod flags_api;
