@@ -15,6 +15,7 @@ mod durability;
 mod flags_api;
 mod grpc;
 mod grpc_access;
+mod grpc_change_requests;
 mod grpc_flags;
 mod log_leaks;
 mod ofrep;

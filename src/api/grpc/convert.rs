@@ -4,6 +4,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::pb;
+use crate::core::approvals::model::{ChangeOperation, ChangeRequest, ChangeRequestStatus};
 use crate::core::drift::{ConfigDrift, DriftSummary};
 use crate::core::error::{Error, Result};
 use crate::core::events::ChangeEvent;
@@ -11,6 +12,7 @@ use crate::core::ids::{ConfigId, Environment};
 use crate::core::model::{
     AuditRecord, ConfigDocument, ConfigSummary, ConfigVersion, Metadata, SchemaVersion,
 };
+use crate::core::ports::ChangeRequestQuery;
 use crate::core::service::{DriftReport, EffectiveConfig, ValidationReport, Written};
 
 pub fn config_id(raw: &str) -> Result<ConfigId> {
@@ -266,6 +268,65 @@ pub fn pb_written(written: &Written<ConfigVersion>) -> pb::VersionCreated {
             change_request_id: request.id.clone(),
             ..Default::default()
         },
+    }
+}
+
+/// A list filter; an empty `status` means pending (as over REST), `all` every status.
+pub fn change_request_query(request: pb::ListChangeRequestsRequest) -> Result<ChangeRequestQuery> {
+    let status = match request.status.as_str() {
+        "" => Some(ChangeRequestStatus::Pending),
+        "all" => None,
+        text => Some(ChangeRequestStatus::parse(text).ok_or_else(|| {
+            Error::invalid(
+                "status",
+                "status is pending, approved, rejected, cancelled, applied or all",
+            )
+        })?),
+    };
+    Ok(ChangeRequestQuery {
+        status,
+        environment: environment(&request.environment)?.map(|env| env.to_string()),
+        config_id: (!request.config_id.is_empty())
+            .then(|| ConfigId::parse(&request.config_id))
+            .transpose()?,
+        limit: limit(request.limit)?,
+    })
+}
+
+pub fn pb_change_request(request: &ChangeRequest) -> pb::ChangeRequest {
+    use pb::change_operation::Operation;
+    let operation = match &request.operation {
+        ChangeOperation::Put { document } => Operation::Put(pb_document(document)),
+        ChangeOperation::Rollback { target_version } => {
+            Operation::RollbackTargetVersion(*target_version)
+        }
+        ChangeOperation::Delete => Operation::Delete(pb::DeleteChange {}),
+    };
+    pb::ChangeRequest {
+        id: request.id.clone(),
+        config_id: request.config_id.to_string(),
+        operation: Some(pb::ChangeOperation {
+            operation: Some(operation),
+        }),
+        base_version: request.base_version,
+        environments: request.environments.clone(),
+        required_approvals: request.required_approvals,
+        approvals: request
+            .approvals
+            .iter()
+            .map(|approval| pb::Approval {
+                actor: approval.actor.clone(),
+                at: time(approval.at),
+            })
+            .collect(),
+        status: request.status.as_str().to_owned(),
+        requested_by: request.requested_by.clone(),
+        on_behalf_of: request.on_behalf_of.clone(),
+        message: request.message.clone(),
+        reason: request.reason.clone(),
+        applied_version: request.applied_version,
+        created_at: time(request.created_at),
+        updated_at: time(request.updated_at),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::core::service::ConfigService;
 use crate::tls::TlsFiles;
 
 pub mod access;
+pub mod change_requests;
 pub mod codec;
 pub mod config;
 pub mod convert;
@@ -75,10 +76,19 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
     health_reporter
         .set_serving::<pb::flag_service_server::FlagServiceServer<flags::GrpcFlagService>>()
         .await;
+    health_reporter
+        .set_serving::<pb::change_request_service_server::ChangeRequestServiceServer<
+            change_requests::GrpcChangeRequestService,
+        >>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let change_requests = pb::change_request_service_server::ChangeRequestServiceServer::new(
+        change_requests::GrpcChangeRequestService::new(service.clone()),
+    )
+    .max_decoding_message_size(max_message_bytes);
     let config = pb::config_service_server::ConfigServiceServer::new(
         config::GrpcConfigService::new(service, watch_buffer, shutdown.clone()),
     )
@@ -104,6 +114,7 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         .add_service(reflection)
         .add_service(config)
         .add_service(flags)
+        .add_service(change_requests)
         // Nagle would hold back a response's trailers until the client's delayed ACK (~40 ms).
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
