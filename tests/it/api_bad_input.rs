@@ -303,3 +303,167 @@ async fn conflicting_expected_version_and_if_match_are_refused() {
         .unwrap();
     assert_problem(response, 400, Some("If-Match")).await;
 }
+
+/// PUTs `body` as JSON text to `path`, with `content_type` when given.
+async fn put_text(
+    server: &TestServer,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> reqwest::Response {
+    let mut request = server.client.put(server.url(path)).body(body.to_owned());
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn duplicate_member_names_are_refused_naming_the_pointer_and_change_nothing() {
+    let server = TestServer::spawn().await;
+    server.put_config("svc", valid_body()).await;
+    let before = snapshot(&server).await;
+
+    let cases = [
+        (
+            "top level",
+            r#"{"config": {"timeout": 1}, "config": {"timeout": 2}, "metadata": {"actor": "a"}}"#,
+            "/config",
+        ),
+        (
+            "nested in config",
+            r#"{"config": {"db": {"host": "a", "port": 1, "host": "b"}}, "metadata": {"actor": "a"}}"#,
+            "/config/db/host",
+        ),
+        (
+            "inside overrides",
+            r#"{"config": {}, "overrides": {"prod": {"timeout": 1, "timeout": 2}}, "metadata": {"actor": "a"}}"#,
+            "/overrides/prod/timeout",
+        ),
+        (
+            "inside an array element",
+            r#"{"config": {"servers": [{"port": 1}, {"port": 1, "port": 2}]}, "metadata": {"actor": "a"}}"#,
+            "/config/servers/1/port",
+        ),
+        (
+            "the same name once escaped",
+            r#"{"config": {"a": 1, "\u0061": 2}, "metadata": {"actor": "a"}}"#,
+            "/config/a",
+        ),
+        (
+            "names that need pointer escapes",
+            r#"{"config": {"a/b": {"~": 1, "~": 2}}, "metadata": {"actor": "a"}}"#,
+            "/config/a~1b/~0",
+        ),
+    ];
+    for (name, body, pointer) in cases {
+        let response = put_text(
+            &server,
+            "/api/v1/configs/svc",
+            Some("application/json"),
+            body,
+        )
+        .await;
+        let problem = assert_problem(response, 400, Some(pointer)).await;
+        assert_eq!(problem["code"], "invalid_input", "{name}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("duplicate"),
+            "{name}: {problem}"
+        );
+    }
+    assert_eq!(snapshot(&server).await, before, "no duplicate was stored");
+
+    // Flag definitions are free-form JSON too.
+    let response = put_text(
+        &server,
+        "/api/v1/feature-flags/beta",
+        Some("application/json"),
+        r#"{"type": "boolean", "variants": {"on": true, "on": false}, "defaultVariant": "on", "metadata": {"actor": "a"}}"#,
+    )
+    .await;
+    assert_problem(response, 400, Some("/variants/on")).await;
+    assert_eq!(server.get_json("/api/v1/feature-flags/beta").await.0, 404);
+}
+
+#[tokio::test]
+async fn the_same_member_name_in_different_objects_is_not_a_duplicate() {
+    let server = TestServer::spawn().await;
+    let body = r#"{"config": {"a": {"x": 1}, "b": {"x": 2}, "x": [{"x": 3}, {"x": 4}]},
+        "overrides": {"prod": {"x": 5}}, "metadata": {"actor": "a"}}"#;
+    let response = put_text(
+        &server,
+        "/api/v1/configs/svc",
+        Some("application/json"),
+        body,
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    // An object with many members (checked with a set rather than a scan) still finds its one
+    // duplicate.
+    let members: Vec<String> = (0..100).map(|n| format!(r#""k{n}": {n}"#)).collect();
+    let many = format!(
+        r#"{{"config": {{{}, "k7": 0}}, "metadata": {{"actor": "a"}}}}"#,
+        members.join(", ")
+    );
+    let response = put_text(
+        &server,
+        "/api/v1/configs/svc",
+        Some("application/json"),
+        &many,
+    )
+    .await;
+    assert_problem(response, 400, Some("/config/k7")).await;
+}
+
+#[tokio::test]
+async fn a_body_declared_as_another_media_type_is_415_and_changes_nothing() {
+    let server = TestServer::spawn().await;
+    server.put_config("svc", valid_body()).await;
+    let before = snapshot(&server).await;
+    let body = valid_body().to_string();
+    for content_type in [
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "application/x-www-form-urlencoded",
+        "application/xml",
+        "text/json",
+    ] {
+        let response = put_text(&server, "/api/v1/configs/svc", Some(content_type), &body).await;
+        let problem = assert_problem(response, 415, None).await;
+        assert_eq!(
+            problem["code"], "unsupported_media_type",
+            "{content_type}: {problem}"
+        );
+    }
+    let response = server
+        .client
+        .delete(server.url("/api/v1/configs/svc"))
+        .header("content-type", "text/plain")
+        .body(json!({"metadata": meta("a", "retire")}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 415, None).await;
+    assert_eq!(
+        snapshot(&server).await,
+        before,
+        "a refused body changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn json_media_types_with_parameters_and_a_missing_content_type_are_accepted() {
+    let server = TestServer::spawn().await;
+    let body = valid_body().to_string();
+    for content_type in [
+        Some("application/json; charset=utf-8"),
+        Some("Application/JSON"),
+        Some("application/vnd.summit-config+json"),
+        None,
+    ] {
+        let response = put_text(&server, "/api/v1/configs/svc", content_type, &body).await;
+        assert_eq!(response.status(), 201, "{content_type:?}");
+    }
+    let (_, versions) = server.get_json("/api/v1/configs/svc/versions").await;
+    assert_eq!(versions["items"].as_array().unwrap().len(), 4);
+}

@@ -1,13 +1,18 @@
 //! Extractors that turn every kind of bad input into a problem naming the field.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, RawPathParams, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::{DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, transport_problem};
 use crate::core::error::Error;
 use crate::core::ids::ConfigId;
 
@@ -64,6 +69,182 @@ fn json_depth_exceeds(bytes: &[u8], max: usize) -> bool {
     false
 }
 
+/// A member name that occurs twice in one JSON object, and the pointer to its second occurrence.
+#[derive(Debug, PartialEq)]
+struct DuplicateMember {
+    pointer: String,
+    name: String,
+}
+
+/// The first duplicate member name in a JSON text, at any depth. Parsers disagree on which value
+/// of a duplicate wins, so such a document means different things to different readers.
+/// Malformed JSON is `None`, even after a duplicate: the typed parse reports it.
+fn duplicate_member(bytes: &[u8]) -> Option<DuplicateMember> {
+    let mut names = Vec::new();
+    let mut trail = None;
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let walk = MemberWalk {
+        names: &mut names,
+        trail: &mut trail,
+    };
+    walk.deserialize(&mut deserializer).err()?;
+    let mut segments = trail?;
+    // A duplicate in a document that turns out malformed: the typed parse says it is malformed.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).ok()?;
+    let name = segments.first().cloned().unwrap_or_default();
+    let mut pointer = String::new();
+    while let Some(segment) = segments.pop() {
+        crate::core::secrets::push_token(&mut pointer, &segment);
+    }
+    Some(DuplicateMember { pointer, name })
+}
+
+/// Objects with more members than this are checked with a hash set instead of a scan.
+const MEMBER_SCAN_LIMIT: usize = 32;
+
+/// Walks one JSON value without building it, failing on the first duplicate member name.
+struct MemberWalk<'a, 'de> {
+    /// The member names of every object being walked, outermost first; each object's names are
+    /// the tail it pushed, truncated when it ends (one buffer for the whole document).
+    names: &'a mut Vec<Cow<'de, str>>,
+    /// Set on a duplicate: the path to it, innermost segment first (built only on that error).
+    trail: &'a mut Option<Vec<String>>,
+}
+
+impl<'de> MemberWalk<'_, 'de> {
+    fn nested(&mut self) -> MemberWalk<'_, 'de> {
+        MemberWalk {
+            names: &mut *self.names,
+            trail: &mut *self.trail,
+        }
+    }
+
+    /// Adds `segment` to the path of a duplicate found below it.
+    fn on_the_way_out<T, E>(
+        &mut self,
+        result: Result<T, E>,
+        segment: impl ToString,
+    ) -> Result<T, E> {
+        if result.is_err()
+            && let Some(trail) = self.trail.as_mut()
+        {
+            trail.push(segment.to_string());
+        }
+        result
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for MemberWalk<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberWalk<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        loop {
+            let element = seq.next_element_seed(self.nested());
+            match self.on_the_way_out(element, index)? {
+                Some(()) => index += 1,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let start = self.names.len();
+        let mut many: Option<HashSet<Cow<'de, str>>> = None;
+        while let Some(name) = map.next_key_seed(MemberName)? {
+            let seen = match &many {
+                Some(set) => set.contains(&name),
+                None => self.names[start..].contains(&name),
+            };
+            if seen {
+                *self.trail = Some(vec![name.into_owned()]);
+                return Err(serde::de::Error::custom("duplicate member name"));
+            }
+            let value = map.next_value_seed(self.nested());
+            self.on_the_way_out(value, &name)?;
+            match &mut many {
+                Some(set) => {
+                    set.insert(name);
+                }
+                None if self.names.len() - start < MEMBER_SCAN_LIMIT => self.names.push(name),
+                None => {
+                    let mut set: HashSet<_> = self.names.drain(start..).collect();
+                    set.insert(name);
+                    many = Some(set);
+                }
+            }
+        }
+        self.names.truncate(start);
+        Ok(())
+    }
+}
+
+/// A member name, borrowed from the body unless it has escapes.
+struct MemberName;
+
+impl<'de> DeserializeSeed<'de> for MemberName {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberName {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(name))
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(name.to_owned()))
+    }
+}
+
 /// A deserialization error as `invalid_input` naming the JSON pointer of the offending value.
 fn shape_error<E: serde::de::Error + std::fmt::Display>(e: serde_path_to_error::Error<E>) -> Error {
     let mut pointer = pointer_of(e.path());
@@ -114,6 +295,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
             format!("JSON is nested deeper than {MAX_JSON_DEPTH} levels"),
         ));
     }
+    if let Some(duplicate) = duplicate_member(bytes) {
+        return Err(Error::invalid(
+            duplicate.pointer,
+            format!(
+                "duplicate member name {:?}: member names must be unique (RFC 7493, I-JSON)",
+                duplicate.name
+            ),
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let inner = e.inner();
@@ -135,10 +325,10 @@ where
     T: DeserializeOwned,
     AppState: FromRef<S>,
 {
-    type Rejection = ApiError;
+    type Rejection = BodyRejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req, state).await?;
+        let bytes = read_json_body(req, state).await?;
         Ok(ApiJson(parse_json(&bytes)?))
     }
 }
@@ -152,15 +342,84 @@ where
     T: DeserializeOwned,
     AppState: FromRef<S>,
 {
-    type Rejection = ApiError;
+    type Rejection = BodyRejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req, state).await?;
+        let bytes = read_json_body(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalApiJson(None));
         }
         Ok(OptionalApiJson(Some(parse_json(&bytes)?)))
     }
+}
+
+/// Why a JSON body was refused: bad input (a core error), or a body declared as a media type
+/// that is not JSON, which only HTTP has (415).
+#[derive(Debug)]
+pub enum BodyRejection {
+    Invalid(ApiError),
+    UnsupportedMediaType { declared: String },
+}
+
+impl From<Error> for BodyRejection {
+    fn from(error: Error) -> Self {
+        BodyRejection::Invalid(ApiError(error))
+    }
+}
+
+impl IntoResponse for BodyRejection {
+    fn into_response(self) -> Response {
+        match self {
+            BodyRejection::Invalid(error) => error.into_response(),
+            BodyRejection::UnsupportedMediaType { declared } => transport_problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "the body is declared as {declared:?}; send JSON with Content-Type: \
+                     application/json (or application/*+json)"
+                ),
+            ),
+        }
+    }
+}
+
+/// The body, size-limited, refused when it is not blank and its declared media type is not JSON.
+/// A body without a `Content-Type` is taken as JSON.
+async fn read_json_body<S>(req: Request, state: &S) -> Result<Bytes, BodyRejection>
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    let not_json = declared_media_type(req.headers())
+        .filter(|declared| !is_json_media_type(declared))
+        .map(Cow::into_owned);
+    let bytes = read_body(req, state).await?;
+    match not_json {
+        Some(declared) if !bytes.iter().all(u8::is_ascii_whitespace) => {
+            Err(BodyRejection::UnsupportedMediaType { declared })
+        }
+        _ => Ok(bytes),
+    }
+}
+
+/// The `Content-Type` without parameters (`application/json` of
+/// `application/json; charset=utf-8`); a value that is not text stays unreadable, never JSON.
+fn declared_media_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
+    let value: &HeaderValue = headers.get(header::CONTENT_TYPE)?;
+    Some(match value.to_str() {
+        Ok(text) => Cow::Borrowed(text.split(';').next().unwrap_or_default().trim()),
+        Err(_) => Cow::Owned(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+    })
+}
+
+/// `application/json` or a structured `application/*+json` type (RFC 6839), in any case.
+fn is_json_media_type(essence: &str) -> bool {
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    let subtype = subtype.to_ascii_lowercase();
+    kind.eq_ignore_ascii_case("application")
+        && (subtype == "json" || (subtype.len() > "+json".len() && subtype.ends_with("+json")))
 }
 
 /// A raw body, size-limited like `ApiJson` (413 as problem+json), for handlers that parse it
@@ -255,5 +514,121 @@ mod tests {
         assert!(!json_depth_exceeds(shallow.as_bytes(), 64));
         let in_string = format!("{{\"a\": \"{}\\\"\"}}", "[".repeat(100));
         assert!(!json_depth_exceeds(in_string.as_bytes(), 64));
+    }
+
+    fn duplicate_at(json: &str) -> Option<String> {
+        duplicate_member(json.as_bytes()).map(|duplicate| duplicate.pointer)
+    }
+
+    #[test]
+    fn duplicate_members_are_found_at_any_depth_with_their_pointer() {
+        assert_eq!(duplicate_at(r#"{"a": 1, "a": 2}"#).as_deref(), Some("/a"));
+        assert_eq!(
+            duplicate_at(r#"{"c": {"x": {"b": 1, "b": 2}}}"#).as_deref(),
+            Some("/c/x/b")
+        );
+        assert_eq!(
+            duplicate_at(r#"{"l": [0, {"k": 1}, {"k": 1, "k": 2}]}"#).as_deref(),
+            Some("/l/2/k")
+        );
+        assert_eq!(
+            duplicate_at(r#"[{"a/b": {"~": 1, "~": 2}}]"#).as_deref(),
+            Some("/0/a~1b/~0")
+        );
+        // Names are compared after unescaping.
+        assert_eq!(
+            duplicate_at(r#"{"a": 1, "\u0061": 2}"#).as_deref(),
+            Some("/a")
+        );
+        let duplicate = duplicate_member(br#"{"x": {"y\n": 1, "y\n": 2}}"#).unwrap();
+        assert_eq!(duplicate.name, "y\n");
+    }
+
+    #[test]
+    fn names_repeated_in_different_objects_are_not_duplicates() {
+        assert_eq!(duplicate_at(r#"{"a": {"b": 1}, "b": 2}"#), None);
+        assert_eq!(
+            duplicate_at(r#"{"a": {"x": 1}, "b": {"x": 1}, "x": 1}"#),
+            None
+        );
+        assert_eq!(duplicate_at(r#"[{"a": 1}, {"a": 1}]"#), None);
+        assert_eq!(duplicate_at(r#""a""#), None);
+    }
+
+    #[test]
+    fn objects_past_the_scan_limit_are_checked_with_a_set() {
+        let members: Vec<String> = (0..200)
+            .map(|n| format!(r#""k{n}": {{"k{n}": {n}}}"#))
+            .collect();
+        let unique = format!("{{{}}}", members.join(","));
+        assert_eq!(duplicate_at(&unique), None);
+        let repeated = format!(r#"{{{}, "k3": 0, "k199": 1}}"#, members.join(","));
+        assert_eq!(duplicate_at(&repeated).as_deref(), Some("/k3"));
+        let nested = format!(r#"{{"a": {{{}, "k150": 0}}}}"#, members.join(","));
+        assert_eq!(duplicate_at(&nested).as_deref(), Some("/a/k150"));
+    }
+
+    #[test]
+    fn malformed_json_is_left_to_the_typed_parse() {
+        assert_eq!(duplicate_at(r#"{"a": 1, "a""#), None);
+        assert_eq!(duplicate_at("not json"), None);
+        let error = parse_json::<serde_json::Value>(br#"{"a": 1, "a""#).unwrap_err();
+        assert!(error.to_string().contains("malformed JSON"), "{error}");
+    }
+
+    #[test]
+    fn parse_json_refuses_a_duplicate_naming_its_pointer() {
+        let error =
+            parse_json::<serde_json::Value>(br#"{"config": {"a": 1, "a": 2}}"#).unwrap_err();
+        match error {
+            Error::InvalidInput { field, message } => {
+                assert_eq!(field, "/config/a");
+                assert!(message.contains("duplicate member name \"a\""), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_media_types_are_application_json_and_the_json_suffix() {
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/merge-patch+json",
+            "application/vnd.summit-config+JSON",
+        ] {
+            assert!(is_json_media_type(json), "{json}");
+        }
+        for other in [
+            "text/plain",
+            "text/json",
+            "application/jsonx",
+            "application/+json",
+            "application/x-www-form-urlencoded",
+            "json",
+            "",
+        ] {
+            assert!(!is_json_media_type(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn the_declared_media_type_drops_its_parameters() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(declared_media_type(&headers), None);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json ; charset=utf-8"),
+        );
+        assert_eq!(
+            declared_media_type(&headers).as_deref(),
+            Some("application/json")
+        );
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_bytes(b"application/\xffjson").unwrap(),
+        );
+        let declared = declared_media_type(&headers).unwrap();
+        assert!(!is_json_media_type(&declared), "{declared}");
     }
 }
