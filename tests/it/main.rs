@@ -20,6 +20,7 @@ mod grpc_flags;
 mod log_leaks;
 mod ofrep;
 mod postgres_duties;
+mod postgres_group_commit;
 mod postgres_harness;
 mod python_client;
 mod read_cache;

@@ -2,10 +2,6 @@
 //! in one transaction, each keeping its own expectations and its own result, with gap-free
 //! revisions in commit order.
 
-#[allow(dead_code)]
-#[path = "it/common/postgres.rs"]
-mod postgres;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +19,8 @@ use summit_config::core::ports::{
 use summit_config::core::service::now;
 use summit_config::store::PostgresStore;
 use summit_config::store::postgres::CHANGES_CHANNEL;
+
+use crate::common::postgres;
 
 fn id(text: &str) -> ConfigId {
     ConfigId::parse(text).unwrap()
