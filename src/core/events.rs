@@ -13,8 +13,7 @@ use tokio::sync::broadcast;
 #[serde(rename_all = "camelCase")]
 pub struct ChangeEvent {
     pub revision: u64,
-    /// `config.updated`, `config.deleted`, `schema.updated`, `flag.updated`, `flag.deleted`
-    pub kind: String,
+    pub kind: ChangeKind,
     /// The config id, or the flag key of a `flag.*` change.
     #[serde(alias = "flagKey")]
     pub config_id: String,
@@ -28,7 +27,7 @@ pub struct ChangeEvent {
 
 impl ChangeEvent {
     pub fn is_flag(&self) -> bool {
-        kind::is_flag(&self.kind)
+        self.kind.is_flag()
     }
 }
 
@@ -37,7 +36,7 @@ impl Serialize for ChangeEvent {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("revision", &self.revision)?;
-        map.serialize_entry("kind", &self.kind)?;
+        map.serialize_entry("kind", self.kind.as_str())?;
         let subject = if self.is_flag() {
             "flagKey"
         } else {
@@ -55,29 +54,114 @@ impl Serialize for ChangeEvent {
     }
 }
 
-pub mod kind {
-    pub const CONFIG_UPDATED: &str = "config.updated";
-    pub const CONFIG_DELETED: &str = "config.deleted";
-    pub const SCHEMA_UPDATED: &str = "schema.updated";
-    pub const FLAG_UPDATED: &str = "flag.updated";
-    pub const FLAG_DELETED: &str = "flag.deleted";
-    pub const TOKEN_CREATED: &str = "token.created";
-    pub const TOKEN_REVOKED: &str = "token.revoked";
-    pub const CHANGE_REQUEST_CREATED: &str = "change_request.created";
-    pub const CHANGE_REQUEST_APPROVED: &str = "change_request.approved";
-    pub const CHANGE_REQUEST_REJECTED: &str = "change_request.rejected";
-    pub const CHANGE_REQUEST_CANCELLED: &str = "change_request.cancelled";
-    pub const CHANGE_REQUEST_APPLIED: &str = "change_request.applied";
+/// What a committed change was. Stored and sent as its name (`config.updated`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    ConfigUpdated,
+    ConfigDeleted,
+    SchemaUpdated,
+    FlagUpdated,
+    FlagDeleted,
+    TokenCreated,
+    TokenRevoked,
+    ChangeRequestCreated,
+    ChangeRequestApproved,
+    ChangeRequestRejected,
+    ChangeRequestCancelled,
+    ChangeRequestApplied,
+}
 
-    /// Token changes (and token audit actions) start with `token.`: security records that
-    /// watchers never receive.
-    pub fn is_token(kind_or_action: &str) -> bool {
-        kind_or_action.starts_with("token.")
+impl ChangeKind {
+    const ALL: [ChangeKind; 12] = [
+        ChangeKind::ConfigUpdated,
+        ChangeKind::ConfigDeleted,
+        ChangeKind::SchemaUpdated,
+        ChangeKind::FlagUpdated,
+        ChangeKind::FlagDeleted,
+        ChangeKind::TokenCreated,
+        ChangeKind::TokenRevoked,
+        ChangeKind::ChangeRequestCreated,
+        ChangeKind::ChangeRequestApproved,
+        ChangeKind::ChangeRequestRejected,
+        ChangeKind::ChangeRequestCancelled,
+        ChangeKind::ChangeRequestApplied,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::ConfigUpdated => "config.updated",
+            ChangeKind::ConfigDeleted => "config.deleted",
+            ChangeKind::SchemaUpdated => "schema.updated",
+            ChangeKind::FlagUpdated => "flag.updated",
+            ChangeKind::FlagDeleted => "flag.deleted",
+            ChangeKind::TokenCreated => "token.created",
+            ChangeKind::TokenRevoked => "token.revoked",
+            ChangeKind::ChangeRequestCreated => "change_request.created",
+            ChangeKind::ChangeRequestApproved => "change_request.approved",
+            ChangeKind::ChangeRequestRejected => "change_request.rejected",
+            ChangeKind::ChangeRequestCancelled => "change_request.cancelled",
+            ChangeKind::ChangeRequestApplied => "change_request.applied",
+        }
     }
 
-    /// Flag changes (and flag audit actions) start with `flag.`.
-    pub fn is_flag(kind_or_action: &str) -> bool {
-        kind_or_action.starts_with("flag.")
+    /// The kind a stored name stands for; an unknown name is data this version cannot read.
+    pub fn parse(name: &str) -> crate::core::error::Result<ChangeKind> {
+        ChangeKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .ok_or_else(|| {
+                crate::core::error::Error::internal(format!("unknown change kind '{name}'"))
+            })
+    }
+
+    pub fn is_flag(self) -> bool {
+        matches!(self, ChangeKind::FlagUpdated | ChangeKind::FlagDeleted)
+    }
+
+    /// Security records that watchers never receive.
+    pub fn is_token(self) -> bool {
+        matches!(self, ChangeKind::TokenCreated | ChangeKind::TokenRevoked)
+    }
+}
+
+impl std::fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChangeKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        ChangeKind::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The change kinds by their old constant names, and the audit-action prefixes.
+pub mod kind {
+    use super::ChangeKind;
+
+    pub const CONFIG_UPDATED: ChangeKind = ChangeKind::ConfigUpdated;
+    pub const CONFIG_DELETED: ChangeKind = ChangeKind::ConfigDeleted;
+    pub const SCHEMA_UPDATED: ChangeKind = ChangeKind::SchemaUpdated;
+    pub const FLAG_UPDATED: ChangeKind = ChangeKind::FlagUpdated;
+    pub const FLAG_DELETED: ChangeKind = ChangeKind::FlagDeleted;
+    pub const TOKEN_CREATED: ChangeKind = ChangeKind::TokenCreated;
+    pub const TOKEN_REVOKED: ChangeKind = ChangeKind::TokenRevoked;
+    pub const CHANGE_REQUEST_CREATED: ChangeKind = ChangeKind::ChangeRequestCreated;
+    pub const CHANGE_REQUEST_APPROVED: ChangeKind = ChangeKind::ChangeRequestApproved;
+    pub const CHANGE_REQUEST_REJECTED: ChangeKind = ChangeKind::ChangeRequestRejected;
+    pub const CHANGE_REQUEST_CANCELLED: ChangeKind = ChangeKind::ChangeRequestCancelled;
+    pub const CHANGE_REQUEST_APPLIED: ChangeKind = ChangeKind::ChangeRequestApplied;
+
+    /// Token audit actions start with `token.`: security records.
+    pub fn is_token(action: &str) -> bool {
+        action.starts_with("token.")
+    }
+
+    /// Flag audit actions start with `flag.`.
+    pub fn is_flag(action: &str) -> bool {
+        action.starts_with("flag.")
     }
 }
 

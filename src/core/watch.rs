@@ -103,7 +103,7 @@ impl WatchFilter {
     }
 
     pub fn matches(&self, event: &ChangeEvent) -> bool {
-        if crate::core::events::kind::is_token(&event.kind) {
+        if event.kind.is_token() {
             return false;
         }
         if self.is_everything() {

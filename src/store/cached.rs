@@ -194,7 +194,7 @@ impl CachedStore {
         if event.is_flag() {
             return self.apply_flag_change(event).await;
         }
-        if kind::is_token(&event.kind) {
+        if event.kind.is_token() {
             return self.reload_tokens().await;
         }
         if event.kind != kind::CONFIG_UPDATED && event.kind != kind::CONFIG_DELETED {

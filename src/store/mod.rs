@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::core::events::ChangeEvent;
+use crate::core::events::{ChangeEvent, ChangeKind};
 use crate::core::model::AuditDraft;
 
 pub mod cached;
@@ -28,7 +28,7 @@ pub(crate) fn to_u64(value: i64) -> u64 {
 /// The change event a committed write produces.
 pub(crate) fn change_event(
     revision: u64,
-    kind: &str,
+    kind: ChangeKind,
     subject: &str,
     version: u64,
     checksum: &str,
@@ -37,7 +37,7 @@ pub(crate) fn change_event(
 ) -> ChangeEvent {
     ChangeEvent {
         revision,
-        kind: kind.to_owned(),
+        kind,
         config_id: subject.to_owned(),
         version,
         checksum: checksum.to_owned(),

@@ -7,7 +7,7 @@ use super::pb;
 use crate::core::approvals::model::{ChangeOperation, ChangeRequest, ChangeRequestStatus};
 use crate::core::drift::{ConfigDrift, DriftSummary};
 use crate::core::error::{Error, Result};
-use crate::core::events::ChangeEvent;
+use crate::core::events::{ChangeEvent, kind};
 use crate::core::ids::{ConfigId, Environment};
 use crate::core::model::{
     AuditRecord, ConfigDocument, ConfigSummary, ConfigVersion, Metadata, SchemaVersion,
@@ -201,8 +201,8 @@ pub fn pb_audit(record: &AuditRecord) -> pb::AuditRecord {
         at: time(record.at),
         actor: record.actor.clone(),
         action: record.action.clone(),
-        config_id: subject(&record.action, &record.config_id, false),
-        flag_key: subject(&record.action, &record.config_id, true),
+        config_id: subject(kind::is_flag(&record.action), &record.config_id, false),
+        flag_key: subject(kind::is_flag(&record.action), &record.config_id, true),
         version: record.version.unwrap_or(0),
         environments: record.environments.clone(),
         message: record.message.clone().unwrap_or_default(),
@@ -248,9 +248,9 @@ pub fn pb_drift_report(report: &DriftReport) -> pb::DriftReport {
 pub fn pb_change(event: &ChangeEvent) -> pb::ChangeEvent {
     pb::ChangeEvent {
         revision: event.revision,
-        kind: event.kind.clone(),
-        config_id: subject(&event.kind, &event.config_id, false),
-        flag_key: subject(&event.kind, &event.config_id, true),
+        kind: event.kind.as_str().to_owned(),
+        config_id: subject(event.is_flag(), &event.config_id, false),
+        flag_key: subject(event.is_flag(), &event.config_id, true),
         version: event.version,
         checksum: event.checksum.clone(),
         actor: event.actor.clone(),
@@ -331,8 +331,8 @@ pub fn pb_change_request(request: &ChangeRequest) -> pb::ChangeRequest {
 }
 
 /// The subject id in the field for its kind (`config_id` or `flag_key`), empty in the other.
-fn subject(kind: &str, id: &str, flag_field: bool) -> String {
-    if crate::core::events::kind::is_flag(kind) == flag_field {
+fn subject(is_flag: bool, id: &str, flag_field: bool) -> String {
+    if is_flag == flag_field {
         id.to_owned()
     } else {
         String::new()

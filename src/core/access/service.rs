@@ -37,6 +37,14 @@ fn new_token_text() -> String {
     format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
 }
 
+/// Whether an identity may be remembered by a connection: API tokens and the admin token until
+/// a token changes (or their expiry, when they have one); JWTs never (each carries its own
+/// expiry and is verified every time).
+enum Memorable {
+    No,
+    Until(Option<DateTime<Utc>>),
+}
+
 /// The last credential one connection presented and whom it identified, so the next request
 /// on that connection with the same credential skips hashing and lookups. Valid while the
 /// token set is the one it was checked against (any create or revoke swaps the set) and the
@@ -311,19 +319,15 @@ impl AccessService {
         {
             return Ok(identity);
         }
-        let (identity, expires_at) = self.authenticate_with(credential)?;
-        if let (Some(credential), Some(expires_at)) = (credential, expires_at) {
+        let (identity, memorable) = self.authenticate_with(credential)?;
+        if let (Some(credential), Memorable::Until(expires_at)) = (credential, memorable) {
             memo.remember(credential, identity.clone(), tokens, expires_at);
         }
         Ok(identity)
     }
 
-    /// The identity, and (for the admin token and API tokens, which a token change or expiry
-    /// ends) how long it may be remembered: `Some(None)` until a token changes.
-    fn authenticate_with(
-        &self,
-        credential: Option<&str>,
-    ) -> Result<(Arc<Identity>, Option<Option<DateTime<Utc>>>)> {
+    /// The identity, and whether a connection may remember it.
+    fn authenticate_with(&self, credential: Option<&str>) -> Result<(Arc<Identity>, Memorable)> {
         let Some(credential) = credential.map(str::trim).filter(|c| !c.is_empty()) else {
             return Err(unauthenticated(
                 "authentication required: send Authorization: Bearer <token>",
@@ -333,12 +337,12 @@ impl AccessService {
         if let Some(admin) = &self.admin_token_hash
             && bool::from(admin.as_bytes().ct_eq(hash.as_bytes()))
         {
-            return Ok((self.admin.clone(), Some(None)));
+            return Ok((self.admin.clone(), Memorable::Until(None)));
         }
         if credential.starts_with(TOKEN_PREFIX) {
             return match self.cache.cached_tokens().get(&hash) {
                 Some(token) if token.is_active(now()) => {
-                    Ok((self.identity_of(token), Some(token.expires_at)))
+                    Ok((self.identity_of(token), Memorable::Until(token.expires_at)))
                 }
                 _ => Err(unauthenticated("invalid, expired or revoked token")),
             };
@@ -346,7 +350,7 @@ impl AccessService {
         match &self.jwt {
             Some(jwt) if credential.matches('.').count() == 2 => jwt
                 .verify(credential)
-                .map(|claims| (Arc::new(claims), None)),
+                .map(|claims| (Arc::new(claims), Memorable::No)),
             _ => Err(unauthenticated("invalid, expired or revoked token")),
         }
     }

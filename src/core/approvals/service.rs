@@ -7,7 +7,7 @@ use crate::core::access::model::Denial;
 use crate::core::access::{Caller, Permission};
 use crate::core::effective::changed_environments;
 use crate::core::error::{Error, Result};
-use crate::core::events::kind;
+use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::ConfigId;
 use crate::core::ids::Touched;
 use crate::core::model::{AuditDraft, ConfigVersion, Metadata};
@@ -114,7 +114,7 @@ impl ConfigService {
         &self,
         request: ChangeRequest,
         expected: Option<(ChangeRequestStatus, usize)>,
-        event: &'static str,
+        event: ChangeKind,
         action: &'static str,
         metadata: &Metadata,
     ) -> Result<ChangeRequest> {

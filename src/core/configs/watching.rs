@@ -69,7 +69,7 @@ impl ConfigService {
             .filter(|head| !head.deleted)
             .map(|head| ChangeEvent {
                 revision,
-                kind: kind::CONFIG_UPDATED.into(),
+                kind: kind::CONFIG_UPDATED,
                 config_id: head.latest.config_id.to_string(),
                 version: head.latest.version,
                 checksum: head.latest.checksum.clone(),

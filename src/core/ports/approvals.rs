@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use super::Committed;
 use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
 use crate::core::error::Result;
+use crate::core::events::ChangeKind;
 use crate::core::ids::ConfigId;
 use crate::core::model::AuditDraft;
 
@@ -16,7 +17,7 @@ use crate::core::model::AuditDraft;
 pub struct ChangeRequestWrite {
     pub request: ChangeRequest,
     pub expected: Option<(ChangeRequestStatus, usize)>,
-    pub kind: &'static str,
+    pub kind: ChangeKind,
     pub audit: AuditDraft,
 }
 

@@ -8,14 +8,14 @@ use chrono::{DateTime, Utc};
 use super::State;
 use crate::core::approvals::model::ChangeRequestStatus;
 use crate::core::error::Result;
-use crate::core::events::{ChangeEvent, kind};
+use crate::core::events::{ChangeEvent, ChangeKind, kind};
 use crate::core::model::{AuditDraft, AuditRecord};
 use crate::core::ports::{AppliedRequest, Committed, request_not_approved};
 use crate::store::change_event;
 
 /// What a write changed, for the change log and the audit.
 pub(super) struct Change<'a> {
-    pub kind: &'static str,
+    pub kind: ChangeKind,
     /// The config id, flag key or token id the change is about.
     pub subject: &'a str,
     /// The version the write made (or, for a delete, removed).
@@ -63,7 +63,7 @@ impl State {
     }
 
     /// Appends `kind` about `change`'s subject with the next revision, and its audit record.
-    fn record(&mut self, change: &Change<'_>, kind: &str, audit: &AuditDraft) -> ChangeEvent {
+    fn record(&mut self, change: &Change<'_>, kind: ChangeKind, audit: &AuditDraft) -> ChangeEvent {
         let event = change_event(
             self.changes.len() as u64 + 1,
             kind,

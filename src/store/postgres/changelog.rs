@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::rows::parse_json;
 use super::{PostgresStore, db_error};
 use crate::core::error::Result;
-use crate::core::events::ChangeEvent;
+use crate::core::events::{ChangeEvent, ChangeKind};
 use crate::core::model::AuditRecord;
 use crate::core::ports::{AuditQuery, ChangeLog};
 use crate::store::{to_i64, to_u64};
@@ -55,18 +55,20 @@ struct ChangeRow {
     at: DateTime<Utc>,
 }
 
-impl From<ChangeRow> for ChangeEvent {
-    fn from(row: ChangeRow) -> Self {
-        ChangeEvent {
+impl TryFrom<ChangeRow> for ChangeEvent {
+    type Error = crate::core::error::Error;
+
+    fn try_from(row: ChangeRow) -> Result<Self> {
+        Ok(ChangeEvent {
             revision: to_u64(row.revision),
-            kind: row.kind,
+            kind: ChangeKind::parse(&row.kind)?,
             config_id: row.config_id,
             version: to_u64(row.version),
             checksum: row.checksum,
             actor: row.actor,
             message: row.message,
             at: row.at,
-        }
+        })
     }
 }
 
@@ -93,7 +95,7 @@ impl ChangeLog for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        Ok(rows.into_iter().map(ChangeEvent::from).collect())
+        rows.into_iter().map(ChangeEvent::try_from).collect()
     }
 
     async fn latest_revision(&self) -> Result<u64> {

@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnection, PgPool};
 
 use super::{CHANGES_CHANNEL, PostgresStore, db_error, rows::to_json};
 use crate::core::error::Result;
-use crate::core::events::{ChangeEvent, kind};
+use crate::core::events::{ChangeEvent, ChangeKind, kind};
 use crate::core::model::AuditDraft;
 use crate::core::ports::{AppliedRequest, Committed, request_not_approved};
 use crate::store::{change_event, to_i64, to_u64};
@@ -21,7 +21,7 @@ const WRITE_LOCK_KEY: i64 = 0x5375_6d6d_6974; // "Summit"
 
 /// What a write changed, for the change log and the audit.
 pub(super) struct Change<'a> {
-    pub kind: &'static str,
+    pub kind: ChangeKind,
     /// The config id, flag key or token id the change is about.
     pub subject: &'a str,
     /// The version the write made (or, for a delete, removed).
@@ -189,11 +189,11 @@ async fn claim_request(
 async fn record_change(
     tx: &mut PgConnection,
     change: &Change<'_>,
-    kind: &str,
+    kind: ChangeKind,
     audit: &AuditDraft,
 ) -> Result<ChangeEvent> {
     let revision: i64 = sqlx::query_scalar(include_str!("queries/change_insert.sql"))
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(change.subject)
         .bind(to_i64(change.version))
         .bind(&change.checksum)

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::rows::{parse_json, parse_time};
 use super::{SqliteStore, db_error};
 use crate::core::error::Result;
-use crate::core::events::ChangeEvent;
+use crate::core::events::{ChangeEvent, ChangeKind};
 use crate::core::model::AuditRecord;
 use crate::core::ports::{AuditQuery, ChangeLog};
 use crate::store::{to_i64, to_u64};
@@ -58,7 +58,7 @@ impl ChangeRow {
     fn decode(self) -> Result<ChangeEvent> {
         Ok(ChangeEvent {
             revision: to_u64(self.revision),
-            kind: self.kind,
+            kind: ChangeKind::parse(&self.kind)?,
             config_id: self.config_id,
             version: to_u64(self.version),
             checksum: self.checksum,

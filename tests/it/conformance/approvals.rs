@@ -9,7 +9,7 @@ use summit_config::core::approvals::model::{
     Approval, ChangeOperation, ChangeRequest, ChangeRequestStatus,
 };
 use summit_config::core::error::Error;
-use summit_config::core::events::kind;
+use summit_config::core::events::{ChangeKind, kind};
 use summit_config::core::ids::ConfigId;
 use summit_config::core::model::{AuditDraft, ConfigDocument};
 use summit_config::core::ports::{
@@ -52,7 +52,7 @@ fn change_request(
 fn request_write(
     request: &ChangeRequest,
     expected: Option<(ChangeRequestStatus, usize)>,
-    kind: &'static str,
+    kind: ChangeKind,
 ) -> ChangeRequestWrite {
     ChangeRequestWrite {
         request: request.clone(),
@@ -60,7 +60,7 @@ fn request_write(
         kind,
         audit: AuditDraft {
             environments: request.environments.clone(),
-            ..audit_draft(kind, "bob", "review")
+            ..audit_draft(kind.as_str(), "bob", "review")
         },
     }
 }
@@ -258,9 +258,24 @@ pub(super) async fn change_requests_are_inserted_once_and_updated_by_compare_and
     assert_eq!(
         audited,
         [
-            (3, kind::CHANGE_REQUEST_APPROVED, "checkout", Some(1)),
-            (2, kind::CHANGE_REQUEST_APPROVED, "checkout", Some(1)),
-            (1, kind::CHANGE_REQUEST_CREATED, "checkout", Some(1)),
+            (
+                3,
+                kind::CHANGE_REQUEST_APPROVED.as_str(),
+                "checkout",
+                Some(1)
+            ),
+            (
+                2,
+                kind::CHANGE_REQUEST_APPROVED.as_str(),
+                "checkout",
+                Some(1)
+            ),
+            (
+                1,
+                kind::CHANGE_REQUEST_CREATED.as_str(),
+                "checkout",
+                Some(1)
+            ),
         ]
     );
     assert_eq!(
@@ -596,7 +611,7 @@ pub(super) async fn deleting_through_an_approved_request_marks_it_applied_and_on
         ),
         (
             revision + 2,
-            kind::CHANGE_REQUEST_APPLIED,
+            kind::CHANGE_REQUEST_APPLIED.as_str(),
             "checkout",
             2,
             v2_checksum.as_str(),
