@@ -1,4 +1,4 @@
-//! Pins the PostgreSQL test harness itself (`tests/common/postgres.rs`). Both tests skip when
+//! Pins the PostgreSQL test harness itself (`tests/it/common/postgres.rs`). Both tests skip when
 //! the harness finds no PostgreSQL (and fail instead when `CI` is set).
 
 use crate::common;
