@@ -278,3 +278,53 @@ async fn grpc_calls_need_a_token_with_the_right_role_and_scope() {
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
 }
+
+/// A refusal the core records itself (a write touching an environment outside the token's
+/// scope) is recorded once, and the internal marker that says so never reaches the client.
+#[tokio::test]
+async fn a_core_recorded_refusal_is_recorded_once_and_carries_no_internal_marker() {
+    let server = TestServer::spawn_with(|s| {
+        s.no_auth = false;
+        s.admin_token = Some(ADMIN.into());
+    })
+    .await;
+    let staging = token(
+        &server,
+        "staging-writer",
+        &["config-admin"],
+        json!({"environments": ["staging"]}),
+    )
+    .await;
+    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut configs = ConfigServiceClient::new(channel);
+    // A create touches every environment: refused to a staging-scoped writer.
+    let status = configs
+        .put_config(with_token(put("scoped-create"), Some(&staging)))
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.metadata().get("summit-denial-recorded").is_none(),
+        "internal marker leaked: {:?}",
+        status.metadata()
+    );
+    let response = server
+        .client
+        .get(server.url("/api/v1/audit/denied?limit=500"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let (_, denied) = body_of(response).await;
+    let refusals = denied["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["actor"] == "token:staging-writer")
+        .count();
+    assert_eq!(refusals, 1, "{denied}");
+}
