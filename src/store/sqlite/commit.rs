@@ -2,14 +2,20 @@
 //! write's expectations on its head row and write its rows (the aggregate's `Operation`) →
 //! claim the change request it applies → record its change and audit record with the next
 //! revision → record the follow-up (`change_request.applied`) → commit.
+//!
+//! Group commit: writes queue for one committer task, which commits every write waiting when it
+//! starts a transaction in that one transaction, each write in its own savepoint (its own
+//! expectations and result), so concurrent writers share one fsync under `synchronous=FULL`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteConnection;
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{timestamp, to_json};
 use super::{SqliteStore, db_error};
-use crate::core::error::Result;
+use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, ChangeKind, kind};
 use crate::core::model::AuditDraft;
 use crate::core::ports::{AppliedRequest, Committed, request_not_approved};
@@ -37,15 +43,106 @@ pub(super) trait Operation: Send + Sync + 'static {
     async fn apply<'a>(&'a self, tx: &mut SqliteConnection) -> Result<Change<'a>>;
 }
 
+/// The most writes one transaction commits; later ones wait for the next.
+const MAX_BATCH: usize = 64;
+
+/// A write waiting for the committer, and where its result goes.
+pub(super) struct QueuedWrite {
+    write: Box<dyn Operation>,
+    done: oneshot::Sender<Result<Committed>>,
+}
+
+/// Where writes queue for the committer task (which stops when this is dropped).
+pub(super) type WriteQueue = mpsc::UnboundedSender<QueuedWrite>;
+
+/// Starts the committer task on the writer pool.
+pub(super) fn start_committer(writer: SqlitePool) -> WriteQueue {
+    let (queue, queued) = mpsc::unbounded_channel();
+    tokio::spawn(run_committer(writer, queued));
+    queue
+}
+
 impl SqliteStore {
-    /// Commits one write through the recipe, on the single writer connection.
+    /// Commits one write through the recipe, together with any others waiting.
     pub(super) async fn commit(&self, write: impl Operation) -> Result<Committed> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
-        // Dropping the transaction on error rolls back whatever the write did.
-        let committed = stage(&mut tx, &write).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(committed)
+        let (done, answer) = oneshot::channel();
+        let write = Box::new(write);
+        self.write_queue
+            .send(QueuedWrite { write, done })
+            .map_err(|_| committer_stopped())?;
+        answer.await.map_err(|_| committer_stopped())?
     }
+}
+
+fn committer_stopped() -> Error {
+    Error::internal("the SQLite committer stopped")
+}
+
+/// Takes every queued write (up to `MAX_BATCH`) as one batch, commits it, answers each writer.
+async fn run_committer(writer: SqlitePool, mut queued: mpsc::UnboundedReceiver<QueuedWrite>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let writes: Vec<&dyn Operation> = batch.iter().map(|q| q.write.as_ref()).collect();
+        let results = commit_batch(&writer, &writes).await;
+        drop(writes);
+        match results {
+            Ok(results) => {
+                for (queued, result) in batch.drain(..).zip(results) {
+                    let _ = queued.done.send(result);
+                }
+            }
+            Err(error) => {
+                for queued in batch.drain(..) {
+                    let _ = queued.done.send(Err(batch_failure(&error)));
+                }
+            }
+        }
+    }
+}
+
+/// What each write of a batch whose transaction failed gets: nothing of it was committed.
+fn batch_failure(error: &Error) -> Error {
+    match error {
+        Error::Unavailable { reason } => Error::Unavailable {
+            reason: reason.clone(),
+        },
+        other => Error::internal(other),
+    }
+}
+
+/// Commits `writes` in one transaction: each keeps its own expectations and result (a failed
+/// write is rolled back to its savepoint, the others go on); revisions are numbered
+/// consecutively in the order given. `Err` when the transaction itself fails: then nothing of
+/// any write was committed.
+async fn commit_batch(
+    writer: &SqlitePool,
+    writes: &[&dyn Operation],
+) -> Result<Vec<Result<Committed>>> {
+    let mut tx = writer.begin().await.map_err(db_error)?;
+    if let [write] = writes {
+        // A write alone needs no savepoint: dropping the transaction on error rolls it back.
+        let result = stage(&mut tx, *write).await;
+        if result.is_ok() {
+            tx.commit().await.map_err(db_error)?;
+        }
+        return Ok(vec![result]);
+    }
+    let mut results = Vec::with_capacity(writes.len());
+    for write in writes {
+        let mut savepoint = tx.begin().await.map_err(db_error)?;
+        let result = stage(&mut savepoint, *write).await;
+        match result {
+            Ok(_) => savepoint.commit().await.map_err(db_error)?,
+            Err(_) => savepoint.rollback().await.map_err(db_error)?,
+        }
+        results.push(result);
+    }
+    if results.iter().any(Result::is_ok) {
+        tx.commit().await.map_err(db_error)?;
+    } else {
+        tx.rollback().await.map_err(db_error)?;
+    }
+    Ok(results)
 }
 
 /// One write's part of the transaction: its rows, the request it applies, its change and audit

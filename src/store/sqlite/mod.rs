@@ -1,6 +1,7 @@
 //! The embedded default: SQLite in WAL mode with `synchronous=FULL`, so an acknowledged write
-//! survives a crash. One writer connection serialises writes (every one through the commit
-//! recipe in `commit`); readers use their own pool.
+//! survives a crash. One writer connection serialises writes: every change goes through the
+//! commit recipe in `commit`, which commits concurrent writes together (group commit); readers
+//! use their own pool.
 //!
 //! One file per aggregate implements its port; the SQL lives in `queries/`.
 
@@ -28,7 +29,10 @@ mod rows;
 
 pub struct SqliteStore {
     reader: SqlitePool,
+    /// One connection: writes outside the commit recipe (denials, applied state) and the
+    /// committer's transactions take turns on it.
     writer: SqlitePool,
+    write_queue: commit::WriteQueue,
 }
 
 fn db_error(error: sqlx::Error) -> Error {
@@ -72,7 +76,12 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(db_error)?;
-        Ok(SqliteStore { reader, writer })
+        let write_queue = commit::start_committer(writer.clone());
+        Ok(SqliteStore {
+            reader,
+            writer,
+            write_queue,
+        })
     }
 
     pub fn shared(self) -> Arc<dyn Store> {
