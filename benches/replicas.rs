@@ -9,12 +9,17 @@
 //!   3. cached reads: closed loop, 64 connections, effective reads spread over the 1,000
 //!      configs, replica A against the SQLite server, alternating rounds;
 //!   4. start-up with 10,000 configs: wall time from spawn until the port accepts connections,
-//!      and the `millis` the server logs for "read cache loaded".
+//!      and the `millis` the server logs for "read cache loaded";
+//!   5. group commit: with fsync turned on in the cluster, versions/s from 1 and from 16
+//!      writers, and CPU per version of the server, PostgreSQL and the load generator.
 //!
 //! `cargo bench --bench replicas` (about 2 minutes; `-- --quick` for a smoke run with smaller
-//! counts). Without PostgreSQL server binaries it says so and exits 0. Not a test: it asserts
-//! nothing about speed and prints a Markdown table for docs/performance.md.
+//! counts; `-- --fsync-only` for case 5 alone). Without PostgreSQL server binaries it says so and
+//! exits 0. Not a test: it asserts nothing about speed and prints a Markdown table for
+//! docs/performance.md.
 
+#[path = "replicas/fsync_writes.rs"]
+mod fsync_writes;
 mod support;
 
 use support::{config_body, connect, free_port, max_throughput, ms, percentile, request, send};
@@ -42,6 +47,8 @@ const ROUNDS: usize = 5;
 
 struct Options {
     quick: bool,
+    /// Only case 5 (writes with fsync on).
+    fsync_only: bool,
     /// Writes per throughput run, spread over `ids` config ids (every id is written: reads
     /// and propagation use them all).
     writes: usize,
@@ -56,9 +63,11 @@ struct Options {
 
 fn options() -> Options {
     let quick = std::env::args().any(|a| a == "--quick");
+    let fsync_only = std::env::args().any(|a| a == "--fsync-only");
     if quick {
         Options {
             quick,
+            fsync_only,
             writes: 1_000,
             ids: 1_000,
             propagation_writes: 100,
@@ -70,6 +79,7 @@ fn options() -> Options {
     } else {
         Options {
             quick,
+            fsync_only,
             writes: 4_000,
             ids: 1_000,
             propagation_writes: 500,
@@ -429,6 +439,11 @@ async fn run(opts: Options) {
         );
         return;
     };
+    if opts.fsync_only {
+        let runs = fsync_writes::fsync_writes(&cluster, &opts).await;
+        print_fsync_writes(&runs, &opts);
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let pg_url = cluster.new_database().await;
     let pg_version: String = {
@@ -512,6 +527,9 @@ async fn run(opts: Options) {
             }
         }
     }
+    // 5. Group commit: last, since it turns fsync on for the whole cluster.
+    eprintln!("replicas: writes with fsync on");
+    let fsync_runs = fsync_writes::fsync_writes(&cluster, &opts).await;
     drop(cluster);
 
     let ids = opts.ids;
@@ -604,6 +622,35 @@ async fn run(opts: Options) {
             list(&walls),
             median(&loads),
             list(&loads),
+        );
+    }
+    print_fsync_writes(&fsync_runs, &opts);
+}
+
+/// Case 5 as its own table: the cluster's settings differ from the other cases'.
+fn print_fsync_writes(runs: &[fsync_writes::FsyncRun], opts: &Options) {
+    println!(
+        "\n### writes with fsync on (fsync=on, synchronous_commit=on, full_page_writes=on{})\n",
+        if opts.quick { "; --quick" } else { "" }
+    );
+    println!(
+        "| writers | versions/s ({} × 2 KB over {} ids) | CPU per version: server / PostgreSQL / load generator |\n|---|---|---|",
+        opts.writes, opts.ids
+    );
+    for run in runs {
+        let (server, database, bench) = run.cpu_per_version;
+        println!(
+            "| {} | {} | {server:.0} µs / {database:.0} µs / {bench:.0} µs |",
+            run.writers,
+            run.writes.figure()
+        );
+    }
+    if let [one, .., many] = runs {
+        println!(
+            "\n{} writers reach **{:.1}×** the versions/s of {}.",
+            many.writers,
+            many.writes.rate / one.writes.rate,
+            one.writers
         );
     }
 }
