@@ -100,3 +100,6 @@ impl Database for SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod group_commit_tests;
