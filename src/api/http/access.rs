@@ -174,7 +174,8 @@ pin_project_lite::pin_project! {
         Inner {
             #[pin]
             future: F,
-            watch: Option<Box<Watch>>,
+            // Inline, not boxed: no allocation on the request path.
+            watch: Option<Watch>,
         },
         Recording { future: BoxFuture<'static, Response> },
         Answered { response: Option<Response> },
@@ -210,11 +211,11 @@ impl<F> RecordRefusal<F> {
     ) -> Self {
         RecordRefusal::Inner {
             future,
-            watch: Some(Box::new(Watch {
+            watch: Some(Watch {
                 state,
                 caller,
                 operation,
-            })),
+            }),
         }
     }
 }
@@ -233,7 +234,7 @@ where
                     let refusal = response.extensions_mut().remove::<Refusal>();
                     match (refusal, watch.take()) {
                         (Some(refusal), Some(watch)) => RecordRefusal::Recording {
-                            future: Box::pin(record(*watch, refusal, response)),
+                            future: Box::pin(record(watch, refusal, response)),
                         },
                         _ => return Poll::Ready(Ok(response)),
                     }
