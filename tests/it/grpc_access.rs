@@ -312,6 +312,18 @@ async fn a_core_recorded_refusal_is_recorded_once_and_carries_no_internal_marker
         "internal marker leaked: {:?}",
         status.metadata()
     );
+    // A refusal the transport records (a missing permission) names the config like REST's.
+    let reader = token(&server, "reader", &["config-reader"], json!({})).await;
+    let status = configs
+        .put_config(with_token(put("read-only"), Some(&reader)))
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.metadata().get("summit-denial-resource").is_none(),
+        "internal marker leaked: {:?}",
+        status.metadata()
+    );
     let response = server
         .client
         .get(server.url("/api/v1/audit/denied?limit=500"))
@@ -327,4 +339,14 @@ async fn a_core_recorded_refusal_is_recorded_once_and_carries_no_internal_marker
         .filter(|d| d["actor"] == "token:staging-writer")
         .count();
     assert_eq!(refusals, 1, "{denied}");
+    assert!(
+        denied["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["actor"] == "token:reader"
+                && d["operation"] == "/summit.config.v1.ConfigService/PutConfig"
+                && d["resource"] == "read-only"),
+        "{denied}"
+    );
 }

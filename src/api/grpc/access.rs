@@ -43,6 +43,9 @@ pub struct AccessGuard<S> {
 /// leaves the server.
 pub const DENIAL_RECORDED: &str = "summit-denial-recorded";
 
+/// Set by `error.rs` on a refusal that names a config id or flag key; removed here likewise.
+pub const DENIAL_RESOURCE: &str = "summit-denial-resource";
+
 /// Services anyone may call, like REST's probes: health and reflection.
 fn is_open(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
@@ -125,8 +128,14 @@ where
             // caller's scopes) are recorded here, once; those the core recorded itself say so
             // in a header that never leaves the server.
             let recorded = response.headers_mut().remove(DENIAL_RECORDED).is_some();
+            let resource = response
+                .headers_mut()
+                .remove(DENIAL_RESOURCE)
+                .and_then(|value| value.to_str().ok().map(str::to_owned));
             if !recorded && let Some(reason) = permission_denied(&response) {
-                access.record_denial(&actor, &path, None, &reason).await;
+                access
+                    .record_denial(&actor, &path, resource.as_deref(), &reason)
+                    .await;
             }
             Ok(response)
         })

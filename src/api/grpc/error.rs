@@ -54,6 +54,15 @@ impl From<Error> for Status {
         {
             metadata.insert("summit-field", value);
         }
+        if let Error::Forbidden {
+            resource: Some(resource),
+            ..
+        } = &error
+            && let Ok(value) = resource.parse()
+        {
+            // For the access layer's record; removed before the answer leaves the server.
+            metadata.insert(super::access::DENIAL_RESOURCE, value);
+        }
         if let Error::Forbidden { recorded: true, .. } = &error {
             // The gate records handler refusals unless the core already did.
             metadata.insert(
