@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::http::{self, Request, Response};
+use axum::http::{Request, Response};
 use futures::future::BoxFuture;
 use tonic::Status;
 use tonic::body::Body;
@@ -97,14 +97,8 @@ where
                 return inner.call(request).await;
             }
             let caller = if access.enabled() {
-                let credential = request
-                    .headers()
-                    .get(http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split_once(' '))
-                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                    .map(|(_, credential)| credential.to_owned());
-                let identity = match access.authenticate(credential.as_deref()) {
+                let credential = crate::api::http::access::bearer(request.headers());
+                let identity = match access.authenticate(credential) {
                     Ok(identity) => identity,
                     Err(error) => {
                         metrics::counter!("summit_auth_failures_total").increment(1);

@@ -220,10 +220,6 @@ impl Caller {
         self.0.scopes.allows_resource(id)
     }
 
-    pub fn allows_environment(&self, environment: &str) -> bool {
-        self.0.scopes.allows_environment(environment)
-    }
-
     pub fn stamp(&self, metadata: Metadata) -> Metadata {
         if self.0.unrestricted {
             return metadata;
