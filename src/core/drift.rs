@@ -4,6 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::effective::valid_checksums;
+use super::error::Result;
 use super::model::{AppliedState, ConfigVersion};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,12 +60,12 @@ pub fn assess(
     reports: Vec<AppliedState>,
     stale_after: Duration,
     now: DateTime<Utc>,
-) -> ConfigDrift {
+) -> Result<ConfigDrift> {
     let mut summary = DriftSummary::default();
     let instances = reports
         .into_iter()
         .map(|report| {
-            let valid = valid_checksums(current, &report.environment, now);
+            let valid = valid_checksums(current, &report.environment, now)?;
             let status = if now - report.reported_at > stale_after {
                 summary.stale += 1;
                 DriftStatus::Stale
@@ -77,7 +78,7 @@ pub fn assess(
             };
             // The control view's checksum comes first among the valid ones.
             let expected_checksum = valid[0].to_owned();
-            InstanceDrift {
+            Ok(InstanceDrift {
                 instance_id: report.instance_id,
                 environment: report.environment,
                 version: report.version,
@@ -85,13 +86,13 @@ pub fn assess(
                 reported_at: report.reported_at,
                 status,
                 expected_checksum,
-            }
+            })
         })
-        .collect();
-    ConfigDrift {
-        config_id: current.config_id.to_string(),
+        .collect::<Result<_>>()?;
+    Ok(ConfigDrift {
+        config_id: current.id.to_string(),
         version: current.version,
         summary,
         instances,
-    }
+    })
 }

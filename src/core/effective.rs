@@ -335,13 +335,9 @@ impl EffectiveLayers {
 }
 
 /// The compiled views of a version, rendered on first use.
-pub fn layers_of(version: &ConfigVersion) -> &EffectiveLayers {
-    version.layers.get_or_init(|| {
-        Arc::new(EffectiveLayers::compile(
-            version.config_id.as_str(),
-            version.version,
-            &version.document,
-        ))
+pub fn layers_of(version: &ConfigVersion) -> Result<&EffectiveLayers> {
+    version.view(|version| {
+        EffectiveLayers::compile(version.id.as_str(), version.version, &version.document)
     })
 }
 
@@ -360,7 +356,7 @@ pub fn select(
         bucket_from_value(*value)?;
     }
     let doc = &version.document;
-    let compiled = layers_of(version);
+    let compiled = layers_of(version)?;
     let layers = compiled.for_env(env);
 
     let in_canary = match (&doc.canary, &layers.canary, compiled.canary_share) {
@@ -390,8 +386,8 @@ pub fn valid_checksums<'a>(
     version: &'a ConfigVersion,
     env: &str,
     now: DateTime<Utc>,
-) -> Vec<&'a str> {
-    let layers = layers_of(version).for_env(Some(env));
+) -> Result<Vec<&'a str>> {
+    let layers = layers_of(version)?.for_env(Some(env));
     let canary_on = version
         .document
         .canary
@@ -403,7 +399,7 @@ pub fn valid_checksums<'a>(
         out.extend(layers.canary.iter().map(|r| r.checksum.as_str()));
         out.extend(layers.canary_variants.iter().map(|r| r.checksum.as_str()));
     }
-    out
+    Ok(out)
 }
 
 /// Environments whose effective views differ between two documents; every one when the base
@@ -448,7 +444,7 @@ mod tests {
 
     fn version(doc: ConfigDocument) -> ConfigVersion {
         NewVersion {
-            config_id: ConfigId::parse("svc").unwrap(),
+            id: ConfigId::parse("svc").unwrap(),
             document: doc,
             metadata: Metadata {
                 actor: "t".into(),
@@ -561,7 +557,12 @@ mod tests {
         .assignment
         .clone();
         assert!(!a.canary);
-        assert_eq!(valid_checksums(&v, "production", Utc::now()).len(), 3);
+        assert_eq!(
+            valid_checksums(&v, "production", Utc::now())
+                .expect("checksums")
+                .len(),
+            3
+        );
     }
 
     #[test]

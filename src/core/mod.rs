@@ -18,6 +18,7 @@ pub mod rollout;
 mod rollout_vectors;
 pub mod secrets;
 pub mod validation;
+pub mod versioned;
 pub mod watch;
 
 /// The config service's former path (tests and benches name it).

@@ -1,31 +1,15 @@
 //! The domain model: versions, layers, schemas, audit records, applied state.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::effective::EffectiveLayers;
+use super::events::{ChangeKind, kind};
 use super::ids::ConfigId;
-
-/// Who made a change and why.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Metadata {
-    pub actor: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Set by the transport, never by the client: the `actor` the client named, when the
-    /// authenticated identity (now `actor`) differs from it. Audited, not stored with versions.
-    #[serde(skip)]
-    pub on_behalf_of: Option<String>,
-    /// Set by the transport for an environment-scoped identity: the change may touch only
-    /// these environments (the core checks what it computes the change touches).
-    #[serde(skip)]
-    pub allowed_environments: Option<Vec<String>>,
-}
+pub use super::versioned::Metadata;
+use super::versioned::{Document, DocumentKind, Head, NewVersion as Draft, Version};
 
 /// A gradual rollout of a patch to a share of one environment's traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,73 +57,20 @@ pub struct ConfigDocument {
     pub ab_test: Option<AbTest>,
 }
 
-impl ConfigDocument {
-    /// The version checksum: SHA-256 of the RFC 8785 form of the whole document (base,
-    /// overrides, canary, A/B test), so versions that differ in any layer differ here.
-    pub fn checksum(&self) -> crate::core::error::Result<String> {
-        let value = serde_json::to_value(self).map_err(crate::core::error::Error::internal)?;
-        Ok(crate::core::checksum::checksum(&value))
-    }
+impl Document for ConfigDocument {
+    type Id = ConfigId;
+    const KIND: DocumentKind = DocumentKind::Config;
+    const NAME: &'static str = "config";
+    const UPDATED: ChangeKind = kind::CONFIG_UPDATED;
+    const DELETED: ChangeKind = kind::CONFIG_DELETED;
 }
 
-/// One immutable version of a config.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConfigVersion {
-    pub config_id: ConfigId,
-    pub version: u64,
-    #[serde(flatten)]
-    pub document: ConfigDocument,
-    pub metadata: Metadata,
-    /// Checksum of the whole document (see docs/api.md).
-    pub checksum: String,
-    pub created_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollback_of: Option<u64>,
-    /// Pre-rendered effective views, computed once per version on first read.
-    #[serde(skip)]
-    pub layers: OnceLock<Arc<EffectiveLayers>>,
-}
-
+/// One immutable version of a config; its checksum covers the whole document (docs/api.md).
+pub type ConfigVersion = Version<ConfigDocument>;
 /// The newest version of a config and whether the config is deleted.
-#[derive(Debug, Clone)]
-pub struct ConfigHead {
-    pub latest: Arc<ConfigVersion>,
-    pub deleted: bool,
-}
-
-impl ConfigHead {
-    /// The version writes are compared with: 0 when the config does not exist (or was deleted).
-    pub fn live_version(&self) -> u64 {
-        if self.deleted { 0 } else { self.latest.version }
-    }
-}
-
-/// A version before the store numbers it.
-#[derive(Debug, Clone)]
-pub struct NewVersion {
-    pub config_id: ConfigId,
-    pub document: ConfigDocument,
-    pub metadata: Metadata,
-    pub checksum: String,
-    pub created_at: DateTime<Utc>,
-    pub rollback_of: Option<u64>,
-}
-
-impl NewVersion {
-    pub fn numbered(self, version: u64) -> ConfigVersion {
-        ConfigVersion {
-            config_id: self.config_id,
-            version,
-            document: self.document,
-            metadata: self.metadata,
-            checksum: self.checksum,
-            created_at: self.created_at,
-            rollback_of: self.rollback_of,
-            layers: OnceLock::new(),
-        }
-    }
-}
+pub type ConfigHead = Head<ConfigDocument>;
+/// A config version before the store numbers it.
+pub type NewVersion = Draft<ConfigDocument>;
 
 /// One registered JSON Schema of a config.
 #[derive(Debug, Clone, Serialize, Deserialize)]

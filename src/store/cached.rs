@@ -16,13 +16,16 @@ use crate::core::access::model::{ApiToken, Denial};
 use crate::core::approvals::model::ChangeRequest;
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
-use crate::core::flags::{FlagHead, FlagSet, FlagVersion};
+use crate::core::flags::{FlagDefinition, FlagHead, FlagSet, FlagVersion};
 use crate::core::ids::{ConfigId, FlagKey};
-use crate::core::model::{AppliedState, AuditRecord, ConfigHead, ConfigVersion, SchemaVersion};
+use crate::core::model::{
+    AppliedState, AuditRecord, ConfigDocument, ConfigHead, ConfigVersion, SchemaVersion,
+};
 use crate::core::ports::{
     AccessStore, AppliedStore, AuditQuery, ChangeLog, ChangeRequestQuery, ChangeRequestStore,
-    ChangeRequestWrite, Committed, ConfigStore, Database, DeleteWrite, FlagDeleteWrite, FlagStore,
-    FlagWrite, ReadCache, SchemaWrite, Store, TokenMap, TokenRevoke, TokenWrite, VersionWrite,
+    ChangeRequestWrite, Committed, ConfigDeleteWrite, ConfigWrite, Database, DocumentStore,
+    FlagDeleteWrite, FlagWrite, ReadCache, SchemaStore, SchemaWrite, Store, TokenMap, TokenRevoke,
+    TokenWrite,
 };
 
 pub struct CachedStore {
@@ -86,19 +89,18 @@ impl CachedStore {
     /// Wraps `inner`, loading at most `max_configs` heads into memory.
     pub async fn load_bounded(inner: Arc<dyn Store>, max_configs: usize) -> Result<Self> {
         let max_configs = max_configs.max(1);
-        let all = inner.heads().await?;
+        let all = DocumentStore::<ConfigDocument>::heads(&*inner).await?;
         let complete = all.len() <= max_configs;
         let heads = all
             .into_iter()
             .take(max_configs)
-            .map(|head| (head.latest.config_id.clone(), head))
+            .map(|head| (head.latest.id.clone(), head))
             .collect();
         let flags = FlagSet {
-            heads: inner
-                .flag_heads()
+            heads: DocumentStore::<FlagDefinition>::heads(&*inner)
                 .await?
                 .into_iter()
-                .map(|head| (head.latest.key.clone(), head))
+                .map(|head| (head.latest.id.clone(), head))
                 .collect(),
         };
         let tokens = tokens_by_hash(inner.tokens().await?);
@@ -147,7 +149,7 @@ impl CachedStore {
 
     /// Brings the cached head of `id` up to the store's, keeping whichever is later.
     pub async fn reload(&self, id: &ConfigId) -> Result<()> {
-        match self.observed(self.inner.head(id)).await? {
+        match self.observed(self.configs().head(id)).await? {
             Some(head) => self.remember(head),
             None => {
                 self.heads.remove(id);
@@ -158,7 +160,7 @@ impl CachedStore {
 
     /// Brings the cached head of flag `key` up to the store's, keeping whichever is later.
     pub async fn reload_flag(&self, key: &FlagKey) -> Result<()> {
-        match self.observed(self.inner.flag_head(key)).await? {
+        match self.observed(self.flag_store().head(key)).await? {
             Some(head) => self.remember_flag(head),
             None => self.forget_flag(key),
         }
@@ -235,6 +237,14 @@ impl CachedStore {
         self.reload_flag(&key).await
     }
 
+    fn configs(&self) -> &dyn DocumentStore<ConfigDocument> {
+        &*self.inner
+    }
+
+    fn flag_store(&self) -> &dyn DocumentStore<FlagDefinition> {
+        &*self.inner
+    }
+
     /// Records that every change up to `revision` is reflected in the cache.
     pub fn mark_applied(&self, revision: u64) {
         self.applied.fetch_max(revision, Ordering::Release);
@@ -264,7 +274,7 @@ impl CachedStore {
 
     /// Keeps the later of the cached and the given head.
     fn remember(&self, head: ConfigHead) {
-        let id = head.latest.config_id.clone();
+        let id = head.latest.id.clone();
         if !self.heads.contains_key(&id) && self.heads.len() >= self.max_configs {
             self.evict_one_except(&id);
         }
@@ -278,13 +288,13 @@ impl CachedStore {
     /// the new set is built (an upgradable read admits them; it also serialises writers).
     fn remember_flag(&self, head: FlagHead) {
         let flags = self.flags.upgradable_read();
-        if let Some(cached) = flags.heads.get(&head.latest.key)
+        if let Some(cached) = flags.heads.get(&head.latest.id)
             && !supersedes(flag_state(&head), flag_state(cached))
         {
             return;
         }
         let mut next = FlagSet::clone(&flags);
-        next.heads.insert(head.latest.key.clone(), head);
+        next.heads.insert(head.latest.id.clone(), head);
         *RwLockUpgradableReadGuard::upgrade(flags) = Arc::new(next);
     }
 
@@ -313,13 +323,13 @@ impl CachedStore {
 }
 
 #[async_trait]
-impl ConfigStore for CachedStore {
+impl DocumentStore<ConfigDocument> for CachedStore {
     async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
         if let Some(head) = self.cached_head(id) {
             return Ok(Some(head));
         }
         let skipped = self.skipped.load(Ordering::Relaxed);
-        let head = self.observed(self.inner.head(id)).await?;
+        let head = self.observed(self.configs().head(id)).await?;
         // A change skipped while this fetch ran may be newer than what it read: then serve the
         // answer but do not keep it.
         if let Some(head) = &head
@@ -332,15 +342,15 @@ impl ConfigStore for CachedStore {
 
     async fn heads(&self) -> Result<Vec<ConfigHead>> {
         if !self.complete.load(Ordering::Relaxed) {
-            return self.observed(self.inner.heads()).await;
+            return self.observed(self.configs().heads()).await;
         }
         let mut heads: Vec<ConfigHead> = self.heads.iter().map(|e| e.value().clone()).collect();
-        heads.sort_by(|a, b| a.latest.config_id.cmp(&b.latest.config_id));
+        heads.sort_by(|a, b| a.latest.id.cmp(&b.latest.id));
         Ok(heads)
     }
 
     async fn version(&self, id: &ConfigId, version: u64) -> Result<Option<ConfigVersion>> {
-        self.observed(self.inner.version(id, version)).await
+        self.observed(self.configs().version(id, version)).await
     }
 
     async fn versions(
@@ -349,18 +359,15 @@ impl ConfigStore for CachedStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<ConfigVersion>> {
-        self.observed(self.inner.versions(id, before, limit)).await
+        self.observed(self.configs().versions(id, before, limit))
+            .await
     }
 
-    async fn append_version(&self, write: VersionWrite) -> Result<Committed> {
+    async fn append(&self, write: ConfigWrite) -> Result<Committed> {
         let new_version = write.version.clone();
-        let id = new_version.config_id.clone();
+        let id = new_version.id.clone();
         let committed = self
-            .refreshing_on_conflict(
-                id.as_str(),
-                self.inner.append_version(write),
-                self.reload(&id),
-            )
+            .refreshing_on_conflict(id.as_str(), self.configs().append(write), self.reload(&id))
             .await?;
         self.remember(ConfigHead {
             latest: Arc::new(new_version.numbered(committed.version)),
@@ -369,14 +376,10 @@ impl ConfigStore for CachedStore {
         Ok(committed)
     }
 
-    async fn delete_config(&self, write: DeleteWrite) -> Result<Committed> {
-        let id = write.config_id.clone();
+    async fn delete(&self, write: ConfigDeleteWrite) -> Result<Committed> {
+        let id = write.id.clone();
         let committed = self
-            .refreshing_on_conflict(
-                id.as_str(),
-                self.inner.delete_config(write),
-                self.reload(&id),
-            )
+            .refreshing_on_conflict(id.as_str(), self.configs().delete(write), self.reload(&id))
             .await?;
         // Only the version this delete removed: a newer one may already be cached (re-created
         // through another replica and applied by the follower meanwhile).
@@ -387,7 +390,10 @@ impl ConfigStore for CachedStore {
         }
         Ok(committed)
     }
+}
 
+#[async_trait]
+impl SchemaStore for CachedStore {
     async fn schema(&self, id: &ConfigId) -> Result<Option<SchemaVersion>> {
         self.observed(self.inner.schema(id)).await
     }
@@ -400,37 +406,37 @@ impl ConfigStore for CachedStore {
 }
 
 #[async_trait]
-impl FlagStore for CachedStore {
-    async fn flag_heads(&self) -> Result<Vec<FlagHead>> {
+impl DocumentStore<FlagDefinition> for CachedStore {
+    async fn heads(&self) -> Result<Vec<FlagHead>> {
         // The set is ordered by key.
         Ok(self.flags.read().heads.values().cloned().collect())
     }
 
-    async fn flag_head(&self, key: &FlagKey) -> Result<Option<FlagHead>> {
+    async fn head(&self, key: &FlagKey) -> Result<Option<FlagHead>> {
         Ok(self.flags.read().heads.get(key).cloned())
     }
 
-    async fn flag_version(&self, key: &FlagKey, version: u64) -> Result<Option<FlagVersion>> {
-        self.observed(self.inner.flag_version(key, version)).await
+    async fn version(&self, key: &FlagKey, version: u64) -> Result<Option<FlagVersion>> {
+        self.observed(self.flag_store().version(key, version)).await
     }
 
-    async fn flag_versions(
+    async fn versions(
         &self,
         key: &FlagKey,
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<FlagVersion>> {
-        self.observed(self.inner.flag_versions(key, before, limit))
+        self.observed(self.flag_store().versions(key, before, limit))
             .await
     }
 
-    async fn append_flag_version(&self, write: FlagWrite) -> Result<Committed> {
+    async fn append(&self, write: FlagWrite) -> Result<Committed> {
         let new_version = write.version.clone();
-        let key = new_version.key.clone();
+        let key = new_version.id.clone();
         let committed = self
             .refreshing_on_conflict(
                 key.as_str(),
-                self.inner.append_flag_version(write),
+                self.flag_store().append(write),
                 self.reload_flag(&key),
             )
             .await?;
@@ -441,12 +447,12 @@ impl FlagStore for CachedStore {
         Ok(committed)
     }
 
-    async fn delete_flag(&self, write: FlagDeleteWrite) -> Result<Committed> {
-        let key = write.key.clone();
+    async fn delete(&self, write: FlagDeleteWrite) -> Result<Committed> {
+        let key = write.id.clone();
         let committed = self
             .refreshing_on_conflict(
                 key.as_str(),
-                self.inner.delete_flag(write),
+                self.flag_store().delete(write),
                 self.reload_flag(&key),
             )
             .await?;
@@ -587,7 +593,7 @@ impl ReadCache for CachedStore {
     }
 
     async fn fresh_heads(&self) -> Result<Vec<ConfigHead>> {
-        self.observed(self.inner.heads()).await
+        self.observed(self.configs().heads()).await
     }
 
     async fn fresh_head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {

@@ -14,7 +14,8 @@ use summit_config::core::error::Error;
 use summit_config::core::ids::ConfigId;
 use summit_config::core::model::{AuditDraft, ConfigDocument, Metadata, NewVersion};
 use summit_config::core::ports::{
-    AuditQuery, ChangeLog, ConfigStore, DeleteWrite, SchemaWrite, VersionWrite,
+    AuditQuery, ChangeLog, ConfigWrite, DeleteWrite, Documents, SchemaStore, SchemaWrite,
+    VersionWrite,
 };
 use summit_config::core::service::now;
 use summit_config::store::PostgresStore;
@@ -36,11 +37,11 @@ fn audit(action: &'static str) -> AuditDraft {
     }
 }
 
-fn version_write(config_id: &str, expected_live: u64) -> VersionWrite {
+fn version_write(config_id: &str, expected_live: u64) -> ConfigWrite {
     let config = json!({"owner": config_id, "expected": expected_live});
     VersionWrite {
         version: NewVersion {
-            config_id: id(config_id),
+            id: id(config_id),
             checksum: checksum(&config),
             document: ConfigDocument {
                 config,
@@ -98,7 +99,8 @@ struct Plug {
 impl Plug {
     async fn insert(store: &Arc<PostgresStore>, url: &str) -> Plug {
         store
-            .append_version(version_write("plug", 0))
+            .configs()
+            .append(version_write("plug", 0))
             .await
             .unwrap();
         let mut blocker = PgConnection::connect(url).await.unwrap();
@@ -108,7 +110,7 @@ impl Plug {
             .unwrap();
         let writer = store.clone();
         let write = tokio::spawn(async move {
-            let committed = writer.append_version(version_write("plug", 1)).await?;
+            let committed = writer.configs().append(version_write("plug", 1)).await?;
             Ok(committed.event.revision)
         });
         // Until the committer waits for the row lock.
@@ -144,7 +146,7 @@ async fn concurrent_writers_each_get_their_own_version_and_gap_free_revisions() 
         let store = store.clone();
         tokio::spawn(async move {
             let config_id = format!("cfg-{n:02}");
-            let committed = store.append_version(version_write(&config_id, 0)).await;
+            let committed = store.configs().append(version_write(&config_id, 0)).await;
             (config_id, committed.unwrap())
         })
     });
@@ -159,7 +161,7 @@ async fn concurrent_writers_each_get_their_own_version_and_gap_free_revisions() 
     for (config_id, write) in &committed {
         assert_eq!(write.version, 1);
         assert_eq!(&write.event.config_id, config_id);
-        let head = store.head(&id(config_id)).await.unwrap().unwrap();
+        let head = store.configs().head(&id(config_id)).await.unwrap().unwrap();
         assert_eq!(head.latest.checksum, write.event.checksum);
     }
     let audit = store
@@ -184,9 +186,9 @@ async fn writes_queued_behind_a_commit_commit_together_and_a_failed_expectation_
 
     // Queued while the plug's commit waits: two writes race for version 1 of `twin`, a delete
     // of a config that does not exist, and writes that cannot fail (one of them a schema).
-    let spawn_write = |write: VersionWrite| {
+    let spawn_write = |write: ConfigWrite| {
         let store = store.clone();
-        tokio::spawn(async move { store.append_version(write).await })
+        tokio::spawn(async move { store.configs().append(write).await })
     };
     let twins = [
         spawn_write(version_write("twin", 0)),
@@ -199,8 +201,9 @@ async fn writes_queued_behind_a_commit_commit_together_and_a_failed_expectation_
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .delete_config(DeleteWrite {
-                    config_id: id("absent"),
+                .configs()
+                .delete(DeleteWrite {
+                    id: id("absent"),
                     expected_live: 0,
                     audit: audit("config.delete"),
                     at: now(),
@@ -265,7 +268,7 @@ async fn a_queued_write_whose_caller_went_away_is_still_committed_whole() {
     let plug = Plug::insert(&store, &url).await;
     let abandoned = tokio::time::timeout(
         Duration::from_millis(100),
-        store.append_version(version_write("abandoned", 0)),
+        store.configs().append(version_write("abandoned", 0)),
     )
     .await;
     assert!(abandoned.is_err(), "the write waits behind the plug");
@@ -276,7 +279,12 @@ async fn a_queued_write_whose_caller_went_away_is_still_committed_whole() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(revisions(&store).await, [1, 2, 3]);
-    let head = store.head(&id("abandoned")).await.unwrap().unwrap();
+    let head = store
+        .configs()
+        .head(&id("abandoned"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(head.latest.version, 1);
     let audit = store
         .audit(AuditQuery {

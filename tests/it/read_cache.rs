@@ -7,7 +7,7 @@ use summit_config::core::access::model::{ApiToken, Role, Scopes};
 use summit_config::core::checksum::checksum;
 use summit_config::core::ids::ConfigId;
 use summit_config::core::model::{AuditDraft, ConfigDocument, Metadata, NewVersion};
-use summit_config::core::ports::{ConfigStore, ReadCache, Store, TokenWrite, VersionWrite};
+use summit_config::core::ports::{Documents, ReadCache, Store, TokenWrite, VersionWrite};
 use summit_config::core::service::now;
 use summit_config::store::{CachedStore, MemoryStore};
 
@@ -16,9 +16,10 @@ async fn store_with(ids: &[&str]) -> Arc<dyn Store> {
     for id in ids {
         let config = json!({"id": id});
         store
-            .append_version(VersionWrite {
+            .configs()
+            .append(VersionWrite {
                 version: NewVersion {
-                    config_id: ConfigId::parse(id).unwrap(),
+                    id: ConfigId::parse(id).unwrap(),
                     checksum: checksum(&config),
                     document: ConfigDocument {
                         config,
@@ -59,18 +60,23 @@ async fn a_bounded_cache_keeps_at_most_its_bound_and_still_answers_everything() 
         .unwrap();
     assert_eq!(cache.cached_configs(), 3);
     let listed: Vec<String> = cache
+        .configs()
         .heads()
         .await
         .unwrap()
         .into_iter()
-        .map(|h| h.latest.config_id.to_string())
+        .map(|h| h.latest.id.to_string())
         .collect();
     assert_eq!(
         listed, ids,
         "lists come from the store once the cache is incomplete"
     );
     for id in ids {
-        let head = cache.head(&ConfigId::parse(id).unwrap()).await.unwrap();
+        let head = cache
+            .configs()
+            .head(&ConfigId::parse(id).unwrap())
+            .await
+            .unwrap();
         assert_eq!(head.unwrap().latest.document.config, json!({"id": id}));
         assert!(cache.cached_configs() <= 3, "the bound holds after misses");
     }
@@ -82,7 +88,7 @@ async fn an_unbounded_cache_answers_lists_from_memory() {
     let cache = CachedStore::load(store_with(&ids).await).await.unwrap();
     assert_eq!(cache.cached_configs(), 2);
     assert!(cache.cached_head(&ConfigId::parse("a").unwrap()).is_some());
-    assert_eq!(cache.heads().await.unwrap().len(), 2);
+    assert_eq!(cache.configs().heads().await.unwrap().len(), 2);
 }
 
 #[tokio::test]

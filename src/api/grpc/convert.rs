@@ -109,7 +109,7 @@ pub fn time(at: chrono::DateTime<chrono::Utc>) -> String {
 
 pub fn pb_version(version: &ConfigVersion) -> pb::ConfigVersion {
     pb::ConfigVersion {
-        config_id: version.config_id.to_string(),
+        config_id: version.id.to_string(),
         version: version.version,
         document: Some(pb_document(&version.document)),
         metadata: Some(pb_metadata(&version.metadata)),
@@ -130,7 +130,7 @@ pub fn pb_config_summary(summary: &ConfigSummary) -> pb::ConfigSummary {
 
 pub fn pb_created(version: &ConfigVersion) -> pb::VersionCreated {
     pb::VersionCreated {
-        config_id: version.config_id.to_string(),
+        config_id: version.id.to_string(),
         version: version.version,
         checksum: version.checksum.clone(),
         created_at: time(version.created_at),

@@ -31,9 +31,9 @@ fn flag_key(raw: &str) -> Result<FlagKey, Error> {
 
 fn pb_flag(flag: &FlagVersion) -> pb::Flag {
     pb::Flag {
-        flag_key: flag.key.to_string(),
+        flag_key: flag.id.to_string(),
         version: flag.version,
-        definition_json: json_text(&flag.definition),
+        definition_json: json_text(&flag.document),
         metadata: Some(cv::pb_metadata(&flag.metadata)),
         checksum: flag.checksum.clone(),
         created_at: time(flag.created_at),
@@ -43,7 +43,7 @@ fn pb_flag(flag: &FlagVersion) -> pb::Flag {
 
 fn pb_created(flag: &FlagVersion) -> pb::FlagCreated {
     pb::FlagCreated {
-        flag_key: flag.key.to_string(),
+        flag_key: flag.id.to_string(),
         version: flag.version,
         checksum: flag.checksum.clone(),
         created_at: time(flag.created_at),

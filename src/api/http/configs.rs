@@ -88,7 +88,7 @@ pub fn expected_version(headers: &HeaderMap, body: Option<u64>) -> Result<Option
 
 fn created(version: &ConfigVersion) -> Response {
     let body = VersionCreated {
-        config_id: version.config_id.clone(),
+        config_id: version.id.clone(),
         version: version.version,
         checksum: version.checksum.clone(),
         created_at: version.created_at,
@@ -99,7 +99,7 @@ fn created(version: &ConfigVersion) -> Response {
     headers.insert(header::ETAG, version_etag(version.version));
     if let Ok(location) = HeaderValue::from_str(&format!(
         "/api/v1/configs/{}/versions/{}",
-        version.config_id, version.version
+        version.id, version.version
     )) {
         headers.insert(header::LOCATION, location);
     }

@@ -67,7 +67,7 @@ struct FlagCreated<'a> {
 
 fn created(flag: &FlagVersion) -> Response {
     let body = FlagCreated {
-        flag_key: &flag.key,
+        flag_key: &flag.id,
         version: flag.version,
         checksum: &flag.checksum,
         created_at: flag.created_at,
@@ -78,7 +78,7 @@ fn created(flag: &FlagVersion) -> Response {
     headers.insert(header::ETAG, version_etag(flag.version));
     if let Ok(location) = HeaderValue::from_str(&format!(
         "/api/v1/feature-flags/{}/versions/{}",
-        flag.key, flag.version
+        flag.id, flag.version
     )) {
         headers.insert(header::LOCATION, location);
     }

@@ -2,6 +2,7 @@
 
 use super::{ConfigService, now};
 use crate::core::access::{Caller, Permission};
+use crate::core::ports::Documents;
 use std::collections::BTreeMap;
 
 use chrono::Utc;
@@ -75,12 +76,7 @@ impl ConfigService {
             reported_at: now(),
         };
         self.store.record_applied(state.clone()).await?;
-        Ok(assess(
-            &current,
-            vec![state],
-            self.settings.stale_after,
-            Utc::now(),
-        ))
+        assess(&current, vec![state], self.settings.stale_after, Utc::now())
     }
 
     pub async fn drift(
@@ -101,12 +97,7 @@ impl ConfigService {
             .into_iter()
             .filter(|r| environment.is_none_or(|e| r.environment == e.as_str()))
             .collect();
-        Ok(assess(
-            &current,
-            reports,
-            self.settings.stale_after,
-            Utc::now(),
-        ))
+        assess(&current, reports, self.settings.stale_after, Utc::now())
     }
 
     pub async fn drift_report(&self, caller: &Caller) -> Result<DriftReport> {
@@ -122,10 +113,10 @@ impl ConfigService {
         let mut summary = DriftSummary::default();
         let mut configs = Vec::new();
         for (id, reports) in by_config {
-            let Some(head) = self.store.head(&id).await?.filter(|h| !h.deleted) else {
+            let Some(head) = self.store.configs().head(&id).await?.filter(|h| !h.deleted) else {
                 continue;
             };
-            let drift = assess(&head.latest, reports, self.settings.stale_after, Utc::now());
+            let drift = assess(&head.latest, reports, self.settings.stale_after, Utc::now())?;
             summary.in_sync += drift.summary.in_sync;
             summary.drifted += drift.summary.drifted;
             summary.stale += drift.summary.stale;

@@ -23,6 +23,7 @@ use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeBus, ChangeEvent};
 use crate::core::ids::ConfigId;
 use crate::core::model::ConfigVersion;
+use crate::core::ports::Documents;
 use crate::core::ports::{Committed, ReadCache, Storage, Store};
 use crate::core::secrets::SecretResolver;
 
@@ -133,7 +134,7 @@ impl ConfigService {
     }
 
     async fn live_version(&self, id: &ConfigId) -> Result<Arc<ConfigVersion>> {
-        match self.store.head(id).await? {
+        match self.store.configs().head(id).await? {
             Some(head) if !head.deleted => Ok(head.latest),
             _ => Err(Error::not_found("config", id.as_str())),
         }

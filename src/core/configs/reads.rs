@@ -2,6 +2,7 @@
 
 use super::{ConfigService, SECRET_DEADLINE};
 use crate::core::access::{Caller, Permission};
+use crate::core::ports::Documents;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -91,14 +92,15 @@ impl ConfigService {
         caller.require(Permission::Read)?;
         Ok(self
             .store
+            .configs()
             .heads()
             .await?
             .into_iter()
             .filter(|h| !h.deleted)
-            .filter(|h| prefix.is_none_or(|p| h.latest.config_id.as_str().starts_with(p)))
-            .filter(|h| caller.allows_resource(h.latest.config_id.as_str()))
+            .filter(|h| prefix.is_none_or(|p| h.latest.id.as_str().starts_with(p)))
+            .filter(|h| caller.allows_resource(h.latest.id.as_str()))
             .map(|h| ConfigSummary {
-                config_id: h.latest.config_id.clone(),
+                config_id: h.latest.id.clone(),
                 version: h.latest.version,
                 checksum: h.latest.checksum.clone(),
                 updated_at: h.latest.created_at,
@@ -114,10 +116,10 @@ impl ConfigService {
         limit: u32,
     ) -> Result<Page<ConfigVersion>> {
         caller.require_on(Permission::Read, id.as_str())?;
-        if self.store.head(id).await?.is_none() {
+        if self.store.configs().head(id).await?.is_none() {
             return Err(Error::not_found("config", id.as_str()));
         }
-        let items = self.store.versions(id, cursor, limit).await?;
+        let items = self.store.configs().versions(id, cursor, limit).await?;
         let next_cursor = (items.len() == limit as usize)
             .then(|| items.last().map(|v| v.version))
             .flatten()
@@ -175,9 +177,10 @@ impl ConfigService {
         );
         let patch = match environment {
             Some(env) => {
-                let view =
-                    |v: &ConfigVersion| layers_of(v).for_env(Some(env.as_str())).control.value();
-                diff(&view(&old), &view(&new))
+                let view = |v: &ConfigVersion| -> Result<Value> {
+                    Ok(layers_of(v)?.for_env(Some(env.as_str())).control.value())
+                };
+                diff(&view(&old)?, &view(&new)?)
             }
             None => {
                 let doc =
@@ -209,7 +212,7 @@ impl ConfigService {
         // The read cache answers without I/O; only a miss takes the asynchronous path.
         let head = match self.cache.cached_head(id) {
             Some(head) => Some(head),
-            None => self.store.head(id).await?,
+            None => self.store.configs().head(id).await?,
         };
         let version = match head {
             Some(head) if !head.deleted => head.latest,
@@ -232,7 +235,7 @@ impl ConfigService {
         if query.resolve_secrets {
             caller.require(Permission::ResolveSecrets)?;
         }
-        let version = match self.store.head(id).await? {
+        let version = match self.store.configs().head(id).await? {
             Some(head) if head.latest.version == version => head.latest,
             _ => Arc::new(self.stored_version(id, version).await?),
         };
@@ -252,7 +255,7 @@ impl ConfigService {
             None
         };
         Ok(EffectiveConfig {
-            config_id: version.config_id.clone(),
+            config_id: version.id.clone(),
             version: version.version,
             environment: query.environment.clone(),
             view,

@@ -3,6 +3,7 @@
 use super::{ConfigService, now};
 use crate::core::access::{Caller, Permission};
 use crate::core::ids::Touched;
+use crate::core::ports::Documents;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -59,7 +60,7 @@ impl ConfigService {
         metadata: Metadata,
     ) -> Result<SchemaVersion> {
         let _guard = self.lock(id).await;
-        let head = self.store.head(id).await?.filter(|h| !h.deleted);
+        let head = self.store.configs().head(id).await?.filter(|h| !h.deleted);
         if let Some(head) = &head {
             let violations = compiled.check(&head.latest.document, &self.secrets);
             if !violations.is_empty() {

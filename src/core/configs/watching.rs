@@ -70,7 +70,7 @@ impl ConfigService {
             .map(|head| ChangeEvent {
                 revision,
                 kind: kind::CONFIG_UPDATED,
-                config_id: head.latest.config_id.to_string(),
+                config_id: head.latest.id.to_string(),
                 version: head.latest.version,
                 checksum: head.latest.checksum.clone(),
                 actor: head.latest.metadata.actor.clone(),

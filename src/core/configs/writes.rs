@@ -3,6 +3,8 @@
 use super::{ConfigService, Written, now};
 use crate::core::access::{Caller, Permission};
 use crate::core::ids::Touched;
+use crate::core::ports::Documents;
+use crate::core::versioned::Document;
 
 use crate::core::approvals::model::ChangeOperation;
 use crate::core::effective::LayerValue;
@@ -106,7 +108,7 @@ impl ConfigService {
             applies,
         } = proposed;
         let _guard = self.lock(id).await;
-        let mut head = self.store.head(id).await?;
+        let mut head = self.store.configs().head(id).await?;
         let mut live = head.as_ref().map_or(0, |h| h.live_version());
         if expected.is_some_and(|e| e != live) && self.store.shared_by_replicas() {
             // This replica's cache may lag a write made through another: ask the database
@@ -163,7 +165,7 @@ impl ConfigService {
                 .map(|request| Written::Pending(Box::new(request)));
         }
         let new_version = NewVersion {
-            config_id: id.clone(),
+            id: id.clone(),
             checksum: doc.checksum()?,
             document: doc,
             metadata,
@@ -179,7 +181,7 @@ impl ConfigService {
         };
         let store = self.store.clone();
         let committed = self
-            .commit(async move { store.append_version(write).await })
+            .commit(async move { store.configs().append(write).await })
             .await?;
         Ok(Written::Done(new_version.numbered(committed.version)))
     }
@@ -258,7 +260,7 @@ impl ConfigService {
                 .map(|request| Written::Pending(Box::new(request)));
         }
         let write = DeleteWrite {
-            config_id: id.clone(),
+            id: id.clone(),
             expected_live: live,
             audit: AuditDraft {
                 actor: metadata.actor,
@@ -272,7 +274,7 @@ impl ConfigService {
         };
         let store = self.store.clone();
         let committed = self
-            .commit(async move { store.delete_config(write).await })
+            .commit(async move { store.configs().delete(write).await })
             .await?;
         Ok(Written::Done(committed.version))
     }

@@ -2,8 +2,6 @@
 //! Pure and deterministic: the same flag version, environment and context always give the same
 //! answer, on every replica and in every client that reproduces the bucketing.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -158,17 +156,16 @@ fn failure(code: EvaluationErrorCode, message: impl Into<String>) -> EvaluationF
 }
 
 /// The compiled form of `flag`, built on first use.
-pub fn compiled(flag: &FlagVersion) -> std::result::Result<&Arc<CompiledFlag>, EvaluationFailure> {
-    if let Some(compiled) = flag.compiled.get() {
-        return Ok(compiled);
+pub fn compiled(flag: &FlagVersion) -> std::result::Result<&CompiledFlag, EvaluationFailure> {
+    let general = |message: String| failure(EvaluationErrorCode::General, message);
+    let made = flag.view(|flag| compile(&flag.id, &flag.document).map_err(|e| e.to_string()));
+    match made {
+        Ok(Ok(compiled)) => Ok(compiled),
+        Ok(Err(error)) => Err(general(format!(
+            "stored flag definition is invalid: {error}"
+        ))),
+        Err(error) => Err(general(error.to_string())),
     }
-    let built = compile(&flag.key, &flag.definition).map_err(|error| {
-        failure(
-            EvaluationErrorCode::General,
-            format!("stored flag definition is invalid: {error}"),
-        )
-    })?;
-    Ok(flag.compiled.get_or_init(|| Arc::new(built)))
 }
 
 /// Evaluates `flag` for `context` in `environment` (prerequisites are looked up in `flags`).
@@ -179,7 +176,7 @@ pub fn evaluate(
     context: &EvaluationContext,
 ) -> Evaluation {
     Evaluation {
-        key: flag.key.to_string(),
+        key: flag.id.to_string(),
         version: flag.version,
         outcome: resolve(
             flags,
@@ -209,7 +206,7 @@ fn resolve(
     let targeting = compiled.targeting(environment);
     let serve =
         |variant: &str, reason: Reason| -> std::result::Result<Resolution, EvaluationFailure> {
-            let value = flag.definition.variants.get(variant).ok_or_else(|| {
+            let value = flag.document.variants.get(variant).ok_or_else(|| {
                 failure(
                     EvaluationErrorCode::General,
                     format!("variant '{variant}' is not defined"),
@@ -363,6 +360,8 @@ fn test(test: &Test, actual: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::core::flags::model::{FlagDefinition, FlagHead, NewFlagVersion};
     use crate::core::ids::FlagKey;
@@ -373,8 +372,8 @@ mod tests {
         let definition: FlagDefinition = serde_json::from_value(definition).unwrap();
         Arc::new(
             NewFlagVersion {
-                key: FlagKey::parse(key).unwrap(),
-                definition,
+                id: FlagKey::parse(key).unwrap(),
+                document: definition,
                 metadata: Metadata {
                     actor: "test".into(),
                     message: None,
@@ -397,7 +396,7 @@ mod tests {
                         latest: f.clone(),
                         deleted: false,
                     };
-                    (f.key.clone(), head)
+                    (f.id.clone(), head)
                 })
                 .collect(),
         }

@@ -2,15 +2,14 @@
 //! The JSON shape is the API's (docs/flags.md); `compile` checks and prepares it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::compile::CompiledFlag;
+use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::FlagKey;
-use crate::core::model::Metadata;
+use crate::core::versioned::{Document, DocumentKind, Head, NewVersion, Version};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -171,64 +170,20 @@ pub enum Operator {
     After,
 }
 
-/// One immutable version of a flag.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FlagVersion {
-    pub key: FlagKey,
-    pub version: u64,
-    #[serde(flatten)]
-    pub definition: FlagDefinition,
-    pub metadata: Metadata,
-    /// SHA-256 of the canonical (RFC 8785) definition.
-    pub checksum: String,
-    pub created_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollback_of: Option<u64>,
-    /// Regexes, versions, dates and namespaces prepared once per version, on first use.
-    #[serde(skip)]
-    pub compiled: OnceLock<Arc<CompiledFlag>>,
+impl Document for FlagDefinition {
+    type Id = FlagKey;
+    const KIND: DocumentKind = DocumentKind::Flag;
+    const NAME: &'static str = "flag";
+    const UPDATED: ChangeKind = kind::FLAG_UPDATED;
+    const DELETED: ChangeKind = kind::FLAG_DELETED;
 }
 
-/// A flag version before the store numbers it.
-#[derive(Debug, Clone)]
-pub struct NewFlagVersion {
-    pub key: FlagKey,
-    pub definition: FlagDefinition,
-    pub metadata: Metadata,
-    pub checksum: String,
-    pub created_at: DateTime<Utc>,
-    pub rollback_of: Option<u64>,
-}
-
-impl NewFlagVersion {
-    pub fn numbered(self, version: u64) -> FlagVersion {
-        FlagVersion {
-            key: self.key,
-            version,
-            definition: self.definition,
-            metadata: self.metadata,
-            checksum: self.checksum,
-            created_at: self.created_at,
-            rollback_of: self.rollback_of,
-            compiled: OnceLock::new(),
-        }
-    }
-}
-
+/// One immutable version of a flag; its checksum is SHA-256 of the canonical definition.
+pub type FlagVersion = Version<FlagDefinition>;
 /// The newest version of a flag and whether the flag is deleted.
-#[derive(Debug, Clone)]
-pub struct FlagHead {
-    pub latest: Arc<FlagVersion>,
-    pub deleted: bool,
-}
-
-impl FlagHead {
-    /// 0 when the flag does not exist (or was deleted).
-    pub fn live_version(&self) -> u64 {
-        if self.deleted { 0 } else { self.latest.version }
-    }
-}
+pub type FlagHead = Head<FlagDefinition>;
+/// A flag version before the store numbers it.
+pub type NewFlagVersion = NewVersion<FlagDefinition>;
 
 /// Every flag's head at one moment, by key: what evaluation reads.
 #[derive(Debug, Clone, Default)]

@@ -2,6 +2,8 @@
 
 use crate::core::access::{Caller, Permission};
 use crate::core::ids::Touched;
+use crate::core::ports::Documents;
+use crate::core::versioned::Document;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -10,7 +12,6 @@ use serde_json::Value;
 use super::compile::compile;
 use super::evaluate::{Evaluation, EvaluationContext, MAX_PREREQUISITE_DEPTH, evaluate};
 use super::model::{FlagDefinition, FlagHead, FlagSet, FlagVersion, NewFlagVersion, Rule};
-use crate::core::checksum::checksum;
 use crate::core::error::{Error, Result};
 use crate::core::ids::{Environment, FlagKey};
 use crate::core::model::{AuditDraft, AuditRecord, Metadata, Page};
@@ -116,7 +117,7 @@ impl FlagService {
                     ));
                 };
                 for (v, variant) in prerequisite.variants.iter().enumerate() {
-                    if !required.definition.variants.contains_key(variant) {
+                    if !required.document.variants.contains_key(variant) {
                         return Err(Error::invalid(
                             format!("{at}/variants/{v}"),
                             format!(
@@ -159,7 +160,7 @@ impl FlagService {
             return 0;
         };
         path.push(from);
-        let deepest = rules_of(&flag.definition)
+        let deepest = rules_of(&flag.document)
             .flat_map(|(_, _, rule)| rule.prerequisites.iter())
             .map(|p| 1 + Self::chain_depth(set, &p.flag_key, path))
             .max()
@@ -184,7 +185,7 @@ impl FlagService {
         let Some(flag) = set.live(from) else {
             return false;
         };
-        rules_of(&flag.definition)
+        rules_of(&flag.document)
             .flat_map(|(_, _, rule)| rule.prerequisites.iter())
             .any(|p| Self::depends_on(set, &p.flag_key, target, seen))
     }
@@ -219,7 +220,7 @@ impl FlagService {
             ));
         }
         let version = self.stored_version(key, target).await?;
-        self.write(key, version.definition, metadata, expected, Some(target))
+        self.write(key, version.document, metadata, expected, Some(target))
             .await
     }
 
@@ -264,7 +265,7 @@ impl FlagService {
                 "the flag key 'evaluate' is reserved",
             ));
         }
-        let compiled = Arc::new(compile(key, &definition)?);
+        let compiled = compile(key, &definition)?;
         self.configs.ensure_writable()?;
         // Flag writes are rare; one lock keeps the prerequisite-cycle check and the write
         // atomic within this process.
@@ -283,7 +284,7 @@ impl FlagService {
                 actual: live,
             });
         }
-        let previous = head.filter(|h| !h.deleted).map(|h| &h.latest.definition);
+        let previous = head.filter(|h| !h.deleted).map(|h| &h.latest.document);
         let touched = changed_environments(previous, &definition);
         let audit = AuditDraft {
             actor: metadata.actor.clone(),
@@ -300,9 +301,9 @@ impl FlagService {
             .check_environment_scope(&metadata, &touched, key.as_str())
             .await?;
         let new_version = NewFlagVersion {
-            key: key.clone(),
-            checksum: checksum(&serde_json::to_value(&definition).map_err(Error::internal)?),
-            definition,
+            id: key.clone(),
+            checksum: definition.checksum()?,
+            document: definition,
             metadata,
             created_at: now(),
             rollback_of,
@@ -310,15 +311,17 @@ impl FlagService {
         let write = FlagWrite {
             version: new_version.clone(),
             expected_live: expected.unwrap_or(live),
+            expected_schema: 0,
             audit,
+            applies: None,
         };
         let store = self.store.clone();
         let committed = self
             .configs
-            .commit(async move { store.append_flag_version(write).await })
+            .commit(async move { store.flags().append(write).await })
             .await?;
         let version = new_version.numbered(committed.version);
-        let _ = version.compiled.set(compiled);
+        version.keep_view::<std::result::Result<_, String>>(Ok(compiled));
         Ok(Arc::new(version))
     }
 
@@ -343,15 +346,15 @@ impl FlagService {
         let dependents: Vec<&str> = set
             .heads
             .values()
-            .filter(|head| !head.deleted && head.latest.key != *key)
+            .filter(|head| !head.deleted && head.latest.id != *key)
             .filter(|head| {
-                rules_of(&head.latest.definition).any(|(_, _, rule)| {
+                rules_of(&head.latest.document).any(|(_, _, rule)| {
                     rule.prerequisites
                         .iter()
                         .any(|p| p.flag_key == key.as_str())
                 })
             })
-            .map(|head| head.latest.key.as_str())
+            .map(|head| head.latest.id.as_str())
             .collect();
         if !dependents.is_empty() {
             return Err(Error::Conflict {
@@ -365,7 +368,7 @@ impl FlagService {
             .check_environment_scope(&metadata, &Touched::Every, key.as_str())
             .await?;
         let write = FlagDeleteWrite {
-            key: key.clone(),
+            id: key.clone(),
             expected_live: expected.unwrap_or(live),
             audit: AuditDraft {
                 actor: metadata.actor.clone(),
@@ -375,10 +378,11 @@ impl FlagService {
                 on_behalf_of: metadata.on_behalf_of.clone(),
             },
             at: now(),
+            applies: None,
         };
         let store = self.store.clone();
         self.configs
-            .commit(async move { store.delete_flag(write).await })
+            .commit(async move { store.flags().delete(write).await })
             .await?;
         Ok(())
     }
@@ -401,7 +405,7 @@ impl FlagService {
         caller.require(Permission::Read)?;
         let set = self.flag_set().await?;
         Ok(live_flags(&set, service)
-            .filter(|flag| caller.allows_resource(flag.key.as_str()))
+            .filter(|flag| caller.allows_resource(flag.id.as_str()))
             .cloned()
             .collect())
     }
@@ -414,7 +418,7 @@ impl FlagService {
         limit: u32,
     ) -> Result<Page<FlagVersion>> {
         caller.require_on(Permission::Read, key.as_str())?;
-        let items = self.store.flag_versions(key, cursor, limit).await?;
+        let items = self.store.flags().versions(key, cursor, limit).await?;
         if items.is_empty() && cursor.is_none() {
             return Err(Error::not_found("flag", key.as_str()));
         }
@@ -436,7 +440,8 @@ impl FlagService {
 
     async fn stored_version(&self, key: &FlagKey, version: u64) -> Result<FlagVersion> {
         self.store
-            .flag_version(key, version)
+            .flags()
+            .version(key, version)
             .await?
             .ok_or_else(|| Error::not_found("flag version", format!("{key}@{version}")))
     }
@@ -494,7 +499,7 @@ impl FlagService {
                 })
                 .collect(),
             None => live_flags(&set, scope.service.as_deref())
-                .filter(|flag| caller.allows_resource(flag.key.as_str()))
+                .filter(|flag| caller.allows_resource(flag.id.as_str()))
                 .map(|flag| evaluate(&set, flag, environment, context))
                 .collect(),
         })
@@ -516,8 +521,8 @@ fn live_flags<'a>(
         .map(|head| &head.latest)
         .filter(move |flag| match service {
             Some(service) => {
-                flag.definition.services.is_empty()
-                    || flag.definition.services.iter().any(|s| s == service)
+                flag.document.services.is_empty()
+                    || flag.document.services.iter().any(|s| s == service)
             }
             None => true,
         })

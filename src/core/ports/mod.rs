@@ -14,28 +14,47 @@ pub mod applied;
 pub mod approvals;
 pub mod cache;
 pub mod changelog;
-pub mod configs;
 pub mod database;
-pub mod flags;
+pub mod documents;
+pub mod schemas;
 
 pub use access::{AccessStore, TokenRevoke, TokenWrite};
 pub use applied::AppliedStore;
 pub use approvals::{ChangeRequestQuery, ChangeRequestStore, ChangeRequestWrite};
 pub use cache::{ReadCache, TokenMap};
 pub use changelog::{AuditQuery, AuditSubject, ChangeLog};
-pub use configs::{AppliedRequest, ConfigStore, DeleteWrite, SchemaWrite, VersionWrite};
 pub use database::Database;
-pub use flags::{FlagDeleteWrite, FlagStore, FlagWrite};
+pub use documents::{AppliedRequest, DeleteWrite, DocumentStore, VersionWrite};
+pub use schemas::{SchemaStore, SchemaWrite};
+
+use crate::core::flags::FlagDefinition;
+use crate::core::model::ConfigDocument;
+use crate::core::versioned::{Document, DocumentId};
+
+/// Config versions in the store's ports.
+pub type ConfigWrite = VersionWrite<ConfigDocument>;
+pub type ConfigDeleteWrite = DeleteWrite<ConfigDocument>;
+/// Flag versions in the store's ports.
+pub type FlagWrite = VersionWrite<FlagDefinition>;
+pub type FlagDeleteWrite = DeleteWrite<FlagDefinition>;
 
 /// Every port: what a backend implements.
 pub trait Store:
-    ConfigStore + FlagStore + AccessStore + ChangeRequestStore + ChangeLog + AppliedStore + Database
+    DocumentStore<ConfigDocument>
+    + DocumentStore<FlagDefinition>
+    + SchemaStore
+    + AccessStore
+    + ChangeRequestStore
+    + ChangeLog
+    + AppliedStore
+    + Database
 {
 }
 
 impl<T> Store for T where
-    T: ConfigStore
-        + FlagStore
+    T: DocumentStore<ConfigDocument>
+        + DocumentStore<FlagDefinition>
+        + SchemaStore
         + AccessStore
         + ChangeRequestStore
         + ChangeLog
@@ -50,6 +69,30 @@ impl<T> Store for T where
 pub struct Storage {
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn ReadCache>,
+}
+
+/// A store's documents by kind: `store.configs().head(&id)`, `store.flags().append(write)`.
+pub trait Documents {
+    fn configs(&self) -> &dyn DocumentStore<ConfigDocument>;
+    fn flags(&self) -> &dyn DocumentStore<FlagDefinition>;
+}
+
+impl<T: Store> Documents for T {
+    fn configs(&self) -> &dyn DocumentStore<ConfigDocument> {
+        self
+    }
+    fn flags(&self) -> &dyn DocumentStore<FlagDefinition> {
+        self
+    }
+}
+
+impl Documents for dyn Store + '_ {
+    fn configs(&self) -> &dyn DocumentStore<ConfigDocument> {
+        self
+    }
+    fn flags(&self) -> &dyn DocumentStore<FlagDefinition> {
+        self
+    }
 }
 
 /// What a committed write produced.
@@ -77,7 +120,7 @@ impl HeadRow {
     }
 
     /// The number the new version gets, if `write`'s expectations hold.
-    pub fn check_version_write(self, write: &VersionWrite) -> Result<u64> {
+    pub fn check_version_write<D: Document>(self, write: &VersionWrite<D>) -> Result<u64> {
         self.check_expected_live(write.expected_live)?;
         if self.schema != write.expected_schema {
             return Err(Error::ConcurrentModification {
@@ -87,20 +130,13 @@ impl HeadRow {
         Ok(self.latest + 1)
     }
 
-    /// The number the new flag version gets, if `write`'s expectation holds.
-    pub fn check_flag_write(self, write: &FlagWrite) -> Result<u64> {
-        self.check_expected_live(write.expected_live)?;
-        Ok(self.latest + 1)
-    }
-
-    /// The version a flag delete removes, if there is one and `write`'s expectation holds.
-    pub fn check_flag_delete(self, write: &FlagDeleteWrite) -> Result<u64> {
-        self.check_delete_of("flag", write.key.as_str(), write.expected_live)
-    }
-
     /// The version a delete removes, if there is one and `write`'s expectation holds.
-    pub fn check_delete(self, write: &DeleteWrite) -> Result<u64> {
-        self.check_delete_of("config", write.config_id.as_str(), write.expected_live)
+    pub fn check_delete<D: Document>(self, write: &DeleteWrite<D>) -> Result<u64> {
+        if self.live() == 0 {
+            return Err(Error::not_found(D::NAME, write.id.as_str()));
+        }
+        self.check_expected_live(write.expected_live)?;
+        Ok(self.latest)
     }
 
     /// The number the new schema version gets, if `write`'s expectations hold.
@@ -123,14 +159,6 @@ impl HeadRow {
             });
         }
         Ok(())
-    }
-
-    fn check_delete_of(self, kind: &'static str, id: &str, expected: u64) -> Result<u64> {
-        if self.live() == 0 {
-            return Err(Error::not_found(kind, id));
-        }
-        self.check_expected_live(expected)?;
-        Ok(self.latest)
     }
 }
 

@@ -18,7 +18,7 @@ impl AppliedStore for MemoryStore {
             applied.instance_id.clone(),
         );
         let mut state = self.state.lock();
-        if !state.versions.contains_key(&applied.config_id) {
+        if !state.configs.versions.contains_key(&applied.config_id) {
             return Err(Error::not_found("config", applied.config_id.as_str()));
         }
         state.applied.insert(key, applied);

@@ -5,7 +5,6 @@
 //! One file per aggregate implements its port.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -14,9 +13,9 @@ use crate::core::access::model::{ApiToken, Denial};
 use crate::core::approvals::model::ChangeRequest;
 use crate::core::error::Result;
 use crate::core::events::ChangeEvent;
-use crate::core::flags::FlagVersion;
-use crate::core::ids::{ConfigId, FlagKey};
-use crate::core::model::{AppliedState, AuditRecord, ConfigVersion, SchemaVersion};
+use crate::core::flags::FlagDefinition;
+use crate::core::ids::ConfigId;
+use crate::core::model::{AppliedState, AuditRecord, ConfigDocument, SchemaVersion};
 use crate::core::ports::Database;
 
 mod access;
@@ -24,16 +23,16 @@ mod applied;
 mod approvals;
 mod changelog;
 mod commit;
-mod configs;
-mod flags;
+mod documents;
+mod schemas;
+
+use documents::Histories;
 
 #[derive(Default)]
 struct State {
-    versions: BTreeMap<ConfigId, Vec<Arc<ConfigVersion>>>,
-    deleted: BTreeMap<ConfigId, bool>,
+    configs: Histories<ConfigDocument>,
     schemas: BTreeMap<ConfigId, Vec<SchemaVersion>>,
-    flag_versions: BTreeMap<FlagKey, Vec<Arc<FlagVersion>>>,
-    flag_deleted: BTreeMap<FlagKey, bool>,
+    flags: Histories<FlagDefinition>,
     audit: Vec<AuditRecord>,
     changes: Vec<ChangeEvent>,
     applied: BTreeMap<(ConfigId, String, String), AppliedState>,

@@ -28,9 +28,9 @@ mod approvals;
 mod changelog;
 mod commit;
 mod committer;
-mod configs;
-mod flags;
+mod documents;
 mod rows;
+mod schemas;
 
 /// Channel every committed change is announced on (payload: the newest revision committed).
 pub const CHANGES_CHANNEL: &str = "summit_changes";

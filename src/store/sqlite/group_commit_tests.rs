@@ -11,7 +11,9 @@ use crate::core::checksum::checksum;
 use crate::core::error::Error;
 use crate::core::ids::ConfigId;
 use crate::core::model::{AuditDraft, ConfigDocument, Metadata, NewVersion};
-use crate::core::ports::{AuditQuery, ChangeLog, ConfigStore, DeleteWrite, VersionWrite};
+use crate::core::ports::{
+    AuditQuery, ChangeLog, ConfigWrite, DeleteWrite, Documents, VersionWrite,
+};
 
 fn id(text: &str) -> ConfigId {
     ConfigId::parse(text).unwrap()
@@ -27,11 +29,11 @@ fn audit() -> AuditDraft {
     }
 }
 
-fn version_write(config_id: &str, expected_live: u64) -> VersionWrite {
+fn version_write(config_id: &str, expected_live: u64) -> ConfigWrite {
     let config = json!({"owner": config_id});
     VersionWrite {
         version: NewVersion {
-            config_id: id(config_id),
+            id: id(config_id),
             checksum: checksum(&config),
             document: ConfigDocument {
                 config,
@@ -61,14 +63,16 @@ async fn writes_queued_together_keep_their_own_expectations_and_gap_free_revisio
     let store = SqliteStore::open(&url).await.unwrap();
 
     let twins = futures::future::join_all([
-        store.append_version(version_write("twin", 0)),
-        store.append_version(version_write("twin", 0)),
+        store.configs().append(version_write("twin", 0)),
+        store.configs().append(version_write("twin", 0)),
     ]);
-    let plain = futures::future::join_all(
-        (0..3).map(|n| store.append_version(version_write(&format!("plain-{n}"), 0))),
-    );
-    let absent = store.delete_config(DeleteWrite {
-        config_id: id("absent"),
+    let plain = futures::future::join_all((0..3).map(|n| {
+        store
+            .configs()
+            .append(version_write(&format!("plain-{n}"), 0))
+    }));
+    let absent = store.configs().delete(DeleteWrite {
+        id: id("absent"),
         expected_live: 1,
         audit: audit(),
         at: Utc::now(),
@@ -114,6 +118,6 @@ async fn writes_queued_together_keep_their_own_expectations_and_gap_free_revisio
         .await
         .unwrap();
     assert_eq!(audit.len(), 4, "refused writes leave no audit record");
-    let head = store.head(&id("twin")).await.unwrap().unwrap();
+    let head = store.configs().head(&id("twin")).await.unwrap().unwrap();
     assert_eq!(head.latest.version, 1);
 }

@@ -23,9 +23,9 @@ mod applied;
 mod approvals;
 mod changelog;
 mod commit;
-mod configs;
-mod flags;
+mod documents;
 mod rows;
+mod schemas;
 
 pub struct SqliteStore {
     reader: SqlitePool,

@@ -7,7 +7,7 @@ use summit_config::core::access::model::{ApiToken, Denial};
 use summit_config::core::error::Error;
 use summit_config::core::events::{ChangeEvent, kind};
 use summit_config::core::model::AuditRecord;
-use summit_config::core::ports::{AuditQuery, AuditSubject, Store};
+use summit_config::core::ports::{AuditQuery, AuditSubject, Documents, Store};
 use summit_config::core::service::now;
 
 use super::fixtures::*;
@@ -141,7 +141,8 @@ pub(super) async fn token_records_stay_out_of_a_config_audit_that_shares_the_id(
     let token = api_token(1, now(), 0);
     let config = config_id(&token.id);
     store
-        .append_version(version_write(&config, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&config, json!({ "v": 1 }), 0))
         .await
         .expect("config v1");
     store

@@ -7,7 +7,7 @@ use summit_config::core::checksum::checksum;
 use summit_config::core::error::Error;
 use summit_config::core::ids::ConfigId;
 use summit_config::core::model::AppliedState;
-use summit_config::core::ports::Store;
+use summit_config::core::ports::{Documents, Store};
 use summit_config::core::service::now;
 
 use super::fixtures::*;
@@ -17,15 +17,18 @@ pub(super) async fn record_applied_upserts_per_config_environment_and_instance(
 ) {
     let (alpha, beta) = (config_id("alpha"), config_id("beta"));
     store
-        .append_version(version_write(&alpha, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&alpha, json!({ "v": 1 }), 0))
         .await
         .expect("alpha v1");
     store
-        .append_version(version_write(&alpha, json!({ "v": 2 }), 1))
+        .configs()
+        .append(version_write(&alpha, json!({ "v": 2 }), 1))
         .await
         .expect("alpha v2");
     store
-        .append_version(version_write(&beta, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&beta, json!({ "v": 1 }), 0))
         .await
         .expect("beta v1");
 
@@ -113,7 +116,8 @@ pub(super) async fn sweeping_applied_state_deletes_only_reports_older_than_the_c
 ) {
     let id = config_id("alpha");
     store
-        .append_version(version_write(&id, json!({}), 0))
+        .configs()
+        .append(version_write(&id, json!({}), 0))
         .await
         .expect("v1");
     let report = |instance: &str, age_secs: i64| AppliedState {

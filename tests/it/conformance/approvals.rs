@@ -13,7 +13,8 @@ use summit_config::core::events::{ChangeKind, kind};
 use summit_config::core::ids::ConfigId;
 use summit_config::core::model::{AuditDraft, ConfigDocument};
 use summit_config::core::ports::{
-    AppliedRequest, ChangeRequestQuery, ChangeRequestWrite, DeleteWrite, Store, VersionWrite,
+    AppliedRequest, ChangeRequestQuery, ChangeRequestWrite, ConfigWrite, DeleteWrite, Documents,
+    Store, VersionWrite,
 };
 use summit_config::core::service::now;
 
@@ -108,7 +109,7 @@ async fn approved_request(
     approved
 }
 
-fn applying(write: VersionWrite, request: &ChangeRequest) -> VersionWrite {
+fn applying(write: ConfigWrite, request: &ChangeRequest) -> ConfigWrite {
     VersionWrite {
         applies: Some(AppliedRequest {
             id: request.id.clone(),
@@ -411,7 +412,8 @@ pub(super) async fn applying_an_approved_request_writes_the_version_and_marks_it
 ) {
     let id = config_id("checkout");
     store
-        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&id, json!({ "v": 1 }), 0))
         .await
         .expect("v1");
     let request = approved_request(store.as_ref(), "cr-1", &id, 1).await;
@@ -419,7 +421,7 @@ pub(super) async fn applying_an_approved_request_writes_the_version_and_marks_it
 
     let write = applying(version_write(&id, json!({ "v": 2 }), 1), &request);
     let (checksum, created_at) = (write.version.checksum.clone(), write.version.created_at);
-    let committed = store.append_version(write).await.expect("apply");
+    let committed = store.configs().append(write).await.expect("apply");
     assert_eq!(committed.version, 2);
     assert_eq!(committed.event.revision, revision + 1);
     assert_eq!(committed.event.kind, kind::CONFIG_UPDATED);
@@ -436,7 +438,12 @@ pub(super) async fn applying_an_approved_request_writes_the_version_and_marks_it
         [committed.event.clone(), follow_up]
     );
 
-    let head = store.head(&id).await.expect("head").expect("exists");
+    let head = store
+        .configs()
+        .head(&id)
+        .await
+        .expect("head")
+        .expect("exists");
     assert_eq!(head.latest.version, 2);
     assert_eq!(head.latest.document.config, json!({ "v": 2 }));
     let applied = store
@@ -474,7 +481,8 @@ pub(super) async fn applying_a_request_that_is_not_approved_is_a_concurrent_modi
 ) {
     let id = config_id("checkout");
     store
-        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&id, json!({ "v": 1 }), 0))
         .await
         .expect("v1");
     let pending = change_request("cr-pending", &id, &["production"], now());
@@ -484,7 +492,8 @@ pub(super) async fn applying_a_request_that_is_not_approved_is_a_concurrent_modi
         .expect("create pending");
     let approved = approved_request(store.as_ref(), "cr-approved", &id, 1).await;
     store
-        .append_version(applying(
+        .configs()
+        .append(applying(
             version_write(&id, json!({ "v": 2 }), 1),
             &approved,
         ))
@@ -503,7 +512,8 @@ pub(super) async fn applying_a_request_that_is_not_approved_is_a_concurrent_modi
     // Pending, already applied, and unknown.
     for request in [&pending, &approved, &absent] {
         let error = store
-            .append_version(applying(
+            .configs()
+            .append(applying(
                 version_write(&id, json!({ "v": "lost" }), 2),
                 request,
             ))
@@ -534,7 +544,8 @@ pub(super) async fn applying_a_request_that_is_not_approved_is_a_concurrent_modi
     // The version's own rules still come first.
     let fresh = approved_request(store.as_ref(), "cr-fresh", &id, 2).await;
     let error = store
-        .append_version(applying(
+        .configs()
+        .append(applying(
             version_write(&id, json!({ "v": "lost" }), 1),
             &fresh,
         ))
@@ -553,12 +564,13 @@ pub(super) async fn deleting_through_an_approved_request_marks_it_applied_and_on
 ) {
     let id = config_id("checkout");
     store
-        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&id, json!({ "v": 1 }), 0))
         .await
         .expect("v1");
     let v2 = version_write(&id, json!({ "v": 2 }), 1);
     let v2_checksum = v2.version.checksum.clone();
-    store.append_version(v2).await.expect("v2");
+    store.configs().append(v2).await.expect("v2");
     let pending = ChangeRequest {
         operation: ChangeOperation::Delete,
         base_version: 2,
@@ -578,7 +590,8 @@ pub(super) async fn deleting_through_an_approved_request_marks_it_applied_and_on
 
     let before = observe(store.as_ref(), &id).await;
     let error = store
-        .delete_config(delete_applying(&pending))
+        .configs()
+        .delete(delete_applying(&pending))
         .await
         .expect_err("a pending request does not apply");
     assert!(
@@ -595,7 +608,7 @@ pub(super) async fn deleting_through_an_approved_request_marks_it_applied_and_on
     let revision = store.latest_revision().await.expect("latest revision");
     let write = delete_applying(&approved);
     let at = write.at;
-    let committed = store.delete_config(write).await.expect("delete");
+    let committed = store.configs().delete(write).await.expect("delete");
     assert_eq!(committed.version, 2);
     assert_eq!(committed.event.kind, kind::CONFIG_DELETED);
     assert_eq!(committed.event.revision, revision + 1);
@@ -618,7 +631,12 @@ pub(super) async fn deleting_through_an_approved_request_marks_it_applied_and_on
             at,
         )
     );
-    let head = store.head(&id).await.expect("head").expect("exists");
+    let head = store
+        .configs()
+        .head(&id)
+        .await
+        .expect("head")
+        .expect("exists");
     assert!(head.deleted);
     let applied = store
         .change_request("cr-approved")

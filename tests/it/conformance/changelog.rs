@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::json;
 use summit_config::core::events::kind;
 use summit_config::core::model::AuditDraft;
-use summit_config::core::ports::{AuditQuery, AuditSubject, Store};
+use summit_config::core::ports::{AuditQuery, AuditSubject, Documents, Store};
 
 use super::fixtures::*;
 
@@ -66,23 +66,31 @@ pub(super) async fn committed_writes_take_consecutive_global_revisions(store: Ar
     ];
     let committed = vec![
         store
-            .append_version(alpha_v1)
+            .configs()
+            .append(alpha_v1)
             .await
             .expect("alpha v1")
             .event,
-        store.append_version(beta_v1).await.expect("beta v1").event,
+        store
+            .configs()
+            .append(beta_v1)
+            .await
+            .expect("beta v1")
+            .event,
         store
             .put_schema(alpha_schema)
             .await
             .expect("alpha schema")
             .event,
         store
-            .append_version(alpha_v2)
+            .configs()
+            .append(alpha_v2)
             .await
             .expect("alpha v2")
             .event,
         store
-            .delete_config(beta_delete)
+            .configs()
+            .delete(beta_delete)
             .await
             .expect("beta delete")
             .event,
@@ -153,23 +161,31 @@ pub(super) async fn every_committed_write_has_one_audit_record_listed_newest_fir
     ];
     let events = [
         store
-            .append_version(alpha_v1)
+            .configs()
+            .append(alpha_v1)
             .await
             .expect("alpha v1")
             .event,
-        store.append_version(beta_v1).await.expect("beta v1").event,
+        store
+            .configs()
+            .append(beta_v1)
+            .await
+            .expect("beta v1")
+            .event,
         store
             .put_schema(alpha_schema)
             .await
             .expect("alpha schema")
             .event,
         store
-            .append_version(alpha_v2)
+            .configs()
+            .append(alpha_v2)
             .await
             .expect("alpha v2")
             .event,
         store
-            .delete_config(alpha_delete)
+            .configs()
+            .delete(alpha_delete)
             .await
             .expect("alpha delete")
             .event,
@@ -288,27 +304,22 @@ pub(super) async fn flag_writes_take_the_next_global_revision_between_config_wri
     ];
     let committed = vec![
         store
-            .append_version(config_v1)
+            .configs()
+            .append(config_v1)
             .await
             .expect("config v1")
             .event,
+        store.flags().append(flag_v1).await.expect("flag v1").event,
+        store.flags().append(flag_v2).await.expect("flag v2").event,
         store
-            .append_flag_version(flag_v1)
-            .await
-            .expect("flag v1")
-            .event,
-        store
-            .append_flag_version(flag_v2)
-            .await
-            .expect("flag v2")
-            .event,
-        store
-            .append_version(config_v2)
+            .configs()
+            .append(config_v2)
             .await
             .expect("config v2")
             .event,
         store
-            .delete_flag(flag_delete)
+            .flags()
+            .delete(flag_delete)
             .await
             .expect("flag delete")
             .event,
@@ -342,23 +353,28 @@ pub(super) async fn audit_of_a_config_and_a_flag_sharing_an_id_is_kept_apart(
 ) {
     let (config, flag) = (config_id("checkout"), flag_key("checkout"));
     store
-        .append_version(version_write(&config, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&config, json!({ "v": 1 }), 0))
         .await
         .expect("config v1");
     store
-        .append_flag_version(flag_write(&flag, "v1", 0))
+        .flags()
+        .append(flag_write(&flag, "v1", 0))
         .await
         .expect("flag v1");
     store
-        .delete_flag(flag_delete_write(&flag, 1))
+        .flags()
+        .delete(flag_delete_write(&flag, 1))
         .await
         .expect("flag delete");
     store
-        .append_version(version_write(&config, json!({ "v": 2 }), 1))
+        .configs()
+        .append(version_write(&config, json!({ "v": 2 }), 1))
         .await
         .expect("config v2");
     store
-        .append_flag_version(flag_write(&flag_key("other"), "v1", 0))
+        .flags()
+        .append(flag_write(&flag_key("other"), "v1", 0))
         .await
         .expect("another flag");
 

@@ -7,7 +7,7 @@ use serde_json::json;
 use summit_config::core::error::Error;
 use summit_config::core::events::kind;
 use summit_config::core::model::Metadata;
-use summit_config::core::ports::{Store, VersionWrite};
+use summit_config::core::ports::{Documents, Store, VersionWrite};
 
 use super::fixtures::*;
 
@@ -17,7 +17,8 @@ pub(super) async fn append_version_numbers_versions_per_config_and_head_is_lates
     let (alpha, beta) = (config_id("alpha"), config_id("beta"));
     for (expected_live, limit) in [(0, 1), (1, 2), (2, 3)] {
         let committed = store
-            .append_version(version_write(
+            .configs()
+            .append(version_write(
                 &alpha,
                 json!({ "limit": limit }),
                 expected_live,
@@ -28,12 +29,14 @@ pub(super) async fn append_version_numbers_versions_per_config_and_head_is_lates
         assert_eq!(committed.event.version, expected_live + 1);
     }
     let committed = store
-        .append_version(version_write(&beta, json!({ "enabled": true }), 0))
+        .configs()
+        .append(version_write(&beta, json!({ "enabled": true }), 0))
         .await
         .expect("append beta");
     assert_eq!(committed.version, 1, "numbering is per config");
 
     let head = store
+        .configs()
         .head(&alpha)
         .await
         .expect("head")
@@ -43,10 +46,16 @@ pub(super) async fn append_version_numbers_versions_per_config_and_head_is_lates
     assert!(!head.deleted);
     assert_eq!(head.live_version(), 3);
 
-    let head = store.head(&beta).await.expect("head").expect("beta exists");
+    let head = store
+        .configs()
+        .head(&beta)
+        .await
+        .expect("head")
+        .expect("beta exists");
     assert_eq!((head.latest.version, head.deleted), (1, false));
     assert!(
         store
+            .configs()
             .head(&config_id("gamma"))
             .await
             .expect("head")
@@ -59,18 +68,21 @@ pub(super) async fn append_version_with_stale_expected_live_is_a_version_conflic
 ) {
     let id = config_id("alpha");
     store
-        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&id, json!({ "v": 1 }), 0))
         .await
         .expect("v1");
     store
-        .append_version(version_write(&id, json!({ "v": 2 }), 1))
+        .configs()
+        .append(version_write(&id, json!({ "v": 2 }), 1))
         .await
         .expect("v2");
     let before = observe(store.as_ref(), &id).await;
 
     for stale in [0, 1, 3] {
         let error = store
-            .append_version(version_write(&id, json!({ "v": "lost" }), stale))
+            .configs()
+            .append(version_write(&id, json!({ "v": "lost" }), stale))
             .await
             .expect_err("a stale expected_live is refused");
         assert!(
@@ -82,7 +94,8 @@ pub(super) async fn append_version_with_stale_expected_live_is_a_version_conflic
 
     let absent = config_id("beta");
     let error = store
-        .append_version(version_write(&absent, json!({}), 1))
+        .configs()
+        .append(version_write(&absent, json!({}), 1))
         .await
         .expect_err("an absent config has live version 0");
     assert!(
@@ -95,7 +108,7 @@ pub(super) async fn append_version_with_stale_expected_live_is_a_version_conflic
         ),
         "{error:?}"
     );
-    assert!(store.head(&absent).await.expect("head").is_none());
+    assert!(store.configs().head(&absent).await.expect("head").is_none());
     assert_eq!(store.latest_revision().await.expect("latest revision"), 2);
 }
 
@@ -103,19 +116,25 @@ pub(super) async fn versions_are_listed_newest_first_and_page_with_before(store:
     let (alpha, beta) = (config_id("alpha"), config_id("beta"));
     for live in 0..5 {
         store
-            .append_version(version_write(&alpha, json!({ "v": live + 1 }), live))
+            .configs()
+            .append(version_write(&alpha, json!({ "v": live + 1 }), live))
             .await
             .expect("append alpha");
     }
     store
-        .append_version(version_write(&beta, json!({}), 0))
+        .configs()
+        .append(version_write(&beta, json!({}), 0))
         .await
         .expect("append beta");
 
-    let all = store.versions(&alpha, None, 100).await.expect("versions");
+    let all = store
+        .configs()
+        .versions(&alpha, None, 100)
+        .await
+        .expect("versions");
     let numbers: Vec<u64> = all.iter().map(|v| v.version).collect();
     assert_eq!(numbers, [5, 4, 3, 2, 1]);
-    assert!(all.iter().all(|v| v.config_id == alpha));
+    assert!(all.iter().all(|v| v.id == alpha));
     assert!(
         all.iter()
             .all(|v| v.document.config == json!({ "v": v.version }))
@@ -149,7 +168,8 @@ pub(super) async fn versions_are_listed_newest_first_and_page_with_before(store:
 pub(super) async fn version_returns_the_stored_version(store: Arc<dyn Store>) {
     let id = config_id("alpha");
     store
-        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&id, json!({ "v": 1 }), 0))
         .await
         .expect("v1");
 
@@ -166,7 +186,8 @@ pub(super) async fn version_returns_the_stored_version(store: Arc<dyn Store>) {
     };
     written.rollback_of = Some(1);
     store
-        .append_version(VersionWrite {
+        .configs()
+        .append(VersionWrite {
             version: written.clone(),
             expected_live: 1,
             expected_schema: 0,
@@ -177,11 +198,12 @@ pub(super) async fn version_returns_the_stored_version(store: Arc<dyn Store>) {
         .expect("v2");
 
     let stored = store
+        .configs()
         .version(&id, 2)
         .await
         .expect("version")
         .expect("v2 exists");
-    assert_eq!(stored.config_id, id);
+    assert_eq!(stored.id, id);
     assert_eq!(stored.version, 2);
     assert_eq!(stored.document, written.document);
     assert_eq!(stored.metadata, written.metadata);
@@ -190,6 +212,7 @@ pub(super) async fn version_returns_the_stored_version(store: Arc<dyn Store>) {
     assert_eq!(stored.rollback_of, Some(1));
 
     let first = store
+        .configs()
         .version(&id, 1)
         .await
         .expect("version")
@@ -198,10 +221,25 @@ pub(super) async fn version_returns_the_stored_version(store: Arc<dyn Store>) {
     assert_eq!(first.metadata.message.as_deref(), Some("tune"));
     assert_eq!(first.rollback_of, None);
 
-    assert!(store.version(&id, 3).await.expect("version").is_none());
-    assert!(store.version(&id, 0).await.expect("version").is_none());
     assert!(
         store
+            .configs()
+            .version(&id, 3)
+            .await
+            .expect("version")
+            .is_none()
+    );
+    assert!(
+        store
+            .configs()
+            .version(&id, 0)
+            .await
+            .expect("version")
+            .is_none()
+    );
+    assert!(
+        store
+            .configs()
             .version(&config_id("beta"), 1)
             .await
             .expect("version")
@@ -212,16 +250,17 @@ pub(super) async fn version_returns_the_stored_version(store: Arc<dyn Store>) {
 pub(super) async fn delete_marks_config_deleted_and_keeps_history(store: Arc<dyn Store>) {
     let id = config_id("alpha");
     store
-        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&id, json!({ "v": 1 }), 0))
         .await
         .expect("v1");
     let v2 = version_write(&id, json!({ "v": 2 }), 1);
     let v2_checksum = v2.version.checksum.clone();
-    store.append_version(v2).await.expect("v2");
+    store.configs().append(v2).await.expect("v2");
 
     let delete = delete_write(&id, 2);
     let at = delete.at;
-    let committed = store.delete_config(delete).await.expect("delete");
+    let committed = store.configs().delete(delete).await.expect("delete");
     assert_eq!(committed.version, 2);
     assert_eq!(committed.event.kind, kind::CONFIG_DELETED);
     assert_eq!(committed.event.revision, 3);
@@ -230,6 +269,7 @@ pub(super) async fn delete_marks_config_deleted_and_keeps_history(store: Arc<dyn
     assert_eq!(committed.event.at, at);
 
     let head = store
+        .configs()
         .head(&id)
         .await
         .expect("head")
@@ -243,7 +283,14 @@ pub(super) async fn delete_marks_config_deleted_and_keeps_history(store: Arc<dyn
         version_numbers(store.as_ref(), &id, None, 100).await,
         [2, 1]
     );
-    assert!(store.version(&id, 1).await.expect("version").is_some());
+    assert!(
+        store
+            .configs()
+            .version(&id, 1)
+            .await
+            .expect("version")
+            .is_some()
+    );
     assert_eq!(
         store.changes_since(2, 100).await.expect("changes"),
         [committed.event]
@@ -255,17 +302,20 @@ pub(super) async fn delete_with_stale_expected_live_is_a_version_conflict_and_wr
 ) {
     let id = config_id("alpha");
     store
-        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&id, json!({ "v": 1 }), 0))
         .await
         .expect("v1");
     store
-        .append_version(version_write(&id, json!({ "v": 2 }), 1))
+        .configs()
+        .append(version_write(&id, json!({ "v": 2 }), 1))
         .await
         .expect("v2");
     let before = observe(store.as_ref(), &id).await;
 
     let error = store
-        .delete_config(delete_write(&id, 1))
+        .configs()
+        .delete(delete_write(&id, 1))
         .await
         .expect_err("a stale expected_live is refused");
     assert!(
@@ -284,25 +334,29 @@ pub(super) async fn delete_with_stale_expected_live_is_a_version_conflict_and_wr
 pub(super) async fn deleting_an_absent_config_is_not_found(store: Arc<dyn Store>) {
     let never = config_id("never");
     let error = store
-        .delete_config(delete_write(&never, 0))
+        .configs()
+        .delete(delete_write(&never, 0))
         .await
         .expect_err("nothing to delete");
     assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
-    assert!(store.head(&never).await.expect("head").is_none());
+    assert!(store.configs().head(&never).await.expect("head").is_none());
     assert_eq!(store.latest_revision().await.expect("latest revision"), 0);
 
     let id = config_id("alpha");
     store
-        .append_version(version_write(&id, json!({}), 0))
+        .configs()
+        .append(version_write(&id, json!({}), 0))
         .await
         .expect("v1");
     store
-        .delete_config(delete_write(&id, 1))
+        .configs()
+        .delete(delete_write(&id, 1))
         .await
         .expect("delete");
     let before = observe(store.as_ref(), &id).await;
     let error = store
-        .delete_config(delete_write(&id, 0))
+        .configs()
+        .delete(delete_write(&id, 0))
         .await
         .expect_err("already deleted");
     assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
@@ -312,20 +366,24 @@ pub(super) async fn deleting_an_absent_config_is_not_found(store: Arc<dyn Store>
 pub(super) async fn append_after_delete_continues_numbering(store: Arc<dyn Store>) {
     let id = config_id("alpha");
     store
-        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&id, json!({ "v": 1 }), 0))
         .await
         .expect("v1");
     store
-        .append_version(version_write(&id, json!({ "v": 2 }), 1))
+        .configs()
+        .append(version_write(&id, json!({ "v": 2 }), 1))
         .await
         .expect("v2");
     store
-        .delete_config(delete_write(&id, 2))
+        .configs()
+        .delete(delete_write(&id, 2))
         .await
         .expect("delete");
 
     let error = store
-        .append_version(version_write(&id, json!({ "v": "lost" }), 2))
+        .configs()
+        .append(version_write(&id, json!({ "v": "lost" }), 2))
         .await
         .expect_err("a deleted config has live version 0");
     assert!(
@@ -340,13 +398,19 @@ pub(super) async fn append_after_delete_continues_numbering(store: Arc<dyn Store
     );
 
     let committed = store
-        .append_version(version_write(&id, json!({ "v": 3 }), 0))
+        .configs()
+        .append(version_write(&id, json!({ "v": 3 }), 0))
         .await
         .expect("recreate");
     assert_eq!(committed.version, 3);
     assert_eq!(committed.event.kind, kind::CONFIG_UPDATED);
 
-    let head = store.head(&id).await.expect("head").expect("alpha exists");
+    let head = store
+        .configs()
+        .head(&id)
+        .await
+        .expect("head")
+        .expect("alpha exists");
     assert!(!head.deleted);
     assert_eq!(head.live_version(), 3);
     assert_eq!(head.latest.document.config, json!({ "v": 3 }));
@@ -359,39 +423,45 @@ pub(super) async fn append_after_delete_continues_numbering(store: Arc<dyn Store
 pub(super) async fn heads_are_ordered_by_config_id_and_include_deleted_configs(
     store: Arc<dyn Store>,
 ) {
-    assert!(store.heads().await.expect("heads").is_empty());
+    assert!(store.configs().heads().await.expect("heads").is_empty());
     let (zeta, alpha, middle) = (
         config_id("zeta"),
         config_id("alpha"),
         config_id("mid.config"),
     );
     store
-        .append_version(version_write(&zeta, json!({}), 0))
+        .configs()
+        .append(version_write(&zeta, json!({}), 0))
         .await
         .expect("zeta v1");
     store
-        .append_version(version_write(&alpha, json!({}), 0))
+        .configs()
+        .append(version_write(&alpha, json!({}), 0))
         .await
         .expect("alpha v1");
     store
-        .append_version(version_write(&middle, json!({}), 0))
+        .configs()
+        .append(version_write(&middle, json!({}), 0))
         .await
         .expect("middle v1");
     store
-        .append_version(version_write(&middle, json!({ "v": 2 }), 1))
+        .configs()
+        .append(version_write(&middle, json!({ "v": 2 }), 1))
         .await
         .expect("middle v2");
     store
-        .delete_config(delete_write(&middle, 2))
+        .configs()
+        .delete(delete_write(&middle, 2))
         .await
         .expect("delete middle");
 
     let heads: Vec<(String, u64, bool)> = store
+        .configs()
         .heads()
         .await
         .expect("heads")
         .iter()
-        .map(|h| (h.latest.config_id.to_string(), h.latest.version, h.deleted))
+        .map(|h| (h.latest.id.to_string(), h.latest.version, h.deleted))
         .collect();
     assert_eq!(
         heads,
@@ -408,7 +478,8 @@ pub(super) async fn deleting_an_absent_config_is_not_found_whatever_the_expected
 ) {
     let never = config_id("never");
     let error = store
-        .delete_config(delete_write(&never, 3))
+        .configs()
+        .delete(delete_write(&never, 3))
         .await
         .expect_err("nothing to delete");
     assert!(matches!(error, Error::NotFound { .. }), "{error:?}");

@@ -11,8 +11,8 @@ use summit_config::core::flags::{FlagDefinition, FlagHead, NewFlagVersion};
 use summit_config::core::ids::{ConfigId, FlagKey};
 use summit_config::core::model::{AuditDraft, AuditRecord, ConfigDocument, Metadata, NewVersion};
 use summit_config::core::ports::{
-    AuditQuery, DeleteWrite, FlagDeleteWrite, FlagWrite, SchemaWrite, Store, TokenRevoke,
-    TokenWrite, VersionWrite,
+    AuditQuery, ConfigDeleteWrite, ConfigWrite, Documents, FlagDeleteWrite, FlagWrite, SchemaWrite,
+    Store, TokenRevoke, TokenWrite,
 };
 use summit_config::core::service::now;
 
@@ -41,7 +41,7 @@ pub(super) fn audit_draft(action: &'static str, actor: &str, message: &str) -> A
 
 pub(super) fn new_version(id: &ConfigId, config: Value) -> NewVersion {
     NewVersion {
-        config_id: id.clone(),
+        id: id.clone(),
         checksum: checksum(&config),
         document: document(config),
         metadata: Metadata {
@@ -54,8 +54,8 @@ pub(super) fn new_version(id: &ConfigId, config: Value) -> NewVersion {
     }
 }
 
-pub(super) fn version_write(id: &ConfigId, config: Value, expected_live: u64) -> VersionWrite {
-    VersionWrite {
+pub(super) fn version_write(id: &ConfigId, config: Value, expected_live: u64) -> ConfigWrite {
+    ConfigWrite {
         version: new_version(id, config),
         expected_live,
         expected_schema: 0,
@@ -64,9 +64,9 @@ pub(super) fn version_write(id: &ConfigId, config: Value, expected_live: u64) ->
     }
 }
 
-pub(super) fn delete_write(id: &ConfigId, expected_live: u64) -> DeleteWrite {
-    DeleteWrite {
-        config_id: id.clone(),
+pub(super) fn delete_write(id: &ConfigId, expected_live: u64) -> ConfigDeleteWrite {
+    ConfigDeleteWrite {
+        id: id.clone(),
         expected_live,
         audit: audit_draft("config.delete", "bob", "retire"),
         at: now(),
@@ -113,9 +113,9 @@ pub(super) fn flag_definition(description: &str, default_variant: &str) -> FlagD
 
 pub(super) fn new_flag_version(key: &FlagKey, definition: FlagDefinition) -> NewFlagVersion {
     NewFlagVersion {
-        key: key.clone(),
+        id: key.clone(),
         checksum: checksum(&serde_json::to_value(&definition).expect("definition serializes")),
-        definition,
+        document: definition,
         metadata: Metadata {
             actor: "erin".to_owned(),
             message: Some("toggle".to_owned()),
@@ -130,16 +130,19 @@ pub(super) fn flag_write(key: &FlagKey, description: &str, expected_live: u64) -
     FlagWrite {
         version: new_flag_version(key, flag_definition(description, "off")),
         expected_live,
+        expected_schema: 0,
         audit: audit_draft("flag.put", "erin", "toggle"),
+        applies: None,
     }
 }
 
 pub(super) fn flag_delete_write(key: &FlagKey, expected_live: u64) -> FlagDeleteWrite {
     FlagDeleteWrite {
-        key: key.clone(),
+        id: key.clone(),
         expected_live,
         audit: audit_draft("flag.delete", "frank", "retire"),
         at: now(),
+        applies: None,
     }
 }
 
@@ -165,6 +168,7 @@ pub(super) struct Observed {
 pub(super) async fn observe(store: &dyn Store, id: &ConfigId) -> Observed {
     Observed {
         head: store
+            .configs()
             .head(id)
             .await
             .expect("head")
@@ -185,7 +189,8 @@ pub(super) async fn observe(store: &dyn Store, id: &ConfigId) -> Observed {
 pub(super) async fn observe_flag(store: &dyn Store, key: &FlagKey) -> Observed {
     Observed {
         head: store
-            .flag_head(key)
+            .flags()
+            .head(key)
             .await
             .expect("flag head")
             .map(|h| (h.latest.version, h.deleted, h.latest.checksum.clone())),
@@ -204,7 +209,8 @@ pub(super) async fn flag_version_numbers(
     limit: u32,
 ) -> Vec<u64> {
     store
-        .flag_versions(key, before, limit)
+        .flags()
+        .versions(key, before, limit)
         .await
         .expect("flag versions")
         .iter()
@@ -218,7 +224,7 @@ pub(super) fn flag_states<'a>(
 ) -> Vec<(String, u64, bool)> {
     heads
         .into_iter()
-        .map(|h| (h.latest.key.to_string(), h.latest.version, h.deleted))
+        .map(|h| (h.latest.id.to_string(), h.latest.version, h.deleted))
         .collect()
 }
 
@@ -229,6 +235,7 @@ pub(super) async fn version_numbers(
     limit: u32,
 ) -> Vec<u64> {
     store
+        .configs()
         .versions(id, before, limit)
         .await
         .expect("versions")

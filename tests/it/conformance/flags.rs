@@ -7,7 +7,7 @@ use summit_config::core::error::Error;
 use summit_config::core::events::kind;
 use summit_config::core::flags::FlagDefinition;
 use summit_config::core::model::Metadata;
-use summit_config::core::ports::{FlagWrite, Store};
+use summit_config::core::ports::{Documents, FlagWrite, Store};
 
 use super::fixtures::*;
 
@@ -15,7 +15,8 @@ pub(super) async fn flag_versions_number_per_flag_and_head_is_latest(store: Arc<
     let (checkout, banner) = (flag_key("newCheckout"), flag_key("banner"));
     for expected_live in 0..3 {
         let committed = store
-            .append_flag_version(flag_write(
+            .flags()
+            .append(flag_write(
                 &checkout,
                 &format!("v{}", expected_live + 1),
                 expected_live,
@@ -26,25 +27,28 @@ pub(super) async fn flag_versions_number_per_flag_and_head_is_latest(store: Arc<
         assert_eq!(committed.event.version, expected_live + 1);
     }
     let committed = store
-        .append_flag_version(flag_write(&banner, "v1", 0))
+        .flags()
+        .append(flag_write(&banner, "v1", 0))
         .await
         .expect("append banner");
     assert_eq!(committed.version, 1, "numbering is per flag");
 
     let head = store
-        .flag_head(&checkout)
+        .flags()
+        .head(&checkout)
         .await
         .expect("flag head")
         .expect("newCheckout exists");
-    assert_eq!(head.latest.key, checkout);
+    assert_eq!(head.latest.id, checkout);
     assert_eq!(head.latest.version, 3);
-    assert_eq!(head.latest.definition, flag_definition("v3", "off"));
+    assert_eq!(head.latest.document, flag_definition("v3", "off"));
     assert!(!head.deleted);
     assert_eq!(head.live_version(), 3);
 
     assert!(
         store
-            .flag_head(&flag_key("newcheckout"))
+            .flags()
+            .head(&flag_key("newcheckout"))
             .await
             .expect("flag head")
             .is_none(),
@@ -52,6 +56,7 @@ pub(super) async fn flag_versions_number_per_flag_and_head_is_latest(store: Arc<
     );
     assert!(
         store
+            .configs()
             .head(&config_id("banner"))
             .await
             .expect("head")
@@ -65,18 +70,21 @@ pub(super) async fn append_flag_version_with_stale_expected_live_is_a_version_co
 ) {
     let key = flag_key("newCheckout");
     store
-        .append_flag_version(flag_write(&key, "v1", 0))
+        .flags()
+        .append(flag_write(&key, "v1", 0))
         .await
         .expect("v1");
     store
-        .append_flag_version(flag_write(&key, "v2", 1))
+        .flags()
+        .append(flag_write(&key, "v2", 1))
         .await
         .expect("v2");
     let before = observe_flag(store.as_ref(), &key).await;
 
     for stale in [0, 1, 3] {
         let error = store
-            .append_flag_version(flag_write(&key, "lost", stale))
+            .flags()
+            .append(flag_write(&key, "lost", stale))
             .await
             .expect_err("a stale expected_live is refused");
         assert!(
@@ -88,7 +96,8 @@ pub(super) async fn append_flag_version_with_stale_expected_live_is_a_version_co
 
     let absent = flag_key("absent");
     let error = store
-        .append_flag_version(flag_write(&absent, "lost", 1))
+        .flags()
+        .append(flag_write(&absent, "lost", 1))
         .await
         .expect_err("an absent flag has live version 0");
     assert!(
@@ -101,10 +110,18 @@ pub(super) async fn append_flag_version_with_stale_expected_live_is_a_version_co
         ),
         "{error:?}"
     );
-    assert!(store.flag_head(&absent).await.expect("flag head").is_none());
+    assert!(
+        store
+            .flags()
+            .head(&absent)
+            .await
+            .expect("flag head")
+            .is_none()
+    );
 
     let committed = store
-        .append_flag_version(flag_write(&key, "v3", 2))
+        .flags()
+        .append(flag_write(&key, "v3", 2))
         .await
         .expect("v3");
     assert_eq!(
@@ -116,7 +133,8 @@ pub(super) async fn append_flag_version_with_stale_expected_live_is_a_version_co
 pub(super) async fn flag_version_returns_the_stored_definition(store: Arc<dyn Store>) {
     let key = flag_key("newCheckout");
     store
-        .append_flag_version(flag_write(&key, "v1", 0))
+        .flags()
+        .append(flag_write(&key, "v1", 0))
         .await
         .expect("v1");
 
@@ -145,39 +163,45 @@ pub(super) async fn flag_version_returns_the_stored_definition(store: Arc<dyn St
     };
     written.rollback_of = Some(1);
     store
-        .append_flag_version(FlagWrite {
+        .flags()
+        .append(FlagWrite {
             version: written.clone(),
             expected_live: 1,
+            expected_schema: 0,
             audit: audit_draft("flag.rollback", "dave", "roll back"),
+            applies: None,
         })
         .await
         .expect("v2");
 
     let stored = store
-        .flag_version(&key, 2)
+        .flags()
+        .version(&key, 2)
         .await
         .expect("flag version")
         .expect("v2 exists");
-    assert_eq!(stored.key, key);
+    assert_eq!(stored.id, key);
     assert_eq!(stored.version, 2);
-    assert_eq!(stored.definition, written.definition);
+    assert_eq!(stored.document, written.document);
     assert_eq!(stored.metadata, written.metadata);
     assert_eq!(stored.checksum, written.checksum);
     assert_eq!(stored.created_at, written.created_at);
     assert_eq!(stored.rollback_of, Some(1));
 
     let first = store
-        .flag_version(&key, 1)
+        .flags()
+        .version(&key, 1)
         .await
         .expect("flag version")
         .expect("v1 exists");
-    assert_eq!(first.definition, flag_definition("v1", "off"));
+    assert_eq!(first.document, flag_definition("v1", "off"));
     assert_eq!(first.rollback_of, None);
 
     for (key, version) in [(&key, 3), (&key, 0), (&flag_key("other"), 1)] {
         assert!(
             store
-                .flag_version(key, version)
+                .flags()
+                .version(key, version)
                 .await
                 .expect("flag version")
                 .is_none()
@@ -191,25 +215,28 @@ pub(super) async fn flag_versions_are_listed_newest_first_and_page_with_before(
     let (checkout, banner) = (flag_key("newCheckout"), flag_key("banner"));
     for live in 0..5 {
         store
-            .append_flag_version(flag_write(&checkout, &format!("v{}", live + 1), live))
+            .flags()
+            .append(flag_write(&checkout, &format!("v{}", live + 1), live))
             .await
             .expect("append newCheckout");
     }
     store
-        .append_flag_version(flag_write(&banner, "v1", 0))
+        .flags()
+        .append(flag_write(&banner, "v1", 0))
         .await
         .expect("append banner");
 
     let all = store
-        .flag_versions(&checkout, None, 100)
+        .flags()
+        .versions(&checkout, None, 100)
         .await
         .expect("flag versions");
     let numbers: Vec<u64> = all.iter().map(|v| v.version).collect();
     assert_eq!(numbers, [5, 4, 3, 2, 1]);
-    assert!(all.iter().all(|v| v.key == checkout));
+    assert!(all.iter().all(|v| v.id == checkout));
     assert!(
         all.iter()
-            .all(|v| v.definition == flag_definition(&format!("v{}", v.version), "off"))
+            .all(|v| v.document == flag_definition(&format!("v{}", v.version), "off"))
     );
 
     let store = store.as_ref();
@@ -241,16 +268,17 @@ pub(super) async fn flag_versions_are_listed_newest_first_and_page_with_before(
 pub(super) async fn delete_flag_marks_it_deleted_and_keeps_history(store: Arc<dyn Store>) {
     let key = flag_key("newCheckout");
     store
-        .append_flag_version(flag_write(&key, "v1", 0))
+        .flags()
+        .append(flag_write(&key, "v1", 0))
         .await
         .expect("v1");
     let v2 = flag_write(&key, "v2", 1);
     let v2_checksum = v2.version.checksum.clone();
-    store.append_flag_version(v2).await.expect("v2");
+    store.flags().append(v2).await.expect("v2");
 
     let delete = flag_delete_write(&key, 2);
     let at = delete.at;
-    let committed = store.delete_flag(delete).await.expect("delete");
+    let committed = store.flags().delete(delete).await.expect("delete");
     assert_eq!(committed.version, 2);
     assert_eq!(committed.event.kind, kind::FLAG_DELETED);
     assert_eq!(committed.event.config_id, "newCheckout");
@@ -260,14 +288,15 @@ pub(super) async fn delete_flag_marks_it_deleted_and_keeps_history(store: Arc<dy
     assert_eq!(committed.event.at, at);
 
     let head = store
-        .flag_head(&key)
+        .flags()
+        .head(&key)
         .await
         .expect("flag head")
         .expect("a deleted flag keeps a head");
     assert!(head.deleted);
     assert_eq!(head.live_version(), 0);
     assert_eq!(head.latest.version, 2);
-    assert_eq!(head.latest.definition, flag_definition("v2", "off"));
+    assert_eq!(head.latest.document, flag_definition("v2", "off"));
 
     assert_eq!(
         flag_version_numbers(store.as_ref(), &key, None, 100).await,
@@ -275,7 +304,8 @@ pub(super) async fn delete_flag_marks_it_deleted_and_keeps_history(store: Arc<dy
     );
     assert!(
         store
-            .flag_version(&key, 1)
+            .flags()
+            .version(&key, 1)
             .await
             .expect("flag version")
             .is_some()
@@ -291,17 +321,20 @@ pub(super) async fn delete_flag_with_stale_expected_live_is_a_version_conflict_a
 ) {
     let key = flag_key("newCheckout");
     store
-        .append_flag_version(flag_write(&key, "v1", 0))
+        .flags()
+        .append(flag_write(&key, "v1", 0))
         .await
         .expect("v1");
     store
-        .append_flag_version(flag_write(&key, "v2", 1))
+        .flags()
+        .append(flag_write(&key, "v2", 1))
         .await
         .expect("v2");
     let before = observe_flag(store.as_ref(), &key).await;
 
     let error = store
-        .delete_flag(flag_delete_write(&key, 1))
+        .flags()
+        .delete(flag_delete_write(&key, 1))
         .await
         .expect_err("a stale expected_live is refused");
     assert!(
@@ -321,26 +354,37 @@ pub(super) async fn deleting_an_absent_or_deleted_flag_is_not_found(store: Arc<d
     let never = flag_key("never");
     for expected_live in [0, 3] {
         let error = store
-            .delete_flag(flag_delete_write(&never, expected_live))
+            .flags()
+            .delete(flag_delete_write(&never, expected_live))
             .await
             .expect_err("nothing to delete");
         assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
     }
-    assert!(store.flag_head(&never).await.expect("flag head").is_none());
+    assert!(
+        store
+            .flags()
+            .head(&never)
+            .await
+            .expect("flag head")
+            .is_none()
+    );
     assert_eq!(store.latest_revision().await.expect("latest revision"), 0);
 
     let key = flag_key("newCheckout");
     store
-        .append_flag_version(flag_write(&key, "v1", 0))
+        .flags()
+        .append(flag_write(&key, "v1", 0))
         .await
         .expect("v1");
     store
-        .delete_flag(flag_delete_write(&key, 1))
+        .flags()
+        .delete(flag_delete_write(&key, 1))
         .await
         .expect("delete");
     let before = observe_flag(store.as_ref(), &key).await;
     let error = store
-        .delete_flag(flag_delete_write(&key, 0))
+        .flags()
+        .delete(flag_delete_write(&key, 0))
         .await
         .expect_err("already deleted");
     assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
@@ -350,20 +394,24 @@ pub(super) async fn deleting_an_absent_or_deleted_flag_is_not_found(store: Arc<d
 pub(super) async fn recreating_a_deleted_flag_takes_the_next_version(store: Arc<dyn Store>) {
     let key = flag_key("newCheckout");
     store
-        .append_flag_version(flag_write(&key, "v1", 0))
+        .flags()
+        .append(flag_write(&key, "v1", 0))
         .await
         .expect("v1");
     store
-        .append_flag_version(flag_write(&key, "v2", 1))
+        .flags()
+        .append(flag_write(&key, "v2", 1))
         .await
         .expect("v2");
     store
-        .delete_flag(flag_delete_write(&key, 2))
+        .flags()
+        .delete(flag_delete_write(&key, 2))
         .await
         .expect("delete");
 
     let error = store
-        .append_flag_version(flag_write(&key, "lost", 2))
+        .flags()
+        .append(flag_write(&key, "lost", 2))
         .await
         .expect_err("a deleted flag has live version 0");
     assert!(
@@ -378,20 +426,22 @@ pub(super) async fn recreating_a_deleted_flag_takes_the_next_version(store: Arc<
     );
 
     let committed = store
-        .append_flag_version(flag_write(&key, "v3", 0))
+        .flags()
+        .append(flag_write(&key, "v3", 0))
         .await
         .expect("recreate");
     assert_eq!(committed.version, 3);
     assert_eq!(committed.event.kind, kind::FLAG_UPDATED);
 
     let head = store
-        .flag_head(&key)
+        .flags()
+        .head(&key)
         .await
         .expect("flag head")
         .expect("newCheckout exists");
     assert!(!head.deleted);
     assert_eq!(head.live_version(), 3);
-    assert_eq!(head.latest.definition, flag_definition("v3", "off"));
+    assert_eq!(head.latest.document, flag_definition("v3", "off"));
     assert_eq!(
         flag_version_numbers(store.as_ref(), &key, None, 100).await,
         [3, 2, 1]
@@ -399,29 +449,33 @@ pub(super) async fn recreating_a_deleted_flag_takes_the_next_version(store: Arc<
 }
 
 pub(super) async fn flag_heads_are_ordered_by_key_and_include_deleted_flags(store: Arc<dyn Store>) {
-    assert!(store.flag_heads().await.expect("flag heads").is_empty());
+    assert!(store.flags().heads().await.expect("flag heads").is_empty());
     // Byte order, as `FlagSet` keeps them: upper case sorts before lower case.
     let (zeta, beta, dotted) = (flag_key("zeta"), flag_key("Beta"), flag_key("alpha.flag"));
     for key in [&zeta, &beta, &dotted] {
         store
-            .append_flag_version(flag_write(key, "v1", 0))
+            .flags()
+            .append(flag_write(key, "v1", 0))
             .await
             .expect("v1");
     }
     store
-        .append_flag_version(flag_write(&dotted, "v2", 1))
+        .flags()
+        .append(flag_write(&dotted, "v2", 1))
         .await
         .expect("alpha.flag v2");
     store
-        .delete_flag(flag_delete_write(&dotted, 2))
+        .flags()
+        .delete(flag_delete_write(&dotted, 2))
         .await
         .expect("delete alpha.flag");
     store
-        .append_version(version_write(&config_id("aardvark"), json!({}), 0))
+        .configs()
+        .append(version_write(&config_id("aardvark"), json!({}), 0))
         .await
         .expect("a config");
 
-    let heads = store.flag_heads().await.expect("flag heads");
+    let heads = store.flags().heads().await.expect("flag heads");
     assert_eq!(
         flag_states(&heads),
         [

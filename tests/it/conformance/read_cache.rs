@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use summit_config::core::ports::{AccessStore, FlagStore, ReadCache, Store};
+use summit_config::core::ports::{AccessStore, Documents, ReadCache, Store};
 use summit_config::core::service::now;
 use summit_config::store::CachedStore;
 
@@ -15,15 +15,18 @@ pub(super) async fn a_read_cache_loads_flags_and_follows_flag_changes_committed_
 ) {
     let (kept, retired) = (flag_key("kept"), flag_key("retired"));
     store
-        .append_flag_version(flag_write(&kept, "v1", 0))
+        .flags()
+        .append(flag_write(&kept, "v1", 0))
         .await
         .expect("kept v1");
     store
-        .append_flag_version(flag_write(&retired, "v1", 0))
+        .flags()
+        .append(flag_write(&retired, "v1", 0))
         .await
         .expect("retired v1");
     store
-        .delete_flag(flag_delete_write(&retired, 1))
+        .flags()
+        .delete(flag_delete_write(&retired, 1))
         .await
         .expect("retire");
 
@@ -42,17 +45,20 @@ pub(super) async fn a_read_cache_loads_flags_and_follows_flag_changes_committed_
     let fresh = flag_key("fresh");
     let events = [
         writer
-            .append_flag_version(flag_write(&kept, "v2", 1))
+            .flags()
+            .append(flag_write(&kept, "v2", 1))
             .await
             .expect("kept v2")
             .event,
         writer
-            .append_flag_version(flag_write(&fresh, "v1", 0))
+            .flags()
+            .append(flag_write(&fresh, "v1", 0))
             .await
             .expect("fresh v1")
             .event,
         writer
-            .delete_flag(flag_delete_write(&kept, 2))
+            .flags()
+            .delete(flag_delete_write(&kept, 2))
             .await
             .expect("delete kept")
             .event,
@@ -74,11 +80,11 @@ pub(super) async fn a_read_cache_loads_flags_and_follows_flag_changes_committed_
     let followed = follower.cached_flags();
     assert_eq!(flag_states(followed.heads.values()), expected);
     assert_eq!(
-        flag_states(&follower.flag_heads().await.expect("flag heads")),
+        flag_states(&follower.flags().heads().await.expect("flag heads")),
         expected
     );
     assert_eq!(
-        flag_states(&store.flag_heads().await.expect("flag heads")),
+        flag_states(&store.flags().heads().await.expect("flag heads")),
         expected
     );
 
@@ -102,7 +108,8 @@ pub(super) async fn cached_flags_reflect_writes_and_deletes(store: Arc<CachedSto
 
     let (checkout, banner) = (flag_key("newCheckout"), flag_key("banner"));
     store
-        .append_flag_version(flag_write(&checkout, "v1", 0))
+        .flags()
+        .append(flag_write(&checkout, "v1", 0))
         .await
         .expect("v1");
     let first = cached();
@@ -114,22 +121,25 @@ pub(super) async fn cached_flags_reflect_writes_and_deletes(store: Arc<CachedSto
     assert!(empty.heads.is_empty(), "a set handed out never changes");
 
     store
-        .append_flag_version(flag_write(&checkout, "v2", 1))
+        .flags()
+        .append(flag_write(&checkout, "v2", 1))
         .await
         .expect("v2");
     store
-        .append_flag_version(flag_write(&banner, "v1", 0))
+        .flags()
+        .append(flag_write(&banner, "v1", 0))
         .await
         .expect("banner v1");
     let second = cached();
     assert_eq!(
-        second.live("newCheckout").map(|v| v.definition.clone()),
+        second.live("newCheckout").map(|v| v.document.clone()),
         Some(flag_definition("v2", "off"))
     );
     assert_eq!(second.live("banner").map(|v| v.version), Some(1));
 
     store
-        .delete_flag(flag_delete_write(&checkout, 2))
+        .flags()
+        .delete(flag_delete_write(&checkout, 2))
         .await
         .expect("delete");
     let deleted = cached();
@@ -146,7 +156,8 @@ pub(super) async fn cached_flags_reflect_writes_and_deletes(store: Arc<CachedSto
     );
 
     store
-        .append_flag_version(flag_write(&checkout, "lost", 2))
+        .flags()
+        .append(flag_write(&checkout, "lost", 2))
         .await
         .expect_err("stale");
     assert_eq!(
@@ -156,12 +167,13 @@ pub(super) async fn cached_flags_reflect_writes_and_deletes(store: Arc<CachedSto
     );
 
     store
-        .append_flag_version(flag_write(&checkout, "v3", 0))
+        .flags()
+        .append(flag_write(&checkout, "v3", 0))
         .await
         .expect("recreate");
     assert_eq!(cached().live("newCheckout").map(|v| v.version), Some(3));
     assert_eq!(
-        flag_states(&store.flag_heads().await.expect("flag heads")),
+        flag_states(&store.flags().heads().await.expect("flag heads")),
         flag_states(cached().heads.values())
     );
 }

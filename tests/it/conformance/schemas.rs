@@ -6,7 +6,7 @@ use serde_json::json;
 use summit_config::core::error::Error;
 use summit_config::core::events::kind;
 use summit_config::core::ids::ConfigId;
-use summit_config::core::ports::Store;
+use summit_config::core::ports::{Documents, Store};
 
 use super::fixtures::*;
 
@@ -15,7 +15,8 @@ pub(super) async fn append_version_with_stale_expected_schema_is_a_concurrent_mo
 ) {
     let id = config_id("alpha");
     store
-        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&id, json!({ "v": 1 }), 0))
         .await
         .expect("v1");
     store
@@ -28,7 +29,8 @@ pub(super) async fn append_version_with_stale_expected_schema_is_a_concurrent_mo
         let mut write = version_write(&id, json!({ "v": "lost" }), 1);
         write.expected_schema = stale;
         let error = store
-            .append_version(write)
+            .configs()
+            .append(write)
             .await
             .expect_err("stale schema is refused");
         assert!(
@@ -41,7 +43,8 @@ pub(super) async fn append_version_with_stale_expected_schema_is_a_concurrent_mo
     let mut write = version_write(&id, json!({ "v": 2 }), 1);
     write.expected_schema = 1;
     let committed = store
-        .append_version(write)
+        .configs()
+        .append(write)
         .await
         .expect("current schema is accepted");
     assert_eq!(committed.version, 2);
@@ -53,7 +56,8 @@ pub(super) async fn put_schema_numbers_schema_versions_and_schema_returns_latest
     let id = config_id("alpha");
     assert!(store.schema(&id).await.expect("schema").is_none());
     store
-        .append_version(version_write(&id, json!({ "limit": 1 }), 0))
+        .configs()
+        .append(version_write(&id, json!({ "limit": 1 }), 0))
         .await
         .expect("v1");
 
@@ -84,7 +88,12 @@ pub(super) async fn put_schema_numbers_schema_versions_and_schema_returns_latest
     assert_eq!(latest.metadata, second.metadata);
     assert_eq!(latest.created_at, second.created_at);
 
-    let head = store.head(&id).await.expect("head").expect("alpha exists");
+    let head = store
+        .configs()
+        .head(&id)
+        .await
+        .expect("head")
+        .expect("alpha exists");
     assert_eq!(head.latest.version, 1, "a schema is not a config version");
     assert!(
         store
@@ -100,11 +109,13 @@ pub(super) async fn put_schema_with_stale_expected_versions_is_a_concurrent_modi
 ) {
     let id = config_id("alpha");
     store
-        .append_version(version_write(&id, json!({ "v": 1 }), 0))
+        .configs()
+        .append(version_write(&id, json!({ "v": 1 }), 0))
         .await
         .expect("v1");
     store
-        .append_version(version_write(&id, json!({ "v": 2 }), 1))
+        .configs()
+        .append(version_write(&id, json!({ "v": 2 }), 1))
         .await
         .expect("v2");
     store
@@ -131,7 +142,8 @@ pub(super) async fn put_schema_with_stale_expected_versions_is_a_concurrent_modi
     assert_eq!(observe(store.as_ref(), &id).await, before);
 
     store
-        .delete_config(delete_write(&id, 2))
+        .configs()
+        .delete(delete_write(&id, 2))
         .await
         .expect("delete");
     let error = store
@@ -154,7 +166,8 @@ pub(super) async fn schema_registered_before_the_config_exists_is_not_a_head(
 ) {
     let (early, other) = (config_id("early"), config_id("other"));
     store
-        .append_version(version_write(&other, json!({}), 0))
+        .configs()
+        .append(version_write(&other, json!({}), 0))
         .await
         .expect("other v1");
 
@@ -171,13 +184,14 @@ pub(super) async fn schema_registered_before_the_config_exists_is_not_a_head(
         .expect("schema")
         .expect("schema exists");
     assert_eq!(schema.version, 1);
-    assert!(store.head(&early).await.expect("head").is_none());
+    assert!(store.configs().head(&early).await.expect("head").is_none());
     let ids: Vec<ConfigId> = store
+        .configs()
         .heads()
         .await
         .expect("heads")
         .into_iter()
-        .map(|h| h.latest.config_id.clone())
+        .map(|h| h.latest.id.clone())
         .collect();
     assert_eq!(ids, [other]);
     assert!(
@@ -187,7 +201,8 @@ pub(super) async fn schema_registered_before_the_config_exists_is_not_a_head(
     );
 
     let error = store
-        .append_version(version_write(&early, json!({}), 0))
+        .configs()
+        .append(version_write(&early, json!({}), 0))
         .await
         .expect_err("the config must be validated against the registered schema");
     assert!(
@@ -196,9 +211,10 @@ pub(super) async fn schema_registered_before_the_config_exists_is_not_a_head(
     );
     let mut write = version_write(&early, json!({ "v": 1 }), 0);
     write.expected_schema = 1;
-    let committed = store.append_version(write).await.expect("first version");
+    let committed = store.configs().append(write).await.expect("first version");
     assert_eq!(committed.version, 1);
     let head = store
+        .configs()
         .head(&early)
         .await
         .expect("head")

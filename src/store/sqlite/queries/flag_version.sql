@@ -1,2 +1,2 @@
-SELECT flag_key, version, definition, checksum, actor, message, created_at, rollback_of
+SELECT flag_key AS id, version, definition AS body, checksum, actor, message, created_at, rollback_of
 FROM flag_versions WHERE flag_key = ? AND version = ?

@@ -1,0 +1,224 @@
+//! Versioned documents (configs, flags): heads and histories, appends and deletes, written once
+//! for every kind. Each kind keeps its own tables; `Queries` names them.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgConnection;
+
+use super::commit::{Change, Operation};
+use super::rows::{WriteHeadRow, metadata, parse_json, to_json};
+use super::{PostgresStore, db_error};
+use crate::core::error::Result;
+use crate::core::ports::{Committed, DeleteWrite, DocumentStore, HeadRow, VersionWrite};
+use crate::core::versioned::{Document, DocumentId, DocumentKind, Head, NewVersion, Version};
+use crate::store::{to_i64, to_u64};
+
+/// One kind's statements, alike in their parameters and columns.
+struct Queries {
+    head: &'static str,
+    heads: &'static str,
+    version: &'static str,
+    versions: &'static str,
+    write_head: &'static str,
+    /// Upserts the head row and inserts the version, in one statement.
+    version_insert: &'static str,
+    /// Marks the document deleted, returning the removed version's checksum.
+    delete: &'static str,
+}
+
+const CONFIGS: Queries = Queries {
+    head: include_str!("queries/config_head.sql"),
+    heads: include_str!("queries/config_heads.sql"),
+    version: include_str!("queries/config_version.sql"),
+    versions: include_str!("queries/config_versions.sql"),
+    write_head: include_str!("queries/config_write_head.sql"),
+    version_insert: include_str!("queries/config_version_insert.sql"),
+    delete: include_str!("queries/config_delete.sql"),
+};
+
+const FLAGS: Queries = Queries {
+    head: include_str!("queries/flag_head.sql"),
+    heads: include_str!("queries/flag_heads.sql"),
+    version: include_str!("queries/flag_version.sql"),
+    versions: include_str!("queries/flag_versions.sql"),
+    write_head: include_str!("queries/flag_write_head.sql"),
+    version_insert: include_str!("queries/flag_version_insert.sql"),
+    delete: include_str!("queries/flag_delete.sql"),
+};
+
+fn queries<D: Document>() -> &'static Queries {
+    match D::KIND {
+        DocumentKind::Config => &CONFIGS,
+        DocumentKind::Flag => &FLAGS,
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    id: String,
+    version: i64,
+    body: String,
+    checksum: String,
+    actor: String,
+    message: Option<String>,
+    created_at: DateTime<Utc>,
+    rollback_of: Option<i64>,
+}
+
+impl VersionRow {
+    fn decode<D: Document>(self) -> Result<Version<D>> {
+        Ok(NewVersion {
+            id: D::Id::parse(&self.id)?,
+            document: parse_json::<D>(&self.body)?,
+            metadata: metadata(self.actor, self.message),
+            checksum: self.checksum,
+            created_at: self.created_at,
+            rollback_of: self.rollback_of.map(to_u64),
+        }
+        .numbered(to_u64(self.version)))
+    }
+}
+
+/// A document's newest version and whether the document is deleted.
+#[derive(sqlx::FromRow)]
+struct HeadVersionRow {
+    #[sqlx(flatten)]
+    latest: VersionRow,
+    deleted: bool,
+}
+
+impl HeadVersionRow {
+    fn decode<D: Document>(self) -> Result<Head<D>> {
+        Ok(Head {
+            deleted: self.deleted,
+            latest: Arc::new(self.latest.decode()?),
+        })
+    }
+}
+
+/// The document's head row as this transaction sees it.
+async fn write_head<D: Document>(tx: &mut PgConnection, id: &D::Id) -> Result<HeadRow> {
+    let row = sqlx::query_as(queries::<D>().write_head)
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    Ok(WriteHeadRow::head(row))
+}
+
+#[async_trait]
+impl<D: Document> DocumentStore<D> for PostgresStore {
+    async fn head(&self, id: &D::Id) -> Result<Option<Head<D>>> {
+        sqlx::query_as(queries::<D>().head)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .map(HeadVersionRow::decode)
+            .transpose()
+    }
+
+    async fn heads(&self) -> Result<Vec<Head<D>>> {
+        sqlx::query_as(queries::<D>().heads)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(HeadVersionRow::decode)
+            .collect()
+    }
+
+    async fn version(&self, id: &D::Id, version: u64) -> Result<Option<Version<D>>> {
+        sqlx::query_as(queries::<D>().version)
+            .bind(id.as_str())
+            .bind(to_i64(version))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .map(VersionRow::decode)
+            .transpose()
+    }
+
+    async fn versions(
+        &self,
+        id: &D::Id,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<Version<D>>> {
+        sqlx::query_as(queries::<D>().versions)
+            .bind(id.as_str())
+            .bind(before.map_or(i64::MAX, to_i64))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(VersionRow::decode)
+            .collect()
+    }
+
+    async fn append(&self, write: VersionWrite<D>) -> Result<Committed> {
+        self.commit(write).await
+    }
+
+    async fn delete(&self, write: DeleteWrite<D>) -> Result<Committed> {
+        self.commit(write).await
+    }
+}
+
+#[async_trait]
+impl<D: Document> Operation for VersionWrite<D> {
+    async fn apply<'a>(&'a self, tx: &mut PgConnection) -> Result<Change<'a>> {
+        let v = &self.version;
+        let id = v.id.as_str();
+        let number = write_head::<D>(tx, &v.id)
+            .await?
+            .check_version_write(self)?;
+        sqlx::query(queries::<D>().version_insert)
+            .bind(id)
+            .bind(to_i64(number))
+            .bind(to_json(&v.document)?)
+            .bind(&v.checksum)
+            .bind(&v.metadata.actor)
+            .bind(&v.metadata.message)
+            .bind(v.created_at)
+            .bind(v.rollback_of.map(to_i64))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        Ok(Change {
+            kind: D::UPDATED,
+            subject: id,
+            version: number,
+            checksum: v.checksum.clone(),
+            audit: &self.audit,
+            at: v.created_at,
+            applies: self.applies.as_ref(),
+        })
+    }
+}
+
+#[async_trait]
+impl<D: Document> Operation for DeleteWrite<D> {
+    async fn apply<'a>(&'a self, tx: &mut PgConnection) -> Result<Change<'a>> {
+        let id = self.id.as_str();
+        let latest = write_head::<D>(tx, &self.id).await?.check_delete(self)?;
+        let checksum: String = sqlx::query_scalar(queries::<D>().delete)
+            .bind(id)
+            .bind(to_i64(latest))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        Ok(Change {
+            kind: D::DELETED,
+            subject: id,
+            version: latest,
+            checksum,
+            audit: &self.audit,
+            at: self.at,
+            applies: self.applies.as_ref(),
+        })
+    }
+}

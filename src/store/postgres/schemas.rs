@@ -1,0 +1,96 @@
+//! The JSON Schemas of configs.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgConnection;
+
+use super::commit::{Change, Operation};
+use super::rows::{WriteHeadRow, metadata, parse_json, to_json};
+use super::{PostgresStore, db_error};
+use crate::core::error::Result;
+use crate::core::events::kind;
+use crate::core::ids::ConfigId;
+use crate::core::model::SchemaVersion;
+use crate::core::ports::{Committed, HeadRow, SchemaStore, SchemaWrite};
+use crate::store::{to_i64, to_u64};
+
+#[derive(sqlx::FromRow)]
+struct SchemaRow {
+    config_id: String,
+    version: i64,
+    schema: String,
+    checksum: String,
+    actor: String,
+    message: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl SchemaRow {
+    fn decode(self) -> Result<SchemaVersion> {
+        Ok(SchemaVersion {
+            config_id: ConfigId::parse(&self.config_id)?,
+            version: to_u64(self.version),
+            schema: parse_json(&self.schema)?,
+            checksum: self.checksum,
+            metadata: metadata(self.actor, self.message),
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// The config's head row (with its schema version) as this transaction sees it.
+async fn write_head(tx: &mut PgConnection, id: &ConfigId) -> Result<HeadRow> {
+    let row = sqlx::query_as(include_str!("queries/config_write_head.sql"))
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    Ok(WriteHeadRow::head(row))
+}
+
+#[async_trait]
+impl SchemaStore for PostgresStore {
+    async fn schema(&self, id: &ConfigId) -> Result<Option<SchemaVersion>> {
+        sqlx::query_as(include_str!("queries/schema_latest.sql"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .map(SchemaRow::decode)
+            .transpose()
+    }
+
+    async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {
+        self.commit(write).await
+    }
+}
+
+#[async_trait]
+impl Operation for SchemaWrite {
+    async fn apply<'a>(&'a self, tx: &mut PgConnection) -> Result<Change<'a>> {
+        let id = self.config_id.as_str();
+        let number = write_head(tx, &self.config_id)
+            .await?
+            .check_schema_write(self)?;
+        sqlx::query(include_str!("queries/schema_insert.sql"))
+            .bind(id)
+            .bind(to_i64(number))
+            .bind(to_json(&self.schema)?)
+            .bind(&self.checksum)
+            .bind(&self.metadata.actor)
+            .bind(&self.metadata.message)
+            .bind(self.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        Ok(Change {
+            kind: kind::SCHEMA_UPDATED,
+            subject: id,
+            version: number,
+            checksum: self.checksum.clone(),
+            audit: &self.audit,
+            at: self.created_at,
+            applies: None,
+        })
+    }
+}
