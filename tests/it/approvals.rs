@@ -7,17 +7,17 @@ use common::{TestServer, body_of, meta};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin-token-for-the-approval-tests-0123456789";
+pub(crate) const ADMIN: &str = "admin-token-for-the-approval-tests-0123456789";
 
-struct Team {
-    server: TestServer,
-    alice: String,
-    bob: String,
-    carol: String,
-    reader: String,
+pub(crate) struct Team {
+    pub(crate) server: TestServer,
+    pub(crate) alice: String,
+    pub(crate) bob: String,
+    pub(crate) carol: String,
+    pub(crate) reader: String,
 }
 
-async fn team() -> Team {
+pub(crate) async fn team() -> Team {
     let server = TestServer::spawn_with(|s| {
         s.no_auth = false;
         s.admin_token = Some(ADMIN.into());
@@ -52,7 +52,7 @@ async fn team() -> Team {
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     server: &TestServer,
     token: &str,
     method: Method,
@@ -96,7 +96,13 @@ impl Team {
         request["id"].as_str().unwrap().to_owned()
     }
 
-    async fn act(&self, token: &str, id: &str, action: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn act(
+        &self,
+        token: &str,
+        id: &str,
+        action: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         call(
             &self.server,
             token,

@@ -612,3 +612,90 @@ async fn health_and_reflection_serve_the_change_request_service() {
         list.service
     );
 }
+
+#[tokio::test]
+async fn a_grpc_flag_write_reaching_production_becomes_a_change_request_and_applies() {
+    use summit_config::api::grpc::pb::flag_service_client::FlagServiceClient;
+    let mut team = team().await;
+    let mut flags = FlagServiceClient::new(channel(&team.server).await);
+    let definition = json!({"type": "boolean", "variants": {"on": true, "off": false},
+                            "defaultVariant": "off",
+                            "environments": {"production": {"defaultVariant": "on"}}});
+    let created = flags
+        .put_flag(as_token(
+            &team.alice,
+            pb::PutFlagRequest {
+                flag_key: "dark-mode".into(),
+                definition_json: definition.to_string(),
+                metadata: meta("alice", "new flag"),
+                expected_version: None,
+            },
+        ))
+        .await
+        .expect("put flag")
+        .into_inner();
+    assert_eq!(created.version, 0, "{created:?}");
+    let id = created.change_request_id;
+    assert!(!id.is_empty(), "the write became a change request");
+
+    let listed = team
+        .requests
+        .list_change_requests(as_token(
+            &team.reader,
+            pb::ListChangeRequestsRequest {
+                flag_key: "dark-mode".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    let [request] = listed.items.as_slice() else {
+        panic!("one pending request: {listed:?}");
+    };
+    assert_eq!(
+        (request.flag_key.as_str(), request.config_id.as_str()),
+        ("dark-mode", "")
+    );
+    match request
+        .operation
+        .as_ref()
+        .and_then(|o| o.operation.as_ref())
+    {
+        Some(Operation::PutFlagDefinitionJson(text)) => {
+            let proposed: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                proposed["environments"]["production"]["defaultVariant"],
+                "on"
+            );
+        }
+        other => panic!("a flag definition is proposed: {other:?}"),
+    }
+    for approver in [team.bob.clone(), team.carol.clone()] {
+        team.requests
+            .approve_change_request(as_token(&approver, approve(&id)))
+            .await
+            .expect("approve");
+    }
+    let applied = team
+        .requests
+        .apply_change_request(as_token(&team.alice, apply(&id)))
+        .await
+        .expect("apply")
+        .into_inner();
+    assert_eq!(
+        (applied.status.as_str(), applied.applied_version),
+        ("applied", Some(1))
+    );
+    let flag = flags
+        .get_flag(as_token(
+            &team.reader,
+            pb::GetFlagRequest {
+                flag_key: "dark-mode".into(),
+            },
+        ))
+        .await
+        .expect("the flag exists once applied")
+        .into_inner();
+    assert_eq!(flag.version, 1);
+}

@@ -12,6 +12,7 @@ mod approvals;
 mod authorization;
 mod conformance;
 mod durability;
+mod flag_approvals;
 mod flags_api;
 mod grpc;
 mod grpc_access;

@@ -10,7 +10,9 @@ use super::convert as cv;
 use super::pb;
 use super::pb::change_request_service_server::ChangeRequestService as ChangeRequestRpc;
 use crate::core::access::Caller;
+use crate::core::approvals;
 use crate::core::error::Error;
+use crate::core::flags::FlagService;
 use crate::core::model::Metadata;
 use crate::core::service::ConfigService;
 use crate::core::validation::check_metadata;
@@ -19,11 +21,13 @@ type RpcResult<T> = Result<Response<T>, Status>;
 
 pub struct GrpcChangeRequestService {
     service: Arc<ConfigService>,
+    /// Applies approved flag requests.
+    flags: Arc<FlagService>,
 }
 
 impl GrpcChangeRequestService {
-    pub fn new(service: Arc<ConfigService>) -> Self {
-        GrpcChangeRequestService { service }
+    pub fn new(service: Arc<ConfigService>, flags: Arc<FlagService>) -> Self {
+        GrpcChangeRequestService { service, flags }
     }
 }
 
@@ -127,10 +131,14 @@ impl ChangeRequestRpc for GrpcChangeRequestService {
         let caller = caller_of(&request)?;
         let r = request.into_inner();
         let applier = actor(&caller, r.metadata)?;
-        let applied = self
-            .service
-            .apply(&caller, &r.change_request_id, &applier)
-            .await?;
+        let applied = approvals::apply(
+            &self.service,
+            &self.flags,
+            &caller,
+            &r.change_request_id,
+            &applier,
+        )
+        .await?;
         Ok(Response::new(cv::pb_change_request(&applied)))
     }
 }

@@ -4,11 +4,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::pb;
-use crate::core::approvals::model::{ChangeOperation, ChangeRequest, ChangeRequestStatus};
+use crate::core::approvals::model::{
+    ChangeOperation, ChangeRequest, ChangeRequestStatus, Proposal, Subject,
+};
 use crate::core::drift::{ConfigDrift, DriftSummary};
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
-use crate::core::ids::{ConfigId, Environment};
+use crate::core::ids::{ConfigId, Environment, FlagKey};
 use crate::core::model::{
     AuditRecord, ConfigDocument, ConfigSummary, ConfigVersion, Metadata, SchemaVersion,
 };
@@ -264,7 +266,7 @@ pub fn pb_written(written: &Written<ConfigVersion>) -> pb::VersionCreated {
     match written {
         Written::Done(version) => pb_created(version),
         Written::Pending(request) => pb::VersionCreated {
-            config_id: request.config_id.to_string(),
+            config_id: request.subject.as_str().to_owned(),
             change_request_id: request.id.clone(),
             ..Default::default()
         },
@@ -286,9 +288,17 @@ pub fn change_request_query(request: pb::ListChangeRequestsRequest) -> Result<Ch
     Ok(ChangeRequestQuery {
         status,
         environment: environment(&request.environment)?.map(|env| env.to_string()),
-        config_id: (!request.config_id.is_empty())
-            .then(|| ConfigId::parse(&request.config_id))
-            .transpose()?,
+        subject: match (request.config_id.is_empty(), request.flag_key.is_empty()) {
+            (true, true) => None,
+            (false, true) => Some(Subject::Config(ConfigId::parse(&request.config_id)?)),
+            (true, false) => Some(Subject::Flag(FlagKey::parse(&request.flag_key)?)),
+            (false, false) => {
+                return Err(Error::invalid(
+                    "flagKey",
+                    "name a config (configId) or a flag (flagKey), not both",
+                ));
+            }
+        },
         limit: limit(request.limit)?,
     })
 }
@@ -296,7 +306,13 @@ pub fn change_request_query(request: pb::ListChangeRequestsRequest) -> Result<Ch
 pub fn pb_change_request(request: &ChangeRequest) -> pb::ChangeRequest {
     use pb::change_operation::Operation;
     let operation = match &request.operation {
-        ChangeOperation::Put { document } => Operation::Put(pb_document(document)),
+        ChangeOperation::Put { document } => match &**document {
+            Proposal::Config(document) => Operation::Put(pb_document(document)),
+            // A definition is plain JSON (string keys only): it always serializes.
+            Proposal::Flag(definition) => Operation::PutFlagDefinitionJson(
+                serde_json::to_string(definition).unwrap_or_default(),
+            ),
+        },
         ChangeOperation::Rollback { target_version } => {
             Operation::RollbackTargetVersion(*target_version)
         }
@@ -304,7 +320,14 @@ pub fn pb_change_request(request: &ChangeRequest) -> pb::ChangeRequest {
     };
     pb::ChangeRequest {
         id: request.id.clone(),
-        config_id: request.config_id.to_string(),
+        config_id: match &request.subject {
+            Subject::Config(id) => id.to_string(),
+            Subject::Flag(_) => String::new(),
+        },
+        flag_key: match &request.subject {
+            Subject::Flag(key) => key.to_string(),
+            Subject::Config(_) => String::new(),
+        },
         operation: Some(pb::ChangeOperation {
             operation: Some(operation),
         }),

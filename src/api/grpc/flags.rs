@@ -12,6 +12,7 @@ use crate::core::error::Error;
 use crate::core::flags::service::{EvaluationScope, MAX_BATCH};
 use crate::core::flags::{Evaluation, EvaluationContext, FlagDefinition, FlagService, FlagVersion};
 use crate::core::ids::FlagKey;
+use crate::core::service::Written;
 
 type RpcResult<T> = Result<Response<T>, Status>;
 
@@ -41,13 +42,22 @@ fn pb_flag(flag: &FlagVersion) -> pb::Flag {
     }
 }
 
-fn pb_created(flag: &FlagVersion) -> pb::FlagCreated {
-    pb::FlagCreated {
-        flag_key: flag.id.to_string(),
-        version: flag.version,
-        checksum: flag.checksum.clone(),
-        created_at: time(flag.created_at),
-        rollback_of: flag.rollback_of,
+/// A flag write's answer: the version, or the change request it became.
+fn pb_written(written: &Written<Arc<FlagVersion>>) -> pb::FlagCreated {
+    match written {
+        Written::Done(flag) => pb::FlagCreated {
+            flag_key: flag.id.to_string(),
+            version: flag.version,
+            checksum: flag.checksum.clone(),
+            created_at: time(flag.created_at),
+            rollback_of: flag.rollback_of,
+            change_request_id: String::new(),
+        },
+        Written::Pending(request) => pb::FlagCreated {
+            flag_key: request.subject.as_str().to_owned(),
+            change_request_id: request.id.clone(),
+            ..Default::default()
+        },
     }
 }
 
@@ -102,7 +112,7 @@ impl FlagRpc for GrpcFlagService {
                 r.expected_version,
             )
             .await?;
-        Ok(Response::new(pb_created(&flag)))
+        Ok(Response::new(pb_written(&flag)))
     }
 
     async fn get_flag(&self, request: Request<pb::GetFlagRequest>) -> RpcResult<pb::Flag> {
@@ -134,7 +144,8 @@ impl FlagRpc for GrpcFlagService {
         let caller = caller_of(&request)?;
         let r = request.into_inner();
         let key = flag_key(&r.flag_key)?;
-        self.flags
+        let written = self
+            .flags
             .delete_flag(
                 &caller,
                 &key,
@@ -142,8 +153,17 @@ impl FlagRpc for GrpcFlagService {
                 r.expected_version,
             )
             .await?;
-        Ok(Response::new(pb::DeleteFlagResponse {
-            flag_key: key.to_string(),
+        Ok(Response::new(match written {
+            Written::Done(version) => pb::DeleteFlagResponse {
+                flag_key: key.to_string(),
+                version,
+                change_request_id: String::new(),
+            },
+            Written::Pending(request) => pb::DeleteFlagResponse {
+                flag_key: key.to_string(),
+                version: 0,
+                change_request_id: request.id,
+            },
         }))
     }
 
@@ -164,7 +184,7 @@ impl FlagRpc for GrpcFlagService {
                 r.expected_version,
             )
             .await?;
-        Ok(Response::new(pb_created(&flag)))
+        Ok(Response::new(pb_written(&flag)))
     }
 
     async fn evaluate_flag(

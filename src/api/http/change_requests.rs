@@ -11,8 +11,9 @@ use super::error::Result;
 use super::extract::{ApiQuery, OptionalApiJson, path_param};
 use crate::core::access::Caller;
 use crate::core::approvals::model::ChangeRequestStatus;
+use crate::core::approvals::{self, model::Subject};
 use crate::core::error::Error;
-use crate::core::ids::{ConfigId, Environment};
+use crate::core::ids::{ConfigId, Environment, FlagKey};
 use crate::core::model::Metadata;
 use crate::core::ports::ChangeRequestQuery;
 use crate::core::service::page_limit;
@@ -38,6 +39,7 @@ struct ListQuery {
     status: Option<String>,
     environment: Option<String>,
     config_id: Option<String>,
+    flag_key: Option<String>,
     limit: Option<u32>,
 }
 
@@ -59,11 +61,18 @@ async fn list(
     if let Some(env) = &query.environment {
         Environment::parse(env)?;
     }
-    let config_id = query
-        .config_id
-        .as_deref()
-        .map(ConfigId::parse)
-        .transpose()?;
+    let subject = match (query.config_id.as_deref(), query.flag_key.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "flagKey",
+                "name a config (configId) or a flag (flagKey), not both",
+            )
+            .into());
+        }
+        (Some(id), None) => Some(Subject::Config(ConfigId::parse(id)?)),
+        (None, Some(key)) => Some(Subject::Flag(FlagKey::parse_field(key, "flagKey")?)),
+        (None, None) => None,
+    };
     let items = state
         .service
         .change_requests(
@@ -71,7 +80,7 @@ async fn list(
             ChangeRequestQuery {
                 status,
                 environment: query.environment,
-                config_id,
+                subject,
                 limit: page_limit(query.limit)?,
             },
         )
@@ -169,6 +178,6 @@ async fn apply(
 ) -> Result<Response> {
     let id = id_of(&params);
     let actor = body.unwrap_or_default().actor(&caller)?;
-    let request = state.service.apply(&caller, &id, &actor).await?;
+    let request = approvals::apply(&state.service, &state.flags, &caller, &id, &actor).await?;
     Ok(Json(request).into_response())
 }

@@ -1,5 +1,7 @@
 //! `/api/v1/feature-flags`: flag versions, history, rollback, audit and evaluation.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequestParts, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -11,7 +13,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::configs::{
-    DeleteBody, PageQuery, RollbackBody, expected_version, version_etag, version_number,
+    DeleteBody, PageQuery, RollbackBody, expected_version, pending, version_etag, version_number,
 };
 use super::error::{ApiError, Result};
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, from_value, path_param};
@@ -21,6 +23,7 @@ use crate::core::flags::service::{EvaluationScope, MAX_BATCH, context_of};
 use crate::core::flags::{Evaluation, FlagDefinition, FlagVersion};
 use crate::core::ids::{Environment, FlagKey};
 use crate::core::model::Metadata;
+use crate::core::service::Written;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -116,7 +119,15 @@ async fn put_flag(
         .flags
         .put_flag(&caller, &key, definition, caller.stamp(metadata), expected)
         .await?;
-    Ok(created(&flag))
+    Ok(flag_written(flag))
+}
+
+/// A committed flag write (201), or the change request it became (202).
+fn flag_written(result: Written<Arc<FlagVersion>>) -> Response {
+    match result {
+        Written::Done(version) => created(&version),
+        Written::Pending(request) => pending(&request),
+    }
 }
 
 async fn get_flag(
@@ -142,11 +153,16 @@ async fn delete_flag(
     OptionalApiJson(body): OptionalApiJson<DeleteBody>,
 ) -> Result<Response> {
     let (metadata, expected) = DeleteBody::resolve(body, &headers, &caller)?;
-    state
+    match state
         .flags
         .delete_flag(&caller, &key, metadata, expected)
-        .await?;
-    Ok(Json(serde_json::json!({"flagKey": key, "deleted": true})).into_response())
+        .await?
+    {
+        Written::Done(_) => {
+            Ok(Json(serde_json::json!({"flagKey": key, "deleted": true})).into_response())
+        }
+        Written::Pending(request) => Ok(pending(&request)),
+    }
 }
 
 #[derive(Deserialize)]
@@ -213,7 +229,7 @@ async fn rollback(
             expected,
         )
         .await?;
-    Ok(created(&flag))
+    Ok(flag_written(flag))
 }
 
 async fn audit(

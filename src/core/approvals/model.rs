@@ -1,10 +1,66 @@
-//! Change requests: a write that touches a protected environment waits for approvals.
+//! Change requests: a write (of a config or a flag) that touches a protected environment waits
+//! for approvals.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::core::ids::ConfigId;
+use crate::core::flags::FlagDefinition;
+use crate::core::ids::{ConfigId, FlagKey};
 use crate::core::model::ConfigDocument;
+use crate::core::versioned::DocumentKind;
+
+/// The document a change request changes. In JSON `"configId": …` or `"flagKey": …`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Subject {
+    #[serde(rename = "configId")]
+    Config(ConfigId),
+    #[serde(rename = "flagKey")]
+    Flag(FlagKey),
+}
+
+impl Subject {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Subject::Config(id) => id.as_str(),
+            Subject::Flag(key) => key.as_str(),
+        }
+    }
+
+    pub fn kind(&self) -> DocumentKind {
+        match self {
+            Subject::Config(_) => DocumentKind::Config,
+            Subject::Flag(_) => DocumentKind::Flag,
+        }
+    }
+
+    /// How a store names the kind (`config`, `flag`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Subject::Config(_) => "config",
+            Subject::Flag(_) => "flag",
+        }
+    }
+
+    /// The subject a store row names: `kind` as `kind_name` says it, and the id.
+    pub fn parse(kind: &str, id: &str) -> crate::core::error::Result<Subject> {
+        match kind {
+            "config" => Ok(Subject::Config(ConfigId::parse(id)?)),
+            "flag" => Ok(Subject::Flag(FlagKey::parse(id)?)),
+            other => Err(crate::core::error::Error::internal(format!(
+                "unknown change request subject kind '{other}'"
+            ))),
+        }
+    }
+}
+
+/// The document a `put` proposes: a config document or a flag definition (told apart by their
+/// required fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Proposal {
+    Config(ConfigDocument),
+    Flag(FlagDefinition),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -48,7 +104,7 @@ impl ChangeRequestStatus {
 pub enum ChangeOperation {
     /// A new version with this document.
     Put {
-        document: Box<ConfigDocument>,
+        document: Box<Proposal>,
     },
     /// A new version equal to `target_version`.
     Rollback {
@@ -56,6 +112,16 @@ pub enum ChangeOperation {
         target_version: u64,
     },
     Delete,
+}
+
+impl ChangeOperation {
+    /// The version a rollback writes again.
+    pub fn target_version(&self) -> Option<u64> {
+        match self {
+            ChangeOperation::Rollback { target_version } => Some(*target_version),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,7 +135,8 @@ pub struct Approval {
 #[serde(rename_all = "camelCase")]
 pub struct ChangeRequest {
     pub id: String,
-    pub config_id: ConfigId,
+    #[serde(flatten)]
+    pub subject: Subject,
     pub operation: ChangeOperation,
     /// The live version the change was made against; applying needs it still live.
     pub base_version: u64,

@@ -2,17 +2,20 @@
 //! change request (pending → approved → applied, or rejected / cancelled); every transition is
 //! audited and is a change event. Also the environment-scope check of writes.
 
-use super::model::{Approval, ChangeOperation, ChangeRequest, ChangeRequestStatus};
+use super::model::{
+    Approval, ChangeOperation, ChangeRequest, ChangeRequestStatus, Proposal, Subject,
+};
 use crate::core::access::model::Denial;
 use crate::core::access::{Caller, Permission};
 use crate::core::effective::changed_environments;
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeKind, kind};
+use crate::core::flags::model::changed_environments as flag_changed_environments;
 use crate::core::ids::ConfigId;
 use crate::core::ids::Touched;
-use crate::core::model::{AuditDraft, ConfigVersion, Metadata};
-use crate::core::ports::{AppliedRequest, ChangeRequestQuery, ChangeRequestWrite};
-use crate::core::service::{ConfigService, Written, now};
+use crate::core::model::{AuditDraft, Metadata};
+use crate::core::ports::{AppliedRequest, ChangeRequestQuery, ChangeRequestWrite, Documents};
+use crate::core::service::{ConfigService, now};
 
 const MAX_REASON: usize = 4096;
 
@@ -74,7 +77,7 @@ impl ConfigService {
 
     pub(crate) async fn request_change(
         &self,
-        id: &ConfigId,
+        subject: Subject,
         operation: ChangeOperation,
         base_version: u64,
         environments: Vec<String>,
@@ -84,7 +87,7 @@ impl ConfigService {
         let at = now();
         let request = ChangeRequest {
             id: uuid::Uuid::new_v4().to_string(),
-            config_id: id.clone(),
+            subject,
             operation,
             base_version,
             environments: environments.clone(),
@@ -142,7 +145,7 @@ impl ConfigService {
     pub async fn change_request(&self, caller: &Caller, id: &str) -> Result<ChangeRequest> {
         caller.require(Permission::Read)?;
         let request = self.stored_request(id).await?;
-        caller.require_resource(request.config_id.as_str())?;
+        caller.require_resource(request.subject.as_str())?;
         Ok(request)
     }
 
@@ -167,7 +170,7 @@ impl ConfigService {
     ) -> Result<Vec<ChangeRequest>> {
         caller.require(Permission::Read)?;
         let mut requests = self.store.change_requests(query).await?;
-        requests.retain(|request| caller.allows_resource(request.config_id.as_str()));
+        requests.retain(|request| caller.allows_resource(request.subject.as_str()));
         Ok(requests)
     }
 
@@ -178,7 +181,7 @@ impl ConfigService {
     async fn decidable(&self, caller: &Caller, id: &str) -> Result<ChangeRequest> {
         caller.require(Permission::Approve)?;
         let request = self.stored_request(id).await?;
-        caller.require_resource(request.config_id.as_str())?;
+        caller.require_resource(request.subject.as_str())?;
         if caller.identity().scopes.environments.is_empty() {
             return Ok(request);
         }
@@ -186,17 +189,19 @@ impl ConfigService {
             Touched::Every => {
                 return Err(Error::forbidden(format!(
                     "'{}' is scoped to environments; change request {} touches every \
-                     environment (it changes the base, creates or deletes the config)",
+                     environment (it changes the base or flag-wide fields, or creates or deletes \
+                     the {})",
                     caller.identity().name,
-                    request.id
+                    request.id,
+                    request.subject.kind_name()
                 ))
-                .on_resource(request.config_id.as_str()));
+                .on_resource(request.subject.as_str()));
             }
             Touched::Only(environments) => {
                 for env in environments {
                     caller
                         .require_environment(&env)
-                        .map_err(|error| error.on_resource(request.config_id.as_str()))?;
+                        .map_err(|error| error.on_resource(request.subject.as_str()))?;
                 }
             }
         }
@@ -205,23 +210,50 @@ impl ConfigService {
 
     /// The environments a request's change touches, against its base version (`*`: all).
     async fn touched_environments(&self, request: &ChangeRequest) -> Result<Touched> {
-        let base = match request.base_version {
-            0 => None,
-            version => Some(self.stored_version(&request.config_id, version).await?),
-        };
-        let proposed = match &request.operation {
-            ChangeOperation::Put { document } => (**document).clone(),
-            ChangeOperation::Rollback { target_version } => {
-                self.stored_version(&request.config_id, *target_version)
-                    .await?
-                    .document
+        let (base, target) = (request.base_version, request.operation.target_version());
+        match (&request.subject, &request.operation) {
+            (_, ChangeOperation::Delete) => Ok(Touched::Every),
+            (Subject::Config(id), operation) => {
+                let base = match base {
+                    0 => None,
+                    version => Some(self.stored_version(id, version).await?.document),
+                };
+                let proposed = match (operation, target) {
+                    (ChangeOperation::Put { document }, _) => match &**document {
+                        Proposal::Config(document) => document.clone(),
+                        Proposal::Flag(_) => return Err(mismatched(request)),
+                    },
+                    (_, Some(target)) => self.stored_version(id, target).await?.document,
+                    _ => return Err(mismatched(request)),
+                };
+                Ok(changed_environments(base.as_ref(), &proposed))
             }
-            ChangeOperation::Delete => return Ok(Touched::Every),
-        };
-        Ok(changed_environments(
-            base.as_ref().map(|v| &v.document),
-            &proposed,
-        ))
+            (Subject::Flag(key), operation) => {
+                let flags = self.store.flags();
+                let stored = |version| async move {
+                    flags
+                        .version(key, version)
+                        .await?
+                        .map(|v| v.document)
+                        .ok_or_else(|| {
+                            Error::not_found("flag version", format!("{key} v{version}"))
+                        })
+                };
+                let base = match base {
+                    0 => None,
+                    version => Some(stored(version).await?),
+                };
+                let proposed = match (operation, target) {
+                    (ChangeOperation::Put { document }, _) => match &**document {
+                        Proposal::Flag(definition) => definition.clone(),
+                        Proposal::Config(_) => return Err(mismatched(request)),
+                    },
+                    (_, Some(target)) => stored(target).await?,
+                    _ => return Err(mismatched(request)),
+                };
+                Ok(flag_changed_environments(base.as_ref(), &proposed))
+            }
+        }
     }
 
     fn require_status(request: &ChangeRequest, allowed: &[ChangeRequestStatus]) -> Result<()> {
@@ -346,18 +378,19 @@ impl ConfigService {
             .await
     }
 
-    /// Applies an approved request: the version (or delete) and the request's `applied` state
-    /// commit together. Refused with 409 when the config moved past the request's base.
-    pub async fn apply(
+    /// The first half of applying request `id`: the caller may write its subject, it is
+    /// approved, and what the write records. The subject's service makes the write
+    /// (`approvals::apply`).
+    pub(crate) async fn applying(
         &self,
         caller: &Caller,
         id: &str,
         actor: &Metadata,
-    ) -> Result<ChangeRequest> {
-        let mut request = self.change_request(caller, id).await?;
-        caller.require_on(Permission::Write, request.config_id.as_str())?;
+    ) -> Result<Applying> {
+        let request = self.change_request(caller, id).await?;
+        caller.require_on(Permission::Write, request.subject.as_str())?;
         Self::require_status(&request, &[ChangeRequestStatus::Approved])?;
-        let applies = Some(AppliedRequest {
+        let applies = AppliedRequest {
             id: request.id.clone(),
             audit: AuditDraft {
                 actor: actor.actor.clone(),
@@ -366,7 +399,7 @@ impl ConfigService {
                 message: Some(format!("change request {}", request.id)),
                 on_behalf_of: actor.on_behalf_of.clone(),
             },
-        });
+        };
         let metadata = Metadata {
             actor: actor.actor.clone(),
             message: Some(match &request.message {
@@ -376,65 +409,96 @@ impl ConfigService {
             on_behalf_of: actor.on_behalf_of.clone(),
             allowed_environments: actor.allowed_environments.clone(),
         };
+        Ok(Applying {
+            request,
+            metadata,
+            applies,
+        })
+    }
+
+    /// Applies an approved config request: the version (or delete) and the request's `applied`
+    /// state commit together.
+    pub(crate) async fn apply_config(&self, id: &ConfigId, applying: &Applying) -> Result<u64> {
+        let Applying {
+            request,
+            metadata,
+            applies,
+        } = applying;
+        let (metadata, applies) = (metadata.clone(), Some(applies.clone()));
         let expected = Some(request.base_version);
-        let rebase = |error: Error| match error {
-            Error::VersionConflict { actual, .. } => Error::Conflict {
-                message: format!(
-                    "the config moved from version {} to {actual} since change request {} was made; \
-                     create a new request against the current version (rebase needed)",
-                    request.base_version, request.id
-                ),
-            },
-            other => other,
-        };
-        let version = match &request.operation {
-            ChangeOperation::Put { document } => self
-                .write_version(
-                    &request.config_id,
-                    (**document).clone(),
-                    metadata,
-                    expected,
-                    None,
-                    applies,
-                )
-                .await
-                .map_err(rebase)
-                .map(done_version)?,
+        let written = match &request.operation {
+            ChangeOperation::Put { document } => {
+                let Proposal::Config(document) = &**document else {
+                    return Err(mismatched(request));
+                };
+                self.write_version(id, document.clone(), metadata, expected, None, applies)
+                    .await?
+                    .map(|version| version.version)
+            }
             ChangeOperation::Rollback { target_version } => {
-                let target = self
-                    .stored_version(&request.config_id, *target_version)
-                    .await?;
+                let target = self.stored_version(id, *target_version).await?;
                 self.write_version(
-                    &request.config_id,
+                    id,
                     target.document,
                     metadata,
                     expected,
                     Some(*target_version),
                     applies,
                 )
-                .await
-                .map_err(rebase)
-                .map(done_version)?
+                .await?
+                .map(|version| version.version)
             }
-            ChangeOperation::Delete => match self
-                .delete_applying(&request.config_id, metadata, expected, applies)
-                .await
-                .map_err(rebase)?
-            {
-                Written::Done(version) => version,
-                Written::Pending(_) => unreachable!("an applied request asks for no approval"),
-            },
+            ChangeOperation::Delete => {
+                self.delete_applying(id, metadata, expected, applies)
+                    .await?
+            }
         };
-        request.status = ChangeRequestStatus::Applied;
-        request.applied_version = Some(version);
-        request.updated_at = now();
-        Ok(request)
+        written.done()
     }
 }
 
-fn done_version(written: Written<ConfigVersion>) -> u64 {
-    match written {
-        Written::Done(version) => version.version,
-        Written::Pending(_) => unreachable!("an applied request asks for no approval"),
+/// An approved request about to be applied, and what its write records.
+pub struct Applying {
+    pub request: ChangeRequest,
+    /// The metadata of the version (or delete) the request becomes.
+    pub metadata: Metadata,
+    pub applies: AppliedRequest,
+}
+
+impl Applying {
+    /// A version conflict means the subject moved past the request's base: a new request is
+    /// needed.
+    pub fn rebase(&self, error: Error) -> Error {
+        match error {
+            Error::VersionConflict { actual, .. } => Error::Conflict {
+                message: format!(
+                    "the {} moved from version {} to {actual} since change request {} was made; \
+                     create a new request against the current version (rebase needed)",
+                    self.request.subject.kind_name(),
+                    self.request.base_version,
+                    self.request.id
+                ),
+            },
+            other => other,
+        }
     }
+
+    /// The request as applied, as `version`.
+    pub fn applied(self, version: u64) -> ChangeRequest {
+        let mut request = self.request;
+        request.status = ChangeRequestStatus::Applied;
+        request.applied_version = Some(version);
+        request.updated_at = now();
+        request
+    }
+}
+
+/// A stored request whose operation does not fit its subject (a flag definition proposed for a
+/// config): data this version did not write.
+fn mismatched(request: &ChangeRequest) -> Error {
+    Error::internal(format!(
+        "change request {} proposes a document of another kind than its {}",
+        request.id,
+        request.subject.kind_name()
+    ))
 }

@@ -49,6 +49,26 @@ pub enum Written<T> {
     Pending(Box<ChangeRequest>),
 }
 
+impl<T> Written<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Written<U> {
+        match self {
+            Written::Done(done) => Written::Done(f(done)),
+            Written::Pending(request) => Written::Pending(request),
+        }
+    }
+
+    /// What a write applying an approved request made (it asks for no further approval).
+    pub fn done(self) -> Result<T> {
+        match self {
+            Written::Done(done) => Ok(done),
+            Written::Pending(request) => Err(Error::internal(format!(
+                "applying an approved request asked for another ({})",
+                request.id
+            ))),
+        }
+    }
+}
+
 /// Page size of list operations: 50 when not given, at most 500.
 pub fn page_limit(limit: Option<u32>) -> Result<u32> {
     match limit {

@@ -6,7 +6,7 @@ use crate::core::ids::Touched;
 use crate::core::ports::Documents;
 use crate::core::versioned::Document;
 
-use crate::core::approvals::model::ChangeOperation;
+use crate::core::approvals::model::{ChangeOperation, Proposal, Subject};
 use crate::core::effective::LayerValue;
 use crate::core::effective::changed_environments;
 use crate::core::error::{Error, Result};
@@ -156,11 +156,12 @@ impl ConfigService {
             let operation = match rollback_of {
                 Some(target_version) => ChangeOperation::Rollback { target_version },
                 None => ChangeOperation::Put {
-                    document: Box::new(doc),
+                    document: Box::new(Proposal::Config(doc)),
                 },
             };
+            let subject = Subject::Config(id.clone());
             return self
-                .request_change(id, operation, live, protected, required, &metadata)
+                .request_change(subject, operation, live, protected, required, &metadata)
                 .await
                 .map(|request| Written::Pending(Box::new(request)));
         }
@@ -249,7 +250,7 @@ impl ConfigService {
         {
             return self
                 .request_change(
-                    id,
+                    Subject::Config(id.clone()),
                     ChangeOperation::Delete,
                     live,
                     protected,

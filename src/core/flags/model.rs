@@ -1,14 +1,14 @@
 //! What a feature flag is: its variants, and how each environment chooses among them.
 //! The JSON shape is the API's (docs/flags.md); `compile` checks and prepares it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::core::events::{ChangeKind, kind};
-use crate::core::ids::FlagKey;
+use crate::core::ids::{FlagKey, Touched};
 use crate::core::versioned::{Document, DocumentKind, Head, NewVersion, Version};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +184,37 @@ pub type FlagVersion = Version<FlagDefinition>;
 pub type FlagHead = Head<FlagDefinition>;
 /// A flag version before the store numbers it.
 pub type NewFlagVersion = NewVersion<FlagDefinition>;
+
+/// Environments whose evaluation a change can affect: `*` when flag-wide fields changed.
+pub fn changed_environments(previous: Option<&FlagDefinition>, next: &FlagDefinition) -> Touched {
+    let Some(previous) = previous else {
+        return Touched::Every;
+    };
+    // Every field but `environments` is flag-wide: it reaches every environment.
+    let flag_wide_equal = previous.description == next.description
+        && previous.flag_type == next.flag_type
+        && previous.variants == next.variants
+        && previous.default_variant == next.default_variant
+        && previous.services == next.services
+        && previous.enabled == next.enabled
+        && previous.rollout == next.rollout
+        && previous.rules == next.rules;
+    if !flag_wide_equal {
+        return Touched::Every;
+    }
+    let names: HashSet<&String> = previous
+        .environments
+        .keys()
+        .chain(next.environments.keys())
+        .collect();
+    let mut changed: Vec<String> = names
+        .into_iter()
+        .filter(|env| previous.environments.get(*env) != next.environments.get(*env))
+        .cloned()
+        .collect();
+    changed.sort();
+    Touched::Only(changed)
+}
 
 /// Every flag's head at one moment, by key: what evaluation reads.
 #[derive(Debug, Clone, Default)]

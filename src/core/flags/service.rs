@@ -11,12 +11,18 @@ use serde_json::Value;
 
 use super::compile::compile;
 use super::evaluate::{Evaluation, EvaluationContext, MAX_PREREQUISITE_DEPTH, evaluate};
-use super::model::{FlagDefinition, FlagHead, FlagSet, FlagVersion, NewFlagVersion, Rule};
+use super::model::{
+    FlagDefinition, FlagHead, FlagSet, FlagVersion, NewFlagVersion, Rule, changed_environments,
+};
+use crate::core::approvals::model::{ChangeOperation, Proposal, Subject};
+use crate::core::approvals::service::Applying;
 use crate::core::error::{Error, Result};
 use crate::core::ids::{Environment, FlagKey};
 use crate::core::model::{AuditDraft, AuditRecord, Metadata, Page};
-use crate::core::ports::{AuditSubject, FlagDeleteWrite, FlagWrite, ReadCache, Storage, Store};
-use crate::core::service::{ConfigService, now};
+use crate::core::ports::{
+    AppliedRequest, AuditSubject, FlagDeleteWrite, FlagWrite, ReadCache, Storage, Store,
+};
+use crate::core::service::{ConfigService, Written, now};
 use crate::core::validation::check_metadata;
 
 /// At most this many flags in one batch evaluation request.
@@ -53,37 +59,6 @@ fn rules_of(definition: &FlagDefinition) -> impl Iterator<Item = (String, usize,
             .map(move |(i, rule)| (format!("/environments/{env}/rules"), i, rule))
     });
     fallback.chain(environments)
-}
-
-/// Environments whose evaluation a change can affect: `*` when flag-wide fields changed.
-fn changed_environments(previous: Option<&FlagDefinition>, next: &FlagDefinition) -> Touched {
-    let Some(previous) = previous else {
-        return Touched::Every;
-    };
-    // Every field but `environments` is flag-wide: it reaches every environment.
-    let flag_wide_equal = previous.description == next.description
-        && previous.flag_type == next.flag_type
-        && previous.variants == next.variants
-        && previous.default_variant == next.default_variant
-        && previous.services == next.services
-        && previous.enabled == next.enabled
-        && previous.rollout == next.rollout
-        && previous.rules == next.rules;
-    if !flag_wide_equal {
-        return Touched::Every;
-    }
-    let names: HashSet<&String> = previous
-        .environments
-        .keys()
-        .chain(next.environments.keys())
-        .collect();
-    let mut changed: Vec<String> = names
-        .into_iter()
-        .filter(|env| previous.environments.get(*env) != next.environments.get(*env))
-        .cloned()
-        .collect();
-    changed.sort();
-    Touched::Only(changed)
 }
 
 impl FlagService {
@@ -198,9 +173,10 @@ impl FlagService {
         definition: FlagDefinition,
         metadata: Metadata,
         expected: Option<u64>,
-    ) -> Result<Arc<FlagVersion>> {
+    ) -> Result<Written<Arc<FlagVersion>>> {
         caller.require_on(Permission::Write, key.as_str())?;
-        self.write(key, definition, metadata, expected, None).await
+        self.write(key, definition, metadata, expected, None, None)
+            .await
     }
 
     /// A new version equal to `target`, recording `rollbackOf`.
@@ -211,7 +187,7 @@ impl FlagService {
         target: u64,
         metadata: Metadata,
         expected: Option<u64>,
-    ) -> Result<Arc<FlagVersion>> {
+    ) -> Result<Written<Arc<FlagVersion>>> {
         caller.require_on(Permission::Write, key.as_str())?;
         if target == 0 {
             return Err(Error::invalid(
@@ -220,8 +196,56 @@ impl FlagService {
             ));
         }
         let version = self.stored_version(key, target).await?;
-        self.write(key, version.document, metadata, expected, Some(target))
-            .await
+        self.write(
+            key,
+            version.document,
+            metadata,
+            expected,
+            Some(target),
+            None,
+        )
+        .await
+    }
+
+    /// Applies an approved flag request (`approvals::apply`): the version (or delete) and the
+    /// request's `applied` state commit together.
+    pub(crate) async fn apply_flag(&self, key: &FlagKey, applying: &Applying) -> Result<u64> {
+        let Applying {
+            request,
+            metadata,
+            applies,
+        } = applying;
+        let (metadata, applies) = (metadata.clone(), Some(applies.clone()));
+        let expected = Some(request.base_version);
+        let written = match &request.operation {
+            ChangeOperation::Put { document } => {
+                let Proposal::Flag(definition) = &**document else {
+                    return Err(Error::internal(format!(
+                        "change request {} proposes a config document for flag '{key}'",
+                        request.id
+                    )));
+                };
+                self.write(key, definition.clone(), metadata, expected, None, applies)
+                    .await?
+                    .map(|version| version.version)
+            }
+            ChangeOperation::Rollback { target_version } => {
+                let target = self.stored_version(key, *target_version).await?;
+                let rollback_of = Some(*target_version);
+                self.write(
+                    key,
+                    target.document,
+                    metadata,
+                    expected,
+                    rollback_of,
+                    applies,
+                )
+                .await?
+                .map(|version| version.version)
+            }
+            ChangeOperation::Delete => self.delete(key, metadata, expected, applies).await?,
+        };
+        written.done()
     }
 
     async fn write(
@@ -231,7 +255,8 @@ impl FlagService {
         metadata: Metadata,
         expected: Option<u64>,
         rollback_of: Option<u64>,
-    ) -> Result<Arc<FlagVersion>> {
+        applies: Option<AppliedRequest>,
+    ) -> Result<Written<Arc<FlagVersion>>> {
         let attempt = || {
             self.try_write(
                 key,
@@ -239,6 +264,7 @@ impl FlagService {
                 metadata.clone(),
                 expected,
                 rollback_of,
+                applies.clone(),
             )
         };
         match attempt().await {
@@ -256,7 +282,8 @@ impl FlagService {
         metadata: Metadata,
         expected: Option<u64>,
         rollback_of: Option<u64>,
-    ) -> Result<Arc<FlagVersion>> {
+        applies: Option<AppliedRequest>,
+    ) -> Result<Written<Arc<FlagVersion>>> {
         check_metadata(&metadata)?;
         if key.as_str() == "evaluate" {
             // `/api/v1/feature-flags/evaluate` is the evaluation endpoint.
@@ -300,6 +327,22 @@ impl FlagService {
         self.configs
             .check_environment_scope(&metadata, &touched, key.as_str())
             .await?;
+        if applies.is_none()
+            && let Some((protected, required)) = self.configs.approvals_needed(&touched)
+        {
+            let operation = match rollback_of {
+                Some(target_version) => ChangeOperation::Rollback { target_version },
+                None => ChangeOperation::Put {
+                    document: Box::new(Proposal::Flag(definition)),
+                },
+            };
+            let subject = Subject::Flag(key.clone());
+            return self
+                .configs
+                .request_change(subject, operation, live, protected, required, &metadata)
+                .await
+                .map(|request| Written::Pending(Box::new(request)));
+        }
         let new_version = NewFlagVersion {
             id: key.clone(),
             checksum: definition.checksum()?,
@@ -313,7 +356,7 @@ impl FlagService {
             expected_live: expected.unwrap_or(live),
             expected_schema: 0,
             audit,
-            applies: None,
+            applies,
         };
         let store = self.store.clone();
         let committed = self
@@ -322,7 +365,7 @@ impl FlagService {
             .await?;
         let version = new_version.numbered(committed.version);
         version.keep_view::<std::result::Result<_, String>>(Ok(compiled));
-        Ok(Arc::new(version))
+        Ok(Written::Done(Arc::new(version)))
     }
 
     /// Deletes a flag (its history and audit stay). Refused while another flag names it as a
@@ -333,8 +376,18 @@ impl FlagService {
         key: &FlagKey,
         metadata: Metadata,
         expected: Option<u64>,
-    ) -> Result<()> {
+    ) -> Result<Written<u64>> {
         caller.require_on(Permission::Write, key.as_str())?;
+        self.delete(key, metadata, expected, None).await
+    }
+
+    async fn delete(
+        &self,
+        key: &FlagKey,
+        metadata: Metadata,
+        expected: Option<u64>,
+        applies: Option<AppliedRequest>,
+    ) -> Result<Written<u64>> {
         check_metadata(&metadata)?;
         self.configs.ensure_writable()?;
         let _guard = self.write_lock.lock().await;
@@ -367,6 +420,17 @@ impl FlagService {
         self.configs
             .check_environment_scope(&metadata, &Touched::Every, key.as_str())
             .await?;
+        if applies.is_none()
+            && let Some((protected, required)) = self.configs.approvals_needed(&Touched::Every)
+        {
+            let subject = Subject::Flag(key.clone());
+            let operation = ChangeOperation::Delete;
+            return self
+                .configs
+                .request_change(subject, operation, live, protected, required, &metadata)
+                .await
+                .map(|request| Written::Pending(Box::new(request)));
+        }
         let write = FlagDeleteWrite {
             id: key.clone(),
             expected_live: expected.unwrap_or(live),
@@ -378,13 +442,14 @@ impl FlagService {
                 on_behalf_of: metadata.on_behalf_of.clone(),
             },
             at: now(),
-            applies: None,
+            applies,
         };
         let store = self.store.clone();
-        self.configs
+        let committed = self
+            .configs
             .commit(async move { store.flags().delete(write).await })
             .await?;
-        Ok(())
+        Ok(Written::Done(committed.version))
     }
 
     pub async fn flag(&self, caller: &Caller, key: &FlagKey) -> Result<Arc<FlagVersion>> {

@@ -3,10 +3,9 @@
 use async_trait::async_trait;
 
 use super::Committed;
-use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
+use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus, Subject};
 use crate::core::error::Result;
 use crate::core::events::ChangeKind;
-use crate::core::ids::ConfigId;
 use crate::core::model::AuditDraft;
 
 /// Insert (`expected: None`; the id must be new) or update a change request with
@@ -27,7 +26,8 @@ pub struct ChangeRequestQuery {
     pub status: Option<ChangeRequestStatus>,
     /// Requests whose `environments` include this one.
     pub environment: Option<String>,
-    pub config_id: Option<ConfigId>,
+    /// Requests on this config or flag.
+    pub subject: Option<Subject>,
     pub limit: u32,
 }
 

@@ -52,7 +52,7 @@ impl ChangeRequestStore for MemoryStore {
         state.store_change_request(request, write.expected)?;
         Ok(state.commit(Change {
             kind: write.kind,
-            subject: request.config_id.as_str(),
+            subject: request.subject.as_str(),
             version: request.base_version,
             checksum: "",
             audit: &write.audit,
@@ -77,7 +77,7 @@ impl ChangeRequestStore for MemoryStore {
                     .as_ref()
                     .is_none_or(|e| r.environments.contains(e))
             })
-            .filter(|r| query.config_id.as_ref().is_none_or(|c| &r.config_id == c))
+            .filter(|r| query.subject.as_ref().is_none_or(|s| &r.subject == s))
             .collect();
         matching.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         Ok(matching

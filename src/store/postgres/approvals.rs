@@ -7,9 +7,8 @@ use sqlx::postgres::PgConnection;
 use super::commit::{Change, Operation};
 use super::rows::{parse_json, to_json};
 use super::{PostgresStore, db_error};
-use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
+use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus, Subject};
 use crate::core::error::{Error, Result};
-use crate::core::ids::ConfigId;
 use crate::core::ports::{
     ChangeRequestQuery, ChangeRequestStore, ChangeRequestWrite, Committed, request_changed,
     request_exists,
@@ -19,6 +18,7 @@ use crate::store::{to_i64, to_u64};
 #[derive(sqlx::FromRow)]
 struct ChangeRequestRow {
     id: String,
+    subject_kind: String,
     config_id: String,
     operation: String,
     base_version: i64,
@@ -42,7 +42,7 @@ impl ChangeRequestRow {
         })?;
         Ok(ChangeRequest {
             id: self.id,
-            config_id: ConfigId::parse(&self.config_id)?,
+            subject: Subject::parse(&self.subject_kind, &self.config_id)?,
             operation: parse_json(&self.operation)?,
             base_version: to_u64(self.base_version),
             environments: parse_json(&self.environments)?,
@@ -79,7 +79,8 @@ impl ChangeRequestStore for PostgresStore {
     async fn change_requests(&self, query: ChangeRequestQuery) -> Result<Vec<ChangeRequest>> {
         sqlx::query_as(include_str!("queries/change_requests.sql"))
             .bind(query.status.map(ChangeRequestStatus::as_str))
-            .bind(query.config_id.as_ref().map(ConfigId::as_str))
+            .bind(query.subject.as_ref().map(Subject::kind_name))
+            .bind(query.subject.as_ref().map(Subject::as_str))
             .bind(&query.environment)
             .bind(i64::from(query.limit))
             .fetch_all(&self.pool)
@@ -101,7 +102,7 @@ impl Operation for ChangeRequestWrite {
         }
         Ok(Change {
             kind: self.kind,
-            subject: request.config_id.as_str(),
+            subject: request.subject.as_str(),
             version: request.base_version,
             checksum: String::new(),
             audit: &self.audit,
@@ -115,7 +116,7 @@ impl Operation for ChangeRequestWrite {
 async fn insert(tx: &mut PgConnection, request: &ChangeRequest) -> Result<()> {
     let inserted = sqlx::query(include_str!("queries/change_request_insert.sql"))
         .bind(&request.id)
-        .bind(request.config_id.as_str())
+        .bind(request.subject.as_str())
         .bind(to_json(&request.operation)?)
         .bind(to_i64(request.base_version))
         .bind(to_json(&request.environments)?)
@@ -129,6 +130,7 @@ async fn insert(tx: &mut PgConnection, request: &ChangeRequest) -> Result<()> {
         .bind(request.applied_version.map(to_i64))
         .bind(request.created_at)
         .bind(request.updated_at)
+        .bind(request.subject.kind_name())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

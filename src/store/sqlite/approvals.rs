@@ -6,9 +6,8 @@ use sqlx::sqlite::SqliteConnection;
 use super::commit::{Change, Operation};
 use super::rows::{parse_json, parse_time, timestamp, to_json};
 use super::{SqliteStore, db_error};
-use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus};
+use crate::core::approvals::model::{ChangeRequest, ChangeRequestStatus, Subject};
 use crate::core::error::{Error, Result};
-use crate::core::ids::ConfigId;
 use crate::core::ports::{
     ChangeRequestQuery, ChangeRequestStore, ChangeRequestWrite, Committed, request_changed,
     request_exists,
@@ -18,6 +17,7 @@ use crate::store::{to_i64, to_u64};
 #[derive(sqlx::FromRow)]
 struct ChangeRequestRow {
     id: String,
+    subject_kind: String,
     config_id: String,
     operation: String,
     base_version: i64,
@@ -41,7 +41,7 @@ impl ChangeRequestRow {
         })?;
         Ok(ChangeRequest {
             id: self.id,
-            config_id: ConfigId::parse(&self.config_id)?,
+            subject: Subject::parse(&self.subject_kind, &self.config_id)?,
             operation: parse_json(&self.operation)?,
             base_version: to_u64(self.base_version),
             environments: parse_json(&self.environments)?,
@@ -77,12 +77,14 @@ impl ChangeRequestStore for SqliteStore {
 
     async fn change_requests(&self, query: ChangeRequestQuery) -> Result<Vec<ChangeRequest>> {
         let status = query.status.map(ChangeRequestStatus::as_str);
-        let config_id = query.config_id.as_ref().map(ConfigId::as_str);
+        let kind = query.subject.as_ref().map(Subject::kind_name);
+        let subject = query.subject.as_ref().map(Subject::as_str);
         sqlx::query_as(include_str!("queries/change_requests.sql"))
             .bind(status)
             .bind(status)
-            .bind(config_id)
-            .bind(config_id)
+            .bind(kind)
+            .bind(kind)
+            .bind(subject)
             .bind(&query.environment)
             .bind(&query.environment)
             .bind(i64::from(query.limit))
@@ -105,7 +107,7 @@ impl Operation for ChangeRequestWrite {
         }
         Ok(Change {
             kind: self.kind,
-            subject: request.config_id.as_str(),
+            subject: request.subject.as_str(),
             version: request.base_version,
             checksum: String::new(),
             audit: &self.audit,
@@ -119,7 +121,7 @@ impl Operation for ChangeRequestWrite {
 async fn insert(tx: &mut SqliteConnection, request: &ChangeRequest) -> Result<()> {
     let inserted = sqlx::query(include_str!("queries/change_request_insert.sql"))
         .bind(&request.id)
-        .bind(request.config_id.as_str())
+        .bind(request.subject.as_str())
         .bind(to_json(&request.operation)?)
         .bind(to_i64(request.base_version))
         .bind(to_json(&request.environments)?)
@@ -133,6 +135,7 @@ async fn insert(tx: &mut SqliteConnection, request: &ChangeRequest) -> Result<()
         .bind(request.applied_version.map(to_i64))
         .bind(timestamp(request.created_at))
         .bind(timestamp(request.updated_at))
+        .bind(request.subject.kind_name())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use summit_config::core::approvals::model::{
-    Approval, ChangeOperation, ChangeRequest, ChangeRequestStatus,
+    Approval, ChangeOperation, ChangeRequest, ChangeRequestStatus, Proposal, Subject,
 };
 use summit_config::core::error::Error;
 use summit_config::core::events::{ChangeKind, kind};
@@ -28,12 +28,12 @@ fn change_request(
 ) -> ChangeRequest {
     ChangeRequest {
         id: id.to_owned(),
-        config_id: config.clone(),
+        subject: Subject::Config(config.clone()),
         operation: ChangeOperation::Put {
-            document: Box::new(ConfigDocument {
+            document: Box::new(Proposal::Config(ConfigDocument {
                 overrides: BTreeMap::from([("production".to_owned(), json!({ "limit": 50 }))]),
                 ..document(json!({ "limit": 5, "nested": { "on": true } }))
-            }),
+            })),
         },
         base_version: 1,
         environments: environments.iter().map(|e| (*e).to_owned()).collect(),
@@ -381,7 +381,7 @@ pub(super) async fn change_requests_are_listed_newest_first_and_filtered(store: 
     );
     assert_eq!(
         ids(ChangeRequestQuery {
-            config_id: Some(checkout.clone()),
+            subject: Some(Subject::Config(checkout.clone())),
             ..all.clone()
         })
         .await,
@@ -391,7 +391,7 @@ pub(super) async fn change_requests_are_listed_newest_first_and_filtered(store: 
         ids(ChangeRequestQuery {
             status: Some(ChangeRequestStatus::Pending),
             environment: Some("production".to_owned()),
-            config_id: Some(checkout),
+            subject: Some(Subject::Config(checkout)),
             limit: 100,
         })
         .await,
@@ -646,4 +646,40 @@ pub(super) async fn deleting_through_an_approved_request_marks_it_applied_and_on
     assert_eq!(applied.status, ChangeRequestStatus::Applied);
     assert_eq!(applied.applied_version, Some(2));
     assert_eq!(applied.updated_at, at);
+}
+
+/// A request on a flag is stored as one (its kind and key survive) and a filter on a config
+/// with the same name does not find it.
+pub(super) async fn a_flag_change_request_keeps_its_subject_and_definition(store: Arc<dyn Store>) {
+    let key = flag_key("checkout");
+    let mut request = change_request("cr-flag", &config_id("checkout"), &["production"], now());
+    request.subject = Subject::Flag(key.clone());
+    request.operation = ChangeOperation::Put {
+        document: Box::new(Proposal::Flag(flag_definition("new flow", "on"))),
+    };
+    store
+        .put_change_request(request_write(&request, None, kind::CHANGE_REQUEST_CREATED))
+        .await
+        .expect("insert");
+    let stored = store
+        .change_request("cr-flag")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(stored, request);
+    let query = |subject| ChangeRequestQuery {
+        subject: Some(subject),
+        limit: 10,
+        ..Default::default()
+    };
+    let found = store
+        .change_requests(query(Subject::Flag(key)))
+        .await
+        .expect("list");
+    assert_eq!(found, [request]);
+    let found = store
+        .change_requests(query(Subject::Config(config_id("checkout"))))
+        .await
+        .expect("list");
+    assert!(found.is_empty(), "{found:?}");
 }

@@ -64,6 +64,7 @@ macro_rules! store_conformance_suite {
             access::denials_are_appended_without_a_revision_and_listed_newest_first,
             approvals::change_requests_are_inserted_once_and_updated_by_compare_and_set,
             approvals::change_requests_are_listed_newest_first_and_filtered,
+            approvals::a_flag_change_request_keeps_its_subject_and_definition,
             approvals::applying_an_approved_request_writes_the_version_and_marks_it_applied,
             approvals::applying_a_request_that_is_not_approved_is_a_concurrent_modification_and_writes_nothing,
             approvals::deleting_through_an_approved_request_marks_it_applied_and_only_then,

@@ -1,8 +1,8 @@
-SELECT id, config_id, operation::text AS operation, base_version,
+SELECT id, subject_kind, config_id, operation::text AS operation, base_version,
        environments::text AS environments, required_approvals, approvals::text AS approvals,
        status, requested_by, on_behalf_of, message, reason, applied_version, created_at,
        updated_at
 FROM change_requests
-WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR config_id = $2)
-  AND ($3::text IS NULL OR environments @> jsonb_build_array($3::text))
-ORDER BY created_at DESC, id DESC LIMIT $4
+WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR (subject_kind = $2 AND config_id = $3))
+  AND ($4::text IS NULL OR environments @> jsonb_build_array($4::text))
+ORDER BY created_at DESC, id DESC LIMIT $5
