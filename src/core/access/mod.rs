@@ -1,6 +1,7 @@
 //! Access control: identities (API tokens, JWTs), roles and scopes, and denied attempts.
 
 pub mod identity;
+mod jwt;
 pub mod model;
 pub mod service;
 

@@ -4,6 +4,7 @@ pub mod compile;
 pub mod evaluate;
 pub mod model;
 pub mod service;
+mod writes;
 
 pub use evaluate::{
     Evaluation, EvaluationContext, EvaluationErrorCode, EvaluationFailure, Reason, Resolution,
