@@ -17,7 +17,8 @@ use crate::core::access::service::{AccessSettings, JwtSettings};
 use crate::core::flags::FlagService;
 use crate::core::ids::Environment;
 use crate::core::ports::{Database, Storage, Store};
-use crate::core::secrets::{SecretPolicy, SecretResolver};
+use crate::core::secrets::crypto::Keyring;
+use crate::core::secrets::{SecretPolicy, SecretResolver, SecretService, StoreProvider};
 use crate::core::service::{ConfigService, ServiceSettings};
 use crate::replication::{follow_changes, run_duties};
 use crate::settings::Settings;
@@ -154,12 +155,25 @@ impl App {
             store: cache.clone(),
             cache: cache.clone(),
         };
+        let key_file = settings
+            .secret_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir(&settings).join("secret-key"));
+        let keyring = Arc::new(
+            Keyring::load_or_create(&key_file)
+                .map_err(|e| anyhow::anyhow!("the secret store's key: {e}"))?,
+        );
+        let mut resolver = SecretResolver::new(&SecretPolicy {
+            env_prefix: settings.secret_env_prefix.clone(),
+            file_dir: settings.secret_file_dir.clone(),
+        });
+        resolver.register(
+            "store",
+            Arc::new(StoreProvider::new(cache.clone(), keyring.clone())),
+        );
         let service = Arc::new(ConfigService::new(
             storage.clone(),
-            SecretResolver::new(&SecretPolicy {
-                env_prefix: settings.secret_env_prefix.clone(),
-                file_dir: settings.secret_file_dir.clone(),
-            }),
+            resolver,
             ServiceSettings {
                 // The flag's range (at most a year) keeps this conversion exact.
                 stale_after: chrono::Duration::seconds(settings.stale_after_secs as i64),
@@ -190,7 +204,8 @@ impl App {
                  use it to create other tokens, then keep or delete the file"
             );
         }
-        let flags = Arc::new(FlagService::new(storage, service.clone()));
+        let flags = Arc::new(FlagService::new(storage.clone(), service.clone()));
+        let secrets = Arc::new(SecretService::new(storage, service.clone(), keyring));
         let shutdown = CancellationToken::new();
         {
             // Rate-limit state of identities idle for long is dropped (JWT subjects are many).
@@ -222,6 +237,7 @@ impl App {
         let state = AppState::new(AppContext {
             service: service.clone(),
             flags: flags.clone(),
+            secrets,
             access: access.clone(),
             shutdown: shutdown.clone(),
             metrics: http::ops::metrics_handle(),

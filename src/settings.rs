@@ -121,6 +121,12 @@ pub struct Settings {
     #[arg(long, env = "SUMMIT_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// The key-encryption key of the built-in secret store (base64 of 32 bytes), created with
+    /// mode 0600 on first start when absent. Default: `secret-key` in the data directory. Back it
+    /// up: without it no stored secret can be read.
+    #[arg(long, env = "SUMMIT_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<std::path::PathBuf>,
+
     /// Where the first start writes the generated admin token (`admin-token`, mode 0600).
     /// Default: the SQLite file's directory, or ./data.
     #[arg(long, env = "SUMMIT_DATA_DIR")]

@@ -15,7 +15,7 @@ pub struct ChangeEvent {
     pub revision: u64,
     pub kind: ChangeKind,
     /// The config id, or the flag key of a `flag.*` change.
-    #[serde(alias = "flagKey")]
+    #[serde(alias = "flagKey", alias = "secretName")]
     pub config_id: String,
     pub version: u64,
     pub checksum: String,
@@ -39,6 +39,8 @@ impl Serialize for ChangeEvent {
         map.serialize_entry("kind", self.kind.as_str())?;
         let subject = if self.is_flag() {
             "flagKey"
+        } else if self.kind.is_secret() {
+            "secretName"
         } else {
             "configId"
         };
@@ -69,10 +71,14 @@ pub enum ChangeKind {
     ChangeRequestRejected,
     ChangeRequestCancelled,
     ChangeRequestApplied,
+    SecretUpdated,
+    SecretDeleted,
+    /// A secret's value was read (audited; no change to anything).
+    SecretRead,
 }
 
 impl ChangeKind {
-    const ALL: [ChangeKind; 12] = [
+    const ALL: [ChangeKind; 15] = [
         ChangeKind::ConfigUpdated,
         ChangeKind::ConfigDeleted,
         ChangeKind::SchemaUpdated,
@@ -85,6 +91,9 @@ impl ChangeKind {
         ChangeKind::ChangeRequestRejected,
         ChangeKind::ChangeRequestCancelled,
         ChangeKind::ChangeRequestApplied,
+        ChangeKind::SecretUpdated,
+        ChangeKind::SecretDeleted,
+        ChangeKind::SecretRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +110,9 @@ impl ChangeKind {
             ChangeKind::ChangeRequestRejected => "change_request.rejected",
             ChangeKind::ChangeRequestCancelled => "change_request.cancelled",
             ChangeKind::ChangeRequestApplied => "change_request.applied",
+            ChangeKind::SecretUpdated => "secret.updated",
+            ChangeKind::SecretDeleted => "secret.deleted",
+            ChangeKind::SecretRead => "secret.read",
         }
     }
 
@@ -121,6 +133,15 @@ impl ChangeKind {
     /// Security records that watchers never receive.
     pub fn is_token(self) -> bool {
         matches!(self, ChangeKind::TokenCreated | ChangeKind::TokenRevoked)
+    }
+
+    /// Changes of the secret store; watchers of configs never receive them (they name secrets,
+    /// never values, but who touches which secret is for the audit only).
+    pub fn is_secret(self) -> bool {
+        matches!(
+            self,
+            ChangeKind::SecretUpdated | ChangeKind::SecretDeleted | ChangeKind::SecretRead
+        )
     }
 }
 
@@ -153,6 +174,9 @@ pub mod kind {
     pub const CHANGE_REQUEST_REJECTED: ChangeKind = ChangeKind::ChangeRequestRejected;
     pub const CHANGE_REQUEST_CANCELLED: ChangeKind = ChangeKind::ChangeRequestCancelled;
     pub const CHANGE_REQUEST_APPLIED: ChangeKind = ChangeKind::ChangeRequestApplied;
+    pub const SECRET_UPDATED: ChangeKind = ChangeKind::SecretUpdated;
+    pub const SECRET_DELETED: ChangeKind = ChangeKind::SecretDeleted;
+    pub const SECRET_READ: ChangeKind = ChangeKind::SecretRead;
 
     /// Token audit actions start with `token.`: security records.
     pub fn is_token(action: &str) -> bool {
@@ -162,6 +186,11 @@ pub mod kind {
     /// Flag audit actions start with `flag.`.
     pub fn is_flag(action: &str) -> bool {
         action.starts_with("flag.")
+    }
+
+    /// Secret audit actions start with `secret.`.
+    pub fn is_secret(action: &str) -> bool {
+        action.starts_with("secret.")
     }
 }
 

@@ -16,6 +16,47 @@ pub struct ConfigId(String);
 #[serde(try_from = "String", into = "String")]
 pub struct Environment(String);
 
+/// `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`: a secret in the built-in store (`db-password`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SecretName(String);
+
+impl SecretName {
+    pub fn parse(value: &str) -> Result<Self> {
+        FlagKey::parse_field(value, "name")
+            .map(|key| SecretName(key.0))
+            .map_err(|_| {
+                Error::invalid(
+                    "name",
+                    "secret name must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}",
+                )
+            })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SecretName {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        SecretName::parse(&value)
+    }
+}
+
+impl From<SecretName> for String {
+    fn from(name: SecretName) -> String {
+        name.0
+    }
+}
+
+impl fmt::Display for SecretName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`: flag keys keep the case clients use (`newCheckout`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

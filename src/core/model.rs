@@ -106,8 +106,8 @@ pub struct AppliedState {
     pub reported_at: DateTime<Utc>,
 }
 
-/// One append-only audit record. In JSON a flag action (`flag.*`) names its subject `flagKey`
-/// instead of `configId`.
+/// One append-only audit record. In JSON a flag action (`flag.*`) names its subject `flagKey`,
+/// a secret action (`secret.*`) `secretName`, instead of `configId`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
@@ -117,7 +117,7 @@ pub struct AuditRecord {
     pub actor: String,
     pub action: String,
     /// The config id, or the flag key of a `flag.*` action.
-    #[serde(alias = "flagKey")]
+    #[serde(alias = "flagKey", alias = "secretName")]
     pub config_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
@@ -142,6 +142,8 @@ impl Serialize for AuditRecord {
         map.serialize_entry("action", &self.action)?;
         let subject = if super::events::kind::is_flag(&self.action) {
             "flagKey"
+        } else if super::events::kind::is_secret(&self.action) {
+            "secretName"
         } else {
             "configId"
         };

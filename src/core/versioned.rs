@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::Result;
 use super::events::ChangeKind;
-use super::ids::{ConfigId, FlagKey};
+use super::ids::{ConfigId, FlagKey, SecretName};
 
 /// Who made a change and why.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +41,7 @@ pub struct Metadata {
 pub enum DocumentKind {
     Config,
     Flag,
+    Secret,
 }
 
 /// What identifies a document of one kind.
@@ -70,6 +71,16 @@ impl DocumentId for FlagKey {
     }
     fn as_str(&self) -> &str {
         FlagKey::as_str(self)
+    }
+}
+
+impl DocumentId for SecretName {
+    const FIELD: &'static str = "name";
+    fn parse(raw: &str) -> Result<Self> {
+        SecretName::parse(raw)
+    }
+    fn as_str(&self) -> &str {
+        SecretName::as_str(self)
     }
 }
 

@@ -103,7 +103,7 @@ impl WatchFilter {
     }
 
     pub fn matches(&self, event: &ChangeEvent) -> bool {
-        if event.kind.is_token() {
+        if event.kind.is_token() || event.kind.is_secret() {
             return false;
         }
         if self.is_everything() {

@@ -26,5 +26,6 @@ mod postgres_harness;
 mod python_client;
 mod read_cache;
 mod replicas;
+mod secrets;
 mod tls;
 mod watch_sse;

@@ -13,6 +13,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::core::access::AccessService;
 use crate::core::flags::FlagService;
+use crate::core::secrets::SecretService;
 use crate::core::service::ConfigService;
 
 pub mod access;
@@ -27,6 +28,7 @@ pub mod flags;
 pub mod ofrep;
 pub mod ops;
 pub mod schema;
+pub mod secrets;
 pub mod tokens;
 pub mod watch;
 
@@ -37,6 +39,7 @@ pub struct AppState(Arc<AppContext>);
 pub struct AppContext {
     pub service: Arc<ConfigService>,
     pub flags: Arc<FlagService>,
+    pub secrets: Arc<SecretService>,
     pub access: Arc<AccessService>,
     pub shutdown: CancellationToken,
     pub metrics: PrometheusHandle,
@@ -81,6 +84,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(schema::router())
         .merge(audit::router())
         .merge(drift::router())
+        .merge(secrets::router())
         .merge(watch::router())
         .merge(flags::router())
         .merge(ofrep::router())

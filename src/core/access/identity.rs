@@ -21,6 +21,8 @@ pub enum Permission {
     Approve,
     /// Create, list and revoke tokens; read denied attempts.
     ManageTokens,
+    /// Write, list, describe and delete secrets of the built-in store, and read their values.
+    ManageSecrets,
 }
 
 impl Permission {
@@ -32,6 +34,7 @@ impl Permission {
             Permission::ResolveSecrets => "resolve-secrets",
             Permission::Approve => "approve",
             Permission::ManageTokens => "manage-tokens",
+            Permission::ManageSecrets => "manage-secrets",
         }
     }
 }
@@ -42,7 +45,12 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::ConfigAdmin => matches!(permission, Read | ReportApplied | Write | Approve),
-            Role::SecretsAdmin => matches!(permission, Read | ReportApplied | ResolveSecrets),
+            Role::SecretsAdmin => {
+                matches!(
+                    permission,
+                    Read | ReportApplied | ResolveSecrets | ManageSecrets
+                )
+            }
             Role::ConfigReader => matches!(permission, Read | ReportApplied),
         }
     }

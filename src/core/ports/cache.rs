@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use crate::core::access::model::ApiToken;
 use crate::core::error::Result;
 use crate::core::flags::FlagSet;
-use crate::core::ids::ConfigId;
+use crate::core::ids::{ConfigId, SecretName};
 use crate::core::model::ConfigHead;
+use crate::core::secrets::model::SecretHead;
 
 /// Tokens by the SHA-256 hash of their secret.
 pub type TokenMap = HashMap<String, Arc<ApiToken>>;
@@ -27,6 +28,8 @@ pub trait ReadCache: Send + Sync {
     async fn fresh_heads(&self) -> Result<Vec<ConfigHead>>;
     /// Every flag, without I/O.
     fn cached_flags(&self) -> Arc<FlagSet>;
+    /// A secret of the built-in store (sealed), without I/O.
+    fn cached_secret(&self, name: &SecretName) -> Option<SecretHead>;
     /// Every token by hash, without I/O.
     fn cached_tokens(&self) -> Arc<TokenMap>;
     /// The database failed to answer last time it was asked (reads may be stale); changed

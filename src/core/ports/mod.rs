@@ -22,13 +22,14 @@ pub use access::{AccessStore, TokenRevoke, TokenWrite};
 pub use applied::AppliedStore;
 pub use approvals::{ChangeRequestQuery, ChangeRequestStore, ChangeRequestWrite};
 pub use cache::{ReadCache, TokenMap};
-pub use changelog::{AuditQuery, AuditSubject, ChangeLog};
+pub use changelog::{AuditQuery, AuditSubject, ChangeLog, Record};
 pub use database::Database;
 pub use documents::{AppliedRequest, DeleteWrite, DocumentStore, VersionWrite};
 pub use schemas::{SchemaStore, SchemaWrite};
 
 use crate::core::flags::FlagDefinition;
 use crate::core::model::ConfigDocument;
+use crate::core::secrets::model::SecretDocument;
 use crate::core::versioned::{Document, DocumentId};
 
 /// Config versions in the store's ports.
@@ -37,11 +38,15 @@ pub type ConfigDeleteWrite = DeleteWrite<ConfigDocument>;
 /// Flag versions in the store's ports.
 pub type FlagWrite = VersionWrite<FlagDefinition>;
 pub type FlagDeleteWrite = DeleteWrite<FlagDefinition>;
+/// Secret versions in the store's ports.
+pub type SecretWrite = VersionWrite<SecretDocument>;
+pub type SecretDeleteWrite = DeleteWrite<SecretDocument>;
 
 /// Every port: what a backend implements.
 pub trait Store:
     DocumentStore<ConfigDocument>
     + DocumentStore<FlagDefinition>
+    + DocumentStore<SecretDocument>
     + SchemaStore
     + AccessStore
     + ChangeRequestStore
@@ -54,6 +59,7 @@ pub trait Store:
 impl<T> Store for T where
     T: DocumentStore<ConfigDocument>
         + DocumentStore<FlagDefinition>
+        + DocumentStore<SecretDocument>
         + SchemaStore
         + AccessStore
         + ChangeRequestStore
@@ -75,6 +81,7 @@ pub struct Storage {
 pub trait Documents {
     fn configs(&self) -> &dyn DocumentStore<ConfigDocument>;
     fn flags(&self) -> &dyn DocumentStore<FlagDefinition>;
+    fn secrets(&self) -> &dyn DocumentStore<SecretDocument>;
 }
 
 impl<T: Store> Documents for T {
@@ -84,6 +91,9 @@ impl<T: Store> Documents for T {
     fn flags(&self) -> &dyn DocumentStore<FlagDefinition> {
         self
     }
+    fn secrets(&self) -> &dyn DocumentStore<SecretDocument> {
+        self
+    }
 }
 
 impl Documents for dyn Store + '_ {
@@ -91,6 +101,9 @@ impl Documents for dyn Store + '_ {
         self
     }
     fn flags(&self) -> &dyn DocumentStore<FlagDefinition> {
+        self
+    }
+    fn secrets(&self) -> &dyn DocumentStore<SecretDocument> {
         self
     }
 }

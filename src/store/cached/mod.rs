@@ -15,9 +15,10 @@ use crate::core::access::model::ApiToken;
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
 use crate::core::flags::{FlagDefinition, FlagHead, FlagSet};
-use crate::core::ids::{ConfigId, FlagKey};
+use crate::core::ids::{ConfigId, FlagKey, SecretName};
 use crate::core::model::{ConfigDocument, ConfigHead};
 use crate::core::ports::{Committed, DocumentStore, Store, TokenMap};
+use crate::core::secrets::model::{SecretDocument, SecretHead};
 
 mod ports;
 
@@ -46,6 +47,8 @@ pub struct CachedStore {
     flags: RwLock<Arc<FlagSet>>,
     /// Every token (few), by hash; copy-on-write like `flags`.
     tokens: RwLock<Arc<TokenMap>>,
+    /// Every secret head of the built-in store (sealed values; few), for `store:` references.
+    secrets: DashMap<SecretName, SecretHead>,
     /// Bumped, under the `tokens` write lock, by every change of `tokens`: a reload whose
     /// fetch began before another change must not swap in its (maybe older) snapshot.
     token_changes: AtomicU64,
@@ -97,6 +100,11 @@ impl CachedStore {
                 .collect(),
         };
         let tokens = tokens_by_hash(inner.tokens().await?);
+        let secrets = DocumentStore::<SecretDocument>::heads(&*inner)
+            .await?
+            .into_iter()
+            .map(|head| (head.latest.id.clone(), head))
+            .collect();
         Ok(CachedStore {
             inner,
             heads,
@@ -108,6 +116,7 @@ impl CachedStore {
             applied: AtomicU64::new(0),
             flags: RwLock::new(Arc::new(flags)),
             tokens: RwLock::new(Arc::new(tokens)),
+            secrets,
             token_changes: AtomicU64::new(0),
         })
     }
@@ -192,6 +201,9 @@ impl CachedStore {
         if event.kind.is_token() {
             return self.reload_tokens().await;
         }
+        if event.kind == kind::SECRET_UPDATED || event.kind == kind::SECRET_DELETED {
+            return self.apply_secret_change(event).await;
+        }
         if event.kind != kind::CONFIG_UPDATED && event.kind != kind::CONFIG_DELETED {
             return Ok(()); // schemas are not cached
         }
@@ -235,6 +247,45 @@ impl CachedStore {
     }
 
     fn flag_store(&self) -> &dyn DocumentStore<FlagDefinition> {
+        &*self.inner
+    }
+
+    /// Every secret is cached: one the cache lacks, or holds at an older state, is reloaded.
+    async fn apply_secret_change(&self, event: &ChangeEvent) -> Result<()> {
+        let name = SecretName::parse(&event.config_id)?;
+        let up_to_date = self.secrets.get(&name).is_some_and(|cached| {
+            cached.latest.version > event.version
+                || (cached.latest.version == event.version
+                    && (cached.deleted || event.kind == kind::SECRET_UPDATED))
+        });
+        if !up_to_date {
+            self.reload_secret(&name).await?;
+        }
+        Ok(())
+    }
+
+    /// Brings the cached head of secret `name` up to the store's, keeping whichever is later.
+    pub async fn reload_secret(&self, name: &SecretName) -> Result<()> {
+        match self.observed(self.secret_store().head(name)).await? {
+            Some(head) => self.remember_secret(head),
+            None => {
+                self.secrets.remove(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps the later of the cached and the given secret head.
+    fn remember_secret(&self, head: SecretHead) {
+        let name = head.latest.id.clone();
+        let mut entry = self.secrets.entry(name).or_insert_with(|| head.clone());
+        let state = |h: &SecretHead| (h.latest.version, h.deleted);
+        if supersedes(state(&head), state(&entry)) {
+            *entry = head;
+        }
+    }
+
+    fn secret_store(&self) -> &dyn DocumentStore<SecretDocument> {
         &*self.inner
     }
 

@@ -11,16 +11,17 @@ use crate::core::approvals::model::ChangeRequest;
 use crate::core::error::{Error, Result};
 use crate::core::events::ChangeEvent;
 use crate::core::flags::{FlagDefinition, FlagHead, FlagSet, FlagVersion};
-use crate::core::ids::{ConfigId, FlagKey};
+use crate::core::ids::{ConfigId, FlagKey, SecretName};
 use crate::core::model::{
     AppliedState, AuditRecord, ConfigDocument, ConfigHead, ConfigVersion, SchemaVersion,
 };
 use crate::core::ports::{
     AccessStore, AppliedStore, AuditQuery, ChangeLog, ChangeRequestQuery, ChangeRequestStore,
     ChangeRequestWrite, Committed, ConfigDeleteWrite, ConfigWrite, Database, DocumentStore,
-    FlagDeleteWrite, FlagWrite, ReadCache, SchemaStore, SchemaWrite, TokenMap, TokenRevoke,
-    TokenWrite,
+    FlagDeleteWrite, FlagWrite, ReadCache, Record, SchemaStore, SchemaWrite, SecretDeleteWrite,
+    SecretWrite, TokenMap, TokenRevoke, TokenWrite,
 };
+use crate::core::secrets::model::{SecretDocument, SecretHead, SecretVersion};
 
 #[async_trait]
 impl DocumentStore<ConfigDocument> for CachedStore {
@@ -102,6 +103,74 @@ impl SchemaStore for CachedStore {
         let id = write.config_id.clone();
         self.refreshing_on_conflict(id.as_str(), self.inner.put_schema(write), self.reload(&id))
             .await
+    }
+}
+
+#[async_trait]
+impl DocumentStore<SecretDocument> for CachedStore {
+    async fn head(&self, name: &SecretName) -> Result<Option<SecretHead>> {
+        Ok(self.secrets.get(name).map(|head| head.clone()))
+    }
+
+    async fn heads(&self) -> Result<Vec<SecretHead>> {
+        let mut heads: Vec<SecretHead> = self.secrets.iter().map(|e| e.value().clone()).collect();
+        heads.sort_by(|a, b| a.latest.id.cmp(&b.latest.id));
+        Ok(heads)
+    }
+
+    async fn version(&self, name: &SecretName, version: u64) -> Result<Option<SecretVersion>> {
+        self.observed(self.secret_store().version(name, version))
+            .await
+    }
+
+    async fn versions(
+        &self,
+        name: &SecretName,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<SecretVersion>> {
+        self.observed(self.secret_store().versions(name, before, limit))
+            .await
+    }
+
+    async fn append(&self, write: SecretWrite) -> Result<Committed> {
+        let new_version = write.version.clone();
+        let name = new_version.id.clone();
+        let committed = self
+            .refreshing_on_conflict(
+                name.as_str(),
+                self.secret_store().append(write),
+                self.reload_secret(&name),
+            )
+            .await?;
+        self.remember_secret(SecretHead {
+            latest: Arc::new(new_version.numbered(committed.version)),
+            deleted: false,
+        });
+        Ok(committed)
+    }
+
+    async fn delete(&self, write: SecretDeleteWrite) -> Result<Committed> {
+        let name = write.id.clone();
+        let committed = self
+            .refreshing_on_conflict(
+                name.as_str(),
+                self.secret_store().delete(write),
+                self.reload_secret(&name),
+            )
+            .await?;
+        let removed = self
+            .secrets
+            .get(&name)
+            .map(|head| head.latest.clone())
+            .filter(|latest| latest.version == committed.version);
+        if let Some(latest) = removed {
+            self.remember_secret(SecretHead {
+                latest,
+                deleted: true,
+            });
+        }
+        Ok(committed)
     }
 }
 
@@ -247,6 +316,10 @@ impl ChangeLog for CachedStore {
             .await
     }
 
+    async fn record(&self, record: Record) -> Result<Committed> {
+        self.observed(self.inner.record(record)).await
+    }
+
     async fn latest_revision(&self) -> Result<u64> {
         self.observed(self.inner.latest_revision()).await
     }
@@ -299,6 +372,10 @@ impl ReadCache for CachedStore {
     async fn fresh_head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
         self.reload(id).await?;
         Ok(self.cached_head(id))
+    }
+
+    fn cached_secret(&self, name: &SecretName) -> Option<SecretHead> {
+        self.secrets.get(name).map(|head| head.clone())
     }
 
     fn cached_flags(&self) -> Arc<FlagSet> {

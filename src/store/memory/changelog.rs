@@ -4,10 +4,11 @@
 use async_trait::async_trait;
 
 use super::MemoryStore;
+use super::commit::Change;
 use crate::core::error::Result;
 use crate::core::events::{ChangeEvent, kind};
 use crate::core::model::AuditRecord;
-use crate::core::ports::{AuditQuery, ChangeLog};
+use crate::core::ports::{AuditQuery, ChangeLog, Committed, Record};
 
 #[async_trait]
 impl ChangeLog for MemoryStore {
@@ -40,6 +41,18 @@ impl ChangeLog for MemoryStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+
+    async fn record(&self, record: Record) -> Result<Committed> {
+        Ok(self.state.lock().commit(Change {
+            kind: record.kind,
+            subject: &record.subject,
+            version: record.version,
+            checksum: "",
+            audit: &record.audit,
+            at: record.at,
+            applies: None,
+        }))
     }
 
     async fn latest_revision(&self) -> Result<u64> {

@@ -1,4 +1,4 @@
-//! Versioned documents (configs, flags): heads and histories, appends and deletes, written once
+//! Versioned documents (configs, flags, secrets): heads and histories, appends and deletes, written once
 //! for every kind. Each kind keeps its own `Histories`.
 
 use std::collections::BTreeMap;
@@ -12,6 +12,7 @@ use crate::core::error::{Error, Result};
 use crate::core::flags::FlagDefinition;
 use crate::core::model::ConfigDocument;
 use crate::core::ports::{Committed, DeleteWrite, DocumentStore, HeadRow, VersionWrite};
+use crate::core::secrets::model::SecretDocument;
 use crate::core::versioned::{Document, DocumentId, Head, Version};
 
 /// Every document of one kind: its versions, oldest first, and whether it is deleted.
@@ -74,6 +75,15 @@ impl Kept for ConfigDocument {
     }
     fn schema(state: &State, id: &Self::Id) -> u64 {
         state.schemas.get(id).map_or(0, |s| s.len() as u64)
+    }
+}
+
+impl Kept for SecretDocument {
+    fn histories(state: &State) -> &Histories<Self> {
+        &state.secrets
+    }
+    fn histories_mut(state: &mut State) -> &mut Histories<Self> {
+        &mut state.secrets
     }
 }
 

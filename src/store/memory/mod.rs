@@ -17,6 +17,7 @@ use crate::core::flags::FlagDefinition;
 use crate::core::ids::ConfigId;
 use crate::core::model::{AppliedState, AuditRecord, ConfigDocument, SchemaVersion};
 use crate::core::ports::Database;
+use crate::core::secrets::model::SecretDocument;
 
 mod access;
 mod applied;
@@ -33,6 +34,7 @@ struct State {
     configs: Histories<ConfigDocument>,
     schemas: BTreeMap<ConfigId, Vec<SchemaVersion>>,
     flags: Histories<FlagDefinition>,
+    secrets: Histories<SecretDocument>,
     audit: Vec<AuditRecord>,
     changes: Vec<ChangeEvent>,
     applied: BTreeMap<(ConfigId, String, String), AppliedState>,

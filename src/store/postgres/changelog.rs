@@ -3,13 +3,15 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgConnection;
 
+use super::commit::{Change, Operation};
 use super::rows::parse_json;
 use super::{PostgresStore, db_error};
 use crate::core::error::Result;
 use crate::core::events::{ChangeEvent, ChangeKind};
 use crate::core::model::AuditRecord;
-use crate::core::ports::{AuditQuery, ChangeLog};
+use crate::core::ports::{AuditQuery, ChangeLog, Committed, Record};
 use crate::store::{to_i64, to_u64};
 
 #[derive(sqlx::FromRow)]
@@ -98,11 +100,30 @@ impl ChangeLog for PostgresStore {
         rows.into_iter().map(ChangeEvent::try_from).collect()
     }
 
+    async fn record(&self, record: Record) -> Result<Committed> {
+        self.commit(record).await
+    }
+
     async fn latest_revision(&self) -> Result<u64> {
         let revision: Option<i64> = sqlx::query_scalar(include_str!("queries/latest_revision.sql"))
             .fetch_one(&self.pool)
             .await
             .map_err(db_error)?;
         Ok(revision.map_or(0, to_u64))
+    }
+}
+
+#[async_trait]
+impl Operation for Record {
+    async fn apply<'a>(&'a self, _tx: &mut PgConnection) -> Result<Change<'a>> {
+        Ok(Change {
+            kind: self.kind,
+            subject: &self.subject,
+            version: self.version,
+            checksum: String::new(),
+            audit: &self.audit,
+            at: self.at,
+            applies: None,
+        })
     }
 }

@@ -1,4 +1,4 @@
-//! Versioned documents (configs, flags): heads and histories, appends and deletes, written once
+//! Versioned documents (configs, flags, secrets): heads and histories, appends and deletes, written once
 //! for every kind. Each kind keeps its own tables; `Queries` names them.
 
 use std::sync::Arc;
@@ -48,10 +48,21 @@ const FLAGS: Queries = Queries {
     delete: include_str!("queries/flag_delete.sql"),
 };
 
+const SECRETS: Queries = Queries {
+    head: include_str!("queries/secret_head.sql"),
+    heads: include_str!("queries/secret_heads.sql"),
+    version: include_str!("queries/secret_version.sql"),
+    versions: include_str!("queries/secret_versions.sql"),
+    write_head: include_str!("queries/secret_write_head.sql"),
+    version_insert: include_str!("queries/secret_version_insert.sql"),
+    delete: include_str!("queries/secret_delete.sql"),
+};
+
 fn queries<D: Document>() -> &'static Queries {
     match D::KIND {
         DocumentKind::Config => &CONFIGS,
         DocumentKind::Flag => &FLAGS,
+        DocumentKind::Secret => &SECRETS,
     }
 }
 

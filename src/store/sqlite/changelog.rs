@@ -2,13 +2,15 @@
 //! only by the commit recipe (`commit`).
 
 use async_trait::async_trait;
+use sqlx::sqlite::SqliteConnection;
 
+use super::commit::{Change, Operation};
 use super::rows::{parse_json, parse_time};
 use super::{SqliteStore, db_error};
 use crate::core::error::Result;
 use crate::core::events::{ChangeEvent, ChangeKind};
 use crate::core::model::AuditRecord;
-use crate::core::ports::{AuditQuery, ChangeLog};
+use crate::core::ports::{AuditQuery, ChangeLog, Committed, Record};
 use crate::store::{to_i64, to_u64};
 
 #[derive(sqlx::FromRow)]
@@ -102,11 +104,30 @@ impl ChangeLog for SqliteStore {
             .collect()
     }
 
+    async fn record(&self, record: Record) -> Result<Committed> {
+        self.commit(record).await
+    }
+
     async fn latest_revision(&self) -> Result<u64> {
         let revision: Option<i64> = sqlx::query_scalar(include_str!("queries/latest_revision.sql"))
             .fetch_one(&self.reader)
             .await
             .map_err(db_error)?;
         Ok(revision.map_or(0, to_u64))
+    }
+}
+
+#[async_trait]
+impl Operation for Record {
+    async fn apply<'a>(&'a self, _tx: &mut SqliteConnection) -> Result<Change<'a>> {
+        Ok(Change {
+            kind: self.kind,
+            subject: &self.subject,
+            version: self.version,
+            checksum: String::new(),
+            audit: &self.audit,
+            at: self.at,
+            applies: None,
+        })
     }
 }

@@ -1,4 +1,4 @@
-//! Versioned documents (configs, flags): heads and histories, appends and deletes, written once
+//! Versioned documents (configs, flags, secrets): heads and histories, appends and deletes, written once
 //! for every kind. Each kind keeps its own tables; `Queries` names them.
 
 use std::sync::Arc;
@@ -51,10 +51,23 @@ const FLAGS: Queries = Queries {
     mark_deleted: include_str!("queries/flag_mark_deleted.sql"),
 };
 
+const SECRETS: Queries = Queries {
+    head: include_str!("queries/secret_head.sql"),
+    heads: include_str!("queries/secret_heads.sql"),
+    version: include_str!("queries/secret_version.sql"),
+    versions: include_str!("queries/secret_versions.sql"),
+    write_head: include_str!("queries/secret_write_head.sql"),
+    head_upsert: include_str!("queries/secret_head_upsert.sql"),
+    version_insert: include_str!("queries/secret_version_insert.sql"),
+    version_checksum: include_str!("queries/secret_version_checksum.sql"),
+    mark_deleted: include_str!("queries/secret_mark_deleted.sql"),
+};
+
 fn queries<D: Document>() -> &'static Queries {
     match D::KIND {
         DocumentKind::Config => &CONFIGS,
         DocumentKind::Flag => &FLAGS,
+        DocumentKind::Secret => &SECRETS,
     }
 }
 

@@ -12,6 +12,7 @@ mod fixtures;
 mod flags;
 mod read_cache;
 mod schemas;
+mod secrets;
 
 use std::sync::Arc;
 
@@ -70,6 +71,8 @@ macro_rules! store_conformance_suite {
             approvals::deleting_through_an_approved_request_marks_it_applied_and_only_then,
             read_cache::a_read_cache_loads_flags_and_follows_flag_changes_committed_elsewhere,
             read_cache::a_read_cache_follows_token_changes_committed_elsewhere,
+            secrets::secret_versions_keep_only_sealed_values_and_a_delete_keeps_history,
+            secrets::a_record_takes_a_revision_and_an_audit_record_and_writes_no_rows,
         );
     };
     (@tests $backend:ident, $open:expr; $($aggregate:ident::$behaviour:ident),* $(,)?) => {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 pub const SECRET_KEY: &str = "$secret";
 

@@ -1,0 +1,151 @@
+//! `/api/v1/secrets…`: the built-in secret store. Values go in through `PUT` and come out only
+//! through `GET …/value` (audited); everything else shows metadata.
+
+use axum::extract::{FromRequestParts, RawPathParams, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::AppState;
+use super::configs::{DeleteBody, expected_version, version_etag};
+use super::error::{ApiError, Result};
+use super::extract::{ApiJson, ApiQuery, OptionalApiJson, path_param};
+use crate::core::access::Caller;
+use crate::core::error::Error;
+use crate::core::ids::SecretName;
+use crate::core::model::Metadata;
+use crate::core::secrets::model::Stage;
+use crate::core::secrets::service::Selector;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/secrets", get(list))
+        .route(
+            "/api/v1/secrets/{name}",
+            get(describe).put(put).delete(delete),
+        )
+        .route("/api/v1/secrets/{name}/value", get(value))
+}
+
+/// A `{name}` path segment that is a valid secret name; checked before the body is read.
+pub struct SecretNamePath(pub SecretName);
+
+impl<S: Send + Sync> FromRequestParts<S> for SecretNamePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|r| Error::invalid("name", r.body_text()))?;
+        Ok(SecretNamePath(SecretName::parse(path_param(
+            &params, "name",
+        ))?))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PutBody {
+    value: Value,
+    metadata: Metadata,
+    #[serde(default)]
+    expected_version: Option<u64>,
+}
+
+async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    SecretNamePath(name): SecretNamePath,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PutBody>,
+) -> Result<Response> {
+    let expected = expected_version(&headers, body.expected_version)?;
+    let summary = state
+        .secrets
+        .put(
+            &caller,
+            &name,
+            &body.value,
+            caller.stamp(body.metadata),
+            expected,
+        )
+        .await?;
+    let mut response = (StatusCode::CREATED, Json(&summary)).into_response();
+    response
+        .headers_mut()
+        .insert(header::ETAG, version_etag(summary.version));
+    Ok(response)
+}
+
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response> {
+    let items = state.secrets.list(&caller).await?;
+    Ok(Json(serde_json::json!({ "items": items })).into_response())
+}
+
+async fn describe(
+    State(state): State<AppState>,
+    caller: Caller,
+    SecretNamePath(name): SecretNamePath,
+) -> Result<Response> {
+    Ok(Json(state.secrets.describe(&caller, &name).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ValueQuery {
+    stage: Option<String>,
+    version: Option<u64>,
+}
+
+async fn value(
+    State(state): State<AppState>,
+    caller: Caller,
+    SecretNamePath(name): SecretNamePath,
+    ApiQuery(query): ApiQuery<ValueQuery>,
+) -> Result<Response> {
+    let selector = match (query.stage.as_deref(), query.version) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid("version", "name a stage or a version, not both").into());
+        }
+        (_, Some(0)) => return Err(Error::invalid("version", "versions start at 1").into()),
+        (_, Some(version)) => Selector::Version(version),
+        (Some(stage), None) => Selector::Stage(Stage::parse(stage, "stage")?),
+        (None, None) => Selector::Stage(Stage::Current),
+    };
+    let reader = caller.stamp(Metadata {
+        actor: caller.actor_or("anonymous"),
+        ..Default::default()
+    });
+    let value = state
+        .secrets
+        .value(&caller, &name, selector, &reader)
+        .await?;
+    let mut response = Json(value).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    SecretNamePath(name): SecretNamePath,
+    headers: HeaderMap,
+    OptionalApiJson(body): OptionalApiJson<DeleteBody>,
+) -> Result<Response> {
+    let (metadata, expected) = DeleteBody::resolve(body, &headers, &caller)?;
+    let version = state
+        .secrets
+        .delete(&caller, &name, metadata, expected)
+        .await?;
+    Ok(
+        Json(serde_json::json!({"name": name, "version": version, "deleted": true}))
+            .into_response(),
+    )
+}

@@ -1,0 +1,106 @@
+//! A secret of the built-in store: a versioned document whose body is only ciphertext.
+
+use serde::{Deserialize, Serialize};
+
+use super::crypto::Sealed;
+use crate::core::events::{ChangeKind, kind};
+use crate::core::ids::SecretName;
+use crate::core::versioned::{Document, DocumentKind, Head, Version};
+
+/// How a value was given, so a read returns it in the same form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueFormat {
+    /// A JSON string.
+    String,
+    /// A JSON object (its canonical text is sealed).
+    Object,
+}
+
+/// One version of a secret as stored: the sealed value (see `crypto`) and its format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretDocument {
+    pub format: ValueFormat,
+    pub sealed: Sealed,
+}
+
+impl Document for SecretDocument {
+    type Id = SecretName;
+    const KIND: DocumentKind = DocumentKind::Secret;
+    const NAME: &'static str = "secret";
+    const UPDATED: ChangeKind = kind::SECRET_UPDATED;
+    const DELETED: ChangeKind = kind::SECRET_DELETED;
+}
+
+pub type SecretVersion = Version<SecretDocument>;
+pub type SecretHead = Head<SecretDocument>;
+
+/// The stages a version can have (as AWS Secrets Manager's AWSCURRENT / AWSPREVIOUS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// The live version: what references resolve to.
+    Current,
+    /// The version before it.
+    Previous,
+}
+
+impl Stage {
+    pub fn parse(text: &str, field: &str) -> crate::core::error::Result<Stage> {
+        match text {
+            "current" => Ok(Stage::Current),
+            "previous" => Ok(Stage::Previous),
+            _ => Err(crate::core::error::Error::invalid(
+                field,
+                "stage is current or previous",
+            )),
+        }
+    }
+}
+
+/// What listing and reading a secret's metadata show: never a value.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretSummary {
+    pub name: SecretName,
+    pub version: u64,
+    pub format: ValueFormat,
+    pub key_id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl SecretSummary {
+    pub fn of(version: &SecretVersion) -> SecretSummary {
+        SecretSummary {
+            name: version.id.clone(),
+            version: version.version,
+            format: version.document.format,
+            key_id: version.document.sealed.key_id.clone(),
+            created_at: version.created_at,
+        }
+    }
+}
+
+/// One version in a secret's metadata, with its stages.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretVersionInfo {
+    pub version: u64,
+    pub stages: Vec<Stage>,
+    pub format: ValueFormat,
+    pub key_id: String,
+    pub actor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A value read: the version it came from and the value as it was written.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretValue {
+    pub name: SecretName,
+    pub version: u64,
+    pub value: serde_json::Value,
+}

@@ -1,0 +1,307 @@
+//! `SecretService`: the built-in secret store for both transports. Values are sealed before
+//! they reach the store and opened only for an explicit, audited read by a caller with
+//! `manage-secrets`; listings and metadata never carry a value.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::crypto::Keyring;
+use super::model::{
+    SecretDocument, SecretSummary, SecretValue, SecretVersion, SecretVersionInfo, Stage,
+    ValueFormat,
+};
+use crate::core::access::{Caller, Permission};
+use crate::core::configs::{ConfigService, now};
+use crate::core::error::{Error, Result};
+use crate::core::events::kind;
+use crate::core::ids::SecretName;
+use crate::core::model::{AuditDraft, Metadata};
+use crate::core::ports::{Documents, Record, SecretDeleteWrite, SecretWrite, Storage, Store};
+use crate::core::validation::check_metadata;
+use crate::core::versioned::{Document, NewVersion};
+
+/// Largest value, in bytes of its JSON text.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// How many versions a secret's metadata lists (newest first).
+const MAX_LISTED_VERSIONS: u32 = 100;
+
+/// Which version of a secret a read wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selector {
+    Stage(Stage),
+    Version(u64),
+}
+
+/// A secret's metadata: its versions and their stages, never a value.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretInfo {
+    pub name: SecretName,
+    pub versions: Vec<SecretVersionInfo>,
+}
+
+pub struct SecretService {
+    store: Arc<dyn Store>,
+    /// Commits and publishes through the same path as config writes (one change log, one bus).
+    configs: Arc<ConfigService>,
+    keyring: Arc<Keyring>,
+}
+
+/// The text a value is sealed as, and its format.
+fn plaintext(value: &Value) -> Result<(ValueFormat, Vec<u8>)> {
+    let (format, text) = match value {
+        Value::String(text) => (ValueFormat::String, text.clone().into_bytes()),
+        Value::Object(_) => (
+            ValueFormat::Object,
+            serde_json::to_vec(value).map_err(Error::internal)?,
+        ),
+        _ => {
+            return Err(Error::invalid(
+                "/value",
+                "a secret value is a string or a JSON object",
+            ));
+        }
+    };
+    if text.is_empty() || text.len() > MAX_VALUE_BYTES {
+        return Err(Error::invalid(
+            "/value",
+            format!("a secret value is 1 to {MAX_VALUE_BYTES} bytes"),
+        ));
+    }
+    Ok((format, text))
+}
+
+impl SecretService {
+    pub fn new(storage: Storage, configs: Arc<ConfigService>, keyring: Arc<Keyring>) -> Self {
+        SecretService {
+            store: storage.store,
+            configs,
+            keyring,
+        }
+    }
+
+    /// A new version of `name` holding `value` (a string or an object), sealed.
+    pub async fn put(
+        &self,
+        caller: &Caller,
+        name: &SecretName,
+        value: &Value,
+        metadata: Metadata,
+        expected: Option<u64>,
+    ) -> Result<SecretSummary> {
+        caller.require_on(Permission::ManageSecrets, name.as_str())?;
+        check_metadata(&metadata)?;
+        let (format, text) = plaintext(value)?;
+        self.configs.ensure_writable()?;
+        let head = self.store.secrets().head(name).await?;
+        let live = head.as_ref().map_or(0, |h| h.live_version());
+        if let Some(expected) = expected
+            && expected != live
+        {
+            return Err(Error::VersionConflict {
+                expected,
+                actual: live,
+            });
+        }
+        // The store numbers a version after the newest one, deleted or not; the number is sealed
+        // with the value, and the expectation on the live version makes the guess exact.
+        let number = head.as_ref().map_or(1, |h| h.latest.version + 1);
+        let document = SecretDocument {
+            format,
+            sealed: self.keyring.seal(name.as_str(), number, &text)?,
+        };
+        let audit = AuditDraft {
+            actor: metadata.actor.clone(),
+            action: "secret.put",
+            environments: Vec::new(),
+            message: metadata.message.clone(),
+            on_behalf_of: metadata.on_behalf_of.clone(),
+        };
+        let version = NewVersion {
+            id: name.clone(),
+            checksum: document.checksum()?,
+            document,
+            metadata,
+            created_at: now(),
+            rollback_of: None,
+        };
+        let write = SecretWrite {
+            version: version.clone(),
+            expected_live: live,
+            expected_schema: 0,
+            audit,
+            applies: None,
+        };
+        let store = self.store.clone();
+        let committed = self
+            .configs
+            .commit(async move { store.secrets().append(write).await })
+            .await?;
+        if committed.version != number {
+            return Err(Error::internal(format!(
+                "secret {name} was sealed as version {number} but stored as {}",
+                committed.version
+            )));
+        }
+        Ok(SecretSummary::of(&version.numbered(number)))
+    }
+
+    /// Live secrets the caller may manage, by name; no values.
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<SecretSummary>> {
+        caller.require(Permission::ManageSecrets)?;
+        Ok(self
+            .store
+            .secrets()
+            .heads()
+            .await?
+            .iter()
+            .filter_map(|head| head.live())
+            .filter(|latest| caller.allows_resource(latest.id.as_str()))
+            .map(|latest| SecretSummary::of(latest))
+            .collect())
+    }
+
+    /// A secret's versions (newest first, at most 100) and their stages; no values.
+    pub async fn describe(&self, caller: &Caller, name: &SecretName) -> Result<SecretInfo> {
+        caller.require_on(Permission::ManageSecrets, name.as_str())?;
+        let live = self.live_version(name).await?;
+        let versions = self
+            .store
+            .secrets()
+            .versions(name, None, MAX_LISTED_VERSIONS)
+            .await?;
+        let previous = versions
+            .iter()
+            .map(|v| v.version)
+            .find(|&number| number < live);
+        let versions = versions
+            .into_iter()
+            .map(|v| SecretVersionInfo {
+                version: v.version,
+                stages: match v.version {
+                    n if n == live => vec![Stage::Current],
+                    n if Some(n) == previous => vec![Stage::Previous],
+                    _ => Vec::new(),
+                },
+                format: v.document.format,
+                key_id: v.document.sealed.key_id,
+                actor: v.metadata.actor,
+                message: v.metadata.message,
+                created_at: v.created_at,
+            })
+            .collect();
+        Ok(SecretInfo {
+            name: name.clone(),
+            versions,
+        })
+    }
+
+    /// The value of one version, opened for this caller; recorded in the audit (`secret.read`)
+    /// before it is returned.
+    pub async fn value(
+        &self,
+        caller: &Caller,
+        name: &SecretName,
+        selector: Selector,
+        metadata: &Metadata,
+    ) -> Result<SecretValue> {
+        caller.require_on(Permission::ManageSecrets, name.as_str())?;
+        let version = self.selected(name, selector).await?;
+        let text = self
+            .keyring
+            .open(name.as_str(), version.version, &version.document.sealed)?;
+        let value = match version.document.format {
+            ValueFormat::String => Value::String(
+                String::from_utf8(text)
+                    .map_err(|_| Error::internal(format!("secret {name} is not text")))?,
+            ),
+            ValueFormat::Object => serde_json::from_slice(&text)
+                .map_err(|_| Error::internal(format!("secret {name} is not JSON")))?,
+        };
+        self.store
+            .record(Record {
+                kind: kind::SECRET_READ,
+                subject: name.to_string(),
+                version: version.version,
+                audit: AuditDraft {
+                    actor: metadata.actor.clone(),
+                    action: "secret.read",
+                    environments: Vec::new(),
+                    message: metadata.message.clone(),
+                    on_behalf_of: metadata.on_behalf_of.clone(),
+                },
+                at: now(),
+            })
+            .await?;
+        Ok(SecretValue {
+            name: name.clone(),
+            version: version.version,
+            value,
+        })
+    }
+
+    /// Marks a secret deleted: references to it no longer resolve; history and audit stay.
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        name: &SecretName,
+        metadata: Metadata,
+        expected: Option<u64>,
+    ) -> Result<u64> {
+        caller.require_on(Permission::ManageSecrets, name.as_str())?;
+        check_metadata(&metadata)?;
+        self.configs.ensure_writable()?;
+        let live = self.live_version(name).await?;
+        let write = SecretDeleteWrite {
+            id: name.clone(),
+            expected_live: expected.unwrap_or(live),
+            audit: AuditDraft {
+                actor: metadata.actor.clone(),
+                action: "secret.delete",
+                environments: Vec::new(),
+                message: metadata.message.clone(),
+                on_behalf_of: metadata.on_behalf_of.clone(),
+            },
+            at: now(),
+            applies: None,
+        };
+        let store = self.store.clone();
+        let committed = self
+            .configs
+            .commit(async move { store.secrets().delete(write).await })
+            .await?;
+        Ok(committed.version)
+    }
+
+    /// The live version's number; not found when the secret does not exist or was deleted.
+    async fn live_version(&self, name: &SecretName) -> Result<u64> {
+        match self.store.secrets().head(name).await? {
+            Some(head) if !head.deleted => Ok(head.latest.version),
+            _ => Err(Error::not_found("secret", name.as_str())),
+        }
+    }
+
+    async fn selected(&self, name: &SecretName, selector: Selector) -> Result<SecretVersion> {
+        let live = self.live_version(name).await?;
+        let secrets = self.store.secrets();
+        let found = match selector {
+            Selector::Stage(Stage::Current) => secrets.version(name, live).await?,
+            Selector::Stage(Stage::Previous) => secrets
+                .versions(name, Some(live), 1)
+                .await?
+                .into_iter()
+                .next(),
+            Selector::Version(number) => secrets.version(name, number).await?,
+        };
+        found.ok_or_else(|| {
+            let which = match selector {
+                Selector::Stage(Stage::Current) => format!("{name} (current)"),
+                Selector::Stage(Stage::Previous) => format!("{name} (previous)"),
+                Selector::Version(number) => format!("{name} v{number}"),
+            };
+            Error::not_found("secret version", which)
+        })
+    }
+}

@@ -1,0 +1,1 @@
+UPDATE secrets SET deleted = 1 WHERE name = ?

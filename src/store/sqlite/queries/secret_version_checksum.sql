@@ -1,0 +1,1 @@
+SELECT checksum FROM secret_versions WHERE name = ? AND version = ?

@@ -1,0 +1,2 @@
+-- Secrets have no schema.
+SELECT latest_version, deleted, 0 AS schema_version FROM secrets WHERE name = ?

@@ -1,0 +1,176 @@
+//! Secrets of the built-in store: versions of a sealed document, and the audited read that
+//! takes a revision without writing rows.
+
+use std::sync::Arc;
+
+use summit_config::core::events::kind;
+use summit_config::core::ids::SecretName;
+use summit_config::core::model::Metadata;
+use summit_config::core::ports::{
+    AuditQuery, Documents, Record, SecretDeleteWrite, SecretWrite, Store,
+};
+use summit_config::core::secrets::crypto::{Kek, Keyring};
+use summit_config::core::secrets::model::{SecretDocument, ValueFormat};
+use summit_config::core::service::now;
+use summit_config::core::versioned::{Document, NewVersion};
+
+use super::fixtures::*;
+
+fn keyring() -> Keyring {
+    Keyring::new(Kek::from_bytes(&[7u8; 32]).expect("key"), Vec::new())
+}
+
+fn name(text: &str) -> SecretName {
+    SecretName::parse(text).expect("valid secret name")
+}
+
+fn secret_write(keyring: &Keyring, secret: &SecretName, number: u64, value: &str) -> SecretWrite {
+    let document = SecretDocument {
+        format: ValueFormat::String,
+        sealed: keyring
+            .seal(secret.as_str(), number, value.as_bytes())
+            .expect("seal"),
+    };
+    SecretWrite {
+        version: NewVersion {
+            id: secret.clone(),
+            checksum: document.checksum().expect("checksum"),
+            document,
+            metadata: Metadata {
+                actor: "sam".to_owned(),
+                message: Some("rotate".to_owned()),
+                ..Default::default()
+            },
+            created_at: now(),
+            rollback_of: None,
+        },
+        expected_live: number - 1,
+        expected_schema: 0,
+        audit: audit_draft("secret.put", "sam", "rotate"),
+        applies: None,
+    }
+}
+
+pub(super) async fn secret_versions_keep_only_sealed_values_and_a_delete_keeps_history(
+    store: Arc<dyn Store>,
+) {
+    let keyring = keyring();
+    let secret = name("db-password");
+    for (number, value) in [(1, "first"), (2, "second")] {
+        let committed = store
+            .secrets()
+            .append(secret_write(&keyring, &secret, number, value))
+            .await
+            .expect("append");
+        assert_eq!(committed.version, number);
+        assert_eq!(committed.event.kind, kind::SECRET_UPDATED);
+        assert_eq!(committed.event.config_id, "db-password");
+    }
+    let head = store
+        .secrets()
+        .head(&secret)
+        .await
+        .expect("head")
+        .expect("exists");
+    assert_eq!(head.latest.version, 2);
+    let opened = keyring
+        .open("db-password", 2, &head.latest.document.sealed)
+        .expect("opens");
+    assert_eq!(opened, b"second");
+    let v1 = store
+        .secrets()
+        .version(&secret, 1)
+        .await
+        .expect("version")
+        .expect("v1 exists");
+    assert_eq!(
+        keyring
+            .open("db-password", 1, &v1.document.sealed)
+            .expect("opens"),
+        b"first"
+    );
+    assert!(
+        keyring.open("db-password", 2, &v1.document.sealed).is_err(),
+        "a sealed value opens only as its own version"
+    );
+    assert!(
+        keyring.open("other", 1, &v1.document.sealed).is_err(),
+        "and only as its own secret"
+    );
+
+    let committed = store
+        .secrets()
+        .delete(SecretDeleteWrite {
+            id: secret.clone(),
+            expected_live: 2,
+            audit: audit_draft("secret.delete", "sam", "retire"),
+            at: now(),
+            applies: None,
+        })
+        .await
+        .expect("delete");
+    assert_eq!(
+        (committed.version, committed.event.kind),
+        (2, kind::SECRET_DELETED)
+    );
+    let head = store
+        .secrets()
+        .head(&secret)
+        .await
+        .expect("head")
+        .expect("kept");
+    assert!(head.deleted);
+    let history = store
+        .secrets()
+        .versions(&secret, None, 10)
+        .await
+        .expect("history");
+    assert_eq!(
+        history.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [2, 1]
+    );
+}
+
+pub(super) async fn a_record_takes_a_revision_and_an_audit_record_and_writes_no_rows(
+    store: Arc<dyn Store>,
+) {
+    let before = store.latest_revision().await.expect("revision");
+    let committed = store
+        .record(Record {
+            kind: kind::SECRET_READ,
+            subject: "db-password".to_owned(),
+            version: 3,
+            audit: audit_draft("secret.read", "sam", "debugging"),
+            at: now(),
+        })
+        .await
+        .expect("record");
+    assert_eq!(committed.event.revision, before + 1);
+    assert_eq!(committed.event.kind, kind::SECRET_READ);
+    let changes = store.changes_since(before, 10).await.expect("changes");
+    assert_eq!(changes, std::slice::from_ref(&committed.event));
+    let audit = store
+        .audit(AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    assert_eq!(
+        (
+            audit[0].action.as_str(),
+            audit[0].config_id.as_str(),
+            audit[0].version
+        ),
+        ("secret.read", "db-password", Some(3))
+    );
+    assert!(
+        store
+            .secrets()
+            .head(&name("db-password"))
+            .await
+            .expect("head")
+            .is_none(),
+        "a record writes no secret"
+    );
+}

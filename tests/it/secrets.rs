@@ -1,0 +1,287 @@
+//! The built-in secret store over REST with access control on: values go in sealed, come out
+//! only to `secrets-admin` through an audited read, resolve in configs as `store:` references,
+//! and are never in the database file in clear.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{TestServer, body_of, meta};
+
+const ADMIN: &str = "admin-token-for-the-secret-store-tests-0123";
+const FIRST: &str = "first-SECRET-value-7f3a9c";
+const SECOND: &str = "second-SECRET-value-4b1d2e";
+const FIELD: &str = "object-field-SECRET-9e8d7c";
+
+struct Team {
+    server: TestServer,
+    sam: String,
+    carol: String,
+    reader: String,
+}
+
+async fn call(
+    server: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = server
+        .client
+        .request(method, server.url(path))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    body_of(request.send().await.expect("request")).await
+}
+
+async fn team() -> Team {
+    let server = TestServer::spawn_with(|s| {
+        s.no_auth = false;
+        s.admin_token = Some(ADMIN.into());
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for (name, roles) in [
+        ("sam", json!(["secrets-admin"])),
+        ("carol", json!(["config-admin"])),
+        ("reader", json!(["config-reader"])),
+    ] {
+        let (status, created) = call(
+            &server,
+            ADMIN,
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": name, "roles": roles})),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        tokens.push(created["tokenText"].as_str().unwrap().to_owned());
+    }
+    let [sam, carol, reader] = tokens.try_into().unwrap();
+    Team {
+        server,
+        sam,
+        carol,
+        reader,
+    }
+}
+
+impl Team {
+    async fn put(&self, token: &str, name: &str, value: Value) -> (u16, Value) {
+        call(
+            &self.server,
+            token,
+            Method::PUT,
+            &format!("/api/v1/secrets/{name}"),
+            Some(json!({"value": value, "metadata": meta("sam", "set")})),
+        )
+        .await
+    }
+
+    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        call(&self.server, token, Method::GET, path, None).await
+    }
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_versioned_and_read_only_by_secrets_admins_with_an_audit_record() {
+    let team = team().await;
+
+    let (status, created) = team.put(&team.sam, "db-password", json!(FIRST)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        (&created["name"], &created["version"]),
+        (&json!("db-password"), &json!(1))
+    );
+    assert!(!created.to_string().contains(FIRST), "{created}");
+    let (status, _) = team.put(&team.carol, "db-password", json!("nope")).await;
+    assert_eq!(status, 403, "a config-admin does not manage secrets");
+    let (status, _) = team.get(&team.reader, "/api/v1/secrets").await;
+    assert_eq!(status, 403, "a reader does not list secrets");
+    let (status, problem) = team.put(&team.sam, "db-password", json!(42)).await;
+    assert_eq!(
+        (status, &problem["field"]),
+        (400, &json!("/value")),
+        "{problem}"
+    );
+    let (status, _) = team.put(&team.sam, "bad name!", json!("x")).await;
+    assert_eq!(status, 400);
+
+    let (status, created) = team.put(&team.sam, "db-password", json!(SECOND)).await;
+    assert_eq!((status, &created["version"]), (201, &json!(2)));
+
+    let (status, listed) = team.get(&team.sam, "/api/v1/secrets").await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["items"][0]["name"], "db-password");
+    assert_eq!(listed["items"][0]["version"], 2);
+    let (status, described) = team.get(&team.sam, "/api/v1/secrets/db-password").await;
+    assert_eq!(status, 200, "{described}");
+    assert_eq!(described["versions"][0]["stages"], json!(["current"]));
+    assert_eq!(described["versions"][1]["stages"], json!(["previous"]));
+    for shown in [&listed, &described] {
+        let text = shown.to_string();
+        assert!(!text.contains(FIRST) && !text.contains(SECOND), "{text}");
+    }
+
+    let value = |query: &'static str| {
+        let team = &team;
+        async move {
+            team.get(
+                &team.sam,
+                &format!("/api/v1/secrets/db-password/value{query}"),
+            )
+            .await
+        }
+    };
+    let (status, current) = value("").await;
+    assert_eq!(
+        (status, &current["value"], &current["version"]),
+        (200, &json!(SECOND), &json!(2))
+    );
+    let (_, previous) = value("?stage=previous").await;
+    assert_eq!(
+        (&previous["value"], &previous["version"]),
+        (&json!(FIRST), &json!(1))
+    );
+    let (_, first) = value("?version=1").await;
+    assert_eq!(first["value"], json!(FIRST));
+    assert_eq!(value("?version=9").await.0, 404);
+    assert_eq!(value("?stage=pending-ish").await.0, 400);
+    assert_eq!(value("?stage=current&version=1").await.0, 400);
+    let (status, _) = team
+        .get(&team.carol, "/api/v1/secrets/db-password/value")
+        .await;
+    assert_eq!(status, 403, "a config-admin reads no value");
+
+    // Three values were read: three audit records, none carrying a value.
+    let (status, audit) = team.get(ADMIN, "/api/v1/audit?limit=100").await;
+    assert_eq!(status, 200, "{audit}");
+    let reads: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "secret.read")
+        .collect();
+    assert_eq!(reads.len(), 3, "{audit}");
+    assert!(reads.iter().all(|r| r["actor"] == "token:sam"), "{audit}");
+    assert!(
+        reads.iter().all(|r| r["secretName"] == "db-password"),
+        "{audit}"
+    );
+    let text = audit.to_string();
+    assert!(!text.contains(FIRST) && !text.contains(SECOND), "{text}");
+
+    // Nothing in the database files in clear.
+    let dir = team.server.db_path.parent().unwrap().to_owned();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for value in [FIRST, SECOND] {
+            assert!(
+                !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
+                "{value} stored in clear"
+            );
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("secret-key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the key file is private");
+    }
+
+    // Deleted: history stays for the audit, the secret is gone.
+    let (status, _) = call(
+        &team.server,
+        &team.sam,
+        Method::DELETE,
+        "/api/v1/secrets/db-password",
+        Some(json!({"metadata": meta("sam", "retire")})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        team.get(&team.sam, "/api/v1/secrets/db-password").await.0,
+        404
+    );
+    assert_eq!(
+        team.get(&team.sam, "/api/v1/secrets/db-password/value")
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn store_references_resolve_in_effective_configs_and_survive_a_restart() {
+    let team = team().await;
+    team.put(&team.sam, "db-password", json!(FIRST)).await;
+    team.put(&team.sam, "api", json!({"user": "svc", "token": FIELD}))
+        .await;
+    let (status, written) = call(
+        &team.server,
+        &team.carol,
+        Method::PUT,
+        "/api/v1/configs/app",
+        Some(
+            json!({"config": {"db": {"password": {"$secret": "store:db-password"}},
+                               "api": {"$secret": "store:api#token"}},
+                    "metadata": meta("carol", "use secrets")}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{written}");
+    let (status, problem) = call(
+        &team.server,
+        &team.carol,
+        Method::PUT,
+        "/api/v1/configs/bad",
+        Some(
+            json!({"config": {"x": {"$secret": "store:db-password?stage=previous"}},
+                    "metadata": meta("carol", "bad")}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{problem}");
+
+    let resolved = "/api/v1/configs/app/effective?environment=production&resolveSecrets=true";
+    let (status, effective) = team.get(&team.sam, resolved).await;
+    assert_eq!(status, 200, "{effective}");
+    assert_eq!(effective["effectiveConfig"]["db"]["password"], json!(FIRST));
+    assert_eq!(effective["effectiveConfig"]["api"], json!(FIELD));
+    let (_, plain) = team
+        .get(
+            &team.reader,
+            "/api/v1/configs/app/effective?environment=production",
+        )
+        .await;
+    assert_eq!(
+        plain["effectiveConfig"]["db"]["password"],
+        json!({"$secret": "store:db-password"})
+    );
+
+    // A new version is what references resolve to, at once.
+    team.put(&team.sam, "db-password", json!(SECOND)).await;
+    let (_, effective) = team.get(&team.sam, resolved).await;
+    assert_eq!(
+        effective["effectiveConfig"]["db"]["password"],
+        json!(SECOND)
+    );
+
+    // The key file outlives the process: a restarted server opens what it sealed.
+    let team = Team {
+        server: team.server.restart().await,
+        ..team
+    };
+    let (status, effective) = team.get(&team.sam, resolved).await;
+    assert_eq!(
+        (status, &effective["effectiveConfig"]["db"]["password"]),
+        (200, &json!(SECOND))
+    );
+    let (_, value) = team.get(&team.sam, "/api/v1/secrets/api/value").await;
+    assert_eq!(value["value"], json!({"user": "svc", "token": FIELD}));
+}
