@@ -284,4 +284,22 @@ async fn store_references_resolve_in_effective_configs_and_survive_a_restart() {
     );
     let (_, value) = team.get(&team.sam, "/api/v1/secrets/api/value").await;
     assert_eq!(value["value"], json!({"user": "svc", "token": FIELD}));
+
+    // A deleted secret no longer resolves: 422 naming the reference, never a value.
+    let (status, _) = call(
+        &team.server,
+        &team.sam,
+        Method::DELETE,
+        "/api/v1/secrets/db-password",
+        Some(json!({"metadata": meta("sam", "retire")})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, problem) = team.get(&team.sam, resolved).await;
+    assert_eq!(
+        (status, &problem["code"]),
+        (422, &json!("secret_unresolved")),
+        "{problem}"
+    );
+    assert!(!problem.to_string().contains(SECOND), "{problem}");
 }
