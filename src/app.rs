@@ -160,7 +160,7 @@ impl App {
             .clone()
             .unwrap_or_else(|| data_dir(&settings).join("secret-key"));
         let keyring = Arc::new(
-            Keyring::load_or_create(&key_file)
+            Keyring::load(&key_file, &settings.secret_previous_key_files)
                 .map_err(|e| anyhow::anyhow!("the secret store's key: {e}"))?,
         );
         let mut resolver = SecretResolver::new(&SecretPolicy {

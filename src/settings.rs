@@ -127,6 +127,11 @@ pub struct Settings {
     #[arg(long, env = "SUMMIT_SECRET_KEY_FILE")]
     pub secret_key_file: Option<std::path::PathBuf>,
 
+    /// Earlier key files (comma-separated), kept only to open what they sealed until
+    /// `POST /api/v1/secret-keys/rewrap` has wrapped everything under the current key.
+    #[arg(long, env = "SUMMIT_SECRET_PREVIOUS_KEY_FILES", value_delimiter = ',')]
+    pub secret_previous_key_files: Vec<std::path::PathBuf>,
+
     /// Where the first start writes the generated admin token (`admin-token`, mode 0600).
     /// Default: the SQLite file's directory, or ./data.
     #[arg(long, env = "SUMMIT_DATA_DIR")]

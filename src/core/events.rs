@@ -75,10 +75,12 @@ pub enum ChangeKind {
     SecretDeleted,
     /// A secret's value was read (audited; no change to anything).
     SecretRead,
+    /// A secret version's data key was wrapped again, under the current key-encryption key.
+    SecretRewrapped,
 }
 
 impl ChangeKind {
-    const ALL: [ChangeKind; 15] = [
+    const ALL: [ChangeKind; 16] = [
         ChangeKind::ConfigUpdated,
         ChangeKind::ConfigDeleted,
         ChangeKind::SchemaUpdated,
@@ -94,6 +96,7 @@ impl ChangeKind {
         ChangeKind::SecretUpdated,
         ChangeKind::SecretDeleted,
         ChangeKind::SecretRead,
+        ChangeKind::SecretRewrapped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,6 +116,7 @@ impl ChangeKind {
             ChangeKind::SecretUpdated => "secret.updated",
             ChangeKind::SecretDeleted => "secret.deleted",
             ChangeKind::SecretRead => "secret.read",
+            ChangeKind::SecretRewrapped => "secret.rewrapped",
         }
     }
 
@@ -140,7 +144,10 @@ impl ChangeKind {
     pub fn is_secret(self) -> bool {
         matches!(
             self,
-            ChangeKind::SecretUpdated | ChangeKind::SecretDeleted | ChangeKind::SecretRead
+            ChangeKind::SecretUpdated
+                | ChangeKind::SecretDeleted
+                | ChangeKind::SecretRead
+                | ChangeKind::SecretRewrapped
         )
     }
 }
@@ -177,6 +184,7 @@ pub mod kind {
     pub const SECRET_UPDATED: ChangeKind = ChangeKind::SecretUpdated;
     pub const SECRET_DELETED: ChangeKind = ChangeKind::SecretDeleted;
     pub const SECRET_READ: ChangeKind = ChangeKind::SecretRead;
+    pub const SECRET_REWRAPPED: ChangeKind = ChangeKind::SecretRewrapped;
 
     /// Token audit actions start with `token.`: security records.
     pub fn is_token(action: &str) -> bool {

@@ -303,3 +303,132 @@ async fn store_references_resolve_in_effective_configs_and_survive_a_restart() {
     );
     assert!(!problem.to_string().contains(SECOND), "{problem}");
 }
+
+#[tokio::test]
+async fn rewrapping_under_a_new_key_loses_nothing_and_retires_the_old_key_file() {
+    let team = team().await;
+    team.put(&team.sam, "alpha", json!(FIRST)).await;
+    team.put(&team.sam, "alpha", json!(SECOND)).await;
+    team.put(&team.sam, "beta", json!({"token": FIELD})).await;
+    let data = team.server.db_path.parent().unwrap().to_owned();
+    let (old, new) = (data.join("old-key"), data.join("new-key"));
+    let Team {
+        server,
+        sam,
+        carol,
+        reader,
+    } = team;
+
+    // The operator moves the key aside and starts with a new one, keeping the old one readable.
+    let mut server = server;
+    server.stop().await;
+    std::fs::rename(data.join("secret-key"), &old).unwrap();
+    let (new_file, old_file) = (new.clone(), old.clone());
+    let server = server
+        .restart_with(move |s| {
+            s.no_auth = false;
+            s.admin_token = Some(ADMIN.into());
+            s.secret_key_file = Some(new_file);
+            s.secret_previous_key_files = vec![old_file];
+        })
+        .await;
+    let team = Team {
+        server,
+        sam,
+        carol,
+        reader,
+    };
+    let (status, value) = team
+        .get(&team.sam, "/api/v1/secrets/alpha/value?version=1")
+        .await;
+    assert_eq!(
+        (status, &value["value"]),
+        (200, &json!(FIRST)),
+        "the old key still opens"
+    );
+    let (status, problem) = call(
+        &team.server,
+        &team.carol,
+        Method::POST,
+        "/api/v1/secret-keys/rewrap",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{problem}");
+    let (status, report) = call(
+        &team.server,
+        &team.sam,
+        Method::POST,
+        "/api/v1/secret-keys/rewrap",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &report["rewrapped"], &report["unchanged"]),
+        (200, &json!(3), &json!(0)),
+        "{report}"
+    );
+    let (_, again) = call(
+        &team.server,
+        &team.sam,
+        Method::POST,
+        "/api/v1/secret-keys/rewrap",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (&again["rewrapped"], &again["unchanged"]),
+        (&json!(0), &json!(3)),
+        "{again}"
+    );
+    let (_, described) = team.get(&team.sam, "/api/v1/secrets/alpha").await;
+    assert!(
+        described["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["keyId"] == report["keyId"]),
+        "{described}"
+    );
+
+    // Without the old key file everything still opens.
+    let Team {
+        server,
+        sam,
+        carol,
+        reader,
+    } = team;
+    let server = server
+        .restart_with(move |s| {
+            s.no_auth = false;
+            s.admin_token = Some(ADMIN.into());
+            s.secret_key_file = Some(new);
+        })
+        .await;
+    let team = Team {
+        server,
+        sam,
+        carol,
+        reader,
+    };
+    for (path, expected) in [
+        ("/api/v1/secrets/alpha/value?version=1", json!(FIRST)),
+        ("/api/v1/secrets/alpha/value", json!(SECOND)),
+        ("/api/v1/secrets/beta/value", json!({"token": FIELD})),
+    ] {
+        let (status, value) = team.get(&team.sam, path).await;
+        assert_eq!(
+            (status, &value["value"]),
+            (200, &expected),
+            "{path}: {value}"
+        );
+    }
+    let (_, audit) = team.get(ADMIN, "/api/v1/audit?limit=100").await;
+    let rewraps = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "secret.rewrap")
+        .count();
+    assert_eq!(rewraps, 3, "{audit}");
+}

@@ -5,7 +5,7 @@ use axum::extract::{FromRequestParts, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
@@ -29,6 +29,33 @@ pub fn router() -> Router<AppState> {
             get(describe).put(put).delete(delete),
         )
         .route("/api/v1/secrets/{name}/value", get(value))
+        .route("/api/v1/secret-keys/rewrap", post(rewrap))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RewrapBody {
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+async fn rewrap(
+    State(state): State<AppState>,
+    caller: Caller,
+    OptionalApiJson(body): OptionalApiJson<RewrapBody>,
+) -> Result<Response> {
+    let metadata = body
+        .unwrap_or_default()
+        .metadata
+        .unwrap_or_else(|| Metadata {
+            actor: caller.actor_or("anonymous"),
+            ..Default::default()
+        });
+    let report = state
+        .secrets
+        .rewrap_all(&caller, caller.stamp(metadata))
+        .await?;
+    Ok(Json(report).into_response())
 }
 
 /// A `{name}` path segment that is a valid secret name; checked before the body is read.

@@ -17,6 +17,7 @@ pub mod changelog;
 pub mod database;
 pub mod documents;
 pub mod schemas;
+pub mod secrets;
 
 pub use access::{AccessStore, TokenRevoke, TokenWrite};
 pub use applied::AppliedStore;
@@ -26,6 +27,7 @@ pub use changelog::{AuditQuery, AuditSubject, ChangeLog, Record};
 pub use database::Database;
 pub use documents::{AppliedRequest, DeleteWrite, DocumentStore, VersionWrite};
 pub use schemas::{SchemaStore, SchemaWrite};
+pub use secrets::{Rewrap, SecretStore};
 
 use crate::core::flags::FlagDefinition;
 use crate::core::model::ConfigDocument;
@@ -47,6 +49,7 @@ pub trait Store:
     DocumentStore<ConfigDocument>
     + DocumentStore<FlagDefinition>
     + DocumentStore<SecretDocument>
+    + SecretStore
     + SchemaStore
     + AccessStore
     + ChangeRequestStore
@@ -60,6 +63,7 @@ impl<T> Store for T where
     T: DocumentStore<ConfigDocument>
         + DocumentStore<FlagDefinition>
         + DocumentStore<SecretDocument>
+        + SecretStore
         + SchemaStore
         + AccessStore
         + ChangeRequestStore

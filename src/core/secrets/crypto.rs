@@ -77,6 +77,25 @@ impl Keyring {
         }
     }
 
+    /// Loads the key file (base64 of 32 bytes), creating it with mode 0600 when absent, and the
+    /// older key files, which only open what they sealed (until a re-wrap).
+    pub fn load(path: &Path, older: &[std::path::PathBuf]) -> Result<Keyring> {
+        let current = Self::load_or_create(path)?.current;
+        let older = older
+            .iter()
+            .map(|old| {
+                let text = std::fs::read_to_string(old).map_err(|e| {
+                    Error::internal(format!(
+                        "reading the secret key file {}: {e}",
+                        old.display()
+                    ))
+                })?;
+                Kek::from_bytes(&decode_key(&text, old)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Keyring::new(current, older))
+    }
+
     /// Loads the key file (base64 of 32 bytes), creating it with mode 0600 when absent.
     pub fn load_or_create(path: &Path) -> Result<Keyring> {
         let text = match std::fs::read_to_string(path) {

@@ -18,7 +18,9 @@ use crate::core::error::{Error, Result};
 use crate::core::events::kind;
 use crate::core::ids::SecretName;
 use crate::core::model::{AuditDraft, Metadata};
-use crate::core::ports::{Documents, Record, SecretDeleteWrite, SecretWrite, Storage, Store};
+use crate::core::ports::{
+    Documents, Record, Rewrap, SecretDeleteWrite, SecretWrite, Storage, Store,
+};
 use crate::core::validation::check_metadata;
 use crate::core::versioned::{Document, NewVersion};
 
@@ -32,6 +34,18 @@ const MAX_LISTED_VERSIONS: u32 = 100;
 pub enum Selector {
     Stage(Stage),
     Version(u64),
+}
+
+/// What a re-wrap did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewrapReport {
+    /// The key everything is wrapped under now.
+    pub key_id: String,
+    /// Versions wrapped again.
+    pub rewrapped: u64,
+    /// Versions that already were under that key.
+    pub unchanged: u64,
 }
 
 /// A secret's metadata: its versions and their stages, never a value.
@@ -273,6 +287,66 @@ impl SecretService {
             .commit(async move { store.secrets().delete(write).await })
             .await?;
         Ok(committed.version)
+    }
+
+    /// Wraps the data key of every stored version (of live and deleted secrets) under the
+    /// current key-encryption key, so older key files can be retired. The values, data keys and
+    /// ciphertexts do not change; each re-wrapped version is audited (`secret.rewrap`).
+    pub async fn rewrap_all(&self, caller: &Caller, metadata: Metadata) -> Result<RewrapReport> {
+        caller.require(Permission::ManageSecrets)?;
+        check_metadata(&metadata)?;
+        self.configs.ensure_writable()?;
+        let mut report = RewrapReport {
+            key_id: self.keyring.current_id().to_owned(),
+            rewrapped: 0,
+            unchanged: 0,
+        };
+        let secrets = self.store.secrets();
+        for head in secrets.heads().await? {
+            let name = head.latest.id.clone();
+            caller.require_on(Permission::ManageSecrets, name.as_str())?;
+            let mut before = None;
+            loop {
+                let page = secrets.versions(&name, before, 100).await?;
+                let Some(last) = page.last() else { break };
+                before = Some(last.version);
+                for version in page {
+                    if version.document.sealed.key_id == report.key_id {
+                        report.unchanged += 1;
+                        continue;
+                    }
+                    let document = SecretDocument {
+                        format: version.document.format,
+                        sealed: self.keyring.rewrap(
+                            name.as_str(),
+                            version.version,
+                            &version.document.sealed,
+                        )?,
+                    };
+                    let rewrap = Rewrap {
+                        name: name.clone(),
+                        version: version.version,
+                        checksum: document.checksum()?,
+                        document,
+                        expected_checksum: version.checksum.clone(),
+                        audit: AuditDraft {
+                            actor: metadata.actor.clone(),
+                            action: "secret.rewrap",
+                            environments: Vec::new(),
+                            message: metadata.message.clone(),
+                            on_behalf_of: metadata.on_behalf_of.clone(),
+                        },
+                        at: now(),
+                    };
+                    let store = self.store.clone();
+                    self.configs
+                        .commit(async move { store.rewrap(rewrap).await })
+                        .await?;
+                    report.rewrapped += 1;
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// The live version's number; not found when the secret does not exist or was deleted.

@@ -204,6 +204,12 @@ impl CachedStore {
         if event.kind == kind::SECRET_UPDATED || event.kind == kind::SECRET_DELETED {
             return self.apply_secret_change(event).await;
         }
+        if event.kind == kind::SECRET_REWRAPPED {
+            // Same version, another wrapping: only the store knows which is newer.
+            return self
+                .reload_secret(&SecretName::parse(&event.config_id)?)
+                .await;
+        }
         if event.kind != kind::CONFIG_UPDATED && event.kind != kind::CONFIG_DELETED {
             return Ok(()); // schemas are not cached
         }

@@ -18,8 +18,8 @@ use crate::core::model::{
 use crate::core::ports::{
     AccessStore, AppliedStore, AuditQuery, ChangeLog, ChangeRequestQuery, ChangeRequestStore,
     ChangeRequestWrite, Committed, ConfigDeleteWrite, ConfigWrite, Database, DocumentStore,
-    FlagDeleteWrite, FlagWrite, ReadCache, Record, SchemaStore, SchemaWrite, SecretDeleteWrite,
-    SecretWrite, TokenMap, TokenRevoke, TokenWrite,
+    FlagDeleteWrite, FlagWrite, ReadCache, Record, Rewrap, SchemaStore, SchemaWrite,
+    SecretDeleteWrite, SecretStore, SecretWrite, TokenMap, TokenRevoke, TokenWrite,
 };
 use crate::core::secrets::model::{SecretDocument, SecretHead, SecretVersion};
 
@@ -170,6 +170,23 @@ impl DocumentStore<SecretDocument> for CachedStore {
                 deleted: true,
             });
         }
+        Ok(committed)
+    }
+}
+
+#[async_trait]
+impl SecretStore for CachedStore {
+    async fn rewrap(&self, rewrap: Rewrap) -> Result<Committed> {
+        let name = rewrap.name.clone();
+        let committed = self
+            .refreshing_on_conflict(
+                name.as_str(),
+                self.inner.rewrap(rewrap),
+                self.reload_secret(&name),
+            )
+            .await?;
+        // The cached head may be the version just re-wrapped.
+        self.reload_secret(&name).await?;
         Ok(committed)
     }
 }

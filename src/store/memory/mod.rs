@@ -26,6 +26,7 @@ mod changelog;
 mod commit;
 mod documents;
 mod schemas;
+mod secrets;
 
 use documents::Histories;
 

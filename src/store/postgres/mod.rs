@@ -31,6 +31,7 @@ mod committer;
 mod documents;
 mod rows;
 mod schemas;
+mod secrets;
 
 /// Channel every committed change is announced on (payload: the newest revision committed).
 pub const CHANGES_CHANNEL: &str = "summit_changes";

@@ -26,6 +26,7 @@ mod commit;
 mod documents;
 mod rows;
 mod schemas;
+mod secrets;
 
 pub struct SqliteStore {
     reader: SqlitePool,
