@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 const ADMIN: &str = "admin-token-that-must-never-be-logged-42";
 const SECRET: &str = "db-password-that-must-never-be-logged";
 const JWT_SECRET: &str = "jwt-secret-that-must-never-be-logged-0123456789";
+const STORED: &str = "stored-secret-that-must-never-be-logged-9f8e";
 
 async fn call(
     client: &reqwest::Client,
@@ -82,6 +83,51 @@ async fn tokens_and_secrets_never_reach_logs_audit_errors_or_storage() {
     assert_eq!(
         resolved["effectiveConfig"]["password"], SECRET,
         "asked for, with the right"
+    );
+    // The built-in store: written, read back (audited), resolved through a reference.
+    let (status, _) = call(
+        &client,
+        Method::PUT,
+        url("/api/v1/secrets/stored"),
+        &token,
+        Some(json!({"value": STORED, "metadata": {"actor": "ci"}})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, read) = call(
+        &client,
+        Method::GET,
+        url("/api/v1/secrets/stored/value"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!((status, &read["value"]), (200, &json!(STORED)));
+    let body =
+        json!({"config": {"stored": {"$secret": "store:stored"}}, "metadata": {"actor": "ci"}});
+    assert_eq!(
+        call(
+            &client,
+            Method::PUT,
+            url("/api/v1/configs/uses-store"),
+            &token,
+            Some(body)
+        )
+        .await
+        .0,
+        201
+    );
+    let (status, resolved) = call(
+        &client,
+        Method::GET,
+        url("/api/v1/configs/uses-store/effective?resolveSecrets=true"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &resolved["effectiveConfig"]["stored"]),
+        (200, &json!(STORED))
     );
     // A bad body and a bad id with a valid token; a wrong and a mangled token.
     call(
@@ -175,6 +221,7 @@ async fn tokens_and_secrets_never_reach_logs_audit_errors_or_storage() {
         ("admin token", ADMIN),
         ("API token", &token),
         ("secret", SECRET),
+        ("stored secret", STORED),
         ("JWT secret", JWT_SECRET),
         ("JWT", &jwt),
         ("wrong token", &wrong),
