@@ -77,10 +77,13 @@ pub enum ChangeKind {
     SecretRead,
     /// A secret version's data key was wrapped again, under the current key-encryption key.
     SecretRewrapped,
+    /// A secret of the built-in store that the config references changed (a new version or a
+    /// delete): its resolved value changed though its document did not.
+    ConfigSecretsChanged,
 }
 
 impl ChangeKind {
-    const ALL: [ChangeKind; 16] = [
+    const ALL: [ChangeKind; 17] = [
         ChangeKind::ConfigUpdated,
         ChangeKind::ConfigDeleted,
         ChangeKind::SchemaUpdated,
@@ -97,6 +100,7 @@ impl ChangeKind {
         ChangeKind::SecretDeleted,
         ChangeKind::SecretRead,
         ChangeKind::SecretRewrapped,
+        ChangeKind::ConfigSecretsChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +121,7 @@ impl ChangeKind {
             ChangeKind::SecretDeleted => "secret.deleted",
             ChangeKind::SecretRead => "secret.read",
             ChangeKind::SecretRewrapped => "secret.rewrapped",
+            ChangeKind::ConfigSecretsChanged => "config.secrets_changed",
         }
     }
 
@@ -185,6 +190,7 @@ pub mod kind {
     pub const SECRET_DELETED: ChangeKind = ChangeKind::SecretDeleted;
     pub const SECRET_READ: ChangeKind = ChangeKind::SecretRead;
     pub const SECRET_REWRAPPED: ChangeKind = ChangeKind::SecretRewrapped;
+    pub const CONFIG_SECRETS_CHANGED: ChangeKind = ChangeKind::ConfigSecretsChanged;
 
     /// Token audit actions start with `token.`: security records.
     pub fn is_token(action: &str) -> bool {

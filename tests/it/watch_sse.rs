@@ -501,3 +501,53 @@ async fn watchers_beyond_the_limit_get_503_until_one_leaves() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_new_version_of_a_referenced_secret_reaches_the_watchers_of_the_configs_using_it() {
+    let server = TestServer::spawn().await;
+    let put_secret = |value: &'static str| {
+        let server = &server;
+        async move {
+            let (status, body) = server
+                .put_json(
+                    "/api/v1/secrets/db-password",
+                    &json!({"value": value, "metadata": meta("sam", "rotate")}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+    };
+    put_secret("first").await;
+    for (id, config) in [
+        (
+            "uses-it",
+            json!({"db": {"password": {"$secret": "store:db-password"}}}),
+        ),
+        (
+            "other",
+            json!({"db": {"password": {"$secret": "store:other-secret"}}}),
+        ),
+    ] {
+        let (status, _) = server
+            .put_json(
+                &format!("/api/v1/configs/{id}"),
+                &version_body(config, "v1"),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let mut stream = watch(&server, "", None).await;
+    put_secret("second").await;
+    let change = stream.next_change().await;
+    assert_eq!(
+        (&change["kind"], &change["configId"], &change["version"]),
+        (
+            &json!("config.secrets_changed"),
+            &json!("uses-it"),
+            &json!(1)
+        ),
+        "{change}"
+    );
+    assert!(!change.to_string().contains("second"), "{change}");
+    stream.assert_quiet().await;
+}

@@ -17,10 +17,11 @@ use crate::core::configs::{ConfigService, now};
 use crate::core::error::{Error, Result};
 use crate::core::events::kind;
 use crate::core::ids::SecretName;
-use crate::core::model::{AuditDraft, Metadata};
+use crate::core::model::{AuditDraft, ConfigDocument, Metadata};
 use crate::core::ports::{
     Documents, Record, Rewrap, SecretDeleteWrite, SecretWrite, Storage, Store,
 };
+use crate::core::secrets::SECRET_KEY;
 use crate::core::validation::check_metadata;
 use crate::core::versioned::{Document, NewVersion};
 
@@ -159,7 +160,9 @@ impl SecretService {
                 committed.version
             )));
         }
-        Ok(SecretSummary::of(&version.numbered(number)))
+        let summary = SecretSummary::of(&version.numbered(number));
+        self.announce(name, number).await?;
+        Ok(summary)
     }
 
     /// Live secrets the caller may manage, by name; no values.
@@ -286,6 +289,7 @@ impl SecretService {
             .configs
             .commit(async move { store.secrets().delete(write).await })
             .await?;
+        self.announce(name, committed.version).await?;
         Ok(committed.version)
     }
 
@@ -349,6 +353,37 @@ impl SecretService {
         Ok(report)
     }
 
+    /// Tells the watchers of every live config that references `name` (`store:NAME`) that its
+    /// resolved value changed: one `config.secrets_changed` change (revision, event, audit
+    /// record) per config, subject the config id, version its live version.
+    async fn announce(&self, name: &SecretName, version: u64) -> Result<()> {
+        let heads = self.store.configs().heads().await?;
+        for head in heads.iter().filter(|h| !h.deleted) {
+            let latest = &head.latest;
+            if !references_store_secret(&latest.document, name.as_str()) {
+                continue;
+            }
+            let record = Record {
+                kind: kind::CONFIG_SECRETS_CHANGED,
+                subject: latest.id.to_string(),
+                version: latest.version,
+                audit: AuditDraft {
+                    actor: "summit-config".to_owned(),
+                    action: "config.secrets_changed",
+                    environments: vec!["*".to_owned()],
+                    message: Some(format!("secret {name} is at version {version}")),
+                    on_behalf_of: None,
+                },
+                at: now(),
+            };
+            let store = self.store.clone();
+            self.configs
+                .commit(async move { store.record(record).await })
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The live version's number; not found when the secret does not exist or was deleted.
     async fn live_version(&self, name: &SecretName) -> Result<u64> {
         match self.store.secrets().head(name).await? {
@@ -378,4 +413,31 @@ impl SecretService {
             Error::not_found("secret version", which)
         })
     }
+}
+
+/// Whether any layer of `document` holds a `store:` reference to secret `name`.
+fn references_store_secret(document: &ConfigDocument, name: &str) -> bool {
+    fn walk(value: &Value, name: &str) -> bool {
+        match value {
+            Value::Object(map) => match map.get(SECRET_KEY) {
+                Some(Value::String(reference)) if map.len() == 1 => reference
+                    .strip_prefix("store:")
+                    .map(|rest| rest.split('#').next() == Some(name))
+                    .unwrap_or(false),
+                _ => map.values().any(|v| walk(v, name)),
+            },
+            Value::Array(items) => items.iter().any(|v| walk(v, name)),
+            _ => false,
+        }
+    }
+    walk(&document.config, name)
+        || document.overrides.values().any(|v| walk(v, name))
+        || document
+            .canary
+            .as_ref()
+            .is_some_and(|c| walk(&c.config, name))
+        || document
+            .ab_test
+            .as_ref()
+            .is_some_and(|t| t.variants.iter().any(|v| walk(&v.config, name)))
 }
