@@ -5,7 +5,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, body_of, meta};
+use crate::approvals::call;
+use crate::common::{TestServer, meta};
 
 const ADMIN: &str = "admin-token-for-the-secret-store-tests-0123";
 const FIRST: &str = "first-SECRET-value-7f3a9c";
@@ -17,23 +18,6 @@ struct Team {
     sam: String,
     carol: String,
     reader: String,
-}
-
-async fn call(
-    server: &TestServer,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = server
-        .client
-        .request(method, server.url(path))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    body_of(request.send().await.expect("request")).await
 }
 
 async fn team() -> Team {
