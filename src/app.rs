@@ -20,7 +20,7 @@ use crate::core::ports::{Database, Storage, Store};
 use crate::core::secrets::crypto::Keyring;
 use crate::core::secrets::{SecretPolicy, SecretResolver, SecretService, StoreProvider};
 use crate::core::service::{ConfigService, ServiceSettings};
-use crate::replication::{follow_changes, run_duties};
+use crate::replication::{follow_changes, run_duties, run_rotations};
 use crate::settings::Settings;
 use crate::store::{CachedStore, MemoryStore, PostgresStore, SqliteStore};
 use crate::tls::{TlsFiles, tls_config};
@@ -206,6 +206,7 @@ impl App {
         }
         let flags = Arc::new(FlagService::new(storage.clone(), service.clone()));
         let secrets = Arc::new(SecretService::new(storage, service.clone(), keyring));
+        let rotation_check = Duration::from_millis(settings.secret_rotation_check_ms);
         let shutdown = CancellationToken::new();
         {
             // Rate-limit state of identities idle for long is dropped (JWT subjects are many).
@@ -224,6 +225,12 @@ impl App {
             cache.clone(),
             chrono::Duration::seconds(settings.applied_retention_secs as i64),
             Duration::from_secs(60),
+            shutdown.clone(),
+        ));
+        tokio::spawn(run_rotations(
+            cache.clone(),
+            secrets.clone(),
+            rotation_check,
             shutdown.clone(),
         ));
         if cache.shared_by_replicas() {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::ports::{ChangeLog, Database, Store};
+use crate::core::secrets::SecretService;
 use crate::core::service::ConfigService;
 use crate::store::CachedStore;
 
@@ -87,6 +88,32 @@ pub async fn run_duties(
                 Err(error) => tracing::warn!(%error, "applied-state sweep failed"),
             },
             Ok(false) => tracing::debug!("another replica holds the duties lease"),
+            Err(error) => tracing::debug!(%error, "cannot reach the store for duties"),
+        }
+    }
+}
+
+/// Rotates the secrets that are due, every `every`, whenever this replica holds the duties
+/// lease. Each rotation is conditional on the version it read, so a lease handed over mid-way
+/// (or an operator's write) never makes two rotations of one due time.
+pub async fn run_rotations(
+    store: Arc<dyn Store>,
+    secrets: Arc<SecretService>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match store.lead_duties().await {
+            Ok(true) => match secrets.rotate_due(crate::core::service::now()).await {
+                Ok(0) => {}
+                Ok(rotated) => tracing::info!(rotated, "rotated secrets that were due"),
+                Err(error) => tracing::warn!(%error, "secret rotation failed"),
+            },
+            Ok(false) => {}
             Err(error) => tracing::debug!(%error, "cannot reach the store for duties"),
         }
     }

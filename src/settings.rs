@@ -132,6 +132,11 @@ pub struct Settings {
     #[arg(long, env = "SUMMIT_SECRET_PREVIOUS_KEY_FILES", value_delimiter = ',')]
     pub secret_previous_key_files: Vec<std::path::PathBuf>,
 
+    /// How often the replica holding the duties lease looks for secrets due for rotation.
+    #[arg(long, env = "SUMMIT_SECRET_ROTATION_CHECK_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub secret_rotation_check_ms: u64,
+
     /// Where the first start writes the generated admin token (`admin-token`, mode 0600).
     /// Default: the SQLite file's directory, or ./data.
     #[arg(long, env = "SUMMIT_DATA_DIR")]

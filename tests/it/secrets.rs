@@ -225,7 +225,7 @@ async fn store_references_resolve_in_effective_configs_and_survive_a_restart() {
         Method::PUT,
         "/api/v1/configs/bad",
         Some(
-            json!({"config": {"x": {"$secret": "store:db-password?stage=previous"}},
+            json!({"config": {"x": {"$secret": "store:db-password?stage=pending"}},
                     "metadata": meta("carol", "bad")}),
         ),
     )

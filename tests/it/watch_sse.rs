@@ -25,7 +25,7 @@ struct SseEvent {
 }
 
 /// An open SSE response, parsed incrementally into events.
-struct EventStream {
+pub(crate) struct EventStream {
     body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     pending: String,
 }
@@ -96,7 +96,7 @@ impl EventStream {
     }
 
     /// The next change event, checked to be a well-formed one whose `id:` is its revision.
-    async fn next_change(&mut self) -> Value {
+    pub(crate) async fn next_change(&mut self) -> Value {
         let event = self
             .next_event()
             .await
@@ -128,7 +128,11 @@ impl EventStream {
     }
 }
 
-async fn watch(server: &TestServer, query: &str, last_event_id: Option<&str>) -> EventStream {
+pub(crate) async fn watch(
+    server: &TestServer,
+    query: &str,
+    last_event_id: Option<&str>,
+) -> EventStream {
     let mut request = server
         .client
         .get(server.url(&format!("/api/v1/watch{query}")));

@@ -18,8 +18,9 @@ use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::ids::SecretName;
 use crate::core::model::Metadata;
-use crate::core::secrets::model::Stage;
-use crate::core::secrets::service::Selector;
+use crate::core::secrets::model::{SecretSummary, Stage};
+use crate::core::secrets::rotation::RotationPolicy;
+use crate::core::secrets::service::{PolicyChange, RotateRequest, Selector};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -29,6 +30,8 @@ pub fn router() -> Router<AppState> {
             get(describe).put(put).delete(delete),
         )
         .route("/api/v1/secrets/{name}/value", get(value))
+        .route("/api/v1/secrets/{name}/rotate", post(rotate))
+        .route("/api/v1/secrets/{name}/promote", post(promote))
         .route("/api/v1/secret-keys/rewrap", post(rewrap))
 }
 
@@ -39,23 +42,92 @@ struct RewrapBody {
     metadata: Option<Metadata>,
 }
 
+/// The metadata a body gave, else the caller as the actor; stamped with the caller.
+fn metadata_or_caller(caller: &Caller, metadata: Option<Metadata>) -> Metadata {
+    caller.stamp(metadata.unwrap_or_else(|| Metadata {
+        actor: caller.actor_or("anonymous"),
+        ..Default::default()
+    }))
+}
+
 async fn rewrap(
     State(state): State<AppState>,
     caller: Caller,
     OptionalApiJson(body): OptionalApiJson<RewrapBody>,
 ) -> Result<Response> {
-    let metadata = body
-        .unwrap_or_default()
-        .metadata
-        .unwrap_or_else(|| Metadata {
-            actor: caller.actor_or("anonymous"),
-            ..Default::default()
-        });
-    let report = state
-        .secrets
-        .rewrap_all(&caller, caller.stamp(metadata))
-        .await?;
+    let metadata = metadata_or_caller(&caller, body.unwrap_or_default().metadata);
+    let report = state.secrets.rewrap_all(&caller, metadata).await?;
     Ok(Json(report).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RotateBody {
+    /// The new value; the rotation policy generates one when absent.
+    #[serde(default)]
+    value: Option<Value>,
+    /// Stage the value as `pending` rather than making it current.
+    #[serde(default)]
+    pending: bool,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    expected_version: Option<u64>,
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    SecretNamePath(name): SecretNamePath,
+    headers: HeaderMap,
+    OptionalApiJson(body): OptionalApiJson<RotateBody>,
+) -> Result<Response> {
+    let body = body.unwrap_or_default();
+    let request = RotateRequest {
+        value: body.value,
+        pending: body.pending,
+        expected: expected_version(&headers, body.expected_version)?,
+    };
+    let metadata = metadata_or_caller(&caller, body.metadata);
+    let summary = state
+        .secrets
+        .rotate(&caller, &name, request, metadata)
+        .await?;
+    Ok(created(&summary))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PromoteBody {
+    /// The pending version the caller means (refused when another one is pending).
+    #[serde(default)]
+    version: Option<u64>,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+async fn promote(
+    State(state): State<AppState>,
+    caller: Caller,
+    SecretNamePath(name): SecretNamePath,
+    OptionalApiJson(body): OptionalApiJson<PromoteBody>,
+) -> Result<Response> {
+    let body = body.unwrap_or_default();
+    let metadata = metadata_or_caller(&caller, body.metadata);
+    let summary = state
+        .secrets
+        .promote(&caller, &name, body.version, metadata)
+        .await?;
+    Ok(created(&summary))
+}
+
+/// `201 Created` with the new version's summary and its ETag.
+fn created(summary: &SecretSummary) -> Response {
+    let mut response = (StatusCode::CREATED, Json(summary)).into_response();
+    response
+        .headers_mut()
+        .insert(header::ETAG, version_etag(summary.version));
+    response
 }
 
 /// A `{name}` path segment that is a valid secret name; checked before the body is read.
@@ -81,6 +153,18 @@ struct PutBody {
     metadata: Metadata,
     #[serde(default)]
     expected_version: Option<u64>,
+    /// Absent: keep the policy; `null`: remove it; an object: set it.
+    #[serde(default, deserialize_with = "present")]
+    rotation: Option<Option<RotationPolicy>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`, by `default`).
+fn present<'de, D, T>(deserializer: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 async fn put(
@@ -91,6 +175,11 @@ async fn put(
     ApiJson(body): ApiJson<PutBody>,
 ) -> Result<Response> {
     let expected = expected_version(&headers, body.expected_version)?;
+    let policy = match body.rotation {
+        None => PolicyChange::Keep,
+        Some(None) => PolicyChange::Remove,
+        Some(Some(policy)) => PolicyChange::Set(policy),
+    };
     let summary = state
         .secrets
         .put(
@@ -98,14 +187,11 @@ async fn put(
             &name,
             &body.value,
             caller.stamp(body.metadata),
+            policy,
             expected,
         )
         .await?;
-    let mut response = (StatusCode::CREATED, Json(&summary)).into_response();
-    response
-        .headers_mut()
-        .insert(header::ETAG, version_etag(summary.version));
-    Ok(response)
+    Ok(created(&summary))
 }
 
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response> {

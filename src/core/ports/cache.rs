@@ -13,7 +13,7 @@ use crate::core::error::Result;
 use crate::core::flags::FlagSet;
 use crate::core::ids::{ConfigId, SecretName};
 use crate::core::model::ConfigHead;
-use crate::core::secrets::model::SecretHead;
+use crate::core::secrets::stages::SecretStages;
 
 /// Tokens by the SHA-256 hash of their secret.
 pub type TokenMap = HashMap<String, Arc<ApiToken>>;
@@ -28,8 +28,8 @@ pub trait ReadCache: Send + Sync {
     async fn fresh_heads(&self) -> Result<Vec<ConfigHead>>;
     /// Every flag, without I/O.
     fn cached_flags(&self) -> Arc<FlagSet>;
-    /// A secret of the built-in store (sealed), without I/O.
-    fn cached_secret(&self, name: &SecretName) -> Option<SecretHead>;
+    /// The staged versions (sealed) of a live secret of the built-in store, without I/O.
+    fn cached_secret(&self, name: &SecretName) -> Option<Arc<SecretStages>>;
     /// Every token by hash, without I/O.
     fn cached_tokens(&self) -> Arc<TokenMap>;
     /// The database failed to answer last time it was asked (reads may be stale); changed

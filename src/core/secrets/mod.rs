@@ -4,7 +4,9 @@
 pub mod crypto;
 pub mod model;
 mod resolve;
+pub mod rotation;
 pub mod service;
+pub mod stages;
 mod store_provider;
 
 pub use resolve::*;

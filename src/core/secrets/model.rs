@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::crypto::Sealed;
+use super::rotation::RotationPolicy;
 use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::SecretName;
 use crate::core::versioned::{Document, DocumentKind, Head, Version};
@@ -17,12 +18,44 @@ pub enum ValueFormat {
     Object,
 }
 
-/// One version of a secret as stored: the sealed value (see `crypto`) and its format.
+/// One version of a secret as stored: the sealed value (see `crypto`), its format, and where the
+/// version stands among the stages. Only `sealed` is secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretDocument {
     pub format: ValueFormat,
     pub sealed: Sealed,
+    /// The rotation policy in force from this version on (carried to the versions after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationPolicy>,
+    /// A version staged as `pending`: stored and readable by admins, not yet what references
+    /// resolve to. A promotion makes a new current version with its value.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
+    /// For a version that became current: the version that was current just before it (the
+    /// one served as `previous` during the grace period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<u64>,
+    /// How this version came to be, when not a plain write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// How a version that was not written by a plain `PUT` came to be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum Origin {
+    /// A rotation: by the scheduler at its due time, or asked for through `…/rotate`.
+    #[serde(rename_all = "camelCase")]
+    Rotation {
+        scheduled: bool,
+        /// The due time a scheduled rotation served.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// The promotion of pending version `from` to current.
+    #[serde(rename_all = "camelCase")]
+    Promotion { from: u64 },
 }
 
 impl Document for SecretDocument {
@@ -42,8 +75,10 @@ pub type SecretHead = Head<SecretDocument>;
 pub enum Stage {
     /// The live version: what references resolve to.
     Current,
-    /// The version before it.
+    /// The version current before it, served until its grace period ends.
     Previous,
+    /// A version staged for the next rotation, not yet served to references.
+    Pending,
 }
 
 impl Stage {
@@ -51,9 +86,10 @@ impl Stage {
         match text {
             "current" => Ok(Stage::Current),
             "previous" => Ok(Stage::Previous),
+            "pending" => Ok(Stage::Pending),
             _ => Err(crate::core::error::Error::invalid(
                 field,
-                "stage is current or previous",
+                "stage is current, previous or pending",
             )),
         }
     }
@@ -90,6 +126,8 @@ pub struct SecretVersionInfo {
     pub stages: Vec<Stage>,
     pub format: ValueFormat,
     pub key_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
     pub actor: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -19,6 +19,7 @@ use crate::core::ids::{ConfigId, FlagKey, SecretName};
 use crate::core::model::{ConfigDocument, ConfigHead};
 use crate::core::ports::{Committed, DocumentStore, Store, TokenMap};
 use crate::core::secrets::model::{SecretDocument, SecretHead};
+use crate::core::secrets::stages::SecretStages;
 
 mod ports;
 
@@ -48,7 +49,7 @@ pub struct CachedStore {
     /// Every token (few), by hash; copy-on-write like `flags`.
     tokens: RwLock<Arc<TokenMap>>,
     /// Every secret head of the built-in store (sealed values; few), for `store:` references.
-    secrets: DashMap<SecretName, SecretHead>,
+    secrets: DashMap<SecretName, CachedSecret>,
     /// Bumped, under the `tokens` write lock, by every change of `tokens`: a reload whose
     /// fetch began before another change must not swap in its (maybe older) snapshot.
     token_changes: AtomicU64,
@@ -64,6 +65,13 @@ fn tokens_by_hash(tokens: Vec<ApiToken>) -> TokenMap {
 /// Whether a head at `new` (version, deleted) describes a later state than one at `old`: a
 /// higher version, or the same version now deleted (a delete keeps the number; a re-create
 /// takes the next one).
+/// A secret's head and, while it is live, which versions hold its stages.
+#[derive(Clone)]
+pub(super) struct CachedSecret {
+    pub(super) head: SecretHead,
+    pub(super) stages: Option<Arc<SecretStages>>,
+}
+
 fn supersedes(new: (u64, bool), old: (u64, bool)) -> bool {
     new.0 > old.0 || (new.0 == old.0 && new.1 && !old.1)
 }
@@ -100,11 +108,11 @@ impl CachedStore {
                 .collect(),
         };
         let tokens = tokens_by_hash(inner.tokens().await?);
-        let secrets = DocumentStore::<SecretDocument>::heads(&*inner)
-            .await?
-            .into_iter()
-            .map(|head| (head.latest.id.clone(), head))
-            .collect();
+        let secrets = DashMap::new();
+        for head in DocumentStore::<SecretDocument>::heads(&*inner).await? {
+            let stages = SecretStages::load(&*inner, &head).await?.map(Arc::new);
+            secrets.insert(head.latest.id.clone(), CachedSecret { head, stages });
+        }
         Ok(CachedStore {
             inner,
             heads,
@@ -260,6 +268,7 @@ impl CachedStore {
     async fn apply_secret_change(&self, event: &ChangeEvent) -> Result<()> {
         let name = SecretName::parse(&event.config_id)?;
         let up_to_date = self.secrets.get(&name).is_some_and(|cached| {
+            let cached = &cached.head;
             cached.latest.version > event.version
                 || (cached.latest.version == event.version
                     && (cached.deleted || event.kind == kind::SECRET_UPDATED))
@@ -270,10 +279,19 @@ impl CachedStore {
         Ok(())
     }
 
-    /// Brings the cached head of secret `name` up to the store's, keeping whichever is later.
+    /// Brings the cached head and stages of secret `name` up to the store's, keeping whichever
+    /// is later.
     pub async fn reload_secret(&self, name: &SecretName) -> Result<()> {
         match self.observed(self.secret_store().head(name)).await? {
-            Some(head) => self.remember_secret(head),
+            Some(head) => {
+                let stages = self
+                    .observed(SecretStages::load(self.secret_store(), &head))
+                    .await?;
+                self.remember_secret(CachedSecret {
+                    head,
+                    stages: stages.map(Arc::new),
+                });
+            }
             None => {
                 self.secrets.remove(name);
             }
@@ -281,13 +299,23 @@ impl CachedStore {
         Ok(())
     }
 
-    /// Keeps the later of the cached and the given secret head.
-    fn remember_secret(&self, head: SecretHead) {
-        let name = head.latest.id.clone();
-        let mut entry = self.secrets.entry(name).or_insert_with(|| head.clone());
-        let state = |h: &SecretHead| (h.latest.version, h.deleted);
-        if supersedes(state(&head), state(&entry)) {
-            *entry = head;
+    /// Keeps the later of the cached and the given secret; at the same state the given one,
+    /// read from the store after the cached one (a re-wrap changes a version in place).
+    fn remember_secret(&self, secret: CachedSecret) {
+        let name = secret.head.latest.id.clone();
+        let mut entry = self.secrets.entry(name).or_insert_with(|| secret.clone());
+        let state = |s: &CachedSecret| (s.head.latest.version, s.head.deleted);
+        if !supersedes(state(&entry), state(&secret)) {
+            *entry = secret;
+        }
+    }
+
+    /// After a committed write of secret `name`: its new head and stages, read back (secret
+    /// writes are rare; the stages need older versions). A failure to read them leaves the
+    /// earlier ones, marked stale by the degraded state, until the next change reloads them.
+    pub(super) async fn restage_after_write(&self, name: &SecretName) {
+        if let Err(error) = self.reload_secret(name).await {
+            tracing::warn!(secret = %name, %error, "re-reading a secret after its write failed");
         }
     }
 

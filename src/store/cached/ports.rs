@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 
-use super::CachedStore;
+use super::{CachedSecret, CachedStore};
 use crate::core::access::model::{ApiToken, Denial};
 use crate::core::approvals::model::ChangeRequest;
 use crate::core::error::{Error, Result};
@@ -22,6 +22,7 @@ use crate::core::ports::{
     SecretDeleteWrite, SecretStore, SecretWrite, TokenMap, TokenRevoke, TokenWrite,
 };
 use crate::core::secrets::model::{SecretDocument, SecretHead, SecretVersion};
+use crate::core::secrets::stages::SecretStages;
 
 #[async_trait]
 impl DocumentStore<ConfigDocument> for CachedStore {
@@ -109,11 +110,15 @@ impl SchemaStore for CachedStore {
 #[async_trait]
 impl DocumentStore<SecretDocument> for CachedStore {
     async fn head(&self, name: &SecretName) -> Result<Option<SecretHead>> {
-        Ok(self.secrets.get(name).map(|head| head.clone()))
+        Ok(self.secrets.get(name).map(|cached| cached.head.clone()))
     }
 
     async fn heads(&self) -> Result<Vec<SecretHead>> {
-        let mut heads: Vec<SecretHead> = self.secrets.iter().map(|e| e.value().clone()).collect();
+        let mut heads: Vec<SecretHead> = self
+            .secrets
+            .iter()
+            .map(|e| e.value().head.clone())
+            .collect();
         heads.sort_by(|a, b| a.latest.id.cmp(&b.latest.id));
         Ok(heads)
     }
@@ -143,10 +148,29 @@ impl DocumentStore<SecretDocument> for CachedStore {
                 self.reload_secret(&name),
             )
             .await?;
-        self.remember_secret(SecretHead {
-            latest: Arc::new(new_version.numbered(committed.version)),
-            deleted: false,
-        });
+        let latest = Arc::new(new_version.numbered(committed.version));
+        // Usually the cached stages tell the new ones without I/O; else they are read back.
+        let stages = match self.secrets.get(&name) {
+            Some(cached) if cached.head.latest.version + 1 == latest.version => {
+                match &cached.stages {
+                    Some(stages) => stages.after(latest.clone()),
+                    None => stages_of_first(&latest),
+                }
+            }
+            Some(_) => None,
+            None if latest.version == 1 => stages_of_first(&latest),
+            None => None,
+        };
+        match stages {
+            Some(stages) => self.remember_secret(CachedSecret {
+                head: SecretHead {
+                    latest,
+                    deleted: false,
+                },
+                stages: Some(Arc::new(stages)),
+            }),
+            None => self.restage_after_write(&name).await,
+        }
         Ok(committed)
     }
 
@@ -159,19 +183,18 @@ impl DocumentStore<SecretDocument> for CachedStore {
                 self.reload_secret(&name),
             )
             .await?;
-        let removed = self
-            .secrets
-            .get(&name)
-            .map(|head| head.latest.clone())
-            .filter(|latest| latest.version == committed.version);
-        if let Some(latest) = removed {
-            self.remember_secret(SecretHead {
-                latest,
-                deleted: true,
-            });
-        }
+        self.restage_after_write(&name).await;
         Ok(committed)
     }
+}
+
+/// The stages of a secret whose only served version is `latest` (after a delete).
+fn stages_of_first(latest: &Arc<SecretVersion>) -> Option<SecretStages> {
+    (!latest.document.pending && latest.document.previous.is_none()).then(|| SecretStages {
+        current: latest.clone(),
+        previous: None,
+        pending: None,
+    })
 }
 
 #[async_trait]
@@ -391,8 +414,10 @@ impl ReadCache for CachedStore {
         Ok(self.cached_head(id))
     }
 
-    fn cached_secret(&self, name: &SecretName) -> Option<SecretHead> {
-        self.secrets.get(name).map(|head| head.clone())
+    fn cached_secret(&self, name: &SecretName) -> Option<Arc<SecretStages>> {
+        self.secrets
+            .get(name)
+            .and_then(|cached| cached.stages.clone())
     }
 
     fn cached_flags(&self) -> Arc<FlagSet> {

@@ -10,7 +10,8 @@ use summit_config::core::ports::{
     AuditQuery, Documents, Record, SecretDeleteWrite, SecretWrite, Store,
 };
 use summit_config::core::secrets::crypto::{Kek, Keyring};
-use summit_config::core::secrets::model::{SecretDocument, ValueFormat};
+use summit_config::core::secrets::model::{Origin, SecretDocument, ValueFormat};
+use summit_config::core::secrets::rotation::{Encoding, Generator, RotationPolicy};
 use summit_config::core::service::now;
 use summit_config::core::versioned::{Document, NewVersion};
 
@@ -30,6 +31,22 @@ fn secret_write(keyring: &Keyring, secret: &SecretName, number: u64, value: &str
         sealed: keyring
             .seal(secret.as_str(), number, value.as_bytes())
             .expect("seal"),
+        // Every field of the document round-trips on every backend.
+        rotation: Some(RotationPolicy {
+            interval_secs: 3600,
+            grace_period_secs: 60,
+            generator: Generator::Bytes {
+                length: 32,
+                encoding: Encoding::Base64,
+                field: None,
+            },
+        }),
+        pending: false,
+        previous: (number > 1).then(|| number - 1),
+        origin: Some(Origin::Rotation {
+            scheduled: true,
+            due_at: Some(now()),
+        }),
     };
     SecretWrite {
         version: NewVersion {
