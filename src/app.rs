@@ -33,6 +33,7 @@ pub struct App {
     router: axum::Router,
     service: Arc<ConfigService>,
     flags: Arc<FlagService>,
+    secrets: Arc<SecretService>,
     access: Arc<AccessService>,
     /// Certificate and key (PEM) both transports serve TLS with, when configured.
     tls: Option<TlsFiles>,
@@ -244,7 +245,7 @@ impl App {
         let state = AppState::new(AppContext {
             service: service.clone(),
             flags: flags.clone(),
-            secrets,
+            secrets: secrets.clone(),
             access: access.clone(),
             shutdown: shutdown.clone(),
             metrics: http::ops::metrics_handle(),
@@ -266,6 +267,7 @@ impl App {
             router: http::router(state, &limits),
             service,
             flags,
+            secrets,
             access,
             tls: tls_config(&settings)?,
             request_timeout: Duration::from_secs(settings.request_timeout_secs),
@@ -309,6 +311,7 @@ impl App {
             crate::api::grpc::GrpcServer {
                 service: self.service.clone(),
                 flags: self.flags.clone(),
+                secrets: self.secrets.clone(),
                 access: self.access.clone(),
                 tls: self.tls.clone(),
                 request_timeout: self.request_timeout,

@@ -11,9 +11,9 @@ use summit_config::api::grpc::pb::flag_service_client::FlagServiceClient;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
-const ADMIN: &str = "admin-token-for-the-grpc-access-tests-0123";
+pub(crate) const ADMIN: &str = "admin-token-for-the-grpc-access-tests-0123";
 
-async fn token(
+pub(crate) async fn token(
     server: &TestServer,
     name: &str,
     roles: &[&str],
@@ -32,7 +32,7 @@ async fn token(
     created["tokenText"].as_str().unwrap().to_owned()
 }
 
-fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
+pub(crate) fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
     let mut request = Request::new(message);
     if let Some(token) = token {
         request

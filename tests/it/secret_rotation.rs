@@ -153,7 +153,10 @@ async fn a_due_rotation_generates_a_value_tells_watchers_and_serves_the_previous
 
     // At once: the effective reads give the new value, and the old one during the grace period.
     let (status, svc) = resolved(&server, "svc").await;
-    assert_eq!((status, &svc["effectiveConfig"]["key"]), (200, &json!(new_value)));
+    assert_eq!(
+        (status, &svc["effectiveConfig"]["key"]),
+        (200, &json!(new_value))
+    );
     let (status, old) = resolved(&server, "svc-old").await;
     assert_eq!(
         (status, &old["effectiveConfig"]["key"]),

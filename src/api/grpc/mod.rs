@@ -10,6 +10,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::core::access::{AccessService, Caller};
 use crate::core::flags::FlagService;
+use crate::core::secrets::SecretService;
 use crate::core::service::ConfigService;
 use crate::tls::TlsFiles;
 
@@ -20,6 +21,7 @@ pub mod config;
 pub mod convert;
 pub mod error;
 pub mod flags;
+pub mod secrets;
 pub mod watch;
 
 /// Generated from `proto/summit/config/v1/config.proto`.
@@ -49,6 +51,7 @@ pub fn caller_of<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status
 pub struct GrpcServer {
     pub service: Arc<ConfigService>,
     pub flags: Arc<FlagService>,
+    pub secrets: Arc<SecretService>,
     pub access: Arc<AccessService>,
     pub tls: Option<TlsFiles>,
     pub request_timeout: std::time::Duration,
@@ -62,6 +65,7 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
     let GrpcServer {
         service,
         flags,
+        secrets,
         access,
         tls,
         request_timeout,
@@ -81,6 +85,9 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
             change_requests::GrpcChangeRequestService,
         >>()
         .await;
+    health_reporter
+        .set_serving::<pb::secret_service_server::SecretServiceServer<secrets::GrpcSecretService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -97,6 +104,10 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
     .max_decoding_message_size(max_message_bytes);
     let flags = pb::flag_service_server::FlagServiceServer::new(flags::GrpcFlagService::new(flags))
         .max_decoding_message_size(max_message_bytes);
+    let secrets = pb::secret_service_server::SecretServiceServer::new(
+        secrets::GrpcSecretService::new(secrets),
+    )
+    .max_decoding_message_size(max_message_bytes);
     let mut builder = tonic::transport::Server::builder()
         // Unary calls (and the start of a stream) that take longer end with DEADLINE_EXCEEDED.
         .timeout(request_timeout);
@@ -115,6 +126,7 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         .add_service(config)
         .add_service(flags)
         .add_service(change_requests)
+        .add_service(secrets)
         // Nagle would hold back a response's trailers until the client's delayed ACK (~40 ms).
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),

@@ -18,6 +18,15 @@ pub enum ValueFormat {
     Object,
 }
 
+impl ValueFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueFormat::String => "string",
+            ValueFormat::Object => "object",
+        }
+    }
+}
+
 /// One version of a secret as stored: the sealed value (see `crypto`), its format, and where the
 /// version stands among the stages. Only `sealed` is secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +91,14 @@ pub enum Stage {
 }
 
 impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Current => "current",
+            Stage::Previous => "previous",
+            Stage::Pending => "pending",
+        }
+    }
+
     pub fn parse(text: &str, field: &str) -> crate::core::error::Result<Stage> {
         match text {
             "current" => Ok(Stage::Current),
