@@ -116,9 +116,10 @@ async fn a_due_rotation_generates_a_value_tells_watchers_and_serves_the_previous
     let mut stream = watch(&server, "", None).await;
 
     // The scheduler rotates at the due time; both referencing configs' watchers hear of it.
-    let mut heard = BTreeSet::new();
+    let (mut heard, mut events) = (BTreeSet::new(), Vec::new());
     while heard.len() < 2 {
         let change = stream.next_change().await;
+        events.push(change.clone());
         if change["kind"] == "config.secrets_changed" {
             heard.insert(change["configId"].as_str().unwrap().to_owned());
         }
@@ -149,7 +150,15 @@ async fn a_due_rotation_generates_a_value_tells_watchers_and_serves_the_previous
     let new_value = current["value"].as_str().unwrap().to_owned();
     assert_eq!(new_value.len(), 32);
     assert_ne!(new_value, FIRST);
-    assert!(!described.to_string().contains(&new_value), "{described}");
+    // The generated value is in no listing, audit record or change event.
+    let (_, audit) = server.get_json("/api/v1/audit?limit=500").await;
+    for shown in [&described, &audit, &json!(events)] {
+        assert!(!shown.to_string().contains(&new_value), "{shown}");
+    }
+    assert!(
+        audit.to_string().contains("secret.rotate"),
+        "the rotation is audited: {audit}"
+    );
 
     // At once: the effective reads give the new value, and the old one during the grace period.
     let (status, svc) = resolved(&server, "svc").await;

@@ -30,6 +30,8 @@ use crate::core::versioned::{Document, NewVersion};
 
 /// Largest value, in bytes of its JSON text.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// How many `config.secrets_changed` changes of one secret write are committed at once.
+const ANNOUNCE_CONCURRENCY: usize = 64;
 /// How many versions a secret's metadata lists (newest first).
 const MAX_LISTED_VERSIONS: u32 = 100;
 
@@ -651,18 +653,18 @@ impl SecretService {
 
     /// Tells the watchers of every live config that references `name` (`store:NAME`) that its
     /// resolved value changed: one `config.secrets_changed` change (revision, event, audit
-    /// record) per config, subject the config id, version its live version.
+    /// record) per config, subject the config id, version its live version. The changes are
+    /// committed concurrently, so the store's group commit makes few transactions of many.
     async fn announce(&self, name: &SecretName, version: u64) -> Result<()> {
+        use futures::StreamExt;
         let heads = self.store.configs().heads().await?;
-        for head in heads.iter().filter(|h| !h.deleted) {
-            let latest = &head.latest;
-            if !references_store_secret(&latest.document, name.as_str()) {
-                continue;
-            }
-            let record = Record {
+        let records: Vec<Record> = heads
+            .iter()
+            .filter(|h| !h.deleted && references_store_secret(&h.latest.document, name.as_str()))
+            .map(|head| Record {
                 kind: kind::CONFIG_SECRETS_CHANGED,
-                subject: latest.id.to_string(),
-                version: latest.version,
+                subject: head.latest.id.to_string(),
+                version: head.latest.version,
                 audit: AuditDraft {
                     actor: "summit-config".to_owned(),
                     action: "config.secrets_changed",
@@ -671,11 +673,17 @@ impl SecretService {
                     on_behalf_of: None,
                 },
                 at: now(),
-            };
-            let store = self.store.clone();
-            self.configs
-                .commit(async move { store.record(record).await })
-                .await?;
+            })
+            .collect();
+        let mut commits = futures::stream::iter(records)
+            .map(|record| {
+                let store = self.store.clone();
+                self.configs
+                    .commit(async move { store.record(record).await })
+            })
+            .buffer_unordered(ANNOUNCE_CONCURRENCY);
+        while let Some(committed) = commits.next().await {
+            committed?;
         }
         Ok(())
     }
