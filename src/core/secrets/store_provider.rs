@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use serde_json::Value;
 
 use super::crypto::Keyring;
 use super::model::ValueFormat;
-use super::resolve::SecretProvider;
+use super::resolve::{SecretFailure, SecretProvider};
 use crate::core::ids::SecretName;
 use crate::core::ports::ReadCache;
 
@@ -41,12 +42,20 @@ fn split(reference: &str) -> Result<(SecretName, Option<&str>), String> {
     Ok((name, field))
 }
 
+#[async_trait]
 impl SecretProvider for StoreProvider {
     fn check(&self, reference: &str) -> Result<(), String> {
         split(reference).map(|_| ())
     }
 
-    fn resolve(&self, reference: &str) -> Result<String, String> {
+    async fn resolve(&self, reference: &str) -> Result<String, SecretFailure> {
+        self.current_value(reference)
+            .map_err(SecretFailure::Unresolved)
+    }
+}
+
+impl StoreProvider {
+    fn current_value(&self, reference: &str) -> Result<String, String> {
         let (name, field) = split(reference)?;
         let head = self
             .cache
