@@ -26,6 +26,7 @@ mod postgres_harness;
 mod python_client;
 mod read_cache;
 mod replicas;
+mod secret_providers;
 mod secrets;
 mod tls;
 mod watch_sse;
