@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use summit_config::settings::Settings;
 
+use crate::common::binary::start_binary_with;
 use crate::common::secret_servers::{
     AWS_ACCESS_KEY_ID, AWS_REGION, AWS_SECRET_ACCESS_KEY, BAO_TOKEN, ChildServer, free_port, moto,
     openbao,
@@ -346,4 +347,95 @@ async fn references_inside_secret_values_are_resolved_in_turn_and_cycles_are_ref
     let detail = problem["detail"].as_str().unwrap();
     assert!(detail.contains("cycle"), "{detail}");
     assert!(detail.contains("vault:secret/nested#next"), "{detail}");
+}
+
+#[tokio::test]
+async fn remote_values_and_credentials_never_reach_the_log_or_a_problem() {
+    const SESSION_TOKEN: &str = "it-aws-session-token-SECRET-77aa";
+    let (Some(bao), Some(moto)) = (openbao().await, moto().await) else {
+        return;
+    };
+    bao.vault_put("app/db", json!({"password": DB_V1})).await;
+    moto.secrets_manager(
+        "CreateSecret",
+        json!({"Name": "app/db", "SecretString": json!({"password": AWS_V1}).to_string()}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_binary_with(
+        &dir.path().join("leaks.db"),
+        &[
+            ("SUMMIT_NO_AUTH", "true"),
+            ("SUMMIT_LOG", "trace"),
+            ("SUMMIT_VAULT_ADDR", &bao.base),
+            ("SUMMIT_VAULT_TOKEN", BAO_TOKEN),
+            ("SUMMIT_AWSSM_ENDPOINT", &moto.base),
+            ("AWS_REGION", AWS_REGION),
+            ("AWS_ACCESS_KEY_ID", AWS_ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", AWS_SECRET_ACCESS_KEY),
+            ("AWS_SESSION_TOKEN", SESSION_TOKEN),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+    let mut answers = Vec::new();
+    for (id, config) in [
+        (
+            "ok",
+            json!({"v": {"$secret": "vault:secret/app/db#password"},
+                   "a": {"$secret": "awssm:app/db#password"}}),
+        ),
+        (
+            "missing",
+            json!({"v": {"$secret": "vault:secret/app/db#password"},
+                   "a": {"$secret": "awssm:app/db#nope"}}),
+        ),
+        (
+            "no-path",
+            json!({"v": {"$secret": "vault:secret/app/db"},
+                   "x": {"$secret": "vault:secret/app/none"}}),
+        ),
+    ] {
+        let body = json!({"config": config, "metadata": meta("ci", "leaks")});
+        let response = client
+            .put(url(&format!("/api/v1/configs/{id}")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let read = client
+            .get(url(&format!(
+                "/api/v1/configs/{id}/effective?resolveSecrets=true"
+            )))
+            .send()
+            .await
+            .unwrap();
+        answers.push((read.status().as_u16(), read.text().await.unwrap()));
+    }
+    assert_eq!(answers[0].0, 200, "{}", answers[0].1);
+    assert!(answers[0].1.contains(DB_V1) && answers[0].1.contains(AWS_V1));
+    for (status, problem) in &answers[1..] {
+        assert_eq!(*status, 422, "{problem}");
+        assert!(
+            !problem.contains(DB_V1) && !problem.contains(AWS_V1),
+            "{problem}"
+        );
+    }
+
+    let logs = server.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.contains("secret providers"),
+        "the start-up line is logged"
+    );
+    for secret in [
+        DB_V1,
+        AWS_V1,
+        BAO_TOKEN,
+        AWS_SECRET_ACCESS_KEY,
+        SESSION_TOKEN,
+    ] {
+        assert!(!logs.contains(secret), "{secret} is in the log");
+    }
 }
