@@ -12,9 +12,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::locator::{Locator, pick_field};
-use super::remote_cache::{RemoteCache, RemoteSettings};
+use super::remote_cache::{RemoteCache, RemoteSettings, describe_send_error};
 use super::resolve::{SecretFailure, SecretProvider};
-use super::vault::describe_send_error;
 
 #[derive(Debug, Clone)]
 pub struct AwsSettings {

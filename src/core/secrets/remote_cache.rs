@@ -1,6 +1,6 @@
-//! What a remote provider fetched, kept for a while: at most `max_entries` per provider, each
-//! for `ttl`; concurrent misses of one key share one fetch, and every fetch is bounded by the
-//! timeout. Failures are not kept.
+//! What the remote providers share. Their cache: what a provider fetched, kept at most
+//! `max_entries` per provider, each for `ttl`; concurrent misses of one key share one fetch, and
+//! every fetch is bounded by the timeout. Failures are not kept.
 
 use std::future::Future;
 use std::hash::Hash;
@@ -67,6 +67,17 @@ where
             })
             .await
             .map_err(|failure| (*failure).clone())
+    }
+}
+
+/// Why a request got no answer, without anything from the request itself.
+pub(super) fn describe_send_error(error: &reqwest::Error, endpoint: &str) -> String {
+    if error.is_timeout() {
+        format!("{endpoint} did not answer in time")
+    } else if error.is_connect() {
+        format!("cannot connect to {endpoint}")
+    } else {
+        format!("the request to {endpoint} failed")
     }
 }
 

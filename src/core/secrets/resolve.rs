@@ -109,18 +109,11 @@ impl SecretResolver {
         let mut slots = Vec::new();
         find_references(&mut value, &mut String::new(), &mut slots)
             .map_err(|(pointer, message)| Error::invalid(pointer_or_root(&pointer), message))?;
-        match slots.len() {
-            0 => {}
-            1 => {
-                let slot = slots.pop().expect("one slot");
-                self.resolve_slot(slot.value, &slot.pointer, &[]).await?;
-            }
-            _ => {
-                futures::future::try_join_all(slots.into_iter().map(|slot| async move {
-                    self.resolve_slot(slot.value, &slot.pointer, &[]).await
-                }))
-                .await?;
-            }
+        if !slots.is_empty() {
+            futures::future::try_join_all(slots.into_iter().map(|slot| async move {
+                self.resolve_slot(slot.value, &slot.pointer, &[]).await
+            }))
+            .await?;
         }
         Ok(value)
     }

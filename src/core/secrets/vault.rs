@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::locator::{Locator, pick_field};
-use super::remote_cache::{RemoteCache, RemoteSettings};
+use super::remote_cache::{RemoteCache, RemoteSettings, describe_send_error};
 use super::resolve::{SecretFailure, SecretProvider};
 
 /// Where the token comes from.
@@ -206,17 +206,6 @@ impl VaultProvider {
                 "Vault answered {status}"
             ))),
         }
-    }
-}
-
-/// Why a request got no answer, without anything from the request itself.
-pub(super) fn describe_send_error(error: &reqwest::Error, endpoint: &str) -> String {
-    if error.is_timeout() {
-        format!("{endpoint} did not answer in time")
-    } else if error.is_connect() {
-        format!("cannot connect to {endpoint}")
-    } else {
-        format!("the request to {endpoint} failed")
     }
 }
 
