@@ -122,6 +122,12 @@ impl VaultProvider {
                     .map_err(|_| "the Vault namespace is not a valid header value".to_owned())
             })
             .transpose()?;
+        if !settings.addr.starts_with("https://") && !settings.addr.starts_with("http://") {
+            return Err(format!(
+                "the Vault address {} is not an http(s) URL",
+                settings.addr
+            ));
+        }
         Ok(VaultProvider {
             addr: settings.addr.trim_end_matches('/').to_owned(),
             token: settings.token,
