@@ -82,7 +82,6 @@ fn data_dir(settings: &Settings) -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from("./data"))
 }
 
-/// `production=2,staging=1` → approvals needed per environment.
 /// The `env` and `file` providers, and `vault` and `awssm` when their settings are present.
 fn secret_resolver(settings: &Settings) -> anyhow::Result<SecretResolver> {
     let timeout = Duration::from_millis(settings.secret_timeout_ms);
@@ -149,6 +148,7 @@ fn secret_resolver(settings: &Settings) -> anyhow::Result<SecretResolver> {
     Ok(resolver)
 }
 
+/// `production=2,staging=1` → approvals needed per environment.
 fn protected_environments(text: &str) -> anyhow::Result<BTreeMap<String, u32>> {
     let mut protected = BTreeMap::new();
     for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
