@@ -18,7 +18,10 @@ use crate::core::flags::FlagService;
 use crate::core::ids::Environment;
 use crate::core::ports::{Database, Storage, Store};
 use crate::core::secrets::crypto::Keyring;
-use crate::core::secrets::{SecretPolicy, SecretResolver, SecretService, StoreProvider};
+use crate::core::secrets::{
+    AwsSecretsManagerProvider, AwsSettings, RemoteSettings, SecretPolicy, SecretResolver,
+    SecretService, StoreProvider, VaultProvider, VaultSettings, VaultToken,
+};
 use crate::core::service::{ConfigService, ServiceSettings};
 use crate::replication::{follow_changes, run_duties, run_rotations};
 use crate::settings::Settings;
@@ -78,6 +81,72 @@ fn data_dir(settings: &Settings) -> std::path::PathBuf {
         .and_then(|path| std::path::Path::new(path).parent().map(ToOwned::to_owned))
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or_else(|| std::path::PathBuf::from("./data"))
+}
+
+/// The `env` and `file` providers, and `vault` and `awssm` when their settings are present.
+fn secret_resolver(settings: &Settings) -> anyhow::Result<SecretResolver> {
+    let timeout = Duration::from_millis(settings.secret_timeout_ms);
+    let mut resolver = SecretResolver::new(&SecretPolicy {
+        env_prefix: settings.secret_env_prefix.clone(),
+        file_dir: settings.secret_file_dir.clone(),
+        timeout,
+    });
+    let remote = RemoteSettings {
+        ttl: Duration::from_secs(settings.secret_cache_ttl_secs),
+        max_entries: settings.secret_cache_max_entries,
+        timeout,
+    };
+    let client = || {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .context("building the HTTP client of the secret providers")
+    };
+    if let Some(addr) = &settings.vault_addr {
+        let token = match (&settings.vault_token, &settings.vault_token_file) {
+            (Some(token), _) => VaultToken::Inline(token.clone()),
+            (None, Some(path)) => VaultToken::File(path.clone()),
+            (None, None) => anyhow::bail!(
+                "SUMMIT_VAULT_ADDR is set without SUMMIT_VAULT_TOKEN or SUMMIT_VAULT_TOKEN_FILE"
+            ),
+        };
+        let vault = VaultSettings {
+            addr: addr.clone(),
+            token,
+            namespace: settings.vault_namespace.clone(),
+        };
+        let provider = VaultProvider::new(vault, &remote, client()?).map_err(anyhow::Error::msg)?;
+        resolver.register("vault", Arc::new(provider));
+    }
+    let region = settings
+        .aws_region
+        .clone()
+        .or_else(|| settings.aws_default_region.clone());
+    match (
+        region,
+        &settings.aws_access_key_id,
+        &settings.aws_secret_access_key,
+    ) {
+        (Some(region), Some(access_key_id), Some(secret_access_key)) => {
+            let aws = AwsSettings {
+                region,
+                access_key_id: access_key_id.clone(),
+                secret_access_key: secret_access_key.clone(),
+                session_token: settings.aws_session_token.clone(),
+                endpoint: settings.awssm_endpoint.clone(),
+            };
+            let provider = AwsSecretsManagerProvider::new(aws, &remote, client()?)
+                .map_err(anyhow::Error::msg)?;
+            resolver.register("awssm", Arc::new(provider));
+        }
+        _ if settings.awssm_endpoint.is_some() => anyhow::bail!(
+            "SUMMIT_AWSSM_ENDPOINT is set but AWS_REGION (or AWS_DEFAULT_REGION), \
+             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not all set"
+        ),
+        _ => {}
+    }
+    Ok(resolver)
 }
 
 /// `production=2,staging=1` → approvals needed per environment.
@@ -164,13 +233,14 @@ impl App {
             Keyring::load(&key_file, &settings.secret_previous_key_files)
                 .map_err(|e| anyhow::anyhow!("the secret store's key: {e}"))?,
         );
-        let mut resolver = SecretResolver::new(&SecretPolicy {
-            env_prefix: settings.secret_env_prefix.clone(),
-            file_dir: settings.secret_file_dir.clone(),
-        });
+        let mut resolver = secret_resolver(&settings)?;
         resolver.register(
             "store",
             Arc::new(StoreProvider::new(cache.clone(), keyring.clone())),
+        );
+        tracing::info!(
+            providers = %resolver.provider_names().join(","),
+            "secret providers"
         );
         let service = Arc::new(ConfigService::new(
             storage.clone(),

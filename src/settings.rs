@@ -88,6 +88,70 @@ pub struct Settings {
     #[arg(long, env = "SUMMIT_SECRET_FILE_DIR", default_value = "/run/secrets")]
     pub secret_file_dir: std::path::PathBuf,
 
+    /// Longest a secret provider may take to answer (a file read, a Vault or Secrets Manager
+    /// request), in milliseconds; past it the read fails with 502 naming the reference.
+    #[arg(long, env = "SUMMIT_SECRET_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub secret_timeout_ms: u64,
+
+    /// Seconds a value fetched from Vault or Secrets Manager is reused before it is fetched again.
+    #[arg(long, env = "SUMMIT_SECRET_CACHE_TTL_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub secret_cache_ttl_secs: u64,
+
+    /// Values each remote secret provider keeps cached at most.
+    #[arg(long, env = "SUMMIT_SECRET_CACHE_MAX_ENTRIES", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub secret_cache_max_entries: u64,
+
+    /// Vault (or OpenBao) server for `vault:` references, e.g. `https://vault.internal:8200`.
+    /// Unset: no `vault:` provider, and configs using one are refused.
+    #[arg(long, env = "SUMMIT_VAULT_ADDR")]
+    pub vault_addr: Option<String>,
+
+    /// Vault token. Never logged.
+    #[arg(
+        long,
+        env = "SUMMIT_VAULT_TOKEN",
+        hide_env_values = true,
+        requires = "vault_addr",
+        conflicts_with = "vault_token_file"
+    )]
+    pub vault_token: Option<String>,
+
+    /// File holding the Vault token, read again on every fetch (an agent may renew it).
+    #[arg(long, env = "SUMMIT_VAULT_TOKEN_FILE", requires = "vault_addr")]
+    pub vault_token_file: Option<std::path::PathBuf>,
+
+    /// Vault Enterprise / OpenBao namespace (`X-Vault-Namespace`).
+    #[arg(long, env = "SUMMIT_VAULT_NAMESPACE", requires = "vault_addr")]
+    pub vault_namespace: Option<String>,
+
+    /// Secrets Manager endpoint instead of `https://secretsmanager.REGION.amazonaws.com`.
+    #[arg(long, env = "SUMMIT_AWSSM_ENDPOINT")]
+    pub awssm_endpoint: Option<String>,
+
+    /// AWS region of `awssm:` references; the `awssm:` provider exists when this (or
+    /// `AWS_DEFAULT_REGION`) and both key variables are set.
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+
+    /// Used when `AWS_REGION` is unset.
+    #[arg(long, env = "AWS_DEFAULT_REGION")]
+    pub aws_default_region: Option<String>,
+
+    /// AWS access key id for Secrets Manager. Never logged.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub aws_access_key_id: Option<String>,
+
+    /// AWS secret access key. Never logged.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub aws_secret_access_key: Option<String>,
+
+    /// AWS session token of temporary credentials. Never logged.
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    pub aws_session_token: Option<String>,
+
     /// Config heads kept in the read cache; reads of others go to the database.
     #[arg(long, env = "SUMMIT_CACHE_MAX_CONFIGS", default_value_t = 100_000,
           value_parser = clap::value_parser!(u64).range(1..))]

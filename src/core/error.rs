@@ -39,13 +39,28 @@ pub enum Error {
     /// another flag names as a prerequisite).
     #[error("{message}")]
     Conflict { message: String },
-    /// A secret reference could not be resolved. Never carries the secret value.
+    /// A secret reference could not be resolved: the provider has no such secret, field,
+    /// version or stage, or the reference is outside its policy. Never carries the value.
     #[error(
-        "secret reference at {pointer} could not be resolved by provider '{provider}': {reason}"
+        "secret reference at {pointer} ({reference}) could not be resolved by provider \
+         '{provider}': {reason}"
     )]
     SecretUnresolved {
         pointer: String,
         provider: String,
+        /// The reference as written, `provider:locator`.
+        reference: String,
+        reason: String,
+    },
+    /// A secret provider failed (unreachable, no answer in time, an error status, refused
+    /// credentials); it may succeed later. Never carries the value or a credential.
+    #[error(
+        "secret provider '{provider}' failed for the reference at {pointer} ({reference}): {reason}"
+    )]
+    SecretProviderFailed {
+        pointer: String,
+        provider: String,
+        reference: String,
         reason: String,
     },
     /// No credentials, or credentials that do not identify anyone (never echoed).
@@ -85,6 +100,7 @@ pub enum ErrorCode {
     ConcurrentModification,
     Conflict,
     SecretUnresolved,
+    SecretProviderFailed,
     Unauthenticated,
     Forbidden,
     RateLimited,
@@ -104,6 +120,7 @@ impl ErrorCode {
             ErrorCode::ConcurrentModification => "concurrent_modification",
             ErrorCode::Conflict => "conflict",
             ErrorCode::SecretUnresolved => "secret_unresolved",
+            ErrorCode::SecretProviderFailed => "secret_provider_failed",
             ErrorCode::Unauthenticated => "unauthenticated",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RateLimited => "rate_limited",
@@ -125,6 +142,7 @@ impl Error {
             Error::ConcurrentModification { .. } => ErrorCode::ConcurrentModification,
             Error::Conflict { .. } => ErrorCode::Conflict,
             Error::SecretUnresolved { .. } => ErrorCode::SecretUnresolved,
+            Error::SecretProviderFailed { .. } => ErrorCode::SecretProviderFailed,
             Error::Unauthenticated { .. } => ErrorCode::Unauthenticated,
             Error::Forbidden { .. } => ErrorCode::Forbidden,
             Error::RateLimited { .. } => ErrorCode::RateLimited,
@@ -201,6 +219,9 @@ impl Error {
                 scope: None,
             }],
             Error::SecretUnresolved {
+                pointer, reason, ..
+            }
+            | Error::SecretProviderFailed {
                 pointer, reason, ..
             } => vec![Violation {
                 pointer: pointer.clone(),

@@ -1297,6 +1297,39 @@ async fn unknown_secret_is_failed_precondition_only_when_resolving() {
     assert_eq!(details[0]["pointer"], "/password");
 }
 
+#[tokio::test]
+async fn failing_secret_provider_is_unavailable_naming_the_reference() {
+    let closed = crate::common::secret_servers::free_port();
+    let server = Server::spawn_with(|s| {
+        s.vault_addr = Some(format!("http://127.0.0.1:{closed}"));
+        s.vault_token = Some("grpc-it-vault-token".into());
+        s.secret_timeout_ms = 300;
+    })
+    .await;
+    let mut client = server.client().await;
+    let reference = "vault:secret/app/db#password";
+    put(
+        &mut client,
+        "remote",
+        json!({"db": {"password": {"$secret": reference}}}),
+    )
+    .await;
+    let status = within(
+        "GetEffectiveConfig",
+        client.get_effective_config(pb::GetEffectiveConfigRequest {
+            config_id: "remote".into(),
+            resolve_secrets: true,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect_err("the provider is unreachable");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(md(&status, "summit-code"), "secret_provider_failed");
+    assert!(status.message().contains(reference), "{status:?}");
+    assert_eq!(violations_of(&status)[0]["pointer"], "/db/password");
+}
+
 // ---- 3. watch ordering -------------------------------------------------------------------------
 
 #[tokio::test]

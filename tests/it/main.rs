@@ -27,6 +27,7 @@ mod postgres_harness;
 mod python_client;
 mod read_cache;
 mod replicas;
+mod secret_providers;
 mod secret_rotation;
 mod secrets;
 mod tls;

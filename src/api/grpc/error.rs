@@ -15,6 +15,7 @@ pub fn code_of(code: ErrorCode) -> Code {
         ErrorCode::ConcurrentModification => Code::Aborted,
         ErrorCode::Conflict => Code::FailedPrecondition,
         ErrorCode::SecretUnresolved => Code::FailedPrecondition,
+        ErrorCode::SecretProviderFailed => Code::Unavailable,
         ErrorCode::Unauthenticated => Code::Unauthenticated,
         ErrorCode::Forbidden => Code::PermissionDenied,
         ErrorCode::RateLimited => Code::ResourceExhausted,

@@ -36,6 +36,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::ConcurrentModification => StatusCode::CONFLICT,
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::SecretUnresolved => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::SecretProviderFailed => StatusCode::BAD_GATEWAY,
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -60,6 +61,11 @@ struct Problem<'a> {
     errors: &'a [Violation],
     #[serde(skip_serializing_if = "Option::is_none")]
     current_version: Option<u64>,
+    /// The secret provider and reference a `secret_*` problem is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a str>,
 }
 
 impl IntoResponse for ApiError {
@@ -82,6 +88,19 @@ impl IntoResponse for ApiError {
             Error::VersionConflict { actual, .. } => Some(*actual),
             _ => None,
         };
+        let (provider, reference) = match &self.0 {
+            Error::SecretUnresolved {
+                provider,
+                reference,
+                ..
+            }
+            | Error::SecretProviderFailed {
+                provider,
+                reference,
+                ..
+            } => (Some(provider.as_str()), Some(reference.as_str())),
+            _ => (None, None),
+        };
         let mut response = problem_response(&Problem {
             kind: problem_type(code.as_str()),
             title: status.canonical_reason().unwrap_or("Error"),
@@ -91,6 +110,8 @@ impl IntoResponse for ApiError {
             field,
             errors: &violations,
             current_version,
+            provider,
+            reference,
         });
         match &self.0 {
             Error::Forbidden {
@@ -147,5 +168,7 @@ pub fn transport_problem(status: StatusCode, code: &str, detail: String) -> Resp
         field: None,
         errors: &[],
         current_version: None,
+        provider: None,
+        reference: None,
     })
 }

@@ -28,7 +28,6 @@ use crate::core::ports::{Committed, ReadCache, Storage, Store};
 use crate::core::secrets::SecretResolver;
 
 const WRITE_LOCK_SHARDS: usize = 64;
-const SECRET_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {

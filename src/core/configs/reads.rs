@@ -1,6 +1,6 @@
 //! Reads: the latest version, lists, history, diffs, effective views, audit.
 
-use super::{ConfigService, SECRET_DEADLINE};
+use super::ConfigService;
 use crate::core::access::{Caller, Permission};
 use crate::core::ports::Documents;
 use std::borrow::Cow;
@@ -250,7 +250,8 @@ impl ConfigService {
         let env = query.environment.as_ref().map(Environment::as_str);
         let view = select(&version, env, &query.assignment, Utc::now())?;
         let resolved = if query.resolve_secrets {
-            Some(self.resolve_secrets(view.value()).await?)
+            // Every provider bounds its own waits, so a failure names the reference.
+            Some(self.secrets.resolve_owned(view.value()).await?)
         } else {
             None
         };
@@ -262,19 +263,6 @@ impl ConfigService {
             resolved,
             stale: self.cache.degraded(),
         })
-    }
-
-    /// Providers read files and the environment: off the async workers, with a deadline.
-    async fn resolve_secrets(&self, value: Value) -> Result<Value> {
-        let resolver = self.secrets.clone();
-        let resolving = tokio::task::spawn_blocking(move || resolver.resolve_owned(value));
-        match tokio::time::timeout(SECRET_DEADLINE, resolving).await {
-            Ok(Ok(resolved)) => resolved,
-            Ok(Err(join)) => Err(Error::internal(format!("secret resolution failed: {join}"))),
-            Err(_) => Err(Error::Unavailable {
-                reason: "secret resolution timed out".into(),
-            }),
-        }
     }
 
     /// Audit records of one config (or flag), or of everything, newest first.

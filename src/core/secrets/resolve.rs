@@ -1,144 +1,57 @@
-//! Secret references (`{"$secret": "env:NAME"}`, `{"$secret": "file:/path"}`) and their resolution.
+//! Secret references (`{"$secret": "provider:reference"}`) and their resolution: the provider
+//! trait, the providers by name, and the walk that replaces every reference in a tree —
+//! including references found inside resolved values, to a bounded depth.
 //!
 //! References are stored as written; values are resolved only when a read asks, and never
 //! stored, logged or audited.
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::path::PathBuf;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use serde_json::Value;
 
+use super::local::{EnvProvider, FileProvider, SecretPolicy};
 use crate::core::error::{Error, Result};
 
 pub const SECRET_KEY: &str = "$secret";
 
-/// A parsed `provider:reference` pair.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretRef {
-    pub provider: String,
-    pub reference: String,
+/// Most references on one chain: the one written in the config, then each found in the value
+/// the previous one resolved to.
+pub const MAX_REFERENCE_DEPTH: usize = 4;
+
+/// A parsed `provider:reference`, borrowed from the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretRef<'a> {
+    pub provider: &'a str,
+    pub reference: &'a str,
+    /// `provider:reference` as written.
+    pub text: &'a str,
 }
 
-/// Resolves references of one provider (`env`, `file`, ...). Implementations must not log values.
-pub trait SecretProvider: Send + Sync {
-    fn resolve(&self, reference: &str) -> std::result::Result<String, String>;
+/// Why a provider gave no value. Never carries a value or a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretFailure {
+    /// The provider answered without the secret: no such secret, field, version or stage, or a
+    /// reference outside its policy.
+    Unresolved(String),
+    /// The provider could not be asked or failed: unreachable, no answer in time, an error
+    /// status, refused credentials. It may succeed later.
+    Unavailable(String),
+}
 
-    /// Whether a reference is within this provider's policy, checked when it is written so a
-    /// reference that could never resolve is refused early. No I/O.
+/// Resolves references of one provider (`env`, `vault`, ...). Implementations must not log
+/// values or put them in a failure.
+#[async_trait]
+pub trait SecretProvider: Send + Sync {
+    /// The secret's text.
+    async fn resolve(&self, reference: &str) -> std::result::Result<String, SecretFailure>;
+
+    /// Whether a reference is well formed and within this provider's policy, checked when it is
+    /// written so a reference that could never resolve is refused early. No I/O.
     fn check(&self, reference: &str) -> std::result::Result<(), String> {
         let _ = reference;
         Ok(())
-    }
-}
-
-/// Which secrets the built-in providers may read.
-#[derive(Debug, Clone)]
-pub struct SecretPolicy {
-    /// `env:` references must name a variable starting with this (empty: any). Variables
-    /// starting with `SUMMIT_` (the server's own settings) are never readable.
-    pub env_prefix: String,
-    /// `file:` references must resolve inside this directory; relative ones are taken from it.
-    pub file_dir: PathBuf,
-}
-
-impl Default for SecretPolicy {
-    fn default() -> Self {
-        SecretPolicy {
-            env_prefix: String::new(),
-            file_dir: PathBuf::from("/run/secrets"),
-        }
-    }
-}
-
-/// Largest secret a file reference may hold.
-const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
-
-/// Reads `env:NAME` from the server's environment, within the policy's prefix.
-pub struct EnvProvider {
-    prefix: String,
-}
-
-impl SecretProvider for EnvProvider {
-    fn resolve(&self, reference: &str) -> std::result::Result<String, String> {
-        self.check(reference)?;
-        std::env::var(reference).map_err(|_| format!("environment variable {reference} is not set"))
-    }
-
-    fn check(&self, reference: &str) -> std::result::Result<(), String> {
-        if reference.starts_with("SUMMIT_") {
-            return Err(format!(
-                "environment variable {reference} is one of the server's own settings"
-            ));
-        }
-        if !reference.starts_with(&self.prefix) {
-            return Err(format!(
-                "environment variable {reference} does not start with the readable prefix '{}'",
-                self.prefix
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Reads `file:PATH` (at most 64 KiB, regular files inside the policy's directory), without
-/// one trailing newline.
-pub struct FileProvider {
-    dir: PathBuf,
-}
-
-impl SecretProvider for FileProvider {
-    fn check(&self, reference: &str) -> std::result::Result<(), String> {
-        let path = std::path::Path::new(reference);
-        let escapes = path
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir));
-        if escapes || (path.is_absolute() && !path.starts_with(&self.dir)) {
-            return Err(format!(
-                "file {reference} is outside the secrets directory {}",
-                self.dir.display()
-            ));
-        }
-        Ok(())
-    }
-
-    fn resolve(&self, reference: &str) -> std::result::Result<String, String> {
-        let refused = || format!("file {reference} is outside the secrets directory");
-        let dir = self.dir.canonicalize().map_err(|_| {
-            format!(
-                "the secrets directory {} does not exist",
-                self.dir.display()
-            )
-        })?;
-        let path = dir
-            .join(reference)
-            .canonicalize()
-            .map_err(|e| format!("file {reference} cannot be read: {}", e.kind()))?;
-        if !path.starts_with(&dir) {
-            return Err(refused());
-        }
-        let file = std::fs::File::open(&path)
-            .map_err(|e| format!("file {reference} cannot be read: {}", e.kind()))?;
-        let metadata = file
-            .metadata()
-            .map_err(|e| format!("file {reference} cannot be read: {}", e.kind()))?;
-        if !metadata.is_file() {
-            return Err(format!("{reference} is not a regular file"));
-        }
-        let mut text = String::new();
-        file.take(MAX_SECRET_FILE_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| format!("file {reference} cannot be read: {}", e.kind()))?;
-        if text.len() as u64 > MAX_SECRET_FILE_BYTES {
-            return Err(format!(
-                "file {reference} is larger than {MAX_SECRET_FILE_BYTES} bytes"
-            ));
-        }
-        let trimmed = text
-            .strip_suffix('\n')
-            .map(|t| t.strip_suffix('\r').unwrap_or(t));
-        Ok(trimmed.unwrap_or(&text).to_owned())
     }
 }
 
@@ -154,23 +67,22 @@ impl Default for SecretResolver {
     }
 }
 
+/// A reference found in a tree, with its pointer there.
+struct Slot<'a> {
+    value: &'a mut Value,
+    pointer: String,
+}
+
 impl SecretResolver {
     /// The built-in `env` and `file` providers, limited by `policy`.
     pub fn new(policy: &SecretPolicy) -> Self {
         let mut resolver = SecretResolver {
             providers: HashMap::new(),
         };
-        resolver.register(
-            "env",
-            Arc::new(EnvProvider {
-                prefix: policy.env_prefix.clone(),
-            }),
-        );
+        resolver.register("env", Arc::new(EnvProvider::new(policy.env_prefix.clone())));
         resolver.register(
             "file",
-            Arc::new(FileProvider {
-                dir: policy.file_dir.clone(),
-            }),
+            Arc::new(FileProvider::new(policy.file_dir.clone(), policy.timeout)),
         );
         resolver
     }
@@ -179,64 +91,207 @@ impl SecretResolver {
         self.providers.insert(name.to_owned(), provider);
     }
 
-    /// A copy of `value` with every reference replaced by its value; the first failure is an error.
-    pub fn resolve_tree(&self, value: &Value) -> Result<Value> {
-        self.resolve_owned(value.clone())
+    /// Names of the registered providers, sorted.
+    pub fn provider_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
     }
 
-    /// As `resolve_tree`, taking the value rather than copying it.
-    pub fn resolve_owned(&self, mut value: Value) -> Result<Value> {
-        self.resolve_in_place(&mut value, &mut String::new())?;
+    /// A copy of `value` with every reference replaced by its value; the first failure is an error.
+    pub async fn resolve_tree(&self, value: &Value) -> Result<Value> {
+        self.resolve_owned(value.clone()).await
+    }
+
+    /// As `resolve_tree`, taking the value rather than copying it. References are resolved
+    /// concurrently; a tree without any costs one walk.
+    pub async fn resolve_owned(&self, mut value: Value) -> Result<Value> {
+        let mut slots = Vec::new();
+        find_references(&mut value, &mut String::new(), &mut slots)
+            .map_err(|(pointer, message)| Error::invalid(pointer_or_root(&pointer), message))?;
+        if !slots.is_empty() {
+            futures::future::try_join_all(slots.into_iter().map(|slot| async move {
+                self.resolve_slot(slot.value, &slot.pointer, &[]).await
+            }))
+            .await?;
+        }
         Ok(value)
     }
 
-    fn resolve_in_place(&self, value: &mut Value, pointer: &mut String) -> Result<()> {
-        if let Some(secret) = as_reference(value) {
-            let secret = secret.map_err(|message| Error::invalid(pointer.clone(), message))?;
-            let provider =
-                self.providers
-                    .get(&secret.provider)
-                    .ok_or_else(|| Error::SecretUnresolved {
-                        pointer: pointer_or_root(pointer),
-                        provider: secret.provider.clone(),
-                        reason: "unknown secret provider".into(),
-                    })?;
-            let resolved =
-                provider
-                    .resolve(&secret.reference)
-                    .map_err(|reason| Error::SecretUnresolved {
-                        pointer: pointer_or_root(pointer),
-                        provider: secret.provider.clone(),
-                        reason,
-                    })?;
-            *value = Value::String(resolved);
-            return Ok(());
-        }
-        match value {
-            Value::Object(map) => {
-                for (key, child) in map.iter_mut() {
-                    let len = pointer.len();
-                    push_token(pointer, key);
-                    self.resolve_in_place(child, pointer)?;
-                    pointer.truncate(len);
-                }
-            }
-            Value::Array(items) => {
-                for (index, child) in items.iter_mut().enumerate() {
-                    let len = pointer.len();
-                    push_token(pointer, &index.to_string());
-                    self.resolve_in_place(child, pointer)?;
-                    pointer.truncate(len);
-                }
-            }
-            _ => {}
-        }
+    /// Replaces the reference in `value` by its text; `pointer` names it in the config.
+    async fn resolve_slot(&self, value: &mut Value, pointer: &str, chain: &[&str]) -> Result<()> {
+        let text = match as_reference(value) {
+            Some(Ok(secret)) => self.resolve_reference(secret, pointer, chain).await?,
+            // `find_references` kept only well-formed references.
+            _ => return Ok(()),
+        };
+        *value = Value::String(text);
         Ok(())
+    }
+
+    /// The text of one reference, reached through the references on `chain`.
+    async fn resolve_reference(
+        &self,
+        secret: SecretRef<'_>,
+        pointer: &str,
+        chain: &[&str],
+    ) -> Result<String> {
+        let unresolved = |reason: String| Error::SecretUnresolved {
+            pointer: pointer_or_root(pointer),
+            provider: secret.provider.to_owned(),
+            reference: secret.text.to_owned(),
+            reason: reached_through(reason, chain),
+        };
+        if chain.contains(&secret.text) {
+            return Err(unresolved(format!(
+                "a cycle: {} refers back to itself",
+                secret.text
+            )));
+        }
+        if chain.len() >= MAX_REFERENCE_DEPTH {
+            return Err(unresolved(format!(
+                "more than {MAX_REFERENCE_DEPTH} references on one chain"
+            )));
+        }
+        let provider = self.providers.get(secret.provider).ok_or_else(|| {
+            unresolved(format!(
+                "no provider '{}' is configured on this server",
+                secret.provider
+            ))
+        })?;
+        if !chain.is_empty() {
+            // Written in a secret's value, so never checked when the config was written.
+            provider.check(secret.reference).map_err(unresolved)?;
+        }
+        let text = match provider.resolve(secret.reference).await {
+            Ok(text) => text,
+            Err(SecretFailure::Unresolved(reason)) => return Err(unresolved(reason)),
+            Err(SecretFailure::Unavailable(reason)) => {
+                tracing::warn!(
+                    provider = secret.provider,
+                    reference = secret.text,
+                    pointer,
+                    %reason,
+                    "secret provider failed"
+                );
+                return Err(Error::SecretProviderFailed {
+                    pointer: pointer_or_root(pointer),
+                    provider: secret.provider.to_owned(),
+                    reference: secret.text.to_owned(),
+                    reason: reached_through(reason, chain),
+                });
+            }
+        };
+        if !may_hold_references(&text) {
+            return Ok(text);
+        }
+        let mut chain = chain.to_vec();
+        chain.push(secret.text);
+        Box::pin(self.resolve_nested(text, pointer, &chain)).await
+    }
+
+    /// A resolved text that is a JSON object holding references: a reference itself resolves
+    /// to what it refers to; any other object gets its references replaced and is JSON text
+    /// again. Other text is returned as it is.
+    async fn resolve_nested(&self, text: String, pointer: &str, chain: &[&str]) -> Result<String> {
+        let Ok(mut nested) = serde_json::from_str::<Value>(&text) else {
+            return Ok(text);
+        };
+        let malformed = |at: String, message: String| {
+            let (provider, reference) = chain
+                .last()
+                .and_then(|text| text.split_once(':').map(|(provider, _)| (provider, *text)))
+                .unwrap_or_default();
+            Error::SecretUnresolved {
+                pointer: pointer_or_root(pointer),
+                provider: provider.to_owned(),
+                reference: reference.to_owned(),
+                reason: reached_through(
+                    format!(
+                        "the value holds a malformed reference at {}: {message}",
+                        pointer_or_root(&at)
+                    ),
+                    chain,
+                ),
+            }
+        };
+        let mut slots = Vec::new();
+        find_references(&mut nested, &mut String::new(), &mut slots)
+            .map_err(|(at, message)| malformed(at, message))?;
+        if slots.is_empty() {
+            return Ok(text);
+        }
+        futures::future::try_join_all(
+            slots
+                .into_iter()
+                .map(|slot| self.resolve_slot(slot.value, pointer, chain)),
+        )
+        .await?;
+        Ok(match nested {
+            Value::String(resolved) => resolved,
+            other => other.to_string(),
+        })
     }
 }
 
+/// Whether a resolved text may be a JSON object with references (a cheap test before parsing).
+fn may_hold_references(text: &str) -> bool {
+    text.trim_start().starts_with('{') && text.contains("\"$secret\"")
+}
+
+fn reached_through(reason: String, chain: &[&str]) -> String {
+    if chain.is_empty() {
+        reason
+    } else {
+        format!("{reason} (reached through {})", chain.join(" → "))
+    }
+}
+
+/// Every well-formed reference in `value` with its pointer below `pointer`; a malformed one is
+/// `(pointer, why)`. Pointers are built only for references.
+fn find_references<'a>(
+    value: &'a mut Value,
+    pointer: &mut String,
+    found: &mut Vec<Slot<'a>>,
+) -> std::result::Result<(), (String, String)> {
+    if let Some(secret) = as_reference(value) {
+        secret.map_err(|message| (pointer.clone(), message))?;
+        found.push(Slot {
+            value,
+            pointer: pointer.clone(),
+        });
+        return Ok(());
+    }
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if !child.is_object() && !child.is_array() {
+                    continue;
+                }
+                let len = pointer.len();
+                push_token(pointer, key);
+                find_references(child, pointer, found)?;
+                pointer.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter_mut().enumerate() {
+                if !child.is_object() && !child.is_array() {
+                    continue;
+                }
+                let len = pointer.len();
+                push_index(pointer, index);
+                find_references(child, pointer, found)?;
+                pointer.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// `Some(Ok)` for a well-formed reference, `Some(Err)` for an object that uses `$secret` wrongly.
-fn as_reference(value: &Value) -> Option<std::result::Result<SecretRef, String>> {
+fn as_reference(value: &Value) -> Option<std::result::Result<SecretRef<'_>, String>> {
     let map = value.as_object()?;
     let raw = map.get(SECRET_KEY)?;
     if map.len() != 1 {
@@ -250,8 +305,9 @@ fn as_reference(value: &Value) -> Option<std::result::Result<SecretRef, String>>
     match text.split_once(':') {
         Some((provider, reference)) if !provider.is_empty() && !reference.is_empty() => {
             Some(Ok(SecretRef {
-                provider: provider.to_owned(),
-                reference: reference.to_owned(),
+                provider,
+                reference,
+                text,
             }))
         }
         _ => Some(Err(
@@ -280,15 +336,19 @@ fn collect(
 ) -> Result<()> {
     if let Some(secret) = as_reference(value) {
         let secret = secret.map_err(|message| Error::invalid(pointer.clone(), message))?;
-        let Some(provider) = resolver.providers.get(&secret.provider) else {
+        let Some(provider) = resolver.providers.get(secret.provider) else {
             return Err(Error::invalid(
                 pointer.clone(),
-                format!("unknown secret provider '{}'", secret.provider),
+                format!(
+                    "unknown secret provider '{}' (configured here: {})",
+                    secret.provider,
+                    resolver.provider_names().join(", ")
+                ),
             ));
         };
-        provider
-            .check(&secret.reference)
-            .map_err(|message| Error::invalid(pointer.clone(), message))?;
+        provider.check(secret.reference).map_err(|message| {
+            Error::invalid(pointer.clone(), format!("{}: {message}", secret.text))
+        })?;
         found.push(pointer.clone());
         return Ok(());
     }
@@ -304,7 +364,7 @@ fn collect(
         Value::Array(items) => {
             for (index, child) in items.iter().enumerate() {
                 let len = pointer.len();
-                push_token(pointer, &index.to_string());
+                push_index(pointer, index);
                 collect(child, pointer, resolver, found)?;
                 pointer.truncate(len);
             }
@@ -317,7 +377,18 @@ fn collect(
 /// Appends one RFC 6901 reference token.
 pub fn push_token(pointer: &mut String, token: &str) {
     pointer.push('/');
-    pointer.push_str(&token.replace('~', "~0").replace('/', "~1"));
+    for c in token.chars() {
+        match c {
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            c => pointer.push(c),
+        }
+    }
+}
+
+fn push_index(pointer: &mut String, index: usize) {
+    use std::fmt::Write;
+    let _ = write!(pointer, "/{index}");
 }
 
 /// How problems name the whole document: `/` (an empty RFC 6901 pointer reads as nothing).
@@ -330,147 +401,5 @@ pub fn pointer_or_root(pointer: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn resolves_env_references_anywhere_in_the_tree() {
-        // SAFETY: test-only variable with a unique name; no other thread reads it.
-        unsafe { std::env::set_var("APP_TEST_SECRET_A", "s3cret") };
-        let tree = json!({"db": {"password": {"$secret": "env:APP_TEST_SECRET_A"}}, "list": [{"$secret": "env:APP_TEST_SECRET_A"}]});
-        let resolved = SecretResolver::default().resolve_tree(&tree).unwrap();
-        assert_eq!(
-            resolved,
-            json!({"db": {"password": "s3cret"}, "list": ["s3cret"]})
-        );
-    }
-
-    #[test]
-    fn unresolvable_reference_names_pointer_and_provider_only() {
-        let tree = json!({"a/b": {"$secret": "env:APP_TEST_SECRET_MISSING"}});
-        let err = SecretResolver::default().resolve_tree(&tree).unwrap_err();
-        match err {
-            Error::SecretUnresolved {
-                pointer, provider, ..
-            } => {
-                assert_eq!(pointer, "/a~1b");
-                assert_eq!(provider, "env");
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    fn resolver_for(dir: &std::path::Path, env_prefix: &str) -> SecretResolver {
-        SecretResolver::new(&SecretPolicy {
-            env_prefix: env_prefix.into(),
-            file_dir: dir.to_path_buf(),
-        })
-    }
-
-    #[test]
-    fn file_references_drop_one_trailing_newline() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("token"), "abc\n").unwrap();
-        let resolver = resolver_for(dir.path(), "");
-        let absolute = format!("file:{}", dir.path().join("token").display());
-        let tree = json!({"t": {"$secret": absolute}, "r": {"$secret": "file:token"}});
-        let resolved = resolver.resolve_tree(&tree).unwrap();
-        assert_eq!(resolved, json!({"t": "abc", "r": "abc"}));
-    }
-
-    #[test]
-    fn file_references_stay_inside_the_secrets_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        let outside = tempfile::NamedTempFile::new().unwrap();
-        let resolver = resolver_for(dir.path(), "");
-        for reference in [
-            format!("file:{}", outside.path().display()),
-            "file:../../../etc/passwd".to_owned(),
-            "file:/dev/zero".to_owned(),
-        ] {
-            let err = resolver
-                .resolve_tree(&json!({"s": {"$secret": reference}}))
-                .unwrap_err();
-            assert!(
-                matches!(err, Error::SecretUnresolved { .. }),
-                "{reference}: {err:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn references_outside_the_policy_are_refused_when_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let resolver = resolver_for(dir.path(), "APP_");
-        for (reference, ok) in [
-            ("env:APP_DB", true),
-            ("env:HOME", false),
-            ("env:SUMMIT_ADMIN_TOKEN", false),
-            ("file:db-password", true),
-            ("file:../escape", false),
-            ("file:/etc/passwd", false),
-        ] {
-            let tree = json!({"s": {"$secret": reference}});
-            assert_eq!(
-                reference_pointers(&tree, "", &resolver).is_ok(),
-                ok,
-                "{reference}"
-            );
-        }
-        let inside = format!("file:{}", dir.path().join("x").display());
-        assert!(reference_pointers(&json!({"$secret": inside}), "", &resolver).is_ok());
-    }
-
-    #[test]
-    fn oversized_secret_files_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("big"), vec![b'x'; 70 * 1024]).unwrap();
-        let err = resolver_for(dir.path(), "")
-            .resolve_tree(&json!({"s": {"$secret": "file:big"}}))
-            .unwrap_err();
-        assert!(
-            matches!(err, Error::SecretUnresolved { ref reason, .. } if reason.contains("larger"))
-        );
-    }
-
-    #[test]
-    fn env_references_respect_the_prefix_and_never_read_server_settings() {
-        // SAFETY: test-only variables with unique names; no other thread reads them.
-        unsafe { std::env::set_var("APP_SECRET_OK", "fine") };
-        unsafe { std::env::set_var("SUMMIT_TEST_INTERNAL", "no") };
-        let dir = tempfile::tempdir().unwrap();
-        let resolver = resolver_for(dir.path(), "APP_");
-        assert_eq!(
-            resolver
-                .resolve_tree(&json!({"$secret": "env:APP_SECRET_OK"}))
-                .unwrap(),
-            json!("fine")
-        );
-        assert!(
-            resolver
-                .resolve_tree(&json!({"$secret": "env:HOME"}))
-                .is_err()
-        );
-        let open = resolver_for(dir.path(), "");
-        assert!(
-            open.resolve_tree(&json!({"$secret": "env:SUMMIT_TEST_INTERNAL"}))
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn malformed_references_are_refused_with_their_pointer() {
-        let resolver = SecretResolver::default();
-        let bad = json!({"x": {"$secret": 5}});
-        let err = reference_pointers(&bad, "/config", &resolver).unwrap_err();
-        assert!(matches!(err, Error::InvalidInput { ref field, .. } if field == "/config/x"));
-        let unknown = json!({"x": {"$secret": "vault:kv/a"}});
-        assert!(reference_pointers(&unknown, "", &resolver).is_err());
-        let ok = json!({"x": [{"$secret": "env:A"}]});
-        assert_eq!(
-            reference_pointers(&ok, "", &resolver).unwrap(),
-            vec!["/x/0"]
-        );
-    }
-}
+#[path = "resolve_tests.rs"]
+mod tests;

@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use serde_json::Value;
 
 use super::crypto::Keyring;
 use super::model::{Stage, ValueFormat};
-use super::resolve::SecretProvider;
+use super::resolve::{SecretFailure, SecretProvider};
 use crate::core::ids::SecretName;
 use crate::core::ports::ReadCache;
 
@@ -67,12 +68,21 @@ fn parse(reference: &str) -> Result<StoreRef<'_>, String> {
     Ok(StoreRef { name, field, which })
 }
 
+#[async_trait]
 impl SecretProvider for StoreProvider {
     fn check(&self, reference: &str) -> Result<(), String> {
         parse(reference).map(|_| ())
     }
 
-    fn resolve(&self, reference: &str) -> Result<String, String> {
+    async fn resolve(&self, reference: &str) -> Result<String, SecretFailure> {
+        self.served_value(reference)
+            .map_err(SecretFailure::Unresolved)
+    }
+}
+
+impl StoreProvider {
+    /// The value the reference names, if that version is served now; no I/O.
+    fn served_value(&self, reference: &str) -> Result<String, String> {
         let StoreRef { name, field, which } = parse(reference)?;
         let stages = self
             .cache

@@ -5,6 +5,7 @@
 pub mod binary;
 mod env;
 pub mod postgres;
+pub mod secret_servers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
