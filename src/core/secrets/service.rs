@@ -30,8 +30,6 @@ use crate::core::versioned::{Document, NewVersion};
 
 /// Largest value, in bytes of its JSON text.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
-/// How many `config.secrets_changed` changes of one secret write are committed at once.
-const ANNOUNCE_CONCURRENCY: usize = 64;
 /// How many versions a secret's metadata lists (newest first).
 const MAX_LISTED_VERSIONS: u32 = 100;
 
@@ -653,10 +651,9 @@ impl SecretService {
 
     /// Tells the watchers of every live config that references `name` (`store:NAME`) that its
     /// resolved value changed: one `config.secrets_changed` change (revision, event, audit
-    /// record) per config, subject the config id, version its live version. The changes are
-    /// committed concurrently, so the store's group commit makes few transactions of many.
+    /// record) per config, subject the config id, version its live version, committed together
+    /// (`ConfigService::commit_all`).
     async fn announce(&self, name: &SecretName, version: u64) -> Result<()> {
-        use futures::StreamExt;
         let heads = self.store.configs().heads().await?;
         let records: Vec<Record> = heads
             .iter()
@@ -675,17 +672,15 @@ impl SecretService {
                 at: now(),
             })
             .collect();
-        let mut commits = futures::stream::iter(records)
+        let store = &self.store;
+        let commits = records
+            .into_iter()
             .map(|record| {
-                let store = self.store.clone();
-                self.configs
-                    .commit(async move { store.record(record).await })
+                let store = store.clone();
+                async move { store.record(record).await }
             })
-            .buffer_unordered(ANNOUNCE_CONCURRENCY);
-        while let Some(committed) = commits.next().await {
-            committed?;
-        }
-        Ok(())
+            .collect();
+        self.configs.commit_all(commits).await
     }
 
     /// The live version's number; not found when the secret does not exist or was deleted.
