@@ -129,6 +129,44 @@ async fn tokens_and_secrets_never_reach_logs_audit_errors_or_storage() {
         (status, &resolved["effectiveConfig"]["stored"]),
         (200, &json!(STORED))
     );
+    // A rotation: the value it generates is as secret as a written one.
+    let policy = json!({"intervalSecs": 86400, "gracePeriodSecs": 60,
+                        "generator": {"type": "bytes", "length": 24, "encoding": "hex"}});
+    let (status, _) = call(
+        &client,
+        Method::PUT,
+        url("/api/v1/secrets/rotated"),
+        &token,
+        Some(
+            json!({"value": "initial-value-of-rotated", "metadata": {"actor": "ci"},
+                    "rotation": policy}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = call(
+        &client,
+        Method::POST,
+        url("/api/v1/secrets/rotated/rotate"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, read) = call(
+        &client,
+        Method::GET,
+        url("/api/v1/secrets/rotated/value"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let generated = read["value"]
+        .as_str()
+        .expect("a generated value")
+        .to_owned();
+    assert_eq!(generated.len(), 48);
     // A bad body and a bad id with a valid token; a wrong and a mangled token.
     call(
         &client,
@@ -222,6 +260,7 @@ async fn tokens_and_secrets_never_reach_logs_audit_errors_or_storage() {
         ("API token", &token),
         ("secret", SECRET),
         ("stored secret", STORED),
+        ("generated secret", &generated),
         ("JWT secret", JWT_SECRET),
         ("JWT", &jwt),
         ("wrong token", &wrong),

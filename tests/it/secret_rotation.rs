@@ -383,7 +383,26 @@ async fn two_replicas_on_postgresql_rotate_each_due_time_once() {
     let second = replica(url).await;
     let generator = json!({"type": "string", "length": 24});
     put_secret(&first, "shared", json!(FIRST), policy(1, 0, generator)).await;
+    first
+        .put_config(
+            "svc",
+            json!({"config": {"key": {"$secret": "store:shared"}}, "metadata": meta("a", "v1")}),
+        )
+        .await;
     let described = until_version(&second, "shared", 4).await;
+    // The other replica resolves the version it has as current (a rotation may land between
+    // the two reads: then they are taken again).
+    let mut agreed = false;
+    for _ in 0..20 {
+        let (_, current) = value(&second, "shared", "").await;
+        let (status, svc) = resolved(&second, "svc").await;
+        if status == 200 && svc["effectiveConfig"]["key"] == current["value"] {
+            agreed = true;
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    assert!(agreed, "the second replica resolves its current version");
     let mut versions = described["versions"].as_array().unwrap().clone();
     versions.reverse();
     let mut due_times = BTreeSet::new();

@@ -146,7 +146,11 @@ impl ConfigService {
         let mut first_error = None;
         let mut commits = commits.into_iter().peekable();
         while commits.peek().is_some() {
-            let running: Vec<_> = commits.by_ref().take(COMMIT_CHUNK).map(tokio::spawn).collect();
+            let running: Vec<_> = commits
+                .by_ref()
+                .take(COMMIT_CHUNK)
+                .map(tokio::spawn)
+                .collect();
             let mut committed = Vec::with_capacity(running.len());
             for task in running {
                 match task.await {
