@@ -13,12 +13,12 @@
 mod support;
 
 use support::{
-    config_body, connect, free_port, max_throughput, ms, percentile, send, wait_until_up,
+    Server, config_body, connect, free_port, max_throughput, ms, percentile, send, wait_until_up,
 };
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -34,18 +34,10 @@ struct Options {
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str, default: u64| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
     Options {
-        seconds: value("--seconds", 10),
-        rate: value("--rate", 20_000),
-        connections: value("--connections", 64) as usize,
+        seconds: support::arg("--seconds", 10),
+        rate: support::arg("--rate", 20_000),
+        connections: support::arg("--connections", 64) as usize,
     }
 }
 
@@ -61,15 +53,6 @@ fn access_env() -> Vec<(&'static str, String)> {
         ]
     } else {
         vec![("SUMMIT_NO_AUTH", "true".into())]
-    }
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -214,16 +197,10 @@ fn main() {
         run_bare_server(args[i + 1].parse().unwrap(), &args[i + 2]);
         return;
     }
-    if args.iter().any(|a| a == "--list" || a == "--test") {
-        return; // `cargo test --benches` / `--list` probes: nothing to run.
+    if support::is_probe() {
+        return;
     }
-    let opts = options();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run(opts));
+    support::runtime().block_on(run(options()));
 }
 
 async fn run(opts: Options) {

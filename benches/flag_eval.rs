@@ -12,10 +12,10 @@
 
 mod support;
 
-use support::{connect, free_port, ms, percentile, send, wait_until_up};
+use support::{Server, connect, free_port, ms, percentile, send, wait_until_up};
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -25,15 +25,6 @@ use serde_json::{Value, json};
 
 const FLAGS: usize = 40;
 const CONTEXTS: usize = 1024;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Flag `i`: every fourth of each type; the even ones are meant for service `web` (20 flags).
 fn flag(i: usize) -> Value {
@@ -191,25 +182,12 @@ async fn run(
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list" || a == "--test") {
-        return; // `cargo test --benches` / `--list` probes: nothing to run.
+    if support::is_probe() {
+        return;
     }
-    let value = |name: &str, default: u64| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let seconds = value("--seconds", 5);
-    let connections = value("--connections", 64) as usize;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
+    let seconds = support::arg("--seconds", 5);
+    let connections = support::arg("--connections", 64) as usize;
+    support::runtime().block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let _server = Server(

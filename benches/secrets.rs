@@ -14,11 +14,11 @@
 mod support;
 
 use support::{
-    config_body, connect, free_port, max_throughput, ms, percentile, send, wait_until_up,
+    Server, config_body, connect, free_port, max_throughput, ms, percentile, send, wait_until_up,
 };
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,43 +34,16 @@ struct Options {
     rotations: usize,
 }
 
-fn options() -> Options {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str, default: u64| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    Options {
-        seconds: value("--seconds", 10),
-        connections: value("--connections", 64) as usize,
-        rotations: value("--rotations", 3) as usize,
-    }
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list" || a == "--test") {
-        return; // `cargo test --benches` / `--list` probes: nothing to run.
+    if support::is_probe() {
+        return;
     }
-    let opts = options();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run(opts));
+    let opts = Options {
+        seconds: support::arg("--seconds", 10),
+        connections: support::arg("--connections", 64) as usize,
+        rotations: support::arg("--rotations", 3) as usize,
+    };
+    support::runtime().block_on(run(opts));
 }
 
 async fn put(addr: SocketAddr, path: &str, body: serde_json::Value) {

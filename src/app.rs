@@ -100,6 +100,11 @@ fn secret_resolver(settings: &Settings) -> anyhow::Result<SecretResolver> {
         reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            // Credentials go to the configured address only: a redirect is not followed (it
+            // would carry X-Vault-Token to whatever host it names), nor is a proxy from the
+            // environment used.
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .build()
             .context("building the HTTP client of the secret providers")
     };

@@ -73,24 +73,21 @@ pub async fn run_duties(
     every: Duration,
     shutdown: CancellationToken,
 ) {
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        match store.lead_duties().await {
-            Ok(true) => match store
+    let sweeper = store.clone();
+    while_leading(store, every, shutdown, move || {
+        let store = sweeper.clone();
+        async move {
+            match store
                 .sweep_applied(crate::core::service::now() - retention)
                 .await
             {
                 Ok(0) => {}
                 Ok(swept) => tracing::info!(swept, "deleted expired applied-state reports"),
                 Err(error) => tracing::warn!(%error, "applied-state sweep failed"),
-            },
-            Ok(false) => tracing::debug!("another replica holds the duties lease"),
-            Err(error) => tracing::debug!(%error, "cannot reach the store for duties"),
+            }
         }
-    }
+    })
+    .await;
 }
 
 /// Rotates the secrets that are due, every `every`, whenever this replica holds the duties
@@ -102,18 +99,37 @@ pub async fn run_rotations(
     every: Duration,
     shutdown: CancellationToken,
 ) {
+    while_leading(store, every, shutdown, move || {
+        let secrets = secrets.clone();
+        async move {
+            match secrets.rotate_due(crate::core::service::now()).await {
+                Ok(0) => {}
+                Ok(rotated) => tracing::info!(rotated, "rotated secrets that were due"),
+                Err(error) => tracing::warn!(%error, "secret rotation failed"),
+            }
+        }
+    })
+    .await;
+}
+
+/// Runs `duty` every `every` while this replica holds the duties lease, until `shutdown`.
+async fn while_leading<F, Fut>(
+    store: Arc<dyn Store>,
+    every: Duration,
+    shutdown: CancellationToken,
+    mut duty: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
         match store.lead_duties().await {
-            Ok(true) => match secrets.rotate_due(crate::core::service::now()).await {
-                Ok(0) => {}
-                Ok(rotated) => tracing::info!(rotated, "rotated secrets that were due"),
-                Err(error) => tracing::warn!(%error, "secret rotation failed"),
-            },
-            Ok(false) => {}
+            Ok(true) => duty().await,
+            Ok(false) => tracing::debug!("another replica holds the duties lease"),
             Err(error) => tracing::debug!(%error, "cannot reach the store for duties"),
         }
     }

@@ -11,7 +11,7 @@ use summit_config::api::grpc::pb::flag_service_client::FlagServiceClient;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
-pub(crate) const ADMIN: &str = "admin-token-for-the-grpc-access-tests-0123";
+const ADMIN: &str = "admin-token-for-the-grpc-access-tests-0123";
 
 pub(crate) async fn token(
     server: &TestServer,
@@ -30,6 +30,25 @@ pub(crate) async fn token(
     let (status, created) = body_of(response).await;
     assert_eq!(status, 201, "{created}");
     created["tokenText"].as_str().unwrap().to_owned()
+}
+
+/// A server with access control on (admin token `ADMIN`), tuned by `tune`, and a channel to
+/// its gRPC port.
+pub(crate) async fn secured(
+    tune: impl FnOnce(&mut summit_config::settings::Settings),
+) -> (TestServer, Channel) {
+    let server = TestServer::spawn_with(|s| {
+        s.no_auth = false;
+        s.admin_token = Some(ADMIN.into());
+        tune(s);
+    })
+    .await;
+    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    (server, channel)
 }
 
 pub(crate) fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
@@ -69,17 +88,7 @@ fn effective(id: &str, resolve_secrets: bool) -> pb::GetEffectiveConfigRequest {
 #[tokio::test]
 async fn grpc_calls_need_a_token_with_the_right_role_and_scope() {
     // GRPC_IT_PASSWORD is set before main (common::env).
-    let server = TestServer::spawn_with(|s| {
-        s.no_auth = false;
-        s.admin_token = Some(ADMIN.into());
-        s.secret_env_prefix = "GRPC_IT_".into();
-    })
-    .await;
-    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (server, channel) = secured(|s| s.secret_env_prefix = "GRPC_IT_".into()).await;
     let mut configs = ConfigServiceClient::new(channel.clone());
     let mut flags = FlagServiceClient::new(channel.clone());
     let reader = token(&server, "reader", &["config-reader"], json!({})).await;

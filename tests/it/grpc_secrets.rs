@@ -5,10 +5,8 @@ use serde_json::{Value, json};
 use summit_config::api::grpc::pb;
 use summit_config::api::grpc::pb::secret_service_client::SecretServiceClient;
 use tonic::Code;
-use tonic::transport::Channel;
 
-use crate::common::TestServer;
-use crate::grpc_access::{ADMIN, token, with_token};
+use crate::grpc_access::{secured, token, with_token};
 
 const FIRST: &str = "grpc-FIRST-secret-3e1f";
 const NEXT: &str = "grpc-NEXT-secret-8a2c";
@@ -53,16 +51,7 @@ fn value_of(name: &str, stage: &str) -> pb::GetSecretValueRequest {
 
 #[tokio::test]
 async fn the_secret_service_mirrors_rest_under_the_same_access_rules() {
-    let server = TestServer::spawn_with(|s| {
-        s.no_auth = false;
-        s.admin_token = Some(ADMIN.into());
-    })
-    .await;
-    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (server, channel) = secured(|_| {}).await;
     let mut secrets = SecretServiceClient::new(channel);
     let sam = token(&server, "sam", &["secrets-admin"], json!({})).await;
     let carol = token(&server, "carol", &["config-admin"], json!({})).await;

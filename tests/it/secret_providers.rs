@@ -312,7 +312,9 @@ async fn references_inside_secret_values_are_resolved_in_turn_and_cycles_are_ref
             "db",
             json!({"user": "app", "password": {"$secret": "vault:secret/nested#password"}}),
         ),
-        ("loop", json!({"$secret": "vault:secret/nested#next"})),
+        ("loop", json!({"$secret": "store:loop2"})),
+        ("loop2", json!({"$secret": "store:loop"})),
+        ("escape", json!({"$secret": "vault:secret/nested#next"})),
     ] {
         let (status, created) = server
             .put_json(
@@ -346,7 +348,15 @@ async fn references_inside_secret_values_are_resolved_in_turn_and_cycles_are_ref
     assert_problem(&problem, "secret_unresolved", "/a/b", "store", "store:loop");
     let detail = problem["detail"].as_str().unwrap();
     assert!(detail.contains("cycle"), "{detail}");
-    assert!(detail.contains("vault:secret/nested#next"), "{detail}");
+    assert!(detail.contains("store:loop2"), "{detail}");
+
+    // A value kept in Vault is written outside summit-config's access control: it may not
+    // pull the built-in store's (or the server's environment's) values into a config.
+    put(&server, "escape", json!({"x": {"$secret": "store:escape"}})).await;
+    let (status, problem) = resolved(&server, "escape").await;
+    assert_eq!(status, 422, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("may reference only vault:"), "{detail}");
 }
 
 #[tokio::test]

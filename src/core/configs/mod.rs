@@ -143,38 +143,43 @@ impl ConfigService {
         F: Future<Output = Result<Committed>> + Send + 'static,
     {
         let bus = (!self.store.shared_by_replicas()).then(|| self.bus.clone());
-        let mut first_error = None;
-        let mut commits = commits.into_iter().peekable();
-        while commits.peek().is_some() {
-            let running: Vec<_> = commits
-                .by_ref()
-                .take(COMMIT_CHUNK)
-                .map(tokio::spawn)
-                .collect();
-            let mut committed = Vec::with_capacity(running.len());
-            for task in running {
-                match task.await {
-                    Ok(Ok(done)) => committed.push(done),
-                    Ok(Err(error)) => {
-                        first_error.get_or_insert(error);
+        tokio::spawn(async move {
+            let mut first_error = None;
+            let mut commits = commits.into_iter().peekable();
+            while commits.peek().is_some() {
+                let running: Vec<_> = commits
+                    .by_ref()
+                    .take(COMMIT_CHUNK)
+                    .map(tokio::spawn)
+                    .collect();
+                let mut committed = Vec::with_capacity(running.len());
+                for task in running {
+                    match task.await {
+                        Ok(Ok(done)) => committed.push(done),
+                        Ok(Err(error)) => {
+                            first_error.get_or_insert(error);
+                        }
+                        Err(join) => {
+                            first_error.get_or_insert(Error::internal(format!(
+                                "commit task failed: {join}"
+                            )));
+                        }
                     }
-                    Err(join) => {
-                        first_error
-                            .get_or_insert(Error::internal(format!("commit task failed: {join}")));
+                }
+                committed.sort_by_key(|done| done.event.revision);
+                if let Some(bus) = &bus {
+                    for done in &committed {
+                        bus.publish(done.event.clone());
+                        if let Some(follow_up) = &done.follow_up {
+                            bus.publish(follow_up.clone());
+                        }
                     }
                 }
             }
-            committed.sort_by_key(|done| done.event.revision);
-            if let Some(bus) = &bus {
-                for done in &committed {
-                    bus.publish(done.event.clone());
-                    if let Some(follow_up) = &done.follow_up {
-                        bus.publish(follow_up.clone());
-                    }
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+            first_error.map_or(Ok(()), Err)
+        })
+        .await
+        .map_err(|join| Error::internal(format!("commit task failed: {join}")))?
     }
 
     /// Writes fail fast while a shared database is known to be down (the replication follower

@@ -15,7 +15,8 @@ use super::locator::{Locator, pick_field};
 use super::remote_cache::{RemoteCache, RemoteSettings, describe_send_error};
 use super::resolve::{SecretFailure, SecretProvider};
 
-#[derive(Debug, Clone)]
+/// `Debug` shows neither the secret access key nor the session token.
+#[derive(Clone)]
 pub struct AwsSettings {
     pub region: String,
     pub access_key_id: String,
@@ -23,6 +24,21 @@ pub struct AwsSettings {
     pub session_token: Option<String>,
     /// Default: `https://secretsmanager.{region}.amazonaws.com`.
     pub endpoint: Option<String>,
+}
+
+impl std::fmt::Debug for AwsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsSettings")
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
 }
 
 pub struct AwsSecretsManagerProvider {

@@ -12,7 +12,8 @@ use super::resolve::{SecretFailure, SecretProvider};
 #[derive(Debug, Clone)]
 pub struct SecretPolicy {
     /// `env:` references must name a variable starting with this (empty: any). Variables
-    /// starting with `SUMMIT_` (the server's own settings) are never readable.
+    /// starting with `SUMMIT_` or `AWS_` (the server's own settings and credentials) are never
+    /// readable.
     pub env_prefix: String,
     /// `file:` references must resolve inside this directory; relative ones are taken from it.
     pub file_dir: PathBuf,
@@ -54,7 +55,8 @@ impl SecretProvider for EnvProvider {
     }
 
     fn check(&self, reference: &str) -> Result<(), String> {
-        if reference.starts_with("SUMMIT_") {
+        // The server's own settings, and the AWS credentials its awssm: provider uses.
+        if reference.starts_with("SUMMIT_") || reference.starts_with("AWS_") {
             return Err(format!(
                 "environment variable {reference} is one of the server's own settings"
             ));

@@ -221,6 +221,24 @@ impl SecretResolver {
         if slots.is_empty() {
             return Ok(text);
         }
+        // A remote value is written outside summit-config's access control: it may name other
+        // values of its own provider only, never the server's environment, files or store.
+        let outer = chain
+            .last()
+            .and_then(|text| text.split_once(':'))
+            .map_or("", |(provider, _)| provider);
+        if outer != "store" {
+            for slot in &slots {
+                if let Some(Ok(inner)) = as_reference(slot.value)
+                    && inner.provider != outer
+                {
+                    return Err(malformed(
+                        slot.pointer.clone(),
+                        format!("a {outer}: value may reference only {outer}: values"),
+                    ));
+                }
+            }
+        }
         futures::future::try_join_all(
             slots
                 .into_iter()

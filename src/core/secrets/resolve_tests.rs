@@ -144,15 +144,28 @@ async fn cycles_and_chains_past_the_depth_are_refused_with_the_pointer() {
 }
 
 #[tokio::test]
-async fn nested_references_to_unknown_providers_are_unresolved() {
-    let resolver = resolver_with(&[("x", Ok(r#"{"$secret": "nope:y"}"#))]);
+async fn only_store_values_reach_other_providers_and_unknown_ones_are_unresolved() {
+    let values = [("x", Ok(r#"{"$secret": "nope:y"}"#))];
+    let mut resolver = resolver_with(&values);
+    resolver.register("store", Arc::new(Fake(values.iter().cloned().collect())));
+    // A remote value may name its own provider only.
     let err = resolver
         .resolve_tree(&json!({"k": {"$secret": "fake:x"}}))
         .await
         .unwrap_err();
     assert!(
         matches!(err, Error::SecretUnresolved { ref provider, ref reason, .. }
-            if provider == "nope" && reason.contains("fake:x")),
+            if provider == "fake" && reason.contains("may reference only fake:")),
+        "{err:?}"
+    );
+    // A store value may name any provider; an unknown one is unresolved.
+    let err = resolver
+        .resolve_tree(&json!({"k": {"$secret": "store:x"}}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::SecretUnresolved { ref provider, ref reason, .. }
+            if provider == "nope" && reason.contains("store:x")),
         "{err:?}"
     );
 }

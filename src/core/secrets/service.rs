@@ -187,11 +187,7 @@ impl SecretService {
         request: RotateRequest,
         metadata: Metadata,
     ) -> Result<SecretSummary> {
-        caller.require_on(Permission::ManageSecrets, name.as_str())?;
-        check_metadata(&metadata)?;
-        self.configs.ensure_writable()?;
-        let (head, stages) = self.staged(name).await?;
-        let stages = stages.ok_or_else(|| Error::not_found("secret", name.as_str()))?;
+        let (head, stages) = self.writing_live(caller, name, &metadata).await?;
         let rotation = stages.current.document.rotation.clone();
         let (format, text) = match request.value {
             Some(value) => plaintext(&value)?,
@@ -232,11 +228,10 @@ impl SecretService {
         version: Option<u64>,
         metadata: Metadata,
     ) -> Result<SecretSummary> {
-        caller.require_on(Permission::ManageSecrets, name.as_str())?;
-        check_metadata(&metadata)?;
-        self.configs.ensure_writable()?;
-        let (head, stages) = self.staged(name).await?;
-        let stages = stages.ok_or_else(|| Error::not_found("secret", name.as_str()))?;
+        if version == Some(0) {
+            return Err(Error::invalid("version", "versions start at 1"));
+        }
+        let (head, stages) = self.writing_live(caller, name, &metadata).await?;
         let pending = match (&stages.pending, version) {
             (Some(pending), Some(number)) if pending.version != number => {
                 return Err(Error::VersionConflict {
@@ -434,10 +429,33 @@ impl SecretService {
             )));
         }
         let summary = SecretSummary::of(&version.numbered(number));
-        if !draft.pending {
-            self.announce(name, number).await?;
+        // The version is stored: a failure to announce it must not read as a failed write (a
+        // retried rotation would rotate again).
+        if !draft.pending
+            && let Err(error) = self.announce(name, number).await
+        {
+            tracing::error!(
+                secret = %name, version = number, %error,
+                "the version is stored, but not every config that references it was told"
+            );
         }
         Ok(summary)
+    }
+
+    /// Before a write to the live secret `name`: the caller's permission, the metadata, a
+    /// writable store; then its head and stages (not found when it is not live).
+    async fn writing_live(
+        &self,
+        caller: &Caller,
+        name: &SecretName,
+        metadata: &Metadata,
+    ) -> Result<(Option<SecretHead>, SecretStages)> {
+        caller.require_on(Permission::ManageSecrets, name.as_str())?;
+        check_metadata(metadata)?;
+        self.configs.ensure_writable()?;
+        let (head, stages) = self.staged(name).await?;
+        let stages = stages.ok_or_else(|| Error::not_found("secret", name.as_str()))?;
+        Ok((head, stages))
     }
 
     /// The head of `name` and its stages, read together (the stages from the store).
@@ -473,7 +491,7 @@ impl SecretService {
         }
     }
 
-    /// Live secrets the caller may manage, by name; no values.
+    /// Live secrets the caller may manage, by name, each at its current version; no values.
     pub async fn list(&self, caller: &Caller) -> Result<Vec<SecretSummary>> {
         caller.require(Permission::ManageSecrets)?;
         Ok(self
@@ -484,7 +502,8 @@ impl SecretService {
             .iter()
             .filter_map(|head| head.live())
             .filter(|latest| caller.allows_resource(latest.id.as_str()))
-            .map(|latest| SecretSummary::of(latest))
+            .filter_map(|latest| self.cache.cached_secret(&latest.id))
+            .map(|stages| SecretSummary::of(&stages.current))
             .collect())
     }
 
@@ -585,7 +604,12 @@ impl SecretService {
             .configs
             .commit(async move { store.secrets().delete(write).await })
             .await?;
-        self.announce(name, committed.version).await?;
+        if let Err(error) = self.announce(name, committed.version).await {
+            tracing::error!(
+                secret = %name, %error,
+                "the delete is stored, but not every config that references it was told"
+            );
+        }
         Ok(committed.version)
     }
 

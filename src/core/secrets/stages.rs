@@ -87,11 +87,17 @@ impl SecretStages {
     }
 
     /// When `previous` stops being served: the current version's creation plus its policy's
-    /// grace period. `None` when it never stops (no policy) or there is no previous version.
+    /// grace period; at once without a policy (no grace period was asked for, and a value
+    /// replaced in a hurry must stop being served). `None` when there is no previous version.
     pub fn previous_expires_at(&self) -> Option<DateTime<Utc>> {
         self.previous.as_ref()?;
-        let policy = self.current.document.rotation.as_ref()?;
-        Some(self.current.created_at + seconds(policy.grace_period_secs))
+        let grace = self
+            .current
+            .document
+            .rotation
+            .as_ref()
+            .map_or(0, |policy| policy.grace_period_secs);
+        Some(self.current.created_at + seconds(grace))
     }
 
     /// The previous version, if it is still in its grace period at `now`.

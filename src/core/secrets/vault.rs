@@ -15,12 +15,21 @@ use super::locator::{Locator, pick_field};
 use super::remote_cache::{RemoteCache, RemoteSettings, describe_send_error};
 use super::resolve::{SecretFailure, SecretProvider};
 
-/// Where the token comes from.
-#[derive(Debug, Clone)]
+/// Where the token comes from. `Debug` never shows an inline token.
+#[derive(Clone)]
 pub enum VaultToken {
     Inline(String),
     /// Read again on every fetch, so an agent may renew it in place.
     File(PathBuf),
+}
+
+impl std::fmt::Debug for VaultToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VaultToken::Inline(_) => f.write_str("Inline(<redacted>)"),
+            VaultToken::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -83,12 +92,18 @@ fn parse(reference: &str) -> Result<VaultRef<'_>, String> {
     let Some((mount, path)) = locator.path.split_once('/') else {
         return Err("a vault: reference reads MOUNT/PATH, e.g. secret/app/db".to_owned());
     };
-    if locator
-        .path
-        .split('/')
-        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
-    {
-        return Err("empty, '.' or '..' segments in the path".to_owned());
+    // Segments of [A-Za-z0-9._-] only: nothing a URL parser could read as a separator or a
+    // step up (a `\` is a `/` to it), so a reference never reaches outside its mount's data.
+    let plain = |segment: &str| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    if !locator.path.split('/').all(plain) {
+        return Err("path segments are [A-Za-z0-9._-], not empty, '.' or '..'".to_owned());
     }
     Ok(VaultRef {
         mount,

@@ -183,6 +183,13 @@ impl DocumentStore<SecretDocument> for CachedStore {
                 self.reload_secret(&name),
             )
             .await?;
+        // Deleted at once, without I/O: a failed read-back must not leave it resolvable.
+        if let Some(mut cached) = self.secrets.get_mut(&name)
+            && cached.head.latest.version == committed.version
+        {
+            cached.head.deleted = true;
+            cached.stages = None;
+        }
         self.restage_after_write(&name).await;
         Ok(committed)
     }
