@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::locator::{Locator, pick_field};
-use super::remote_cache::{RemoteCache, RemoteSettings, describe_send_error};
+use super::remote_cache::{RemoteCache, RemoteSettings, describe_send_error, json_answer};
 use super::resolve::{SecretFailure, SecretProvider};
 
 /// `Debug` shows neither the secret access key nor the session token.
@@ -182,9 +182,10 @@ impl AwsSecretsManagerProvider {
             .map_err(|e| SecretFailure::Unavailable(describe_send_error(&e, &self.endpoint)))?;
         let status = response.status();
         if status.is_success() {
-            let read: GetSecretValue = response.json().await.map_err(|_| {
+            let read: GetSecretValue = json_answer(response).await.ok_or_else(|| {
                 SecretFailure::Unavailable(
-                    "Secrets Manager's answer is not a GetSecretValue result".to_owned(),
+                    "Secrets Manager's answer is not a GetSecretValue result of at most 1 MiB"
+                        .to_owned(),
                 )
             })?;
             let text = read.secret_string.ok_or_else(|| {
@@ -196,10 +197,8 @@ impl AwsSecretsManagerProvider {
             return Ok(SecretText { text, object });
         }
         // The error's type only: its message may quote the request.
-        let kind = response
-            .json::<AwsErrorBody>()
+        let kind = json_answer::<AwsErrorBody>(response)
             .await
-            .ok()
             .and_then(|body| body.kind)
             .map(|kind| kind.rsplit('#').next().unwrap_or_default().to_owned())
             .unwrap_or_default();

@@ -9,6 +9,31 @@ use std::time::Duration;
 
 use super::resolve::SecretFailure;
 
+/// Largest answer a remote provider's response body may be (a secret is at most 64 KiB here;
+/// Vault wraps it in metadata).
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// A provider's JSON answer, read up to `MAX_ANSWER_BYTES`; `None` when it is larger, cut off
+/// or not `T`.
+pub(super) async fn json_answer<T: serde::de::DeserializeOwned>(
+    mut response: reqwest::Response,
+) -> Option<T> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+    {
+        return None;
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).ok()
+}
+
 /// How remote providers cache and wait.
 #[derive(Debug, Clone, Copy)]
 pub struct RemoteSettings {

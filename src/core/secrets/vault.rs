@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::locator::{Locator, pick_field};
-use super::remote_cache::{RemoteCache, RemoteSettings, describe_send_error};
+use super::remote_cache::{RemoteCache, RemoteSettings, describe_send_error, json_answer};
 use super::resolve::{SecretFailure, SecretProvider};
 
 /// Where the token comes from. `Debug` never shows an inline token.
@@ -207,9 +207,9 @@ impl VaultProvider {
         };
         match status {
             _ if status.is_success() => {
-                let read: KvRead = response.json().await.map_err(|_| {
+                let read: KvRead = json_answer(response).await.ok_or_else(|| {
                     SecretFailure::Unavailable(
-                        "Vault's answer is not a KV version 2 read".to_owned(),
+                        "Vault's answer is not a KV version 2 read of at most 1 MiB".to_owned(),
                     )
                 })?;
                 read.data.data.ok_or_else(|| {
