@@ -60,6 +60,7 @@ fn version_write(config_id: &str, expected_live: u64) -> ConfigWrite {
         expected_schema: 0,
         audit: audit("config.put"),
         applies: None,
+        announce: Vec::new(),
     }
 }
 
@@ -208,6 +209,7 @@ async fn writes_queued_behind_a_commit_commit_together_and_a_failed_expectation_
                     audit: audit("config.delete"),
                     at: now(),
                     applies: None,
+                    announce: Vec::new(),
                 })
                 .await
         })

@@ -45,6 +45,7 @@ async fn store_with(ids: &[&str]) -> Arc<dyn Store> {
                     on_behalf_of: None,
                 },
                 applies: None,
+                announce: Vec::new(),
             })
             .await
             .unwrap();

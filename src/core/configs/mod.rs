@@ -77,9 +77,6 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32> {
     }
 }
 
-/// How many independent changes `commit_all` commits at once (the SQLite committer's batch).
-const COMMIT_CHUNK: usize = 64;
-
 pub struct ConfigService {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) cache: Arc<dyn ReadCache>,
@@ -126,57 +123,11 @@ impl ConfigService {
                 if let Some(follow_up) = &committed.follow_up {
                     bus.publish(follow_up.clone());
                 }
+                for announced in &committed.announced {
+                    bus.publish(announced.clone());
+                }
             }
             Ok(committed)
-        })
-        .await
-        .map_err(|join| Error::internal(format!("commit task failed: {join}")))?
-    }
-
-    /// Commits independent changes (for example one per config a secret write announces
-    /// itself to) `COMMIT_CHUNK` at a time, so the store's group commit makes few transactions
-    /// of them, and publishes each chunk's events in revision order, so watchers meet no gap to
-    /// fill from the change log. Every commit runs to its end even if the caller goes away, and
-    /// a failed one does not stop the others; the first error is returned.
-    pub(crate) async fn commit_all<F>(&self, commits: Vec<F>) -> Result<()>
-    where
-        F: Future<Output = Result<Committed>> + Send + 'static,
-    {
-        let bus = (!self.store.shared_by_replicas()).then(|| self.bus.clone());
-        tokio::spawn(async move {
-            let mut first_error = None;
-            let mut commits = commits.into_iter().peekable();
-            while commits.peek().is_some() {
-                let running: Vec<_> = commits
-                    .by_ref()
-                    .take(COMMIT_CHUNK)
-                    .map(tokio::spawn)
-                    .collect();
-                let mut committed = Vec::with_capacity(running.len());
-                for task in running {
-                    match task.await {
-                        Ok(Ok(done)) => committed.push(done),
-                        Ok(Err(error)) => {
-                            first_error.get_or_insert(error);
-                        }
-                        Err(join) => {
-                            first_error.get_or_insert(Error::internal(format!(
-                                "commit task failed: {join}"
-                            )));
-                        }
-                    }
-                }
-                committed.sort_by_key(|done| done.event.revision);
-                if let Some(bus) = &bus {
-                    for done in &committed {
-                        bus.publish(done.event.clone());
-                        if let Some(follow_up) = &done.follow_up {
-                            bus.publish(follow_up.clone());
-                        }
-                    }
-                }
-            }
-            first_error.map_or(Ok(()), Err)
         })
         .await
         .map_err(|join| Error::internal(format!("commit task failed: {join}")))?

@@ -179,6 +179,7 @@ impl ConfigService {
             expected_schema: schema.map_or(0, |s| s.version),
             audit,
             applies,
+            announce: Vec::new(),
         };
         let store = self.store.clone();
         let committed = self
@@ -272,6 +273,7 @@ impl ConfigService {
             },
             at: now(),
             applies,
+            announce: Vec::new(),
         };
         let store = self.store.clone();
         let committed = self

@@ -321,6 +321,7 @@ impl FlagService {
             expected_schema: 0,
             audit,
             applies,
+            announce: Vec::new(),
         };
         let store = self.store.clone();
         let committed = self
@@ -407,6 +408,7 @@ impl FlagService {
             },
             at: now(),
             applies,
+            announce: Vec::new(),
         };
         let store = self.store.clone();
         let committed = self

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::Committed;
+use super::{Committed, Record};
 use crate::core::error::Result;
 use crate::core::model::AuditDraft;
 use crate::core::versioned::{Document, Head, NewVersion, Version};
@@ -22,6 +22,10 @@ pub struct VersionWrite<D: Document> {
     pub audit: AuditDraft,
     /// The approved change request this write applies (see `AppliedRequest`).
     pub applies: Option<AppliedRequest>,
+    /// Changes recorded in the same transaction after this one, each with its own revision,
+    /// event and audit record (`Committed::announced`): a secret's `config.secrets_changed` for
+    /// every config that references it, so the two are never committed apart.
+    pub announce: Vec<Record>,
 }
 
 /// Mark a document deleted (its history stays). Same `expected_live` rule as `VersionWrite`.
@@ -32,6 +36,8 @@ pub struct DeleteWrite<D: Document> {
     pub audit: AuditDraft,
     pub at: DateTime<Utc>,
     pub applies: Option<AppliedRequest>,
+    /// As `VersionWrite::announce`.
+    pub announce: Vec<Record>,
 }
 
 /// A write that applies an approved change request: in the same transaction the request must

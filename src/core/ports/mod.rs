@@ -120,6 +120,8 @@ pub struct Committed {
     pub event: ChangeEvent,
     /// A second change committed in the same transaction (`change_request.applied`).
     pub follow_up: Option<ChangeEvent>,
+    /// The write's `announce` records, committed in the same transaction, in revision order.
+    pub announced: Vec<ChangeEvent>,
 }
 
 /// A document's row as a write sees it inside its transaction; the write rules of every backend.

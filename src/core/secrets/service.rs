@@ -410,12 +410,21 @@ impl SecretService {
             created_at: now(),
             rollback_of: None,
         };
+        // A pending version changes what no config resolves; any other tells them all, in the
+        // same transaction.
+        let announce = if draft.pending {
+            Vec::new()
+        } else {
+            self.announcements(name, format!("secret {name} is at version {number}"))
+                .await?
+        };
         let write = SecretWrite {
             version: version.clone(),
             expected_live: live,
             expected_schema: 0,
             audit,
             applies: None,
+            announce,
         };
         let store = self.store.clone();
         let committed = self
@@ -428,18 +437,7 @@ impl SecretService {
                 committed.version
             )));
         }
-        let summary = SecretSummary::of(&version.numbered(number));
-        // The version is stored: a failure to announce it must not read as a failed write (a
-        // retried rotation would rotate again).
-        if !draft.pending
-            && let Err(error) = self.announce(name, number).await
-        {
-            tracing::error!(
-                secret = %name, version = number, %error,
-                "the version is stored, but not every config that references it was told"
-            );
-        }
-        Ok(summary)
+        Ok(SecretSummary::of(&version.numbered(number)))
     }
 
     /// Before a write to the live secret `name`: the caller's permission, the metadata, a
@@ -510,13 +508,21 @@ impl SecretService {
     /// A secret's versions (newest first, at most 100) and their stages; no values.
     pub async fn describe(&self, caller: &Caller, name: &SecretName) -> Result<SecretInfo> {
         caller.require_on(Permission::ManageSecrets, name.as_str())?;
-        let (_, stages) = self.staged(name).await?;
-        let stages = stages.ok_or_else(|| Error::not_found("secret", name.as_str()))?;
-        let versions = self
-            .store
-            .secrets()
-            .versions(name, None, MAX_LISTED_VERSIONS)
-            .await?;
+        let secrets = self.store.secrets();
+        let versions = secrets.versions(name, None, MAX_LISTED_VERSIONS).await?;
+        // The stages of the versions listed: the (cached) head may not have the newest yet.
+        let (head, _) = self.staged(name).await?;
+        let head = match (head, versions.first()) {
+            (Some(head), Some(newest)) if newest.version > head.latest.version => SecretHead {
+                latest: Arc::new(newest.clone()),
+                deleted: false,
+            },
+            (Some(head), _) => head,
+            (None, _) => return Err(Error::not_found("secret", name.as_str())),
+        };
+        let stages = SecretStages::load(secrets, &head)
+            .await?
+            .ok_or_else(|| Error::not_found("secret", name.as_str()))?;
         let at = now();
         let versions = versions
             .into_iter()
@@ -598,18 +604,15 @@ impl SecretService {
             },
             at: now(),
             applies: None,
+            announce: self
+                .announcements(name, format!("secret {name} was deleted"))
+                .await?,
         };
         let store = self.store.clone();
         let committed = self
             .configs
             .commit(async move { store.secrets().delete(write).await })
             .await?;
-        if let Err(error) = self.announce(name, committed.version).await {
-            tracing::error!(
-                secret = %name, %error,
-                "the delete is stored, but not every config that references it was told"
-            );
-        }
         Ok(committed.version)
     }
 
@@ -673,13 +676,13 @@ impl SecretService {
         Ok(report)
     }
 
-    /// Tells the watchers of every live config that references `name` (`store:NAME`) that its
-    /// resolved value changed: one `config.secrets_changed` change (revision, event, audit
-    /// record) per config, subject the config id, version its live version, committed together
-    /// (`ConfigService::commit_all`).
-    async fn announce(&self, name: &SecretName, version: u64) -> Result<()> {
+    /// What tells the watchers of every live config that references `name` (`store:NAME`)
+    /// that its resolved value changed, recorded with the secret's write: one
+    /// `config.secrets_changed` change (revision, event, audit record) per config, subject the
+    /// config id, version its live version.
+    async fn announcements(&self, name: &SecretName, message: String) -> Result<Vec<Record>> {
         let heads = self.store.configs().heads().await?;
-        let records: Vec<Record> = heads
+        Ok(heads
             .iter()
             .filter(|h| !h.deleted && references_store_secret(&h.latest.document, name.as_str()))
             .map(|head| Record {
@@ -690,21 +693,12 @@ impl SecretService {
                     actor: "summit-config".to_owned(),
                     action: "config.secrets_changed",
                     environments: vec!["*".to_owned()],
-                    message: Some(format!("secret {name} is at version {version}")),
+                    message: Some(message.clone()),
                     on_behalf_of: None,
                 },
                 at: now(),
             })
-            .collect();
-        let store = &self.store;
-        let commits = records
-            .into_iter()
-            .map(|record| {
-                let store = store.clone();
-                async move { store.record(record).await }
-            })
-            .collect();
-        self.configs.commit_all(commits).await
+            .collect())
     }
 
     /// The live version's number; not found when the secret does not exist or was deleted.

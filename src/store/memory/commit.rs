@@ -10,7 +10,7 @@ use crate::core::approvals::model::ChangeRequestStatus;
 use crate::core::error::Result;
 use crate::core::events::{ChangeEvent, ChangeKind, kind};
 use crate::core::model::{AuditDraft, AuditRecord};
-use crate::core::ports::{AppliedRequest, Committed, request_not_approved};
+use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
 use crate::store::change_event;
 
 /// What a write changed, for the change log and the audit.
@@ -46,6 +46,15 @@ impl State {
 
     /// Records `change` (and the request it applies) in the change log and the audit.
     pub(super) fn commit(&mut self, change: Change<'_>) -> Committed {
+        self.commit_announcing(change, &[])
+    }
+
+    /// As `commit`, then `announce`'s records, each with its own revision.
+    pub(super) fn commit_announcing(
+        &mut self,
+        change: Change<'_>,
+        announce: &[Record],
+    ) -> Committed {
         let event = self.record(&change, change.kind, change.audit);
         let follow_up = change.applies.map(|applies| {
             if let Some(request) = self.change_requests.get_mut(&applies.id) {
@@ -55,10 +64,26 @@ impl State {
             }
             self.record(&change, kind::CHANGE_REQUEST_APPLIED, &applies.audit)
         });
+        let announced = announce
+            .iter()
+            .map(|record| {
+                let change = Change {
+                    kind: record.kind,
+                    subject: &record.subject,
+                    version: record.version,
+                    checksum: "",
+                    audit: &record.audit,
+                    at: record.at,
+                    applies: None,
+                };
+                self.record(&change, change.kind, change.audit)
+            })
+            .collect();
         Committed {
             version: change.version,
             event,
             follow_up,
+            announced,
         }
     }
 

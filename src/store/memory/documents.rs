@@ -147,6 +147,7 @@ impl<D: Kept> DocumentStore<D> for MemoryStore {
             version,
             audit,
             applies,
+            announce,
             ..
         } = write;
         let version = Arc::new(version.numbered(number));
@@ -158,15 +159,18 @@ impl<D: Kept> DocumentStore<D> for MemoryStore {
             .or_default()
             .push(version.clone());
         histories.deleted.insert(id.clone(), false);
-        Ok(state.commit(Change {
-            kind: D::UPDATED,
-            subject: id.as_str(),
-            version: number,
-            checksum: &version.checksum,
-            audit: &audit,
-            at: version.created_at,
-            applies: applies.as_ref(),
-        }))
+        Ok(state.commit_announcing(
+            Change {
+                kind: D::UPDATED,
+                subject: id.as_str(),
+                version: number,
+                checksum: &version.checksum,
+                audit: &audit,
+                at: version.created_at,
+                applies: applies.as_ref(),
+            },
+            &announce,
+        ))
     }
 
     async fn delete(&self, write: DeleteWrite<D>) -> Result<Committed> {
@@ -180,14 +184,17 @@ impl<D: Kept> DocumentStore<D> for MemoryStore {
             .cloned()
             .ok_or_else(|| Error::internal(format!("live {} {id} has no versions", D::NAME)))?;
         histories.deleted.insert(id.clone(), true);
-        Ok(state.commit(Change {
-            kind: D::DELETED,
-            subject: id.as_str(),
-            version: latest.version,
-            checksum: &latest.checksum,
-            audit: &write.audit,
-            at: write.at,
-            applies: write.applies.as_ref(),
-        }))
+        Ok(state.commit_announcing(
+            Change {
+                kind: D::DELETED,
+                subject: id.as_str(),
+                version: latest.version,
+                checksum: &latest.checksum,
+                audit: &write.audit,
+                at: write.at,
+                applies: write.applies.as_ref(),
+            },
+            &write.announce,
+        ))
     }
 }

@@ -13,7 +13,7 @@ use super::{CHANGES_CHANNEL, PostgresStore, db_error, rows::to_json};
 use crate::core::error::Result;
 use crate::core::events::{ChangeEvent, ChangeKind, kind};
 use crate::core::model::AuditDraft;
-use crate::core::ports::{AppliedRequest, Committed, request_not_approved};
+use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
 use crate::store::{change_event, to_i64, to_u64};
 
 /// Advisory lock key that serialises writers across replicas.
@@ -40,6 +40,11 @@ pub(super) trait Operation: Send + Sync + 'static {
     /// write lock) and writes them; says what changed. On error the recipe undoes whatever it
     /// wrote.
     async fn apply<'a>(&'a self, tx: &mut PgConnection) -> Result<Change<'a>>;
+
+    /// Changes recorded after this one in the same transaction (see `VersionWrite::announce`).
+    fn announce(&self) -> &[Record] {
+        &[]
+    }
 }
 
 impl PostgresStore {
@@ -77,8 +82,9 @@ pub(super) async fn commit_batch(
             Ok(committed) => {
                 newest = Some(
                     committed
-                        .follow_up
-                        .as_ref()
+                        .announced
+                        .last()
+                        .or(committed.follow_up.as_ref())
                         .unwrap_or(&committed.event)
                         .revision,
                 );
@@ -157,10 +163,16 @@ async fn stage(tx: &mut PgConnection, write: &dyn Operation) -> Result<Committed
         }
         None => None,
     };
+    let mut announced = Vec::with_capacity(write.announce().len());
+    for record in write.announce() {
+        let change = super::changelog::as_change(record);
+        announced.push(record_change(tx, &change, change.kind, change.audit).await?);
+    }
     Ok(Committed {
         version: change.version,
         event,
         follow_up,
+        announced,
     })
 }
 

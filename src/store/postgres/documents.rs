@@ -11,7 +11,7 @@ use super::commit::{Change, Operation};
 use super::rows::{WriteHeadRow, metadata, parse_json, to_json};
 use super::{PostgresStore, db_error};
 use crate::core::error::Result;
-use crate::core::ports::{Committed, DeleteWrite, DocumentStore, HeadRow, VersionWrite};
+use crate::core::ports::{Committed, DeleteWrite, DocumentStore, HeadRow, Record, VersionWrite};
 use crate::core::versioned::{Document, DocumentId, DocumentKind, Head, NewVersion, Version};
 use crate::store::{to_i64, to_u64};
 
@@ -181,6 +181,10 @@ impl<D: Document> DocumentStore<D> for PostgresStore {
 
 #[async_trait]
 impl<D: Document> Operation for VersionWrite<D> {
+    fn announce(&self) -> &[Record] {
+        &self.announce
+    }
+
     async fn apply<'a>(&'a self, tx: &mut PgConnection) -> Result<Change<'a>> {
         let v = &self.version;
         let id = v.id.as_str();
@@ -213,6 +217,10 @@ impl<D: Document> Operation for VersionWrite<D> {
 
 #[async_trait]
 impl<D: Document> Operation for DeleteWrite<D> {
+    fn announce(&self) -> &[Record] {
+        &self.announce
+    }
+
     async fn apply<'a>(&'a self, tx: &mut PgConnection) -> Result<Change<'a>> {
         let id = self.id.as_str();
         let latest = write_head::<D>(tx, &self.id).await?.check_delete(self)?;

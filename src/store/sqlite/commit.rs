@@ -18,7 +18,7 @@ use super::{SqliteStore, db_error};
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, ChangeKind, kind};
 use crate::core::model::AuditDraft;
-use crate::core::ports::{AppliedRequest, Committed, request_not_approved};
+use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
 use crate::store::{change_event, to_i64, to_u64};
 
 /// What a write changed, for the change log and the audit.
@@ -41,6 +41,11 @@ pub(super) trait Operation: Send + Sync + 'static {
     /// Checks the write's expectations against its rows as the transaction sees them and writes
     /// them; says what changed. On error the recipe undoes whatever it wrote.
     async fn apply<'a>(&'a self, tx: &mut SqliteConnection) -> Result<Change<'a>>;
+
+    /// Changes recorded after this one in the same transaction (see `VersionWrite::announce`).
+    fn announce(&self) -> &[Record] {
+        &[]
+    }
 }
 
 /// The most writes one transaction commits; later ones wait for the next.
@@ -160,10 +165,16 @@ async fn stage(tx: &mut SqliteConnection, write: &dyn Operation) -> Result<Commi
         }
         None => None,
     };
+    let mut announced = Vec::with_capacity(write.announce().len());
+    for record in write.announce() {
+        let change = super::changelog::as_change(record);
+        announced.push(record_change(tx, &change, change.kind, change.audit).await?);
+    }
     Ok(Committed {
         version: change.version,
         event,
         follow_up,
+        announced,
     })
 }
 

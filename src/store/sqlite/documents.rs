@@ -10,7 +10,7 @@ use super::commit::{Change, Operation};
 use super::rows::{WriteHeadRow, metadata, parse_json, parse_time, timestamp, to_json};
 use super::{SqliteStore, db_error};
 use crate::core::error::Result;
-use crate::core::ports::{Committed, DeleteWrite, DocumentStore, HeadRow, VersionWrite};
+use crate::core::ports::{Committed, DeleteWrite, DocumentStore, HeadRow, Record, VersionWrite};
 use crate::core::versioned::{Document, DocumentId, DocumentKind, Head, NewVersion, Version};
 use crate::store::{to_i64, to_u64};
 
@@ -186,6 +186,10 @@ impl<D: Document> DocumentStore<D> for SqliteStore {
 
 #[async_trait]
 impl<D: Document> Operation for VersionWrite<D> {
+    fn announce(&self) -> &[Record] {
+        &self.announce
+    }
+
     async fn apply<'a>(&'a self, tx: &mut SqliteConnection) -> Result<Change<'a>> {
         let q = queries::<D>();
         let v = &self.version;
@@ -225,6 +229,10 @@ impl<D: Document> Operation for VersionWrite<D> {
 
 #[async_trait]
 impl<D: Document> Operation for DeleteWrite<D> {
+    fn announce(&self) -> &[Record] {
+        &self.announce
+    }
+
     async fn apply<'a>(&'a self, tx: &mut SqliteConnection) -> Result<Change<'a>> {
         let q = queries::<D>();
         let id = self.id.as_str();

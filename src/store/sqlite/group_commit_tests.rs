@@ -52,6 +52,7 @@ fn version_write(config_id: &str, expected_live: u64) -> ConfigWrite {
         expected_schema: 0,
         audit: audit(),
         applies: None,
+        announce: Vec::new(),
     }
 }
 
@@ -77,6 +78,7 @@ async fn writes_queued_together_keep_their_own_expectations_and_gap_free_revisio
         audit: audit(),
         at: Utc::now(),
         applies: None,
+        announce: Vec::new(),
     });
     let (twins, plain, absent) = tokio::join!(twins, plain, absent);
 

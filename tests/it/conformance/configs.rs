@@ -193,6 +193,7 @@ pub(super) async fn version_returns_the_stored_version(store: Arc<dyn Store>) {
             expected_schema: 0,
             audit: audit_draft("config.rollback", "dave", "roll back"),
             applies: None,
+            announce: Vec::new(),
         })
         .await
         .expect("v2");

@@ -61,6 +61,7 @@ pub(super) fn version_write(id: &ConfigId, config: Value, expected_live: u64) ->
         expected_schema: 0,
         audit: audit_draft("config.put", "alice", "tune"),
         applies: None,
+        announce: Vec::new(),
     }
 }
 
@@ -71,6 +72,7 @@ pub(super) fn delete_write(id: &ConfigId, expected_live: u64) -> ConfigDeleteWri
         audit: audit_draft("config.delete", "bob", "retire"),
         at: now(),
         applies: None,
+        announce: Vec::new(),
     }
 }
 
@@ -133,6 +135,7 @@ pub(super) fn flag_write(key: &FlagKey, description: &str, expected_live: u64) -
         expected_schema: 0,
         audit: audit_draft("flag.put", "erin", "toggle"),
         applies: None,
+        announce: Vec::new(),
     }
 }
 
@@ -143,6 +146,7 @@ pub(super) fn flag_delete_write(key: &FlagKey, expected_live: u64) -> FlagDelete
         audit: audit_draft("flag.delete", "frank", "retire"),
         at: now(),
         applies: None,
+        announce: Vec::new(),
     }
 }
 

@@ -170,6 +170,7 @@ pub(super) async fn flag_version_returns_the_stored_definition(store: Arc<dyn St
             expected_schema: 0,
             audit: audit_draft("flag.rollback", "dave", "roll back"),
             applies: None,
+            announce: Vec::new(),
         })
         .await
         .expect("v2");

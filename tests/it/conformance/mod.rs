@@ -73,6 +73,7 @@ macro_rules! store_conformance_suite {
             read_cache::a_read_cache_follows_token_changes_committed_elsewhere,
             secrets::secret_versions_keep_only_sealed_values_and_a_delete_keeps_history,
             secrets::a_record_takes_a_revision_and_an_audit_record_and_writes_no_rows,
+            secrets::a_write_commits_its_announcements_in_its_transaction_and_a_failed_one_none,
         );
     };
     (@tests $backend:ident, $open:expr; $($aggregate:ident::$behaviour:ident),* $(,)?) => {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use summit_config::core::events::kind;
+use summit_config::core::events::{ChangeKind, kind};
 use summit_config::core::ids::SecretName;
 use summit_config::core::model::Metadata;
 use summit_config::core::ports::{
@@ -65,6 +65,7 @@ fn secret_write(keyring: &Keyring, secret: &SecretName, number: u64, value: &str
         expected_schema: 0,
         audit: audit_draft("secret.put", "sam", "rotate"),
         applies: None,
+        announce: Vec::new(),
     }
 }
 
@@ -123,6 +124,7 @@ pub(super) async fn secret_versions_keep_only_sealed_values_and_a_delete_keeps_h
             audit: audit_draft("secret.delete", "sam", "retire"),
             at: now(),
             applies: None,
+            announce: Vec::new(),
         })
         .await
         .expect("delete");
@@ -189,5 +191,61 @@ pub(super) async fn a_record_takes_a_revision_and_an_audit_record_and_writes_no_
             .expect("head")
             .is_none(),
         "a record writes no secret"
+    );
+}
+
+pub(super) async fn a_write_commits_its_announcements_in_its_transaction_and_a_failed_one_none(
+    store: Arc<dyn Store>,
+) {
+    let keyring = keyring();
+    let secret = name("announced");
+    let announce = |config: &str| Record {
+        kind: kind::CONFIG_SECRETS_CHANGED,
+        subject: config.to_owned(),
+        version: 4,
+        audit: audit_draft("config.secrets_changed", "summit-config", "secret rotated"),
+        at: now(),
+    };
+    let before = store.latest_revision().await.expect("revision");
+    let mut write = secret_write(&keyring, &secret, 1, "value");
+    write.announce = vec![announce("svc-a"), announce("svc-b")];
+    let committed = store.secrets().append(write).await.expect("append");
+    let revisions: Vec<u64> = std::iter::once(&committed.event)
+        .chain(&committed.announced)
+        .map(|e| e.revision)
+        .collect();
+    assert_eq!(revisions, vec![before + 1, before + 2, before + 3]);
+    let announced: Vec<(&str, ChangeKind)> = committed
+        .announced
+        .iter()
+        .map(|e| (e.config_id.as_str(), e.kind))
+        .collect();
+    assert_eq!(
+        announced,
+        vec![
+            ("svc-a", kind::CONFIG_SECRETS_CHANGED),
+            ("svc-b", kind::CONFIG_SECRETS_CHANGED)
+        ]
+    );
+    let changes = store.changes_since(before, 10).await.expect("changes");
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    let audit = store
+        .audit(AuditQuery {
+            limit: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    assert_eq!(audit[0].action, "config.secrets_changed");
+
+    // A write whose expectation fails commits none of its announcements.
+    let mut stale = secret_write(&keyring, &secret, 2, "value");
+    stale.expected_live = 0;
+    stale.announce = vec![announce("svc-c")];
+    assert!(store.secrets().append(stale).await.is_err());
+    assert_eq!(
+        store.latest_revision().await.expect("revision"),
+        before + 3,
+        "nothing of the refused write was recorded"
     );
 }
