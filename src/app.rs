@@ -15,6 +15,7 @@ use crate::api::http::{self, AppContext, AppState, HttpLimits};
 use crate::core::access::AccessService;
 use crate::core::access::service::{AccessSettings, JwtSettings};
 use crate::core::flags::FlagService;
+use crate::core::registry::{RegistryService, RegistrySettings};
 use crate::core::ids::Environment;
 use crate::core::ports::{Database, Storage, Store};
 use crate::core::secrets::crypto::Keyring;
@@ -23,7 +24,7 @@ use crate::core::secrets::{
     SecretService, StoreProvider, VaultProvider, VaultSettings, VaultToken,
 };
 use crate::core::service::{ConfigService, ServiceSettings};
-use crate::replication::{follow_changes, run_duties, run_rotations};
+use crate::replication::{follow_changes, run_duties, run_registry, run_rotations};
 use crate::settings::Settings;
 use crate::store::{CachedStore, MemoryStore, PostgresStore, SqliteStore};
 use crate::tls::{TlsFiles, tls_config};
@@ -282,6 +283,17 @@ impl App {
         }
         let flags = Arc::new(FlagService::new(storage.clone(), service.clone()));
         let secrets = Arc::new(SecretService::new(storage, service.clone(), keyring));
+        let registry = Arc::new(RegistryService::new(
+            Storage {
+                store: cache.clone(),
+                cache: cache.clone(),
+            },
+            service.clone(),
+            RegistrySettings {
+                protection_threshold: settings.registry_protection_threshold,
+                health_timeout: Duration::from_millis(settings.registry_health_timeout_ms),
+            },
+        ));
         let rotation_check = Duration::from_millis(settings.secret_rotation_check_ms);
         let shutdown = CancellationToken::new();
         {
@@ -309,6 +321,14 @@ impl App {
             rotation_check,
             shutdown.clone(),
         ));
+        tokio::spawn(run_registry(
+            cache.clone(),
+            registry.clone(),
+            Duration::from_millis(settings.registry_expiry_check_ms),
+            (settings.registry_health_check_interval_secs > 0)
+                .then(|| Duration::from_secs(settings.registry_health_check_interval_secs)),
+            shutdown.clone(),
+        ));
         if cache.shared_by_replicas() {
             tokio::spawn(follow_changes(
                 cache.clone(),
@@ -321,6 +341,7 @@ impl App {
             service: service.clone(),
             flags: flags.clone(),
             secrets: secrets.clone(),
+            registry: registry.clone(),
             access: access.clone(),
             shutdown: shutdown.clone(),
             metrics: http::ops::metrics_handle(),

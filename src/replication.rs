@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::ports::{ChangeLog, Database, Store};
+use crate::core::registry::RegistryService;
 use crate::core::secrets::SecretService;
 use crate::core::service::ConfigService;
 use crate::store::CachedStore;
@@ -106,6 +107,40 @@ pub async fn run_rotations(
                 Ok(0) => {}
                 Ok(rotated) => tracing::info!(rotated, "rotated secrets that were due"),
                 Err(error) => tracing::warn!(%error, "secret rotation failed"),
+            }
+        }
+    })
+    .await;
+}
+
+/// The registry's duties, whenever this replica holds the duties lease: every `every`, expire
+/// the instances past their TTL and remove those past their deregistration time; every
+/// `health_every` (when set), call every instance's health-check URL.
+pub async fn run_registry(
+    store: Arc<dyn Store>,
+    registry: Arc<RegistryService>,
+    every: Duration,
+    health_every: Option<Duration>,
+    shutdown: CancellationToken,
+) {
+    let last_check = Arc::new(parking_lot::Mutex::new(tokio::time::Instant::now()));
+    while_leading(store, every, shutdown, move || {
+        let (registry, last_check) = (registry.clone(), last_check.clone());
+        async move {
+            match registry.expire_due(crate::core::service::now()).await {
+                Ok(0) => {}
+                Ok(changed) => tracing::info!(changed, "expired or removed registry instances"),
+                Err(error) => tracing::warn!(%error, "registry expiry failed"),
+            }
+            let Some(health_every) = health_every else {
+                return;
+            };
+            if last_check.lock().elapsed() < health_every {
+                return;
+            }
+            *last_check.lock() = tokio::time::Instant::now();
+            if let Err(error) = registry.check_all().await {
+                tracing::warn!(%error, "registry health checks failed");
             }
         }
     })

@@ -201,6 +201,29 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub secret_rotation_check_ms: u64,
 
+    /// How often the lease holder expires instances without heartbeats (and removes those past
+    /// their `deregisterAfterSecs`), in milliseconds.
+    #[arg(long, env = "SUMMIT_REGISTRY_EXPIRY_CHECK_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub registry_expiry_check_ms: u64,
+
+    /// Calls every registered instance's `healthCheckUrl` this often (seconds), on the lease
+    /// holder; 0 (the default) turns periodic health checks off.
+    #[arg(long, env = "SUMMIT_REGISTRY_HEALTH_CHECK_INTERVAL_SECS", default_value_t = 0)]
+    pub registry_health_check_interval_secs: u64,
+
+    /// How long a health check waits for its answer, in milliseconds.
+    #[arg(long, env = "SUMMIT_REGISTRY_HEALTH_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub registry_health_timeout_ms: u64,
+
+    /// Discovery returns every instance of a service (and says so) when fewer than this share
+    /// of them are healthy, so a failing health checker cannot empty a service; 0 (the
+    /// default) turns the protection off.
+    #[arg(long, env = "SUMMIT_REGISTRY_PROTECTION_THRESHOLD", default_value_t = 0.0,
+          value_parser = protection_threshold)]
+    pub registry_protection_threshold: f64,
+
     /// Where the first start writes the generated admin token (`admin-token`, mode 0600).
     /// Default: the SQLite file's directory, or ./data.
     #[arg(long, env = "SUMMIT_DATA_DIR")]
@@ -255,5 +278,12 @@ impl Settings {
         // turn it back on.
         settings.no_auth = true;
         settings
+    }
+}
+
+fn protection_threshold(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err("a share between 0 and 1 (e.g. 0.5)".into()),
     }
 }

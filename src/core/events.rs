@@ -15,7 +15,7 @@ pub struct ChangeEvent {
     pub revision: u64,
     pub kind: ChangeKind,
     /// The config id, or the flag key of a `flag.*` change.
-    #[serde(alias = "flagKey", alias = "secretName")]
+    #[serde(alias = "flagKey", alias = "secretName", alias = "instance")]
     pub config_id: String,
     pub version: u64,
     pub checksum: String,
@@ -39,6 +39,12 @@ impl Serialize for ChangeEvent {
         map.serialize_entry("kind", self.kind.as_str())?;
         let subject = if self.is_flag() {
             "flagKey"
+        } else if self.kind.is_instance() {
+            if let Some((service, instance)) = self.config_id.split_once('/') {
+                map.serialize_entry("serviceName", service)?;
+                map.serialize_entry("instanceId", instance)?;
+            }
+            "instance"
         } else if self.kind.is_secret() {
             "secretName"
         } else {
@@ -80,10 +86,19 @@ pub enum ChangeKind {
     /// A secret of the built-in store that the config references changed (a new version or a
     /// delete): its resolved value changed though its document did not.
     ConfigSecretsChanged,
+    /// An instance registered (or registered again) with the service registry.
+    InstanceRegistered,
+    /// An instance left the registry: deregistered, or removed after no heartbeat for its
+    /// `deregisterAfterSecs`.
+    InstanceDeregistered,
+    /// An instance had no heartbeat for its TTL: out of discovery until it registers again.
+    InstanceExpired,
+    /// An instance's health changed (a heartbeat's status, a health check, maintenance).
+    InstanceStatusChanged,
 }
 
 impl ChangeKind {
-    const ALL: [ChangeKind; 17] = [
+    const ALL: [ChangeKind; 21] = [
         ChangeKind::ConfigUpdated,
         ChangeKind::ConfigDeleted,
         ChangeKind::SchemaUpdated,
@@ -101,6 +116,10 @@ impl ChangeKind {
         ChangeKind::SecretRead,
         ChangeKind::SecretRewrapped,
         ChangeKind::ConfigSecretsChanged,
+        ChangeKind::InstanceRegistered,
+        ChangeKind::InstanceDeregistered,
+        ChangeKind::InstanceExpired,
+        ChangeKind::InstanceStatusChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -122,6 +141,10 @@ impl ChangeKind {
             ChangeKind::SecretRead => "secret.read",
             ChangeKind::SecretRewrapped => "secret.rewrapped",
             ChangeKind::ConfigSecretsChanged => "config.secrets_changed",
+            ChangeKind::InstanceRegistered => "instance.registered",
+            ChangeKind::InstanceDeregistered => "instance.deregistered",
+            ChangeKind::InstanceExpired => "instance.expired",
+            ChangeKind::InstanceStatusChanged => "instance.status_changed",
         }
     }
 
@@ -137,6 +160,18 @@ impl ChangeKind {
 
     pub fn is_flag(self) -> bool {
         matches!(self, ChangeKind::FlagUpdated | ChangeKind::FlagDeleted)
+    }
+
+    /// Changes of the service registry: watchers receive them only when they name the service
+    /// (or every service).
+    pub fn is_instance(self) -> bool {
+        matches!(
+            self,
+            ChangeKind::InstanceRegistered
+                | ChangeKind::InstanceDeregistered
+                | ChangeKind::InstanceExpired
+                | ChangeKind::InstanceStatusChanged
+        )
     }
 
     /// Security records that watchers never receive.
@@ -191,6 +226,10 @@ pub mod kind {
     pub const SECRET_READ: ChangeKind = ChangeKind::SecretRead;
     pub const SECRET_REWRAPPED: ChangeKind = ChangeKind::SecretRewrapped;
     pub const CONFIG_SECRETS_CHANGED: ChangeKind = ChangeKind::ConfigSecretsChanged;
+    pub const INSTANCE_REGISTERED: ChangeKind = ChangeKind::InstanceRegistered;
+    pub const INSTANCE_DEREGISTERED: ChangeKind = ChangeKind::InstanceDeregistered;
+    pub const INSTANCE_EXPIRED: ChangeKind = ChangeKind::InstanceExpired;
+    pub const INSTANCE_STATUS_CHANGED: ChangeKind = ChangeKind::InstanceStatusChanged;
 
     /// Token audit actions start with `token.`: security records.
     pub fn is_token(action: &str) -> bool {

@@ -276,3 +276,102 @@ impl Touched {
         }
     }
 }
+
+/// `[a-z0-9][a-z0-9._-]{0,127}`: a service of the registry (`payments`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    pub fn parse(value: &str) -> Result<Self> {
+        Self::parse_field(value, "serviceName")
+    }
+
+    /// Parses, naming `field` (a JSON pointer or parameter) in the error.
+    pub fn parse_field(value: &str, field: &str) -> Result<Self> {
+        if check(value, 128, b"._-") {
+            Ok(ServiceName(value.to_owned()))
+        } else {
+            Err(Error::invalid(
+                field,
+                "service name must match [a-z0-9][a-z0-9._-]{0,127}",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ServiceName {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        ServiceName::parse(&value)
+    }
+}
+
+impl From<ServiceName> for String {
+    fn from(name: ServiceName) -> String {
+        name.0
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `[A-Za-z0-9][A-Za-z0-9._:-]{0,127}`: one registered instance of a service (`pod-7f9c:8080`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InstanceId(String);
+
+impl InstanceId {
+    pub fn parse(value: &str) -> Result<Self> {
+        Self::parse_field(value, "instanceId")
+    }
+
+    /// Parses, naming `field` (a JSON pointer or parameter) in the error.
+    pub fn parse_field(value: &str, field: &str) -> Result<Self> {
+        let bytes = value.as_bytes();
+        let valid = !bytes.is_empty()
+            && bytes.len() <= 128
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b));
+        if valid {
+            Ok(InstanceId(value.to_owned()))
+        } else {
+            Err(Error::invalid(
+                field,
+                "instance id must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for InstanceId {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        InstanceId::parse(&value)
+    }
+}
+
+impl From<InstanceId> for String {
+    fn from(id: InstanceId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod merge;
 pub mod model;
 pub mod ports;
+pub mod registry;
 pub mod rollout;
 #[cfg(test)]
 mod rollout_vectors;

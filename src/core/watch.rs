@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::access::{Caller, Permission};
 use super::error::{Error, Result};
 use super::events::{ChangeBus, ChangeEvent};
-use super::ids::{ConfigId, Environment, FlagKey};
+use super::ids::{ConfigId, Environment, FlagKey, ServiceName};
 use super::ports::{ReadCache, Storage, Store};
 
 const CATCH_UP_BATCH: u32 = 512;
@@ -30,6 +30,10 @@ pub struct WatchFilter {
     /// The environment the watcher serves: checked against the caller's scope (every config
     /// change may affect every environment, so it does not filter).
     pub environment: Option<String>,
+    /// Registry changes (`instance.*`) of these services; nobody receives them unless named.
+    pub services: Vec<String>,
+    /// Registry changes of every service.
+    pub all_services: bool,
 }
 
 /// The longest watch prefix (a longer one names no more than a config id would).
@@ -68,7 +72,19 @@ impl WatchFilter {
             flag_keys,
             all_flags,
             environment: environment.map(str::to_owned),
+            services: Vec::new(),
+            all_services: false,
         })
+    }
+
+    /// Adds the registry's changes of `services` (or of every service) to what is watched.
+    pub fn with_services(mut self, services: &[&str], all_services: bool) -> Result<WatchFilter> {
+        self.services = services
+            .iter()
+            .map(|name| ServiceName::parse_field(name.trim(), "service").map(String::from))
+            .collect::<Result<Vec<_>>>()?;
+        self.all_services = all_services;
+        Ok(self)
     }
 
     /// What the caller must be allowed: reading, every id it names, and no id scope when the
@@ -95,6 +111,8 @@ impl WatchFilter {
             && self.prefix.is_none()
             && self.flag_keys.is_empty()
             && !self.all_flags
+            && self.services.is_empty()
+            && !self.all_services
     }
 
     /// Whether configs are named at all (a flags-only watcher wants no config snapshot).
@@ -105,6 +123,10 @@ impl WatchFilter {
     pub fn matches(&self, event: &ChangeEvent) -> bool {
         if event.kind.is_token() || event.kind.is_secret() {
             return false;
+        }
+        if event.kind.is_instance() {
+            let service = event.config_id.split('/').next().unwrap_or_default();
+            return self.all_services || self.services.iter().any(|s| s == service);
         }
         if self.is_everything() {
             return true;

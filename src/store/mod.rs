@@ -7,6 +7,7 @@ use crate::core::events::{ChangeEvent, ChangeKind};
 use crate::core::model::AuditDraft;
 
 pub mod cached;
+mod instance_rows;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;

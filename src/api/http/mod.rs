@@ -13,6 +13,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::core::access::AccessService;
 use crate::core::flags::FlagService;
+use crate::core::registry::RegistryService;
 use crate::core::secrets::SecretService;
 use crate::core::service::ConfigService;
 
@@ -27,8 +28,9 @@ pub mod extract;
 pub mod flags;
 pub mod ofrep;
 pub mod ops;
+pub mod registry;
 pub mod schema;
-pub mod secrets;
+mod secrets;
 pub mod tokens;
 pub mod watch;
 
@@ -40,6 +42,7 @@ pub struct AppContext {
     pub service: Arc<ConfigService>,
     pub flags: Arc<FlagService>,
     pub secrets: Arc<SecretService>,
+    pub registry: Arc<RegistryService>,
     pub access: Arc<AccessService>,
     pub shutdown: CancellationToken,
     pub metrics: PrometheusHandle,
@@ -85,6 +88,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(audit::router())
         .merge(drift::router())
         .merge(secrets::router())
+        .merge(registry::router())
         .merge(watch::router())
         .merge(flags::router())
         .merge(ofrep::router())

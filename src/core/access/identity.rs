@@ -23,6 +23,8 @@ pub enum Permission {
     ManageTokens,
     /// Write, list, describe and delete secrets of the built-in store, and read their values.
     ManageSecrets,
+    /// Register, heartbeat and deregister instances of a service in the registry.
+    Register,
 }
 
 impl Permission {
@@ -35,6 +37,7 @@ impl Permission {
             Permission::Approve => "approve",
             Permission::ManageTokens => "manage-tokens",
             Permission::ManageSecrets => "manage-secrets",
+            Permission::Register => "register",
         }
     }
 }
@@ -52,6 +55,7 @@ impl Role {
                 )
             }
             Role::ConfigReader => matches!(permission, Read | ReportApplied),
+            Role::ServiceInstance => matches!(permission, Register),
         }
     }
 }
@@ -201,6 +205,24 @@ impl Caller {
 
     pub fn require_environment(&self, environment: &str) -> Result<()> {
         self.0.require_environment(environment)
+    }
+
+    /// The permission, on a service inside the identity's service scope; a refusal names the
+    /// service.
+    pub fn require_on_service(&self, permission: Permission, service: &str) -> Result<()> {
+        self.0
+            .require(permission)
+            .and_then(|()| {
+                if self.0.scopes.allows_service(service) {
+                    return Ok(());
+                }
+                Err(Error::forbidden(format!(
+                    "'{}' is scoped to services {}; '{service}' is outside",
+                    self.0.name,
+                    self.0.scopes.services.join(", ")
+                )))
+            })
+            .map_err(|error| error.on_resource(service))
     }
 
     pub fn require_unscoped_ids(&self) -> Result<()> {

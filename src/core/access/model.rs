@@ -11,6 +11,9 @@ pub enum Role {
     ConfigReader,
     ConfigAdmin,
     SecretsAdmin,
+    /// A service's own token: registers and heartbeats its instances (scope it to the service
+    /// with `scopes.services`).
+    ServiceInstance,
     Admin,
 }
 
@@ -20,6 +23,7 @@ impl Role {
             Role::ConfigReader => "config-reader",
             Role::ConfigAdmin => "config-admin",
             Role::SecretsAdmin => "secrets-admin",
+            Role::ServiceInstance => "service-instance",
             Role::Admin => "admin",
         }
     }
@@ -35,11 +39,18 @@ pub struct Scopes {
     /// Environments whose views the token may read or change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<String>,
+    /// Services whose instances the token may register, heartbeat and deregister.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
 }
 
 impl Scopes {
     pub fn is_unlimited(&self) -> bool {
-        self.config_prefixes.is_empty() && self.environments.is_empty()
+        self.config_prefixes.is_empty() && self.environments.is_empty() && self.services.is_empty()
+    }
+
+    pub fn allows_service(&self, service: &str) -> bool {
+        self.services.is_empty() || self.services.iter().any(|s| s == service)
     }
 
     pub fn allows_resource(&self, id: &str) -> bool {

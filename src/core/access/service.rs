@@ -396,6 +396,12 @@ impl AccessService {
                 &format!("/scopes/environments/{index}"),
             )?;
         }
+        for (index, service) in request.scopes.services.iter().enumerate() {
+            crate::core::ids::ServiceName::parse_field(
+                service,
+                &format!("/scopes/services/{index}"),
+            )?;
+        }
         let created_at = now();
         if request.expires_at.is_some_and(|at| at <= created_at) {
             return Err(Error::invalid(

@@ -11,7 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::core::drift::{ConfigDrift, DriftSummary, assess};
 use crate::core::error::{Error, Result};
 use crate::core::ids::{ConfigId, Environment};
+use crate::core::effective::valid_checksums;
 use crate::core::model::AppliedState;
+
+/// How many versions before the live one a checksum-only report is looked up in.
+const APPLIED_LOOKBACK: u32 = 20;
 
 /// An instance's report, as received.
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +81,44 @@ impl ConfigService {
         };
         self.store.record_applied(state.clone()).await?;
         assess(&current, vec![state], self.settings.stale_after, Utc::now())
+    }
+
+    /// An instance's report of the view it runs, by its checksum alone (a registry heartbeat's
+    /// `applied` map): the version is the newest of the last few whose views in `environment`
+    /// include the checksum, 0 when none does (the instance then shows as drifted).
+    pub async fn record_applied_checksum(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        environment: &Environment,
+        instance_id: &str,
+        checksum: &str,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<()> {
+        caller.require_on(Permission::ReportApplied, id.as_str())?;
+        caller.require_environment(environment.as_str())?;
+        let current = self.live_version(id).await?;
+        let mut version = 0;
+        if valid_checksums(&current, environment.as_str(), at)?.contains(&checksum) {
+            version = current.version;
+        } else {
+            for older in self.store.configs().versions(id, Some(current.version), APPLIED_LOOKBACK).await? {
+                if valid_checksums(&older, environment.as_str(), at)?.contains(&checksum) {
+                    version = older.version;
+                    break;
+                }
+            }
+        }
+        self.store
+            .record_applied(AppliedState {
+                config_id: id.clone(),
+                environment: environment.to_string(),
+                instance_id: instance_id.to_owned(),
+                version,
+                checksum: checksum.to_owned(),
+                reported_at: at,
+            })
+            .await
     }
 
     pub async fn drift(

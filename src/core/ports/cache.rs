@@ -3,7 +3,7 @@
 //! cache (`store::cache`) is a component the services hold, in front of any backend; backends
 //! know nothing of it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,12 +11,16 @@ use async_trait::async_trait;
 use crate::core::access::model::ApiToken;
 use crate::core::error::Result;
 use crate::core::flags::FlagSet;
-use crate::core::ids::{ConfigId, SecretName};
+use crate::core::ids::{ConfigId, InstanceId, SecretName, ServiceName};
 use crate::core::model::ConfigHead;
+use crate::core::registry::model::Instance;
 use crate::core::secrets::stages::SecretStages;
 
 /// Tokens by the SHA-256 hash of their secret.
 pub type TokenMap = HashMap<String, Arc<ApiToken>>;
+
+/// A service's registered instances by id.
+pub type ServiceInstances = BTreeMap<InstanceId, Instance>;
 
 #[async_trait]
 pub trait ReadCache: Send + Sync {
@@ -30,6 +34,10 @@ pub trait ReadCache: Send + Sync {
     fn cached_flags(&self) -> Arc<FlagSet>;
     /// The staged versions (sealed) of a live secret of the built-in store, without I/O.
     fn cached_secret(&self, name: &SecretName) -> Option<Arc<SecretStages>>;
+    /// A service's registered instances, without I/O (`None`: none is registered).
+    fn cached_instances(&self, service: &ServiceName) -> Option<Arc<ServiceInstances>>;
+    /// Every service with registered instances, by name, without I/O.
+    fn cached_services(&self) -> Vec<(ServiceName, Arc<ServiceInstances>)>;
     /// Every token by hash, without I/O.
     fn cached_tokens(&self) -> Arc<TokenMap>;
     /// The database failed to answer last time it was asked (reads may be stale); changed

@@ -16,16 +16,18 @@ pub mod cache;
 pub mod changelog;
 pub mod database;
 pub mod documents;
+pub mod registry;
 pub mod schemas;
 pub mod secrets;
 
 pub use access::{AccessStore, TokenRevoke, TokenWrite};
 pub use applied::AppliedStore;
 pub use approvals::{ChangeRequestQuery, ChangeRequestStore, ChangeRequestWrite};
-pub use cache::{ReadCache, TokenMap};
+pub use cache::{ReadCache, ServiceInstances, TokenMap};
 pub use changelog::{AuditQuery, AuditSubject, ChangeLog, Record};
 pub use database::Database;
 pub use documents::{AppliedRequest, DeleteWrite, DocumentStore, VersionWrite};
+pub use registry::{InstanceExpectation, InstanceRemove, InstanceWrite, RegistryStore, Touch};
 pub use schemas::{SchemaStore, SchemaWrite};
 pub use secrets::{Rewrap, SecretStore};
 
@@ -50,6 +52,7 @@ pub trait Store:
     + DocumentStore<FlagDefinition>
     + DocumentStore<SecretDocument>
     + SecretStore
+    + RegistryStore
     + SchemaStore
     + AccessStore
     + ChangeRequestStore
@@ -64,6 +67,7 @@ impl<T> Store for T where
         + DocumentStore<FlagDefinition>
         + DocumentStore<SecretDocument>
         + SecretStore
+        + RegistryStore
         + SchemaStore
         + AccessStore
         + ChangeRequestStore

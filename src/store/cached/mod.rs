@@ -15,13 +15,14 @@ use crate::core::access::model::ApiToken;
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
 use crate::core::flags::{FlagDefinition, FlagHead, FlagSet};
-use crate::core::ids::{ConfigId, FlagKey, SecretName};
+use crate::core::ids::{ConfigId, FlagKey, SecretName, ServiceName};
 use crate::core::model::{ConfigDocument, ConfigHead};
-use crate::core::ports::{Committed, DocumentStore, Store, TokenMap};
+use crate::core::ports::{Committed, DocumentStore, ServiceInstances, Store, TokenMap};
 use crate::core::secrets::model::{SecretDocument, SecretHead};
 use crate::core::secrets::stages::SecretStages;
 
 mod ports;
+mod registry;
 
 pub struct CachedStore {
     inner: Arc<dyn Store>,
@@ -53,6 +54,8 @@ pub struct CachedStore {
     /// Bumped, under the `tokens` write lock, by every change of `tokens`: a reload whose
     /// fetch began before another change must not swap in its (maybe older) snapshot.
     token_changes: AtomicU64,
+    /// Every registered instance, by service; copy-on-write per service.
+    registry: DashMap<ServiceName, Arc<ServiceInstances>>,
 }
 
 fn tokens_by_hash(tokens: Vec<ApiToken>) -> TokenMap {
@@ -113,6 +116,11 @@ impl CachedStore {
             let stages = SecretStages::load(&*inner, &head).await?.map(Arc::new);
             secrets.insert(head.latest.id.clone(), CachedSecret { head, stages });
         }
+        let registry: DashMap<ServiceName, Arc<ServiceInstances>> = DashMap::new();
+        for instance in inner.instances(None).await? {
+            let mut entry = registry.entry(instance.service_name.clone()).or_default();
+            Arc::make_mut(&mut entry).insert(instance.instance_id.clone(), instance);
+        }
         Ok(CachedStore {
             inner,
             heads,
@@ -126,6 +134,7 @@ impl CachedStore {
             tokens: RwLock::new(Arc::new(tokens)),
             secrets,
             token_changes: AtomicU64::new(0),
+            registry,
         })
     }
 
@@ -208,6 +217,9 @@ impl CachedStore {
         }
         if event.kind.is_token() {
             return self.reload_tokens().await;
+        }
+        if event.kind.is_instance() {
+            return self.apply_instance_change(event).await;
         }
         if event.kind == kind::SECRET_UPDATED || event.kind == kind::SECRET_DELETED {
             return self.apply_secret_change(event).await;

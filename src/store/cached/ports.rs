@@ -11,7 +11,7 @@ use crate::core::approvals::model::ChangeRequest;
 use crate::core::error::{Error, Result};
 use crate::core::events::ChangeEvent;
 use crate::core::flags::{FlagDefinition, FlagHead, FlagSet, FlagVersion};
-use crate::core::ids::{ConfigId, FlagKey, SecretName};
+use crate::core::ids::{ConfigId, FlagKey, SecretName, ServiceName};
 use crate::core::model::{
     AppliedState, AuditRecord, ConfigDocument, ConfigHead, ConfigVersion, SchemaVersion,
 };
@@ -19,7 +19,7 @@ use crate::core::ports::{
     AccessStore, AppliedStore, AuditQuery, ChangeLog, ChangeRequestQuery, ChangeRequestStore,
     ChangeRequestWrite, Committed, ConfigDeleteWrite, ConfigWrite, Database, DocumentStore,
     FlagDeleteWrite, FlagWrite, ReadCache, Record, Rewrap, SchemaStore, SchemaWrite,
-    SecretDeleteWrite, SecretStore, SecretWrite, TokenMap, TokenRevoke, TokenWrite,
+    SecretDeleteWrite, SecretStore, SecretWrite, ServiceInstances, TokenMap, TokenRevoke, TokenWrite,
 };
 use crate::core::secrets::model::{SecretDocument, SecretHead, SecretVersion};
 use crate::core::secrets::stages::SecretStages;
@@ -433,6 +433,14 @@ impl ReadCache for CachedStore {
 
     fn cached_tokens(&self) -> Arc<TokenMap> {
         self.tokens.read().clone()
+    }
+
+    fn cached_instances(&self, service: &ServiceName) -> Option<Arc<ServiceInstances>> {
+        self.registry.get(service).map(|entry| entry.value().clone())
+    }
+
+    fn cached_services(&self) -> Vec<(ServiceName, Arc<ServiceInstances>)> {
+        self.registry_snapshot()
     }
 
     fn degraded(&self) -> bool {

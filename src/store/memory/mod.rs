@@ -14,9 +14,10 @@ use crate::core::approvals::model::ChangeRequest;
 use crate::core::error::Result;
 use crate::core::events::ChangeEvent;
 use crate::core::flags::FlagDefinition;
-use crate::core::ids::ConfigId;
+use crate::core::ids::{ConfigId, InstanceId, ServiceName};
 use crate::core::model::{AppliedState, AuditRecord, ConfigDocument, SchemaVersion};
 use crate::core::ports::Database;
+use crate::core::registry::model::Instance;
 use crate::core::secrets::model::SecretDocument;
 
 mod access;
@@ -25,6 +26,7 @@ mod approvals;
 mod changelog;
 mod commit;
 mod documents;
+mod registry;
 mod schemas;
 mod secrets;
 
@@ -42,6 +44,7 @@ struct State {
     tokens: Vec<ApiToken>,
     denials: Vec<Denial>,
     change_requests: BTreeMap<String, ChangeRequest>,
+    instances: BTreeMap<(ServiceName, InstanceId), Instance>,
 }
 
 #[derive(Default)]

@@ -30,6 +30,7 @@ mod commit;
 mod committer;
 mod documents;
 mod rows;
+mod registry;
 mod schemas;
 mod secrets;
 

@@ -25,6 +25,7 @@ mod changelog;
 mod commit;
 mod documents;
 mod rows;
+mod registry;
 mod schemas;
 mod secrets;
 

@@ -1,0 +1,72 @@
+//! Heartbeat batching: every heartbeat waiting when a flush starts is written in one
+//! transaction (one fsync), and each is answered once that transaction committed. At 2,000
+//! heartbeats a second a flush takes a few milliseconds, so a batch holds a few dozen and no
+//! heartbeat waits for more than one flush ahead of its own.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::error::{Error, Result};
+use crate::core::ports::{Store, Touch};
+
+/// The most heartbeats one transaction writes; more wait for the next.
+const MAX_BATCH: usize = 1024;
+
+struct Pending {
+    touch: Touch,
+    done: oneshot::Sender<Result<bool>>,
+}
+
+/// Where heartbeats queue for the flusher task (which stops when this is dropped).
+#[derive(Clone)]
+pub(super) struct Heartbeats {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+impl Heartbeats {
+    pub(super) fn start(store: Arc<dyn Store>) -> Heartbeats {
+        let (queue, queued) = mpsc::unbounded_channel();
+        tokio::spawn(flush(store, queued));
+        Heartbeats { queue }
+    }
+
+    /// Whether the instance was alive (registered, not expired, within its TTL), once the
+    /// heartbeat is durable.
+    pub(super) async fn touch(&self, touch: Touch) -> Result<bool> {
+        let (done, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { touch, done })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> Error {
+    Error::internal("the heartbeat flusher stopped")
+}
+
+async fn flush(store: Arc<dyn Store>, mut queued: mpsc::UnboundedReceiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (touches, answers): (Vec<Touch>, Vec<_>) =
+            batch.drain(..).map(|p| (p.touch, p.done)).unzip();
+        match store.touch_instances(&touches).await {
+            Ok(alive) => {
+                for (done, alive) in answers.into_iter().zip(alive) {
+                    let _ = done.send(Ok(alive));
+                }
+            }
+            Err(error) => {
+                for done in answers {
+                    let _ = done.send(Err(match &error {
+                        Error::Unavailable { reason } => Error::Unavailable {
+                            reason: reason.clone(),
+                        },
+                        other => Error::internal(other),
+                    }));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,610 @@
+//! `RegistryService`: the registry's operations for both transports.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use futures::StreamExt;
+use rand::Rng;
+
+use super::health::HealthChecker;
+use super::heartbeats::Heartbeats;
+use super::model::{
+    CheckResult, CheckedHeartbeat, Discovery, Heartbeat, Instance, Maintenance, Registration,
+    ServiceSummary, Status, subject,
+};
+use crate::core::access::{Caller, Permission};
+use crate::core::configs::{ConfigService, now};
+use crate::core::error::{Error, Result};
+use crate::core::events::{ChangeKind, kind};
+use crate::core::ids::{Environment, InstanceId, ServiceName};
+use crate::core::model::AuditDraft;
+use crate::core::ports::{
+    InstanceExpectation, InstanceRemove, InstanceWrite, ReadCache, Storage, Store, Touch,
+};
+
+/// The actor of changes the registry makes by itself (expiry, removal, periodic checks).
+const SYSTEM_ACTOR: &str = "summit-config";
+/// Health checks run at most this many at once.
+const CHECK_CONCURRENCY: usize = 32;
+/// A write that raced another change of its instance is retried this many times.
+const ATTEMPTS: usize = 3;
+
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// Discovery returns every instance (and says so) when fewer than this share of a service's
+    /// instances are healthy; 0 turns the protection off.
+    pub protection_threshold: f64,
+    /// How long an active health check waits for its answer.
+    pub health_timeout: Duration,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        RegistrySettings {
+            protection_threshold: 0.0,
+            health_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+pub struct RegistryService {
+    store: Arc<dyn Store>,
+    cache: Arc<dyn ReadCache>,
+    /// Commits and publishes through the same path as config writes (one change log, one bus).
+    configs: Arc<ConfigService>,
+    heartbeats: Heartbeats,
+    checker: HealthChecker,
+    settings: RegistrySettings,
+    /// The hash of the applied map each instance last reported here: an unchanged map is not
+    /// written again.
+    applied: DashMap<String, u64>,
+}
+
+fn audit(actor: &str, kind: ChangeKind, instance: Option<&Instance>, message: Option<String>) -> AuditDraft {
+    AuditDraft {
+        actor: actor.to_owned(),
+        action: kind.as_str(),
+        environments: instance
+            .and_then(|i| i.environment.as_ref())
+            .map(|e| vec![e.to_string()])
+            .unwrap_or_default(),
+        message,
+        on_behalf_of: None,
+    }
+}
+
+/// The checksum of an instance's recorded state (its version and heartbeat aside).
+fn checksum(instance: &Instance) -> Result<String> {
+    let mut value = serde_json::to_value(instance).map_err(Error::internal)?;
+    if let Some(object) = value.as_object_mut() {
+        for volatile in ["version", "lastHeartbeat", "output", "applied"] {
+            object.remove(volatile);
+        }
+    }
+    Ok(crate::core::checksum::checksum(&value))
+}
+
+fn applied_hash(applied: &BTreeMap<crate::core::ids::ConfigId, String>) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    applied.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn not_registered(service: &ServiceName, id: &InstanceId) -> Error {
+    Error::not_found("instance", subject(service, id))
+}
+
+impl RegistryService {
+    pub fn new(storage: Storage, configs: Arc<ConfigService>, settings: RegistrySettings) -> Self {
+        RegistryService {
+            heartbeats: Heartbeats::start(storage.store.clone()),
+            store: storage.store,
+            cache: storage.cache,
+            configs,
+            checker: HealthChecker::new(settings.health_timeout),
+            settings,
+            applied: DashMap::new(),
+        }
+    }
+
+    /// Stores `instance` as its next version, recording `kind`; the instance as stored.
+    async fn write(
+        &self,
+        mut instance: Instance,
+        expect: InstanceExpectation,
+        kind: ChangeKind,
+        audit: AuditDraft,
+    ) -> Result<Instance> {
+        self.configs.ensure_writable()?;
+        let write = InstanceWrite {
+            checksum: checksum(&instance)?,
+            subject: instance.subject(),
+            instance: instance.clone(),
+            expect,
+            kind,
+            audit,
+            at: now(),
+        };
+        let store = self.store.clone();
+        let committed = self
+            .configs
+            .commit(async move { store.put_instance(write).await })
+            .await?;
+        instance.version = committed.version;
+        Ok(instance)
+    }
+
+    async fn remove(
+        &self,
+        instance: &Instance,
+        expect: InstanceExpectation,
+        kind: ChangeKind,
+        audit: AuditDraft,
+    ) -> Result<()> {
+        self.configs.ensure_writable()?;
+        let remove = InstanceRemove {
+            service: instance.service_name.clone(),
+            instance_id: instance.instance_id.clone(),
+            subject: instance.subject(),
+            expect,
+            kind,
+            audit,
+            at: now(),
+        };
+        let store = self.store.clone();
+        self.configs
+            .commit(async move { store.remove_instance(remove).await })
+            .await?;
+        self.applied.remove(&instance.subject());
+        Ok(())
+    }
+
+    /// Registers an instance, or registers it again (its id given): a new registration, alive
+    /// and passing as of now. An operator's maintenance mark and the applied state survive it.
+    pub async fn register(&self, caller: &Caller, registration: Registration) -> Result<Instance> {
+        let checked = registration.check()?;
+        caller.require_on_service(Permission::Register, checked.service_name.as_str())?;
+        if let Some(environment) = &checked.environment {
+            caller.require_environment(environment.as_str())?;
+        }
+        let instance_id = match checked.instance_id.clone() {
+            Some(id) => id,
+            None => InstanceId::parse(&uuid::Uuid::new_v4().to_string())?,
+        };
+        for attempt in 1..=ATTEMPTS {
+            let existing = self.store.instance(&checked.service_name, &instance_id).await?;
+            let at = now();
+            let instance = Instance {
+                service_name: checked.service_name.clone(),
+                instance_id: instance_id.clone(),
+                service_url: checked.service_url.clone(),
+                health_check_url: checked.health_check_url.clone(),
+                environment: checked.environment.clone(),
+                weight: checked.weight,
+                metadata: checked.metadata.clone(),
+                ttl_secs: checked.ttl_secs,
+                deregister_after_secs: checked.deregister_after_secs,
+                status: Status::Passing,
+                output: None,
+                maintenance: existing.as_ref().and_then(|e| e.maintenance.clone()),
+                expired: false,
+                applied: existing.as_ref().map(|e| e.applied.clone()).unwrap_or_default(),
+                registered_at: at,
+                last_heartbeat: at,
+                version: 0,
+            };
+            let expect = InstanceExpectation {
+                version: Some(existing.as_ref().map_or(0, |e| e.version)),
+                last_heartbeat: None,
+            };
+            let audit = audit(&caller.actor_or("anonymous"), kind::INSTANCE_REGISTERED, Some(&instance), None);
+            match self.write(instance, expect, kind::INSTANCE_REGISTERED, audit).await {
+                Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    pub async fn deregister(
+        &self,
+        caller: &Caller,
+        service: &ServiceName,
+        id: &InstanceId,
+    ) -> Result<()> {
+        caller.require_on_service(Permission::Register, service.as_str())?;
+        let Some(instance) = self.store.instance(service, id).await? else {
+            return Err(not_registered(service, id));
+        };
+        let audit = audit(&caller.actor_or("anonymous"), kind::INSTANCE_DEREGISTERED, Some(&instance), None);
+        self.remove(&instance, InstanceExpectation::default(), kind::INSTANCE_DEREGISTERED, audit)
+            .await
+    }
+
+    /// A heartbeat: the instance is alive now, durable once this returns. Not found (404) when
+    /// the instance is not registered or has expired: it must register again. A status that
+    /// differs from the recorded one, and an applied map that differs from the last one, are
+    /// recorded too.
+    pub async fn heartbeat(
+        &self,
+        caller: &Caller,
+        service: &ServiceName,
+        id: &InstanceId,
+        heartbeat: Heartbeat,
+    ) -> Result<Instance> {
+        caller.require_on_service(Permission::Register, service.as_str())?;
+        let heartbeat = heartbeat.check()?;
+        let known = self.known(service, id).await?;
+        let key = subject(service, id);
+        let applied = match &heartbeat.applied {
+            Some(applied) if self.applied.get(&key).map(|h| *h) != Some(applied_hash(applied)) => {
+                if known.environment.is_none() {
+                    return Err(Error::invalid(
+                        "/applied",
+                        "register the instance with an environment to report applied configs",
+                    ));
+                }
+                Some(applied.clone())
+            }
+            _ => None,
+        };
+        let at = now();
+        let touch = Touch {
+            service: service.clone(),
+            instance_id: id.clone(),
+            at,
+            applied: applied.clone(),
+            output: heartbeat.output.clone(),
+        };
+        if !self.heartbeats.touch(touch).await? {
+            return Err(not_registered(service, id));
+        }
+        let mut instance = known;
+        instance.last_heartbeat = at;
+        if let Some(applied) = applied {
+            self.record_applied(caller, &instance, &applied, at).await?;
+            self.applied.insert(key, applied_hash(&applied));
+            instance.applied = applied;
+        }
+        if heartbeat.output.is_some() {
+            instance.output = heartbeat.output.clone();
+        }
+        match heartbeat {
+            CheckedHeartbeat {
+                status: Some(status),
+                output,
+                ..
+            } if status != instance.status => {
+                let actor = caller.actor_or("anonymous");
+                self.change_status(instance, status, output, &actor).await
+            }
+            _ => Ok(instance),
+        }
+    }
+
+    /// The applied map joins the drift report: one applied-state report per config.
+    async fn record_applied(
+        &self,
+        caller: &Caller,
+        instance: &Instance,
+        applied: &BTreeMap<crate::core::ids::ConfigId, String>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let Some(environment) = &instance.environment else {
+            return Ok(());
+        };
+        for (config, checksum) in applied {
+            self.configs
+                .record_applied_checksum(
+                    caller,
+                    config,
+                    environment,
+                    instance.instance_id.as_str(),
+                    checksum,
+                    at,
+                )
+                .await
+                .map_err(|error| match error {
+                    Error::NotFound { .. } => Error::invalid(
+                        format!("/applied/{config}"),
+                        format!("config {config} does not exist"),
+                    ),
+                    other => other,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The instance as this replica knows it (the cache), or as the database has it (just
+    /// registered through another replica).
+    async fn known(&self, service: &ServiceName, id: &InstanceId) -> Result<Instance> {
+        if let Some(instance) = self
+            .cache
+            .cached_instances(service)
+            .and_then(|instances| instances.get(id).cloned())
+        {
+            return Ok(instance);
+        }
+        self.store
+            .instance(service, id)
+            .await?
+            .ok_or_else(|| not_registered(service, id))
+    }
+
+    /// Records a new status (from a heartbeat or a health check), conditional on the version it
+    /// read; on a race the instance is read again and the change retried.
+    async fn change_status(
+        &self,
+        mut instance: Instance,
+        status: Status,
+        output: Option<String>,
+        actor: &str,
+    ) -> Result<Instance> {
+        for attempt in 1..=ATTEMPTS {
+            let message = format!("{} → {}", instance.status.as_str(), status.as_str());
+            let expect = InstanceExpectation {
+                version: Some(instance.version),
+                last_heartbeat: None,
+            };
+            let mut changed = instance.clone();
+            changed.status = status;
+            changed.output = output.clone();
+            let audit = audit(actor, kind::INSTANCE_STATUS_CHANGED, Some(&changed), Some(message));
+            match self.write(changed, expect, kind::INSTANCE_STATUS_CHANGED, audit).await {
+                Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => {
+                    let service = instance.service_name.clone();
+                    let id = instance.instance_id.clone();
+                    instance = self
+                        .store
+                        .instance(&service, &id)
+                        .await?
+                        .filter(|i| !i.expired)
+                        .ok_or_else(|| not_registered(&service, &id))?;
+                    if instance.status == status {
+                        return Ok(instance);
+                    }
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// Takes an instance out of service (or puts it back) without deregistering it.
+    pub async fn set_maintenance(
+        &self,
+        caller: &Caller,
+        service: &ServiceName,
+        id: &InstanceId,
+        enabled: bool,
+        reason: Option<String>,
+    ) -> Result<Instance> {
+        caller.require_on_service(Permission::Write, service.as_str())?;
+        if reason.as_ref().is_some_and(|r| r.len() > 1024) {
+            return Err(Error::invalid("/reason", "reason must be at most 1024 bytes"));
+        }
+        for attempt in 1..=ATTEMPTS {
+            let Some(instance) = self.store.instance(service, id).await? else {
+                return Err(not_registered(service, id));
+            };
+            if instance.maintenance.is_some() == enabled {
+                return Ok(instance);
+            }
+            let actor = caller.actor_or("anonymous");
+            let mut changed = instance.clone();
+            changed.maintenance = enabled.then(|| Maintenance {
+                reason: reason.clone(),
+                by: actor.clone(),
+                since: now(),
+            });
+            let message = if enabled { "maintenance on" } else { "maintenance off" };
+            let audit = audit(&actor, kind::INSTANCE_STATUS_CHANGED, Some(&changed), Some(message.into()));
+            let expect = InstanceExpectation {
+                version: Some(instance.version),
+                last_heartbeat: None,
+            };
+            match self.write(changed, expect, kind::INSTANCE_STATUS_CHANGED, audit).await {
+                Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// Every service with its instances counted by state, from memory.
+    pub fn services(&self, caller: &Caller) -> Result<Vec<ServiceSummary>> {
+        caller.require(Permission::Read)?;
+        Ok(self
+            .cache
+            .cached_services()
+            .iter()
+            .filter(|(_, instances)| !instances.is_empty())
+            .map(|(name, instances)| ServiceSummary::of(name, instances.values()))
+            .collect())
+    }
+
+    /// A service's instances as the database has them now (last heartbeats included).
+    pub async fn service(&self, caller: &Caller, service: &ServiceName) -> Result<Vec<Instance>> {
+        caller.require(Permission::Read)?;
+        let instances = self.store.instances(Some(service)).await?;
+        if instances.is_empty() {
+            return Err(Error::not_found("service", service.as_str()));
+        }
+        Ok(instances)
+    }
+
+    /// The healthy instances of a service (of one environment when named), from memory; every
+    /// instance when fewer than the protection threshold's share are healthy.
+    pub fn discover(
+        &self,
+        caller: &Caller,
+        service: &ServiceName,
+        environment: Option<&Environment>,
+    ) -> Result<Discovery> {
+        caller.require(Permission::Read)?;
+        if let Some(environment) = environment {
+            caller.require_environment(environment.as_str())?;
+        }
+        let all: Vec<Instance> = self
+            .cache
+            .cached_instances(service)
+            .map(|instances| {
+                instances
+                    .values()
+                    .filter(|i| environment.is_none_or(|e| i.environment.as_ref() == Some(e)))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let total = all.len() as u32;
+        let healthy = all.iter().filter(|i| i.healthy()).count() as u32;
+        let protection_active = total > 0
+            && f64::from(healthy) < self.settings.protection_threshold * f64::from(total);
+        let instances = if protection_active {
+            all
+        } else {
+            all.into_iter().filter(Instance::healthy).collect()
+        };
+        Ok(Discovery {
+            service_name: service.to_string(),
+            environment: environment.map(|e| e.to_string()),
+            protection_active,
+            healthy,
+            total,
+            instances,
+        })
+    }
+
+    /// One healthy instance, picked at random in proportion to the weights; `Unavailable` when
+    /// none is healthy.
+    pub fn pick(
+        &self,
+        caller: &Caller,
+        service: &ServiceName,
+        environment: Option<&Environment>,
+    ) -> Result<Instance> {
+        let discovery = self.discover(caller, service, environment)?;
+        let healthy: Vec<&Instance> = discovery.instances.iter().filter(|i| i.healthy()).collect();
+        let total: u64 = healthy.iter().map(|i| u64::from(i.weight)).sum();
+        if total == 0 {
+            return Err(Error::Unavailable {
+                reason: format!("service {service} has no healthy instance"),
+            });
+        }
+        let mut point = rand::rng().random_range(0..total);
+        for instance in &healthy {
+            let weight = u64::from(instance.weight);
+            if point < weight {
+                return Ok((*instance).clone());
+            }
+            point -= weight;
+        }
+        unreachable!("the point lies below the total weight")
+    }
+
+    /// Calls the health-check URL of every instance of the service now and records what changed.
+    pub async fn check_service(
+        &self,
+        caller: &Caller,
+        service: &ServiceName,
+    ) -> Result<Vec<CheckResult>> {
+        caller.require_on_service(Permission::Write, service.as_str())?;
+        let instances = self.store.instances(Some(service)).await?;
+        if instances.is_empty() {
+            return Err(Error::not_found("service", service.as_str()));
+        }
+        let actor = caller.actor_or("anonymous");
+        self.check(instances, &actor).await
+    }
+
+    /// Checks every live instance of every service (the periodic checks; lease holder only).
+    pub async fn check_all(&self) -> Result<usize> {
+        let instances: Vec<Instance> = self
+            .store
+            .instances(None)
+            .await?
+            .into_iter()
+            .filter(|i| !i.expired && i.health_check_url.is_some())
+            .collect();
+        let checked = instances.len();
+        self.check(instances, SYSTEM_ACTOR).await?;
+        Ok(checked)
+    }
+
+    async fn check(&self, instances: Vec<Instance>, actor: &str) -> Result<Vec<CheckResult>> {
+        let checked: Vec<(Instance, Option<(Status, Option<String>)>)> =
+            futures::stream::iter(instances)
+                .map(|instance| async move {
+                    let result = self.checker.check(&instance).await;
+                    (instance, result)
+                })
+                .buffer_unordered(CHECK_CONCURRENCY)
+                .collect()
+                .await;
+        let mut results = Vec::with_capacity(checked.len());
+        for (instance, result) in checked {
+            let id = instance.instance_id.to_string();
+            let Some((status, output)) = result else {
+                results.push(CheckResult {
+                    instance_id: id,
+                    status: instance.status,
+                    output: None,
+                    checked: false,
+                });
+                continue;
+            };
+            if status != instance.status && !instance.expired {
+                match self.change_status(instance, status, output.clone(), actor).await {
+                    Ok(_) | Err(Error::NotFound { .. }) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            results.push(CheckResult {
+                instance_id: id,
+                status,
+                output,
+                checked: true,
+            });
+        }
+        results.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        Ok(results)
+    }
+
+    /// Expires the instances past their TTL and removes those past their deregistration time
+    /// (lease holder only). Each change is conditional on the heartbeat it read, so a heartbeat
+    /// arriving meanwhile wins. Returns how many changed.
+    pub async fn expire_due(&self, at: DateTime<Utc>) -> Result<usize> {
+        let mut changed = 0;
+        for instance in self.store.overdue_instances(at).await? {
+            let expect = InstanceExpectation {
+                version: Some(instance.version),
+                last_heartbeat: Some(instance.last_heartbeat),
+            };
+            let silent = (at - instance.last_heartbeat).num_seconds();
+            let result = if instance.removed_at() < at {
+                let message = format!("removed: no heartbeat for {silent} s");
+                let audit = audit(SYSTEM_ACTOR, kind::INSTANCE_DEREGISTERED, Some(&instance), Some(message));
+                self.remove(&instance, expect, kind::INSTANCE_DEREGISTERED, audit).await
+            } else if !instance.expired {
+                let message = format!("expired: no heartbeat for {silent} s");
+                let audit = audit(SYSTEM_ACTOR, kind::INSTANCE_EXPIRED, Some(&instance), Some(message));
+                let mut expired = instance;
+                expired.expired = true;
+                expired.status = Status::Critical;
+                self.write(expired, expect, kind::INSTANCE_EXPIRED, audit).await.map(drop)
+            } else {
+                continue;
+            };
+            match result {
+                Ok(()) => changed += 1,
+                Err(Error::ConcurrentModification { .. } | Error::NotFound { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(changed)
+    }
+}

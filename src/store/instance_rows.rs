@@ -1,0 +1,64 @@
+//! A registry instance as the SQL backends store it: the document as JSON, the columns that
+//! heartbeats and expiry touch beside it.
+
+use chrono::DateTime;
+
+use crate::core::error::{Error, Result};
+use crate::core::ports::InstanceWrite;
+use crate::core::registry::model::Instance;
+
+/// A stored instance's row, decoded by both SQL backends.
+pub(crate) struct InstanceColumns {
+    pub version: i64,
+    pub document: String,
+    pub last_heartbeat_ms: i64,
+    pub expired: bool,
+    pub applied: String,
+    pub output: Option<String>,
+}
+
+impl InstanceColumns {
+    pub(crate) fn decode(self) -> Result<Instance> {
+        let mut instance: Instance = serde_json::from_str(&self.document)
+            .map_err(|error| Error::internal(format!("unreadable registry instance: {error}")))?;
+        instance.version = super::to_u64(self.version);
+        instance.last_heartbeat = DateTime::from_timestamp_millis(self.last_heartbeat_ms)
+            .ok_or_else(|| Error::internal("registry heartbeat out of range"))?;
+        instance.expired = self.expired;
+        instance.applied = serde_json::from_str(&self.applied)
+            .map_err(|error| Error::internal(format!("unreadable applied map: {error}")))?;
+        instance.output = self.output;
+        Ok(instance)
+    }
+}
+
+/// What an instance write stores in each column.
+pub(crate) struct InstanceValues {
+    pub document: String,
+    pub last_heartbeat_ms: i64,
+    pub ttl_ms: i64,
+    pub remove_after_ms: i64,
+    pub applied: String,
+}
+
+impl InstanceValues {
+    pub(crate) fn of(write: &InstanceWrite) -> Result<InstanceValues> {
+        let instance = &write.instance;
+        Ok(InstanceValues {
+            document: serde_json::to_string(instance).map_err(Error::internal)?,
+            last_heartbeat_ms: instance.last_heartbeat.timestamp_millis(),
+            ttl_ms: i64::from(instance.ttl_secs) * 1000,
+            remove_after_ms: i64::from(instance.deregister_after_secs) * 1000,
+            applied: serde_json::to_string(&instance.applied).map_err(Error::internal)?,
+        })
+    }
+}
+
+/// `applied` of a heartbeat as its column stores it.
+pub(crate) fn applied_json(
+    applied: Option<&std::collections::BTreeMap<crate::core::ids::ConfigId, String>>,
+) -> Result<Option<String>> {
+    applied
+        .map(|applied| serde_json::to_string(applied).map_err(Error::internal))
+        .transpose()
+}

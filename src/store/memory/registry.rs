@@ -1,0 +1,113 @@
+//! The service registry's instances.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::MemoryStore;
+use super::commit::Change;
+use crate::core::error::{Error, Result};
+use crate::core::ids::{InstanceId, ServiceName};
+use crate::core::ports::registry::check_instance_expectation;
+use crate::core::ports::{Committed, InstanceRemove, InstanceWrite, RegistryStore, Touch};
+use crate::core::registry::model::Instance;
+
+/// Millisecond precision, as the durable backends keep a heartbeat.
+fn millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
+#[async_trait]
+impl RegistryStore for MemoryStore {
+    async fn put_instance(&self, write: InstanceWrite) -> Result<Committed> {
+        let mut state = self.state.lock();
+        let key = (
+            write.instance.service_name.clone(),
+            write.instance.instance_id.clone(),
+        );
+        let row = state
+            .instances
+            .get(&key)
+            .map(|i| (i.version, i.last_heartbeat));
+        let version = check_instance_expectation(&write.expect, row, &write.subject)? + 1;
+        let mut instance = write.instance.clone();
+        instance.version = version;
+        instance.last_heartbeat = millis(instance.last_heartbeat);
+        state.instances.insert(key, instance);
+        Ok(state.commit(Change {
+            kind: write.kind,
+            subject: &write.subject,
+            version,
+            checksum: &write.checksum,
+            audit: &write.audit,
+            at: write.at,
+            applies: None,
+        }))
+    }
+
+    async fn remove_instance(&self, remove: InstanceRemove) -> Result<Committed> {
+        let mut state = self.state.lock();
+        let key = (remove.service.clone(), remove.instance_id.clone());
+        let Some(row) = state.instances.get(&key).map(|i| (i.version, i.last_heartbeat)) else {
+            return Err(Error::not_found("instance", remove.subject.clone()));
+        };
+        let version = check_instance_expectation(&remove.expect, Some(row), &remove.subject)? + 1;
+        state.instances.remove(&key);
+        Ok(state.commit(Change {
+            kind: remove.kind,
+            subject: &remove.subject,
+            version,
+            checksum: "",
+            audit: &remove.audit,
+            at: remove.at,
+            applies: None,
+        }))
+    }
+
+    async fn touch_instances(&self, touches: &[Touch]) -> Result<Vec<bool>> {
+        let mut state = self.state.lock();
+        Ok(touches
+            .iter()
+            .map(|touch| {
+                let key = (touch.service.clone(), touch.instance_id.clone());
+                match state.instances.get_mut(&key) {
+                    Some(instance) if !instance.expired && instance.expires_at() >= millis(touch.at) => {
+                        instance.last_heartbeat = millis(touch.at);
+                        if let Some(applied) = &touch.applied {
+                            instance.applied = applied.clone();
+                        }
+                        if let Some(output) = &touch.output {
+                            instance.output = Some(output.clone());
+                        }
+                        true
+                    }
+                    _ => false,
+                }
+            })
+            .collect())
+    }
+
+    async fn instances(&self, service: Option<&ServiceName>) -> Result<Vec<Instance>> {
+        let state = self.state.lock();
+        Ok(state
+            .instances
+            .values()
+            .filter(|i| service.is_none_or(|s| &i.service_name == s))
+            .cloned()
+            .collect())
+    }
+
+    async fn instance(&self, service: &ServiceName, id: &InstanceId) -> Result<Option<Instance>> {
+        let state = self.state.lock();
+        Ok(state.instances.get(&(service.clone(), id.clone())).cloned())
+    }
+
+    async fn overdue_instances(&self, now: DateTime<Utc>) -> Result<Vec<Instance>> {
+        let state = self.state.lock();
+        Ok(state
+            .instances
+            .values()
+            .filter(|i| (!i.expired && i.expires_at() < now) || i.removed_at() < now)
+            .cloned()
+            .collect())
+    }
+}

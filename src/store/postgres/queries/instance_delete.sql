@@ -1,0 +1,1 @@
+DELETE FROM registry_instances WHERE service = $1 AND instance_id = $2

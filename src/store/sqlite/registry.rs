@@ -1,0 +1,180 @@
+//! The service registry's instances.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteConnection;
+
+use super::commit::{Change, Operation};
+use super::{SqliteStore, db_error};
+use crate::core::error::{Error, Result};
+use crate::core::ids::{InstanceId, ServiceName};
+use crate::core::ports::registry::check_instance_expectation;
+use crate::core::ports::{Committed, InstanceRemove, InstanceWrite, RegistryStore, Touch};
+use crate::core::registry::model::Instance;
+use crate::store::instance_rows::{InstanceColumns, InstanceValues, applied_json};
+use crate::store::to_i64;
+
+#[derive(sqlx::FromRow)]
+struct InstanceRow {
+    version: i64,
+    document: String,
+    last_heartbeat_ms: i64,
+    expired: i64,
+    applied: String,
+    output: Option<String>,
+}
+
+impl InstanceRow {
+    fn decode(self) -> Result<Instance> {
+        InstanceColumns {
+            version: self.version,
+            document: self.document,
+            last_heartbeat_ms: self.last_heartbeat_ms,
+            expired: self.expired != 0,
+            applied: self.applied,
+            output: self.output,
+        }
+        .decode()
+    }
+}
+
+/// The (version, last heartbeat) of an instance's row, as the transaction sees it.
+async fn row(
+    tx: &mut SqliteConnection,
+    service: &ServiceName,
+    id: &InstanceId,
+) -> Result<Option<(u64, DateTime<Utc>)>> {
+    let row: Option<(i64, i64)> = sqlx::query_as(include_str!("queries/instance_row.sql"))
+        .bind(service.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    Ok(row.and_then(|(version, heartbeat)| {
+        Some((
+            crate::store::to_u64(version),
+            DateTime::from_timestamp_millis(heartbeat)?,
+        ))
+    }))
+}
+
+#[async_trait]
+impl RegistryStore for SqliteStore {
+    async fn put_instance(&self, write: InstanceWrite) -> Result<Committed> {
+        self.commit(write).await
+    }
+
+    async fn remove_instance(&self, remove: InstanceRemove) -> Result<Committed> {
+        self.commit(remove).await
+    }
+
+    async fn touch_instances(&self, touches: &[Touch]) -> Result<Vec<bool>> {
+        let mut tx = self.writer.begin().await.map_err(db_error)?;
+        let mut alive = Vec::with_capacity(touches.len());
+        for touch in touches {
+            let done = sqlx::query(include_str!("queries/instance_touch.sql"))
+                .bind(touch.at.timestamp_millis())
+                .bind(applied_json(touch.applied.as_ref())?)
+                .bind(&touch.output)
+                .bind(touch.service.as_str())
+                .bind(touch.instance_id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            alive.push(done.rows_affected() > 0);
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(alive)
+    }
+
+    async fn instances(&self, service: Option<&ServiceName>) -> Result<Vec<Instance>> {
+        sqlx::query_as(include_str!("queries/instances.sql"))
+            .bind(service.map(ServiceName::as_str))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(InstanceRow::decode)
+            .collect()
+    }
+
+    async fn instance(&self, service: &ServiceName, id: &InstanceId) -> Result<Option<Instance>> {
+        sqlx::query_as(include_str!("queries/instance.sql"))
+            .bind(service.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_error)?
+            .map(InstanceRow::decode)
+            .transpose()
+    }
+
+    async fn overdue_instances(&self, now: DateTime<Utc>) -> Result<Vec<Instance>> {
+        sqlx::query_as(include_str!("queries/instances_overdue.sql"))
+            .bind(now.timestamp_millis())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(InstanceRow::decode)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Operation for InstanceWrite {
+    async fn apply<'a>(&'a self, tx: &mut SqliteConnection) -> Result<Change<'a>> {
+        let instance = &self.instance;
+        let found = row(tx, &instance.service_name, &instance.instance_id).await?;
+        let version = check_instance_expectation(&self.expect, found, &self.subject)? + 1;
+        let values = InstanceValues::of(self)?;
+        sqlx::query(include_str!("queries/instance_upsert.sql"))
+            .bind(instance.service_name.as_str())
+            .bind(instance.instance_id.as_str())
+            .bind(to_i64(version))
+            .bind(&values.document)
+            .bind(values.last_heartbeat_ms)
+            .bind(values.ttl_ms)
+            .bind(values.remove_after_ms)
+            .bind(i64::from(instance.expired))
+            .bind(&values.applied)
+            .bind(&instance.output)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        Ok(Change {
+            kind: self.kind,
+            subject: &self.subject,
+            version,
+            checksum: self.checksum.clone(),
+            audit: &self.audit,
+            at: self.at,
+            applies: None,
+        })
+    }
+}
+
+#[async_trait]
+impl Operation for InstanceRemove {
+    async fn apply<'a>(&'a self, tx: &mut SqliteConnection) -> Result<Change<'a>> {
+        let Some(found) = row(tx, &self.service, &self.instance_id).await? else {
+            return Err(Error::not_found("instance", self.subject.clone()));
+        };
+        let version = check_instance_expectation(&self.expect, Some(found), &self.subject)? + 1;
+        sqlx::query(include_str!("queries/instance_delete.sql"))
+            .bind(self.service.as_str())
+            .bind(self.instance_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        Ok(Change {
+            kind: self.kind,
+            subject: &self.subject,
+            version,
+            checksum: String::new(),
+            audit: &self.audit,
+            at: self.at,
+            applies: None,
+        })
+    }
+}
