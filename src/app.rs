@@ -15,9 +15,9 @@ use crate::api::http::{self, AppContext, AppState, HttpLimits};
 use crate::core::access::AccessService;
 use crate::core::access::service::{AccessSettings, JwtSettings};
 use crate::core::flags::FlagService;
-use crate::core::registry::{RegistryService, RegistrySettings};
 use crate::core::ids::Environment;
 use crate::core::ports::{Database, Storage, Store};
+use crate::core::registry::{RegistryService, RegistrySettings};
 use crate::core::secrets::crypto::Keyring;
 use crate::core::secrets::{
     AwsSecretsManagerProvider, AwsSettings, RemoteSettings, SecretPolicy, SecretResolver,

@@ -209,7 +209,11 @@ pub struct Settings {
 
     /// Calls every registered instance's `healthCheckUrl` this often (seconds), on the lease
     /// holder; 0 (the default) turns periodic health checks off.
-    #[arg(long, env = "SUMMIT_REGISTRY_HEALTH_CHECK_INTERVAL_SECS", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "SUMMIT_REGISTRY_HEALTH_CHECK_INTERVAL_SECS",
+        default_value_t = 0
+    )]
     pub registry_health_check_interval_secs: u64,
 
     /// How long a health check waits for its answer, in milliseconds.

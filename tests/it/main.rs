@@ -26,6 +26,7 @@ mod postgres_group_commit;
 mod postgres_harness;
 mod python_client;
 mod read_cache;
+mod registry;
 mod replicas;
 mod secret_providers;
 mod secret_rotation;

@@ -77,7 +77,8 @@ fn check_request(
         &names(&request.flag_keys),
         request.all_flags,
         (!request.environment.is_empty()).then_some(request.environment.as_str()),
-    )?;
+    )?
+    .with_services(&names(&request.services), request.all_services)?;
     let env = environment(&request.environment)?;
     if request.assignment_key.len() > 1024 {
         return Err(Error::invalid(

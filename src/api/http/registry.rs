@@ -27,7 +27,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/registry/services/{service}", get(service))
         .route("/api/v1/registry/discover/{service}", get(discover))
         .route("/api/v1/registry/services/{service}/url", get(balanced_url))
-        .route("/api/v1/registry/services/{service}/health", post(check_health))
+        .route(
+            "/api/v1/registry/services/{service}/health",
+            post(check_health),
+        )
         .route(
             "/api/v1/registry/services/{service}/instances/{id}/heartbeat",
             put(heartbeat),

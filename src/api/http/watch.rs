@@ -34,6 +34,11 @@ struct WatchParams {
     /// Every flag's changes.
     #[serde(default)]
     flags: bool,
+    /// Registry changes (`instance.*`) of one service or a comma-separated list.
+    service: Option<String>,
+    /// Registry changes of every service.
+    #[serde(default)]
+    registry: bool,
     /// Accepted for symmetry with gRPC; every config change may affect every environment.
     environment: Option<String>,
     from_revision: Option<u64>,
@@ -57,6 +62,13 @@ async fn watch(
         &flag_keys.iter().map(String::as_str).collect::<Vec<_>>(),
         params.flags,
         params.environment.as_deref(),
+    )?
+    .with_services(
+        &split(&params.service)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        params.registry,
     )?;
     let last_event_id = match headers.get("last-event-id") {
         Some(raw) => Some(

@@ -9,9 +9,9 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::core::drift::{ConfigDrift, DriftSummary, assess};
+use crate::core::effective::valid_checksums;
 use crate::core::error::{Error, Result};
 use crate::core::ids::{ConfigId, Environment};
-use crate::core::effective::valid_checksums;
 use crate::core::model::AppliedState;
 
 /// How many versions before the live one a checksum-only report is looked up in.
@@ -102,7 +102,12 @@ impl ConfigService {
         if valid_checksums(&current, environment.as_str(), at)?.contains(&checksum) {
             version = current.version;
         } else {
-            for older in self.store.configs().versions(id, Some(current.version), APPLIED_LOOKBACK).await? {
+            for older in self
+                .store
+                .configs()
+                .versions(id, Some(current.version), APPLIED_LOOKBACK)
+                .await?
+            {
                 if valid_checksums(&older, environment.as_str(), at)?.contains(&checksum) {
                     version = older.version;
                     break;

@@ -22,7 +22,11 @@ impl HealthChecker {
             .no_proxy()
             .timeout(timeout)
             .connect_timeout(timeout)
-            .user_agent(concat!("summit-config/", env!("CARGO_PKG_VERSION"), " health-check"))
+            .user_agent(concat!(
+                "summit-config/",
+                env!("CARGO_PKG_VERSION"),
+                " health-check"
+            ))
             .build()
             .expect("a TLS backend is compiled in");
         HealthChecker { client, timeout }
@@ -42,7 +46,9 @@ impl HealthChecker {
                 let mut output = format!("HTTP {status}");
                 if !body.is_empty() {
                     output.push_str(": ");
-                    output.push_str(&String::from_utf8_lossy(&body[..body.len().min(MAX_OUTPUT)]));
+                    output.push_str(&String::from_utf8_lossy(
+                        &body[..body.len().min(MAX_OUTPUT)],
+                    ));
                 }
                 (Status::Critical, Some(output))
             }
@@ -50,9 +56,10 @@ impl HealthChecker {
                 Status::Critical,
                 Some(format!("no answer within {} ms", self.timeout.as_millis())),
             ),
-            Err(error) if error.is_connect() => {
-                (Status::Critical, Some("connection refused or unreachable".into()))
-            }
+            Err(error) if error.is_connect() => (
+                Status::Critical,
+                Some("connection refused or unreachable".into()),
+            ),
             Err(_) => (Status::Critical, Some("the request failed".into())),
         })
     }

@@ -4,8 +4,8 @@
 //! events); heartbeats are not: they are batched into one transaction per flush
 //! (`heartbeats`). Discovery is answered from the read cache, without I/O.
 
-mod heartbeats;
 mod health;
+mod heartbeats;
 pub mod model;
 mod service;
 

@@ -243,9 +243,7 @@ fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<()> {
     }
     for (key, value) in metadata {
         let pointer = format!("/metadata/{}", key.replace('~', "~0").replace('/', "~1"));
-        if key.is_empty()
-            || key.len() > MAX_METADATA_KEY_BYTES
-            || key.chars().any(char::is_control)
+        if key.is_empty() || key.len() > MAX_METADATA_KEY_BYTES || key.chars().any(char::is_control)
         {
             return Err(Error::invalid(
                 pointer,
@@ -285,7 +283,11 @@ pub struct CheckedHeartbeat {
 
 impl Heartbeat {
     pub fn check(self) -> Result<CheckedHeartbeat> {
-        if self.output.as_ref().is_some_and(|o| o.len() > MAX_OUTPUT_BYTES) {
+        if self
+            .output
+            .as_ref()
+            .is_some_and(|o| o.len() > MAX_OUTPUT_BYTES)
+        {
             return Err(Error::invalid(
                 "/output",
                 format!("output must be at most {MAX_OUTPUT_BYTES} bytes"),

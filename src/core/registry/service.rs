@@ -64,7 +64,12 @@ pub struct RegistryService {
     applied: DashMap<String, u64>,
 }
 
-fn audit(actor: &str, kind: ChangeKind, instance: Option<&Instance>, message: Option<String>) -> AuditDraft {
+fn audit(
+    actor: &str,
+    kind: ChangeKind,
+    instance: Option<&Instance>,
+    message: Option<String>,
+) -> AuditDraft {
     AuditDraft {
         actor: actor.to_owned(),
         action: kind.as_str(),
@@ -176,7 +181,10 @@ impl RegistryService {
             None => InstanceId::parse(&uuid::Uuid::new_v4().to_string())?,
         };
         for attempt in 1..=ATTEMPTS {
-            let existing = self.store.instance(&checked.service_name, &instance_id).await?;
+            let existing = self
+                .store
+                .instance(&checked.service_name, &instance_id)
+                .await?;
             let at = now();
             let instance = Instance {
                 service_name: checked.service_name.clone(),
@@ -192,7 +200,10 @@ impl RegistryService {
                 output: None,
                 maintenance: existing.as_ref().and_then(|e| e.maintenance.clone()),
                 expired: false,
-                applied: existing.as_ref().map(|e| e.applied.clone()).unwrap_or_default(),
+                applied: existing
+                    .as_ref()
+                    .map(|e| e.applied.clone())
+                    .unwrap_or_default(),
                 registered_at: at,
                 last_heartbeat: at,
                 version: 0,
@@ -201,8 +212,16 @@ impl RegistryService {
                 version: Some(existing.as_ref().map_or(0, |e| e.version)),
                 last_heartbeat: None,
             };
-            let audit = audit(&caller.actor_or("anonymous"), kind::INSTANCE_REGISTERED, Some(&instance), None);
-            match self.write(instance, expect, kind::INSTANCE_REGISTERED, audit).await {
+            let audit = audit(
+                &caller.actor_or("anonymous"),
+                kind::INSTANCE_REGISTERED,
+                Some(&instance),
+                None,
+            );
+            match self
+                .write(instance, expect, kind::INSTANCE_REGISTERED, audit)
+                .await
+            {
                 Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => continue,
                 other => return other,
             }
@@ -220,9 +239,19 @@ impl RegistryService {
         let Some(instance) = self.store.instance(service, id).await? else {
             return Err(not_registered(service, id));
         };
-        let audit = audit(&caller.actor_or("anonymous"), kind::INSTANCE_DEREGISTERED, Some(&instance), None);
-        self.remove(&instance, InstanceExpectation::default(), kind::INSTANCE_DEREGISTERED, audit)
-            .await
+        let audit = audit(
+            &caller.actor_or("anonymous"),
+            kind::INSTANCE_DEREGISTERED,
+            Some(&instance),
+            None,
+        );
+        self.remove(
+            &instance,
+            InstanceExpectation::default(),
+            kind::INSTANCE_DEREGISTERED,
+            audit,
+        )
+        .await
     }
 
     /// A heartbeat: the instance is alive now, durable once this returns. Not found (404) when
@@ -353,8 +382,16 @@ impl RegistryService {
             let mut changed = instance.clone();
             changed.status = status;
             changed.output = output.clone();
-            let audit = audit(actor, kind::INSTANCE_STATUS_CHANGED, Some(&changed), Some(message));
-            match self.write(changed, expect, kind::INSTANCE_STATUS_CHANGED, audit).await {
+            let audit = audit(
+                actor,
+                kind::INSTANCE_STATUS_CHANGED,
+                Some(&changed),
+                Some(message),
+            );
+            match self
+                .write(changed, expect, kind::INSTANCE_STATUS_CHANGED, audit)
+                .await
+            {
                 Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => {
                     let service = instance.service_name.clone();
                     let id = instance.instance_id.clone();
@@ -385,7 +422,10 @@ impl RegistryService {
     ) -> Result<Instance> {
         caller.require_on_service(Permission::Write, service.as_str())?;
         if reason.as_ref().is_some_and(|r| r.len() > 1024) {
-            return Err(Error::invalid("/reason", "reason must be at most 1024 bytes"));
+            return Err(Error::invalid(
+                "/reason",
+                "reason must be at most 1024 bytes",
+            ));
         }
         for attempt in 1..=ATTEMPTS {
             let Some(instance) = self.store.instance(service, id).await? else {
@@ -401,13 +441,25 @@ impl RegistryService {
                 by: actor.clone(),
                 since: now(),
             });
-            let message = if enabled { "maintenance on" } else { "maintenance off" };
-            let audit = audit(&actor, kind::INSTANCE_STATUS_CHANGED, Some(&changed), Some(message.into()));
+            let message = if enabled {
+                "maintenance on"
+            } else {
+                "maintenance off"
+            };
+            let audit = audit(
+                &actor,
+                kind::INSTANCE_STATUS_CHANGED,
+                Some(&changed),
+                Some(message.into()),
+            );
             let expect = InstanceExpectation {
                 version: Some(instance.version),
                 last_heartbeat: None,
             };
-            match self.write(changed, expect, kind::INSTANCE_STATUS_CHANGED, audit).await {
+            match self
+                .write(changed, expect, kind::INSTANCE_STATUS_CHANGED, audit)
+                .await
+            {
                 Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => continue,
                 other => return other,
             }
@@ -462,8 +514,8 @@ impl RegistryService {
             .unwrap_or_default();
         let total = all.len() as u32;
         let healthy = all.iter().filter(|i| i.healthy()).count() as u32;
-        let protection_active = total > 0
-            && f64::from(healthy) < self.settings.protection_threshold * f64::from(total);
+        let protection_active =
+            total > 0 && f64::from(healthy) < self.settings.protection_threshold * f64::from(total);
         let instances = if protection_active {
             all
         } else {
@@ -558,7 +610,10 @@ impl RegistryService {
                 continue;
             };
             if status != instance.status && !instance.expired {
-                match self.change_status(instance, status, output.clone(), actor).await {
+                match self
+                    .change_status(instance, status, output.clone(), actor)
+                    .await
+                {
                     Ok(_) | Err(Error::NotFound { .. }) => {}
                     Err(error) => return Err(error),
                 }
@@ -587,15 +642,28 @@ impl RegistryService {
             let silent = (at - instance.last_heartbeat).num_seconds();
             let result = if instance.removed_at() < at {
                 let message = format!("removed: no heartbeat for {silent} s");
-                let audit = audit(SYSTEM_ACTOR, kind::INSTANCE_DEREGISTERED, Some(&instance), Some(message));
-                self.remove(&instance, expect, kind::INSTANCE_DEREGISTERED, audit).await
+                let audit = audit(
+                    SYSTEM_ACTOR,
+                    kind::INSTANCE_DEREGISTERED,
+                    Some(&instance),
+                    Some(message),
+                );
+                self.remove(&instance, expect, kind::INSTANCE_DEREGISTERED, audit)
+                    .await
             } else if !instance.expired {
                 let message = format!("expired: no heartbeat for {silent} s");
-                let audit = audit(SYSTEM_ACTOR, kind::INSTANCE_EXPIRED, Some(&instance), Some(message));
+                let audit = audit(
+                    SYSTEM_ACTOR,
+                    kind::INSTANCE_EXPIRED,
+                    Some(&instance),
+                    Some(message),
+                );
                 let mut expired = instance;
                 expired.expired = true;
                 expired.status = Status::Critical;
-                self.write(expired, expect, kind::INSTANCE_EXPIRED, audit).await.map(drop)
+                self.write(expired, expect, kind::INSTANCE_EXPIRED, audit)
+                    .await
+                    .map(drop)
             } else {
                 continue;
             };

@@ -19,7 +19,8 @@ use crate::core::ports::{
     AccessStore, AppliedStore, AuditQuery, ChangeLog, ChangeRequestQuery, ChangeRequestStore,
     ChangeRequestWrite, Committed, ConfigDeleteWrite, ConfigWrite, Database, DocumentStore,
     FlagDeleteWrite, FlagWrite, ReadCache, Record, Rewrap, SchemaStore, SchemaWrite,
-    SecretDeleteWrite, SecretStore, SecretWrite, ServiceInstances, TokenMap, TokenRevoke, TokenWrite,
+    SecretDeleteWrite, SecretStore, SecretWrite, ServiceInstances, TokenMap, TokenRevoke,
+    TokenWrite,
 };
 use crate::core::secrets::model::{SecretDocument, SecretHead, SecretVersion};
 use crate::core::secrets::stages::SecretStages;
@@ -436,7 +437,9 @@ impl ReadCache for CachedStore {
     }
 
     fn cached_instances(&self, service: &ServiceName) -> Option<Arc<ServiceInstances>> {
-        self.registry.get(service).map(|entry| entry.value().clone())
+        self.registry
+            .get(service)
+            .map(|entry| entry.value().clone())
     }
 
     fn cached_services(&self) -> Vec<(ServiceName, Arc<ServiceInstances>)> {

@@ -47,7 +47,11 @@ impl CachedStore {
     }
 
     /// The instance as the database has it now, in the cache.
-    pub(super) async fn reload_instance(&self, service: &ServiceName, id: &InstanceId) -> Result<()> {
+    pub(super) async fn reload_instance(
+        &self,
+        service: &ServiceName,
+        id: &InstanceId,
+    ) -> Result<()> {
         match self.observed(self.inner.instance(service, id)).await? {
             Some(instance) => {
                 // The database's answer is the newest state, whatever the cache holds.
@@ -95,7 +99,10 @@ impl RegistryStore for CachedStore {
             }
             Err(error) => {
                 // A conflict means the cache may be behind: refresh what it knows.
-                if matches!(error, crate::core::error::Error::ConcurrentModification { .. }) {
+                if matches!(
+                    error,
+                    crate::core::error::Error::ConcurrentModification { .. }
+                ) {
                     let _ = self.reload_instance(&service, &id).await;
                 }
                 Err(error)

@@ -47,7 +47,11 @@ impl RegistryStore for MemoryStore {
     async fn remove_instance(&self, remove: InstanceRemove) -> Result<Committed> {
         let mut state = self.state.lock();
         let key = (remove.service.clone(), remove.instance_id.clone());
-        let Some(row) = state.instances.get(&key).map(|i| (i.version, i.last_heartbeat)) else {
+        let Some(row) = state
+            .instances
+            .get(&key)
+            .map(|i| (i.version, i.last_heartbeat))
+        else {
             return Err(Error::not_found("instance", remove.subject.clone()));
         };
         let version = check_instance_expectation(&remove.expect, Some(row), &remove.subject)? + 1;
@@ -70,7 +74,9 @@ impl RegistryStore for MemoryStore {
             .map(|touch| {
                 let key = (touch.service.clone(), touch.instance_id.clone());
                 match state.instances.get_mut(&key) {
-                    Some(instance) if !instance.expired && instance.expires_at() >= millis(touch.at) => {
+                    Some(instance)
+                        if !instance.expired && instance.expires_at() >= millis(touch.at) =>
+                    {
                         instance.last_heartbeat = millis(touch.at);
                         if let Some(applied) = &touch.applied {
                             instance.applied = applied.clone();

@@ -29,8 +29,8 @@ mod changelog;
 mod commit;
 mod committer;
 mod documents;
-mod rows;
 mod registry;
+mod rows;
 mod schemas;
 mod secrets;
 

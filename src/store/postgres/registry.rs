@@ -95,7 +95,10 @@ impl RegistryStore for PostgresStore {
         let mut alive = vec![false; touches.len()];
         let mut found = std::collections::HashSet::new();
         for position in positions {
-            if let Some(touch) = usize::try_from(position - 1).ok().and_then(|i| touches.get(i)) {
+            if let Some(touch) = usize::try_from(position - 1)
+                .ok()
+                .and_then(|i| touches.get(i))
+            {
                 found.insert((touch.service.as_str(), touch.instance_id.as_str()));
             }
         }

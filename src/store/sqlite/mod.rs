@@ -24,8 +24,8 @@ mod approvals;
 mod changelog;
 mod commit;
 mod documents;
-mod rows;
 mod registry;
+mod rows;
 mod schemas;
 mod secrets;
 

@@ -257,6 +257,7 @@ pub(super) fn api_token(n: u32, base: DateTime<Utc>, age_secs: i64) -> ApiToken 
         scopes: Scopes {
             config_prefixes: vec!["checkout".to_owned()],
             environments: vec!["staging".to_owned()],
+            services: vec!["checkout-api".to_owned()],
         },
         hash: checksum(&json!(format!("secret-{n}"))),
         created_at: base + chrono::Duration::seconds(age_secs),
