@@ -77,7 +77,7 @@ impl RegistryStore for MemoryStore {
                     Some(instance)
                         if !instance.expired && instance.expires_at() >= millis(touch.at) =>
                     {
-                        instance.last_heartbeat = millis(touch.at);
+                        instance.last_heartbeat = instance.last_heartbeat.max(millis(touch.at));
                         if let Some(applied) = &touch.applied {
                             instance.applied = applied.clone();
                         }

@@ -69,12 +69,36 @@ impl RegistryStore for PostgresStore {
     }
 
     async fn touch_instances(&self, touches: &[Touch]) -> Result<Vec<bool>> {
-        let mut services = Vec::with_capacity(touches.len());
-        let mut ids = Vec::with_capacity(touches.len());
-        let mut ats = Vec::with_capacity(touches.len());
-        let mut applied = Vec::with_capacity(touches.len());
-        let mut outputs = Vec::with_capacity(touches.len());
+        // One row per instance: `UPDATE … FROM` applies one of several matching rows, so the
+        // heartbeats of one instance in a batch are merged first (latest time, last applied map
+        // and output given).
+        let mut merged: Vec<Touch> = Vec::with_capacity(touches.len());
+        let mut slot = std::collections::HashMap::with_capacity(touches.len());
         for touch in touches {
+            let key = (touch.service.as_str(), touch.instance_id.as_str());
+            match slot.get(&key) {
+                Some(&index) => {
+                    let kept: &mut Touch = &mut merged[index];
+                    kept.at = kept.at.max(touch.at);
+                    if touch.applied.is_some() {
+                        kept.applied = touch.applied.clone();
+                    }
+                    if touch.output.is_some() {
+                        kept.output = touch.output.clone();
+                    }
+                }
+                None => {
+                    slot.insert(key, merged.len());
+                    merged.push(touch.clone());
+                }
+            }
+        }
+        let mut services = Vec::with_capacity(merged.len());
+        let mut ids = Vec::with_capacity(merged.len());
+        let mut ats = Vec::with_capacity(merged.len());
+        let mut applied = Vec::with_capacity(merged.len());
+        let mut outputs = Vec::with_capacity(merged.len());
+        for touch in &merged {
             services.push(touch.service.as_str());
             ids.push(touch.instance_id.as_str());
             ats.push(touch.at.timestamp_millis());
@@ -91,20 +115,20 @@ impl RegistryStore for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        // A batch naming one instance twice updates its row once: both heartbeats found it.
-        let mut alive = vec![false; touches.len()];
-        let mut found = std::collections::HashSet::new();
+        let mut found = vec![false; merged.len()];
         for position in positions {
-            if let Some(touch) = usize::try_from(position - 1)
+            if let Some(found) = usize::try_from(position - 1)
                 .ok()
-                .and_then(|i| touches.get(i))
+                .and_then(|i| found.get_mut(i))
             {
-                found.insert((touch.service.as_str(), touch.instance_id.as_str()));
+                *found = true;
             }
         }
-        for (alive, touch) in alive.iter_mut().zip(touches) {
-            *alive = found.contains(&(touch.service.as_str(), touch.instance_id.as_str()));
-        }
+        // Each heartbeat answers as its instance's merged one did.
+        let alive = touches
+            .iter()
+            .map(|touch| found[slot[&(touch.service.as_str(), touch.instance_id.as_str())]])
+            .collect();
         Ok(alive)
     }
 

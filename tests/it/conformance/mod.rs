@@ -11,6 +11,7 @@ mod configs;
 mod fixtures;
 mod flags;
 mod read_cache;
+mod registry;
 mod schemas;
 mod secrets;
 
@@ -74,6 +75,9 @@ macro_rules! store_conformance_suite {
             secrets::secret_versions_keep_only_sealed_values_and_a_delete_keeps_history,
             secrets::a_record_takes_a_revision_and_an_audit_record_and_writes_no_rows,
             secrets::a_write_commits_its_announcements_in_its_transaction_and_a_failed_one_none,
+            registry::an_instance_write_takes_the_next_version_and_a_revision_under_its_expectation,
+            registry::heartbeats_touch_live_instances_in_one_call_and_refuse_the_others,
+            registry::overdue_instances_are_expired_or_removed_only_as_they_were_read,
         );
     };
     (@tests $backend:ident, $open:expr; $($aggregate:ident::$behaviour:ident),* $(,)?) => {
