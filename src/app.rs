@@ -38,6 +38,7 @@ pub struct App {
     service: Arc<ConfigService>,
     flags: Arc<FlagService>,
     secrets: Arc<SecretService>,
+    registry: Arc<RegistryService>,
     access: Arc<AccessService>,
     /// Certificate and key (PEM) both transports serve TLS with, when configured.
     tls: Option<TlsFiles>,
@@ -364,6 +365,7 @@ impl App {
             service,
             flags,
             secrets,
+            registry,
             access,
             tls: tls_config(&settings)?,
             request_timeout: Duration::from_secs(settings.request_timeout_secs),
@@ -408,6 +410,7 @@ impl App {
                 service: self.service.clone(),
                 flags: self.flags.clone(),
                 secrets: self.secrets.clone(),
+                registry: self.registry.clone(),
                 access: self.access.clone(),
                 tls: self.tls.clone(),
                 request_timeout: self.request_timeout,

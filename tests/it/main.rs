@@ -18,6 +18,7 @@ mod grpc;
 mod grpc_access;
 mod grpc_change_requests;
 mod grpc_flags;
+mod grpc_registry;
 mod grpc_secrets;
 mod log_leaks;
 mod ofrep;

@@ -10,6 +10,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::core::access::{AccessService, Caller};
 use crate::core::flags::FlagService;
+use crate::core::registry::RegistryService;
 use crate::core::secrets::SecretService;
 use crate::core::service::ConfigService;
 use crate::tls::TlsFiles;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod convert;
 pub mod error;
 pub mod flags;
+pub mod registry;
 pub mod secrets;
 pub mod watch;
 
@@ -52,6 +54,7 @@ pub struct GrpcServer {
     pub service: Arc<ConfigService>,
     pub flags: Arc<FlagService>,
     pub secrets: Arc<SecretService>,
+    pub registry: Arc<RegistryService>,
     pub access: Arc<AccessService>,
     pub tls: Option<TlsFiles>,
     pub request_timeout: std::time::Duration,
@@ -66,6 +69,7 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         service,
         flags,
         secrets,
+        registry,
         access,
         tls,
         request_timeout,
@@ -88,6 +92,11 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
     health_reporter
         .set_serving::<pb::secret_service_server::SecretServiceServer<secrets::GrpcSecretService>>()
         .await;
+    health_reporter
+        .set_serving::<pb::registry_service_server::RegistryServiceServer<
+            registry::GrpcRegistryService,
+        >>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -106,6 +115,10 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         .max_decoding_message_size(max_message_bytes);
     let secrets = pb::secret_service_server::SecretServiceServer::new(
         secrets::GrpcSecretService::new(secrets),
+    )
+    .max_decoding_message_size(max_message_bytes);
+    let registry = pb::registry_service_server::RegistryServiceServer::new(
+        registry::GrpcRegistryService::new(registry),
     )
     .max_decoding_message_size(max_message_bytes);
     let mut builder = tonic::transport::Server::builder()
@@ -127,6 +140,7 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         .add_service(flags)
         .add_service(change_requests)
         .add_service(secrets)
+        .add_service(registry)
         // Nagle would hold back a response's trailers until the client's delayed ACK (~40 ms).
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
