@@ -3,11 +3,7 @@
 //! committed together (group commit, `src/store/postgres/commit.rs`), so 16 writers should share
 //! each fsync instead of queueing for their own.
 
-use std::time::Duration;
-
-use sqlx::Connection;
-
-use super::support::cpu;
+use super::support::{self, cpu};
 use super::{Options, Server, WriteRun, postgres, write_many};
 
 /// Writer counts compared.
@@ -18,47 +14,6 @@ pub struct FsyncRun {
     pub writes: WriteRun,
     /// CPU microseconds per version: (server, PostgreSQL, load generator).
     pub cpu_per_version: (f64, f64, f64),
-}
-
-/// Turns fsync (and synchronous commit, full-page writes) on for the whole cluster; the test
-/// harness starts it with them off.
-async fn durable(url: &str) {
-    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
-    for setting in ["fsync", "synchronous_commit", "full_page_writes"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "ALTER SYSTEM SET {setting} = on"
-        )))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    }
-    sqlx::query("SELECT pg_reload_conf()")
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    // The reload is asynchronous: wait until a new session sees it.
-    for _ in 0..100 {
-        let mut probe = sqlx::PgConnection::connect(url).await.unwrap();
-        let fsync: String = sqlx::query_scalar("SHOW fsync")
-            .fetch_one(&mut probe)
-            .await
-            .unwrap();
-        if fsync == "on" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fsync did not turn on");
-}
-
-/// The postmaster's process id, from the parent of a backend.
-async fn postmaster(url: &str) -> u32 {
-    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
-    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut connection)
-        .await
-        .unwrap();
-    cpu::parent_of(u32::try_from(backend).unwrap())
 }
 
 /// CPU seconds so far of (server, PostgreSQL, this process).
@@ -74,8 +29,8 @@ fn cpu_now(server: &Server, postmaster: u32) -> (f64, f64, f64) {
 /// `opts.writes` versions from each writer count in `WRITER_COUNTS`.
 pub async fn fsync_writes(cluster: &postgres::PgCluster, opts: &Options) -> Vec<FsyncRun> {
     let url = cluster.new_database().await;
-    durable(&url).await;
-    let postmaster = postmaster(&url).await;
+    support::fsync_on(&url).await;
+    let postmaster = support::postmaster(&url).await;
     let mut server = Server::spawn(&url, false);
     server.wait_until_up().await;
     write_many(server.addr, 16, opts.ids, opts.ids, 0).await;

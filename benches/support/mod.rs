@@ -180,3 +180,50 @@ pub fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
 pub fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
+
+/// Turns fsync (and synchronous commit, full-page writes) on for the whole cluster; the test
+/// harness starts it with them off.
+pub async fn fsync_on(url: &str) {
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    for setting in ["fsync", "synchronous_commit", "full_page_writes"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER SYSTEM SET {setting} = on"
+        )))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    }
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    // The reload is asynchronous: wait until a new session sees it.
+    for _ in 0..100 {
+        let mut probe = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+            .await
+            .unwrap();
+        let fsync: String = sqlx::query_scalar("SHOW fsync")
+            .fetch_one(&mut probe)
+            .await
+            .unwrap();
+        if fsync == "on" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fsync did not turn on");
+}
+
+/// The postmaster's process id, from the parent of a backend.
+pub async fn postmaster(url: &str) -> u32 {
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    cpu::parent_of(u32::try_from(backend).unwrap())
+}
