@@ -7,9 +7,9 @@ use common::{TestServer, body_of, meta};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin-token-for-the-authorization-tests-0123";
+pub(crate) const ADMIN: &str = "admin-token-for-the-authorization-tests-0123";
 
-async fn secured(protected: &str) -> TestServer {
+pub(crate) async fn secured(protected: &str) -> TestServer {
     let protected = protected.to_owned();
     TestServer::spawn_with(move |s| {
         s.no_auth = false;
@@ -19,7 +19,7 @@ async fn secured(protected: &str) -> TestServer {
     .await
 }
 
-async fn call(
+pub(crate) async fn call(
     server: &TestServer,
     token: &str,
     method: Method,
@@ -36,7 +36,12 @@ async fn call(
     body_of(request.send().await.expect("request")).await
 }
 
-async fn token(server: &TestServer, name: &str, roles: &[&str], scopes: Value) -> String {
+pub(crate) async fn token(
+    server: &TestServer,
+    name: &str,
+    roles: &[&str],
+    scopes: Value,
+) -> String {
     let (status, created) = call(
         server,
         ADMIN,

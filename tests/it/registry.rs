@@ -13,12 +13,12 @@ use axum::routing::get;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, body_of, meta};
+use crate::authorization::{ADMIN, call, secured, token};
+use crate::common::{TestServer, meta};
 use crate::watch_sse::watch;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
-const ADMIN: &str = "admin-token-for-the-registry-tests-0123456";
 
 /// A health endpoint on a free loopback port answering `status` at `/health`; stops with the
 /// test's runtime.
@@ -511,43 +511,9 @@ async fn a_heartbeats_applied_map_joins_the_drift_report() {
     assert_eq!(problem["field"], "/applied");
 }
 
-async fn call(
-    server: &TestServer,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = server
-        .client
-        .request(method, server.url(path))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    body_of(request.send().await.expect("request")).await
-}
-
-async fn token(server: &TestServer, name: &str, roles: &[&str], scopes: Value) -> String {
-    let (status, created) = call(
-        server,
-        ADMIN,
-        Method::POST,
-        "/api/v1/tokens",
-        Some(json!({"name": name, "roles": roles, "scopes": scopes})),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    created["tokenText"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn a_service_token_registers_only_its_own_service() {
-    let server = TestServer::spawn_with(|s| {
-        s.no_auth = false;
-        s.admin_token = Some(ADMIN.into());
-    })
-    .await;
+    let server = secured("").await;
     let payments = token(
         &server,
         "payments",

@@ -159,10 +159,15 @@ async fn discover(
     ServicePath(service): ServicePath,
     ApiQuery(params): ApiQuery<DiscoverParams>,
 ) -> Result<Response> {
-    let discovery = state
-        .registry
-        .discover(&caller, &service, params.environment()?.as_ref())?;
-    let mut response = Json(discovery).into_response();
+    let discovery =
+        state
+            .registry
+            .discover_json(&caller, &service, params.environment()?.as_ref())?;
+    let mut response = (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        discovery,
+    )
+        .into_response();
     if state.service.serving_stale() {
         response
             .headers_mut()

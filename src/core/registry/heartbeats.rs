@@ -1,7 +1,9 @@
 //! Heartbeat batching: every heartbeat waiting when a flush starts is written in one
 //! transaction (one fsync), and each is answered once that transaction committed. At 2,000
-//! heartbeats a second a flush takes a few milliseconds, so a batch holds a few dozen and no
-//! heartbeat waits for more than one flush ahead of its own.
+//! heartbeats a second a flush takes a few milliseconds, so a batch holds a few dozen. Two
+//! flushes may be in flight at once, so a heartbeat arriving during a flush waits for its own
+//! commit, not for the one ahead of it too (one instance's heartbeats are sequential, and a
+//! heartbeat never moves the stored time back, so their order across flushes does not matter).
 
 use std::sync::Arc;
 
@@ -12,6 +14,8 @@ use crate::core::ports::{Store, Touch};
 
 /// The most heartbeats one transaction writes; more wait for the next.
 const MAX_BATCH: usize = 1024;
+/// Flushes in flight at once.
+const FLUSHES: usize = 2;
 
 struct Pending {
     touch: Touch,
@@ -47,25 +51,41 @@ fn stopped() -> Error {
 }
 
 async fn flush(store: Arc<dyn Store>, mut queued: mpsc::UnboundedReceiver<Pending>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (touches, answers): (Vec<Touch>, Vec<_>) =
-            batch.drain(..).map(|p| (p.touch, p.done)).unzip();
-        match store.touch_instances(&touches).await {
-            Ok(alive) => {
-                for (done, alive) in answers.into_iter().zip(alive) {
-                    let _ = done.send(Ok(alive));
-                }
+    let slots = Arc::new(tokio::sync::Semaphore::new(FLUSHES));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        if queued.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            write(&*store, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Writes one batch and answers each of its heartbeats.
+async fn write(store: &dyn Store, batch: Vec<Pending>) {
+    let (touches, answers): (Vec<Touch>, Vec<_>) =
+        batch.into_iter().map(|p| (p.touch, p.done)).unzip();
+    match store.touch_instances(&touches).await {
+        Ok(alive) => {
+            for (done, alive) in answers.into_iter().zip(alive) {
+                let _ = done.send(Ok(alive));
             }
-            Err(error) => {
-                for done in answers {
-                    let _ = done.send(Err(match &error {
-                        Error::Unavailable { reason } => Error::Unavailable {
-                            reason: reason.clone(),
-                        },
-                        other => Error::internal(other),
-                    }));
-                }
+        }
+        Err(error) => {
+            for done in answers {
+                let _ = done.send(Err(match &error {
+                    Error::Unavailable { reason } => Error::Unavailable {
+                        reason: reason.clone(),
+                    },
+                    other => Error::internal(other),
+                }));
             }
         }
     }

@@ -23,7 +23,8 @@ use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::{Environment, InstanceId, ServiceName};
 use crate::core::model::AuditDraft;
 use crate::core::ports::{
-    InstanceExpectation, InstanceRemove, InstanceWrite, ReadCache, Storage, Store, Touch,
+    InstanceExpectation, InstanceRemove, InstanceWrite, ReadCache, ServiceInstances, Storage,
+    Store, Touch,
 };
 
 /// The actor of changes the registry makes by itself (expiry, removal, periodic checks).
@@ -62,6 +63,22 @@ pub struct RegistryService {
     /// The hash of the applied map each instance last reported here: an unchanged map is not
     /// written again.
     applied: DashMap<String, u64>,
+    /// Discovery answers as JSON by (service, environment), with the map they were rendered
+    /// from.
+    rendered:
+        DashMap<(ServiceName, Option<Environment>), (Option<Arc<ServiceInstances>>, bytes::Bytes)>,
+}
+
+/// At most this many rendered discovery answers are kept (then they are all dropped).
+const MAX_RENDERED: usize = 10_000;
+
+/// Whether an answer rendered from `then` still describes `now`: the same map, or none both times.
+fn same_state(then: &Option<Arc<ServiceInstances>>, now: &Option<Arc<ServiceInstances>>) -> bool {
+    match (then, now) {
+        (Some(then), Some(now)) => Arc::ptr_eq(then, now),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 fn audit(
@@ -113,6 +130,7 @@ impl RegistryService {
             checker: HealthChecker::new(settings.health_timeout),
             settings,
             applied: DashMap::new(),
+            rendered: DashMap::new(),
         }
     }
 
@@ -497,18 +515,56 @@ impl RegistryService {
         service: &ServiceName,
         environment: Option<&Environment>,
     ) -> Result<Discovery> {
+        self.authorize_read(caller, environment)?;
+        let instances = self.cache.cached_instances(service);
+        Ok(self.discovery(service, environment, instances.as_deref()))
+    }
+
+    /// `discover` as JSON, rendered once per state of the service's instances: the read cache
+    /// swaps a service's map on every change, so an answer rendered from the map this replica
+    /// still holds is current, and heartbeats (which change no cached state) keep it.
+    pub fn discover_json(
+        &self,
+        caller: &Caller,
+        service: &ServiceName,
+        environment: Option<&Environment>,
+    ) -> Result<bytes::Bytes> {
+        self.authorize_read(caller, environment)?;
+        let instances = self.cache.cached_instances(service);
+        let key = (service.clone(), environment.cloned());
+        if let Some(rendered) = self.rendered.get(&key) {
+            if same_state(&rendered.0, &instances) {
+                return Ok(rendered.1.clone());
+            }
+        }
+        let discovery = self.discovery(service, environment, instances.as_deref());
+        let json = bytes::Bytes::from(serde_json::to_vec(&discovery).map_err(Error::internal)?);
+        if self.rendered.len() >= MAX_RENDERED && !self.rendered.contains_key(&key) {
+            self.rendered.clear();
+        }
+        self.rendered.insert(key, (instances, json.clone()));
+        Ok(json)
+    }
+
+    fn authorize_read(&self, caller: &Caller, environment: Option<&Environment>) -> Result<()> {
         caller.require(Permission::Read)?;
         if let Some(environment) = environment {
             caller.require_environment(environment.as_str())?;
         }
-        let all: Vec<Instance> = self
-            .cache
-            .cached_instances(service)
+        Ok(())
+    }
+
+    fn discovery(
+        &self,
+        service: &ServiceName,
+        environment: Option<&Environment>,
+        instances: Option<&ServiceInstances>,
+    ) -> Discovery {
+        let all: Vec<&Instance> = instances
             .map(|instances| {
                 instances
                     .values()
                     .filter(|i| environment.is_none_or(|e| i.environment.as_ref() == Some(e)))
-                    .cloned()
                     .collect()
             })
             .unwrap_or_default();
@@ -516,19 +572,18 @@ impl RegistryService {
         let healthy = all.iter().filter(|i| i.healthy()).count() as u32;
         let protection_active =
             total > 0 && f64::from(healthy) < self.settings.protection_threshold * f64::from(total);
-        let instances = if protection_active {
-            all
-        } else {
-            all.into_iter().filter(Instance::healthy).collect()
-        };
-        Ok(Discovery {
+        Discovery {
             service_name: service.to_string(),
             environment: environment.map(|e| e.to_string()),
             protection_active,
             healthy,
             total,
-            instances,
-        })
+            instances: all
+                .into_iter()
+                .filter(|i| protection_active || i.healthy())
+                .cloned()
+                .collect(),
+        }
     }
 
     /// One healthy instance, picked at random in proportion to the weights; `Unavailable` when
@@ -539,8 +594,14 @@ impl RegistryService {
         service: &ServiceName,
         environment: Option<&Environment>,
     ) -> Result<Instance> {
-        let discovery = self.discover(caller, service, environment)?;
-        let healthy: Vec<&Instance> = discovery.instances.iter().filter(|i| i.healthy()).collect();
+        self.authorize_read(caller, environment)?;
+        let instances = self.cache.cached_instances(service);
+        let healthy: Vec<&Instance> = instances
+            .iter()
+            .flat_map(|instances| instances.values())
+            .filter(|i| i.healthy())
+            .filter(|i| environment.is_none_or(|e| i.environment.as_ref() == Some(e)))
+            .collect();
         let total: u64 = healthy.iter().map(|i| u64::from(i.weight)).sum();
         if total == 0 {
             return Err(Error::Unavailable {
@@ -548,10 +609,10 @@ impl RegistryService {
             });
         }
         let mut point = rand::rng().random_range(0..total);
-        for instance in &healthy {
+        for instance in healthy {
             let weight = u64::from(instance.weight);
             if point < weight {
-                return Ok((*instance).clone());
+                return Ok(instance.clone());
             }
             point -= weight;
         }
