@@ -4,8 +4,10 @@
 //! events); heartbeats are not: they are batched into one transaction per flush
 //! (`heartbeats`). Discovery is answered from the read cache, without I/O.
 
+mod discovery;
 mod health;
 mod heartbeats;
+mod liveness;
 pub mod model;
 mod service;
 

@@ -7,14 +7,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
-use futures::StreamExt;
-use rand::Rng;
 
+use super::discovery::Rendered;
 use super::health::HealthChecker;
 use super::heartbeats::Heartbeats;
 use super::model::{
-    CheckResult, CheckedHeartbeat, Discovery, Heartbeat, Instance, Maintenance, Registration,
-    ServiceSummary, Status, subject,
+    CheckedHeartbeat, Heartbeat, Instance, Maintenance, Registration, Status, subject,
 };
 use crate::core::access::{Caller, Permission};
 use crate::core::configs::{ConfigService, now};
@@ -23,16 +21,13 @@ use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::{Environment, InstanceId, ServiceName};
 use crate::core::model::AuditDraft;
 use crate::core::ports::{
-    InstanceExpectation, InstanceRemove, InstanceWrite, ReadCache, ServiceInstances, Storage,
-    Store, Touch,
+    InstanceExpectation, InstanceRemove, InstanceWrite, ReadCache, Storage, Store, Touch,
 };
 
 /// The actor of changes the registry makes by itself (expiry, removal, periodic checks).
-const SYSTEM_ACTOR: &str = "summit-config";
-/// Health checks run at most this many at once.
-const CHECK_CONCURRENCY: usize = 32;
+pub(super) const SYSTEM_ACTOR: &str = "summit-config";
 /// A write that raced another change of its instance is retried this many times.
-const ATTEMPTS: usize = 3;
+pub(super) const ATTEMPTS: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
@@ -53,35 +48,22 @@ impl Default for RegistrySettings {
 }
 
 pub struct RegistryService {
-    store: Arc<dyn Store>,
-    cache: Arc<dyn ReadCache>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) cache: Arc<dyn ReadCache>,
     /// Commits and publishes through the same path as config writes (one change log, one bus).
-    configs: Arc<ConfigService>,
-    heartbeats: Heartbeats,
-    checker: HealthChecker,
-    settings: RegistrySettings,
+    pub(super) configs: Arc<ConfigService>,
+    pub(super) heartbeats: Heartbeats,
+    pub(super) checker: HealthChecker,
+    pub(super) settings: RegistrySettings,
     /// The hash of the applied map each instance last reported here: an unchanged map is not
     /// written again.
-    applied: DashMap<String, u64>,
+    pub(super) applied: DashMap<String, u64>,
     /// Discovery answers as JSON by (service, environment), with the map they were rendered
     /// from.
-    rendered:
-        DashMap<(ServiceName, Option<Environment>), (Option<Arc<ServiceInstances>>, bytes::Bytes)>,
+    pub(super) rendered: DashMap<(ServiceName, Option<Environment>), Rendered>,
 }
 
-/// At most this many rendered discovery answers are kept (then they are all dropped).
-const MAX_RENDERED: usize = 10_000;
-
-/// Whether an answer rendered from `then` still describes `now`: the same map, or none both times.
-fn same_state(then: &Option<Arc<ServiceInstances>>, now: &Option<Arc<ServiceInstances>>) -> bool {
-    match (then, now) {
-        (Some(then), Some(now)) => Arc::ptr_eq(then, now),
-        (None, None) => true,
-        _ => false,
-    }
-}
-
-fn audit(
+pub(super) fn audit(
     actor: &str,
     kind: ChangeKind,
     instance: Option<&Instance>,
@@ -116,7 +98,7 @@ fn applied_hash(applied: &BTreeMap<crate::core::ids::ConfigId, String>) -> u64 {
     hasher.finish()
 }
 
-fn not_registered(service: &ServiceName, id: &InstanceId) -> Error {
+pub(super) fn not_registered(service: &ServiceName, id: &InstanceId) -> Error {
     Error::not_found("instance", subject(service, id))
 }
 
@@ -135,7 +117,7 @@ impl RegistryService {
     }
 
     /// Stores `instance` as its next version, recording `kind`; the instance as stored.
-    async fn write(
+    pub(super) async fn write(
         &self,
         mut instance: Instance,
         expect: InstanceExpectation,
@@ -161,7 +143,7 @@ impl RegistryService {
         Ok(instance)
     }
 
-    async fn remove(
+    pub(super) async fn remove(
         &self,
         instance: &Instance,
         expect: InstanceExpectation,
@@ -384,7 +366,7 @@ impl RegistryService {
 
     /// Records a new status (from a heartbeat or a health check), conditional on the version it
     /// read; on a race the instance is read again and the change retried.
-    async fn change_status(
+    pub(super) async fn change_status(
         &self,
         mut instance: Instance,
         status: Status,
@@ -483,257 +465,5 @@ impl RegistryService {
             }
         }
         unreachable!("the last attempt returns")
-    }
-
-    /// Every service with its instances counted by state, from memory.
-    pub fn services(&self, caller: &Caller) -> Result<Vec<ServiceSummary>> {
-        caller.require(Permission::Read)?;
-        Ok(self
-            .cache
-            .cached_services()
-            .iter()
-            .filter(|(_, instances)| !instances.is_empty())
-            .map(|(name, instances)| ServiceSummary::of(name, instances.values()))
-            .collect())
-    }
-
-    /// A service's instances as the database has them now (last heartbeats included).
-    pub async fn service(&self, caller: &Caller, service: &ServiceName) -> Result<Vec<Instance>> {
-        caller.require(Permission::Read)?;
-        let instances = self.store.instances(Some(service)).await?;
-        if instances.is_empty() {
-            return Err(Error::not_found("service", service.as_str()));
-        }
-        Ok(instances)
-    }
-
-    /// The healthy instances of a service (of one environment when named), from memory; every
-    /// instance when fewer than the protection threshold's share are healthy.
-    pub fn discover(
-        &self,
-        caller: &Caller,
-        service: &ServiceName,
-        environment: Option<&Environment>,
-    ) -> Result<Discovery> {
-        self.authorize_read(caller, environment)?;
-        let instances = self.cache.cached_instances(service);
-        Ok(self.discovery(service, environment, instances.as_deref()))
-    }
-
-    /// `discover` as JSON, rendered once per state of the service's instances: the read cache
-    /// swaps a service's map on every change, so an answer rendered from the map this replica
-    /// still holds is current, and heartbeats (which change no cached state) keep it.
-    pub fn discover_json(
-        &self,
-        caller: &Caller,
-        service: &ServiceName,
-        environment: Option<&Environment>,
-    ) -> Result<bytes::Bytes> {
-        self.authorize_read(caller, environment)?;
-        let instances = self.cache.cached_instances(service);
-        let key = (service.clone(), environment.cloned());
-        if let Some(rendered) = self.rendered.get(&key) {
-            if same_state(&rendered.0, &instances) {
-                return Ok(rendered.1.clone());
-            }
-        }
-        let discovery = self.discovery(service, environment, instances.as_deref());
-        let json = bytes::Bytes::from(serde_json::to_vec(&discovery).map_err(Error::internal)?);
-        if self.rendered.len() >= MAX_RENDERED && !self.rendered.contains_key(&key) {
-            self.rendered.clear();
-        }
-        self.rendered.insert(key, (instances, json.clone()));
-        Ok(json)
-    }
-
-    fn authorize_read(&self, caller: &Caller, environment: Option<&Environment>) -> Result<()> {
-        caller.require(Permission::Read)?;
-        if let Some(environment) = environment {
-            caller.require_environment(environment.as_str())?;
-        }
-        Ok(())
-    }
-
-    fn discovery(
-        &self,
-        service: &ServiceName,
-        environment: Option<&Environment>,
-        instances: Option<&ServiceInstances>,
-    ) -> Discovery {
-        let all: Vec<&Instance> = instances
-            .map(|instances| {
-                instances
-                    .values()
-                    .filter(|i| environment.is_none_or(|e| i.environment.as_ref() == Some(e)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let total = all.len() as u32;
-        let healthy = all.iter().filter(|i| i.healthy()).count() as u32;
-        let protection_active =
-            total > 0 && f64::from(healthy) < self.settings.protection_threshold * f64::from(total);
-        Discovery {
-            service_name: service.to_string(),
-            environment: environment.map(|e| e.to_string()),
-            protection_active,
-            healthy,
-            total,
-            instances: all
-                .into_iter()
-                .filter(|i| protection_active || i.healthy())
-                .cloned()
-                .collect(),
-        }
-    }
-
-    /// One healthy instance, picked at random in proportion to the weights; `Unavailable` when
-    /// none is healthy.
-    pub fn pick(
-        &self,
-        caller: &Caller,
-        service: &ServiceName,
-        environment: Option<&Environment>,
-    ) -> Result<Instance> {
-        self.authorize_read(caller, environment)?;
-        let instances = self.cache.cached_instances(service);
-        let healthy: Vec<&Instance> = instances
-            .iter()
-            .flat_map(|instances| instances.values())
-            .filter(|i| i.healthy())
-            .filter(|i| environment.is_none_or(|e| i.environment.as_ref() == Some(e)))
-            .collect();
-        let total: u64 = healthy.iter().map(|i| u64::from(i.weight)).sum();
-        if total == 0 {
-            return Err(Error::Unavailable {
-                reason: format!("service {service} has no healthy instance"),
-            });
-        }
-        let mut point = rand::rng().random_range(0..total);
-        for instance in healthy {
-            let weight = u64::from(instance.weight);
-            if point < weight {
-                return Ok(instance.clone());
-            }
-            point -= weight;
-        }
-        unreachable!("the point lies below the total weight")
-    }
-
-    /// Calls the health-check URL of every instance of the service now and records what changed.
-    pub async fn check_service(
-        &self,
-        caller: &Caller,
-        service: &ServiceName,
-    ) -> Result<Vec<CheckResult>> {
-        caller.require_on_service(Permission::Write, service.as_str())?;
-        let instances = self.store.instances(Some(service)).await?;
-        if instances.is_empty() {
-            return Err(Error::not_found("service", service.as_str()));
-        }
-        let actor = caller.actor_or("anonymous");
-        self.check(instances, &actor).await
-    }
-
-    /// Checks every live instance of every service (the periodic checks; lease holder only).
-    pub async fn check_all(&self) -> Result<usize> {
-        let instances: Vec<Instance> = self
-            .store
-            .instances(None)
-            .await?
-            .into_iter()
-            .filter(|i| !i.expired && i.health_check_url.is_some())
-            .collect();
-        let checked = instances.len();
-        self.check(instances, SYSTEM_ACTOR).await?;
-        Ok(checked)
-    }
-
-    async fn check(&self, instances: Vec<Instance>, actor: &str) -> Result<Vec<CheckResult>> {
-        let checked: Vec<(Instance, Option<(Status, Option<String>)>)> =
-            futures::stream::iter(instances)
-                .map(|instance| async move {
-                    let result = self.checker.check(&instance).await;
-                    (instance, result)
-                })
-                .buffer_unordered(CHECK_CONCURRENCY)
-                .collect()
-                .await;
-        let mut results = Vec::with_capacity(checked.len());
-        for (instance, result) in checked {
-            let id = instance.instance_id.to_string();
-            let Some((status, output)) = result else {
-                results.push(CheckResult {
-                    instance_id: id,
-                    status: instance.status,
-                    output: None,
-                    checked: false,
-                });
-                continue;
-            };
-            if status != instance.status && !instance.expired {
-                match self
-                    .change_status(instance, status, output.clone(), actor)
-                    .await
-                {
-                    Ok(_) | Err(Error::NotFound { .. }) => {}
-                    Err(error) => return Err(error),
-                }
-            }
-            results.push(CheckResult {
-                instance_id: id,
-                status,
-                output,
-                checked: true,
-            });
-        }
-        results.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-        Ok(results)
-    }
-
-    /// Expires the instances past their TTL and removes those past their deregistration time
-    /// (lease holder only). Each change is conditional on the heartbeat it read, so a heartbeat
-    /// arriving meanwhile wins. Returns how many changed.
-    pub async fn expire_due(&self, at: DateTime<Utc>) -> Result<usize> {
-        let mut changed = 0;
-        for instance in self.store.overdue_instances(at).await? {
-            let expect = InstanceExpectation {
-                version: Some(instance.version),
-                last_heartbeat: Some(instance.last_heartbeat),
-            };
-            let silent = (at - instance.last_heartbeat).num_seconds();
-            let result = if instance.removed_at() < at {
-                let message = format!("removed: no heartbeat for {silent} s");
-                let audit = audit(
-                    SYSTEM_ACTOR,
-                    kind::INSTANCE_DEREGISTERED,
-                    Some(&instance),
-                    Some(message),
-                );
-                self.remove(&instance, expect, kind::INSTANCE_DEREGISTERED, audit)
-                    .await
-            } else if !instance.expired {
-                let message = format!("expired: no heartbeat for {silent} s");
-                let audit = audit(
-                    SYSTEM_ACTOR,
-                    kind::INSTANCE_EXPIRED,
-                    Some(&instance),
-                    Some(message),
-                );
-                let mut expired = instance;
-                expired.expired = true;
-                expired.status = Status::Critical;
-                self.write(expired, expect, kind::INSTANCE_EXPIRED, audit)
-                    .await
-                    .map(drop)
-            } else {
-                continue;
-            };
-            match result {
-                Ok(()) => changed += 1,
-                Err(Error::ConcurrentModification { .. } | Error::NotFound { .. }) => {}
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(changed)
     }
 }

@@ -37,12 +37,12 @@ impl CachedStore {
     }
 
     pub(super) fn forget_instance(&self, service: &ServiceName, id: &InstanceId) {
-        if let Some(mut entry) = self.registry.get_mut(service) {
-            if entry.contains_key(id) {
-                let mut next = ServiceInstances::clone(&entry);
-                next.remove(id);
-                *entry = Arc::new(next);
-            }
+        if let Some(mut entry) = self.registry.get_mut(service)
+            && entry.contains_key(id)
+        {
+            let mut next = ServiceInstances::clone(&entry);
+            next.remove(id);
+            *entry = Arc::new(next);
         }
     }
 

@@ -240,46 +240,69 @@ pub(super) async fn overdue_instances_are_expired_or_removed_only_as_they_were_r
         .collect();
     assert_eq!(overdue, ["svc/gone", "svc/stale"]);
 
-    // A heartbeat landed after the expiry read: the expiry must not happen.
+    // A heartbeat that lands after an expiry read it wins: the expiry writes nothing.
     let read = store
-        .instance(&service("svc"), &id("stale"))
+        .instance(&service("svc"), &id("fresh"))
         .await
         .unwrap()
         .unwrap();
-    let mut expect = InstanceExpectation {
+    let beat = at + Duration::milliseconds(5);
+    assert_eq!(
+        store
+            .touch_instances(&[touch("svc", "fresh", beat)])
+            .await
+            .unwrap(),
+        [true]
+    );
+    let read_as = InstanceExpectation {
         version: Some(read.version),
         last_heartbeat: Some(read.last_heartbeat),
     };
-    assert_eq!(
-        store
-            .touch_instances(&[touch("svc", "stale", at)])
-            .await
-            .unwrap(),
-        [false],
-        "past its TTL"
-    );
     let mut expired = read.clone();
     expired.expired = true;
-    store
-        .put_instance(write(expired.clone(), expect))
-        .await
-        .unwrap();
-    expect.version = Some(read.version + 1);
-    let mut moved = expired;
-    moved.last_heartbeat = ms(at);
     let error = store
-        .put_instance(write(
-            moved,
-            InstanceExpectation {
-                version: Some(read.version + 1),
-                last_heartbeat: Some(at),
-            },
-        ))
+        .put_instance(write(expired, read_as))
         .await
         .unwrap_err();
     assert!(
         matches!(error, Error::ConcurrentModification { .. }),
         "{error:?}"
+    );
+    let fresh = store
+        .instance(&service("svc"), &id("fresh"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!fresh.expired);
+    assert_eq!(fresh.last_heartbeat, ms(beat));
+    // The stale one gets no heartbeat in (past its TTL) and expires as it was read.
+    let read = store
+        .instance(&service("svc"), &id("stale"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .touch_instances(&[touch("svc", "stale", at)])
+            .await
+            .unwrap(),
+        [false]
+    );
+    let mut expired = read.clone();
+    expired.expired = true;
+    let expect = InstanceExpectation {
+        version: Some(read.version),
+        last_heartbeat: Some(read.last_heartbeat),
+    };
+    let committed = store.put_instance(write(expired, expect)).await.unwrap();
+    assert_eq!(committed.version, read.version + 1);
+    assert!(
+        store
+            .instance(&service("svc"), &id("stale"))
+            .await
+            .unwrap()
+            .unwrap()
+            .expired
     );
 
     let remove = |instance_id: &str, expect: InstanceExpectation| InstanceRemove {
