@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::http::{self, AppContext, AppState, HttpLimits};
 use crate::core::access::AccessService;
 use crate::core::access::service::{AccessSettings, JwtSettings};
+use crate::core::deployments::StrategyService;
 use crate::core::flags::FlagService;
 use crate::core::ids::Environment;
 use crate::core::ports::{Database, Storage, Store};
@@ -343,6 +344,7 @@ impl App {
             flags: flags.clone(),
             secrets: secrets.clone(),
             registry: registry.clone(),
+            strategies: Arc::new(StrategyService::new(cache.clone(), service.clone())),
             access: access.clone(),
             shutdown: shutdown.clone(),
             metrics: http::ops::metrics_handle(),

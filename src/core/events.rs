@@ -15,7 +15,12 @@ pub struct ChangeEvent {
     pub revision: u64,
     pub kind: ChangeKind,
     /// The config id, or the flag key of a `flag.*` change.
-    #[serde(alias = "flagKey", alias = "secretName", alias = "instance")]
+    #[serde(
+        alias = "flagKey",
+        alias = "secretName",
+        alias = "instance",
+        alias = "strategy"
+    )]
     pub config_id: String,
     pub version: u64,
     pub checksum: String,
@@ -45,6 +50,8 @@ impl Serialize for ChangeEvent {
                 map.serialize_entry("instanceId", instance)?;
             }
             "instance"
+        } else if self.kind.is_strategy() {
+            "strategy"
         } else if self.kind.is_secret() {
             "secretName"
         } else {
@@ -95,10 +102,14 @@ pub enum ChangeKind {
     InstanceExpired,
     /// An instance's health changed (a heartbeat's status, a health check, maintenance).
     InstanceStatusChanged,
+    /// A deployment strategy was written (a new version).
+    StrategyUpdated,
+    /// A deployment strategy was deleted.
+    StrategyDeleted,
 }
 
 impl ChangeKind {
-    const ALL: [ChangeKind; 21] = [
+    const ALL: [ChangeKind; 23] = [
         ChangeKind::ConfigUpdated,
         ChangeKind::ConfigDeleted,
         ChangeKind::SchemaUpdated,
@@ -120,6 +131,8 @@ impl ChangeKind {
         ChangeKind::InstanceDeregistered,
         ChangeKind::InstanceExpired,
         ChangeKind::InstanceStatusChanged,
+        ChangeKind::StrategyUpdated,
+        ChangeKind::StrategyDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -145,6 +158,8 @@ impl ChangeKind {
             ChangeKind::InstanceDeregistered => "instance.deregistered",
             ChangeKind::InstanceExpired => "instance.expired",
             ChangeKind::InstanceStatusChanged => "instance.status_changed",
+            ChangeKind::StrategyUpdated => "strategy.updated",
+            ChangeKind::StrategyDeleted => "strategy.deleted",
         }
     }
 
@@ -171,6 +186,14 @@ impl ChangeKind {
                 | ChangeKind::InstanceDeregistered
                 | ChangeKind::InstanceExpired
                 | ChangeKind::InstanceStatusChanged
+        )
+    }
+
+    /// Changes of deployment strategies: only watchers of everything receive them.
+    pub fn is_strategy(self) -> bool {
+        matches!(
+            self,
+            ChangeKind::StrategyUpdated | ChangeKind::StrategyDeleted
         )
     }
 
@@ -230,6 +253,8 @@ pub mod kind {
     pub const INSTANCE_DEREGISTERED: ChangeKind = ChangeKind::InstanceDeregistered;
     pub const INSTANCE_EXPIRED: ChangeKind = ChangeKind::InstanceExpired;
     pub const INSTANCE_STATUS_CHANGED: ChangeKind = ChangeKind::InstanceStatusChanged;
+    pub const STRATEGY_UPDATED: ChangeKind = ChangeKind::StrategyUpdated;
+    pub const STRATEGY_DELETED: ChangeKind = ChangeKind::StrategyDeleted;
 
     /// Token audit actions start with `token.`: security records.
     pub fn is_token(action: &str) -> bool {
@@ -239,6 +264,16 @@ pub mod kind {
     /// Flag audit actions start with `flag.`.
     pub fn is_flag(action: &str) -> bool {
         action.starts_with("flag.")
+    }
+
+    /// Registry audit actions start with `instance.`; their subject is `service/instance`.
+    pub fn is_instance(action: &str) -> bool {
+        action.starts_with("instance.")
+    }
+
+    /// Deployment-strategy audit actions start with `strategy.`.
+    pub fn is_strategy(action: &str) -> bool {
+        action.starts_with("strategy.")
     }
 
     /// Secret audit actions start with `secret.`.

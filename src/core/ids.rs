@@ -375,3 +375,49 @@ impl fmt::Display for InstanceId {
         f.write_str(&self.0)
     }
 }
+
+/// `[a-z0-9][a-z0-9._-]{0,63}`: a deployment strategy (`canary`, `payments-slow`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StrategyName(String);
+
+impl StrategyName {
+    pub fn parse(value: &str) -> Result<Self> {
+        Self::parse_field(value, "name")
+    }
+
+    /// Parses, naming `field` (a JSON pointer or parameter) in the error.
+    pub fn parse_field(value: &str, field: &str) -> Result<Self> {
+        if check(value, 64, b"._-") {
+            Ok(StrategyName(value.to_owned()))
+        } else {
+            Err(Error::invalid(
+                field,
+                "strategy name must match [a-z0-9][a-z0-9._-]{0,63}",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for StrategyName {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        StrategyName::parse(&value)
+    }
+}
+
+impl From<StrategyName> for String {
+    fn from(name: StrategyName) -> String {
+        name.0
+    }
+}
+
+impl fmt::Display for StrategyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

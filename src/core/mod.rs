@@ -4,6 +4,7 @@ pub mod access;
 pub mod approvals;
 pub mod checksum;
 pub mod configs;
+pub mod deployments;
 pub mod drift;
 pub mod effective;
 pub mod error;

@@ -117,7 +117,12 @@ pub struct AuditRecord {
     pub actor: String,
     pub action: String,
     /// The config id, or the flag key of a `flag.*` action.
-    #[serde(alias = "flagKey", alias = "secretName")]
+    #[serde(
+        alias = "flagKey",
+        alias = "secretName",
+        alias = "instance",
+        alias = "strategy"
+    )]
     pub config_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
@@ -144,6 +149,10 @@ impl Serialize for AuditRecord {
             "flagKey"
         } else if super::events::kind::is_secret(&self.action) {
             "secretName"
+        } else if super::events::kind::is_instance(&self.action) {
+            "instance"
+        } else if super::events::kind::is_strategy(&self.action) {
+            "strategy"
         } else {
             "configId"
         };

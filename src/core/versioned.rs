@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::Result;
 use super::events::ChangeKind;
-use super::ids::{ConfigId, FlagKey, SecretName};
+use super::ids::{ConfigId, FlagKey, SecretName, StrategyName};
 
 /// Who made a change and why.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +42,7 @@ pub enum DocumentKind {
     Config,
     Flag,
     Secret,
+    Strategy,
 }
 
 /// What identifies a document of one kind.
@@ -81,6 +82,16 @@ impl DocumentId for SecretName {
     }
     fn as_str(&self) -> &str {
         SecretName::as_str(self)
+    }
+}
+
+impl DocumentId for StrategyName {
+    const FIELD: &'static str = "name";
+    fn parse(raw: &str) -> Result<Self> {
+        StrategyName::parse(raw)
+    }
+    fn as_str(&self) -> &str {
+        StrategyName::as_str(self)
     }
 }
 

@@ -131,6 +131,9 @@ impl WatchFilter {
         if self.is_everything() {
             return true;
         }
+        if event.kind.is_strategy() {
+            return false;
+        }
         if event.is_flag() {
             return self.all_flags || self.flag_keys.contains(&event.config_id);
         }

@@ -32,5 +32,6 @@ mod replicas;
 mod secret_providers;
 mod secret_rotation;
 mod secrets;
+mod strategies;
 mod tls;
 mod watch_sse;

@@ -12,6 +12,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::core::access::AccessService;
+use crate::core::deployments::StrategyService;
 use crate::core::flags::FlagService;
 use crate::core::registry::RegistryService;
 use crate::core::secrets::SecretService;
@@ -31,6 +32,7 @@ pub mod ops;
 pub mod registry;
 pub mod schema;
 mod secrets;
+mod strategies;
 pub mod tokens;
 pub mod watch;
 
@@ -43,6 +45,7 @@ pub struct AppContext {
     pub flags: Arc<FlagService>,
     pub secrets: Arc<SecretService>,
     pub registry: Arc<RegistryService>,
+    pub strategies: Arc<StrategyService>,
     pub access: Arc<AccessService>,
     pub shutdown: CancellationToken,
     pub metrics: PrometheusHandle,
@@ -89,6 +92,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(drift::router())
         .merge(secrets::router())
         .merge(registry::router())
+        .merge(strategies::router())
         .merge(watch::router())
         .merge(flags::router())
         .merge(ofrep::router())

@@ -31,6 +31,7 @@ pub use registry::{InstanceExpectation, InstanceRemove, InstanceWrite, RegistryS
 pub use schemas::{SchemaStore, SchemaWrite};
 pub use secrets::{Rewrap, SecretStore};
 
+use crate::core::deployments::strategy::Strategy;
 use crate::core::flags::FlagDefinition;
 use crate::core::model::ConfigDocument;
 use crate::core::secrets::model::SecretDocument;
@@ -45,12 +46,16 @@ pub type FlagDeleteWrite = DeleteWrite<FlagDefinition>;
 /// Secret versions in the store's ports.
 pub type SecretWrite = VersionWrite<SecretDocument>;
 pub type SecretDeleteWrite = DeleteWrite<SecretDocument>;
+/// Deployment-strategy versions in the store's ports.
+pub type StrategyWrite = VersionWrite<Strategy>;
+pub type StrategyDeleteWrite = DeleteWrite<Strategy>;
 
 /// Every port: what a backend implements.
 pub trait Store:
     DocumentStore<ConfigDocument>
     + DocumentStore<FlagDefinition>
     + DocumentStore<SecretDocument>
+    + DocumentStore<Strategy>
     + SecretStore
     + RegistryStore
     + SchemaStore
@@ -66,6 +71,7 @@ impl<T> Store for T where
     T: DocumentStore<ConfigDocument>
         + DocumentStore<FlagDefinition>
         + DocumentStore<SecretDocument>
+        + DocumentStore<Strategy>
         + SecretStore
         + RegistryStore
         + SchemaStore
@@ -90,6 +96,7 @@ pub trait Documents {
     fn configs(&self) -> &dyn DocumentStore<ConfigDocument>;
     fn flags(&self) -> &dyn DocumentStore<FlagDefinition>;
     fn secrets(&self) -> &dyn DocumentStore<SecretDocument>;
+    fn strategies(&self) -> &dyn DocumentStore<Strategy>;
 }
 
 impl<T: Store> Documents for T {
@@ -102,6 +109,9 @@ impl<T: Store> Documents for T {
     fn secrets(&self) -> &dyn DocumentStore<SecretDocument> {
         self
     }
+    fn strategies(&self) -> &dyn DocumentStore<Strategy> {
+        self
+    }
 }
 
 impl Documents for dyn Store + '_ {
@@ -112,6 +122,9 @@ impl Documents for dyn Store + '_ {
         self
     }
     fn secrets(&self) -> &dyn DocumentStore<SecretDocument> {
+        self
+    }
+    fn strategies(&self) -> &dyn DocumentStore<Strategy> {
         self
     }
 }

@@ -23,6 +23,7 @@ use crate::core::secrets::stages::SecretStages;
 
 mod ports;
 mod registry;
+mod strategies;
 
 pub struct CachedStore {
     inner: Arc<dyn Store>,

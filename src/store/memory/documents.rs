@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::commit::Change;
 use super::{MemoryStore, State, page};
+use crate::core::deployments::strategy::Strategy;
 use crate::core::error::{Error, Result};
 use crate::core::flags::FlagDefinition;
 use crate::core::model::ConfigDocument;
@@ -84,6 +85,15 @@ impl Kept for SecretDocument {
     }
     fn histories_mut(state: &mut State) -> &mut Histories<Self> {
         &mut state.secrets
+    }
+}
+
+impl Kept for Strategy {
+    fn histories(state: &State) -> &Histories<Self> {
+        &state.strategies
+    }
+    fn histories_mut(state: &mut State) -> &mut Histories<Self> {
+        &mut state.strategies
     }
 }
 

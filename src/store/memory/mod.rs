@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use crate::core::access::model::{ApiToken, Denial};
 use crate::core::approvals::model::ChangeRequest;
+use crate::core::deployments::strategy::Strategy;
 use crate::core::error::Result;
 use crate::core::events::ChangeEvent;
 use crate::core::flags::FlagDefinition;
@@ -38,6 +39,7 @@ struct State {
     schemas: BTreeMap<ConfigId, Vec<SchemaVersion>>,
     flags: Histories<FlagDefinition>,
     secrets: Histories<SecretDocument>,
+    strategies: Histories<Strategy>,
     audit: Vec<AuditRecord>,
     changes: Vec<ChangeEvent>,
     applied: BTreeMap<(ConfigId, String, String), AppliedState>,

@@ -58,11 +58,22 @@ const SECRETS: Queries = Queries {
     delete: include_str!("queries/secret_delete.sql"),
 };
 
+const STRATEGIES: Queries = Queries {
+    head: include_str!("queries/strategy_head.sql"),
+    heads: include_str!("queries/strategy_heads.sql"),
+    version: include_str!("queries/strategy_version.sql"),
+    versions: include_str!("queries/strategy_versions.sql"),
+    write_head: include_str!("queries/strategy_write_head.sql"),
+    version_insert: include_str!("queries/strategy_version_insert.sql"),
+    delete: include_str!("queries/strategy_delete.sql"),
+};
+
 fn queries<D: Document>() -> &'static Queries {
     match D::KIND {
         DocumentKind::Config => &CONFIGS,
         DocumentKind::Flag => &FLAGS,
         DocumentKind::Secret => &SECRETS,
+        DocumentKind::Strategy => &STRATEGIES,
     }
 }
 

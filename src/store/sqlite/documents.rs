@@ -63,11 +63,24 @@ const SECRETS: Queries = Queries {
     mark_deleted: include_str!("queries/secret_mark_deleted.sql"),
 };
 
+const STRATEGIES: Queries = Queries {
+    head: include_str!("queries/strategy_head.sql"),
+    heads: include_str!("queries/strategy_heads.sql"),
+    version: include_str!("queries/strategy_version.sql"),
+    versions: include_str!("queries/strategy_versions.sql"),
+    write_head: include_str!("queries/strategy_write_head.sql"),
+    head_upsert: include_str!("queries/strategy_head_upsert.sql"),
+    version_insert: include_str!("queries/strategy_version_insert.sql"),
+    version_checksum: include_str!("queries/strategy_version_checksum.sql"),
+    mark_deleted: include_str!("queries/strategy_mark_deleted.sql"),
+};
+
 fn queries<D: Document>() -> &'static Queries {
     match D::KIND {
         DocumentKind::Config => &CONFIGS,
         DocumentKind::Flag => &FLAGS,
         DocumentKind::Secret => &SECRETS,
+        DocumentKind::Strategy => &STRATEGIES,
     }
 }
 

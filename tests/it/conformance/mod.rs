@@ -14,6 +14,7 @@ mod read_cache;
 mod registry;
 mod schemas;
 mod secrets;
+mod strategies;
 
 use std::sync::Arc;
 
@@ -78,6 +79,7 @@ macro_rules! store_conformance_suite {
             registry::an_instance_write_takes_the_next_version_and_a_revision_under_its_expectation,
             registry::heartbeats_touch_live_instances_in_one_call_and_refuse_the_others,
             registry::overdue_instances_are_expired_or_removed_only_as_they_were_read,
+            strategies::strategy_versions_round_trip_and_a_delete_keeps_history,
         );
     };
     (@tests $backend:ident, $open:expr; $($aggregate:ident::$behaviour:ident),* $(,)?) => {

@@ -1,0 +1,128 @@
+//! `/api/v1/deployment-strategies…`: named, versioned deployment strategies beside the
+//! read-only built-ins.
+
+use axum::extract::{FromRequestParts, RawPathParams, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::AppState;
+use super::configs::{DeleteBody, expected_version, version_etag};
+use super::error::{ApiError, Result};
+use super::extract::{ApiJson, ApiQuery, OptionalApiJson, path_param};
+use crate::core::access::Caller;
+use crate::core::deployments::strategy::Strategy;
+use crate::core::error::Error;
+use crate::core::ids::StrategyName;
+use crate::core::model::Metadata;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/deployment-strategies", get(list))
+        .route(
+            "/api/v1/deployment-strategies/{name}",
+            get(describe).put(put).delete(delete),
+        )
+        .route(
+            "/api/v1/deployment-strategies/{name}/versions",
+            get(versions),
+        )
+}
+
+/// A `{name}` path segment that is a valid strategy name; checked before the body is read.
+struct StrategyPath(StrategyName);
+
+impl<S: Send + Sync> FromRequestParts<S> for StrategyPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|r| Error::invalid("name", r.body_text()))?;
+        Ok(StrategyPath(StrategyName::parse(path_param(
+            &params, "name",
+        ))?))
+    }
+}
+
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response> {
+    let items = state.strategies.list(&caller).await?;
+    Ok(Json(serde_json::json!({ "items": items })).into_response())
+}
+
+async fn describe(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrategyPath(name): StrategyPath,
+) -> Result<Response> {
+    let strategy = state.strategies.get(&caller, &name).await?;
+    Ok(Json(strategy).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PutBody {
+    strategy: Strategy,
+    metadata: Metadata,
+    #[serde(default)]
+    expected_version: Option<u64>,
+}
+
+async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrategyPath(name): StrategyPath,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PutBody>,
+) -> Result<Response> {
+    let expected = expected_version(&headers, body.expected_version)?;
+    let metadata = caller.stamp(body.metadata);
+    let version = state
+        .strategies
+        .put(&caller, &name, body.strategy, metadata, expected)
+        .await?;
+    let mut response = (StatusCode::CREATED, Json(&version)).into_response();
+    response
+        .headers_mut()
+        .insert(header::ETAG, version_etag(version.version));
+    Ok(response)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct VersionsParams {
+    limit: Option<u32>,
+    cursor: Option<u64>,
+}
+
+async fn versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrategyPath(name): StrategyPath,
+    ApiQuery(params): ApiQuery<VersionsParams>,
+) -> Result<Response> {
+    let versions = state
+        .strategies
+        .versions(&caller, &name, params.cursor, params.limit)
+        .await?;
+    let next_cursor = versions.last().map(|v| v.version).filter(|v| *v > 1);
+    Ok(Json(serde_json::json!({ "items": versions, "nextCursor": next_cursor })).into_response())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrategyPath(name): StrategyPath,
+    headers: HeaderMap,
+    OptionalApiJson(body): OptionalApiJson<DeleteBody>,
+) -> Result<Response> {
+    let (metadata, expected) = DeleteBody::resolve(body, &headers, &caller)?;
+    state
+        .strategies
+        .delete(&caller, &name, metadata, expected)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,1 @@
+UPDATE strategies SET deleted = 1 WHERE name = ?

@@ -1,0 +1,1 @@
+SELECT checksum FROM strategy_versions WHERE name = ? AND version = ?

@@ -1,0 +1,221 @@
+//! Deployment strategies: the read-only built-ins, stored strategies as versioned documents
+//! (validation naming the field, expected versions, history, delete), their audit and change
+//! events, and who may write them.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::authorization::{ADMIN, call, secured, token};
+use crate::common::{TestServer, meta};
+use crate::watch_sse::watch;
+
+fn slow_canary() -> Value {
+    json!({
+        "rollout": {"type": "canary", "steps": [{"percent": 5, "bakeSecs": 600}, {"percent": 25, "bakeSecs": 600}]},
+        "finalBakeSecs": 900,
+        "gate": {"minAckRatio": 0.9, "maxUnhealthyRatio": 0.05, "maxErrorRate": 0.01, "onNoData": "rollback"},
+        "description": "payments: slow and careful"
+    })
+}
+
+#[tokio::test]
+async fn built_ins_are_listed_and_read_only() {
+    let server = TestServer::spawn().await;
+    let (status, listed) = server.get_json("/api/v1/deployment-strategies").await;
+    assert_eq!(status, 200, "{listed}");
+    let names: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "direct",
+            "canary",
+            "linear",
+            "exponential",
+            "rolling",
+            "blue-green"
+        ]
+    );
+    let (status, canary) = server
+        .get_json("/api/v1/deployment-strategies/canary")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(canary["builtIn"], true);
+    assert_eq!(canary["rollout"]["steps"][0]["percent"], 10);
+    assert_eq!(
+        canary["gate"]["onNoData"], "pause",
+        "no data never passes by default"
+    );
+    let (status, problem) = server
+        .put_json(
+            "/api/v1/deployment-strategies/canary",
+            &json!({"strategy": slow_canary(), "metadata": meta("ops", "mine")}),
+        )
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    let (status, _) = server
+        .delete_json("/api/v1/deployment-strategies/direct", &json!({}))
+        .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn stored_strategies_are_versioned_checked_and_deleted() {
+    let server = TestServer::spawn().await;
+    let mut events = watch(&server, "", None).await;
+    let path = "/api/v1/deployment-strategies/payments-slow";
+    let (status, created) = server
+        .put_json(
+            path,
+            &json!({"strategy": slow_canary(), "metadata": meta("ops", "v1")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["name"], "payments-slow");
+    assert_eq!(created["version"], 1);
+    let event = events.next_change().await;
+    assert_eq!(event["kind"], "strategy.updated");
+    assert_eq!(event["strategy"], "payments-slow");
+
+    let (_, described) = server.get_json(path).await;
+    assert_eq!(described["builtIn"], false);
+    assert_eq!(described["version"], 1);
+    assert_eq!(described["gate"]["maxErrorRate"], 0.01);
+    assert_eq!(described["metadata"]["actor"], "ops");
+
+    let mut faster = slow_canary();
+    faster["finalBakeSecs"] = json!(60);
+    let (status, problem) = server
+        .put_json(
+            path,
+            &json!({"strategy": faster, "metadata": meta("ops", "v2"), "expectedVersion": 0}),
+        )
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "version_conflict");
+    let (status, second) = server
+        .put_json(
+            path,
+            &json!({"strategy": faster, "metadata": meta("ops", "v2"), "expectedVersion": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(second["version"], 2);
+    let (_, history) = server.get_json(&format!("{path}/versions")).await;
+    let versions: Vec<u64> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [2, 1]);
+
+    // A bad strategy names the field and writes nothing.
+    let cases = [
+        (
+            json!({"rollout": {"type": "canary", "steps": [{"percent": 50, "bakeSecs": 1}, {"percent": 20, "bakeSecs": 1}]}}),
+            "/rollout/steps/1/percent",
+        ),
+        (
+            json!({"rollout": {"type": "linear", "stepPercent": 0, "intervalSecs": 1}}),
+            "/rollout/stepPercent",
+        ),
+        (
+            json!({"rollout": {"type": "direct"}, "gate": {"maxUnhealthyRatio": 2}}),
+            "/gate/maxUnhealthyRatio",
+        ),
+    ];
+    for (strategy, field) in cases {
+        let (status, problem) = server
+            .put_json(
+                "/api/v1/deployment-strategies/bad",
+                &json!({"strategy": strategy, "metadata": meta("ops", "x")}),
+            )
+            .await;
+        assert_eq!(status, 400, "{problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    let (status, problem) = server
+        .put_json(
+            "/api/v1/deployment-strategies/bad",
+            &json!({"strategy": {"rollout": {"type": "sideways"}}, "metadata": meta("ops", "x")}),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    let (status, _) = server.get_json("/api/v1/deployment-strategies/bad").await;
+    assert_eq!(status, 404);
+    let (status, _) = server
+        .get_json("/api/v1/deployment-strategies/Bad%20Name")
+        .await;
+    assert_eq!(status, 400);
+
+    let (status, _) = server
+        .delete_json(path, &json!({"metadata": meta("ops", "gone")}))
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = server.get_json(path).await;
+    assert_eq!(status, 404);
+    let (_, listed) = server.get_json("/api/v1/deployment-strategies").await;
+    assert_eq!(
+        listed["items"].as_array().unwrap().len(),
+        6,
+        "only the built-ins: {listed}"
+    );
+    let (_, audit) = server.get_json("/api/v1/audit?limit=10").await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["strategy"] == "payments-slow")
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["strategy.deleted", "strategy.updated", "strategy.updated"]
+    );
+}
+
+#[tokio::test]
+async fn strategies_are_written_by_unscoped_config_admins_only() {
+    let server = secured("").await;
+    let reader = token(&server, "reader", &["config-reader"], json!({})).await;
+    let scoped = token(
+        &server,
+        "scoped",
+        &["config-admin"],
+        json!({"configPrefixes": ["payments"]}),
+    )
+    .await;
+    let admin = token(&server, "ops", &["config-admin"], json!({})).await;
+    let body = json!({"strategy": slow_canary(), "metadata": meta("ops", "v1")});
+    let path = "/api/v1/deployment-strategies/payments-slow";
+    assert_eq!(
+        call(&server, &reader, Method::PUT, path, Some(body.clone()))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        call(&server, &scoped, Method::PUT, path, Some(body.clone()))
+            .await
+            .0,
+        403
+    );
+    let (status, created) = call(&server, &admin, Method::PUT, path, Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["metadata"]["actor"], "token:ops");
+    let (status, _) = call(&server, &reader, Method::GET, path, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        call(&server, &reader, Method::DELETE, path, None).await.0,
+        403
+    );
+    assert_eq!(
+        call(&server, ADMIN, Method::DELETE, path, None).await.0,
+        204
+    );
+}
