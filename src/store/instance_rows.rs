@@ -4,7 +4,7 @@
 use chrono::DateTime;
 
 use crate::core::error::{Error, Result};
-use crate::core::ports::InstanceWrite;
+use crate::core::ports::{InstanceWrite, Touch};
 use crate::core::registry::model::Instance;
 
 /// A stored instance's row, decoded by both SQL backends.
@@ -61,4 +61,34 @@ pub(crate) fn applied_json(
     applied
         .map(|applied| serde_json::to_string(applied).map_err(Error::internal))
         .transpose()
+}
+
+/// A flush's heartbeats with one entry per instance (an `UPDATE … FROM` applies one of several
+/// matching rows): the latest time, the last applied map and output given. Beside them, for
+/// each heartbeat given, the index of its merged entry.
+pub(crate) fn merge_touches(touches: &[Touch]) -> (Vec<Touch>, Vec<usize>) {
+    let mut merged: Vec<Touch> = Vec::with_capacity(touches.len());
+    let mut slot_of = std::collections::HashMap::with_capacity(touches.len());
+    let mut slots = Vec::with_capacity(touches.len());
+    for touch in touches {
+        let key = (touch.service.as_str(), touch.instance_id.as_str());
+        let slot = *slot_of.entry(key).or_insert_with(|| {
+            merged.push(Touch {
+                applied: None,
+                output: None,
+                ..touch.clone()
+            });
+            merged.len() - 1
+        });
+        let kept = &mut merged[slot];
+        kept.at = kept.at.max(touch.at);
+        if touch.applied.is_some() {
+            kept.applied = touch.applied.clone();
+        }
+        if touch.output.is_some() {
+            kept.output = touch.output.clone();
+        }
+        slots.push(slot);
+    }
+    (merged, slots)
 }

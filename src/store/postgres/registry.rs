@@ -11,7 +11,7 @@ use crate::core::ids::{InstanceId, ServiceName};
 use crate::core::ports::registry::check_instance_expectation;
 use crate::core::ports::{Committed, InstanceRemove, InstanceWrite, RegistryStore, Touch};
 use crate::core::registry::model::Instance;
-use crate::store::instance_rows::{InstanceColumns, InstanceValues, applied_json};
+use crate::store::instance_rows::{InstanceColumns, InstanceValues, applied_json, merge_touches};
 use crate::store::to_i64;
 
 #[derive(sqlx::FromRow)]
@@ -69,30 +69,7 @@ impl RegistryStore for PostgresStore {
     }
 
     async fn touch_instances(&self, touches: &[Touch]) -> Result<Vec<bool>> {
-        // One row per instance: `UPDATE … FROM` applies one of several matching rows, so the
-        // heartbeats of one instance in a batch are merged first (latest time, last applied map
-        // and output given).
-        let mut merged: Vec<Touch> = Vec::with_capacity(touches.len());
-        let mut slot = std::collections::HashMap::with_capacity(touches.len());
-        for touch in touches {
-            let key = (touch.service.as_str(), touch.instance_id.as_str());
-            match slot.get(&key) {
-                Some(&index) => {
-                    let kept: &mut Touch = &mut merged[index];
-                    kept.at = kept.at.max(touch.at);
-                    if touch.applied.is_some() {
-                        kept.applied = touch.applied.clone();
-                    }
-                    if touch.output.is_some() {
-                        kept.output = touch.output.clone();
-                    }
-                }
-                None => {
-                    slot.insert(key, merged.len());
-                    merged.push(touch.clone());
-                }
-            }
-        }
+        let (merged, slots) = merge_touches(touches);
         let mut services = Vec::with_capacity(merged.len());
         let mut ids = Vec::with_capacity(merged.len());
         let mut ats = Vec::with_capacity(merged.len());
@@ -125,10 +102,7 @@ impl RegistryStore for PostgresStore {
             }
         }
         // Each heartbeat answers as its instance's merged one did.
-        let alive = touches
-            .iter()
-            .map(|touch| found[slot[&(touch.service.as_str(), touch.instance_id.as_str())]])
-            .collect();
+        let alive = slots.iter().map(|&slot| found[slot]).collect();
         Ok(alive)
     }
 

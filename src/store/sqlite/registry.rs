@@ -11,7 +11,7 @@ use crate::core::ids::{InstanceId, ServiceName};
 use crate::core::ports::registry::check_instance_expectation;
 use crate::core::ports::{Committed, InstanceRemove, InstanceWrite, RegistryStore, Touch};
 use crate::core::registry::model::Instance;
-use crate::store::instance_rows::{InstanceColumns, InstanceValues, applied_json};
+use crate::store::instance_rows::{InstanceColumns, InstanceValues, applied_json, merge_touches};
 use crate::store::to_i64;
 
 #[derive(sqlx::FromRow)]
@@ -69,22 +69,38 @@ impl RegistryStore for SqliteStore {
     }
 
     async fn touch_instances(&self, touches: &[Touch]) -> Result<Vec<bool>> {
-        let mut tx = self.writer.begin().await.map_err(db_error)?;
-        let mut alive = Vec::with_capacity(touches.len());
-        for touch in touches {
-            let done = sqlx::query(include_str!("queries/instance_touch.sql"))
-                .bind(touch.at.timestamp_millis())
-                .bind(applied_json(touch.applied.as_ref())?)
-                .bind(&touch.output)
-                .bind(touch.service.as_str())
-                .bind(touch.instance_id.as_str())
-                .execute(&mut *tx)
+        // One statement over a JSON array: each statement is a round trip to SQLite's worker
+        // thread, which cost more than the update itself.
+        let (merged, slots) = merge_touches(touches);
+        let rows = merged
+            .iter()
+            .map(|touch| {
+                Ok(serde_json::json!({
+                    "service": touch.service.as_str(),
+                    "instance": touch.instance_id.as_str(),
+                    "at": touch.at.timestamp_millis(),
+                    "applied": applied_json(touch.applied.as_ref())?,
+                    "output": touch.output,
+                }))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let found: Vec<(String, String)> =
+            sqlx::query_as(include_str!("queries/instances_touch.sql"))
+                .bind(serde_json::Value::Array(rows).to_string())
+                .fetch_all(&self.writer)
                 .await
                 .map_err(db_error)?;
-            alive.push(done.rows_affected() > 0);
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(alive)
+        let found: std::collections::HashSet<(&str, &str)> = found
+            .iter()
+            .map(|(service, id)| (service.as_str(), id.as_str()))
+            .collect();
+        Ok(slots
+            .iter()
+            .map(|&slot| {
+                let touch = &merged[slot];
+                found.contains(&(touch.service.as_str(), touch.instance_id.as_str()))
+            })
+            .collect())
     }
 
     async fn instances(&self, service: Option<&ServiceName>) -> Result<Vec<Instance>> {
