@@ -498,6 +498,14 @@ async fn a_heartbeats_applied_map_joins_the_drift_report() {
     .await;
     assert_eq!(status, 400, "{problem}");
     assert_eq!(problem["field"], "/applied/nope");
+    let (_, detail) = server
+        .get_json("/api/v1/registry/services/checkout-api")
+        .await;
+    assert_eq!(
+        detail["instances"][0]["applied"],
+        json!({"checkout": checksum}),
+        "a refused report changes nothing"
+    );
     // Without an environment there is nothing to compare with.
     register(&server, instance("checkout-api", "c-3", 3)).await;
     let (status, problem) = heartbeat(

@@ -83,6 +83,26 @@ impl ConfigService {
         assess(&current, vec![state], self.settings.stale_after, Utc::now())
     }
 
+    /// Whether `caller` may report applied state of config `id` in `environment`, and the config
+    /// exists (checked before a registry heartbeat writes anything).
+    pub async fn check_applied_report(
+        &self,
+        caller: &Caller,
+        id: &ConfigId,
+        environment: &Environment,
+    ) -> Result<()> {
+        caller.require_on(Permission::ReportApplied, id.as_str())?;
+        caller.require_environment(environment.as_str())?;
+        let live = match self.cache.cached_head(id) {
+            Some(head) => !head.deleted,
+            None => self.live_version(id).await.is_ok(),
+        };
+        if !live {
+            return Err(Error::not_found("config", id.as_str()));
+        }
+        Ok(())
+    }
+
     /// An instance's report of the view it runs, by its checksum alone (a registry heartbeat's
     /// `applied` map): the version is the newest of the last few whose views in `environment`
     /// include the checksum, 0 when none does (the instance then shows as drifted).

@@ -98,6 +98,17 @@ fn applied_hash(applied: &BTreeMap<crate::core::ids::ConfigId, String>) -> u64 {
     hasher.finish()
 }
 
+/// A report on a config that does not exist is bad input naming it.
+fn unknown_config(error: Error, config: &crate::core::ids::ConfigId) -> Error {
+    match error {
+        Error::NotFound { .. } => Error::invalid(
+            format!("/applied/{config}"),
+            format!("config {config} does not exist"),
+        ),
+        other => other,
+    }
+}
+
 pub(super) fn not_registered(service: &ServiceName, id: &InstanceId) -> Error {
     Error::not_found("instance", subject(service, id))
 }
@@ -271,11 +282,18 @@ impl RegistryService {
         let key = subject(service, id);
         let applied = match &heartbeat.applied {
             Some(applied) if self.applied.get(&key).map(|h| *h) != Some(applied_hash(applied)) => {
-                if known.environment.is_none() {
+                let Some(environment) = &known.environment else {
                     return Err(Error::invalid(
                         "/applied",
                         "register the instance with an environment to report applied configs",
                     ));
+                };
+                // Checked before anything is written: a refused report changes nothing.
+                for config in applied.keys() {
+                    self.configs
+                        .check_applied_report(caller, config, environment)
+                        .await
+                        .map_err(|error| unknown_config(error, config))?;
                 }
                 Some(applied.clone())
             }
@@ -337,13 +355,7 @@ impl RegistryService {
                     at,
                 )
                 .await
-                .map_err(|error| match error {
-                    Error::NotFound { .. } => Error::invalid(
-                        format!("/applied/{config}"),
-                        format!("config {config} does not exist"),
-                    ),
-                    other => other,
-                })?;
+                .map_err(|error| unknown_config(error, config))?;
         }
         Ok(())
     }
