@@ -40,6 +40,7 @@ pub struct App {
     flags: Arc<FlagService>,
     secrets: Arc<SecretService>,
     registry: Arc<RegistryService>,
+    strategies: Arc<StrategyService>,
     access: Arc<AccessService>,
     /// Certificate and key (PEM) both transports serve TLS with, when configured.
     tls: Option<TlsFiles>,
@@ -296,6 +297,7 @@ impl App {
                 health_timeout: Duration::from_millis(settings.registry_health_timeout_ms),
             },
         ));
+        let strategies = Arc::new(StrategyService::new(cache.clone(), service.clone()));
         let rotation_check = Duration::from_millis(settings.secret_rotation_check_ms);
         let shutdown = CancellationToken::new();
         {
@@ -344,7 +346,7 @@ impl App {
             flags: flags.clone(),
             secrets: secrets.clone(),
             registry: registry.clone(),
-            strategies: Arc::new(StrategyService::new(cache.clone(), service.clone())),
+            strategies: strategies.clone(),
             access: access.clone(),
             shutdown: shutdown.clone(),
             metrics: http::ops::metrics_handle(),
@@ -368,6 +370,7 @@ impl App {
             flags,
             secrets,
             registry,
+            strategies,
             access,
             tls: tls_config(&settings)?,
             request_timeout: Duration::from_secs(settings.request_timeout_secs),
@@ -413,6 +416,7 @@ impl App {
                 flags: self.flags.clone(),
                 secrets: self.secrets.clone(),
                 registry: self.registry.clone(),
+                strategies: self.strategies.clone(),
                 access: self.access.clone(),
                 tls: self.tls.clone(),
                 request_timeout: self.request_timeout,

@@ -219,3 +219,113 @@ async fn strategies_are_written_by_unscoped_config_admins_only() {
         204
     );
 }
+
+#[tokio::test]
+async fn the_deployment_service_serves_strategies_over_grpc() {
+    use summit_config::api::grpc::pb;
+    use summit_config::api::grpc::pb::deployment_service_client::DeploymentServiceClient;
+    use tonic::Code;
+
+    use crate::grpc_access::with_token;
+
+    let (server, channel) = crate::grpc_access::secured(|_| {}).await;
+    let mut deployments = DeploymentServiceClient::new(channel);
+    let ops = crate::grpc_access::token(&server, "ops", &["config-admin"], json!({})).await;
+    let reader = crate::grpc_access::token(&server, "reader", &["config-reader"], json!({})).await;
+    let metadata = Some(pb::Metadata {
+        actor: "ops".into(),
+        message: Some("grpc".into()),
+    });
+    let put = |name: &str, strategy: Value| pb::PutStrategyRequest {
+        name: name.into(),
+        strategy_json: strategy.to_string(),
+        metadata: metadata.clone(),
+        expected_version: None,
+    };
+    let created = deployments
+        .put_strategy(with_token(put("payments-slow", slow_canary()), Some(&ops)))
+        .await
+        .expect("a config-admin writes a strategy")
+        .into_inner();
+    assert_eq!((created.version, created.built_in), (1, false));
+    let refused = deployments
+        .put_strategy(with_token(
+            put("payments-slow", slow_canary()),
+            Some(&reader),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let built_in = deployments
+        .put_strategy(with_token(put("canary", slow_canary()), Some(&ops)))
+        .await
+        .unwrap_err();
+    assert_eq!(built_in.code(), Code::FailedPrecondition, "{built_in:?}");
+    let bad = deployments
+        .put_strategy(with_token(
+            put(
+                "bad",
+                json!({"rollout": {"type": "linear", "stepPercent": 0, "intervalSecs": 1}}),
+            ),
+            Some(&ops),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(
+        bad.metadata().get("summit-field").unwrap(),
+        "/rollout/stepPercent"
+    );
+
+    let listed = deployments
+        .list_strategies(with_token(pb::ListStrategiesRequest {}, Some(&reader)))
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = listed.strategies.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "direct",
+            "canary",
+            "linear",
+            "exponential",
+            "rolling",
+            "blue-green",
+            "payments-slow"
+        ]
+    );
+    let got = deployments
+        .get_strategy(with_token(
+            pb::GetStrategyRequest {
+                name: "payments-slow".into(),
+            },
+            Some(&reader),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let strategy: Value = serde_json::from_str(&got.strategy_json).unwrap();
+    assert_eq!(strategy["gate"]["onNoData"], "rollback");
+    deployments
+        .delete_strategy(with_token(
+            pb::DeleteStrategyRequest {
+                name: "payments-slow".into(),
+                metadata,
+                expected_version: Some(1),
+            },
+            Some(&ops),
+        ))
+        .await
+        .unwrap();
+    let gone = deployments
+        .get_strategy(with_token(
+            pb::GetStrategyRequest {
+                name: "payments-slow".into(),
+            },
+            Some(&reader),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+}

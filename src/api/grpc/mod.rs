@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 
 use crate::core::access::{AccessService, Caller};
+use crate::core::deployments::StrategyService;
 use crate::core::flags::FlagService;
 use crate::core::registry::RegistryService;
 use crate::core::secrets::SecretService;
@@ -20,6 +21,7 @@ pub mod change_requests;
 pub mod codec;
 pub mod config;
 pub mod convert;
+pub mod deployments;
 pub mod error;
 pub mod flags;
 pub mod registry;
@@ -55,6 +57,7 @@ pub struct GrpcServer {
     pub flags: Arc<FlagService>,
     pub secrets: Arc<SecretService>,
     pub registry: Arc<RegistryService>,
+    pub strategies: Arc<StrategyService>,
     pub access: Arc<AccessService>,
     pub tls: Option<TlsFiles>,
     pub request_timeout: std::time::Duration,
@@ -70,6 +73,7 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         flags,
         secrets,
         registry,
+        strategies,
         access,
         tls,
         request_timeout,
@@ -91,6 +95,11 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         .await;
     health_reporter
         .set_serving::<pb::secret_service_server::SecretServiceServer<secrets::GrpcSecretService>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::deployment_service_server::DeploymentServiceServer<
+            deployments::GrpcDeploymentService,
+        >>()
         .await;
     health_reporter
         .set_serving::<pb::registry_service_server::RegistryServiceServer<
@@ -121,6 +130,10 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         registry::GrpcRegistryService::new(registry),
     )
     .max_decoding_message_size(max_message_bytes);
+    let deployments = pb::deployment_service_server::DeploymentServiceServer::new(
+        deployments::GrpcDeploymentService::new(strategies),
+    )
+    .max_decoding_message_size(max_message_bytes);
     let mut builder = tonic::transport::Server::builder()
         // Unary calls (and the start of a stream) that take longer end with DEADLINE_EXCEEDED.
         .timeout(request_timeout);
@@ -141,6 +154,7 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         .add_service(change_requests)
         .add_service(secrets)
         .add_service(registry)
+        .add_service(deployments)
         // Nagle would hold back a response's trailers until the client's delayed ACK (~40 ms).
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
