@@ -6,6 +6,41 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{Error, Result};
 
+/// `TryFrom<String>` (through the type's `parse`), `From<Id> for String` and `Display`: what
+/// every validated id has alike.
+macro_rules! string_id {
+    ($($id:ident),* $(,)?) => {$(
+        impl TryFrom<String> for $id {
+            type Error = Error;
+            fn try_from(value: String) -> Result<Self> {
+                $id::parse(&value)
+            }
+        }
+
+        impl From<$id> for String {
+            fn from(id: $id) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $id {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
+}
+
+string_id!(
+    ConfigId,
+    Environment,
+    SecretName,
+    FlagKey,
+    ServiceName,
+    InstanceId,
+    StrategyName
+);
+
 /// `[a-z0-9][a-z0-9._-]{0,127}`
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -35,25 +70,6 @@ impl SecretName {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl TryFrom<String> for SecretName {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self> {
-        SecretName::parse(&value)
-    }
-}
-
-impl From<SecretName> for String {
-    fn from(name: SecretName) -> String {
-        name.0
-    }
-}
-
-impl fmt::Display for SecretName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -95,25 +111,6 @@ impl FlagKey {
 impl std::borrow::Borrow<str> for FlagKey {
     fn borrow(&self) -> &str {
         &self.0
-    }
-}
-
-impl TryFrom<String> for FlagKey {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self> {
-        FlagKey::parse(&value)
-    }
-}
-
-impl From<FlagKey> for String {
-    fn from(key: FlagKey) -> String {
-        key.0
-    }
-}
-
-impl fmt::Display for FlagKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -162,44 +159,6 @@ impl Environment {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl TryFrom<String> for ConfigId {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self> {
-        ConfigId::parse(&value)
-    }
-}
-
-impl TryFrom<String> for Environment {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self> {
-        Environment::parse(&value)
-    }
-}
-
-impl From<ConfigId> for String {
-    fn from(id: ConfigId) -> String {
-        id.0
-    }
-}
-
-impl From<Environment> for String {
-    fn from(env: Environment) -> String {
-        env.0
-    }
-}
-
-impl fmt::Display for ConfigId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Display for Environment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -304,25 +263,6 @@ impl ServiceName {
     }
 }
 
-impl TryFrom<String> for ServiceName {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self> {
-        ServiceName::parse(&value)
-    }
-}
-
-impl From<ServiceName> for String {
-    fn from(name: ServiceName) -> String {
-        name.0
-    }
-}
-
-impl fmt::Display for ServiceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// `[A-Za-z0-9][A-Za-z0-9._:-]{0,127}`: one registered instance of a service (`pod-7f9c:8080`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -357,25 +297,6 @@ impl InstanceId {
     }
 }
 
-impl TryFrom<String> for InstanceId {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self> {
-        InstanceId::parse(&value)
-    }
-}
-
-impl From<InstanceId> for String {
-    fn from(id: InstanceId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for InstanceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// `[a-z0-9][a-z0-9._-]{0,63}`: a deployment strategy (`canary`, `payments-slow`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -400,24 +321,5 @@ impl StrategyName {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl TryFrom<String> for StrategyName {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self> {
-        StrategyName::parse(&value)
-    }
-}
-
-impl From<StrategyName> for String {
-    fn from(name: StrategyName) -> String {
-        name.0
-    }
-}
-
-impl fmt::Display for StrategyName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
