@@ -21,10 +21,13 @@ impl ChangeLog for MemoryStore {
             .filter(|r| query.before.is_none_or(|b| r.id < b))
             .filter(|r| {
                 query.subject.as_ref().is_none_or(|subject| {
-                    // Token ids may look like config ids: their records belong to neither.
+                    // Token ids, secret and strategy names may look like config ids: their
+                    // records belong to neither a config nor a flag.
                     r.config_id == subject.id()
                         && kind::is_flag(&r.action) == subject.is_flag()
                         && !kind::is_token(&r.action)
+                        && !kind::is_secret(&r.action)
+                        && !kind::is_strategy(&r.action)
                 })
             })
             .take(query.limit as usize)

@@ -6,9 +6,13 @@ use summit_config::core::deployments::strategy::{Gate, Rollout, Strategy};
 use summit_config::core::events::kind;
 use summit_config::core::ids::StrategyName;
 use summit_config::core::model::{AuditDraft, Metadata};
-use summit_config::core::ports::{Documents, Store, StrategyDeleteWrite, StrategyWrite};
+use summit_config::core::ports::{
+    AuditQuery, AuditSubject, Documents, Store, StrategyDeleteWrite, StrategyWrite,
+};
 use summit_config::core::service::now;
 use summit_config::core::versioned::{Document, NewVersion};
+
+use super::fixtures::{all_audit, config_id, version_write};
 
 fn strategy(final_bake_secs: u64) -> Strategy {
     Strategy {
