@@ -118,4 +118,21 @@ pub(super) async fn strategy_versions_round_trip_and_a_delete_keeps_history(stor
             .len(),
         2
     );
+
+    // A config of the same name keeps its own audit.
+    let config = config_id("quarters");
+    store
+        .configs()
+        .append(version_write(&config, serde_json::json!({"v": 1}), 0))
+        .await
+        .unwrap();
+    let of_config = store
+        .audit(AuditQuery {
+            subject: Some(AuditSubject::Config(config)),
+            ..all_audit()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = of_config.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["config.put"]);
 }
