@@ -124,8 +124,10 @@ pub async fn run_registry(
     shutdown: CancellationToken,
 ) {
     let last_check = Arc::new(parking_lot::Mutex::new(tokio::time::Instant::now()));
+    let checking = Arc::new(std::sync::atomic::AtomicBool::new(false));
     while_leading(store, every, shutdown, move || {
-        let (registry, last_check) = (registry.clone(), last_check.clone());
+        let (registry, last_check, checking) =
+            (registry.clone(), last_check.clone(), checking.clone());
         async move {
             match registry.expire_due(crate::core::service::now()).await {
                 Ok(0) => {}
@@ -138,10 +140,18 @@ pub async fn run_registry(
             if last_check.lock().elapsed() < health_every {
                 return;
             }
-            *last_check.lock() = tokio::time::Instant::now();
-            if let Err(error) = registry.check_all().await {
-                tracing::warn!(%error, "registry health checks failed");
+            // Checks run beside expiry, one pass at a time: slow health endpoints never hold
+            // up the expiry of instances without heartbeats.
+            if checking.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                return;
             }
+            *last_check.lock() = tokio::time::Instant::now();
+            tokio::spawn(async move {
+                if let Err(error) = registry.check_all().await {
+                    tracing::warn!(%error, "registry health checks failed");
+                }
+                checking.store(false, std::sync::atomic::Ordering::Release);
+            });
         }
     })
     .await;

@@ -8,6 +8,7 @@ CREATE TABLE registry_instances (
                       CHECK (instance_id ~ '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$'),
     version           BIGINT  NOT NULL CHECK (version > 0),
     document          JSON    NOT NULL,
+    registered_ms     BIGINT  NOT NULL,
     last_heartbeat_ms BIGINT  NOT NULL,
     ttl_ms            BIGINT  NOT NULL CHECK (ttl_ms > 0),
     remove_after_ms   BIGINT  NOT NULL CHECK (remove_after_ms >= ttl_ms),

@@ -6,6 +6,7 @@ CREATE TABLE registry_instances (
     instance_id       TEXT    NOT NULL,
     version           INTEGER NOT NULL CHECK (version > 0),
     document          TEXT    NOT NULL,
+    registered_ms     INTEGER NOT NULL,
     last_heartbeat_ms INTEGER NOT NULL,
     ttl_ms            INTEGER NOT NULL CHECK (ttl_ms > 0),
     remove_after_ms   INTEGER NOT NULL CHECK (remove_after_ms >= ttl_ms),

@@ -103,6 +103,10 @@ impl WatchFilter {
         if let Some(environment) = &self.environment {
             caller.require_environment(environment)?;
         }
+        if !self.services.is_empty() || self.all_services {
+            // Registry events carry no environment to filter by.
+            caller.require_readable_environment(None)?;
+        }
         Ok(())
     }
 

@@ -35,6 +35,7 @@ impl InstanceColumns {
 /// What an instance write stores in each column.
 pub(crate) struct InstanceValues {
     pub document: String,
+    pub registered_ms: i64,
     pub last_heartbeat_ms: i64,
     pub ttl_ms: i64,
     pub remove_after_ms: i64,
@@ -46,12 +47,26 @@ impl InstanceValues {
         let instance = &write.instance;
         Ok(InstanceValues {
             document: serde_json::to_string(instance).map_err(Error::internal)?,
+            registered_ms: instance.registered_at.timestamp_millis(),
             last_heartbeat_ms: instance.last_heartbeat.timestamp_millis(),
             ttl_ms: i64::from(instance.ttl_secs) * 1000,
             remove_after_ms: i64::from(instance.deregister_after_secs) * 1000,
             applied: serde_json::to_string(&instance.applied).map_err(Error::internal)?,
         })
     }
+}
+
+/// The (version, last heartbeat, registration) columns a write checks its expectation on.
+pub(crate) fn instance_row(
+    version: i64,
+    last_heartbeat_ms: i64,
+    registered_ms: i64,
+) -> Option<crate::core::ports::InstanceRow> {
+    Some(crate::core::ports::InstanceRow {
+        version: super::to_u64(version),
+        last_heartbeat: DateTime::from_timestamp_millis(last_heartbeat_ms)?,
+        registered_at: DateTime::from_timestamp_millis(registered_ms)?,
+    })
 }
 
 /// `applied` of a heartbeat as its column stores it.

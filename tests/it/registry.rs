@@ -478,9 +478,16 @@ async fn a_heartbeats_applied_map_joins_the_drift_report() {
         .iter()
         .map(|i| (i["instanceId"].as_str().unwrap().to_owned(), i.clone()))
         .collect();
-    assert_eq!(by_instance["c-1"]["status"], "in_sync", "{drift}");
-    assert_eq!(by_instance["c-1"]["version"], 1);
-    assert_eq!(by_instance["c-2"]["status"], "drifted", "{drift}");
+    // Reports name `service/instance`: instances of two services may share an id.
+    assert_eq!(
+        by_instance["checkout-api/c-1"]["status"], "in_sync",
+        "{drift}"
+    );
+    assert_eq!(by_instance["checkout-api/c-1"]["version"], 1);
+    assert_eq!(
+        by_instance["checkout-api/c-2"]["status"], "drifted",
+        "{drift}"
+    );
     let (_, detail) = server
         .get_json("/api/v1/registry/services/checkout-api")
         .await;
@@ -645,6 +652,83 @@ async fn a_service_token_registers_only_its_own_service() {
     )
     .await;
     assert!(denied["items"].as_array().unwrap().len() >= 6, "{denied}");
+    // An environment-scoped token stays in its environments.
+    let staging = token(
+        &server,
+        "payments-staging",
+        &["service-instance", "config-reader"],
+        json!({"services": ["payments"], "environments": ["staging"]}),
+    )
+    .await;
+    let mut production = instance("payments", "p-prod", 1);
+    production["environment"] = json!("production");
+    let (status, _) = call(
+        &server,
+        ADMIN,
+        Method::POST,
+        "/api/v1/registry/register",
+        Some(production.clone()),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        call(
+            &server,
+            &staging,
+            Method::POST,
+            "/api/v1/registry/register",
+            Some(production)
+        )
+        .await
+        .0,
+        403
+    );
+    let leave = json!({"serviceName": "payments", "instanceId": "p-prod"});
+    assert_eq!(
+        call(
+            &server,
+            &staging,
+            Method::POST,
+            "/api/v1/registry/deregister",
+            Some(leave)
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &server,
+            &staging,
+            Method::GET,
+            "/api/v1/registry/discover/payments",
+            None
+        )
+        .await
+        .0,
+        403
+    );
+    let (status, found) = call(
+        &server,
+        &staging,
+        Method::GET,
+        "/api/v1/registry/discover/payments?environment=staging",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let (_, detail) = call(
+        &server,
+        &staging,
+        Method::GET,
+        "/api/v1/registry/services/payments",
+        None,
+    )
+    .await;
+    assert_eq!(
+        detail["status"], 404,
+        "no payments instance in staging: {detail}"
+    );
     // Nothing of orders changed.
     let (_, found) = call(
         &server,

@@ -27,7 +27,9 @@ pub use cache::{ReadCache, ServiceInstances, TokenMap};
 pub use changelog::{AuditQuery, AuditSubject, ChangeLog, Record};
 pub use database::Database;
 pub use documents::{AppliedRequest, DeleteWrite, DocumentStore, VersionWrite};
-pub use registry::{InstanceExpectation, InstanceRemove, InstanceWrite, RegistryStore, Touch};
+pub use registry::{
+    InstanceExpectation, InstanceRemove, InstanceRow, InstanceWrite, RegistryStore, Touch,
+};
 pub use schemas::{SchemaStore, SchemaWrite};
 pub use secrets::{Rewrap, SecretStore};
 

@@ -20,10 +20,33 @@ pub struct InstanceExpectation {
     pub version: Option<u64>,
     /// The row's last heartbeat is this one (an expiry races no heartbeat).
     pub last_heartbeat: Option<DateTime<Utc>>,
+    /// The row is this registration (versions start again at 1 after a removal).
+    pub registered_at: Option<DateTime<Utc>>,
+}
+
+/// What an instance write compares with its expectation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InstanceRow {
+    pub version: u64,
+    pub last_heartbeat: DateTime<Utc>,
+    pub registered_at: DateTime<Utc>,
+}
+
+impl InstanceExpectation {
+    /// Expect the instance exactly as it was read: its version and registration (not its last
+    /// heartbeat, which heartbeats move).
+    pub fn as_read(instance: &Instance) -> Self {
+        InstanceExpectation {
+            version: Some(instance.version),
+            last_heartbeat: None,
+            registered_at: Some(instance.registered_at),
+        }
+    }
 }
 
 /// Stores `instance` (inserted, or replacing the row) with the next version and records `kind`
-/// about it. The row's `lastHeartbeat`, `applied` and `output` are the instance's.
+/// about it. A replaced row keeps its `applied` map (heartbeats own it) and the later of the two
+/// last heartbeats; `output` is the instance's.
 #[derive(Debug, Clone)]
 pub struct InstanceWrite {
     pub instance: Instance,
@@ -84,22 +107,28 @@ pub fn instance_changed(subject: &str) -> crate::core::error::Error {
     }
 }
 
-/// The row an instance write compares with its expectation: (version, last heartbeat).
+/// Checks `expect` against the row as the write's transaction sees it; the row's version (0 when
+/// there is none).
 pub fn check_instance_expectation(
     expect: &InstanceExpectation,
-    row: Option<(u64, DateTime<Utc>)>,
+    row: Option<InstanceRow>,
     subject: &str,
 ) -> Result<u64> {
-    let version = row.map_or(0, |(version, _)| version);
+    let version = row.map_or(0, |row| row.version);
     if expect.version.is_some_and(|v| v != version) {
         return Err(instance_changed(subject));
     }
-    if let Some(expected) = expect.last_heartbeat {
-        // Compared at millisecond precision: what every backend stores.
-        let found = row.map(|(_, at)| at.timestamp_millis());
-        if found != Some(expected.timestamp_millis()) {
-            return Err(instance_changed(subject));
-        }
+    // Times are compared at millisecond precision: what every backend stores.
+    let millis = |at: Option<DateTime<Utc>>| at.map(|at| at.timestamp_millis());
+    if let Some(expected) = expect.last_heartbeat
+        && millis(row.map(|row| row.last_heartbeat)) != Some(expected.timestamp_millis())
+    {
+        return Err(instance_changed(subject));
+    }
+    if let Some(expected) = expect.registered_at
+        && millis(row.map(|row| row.registered_at)) != Some(expected.timestamp_millis())
+    {
+        return Err(instance_changed(subject));
     }
     Ok(version)
 }

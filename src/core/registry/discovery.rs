@@ -18,6 +18,11 @@ const MAX_RENDERED: usize = 10_000;
 /// A rendered discovery answer and the map of instances it was rendered from.
 pub(super) type Rendered = (Option<Arc<ServiceInstances>>, bytes::Bytes);
 
+/// Whether `caller` sees `instance`: every one, unless it is environment-scoped.
+fn visible(caller: &Caller, instance: &Instance) -> bool {
+    super::service::require_instance_environment(caller, instance).is_ok()
+}
+
 /// Whether an answer rendered from `then` still describes `now`: the same map, or none both
 /// times. (The rendered entry holds its map, so a new map never reuses its address.)
 fn same_state(then: &Option<Arc<ServiceInstances>>, now: &Option<Arc<ServiceInstances>>) -> bool {
@@ -30,21 +35,31 @@ fn same_state(then: &Option<Arc<ServiceInstances>>, now: &Option<Arc<ServiceInst
 
 impl RegistryService {
     /// Every service with its instances counted by state, from memory.
+    /// (Of the instances in the caller's environments, when it is environment-scoped.)
     pub fn services(&self, caller: &Caller) -> Result<Vec<ServiceSummary>> {
         caller.require(Permission::Read)?;
         Ok(self
             .cache
             .cached_services()
             .iter()
-            .filter(|(_, instances)| !instances.is_empty())
-            .map(|(name, instances)| ServiceSummary::of(name, instances.values()))
+            .map(|(name, instances)| {
+                let visible = instances.values().filter(|i| visible(caller, i));
+                ServiceSummary::of(name, visible)
+            })
+            .filter(|summary| summary.instances > 0)
             .collect())
     }
 
     /// A service's instances as the database has them now (last heartbeats included).
     pub async fn service(&self, caller: &Caller, service: &ServiceName) -> Result<Vec<Instance>> {
         caller.require(Permission::Read)?;
-        let instances = self.store.instances(Some(service)).await?;
+        let instances: Vec<Instance> = self
+            .store
+            .instances(Some(service))
+            .await?
+            .into_iter()
+            .filter(|i| visible(caller, i))
+            .collect();
         if instances.is_empty() {
             return Err(Error::not_found("service", service.as_str()));
         }
@@ -90,12 +105,10 @@ impl RegistryService {
         Ok(json)
     }
 
+    /// Reading, and an environment-scoped caller names one of its environments.
     fn authorize_read(&self, caller: &Caller, environment: Option<&Environment>) -> Result<()> {
         caller.require(Permission::Read)?;
-        if let Some(environment) = environment {
-            caller.require_environment(environment.as_str())?;
-        }
-        Ok(())
+        caller.require_readable_environment(environment.map(Environment::as_str))
     }
 
     fn discovery(

@@ -16,6 +16,9 @@ use crate::core::ports::{Store, Touch};
 const MAX_BATCH: usize = 1024;
 /// Flushes in flight at once.
 const FLUSHES: usize = 2;
+/// Heartbeats waiting for a flush at most; more are refused (503) until the store catches up,
+/// instead of queueing without bound while it stalls.
+const MAX_WAITING: usize = 16 * MAX_BATCH;
 
 struct Pending {
     touch: Touch,
@@ -25,12 +28,12 @@ struct Pending {
 /// Where heartbeats queue for the flusher task (which stops when this is dropped).
 #[derive(Clone)]
 pub(super) struct Heartbeats {
-    queue: mpsc::UnboundedSender<Pending>,
+    queue: mpsc::Sender<Pending>,
 }
 
 impl Heartbeats {
     pub(super) fn start(store: Arc<dyn Store>) -> Heartbeats {
-        let (queue, queued) = mpsc::unbounded_channel();
+        let (queue, queued) = mpsc::channel(MAX_WAITING);
         tokio::spawn(flush(store, queued));
         Heartbeats { queue }
     }
@@ -40,8 +43,13 @@ impl Heartbeats {
     pub(super) async fn touch(&self, touch: Touch) -> Result<bool> {
         let (done, answer) = oneshot::channel();
         self.queue
-            .send(Pending { touch, done })
-            .map_err(|_| stopped())?;
+            .try_send(Pending { touch, done })
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => Error::Unavailable {
+                    reason: "too many heartbeats are waiting for the store; retry shortly".into(),
+                },
+                mpsc::error::TrySendError::Closed(_) => stopped(),
+            })?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -50,7 +58,7 @@ fn stopped() -> Error {
     Error::internal("the heartbeat flusher stopped")
 }
 
-async fn flush(store: Arc<dyn Store>, mut queued: mpsc::UnboundedReceiver<Pending>) {
+async fn flush(store: Arc<dyn Store>, mut queued: mpsc::Receiver<Pending>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(FLUSHES));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {

@@ -70,12 +70,16 @@ impl RegistryService {
                 continue;
             };
             if status != instance.status && !instance.expired {
+                let subject = instance.subject();
                 match self
                     .change_status(instance, status, output.clone(), actor)
                     .await
                 {
                     Ok(_) | Err(Error::NotFound { .. }) => {}
-                    Err(error) => return Err(error),
+                    // One instance's failure does not end the pass.
+                    Err(error) => {
+                        tracing::warn!(%error, instance = %subject, "recording a health check failed");
+                    }
                 }
             }
             results.push(CheckResult {
@@ -96,8 +100,8 @@ impl RegistryService {
         let mut changed = 0;
         for instance in self.store.overdue_instances(at).await? {
             let expect = InstanceExpectation {
-                version: Some(instance.version),
                 last_heartbeat: Some(instance.last_heartbeat),
+                ..InstanceExpectation::as_read(&instance)
             };
             let silent = (at - instance.last_heartbeat).num_seconds();
             let result = if instance.removed_at() < at {

@@ -110,6 +110,7 @@ const MAX_URL_BYTES: usize = 2048;
 const MAX_METADATA_ENTRIES: usize = 64;
 const MAX_METADATA_KEY_BYTES: usize = 128;
 const MAX_METADATA_VALUE_BYTES: usize = 1024;
+const MAX_METADATA_BYTES: usize = 16 * 1024;
 pub const MAX_OUTPUT_BYTES: usize = 4096;
 pub const MAX_APPLIED_ENTRIES: usize = 256;
 
@@ -211,6 +212,12 @@ impl Registration {
 
 /// An absolute `http` or `https` URL with a host, at most 2 KiB.
 fn check_url(raw: &str, field: &str) -> Result<String> {
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::invalid(
+            field,
+            "URL must not contain spaces or control characters",
+        ));
+    }
     if raw.len() > MAX_URL_BYTES {
         return Err(Error::invalid(
             field,
@@ -239,6 +246,13 @@ fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<()> {
         return Err(Error::invalid(
             "/metadata",
             format!("at most {MAX_METADATA_ENTRIES} metadata entries"),
+        ));
+    }
+    let total: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total > MAX_METADATA_BYTES {
+        return Err(Error::invalid(
+            "/metadata",
+            format!("metadata must be at most {MAX_METADATA_BYTES} bytes in all"),
         ));
     }
     for (key, value) in metadata {

@@ -28,6 +28,10 @@ use crate::core::ports::{
 pub(super) const SYSTEM_ACTOR: &str = "summit-config";
 /// A write that raced another change of its instance is retried this many times.
 pub(super) const ATTEMPTS: usize = 3;
+/// The most instances one service may have.
+const MAX_INSTANCES_PER_SERVICE: usize = 10_000;
+/// At most this many instances' last applied maps are remembered.
+const MAX_APPLIED_MEMO: usize = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
@@ -55,9 +59,9 @@ pub struct RegistryService {
     pub(super) heartbeats: Heartbeats,
     pub(super) checker: HealthChecker,
     pub(super) settings: RegistrySettings,
-    /// The hash of the applied map each instance last reported here: an unchanged map is not
-    /// written again.
-    pub(super) applied: DashMap<String, u64>,
+    /// The hash of the applied map each instance last reported here, and when: an unchanged
+    /// map is written again only before its reports would turn stale.
+    pub(super) applied: DashMap<String, (u64, DateTime<Utc>)>,
     /// Discovery answers as JSON by (service, environment), with the map they were rendered
     /// from.
     pub(super) rendered: DashMap<(ServiceName, Option<Environment>), Rendered>,
@@ -96,6 +100,15 @@ fn applied_hash(applied: &BTreeMap<crate::core::ids::ConfigId, String>) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     applied.hash(&mut hasher);
     hasher.finish()
+}
+
+/// An environment-scoped caller reaches only instances of its environments (an instance
+/// registered without one belongs to none of them).
+pub(super) fn require_instance_environment(caller: &Caller, instance: &Instance) -> Result<()> {
+    match &instance.environment {
+        Some(environment) => caller.require_environment(environment.as_str()),
+        None => caller.require_readable_environment(None),
+    }
 }
 
 /// A report on a config that does not exist is bad input naming it.
@@ -179,6 +192,24 @@ impl RegistryService {
         Ok(())
     }
 
+    /// A service has room for another instance (a runaway registrant cannot grow it without
+    /// bound).
+    fn check_room(&self, service: &ServiceName) -> Result<()> {
+        let registered = self
+            .cache
+            .cached_instances(service)
+            .map_or(0, |instances| instances.len());
+        if registered >= MAX_INSTANCES_PER_SERVICE {
+            return Err(Error::Conflict {
+                message: format!(
+                    "service {service} has {registered} instances, the most one service may \
+                     have; deregister some first"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Registers an instance, or registers it again (its id given): a new registration, alive
     /// and passing as of now. An operator's maintenance mark and the applied state survive it.
     pub async fn register(&self, caller: &Caller, registration: Registration) -> Result<Instance> {
@@ -196,6 +227,10 @@ impl RegistryService {
                 .store
                 .instance(&checked.service_name, &instance_id)
                 .await?;
+            match &existing {
+                Some(existing) => require_instance_environment(caller, existing)?,
+                None => self.check_room(&checked.service_name)?,
+            }
             let at = now();
             let instance = Instance {
                 service_name: checked.service_name.clone(),
@@ -219,9 +254,12 @@ impl RegistryService {
                 last_heartbeat: at,
                 version: 0,
             };
-            let expect = InstanceExpectation {
-                version: Some(existing.as_ref().map_or(0, |e| e.version)),
-                last_heartbeat: None,
+            let expect = match &existing {
+                Some(existing) => InstanceExpectation::as_read(existing),
+                None => InstanceExpectation {
+                    version: Some(0),
+                    ..InstanceExpectation::default()
+                },
             };
             let audit = audit(
                 &caller.actor_or("anonymous"),
@@ -250,6 +288,7 @@ impl RegistryService {
         let Some(instance) = self.store.instance(service, id).await? else {
             return Err(not_registered(service, id));
         };
+        require_instance_environment(caller, &instance)?;
         let audit = audit(
             &caller.actor_or("anonymous"),
             kind::INSTANCE_DEREGISTERED,
@@ -279,9 +318,17 @@ impl RegistryService {
         caller.require_on_service(Permission::Register, service.as_str())?;
         let heartbeat = heartbeat.check()?;
         let known = self.known(service, id).await?;
+        require_instance_environment(caller, &known)?;
         let key = subject(service, id);
+        let at = now();
+        let fresh_until = at - self.configs.settings.stale_after / 2;
+        let reported = self.applied.get(&key).map(|entry| *entry);
         let applied = match &heartbeat.applied {
-            Some(applied) if self.applied.get(&key).map(|h| *h) != Some(applied_hash(applied)) => {
+            Some(applied)
+                if reported.is_none_or(|(hash, when)| {
+                    hash != applied_hash(applied) || when < fresh_until
+                }) =>
+            {
                 let Some(environment) = &known.environment else {
                     return Err(Error::invalid(
                         "/applied",
@@ -299,7 +346,6 @@ impl RegistryService {
             }
             _ => None,
         };
-        let at = now();
         let touch = Touch {
             service: service.clone(),
             instance_id: id.clone(),
@@ -314,7 +360,12 @@ impl RegistryService {
         instance.last_heartbeat = at;
         if let Some(applied) = applied {
             self.record_applied(caller, &instance, &applied, at).await?;
-            self.applied.insert(key, applied_hash(&applied));
+            if self.applied.len() >= MAX_APPLIED_MEMO {
+                // Instances come and go (removals on other replicas leave entries here): start
+                // over rather than grow; each instance reports once more.
+                self.applied.clear();
+            }
+            self.applied.insert(key, (applied_hash(&applied), at));
             instance.applied = applied;
         }
         if heartbeat.output.is_some() {
@@ -350,7 +401,7 @@ impl RegistryService {
                     caller,
                     config,
                     environment,
-                    instance.instance_id.as_str(),
+                    &instance.subject(),
                     checksum,
                     at,
                 )
@@ -387,10 +438,7 @@ impl RegistryService {
     ) -> Result<Instance> {
         for attempt in 1..=ATTEMPTS {
             let message = format!("{} → {}", instance.status.as_str(), status.as_str());
-            let expect = InstanceExpectation {
-                version: Some(instance.version),
-                last_heartbeat: None,
-            };
+            let expect = InstanceExpectation::as_read(&instance);
             let mut changed = instance.clone();
             changed.status = status;
             changed.output = output.clone();
@@ -443,6 +491,7 @@ impl RegistryService {
             let Some(instance) = self.store.instance(service, id).await? else {
                 return Err(not_registered(service, id));
             };
+            require_instance_environment(caller, &instance)?;
             if instance.maintenance.is_some() == enabled {
                 return Ok(instance);
             }
@@ -464,10 +513,7 @@ impl RegistryService {
                 Some(&changed),
                 Some(message.into()),
             );
-            let expect = InstanceExpectation {
-                version: Some(instance.version),
-                last_heartbeat: None,
-            };
+            let expect = InstanceExpectation::as_read(&instance);
             match self
                 .write(changed, expect, kind::INSTANCE_STATUS_CHANGED, audit)
                 .await

@@ -19,15 +19,18 @@ use crate::core::ports::{
 use crate::core::registry::model::Instance;
 
 impl CachedStore {
-    /// Keeps `instance` unless the cache holds a later version of it.
+    /// Keeps `instance` unless the cache holds a later state of it: a later registration, or a
+    /// later version of the same one (versions start again after a removal). One step under
+    /// the service's entry, so readers never find the instance missing in between.
     pub(super) fn remember_instance(&self, instance: Instance) {
         let mut entry = self
             .registry
             .entry(instance.service_name.clone())
             .or_default();
+        let state = |i: &Instance| (i.registered_at, i.version);
         if entry
             .get(&instance.instance_id)
-            .is_some_and(|cached| cached.version > instance.version)
+            .is_some_and(|cached| state(cached) > state(&instance))
         {
             return;
         }
@@ -53,11 +56,7 @@ impl CachedStore {
         id: &InstanceId,
     ) -> Result<()> {
         match self.observed(self.inner.instance(service, id)).await? {
-            Some(instance) => {
-                // The database's answer is the newest state, whatever the cache holds.
-                self.forget_instance(service, id);
-                self.remember_instance(instance);
-            }
+            Some(instance) => self.remember_instance(instance),
             None => self.forget_instance(service, id),
         }
         Ok(())

@@ -8,12 +8,22 @@ use super::commit::Change;
 use crate::core::error::{Error, Result};
 use crate::core::ids::{InstanceId, ServiceName};
 use crate::core::ports::registry::check_instance_expectation;
-use crate::core::ports::{Committed, InstanceRemove, InstanceWrite, RegistryStore, Touch};
+use crate::core::ports::{
+    Committed, InstanceRemove, InstanceRow, InstanceWrite, RegistryStore, Touch,
+};
 use crate::core::registry::model::Instance;
 
 /// Millisecond precision, as the durable backends keep a heartbeat.
 fn millis(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
+fn row_of(instance: &Instance) -> InstanceRow {
+    InstanceRow {
+        version: instance.version,
+        last_heartbeat: instance.last_heartbeat,
+        registered_at: instance.registered_at,
+    }
 }
 
 #[async_trait]
@@ -24,14 +34,17 @@ impl RegistryStore for MemoryStore {
             write.instance.service_name.clone(),
             write.instance.instance_id.clone(),
         );
-        let row = state
-            .instances
-            .get(&key)
-            .map(|i| (i.version, i.last_heartbeat));
+        let existing = state.instances.get(&key);
+        let row = existing.map(row_of);
         let version = check_instance_expectation(&write.expect, row, &write.subject)? + 1;
         let mut instance = write.instance.clone();
         instance.version = version;
         instance.last_heartbeat = millis(instance.last_heartbeat);
+        // As the SQL backends: the later heartbeat, and the stored applied map, stay.
+        if let Some(existing) = existing {
+            instance.last_heartbeat = instance.last_heartbeat.max(existing.last_heartbeat);
+            instance.applied = existing.applied.clone();
+        }
         state.instances.insert(key, instance);
         Ok(state.commit(Change {
             kind: write.kind,
@@ -47,11 +60,7 @@ impl RegistryStore for MemoryStore {
     async fn remove_instance(&self, remove: InstanceRemove) -> Result<Committed> {
         let mut state = self.state.lock();
         let key = (remove.service.clone(), remove.instance_id.clone());
-        let Some(row) = state
-            .instances
-            .get(&key)
-            .map(|i| (i.version, i.last_heartbeat))
-        else {
+        let Some(row) = state.instances.get(&key).map(row_of) else {
             return Err(Error::not_found("instance", remove.subject.clone()));
         };
         let version = check_instance_expectation(&remove.expect, Some(row), &remove.subject)? + 1;

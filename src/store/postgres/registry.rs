@@ -9,13 +9,17 @@ use super::{PostgresStore, db_error};
 use crate::core::error::{Error, Result};
 use crate::core::ids::{InstanceId, ServiceName};
 use crate::core::ports::registry::check_instance_expectation;
-use crate::core::ports::{Committed, InstanceRemove, InstanceWrite, RegistryStore, Touch};
+use crate::core::ports::{
+    Committed, InstanceRemove, InstanceRow, InstanceWrite, RegistryStore, Touch,
+};
 use crate::core::registry::model::Instance;
-use crate::store::instance_rows::{InstanceColumns, InstanceValues, applied_json, merge_touches};
+use crate::store::instance_rows::{
+    InstanceColumns, InstanceValues, applied_json, instance_row, merge_touches,
+};
 use crate::store::to_i64;
 
 #[derive(sqlx::FromRow)]
-struct InstanceRow {
+struct StoredRow {
     version: i64,
     document: String,
     last_heartbeat_ms: i64,
@@ -24,7 +28,7 @@ struct InstanceRow {
     output: Option<String>,
 }
 
-impl InstanceRow {
+impl StoredRow {
     fn decode(self) -> Result<Instance> {
         InstanceColumns {
             version: self.version,
@@ -38,24 +42,20 @@ impl InstanceRow {
     }
 }
 
-/// The (version, last heartbeat) of an instance's row, as the transaction sees it.
+/// The row a write checks its expectation on, as the transaction sees it.
 async fn row(
     tx: &mut PgConnection,
     service: &ServiceName,
     id: &InstanceId,
-) -> Result<Option<(u64, DateTime<Utc>)>> {
-    let row: Option<(i64, i64)> = sqlx::query_as(include_str!("queries/instance_row.sql"))
+) -> Result<Option<InstanceRow>> {
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(include_str!("queries/instance_row.sql"))
         .bind(service.as_str())
         .bind(id.as_str())
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-    Ok(row.and_then(|(version, heartbeat)| {
-        Some((
-            crate::store::to_u64(version),
-            DateTime::from_timestamp_millis(heartbeat)?,
-        ))
-    }))
+    Ok(row
+        .and_then(|(version, heartbeat, registered)| instance_row(version, heartbeat, registered)))
 }
 
 #[async_trait]
@@ -83,15 +83,26 @@ impl RegistryStore for PostgresStore {
             outputs.push(touch.output.as_deref());
         }
         // One statement, so one transaction and one fsync however many heartbeats.
-        let positions: Vec<i64> = sqlx::query_scalar(include_str!("queries/instances_touch.sql"))
-            .bind(&services)
-            .bind(&ids)
-            .bind(&ats)
-            .bind(&applied)
-            .bind(&outputs)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+        // Flushes of several replicas (and instance writes) lock rows in no common order: a
+        // deadlock aborts one statement, which is then simply run again.
+        let mut attempt = 0;
+        let positions: Vec<i64> = loop {
+            attempt += 1;
+            let result = sqlx::query_scalar(include_str!("queries/instances_touch.sql"))
+                .bind(&services)
+                .bind(&ids)
+                .bind(&ats)
+                .bind(&applied)
+                .bind(&outputs)
+                .fetch_all(&self.pool)
+                .await;
+            match result {
+                Err(sqlx::Error::Database(db))
+                    if attempt < 3
+                        && matches!(db.code().as_deref(), Some("40P01") | Some("40001")) => {}
+                other => break other.map_err(db_error)?,
+            }
+        };
         let mut found = vec![false; merged.len()];
         for position in positions {
             if let Some(found) = usize::try_from(position - 1)
@@ -113,7 +124,7 @@ impl RegistryStore for PostgresStore {
             .await
             .map_err(db_error)?
             .into_iter()
-            .map(InstanceRow::decode)
+            .map(StoredRow::decode)
             .collect()
     }
 
@@ -124,7 +135,7 @@ impl RegistryStore for PostgresStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?
-            .map(InstanceRow::decode)
+            .map(StoredRow::decode)
             .transpose()
     }
 
@@ -135,7 +146,7 @@ impl RegistryStore for PostgresStore {
             .await
             .map_err(db_error)?
             .into_iter()
-            .map(InstanceRow::decode)
+            .map(StoredRow::decode)
             .collect()
     }
 }
@@ -152,6 +163,7 @@ impl Operation for InstanceWrite {
             .bind(instance.instance_id.as_str())
             .bind(to_i64(version))
             .bind(&values.document)
+            .bind(values.registered_ms)
             .bind(values.last_heartbeat_ms)
             .bind(values.ttl_ms)
             .bind(values.remove_after_ms)

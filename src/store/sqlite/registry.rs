@@ -9,13 +9,17 @@ use super::{SqliteStore, db_error};
 use crate::core::error::{Error, Result};
 use crate::core::ids::{InstanceId, ServiceName};
 use crate::core::ports::registry::check_instance_expectation;
-use crate::core::ports::{Committed, InstanceRemove, InstanceWrite, RegistryStore, Touch};
+use crate::core::ports::{
+    Committed, InstanceRemove, InstanceRow, InstanceWrite, RegistryStore, Touch,
+};
 use crate::core::registry::model::Instance;
-use crate::store::instance_rows::{InstanceColumns, InstanceValues, applied_json, merge_touches};
+use crate::store::instance_rows::{
+    InstanceColumns, InstanceValues, applied_json, instance_row, merge_touches,
+};
 use crate::store::to_i64;
 
 #[derive(sqlx::FromRow)]
-struct InstanceRow {
+struct StoredRow {
     version: i64,
     document: String,
     last_heartbeat_ms: i64,
@@ -24,7 +28,7 @@ struct InstanceRow {
     output: Option<String>,
 }
 
-impl InstanceRow {
+impl StoredRow {
     fn decode(self) -> Result<Instance> {
         InstanceColumns {
             version: self.version,
@@ -38,24 +42,20 @@ impl InstanceRow {
     }
 }
 
-/// The (version, last heartbeat) of an instance's row, as the transaction sees it.
+/// The row a write checks its expectation on, as the transaction sees it.
 async fn row(
     tx: &mut SqliteConnection,
     service: &ServiceName,
     id: &InstanceId,
-) -> Result<Option<(u64, DateTime<Utc>)>> {
-    let row: Option<(i64, i64)> = sqlx::query_as(include_str!("queries/instance_row.sql"))
+) -> Result<Option<InstanceRow>> {
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(include_str!("queries/instance_row.sql"))
         .bind(service.as_str())
         .bind(id.as_str())
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-    Ok(row.and_then(|(version, heartbeat)| {
-        Some((
-            crate::store::to_u64(version),
-            DateTime::from_timestamp_millis(heartbeat)?,
-        ))
-    }))
+    Ok(row
+        .and_then(|(version, heartbeat, registered)| instance_row(version, heartbeat, registered)))
 }
 
 #[async_trait]
@@ -110,7 +110,7 @@ impl RegistryStore for SqliteStore {
             .await
             .map_err(db_error)?
             .into_iter()
-            .map(InstanceRow::decode)
+            .map(StoredRow::decode)
             .collect()
     }
 
@@ -121,7 +121,7 @@ impl RegistryStore for SqliteStore {
             .fetch_optional(&self.reader)
             .await
             .map_err(db_error)?
-            .map(InstanceRow::decode)
+            .map(StoredRow::decode)
             .transpose()
     }
 
@@ -132,7 +132,7 @@ impl RegistryStore for SqliteStore {
             .await
             .map_err(db_error)?
             .into_iter()
-            .map(InstanceRow::decode)
+            .map(StoredRow::decode)
             .collect()
     }
 }
@@ -149,6 +149,7 @@ impl Operation for InstanceWrite {
             .bind(instance.instance_id.as_str())
             .bind(to_i64(version))
             .bind(&values.document)
+            .bind(values.registered_ms)
             .bind(values.last_heartbeat_ms)
             .bind(values.ttl_ms)
             .bind(values.remove_after_ms)

@@ -71,7 +71,7 @@ fn write(instance: Instance, expect: InstanceExpectation) -> InstanceWrite {
 fn version(v: u64) -> InstanceExpectation {
     InstanceExpectation {
         version: Some(v),
-        last_heartbeat: None,
+        ..InstanceExpectation::default()
     }
 }
 
@@ -255,8 +255,8 @@ pub(super) async fn overdue_instances_are_expired_or_removed_only_as_they_were_r
         [true]
     );
     let read_as = InstanceExpectation {
-        version: Some(read.version),
         last_heartbeat: Some(read.last_heartbeat),
+        ..InstanceExpectation::as_read(&read)
     };
     let mut expired = read.clone();
     expired.expired = true;
@@ -291,8 +291,8 @@ pub(super) async fn overdue_instances_are_expired_or_removed_only_as_they_were_r
     let mut expired = read.clone();
     expired.expired = true;
     let expect = InstanceExpectation {
-        version: Some(read.version),
         last_heartbeat: Some(read.last_heartbeat),
+        ..InstanceExpectation::as_read(&read)
     };
     let committed = store.put_instance(write(expired, expect)).await.unwrap();
     assert_eq!(committed.version, read.version + 1);
