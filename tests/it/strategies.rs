@@ -118,15 +118,15 @@ async fn stored_strategies_are_versioned_checked_and_deleted() {
     let cases = [
         (
             json!({"rollout": {"type": "canary", "steps": [{"percent": 50, "bakeSecs": 1}, {"percent": 20, "bakeSecs": 1}]}}),
-            "/rollout/steps/1/percent",
+            "/strategy/rollout/steps/1/percent",
         ),
         (
             json!({"rollout": {"type": "linear", "stepPercent": 0, "intervalSecs": 1}}),
-            "/rollout/stepPercent",
+            "/strategy/rollout/stepPercent",
         ),
         (
             json!({"rollout": {"type": "direct"}, "gate": {"maxUnhealthyRatio": 2}}),
-            "/gate/maxUnhealthyRatio",
+            "/strategy/gate/maxUnhealthyRatio",
         ),
     ];
     for (strategy, field) in cases {

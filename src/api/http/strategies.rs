@@ -83,12 +83,31 @@ async fn put(
     let version = state
         .strategies
         .put(&caller, &name, body.strategy, metadata, expected)
-        .await?;
+        .await
+        .map_err(in_body)?;
     let mut response = (StatusCode::CREATED, Json(&version)).into_response();
     response
         .headers_mut()
         .insert(header::ETAG, version_etag(version.version));
     Ok(response)
+}
+
+/// The strategy's rules name fields inside it; in the request body it sits under `strategy`.
+fn in_body(error: Error) -> Error {
+    match error {
+        Error::InvalidInput { field, message }
+            if field.starts_with("/rollout")
+                || field.starts_with("/gate")
+                || field.starts_with("/finalBakeSecs")
+                || field.starts_with("/description") =>
+        {
+            Error::InvalidInput {
+                field: format!("/strategy{field}"),
+                message,
+            }
+        }
+        other => other,
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -37,11 +37,20 @@ pub fn targets<'a>(
         Share::Percent(percent) => {
             let share = BasisPoints::from_percent(f64::from(percent.min(100)), "percent")
                 .expect("a whole percentage up to 100");
-            by_bucket
-                .into_iter()
+            let mut inside: Vec<&str> = by_bucket
+                .iter()
                 .filter(|(bucket, _)| share.includes(*bucket))
-                .map(|(_, id)| id)
-                .collect()
+                .map(|(_, id)| *id)
+                .collect();
+            // A small fleet's step still targets someone (the lowest bucket, which every
+            // larger share includes too), or it could never hear from anyone.
+            if inside.is_empty()
+                && percent > 0
+                && let Some((_, first)) = by_bucket.first()
+            {
+                inside.push(first);
+            }
+            inside
         }
     }
 }
@@ -84,27 +93,31 @@ pub enum Verdict {
     Fail(Measured, String),
 }
 
-/// The verdict of `gate` on a step's `observations`, `elapsed_secs` after the step began.
+/// The verdict of `gate` on a step's `observations`, `elapsed_secs` after the step began. Health,
+/// error rate and latency are judged over the instances that applied the version (the others
+/// still run the previous one); a step whose applied instances fail is failed at once, one that
+/// is still waiting for instances to apply waits until `applyTimeoutSecs`.
 pub fn evaluate(gate: &Gate, observations: &[Observation], elapsed_secs: u64) -> Verdict {
     let targeted = observations.len() as u32;
-    let acked = observations.iter().filter(|o| o.acked).count() as u32;
-    let unhealthy = observations.iter().filter(|o| !o.healthy).count() as u32;
-    let ratio = |n: u32| {
-        if targeted == 0 {
+    let applied: Vec<&Observation> = observations.iter().filter(|o| o.acked).collect();
+    let acked = applied.len() as u32;
+    let unhealthy = applied.iter().filter(|o| !o.healthy).count() as u32;
+    let ratio = |n: u32, of: u32| {
+        if of == 0 {
             0.0
         } else {
-            f64::from(n) / f64::from(targeted)
+            f64::from(n) / f64::from(of)
         }
     };
-    let errors: Vec<f64> = observations.iter().filter_map(|o| o.error_rate).collect();
+    let errors: Vec<f64> = applied.iter().filter_map(|o| o.error_rate).collect();
     let measured = Measured {
         targeted,
         acked,
-        ack_ratio: ratio(acked),
+        ack_ratio: ratio(acked, targeted),
         unhealthy,
-        unhealthy_ratio: ratio(unhealthy),
+        unhealthy_ratio: ratio(unhealthy, acked),
         error_rate: (!errors.is_empty()).then(|| errors.iter().sum::<f64>() / errors.len() as f64),
-        latency_p99_ms: observations
+        latency_p99_ms: applied
             .iter()
             .filter_map(|o| o.latency_p99_ms)
             .reduce(f64::max),
@@ -114,7 +127,8 @@ pub fn evaluate(gate: &Gate, observations: &[Observation], elapsed_secs: u64) ->
     }
     if measured.unhealthy_ratio > gate.max_unhealthy_ratio {
         let reason = format!(
-            "{unhealthy} of {targeted} instances unhealthy ({:.3} > maxUnhealthyRatio {})",
+            "{unhealthy} of {acked} instances that applied the version are unhealthy \
+             ({:.3} > maxUnhealthyRatio {})",
             measured.unhealthy_ratio, gate.max_unhealthy_ratio
         );
         return Verdict::Fail(measured, reason);
@@ -131,7 +145,7 @@ pub fn evaluate(gate: &Gate, observations: &[Observation], elapsed_secs: u64) ->
         let reason = format!("p99 latency {p99} ms > maxLatencyP99Ms {limit}");
         return Verdict::Fail(measured, reason);
     }
-    if measured.ack_ratio < gate.min_ack_ratio {
+    if measured.ack_ratio < gate.min_ack_ratio || acked == 0 {
         if elapsed_secs < gate.apply_timeout_secs {
             return Verdict::Wait(measured);
         }
@@ -142,10 +156,16 @@ pub fn evaluate(gate: &Gate, observations: &[Observation], elapsed_secs: u64) ->
         return Verdict::Fail(measured, reason);
     }
     if gate.max_error_rate.is_some() && measured.error_rate.is_none() {
-        return Verdict::NoData(measured, "no instance reported an error rate".into());
+        return Verdict::NoData(
+            measured,
+            "no instance that applied reported an error rate".into(),
+        );
     }
     if gate.max_latency_p99_ms.is_some() && measured.latency_p99_ms.is_none() {
-        return Verdict::NoData(measured, "no instance reported a p99 latency".into());
+        return Verdict::NoData(
+            measured,
+            "no instance that applied reported a p99 latency".into(),
+        );
     }
     Verdict::Pass(measured)
 }
@@ -179,6 +199,9 @@ mod tests {
         assert_eq!(first.len(), 3);
         assert_eq!(&second[..3], &first[..]);
         assert_eq!(second.len(), 6);
+        // A small fleet's first step still targets one instance.
+        let few: Vec<String> = (0..5).map(|i| format!("i-{i}")).collect();
+        assert_eq!(targets("d-1", &few, Share::Percent(1), 1).len(), 1);
         // Another deployment picks other instances.
         assert_ne!(targets("d-2", &instances, Share::Percent(10), 1), ten);
     }
@@ -217,6 +240,9 @@ mod tests {
         assert!(
             matches!(evaluate(&gate, &erring, 1), Verdict::Fail(m, _) if m.error_rate == Some(0.1))
         );
+        // Only instances that applied are judged: old-version data passes nothing.
+        let old_only = [seen(true, true, None), seen(false, true, Some(0.0))];
+        assert!(matches!(evaluate(&gate, &old_only, 1), Verdict::NoData(..)));
         let silent = [seen(true, true, None)];
         assert!(
             matches!(evaluate(&gate, &silent, 1), Verdict::NoData(..)),

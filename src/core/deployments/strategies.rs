@@ -12,6 +12,7 @@ use crate::core::error::{Error, Result};
 use crate::core::ids::StrategyName;
 use crate::core::model::{AuditDraft, Metadata};
 use crate::core::ports::{Documents, Store, StrategyDeleteWrite, StrategyWrite};
+use crate::core::validation::check_metadata;
 use crate::core::versioned::{Document, NewVersion};
 
 /// A strategy as the API shows it: a built-in, or the newest version of a stored one.
@@ -67,10 +68,18 @@ impl StrategyService {
         StrategyService { store, configs }
     }
 
-    /// Strategies are shared by every config: writing one needs `write` without an id scope.
+    /// Strategies are shared by every config and environment: writing one needs `write`
+    /// without an id or environment scope.
     fn require_write(caller: &Caller) -> Result<()> {
         caller.require(Permission::Write)?;
-        caller.require_unscoped_ids()
+        caller.require_unscoped_ids()?;
+        if !caller.identity().scopes.environments.is_empty() {
+            return Err(Error::forbidden(format!(
+                "'{}' is scoped to some environments; strategies serve every environment",
+                caller.identity().name
+            )));
+        }
+        Ok(())
     }
 
     /// A new version of a stored strategy; `expected` (0: must not exist) guards a concurrent
@@ -84,6 +93,7 @@ impl StrategyService {
         expected: Option<u64>,
     ) -> Result<StrategyVersion> {
         Self::require_write(caller)?;
+        check_metadata(&metadata)?;
         if built_in(name).is_some() {
             return Err(Error::Conflict {
                 message: format!("'{name}' is a built-in strategy; choose another name"),
@@ -206,6 +216,7 @@ impl StrategyService {
         expected: Option<u64>,
     ) -> Result<()> {
         Self::require_write(caller)?;
+        check_metadata(&metadata)?;
         if built_in(name).is_some() {
             return Err(Error::Conflict {
                 message: format!("'{name}' is a built-in strategy and cannot be deleted"),

@@ -18,8 +18,8 @@ const MAX_DESCRIPTION: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Rollout {
-    /// Every targeted instance at once.
-    Direct,
+    /// Every targeted instance at once. (A struct variant, so unknown fields are refused.)
+    Direct {},
     /// Explicit steps: each a share of the instances and how long it bakes.
     #[serde(rename_all = "camelCase")]
     Canary { steps: Vec<CanaryStep> },
@@ -169,6 +169,9 @@ pub struct Step {
     pub bake_secs: u64,
     /// The step waits for a `promote` (a blue-green switch without `autoPromote`).
     pub needs_promote: bool,
+    /// The step is taken again, `share` more instances each time, until every instance is
+    /// targeted (rolling).
+    pub repeats: bool,
 }
 
 fn check_secs(value: u64, field: &str) -> Result<()> {
@@ -199,7 +202,7 @@ impl Strategy {
     /// Every rule a stored strategy keeps; errors name the field as a JSON pointer.
     pub fn check(&self) -> Result<()> {
         match &self.rollout {
-            Rollout::Direct => {}
+            Rollout::Direct {} => {}
             Rollout::Canary { steps } => {
                 if steps.is_empty() || steps.len() > MAX_STEPS {
                     return Err(Error::invalid(
@@ -210,6 +213,13 @@ impl Strategy {
                 let mut last = 0;
                 for (i, step) in steps.iter().enumerate() {
                     check_percent(step.percent, &format!("/rollout/steps/{i}/percent"))?;
+                    if step.percent == 100 {
+                        return Err(Error::invalid(
+                            format!("/rollout/steps/{i}/percent"),
+                            "steps are below 100 %: every instance is the last step, baking \
+                             finalBakeSecs",
+                        ));
+                    }
                     if step.percent <= last {
                         return Err(Error::invalid(
                             format!("/rollout/steps/{i}/percent"),
@@ -233,10 +243,10 @@ impl Strategy {
                 interval_secs,
             } => {
                 check_percent(*initial_percent, "/rollout/initialPercent")?;
-                if !(growth_factor.is_finite() && *growth_factor > 1.0 && *growth_factor <= 10.0) {
+                if !(growth_factor.is_finite() && (1.1..=10.0).contains(growth_factor)) {
                     return Err(Error::invalid(
                         "/rollout/growthFactor",
-                        "growthFactor must be above 1 and at most 10",
+                        "growthFactor must be between 1.1 and 10",
                     ));
                 }
                 check_secs(*interval_secs, "/rollout/intervalSecs")?;
@@ -280,6 +290,12 @@ impl Strategy {
         check_secs(self.final_bake_secs, "/finalBakeSecs")?;
         let gate = &self.gate;
         check_ratio(gate.min_ack_ratio, "/gate/minAckRatio")?;
+        if gate.min_ack_ratio == 0.0 {
+            return Err(Error::invalid(
+                "/gate/minAckRatio",
+                "minAckRatio must be above 0: a step is judged by instances that applied it",
+            ));
+        }
         check_ratio(gate.max_unhealthy_ratio, "/gate/maxUnhealthyRatio")?;
         if let Some(rate) = gate.max_error_rate {
             check_ratio(rate, "/gate/maxErrorRate")?;
@@ -324,9 +340,10 @@ impl Strategy {
             share,
             bake_secs,
             needs_promote: false,
+            repeats: false,
         };
         let mut steps = match &self.rollout {
-            Rollout::Direct => Vec::new(),
+            Rollout::Direct {} => Vec::new(),
             Rollout::Canary { steps } => steps
                 .iter()
                 .filter(|s| s.percent < 100)
@@ -345,32 +362,38 @@ impl Strategy {
                 growth_factor,
                 interval_secs,
             } => {
-                let mut steps = Vec::new();
-                let mut percent = f64::from(*initial_percent);
-                while percent < 100.0 && steps.len() < MAX_STEPS {
-                    let whole = percent.ceil() as u32;
-                    if steps
-                        .last()
-                        .is_none_or(|s: &Step| s.share != Share::Percent(whole))
-                    {
-                        steps.push(step(Share::Percent(whole), *interval_secs));
+                // initialPercent × growthFactorⁿ, rounded up, below 100 (a factor of at least
+                // 1.1 reaches 100 from 1 % in under 50 steps).
+                let mut steps: Vec<Step> = Vec::new();
+                for n in 0..MAX_STEPS as i32 {
+                    let percent = (f64::from(*initial_percent) * growth_factor.powi(n)).ceil();
+                    if percent >= 100.0 {
+                        break;
                     }
-                    percent *= growth_factor;
+                    let share = Share::Percent(percent as u32);
+                    if steps.last().is_none_or(|s| s.share != share) {
+                        steps.push(step(share, *interval_secs));
+                    }
                 }
                 steps
             }
             Rollout::Rolling {
                 batch_size,
                 bake_secs,
-            } => vec![step(Share::Instances(*batch_size), *bake_secs)],
+            } => vec![Step {
+                repeats: true,
+                ..step(Share::Instances(*batch_size), *bake_secs)
+            }],
             Rollout::BlueGreen {
                 preview_percent,
                 auto_promote,
                 promote_after_secs,
             } => vec![Step {
-                share: Share::Percent(*preview_percent),
-                bake_secs: promote_after_secs.unwrap_or(0),
                 needs_promote: !auto_promote,
+                ..step(
+                    Share::Percent(*preview_percent),
+                    promote_after_secs.unwrap_or(0),
+                )
             }],
         };
         steps.push(step(Share::All, self.final_bake_secs));
@@ -394,7 +417,7 @@ pub fn built_ins() -> Vec<(StrategyName, Strategy)> {
     vec![
         named(
             "direct",
-            Rollout::Direct,
+            Rollout::Direct {},
             0,
             "every instance at once (what a write does without deployments)",
         ),
@@ -512,6 +535,18 @@ mod tests {
         assert_eq!(plan.len(), 2);
         assert_eq!((plan[0].share, plan[0].bake_secs), (Share::Percent(10), 1));
         assert_eq!((plan[1].share, plan[1].bake_secs), (Share::All, 3));
+        let close = parse(
+            serde_json::json!({"rollout": {"type": "exponential", "initialPercent": 45, "growthFactor": 2.2, "intervalSecs": 5}}),
+        );
+        assert_eq!(
+            percents(&close),
+            [Share::Percent(45), Share::All],
+            "99.000…01 % is not a step"
+        );
+        let rolling = parse(
+            serde_json::json!({"rollout": {"type": "rolling", "batchSize": 2, "bakeSecs": 5}}),
+        );
+        assert!(rolling.plan()[0].repeats);
         let blue_green = parse(serde_json::json!({"rollout": {"type": "blue-green"}}));
         assert!(blue_green.plan()[0].needs_promote);
         assert_eq!(
@@ -529,6 +564,7 @@ mod tests {
             serde_json::json!({"rollout": {"type": "canary", "steps": [], "colour": 1}}),
             serde_json::json!({"rollout": {"type": "sideways"}}),
             serde_json::json!({"rollout": {"type": "direct"}, "gate": {"colour": 1}}),
+            serde_json::json!({"rollout": {"type": "direct", "finalBakeSecs": 900}}),
         ] {
             assert!(
                 serde_json::from_value::<Strategy>(json.clone()).is_err(),
