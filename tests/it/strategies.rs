@@ -81,7 +81,9 @@ async fn stored_strategies_are_versioned_checked_and_deleted() {
     assert_eq!(event["kind"], "strategy.updated");
     assert_eq!(event["strategy"], "payments-slow");
 
-    let (_, described) = server.get_json(path).await;
+    let response = server.get(path).await;
+    assert_eq!(response.headers()["etag"], "\"1\"");
+    let (_, described) = crate::common::body_of(response).await;
     assert_eq!(described["builtIn"], false);
     assert_eq!(described["version"], 1);
     assert_eq!(described["gate"]["maxErrorRate"], 0.01);
@@ -148,6 +150,13 @@ async fn stored_strategies_are_versioned_checked_and_deleted() {
     assert_eq!(status, 400, "{problem}");
     let (status, _) = server.get_json("/api/v1/deployment-strategies/bad").await;
     assert_eq!(status, 404);
+    let (status, _) = server
+        .get_json("/api/v1/deployment-strategies/bad/versions?cursor=5")
+        .await;
+    assert_eq!(
+        status, 404,
+        "an unknown strategy has no history, whatever the cursor"
+    );
     let (status, _) = server
         .get_json("/api/v1/deployment-strategies/Bad%20Name")
         .await;

@@ -14,6 +14,7 @@ use super::configs::{DeleteBody, expected_version, version_etag};
 use super::error::{ApiError, Result};
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, path_param};
 use crate::core::access::Caller;
+use crate::core::deployments::strategies::NamedStrategy;
 use crate::core::deployments::strategy::Strategy;
 use crate::core::error::Error;
 use crate::core::ids::StrategyName;
@@ -59,7 +60,18 @@ async fn describe(
     StrategyPath(name): StrategyPath,
 ) -> Result<Response> {
     let strategy = state.strategies.get(&caller, &name).await?;
-    Ok(Json(strategy).into_response())
+    let version = match &strategy {
+        NamedStrategy::Stored(stored) => Some(stored.version.version),
+        NamedStrategy::BuiltIn(_) => None,
+    };
+    let mut response = Json(strategy).into_response();
+    if let Some(version) = version {
+        // As configs and flags: the version, for If-Match on the next write.
+        response
+            .headers_mut()
+            .insert(header::ETAG, version_etag(version));
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]

@@ -197,15 +197,10 @@ impl StrategyService {
     ) -> Result<Vec<StrategyVersion>> {
         caller.require(Permission::Read)?;
         let limit = page_limit(limit)?;
-        let versions = self
-            .store
-            .strategies()
-            .versions(name, before, limit)
-            .await?;
-        if versions.is_empty() && before.is_none() {
+        if self.store.strategies().head(name).await?.is_none() {
             return Err(Error::not_found(Strategy::NAME, name.as_str()));
         }
-        Ok(versions)
+        self.store.strategies().versions(name, before, limit).await
     }
 
     pub async fn delete(
