@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use super::model::{CheckResult, Instance, Status};
-use super::service::{RegistryService, SYSTEM_ACTOR, audit};
+use super::service::{RegistryService, SYSTEM_ACTOR};
 use crate::core::access::{Caller, Permission};
 use crate::core::error::{Error, Result};
 use crate::core::events::kind;
@@ -106,28 +106,28 @@ impl RegistryService {
             let silent = (at - instance.last_heartbeat).num_seconds();
             let result = if instance.removed_at() < at {
                 let message = format!("removed: no heartbeat for {silent} s");
-                let audit = audit(
-                    SYSTEM_ACTOR,
+                self.remove(
+                    &instance,
+                    expect,
                     kind::INSTANCE_DEREGISTERED,
-                    Some(&instance),
+                    SYSTEM_ACTOR,
                     Some(message),
-                );
-                self.remove(&instance, expect, kind::INSTANCE_DEREGISTERED, audit)
-                    .await
+                )
+                .await
             } else if !instance.expired {
                 let message = format!("expired: no heartbeat for {silent} s");
-                let audit = audit(
-                    SYSTEM_ACTOR,
-                    kind::INSTANCE_EXPIRED,
-                    Some(&instance),
-                    Some(message),
-                );
                 let mut expired = instance;
                 expired.expired = true;
                 expired.status = Status::Critical;
-                self.write(expired, expect, kind::INSTANCE_EXPIRED, audit)
-                    .await
-                    .map(drop)
+                self.write(
+                    expired,
+                    expect,
+                    kind::INSTANCE_EXPIRED,
+                    SYSTEM_ACTOR,
+                    Some(message),
+                )
+                .await
+                .map(drop)
             } else {
                 continue;
             };

@@ -42,15 +42,6 @@ pub struct RegistrySettings {
     pub health_timeout: Duration,
 }
 
-impl Default for RegistrySettings {
-    fn default() -> Self {
-        RegistrySettings {
-            protection_threshold: 0.0,
-            health_timeout: Duration::from_secs(2),
-        }
-    }
-}
-
 pub struct RegistryService {
     pub(super) store: Arc<dyn Store>,
     pub(super) cache: Arc<dyn ReadCache>,
@@ -67,7 +58,7 @@ pub struct RegistryService {
     pub(super) rendered: DashMap<(ServiceName, Option<Environment>), Rendered>,
 }
 
-pub(super) fn audit(
+fn audit(
     actor: &str,
     kind: ChangeKind,
     instance: Option<&Instance>,
@@ -140,15 +131,18 @@ impl RegistryService {
         }
     }
 
-    /// Stores `instance` as its next version, recording `kind`; the instance as stored.
+    /// Stores `instance` as its next version, recording `kind` by `actor` (and its audit
+    /// record); the instance as stored.
     pub(super) async fn write(
         &self,
         mut instance: Instance,
         expect: InstanceExpectation,
         kind: ChangeKind,
-        audit: AuditDraft,
+        actor: &str,
+        message: Option<String>,
     ) -> Result<Instance> {
         self.configs.ensure_writable()?;
+        let audit = audit(actor, kind, Some(&instance), message);
         let write = InstanceWrite {
             checksum: checksum(&instance)?,
             subject: instance.subject(),
@@ -167,14 +161,17 @@ impl RegistryService {
         Ok(instance)
     }
 
+    /// Removes `instance`, recording `kind` by `actor` (and its audit record).
     pub(super) async fn remove(
         &self,
         instance: &Instance,
         expect: InstanceExpectation,
         kind: ChangeKind,
-        audit: AuditDraft,
+        actor: &str,
+        message: Option<String>,
     ) -> Result<()> {
         self.configs.ensure_writable()?;
+        let audit = audit(actor, kind, Some(instance), message);
         let remove = InstanceRemove {
             service: instance.service_name.clone(),
             instance_id: instance.instance_id.clone(),
@@ -261,14 +258,9 @@ impl RegistryService {
                     ..InstanceExpectation::default()
                 },
             };
-            let audit = audit(
-                &caller.actor_or("anonymous"),
-                kind::INSTANCE_REGISTERED,
-                Some(&instance),
-                None,
-            );
+            let actor = caller.actor_or("anonymous");
             match self
-                .write(instance, expect, kind::INSTANCE_REGISTERED, audit)
+                .write(instance, expect, kind::INSTANCE_REGISTERED, &actor, None)
                 .await
             {
                 Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => continue,
@@ -289,17 +281,12 @@ impl RegistryService {
             return Err(not_registered(service, id));
         };
         require_instance_environment(caller, &instance)?;
-        let audit = audit(
-            &caller.actor_or("anonymous"),
-            kind::INSTANCE_DEREGISTERED,
-            Some(&instance),
-            None,
-        );
         self.remove(
             &instance,
             InstanceExpectation::default(),
             kind::INSTANCE_DEREGISTERED,
-            audit,
+            &caller.actor_or("anonymous"),
+            None,
         )
         .await
     }
@@ -442,14 +429,14 @@ impl RegistryService {
             let mut changed = instance.clone();
             changed.status = status;
             changed.output = output.clone();
-            let audit = audit(
-                actor,
-                kind::INSTANCE_STATUS_CHANGED,
-                Some(&changed),
-                Some(message),
-            );
             match self
-                .write(changed, expect, kind::INSTANCE_STATUS_CHANGED, audit)
+                .write(
+                    changed,
+                    expect,
+                    kind::INSTANCE_STATUS_CHANGED,
+                    actor,
+                    Some(message),
+                )
                 .await
             {
                 Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => {
@@ -507,15 +494,15 @@ impl RegistryService {
             } else {
                 "maintenance off"
             };
-            let audit = audit(
-                &actor,
-                kind::INSTANCE_STATUS_CHANGED,
-                Some(&changed),
-                Some(message.into()),
-            );
             let expect = InstanceExpectation::as_read(&instance);
             match self
-                .write(changed, expect, kind::INSTANCE_STATUS_CHANGED, audit)
+                .write(
+                    changed,
+                    expect,
+                    kind::INSTANCE_STATUS_CHANGED,
+                    &actor,
+                    Some(message.into()),
+                )
                 .await
             {
                 Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => continue,
