@@ -17,6 +17,22 @@ pub fn checksum(value: &Value) -> String {
     checksum_of_bytes(&canonical_bytes(value))
 }
 
+/// A checksum a client sends back (an applied-state report) has this form, or it is refused
+/// naming `field`.
+pub fn check_reported(text: &str, field: &str) -> crate::core::error::Result<()> {
+    let well_formed = text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if well_formed {
+        return Ok(());
+    }
+    Err(crate::core::error::Error::invalid(
+        field,
+        "checksum must be 64 lowercase hex digits",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,17 +53,7 @@ impl ConfigService {
                 "instanceId must be 1 to 256 printable characters",
             ));
         }
-        let is_hex = report.checksum.len() == 64
-            && report
-                .checksum
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !is_hex {
-            return Err(Error::invalid(
-                "/checksum",
-                "checksum must be 64 lowercase hex digits",
-            ));
-        }
+        crate::core::checksum::check_reported(&report.checksum, "/checksum")?;
         if report.version == 0 || report.version > i64::MAX as u64 {
             return Err(Error::invalid(
                 "/version",

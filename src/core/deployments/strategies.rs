@@ -68,6 +68,16 @@ impl StrategyService {
         StrategyService { store, configs }
     }
 
+    /// The version writes of `name` are compared with (0: it does not exist).
+    async fn live_version(&self, name: &StrategyName) -> Result<u64> {
+        Ok(self
+            .store
+            .strategies()
+            .head(name)
+            .await?
+            .map_or(0, |head| head.live_version()))
+    }
+
     /// Strategies are shared by every config and environment: writing one needs `write`
     /// without an id or environment scope.
     fn require_write(caller: &Caller) -> Result<()> {
@@ -101,12 +111,7 @@ impl StrategyService {
         }
         strategy.check()?;
         self.configs.ensure_writable()?;
-        let live = self
-            .store
-            .strategies()
-            .head(name)
-            .await?
-            .map_or(0, |head| head.live_version());
+        let live = self.live_version(name).await?;
         if let Some(expected) = expected
             && expected != live
         {
@@ -218,12 +223,7 @@ impl StrategyService {
             });
         }
         self.configs.ensure_writable()?;
-        let live = self
-            .store
-            .strategies()
-            .head(name)
-            .await?
-            .map_or(0, |head| head.live_version());
+        let live = self.live_version(name).await?;
         let write = StrategyDeleteWrite {
             id: name.clone(),
             expected_live: expected.unwrap_or(live),

@@ -326,16 +326,7 @@ impl Heartbeat {
                                 "config id must match [a-z0-9][a-z0-9._-]{0,127}",
                             )
                         })?;
-                        let hex = checksum.len() == 64
-                            && checksum
-                                .bytes()
-                                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-                        if !hex {
-                            return Err(Error::invalid(
-                                pointer,
-                                "checksum must be 64 lowercase hex digits",
-                            ));
-                        }
+                        crate::core::checksum::check_reported(&checksum, &pointer)?;
                         Ok((id, checksum))
                     })
                     .collect::<Result<BTreeMap<_, _>>>()?,
