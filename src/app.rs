@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::http::{self, AppContext, AppState, HttpLimits};
 use crate::core::access::AccessService;
 use crate::core::access::service::{AccessSettings, JwtSettings};
-use crate::core::deployments::StrategyService;
+use crate::core::deployments::{DeploymentService, StrategyService};
 use crate::core::flags::FlagService;
 use crate::core::ids::Environment;
 use crate::core::ports::{Database, Storage, Store};
@@ -25,7 +25,9 @@ use crate::core::secrets::{
     SecretService, StoreProvider, VaultProvider, VaultSettings, VaultToken,
 };
 use crate::core::service::{ConfigService, ServiceSettings};
-use crate::replication::{follow_changes, run_duties, run_registry, run_rotations};
+use crate::replication::{
+    follow_changes, run_deployments, run_duties, run_registry, run_rotations,
+};
 use crate::settings::Settings;
 use crate::store::{CachedStore, MemoryStore, PostgresStore, SqliteStore};
 use crate::tls::{TlsFiles, tls_config};
@@ -41,6 +43,7 @@ pub struct App {
     secrets: Arc<SecretService>,
     registry: Arc<RegistryService>,
     strategies: Arc<StrategyService>,
+    deployments: Arc<DeploymentService>,
     access: Arc<AccessService>,
     /// Certificate and key (PEM) both transports serve TLS with, when configured.
     tls: Option<TlsFiles>,
@@ -176,6 +179,22 @@ fn protected_environments(text: &str) -> anyhow::Result<BTreeMap<String, u32>> {
     Ok(protected)
 }
 
+/// `production,staging` → the environments that require deployments.
+fn deployment_environments(text: &str) -> anyhow::Result<Vec<Environment>> {
+    let mut environments = text
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            Environment::parse(e)
+                .map_err(|error| anyhow::anyhow!("SUMMIT_DEPLOYMENT_ENVIRONMENTS '{e}': {error}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    environments.sort();
+    environments.dedup();
+    Ok(environments)
+}
+
 fn access_settings(settings: &Settings) -> anyhow::Result<AccessSettings> {
     let rs256_public_key_pem = settings
         .jwt_rs256_public_key_file
@@ -260,6 +279,9 @@ impl App {
                 watch_buffer: settings.watch_buffer,
                 max_watchers: settings.max_watchers,
                 protected_environments: protected_environments(&settings.protected_environments)?,
+                deployment_environments: deployment_environments(
+                    &settings.deployment_environments,
+                )?,
             },
         ));
         let access_settings = access_settings(&settings)?;
@@ -298,6 +320,12 @@ impl App {
             },
         ));
         let strategies = Arc::new(StrategyService::new(cache.clone(), service.clone()));
+        service
+            .serving()
+            .load()
+            .await
+            .context("loading releases and active deployments")?;
+        let deployments = Arc::new(DeploymentService::new(cache.clone(), service.clone()));
         let rotation_check = Duration::from_millis(settings.secret_rotation_check_ms);
         let shutdown = CancellationToken::new();
         {
@@ -333,6 +361,12 @@ impl App {
                 .then(|| Duration::from_secs(settings.registry_health_check_interval_secs)),
             shutdown.clone(),
         ));
+        tokio::spawn(run_deployments(
+            cache.clone(),
+            deployments.clone(),
+            Duration::from_millis(settings.deployment_tick_ms),
+            shutdown.clone(),
+        ));
         if cache.shared_by_replicas() {
             tokio::spawn(follow_changes(
                 cache.clone(),
@@ -347,6 +381,7 @@ impl App {
             secrets: secrets.clone(),
             registry: registry.clone(),
             strategies: strategies.clone(),
+            deployments: deployments.clone(),
             access: access.clone(),
             shutdown: shutdown.clone(),
             metrics: http::ops::metrics_handle(),
@@ -371,6 +406,7 @@ impl App {
             secrets,
             registry,
             strategies,
+            deployments,
             access,
             tls: tls_config(&settings)?,
             request_timeout: Duration::from_secs(settings.request_timeout_secs),
@@ -417,6 +453,7 @@ impl App {
                 secrets: self.secrets.clone(),
                 registry: self.registry.clone(),
                 strategies: self.strategies.clone(),
+                deployments: self.deployments.clone(),
                 access: self.access.clone(),
                 tls: self.tls.clone(),
                 request_timeout: self.request_timeout,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::core::deployments::DeploymentService;
 use crate::core::ports::{ChangeLog, Database, Store};
 use crate::core::registry::RegistryService;
 use crate::core::secrets::SecretService;
@@ -50,6 +51,12 @@ async fn catch_up(cache: &CachedStore, service: &ConfigService, mut cursor: u64)
         };
         let full = events.len() == BATCH as usize;
         for event in events {
+            // What is served first: a version written elsewhere must not be served here
+            // before the release that keeps it back is known.
+            if let Err(error) = service.serving().apply_change(&event).await {
+                tracing::debug!(%error, revision = event.revision, "cannot refresh serving yet");
+                return cursor;
+            }
             if let Err(error) = cache.apply_change(&event).await {
                 tracing::debug!(%error, revision = event.revision, "cannot refresh the cache yet");
                 return cursor;
@@ -152,6 +159,26 @@ pub async fn run_registry(
                 }
                 checking.store(false, std::sync::atomic::Ordering::Release);
             });
+        }
+    })
+    .await;
+}
+
+/// Moves deployments along, every `every`, whenever this replica holds the duties lease. Each
+/// move is conditional on the deployment as read, so a lease handed over mid-way never makes a
+/// step twice; a restarted or new holder resumes from the stored state.
+pub async fn run_deployments(
+    store: Arc<dyn Store>,
+    deployments: Arc<DeploymentService>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    while_leading(store, every, shutdown, move || {
+        let deployments = deployments.clone();
+        async move {
+            if let Err(error) = deployments.tick(crate::core::service::now()).await {
+                tracing::warn!(%error, "deployment engine tick failed");
+            }
         }
     })
     .await;

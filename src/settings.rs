@@ -262,6 +262,16 @@ pub struct Settings {
     #[arg(long, env = "SUMMIT_PROTECTED_ENVIRONMENTS", default_value = "")]
     pub protected_environments: String,
 
+    /// Environments where a new config version is served only through a deployment, separated
+    /// by commas (e.g. `production,staging`); elsewhere every version is served at once.
+    #[arg(long, env = "SUMMIT_DEPLOYMENT_ENVIRONMENTS", default_value = "")]
+    pub deployment_environments: String,
+
+    /// How often the deployment engine (on the duties-lease holder) moves deployments along.
+    #[arg(long, env = "SUMMIT_DEPLOYMENT_TICK_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub deployment_tick_ms: u64,
+
     /// PEM certificate chain: REST and gRPC serve TLS only (with `--tls-key-file`).
     #[arg(long, env = "SUMMIT_TLS_CERT_FILE", requires = "tls_key_file")]
     pub tls_cert_file: Option<std::path::PathBuf>,

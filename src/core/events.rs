@@ -106,10 +106,15 @@ pub enum ChangeKind {
     StrategyUpdated,
     /// A deployment strategy was deleted.
     StrategyDeleted,
+    /// A deployment of the config began (`pending`).
+    DeploymentCreated,
+    /// A deployment of the config moved (a step, a bake, a pause, a rollback, completion): what
+    /// some of its instances are served may have changed.
+    DeploymentTransitioned,
 }
 
 impl ChangeKind {
-    const ALL: [ChangeKind; 23] = [
+    const ALL: [ChangeKind; 25] = [
         ChangeKind::ConfigUpdated,
         ChangeKind::ConfigDeleted,
         ChangeKind::SchemaUpdated,
@@ -133,6 +138,8 @@ impl ChangeKind {
         ChangeKind::InstanceStatusChanged,
         ChangeKind::StrategyUpdated,
         ChangeKind::StrategyDeleted,
+        ChangeKind::DeploymentCreated,
+        ChangeKind::DeploymentTransitioned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -160,6 +167,8 @@ impl ChangeKind {
             ChangeKind::InstanceStatusChanged => "instance.status_changed",
             ChangeKind::StrategyUpdated => "strategy.updated",
             ChangeKind::StrategyDeleted => "strategy.deleted",
+            ChangeKind::DeploymentCreated => "deployment.created",
+            ChangeKind::DeploymentTransitioned => "deployment.transitioned",
         }
     }
 
@@ -194,6 +203,14 @@ impl ChangeKind {
         matches!(
             self,
             ChangeKind::StrategyUpdated | ChangeKind::StrategyDeleted
+        )
+    }
+
+    /// Changes of a config's deployments: their subject is the config.
+    pub fn is_deployment(self) -> bool {
+        matches!(
+            self,
+            ChangeKind::DeploymentCreated | ChangeKind::DeploymentTransitioned
         )
     }
 
@@ -255,6 +272,8 @@ pub mod kind {
     pub const INSTANCE_STATUS_CHANGED: ChangeKind = ChangeKind::InstanceStatusChanged;
     pub const STRATEGY_UPDATED: ChangeKind = ChangeKind::StrategyUpdated;
     pub const STRATEGY_DELETED: ChangeKind = ChangeKind::StrategyDeleted;
+    pub const DEPLOYMENT_CREATED: ChangeKind = ChangeKind::DeploymentCreated;
+    pub const DEPLOYMENT_TRANSITIONED: ChangeKind = ChangeKind::DeploymentTransitioned;
 
     /// Token audit actions start with `token.`: security records.
     pub fn is_token(action: &str) -> bool {

@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::access::{Caller, Permission};
 use super::error::{Error, Result};
 use super::events::{ChangeBus, ChangeEvent};
-use super::ids::{ConfigId, Environment, FlagKey, ServiceName};
+use super::ids::{ConfigId, Environment, FlagKey, InstanceId, ServiceName};
 use super::ports::{ReadCache, Storage, Store};
 
 const CATCH_UP_BATCH: u32 = 512;
@@ -34,6 +34,9 @@ pub struct WatchFilter {
     pub services: Vec<String>,
     /// Registry changes of every service.
     pub all_services: bool,
+    /// The instance watching (with `environment`): where deployments are required, its config
+    /// changes are the versions it is served (see `ConfigService::watch`).
+    pub instance_id: Option<String>,
 }
 
 /// The longest watch prefix (a longer one names no more than a config id would).
@@ -74,7 +77,23 @@ impl WatchFilter {
             environment: environment.map(str::to_owned),
             services: Vec::new(),
             all_services: false,
+            instance_id: None,
         })
+    }
+
+    /// Names the instance watching; it needs the environment it runs in.
+    pub fn with_instance(mut self, instance: Option<&str>) -> Result<WatchFilter> {
+        let Some(instance) = instance.filter(|i| !i.is_empty()) else {
+            return Ok(self);
+        };
+        if self.environment.is_none() {
+            return Err(Error::invalid(
+                "instanceId",
+                "instanceId needs the environment the instance runs in",
+            ));
+        }
+        self.instance_id = Some(InstanceId::parse_field(instance, "instanceId")?.to_string());
+        Ok(self)
     }
 
     /// Adds the registry's changes of `services` (or of every service) to what is watched.

@@ -7,6 +7,7 @@ use crate::core::events::{ChangeEvent, ChangeKind};
 use crate::core::model::AuditDraft;
 
 pub mod cached;
+mod deployment_rows;
 mod instance_rows;
 pub mod memory;
 pub mod postgres;

@@ -10,7 +10,7 @@ use super::convert::{self as cv, environment};
 use super::pb;
 use super::pb::config_service_server::ConfigService as ConfigRpc;
 use crate::core::effective::AssignmentInput;
-use crate::core::ids::ConfigId;
+use crate::core::ids::{ConfigId, InstanceId};
 use crate::core::ports::AuditSubject;
 use crate::core::service::{AppliedReport, ConfigService, EffectiveQuery, Written};
 
@@ -47,6 +47,10 @@ pub fn effective_query(request: &pb::GetEffectiveConfigRequest) -> Result<Effect
         environment: environment(&request.environment)?,
         assignment,
         resolve_secrets: request.resolve_secrets,
+        instance_id: (!request.instance_id.is_empty())
+            .then(|| InstanceId::parse_field(&request.instance_id, "instanceId"))
+            .transpose()?
+            .map(|id| id.to_string()),
     })
 }
 

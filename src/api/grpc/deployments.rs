@@ -1,5 +1,6 @@
-//! `summit.config.v1.DeploymentService`: deployment strategies over gRPC, through the same
-//! `StrategyService` as REST (which checks the permissions).
+//! `summit.config.v1.DeploymentService`: deployment strategies and deployments over gRPC,
+//! through the same `StrategyService` and `DeploymentService` as REST (which check the
+//! permissions).
 
 use std::sync::Arc;
 
@@ -8,21 +9,51 @@ use tonic::{Request, Response, Status};
 use super::convert::{self as cv, json_field, json_text, time};
 use super::pb::deployment_service_server::DeploymentService as DeploymentRpc;
 use super::{caller_of, pb};
-use crate::core::deployments::StrategyService;
+use crate::core::deployments::model::{Deployment, StrategyRef};
+use crate::core::deployments::service::page_cursor;
 use crate::core::deployments::strategies::NamedStrategy;
 use crate::core::deployments::strategy::Strategy;
-use crate::core::ids::StrategyName;
+use crate::core::deployments::transitions::Action;
+use crate::core::deployments::{DeploymentService, NewDeployment, StrategyService};
+use crate::core::error::Error;
+use crate::core::ids::{ConfigId, Environment, StrategyName};
+use crate::core::ports::DeploymentQuery;
 
 type RpcResult<T> = Result<Response<T>, Status>;
 
 pub struct GrpcDeploymentService {
     strategies: Arc<StrategyService>,
+    deployments: Arc<DeploymentService>,
 }
 
 impl GrpcDeploymentService {
-    pub fn new(strategies: Arc<StrategyService>) -> Self {
-        GrpcDeploymentService { strategies }
+    pub fn new(strategies: Arc<StrategyService>, deployments: Arc<DeploymentService>) -> Self {
+        GrpcDeploymentService {
+            strategies,
+            deployments,
+        }
     }
+}
+
+fn deployment_info(deployment: &Deployment) -> pb::DeploymentInfo {
+    pb::DeploymentInfo {
+        id: deployment.id.clone(),
+        config_id: deployment.config_id.to_string(),
+        environment: deployment.environment.to_string(),
+        version: deployment.version,
+        previous_version: deployment.previous_version,
+        state: deployment.state.as_str().to_owned(),
+        step: deployment.step,
+        percent: deployment.percent,
+        deployment_json: json_text(deployment),
+    }
+}
+
+fn optional<T>(
+    text: &str,
+    parse: impl FnOnce(&str) -> crate::core::error::Result<T>,
+) -> crate::core::error::Result<Option<T>> {
+    (!text.is_empty()).then(|| parse(text)).transpose()
 }
 
 fn info(named: NamedStrategy) -> pb::StrategyInfo {
@@ -105,5 +136,106 @@ impl DeploymentRpc for GrpcDeploymentService {
             .delete(&caller, &name, metadata, r.expected_version)
             .await?;
         Ok(Response::new(pb::DeleteStrategyResponse {}))
+    }
+
+    async fn create_deployment(
+        &self,
+        request: Request<pb::CreateDeploymentRequest>,
+    ) -> RpcResult<pb::DeploymentInfo> {
+        let caller = caller_of(&request)?;
+        let r = request.into_inner();
+        let strategy = match (
+            r.strategy_name.is_empty(),
+            r.strategy_json.trim().is_empty(),
+        ) {
+            (false, true) => StrategyRef::Name(r.strategy_name),
+            (true, false) => StrategyRef::Inline(Box::new(json_field(
+                &r.strategy_json,
+                "strategyJson",
+                None,
+            )?)),
+            _ => {
+                return Err(Error::invalid(
+                    "strategy",
+                    "give strategy_name or strategy_json (one of them)",
+                )
+                .into());
+            }
+        };
+        let deployment = self
+            .deployments
+            .create(
+                &caller,
+                NewDeployment {
+                    config_id: ConfigId::parse(&r.config_id)?,
+                    environment: Environment::parse_field(&r.environment, "environment")?,
+                    version: r.version,
+                    strategy,
+                    instances: (!r.instances.is_empty()).then_some(r.instances),
+                    metadata: caller.stamp(cv::metadata(r.metadata)?),
+                },
+            )
+            .await?;
+        Ok(Response::new(deployment_info(&deployment)))
+    }
+
+    async fn get_deployment(
+        &self,
+        request: Request<pb::GetDeploymentRequest>,
+    ) -> RpcResult<pb::DeploymentInfo> {
+        let caller = caller_of(&request)?;
+        let deployment = self.deployments.get(&caller, &request.get_ref().id).await?;
+        Ok(Response::new(deployment_info(&deployment)))
+    }
+
+    async fn list_deployments(
+        &self,
+        request: Request<pb::ListDeploymentsRequest>,
+    ) -> RpcResult<pb::ListDeploymentsResponse> {
+        let caller = caller_of(&request)?;
+        let r = request.into_inner();
+        let query = DeploymentQuery {
+            config_id: optional(&r.config_id, ConfigId::parse)?,
+            environment: optional(&r.environment, |e| {
+                Environment::parse_field(e, "environment")
+            })?,
+            active_only: r.active_only,
+            before: r.cursor.map(page_cursor).transpose()?,
+            limit: 0,
+        };
+        let page = self
+            .deployments
+            .list(&caller, query, (r.limit > 0).then_some(r.limit))
+            .await?;
+        Ok(Response::new(pb::ListDeploymentsResponse {
+            deployments: page.items.iter().map(deployment_info).collect(),
+            next_cursor: page.next_cursor,
+        }))
+    }
+
+    async fn act_on_deployment(
+        &self,
+        request: Request<pb::DeploymentActionRequest>,
+    ) -> RpcResult<pb::DeploymentInfo> {
+        let caller = caller_of(&request)?;
+        let r = request.into_inner();
+        let action = Action::parse(&r.action)?;
+        let metadata = caller.stamp(cv::metadata(r.metadata)?);
+        let deployment = self
+            .deployments
+            .act(&caller, &r.id, action, metadata)
+            .await?;
+        Ok(Response::new(deployment_info(&deployment)))
+    }
+
+    async fn get_deployment_log(
+        &self,
+        request: Request<pb::GetDeploymentRequest>,
+    ) -> RpcResult<pb::DeploymentLog> {
+        let caller = caller_of(&request)?;
+        let entries = self.deployments.log(&caller, &request.get_ref().id).await?;
+        Ok(Response::new(pb::DeploymentLog {
+            entries_json: entries.iter().map(json_text).collect(),
+        }))
     }
 }

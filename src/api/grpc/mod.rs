@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 
 use crate::core::access::{AccessService, Caller};
-use crate::core::deployments::StrategyService;
+use crate::core::deployments::{DeploymentService, StrategyService};
 use crate::core::flags::FlagService;
 use crate::core::registry::RegistryService;
 use crate::core::secrets::SecretService;
@@ -58,6 +58,7 @@ pub struct GrpcServer {
     pub secrets: Arc<SecretService>,
     pub registry: Arc<RegistryService>,
     pub strategies: Arc<StrategyService>,
+    pub deployments: Arc<DeploymentService>,
     pub access: Arc<AccessService>,
     pub tls: Option<TlsFiles>,
     pub request_timeout: std::time::Duration,
@@ -74,6 +75,7 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         secrets,
         registry,
         strategies,
+        deployments,
         access,
         tls,
         request_timeout,
@@ -131,7 +133,7 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
     )
     .max_decoding_message_size(max_message_bytes);
     let deployments = pb::deployment_service_server::DeploymentServiceServer::new(
-        deployments::GrpcDeploymentService::new(strategies),
+        deployments::GrpcDeploymentService::new(strategies, deployments),
     )
     .max_decoding_message_size(max_message_bytes);
     let mut builder = tonic::transport::Server::builder()

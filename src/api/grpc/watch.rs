@@ -78,7 +78,8 @@ fn check_request(
         request.all_flags,
         (!request.environment.is_empty()).then_some(request.environment.as_str()),
     )?
-    .with_services(&names(&request.services), request.all_services)?;
+    .with_services(&names(&request.services), request.all_services)?
+    .with_instance(Some(request.instance_id.as_str()))?;
     let env = environment(&request.environment)?;
     if request.assignment_key.len() > 1024 {
         return Err(Error::invalid(
@@ -94,6 +95,7 @@ fn check_request(
             AssignmentInput::Key(request.assignment_key.clone())
         },
         resolve_secrets: false,
+        instance_id: filter.instance_id.clone(),
     });
     Ok((filter, query))
 }

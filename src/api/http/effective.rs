@@ -13,7 +13,7 @@ use super::extract::ConfigIdPath;
 use crate::core::access::Caller;
 use crate::core::effective::AssignmentInput;
 use crate::core::error::Error;
-use crate::core::ids::Environment;
+use crate::core::ids::{Environment, InstanceId};
 use crate::core::service::EffectiveQuery;
 
 pub fn router() -> Router<AppState> {
@@ -28,23 +28,25 @@ struct EffectiveParams {
     assignment_key: Option<String>,
     assignment_value: Option<f64>,
     resolve_secrets: bool,
+    instance_id: Option<String>,
 }
 
 impl EffectiveParams {
     fn parse(query: Option<&str>) -> Result<Self> {
         let mut params = EffectiveParams::default();
-        let mut seen = [false; 4];
+        let mut seen = [false; 5];
         for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             let slot = match name.as_ref() {
                 "environment" => 0,
                 "assignmentKey" => 1,
                 "assignmentValue" => 2,
                 "resolveSecrets" => 3,
+                "instanceId" => 4,
                 other => {
                     return Err(Error::invalid(
                         other,
                         "unknown query parameter; expected environment, assignmentKey, \
-                         assignmentValue or resolveSecrets",
+                         assignmentValue, resolveSecrets or instanceId",
                     )
                     .into());
                 }
@@ -62,6 +64,10 @@ impl EffectiveParams {
                             "assignmentValue must be a number in [0, 1)",
                         )
                     })?)
+                }
+                4 => {
+                    let id = InstanceId::parse_field(&value, "instanceId")?;
+                    params.instance_id = Some(id.to_string());
                 }
                 _ => {
                     params.resolve_secrets = match value.as_ref() {
@@ -103,6 +109,7 @@ impl EffectiveParams {
             environment,
             assignment,
             resolve_secrets: self.resolve_secrets,
+            instance_id: self.instance_id,
         })
     }
 }

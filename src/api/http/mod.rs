@@ -12,7 +12,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::core::access::AccessService;
-use crate::core::deployments::StrategyService;
+use crate::core::deployments::{DeploymentService, StrategyService};
 use crate::core::flags::FlagService;
 use crate::core::registry::RegistryService;
 use crate::core::secrets::SecretService;
@@ -22,6 +22,7 @@ pub mod access;
 pub mod audit;
 pub mod change_requests;
 pub mod configs;
+mod deployments;
 pub mod drift;
 pub mod effective;
 pub mod error;
@@ -46,6 +47,7 @@ pub struct AppContext {
     pub secrets: Arc<SecretService>,
     pub registry: Arc<RegistryService>,
     pub strategies: Arc<StrategyService>,
+    pub deployments: Arc<DeploymentService>,
     pub access: Arc<AccessService>,
     pub shutdown: CancellationToken,
     pub metrics: PrometheusHandle,
@@ -93,6 +95,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(secrets::router())
         .merge(registry::router())
         .merge(strategies::router())
+        .merge(deployments::router())
         .merge(watch::router())
         .merge(flags::router())
         .merge(ofrep::router())

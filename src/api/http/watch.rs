@@ -39,8 +39,10 @@ struct WatchParams {
     /// Registry changes of every service.
     #[serde(default)]
     registry: bool,
-    /// Accepted for symmetry with gRPC; every config change may affect every environment.
+    /// The environment the watcher serves; with `instanceId`, where deployments are required,
+    /// its config changes are the versions that instance is served.
     environment: Option<String>,
+    instance_id: Option<String>,
     from_revision: Option<u64>,
 }
 
@@ -69,7 +71,8 @@ async fn watch(
             .map(String::as_str)
             .collect::<Vec<_>>(),
         params.registry,
-    )?;
+    )?
+    .with_instance(params.instance_id.as_deref())?;
     let last_event_id = match headers.get("last-event-id") {
         Some(raw) => Some(
             raw.to_str()

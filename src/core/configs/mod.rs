@@ -19,9 +19,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 use crate::core::approvals::model::ChangeRequest;
+use crate::core::deployments::Serving;
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeBus, ChangeEvent};
-use crate::core::ids::ConfigId;
+use crate::core::ids::{ConfigId, Environment};
 use crate::core::model::ConfigVersion;
 use crate::core::ports::Documents;
 use crate::core::ports::{Committed, ReadCache, Storage, Store};
@@ -39,6 +40,8 @@ pub struct ServiceSettings {
     pub max_watchers: usize,
     /// Approvals a change needs, by protected environment; others are applied at once.
     pub protected_environments: BTreeMap<String, u32>,
+    /// Environments where a new version is served only through a deployment.
+    pub deployment_environments: Vec<Environment>,
 }
 
 /// What a write did: committed, or (touching a protected environment) waiting for approvals.
@@ -84,6 +87,8 @@ pub struct ConfigService {
     secrets: SecretResolver,
     write_locks: Vec<tokio::sync::Mutex<()>>,
     watchers: Arc<tokio::sync::Semaphore>,
+    /// Which version each instance is served where deployments are required.
+    serving: Arc<Serving>,
     pub(crate) settings: ServiceSettings,
 }
 
@@ -94,7 +99,12 @@ pub fn now() -> DateTime<Utc> {
 
 impl ConfigService {
     pub fn new(storage: Storage, secrets: SecretResolver, settings: ServiceSettings) -> Self {
+        let serving = Arc::new(Serving::new(
+            storage.store.clone(),
+            settings.deployment_environments.clone(),
+        ));
         ConfigService {
+            serving,
             store: storage.store,
             cache: storage.cache,
             bus: ChangeBus::new(settings.watch_buffer.max(1024)),
@@ -160,6 +170,15 @@ impl ConfigService {
             Some(head) if !head.deleted => Ok(head.latest),
             _ => Err(Error::not_found("config", id.as_str())),
         }
+    }
+
+    /// Which version each instance is served where deployments are required.
+    pub fn serving(&self) -> &Serving {
+        &self.serving
+    }
+
+    pub(crate) fn serving_handle(&self) -> Arc<Serving> {
+        self.serving.clone()
     }
 
     pub async fn latest_revision(&self) -> Result<u64> {

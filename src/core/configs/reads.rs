@@ -64,6 +64,9 @@ pub struct EffectiveQuery {
     pub environment: Option<Environment>,
     pub assignment: AssignmentInput,
     pub resolve_secrets: bool,
+    /// The instance asking: where deployments are required, it is served the version its
+    /// deployment assigns it (else the released one).
+    pub instance_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -218,6 +221,11 @@ impl ConfigService {
             Some(head) if !head.deleted => head.latest,
             _ => return Err(Error::not_found("config", id.as_str())),
         };
+        let version = self.serving.served(
+            &version,
+            query.environment.as_ref().map(Environment::as_str),
+            query.instance_id.as_deref(),
+        );
         self.effective_of(version, query).await
     }
 

@@ -1,12 +1,18 @@
 //! Change streams and the snapshot a new watcher starts from.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+
 use super::ConfigService;
 use crate::core::access::Caller;
 
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
 use crate::core::ids::ConfigId;
-use crate::core::ports::Storage;
+use crate::core::model::ConfigHead;
+use crate::core::ports::{Documents, Storage};
 use crate::core::watch::{WatchFilter, WatchStream, watch};
 
 impl ConfigService {
@@ -29,7 +35,9 @@ impl ConfigService {
                     self.settings.max_watchers
                 ),
             })?;
-        watch(
+        let instance = filter.instance_id.clone().zip(filter.environment.clone());
+        let config_ids = filter.config_ids.clone();
+        let stream = watch(
             Storage {
                 store: self.store.clone(),
                 cache: self.cache.clone(),
@@ -40,7 +48,99 @@ impl ConfigService {
             self.settings.watch_buffer,
             permit,
         )
-        .await
+        .await?;
+        match instance {
+            Some((instance, environment)) if self.serving.requires_deployments(&environment) => {
+                Ok(self
+                    .served_changes(stream, instance, environment, &config_ids)
+                    .await)
+            }
+            _ => Ok(stream),
+        }
+    }
+
+    async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
+        match self.cache.cached_head(id) {
+            Some(head) => Ok(Some(head)),
+            None => self.store.configs().head(id).await,
+        }
+    }
+
+    /// An instance's stream where deployments are required: its config changes are the
+    /// versions it is served — a `config.updated` naming the version whenever the version served
+    /// to it changes (a write that is not released to it, or a deployment step that does not
+    /// target it, is no change for it); the deployments' own events are left out.
+    async fn served_changes(
+        self: &ConfigService,
+        stream: WatchStream,
+        instance: String,
+        environment: String,
+        config_ids: &[String],
+    ) -> WatchStream {
+        // What the instance is served now, so that the first change it hears is a real one.
+        let mut served: HashMap<String, u64> = HashMap::new();
+        for id in config_ids {
+            if let Ok(id) = ConfigId::parse(id)
+                && let Ok(Some(head)) = self.head(&id).await
+                && !head.deleted
+            {
+                let version =
+                    self.serving
+                        .served(&head.latest, Some(&environment), Some(&instance));
+                served.insert(id.to_string(), version.version);
+            }
+        }
+        let served = Arc::new(parking_lot::Mutex::new(served));
+        let (serving, cache, store) =
+            (self.serving.clone(), self.cache.clone(), self.store.clone());
+        Box::pin(stream.filter_map(move |item| {
+            let (serving, cache, store, served) = (
+                serving.clone(),
+                cache.clone(),
+                store.clone(),
+                served.clone(),
+            );
+            let (instance, environment) = (instance.clone(), environment.clone());
+            async move {
+                let event = match item {
+                    Ok(event) => event,
+                    Err(error) => return Some(Err(error)),
+                };
+                if event.kind == kind::CONFIG_DELETED {
+                    served.lock().remove(&event.config_id);
+                    return Some(Ok(event));
+                }
+                if event.kind != kind::CONFIG_UPDATED && !event.kind.is_deployment() {
+                    return Some(Ok(event));
+                }
+                let id = match ConfigId::parse(&event.config_id) {
+                    Ok(id) => id,
+                    Err(error) => return Some(Err(error)),
+                };
+                let head = match cache.cached_head(&id) {
+                    Some(head) => Some(head),
+                    None => match store.configs().head(&id).await {
+                        Ok(head) => head,
+                        Err(error) => return Some(Err(error)),
+                    },
+                };
+                let head = head.filter(|h| !h.deleted)?;
+                let version = serving.served(&head.latest, Some(&environment), Some(&instance));
+                if served
+                    .lock()
+                    .insert(event.config_id.clone(), version.version)
+                    == Some(version.version)
+                {
+                    return None;
+                }
+                Some(Ok(ChangeEvent {
+                    kind: kind::CONFIG_UPDATED,
+                    version: version.version,
+                    checksum: version.checksum.clone(),
+                    ..event
+                }))
+            }
+        }))
     }
 
     /// The current state of every config `filter` matches, as `config.updated` events at
@@ -64,18 +164,24 @@ impl ConfigService {
             }
             heads
         };
+        let environment = filter.environment.as_deref();
+        let instance = filter.instance_id.as_deref();
         Ok(heads
             .into_iter()
             .filter(|head| !head.deleted)
-            .map(|head| ChangeEvent {
-                revision,
-                kind: kind::CONFIG_UPDATED,
-                config_id: head.latest.id.to_string(),
-                version: head.latest.version,
-                checksum: head.latest.checksum.clone(),
-                actor: head.latest.metadata.actor.clone(),
-                message: head.latest.metadata.message.clone(),
-                at: head.latest.created_at,
+            .map(|head| {
+                // Where deployments are required: the version served there (to the instance).
+                let version = self.serving.served(&head.latest, environment, instance);
+                ChangeEvent {
+                    revision,
+                    kind: kind::CONFIG_UPDATED,
+                    config_id: version.id.to_string(),
+                    version: version.version,
+                    checksum: version.checksum.clone(),
+                    actor: version.metadata.actor.clone(),
+                    message: version.metadata.message.clone(),
+                    at: version.created_at,
+                }
             })
             .filter(|event| filter.matches(event))
             .collect())

@@ -165,6 +165,8 @@ impl ConfigService {
                 .await
                 .map(|request| Written::Pending(Box::new(request)));
         }
+        // Where deployments are required, the version live now stays the one served.
+        self.serving.before_write(id, live).await?;
         let new_version = NewVersion {
             id: id.clone(),
             checksum: doc.checksum()?,

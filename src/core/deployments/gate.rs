@@ -2,7 +2,7 @@
 //! instances and what they reported, so the engine (not built yet) only gathers observations
 //! and records the verdict — with the measured values, pass or fail.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::strategy::{Gate, Share};
 use crate::core::rollout::{BasisPoints, bucket};
@@ -66,7 +66,7 @@ pub struct Observation {
 }
 
 /// The values a verdict was reached on; recorded in the deployment's log either way.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Measured {
     pub targeted: u32,
@@ -75,10 +75,10 @@ pub struct Measured {
     pub unhealthy: u32,
     pub unhealthy_ratio: f64,
     /// The mean over the instances that reported one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_rate: Option<f64>,
     /// The highest p99 any instance reported.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_p99_ms: Option<f64>,
 }
 

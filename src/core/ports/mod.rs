@@ -15,6 +15,7 @@ pub mod approvals;
 pub mod cache;
 pub mod changelog;
 pub mod database;
+pub mod deployments;
 pub mod documents;
 pub mod registry;
 pub mod schemas;
@@ -26,6 +27,7 @@ pub use approvals::{ChangeRequestQuery, ChangeRequestStore, ChangeRequestWrite};
 pub use cache::{ReadCache, ServiceInstances, TokenMap};
 pub use changelog::{AuditQuery, AuditSubject, ChangeLog, Record};
 pub use database::Database;
+pub use deployments::{DeploymentQuery, DeploymentStore, DeploymentWrite};
 pub use documents::{AppliedRequest, DeleteWrite, DocumentStore, VersionWrite};
 pub use registry::{
     InstanceExpectation, InstanceRemove, InstanceRow, InstanceWrite, RegistryStore, Touch,
@@ -60,6 +62,7 @@ pub trait Store:
     + DocumentStore<Strategy>
     + SecretStore
     + RegistryStore
+    + DeploymentStore
     + SchemaStore
     + AccessStore
     + ChangeRequestStore
@@ -76,6 +79,7 @@ impl<T> Store for T where
         + DocumentStore<Strategy>
         + SecretStore
         + RegistryStore
+        + DeploymentStore
         + SchemaStore
         + AccessStore
         + ChangeRequestStore

@@ -21,6 +21,7 @@ use crate::core::ports::{Committed, DocumentStore, ServiceInstances, Store, Toke
 use crate::core::secrets::model::{SecretDocument, SecretHead};
 use crate::core::secrets::stages::SecretStages;
 
+mod deployments;
 mod ports;
 mod registry;
 mod strategies;

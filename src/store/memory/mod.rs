@@ -11,11 +11,12 @@ use parking_lot::Mutex;
 
 use crate::core::access::model::{ApiToken, Denial};
 use crate::core::approvals::model::ChangeRequest;
+use crate::core::deployments::model::{Deployment, LogEntry, Release};
 use crate::core::deployments::strategy::Strategy;
 use crate::core::error::Result;
 use crate::core::events::ChangeEvent;
 use crate::core::flags::FlagDefinition;
-use crate::core::ids::{ConfigId, InstanceId, ServiceName};
+use crate::core::ids::{ConfigId, Environment, InstanceId, ServiceName};
 use crate::core::model::{AppliedState, AuditRecord, ConfigDocument, SchemaVersion};
 use crate::core::ports::Database;
 use crate::core::registry::model::Instance;
@@ -26,6 +27,7 @@ mod applied;
 mod approvals;
 mod changelog;
 mod commit;
+mod deployments;
 mod documents;
 mod registry;
 mod schemas;
@@ -47,6 +49,9 @@ struct State {
     denials: Vec<Denial>,
     change_requests: BTreeMap<String, ChangeRequest>,
     instances: BTreeMap<(ServiceName, InstanceId), Instance>,
+    deployments: BTreeMap<String, Deployment>,
+    deployment_logs: BTreeMap<String, Vec<LogEntry>>,
+    releases: BTreeMap<(ConfigId, Environment), Release>,
 }
 
 #[derive(Default)]

@@ -28,6 +28,7 @@ mod approvals;
 mod changelog;
 mod commit;
 mod committer;
+mod deployments;
 mod documents;
 mod registry;
 mod rows;

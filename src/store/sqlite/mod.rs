@@ -23,6 +23,7 @@ mod applied;
 mod approvals;
 mod changelog;
 mod commit;
+mod deployments;
 mod documents;
 mod registry;
 mod rows;

@@ -1,0 +1,245 @@
+//! Which version an instance is served, in memory for the read path. In an environment that
+//! requires deployments (`SUMMIT_DEPLOYMENT_ENVIRONMENTS`), a config serves its released
+//! version, except to the instances its active deployment targets, which get the deployed one.
+//! Elsewhere (and for a config with no release yet) the latest version is served, as before.
+//!
+//! Kept current by whoever changes what it reflects: the write path before a new version is
+//! committed, the deployment service after each transition, and (on replicas) the change-log
+//! follower for changes made elsewhere.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::model::Release;
+use crate::core::configs::now;
+use crate::core::error::Result;
+use crate::core::events::{ChangeEvent, kind};
+use crate::core::ids::{ConfigId, Environment};
+use crate::core::model::ConfigVersion;
+use crate::core::ports::{DeploymentQuery, Documents, Store};
+
+/// The most active deployments of one config (one per environment).
+const MAX_ACTIVE_PER_CONFIG: u32 = 1000;
+
+struct ActiveServing {
+    version: Arc<ConfigVersion>,
+    targets: HashSet<String>,
+}
+
+#[derive(Default)]
+struct EnvServing {
+    released: Option<Arc<ConfigVersion>>,
+    deployment: Option<ActiveServing>,
+}
+
+/// One config's serving state, by environment (only environments with a release or an active
+/// deployment).
+type ConfigServing = BTreeMap<String, EnvServing>;
+
+pub struct Serving {
+    store: Arc<dyn Store>,
+    environments: Vec<Environment>,
+    configs: RwLock<HashMap<ConfigId, Arc<ConfigServing>>>,
+    /// One refresh at a time, so an older read never overwrites a newer one.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl Serving {
+    pub fn new(store: Arc<dyn Store>, environments: Vec<Environment>) -> Self {
+        Serving {
+            store,
+            environments,
+            configs: RwLock::new(HashMap::new()),
+            refreshing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The environments that require deployments.
+    pub fn environments(&self) -> &[Environment] {
+        &self.environments
+    }
+
+    pub fn requires_deployments(&self, environment: &str) -> bool {
+        self.environments.iter().any(|e| e.as_str() == environment)
+    }
+
+    /// The version `instance` in `environment` is served, given the config's latest.
+    pub fn served(
+        &self,
+        latest: &Arc<ConfigVersion>,
+        environment: Option<&str>,
+        instance: Option<&str>,
+    ) -> Arc<ConfigVersion> {
+        let Some(environment) = environment.filter(|e| self.requires_deployments(e)) else {
+            return latest.clone();
+        };
+        let configs = self.configs.read();
+        let Some(env) = configs
+            .get(&latest.id)
+            .and_then(|config| config.get(environment))
+        else {
+            return latest.clone();
+        };
+        if let (Some(deployment), Some(instance)) = (&env.deployment, instance)
+            && deployment.targets.contains(instance)
+        {
+            return deployment.version.clone();
+        }
+        env.released.clone().unwrap_or_else(|| latest.clone())
+    }
+
+    /// The released version of the config in `environment`: the latest when it has none yet.
+    pub fn released(&self, latest: &Arc<ConfigVersion>, environment: &str) -> u64 {
+        self.served(latest, Some(environment), None).version
+    }
+
+    /// Before a new version of `config` is committed (`live` being its current version, 0 when
+    /// none): the version live now stays released in every environment requiring deployments
+    /// that has no release yet; a config (re)created from nothing starts afresh.
+    pub async fn before_write(&self, config: &ConfigId, live: u64) -> Result<()> {
+        if self.environments.is_empty() {
+            return Ok(());
+        }
+        if live == 0 {
+            self.store.forget_releases(config).await?;
+        } else {
+            let known = self.configs.read().get(config).is_some_and(|envs| {
+                self.environments
+                    .iter()
+                    .all(|e| envs.get(e.as_str()).is_some_and(|s| s.released.is_some()))
+            });
+            if known {
+                return Ok(());
+            }
+            self.store
+                .keep_releases(config, &self.environments, live, now())
+                .await?;
+        }
+        self.refresh(config).await
+    }
+
+    /// Applies a change committed anywhere to what is served.
+    pub async fn apply_change(&self, event: &ChangeEvent) -> Result<()> {
+        if self.environments.is_empty() {
+            return Ok(());
+        }
+        if event.kind.is_deployment()
+            || event.kind == kind::CONFIG_UPDATED
+            || event.kind == kind::CONFIG_DELETED
+        {
+            return self.refresh(&ConfigId::parse(&event.config_id)?).await;
+        }
+        Ok(())
+    }
+
+    /// Loads every config's releases and active deployments.
+    pub async fn load(&self) -> Result<()> {
+        if self.environments.is_empty() {
+            return Ok(());
+        }
+        let mut configs: Vec<ConfigId> = self
+            .store
+            .releases(None)
+            .await?
+            .into_iter()
+            .map(|r| r.config_id)
+            .collect();
+        let active = self
+            .store
+            .deployments(&DeploymentQuery {
+                active_only: true,
+                limit: u32::MAX,
+                ..DeploymentQuery::default()
+            })
+            .await?;
+        configs.extend(active.into_iter().map(|d| d.config_id));
+        configs.sort();
+        configs.dedup();
+        for config in &configs {
+            self.refresh(config).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the config's releases and active deployments again.
+    pub async fn refresh(&self, config: &ConfigId) -> Result<()> {
+        let _one = self.refreshing.lock().await;
+        let releases: Vec<Release> = self.store.releases(Some(config)).await?;
+        let active = self
+            .store
+            .deployments(&DeploymentQuery {
+                config_id: Some(config.clone()),
+                active_only: true,
+                limit: MAX_ACTIVE_PER_CONFIG,
+                ..DeploymentQuery::default()
+            })
+            .await?;
+        let previous = self.configs.read().get(config).cloned();
+        let mut loaded: HashMap<u64, Arc<ConfigVersion>> = HashMap::new();
+        if let Some(previous) = &previous {
+            for env in previous.values() {
+                for version in env
+                    .released
+                    .iter()
+                    .chain(env.deployment.as_ref().map(|d| &d.version))
+                {
+                    loaded.insert(version.version, version.clone());
+                }
+            }
+        }
+        let mut serving = ConfigServing::new();
+        for environment in &self.environments {
+            let release = releases.iter().find(|r| &r.environment == environment);
+            let deployment = active
+                .iter()
+                .find(|d| &d.environment == environment && d.state.serves_targets());
+            let mut env = EnvServing::default();
+            if let Some(release) = release {
+                env.released = self.version(config, release.version, &mut loaded).await?;
+            }
+            if let Some(deployment) = deployment.filter(|d| !d.targets.is_empty())
+                && let Some(version) = self
+                    .version(config, deployment.version, &mut loaded)
+                    .await?
+            {
+                env.deployment = Some(ActiveServing {
+                    version,
+                    targets: deployment.targets.iter().cloned().collect(),
+                });
+            }
+            if env.released.is_some() || env.deployment.is_some() {
+                serving.insert(environment.to_string(), env);
+            }
+        }
+        let mut configs = self.configs.write();
+        if serving.is_empty() {
+            configs.remove(config);
+        } else {
+            configs.insert(config.clone(), Arc::new(serving));
+        }
+        Ok(())
+    }
+
+    async fn version(
+        &self,
+        config: &ConfigId,
+        number: u64,
+        loaded: &mut HashMap<u64, Arc<ConfigVersion>>,
+    ) -> Result<Option<Arc<ConfigVersion>>> {
+        if let Some(version) = loaded.get(&number) {
+            return Ok(Some(version.clone()));
+        }
+        let version = self
+            .store
+            .configs()
+            .version(config, number)
+            .await?
+            .map(Arc::new);
+        if let Some(version) = &version {
+            loaded.insert(number, version.clone());
+        }
+        Ok(version)
+    }
+}

@@ -1,0 +1,1 @@
+SELECT document FROM deployments WHERE id = ?1

@@ -1,0 +1,1 @@
+DELETE FROM releases WHERE config_id = ?1
