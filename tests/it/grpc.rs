@@ -633,6 +633,7 @@ async fn every_rpc_round_trips_and_agrees_with_rest() {
                 environment: "production".into(),
                 assignment,
                 resolve_secrets: false,
+                instance_id: String::new(),
             }),
         )
         .await
@@ -684,6 +685,7 @@ async fn every_rpc_round_trips_and_agrees_with_rest() {
             environment: "staging".into(),
             assignment: Some(Assignment::AssignmentKey("user-7".into())),
             resolve_secrets: false,
+            instance_id: String::new(),
         }),
     )
     .await
@@ -1437,6 +1439,7 @@ async fn watch_sends_snapshots_then_changes_in_revision_order_with_filters_and_e
                     key.clone(),
                 )),
                 resolve_secrets: false,
+                instance_id: String::new(),
             }),
         )
         .await

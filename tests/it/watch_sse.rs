@@ -121,7 +121,7 @@ impl EventStream {
     }
 
     /// Asserts the server sends no further event for a little while.
-    async fn assert_quiet(&mut self) {
+    pub(crate) async fn assert_quiet(&mut self) {
         if let Ok(Some(event)) = tokio::time::timeout(QUIET, self.read_event()).await {
             panic!("expected no further event, got {event:?}");
         }

@@ -134,10 +134,7 @@ impl DeploymentService {
             ));
         }
         self.configs.ensure_writable()?;
-        let latest = match self.store.configs().head(&config_id).await? {
-            Some(head) if !head.deleted => head.latest,
-            _ => return Err(Error::not_found("config", config_id.as_str())),
-        };
+        let latest = self.fresh_latest(&config_id).await?;
         if version == 0 || version > latest.version {
             return Err(Error::invalid(
                 "/version",
@@ -147,7 +144,7 @@ impl DeploymentService {
                 ),
             ));
         }
-        let released = self.serving().released(&latest, environment.as_str());
+        let released = self.released(&latest, &environment).await?;
         if version == released {
             return Err(Error::Conflict {
                 message: format!("version {version} is already released in '{environment}'"),
@@ -303,11 +300,10 @@ impl DeploymentService {
         caller.require_environment(deployment.environment.as_str())?;
         check_metadata(&metadata)?;
         self.configs.ensure_writable()?;
-        let released = match self.store.configs().head(&deployment.config_id).await? {
-            Some(head) if !head.deleted => self
-                .serving()
-                .released(&head.latest, deployment.environment.as_str()),
-            _ => 0,
+        let released = match self.fresh_latest(&deployment.config_id).await {
+            Ok(latest) => self.released(&latest, &deployment.environment).await?,
+            Err(Error::NotFound { .. }) => 0,
+            Err(error) => return Err(error),
         };
         let mut step = act(&deployment, action, released, now())?;
         step.reason = metadata.message.clone().or(step.reason);
@@ -376,6 +372,25 @@ impl DeploymentService {
         self.apply(deployment, step, "deployment-engine", None)
             .await?;
         Ok(true)
+    }
+
+    /// The config's latest version as the database has it (a replica's cache may lag).
+    async fn fresh_latest(&self, config: &ConfigId) -> Result<Arc<ConfigVersion>> {
+        match self.configs.cache.fresh_head(config).await? {
+            Some(head) if !head.deleted => Ok(head.latest),
+            _ => Err(Error::not_found("config", config.as_str())),
+        }
+    }
+
+    /// The version `environment` releases as the database has it: its release, else `latest`.
+    async fn released(&self, latest: &ConfigVersion, environment: &Environment) -> Result<u64> {
+        Ok(self
+            .store
+            .releases(Some(&latest.id))
+            .await?
+            .into_iter()
+            .find(|r| &r.environment == environment)
+            .map_or(latest.version, |r| r.version))
     }
 
     async fn version(&self, config: &ConfigId, version: u64) -> Result<ConfigVersion> {

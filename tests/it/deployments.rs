@@ -1,0 +1,629 @@
+//! Staged deployments end to end against the real server: released versions in an environment
+//! that requires deployments, each strategy driven to completion by simulated instances (real
+//! registry registrations and heartbeats from the test, each reporting the checksum its own
+//! `/effective?instanceId=` read answered), automatic rollback on unhealthy reports with the
+//! measured values in the log, no data handled as configured, operators' actions, 409 on a
+//! second deployment, watchers on targeted and untargeted instances, a restart mid-deployment,
+//! and two PostgreSQL replicas with the engine moving when its holder stops.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{TestServer, meta};
+use crate::watch_sse::watch;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const ENV: &str = "production";
+const SERVICE: &str = "web";
+
+async fn server() -> TestServer {
+    TestServer::spawn_with(|s| {
+        s.deployment_environments = "production,staging".into();
+        s.deployment_tick_ms = 50;
+    })
+    .await
+}
+
+fn fleet(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("web-{i}")).collect()
+}
+
+async fn register_fleet(server: &TestServer, ids: &[String]) {
+    for (n, id) in ids.iter().enumerate() {
+        let body = json!({
+            "serviceName": SERVICE, "instanceId": id, "environment": ENV,
+            "serviceUrl": format!("http://127.0.0.1:{}", 10_000 + n),
+        });
+        let (status, instance) = server.post_json("/api/v1/registry/register", &body).await;
+        assert_eq!(status, 201, "{instance}");
+    }
+}
+
+/// The effective config `id` serves to `instance` in production.
+async fn served(server: &TestServer, config: &str, instance: &str) -> Value {
+    let (status, body) = server
+        .get_json(&format!(
+            "/api/v1/configs/{config}/effective?environment={ENV}&instanceId={instance}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Every instance reads its config and reports the checksum it got (and its health) in a
+/// heartbeat, as a real instance would.
+async fn report(server: &TestServer, config: &str, ids: &[String], unhealthy: &[String]) {
+    for id in ids {
+        let checksum = served(server, config, id).await["checksum"].clone();
+        let status = if unhealthy.contains(id) {
+            "critical"
+        } else {
+            "passing"
+        };
+        let (code, body) = server
+            .put_json(
+                &format!("/api/v1/registry/services/{SERVICE}/instances/{id}/heartbeat"),
+                &json!({"status": status, "applied": {config: checksum}}),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+    }
+}
+
+async fn put(server: &TestServer, config: &str, value: u64) -> u64 {
+    server
+        .put_config(
+            config,
+            json!({"config": {"value": value}, "metadata": meta("dev", "change")}),
+        )
+        .await
+}
+
+async fn deploy(server: &TestServer, config: &str, version: u64, strategy: Value) -> Value {
+    let (status, body) = server
+        .post_json(
+            "/api/v1/deployments",
+            &json!({"configId": config, "environment": ENV, "version": version,
+                    "strategy": strategy, "metadata": meta("release-manager", "ship it")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["state"], "pending");
+    body
+}
+
+async fn deployment(server: &TestServer, id: &str) -> Value {
+    let (status, body) = server.get_json(&format!("/api/v1/deployments/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn log(server: &TestServer, id: &str) -> Vec<Value> {
+    let (status, body) = server
+        .get_json(&format!("/api/v1/deployments/{id}/log"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().unwrap().clone()
+}
+
+/// Lets the fleet report until the deployment reaches `state`.
+async fn until_state(
+    server: &TestServer,
+    config: &str,
+    id: &str,
+    ids: &[String],
+    unhealthy: &[String],
+    state: &str,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        report(server, config, ids, unhealthy).await;
+        let found = deployment(server, id).await;
+        if found["state"] == state {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deployment never reached {state}: {found}\nlog: {:#?}",
+            log(server, id).await
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+fn strategy(rollout: Value) -> Value {
+    json!({"rollout": rollout, "finalBakeSecs": 0, "gate": {"applyTimeoutSecs": 20}})
+}
+
+fn value_of(effective: &Value) -> u64 {
+    effective["effectiveConfig"]["value"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn every_strategy_walks_to_completion_and_releases_the_version() {
+    let server = server().await;
+    let ids = fleet(10);
+    register_fleet(&server, &ids).await;
+    let rollouts = [
+        (
+            "canary",
+            json!({"type": "canary", "steps": [{"percent": 30, "bakeSecs": 0}, {"percent": 60, "bakeSecs": 0}]}),
+        ),
+        (
+            "linear",
+            json!({"type": "linear", "stepPercent": 40, "intervalSecs": 0}),
+        ),
+        (
+            "exponential",
+            json!({"type": "exponential", "initialPercent": 10, "growthFactor": 3, "intervalSecs": 0}),
+        ),
+        (
+            "rolling",
+            json!({"type": "rolling", "batchSize": 4, "bakeSecs": 0}),
+        ),
+        (
+            "blue-green",
+            json!({"type": "blue-green", "previewPercent": 20, "autoPromote": true, "promoteAfterSecs": 0}),
+        ),
+        ("direct", json!({"type": "direct"})),
+    ];
+    for (name, rollout) in rollouts {
+        let config = format!("svc-{name}");
+        assert_eq!(put(&server, &config, 1).await, 1);
+        // A config's first version is released at once: there is nothing to protect.
+        assert_eq!(value_of(&served(&server, &config, "web-0").await), 1);
+        report(&server, &config, &ids, &[]).await;
+        assert_eq!(put(&server, &config, 2).await, 2);
+        // The new version is not served in production, to any instance, until deployed…
+        for id in &ids {
+            assert_eq!(value_of(&served(&server, &config, id).await), 1, "{name}");
+        }
+        // …while environments that do not require deployments serve it at once.
+        let (_, dev) = server
+            .get_json(&format!(
+                "/api/v1/configs/{config}/effective?environment=dev"
+            ))
+            .await;
+        assert_eq!(value_of(&dev), 2);
+        let started = deploy(&server, &config, 2, strategy(rollout)).await;
+        let id = started["id"].as_str().unwrap();
+        assert_eq!(started["previousVersion"], 1);
+        assert_eq!(started["instances"].as_array().unwrap().len(), 10);
+        until_state(&server, &config, id, &ids, &[], "complete").await;
+        for id in &ids {
+            assert_eq!(value_of(&served(&server, &config, id).await), 2, "{name}");
+        }
+        let (_, anyone) = server
+            .get_json(&format!(
+                "/api/v1/configs/{config}/effective?environment={ENV}"
+            ))
+            .await;
+        assert_eq!(value_of(&anyone), 2, "released to instances outside it too");
+        let entries = log(&server, id).await;
+        let states: Vec<&str> = entries.iter().map(|e| e["to"].as_str().unwrap()).collect();
+        assert_eq!(states.first(), Some(&"pending"), "{name}: {states:?}");
+        assert_eq!(states.last(), Some(&"complete"), "{name}: {states:?}");
+        assert!(states.contains(&"final_bake"), "{name}: {states:?}");
+        // Every step that passed its gate says what it measured.
+        let passed = entries
+            .iter()
+            .filter(|e| e["to"] == "baking" || e["to"] == "final_bake")
+            .collect::<Vec<_>>();
+        assert!(!passed.is_empty());
+        for entry in passed {
+            assert_eq!(entry["triggeredBy"], "health", "{entry}");
+            assert_eq!(entry["measured"]["ackRatio"], 1.0, "{entry}");
+        }
+        // Percentages only grow (sticky targets).
+        let percents: Vec<f64> = entries
+            .iter()
+            .map(|e| e["percent"].as_f64().unwrap())
+            .collect();
+        assert!(
+            percents.windows(2).all(|w| w[0] <= w[1]),
+            "{name}: {percents:?}"
+        );
+        let (_, releases) = server
+            .get_json(&format!("/api/v1/configs/{config}/releases"))
+            .await;
+        let production = releases["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["environment"] == ENV)
+            .unwrap()
+            .clone();
+        assert_eq!(production["releasedVersion"], 2, "{releases}");
+        assert_eq!(production["releasedBy"], id);
+    }
+}
+
+#[tokio::test]
+async fn an_unhealthy_canary_rolls_back_and_watchers_see_exactly_their_versions() {
+    let server = server().await;
+    let ids = fleet(10);
+    register_fleet(&server, &ids).await;
+    put(&server, "checkout", 1).await;
+    report(&server, "checkout", &ids, &[]).await;
+    put(&server, "checkout", 2).await;
+    let started = deploy(
+        &server,
+        "checkout",
+        2,
+        json!({"rollout": {"type": "canary", "steps": [{"percent": 30, "bakeSecs": 3600}]},
+               "gate": {"applyTimeoutSecs": 20, "maxUnhealthyRatio": 0.2}}),
+    )
+    .await;
+    let id = started["id"].as_str().unwrap();
+    let baking = until_state(&server, "checkout", id, &ids, &[], "baking").await;
+    let targets: Vec<String> = serde_json::from_value(baking["targets"].clone()).unwrap();
+    assert!(!targets.is_empty() && targets.len() < ids.len(), "{baking}");
+    let outside = ids.iter().find(|i| !targets.contains(i)).unwrap().clone();
+    // Targeted instances run version 2, the others version 1.
+    assert_eq!(value_of(&served(&server, "checkout", &targets[0]).await), 2);
+    assert_eq!(value_of(&served(&server, "checkout", &outside).await), 1);
+    let mut targeted = watch(
+        &server,
+        &format!(
+            "?configId=checkout&environment={ENV}&instanceId={}",
+            targets[0]
+        ),
+        None,
+    )
+    .await;
+    let mut untargeted = watch(
+        &server,
+        &format!("?configId=checkout&environment={ENV}&instanceId={outside}"),
+        None,
+    )
+    .await;
+    // Every targeted instance reports critical: the deployment rolls back by itself.
+    let rolled = until_state(&server, "checkout", id, &ids, &targets, "rolled_back").await;
+    assert_eq!(rolled["previousVersion"], 1);
+    // The targeted instance's watch delivers version 1 again; the other's stays quiet (it
+    // never stopped running version 1).
+    let back = targeted.next_change().await;
+    assert_eq!(back["kind"], "config.updated", "{back}");
+    assert_eq!(back["version"], 1, "{back}");
+    untargeted.assert_quiet().await;
+    for id in &ids {
+        assert_eq!(value_of(&served(&server, "checkout", id).await), 1);
+    }
+    let entries = log(&server, id).await;
+    let failure = entries
+        .iter()
+        .find(|e| e["to"] == "rolling_back")
+        .expect("a rolling_back transition");
+    assert_eq!(failure["triggeredBy"], "health");
+    assert_eq!(failure["measured"]["unhealthyRatio"], 1.0, "{failure}");
+    assert_eq!(
+        failure["measured"]["unhealthy"].as_u64().unwrap() as usize,
+        targets.len()
+    );
+    assert!(
+        failure["reason"]
+            .as_str()
+            .unwrap()
+            .contains("maxUnhealthyRatio"),
+        "{failure}"
+    );
+    // A change event and an audit record per transition.
+    let (_, audit) = server.get_json("/api/v1/configs/checkout/audit").await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"deployment.rolling_back"), "{actions:?}");
+    assert!(actions.contains(&"deployment.rolled_back"), "{actions:?}");
+    assert!(actions.contains(&"deployment.created"), "{actions:?}");
+}
+
+#[tokio::test]
+async fn no_data_pauses_or_rolls_back_as_the_gate_says_and_never_passes() {
+    let server = server().await;
+    put(&server, "quiet", 1).await;
+    put(&server, "quiet", 2).await;
+    // Instances nobody registered: nothing reports, so the gate has no data.
+    let body = |on_no_data: &str| {
+        json!({"configId": "quiet", "environment": ENV, "version": 2,
+               "instances": ["ghost-1", "ghost-2"],
+               "strategy": {"rollout": {"type": "direct"},
+                            "gate": {"applyTimeoutSecs": 1, "maxErrorRate": 0.01,
+                                     "minAckRatio": 0.5, "onNoData": on_no_data}},
+               "metadata": meta("ops", "try")})
+    };
+    let (status, paused) = server
+        .post_json("/api/v1/deployments", &body("pause"))
+        .await;
+    assert_eq!(status, 201, "{paused}");
+    let id = paused["id"].as_str().unwrap().to_owned();
+    let found = until_state(&server, "quiet", &id, &[], &[], "rolled_back").await;
+    // Nothing acked within the apply timeout: a failed gate (no data is never a pass).
+    assert!(
+        found["reason"].as_str().unwrap().contains("applied"),
+        "{found}"
+    );
+
+    // Registered instances that applied, but report no error rate while the gate asks for one.
+    let ids = fleet(2);
+    register_fleet(&server, &ids).await;
+    report(&server, "quiet", &ids, &[]).await;
+    let mut with_instances = body("pause");
+    with_instances["instances"] = json!(ids);
+    let (status, started) = server
+        .post_json("/api/v1/deployments", &with_instances)
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let paused = until_state(&server, "quiet", &id, &ids, &[], "paused").await;
+    assert!(
+        paused["reason"].as_str().unwrap().starts_with("no data"),
+        "{paused}"
+    );
+    let entries = log(&server, &id).await;
+    let entry = entries.last().unwrap();
+    assert_eq!(entry["to"], "paused");
+    assert_eq!(entry["measured"]["acked"], 2, "{entry}");
+    // Abort: everyone is served the previous version again.
+    let (status, aborted) = server
+        .post_json(&format!("/api/v1/deployments/{id}/abort"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{aborted}");
+    assert_eq!(aborted["state"], "aborted");
+    assert_eq!(value_of(&served(&server, "quiet", "web-0").await), 1);
+
+    let mut rollback = body("rollback");
+    rollback["instances"] = json!(ids);
+    let (status, started) = server.post_json("/api/v1/deployments", &rollback).await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    until_state(&server, "quiet", &id, &ids, &[], "rolled_back").await;
+    let entries = log(&server, &id).await;
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["to"] == "rolling_back"
+                && e["reason"].as_str().unwrap().starts_with("no data")),
+        "{entries:#?}"
+    );
+}
+
+#[tokio::test]
+async fn actions_conflicts_and_bad_input() {
+    let server = server().await;
+    let ids = fleet(4);
+    register_fleet(&server, &ids).await;
+    put(&server, "api", 1).await;
+    report(&server, "api", &ids, &[]).await;
+    put(&server, "api", 2).await;
+    put(&server, "api", 3).await;
+    let bad = |body: Value, field: &'static str| {
+        let server = &server;
+        async move {
+            let (status, problem) = server.post_json("/api/v1/deployments", &body).await;
+            assert_eq!(status, 400, "{problem}");
+            assert!(
+                problem.to_string().contains(field),
+                "{field} named in {problem}"
+            );
+        }
+    };
+    let base = json!({"configId": "api", "environment": ENV, "version": 2,
+                      "strategy": "canary", "metadata": meta("ops", "go")});
+    let with = |key: &str, value: Value| {
+        let mut body = base.clone();
+        body[key] = value;
+        body
+    };
+    bad(with("environment", json!("dev")), "environment").await;
+    bad(with("version", json!(9)), "version").await;
+    bad(with("strategy", json!("no-such-strategy")), "strategy").await;
+    bad(
+        with(
+            "strategy",
+            json!({"rollout": {"type": "canary", "steps": [{"percent": 50, "bakeSecs": 1}, {"percent": 20, "bakeSecs": 1}]}}),
+        ),
+        "/strategy/rollout/steps/1/percent",
+    )
+    .await;
+    bad(with("instances", json!(["bad id!"])), "/instances/0").await;
+    let (_, none) = server.get_json("/api/v1/deployments?configId=api").await;
+    assert_eq!(none["items"], json!([]), "bad input changes nothing");
+    // Version 1 is released already.
+    let (status, problem) = server
+        .post_json("/api/v1/deployments", &with("version", json!(1)))
+        .await;
+    assert_eq!(status, 409, "{problem}");
+
+    let slow = json!({"rollout": {"type": "canary", "steps": [{"percent": 50, "bakeSecs": 3600}]},
+                      "gate": {"applyTimeoutSecs": 20}});
+    let started = deploy(&server, "api", 2, slow.clone()).await;
+    let id = started["id"].as_str().unwrap();
+    // One active deployment per config and environment: the second is refused, naming it.
+    let (status, problem) = server
+        .post_json("/api/v1/deployments", &with("version", json!(3)))
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(problem.to_string().contains(id), "{problem}");
+    until_state(&server, "api", id, &ids, &[], "baking").await;
+    let act = |action: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .post_json(
+                    &format!("/api/v1/deployments/{id}/{action}"),
+                    &json!({"metadata": meta("ops", action)}),
+                )
+                .await
+        }
+    };
+    let (status, paused) = act("pause").await;
+    assert_eq!((status, paused["state"].clone()), (200, json!("paused")));
+    let (status, _) = act("pause").await;
+    assert_eq!(status, 409, "a paused deployment cannot be paused");
+    let (status, resumed) = act("resume").await;
+    assert_eq!((status, resumed["state"].clone()), (200, json!("baking")));
+    let (status, promoted) = act("promote").await;
+    assert_eq!(status, 200, "{promoted}");
+    assert_eq!(promoted["percent"], 100.0);
+    until_state(&server, "api", id, &ids, &[], "complete").await;
+    assert_eq!(value_of(&served(&server, "api", "web-1").await), 2);
+    let (status, _) = act("abort").await;
+    assert_eq!(status, 409, "a complete deployment cannot be aborted");
+    let (status, problem) = server
+        .post_json("/api/v1/deployments/not-a-uuid/pause", &json!({}))
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    let (status, problem) = server
+        .post_json(&format!("/api/v1/deployments/{id}/explode"), &json!({}))
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    // Manual rollback after completion: version 1 is released again.
+    let mut watcher = watch(
+        &server,
+        &format!("?configId=api&environment={ENV}&instanceId=web-1"),
+        None,
+    )
+    .await;
+    let (status, rolled) = act("rollback").await;
+    assert_eq!(
+        (status, rolled["state"].clone()),
+        (200, json!("rolled_back"))
+    );
+    let back = watcher.next_change().await;
+    assert_eq!(
+        (back["kind"].clone(), back["version"].clone()),
+        (json!("config.updated"), json!(1))
+    );
+    for id in &ids {
+        assert_eq!(value_of(&served(&server, "api", id).await), 1);
+    }
+    let entries = log(&server, id).await;
+    let last = entries.last().unwrap();
+    assert_eq!(
+        (last["to"].clone(), last["triggeredBy"].clone()),
+        (json!("rolled_back"), json!("user"))
+    );
+    assert_eq!(last["actor"], "ops");
+}
+
+#[tokio::test]
+async fn a_restart_mid_deployment_resumes_where_it_was() {
+    let server = server().await;
+    let ids = fleet(6);
+    register_fleet(&server, &ids).await;
+    put(&server, "resume", 1).await;
+    report(&server, "resume", &ids, &[]).await;
+    put(&server, "resume", 2).await;
+    let started = deploy(
+        &server,
+        "resume",
+        2,
+        json!({"rollout": {"type": "canary", "steps": [{"percent": 20, "bakeSecs": 1}, {"percent": 50, "bakeSecs": 3600}]},
+               "gate": {"applyTimeoutSecs": 20}}),
+    )
+    .await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    let mut baking = until_state(&server, "resume", &id, &ids, &[], "baking").await;
+    while baking["step"] != 1 {
+        baking = until_state(&server, "resume", &id, &ids, &[], "baking").await;
+    }
+    let before = log(&server, &id).await.len();
+    let server = server
+        .restart_with(|s| {
+            s.deployment_environments = "production".into();
+            s.deployment_tick_ms = 50;
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = deployment(&server, &id).await;
+    assert_eq!(after["state"], "baking", "{after}");
+    assert_eq!(
+        after["step"], 1,
+        "resumed at its step, not from zero: {after}"
+    );
+    assert_eq!(
+        after["targets"], baking["targets"],
+        "the same instances keep the version"
+    );
+    assert_eq!(log(&server, &id).await.len(), before, "no step made twice");
+    let target = baking["targets"][0].as_str().unwrap();
+    assert_eq!(value_of(&served(&server, "resume", target).await), 2);
+    let (status, _) = server
+        .post_json(&format!("/api/v1/deployments/{id}/promote"), &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    until_state(&server, "resume", &id, &ids, &[], "complete").await;
+}
+
+#[tokio::test]
+async fn two_postgresql_replicas_hand_the_engine_over_when_its_holder_stops() {
+    let Some(url) = crate::common::postgres::test_database_url().await else {
+        return;
+    };
+    let replica = |url: String| {
+        TestServer::spawn_with(move |s| {
+            s.database_url = url;
+            s.deployment_environments = "production".into();
+            s.deployment_tick_ms = 50;
+        })
+    };
+    let mut first = replica(url.clone()).await;
+    let second = replica(url).await;
+    let ids = fleet(5);
+    register_fleet(&first, &ids).await;
+    put(&first, "shared", 1).await;
+    report(&second, "shared", &ids, &[]).await;
+    put(&second, "shared", 2).await;
+    // A version written through one replica is not served in production by the other.
+    assert_eq!(value_of(&served(&first, "shared", "web-0").await), 1);
+    let started = deploy(
+        &first,
+        "shared",
+        2,
+        json!({"rollout": {"type": "canary", "steps": [{"percent": 40, "bakeSecs": 2}]},
+               "gate": {"applyTimeoutSecs": 20}}),
+    )
+    .await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    let baking = until_state(&second, "shared", &id, &ids, &[], "baking").await;
+    let target = baking["targets"][0].as_str().unwrap().to_owned();
+    // Both replicas serve the targeted instance the new version.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while value_of(&served(&first, "shared", &target).await) != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "first never served it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut watcher = watch(
+        &second,
+        &format!("?configId=shared&environment={ENV}&instanceId=web-0"),
+        None,
+    )
+    .await;
+    // The first replica (the lease holder, or not) stops: the other finishes the deployment.
+    first.stop().await;
+    until_state(&second, "shared", &id, &ids, &[], "complete").await;
+    if !baking["targets"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("web-0"))
+    {
+        let change = watcher.next_change().await;
+        assert_eq!(change["version"], 2, "{change}");
+    }
+    let entries = log(&second, &id).await;
+    let mut seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let count = seqs.len();
+    seqs.dedup();
+    assert_eq!(
+        seqs.len(),
+        count,
+        "no transition recorded twice: {entries:#?}"
+    );
+}
