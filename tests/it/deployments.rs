@@ -296,9 +296,15 @@ async fn an_unhealthy_canary_rolls_back_and_watchers_see_exactly_their_versions(
         .find(|e| e["to"] == "rolling_back")
         .expect("a rolling_back transition");
     assert_eq!(failure["triggeredBy"], "health");
-    assert_eq!(failure["measured"]["unhealthyRatio"], 1.0, "{failure}");
+    // The gate fails on the first evaluation over its limit (the fleet reports one by one).
+    let measured = &failure["measured"];
+    assert!(
+        measured["unhealthyRatio"].as_f64().unwrap() > 0.2,
+        "{failure}"
+    );
+    assert!(measured["unhealthy"].as_u64().unwrap() >= 1, "{failure}");
     assert_eq!(
-        failure["measured"]["unhealthy"].as_u64().unwrap() as usize,
+        measured["targeted"].as_u64().unwrap() as usize,
         targets.len()
     );
     assert!(

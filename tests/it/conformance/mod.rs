@@ -8,6 +8,7 @@ mod applied;
 mod approvals;
 mod changelog;
 mod configs;
+mod deployments;
 mod fixtures;
 mod flags;
 mod read_cache;
@@ -80,6 +81,8 @@ macro_rules! store_conformance_suite {
             registry::heartbeats_touch_live_instances_in_one_call_and_refuse_the_others,
             registry::overdue_instances_are_expired_or_removed_only_as_they_were_read,
             strategies::strategy_versions_round_trip_and_a_delete_keeps_history,
+            deployments::one_active_deployment_per_target_moved_only_from_the_seq_it_was_read_at,
+            deployments::releases_are_kept_once_and_forgotten,
         );
     };
     (@tests $backend:ident, $open:expr; $($aggregate:ident::$behaviour:ident),* $(,)?) => {
