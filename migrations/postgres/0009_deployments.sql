@@ -33,3 +33,7 @@ CREATE TABLE releases (
 
 COMMENT ON COLUMN changes.kind IS
     'What changed; deployment.* changes are about the config config_id names';
+
+-- What an instance last measured of itself (`{errorRate?, latencyP99Ms?}` as JSON), from its
+-- heartbeats; deployment gates judge it.
+ALTER TABLE registry_instances ADD COLUMN metrics TEXT;

@@ -33,3 +33,7 @@ CREATE TABLE releases (
 
 -- From here on `changes.kind` / `audit.action` may be `deployment.*`, about the config
 -- `config_id` names.
+
+-- What an instance last measured of itself (`{errorRate?, latencyP99Ms?}` as JSON), from its
+-- heartbeats; deployment gates judge it.
+ALTER TABLE registry_instances ADD COLUMN metrics TEXT;

@@ -15,6 +15,7 @@ pub(crate) struct InstanceColumns {
     pub expired: bool,
     pub applied: String,
     pub output: Option<String>,
+    pub metrics: Option<String>,
 }
 
 impl InstanceColumns {
@@ -28,6 +29,12 @@ impl InstanceColumns {
         instance.applied = serde_json::from_str(&self.applied)
             .map_err(|error| Error::internal(format!("unreadable applied map: {error}")))?;
         instance.output = self.output;
+        instance.metrics = self
+            .metrics
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|error| Error::internal(format!("unreadable instance metrics: {error}")))?;
         Ok(instance)
     }
 }
@@ -69,6 +76,15 @@ pub(crate) fn instance_row(
     })
 }
 
+/// `metrics` of a heartbeat as its column stores it.
+pub(crate) fn metrics_json(
+    metrics: Option<&crate::core::registry::model::InstanceMetrics>,
+) -> Result<Option<String>> {
+    metrics
+        .map(|metrics| serde_json::to_string(metrics).map_err(Error::internal))
+        .transpose()
+}
+
 /// `applied` of a heartbeat as its column stores it.
 pub(crate) fn applied_json(
     applied: Option<&std::collections::BTreeMap<crate::core::ids::ConfigId, String>>,
@@ -91,6 +107,7 @@ pub(crate) fn merge_touches(touches: &[Touch]) -> (Vec<Touch>, Vec<usize>) {
             merged.push(Touch {
                 applied: None,
                 output: None,
+                metrics: None,
                 ..touch.clone()
             });
             merged.len() - 1
@@ -102,6 +119,9 @@ pub(crate) fn merge_touches(touches: &[Touch]) -> (Vec<Touch>, Vec<usize>) {
         }
         if touch.output.is_some() {
             kept.output = touch.output.clone();
+        }
+        if touch.metrics.is_some() {
+            kept.metrics = touch.metrics;
         }
         slots.push(slot);
     }

@@ -398,6 +398,56 @@ async fn no_data_pauses_or_rolls_back_as_the_gate_says_and_never_passes() {
 }
 
 #[tokio::test]
+async fn a_gate_judges_the_error_rates_and_latencies_instances_report() {
+    let server = server().await;
+    let ids = fleet(4);
+    register_fleet(&server, &ids).await;
+    put(&server, "metered", 1).await;
+    report(&server, "metered", &ids, &[]).await;
+    put(&server, "metered", 2).await;
+    // Heartbeats carry what each instance measured; a bad value is refused, naming it.
+    let path = format!("/api/v1/registry/services/{SERVICE}/instances/web-0/heartbeat");
+    let (status, problem) = server.put_json(&path, &json!({"errorRate": 1.5})).await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["field"], "/errorRate");
+    let (status, problem) = server.put_json(&path, &json!({"latencyP99Ms": -1})).await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["field"], "/latencyP99Ms");
+    for id in &ids {
+        let path = format!("/api/v1/registry/services/{SERVICE}/instances/{id}/heartbeat");
+        let (status, _) = server
+            .put_json(&path, &json!({"errorRate": 0.2, "latencyP99Ms": 80.5}))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let (_, instance) = server
+        .get_json(&format!("/api/v1/registry/services/{SERVICE}"))
+        .await;
+    assert!(
+        instance.to_string().contains("\"errorRate\":0.2"),
+        "{instance}"
+    );
+    let started = deploy(
+        &server,
+        "metered",
+        2,
+        json!({"rollout": {"type": "direct"},
+               "gate": {"applyTimeoutSecs": 20, "maxErrorRate": 0.05, "maxLatencyP99Ms": 500}}),
+    )
+    .await;
+    let id = started["id"].as_str().unwrap();
+    until_state(&server, "metered", id, &ids, &[], "rolled_back").await;
+    let entries = log(&server, id).await;
+    let failure = entries.iter().find(|e| e["to"] == "rolling_back").unwrap();
+    assert_eq!(failure["measured"]["errorRate"], 0.2, "{failure}");
+    assert_eq!(failure["measured"]["latencyP99Ms"], 80.5, "{failure}");
+    assert!(
+        failure["reason"].as_str().unwrap().contains("maxErrorRate"),
+        "{failure}"
+    );
+}
+
+#[tokio::test]
 async fn actions_conflicts_and_bad_input() {
     let server = server().await;
     let ids = fleet(4);

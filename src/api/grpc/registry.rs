@@ -139,6 +139,8 @@ impl RegistryRpc for GrpcRegistryService {
             status,
             applied: (!r.applied.is_empty()).then(|| r.applied.into_iter().collect()),
             output: non_empty(r.output),
+            error_rate: r.error_rate,
+            latency_p99_ms: r.latency_p99_ms,
         };
         let instance = self
             .registry

@@ -616,9 +616,8 @@ impl Instances for Observed<'_> {
                         .get(self.config)
                         .is_some_and(|checksum| accepted.contains(checksum)),
                     healthy: instance.healthy(),
-                    // Heartbeats carry no error rate or latency yet (docs/deployments.md).
-                    error_rate: None,
-                    latency_p99_ms: None,
+                    error_rate: instance.metrics.and_then(|m| m.error_rate),
+                    latency_p99_ms: instance.metrics.and_then(|m| m.latency_p99_ms),
                 },
                 // Gone from the registry: it reports nothing.
                 None => Observation {

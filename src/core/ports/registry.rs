@@ -10,7 +10,7 @@ use crate::core::error::Result;
 use crate::core::events::ChangeKind;
 use crate::core::ids::{ConfigId, InstanceId, ServiceName};
 use crate::core::model::AuditDraft;
-use crate::core::registry::model::Instance;
+use crate::core::registry::model::{Instance, InstanceMetrics};
 
 /// What a write of one instance expects of its row; a failed expectation is
 /// `ConcurrentModification` and writes nothing.
@@ -82,6 +82,8 @@ pub struct Touch {
     pub applied: Option<BTreeMap<ConfigId, String>>,
     /// Replaces the instance's output when given.
     pub output: Option<String>,
+    /// Replaces the instance's metrics when given.
+    pub metrics: Option<InstanceMetrics>,
 }
 
 #[async_trait]

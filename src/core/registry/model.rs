@@ -65,6 +65,9 @@ pub struct Instance {
     /// Config id → the checksum the instance last said it applied.
     #[serde(default)]
     pub applied: BTreeMap<ConfigId, String>,
+    /// What the instance last measured of itself (deployment gates judge it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<InstanceMetrics>,
     pub registered_at: DateTime<Utc>,
     pub last_heartbeat: DateTime<Utc>,
     /// Counts the instance's recorded changes (registration, status, expiry, maintenance).
@@ -274,6 +277,18 @@ fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
+/// What an instance measured of itself, as its last heartbeat that carried any said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceMetrics {
+    /// The share of its requests that failed, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// Its 99th-percentile latency in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99_ms: Option<f64>,
+}
+
 /// A heartbeat's optional body.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -285,6 +300,12 @@ pub struct Heartbeat {
     pub applied: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub output: Option<String>,
+    /// The share of requests that failed lately, 0 to 1.
+    #[serde(default)]
+    pub error_rate: Option<f64>,
+    /// The 99th-percentile latency lately, in milliseconds.
+    #[serde(default)]
+    pub latency_p99_ms: Option<f64>,
 }
 
 /// A heartbeat whose every field is checked.
@@ -293,6 +314,8 @@ pub struct CheckedHeartbeat {
     pub status: Option<Status>,
     pub applied: Option<BTreeMap<ConfigId, String>>,
     pub output: Option<String>,
+    /// Replaces the instance's metrics when either was reported.
+    pub metrics: Option<InstanceMetrics>,
 }
 
 impl Heartbeat {
@@ -332,10 +355,33 @@ impl Heartbeat {
                     .collect::<Result<BTreeMap<_, _>>>()?,
             ),
         };
+        if let Some(rate) = self.error_rate
+            && !(0.0..=1.0).contains(&rate)
+        {
+            return Err(Error::invalid(
+                "/errorRate",
+                "errorRate must be between 0 and 1",
+            ));
+        }
+        if let Some(p99) = self.latency_p99_ms
+            && !(p99.is_finite() && p99 >= 0.0)
+        {
+            return Err(Error::invalid(
+                "/latencyP99Ms",
+                "latencyP99Ms must be a number of milliseconds, at least 0",
+            ));
+        }
+        let metrics = (self.error_rate.is_some() || self.latency_p99_ms.is_some()).then_some(
+            InstanceMetrics {
+                error_rate: self.error_rate,
+                latency_p99_ms: self.latency_p99_ms,
+            },
+        );
         Ok(CheckedHeartbeat {
             status: self.status,
             applied,
             output: self.output,
+            metrics,
         })
     }
 }

@@ -80,7 +80,7 @@ fn audit(
 fn checksum(instance: &Instance) -> Result<String> {
     let mut value = serde_json::to_value(instance).map_err(Error::internal)?;
     if let Some(object) = value.as_object_mut() {
-        for volatile in ["version", "lastHeartbeat", "output", "applied"] {
+        for volatile in ["version", "lastHeartbeat", "output", "applied", "metrics"] {
             object.remove(volatile);
         }
     }
@@ -247,6 +247,7 @@ impl RegistryService {
                     .as_ref()
                     .map(|e| e.applied.clone())
                     .unwrap_or_default(),
+                metrics: existing.as_ref().and_then(|e| e.metrics),
                 registered_at: at,
                 last_heartbeat: at,
                 version: 0,
@@ -339,6 +340,7 @@ impl RegistryService {
             at,
             applied: applied.clone(),
             output: heartbeat.output.clone(),
+            metrics: heartbeat.metrics,
         };
         if !self.heartbeats.touch(touch).await? {
             return Err(not_registered(service, id));
@@ -357,6 +359,9 @@ impl RegistryService {
         }
         if heartbeat.output.is_some() {
             instance.output = heartbeat.output.clone();
+        }
+        if heartbeat.metrics.is_some() {
+            instance.metrics = heartbeat.metrics;
         }
         match heartbeat {
             CheckedHeartbeat {

@@ -44,6 +44,7 @@ impl RegistryStore for MemoryStore {
         if let Some(existing) = existing {
             instance.last_heartbeat = instance.last_heartbeat.max(existing.last_heartbeat);
             instance.applied = existing.applied.clone();
+            instance.metrics = existing.metrics;
         }
         state.instances.insert(key, instance);
         Ok(state.commit(Change {
@@ -92,6 +93,9 @@ impl RegistryStore for MemoryStore {
                         }
                         if let Some(output) = &touch.output {
                             instance.output = Some(output.clone());
+                        }
+                        if touch.metrics.is_some() {
+                            instance.metrics = touch.metrics;
                         }
                         true
                     }

@@ -14,7 +14,7 @@ use crate::core::ports::{
 };
 use crate::core::registry::model::Instance;
 use crate::store::instance_rows::{
-    InstanceColumns, InstanceValues, applied_json, instance_row, merge_touches,
+    InstanceColumns, InstanceValues, applied_json, instance_row, merge_touches, metrics_json,
 };
 use crate::store::to_i64;
 
@@ -26,6 +26,7 @@ struct StoredRow {
     expired: bool,
     applied: String,
     output: Option<String>,
+    metrics: Option<String>,
 }
 
 impl StoredRow {
@@ -37,6 +38,7 @@ impl StoredRow {
             expired: self.expired,
             applied: self.applied,
             output: self.output,
+            metrics: self.metrics,
         }
         .decode()
     }
@@ -75,12 +77,14 @@ impl RegistryStore for PostgresStore {
         let mut ats = Vec::with_capacity(merged.len());
         let mut applied = Vec::with_capacity(merged.len());
         let mut outputs = Vec::with_capacity(merged.len());
+        let mut metrics = Vec::with_capacity(merged.len());
         for touch in &merged {
             services.push(touch.service.as_str());
             ids.push(touch.instance_id.as_str());
             ats.push(touch.at.timestamp_millis());
             applied.push(applied_json(touch.applied.as_ref())?);
             outputs.push(touch.output.as_deref());
+            metrics.push(metrics_json(touch.metrics.as_ref())?);
         }
         // One statement, so one transaction and one fsync however many heartbeats.
         // Flushes of several replicas (and instance writes) lock rows in no common order: a
@@ -94,6 +98,7 @@ impl RegistryStore for PostgresStore {
                 .bind(&ats)
                 .bind(&applied)
                 .bind(&outputs)
+                .bind(&metrics)
                 .fetch_all(&self.pool)
                 .await;
             match result {

@@ -14,7 +14,7 @@ use crate::core::ports::{
 };
 use crate::core::registry::model::Instance;
 use crate::store::instance_rows::{
-    InstanceColumns, InstanceValues, applied_json, instance_row, merge_touches,
+    InstanceColumns, InstanceValues, applied_json, instance_row, merge_touches, metrics_json,
 };
 use crate::store::to_i64;
 
@@ -26,6 +26,7 @@ struct StoredRow {
     expired: i64,
     applied: String,
     output: Option<String>,
+    metrics: Option<String>,
 }
 
 impl StoredRow {
@@ -37,6 +38,7 @@ impl StoredRow {
             expired: self.expired != 0,
             applied: self.applied,
             output: self.output,
+            metrics: self.metrics,
         }
         .decode()
     }
@@ -81,6 +83,7 @@ impl RegistryStore for SqliteStore {
                     "at": touch.at.timestamp_millis(),
                     "applied": applied_json(touch.applied.as_ref())?,
                     "output": touch.output,
+                    "metrics": metrics_json(touch.metrics.as_ref())?,
                 }))
             })
             .collect::<Result<Vec<_>>>()?;

@@ -44,6 +44,7 @@ fn instance(svc: &str, instance_id: &str, heartbeat: DateTime<Utc>) -> Instance 
         maintenance: None,
         expired: false,
         applied: BTreeMap::new(),
+        metrics: None,
         registered_at: heartbeat,
         last_heartbeat: ms(heartbeat),
         version: 0,
@@ -82,6 +83,7 @@ fn touch(svc: &str, instance_id: &str, at: DateTime<Utc>) -> Touch {
         at,
         applied: None,
         output: None,
+        metrics: None,
     }
 }
 

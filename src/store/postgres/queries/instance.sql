@@ -1,4 +1,4 @@
 SELECT service, instance_id, version, document::text AS document, last_heartbeat_ms, expired,
-       applied::text AS applied, output
+       applied::text AS applied, output, metrics
 FROM registry_instances
 WHERE service = $1 AND instance_id = $2

@@ -3,9 +3,10 @@
 UPDATE registry_instances AS r
 SET last_heartbeat_ms = greatest(r.last_heartbeat_ms, t.at),
     applied = coalesce(t.applied::json, r.applied),
-    output = coalesce(t.output, r.output)
-FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])
-     WITH ORDINALITY AS t(service, instance_id, at, applied, output, position)
+    output = coalesce(t.output, r.output),
+    metrics = coalesce(t.metrics, r.metrics)
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+     WITH ORDINALITY AS t(service, instance_id, at, applied, output, metrics, position)
 WHERE r.service = t.service AND r.instance_id = t.instance_id
   AND NOT r.expired AND r.last_heartbeat_ms + r.ttl_ms >= t.at
 RETURNING t.position

@@ -1,12 +1,13 @@
 -- Every heartbeat of a flush in one statement (?1: a JSON array of {service, instance, at,
--- applied, output}, one per instance); answers the instances found alive.
+-- applied, output, metrics}, one per instance); answers the instances found alive.
 UPDATE registry_instances AS r
 SET last_heartbeat_ms = max(r.last_heartbeat_ms, t.at),
     applied = coalesce(t.applied, r.applied),
-    output = coalesce(t.output, r.output)
+    output = coalesce(t.output, r.output),
+    metrics = coalesce(t.metrics, r.metrics)
 FROM (SELECT value ->> '$.service' AS service, value ->> '$.instance' AS instance_id,
              value ->> '$.at' AS at, value ->> '$.applied' AS applied,
-             value ->> '$.output' AS output
+             value ->> '$.output' AS output, value ->> '$.metrics' AS metrics
       FROM json_each(?1)) AS t
 WHERE r.service = t.service AND r.instance_id = t.instance_id
   AND r.expired = 0 AND r.last_heartbeat_ms + r.ttl_ms >= t.at
