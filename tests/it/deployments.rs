@@ -683,3 +683,78 @@ async fn two_postgresql_replicas_hand_the_engine_over_when_its_holder_stops() {
         "no transition recorded twice: {entries:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_deployment_to_a_protected_environment_starts_once_approved_and_applied() {
+    let server = TestServer::spawn_with(|s| {
+        s.deployment_environments = "production".into();
+        s.deployment_tick_ms = 50;
+        s.protected_environments = "production=1".into();
+    })
+    .await;
+    let decide = |id: String, action: &'static str, actor: &'static str| {
+        let server = &server;
+        async move {
+            let (status, body) = server
+                .post_json(
+                    &format!("/api/v1/change-requests/{id}/{action}"),
+                    &json!({"metadata": meta(actor, action)}),
+                )
+                .await;
+            assert_eq!(status, 200, "{action}: {body}");
+            body
+        }
+    };
+    // Writing touches production too: each version goes through the workflow.
+    for value in [1, 2] {
+        let (status, request) = server
+            .put_json(
+                "/api/v1/configs/guarded",
+                &json!({"config": {"value": value}, "metadata": meta("dev", "change")}),
+            )
+            .await;
+        assert_eq!(status, 202, "{request}");
+        let id = request["id"].as_str().unwrap().to_owned();
+        decide(id.clone(), "approve", "lead").await;
+        decide(id, "apply", "dev").await;
+    }
+    let ids = fleet(3);
+    register_fleet(&server, &ids).await;
+    report(&server, "guarded", &ids, &[]).await;
+    assert_eq!(value_of(&served(&server, "guarded", "web-0").await), 1);
+    // The deployment waits for approvals: 202 with the change request, nothing started.
+    let (status, request) = server
+        .post_json(
+            "/api/v1/deployments",
+            &json!({"configId": "guarded", "environment": ENV, "version": 2,
+                    "strategy": strategy(json!({"type": "direct"})),
+                    "metadata": meta("release-manager", "ship 2")}),
+        )
+        .await;
+    assert_eq!(status, 202, "{request}");
+    assert_eq!(request["operation"]["type"], "deploy", "{request}");
+    assert_eq!(request["operation"]["version"], 2, "{request}");
+    assert_eq!(request["environments"], json!([ENV]));
+    let (_, none) = server
+        .get_json("/api/v1/deployments?configId=guarded")
+        .await;
+    assert_eq!(none["items"], json!([]));
+    let request_id = request["id"].as_str().unwrap().to_owned();
+    let (status, early) = server
+        .post_json(
+            &format!("/api/v1/change-requests/{request_id}/apply"),
+            &json!({"metadata": meta("release-manager", "too early")}),
+        )
+        .await;
+    assert_eq!(status, 409, "not approved yet: {early}");
+    decide(request_id.clone(), "approve", "lead").await;
+    let applied = decide(request_id, "apply", "release-manager").await;
+    assert_eq!(applied["status"], "applied", "{applied}");
+    assert_eq!(applied["appliedVersion"], 2);
+    let (_, started) = server
+        .get_json("/api/v1/deployments?configId=guarded")
+        .await;
+    let id = started["items"][0]["id"].as_str().unwrap().to_owned();
+    until_state(&server, "guarded", &id, &ids, &[], "complete").await;
+    assert_eq!(value_of(&served(&server, "guarded", "web-0").await), 2);
+}

@@ -11,6 +11,7 @@ use super::pb;
 use super::pb::change_request_service_server::ChangeRequestService as ChangeRequestRpc;
 use crate::core::access::Caller;
 use crate::core::approvals;
+use crate::core::deployments::DeploymentService;
 use crate::core::error::Error;
 use crate::core::flags::FlagService;
 use crate::core::model::Metadata;
@@ -23,11 +24,20 @@ pub struct GrpcChangeRequestService {
     service: Arc<ConfigService>,
     /// Applies approved flag requests.
     flags: Arc<FlagService>,
+    deployments: Arc<DeploymentService>,
 }
 
 impl GrpcChangeRequestService {
-    pub fn new(service: Arc<ConfigService>, flags: Arc<FlagService>) -> Self {
-        GrpcChangeRequestService { service, flags }
+    pub fn new(
+        service: Arc<ConfigService>,
+        flags: Arc<FlagService>,
+        deployments: Arc<DeploymentService>,
+    ) -> Self {
+        GrpcChangeRequestService {
+            service,
+            flags,
+            deployments,
+        }
     }
 }
 
@@ -134,6 +144,7 @@ impl ChangeRequestRpc for GrpcChangeRequestService {
         let applied = approvals::apply(
             &self.service,
             &self.flags,
+            &self.deployments,
             &caller,
             &r.change_request_id,
             &applier,

@@ -317,6 +317,9 @@ pub fn pb_change_request(request: &ChangeRequest) -> pb::ChangeRequest {
             Operation::RollbackTargetVersion(*target_version)
         }
         ChangeOperation::Delete => Operation::Delete(pb::DeleteChange {}),
+        ChangeOperation::Deploy(deploy) => {
+            Operation::DeployJson(serde_json::to_string(deploy).unwrap_or_default())
+        }
     };
     pb::ChangeRequest {
         id: request.id.clone(),

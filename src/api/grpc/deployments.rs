@@ -18,6 +18,7 @@ use crate::core::deployments::{DeploymentService, NewDeployment, StrategyService
 use crate::core::error::Error;
 use crate::core::ids::{ConfigId, Environment, StrategyName};
 use crate::core::ports::DeploymentQuery;
+use crate::core::service::Written;
 
 type RpcResult<T> = Result<Response<T>, Status>;
 
@@ -46,6 +47,7 @@ fn deployment_info(deployment: &Deployment) -> pb::DeploymentInfo {
         step: deployment.step,
         percent: deployment.percent,
         deployment_json: json_text(deployment),
+        change_request_id: String::new(),
     }
 }
 
@@ -176,7 +178,13 @@ impl DeploymentRpc for GrpcDeploymentService {
                 },
             )
             .await?;
-        Ok(Response::new(deployment_info(&deployment)))
+        Ok(Response::new(match deployment {
+            Written::Done(deployment) => deployment_info(&deployment),
+            Written::Pending(request) => pb::DeploymentInfo {
+                change_request_id: request.id,
+                ..pb::DeploymentInfo::default()
+            },
+        }))
     }
 
     async fn get_deployment(

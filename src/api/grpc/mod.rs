@@ -113,7 +113,11 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let change_requests = pb::change_request_service_server::ChangeRequestServiceServer::new(
-        change_requests::GrpcChangeRequestService::new(service.clone(), flags.clone()),
+        change_requests::GrpcChangeRequestService::new(
+            service.clone(),
+            flags.clone(),
+            deployments.clone(),
+        ),
     )
     .max_decoding_message_size(max_message_bytes);
     let config = pb::config_service_server::ConfigServiceServer::new(

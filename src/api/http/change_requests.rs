@@ -178,6 +178,14 @@ async fn apply(
 ) -> Result<Response> {
     let id = id_of(&params);
     let actor = body.unwrap_or_default().actor(&caller)?;
-    let request = approvals::apply(&state.service, &state.flags, &caller, &id, &actor).await?;
+    let request = approvals::apply(
+        &state.service,
+        &state.flags,
+        &state.deployments,
+        &caller,
+        &id,
+        &actor,
+    )
+    .await?;
     Ok(Json(request).into_response())
 }

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::AppState;
+use super::configs::pending;
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, ConfigIdPath, OptionalApiJson};
 use crate::core::access::Caller;
@@ -19,6 +20,7 @@ use crate::core::deployments::transitions::Action;
 use crate::core::ids::{ConfigId, Environment};
 use crate::core::model::Metadata;
 use crate::core::ports::DeploymentQuery;
+use crate::core::service::Written;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -61,7 +63,11 @@ async fn create(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(deployment)).into_response())
+    Ok(match deployment {
+        Written::Done(deployment) => (StatusCode::CREATED, Json(deployment)).into_response(),
+        // A protected environment: 202 with the change request that starts it once approved.
+        Written::Pending(request) => pending(&request),
+    })
 }
 
 #[derive(Deserialize, Default)]

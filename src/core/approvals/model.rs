@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::core::deployments::strategy::Strategy;
 use crate::core::flags::FlagDefinition;
-use crate::core::ids::{ConfigId, FlagKey};
+use crate::core::ids::{ConfigId, Environment, FlagKey};
 use crate::core::model::ConfigDocument;
 use crate::core::versioned::DocumentKind;
 
@@ -112,6 +113,22 @@ pub enum ChangeOperation {
         target_version: u64,
     },
     Delete,
+    /// A deployment of `version` to `environment` (of a config): started once approved.
+    Deploy(Box<DeployProposal>),
+}
+
+/// What an approved deployment request starts: the strategy as it was when asked (what the
+/// approvers saw), the instances resolved when it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployProposal {
+    pub environment: Environment,
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy_name: Option<String>,
+    pub strategy: Strategy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Vec<String>>,
 }
 
 impl ChangeOperation {

@@ -213,6 +213,9 @@ impl ConfigService {
         let (base, target) = (request.base_version, request.operation.target_version());
         match (&request.subject, &request.operation) {
             (_, ChangeOperation::Delete) => Ok(Touched::Every),
+            (_, ChangeOperation::Deploy(deploy)) => {
+                Ok(Touched::Only(vec![deploy.environment.to_string()]))
+            }
             (Subject::Config(id), operation) => {
                 let base = match base {
                     0 => None,
@@ -452,6 +455,8 @@ impl ConfigService {
                 self.delete_applying(id, metadata, expected, applies)
                     .await?
             }
+            // Deployments start through `DeploymentService::apply_deploy`.
+            ChangeOperation::Deploy(_) => return Err(mismatched(request)),
         };
         written.done()
     }

@@ -13,13 +13,15 @@ use super::serving::Serving;
 use super::strategy::{Strategy, built_ins};
 use super::transitions::{Action, Instances, Move, act, advance};
 use crate::core::access::{Caller, Permission};
-use crate::core::configs::{ConfigService, now, page_limit};
+use crate::core::approvals::model::{ChangeOperation, DeployProposal, Subject};
+use crate::core::approvals::service::Applying;
+use crate::core::configs::{ConfigService, Written, now, page_limit};
 use crate::core::effective::valid_checksums;
 use crate::core::error::{Error, Result};
 use crate::core::events::kind;
-use crate::core::ids::{ConfigId, Environment, InstanceId, StrategyName};
+use crate::core::ids::{ConfigId, Environment, InstanceId, StrategyName, Touched};
 use crate::core::model::{AuditDraft, ConfigVersion, Metadata, Page};
-use crate::core::ports::{DeploymentQuery, DeploymentWrite, Documents, Store};
+use crate::core::ports::{AppliedRequest, DeploymentQuery, DeploymentWrite, Documents, Store};
 use crate::core::registry::model::Instance;
 use crate::core::validation::check_metadata;
 
@@ -48,6 +50,18 @@ pub struct ReleaseView {
     pub released_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_deployment: Option<Deployment>,
+}
+
+/// A deployment about to start, checked.
+struct Start {
+    config_id: ConfigId,
+    environment: Environment,
+    version: u64,
+    released: u64,
+    strategy_name: Option<String>,
+    strategy: Strategy,
+    instances: Option<Vec<String>>,
+    metadata: Metadata,
 }
 
 /// What `POST /api/v1/deployments` asks for.
@@ -111,8 +125,14 @@ impl DeploymentService {
         self.configs.serving()
     }
 
-    /// Starts a deployment (`pending`; the engine takes its first step at its next tick).
-    pub async fn create(&self, caller: &Caller, request: NewDeployment) -> Result<Deployment> {
+    /// Starts a deployment (`pending`; the engine takes its first step at its next tick), or,
+    /// to a protected environment, asks for approvals (a change request whose applying starts
+    /// it).
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        request: NewDeployment,
+    ) -> Result<Written<Deployment>> {
         let NewDeployment {
             config_id,
             environment,
@@ -134,23 +154,111 @@ impl DeploymentService {
             ));
         }
         self.configs.ensure_writable()?;
-        let latest = self.fresh_latest(&config_id).await?;
+        let (latest, released) = self.deployable(&config_id, &environment, version).await?;
+        let (strategy_name, strategy) = self.resolve(strategy).await?;
+        if let Some(listed) = &instances {
+            listed_instances(listed.clone())?;
+        }
+        let touched = Touched::Only(vec![environment.to_string()]);
+        if let Some((protected, required)) = self.configs.approvals_needed(&touched) {
+            let proposal = DeployProposal {
+                environment,
+                version,
+                strategy_name,
+                strategy,
+                instances,
+            };
+            let request = self
+                .configs
+                .request_change(
+                    Subject::Config(config_id),
+                    ChangeOperation::Deploy(Box::new(proposal)),
+                    latest.version,
+                    protected,
+                    required,
+                    &metadata,
+                )
+                .await?;
+            return Ok(Written::Pending(Box::new(request)));
+        }
+        let start = Start {
+            config_id,
+            environment,
+            version,
+            released,
+            strategy_name,
+            strategy,
+            instances,
+            metadata,
+        };
+        self.start(start, None).await.map(Written::Done)
+    }
+
+    /// Starts the deployment an approved change request proposes (`approvals::apply`); the
+    /// request is marked applied in the same transaction.
+    pub(crate) async fn apply_deploy(
+        &self,
+        caller: &Caller,
+        config: &ConfigId,
+        deploy: &DeployProposal,
+        applying: &Applying,
+    ) -> Result<Deployment> {
+        caller.require_environment(deploy.environment.as_str())?;
+        self.configs.ensure_writable()?;
+        let (_, released) = self
+            .deployable(config, &deploy.environment, deploy.version)
+            .await?;
+        let start = Start {
+            config_id: config.clone(),
+            environment: deploy.environment.clone(),
+            version: deploy.version,
+            released,
+            strategy_name: deploy.strategy_name.clone(),
+            strategy: deploy.strategy.clone(),
+            instances: deploy.instances.clone(),
+            metadata: applying.metadata.clone(),
+        };
+        self.start(start, Some(applying.applies.clone())).await
+    }
+
+    /// The config's latest version and the version released in `environment`, if `version`
+    /// can be deployed there (it exists and is not the released one).
+    async fn deployable(
+        &self,
+        config: &ConfigId,
+        environment: &Environment,
+        version: u64,
+    ) -> Result<(Arc<ConfigVersion>, u64)> {
+        let latest = self.fresh_latest(config).await?;
         if version == 0 || version > latest.version {
             return Err(Error::invalid(
                 "/version",
                 format!(
-                    "'{config_id}' has versions 1 to {}; version {version} does not exist",
+                    "'{config}' has versions 1 to {}; version {version} does not exist",
                     latest.version
                 ),
             ));
         }
-        let released = self.released(&latest, &environment).await?;
+        let released = self.released(&latest, environment).await?;
         if version == released {
             return Err(Error::Conflict {
                 message: format!("version {version} is already released in '{environment}'"),
             });
         }
-        let (strategy_name, strategy) = self.resolve(strategy).await?;
+        Ok((latest, released))
+    }
+
+    async fn start(&self, start: Start, applies: Option<AppliedRequest>) -> Result<Deployment> {
+        let Start {
+            config_id,
+            environment,
+            version,
+            released,
+            strategy_name,
+            strategy,
+            instances,
+            metadata,
+        } = start;
         let instances = match instances {
             Some(listed) => listed_instances(listed)?,
             None => self.reading_instances(&config_id, &environment).await?,
@@ -209,6 +317,7 @@ impl DeploymentService {
             kind: kind::DEPLOYMENT_CREATED,
             audit,
             at,
+            applies,
         })
         .await?;
         Ok(deployment)
@@ -447,6 +556,7 @@ impl DeploymentService {
             kind: kind::DEPLOYMENT_TRANSITIONED,
             audit,
             at,
+            applies: None,
         })
         .await?;
         Ok(next)

@@ -208,6 +208,12 @@ impl FlagService {
                 .map(|version| version.version)
             }
             ChangeOperation::Delete => self.delete(key, metadata, expected, applies).await?,
+            ChangeOperation::Deploy(_) => {
+                return Err(Error::internal(format!(
+                    "change request {} proposes a deployment of flag '{key}'",
+                    request.id
+                )));
+            }
         };
         written.done()
     }

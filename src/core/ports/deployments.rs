@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::Committed;
+use super::{AppliedRequest, Committed};
 use crate::core::deployments::model::{Deployment, LogEntry, Release};
 use crate::core::error::{Error, Result};
 use crate::core::events::ChangeKind;
@@ -25,6 +25,9 @@ pub struct DeploymentWrite {
     pub kind: ChangeKind,
     pub audit: AuditDraft,
     pub at: DateTime<Utc>,
+    /// The approved change request this write applies (marked applied in the same
+    /// transaction; refused when it is no longer approved).
+    pub applies: Option<AppliedRequest>,
 }
 
 /// Which deployments a listing returns, newest first.

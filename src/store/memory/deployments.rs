@@ -16,6 +16,7 @@ impl DeploymentStore for MemoryStore {
     async fn write_deployment(&self, write: DeploymentWrite) -> Result<Committed> {
         let mut state = self.state.lock();
         let deployment = &write.deployment;
+        state.check_applies(write.applies.as_ref())?;
         if write.expect_seq == 0 {
             if let Some(active) = state.deployments.values().find(|d| {
                 d.state.is_active()
@@ -63,7 +64,7 @@ impl DeploymentStore for MemoryStore {
             checksum: "",
             audit: &write.audit,
             at: write.at,
-            applies: None,
+            applies: write.applies.as_ref(),
         }))
     }
 

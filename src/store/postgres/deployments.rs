@@ -162,7 +162,7 @@ impl Operation for DeploymentWrite {
             checksum: String::new(),
             audit: &self.audit,
             at: self.at,
-            applies: None,
+            applies: self.applies.as_ref(),
         })
     }
 }

@@ -84,6 +84,7 @@ fn write(deployment: &Deployment, expect_seq: u64, release: Option<u64>) -> Depl
             on_behalf_of: None,
         },
         at: deployment.updated_at,
+        applies: None,
     }
 }
 
