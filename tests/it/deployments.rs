@@ -758,3 +758,187 @@ async fn a_deployment_to_a_protected_environment_starts_once_approved_and_applie
     until_state(&server, "guarded", &id, &ids, &[], "complete").await;
     assert_eq!(value_of(&served(&server, "guarded", "web-0").await), 2);
 }
+
+#[tokio::test]
+async fn the_deployment_service_runs_deployments_over_grpc_under_the_same_rules() {
+    use reqwest::Method;
+    use summit_config::api::grpc::pb;
+    use summit_config::api::grpc::pb::config_service_client::ConfigServiceClient;
+    use summit_config::api::grpc::pb::deployment_service_client::DeploymentServiceClient;
+    use tonic::Code;
+
+    use crate::grpc_access::{secured, token, with_token};
+
+    let (server, channel) = secured(|s| {
+        s.deployment_environments = "production,staging".into();
+        s.deployment_tick_ms = 50;
+    })
+    .await;
+    let mut deployments = DeploymentServiceClient::new(channel.clone());
+    let mut configs = ConfigServiceClient::new(channel);
+    let ops = token(&server, "ops", &["config-admin"], json!({})).await;
+    let reader = token(&server, "reader", &["config-reader"], json!({})).await;
+    let staging = token(
+        &server,
+        "staging-ops",
+        &["config-admin"],
+        json!({"environments": ["staging"]}),
+    )
+    .await;
+    for value in [1, 2] {
+        let (status, body) = crate::authorization::call(
+            &server,
+            &ops,
+            Method::PUT,
+            "/api/v1/configs/grpc-app",
+            Some(json!({"config": {"value": value}, "metadata": meta("ops", "v")})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let instances: Vec<String> = (0..10).map(|i| format!("g-{i}")).collect();
+    let create = |strategy_name: &str| pb::CreateDeploymentRequest {
+        config_id: "grpc-app".into(),
+        environment: ENV.into(),
+        version: 2,
+        strategy_name: strategy_name.into(),
+        strategy_json: String::new(),
+        instances: instances.clone(),
+        metadata: Some(pb::Metadata {
+            actor: "ops".into(),
+            message: Some("over grpc".into()),
+        }),
+    };
+    for refused in [&reader, &staging] {
+        let status = deployments
+            .create_deployment(with_token(create("canary"), Some(refused)))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    }
+    let status = deployments
+        .create_deployment(with_token(create(""), Some(&ops)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let created = deployments
+        .create_deployment(with_token(create("canary"), Some(&ops)))
+        .await
+        .expect("a config-admin deploys")
+        .into_inner();
+    assert_eq!((created.state.as_str(), created.version), ("pending", 2));
+    let again = deployments
+        .create_deployment(with_token(create("canary"), Some(&ops)))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    assert!(again.message().contains(&created.id), "{again:?}");
+    // The engine takes the first step: some instances are targeted.
+    let get = pb::GetDeploymentRequest {
+        id: created.id.clone(),
+    };
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let deploying = loop {
+        let found = deployments
+            .get_deployment(with_token(get.clone(), Some(&reader)))
+            .await
+            .unwrap()
+            .into_inner();
+        if found.state == "deploying" {
+            break found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{found:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let deployment: Value = serde_json::from_str(&deploying.deployment_json).unwrap();
+    let targets: Vec<String> = serde_json::from_value(deployment["targets"].clone()).unwrap();
+    let untargeted = instances.iter().find(|i| !targets.contains(i)).unwrap();
+    let effective = |instance: &str| pb::GetEffectiveConfigRequest {
+        config_id: "grpc-app".into(),
+        environment: ENV.into(),
+        instance_id: instance.into(),
+        ..Default::default()
+    };
+    let version = |effective: pb::EffectiveConfig| effective.version;
+    let target_sees = configs
+        .get_effective_config(with_token(effective(&targets[0]), Some(&reader)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(version(target_sees), 2);
+    let other_sees = configs
+        .get_effective_config(with_token(effective(untargeted), Some(&reader)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(version(other_sees), 1);
+    let act = |action: &str| pb::DeploymentActionRequest {
+        id: created.id.clone(),
+        action: action.into(),
+        metadata: Some(pb::Metadata {
+            actor: "ops".into(),
+            message: None,
+        }),
+    };
+    let refused = deployments
+        .act_on_deployment(with_token(act("abort"), Some(&reader)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let aborted = deployments
+        .act_on_deployment(with_token(act("abort"), Some(&ops)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(aborted.state, "aborted");
+    let back = configs
+        .get_effective_config(with_token(effective(&targets[0]), Some(&reader)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        version(back),
+        1,
+        "an abort serves the previous version again"
+    );
+    let log = deployments
+        .get_deployment_log(with_token(get.clone(), Some(&reader)))
+        .await
+        .unwrap()
+        .into_inner();
+    let states: Vec<String> = log
+        .entries_json
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<Value>(e).unwrap()["to"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(states, ["pending", "deploying", "aborted"]);
+    let listed = deployments
+        .list_deployments(with_token(
+            pb::ListDeploymentsRequest {
+                config_id: "grpc-app".into(),
+                ..Default::default()
+            },
+            Some(&reader),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.deployments.len(), 1);
+    let active = deployments
+        .list_deployments(with_token(
+            pb::ListDeploymentsRequest {
+                active_only: true,
+                ..Default::default()
+            },
+            Some(&reader),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(active.deployments.is_empty());
+}
