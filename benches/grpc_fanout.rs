@@ -447,6 +447,7 @@ async fn unary(addr: SocketAddr, opts: &Options) -> Unary {
                     format!("user-{n}"),
                 )),
                 resolve_secrets: false,
+                instance_id: String::new(),
             })
             .collect(),
     );

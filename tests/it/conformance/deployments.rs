@@ -197,7 +197,7 @@ pub async fn one_active_deployment_per_target_moved_only_from_the_seq_it_was_rea
             ..DeploymentQuery::default()
         })
         .await,
-        [second.id.clone()]
+        [second.id.as_str()]
     );
     assert_eq!(
         all(DeploymentQuery {
