@@ -1,5 +1,7 @@
 //! Applied state and drift: is each instance running a currently valid view of its config?
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
@@ -55,17 +57,21 @@ pub struct ConfigDrift {
     pub instances: Vec<InstanceDrift>,
 }
 
+/// Each report judged against the version its instance should run: `expected` says which
+/// (the latest, or where deployments are required the one served to that instance).
 pub fn assess(
     current: &ConfigVersion,
     reports: Vec<AppliedState>,
     stale_after: Duration,
     now: DateTime<Utc>,
+    expected: &dyn Fn(&AppliedState) -> Arc<ConfigVersion>,
 ) -> Result<ConfigDrift> {
     let mut summary = DriftSummary::default();
     let instances = reports
         .into_iter()
         .map(|report| {
-            let valid = valid_checksums(current, &report.environment, now)?;
+            let should_run = expected(&report);
+            let valid = valid_checksums(&should_run, &report.environment, now)?;
             let status = if now - report.reported_at > stale_after {
                 summary.stale += 1;
                 DriftStatus::Stale

@@ -263,6 +263,13 @@ async fn an_unhealthy_canary_rolls_back_and_watchers_see_exactly_their_versions(
     // Targeted instances run version 2, the others version 1.
     assert_eq!(value_of(&served(&server, "checkout", &targets[0]).await), 2);
     assert_eq!(value_of(&served(&server, "checkout", &outside).await), 1);
+    // Drift judges each instance against the version it is served: all in sync, the targets
+    // on version 2 and the others on version 1.
+    let (_, drift) = server
+        .get_json(&format!("/api/v1/configs/checkout/drift?environment={ENV}"))
+        .await;
+    assert_eq!(drift["summary"]["inSync"], 10, "{drift}");
+    assert_eq!(drift["summary"]["drifted"], 0, "{drift}");
     let mut targeted = watch(
         &server,
         &format!(

@@ -4,6 +4,7 @@ use super::{ConfigService, now};
 use crate::core::access::{Caller, Permission};
 use crate::core::ports::Documents;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use crate::core::drift::{ConfigDrift, DriftSummary, assess};
 use crate::core::effective::valid_checksums;
 use crate::core::error::{Error, Result};
 use crate::core::ids::{ConfigId, Environment};
-use crate::core::model::AppliedState;
+use crate::core::model::{AppliedState, ConfigVersion};
 
 /// How many versions before the live one a checksum-only report is looked up in.
 const APPLIED_LOOKBACK: u32 = 20;
@@ -35,6 +36,23 @@ pub struct DriftReport {
 }
 
 impl ConfigService {
+    /// The version a reporting instance should run: the latest, or where deployments are
+    /// required the one served to it.
+    fn expected_of<'a>(
+        &'a self,
+        latest: &'a Arc<ConfigVersion>,
+    ) -> impl Fn(&AppliedState) -> Arc<ConfigVersion> + 'a {
+        move |report| {
+            // A registry heartbeat reports as `service/instance`; deployments target instances.
+            let instance = report
+                .instance_id
+                .rsplit_once('/')
+                .map_or(report.instance_id.as_str(), |(_, id)| id);
+            self.serving
+                .served(latest, Some(&report.environment), Some(instance))
+        }
+    }
+
     pub async fn record_applied(
         &self,
         caller: &Caller,
@@ -70,7 +88,14 @@ impl ConfigService {
             reported_at: now(),
         };
         self.store.record_applied(state.clone()).await?;
-        assess(&current, vec![state], self.settings.stale_after, Utc::now())
+        let expected = self.expected_of(&current);
+        assess(
+            &current,
+            vec![state],
+            self.settings.stale_after,
+            Utc::now(),
+            &expected,
+        )
     }
 
     /// Whether `caller` may report applied state of config `id` in `environment`, and the config
@@ -154,7 +179,14 @@ impl ConfigService {
             .into_iter()
             .filter(|r| environment.is_none_or(|e| r.environment == e.as_str()))
             .collect();
-        assess(&current, reports, self.settings.stale_after, Utc::now())
+        let expected = self.expected_of(&current);
+        assess(
+            &current,
+            reports,
+            self.settings.stale_after,
+            Utc::now(),
+            &expected,
+        )
     }
 
     pub async fn drift_report(&self, caller: &Caller) -> Result<DriftReport> {
@@ -173,7 +205,14 @@ impl ConfigService {
             let Some(head) = self.store.configs().head(&id).await?.filter(|h| !h.deleted) else {
                 continue;
             };
-            let drift = assess(&head.latest, reports, self.settings.stale_after, Utc::now())?;
+            let expected = self.expected_of(&head.latest);
+            let drift = assess(
+                &head.latest,
+                reports,
+                self.settings.stale_after,
+                Utc::now(),
+                &expected,
+            )?;
             summary.in_sync += drift.summary.in_sync;
             summary.drifted += drift.summary.drifted;
             summary.stale += drift.summary.stale;
