@@ -7,16 +7,23 @@
 //!      checksum it got); once the deployment bakes, one targeted instance reports `critical`.
 //!      The figure is the time from that heartbeat to each targeted instance's watch delivering
 //!      the previous version (p50, p99, last), over several rounds;
+//!      On SQLite (one node), and on two replicas sharing one PostgreSQL database (fsync on) with
+//!      the watches on the replica that did not receive the heartbeat;
 //!   2. effective reads during a deployment against reads without one, in alternating rounds of
 //!      one run (closed loop, every read naming its instance): the reads of the config being
 //!      deployed (a canary baking) against those of a config of the same size with none, with
-//!      the server's CPU per read beside each (the load generator shares the machine).
+//!      the server's CPU per read beside each (the load generator shares the machine). SQLite.
 //!
-//! `cargo bench --bench deployments` (about a minute; options `-- --instances 1000 --rounds 3
+//! `cargo bench --bench deployments` (about two minutes; options `-- --instances 1000 --rounds 3
 //! --seconds 10 --connections 64`). Not a test: it asserts nothing about speed and prints a
-//! Markdown table for docs/performance.md.
+//! Markdown table for docs/performance.md. Without PostgreSQL server binaries the PostgreSQL row
+//! is skipped.
 
 mod support;
+
+#[allow(dead_code)]
+#[path = "../tests/it/common/postgres.rs"]
+mod postgres;
 
 use support::{
     Server, config_body, connect, free_port, max_throughput, ms, percentile, send, wait_until_up,
@@ -51,6 +58,9 @@ fn main() {
         seconds: support::arg("--seconds", 10),
         connections: support::arg("--connections", 64) as usize,
     };
+    // The harness panics without PostgreSQL when CI is set; a benchmark skips instead.
+    // SAFETY: no other thread exists yet.
+    unsafe { std::env::remove_var("CI") };
     support::runtime().block_on(run(opts));
 }
 
@@ -166,11 +176,7 @@ async fn watch(addr: SocketAddr, id: String, arrivals: Arrivals) {
 }
 
 /// One rollback round: (targeted instances, delivery delays of the previous version sorted).
-async fn rollback_round(
-    addr: SocketAddr,
-    ids: &[String],
-    arrivals: &Arrivals,
-) -> (usize, Vec<Duration>) {
+async fn rollback_round(addr: SocketAddr, arrivals: &Arrivals) -> (usize, Vec<Duration>) {
     let strategy = json!({"rollout": {"type": "canary", "steps": [{"percent": 10, "bakeSecs": 3600}]},
                           "gate": {"applyTimeoutSecs": 120}});
     let (status, started) = call(
@@ -254,7 +260,6 @@ async fn rollback_round(
     .await;
     report(addr, "app", &targets, "passing").await;
     until_state(addr, &id, "rolled_back").await;
-    let _ = ids;
     (targets.len(), delays)
 }
 
@@ -281,18 +286,14 @@ async fn reads(
     (rate, 1e6 * cpu / requests)
 }
 
-async fn run(opts: Options) {
-    let dir = tempfile::tempdir().unwrap();
+fn spawn(database_url: &str) -> (Server, SocketAddr) {
     let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let summit = Server(
+    let server = Server(
         Command::new(env!("CARGO_BIN_EXE_summit-config"))
             .env("SUMMIT_HTTP_ADDR", addr.to_string())
             .env("SUMMIT_NO_AUTH", "true")
             .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
-            .env(
-                "SUMMIT_DATABASE_URL",
-                format!("sqlite://{}/bench.db", dir.path().display()),
-            )
+            .env("SUMMIT_DATABASE_URL", database_url)
             .env("SUMMIT_DEPLOYMENT_ENVIRONMENTS", "production")
             .env("SUMMIT_MAX_WATCHERS", "20000")
             .env("SUMMIT_LOG", "warn")
@@ -300,12 +301,16 @@ async fn run(opts: Options) {
             .spawn()
             .expect("start summit-config"),
     );
-    let pid = summit.0.id();
-    wait_until_up(addr).await;
+    (server, addr)
+}
+
+/// Two configs (`app`, `calm`) with version 1 released and version 2 written; the fleet
+/// registered through `api` and reading `app` as itself; a watch per instance on `watch_at`.
+async fn prepare(api: SocketAddr, watch_at: SocketAddr, opts: &Options) -> (Vec<String>, Arrivals) {
     let ids: Vec<String> = (0..opts.instances).map(instance).collect();
     for config in ["app", "calm"] {
         let (status, body) = call(
-            addr,
+            api,
             "PUT",
             &format!("/api/v1/configs/{config}"),
             config_body(1, 0),
@@ -315,7 +320,7 @@ async fn run(opts: Options) {
     }
     for id in &ids {
         let (status, body) = call(
-            addr,
+            api,
             "POST",
             "/api/v1/registry/register",
             json!({"serviceName": SERVICE, "instanceId": id, "environment": "production",
@@ -324,11 +329,11 @@ async fn run(opts: Options) {
         .await;
         assert_eq!(status, 201, "{body}");
     }
-    report(addr, "app", &ids, "passing").await;
+    report(api, "app", &ids, "passing").await;
     // Version 2 of both: served nowhere in production until deployed.
     for config in ["app", "calm"] {
         let (status, body) = call(
-            addr,
+            api,
             "PUT",
             &format!("/api/v1/configs/{config}"),
             config_body(1, 1),
@@ -336,17 +341,51 @@ async fn run(opts: Options) {
         .await;
         assert_eq!(status, 201, "{body}");
     }
+    // The watching replica knows version 2 is not released before its watches start.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let arrivals: Arrivals = Arc::default();
     for id in &ids {
-        watch(addr, id.clone(), arrivals.clone()).await;
+        watch(watch_at, id.clone(), arrivals.clone()).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    (ids, arrivals)
+}
 
-    let mut rollbacks = Vec::new();
+async fn rollbacks(
+    api: SocketAddr,
+    arrivals: &Arrivals,
+    opts: &Options,
+) -> Vec<(usize, Vec<Duration>)> {
+    let mut rounds = Vec::new();
     for _ in 0..opts.rounds {
-        rollbacks.push(rollback_round(addr, &ids, &arrivals).await);
+        rounds.push(rollback_round(api, arrivals).await);
     }
-    rollbacks.sort_by_key(|(_, delays)| *delays.last().unwrap());
+    rounds.sort_by_key(|(_, delays)| *delays.last().unwrap());
+    rounds
+}
+
+fn rollback_row(setup: &str, rounds: &[(usize, Vec<Duration>)]) {
+    let (targeted, delays) = &rounds[rounds.len() / 2];
+    let mut all: Vec<Duration> = rounds.iter().flat_map(|(_, d)| d.iter().copied()).collect();
+    all.sort();
+    println!(
+        "| {setup}: unhealthy report → every targeted instance's watch delivers the previous version ({targeted} targeted; median of {} rounds) | p50 {}, p99 {}, last {}; over all rounds p99 {}, worst {} |",
+        rounds.len(),
+        ms(percentile(delays, 0.5)),
+        ms(percentile(delays, 0.99)),
+        ms(*delays.last().unwrap()),
+        ms(percentile(&all, 0.99)),
+        ms(*all.last().unwrap()),
+    );
+}
+
+async fn run(opts: Options) {
+    let dir = tempfile::tempdir().unwrap();
+    let (summit, addr) = spawn(&format!("sqlite://{}/bench.db", dir.path().display()));
+    let pid = summit.0.id();
+    wait_until_up(addr).await;
+    let (ids, arrivals) = prepare(addr, addr, &opts).await;
+    let sqlite_rollbacks = rollbacks(addr, &arrivals, &opts).await;
 
     // Reads: a canary of `app` baking; `calm` has none.
     let (status, started) = call(addr, "POST", "/api/v1/deployments",
@@ -369,30 +408,39 @@ async fn run(opts: Options) {
         rounds.push((deploying.0 / calm.0, calm, deploying));
     }
     rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    drop(summit);
+
+    let postgres_rollbacks = match postgres::PgCluster::dedicated().await {
+        Some(cluster) => {
+            let url = cluster.new_database().await;
+            support::fsync_on(&url).await;
+            let (a, a_addr) = spawn(&url);
+            wait_until_up(a_addr).await;
+            let (b, b_addr) = spawn(&url);
+            wait_until_up(b_addr).await;
+            let (_, arrivals) = prepare(a_addr, b_addr, &opts).await;
+            let measured = rollbacks(a_addr, &arrivals, &opts).await;
+            drop((a, b));
+            Some(measured)
+        }
+        None => {
+            eprintln!("deployments: no PostgreSQL server binaries; the PostgreSQL row is skipped");
+            None
+        }
+    };
 
     println!(
         "\n### deployments ({} instances, each watching as itself; engine tick 1 s)\n",
         opts.instances
     );
     println!("| measure | figure |\n|---|---|");
-    let (targeted, delays) = &rollbacks[rollbacks.len() / 2];
-    let all: Vec<Duration> = {
-        let mut all: Vec<Duration> = rollbacks
-            .iter()
-            .flat_map(|(_, d)| d.iter().copied())
-            .collect();
-        all.sort();
-        all
-    };
-    println!(
-        "| unhealthy report → every targeted instance's watch delivers the previous version ({targeted} targeted; median of {} rounds) | p50 {}, p99 {}, last {}; over all rounds p99 {}, worst {} |",
-        rollbacks.len(),
-        ms(percentile(delays, 0.5)),
-        ms(percentile(delays, 0.99)),
-        ms(*delays.last().unwrap()),
-        ms(percentile(&all, 0.99)),
-        ms(*all.last().unwrap()),
-    );
+    rollback_row("SQLite, one node", &sqlite_rollbacks);
+    if let Some(measured) = &postgres_rollbacks {
+        rollback_row(
+            "PostgreSQL, two replicas (heartbeat to one, watches on the other)",
+            measured,
+        );
+    }
     let (median, (calm_rps, calm_cpu), (dep_rps, dep_cpu)) = rounds[ROUNDS / 2];
     println!(
         "| effective reads during a deployment (canary baking), {} conns | **{:.1}%** of reads of a config without one (median of {ROUNDS} rounds; range {:.1}–{:.1}%); median round: {dep_rps:.0} req/s at {dep_cpu:.0} µs server CPU/read, without: {calm_rps:.0} req/s at {calm_cpu:.0} µs |",

@@ -493,6 +493,16 @@ async fn actions_conflicts_and_bad_input() {
     )
     .await;
     bad(with("instances", json!(["bad id!"])), "/instances/0").await;
+    bad(with("instances", json!([])), "/instances").await;
+    // An inline strategy's shape errors name the field inside it.
+    bad(
+        with(
+            "strategy",
+            json!({"rollout": {"type": "direct"}, "finalBakeSecs": "soon"}),
+        ),
+        "/strategy/finalBakeSecs",
+    )
+    .await;
     let (_, none) = server.get_json("/api/v1/deployments?configId=api").await;
     assert_eq!(none["items"], json!([]), "bad input changes nothing");
     // Version 1 is released already.
@@ -544,6 +554,24 @@ async fn actions_conflicts_and_bad_input() {
         .post_json(&format!("/api/v1/deployments/{id}/explode"), &json!({}))
         .await;
     assert_eq!(status, 400, "{problem}");
+    // Not while a later deployment is active (it would pull the release from under it).
+    let later = deploy(&server, "api", 3, slow.clone()).await;
+    let (status, problem) = act("rollback").await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem.to_string().contains(later["id"].as_str().unwrap()),
+        "{problem}"
+    );
+    let (status, _) = server
+        .post_json(
+            &format!(
+                "/api/v1/deployments/{}/abort",
+                later["id"].as_str().unwrap()
+            ),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
     // Manual rollback after completion: version 1 is released again.
     let mut watcher = watch(
         &server,
@@ -948,4 +976,94 @@ async fn the_deployment_service_runs_deployments_over_grpc_under_the_same_rules(
         .unwrap()
         .into_inner();
     assert!(active.deployments.is_empty());
+}
+
+#[tokio::test]
+async fn an_automatic_rollback_reaches_watchers_on_every_postgresql_replica() {
+    let Some(url) = crate::common::postgres::test_database_url().await else {
+        return;
+    };
+    let replica = |url: String| {
+        TestServer::spawn_with(move |s| {
+            s.database_url = url;
+            s.deployment_environments = "production".into();
+            s.deployment_tick_ms = 50;
+        })
+    };
+    let first = replica(url.clone()).await;
+    let second = replica(url).await;
+    let ids = fleet(6);
+    register_fleet(&first, &ids).await;
+    put(&first, "both", 1).await;
+    report(&first, "both", &ids, &[]).await;
+    put(&first, "both", 2).await;
+    let started = deploy(
+        &second,
+        "both",
+        2,
+        json!({"rollout": {"type": "canary", "steps": [{"percent": 30, "bakeSecs": 3600}]},
+               "gate": {"applyTimeoutSecs": 20}}),
+    )
+    .await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    let baking = until_state(&first, "both", &id, &ids, &[], "baking").await;
+    let targets: Vec<String> = serde_json::from_value(baking["targets"].clone()).unwrap();
+    let query = format!("?configId=both&environment={ENV}&instanceId={}", targets[0]);
+    // Both replicas serve it version 2 (the follower may still be catching up on one).
+    for server in [&first, &second] {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while value_of(&served(server, "both", &targets[0]).await) != 2 {
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let mut on_first = watch(&first, &query, None).await;
+    let mut on_second = watch(&second, &query, None).await;
+    // The unhealthy report lands on one replica; whichever holds the lease rolls back, and
+    // the watch on each replica delivers version 1.
+    let path = format!(
+        "/api/v1/registry/services/{SERVICE}/instances/{}/heartbeat",
+        targets[0]
+    );
+    let (status, _) = second.put_json(&path, &json!({"status": "critical"})).await;
+    assert_eq!(status, 200);
+    for events in [&mut on_first, &mut on_second] {
+        let back = events.next_change().await;
+        assert_eq!(
+            (back["kind"].clone(), back["version"].clone()),
+            (json!("config.updated"), json!(1)),
+            "{back}"
+        );
+    }
+    for server in [&first, &second] {
+        assert_eq!(value_of(&served(server, "both", &targets[0]).await), 1);
+    }
+}
+
+#[tokio::test]
+async fn deleting_the_config_stops_its_deployment() {
+    let server = server().await;
+    put(&server, "doomed", 1).await;
+    put(&server, "doomed", 2).await;
+    let (status, started) = server
+        .post_json(
+            "/api/v1/deployments",
+            &json!({"configId": "doomed", "environment": ENV, "version": 2,
+                    "instances": ["ghost-1"], "strategy": "canary",
+                    "metadata": meta("ops", "go")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap();
+    let (status, _) = server
+        .delete_json(
+            "/api/v1/configs/doomed",
+            &json!({"metadata": meta("ops", "gone")}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let stopped = until_state(&server, "doomed", id, &[], &[], "aborted").await;
+    assert_eq!(stopped["reason"], "the config was deleted", "{stopped}");
+    let entries = log(&server, id).await;
+    assert_eq!(entries.last().unwrap()["triggeredBy"], "internal");
 }

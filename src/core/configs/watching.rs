@@ -36,7 +36,13 @@ impl ConfigService {
                 ),
             })?;
         let instance = filter.instance_id.clone().zip(filter.environment.clone());
-        let config_ids = filter.config_ids.clone();
+        // A resuming stream starts knowing nothing of what the instance runs: the first change
+        // it replays for a config says what it is served now.
+        let config_ids = if from_revision.is_none() {
+            filter.config_ids.clone()
+        } else {
+            Vec::new()
+        };
         let stream = watch(
             Storage {
                 store: self.store.clone(),
@@ -112,6 +118,10 @@ impl ConfigService {
                 }
                 if event.kind != kind::CONFIG_UPDATED && !event.kind.is_deployment() {
                     return Some(Ok(event));
+                }
+                if event.kind.is_deployment() {
+                    // The change log may show the change before what is served reflects it.
+                    serving.applied_up_to(event.revision).await;
                 }
                 let id = match ConfigId::parse(&event.config_id) {
                     Ok(id) => id,

@@ -165,8 +165,17 @@ impl ConfigService {
                 .await
                 .map(|request| Written::Pending(Box::new(request)));
         }
-        // Where deployments are required, the version live now stays the one served.
-        self.serving.before_write(id, live).await?;
+        // Where deployments are required, the version live now stays the one served. A
+        // replica's cache may not know the config yet: "nothing live" is asked of the database.
+        let live_now = if live == 0 && self.store.shared_by_replicas() {
+            self.cache
+                .fresh_head(id)
+                .await?
+                .map_or(0, |head| head.live_version())
+        } else {
+            live
+        };
+        self.serving.before_write(id, live_now).await?;
         let new_version = NewVersion {
             id: id.clone(),
             checksum: doc.checksum()?,

@@ -89,11 +89,37 @@ pub enum Trigger {
 }
 
 /// The strategy a deployment was asked for: a name (built-in or stored) or one given inline.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StrategyRef {
     Name(String),
     Inline(Box<Strategy>),
+}
+
+impl<'de> Deserialize<'de> for StrategyRef {
+    /// A string or an object, the object read in place (so an error inside it names its field).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = StrategyRef;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a strategy's name or a strategy object")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<StrategyRef, E> {
+                Ok(StrategyRef::Name(name.to_owned()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<StrategyRef, A::Error> {
+                Strategy::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|strategy| StrategyRef::Inline(Box::new(strategy)))
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
 }
 
 /// A deployment as stored and shown.
@@ -132,6 +158,10 @@ pub struct Deployment {
     pub bake_until: Option<DateTime<Utc>>,
     /// Consecutive failed gate evaluations.
     pub failures: u32,
+    /// When the last one was counted (failures are counted at most every
+    /// `transitions::FAILURE_SPACING_SECS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_at: Option<DateTime<Utc>>,
     /// Of a paused deployment: the state `resume` returns to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_from: Option<State>,

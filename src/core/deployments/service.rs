@@ -11,7 +11,7 @@ use super::gate::Observation;
 use super::model::{Deployment, LogEntry, State, StrategyRef, Trigger};
 use super::serving::Serving;
 use super::strategy::{Strategy, built_ins};
-use super::transitions::{Action, Instances, Move, act, advance};
+use super::transitions::{Action, Instances, Move, abandon, act, advance};
 use crate::core::access::{Caller, Permission};
 use crate::core::approvals::model::{ChangeOperation, DeployProposal, Subject};
 use crate::core::approvals::service::Applying;
@@ -263,6 +263,15 @@ impl DeploymentService {
             Some(listed) => listed_instances(listed)?,
             None => self.reading_instances(&config_id, &environment).await?,
         };
+        if instances.is_empty() {
+            return Err(Error::invalid(
+                "/instances",
+                format!(
+                    "no instance to deploy to: list them, or let instances of '{environment}' \
+                     register and report the config in their heartbeats' applied map"
+                ),
+            ));
+        }
         let at = now();
         let deployment = Deployment {
             id: uuid::Uuid::new_v4().to_string(),
@@ -281,6 +290,7 @@ impl DeploymentService {
             step_started_at: at,
             bake_until: None,
             failures: 0,
+            last_failure_at: None,
             paused_from: None,
             reason: None,
             created_by: metadata.actor.clone(),
@@ -414,6 +424,9 @@ impl DeploymentService {
             Err(Error::NotFound { .. }) => 0,
             Err(error) => return Err(error),
         };
+        if action == Action::Rollback {
+            self.check_rollback(&deployment).await?;
+        }
         let mut step = act(&deployment, action, released, now())?;
         step.reason = metadata.message.clone().or(step.reason);
         self.apply(
@@ -465,10 +478,7 @@ impl DeploymentService {
         let config = &deployment.config_id;
         let live = matches!(self.store.configs().head(config).await?, Some(h) if !h.deleted);
         let step = if !live {
-            let mut step = act(deployment, Action::Abort, 0, at)?;
-            step.trigger = Trigger::Internal;
-            step.reason = Some("the config was deleted".into());
-            step
+            abandon(deployment, "the config was deleted")
         } else {
             let deployed = self.version(config, deployment.version).await?;
             let previous = self.version(config, deployment.previous_version).await?;
@@ -481,6 +491,35 @@ impl DeploymentService {
         self.apply(deployment, step, "deployment-engine", None)
             .await?;
         Ok(true)
+    }
+
+    /// A completed deployment's rollback releases the previous version again: not under a
+    /// later deployment, and not in a protected environment (where releasing needs approvals:
+    /// deploy the previous version instead).
+    async fn check_rollback(&self, deployment: &Deployment) -> Result<()> {
+        let touched = Touched::Only(vec![deployment.environment.to_string()]);
+        if self.configs.approvals_needed(&touched).is_some() {
+            return Err(Error::Conflict {
+                message: format!(
+                    "'{}' is protected: deploy version {} again instead (that asks for approvals)",
+                    deployment.environment, deployment.previous_version
+                ),
+            });
+        }
+        let active = self
+            .store
+            .deployments(&DeploymentQuery {
+                config_id: Some(deployment.config_id.clone()),
+                environment: Some(deployment.environment.clone()),
+                active_only: true,
+                limit: 1,
+                ..DeploymentQuery::default()
+            })
+            .await?;
+        if let Some(active) = active.first() {
+            return Err(deployment_active_now(deployment, &active.id));
+        }
+        Ok(())
     }
 
     /// The config's latest version as the database has it (a replica's cache may lag).
@@ -570,10 +609,18 @@ impl DeploymentService {
         self.configs
             .commit(async move {
                 let committed = store.write_deployment(write).await?;
-                if let Err(error) = serving.refresh(&config).await {
-                    // The follower (replicas) or the next change refreshes it.
-                    tracing::warn!(%error, config = %config, "cannot refresh what is served");
+                // What is served changes before the change is published; a failed read is
+                // tried again (the follower, on replicas, or the next change would repair it).
+                for attempt in 1..=3 {
+                    match serving.refresh(&config).await {
+                        Ok(()) => break,
+                        Err(error) => {
+                            tracing::warn!(%error, config = %config, attempt, "cannot refresh what is served");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                    }
                 }
+                serving.mark_applied(committed.event.revision);
                 Ok(committed)
             })
             .await?;
@@ -651,6 +698,14 @@ impl DeploymentService {
         }
         Ok(ids)
     }
+}
+
+fn deployment_active_now(deployment: &Deployment, active: &str) -> Error {
+    crate::core::ports::deployments::deployment_active(
+        &deployment.config_id,
+        &deployment.environment,
+        active,
+    )
 }
 
 fn listed_instances(listed: Vec<String>) -> Result<Vec<String>> {

@@ -44,7 +44,14 @@ pub struct Serving {
     configs: RwLock<HashMap<ConfigId, Arc<ConfigServing>>>,
     /// One refresh at a time, so an older read never overwrites a newer one.
     refreshing: tokio::sync::Mutex<()>,
+    /// The highest revision of a deployment change reflected here: an instance's watch stream
+    /// waits for it before it judges such a change (the change log may show it first).
+    applied: tokio::sync::watch::Sender<u64>,
 }
+
+/// How long an instance's stream waits for a deployment change to be reflected here before it
+/// judges the change anyway (a failed refresh is retried by the next change).
+const APPLIED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Serving {
     pub fn new(store: Arc<dyn Store>, environments: Vec<Environment>) -> Self {
@@ -53,7 +60,25 @@ impl Serving {
             environments,
             configs: RwLock::new(HashMap::new()),
             refreshing: tokio::sync::Mutex::new(()),
+            applied: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Every deployment change up to `revision` is reflected in what is served.
+    pub fn mark_applied(&self, revision: u64) {
+        self.applied.send_if_modified(|applied| {
+            let newer = revision > *applied;
+            if newer {
+                *applied = revision;
+            }
+            newer
+        });
+    }
+
+    /// Waits (boundedly) until the deployment change at `revision` is reflected here.
+    pub async fn applied_up_to(&self, revision: u64) {
+        let mut applied = self.applied.subscribe();
+        let _ = tokio::time::timeout(APPLIED_WAIT, applied.wait_for(|a| *a >= revision)).await;
     }
 
     /// The environments that require deployments.
@@ -129,8 +154,9 @@ impl Serving {
             || event.kind == kind::CONFIG_UPDATED
             || event.kind == kind::CONFIG_DELETED
         {
-            return self.refresh(&ConfigId::parse(&event.config_id)?).await;
+            self.refresh(&ConfigId::parse(&event.config_id)?).await?;
         }
+        self.mark_applied(event.revision);
         Ok(())
     }
 
@@ -166,7 +192,8 @@ impl Serving {
     /// Reads the config's releases and active deployments again.
     pub async fn refresh(&self, config: &ConfigId) -> Result<()> {
         let _one = self.refreshing.lock().await;
-        let releases: Vec<Release> = self.store.releases(Some(config)).await?;
+        // Deployments before releases: a deployment completing between the two reads is then
+        // seen released, never with its targets back on the old release.
         let active = self
             .store
             .deployments(&DeploymentQuery {
@@ -176,6 +203,7 @@ impl Serving {
                 ..DeploymentQuery::default()
             })
             .await?;
+        let releases: Vec<Release> = self.store.releases(Some(config)).await?;
         let previous = self.configs.read().get(config).cloned();
         let mut loaded: HashMap<u64, Arc<ConfigVersion>> = HashMap::new();
         if let Some(previous) = &previous {

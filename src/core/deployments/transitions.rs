@@ -105,13 +105,31 @@ fn to_step(deployment: &Deployment, step: u32, batches: u32, now: DateTime<Utc>)
     next.step_started_at = now;
     next.bake_until = None;
     next.failures = 0;
+    next.last_failure_at = None;
     next.paused_from = None;
     next.reason = None;
     next
 }
 
-/// A failed gate: counted, and once `failureLimit` consecutive evaluations failed, rolled back.
-fn failed(deployment: &Deployment, measured: Measured, reason: String, now: DateTime<Utc>) -> Move {
+/// Failed gate evaluations are counted at most this often: `failureLimit` consecutive failures
+/// span at least `(failureLimit - 1) ×` this, however fast the engine ticks.
+pub const FAILURE_SPACING_SECS: i64 = 5;
+
+/// A failed gate: counted (at most every `FAILURE_SPACING_SECS`), and once `failureLimit`
+/// consecutive evaluations failed, rolled back.
+fn failed(
+    deployment: &Deployment,
+    measured: Measured,
+    reason: String,
+    now: DateTime<Utc>,
+) -> Option<Move> {
+    if deployment.failures > 0
+        && deployment
+            .last_failure_at
+            .is_some_and(|last| now - last < Duration::seconds(FAILURE_SPACING_SECS))
+    {
+        return None;
+    }
     let failures = deployment.failures + 1;
     let limit = deployment.strategy.gate.failure_limit.max(1);
     let mut step = if failures >= limit {
@@ -122,10 +140,11 @@ fn failed(deployment: &Deployment, measured: Measured, reason: String, now: Date
         moved(deployment, deployment.state, Trigger::Health)
     };
     step.next.failures = failures;
+    step.next.last_failure_at = Some(now);
     step.next.reason = Some(format!("gate failed ({failures} of {limit}): {reason}"));
     step.reason = step.next.reason.clone();
     step.measured = Some(measured);
-    step
+    Some(step)
 }
 
 /// A step without data: paused or rolled back, as the strategy says; never passed.
@@ -182,12 +201,13 @@ pub fn advance(
                     let mut next = moved(deployment, state, Trigger::Health);
                     next.next.bake_until = bake_until;
                     next.next.failures = 0;
+                    next.next.last_failure_at = None;
                     next.next.reason = None;
                     next.measured = Some(measured);
                     Some(next)
                 }
                 Verdict::Wait(_) => None,
-                Verdict::Fail(measured, reason) => Some(failed(deployment, measured, reason, now)),
+                Verdict::Fail(measured, reason) => failed(deployment, measured, reason, now),
                 Verdict::NoData(measured, reason) => {
                     Some(no_data(deployment, measured, reason, now))
                 }
@@ -198,11 +218,12 @@ pub fn advance(
             let seen = instances.observe(&deployment.targets, false);
             match evaluate(gate, &seen, elapsed) {
                 Verdict::Fail(measured, reason) => {
-                    return Some(failed(deployment, measured, reason, now));
+                    return failed(deployment, measured, reason, now);
                 }
                 Verdict::Pass(measured) if deployment.failures > 0 => {
                     let mut next = moved(deployment, deployment.state, Trigger::Health);
                     next.next.failures = 0;
+                    next.next.last_failure_at = None;
                     next.next.reason = None;
                     next.reason = Some("the gate passes again".into());
                     next.measured = Some(measured);
@@ -260,6 +281,15 @@ pub fn advance(
     }
 }
 
+/// Its config was deleted: the deployment stops (`aborted`) whatever its state.
+pub fn abandon(deployment: &Deployment, reason: &str) -> Move {
+    let mut step = moved(deployment, State::Aborted, Trigger::Internal);
+    step.next.bake_until = None;
+    step.next.reason = Some(reason.to_owned());
+    step.reason = Some(reason.to_owned());
+    step
+}
+
 fn refuse(deployment: &Deployment, action: Action) -> Error {
     Error::Conflict {
         message: format!(
@@ -303,6 +333,7 @@ pub fn act(
             // The apply timeout starts again; a bake that ended meanwhile ends at the next tick.
             next.next.step_started_at = now;
             next.next.failures = 0;
+            next.next.last_failure_at = None;
             Ok(next)
         }
         Action::Promote => {
@@ -412,6 +443,7 @@ mod tests {
             step_started_at: at,
             bake_until: None,
             failures: 0,
+            last_failure_at: None,
             paused_from: None,
             reason: None,
             metadata: Metadata {
@@ -483,7 +515,10 @@ mod tests {
         assert!(once.measured.as_ref().unwrap().unhealthy_ratio > 0.0);
         let recovered = advance(&once.next, Utc::now(), &GOOD).unwrap().next;
         assert_eq!((recovered.state, recovered.failures), (State::FinalBake, 0));
-        let twice = advance(&once.next, Utc::now(), &sick).unwrap();
+        // The next failure counts only `FAILURE_SPACING_SECS` later.
+        assert_eq!(advance(&once.next, Utc::now(), &sick), None);
+        let later = Utc::now() + Duration::seconds(FAILURE_SPACING_SECS);
+        let twice = advance(&once.next, later, &sick).unwrap();
         assert_eq!(twice.next.state, State::RollingBack);
         assert_eq!(twice.trigger, Trigger::Health);
         // Rolled back once the instances report the previous version.

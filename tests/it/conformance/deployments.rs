@@ -41,6 +41,7 @@ fn deployment(id: u8, config_id: &str, environment: &str) -> Deployment {
         step_started_at: at,
         bake_until: None,
         failures: 0,
+        last_failure_at: None,
         paused_from: None,
         reason: None,
         metadata: Metadata {
