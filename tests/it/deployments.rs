@@ -132,6 +132,19 @@ async fn until_state(
     }
 }
 
+/// Polls until `instance` is served `version`: what is served follows a transition read back
+/// through the API within moments (it is refreshed right after the commit).
+async fn until_served(server: &TestServer, config: &str, instance: &str, version: u64) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while value_of(&served(server, config, instance).await) != version {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{instance} never served version {version} of {config}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn strategy(rollout: Value) -> Value {
     json!({"rollout": rollout, "finalBakeSecs": 0, "gate": {"applyTimeoutSecs": 20}})
 }
@@ -192,7 +205,7 @@ async fn every_strategy_walks_to_completion_and_releases_the_version() {
         assert_eq!(started["instances"].as_array().unwrap().len(), 10);
         until_state(&server, &config, id, &ids, &[], "complete").await;
         for id in &ids {
-            assert_eq!(value_of(&served(&server, &config, id).await), 2, "{name}");
+            until_served(&server, &config, id, 2).await;
         }
         let (_, anyone) = server
             .get_json(&format!(
@@ -545,7 +558,7 @@ async fn actions_conflicts_and_bad_input() {
     assert_eq!(status, 200, "{promoted}");
     assert_eq!(promoted["percent"], 100.0);
     until_state(&server, "api", id, &ids, &[], "complete").await;
-    assert_eq!(value_of(&served(&server, "api", "web-1").await), 2);
+    until_served(&server, "api", "web-1", 2).await;
     let (status, _) = act("abort").await;
     assert_eq!(status, 409, "a complete deployment cannot be aborted");
     let (status, problem) = server
@@ -793,7 +806,7 @@ async fn a_deployment_to_a_protected_environment_starts_once_approved_and_applie
         .await;
     let id = started["items"][0]["id"].as_str().unwrap().to_owned();
     until_state(&server, "guarded", &id, &ids, &[], "complete").await;
-    assert_eq!(value_of(&served(&server, "guarded", "web-0").await), 2);
+    until_served(&server, "guarded", "web-0", 2).await;
 }
 
 #[tokio::test]
@@ -897,12 +910,24 @@ async fn the_deployment_service_runs_deployments_over_grpc_under_the_same_rules(
         ..Default::default()
     };
     let version = |effective: pb::EffectiveConfig| effective.version;
-    let target_sees = configs
-        .get_effective_config(with_token(effective(&targets[0]), Some(&reader)))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(version(target_sees), 2);
+    // What is served follows the recorded transition within moments (it is refreshed right
+    // after the commit, before the change is published).
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let target_sees = configs
+            .get_effective_config(with_token(effective(&targets[0]), Some(&reader)))
+            .await
+            .unwrap()
+            .into_inner();
+        if version(target_sees) == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never served version 2"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let other_sees = configs
         .get_effective_config(with_token(effective(untargeted), Some(&reader)))
         .await
