@@ -414,10 +414,29 @@ impl DeploymentService {
         action: Action,
         metadata: Metadata,
     ) -> Result<Deployment> {
+        check_metadata(&metadata)?;
+        // The engine may move the deployment between the read and the write: the action is
+        // then judged again on the deployment as it now is.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.act_once(caller, id, action, &metadata).await {
+                Err(Error::ConcurrentModification { .. }) if attempt < 5 => {}
+                other => return other,
+            }
+        }
+    }
+
+    async fn act_once(
+        &self,
+        caller: &Caller,
+        id: &str,
+        action: Action,
+        metadata: &Metadata,
+    ) -> Result<Deployment> {
         let deployment = self.find(id).await?;
         caller.require_on(Permission::Write, deployment.config_id.as_str())?;
         caller.require_environment(deployment.environment.as_str())?;
-        check_metadata(&metadata)?;
         self.configs.ensure_writable()?;
         let released = match self.fresh_latest(&deployment.config_id).await {
             Ok(latest) => self.released(&latest, &deployment.environment).await?,
