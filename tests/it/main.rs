@@ -36,3 +36,4 @@ mod secrets;
 mod strategies;
 mod tls;
 mod watch_sse;
+mod watch_ws;

@@ -1,23 +1,31 @@
-//! `GET /api/v1/watch`: change events as Server-Sent Events, resumable with `Last-Event-ID`.
+//! `GET /api/v1/watch`: change events as Server-Sent Events, resumable with `Last-Event-ID`, or
+//! — when the request asks to upgrade — over a WebSocket (the same filters, resume and events;
+//! one text message per event; pings every 15 s).
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
 use super::AppState;
 use super::error::{ApiError, Result};
 use super::extract::ApiQuery;
 use crate::core::access::Caller;
 use crate::core::error::Error;
-use crate::core::watch::WatchFilter;
+use crate::core::watch::{WatchFilter, WatchStream};
+
+/// How often an idle WebSocket (or SSE stream) shows it is alive.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/watch", get(watch))
@@ -50,6 +58,7 @@ async fn watch(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
+    upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     ApiQuery(params): ApiQuery<WatchParams>,
 ) -> Result<Response> {
     let split = |list: &Option<String>| -> Vec<String> {
@@ -89,25 +98,67 @@ async fn watch(
     };
     // A reconnecting client's Last-Event-ID is newer than the fromRevision it first used.
     let from = last_event_id.or(params.from_revision);
-    let events = state
-        .service
-        .watch(&caller, filter, from)
-        .await?
-        .map(|item| {
-            let event = match item {
-                Ok(change) => Event::default()
-                    .id(change.revision.to_string())
-                    .json_data(&change)
-                    .unwrap_or_else(|_| Event::default().comment("unserializable event")),
-                Err(error) => Event::default()
-                    .event("error")
-                    .data(format!("{{\"code\":\"{}\"}}", error.code().as_str())),
-            };
-            Ok::<_, Infallible>(event)
-        });
+    // Refusals (a bad revision, too many watchers) are answered before any upgrade.
+    let changes = state.service.watch(&caller, filter, from).await?;
+    // Not an upgrade request (the rejection): Server-Sent Events.
+    if let Ok(upgrade) = upgrade {
+        let shutdown = state.shutdown.clone();
+        return Ok(upgrade
+            .on_upgrade(move |socket| websocket(socket, changes, shutdown))
+            .into_response());
+    }
+    let events = changes.map(|item| {
+        let event = match item {
+            Ok(change) => Event::default()
+                .id(change.revision.to_string())
+                .json_data(&change)
+                .unwrap_or_else(|_| Event::default().comment("unserializable event")),
+            Err(error) => Event::default()
+                .event("error")
+                .data(format!("{{\"code\":\"{}\"}}", error.code().as_str())),
+        };
+        Ok::<_, Infallible>(event)
+    });
     let shutdown = state.shutdown.clone().cancelled_owned();
     let stream = events.take_until(shutdown);
     Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response())
+}
+
+/// One watcher over a WebSocket: each change event as a text message (the SSE `data:` JSON);
+/// a store failure as `{"error":{"code":…}}`, then a close; a ping every `KEEP_ALIVE`. The
+/// client's pings are answered and its close ends the stream (reading does both).
+async fn websocket(socket: WebSocket, mut changes: WatchStream, shutdown: CancellationToken) {
+    let (mut sender, mut receiver) = socket.split();
+    let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    keep_alive.tick().await;
+    loop {
+        let message = tokio::select! {
+            () = shutdown.cancelled() => Some(Message::Close(None)),
+            incoming = receiver.next() => match incoming {
+                // Pings are answered by the socket itself as they are read.
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => continue,
+            },
+            _ = keep_alive.tick() => Some(Message::Ping(Vec::new().into())),
+            change = changes.next() => match change {
+                Some(Ok(change)) => match serde_json::to_string(&change) {
+                    Ok(text) => Some(Message::Text(text.into())),
+                    Err(_) => continue,
+                },
+                Some(Err(error)) => {
+                    let text = format!("{{\"error\":{{\"code\":\"{}\"}}}}", error.code().as_str());
+                    let _ = sender.send(Message::Text(text.into())).await;
+                    Some(Message::Close(None))
+                }
+                None => Some(Message::Close(None)),
+            },
+        };
+        let Some(message) = message else { continue };
+        let closing = matches!(message, Message::Close(_));
+        if sender.send(message).await.is_err() || closing {
+            return;
+        }
+    }
 }
