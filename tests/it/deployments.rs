@@ -658,6 +658,20 @@ async fn a_restart_mid_deployment_resumes_where_it_was() {
     assert_eq!(log(&server, &id).await.len(), before, "no step made twice");
     let target = baking["targets"][0].as_str().unwrap();
     assert_eq!(value_of(&served(&server, "resume", target).await), 2);
+    // An instance's stream replaying from before the restart learns the version it runs now
+    // from the first change it replays (the deployment's own changes are left out).
+    let mut replay = watch(
+        &server,
+        &format!("?configId=resume&environment={ENV}&instanceId={target}&fromRevision=0"),
+        None,
+    )
+    .await;
+    let first = replay.next_change().await;
+    assert_eq!(
+        (first["kind"].clone(), first["version"].clone()),
+        (json!("config.updated"), json!(2)),
+        "{first}"
+    );
     let (status, _) = server
         .post_json(&format!("/api/v1/deployments/{id}/promote"), &json!({}))
         .await;

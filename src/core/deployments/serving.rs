@@ -162,7 +162,11 @@ impl Serving {
 
     /// Loads every config's releases and active deployments.
     pub async fn load(&self) -> Result<()> {
+        // Read before loading: every deployment change up to it is then reflected, so streams
+        // replaying older changes (after a restart) do not wait for a mark no change will set.
+        let revision = self.store.latest_revision().await?;
         if self.environments.is_empty() {
+            self.mark_applied(revision);
             return Ok(());
         }
         let mut configs: Vec<ConfigId> = self
@@ -186,6 +190,7 @@ impl Serving {
         for config in &configs {
             self.refresh(config).await?;
         }
+        self.mark_applied(revision);
         Ok(())
     }
 
