@@ -51,13 +51,6 @@ fn deployment_info(deployment: &Deployment) -> pb::DeploymentInfo {
     }
 }
 
-fn optional<T>(
-    text: &str,
-    parse: impl FnOnce(&str) -> crate::core::error::Result<T>,
-) -> crate::core::error::Result<Option<T>> {
-    (!text.is_empty()).then(|| parse(text)).transpose()
-}
-
 fn info(named: NamedStrategy) -> pb::StrategyInfo {
     match named {
         NamedStrategy::BuiltIn(built_in) => pb::StrategyInfo {
@@ -203,10 +196,10 @@ impl DeploymentRpc for GrpcDeploymentService {
         let caller = caller_of(&request)?;
         let r = request.into_inner();
         let query = DeploymentQuery {
-            config_id: optional(&r.config_id, ConfigId::parse)?,
-            environment: optional(&r.environment, |e| {
-                Environment::parse_field(e, "environment")
-            })?,
+            config_id: (!r.config_id.is_empty())
+                .then(|| cv::config_id(&r.config_id))
+                .transpose()?,
+            environment: cv::environment(&r.environment)?,
             active_only: r.active_only,
             before: r.cursor.map(page_cursor).transpose()?,
             limit: 0,

@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::AppState;
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, ConfigIdPath, OptionalApiJson, path_param};
+use super::{AppState, metadata_or_caller};
 use crate::core::access::Caller;
 use crate::core::approvals::model::ChangeRequest;
 use crate::core::error::Error;
@@ -181,12 +181,7 @@ impl DeleteBody {
     ) -> Result<(Metadata, Option<u64>)> {
         let body = body.unwrap_or_default();
         let expected = expected_version(headers, body.expected_version)?;
-        let metadata = body.metadata.unwrap_or_else(|| Metadata {
-            // No body: the caller's identity (or `anonymous` without access control).
-            actor: caller.actor_or("anonymous"),
-            ..Default::default()
-        });
-        Ok((caller.stamp(metadata), expected))
+        Ok((metadata_or_caller(caller, body.metadata), expected))
     }
 }
 

@@ -8,10 +8,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::AppState;
 use super::configs::pending;
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, ConfigIdPath, OptionalApiJson};
+use super::{AppState, metadata_or_caller};
 use crate::core::access::Caller;
 use crate::core::deployments::NewDeployment;
 use crate::core::deployments::model::StrategyRef;
@@ -131,13 +131,10 @@ async fn act(
     OptionalApiJson(body): OptionalApiJson<ActionBody>,
 ) -> Result<Response> {
     let action = Action::parse(&action)?;
-    let metadata = body.and_then(|b| b.metadata).unwrap_or_else(|| Metadata {
-        actor: caller.actor_or("anonymous"),
-        ..Default::default()
-    });
+    let metadata = metadata_or_caller(&caller, body.and_then(|b| b.metadata));
     let deployment = state
         .deployments
-        .act(&caller, &id, action, caller.stamp(metadata))
+        .act(&caller, &id, action, metadata)
         .await?;
     Ok(Json(deployment).into_response())
 }

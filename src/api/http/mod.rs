@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::core::access::AccessService;
+use crate::core::access::{AccessService, Caller};
 use crate::core::deployments::{DeploymentService, StrategyService};
 use crate::core::flags::FlagService;
+use crate::core::model::Metadata;
 use crate::core::registry::RegistryService;
 use crate::core::secrets::SecretService;
 use crate::core::service::ConfigService;
@@ -65,6 +66,15 @@ impl std::ops::Deref for AppState {
     fn deref(&self) -> &AppContext {
         &self.0
     }
+}
+
+/// The metadata a body gave, else the caller as the actor (`anonymous` without access
+/// control); stamped with the caller.
+pub(crate) fn metadata_or_caller(caller: &Caller, metadata: Option<Metadata>) -> Metadata {
+    caller.stamp(metadata.unwrap_or_else(|| Metadata {
+        actor: caller.actor_or("anonymous"),
+        ..Default::default()
+    }))
 }
 
 /// Marks a response answered from the read cache while the database is unreachable.

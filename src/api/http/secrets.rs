@@ -10,10 +10,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::AppState;
 use super::configs::{DeleteBody, expected_version, version_etag};
 use super::error::{ApiError, Result};
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, path_param};
+use super::{AppState, metadata_or_caller};
 use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::ids::SecretName;
@@ -40,14 +40,6 @@ pub fn router() -> Router<AppState> {
 struct RewrapBody {
     #[serde(default)]
     metadata: Option<Metadata>,
-}
-
-/// The metadata a body gave, else the caller as the actor; stamped with the caller.
-fn metadata_or_caller(caller: &Caller, metadata: Option<Metadata>) -> Metadata {
-    caller.stamp(metadata.unwrap_or_else(|| Metadata {
-        actor: caller.actor_or("anonymous"),
-        ..Default::default()
-    }))
 }
 
 async fn rewrap(

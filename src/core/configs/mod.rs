@@ -23,7 +23,7 @@ use crate::core::deployments::Serving;
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeBus, ChangeEvent};
 use crate::core::ids::{ConfigId, Environment};
-use crate::core::model::ConfigVersion;
+use crate::core::model::{ConfigHead, ConfigVersion};
 use crate::core::ports::Documents;
 use crate::core::ports::{Committed, ReadCache, Storage, Store};
 use crate::core::secrets::SecretResolver;
@@ -90,6 +90,19 @@ pub struct ConfigService {
     /// Which version each instance is served where deployments are required.
     serving: Arc<Serving>,
     pub(crate) settings: ServiceSettings,
+}
+
+/// A config's head: from the read cache without I/O; only a miss takes the asynchronous path
+/// to the store.
+pub(crate) async fn cached_or_stored_head(
+    cache: &dyn ReadCache,
+    store: &dyn Store,
+    id: &ConfigId,
+) -> Result<Option<ConfigHead>> {
+    match cache.cached_head(id) {
+        Some(head) => Ok(Some(head)),
+        None => store.configs().head(id).await,
+    }
 }
 
 /// Timestamps are kept to the microsecond, the precision every store keeps.

@@ -1,6 +1,6 @@
 //! Reads: the latest version, lists, history, diffs, effective views, audit.
 
-use super::ConfigService;
+use super::{ConfigService, cached_or_stored_head};
 use crate::core::access::{Caller, Permission};
 use crate::core::ports::Documents;
 use std::borrow::Cow;
@@ -212,12 +212,7 @@ impl ConfigService {
         if query.resolve_secrets {
             caller.require(Permission::ResolveSecrets)?;
         }
-        // The read cache answers without I/O; only a miss takes the asynchronous path.
-        let head = match self.cache.cached_head(id) {
-            Some(head) => Some(head),
-            None => self.store.configs().head(id).await?,
-        };
-        let version = match head {
+        let version = match cached_or_stored_head(&*self.cache, &*self.store, id).await? {
             Some(head) if !head.deleted => head.latest,
             _ => return Err(Error::not_found("config", id.as_str())),
         };

@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use super::ConfigService;
+use super::{ConfigService, cached_or_stored_head};
 use crate::core::access::Caller;
 
+use crate::core::deployments::Serving;
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, kind};
 use crate::core::ids::ConfigId;
-use crate::core::model::ConfigHead;
-use crate::core::ports::{Documents, Storage};
+use crate::core::model::ConfigVersion;
+use crate::core::ports::{ReadCache, Storage, Store};
 use crate::core::watch::{WatchFilter, WatchStream, watch};
 
 impl ConfigService {
@@ -65,90 +66,43 @@ impl ConfigService {
         }
     }
 
-    async fn head(&self, id: &ConfigId) -> Result<Option<ConfigHead>> {
-        match self.cache.cached_head(id) {
-            Some(head) => Ok(Some(head)),
-            None => self.store.configs().head(id).await,
-        }
-    }
-
     /// An instance's stream where deployments are required: its config changes are the
     /// versions it is served — a `config.updated` naming the version whenever the version served
     /// to it changes (a write that is not released to it, or a deployment step that does not
     /// target it, is no change for it); the deployments' own events are left out.
     async fn served_changes(
-        self: &ConfigService,
+        &self,
         stream: WatchStream,
         instance: String,
         environment: String,
         config_ids: &[String],
     ) -> WatchStream {
+        let watcher = Arc::new(InstanceWatcher {
+            serving: self.serving.clone(),
+            cache: self.cache.clone(),
+            store: self.store.clone(),
+            instance,
+            environment,
+            served: parking_lot::Mutex::new(HashMap::new()),
+        });
         // What the instance is served now, so that the first change it hears is a real one.
-        let mut served: HashMap<String, u64> = HashMap::new();
         for id in config_ids {
             if let Ok(id) = ConfigId::parse(id)
-                && let Ok(Some(head)) = self.head(&id).await
-                && !head.deleted
+                && let Ok(Some(version)) = watcher.served_now(&id).await
             {
-                let version =
-                    self.serving
-                        .served(&head.latest, Some(&environment), Some(&instance));
-                served.insert(id.to_string(), version.version);
+                watcher
+                    .served
+                    .lock()
+                    .insert(id.to_string(), version.version);
             }
         }
-        let served = Arc::new(parking_lot::Mutex::new(served));
-        let (serving, cache, store) =
-            (self.serving.clone(), self.cache.clone(), self.store.clone());
         Box::pin(stream.filter_map(move |item| {
-            let (serving, cache, store, served) = (
-                serving.clone(),
-                cache.clone(),
-                store.clone(),
-                served.clone(),
-            );
-            let (instance, environment) = (instance.clone(), environment.clone());
+            let watcher = watcher.clone();
             async move {
-                let event = match item {
-                    Ok(event) => event,
-                    Err(error) => return Some(Err(error)),
-                };
-                if event.kind == kind::CONFIG_DELETED {
-                    served.lock().remove(&event.config_id);
-                    return Some(Ok(event));
+                match item {
+                    Ok(event) => watcher.judge(event).await,
+                    Err(error) => Some(Err(error)),
                 }
-                if event.kind != kind::CONFIG_UPDATED && !event.kind.is_deployment() {
-                    return Some(Ok(event));
-                }
-                if event.kind.is_deployment() {
-                    // The change log may show the change before what is served reflects it.
-                    serving.applied_up_to(event.revision).await;
-                }
-                let id = match ConfigId::parse(&event.config_id) {
-                    Ok(id) => id,
-                    Err(error) => return Some(Err(error)),
-                };
-                let head = match cache.cached_head(&id) {
-                    Some(head) => Some(head),
-                    None => match store.configs().head(&id).await {
-                        Ok(head) => head,
-                        Err(error) => return Some(Err(error)),
-                    },
-                };
-                let head = head.filter(|h| !h.deleted)?;
-                let version = serving.served(&head.latest, Some(&environment), Some(&instance));
-                if served
-                    .lock()
-                    .insert(event.config_id.clone(), version.version)
-                    == Some(version.version)
-                {
-                    return None;
-                }
-                Some(Ok(ChangeEvent {
-                    kind: kind::CONFIG_UPDATED,
-                    version: version.version,
-                    checksum: version.checksum.clone(),
-                    ..event
-                }))
             }
         }))
     }
@@ -195,5 +149,62 @@ impl ConfigService {
             })
             .filter(|event| filter.matches(event))
             .collect())
+    }
+}
+
+/// What an instance's stream knows: the version it was last told of, per config.
+struct InstanceWatcher {
+    serving: Arc<Serving>,
+    cache: Arc<dyn ReadCache>,
+    store: Arc<dyn Store>,
+    instance: String,
+    environment: String,
+    served: parking_lot::Mutex<HashMap<String, u64>>,
+}
+
+impl InstanceWatcher {
+    /// The version of `id` the instance is served now (`None`: absent or deleted).
+    async fn served_now(&self, id: &ConfigId) -> Result<Option<Arc<ConfigVersion>>> {
+        let head = cached_or_stored_head(&*self.cache, &*self.store, id).await?;
+        Ok(head.filter(|h| !h.deleted).map(|head| {
+            self.serving
+                .served(&head.latest, Some(&self.environment), Some(&self.instance))
+        }))
+    }
+
+    /// `event` as this instance should hear it, if at all.
+    async fn judge(&self, event: ChangeEvent) -> Option<Result<ChangeEvent>> {
+        if event.kind == kind::CONFIG_DELETED {
+            self.served.lock().remove(&event.config_id);
+            return Some(Ok(event));
+        }
+        if event.kind != kind::CONFIG_UPDATED && !event.kind.is_deployment() {
+            return Some(Ok(event));
+        }
+        if event.kind.is_deployment() {
+            // The change log may show the change before what is served reflects it.
+            self.serving.applied_up_to(event.revision).await;
+        }
+        let id = match ConfigId::parse(&event.config_id) {
+            Ok(id) => id,
+            Err(error) => return Some(Err(error)),
+        };
+        let version = match self.served_now(&id).await {
+            Ok(version) => version?,
+            Err(error) => return Some(Err(error)),
+        };
+        let told = self
+            .served
+            .lock()
+            .insert(event.config_id.clone(), version.version);
+        if told == Some(version.version) {
+            return None;
+        }
+        Some(Ok(ChangeEvent {
+            kind: kind::CONFIG_UPDATED,
+            version: version.version,
+            checksum: version.checksum.clone(),
+            ..event
+        }))
     }
 }

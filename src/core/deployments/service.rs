@@ -21,6 +21,7 @@ use crate::core::error::{Error, Result};
 use crate::core::events::kind;
 use crate::core::ids::{ConfigId, Environment, InstanceId, StrategyName, Touched};
 use crate::core::model::{AuditDraft, ConfigVersion, Metadata, Page};
+use crate::core::ports::deployments::deployment_active;
 use crate::core::ports::{AppliedRequest, DeploymentQuery, DeploymentWrite, Documents, Store};
 use crate::core::registry::model::Instance;
 use crate::core::validation::check_metadata;
@@ -156,9 +157,7 @@ impl DeploymentService {
         self.configs.ensure_writable()?;
         let (latest, released) = self.deployable(&config_id, &environment, version).await?;
         let (strategy_name, strategy) = self.resolve(strategy).await?;
-        if let Some(listed) = &instances {
-            listed_instances(listed.clone())?;
-        }
+        let instances = instances.map(listed_instances).transpose()?;
         let touched = Touched::Only(vec![environment.to_string()]);
         if let Some((protected, required)) = self.configs.approvals_needed(&touched) {
             let proposal = DeployProposal {
@@ -259,8 +258,9 @@ impl DeploymentService {
             instances,
             metadata,
         } = start;
+        // Listed ones were checked when asked (`create`), before any approval.
         let instances = match instances {
-            Some(listed) => listed_instances(listed)?,
+            Some(listed) => listed,
             None => self.reading_instances(&config_id, &environment).await?,
         };
         if instances.is_empty() {
@@ -474,9 +474,18 @@ impl DeploymentService {
         }
         // Heartbeats (acks, health) are written by every replica: read them from the database.
         let registered = self.store.instances(None).await?;
+        let by_id: Registered = registered
+            .iter()
+            .filter_map(|i| {
+                Some((
+                    (i.environment.as_ref()?.as_str(), i.instance_id.as_str()),
+                    i,
+                ))
+            })
+            .collect();
         let mut moved = 0;
         for deployment in active {
-            match self.tick_one(&deployment, &registered, at).await {
+            match self.tick_one(&deployment, &by_id, at).await {
                 Ok(true) => moved += 1,
                 Ok(false) => {}
                 Err(Error::ConcurrentModification { .. }) => {}
@@ -491,7 +500,7 @@ impl DeploymentService {
     async fn tick_one(
         &self,
         deployment: &Deployment,
-        registered: &[Instance],
+        registered: &Registered<'_>,
         at: DateTime<Utc>,
     ) -> Result<bool> {
         let config = &deployment.config_id;
@@ -536,7 +545,11 @@ impl DeploymentService {
             })
             .await?;
         if let Some(active) = active.first() {
-            return Err(deployment_active_now(deployment, &active.id));
+            return Err(deployment_active(
+                &deployment.config_id,
+                &deployment.environment,
+                &active.id,
+            ));
         }
         Ok(())
     }
@@ -709,31 +722,24 @@ impl DeploymentService {
             .collect();
         ids.sort();
         ids.dedup();
-        if ids.len() > MAX_INSTANCES {
-            return Err(Error::invalid(
-                "/instances",
-                format!("a deployment is for at most {MAX_INSTANCES} instances"),
-            ));
-        }
+        check_count(ids.len())?;
         Ok(ids)
     }
 }
 
-fn deployment_active_now(deployment: &Deployment, active: &str) -> Error {
-    crate::core::ports::deployments::deployment_active(
-        &deployment.config_id,
-        &deployment.environment,
-        active,
-    )
-}
-
-fn listed_instances(listed: Vec<String>) -> Result<Vec<String>> {
-    if listed.len() > MAX_INSTANCES {
+fn check_count(count: usize) -> Result<()> {
+    if count > MAX_INSTANCES {
         return Err(Error::invalid(
             "/instances",
             format!("a deployment is for at most {MAX_INSTANCES} instances"),
         ));
     }
+    Ok(())
+}
+
+/// Listed instance ids, checked (each names its position) and without repeats.
+fn listed_instances(listed: Vec<String>) -> Result<Vec<String>> {
+    check_count(listed.len())?;
     let mut seen = HashSet::new();
     let mut ids = Vec::with_capacity(listed.len());
     for (n, id) in listed.into_iter().enumerate() {
@@ -745,10 +751,14 @@ fn listed_instances(listed: Vec<String>) -> Result<Vec<String>> {
     Ok(ids)
 }
 
+/// Registered instances by (environment, instance id), read once per engine tick.
+type Registered<'a> = HashMap<(&'a str, &'a str), &'a Instance>;
+
 /// The engine's view of a deployment's instances: by id, in its environment, with the
 /// checksums that count as having applied the deployed or the previous version.
 struct Observed<'a> {
-    instances: HashMap<&'a str, &'a Instance>,
+    registered: &'a Registered<'a>,
+    environment: &'a str,
     config: &'a ConfigId,
     deployed: HashSet<String>,
     previous: HashSet<String>,
@@ -757,7 +767,7 @@ struct Observed<'a> {
 impl<'a> Observed<'a> {
     fn new(
         deployment: &'a Deployment,
-        registered: &'a [Instance],
+        registered: &'a Registered<'a>,
         deployed: &ConfigVersion,
         previous: &ConfigVersion,
         at: DateTime<Utc>,
@@ -772,11 +782,8 @@ impl<'a> Observed<'a> {
             Ok(all)
         };
         Ok(Observed {
-            instances: registered
-                .iter()
-                .filter(|i| i.environment.as_ref() == Some(&deployment.environment))
-                .map(|i| (i.instance_id.as_str(), i))
-                .collect(),
+            registered,
+            environment,
             config: &deployment.config_id,
             deployed: checksums(deployed)?,
             previous: checksums(previous)?,
@@ -793,24 +800,26 @@ impl Instances for Observed<'_> {
         };
         targets
             .iter()
-            .map(|id| match self.instances.get(id.as_str()) {
-                Some(instance) => Observation {
-                    acked: instance
-                        .applied
-                        .get(self.config)
-                        .is_some_and(|checksum| accepted.contains(checksum)),
-                    healthy: instance.healthy(),
-                    error_rate: instance.metrics.and_then(|m| m.error_rate),
-                    latency_p99_ms: instance.metrics.and_then(|m| m.latency_p99_ms),
+            .map(
+                |id| match self.registered.get(&(self.environment, id.as_str())) {
+                    Some(instance) => Observation {
+                        acked: instance
+                            .applied
+                            .get(self.config)
+                            .is_some_and(|checksum| accepted.contains(checksum)),
+                        healthy: instance.healthy(),
+                        error_rate: instance.metrics.and_then(|m| m.error_rate),
+                        latency_p99_ms: instance.metrics.and_then(|m| m.latency_p99_ms),
+                    },
+                    // Gone from the registry: it reports nothing.
+                    None => Observation {
+                        acked: false,
+                        healthy: false,
+                        error_rate: None,
+                        latency_p99_ms: None,
+                    },
                 },
-                // Gone from the registry: it reports nothing.
-                None => Observation {
-                    acked: false,
-                    healthy: false,
-                    error_rate: None,
-                    latency_p99_ms: None,
-                },
-            })
+            )
             .collect()
     }
 }
