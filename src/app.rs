@@ -17,6 +17,8 @@ use crate::core::access::service::{AccessSettings, JwtSettings};
 use crate::core::deployments::{DeploymentService, StrategyService};
 use crate::core::flags::FlagService;
 use crate::core::ids::Environment;
+use crate::core::notifications::targets::Targets;
+use crate::core::notifications::{DispatchSettings, Dispatcher, NotificationService};
 use crate::core::ports::{Database, Storage, Store};
 use crate::core::registry::{RegistryService, RegistrySettings};
 use crate::core::secrets::crypto::Keyring;
@@ -180,6 +182,40 @@ fn protected_environments(text: &str) -> anyhow::Result<BTreeMap<String, u32>> {
 }
 
 /// `production,staging` → the environments that require deployments.
+/// Comma-separated items, trimmed, empty ones dropped.
+fn list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `5s,5m,30m,2h` → the waits (units `ms`, `s`, `m`, `h`).
+fn retry_schedule(text: &str) -> anyhow::Result<Vec<Duration>> {
+    list(text)
+        .iter()
+        .map(|item| {
+            let split = item
+                .find(|c: char| !c.is_ascii_digit())
+                .with_context(|| format!("SUMMIT_WEBHOOK_RETRY_SCHEDULE '{item}': no unit"))?;
+            let (number, unit) = item.split_at(split);
+            let number: u64 = number
+                .parse()
+                .with_context(|| format!("SUMMIT_WEBHOOK_RETRY_SCHEDULE '{item}': no number"))?;
+            Ok(match unit {
+                "ms" => Duration::from_millis(number),
+                "s" => Duration::from_secs(number),
+                "m" => Duration::from_secs(number * 60),
+                "h" => Duration::from_secs(number * 3600),
+                other => {
+                    anyhow::bail!("SUMMIT_WEBHOOK_RETRY_SCHEDULE '{item}': unknown unit '{other}'")
+                }
+            })
+        })
+        .collect()
+}
+
 fn deployment_environments(text: &str) -> anyhow::Result<Vec<Environment>> {
     let mut environments = text
         .split(',')
@@ -307,7 +343,43 @@ impl App {
             );
         }
         let flags = Arc::new(FlagService::new(storage.clone(), service.clone()));
-        let secrets = Arc::new(SecretService::new(storage, service.clone(), keyring));
+        let secrets = Arc::new(SecretService::new(
+            storage,
+            service.clone(),
+            keyring.clone(),
+        ));
+        let targets = Arc::new(
+            Targets::new(&list(&settings.webhook_allow))
+                .map_err(|e| anyhow::anyhow!("SUMMIT_WEBHOOK_ALLOW: {e}"))?,
+        );
+        let notifications_wake = Arc::new(tokio::sync::Notify::new());
+        let notifications = Arc::new(NotificationService::new(
+            cache.clone(),
+            keyring.clone(),
+            targets.clone(),
+            notifications_wake.clone(),
+        ));
+        let dispatcher = Dispatcher::new(
+            cache.clone(),
+            keyring,
+            targets,
+            DispatchSettings {
+                schedule: retry_schedule(&settings.webhook_retry_schedule)?,
+                timeout: Duration::from_millis(settings.webhook_timeout_ms),
+                disable_after: chrono::Duration::seconds(
+                    settings.webhook_disable_after_secs as i64,
+                ),
+                concurrency: settings.webhook_concurrency as usize,
+                kafka_brokers: list(&settings.kafka_brokers),
+                kafka_topic: settings.kafka_topic.clone(),
+            },
+            notifications_wake,
+        )
+        .map_err(|e| anyhow::anyhow!("starting the notification dispatcher: {e}"))?;
+        dispatcher
+            .prepare()
+            .await
+            .map_err(|e| anyhow::anyhow!("preparing the notification sinks: {e}"))?;
         let registry = Arc::new(RegistryService::new(
             Storage {
                 store: cache.clone(),
@@ -367,6 +439,7 @@ impl App {
             Duration::from_millis(settings.deployment_tick_ms),
             shutdown.clone(),
         ));
+        tokio::spawn(dispatcher.run(service.subscribe(), shutdown.clone()));
         if cache.shared_by_replicas() {
             tokio::spawn(follow_changes(
                 cache.clone(),
@@ -382,6 +455,7 @@ impl App {
             registry: registry.clone(),
             strategies: strategies.clone(),
             deployments: deployments.clone(),
+            notifications,
             access: access.clone(),
             shutdown: shutdown.clone(),
             metrics: http::ops::metrics_handle(),

@@ -272,6 +272,48 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub deployment_tick_ms: u64,
 
+    /// Hosts, addresses and networks webhooks may target although they are loopback, private
+    /// or link-local, separated by commas (e.g. `127.0.0.1,hooks.internal,10.1.0.0/16`);
+    /// such targets are refused otherwise.
+    #[arg(long, env = "SUMMIT_WEBHOOK_ALLOW", default_value = "")]
+    pub webhook_allow: String,
+
+    /// The waits before each retry of a failed webhook delivery, separated by commas (`ms`,
+    /// `s`, `m`, `h` units); after the last, the delivery is dead-lettered.
+    #[arg(
+        long,
+        env = "SUMMIT_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "5s,5m,30m,2h,5h,10h,10h"
+    )]
+    pub webhook_retry_schedule: String,
+
+    /// The most a webhook delivery attempt may take (a 2xx within it is success).
+    #[arg(long, env = "SUMMIT_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub webhook_timeout_ms: u64,
+
+    /// A webhook whose every delivery failed for this long is disabled (default 5 days).
+    #[arg(
+        long,
+        env = "SUMMIT_WEBHOOK_DISABLE_AFTER_SECS",
+        default_value_t = 432_000
+    )]
+    pub webhook_disable_after_secs: u64,
+
+    /// The most webhook delivery attempts in flight at once.
+    #[arg(long, env = "SUMMIT_WEBHOOK_CONCURRENCY", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub webhook_concurrency: u64,
+
+    /// Kafka brokers (`host:port`, separated by commas): every change event is produced to
+    /// `--kafka-topic`. Empty: no Kafka sink.
+    #[arg(long, env = "SUMMIT_KAFKA_BROKERS", default_value = "")]
+    pub kafka_brokers: String,
+
+    /// The topic change events are produced to (created when absent).
+    #[arg(long, env = "SUMMIT_KAFKA_TOPIC", default_value = "config-updates")]
+    pub kafka_topic: String,
+
     /// PEM certificate chain: REST and gRPC serve TLS only (with `--tls-key-file`).
     #[arg(long, env = "SUMMIT_TLS_CERT_FILE", requires = "tls_key_file")]
     pub tls_cert_file: Option<std::path::PathBuf>,

@@ -19,7 +19,8 @@ pub struct ChangeEvent {
         alias = "flagKey",
         alias = "secretName",
         alias = "instance",
-        alias = "strategy"
+        alias = "strategy",
+        alias = "webhookId"
     )]
     pub config_id: String,
     pub version: u64,
@@ -28,6 +29,97 @@ pub struct ChangeEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub at: DateTime<Utc>,
+    /// Environments whose effective config the change touched (`*`: every one); empty for
+    /// changes of no config.
+    #[serde(default)]
+    pub environments: Vec<String>,
+    /// The previous version, the patch and the affected instances.
+    #[serde(flatten)]
+    pub details: ChangeDetails,
+}
+
+/// What a change did to its document, for events and audit records: "who changed what from
+/// what to what" answerable from either alone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeDetails {
+    /// The version live before the change (absent when there was none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<u64>,
+    /// The RFC 6902 patch from the previous version's document to the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<serde_json::Value>,
+    /// The patch was larger than `MAX_PATCH_BYTES` and left out (read it with `/diff`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub changes_elided: bool,
+    /// Registered instances that apply the config in a touched environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affected_instances: Option<AffectedInstances>,
+}
+
+/// The largest patch an event or audit record carries, serialized.
+pub const MAX_PATCH_BYTES: usize = 16 * 1024;
+
+/// How many affected instances an event names (it always counts them all).
+pub const MAX_NAMED_INSTANCES: usize = 20;
+
+/// Instances a change reaches: how many, and the first `MAX_NAMED_INSTANCES` as
+/// `service/instance`, in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AffectedInstances {
+    pub count: u64,
+    pub instances: Vec<String>,
+}
+
+impl ChangeDetails {
+    /// The details of a new version of a document: the version it follows (if any live) and the
+    /// patch from that version's document, elided when larger than `MAX_PATCH_BYTES`.
+    pub fn of_version<D: Serialize>(
+        previous: Option<(u64, &D)>,
+        next: &D,
+    ) -> crate::core::error::Result<ChangeDetails> {
+        let to_json =
+            |doc: &D| serde_json::to_value(doc).map_err(crate::core::error::Error::internal);
+        let before = match previous {
+            Some((_, doc)) => to_json(doc)?,
+            None => serde_json::Value::Object(serde_json::Map::new()),
+        };
+        let patch = json_patch::diff(&before, &to_json(next)?);
+        let patch = serde_json::to_value(patch).map_err(crate::core::error::Error::internal)?;
+        let elided = patch.to_string().len() > MAX_PATCH_BYTES;
+        Ok(ChangeDetails {
+            previous_version: previous.map(|(version, _)| version),
+            changes: (!elided).then_some(patch),
+            changes_elided: elided,
+            affected_instances: None,
+        })
+    }
+
+    /// The details of a delete: the version that was live.
+    pub fn of_delete(previous: u64) -> ChangeDetails {
+        ChangeDetails {
+            previous_version: Some(previous).filter(|v| *v > 0),
+            ..ChangeDetails::default()
+        }
+    }
+
+    /// Adds the fields that are set to a JSON object being written (events, audit records).
+    pub fn write_fields<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(previous) = self.previous_version {
+            map.serialize_entry("previousVersion", &previous)?;
+        }
+        if let Some(changes) = &self.changes {
+            map.serialize_entry("changes", changes)?;
+        }
+        if self.changes_elided {
+            map.serialize_entry("changesElided", &true)?;
+        }
+        if let Some(affected) = &self.affected_instances {
+            map.serialize_entry("affectedInstances", affected)?;
+        }
+        Ok(())
+    }
 }
 
 impl ChangeEvent {
@@ -54,6 +146,8 @@ impl Serialize for ChangeEvent {
             "strategy"
         } else if self.kind.is_secret() {
             "secretName"
+        } else if self.kind.is_webhook() {
+            "webhookId"
         } else {
             "configId"
         };
@@ -65,6 +159,10 @@ impl Serialize for ChangeEvent {
             map.serialize_entry("message", message)?;
         }
         map.serialize_entry("at", &self.at)?;
+        if !self.environments.is_empty() {
+            map.serialize_entry("environments", &self.environments)?;
+        }
+        self.details.write_fields(&mut map)?;
         map.end()
     }
 }
@@ -111,10 +209,16 @@ pub enum ChangeKind {
     /// A deployment of the config moved (a step, a bake, a pause, a rollback, completion): what
     /// some of its instances are served may have changed.
     DeploymentTransitioned,
+    /// A webhook was created.
+    WebhookCreated,
+    /// A webhook was changed (its target, filter, secret or state).
+    WebhookUpdated,
+    /// A webhook was deleted.
+    WebhookDeleted,
 }
 
 impl ChangeKind {
-    const ALL: [ChangeKind; 25] = [
+    const ALL: [ChangeKind; 28] = [
         ChangeKind::ConfigUpdated,
         ChangeKind::ConfigDeleted,
         ChangeKind::SchemaUpdated,
@@ -140,6 +244,9 @@ impl ChangeKind {
         ChangeKind::StrategyDeleted,
         ChangeKind::DeploymentCreated,
         ChangeKind::DeploymentTransitioned,
+        ChangeKind::WebhookCreated,
+        ChangeKind::WebhookUpdated,
+        ChangeKind::WebhookDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -169,6 +276,9 @@ impl ChangeKind {
             ChangeKind::StrategyDeleted => "strategy.deleted",
             ChangeKind::DeploymentCreated => "deployment.created",
             ChangeKind::DeploymentTransitioned => "deployment.transitioned",
+            ChangeKind::WebhookCreated => "webhook.created",
+            ChangeKind::WebhookUpdated => "webhook.updated",
+            ChangeKind::WebhookDeleted => "webhook.deleted",
         }
     }
 
@@ -217,6 +327,14 @@ impl ChangeKind {
     /// Security records that watchers never receive.
     pub fn is_token(self) -> bool {
         matches!(self, ChangeKind::TokenCreated | ChangeKind::TokenRevoked)
+    }
+
+    /// Changes of webhooks: for the audit (and webhooks subscribed to them), never watchers.
+    pub fn is_webhook(self) -> bool {
+        matches!(
+            self,
+            ChangeKind::WebhookCreated | ChangeKind::WebhookUpdated | ChangeKind::WebhookDeleted
+        )
     }
 
     /// Changes of the secret store; watchers of configs never receive them (they name secrets,
@@ -274,6 +392,9 @@ pub mod kind {
     pub const STRATEGY_DELETED: ChangeKind = ChangeKind::StrategyDeleted;
     pub const DEPLOYMENT_CREATED: ChangeKind = ChangeKind::DeploymentCreated;
     pub const DEPLOYMENT_TRANSITIONED: ChangeKind = ChangeKind::DeploymentTransitioned;
+    pub const WEBHOOK_CREATED: ChangeKind = ChangeKind::WebhookCreated;
+    pub const WEBHOOK_UPDATED: ChangeKind = ChangeKind::WebhookUpdated;
+    pub const WEBHOOK_DELETED: ChangeKind = ChangeKind::WebhookDeleted;
 
     /// Token audit actions start with `token.`: security records.
     pub fn is_token(action: &str) -> bool {
@@ -293,6 +414,11 @@ pub mod kind {
     /// Deployment-strategy audit actions start with `strategy.`.
     pub fn is_strategy(action: &str) -> bool {
         action.starts_with("strategy.")
+    }
+
+    /// Webhook audit actions start with `webhook.`.
+    pub fn is_webhook(action: &str) -> bool {
+        action.starts_with("webhook.")
     }
 
     /// Secret audit actions start with `secret.`.

@@ -13,6 +13,7 @@ pub mod flags;
 pub mod ids;
 pub mod merge;
 pub mod model;
+pub mod notifications;
 pub mod ports;
 pub mod registry;
 pub mod rollout;

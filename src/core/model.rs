@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::events::{ChangeKind, kind};
+use super::events::{ChangeDetails, ChangeKind, kind};
 use super::ids::ConfigId;
 pub use super::versioned::Metadata;
 use super::versioned::{Document, DocumentKind, Head, NewVersion as Draft, Version};
@@ -121,7 +121,8 @@ pub struct AuditRecord {
         alias = "flagKey",
         alias = "secretName",
         alias = "instance",
-        alias = "strategy"
+        alias = "strategy",
+        alias = "webhookId"
     )]
     pub config_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +135,9 @@ pub struct AuditRecord {
     /// The `metadata.actor` the client named, when it differs from the authenticated actor.
     #[serde(default)]
     pub on_behalf_of: Option<String>,
+    /// The previous version and the patch (as the change event carries them).
+    #[serde(flatten)]
+    pub details: ChangeDetails,
 }
 
 impl Serialize for AuditRecord {
@@ -153,6 +157,8 @@ impl Serialize for AuditRecord {
             "instance"
         } else if super::events::kind::is_strategy(&self.action) {
             "strategy"
+        } else if super::events::kind::is_webhook(&self.action) {
+            "webhookId"
         } else {
             "configId"
         };
@@ -167,6 +173,7 @@ impl Serialize for AuditRecord {
         if let Some(on_behalf_of) = &self.on_behalf_of {
             map.serialize_entry("onBehalfOf", on_behalf_of)?;
         }
+        self.details.write_fields(&mut map)?;
         map.end()
     }
 }
@@ -179,6 +186,8 @@ pub struct AuditDraft {
     pub environments: Vec<String>,
     pub message: Option<String>,
     pub on_behalf_of: Option<String>,
+    /// What the change did to its document (default for changes of no document).
+    pub details: ChangeDetails,
 }
 
 /// Cursor-paginated list: `nextCursor` is passed back as `cursor` for the next page.

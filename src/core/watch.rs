@@ -144,7 +144,7 @@ impl WatchFilter {
     }
 
     pub fn matches(&self, event: &ChangeEvent) -> bool {
-        if event.kind.is_token() || event.kind.is_secret() {
+        if event.kind.is_token() || event.kind.is_secret() || event.kind.is_webhook() {
             return false;
         }
         if event.kind.is_instance() {

@@ -46,5 +46,7 @@ pub(crate) fn change_event(
         actor: audit.actor.clone(),
         message: audit.message.clone(),
         at,
+        environments: audit.environments.clone(),
+        details: audit.details.clone(),
     }
 }

@@ -34,6 +34,7 @@ fn audit(action: &'static str) -> AuditDraft {
         environments: vec!["*".to_owned()],
         message: Some("group commit".to_owned()),
         on_behalf_of: None,
+        details: Default::default(),
     }
 }
 

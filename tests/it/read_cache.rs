@@ -43,6 +43,7 @@ async fn store_with(ids: &[&str]) -> Arc<dyn Store> {
                     environments: vec!["*".into()],
                     message: None,
                     on_behalf_of: None,
+                    details: Default::default(),
                 },
                 applies: None,
                 announce: Vec::new(),
@@ -115,6 +116,7 @@ async fn a_bounded_cache_still_holds_every_token() {
                     environments: Vec::new(),
                     message: None,
                     on_behalf_of: None,
+                    details: Default::default(),
                 },
             })
             .await

@@ -258,6 +258,26 @@ pub fn pb_change(event: &ChangeEvent) -> pb::ChangeEvent {
         actor: event.actor.clone(),
         message: event.message.clone().unwrap_or_default(),
         at: time(event.at),
+        environments: event.environments.clone(),
+        previous_version: event.details.previous_version,
+        changes_json: event
+            .details
+            .changes
+            .as_ref()
+            .map(|patch| patch.to_string())
+            .unwrap_or_default(),
+        changes_elided: event.details.changes_elided,
+        affected_instances_count: event
+            .details
+            .affected_instances
+            .as_ref()
+            .map_or(0, |a| a.count),
+        affected_instances: event
+            .details
+            .affected_instances
+            .as_ref()
+            .map(|a| a.instances.clone())
+            .unwrap_or_default(),
     }
 }
 

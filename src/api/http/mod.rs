@@ -15,6 +15,7 @@ use crate::core::access::{AccessService, Caller};
 use crate::core::deployments::{DeploymentService, StrategyService};
 use crate::core::flags::FlagService;
 use crate::core::model::Metadata;
+use crate::core::notifications::NotificationService;
 use crate::core::registry::RegistryService;
 use crate::core::secrets::SecretService;
 use crate::core::service::ConfigService;
@@ -37,6 +38,7 @@ mod secrets;
 mod strategies;
 pub mod tokens;
 pub mod watch;
+pub mod webhooks;
 
 /// What every handler shares; cloned per request, so it is one `Arc`.
 #[derive(Clone)]
@@ -49,6 +51,7 @@ pub struct AppContext {
     pub registry: Arc<RegistryService>,
     pub strategies: Arc<StrategyService>,
     pub deployments: Arc<DeploymentService>,
+    pub notifications: Arc<NotificationService>,
     pub access: Arc<AccessService>,
     pub shutdown: CancellationToken,
     pub metrics: PrometheusHandle,
@@ -110,6 +113,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .merge(flags::router())
         .merge(ofrep::router())
         .merge(tokens::router())
+        .merge(webhooks::router())
         .merge(change_requests::router())
         .merge(ops::router())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

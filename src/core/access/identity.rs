@@ -25,6 +25,8 @@ pub enum Permission {
     ManageSecrets,
     /// Register, heartbeat and deregister instances of a service in the registry.
     Register,
+    /// Create, change, delete and rotate webhooks; read their delivery logs; redeliver.
+    ManageWebhooks,
 }
 
 impl Permission {
@@ -38,6 +40,7 @@ impl Permission {
             Permission::ManageTokens => "manage-tokens",
             Permission::ManageSecrets => "manage-secrets",
             Permission::Register => "register",
+            Permission::ManageWebhooks => "manage-webhooks",
         }
     }
 }

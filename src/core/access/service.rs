@@ -429,6 +429,7 @@ impl AccessService {
                     environments: Vec::new(),
                     message: Some(format!("token '{}'", token.name)),
                     on_behalf_of: None,
+                    details: Default::default(),
                 },
             })
             .await?;
@@ -457,6 +458,7 @@ impl AccessService {
                     environments: Vec::new(),
                     message: None,
                     on_behalf_of: None,
+                    details: Default::default(),
                 },
             })
             .await?;

@@ -134,6 +134,7 @@ impl ConfigService {
                     None => format!("change request {}", request.id),
                 }),
                 on_behalf_of: metadata.on_behalf_of.clone(),
+                details: Default::default(),
             },
         };
         let store = self.store.clone();
@@ -401,6 +402,7 @@ impl ConfigService {
                 environments: request.environments.clone(),
                 message: Some(format!("change request {}", request.id)),
                 on_behalf_of: actor.on_behalf_of.clone(),
+                details: Default::default(),
             },
         };
         let metadata = Metadata {

@@ -199,6 +199,11 @@ impl ConfigService {
     }
 
     /// Publishes an event committed elsewhere (e.g. by another replica) to local watchers.
+    /// Committed changes as this process publishes them (lossy: a laggard reads the log).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ChangeEvent> {
+        self.bus.subscribe()
+    }
+
     pub fn publish(&self, event: ChangeEvent) {
         self.bus.publish(event);
     }

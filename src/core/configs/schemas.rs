@@ -82,6 +82,7 @@ impl ConfigService {
                 environments: Touched::Every.as_list(),
                 message: metadata.message.clone(),
                 on_behalf_of: metadata.on_behalf_of.clone(),
+                details: Default::default(),
             },
         };
         let (checksum, created_at) = (write.checksum.clone(), write.created_at);

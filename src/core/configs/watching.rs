@@ -145,6 +145,8 @@ impl ConfigService {
                     actor: version.metadata.actor.clone(),
                     message: version.metadata.message.clone(),
                     at: version.created_at,
+                    environments: Vec::new(),
+                    details: Default::default(),
                 }
             })
             .filter(|event| filter.matches(event))
@@ -200,10 +202,17 @@ impl InstanceWatcher {
         if told == Some(version.version) {
             return None;
         }
+        // The event's patch describes the version it names; another version carries none.
+        let details = if event.version == version.version && event.kind == kind::CONFIG_UPDATED {
+            event.details.clone()
+        } else {
+            Default::default()
+        };
         Some(Ok(ChangeEvent {
             kind: kind::CONFIG_UPDATED,
             version: version.version,
             checksum: version.checksum.clone(),
+            details,
             ..event
         }))
     }

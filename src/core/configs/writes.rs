@@ -10,6 +10,7 @@ use crate::core::approvals::model::{ChangeOperation, Proposal, Subject};
 use crate::core::effective::LayerValue;
 use crate::core::effective::changed_environments;
 use crate::core::error::{Error, Result};
+use crate::core::events::{AffectedInstances, ChangeDetails, MAX_NAMED_INSTANCES};
 use crate::core::ids::ConfigId;
 use crate::core::model::{AuditDraft, ConfigDocument, ConfigVersion, Metadata, NewVersion};
 use crate::core::ports::{AppliedRequest, DeleteWrite, VersionWrite};
@@ -135,8 +136,12 @@ impl ConfigService {
         let previous = head
             .as_ref()
             .filter(|h| !h.deleted)
-            .map(|h| &h.latest.document);
-        let touched = changed_environments(previous, &doc);
+            .map(|h| (h.latest.version, &h.latest.document));
+        let touched = changed_environments(previous.map(|(_, doc)| doc), &doc);
+        let details = ChangeDetails {
+            affected_instances: self.affected_instances(id, &touched),
+            ..ChangeDetails::of_version(previous, &doc)?
+        };
         let audit = AuditDraft {
             actor: metadata.actor.clone(),
             action: if rollback_of.is_some() {
@@ -147,6 +152,7 @@ impl ConfigService {
             environments: touched.as_list(),
             message: metadata.message.clone(),
             on_behalf_of: metadata.on_behalf_of.clone(),
+            details,
         };
         self.check_environment_scope(&metadata, &touched, id.as_str())
             .await?;
@@ -281,6 +287,10 @@ impl ConfigService {
                 environments: Touched::Every.as_list(),
                 message: metadata.message,
                 on_behalf_of: metadata.on_behalf_of.clone(),
+                details: ChangeDetails {
+                    affected_instances: self.affected_instances(id, &Touched::Every),
+                    ..ChangeDetails::of_delete(live)
+                },
             },
             at: now(),
             applies,
@@ -291,5 +301,30 @@ impl ConfigService {
             .commit(async move { store.configs().delete(write).await })
             .await?;
         Ok(Written::Done(committed.version))
+    }
+
+    /// The registered instances (not expired) of a touched environment whose heartbeats name
+    /// the config, from memory: how many, and the first few.
+    fn affected_instances(&self, id: &ConfigId, touched: &Touched) -> Option<AffectedInstances> {
+        let mut affected = AffectedInstances::default();
+        for (service, instances) in self.cache.cached_services() {
+            for instance in instances.values() {
+                let in_touched = match (&instance.environment, touched) {
+                    (_, Touched::Every) => true,
+                    (Some(environment), only) => only.includes(environment.as_str()),
+                    (None, Touched::Only(_)) => false,
+                };
+                if instance.expired || !in_touched || !instance.applied.contains_key(id) {
+                    continue;
+                }
+                affected.count += 1;
+                if affected.instances.len() < MAX_NAMED_INSTANCES {
+                    affected
+                        .instances
+                        .push(format!("{service}/{}", instance.instance_id));
+                }
+            }
+        }
+        (affected.count > 0).then_some(affected)
     }
 }

@@ -306,6 +306,7 @@ impl DeploymentService {
             environments: vec![deployment.environment.to_string()],
             message: Some(describe(None, &deployment, None)),
             on_behalf_of: deployment.metadata.on_behalf_of.clone(),
+            details: Default::default(),
         };
         let entry = LogEntry {
             seq: 1,
@@ -618,6 +619,7 @@ impl DeploymentService {
             environments: vec![next.environment.to_string()],
             message: Some(message),
             on_behalf_of,
+            details: Default::default(),
         };
         self.record(DeploymentWrite {
             deployment: next.clone(),

@@ -60,6 +60,7 @@ fn audit(metadata: &Metadata, action: &'static str) -> AuditDraft {
         environments: Vec::new(),
         message: metadata.message.clone(),
         on_behalf_of: metadata.on_behalf_of.clone(),
+        details: Default::default(),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::core::access::{Caller, Permission};
 use crate::core::approvals::model::{ChangeOperation, Proposal, Subject};
 use crate::core::approvals::service::Applying;
 use crate::core::error::{Error, Result};
+use crate::core::events::ChangeDetails;
 use crate::core::ids::{FlagKey, Touched};
 use crate::core::model::{AuditDraft, Metadata};
 use crate::core::ports::{AppliedRequest, Documents, FlagDeleteWrite, FlagWrite};
@@ -281,8 +282,11 @@ impl FlagService {
                 actual: live,
             });
         }
-        let previous = head.filter(|h| !h.deleted).map(|h| &h.latest.document);
-        let touched = changed_environments(previous, &definition);
+        let previous = head
+            .filter(|h| !h.deleted)
+            .map(|h| (h.latest.version, &h.latest.document));
+        let touched = changed_environments(previous.map(|(_, doc)| doc), &definition);
+        let details = ChangeDetails::of_version(previous, &definition)?;
         let audit = AuditDraft {
             actor: metadata.actor.clone(),
             action: if rollback_of.is_some() {
@@ -293,6 +297,7 @@ impl FlagService {
             environments: touched.as_list(),
             message: metadata.message.clone(),
             on_behalf_of: metadata.on_behalf_of.clone(),
+            details,
         };
         self.configs
             .check_environment_scope(&metadata, &touched, key.as_str())
@@ -411,6 +416,7 @@ impl FlagService {
                 environments: Touched::Every.as_list(),
                 message: metadata.message.clone(),
                 on_behalf_of: metadata.on_behalf_of.clone(),
+                details: ChangeDetails::of_delete(live),
             },
             at: now(),
             applies,

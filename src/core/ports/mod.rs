@@ -17,6 +17,7 @@ pub mod changelog;
 pub mod database;
 pub mod deployments;
 pub mod documents;
+pub mod notifications;
 pub mod registry;
 pub mod schemas;
 pub mod secrets;
@@ -29,6 +30,7 @@ pub use changelog::{AuditQuery, AuditSubject, ChangeLog, Record};
 pub use database::Database;
 pub use deployments::{DeploymentQuery, DeploymentStore, DeploymentWrite};
 pub use documents::{AppliedRequest, DeleteWrite, DocumentStore, VersionWrite};
+pub use notifications::{NotificationStore, WebhookDelete, WebhookWrite};
 pub use registry::{
     InstanceExpectation, InstanceRemove, InstanceRow, InstanceWrite, RegistryStore, Touch,
 };
@@ -63,6 +65,7 @@ pub trait Store:
     + SecretStore
     + RegistryStore
     + DeploymentStore
+    + NotificationStore
     + SchemaStore
     + AccessStore
     + ChangeRequestStore
@@ -80,6 +83,7 @@ impl<T> Store for T where
         + SecretStore
         + RegistryStore
         + DeploymentStore
+        + NotificationStore
         + SchemaStore
         + AccessStore
         + ChangeRequestStore

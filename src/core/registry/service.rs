@@ -73,6 +73,7 @@ fn audit(
             .unwrap_or_default(),
         message,
         on_behalf_of: None,
+        details: Default::default(),
     }
 }
 

@@ -401,6 +401,7 @@ impl SecretService {
             environments: Vec::new(),
             message: metadata.message.clone(),
             on_behalf_of: metadata.on_behalf_of.clone(),
+            details: Default::default(),
         };
         let version = NewVersion {
             id: name.clone(),
@@ -569,6 +570,7 @@ impl SecretService {
                     environments: Vec::new(),
                     message: metadata.message.clone(),
                     on_behalf_of: metadata.on_behalf_of.clone(),
+                    details: Default::default(),
                 },
                 at: now(),
             })
@@ -601,6 +603,7 @@ impl SecretService {
                 environments: Vec::new(),
                 message: metadata.message.clone(),
                 on_behalf_of: metadata.on_behalf_of.clone(),
+                details: Default::default(),
             },
             at: now(),
             applies: None,
@@ -662,6 +665,7 @@ impl SecretService {
                             environments: Vec::new(),
                             message: metadata.message.clone(),
                             on_behalf_of: metadata.on_behalf_of.clone(),
+                            details: Default::default(),
                         },
                         at: now(),
                     };
@@ -695,6 +699,7 @@ impl SecretService {
                     environments: vec!["*".to_owned()],
                     message: Some(message.clone()),
                     on_behalf_of: None,
+                    details: Default::default(),
                 },
                 at: now(),
             })

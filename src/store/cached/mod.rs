@@ -22,6 +22,7 @@ use crate::core::secrets::model::{SecretDocument, SecretHead};
 use crate::core::secrets::stages::SecretStages;
 
 mod deployments;
+mod notifications;
 mod ports;
 mod registry;
 mod strategies;

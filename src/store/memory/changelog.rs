@@ -28,6 +28,7 @@ impl ChangeLog for MemoryStore {
                         && !kind::is_token(&r.action)
                         && !kind::is_secret(&r.action)
                         && !kind::is_strategy(&r.action)
+                        && !kind::is_webhook(&r.action)
                 })
             })
             .take(query.limit as usize)

@@ -109,6 +109,7 @@ impl State {
             environments: audit.environments.clone(),
             message: audit.message.clone(),
             on_behalf_of: audit.on_behalf_of.clone(),
+            details: audit.details.clone(),
         });
         self.changes.push(event.clone());
         event

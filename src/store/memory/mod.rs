@@ -18,6 +18,7 @@ use crate::core::events::ChangeEvent;
 use crate::core::flags::FlagDefinition;
 use crate::core::ids::{ConfigId, Environment, InstanceId, ServiceName};
 use crate::core::model::{AppliedState, AuditRecord, ConfigDocument, SchemaVersion};
+use crate::core::notifications::model::{Delivery, Webhook};
 use crate::core::ports::Database;
 use crate::core::registry::model::Instance;
 use crate::core::secrets::model::SecretDocument;
@@ -29,6 +30,7 @@ mod changelog;
 mod commit;
 mod deployments;
 mod documents;
+mod notifications;
 mod registry;
 mod schemas;
 mod secrets;
@@ -52,6 +54,9 @@ struct State {
     deployments: BTreeMap<String, Deployment>,
     deployment_logs: BTreeMap<String, Vec<LogEntry>>,
     releases: BTreeMap<(ConfigId, Environment), Release>,
+    webhooks: Vec<Webhook>,
+    cursors: BTreeMap<String, u64>,
+    deliveries: BTreeMap<u64, Delivery>,
 }
 
 #[derive(Default)]

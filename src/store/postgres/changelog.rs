@@ -26,6 +26,7 @@ struct AuditRow {
     environments: String,
     message: Option<String>,
     on_behalf_of: Option<String>,
+    details: String,
 }
 
 impl AuditRow {
@@ -41,6 +42,7 @@ impl AuditRow {
             environments: parse_json(&self.environments)?,
             message: self.message,
             on_behalf_of: self.on_behalf_of,
+            details: parse_json(&self.details)?,
         })
     }
 }
@@ -55,6 +57,8 @@ struct ChangeRow {
     actor: String,
     message: Option<String>,
     at: DateTime<Utc>,
+    environments: String,
+    details: String,
 }
 
 impl TryFrom<ChangeRow> for ChangeEvent {
@@ -70,6 +74,8 @@ impl TryFrom<ChangeRow> for ChangeEvent {
             actor: row.actor,
             message: row.message,
             at: row.at,
+            environments: parse_json(&row.environments)?,
+            details: parse_json(&row.details)?,
         })
     }
 }

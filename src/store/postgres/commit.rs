@@ -215,6 +215,7 @@ async fn record_change(
         .bind(audit.action)
         .bind(to_json(&audit.environments)?)
         .bind(&audit.on_behalf_of)
+        .bind(to_json(&audit.details)?)
         .fetch_one(&mut *tx)
         .await
         .map_err(db_error)?;

@@ -30,6 +30,7 @@ mod commit;
 mod committer;
 mod deployments;
 mod documents;
+mod notifications;
 mod registry;
 mod rows;
 mod schemas;

@@ -25,6 +25,7 @@ struct AuditRow {
     environments: String,
     message: Option<String>,
     on_behalf_of: Option<String>,
+    details: String,
 }
 
 impl AuditRow {
@@ -40,6 +41,7 @@ impl AuditRow {
             environments: parse_json(&self.environments)?,
             message: self.message,
             on_behalf_of: self.on_behalf_of,
+            details: parse_json(&self.details)?,
         })
     }
 }
@@ -54,6 +56,8 @@ struct ChangeRow {
     actor: String,
     message: Option<String>,
     at: String,
+    environments: String,
+    details: String,
 }
 
 impl ChangeRow {
@@ -67,6 +71,8 @@ impl ChangeRow {
             actor: self.actor,
             message: self.message,
             at: parse_time(&self.at)?,
+            environments: parse_json(&self.environments)?,
+            details: parse_json(&self.details)?,
         })
     }
 }

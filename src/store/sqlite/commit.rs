@@ -207,6 +207,8 @@ async fn record_change(
     audit: &AuditDraft,
 ) -> Result<ChangeEvent> {
     let at = timestamp(change.at);
+    let environments = to_json(&audit.environments)?;
+    let details = to_json(&audit.details)?;
     let revision: i64 = sqlx::query_scalar(include_str!("queries/change_insert.sql"))
         .bind(kind.as_str())
         .bind(change.subject)
@@ -215,6 +217,8 @@ async fn record_change(
         .bind(&audit.actor)
         .bind(&audit.message)
         .bind(&at)
+        .bind(&environments)
+        .bind(&details)
         .fetch_one(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -225,9 +229,10 @@ async fn record_change(
         .bind(audit.action)
         .bind(change.subject)
         .bind(to_i64(change.version))
-        .bind(to_json(&audit.environments)?)
+        .bind(&environments)
         .bind(&audit.message)
         .bind(&audit.on_behalf_of)
+        .bind(&details)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

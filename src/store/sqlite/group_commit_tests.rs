@@ -26,6 +26,7 @@ fn audit() -> AuditDraft {
         environments: vec!["*".to_owned()],
         message: Some("group commit".to_owned()),
         on_behalf_of: None,
+        details: Default::default(),
     }
 }
 

@@ -25,6 +25,7 @@ mod changelog;
 mod commit;
 mod deployments;
 mod documents;
+mod notifications;
 mod registry;
 mod rows;
 mod schemas;

@@ -4,7 +4,9 @@
 
 pub mod binary;
 mod env;
+pub mod kafka;
 pub mod postgres;
+pub mod receiver;
 pub mod secret_servers;
 
 use std::net::SocketAddr;

@@ -19,7 +19,7 @@ pub const AWS_ACCESS_KEY_ID: &str = "AKIAITTESTKEY0000000";
 pub const AWS_SECRET_ACCESS_KEY: &str = "it-aws-secret-access-key-9f8e7d6c";
 pub const AWS_REGION: &str = "us-east-1";
 
-const STARTUP: Duration = Duration::from_secs(30);
+pub(crate) const STARTUP: Duration = Duration::from_secs(30);
 
 /// A server child process, killed on drop.
 pub struct ChildServer {
@@ -28,7 +28,7 @@ pub struct ChildServer {
     pub base: String,
     client: reqwest::Client,
     // Kept last: the child's home and log outlive it.
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Drop for ChildServer {
@@ -131,7 +131,12 @@ impl ChildServer {
     }
 }
 
-fn start(binary: PathBuf, what: &str, port: u16, args: impl FnOnce(&mut Command)) -> ChildServer {
+pub(crate) fn start(
+    binary: PathBuf,
+    what: &str,
+    port: u16,
+    args: impl FnOnce(&mut Command),
+) -> ChildServer {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
     let mut command = Command::new(&binary);
@@ -161,7 +166,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn tool(name: &str) -> Option<PathBuf> {
+pub(crate) fn tool(name: &str) -> Option<PathBuf> {
     let venv = std::env::var_os("HOME")
         .map(|home| PathBuf::from(home).join(".cache/summit-config-test-tools/venv/bin"));
     // The venv first: a pyenv shim on PATH may name a tool its Python lacks.

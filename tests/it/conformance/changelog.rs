@@ -139,6 +139,7 @@ pub(super) async fn every_committed_write_has_one_audit_record_listed_newest_fir
         environments: vec!["*".to_owned()],
         message: Some("first".to_owned()),
         on_behalf_of: None,
+        details: Default::default(),
     };
     let mut beta_v1 = version_write(&beta, json!({ "v": 1 }), 0);
     beta_v1.audit = AuditDraft {
@@ -147,6 +148,7 @@ pub(super) async fn every_committed_write_has_one_audit_record_listed_newest_fir
         environments: vec!["production".to_owned(), "staging".to_owned()],
         message: None,
         on_behalf_of: Some("release-bot".to_owned()),
+        details: Default::default(),
     };
     let alpha_schema = schema_write(&alpha, json!({ "type": "object" }), 0, 1);
     let mut alpha_v2 = version_write(&alpha, json!({ "v": 2 }), 1);

@@ -83,6 +83,7 @@ fn write(deployment: &Deployment, expect_seq: u64, release: Option<u64>) -> Depl
             environments: vec![deployment.environment.to_string()],
             message: None,
             on_behalf_of: None,
+            details: Default::default(),
         },
         at: deployment.updated_at,
         applies: None,

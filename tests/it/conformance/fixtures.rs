@@ -36,6 +36,7 @@ pub(super) fn audit_draft(action: &'static str, actor: &str, message: &str) -> A
         environments: vec!["*".to_owned()],
         message: Some(message.to_owned()),
         on_behalf_of: None,
+        details: Default::default(),
     }
 }
 
@@ -276,6 +277,7 @@ pub(super) fn token_audit(action: &'static str) -> AuditDraft {
         environments: Vec::new(),
         message: None,
         on_behalf_of: None,
+        details: Default::default(),
     }
 }
 

@@ -11,6 +11,7 @@ mod configs;
 mod deployments;
 mod fixtures;
 mod flags;
+mod notifications;
 mod read_cache;
 mod registry;
 mod schemas;
@@ -83,6 +84,10 @@ macro_rules! store_conformance_suite {
             strategies::strategy_versions_round_trip_and_a_delete_keeps_history,
             deployments::one_active_deployment_per_target_moved_only_from_the_seq_it_was_read_at,
             deployments::releases_are_kept_once_and_forgotten,
+            notifications::webhooks_are_created_once_and_replaced_only_from_the_seq_read,
+            notifications::fan_out_moves_the_cursor_only_from_where_it_was,
+            notifications::due_deliveries_wait_behind_an_earlier_one_of_their_subject,
+            notifications::change_events_and_audit_records_keep_their_details,
         );
     };
     (@tests $backend:ident, $open:expr; $($aggregate:ident::$behaviour:ident),* $(,)?) => {

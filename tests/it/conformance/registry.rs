@@ -64,6 +64,7 @@ fn write(instance: Instance, expect: InstanceExpectation) -> InstanceWrite {
             environments: vec!["production".to_owned()],
             message: None,
             on_behalf_of: None,
+            details: Default::default(),
         },
         at: now(),
     }
@@ -319,6 +320,7 @@ pub(super) async fn overdue_instances_are_expired_or_removed_only_as_they_were_r
             environments: Vec::new(),
             message: Some("removed".to_owned()),
             on_behalf_of: None,
+            details: Default::default(),
         },
         at,
     };

@@ -36,6 +36,7 @@ fn audit(action: &'static str) -> AuditDraft {
         environments: Vec::new(),
         message: None,
         on_behalf_of: None,
+        details: Default::default(),
     }
 }
 

@@ -1,2 +1,2 @@
-INSERT INTO changes (kind, config_id, version, checksum, actor, message, at)
-VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING revision
+INSERT INTO changes (kind, config_id, version, checksum, actor, message, at, environments, details)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING revision

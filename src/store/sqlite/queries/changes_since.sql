@@ -1,2 +1,2 @@
-SELECT revision, kind, config_id, version, checksum, actor, message, at
+SELECT revision, kind, config_id, version, checksum, actor, message, at, environments, details
 FROM changes WHERE revision > ? ORDER BY revision LIMIT ?

@@ -1,0 +1,124 @@
+//! One attempt of one delivery: a signed POST of the event, a 2xx within the timeout is
+//! success. The answer's body is read (to keep the connection) up to a bound and dropped.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+
+use super::model::Delivery;
+use super::signing::signature_header;
+use super::targets::Targets;
+use crate::core::service::now;
+
+/// The most of an answer's body read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The most of an error kept in the delivery log.
+const MAX_ERROR_CHARS: usize = 300;
+
+/// Where a webhook's deliveries go and the secrets (opened) that sign them.
+pub struct Target {
+    pub url: String,
+    pub secrets: Vec<Vec<u8>>,
+}
+
+/// What an attempt came to.
+pub struct Outcome {
+    pub status: Option<u16>,
+    /// `None` on success.
+    pub error: Option<String>,
+    pub latency: Duration,
+}
+
+pub async fn send(
+    client: &reqwest::Client,
+    targets: &Targets,
+    target: &Target,
+    delivery: &Delivery,
+) -> Outcome {
+    let started = Instant::now();
+    let result = attempt(client, targets, target, delivery).await;
+    let latency = started.elapsed();
+    match result {
+        Ok(status) if (200..300).contains(&status) => Outcome {
+            status: Some(status),
+            error: None,
+            latency,
+        },
+        Ok(status) => Outcome {
+            status: Some(status),
+            error: Some(format!("answered {status}")),
+            latency,
+        },
+        Err(error) => Outcome {
+            status: None,
+            error: Some(truncate(error)),
+            latency,
+        },
+    }
+}
+
+async fn attempt(
+    client: &reqwest::Client,
+    targets: &Targets,
+    target: &Target,
+    delivery: &Delivery,
+) -> Result<u16, String> {
+    let url = Url::parse(&target.url).map_err(|e| format!("bad URL: {e}"))?;
+    // Names are checked where they resolve; an address in the URL is checked here.
+    if let Some(host) = url.host_str() {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse()
+            && !targets.allows(bare, ip)
+        {
+            return Err(format!("{ip} is not an allowed target"));
+        }
+    }
+    let id = format!("evt_{}", delivery.revision);
+    let timestamp = now().timestamp();
+    let signature = signature_header(&target.secrets, &id, timestamp, &delivery.body);
+    let mut answer = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(delivery.body.clone())
+        .send()
+        .await
+        .map_err(describe)?;
+    let status = answer.status().as_u16();
+    let mut read = 0;
+    while read <= MAX_ANSWER_BYTES {
+        match answer.chunk().await {
+            Ok(Some(chunk)) => read += chunk.len(),
+            Ok(None) => break,
+            Err(error) => return Err(describe(error)),
+        }
+    }
+    Ok(status)
+}
+
+/// The error and its causes, without the URL (it may carry credentials).
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = if error.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        error.to_string()
+    };
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn truncate(mut text: String) -> String {
+    if let Some((at, _)) = text.char_indices().nth(MAX_ERROR_CHARS) {
+        text.truncate(at);
+        text.push('…');
+    }
+    text
+}

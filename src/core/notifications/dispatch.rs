@@ -1,0 +1,624 @@
+//! The dispatcher: on the replica holding the duties lease, fans the change log out to
+//! webhooks (deliveries recorded with the cursor moved, in one transaction) and to Kafka, and
+//! sends due deliveries. At least once: a delivery is marked done only after its 2xx, so a
+//! crash or a lease hand-over in between sends it again (same `webhook-id`).
+//!
+//! Three tasks share the work: the feeder (lease, fan-out, Kafka), the sender (starts each due
+//! delivery group: one webhook and subject, in revision order) and the recorder (writes the
+//! outcomes in batches, then frees the groups).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::delivery::{Outcome, Target, send};
+use super::kafka::KafkaSink;
+use super::matching::wants;
+use super::model::{Attempt, Delivery, DeliveryStatus, NewDelivery, Webhook, WebhookHealth};
+use super::service::sealing_name;
+use super::targets::{GuardedResolver, Targets};
+use crate::core::error::{Error, Result};
+use crate::core::events::ChangeEvent;
+use crate::core::ports::Store;
+use crate::core::secrets::crypto::Keyring;
+use crate::core::service::now;
+
+const WEBHOOK_SINK: &str = "webhooks";
+const KAFKA_SINK: &str = "kafka";
+/// Change-log entries read per fan-out.
+const FAN_OUT_BATCH: u32 = 500;
+/// Due deliveries read per round.
+const DUE_BATCH: u32 = 2000;
+/// How often the lease is asked for, and the longest sleep between rounds.
+const TICK: Duration = Duration::from_secs(1);
+/// Delivered and dead deliveries are kept this long in the delivery log.
+const RETENTION_DAYS: i64 = 7;
+
+/// How deliveries are made and retried.
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// The wait before each retry (the first attempt is at once); after the last, a
+    /// delivery is dead-lettered (`failed`).
+    pub schedule: Vec<Duration>,
+    /// The most an attempt may take (connect, send, answer).
+    pub timeout: Duration,
+    /// A webhook whose deliveries all failed for this long is disabled.
+    pub disable_after: chrono::Duration,
+    /// The most attempts in flight.
+    pub concurrency: usize,
+    /// `host:port` of Kafka brokers; none: no Kafka sink.
+    pub kafka_brokers: Vec<String>,
+    pub kafka_topic: String,
+}
+
+impl DispatchSettings {
+    /// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over about 28 hours.
+    pub fn default_schedule() -> Vec<Duration> {
+        [5, 300, 1800, 7200, 18000, 36000, 36000]
+            .into_iter()
+            .map(Duration::from_secs)
+            .collect()
+    }
+}
+
+/// A group of deliveries (one webhook, one subject) and what became of them.
+struct GroupDone {
+    key: (String, String),
+    attempts: Vec<Attempt>,
+}
+
+/// What the sender knows of a webhook: where to send and the secrets that sign.
+struct Prepared {
+    target: Arc<Target>,
+    failing_since: Option<DateTime<Utc>>,
+}
+
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    keyring: Arc<Keyring>,
+    client: reqwest::Client,
+    targets: Arc<Targets>,
+    settings: DispatchSettings,
+    wake: Arc<Notify>,
+    /// Wakes the sender: deliveries were recorded, or outcomes freed a group.
+    send_wake: Notify,
+    leading: AtomicBool,
+    webhooks: Mutex<HashMap<String, Prepared>>,
+    /// The webhooks as last read (fan-out matches events against them).
+    listed: Mutex<Vec<Webhook>>,
+    in_flight: Mutex<HashSet<(String, String)>>,
+    /// Groups whose outcomes are recorded: freed at the sender's next round, before it reads
+    /// what is due (a read made earlier may still show them pending).
+    settled: Mutex<Vec<(String, String)>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keyring: Arc<Keyring>,
+        targets: Arc<Targets>,
+        settings: DispatchSettings,
+        wake: Arc<Notify>,
+    ) -> Result<Arc<Dispatcher>> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver(targets.clone())))
+            .user_agent(concat!("summit-config/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(settings.concurrency)
+            .build()
+            .map_err(Error::internal)?;
+        Ok(Arc::new(Dispatcher {
+            store,
+            keyring,
+            client,
+            targets,
+            permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            settings,
+            wake,
+            send_wake: Notify::new(),
+            leading: AtomicBool::new(false),
+            webhooks: Mutex::new(HashMap::new()),
+            listed: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(HashSet::new()),
+            settled: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Runs the three tasks until `shutdown`.
+    pub async fn run(
+        self: Arc<Self>,
+        events: broadcast::Receiver<ChangeEvent>,
+        shutdown: CancellationToken,
+    ) {
+        let (done, outcomes) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(self.clone().record(outcomes, shutdown.clone()));
+        let sender = tokio::spawn(self.clone().send_due(done, shutdown.clone()));
+        self.feed(events, shutdown).await;
+        let _ = sender.await;
+        let _ = recorder.await;
+    }
+
+    /// Holds the lease, fans out, feeds Kafka.
+    async fn feed(
+        &self,
+        mut events: broadcast::Receiver<ChangeEvent>,
+        shutdown: CancellationToken,
+    ) {
+        let mut kafka: Option<KafkaSink> = None;
+        let mut kafka_retry_at = Instant::now();
+        let mut webhook_cursor = None;
+        let mut kafka_cursor = None;
+        let mut lease_checked: Option<Instant> = None;
+        let mut webhooks_read: Option<Instant> = None;
+        let mut pruned: Option<Instant> = None;
+        loop {
+            if lease_checked.is_none_or(|at| at.elapsed() >= TICK) {
+                let leading = self.store.lead_duties().await.unwrap_or(false);
+                if !leading {
+                    webhook_cursor = None;
+                    kafka_cursor = None;
+                }
+                self.leading.store(leading, Ordering::Release);
+                lease_checked = Some(Instant::now());
+            }
+            let mut caught_up = true;
+            if self.leading.load(Ordering::Acquire) {
+                if webhooks_read.is_none_or(|at| at.elapsed() >= TICK) {
+                    match self.refresh_webhooks().await {
+                        Ok(()) => webhooks_read = Some(Instant::now()),
+                        Err(error) => tracing::debug!(%error, "cannot read webhooks yet"),
+                    }
+                }
+                match self.fan_out(&mut webhook_cursor).await {
+                    Ok(done) => caught_up &= done,
+                    Err(error) => tracing::warn!(%error, "webhook fan-out failed; will retry"),
+                }
+                if !self.settings.kafka_brokers.is_empty() && Instant::now() >= kafka_retry_at {
+                    match self.feed_kafka(&mut kafka, &mut kafka_cursor).await {
+                        Ok(done) => caught_up &= done,
+                        Err(error) => {
+                            tracing::warn!(%error, "producing to Kafka failed; will retry");
+                            kafka = None;
+                            kafka_retry_at = Instant::now() + TICK;
+                        }
+                    }
+                }
+                if pruned.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
+                    let before = now() - chrono::Duration::days(RETENTION_DAYS);
+                    if let Err(error) = self.store.prune_deliveries(before).await {
+                        tracing::debug!(%error, "cannot prune deliveries yet");
+                    }
+                    pruned = Some(Instant::now());
+                }
+            }
+            if caught_up {
+                tokio::select! {
+                    () = shutdown.cancelled() => {
+                        self.send_wake.notify_one();
+                        return;
+                    }
+                    () = self.wake.notified() => webhooks_read = None,
+                    event = events.recv() => match event {
+                        Ok(event) if event.kind.is_webhook() => webhooks_read = None,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            tokio::time::sleep(TICK).await;
+                        }
+                        _ => {}
+                    },
+                    () = tokio::time::sleep(TICK) => {}
+                }
+            }
+        }
+    }
+
+    /// Reads the webhooks and opens their secrets (for the sender).
+    async fn refresh_webhooks(&self) -> Result<()> {
+        let stored = self.store.webhooks().await?;
+        let at = now();
+        let mut prepared = HashMap::with_capacity(stored.len());
+        for webhook in &stored {
+            let mut secrets = Vec::with_capacity(webhook.secrets.len());
+            for secret in &webhook.secrets {
+                if secret.expires_at.is_some_and(|expires| expires <= at) {
+                    continue;
+                }
+                let name = sealing_name(&webhook.id);
+                secrets.push(
+                    self.keyring
+                        .open(&name, secret.generation, &secret.sealed)?,
+                );
+            }
+            let target = Arc::new(Target {
+                url: webhook.url.clone(),
+                secrets,
+            });
+            let failing_since = webhook.failing_since;
+            prepared.insert(
+                webhook.id.clone(),
+                Prepared {
+                    target,
+                    failing_since,
+                },
+            );
+        }
+        *self.webhooks.lock() = prepared;
+        self.listed.lock().clone_from(&stored);
+        Ok(())
+    }
+
+    /// Fans out one stretch of the change log; `true` when it reached the end.
+    async fn fan_out(&self, cursor: &mut Option<u64>) -> Result<bool> {
+        let Some(from) = self.cursor(WEBHOOK_SINK, cursor).await? else {
+            return Ok(true);
+        };
+        let events = self.store.changes_since(from, FAN_OUT_BATCH).await?;
+        let Some(last) = events.last() else {
+            return Ok(true);
+        };
+        let to = last.revision;
+        if events.iter().any(|event| event.kind.is_webhook()) {
+            // Match against the webhooks as they are after these changes (one created here
+            // wants only what follows it: its `since_revision`).
+            self.refresh_webhooks().await?;
+        }
+        let at = now();
+        let webhooks = self.listed.lock().clone();
+        let mut deliveries = Vec::new();
+        for event in &events {
+            let mut body = None;
+            for webhook in webhooks.iter().filter(|w| w.enabled && wants(w, event)) {
+                let body = match &body {
+                    Some(body) => String::clone(body),
+                    None => body
+                        .insert(serde_json::to_string(event).map_err(Error::internal)?)
+                        .clone(),
+                };
+                deliveries.push(NewDelivery {
+                    webhook_id: webhook.id.clone(),
+                    revision: event.revision,
+                    kind: event.kind.as_str().to_owned(),
+                    subject: event.config_id.clone(),
+                    body,
+                    at,
+                });
+            }
+        }
+        let any = !deliveries.is_empty();
+        if self
+            .store
+            .fan_out(WEBHOOK_SINK, Some(from), to, deliveries)
+            .await?
+        {
+            *cursor = Some(to);
+            if any {
+                self.send_wake.notify_one();
+            }
+        } else {
+            *cursor = None;
+        }
+        Ok(events.len() < FAN_OUT_BATCH as usize)
+    }
+
+    /// Produces one stretch of the change log to Kafka, then moves its cursor.
+    async fn feed_kafka(
+        &self,
+        sink: &mut Option<KafkaSink>,
+        cursor: &mut Option<u64>,
+    ) -> Result<bool> {
+        let Some(from) = self.cursor(KAFKA_SINK, cursor).await? else {
+            return Ok(true);
+        };
+        let events = self.store.changes_since(from, FAN_OUT_BATCH).await?;
+        let Some(last) = events.last() else {
+            return Ok(true);
+        };
+        let to = last.revision;
+        if sink.is_none() {
+            let connected =
+                KafkaSink::connect(&self.settings.kafka_brokers, &self.settings.kafka_topic)
+                    .await
+                    .map_err(|e| Error::store_unavailable(e.to_string()))?;
+            *sink = Some(connected);
+        }
+        let Some(producer) = sink.as_ref() else {
+            return Ok(true);
+        };
+        let records = events
+            .iter()
+            .map(|event| {
+                let value = serde_json::to_vec(event).map_err(Error::internal)?;
+                Ok((event.config_id.clone(), value, event.at))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let count = records.len() as u64;
+        producer
+            .produce(records)
+            .await
+            .map_err(|e| Error::store_unavailable(e.to_string()))?;
+        metrics::counter!("summit_kafka_records_total").increment(count);
+        if self
+            .store
+            .fan_out(KAFKA_SINK, Some(from), to, Vec::new())
+            .await?
+        {
+            *cursor = Some(to);
+        } else {
+            *cursor = None;
+        }
+        Ok(events.len() < FAN_OUT_BATCH as usize)
+    }
+
+    /// Where `sink` is in the change log. Webhooks start (once) at the revision the oldest
+    /// webhook was created at (no webhook wants an earlier change); Kafka at the revision when
+    /// it was first configured (`prepare`).
+    async fn cursor(&self, sink: &str, cursor: &mut Option<u64>) -> Result<Option<u64>> {
+        if let Some(at) = *cursor {
+            return Ok(Some(at));
+        }
+        if let Some(at) = self.store.sink_cursor(sink).await? {
+            *cursor = Some(at);
+            return Ok(Some(at));
+        }
+        let start = match sink {
+            WEBHOOK_SINK => self
+                .listed
+                .lock()
+                .iter()
+                .map(|w| w.since_revision)
+                .min()
+                .unwrap_or(0),
+            _ => self.store.latest_revision().await?,
+        };
+        self.store.fan_out(sink, None, start, Vec::new()).await?;
+        Ok(None)
+    }
+
+    /// Before serving: a Kafka sink configured for the first time starts at the latest
+    /// revision, so every change from now on is produced.
+    pub async fn prepare(&self) -> Result<()> {
+        if !self.settings.kafka_brokers.is_empty()
+            && self.store.sink_cursor(KAFKA_SINK).await?.is_none()
+        {
+            let latest = self.store.latest_revision().await?;
+            self.store
+                .fan_out(KAFKA_SINK, None, latest, Vec::new())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Starts every due group not already in flight, as permits allow.
+    async fn send_due(
+        self: Arc<Self>,
+        done: mpsc::UnboundedSender<GroupDone>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let mut wait = TICK;
+            let settled = std::mem::take(&mut *self.settled.lock());
+            if !settled.is_empty() {
+                let mut in_flight = self.in_flight.lock();
+                for key in &settled {
+                    in_flight.remove(key);
+                }
+            }
+            if self.leading.load(Ordering::Acquire) {
+                match self.store.due_deliveries(now(), DUE_BATCH).await {
+                    Ok(due) => {
+                        if self.start_groups(due, &done) {
+                            wait = Duration::from_millis(50);
+                        }
+                    }
+                    Err(error) => tracing::debug!(%error, "cannot read due deliveries yet"),
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.send_wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Spawns a task per group of `due`; `true` when some had to wait for a permit.
+    fn start_groups(
+        self: &Arc<Self>,
+        due: Vec<Delivery>,
+        done: &mpsc::UnboundedSender<GroupDone>,
+    ) -> bool {
+        let mut groups: Vec<((String, String), Vec<Delivery>)> = Vec::new();
+        let mut index: HashMap<(String, String), usize> = HashMap::new();
+        for delivery in due {
+            let key = (delivery.webhook_id.clone(), delivery.subject.clone());
+            match index.get(&key) {
+                Some(&at) => groups[at].1.push(delivery),
+                None => {
+                    index.insert(key.clone(), groups.len());
+                    groups.push((key, vec![delivery]));
+                }
+            }
+        }
+        let mut waiting = false;
+        for (key, deliveries) in groups {
+            if !self.in_flight.lock().insert(key.clone()) {
+                continue;
+            }
+            let Some(target) = self.webhooks.lock().get(&key.0).map(|p| p.target.clone()) else {
+                // A webhook created since the last read: the next round has it.
+                self.in_flight.lock().remove(&key);
+                self.wake.notify_one();
+                continue;
+            };
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                self.in_flight.lock().remove(&key);
+                waiting = true;
+                break;
+            };
+            let this = self.clone();
+            let done = done.clone();
+            tokio::spawn(async move {
+                let mut attempts = Vec::with_capacity(deliveries.len());
+                for delivery in deliveries {
+                    let outcome = send(&this.client, &this.targets, &target, &delivery).await;
+                    let attempt = this.attempt(&delivery, outcome);
+                    let failed = attempt.status != DeliveryStatus::Delivered;
+                    attempts.push(attempt);
+                    if failed {
+                        break;
+                    }
+                }
+                drop(permit);
+                let _ = done.send(GroupDone { key, attempts });
+            });
+        }
+        waiting
+    }
+
+    /// What an attempt's outcome makes of its delivery.
+    fn attempt(&self, delivery: &Delivery, outcome: Outcome) -> Attempt {
+        let at = now();
+        let attempts = delivery.attempts.saturating_add(1);
+        let latency_ms = outcome.latency.as_millis() as u64;
+        if outcome.error.is_none() {
+            metrics::counter!("summit_webhook_deliveries_total", "outcome" => "delivered")
+                .increment(1);
+            metrics::histogram!("summit_webhook_delivery_seconds")
+                .record(outcome.latency.as_secs_f64());
+            return Attempt {
+                delivery: delivery.id,
+                status: DeliveryStatus::Delivered,
+                attempts,
+                next_attempt_at: delivery.next_attempt_at,
+                last_error: None,
+                last_status: outcome.status,
+                latency_ms,
+                at,
+            };
+        }
+        let retry = self.settings.schedule.get(attempts as usize - 1);
+        let (status, next_attempt_at) = match retry {
+            Some(wait) => (DeliveryStatus::Pending, at + jittered(*wait)),
+            None => (DeliveryStatus::Failed, at),
+        };
+        let outcome_label = if status == DeliveryStatus::Failed {
+            "dead"
+        } else {
+            "retry"
+        };
+        metrics::counter!("summit_webhook_deliveries_total", "outcome" => outcome_label)
+            .increment(1);
+        Attempt {
+            delivery: delivery.id,
+            status,
+            attempts,
+            next_attempt_at,
+            last_error: outcome.error,
+            last_status: outcome.status,
+            latency_ms,
+            at,
+        }
+    }
+
+    /// Records outcomes in batches (retrying while the database does not answer), updates the
+    /// webhooks' health, then frees their groups.
+    async fn record(
+        self: Arc<Self>,
+        mut outcomes: mpsc::UnboundedReceiver<GroupDone>,
+        shutdown: CancellationToken,
+    ) {
+        let mut batch = Vec::new();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                count = outcomes.recv_many(&mut batch, 256) => if count == 0 { return },
+            }
+            let attempts: Vec<Attempt> = batch.iter().flat_map(|g| g.attempts.clone()).collect();
+            let health = self.health(&batch);
+            while let Err(error) = self
+                .store
+                .record_attempts(attempts.clone(), health.clone())
+                .await
+            {
+                tracing::warn!(%error, "cannot record delivery attempts yet; will retry");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(TICK) => {}
+                }
+            }
+            {
+                let mut webhooks = self.webhooks.lock();
+                for update in &health {
+                    if let Some(prepared) = webhooks.get_mut(&update.id) {
+                        prepared.failing_since = update.failing_since;
+                    }
+                }
+            }
+            if health.iter().any(|h| h.disabled_reason.is_some()) {
+                self.wake.notify_one();
+            }
+            self.settled
+                .lock()
+                .extend(batch.drain(..).map(|group| group.key));
+            self.send_wake.notify_one();
+        }
+    }
+
+    /// The webhooks whose failure state changes with these outcomes: a success clears it, a
+    /// first failure starts it, failing longer than `disable_after` disables the webhook.
+    fn health(&self, groups: &[GroupDone]) -> Vec<WebhookHealth> {
+        let mut succeeded: HashMap<&str, bool> = HashMap::new();
+        for group in groups {
+            for attempt in &group.attempts {
+                let ok = attempt.status == DeliveryStatus::Delivered;
+                *succeeded.entry(group.key.0.as_str()).or_default() |= ok;
+            }
+        }
+        let webhooks = self.webhooks.lock();
+        let at = now();
+        succeeded
+            .into_iter()
+            .filter_map(|(id, ok)| {
+                let since = webhooks.get(id).and_then(|p| p.failing_since);
+                match (ok, since) {
+                    (true, None) => None,
+                    (true, Some(_)) => Some(WebhookHealth {
+                        id: id.to_owned(),
+                        failing_since: None,
+                        disabled_reason: None,
+                    }),
+                    (false, None) => Some(WebhookHealth {
+                        id: id.to_owned(),
+                        failing_since: Some(at),
+                        disabled_reason: None,
+                    }),
+                    (false, Some(since)) if at - since >= self.settings.disable_after => {
+                        Some(WebhookHealth {
+                            id: id.to_owned(),
+                            failing_since: Some(since),
+                            disabled_reason: Some(format!(
+                                "every delivery failed since {}",
+                                since.to_rfc3339()
+                            )),
+                        })
+                    }
+                    (false, Some(_)) => None,
+                }
+            })
+            .collect()
+    }
+}
+
+/// `wait` ± 20 %.
+fn jittered(wait: Duration) -> chrono::Duration {
+    let factor = 0.8 + rand::random::<f64>() * 0.4;
+    chrono::Duration::milliseconds((wait.as_millis() as f64 * factor) as i64)
+}

@@ -1,0 +1,228 @@
+//! Webhooks, fan-out cursors and deliveries.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::MemoryStore;
+use super::commit::Change;
+use crate::core::error::{Error, Result};
+use crate::core::events::kind;
+use crate::core::notifications::model::{
+    Attempt, Delivery, DeliveryStatus, NewDelivery, Webhook, WebhookHealth,
+};
+use crate::core::ports::notifications::{WEBHOOK_CHANGE_VERSION, webhook_exists, webhook_moved};
+use crate::core::ports::{Committed, NotificationStore, WebhookDelete, WebhookWrite};
+
+#[async_trait]
+impl NotificationStore for MemoryStore {
+    async fn put_webhook(&self, write: WebhookWrite) -> Result<Committed> {
+        let mut state = self.state.lock();
+        let mut webhook = write.webhook.clone();
+        let position = state.webhooks.iter().position(|w| w.id == webhook.id);
+        match (write.expected_seq, position) {
+            (None, Some(_)) => return Err(webhook_exists(&webhook.id)),
+            (None, None) => {
+                webhook.since_revision = state.changes.len() as u64;
+                state.webhooks.push(webhook);
+            }
+            (Some(_), None) => return Err(Error::not_found("webhook", webhook.id.as_str())),
+            (Some(expected), Some(at)) => {
+                let stored = &mut state.webhooks[at];
+                if stored.seq != expected {
+                    return Err(webhook_moved(&webhook.id));
+                }
+                webhook.since_revision = stored.since_revision;
+                webhook.created_at = stored.created_at;
+                *stored = webhook;
+            }
+        }
+        Ok(state.commit(Change {
+            kind: write.kind,
+            subject: &write.webhook.id,
+            version: WEBHOOK_CHANGE_VERSION,
+            checksum: "",
+            audit: &write.audit,
+            at: write.webhook.updated_at,
+            applies: None,
+        }))
+    }
+
+    async fn delete_webhook(&self, write: WebhookDelete) -> Result<Committed> {
+        let mut state = self.state.lock();
+        let before = state.webhooks.len();
+        state.webhooks.retain(|w| w.id != write.id);
+        if state.webhooks.len() == before {
+            return Err(Error::not_found("webhook", write.id.as_str()));
+        }
+        state.deliveries.retain(|_, d| d.webhook_id != write.id);
+        Ok(state.commit(Change {
+            kind: kind::WEBHOOK_DELETED,
+            subject: &write.id,
+            version: WEBHOOK_CHANGE_VERSION,
+            checksum: "",
+            audit: &write.audit,
+            at: write.at,
+            applies: None,
+        }))
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Webhook>> {
+        Ok(self.state.lock().webhooks.clone())
+    }
+
+    async fn sink_cursor(&self, sink: &str) -> Result<Option<u64>> {
+        Ok(self.state.lock().cursors.get(sink).copied())
+    }
+
+    async fn fan_out(
+        &self,
+        sink: &str,
+        from: Option<u64>,
+        to: u64,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<bool> {
+        let mut state = self.state.lock();
+        if state.cursors.get(sink).copied() != from {
+            return Ok(false);
+        }
+        state.cursors.insert(sink.to_owned(), to);
+        for new in deliveries {
+            if state
+                .deliveries
+                .values()
+                .any(|d| d.webhook_id == new.webhook_id && d.revision == new.revision)
+            {
+                continue;
+            }
+            let id = state
+                .deliveries
+                .keys()
+                .next_back()
+                .map_or(1, |last| last + 1);
+            state.deliveries.insert(
+                id,
+                Delivery {
+                    id,
+                    webhook_id: new.webhook_id,
+                    revision: new.revision,
+                    kind: new.kind,
+                    subject: new.subject,
+                    status: DeliveryStatus::Pending,
+                    attempts: 0,
+                    next_attempt_at: new.at,
+                    last_error: None,
+                    last_status: None,
+                    latency_ms: None,
+                    created_at: new.at,
+                    delivered_at: None,
+                    body: new.body,
+                },
+            );
+        }
+        Ok(true)
+    }
+
+    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
+        let state = self.state.lock();
+        let enabled = |id: &str| state.webhooks.iter().any(|w| w.id == id && w.enabled);
+        let pending: Vec<&Delivery> = state
+            .deliveries
+            .values()
+            .filter(|d| d.status == DeliveryStatus::Pending)
+            .collect();
+        Ok(pending
+            .iter()
+            .filter(|d| d.next_attempt_at <= now && enabled(&d.webhook_id))
+            .filter(|d| {
+                !pending.iter().any(|e| {
+                    e.webhook_id == d.webhook_id
+                        && e.subject == d.subject
+                        && e.id < d.id
+                        && e.next_attempt_at > now
+                })
+            })
+            .take(limit as usize)
+            .map(|d| (*d).clone())
+            .collect())
+    }
+
+    async fn record_attempts(
+        &self,
+        attempts: Vec<Attempt>,
+        health: Vec<WebhookHealth>,
+    ) -> Result<()> {
+        let mut state = self.state.lock();
+        for attempt in attempts {
+            if let Some(delivery) = state.deliveries.get_mut(&attempt.delivery) {
+                delivery.status = attempt.status;
+                delivery.attempts = attempt.attempts;
+                delivery.next_attempt_at = attempt.next_attempt_at;
+                delivery.last_error = attempt.last_error;
+                delivery.last_status = attempt.last_status;
+                delivery.latency_ms = Some(attempt.latency_ms);
+                if attempt.status == DeliveryStatus::Delivered {
+                    delivery.delivered_at = Some(attempt.at);
+                }
+            }
+        }
+        for update in health {
+            if let Some(webhook) = state.webhooks.iter_mut().find(|w| w.id == update.id) {
+                webhook.failing_since = update.failing_since;
+                if let Some(reason) = update.disabled_reason {
+                    webhook.enabled = false;
+                    webhook.disabled_reason = Some(reason);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        webhook: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        let state = self.state.lock();
+        Ok(super::page(
+            state
+                .deliveries
+                .values()
+                .filter(|d| d.webhook_id == webhook),
+            |d| d.id,
+            before,
+            limit,
+        ))
+    }
+
+    async fn redeliver(
+        &self,
+        webhook: &str,
+        delivery: u64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Delivery>> {
+        let mut state = self.state.lock();
+        let Some(found) = state
+            .deliveries
+            .get_mut(&delivery)
+            .filter(|d| d.webhook_id == webhook)
+        else {
+            return Ok(None);
+        };
+        found.status = DeliveryStatus::Pending;
+        found.attempts = 0;
+        found.next_attempt_at = at;
+        found.last_error = None;
+        found.delivered_at = None;
+        Ok(Some(found.clone()))
+    }
+
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut state = self.state.lock();
+        let count = state.deliveries.len();
+        state
+            .deliveries
+            .retain(|_, d| d.status == DeliveryStatus::Pending || d.created_at >= before);
+        Ok((count - state.deliveries.len()) as u64)
+    }
+}

@@ -1,0 +1,1 @@
+DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1

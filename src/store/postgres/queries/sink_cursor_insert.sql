@@ -1,0 +1,1 @@
+INSERT INTO notification_cursors (sink, revision) VALUES ($1, $2) ON CONFLICT (sink) DO NOTHING

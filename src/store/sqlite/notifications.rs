@@ -1,0 +1,354 @@
+//! Webhooks (written through the commit recipe), fan-out cursors and deliveries.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Connection;
+use sqlx::sqlite::SqliteConnection;
+
+use super::commit::{Change, Operation};
+use super::rows::{parse_json, parse_optional_time, parse_time, timestamp, to_json};
+use super::{SqliteStore, db_error};
+use crate::core::error::{Error, Result};
+use crate::core::events::kind;
+use crate::core::notifications::model::{
+    Attempt, Delivery, DeliveryStatus, NewDelivery, Webhook, WebhookHealth,
+};
+use crate::core::ports::notifications::{WEBHOOK_CHANGE_VERSION, webhook_exists, webhook_moved};
+use crate::core::ports::{Committed, NotificationStore, WebhookDelete, WebhookWrite};
+use crate::store::{to_i64, to_u64};
+
+#[derive(sqlx::FromRow)]
+struct WebhookRow {
+    id: String,
+    url: String,
+    events: String,
+    filter: String,
+    description: String,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    failing_since: Option<String>,
+    seq: i64,
+    since_revision: i64,
+    created_at: String,
+    updated_at: String,
+    secrets: String,
+}
+
+impl WebhookRow {
+    fn decode(self) -> Result<Webhook> {
+        Ok(Webhook {
+            id: self.id,
+            url: self.url,
+            events: parse_json(&self.events)?,
+            filter: parse_json(&self.filter)?,
+            description: self.description,
+            enabled: self.enabled,
+            disabled_reason: self.disabled_reason,
+            failing_since: parse_optional_time(self.failing_since.as_deref())?,
+            seq: to_u64(self.seq),
+            since_revision: to_u64(self.since_revision),
+            created_at: parse_time(&self.created_at)?,
+            updated_at: parse_time(&self.updated_at)?,
+            secrets: parse_json(&self.secrets)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: i64,
+    webhook_id: String,
+    revision: i64,
+    kind: String,
+    subject: String,
+    body: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: String,
+    last_error: Option<String>,
+    last_status: Option<i64>,
+    latency_ms: Option<i64>,
+    created_at: String,
+    delivered_at: Option<String>,
+}
+
+impl DeliveryRow {
+    fn decode(self) -> Result<Delivery> {
+        Ok(Delivery {
+            id: to_u64(self.id),
+            webhook_id: self.webhook_id,
+            revision: to_u64(self.revision),
+            kind: self.kind,
+            subject: self.subject,
+            status: DeliveryStatus::parse(&self.status)?,
+            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
+            next_attempt_at: parse_time(&self.next_attempt_at)?,
+            last_error: self.last_error,
+            last_status: self.last_status.and_then(|s| u16::try_from(s).ok()),
+            latency_ms: self.latency_ms.map(to_u64),
+            created_at: parse_time(&self.created_at)?,
+            delivered_at: parse_optional_time(self.delivered_at.as_deref())?,
+            body: self.body,
+        })
+    }
+}
+
+#[async_trait]
+impl NotificationStore for SqliteStore {
+    async fn put_webhook(&self, write: WebhookWrite) -> Result<Committed> {
+        self.commit(write).await
+    }
+
+    async fn delete_webhook(&self, write: WebhookDelete) -> Result<Committed> {
+        self.commit(write).await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Webhook>> {
+        sqlx::query_as(include_str!("queries/webhooks.sql"))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(WebhookRow::decode)
+            .collect()
+    }
+
+    async fn sink_cursor(&self, sink: &str) -> Result<Option<u64>> {
+        let revision: Option<i64> = sqlx::query_scalar(include_str!("queries/sink_cursor.sql"))
+            .bind(sink)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_error)?;
+        Ok(revision.map(to_u64))
+    }
+
+    async fn fan_out(
+        &self,
+        sink: &str,
+        from: Option<u64>,
+        to: u64,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<bool> {
+        let mut connection = self.writer.acquire().await.map_err(db_error)?;
+        let mut tx = connection.begin().await.map_err(db_error)?;
+        let moved = match from {
+            None => sqlx::query(include_str!("queries/sink_cursor_insert.sql"))
+                .bind(sink)
+                .bind(to_i64(to)),
+            Some(from) => sqlx::query(include_str!("queries/sink_cursor_move.sql"))
+                .bind(to_i64(to))
+                .bind(sink)
+                .bind(to_i64(from)),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if moved.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for delivery in &deliveries {
+            let at = timestamp(delivery.at);
+            sqlx::query(include_str!("queries/delivery_insert.sql"))
+                .bind(&delivery.webhook_id)
+                .bind(to_i64(delivery.revision))
+                .bind(&delivery.kind)
+                .bind(&delivery.subject)
+                .bind(&delivery.body)
+                .bind(&at)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
+        let now = timestamp(now);
+        sqlx::query_as(include_str!("queries/deliveries_due.sql"))
+            .bind(&now)
+            .bind(&now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(DeliveryRow::decode)
+            .collect()
+    }
+
+    async fn record_attempts(
+        &self,
+        attempts: Vec<Attempt>,
+        health: Vec<WebhookHealth>,
+    ) -> Result<()> {
+        let mut connection = self.writer.acquire().await.map_err(db_error)?;
+        let mut tx = connection.begin().await.map_err(db_error)?;
+        for attempt in &attempts {
+            let at = timestamp(attempt.at);
+            sqlx::query(include_str!("queries/delivery_attempt.sql"))
+                .bind(attempt.status.as_str())
+                .bind(i64::from(attempt.attempts))
+                .bind(timestamp(attempt.next_attempt_at))
+                .bind(&attempt.last_error)
+                .bind(attempt.last_status.map(i64::from))
+                .bind(to_i64(attempt.latency_ms))
+                .bind(attempt.status.as_str())
+                .bind(&at)
+                .bind(to_i64(attempt.delivery))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        for webhook in &health {
+            sqlx::query(include_str!("queries/webhook_health.sql"))
+                .bind(webhook.failing_since.map(timestamp))
+                .bind(&webhook.disabled_reason)
+                .bind(&webhook.disabled_reason)
+                .bind(&webhook.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn deliveries(
+        &self,
+        webhook: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        sqlx::query_as(include_str!("queries/deliveries.sql"))
+            .bind(webhook)
+            .bind(before.map_or(i64::MAX, to_i64))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(DeliveryRow::decode)
+            .collect()
+    }
+
+    async fn redeliver(
+        &self,
+        webhook: &str,
+        delivery: u64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Delivery>> {
+        let row: Option<DeliveryRow> =
+            sqlx::query_as(include_str!("queries/delivery_redeliver.sql"))
+                .bind(timestamp(at))
+                .bind(webhook)
+                .bind(to_i64(delivery))
+                .fetch_optional(&self.writer)
+                .await
+                .map_err(db_error)?;
+        row.map(DeliveryRow::decode).transpose()
+    }
+
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query(include_str!("queries/deliveries_prune.sql"))
+            .bind(timestamp(before))
+            .execute(&self.writer)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl Operation for WebhookWrite {
+    async fn apply<'a>(&'a self, tx: &mut SqliteConnection) -> Result<Change<'a>> {
+        let webhook = &self.webhook;
+        let events = to_json(&webhook.events)?;
+        let filter = to_json(&webhook.filter)?;
+        let secrets = to_json(&webhook.secrets)?;
+        let written = match self.expected_seq {
+            None => sqlx::query(include_str!("queries/webhook_insert.sql"))
+                .bind(&webhook.id)
+                .bind(&webhook.url)
+                .bind(&events)
+                .bind(&filter)
+                .bind(&webhook.description)
+                .bind(webhook.enabled)
+                .bind(&webhook.disabled_reason)
+                .bind(webhook.failing_since.map(timestamp))
+                .bind(to_i64(webhook.seq))
+                .bind(timestamp(webhook.created_at))
+                .bind(timestamp(webhook.updated_at))
+                .bind(&secrets),
+            Some(expected) => sqlx::query(include_str!("queries/webhook_update.sql"))
+                .bind(&webhook.url)
+                .bind(&events)
+                .bind(&filter)
+                .bind(&webhook.description)
+                .bind(webhook.enabled)
+                .bind(&webhook.disabled_reason)
+                .bind(webhook.failing_since.map(timestamp))
+                .bind(to_i64(webhook.seq))
+                .bind(timestamp(webhook.updated_at))
+                .bind(&secrets)
+                .bind(&webhook.id)
+                .bind(to_i64(expected)),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if written.rows_affected() == 0 {
+            return Err(match self.expected_seq {
+                None => webhook_exists(&webhook.id),
+                Some(_) if exists(tx, &webhook.id).await? => webhook_moved(&webhook.id),
+                Some(_) => Error::not_found("webhook", webhook.id.as_str()),
+            });
+        }
+        Ok(Change {
+            kind: self.kind,
+            subject: &webhook.id,
+            version: WEBHOOK_CHANGE_VERSION,
+            checksum: String::new(),
+            audit: &self.audit,
+            at: webhook.updated_at,
+            applies: None,
+        })
+    }
+}
+
+#[async_trait]
+impl Operation for WebhookDelete {
+    async fn apply<'a>(&'a self, tx: &mut SqliteConnection) -> Result<Change<'a>> {
+        let deleted = sqlx::query(include_str!("queries/webhook_delete.sql"))
+            .bind(&self.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if deleted.rows_affected() == 0 {
+            return Err(Error::not_found("webhook", self.id.as_str()));
+        }
+        sqlx::query(include_str!("queries/webhook_deliveries_delete.sql"))
+            .bind(&self.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        Ok(Change {
+            kind: kind::WEBHOOK_DELETED,
+            subject: &self.id,
+            version: WEBHOOK_CHANGE_VERSION,
+            checksum: String::new(),
+            audit: &self.audit,
+            at: self.at,
+            applies: None,
+        })
+    }
+}
+
+async fn exists(tx: &mut SqliteConnection, id: &str) -> Result<bool> {
+    let count: i64 = sqlx::query_scalar(include_str!("queries/webhook_exists.sql"))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    Ok(count > 0)
+}

@@ -1,0 +1,1 @@
+SELECT revision FROM notification_cursors WHERE sink = ?

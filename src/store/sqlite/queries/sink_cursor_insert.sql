@@ -1,0 +1,1 @@
+INSERT INTO notification_cursors (sink, revision) VALUES (?, ?) ON CONFLICT (sink) DO NOTHING

@@ -1,0 +1,1 @@
+UPDATE notification_cursors SET revision = ? WHERE sink = ? AND revision = ?

@@ -1,0 +1,331 @@
+//! Webhooks, the fan-out cursors over the change log, deliveries, and the details change events
+//! and audit records keep.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use serde_json::json;
+use summit_config::core::error::Error;
+use summit_config::core::events::{AffectedInstances, ChangeDetails, kind};
+use summit_config::core::notifications::model::{
+    Attempt, DeliveryStatus, NewDelivery, Webhook, WebhookFilter, WebhookHealth,
+};
+use summit_config::core::ports::{Documents, Store, WebhookDelete, WebhookWrite};
+use summit_config::core::service::now;
+
+use super::fixtures::{all_audit, audit_draft, config_id, version_write};
+
+fn webhook(id: &str) -> Webhook {
+    let at = now();
+    Webhook {
+        id: id.to_owned(),
+        url: "https://hooks.example.com/summit".to_owned(),
+        events: vec!["config.".to_owned()],
+        filter: WebhookFilter {
+            config_prefix: Some("payments.".to_owned()),
+            ..WebhookFilter::default()
+        },
+        description: "payments channel".to_owned(),
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        seq: 1,
+        since_revision: 0,
+        created_at: at,
+        updated_at: at,
+        secrets: Vec::new(),
+    }
+}
+
+fn put(webhook: Webhook, expected_seq: Option<u64>) -> WebhookWrite {
+    let kind = match expected_seq {
+        None => kind::WEBHOOK_CREATED,
+        Some(_) => kind::WEBHOOK_UPDATED,
+    };
+    WebhookWrite {
+        webhook,
+        expected_seq,
+        kind,
+        audit: audit_draft("webhook.create", "ops", "hook"),
+    }
+}
+
+fn delivery(webhook: &str, revision: u64, subject: &str) -> NewDelivery {
+    NewDelivery {
+        webhook_id: webhook.to_owned(),
+        revision,
+        kind: "config.updated".to_owned(),
+        subject: subject.to_owned(),
+        body: format!("{{\"revision\":{revision}}}"),
+        at: now(),
+    }
+}
+
+pub(super) async fn webhooks_are_created_once_and_replaced_only_from_the_seq_read(
+    store: Arc<dyn Store>,
+) {
+    let id = config_id("payments.api");
+    store
+        .configs()
+        .append(version_write(&id, json!({"a": 1}), 0))
+        .await
+        .unwrap();
+    let created = store.put_webhook(put(webhook("wh_1"), None)).await.unwrap();
+    assert_eq!(created.event.kind, kind::WEBHOOK_CREATED);
+    assert_eq!(created.event.config_id, "wh_1");
+    let listed = store.webhooks().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].since_revision, created.event.revision - 1);
+    assert_eq!(listed[0].filter, webhook("wh_1").filter);
+
+    let again = store.put_webhook(put(webhook("wh_1"), None)).await;
+    assert!(matches!(again, Err(Error::Conflict { .. })), "{again:?}");
+    let mut changed = webhook("wh_1");
+    changed.url = "https://hooks.example.com/other".to_owned();
+    changed.seq = 2;
+    let stale = store.put_webhook(put(changed.clone(), Some(5))).await;
+    assert!(
+        matches!(stale, Err(Error::ConcurrentModification { .. })),
+        "{stale:?}"
+    );
+    let absent = store.put_webhook(put(webhook("wh_2"), Some(1))).await;
+    assert!(matches!(absent, Err(Error::NotFound { .. })), "{absent:?}");
+    store.put_webhook(put(changed, Some(1))).await.unwrap();
+    let listed = store.webhooks().await.unwrap();
+    assert_eq!(listed[0].url, "https://hooks.example.com/other");
+    assert_eq!(listed[0].seq, 2);
+    assert_eq!(listed[0].since_revision, created.event.revision - 1);
+
+    store
+        .fan_out(
+            "webhooks",
+            None,
+            10,
+            vec![delivery("wh_1", 3, "payments.api")],
+        )
+        .await
+        .unwrap();
+    let deleted = store
+        .delete_webhook(WebhookDelete {
+            id: "wh_1".to_owned(),
+            at: now(),
+            audit: audit_draft("webhook.delete", "ops", "gone"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(deleted.event.kind, kind::WEBHOOK_DELETED);
+    assert!(store.webhooks().await.unwrap().is_empty());
+    assert!(store.deliveries("wh_1", None, 10).await.unwrap().is_empty());
+    let gone = store
+        .delete_webhook(WebhookDelete {
+            id: "wh_1".to_owned(),
+            at: now(),
+            audit: audit_draft("webhook.delete", "ops", "gone"),
+        })
+        .await;
+    assert!(matches!(gone, Err(Error::NotFound { .. })), "{gone:?}");
+    let actions: Vec<String> = store
+        .audit(all_audit())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert!(actions.iter().any(|a| a == "webhook.delete"), "{actions:?}");
+}
+
+pub(super) async fn fan_out_moves_the_cursor_only_from_where_it_was(store: Arc<dyn Store>) {
+    store.put_webhook(put(webhook("wh_1"), None)).await.unwrap();
+    assert_eq!(store.sink_cursor("webhooks").await.unwrap(), None);
+    assert!(
+        store
+            .fan_out("webhooks", None, 4, Vec::new())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .fan_out("webhooks", None, 9, Vec::new())
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.sink_cursor("webhooks").await.unwrap(), Some(4));
+
+    let stale = store
+        .fan_out(
+            "webhooks",
+            Some(3),
+            9,
+            vec![delivery("wh_1", 5, "payments.api")],
+        )
+        .await
+        .unwrap();
+    assert!(!stale, "a cursor that moved is not moved again");
+    assert!(store.deliveries("wh_1", None, 10).await.unwrap().is_empty());
+
+    let batch = vec![
+        delivery("wh_1", 5, "payments.api"),
+        delivery("wh_1", 6, "payments.api"),
+    ];
+    assert!(store.fan_out("webhooks", Some(4), 6, batch).await.unwrap());
+    // A repeat of a delivery already recorded is ignored.
+    let repeat = vec![
+        delivery("wh_1", 6, "payments.api"),
+        delivery("wh_1", 7, "payments.db"),
+    ];
+    assert!(store.fan_out("webhooks", Some(6), 7, repeat).await.unwrap());
+    let recorded = store.deliveries("wh_1", None, 10).await.unwrap();
+    let revisions: Vec<u64> = recorded.iter().map(|d| d.revision).collect();
+    assert_eq!(revisions, vec![7, 6, 5], "newest first, once each");
+    assert!(
+        recorded
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Pending && d.attempts == 0)
+    );
+    assert_eq!(recorded[2].body, "{\"revision\":5}");
+    // Another sink has its own cursor.
+    assert_eq!(store.sink_cursor("kafka").await.unwrap(), None);
+    assert_eq!(store.sink_cursor("webhooks").await.unwrap(), Some(7));
+}
+
+pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
+    store: Arc<dyn Store>,
+) {
+    store.put_webhook(put(webhook("wh_1"), None)).await.unwrap();
+    let batch = vec![
+        delivery("wh_1", 5, "payments.api"),
+        delivery("wh_1", 6, "payments.api"),
+        delivery("wh_1", 7, "payments.db"),
+    ];
+    store.fan_out("webhooks", None, 7, batch).await.unwrap();
+    let at = now() + Duration::seconds(1);
+    let due = store.due_deliveries(at, 100).await.unwrap();
+    assert_eq!(
+        due.iter().map(|d| d.revision).collect::<Vec<_>>(),
+        vec![5, 6, 7]
+    );
+
+    // The first of payments.api failed and waits a minute: the second waits behind it.
+    let first = due[0].id;
+    let failed = Attempt {
+        delivery: first,
+        status: DeliveryStatus::Pending,
+        attempts: 1,
+        next_attempt_at: at + Duration::seconds(60),
+        last_error: Some("answered 503".to_owned()),
+        last_status: Some(503),
+        latency_ms: 12,
+        at,
+    };
+    let health = WebhookHealth {
+        id: "wh_1".to_owned(),
+        failing_since: Some(at),
+        disabled_reason: None,
+    };
+    store
+        .record_attempts(vec![failed], vec![health])
+        .await
+        .unwrap();
+    let due = store.due_deliveries(at, 100).await.unwrap();
+    assert_eq!(due.iter().map(|d| d.revision).collect::<Vec<_>>(), vec![7]);
+    assert!(store.webhooks().await.unwrap()[0].failing_since.is_some());
+    let later = store
+        .due_deliveries(at + Duration::seconds(61), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        later.iter().map(|d| d.revision).collect::<Vec<_>>(),
+        vec![5, 6, 7]
+    );
+
+    let delivered = Attempt {
+        delivery: first,
+        status: DeliveryStatus::Delivered,
+        attempts: 2,
+        next_attempt_at: at,
+        last_error: None,
+        last_status: Some(200),
+        latency_ms: 3,
+        at,
+    };
+    store
+        .record_attempts(vec![delivered], Vec::new())
+        .await
+        .unwrap();
+    let log = store.deliveries("wh_1", None, 10).await.unwrap();
+    let done = log.iter().find(|d| d.id == first).unwrap();
+    assert_eq!(done.status, DeliveryStatus::Delivered);
+    assert_eq!(
+        (done.attempts, done.last_status, done.latency_ms),
+        (2, Some(200), Some(3))
+    );
+    assert!(done.delivered_at.is_some());
+
+    // Disabled for failing too long: nothing of it is due.
+    let disabled = WebhookHealth {
+        id: "wh_1".to_owned(),
+        failing_since: Some(at),
+        disabled_reason: Some("failing".to_owned()),
+    };
+    store
+        .record_attempts(Vec::new(), vec![disabled])
+        .await
+        .unwrap();
+    let hook = &store.webhooks().await.unwrap()[0];
+    assert!(!hook.enabled);
+    assert_eq!(hook.disabled_reason.as_deref(), Some("failing"));
+    assert!(
+        store
+            .due_deliveries(at + Duration::hours(1), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A redelivery starts over; pruning keeps pending ones.
+    let again = store.redeliver("wh_1", first, at).await.unwrap().unwrap();
+    assert_eq!((again.status, again.attempts), (DeliveryStatus::Pending, 0));
+    assert!(store.redeliver("wh_2", first, at).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .prune_deliveries(at + Duration::days(1))
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+pub(super) async fn change_events_and_audit_records_keep_their_details(store: Arc<dyn Store>) {
+    let id = config_id("payments.api");
+    store
+        .configs()
+        .append(version_write(&id, json!({"a": 1}), 0))
+        .await
+        .unwrap();
+    let mut write = version_write(&id, json!({"a": 2}), 1);
+    write.audit.environments = vec!["production".to_owned()];
+    write.audit.details = ChangeDetails {
+        previous_version: Some(1),
+        changes: Some(json!([{"op": "replace", "path": "/config/a", "value": 2}])),
+        changes_elided: false,
+        affected_instances: Some(AffectedInstances {
+            count: 1,
+            instances: vec!["payments/i-1".to_owned()],
+        }),
+    };
+    let details = write.audit.details.clone();
+    let committed = store.configs().append(write).await.unwrap();
+    assert_eq!(committed.event.details, details);
+    let logged = store
+        .changes_since(committed.event.revision - 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(logged[0].details, details);
+    assert_eq!(logged[0].environments, vec!["production".to_owned()]);
+    let audit = store.audit(all_audit()).await.unwrap();
+    let record = audit
+        .iter()
+        .find(|r| r.revision == committed.event.revision)
+        .unwrap();
+    assert_eq!(record.details, details);
+}

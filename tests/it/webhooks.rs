@@ -1,0 +1,475 @@
+//! Webhooks end to end against a real HTTP receiver started by the test: signed deliveries in
+//! order per config with the richer event, retries until the receiver recovers, dead letters
+//! and redelivery, secret rotation, disabling, refusals of bad and internal targets, and who
+//! may manage webhooks.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::authorization::{ADMIN, call, secured, token};
+use crate::common::receiver::{Receiver, signed_with};
+use crate::common::{TestServer, meta};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A server that may deliver to loopback receivers, retrying quickly.
+async fn server(schedule: &str) -> TestServer {
+    let schedule = schedule.to_owned();
+    TestServer::spawn_with(move |s| {
+        s.webhook_allow = "127.0.0.1".into();
+        s.webhook_retry_schedule = schedule;
+        s.webhook_timeout_ms = 2000;
+    })
+    .await
+}
+
+/// Creates a webhook; returns its id and secret.
+async fn subscribe(server: &TestServer, body: Value) -> (String, String) {
+    let (status, created) = server.post_json("/api/v1/webhooks", &body).await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["secret"]
+        .as_str()
+        .expect("secret shown once")
+        .to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    (created["id"].as_str().unwrap().to_owned(), secret)
+}
+
+async fn put(server: &TestServer, id: &str, value: i64) -> u64 {
+    server
+        .put_config(
+            id,
+            json!({"config": {"value": value}, "overrides": {"production": {"replicas": value}},
+                   "metadata": meta("alice", "tune")}),
+        )
+        .await
+}
+
+/// Versions received per config, in order of receipt.
+fn versions_by_config(
+    received: &[crate::common::receiver::Received],
+) -> BTreeMap<String, Vec<u64>> {
+    let mut by_config: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for delivery in received {
+        let config = delivery.event["configId"].as_str().unwrap().to_owned();
+        by_config
+            .entry(config)
+            .or_default()
+            .push(delivery.event["version"].as_u64().unwrap());
+    }
+    by_config
+}
+
+async fn deliveries(server: &TestServer, webhook: &str) -> Vec<Value> {
+    let (status, page) = server
+        .get_json(&format!("/api/v1/webhooks/{webhook}/deliveries?limit=100"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_in_order_per_config_and_carry_what_changed() {
+    let receiver = Receiver::start().await;
+    let server = server("200ms").await;
+    let (webhook, secret) = subscribe(
+        &server,
+        json!({"url": receiver.url, "events": ["config.*"], "description": "ops channel",
+               "filter": {"configPrefix": "payments."}}),
+    )
+    .await;
+    for value in 1..=5 {
+        put(&server, "payments.api", value).await;
+        put(&server, "payments.db", value * 10).await;
+        put(&server, "search.api", value).await; // outside the prefix
+    }
+    let received = receiver.wait_for(10, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let received_now = receiver.received();
+    assert_eq!(
+        received_now.len(),
+        10,
+        "nothing outside the filter, nothing twice"
+    );
+    for delivery in &received {
+        assert!(
+            signed_with(&secret, delivery),
+            "signature of {}",
+            delivery.id
+        );
+        assert!(!signed_with(
+            "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            delivery
+        ));
+        let revision = delivery.event["revision"].as_u64().unwrap();
+        assert_eq!(delivery.id, format!("evt_{revision}"));
+        assert!((delivery.timestamp - chrono::Utc::now().timestamp()).abs() < 60);
+    }
+    let by_config = versions_by_config(&received);
+    assert_eq!(by_config["payments.api"], vec![1, 2, 3, 4, 5]);
+    assert_eq!(by_config["payments.db"], vec![1, 2, 3, 4, 5]);
+
+    // The event says what changed, from what.
+    let second = received
+        .iter()
+        .find(|d| d.event["configId"] == "payments.api" && d.event["version"] == 2)
+        .unwrap();
+    let event = &second.event;
+    assert_eq!(event["kind"], "config.updated");
+    assert_eq!(event["previousVersion"], 1);
+    assert_eq!(event["environments"], json!(["*"]));
+    let changes = event["changes"].as_array().expect("an RFC 6902 patch");
+    assert!(changes.contains(&json!({"op": "replace", "path": "/config/value", "value": 2})));
+    assert!(
+        changes.contains(
+            &json!({"op": "replace", "path": "/overrides/production/replicas", "value": 2})
+        )
+    );
+    let first = received
+        .iter()
+        .find(|d| d.event["configId"] == "payments.api" && d.event["version"] == 1)
+        .unwrap();
+    assert!(
+        first.event.get("previousVersion").is_none(),
+        "{}",
+        first.event
+    );
+
+    // The audit keeps the same patch.
+    let (_, audit) = server.get_json("/api/v1/configs/payments.api/audit").await;
+    let record = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["version"] == 2)
+        .unwrap()
+        .clone();
+    assert_eq!(record["changes"], event["changes"]);
+    assert_eq!(record["previousVersion"], 1);
+
+    // The delivery log.
+    let log = deliveries(&server, &webhook).await;
+    assert_eq!(log.len(), 10);
+    for entry in &log {
+        assert_eq!(entry["status"], "delivered", "{entry}");
+        assert_eq!(entry["attempts"], 1);
+        assert_eq!(entry["lastStatus"], 204);
+        assert!(
+            entry["latencyMs"].is_u64() && entry["deliveredAt"].is_string(),
+            "{entry}"
+        );
+    }
+    // The webhook as listed: no secret.
+    let (_, listed) = server.get_json("/api/v1/webhooks").await;
+    let text = listed.to_string();
+    assert!(!text.contains(&secret) && !text.contains("sealed") && !text.contains("secrets"));
+    assert_eq!(listed["items"][0]["description"], "ops channel");
+}
+
+#[tokio::test]
+async fn a_failing_receiver_is_retried_until_it_recovers_without_breaking_order() {
+    let receiver = Receiver::start().await;
+    let server = server("100ms,200ms,300ms,300ms").await;
+    let (webhook, secret) = subscribe(
+        &server,
+        json!({"url": receiver.url, "events": ["config.updated"]}),
+    )
+    .await;
+    receiver.fail_next(3);
+    for value in 1..=4 {
+        put(&server, "orders", value).await;
+    }
+    let received = receiver.wait_for(4, WAIT).await;
+    assert_eq!(receiver.refused(), 3, "three failures were retried");
+    assert_eq!(versions_by_config(&received)["orders"], vec![1, 2, 3, 4]);
+    assert!(received.iter().all(|d| signed_with(&secret, d)));
+    let log = deliveries(&server, &webhook).await;
+    let first = log
+        .iter()
+        .find(|d| d["revision"] == received[0].event["revision"])
+        .unwrap();
+    assert_eq!(first["status"], "delivered");
+    assert_eq!(first["attempts"], 4, "{first}");
+    let (_, hook) = server
+        .get_json(&format!("/api/v1/webhooks/{webhook}"))
+        .await;
+    assert!(
+        hook.get("failingSince").is_none(),
+        "a success clears the failure: {hook}"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_failing_every_attempt_is_dead_lettered_and_can_be_redelivered() {
+    let receiver = Receiver::start().await;
+    let server = server("100ms").await;
+    let (webhook, secret) =
+        subscribe(&server, json!({"url": receiver.url, "events": ["config."]})).await;
+    receiver.set_failing(true);
+    put(&server, "billing", 1).await;
+    let dead = wait_until(|| async {
+        let log = deliveries(&server, &webhook).await;
+        (log.len() == 1 && log[0]["status"] == "failed").then(|| log[0].clone())
+    })
+    .await;
+    assert_eq!(dead["attempts"], 2, "{dead}");
+    assert_eq!(dead["lastError"], "answered 503");
+    let (_, hook) = server
+        .get_json(&format!("/api/v1/webhooks/{webhook}"))
+        .await;
+    assert!(hook["failingSince"].is_string(), "{hook}");
+
+    receiver.set_failing(false);
+    let id = dead["id"].as_u64().unwrap();
+    let (status, again) = server
+        .post_json(
+            &format!("/api/v1/webhooks/{webhook}/deliveries/{id}/redeliver"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{again}");
+    let received = receiver.wait_for(1, WAIT).await;
+    assert!(signed_with(&secret, &received[0]));
+    assert_eq!(received[0].event["configId"], "billing");
+    let (status, _) = server
+        .post_json(
+            &format!("/api/v1/webhooks/{webhook}/deliveries/999/redeliver"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_webhook_failing_too_long_is_disabled_and_says_so() {
+    let receiver = Receiver::start().await;
+    let schedule = "100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms".to_owned();
+    let server = TestServer::spawn_with(move |s| {
+        s.webhook_allow = "127.0.0.1".into();
+        s.webhook_retry_schedule = schedule;
+        s.webhook_disable_after_secs = 0;
+    })
+    .await;
+    let (webhook, _) = subscribe(&server, json!({"url": receiver.url, "events": ["*"]})).await;
+    receiver.set_failing(true);
+    put(&server, "billing", 1).await;
+    let hook = wait_until(|| async {
+        let (_, hook) = server
+            .get_json(&format!("/api/v1/webhooks/{webhook}"))
+            .await;
+        (hook["enabled"] == false).then_some(hook)
+    })
+    .await;
+    assert!(
+        hook["disabledReason"]
+            .as_str()
+            .unwrap()
+            .contains("failed since"),
+        "{hook}"
+    );
+    // Enabling it again clears the failure; new events flow.
+    receiver.set_failing(false);
+    let (status, hook) = server
+        .client
+        .patch(server.url(&format!("/api/v1/webhooks/{webhook}")))
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .unwrap();
+    assert_eq!(status, 200, "{:?}", hook.text().await);
+    put(&server, "billing", 2).await;
+    let received = receiver.wait_for(1, WAIT).await;
+    assert!(received.iter().any(|d| d.event["version"] == 2));
+}
+
+#[tokio::test]
+async fn a_rotated_secret_signs_beside_the_old_one_during_the_overlap() {
+    let receiver = Receiver::start().await;
+    let server = server("100ms").await;
+    let (webhook, old) = subscribe(
+        &server,
+        json!({"url": receiver.url, "events": ["config.updated"]}),
+    )
+    .await;
+    put(&server, "rotating", 1).await;
+    let first = receiver.wait_for(1, WAIT).await;
+    assert_eq!(first[0].signature.split(' ').count(), 1);
+
+    let (status, rotated) = server
+        .post_json(
+            &format!("/api/v1/webhooks/{webhook}/rotate-secret"),
+            &json!({"overlapSecs": 3600}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert!(rotated["previousSecretExpiresAt"].is_string(), "{rotated}");
+    put(&server, "rotating", 2).await;
+    let received = receiver.wait_for(2, WAIT).await;
+    let second = &received[1];
+    assert_eq!(
+        second.signature.split(' ').count(),
+        2,
+        "{}",
+        second.signature
+    );
+    assert!(signed_with(&new, second) && signed_with(&old, second));
+
+    // Without an overlap the old secret stops at once.
+    let (_, rotated) = server
+        .post_json(
+            &format!("/api/v1/webhooks/{webhook}/rotate-secret"),
+            &json!({"overlapSecs": 0}),
+        )
+        .await;
+    let newest = rotated["secret"].as_str().unwrap().to_owned();
+    put(&server, "rotating", 3).await;
+    let received = receiver.wait_for(3, WAIT).await;
+    let third = &received[2];
+    assert!(signed_with(&newest, third));
+    assert!(!signed_with(&new, third) && !signed_with(&old, third));
+}
+
+#[tokio::test]
+async fn bad_and_internal_targets_are_refused_and_nothing_is_created() {
+    // No allow-list: loopback, private and link-local targets are refused.
+    let server = TestServer::spawn().await;
+    let cases = [
+        (
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}),
+            "/url",
+        ),
+        (
+            json!({"url": "http://localhost:9/hook", "events": ["*"]}),
+            "/url",
+        ),
+        (json!({"url": "http://[::1]/hook", "events": ["*"]}), "/url"),
+        (
+            json!({"url": "http://169.254.169.254/latest/meta-data", "events": ["*"]}),
+            "/url",
+        ),
+        (
+            json!({"url": "http://10.0.0.8/hook", "events": ["*"]}),
+            "/url",
+        ),
+        (
+            json!({"url": "http://192.168.1.1/hook", "events": ["*"]}),
+            "/url",
+        ),
+        (
+            json!({"url": "ftp://example.com/hook", "events": ["*"]}),
+            "/url",
+        ),
+        (
+            json!({"url": "http://user:pw@93.184.216.34/", "events": ["*"]}),
+            "/url",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/", "events": []}),
+            "/events",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/", "events": ["Config"]}),
+            "/events/0",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/", "events": ["*"], "filter": {"environments": ["Prod!"]}}),
+            "/filter/environments/0",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/", "events": ["*"], "secret": "mine"}),
+            "secret",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, problem) = server.post_json("/api/v1/webhooks", &body).await;
+        assert_eq!(status, 400, "{body}: {problem}");
+        let text = problem.to_string();
+        assert!(text.contains(field), "{body}: {problem} names {field}");
+    }
+    let (_, listed) = server.get_json("/api/v1/webhooks").await;
+    assert_eq!(listed["items"], json!([]));
+    // A public address is fine.
+    let (status, _) = server
+        .post_json(
+            "/api/v1/webhooks",
+            &json!({"url": "https://93.184.216.34/hook", "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn only_callers_with_manage_webhooks_may_touch_webhooks() {
+    let server = secured("").await;
+    let reader = token(&server, "reader", &["config-reader"], json!({})).await;
+    let writer = token(&server, "writer", &["config-admin"], json!({})).await;
+    let body = json!({"url": "https://93.184.216.34/hook", "events": ["*"]});
+    for who in [&reader, &writer] {
+        let (status, problem) = call(
+            &server,
+            who,
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 403, "{problem}");
+        assert!(problem.to_string().contains("manage-webhooks"), "{problem}");
+        let (status, _) = call(&server, who, Method::GET, "/api/v1/webhooks", None).await;
+        assert_eq!(status, 403);
+    }
+    let (status, _) = call(&server, "", Method::GET, "/api/v1/webhooks", None).await;
+    assert_eq!(status, 401);
+    let (status, created) =
+        call(&server, ADMIN, Method::POST, "/api/v1/webhooks", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, _) = call(
+        &server,
+        &reader,
+        Method::DELETE,
+        &format!("/api/v1/webhooks/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &server,
+        ADMIN,
+        Method::DELETE,
+        &format!("/api/v1/webhooks/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    // The audit records who did it, and never the secret.
+    let (_, audit) = call(&server, ADMIN, Method::GET, "/api/v1/audit", None).await;
+    let text = audit.to_string();
+    assert!(
+        text.contains("webhook.create") && text.contains("webhook.delete"),
+        "{text}"
+    );
+    assert!(!text.contains(created["secret"].as_str().unwrap()));
+}
+
+/// Polls `probe` until it answers `Some` (panics after `WAIT`).
+pub(crate) async fn wait_until<T, F, Fut>(mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "not within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
