@@ -156,7 +156,7 @@ async fn offered_writes(
     seconds: u64,
     connections: usize,
     seq: Arc<AtomicU64>,
-) -> Vec<((String, u64), Instant)> {
+) -> Vec<((String, u64), Instant, Duration)> {
     let total = rate * seconds;
     let started = Instant::now();
     let acks = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
@@ -172,13 +172,14 @@ async fn offered_writes(
                     let n = seq.fetch_add(1, Ordering::Relaxed);
                     let id = format!("bench-{:03}", n as usize % CONFIGS);
                     let path = format!("/api/v1/configs/{id}");
+                    let sent = Instant::now();
                     let (status, body) = send(&mut sender, "PUT", &path, write_body(n)).await;
                     let at = Instant::now();
                     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
                     let version = serde_json::from_slice::<Value>(&body).unwrap()["version"]
                         .as_u64()
                         .unwrap();
-                    acks.lock().push(((id, version), at));
+                    acks.lock().push(((id, version), at, at - sent));
                     k += connections as u64;
                 }
             })
@@ -230,7 +231,12 @@ async fn run(opts: Options) {
         }
     }
 
-    // 2. Delivery latency at the offered rate with the webhooks subscribed.
+    // 2. The offered rate without webhooks, then with them: achieved writes/s and write latency
+    //    both times, and every delivery's latency from commit.
+    set_webhooks(addr, receiver, &mut hooks, 0).await;
+    let cpu = support::cpu::process_seconds(pid);
+    let bare = offered_writes(addr, opts.rate, opts.seconds, opts.connections, seq.clone()).await;
+    let bare_cpu = support::cpu::process_seconds(pid) - cpu;
     set_webhooks(addr, receiver, &mut hooks, opts.webhooks).await;
     receipts.lock().clear();
     let cpu = support::cpu::process_seconds(pid);
@@ -249,7 +255,7 @@ async fn run(opts: Options) {
     let receipts = receipts.lock();
     let mut latencies = Vec::with_capacity(expected);
     let mut missing = 0usize;
-    for (key, acked) in &acks {
+    for (key, acked, _) in &acks {
         let got = receipts.get(key).map_or(&[][..], Vec::as_slice);
         missing += opts.webhooks.saturating_sub(got.len());
         for at in got {
@@ -259,6 +265,14 @@ async fn run(opts: Options) {
     latencies.sort();
     let received: usize = receipts.values().map(Vec::len).sum();
     let achieved = acks.len() as f64 / offered_elapsed;
+    let achieved_bare = bare.len() as f64 / offered_elapsed;
+    let write_latency = |acks: &[((String, u64), Instant, Duration)]| {
+        let mut took: Vec<Duration> = acks.iter().map(|(_, _, took)| *took).collect();
+        took.sort();
+        (percentile(&took, 0.50), percentile(&took, 0.99))
+    };
+    let (bare_p50, bare_p99) = write_latency(&bare);
+    let (with_p50, with_p99) = write_latency(&acks);
 
     let mean = |v: &[(f64, Duration)]| {
         let rate = v.iter().map(|(r, _)| r).sum::<f64>() / v.len() as f64;
@@ -288,12 +302,24 @@ async fn run(opts: Options) {
         100.0 * rate_with / rate_without
     );
     println!(
-        "| offered {} writes/s for {} s with {} webhooks: achieved | {:.0} writes/s; server CPU {:.2} s per s |",
+        "| offered {} writes/s for {} s, no webhooks: achieved; write latency p50 / p99 | {:.0} writes/s; {} / {}; server CPU {} per write |",
+        opts.rate,
+        opts.seconds,
+        achieved_bare,
+        ms(bare_p50),
+        ms(bare_p99),
+        ms(Duration::from_secs_f64(bare_cpu / bare.len().max(1) as f64))
+    );
+    println!(
+        "| offered {} writes/s for {} s, {} webhooks: achieved; write latency p50 / p99 | {:.0} writes/s ({:.1} % of no webhooks); {} / {}; server CPU {} per write until every delivery arrived |",
         opts.rate,
         opts.seconds,
         opts.webhooks,
         achieved,
-        cpu / offered_elapsed
+        100.0 * achieved / achieved_bare,
+        ms(with_p50),
+        ms(with_p99),
+        ms(Duration::from_secs_f64(cpu / acks.len().max(1) as f64))
     );
     println!("| deliveries: received / expected (missing) | {received} / {expected} ({missing}) |");
     println!(

@@ -1,4 +1,5 @@
--- Webhooks, the fan-out cursors over the change log (the outbox), and deliveries.
+-- Webhooks, the fan-out cursors over the change log (the outbox), and deliveries (a delivery's
+-- body is its change event, read from `changes` by revision).
 CREATE TABLE webhooks (
     id              TEXT    PRIMARY KEY,
     url             TEXT    NOT NULL,
@@ -27,7 +28,6 @@ CREATE TABLE webhook_deliveries (
     revision        INTEGER NOT NULL,
     kind            TEXT    NOT NULL,
     subject         TEXT    NOT NULL,
-    body            TEXT    NOT NULL,
     status          TEXT    NOT NULL, -- pending | delivered | failed
     attempts        INTEGER NOT NULL,
     next_attempt_at TEXT    NOT NULL,

@@ -37,6 +37,9 @@ pub struct WatchFilter {
     /// The instance watching (with `environment`): where deployments are required, its config
     /// changes are the versions it is served (see `ConfigService::watch`).
     pub instance_id: Option<String>,
+    /// Leave `affectedInstances` out of events: the watcher is limited to some environments
+    /// and may not see the registry's instances of others (set by `ConfigService::watch`).
+    pub hide_instances: bool,
 }
 
 /// The longest watch prefix (a longer one names no more than a config id would).
@@ -78,6 +81,7 @@ impl WatchFilter {
             services: Vec::new(),
             all_services: false,
             instance_id: None,
+            hide_instances: false,
         })
     }
 
@@ -182,9 +186,12 @@ struct Watcher {
 struct Stop;
 
 impl Watcher {
-    async fn send(&mut self, event: ChangeEvent) -> std::result::Result<(), Stop> {
+    async fn send(&mut self, mut event: ChangeEvent) -> std::result::Result<(), Stop> {
         self.cursor = event.revision;
         if self.filter.matches(&event) {
+            if self.filter.hide_instances {
+                event.details.affected_instances = None;
+            }
             self.out.send(Box::new(Ok(event))).await.map_err(|_| Stop)?;
         }
         Ok(())

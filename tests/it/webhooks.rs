@@ -424,6 +424,32 @@ async fn only_callers_with_manage_webhooks_may_touch_webhooks() {
         let (status, _) = call(&server, who, Method::GET, "/api/v1/webhooks", None).await;
         assert_eq!(status, 403);
     }
+    // An admin limited to some configs or environments would hear of every change: refused.
+    let scoped = token(
+        &server,
+        "scoped",
+        &["admin"],
+        json!({"configPrefixes": ["pay."]}),
+    )
+    .await;
+    let local = token(
+        &server,
+        "local",
+        &["admin"],
+        json!({"environments": ["staging"]}),
+    )
+    .await;
+    for who in [&scoped, &local] {
+        let (status, problem) = call(
+            &server,
+            who,
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 403, "{problem}");
+    }
     let (status, _) = call(&server, "", Method::GET, "/api/v1/webhooks", None).await;
     assert_eq!(status, 401);
     let (status, created) =
@@ -472,4 +498,62 @@ where
         assert!(std::time::Instant::now() < deadline, "not within {WAIT:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn events_and_audit_name_the_registered_instances_a_change_reaches() {
+    let receiver = Receiver::start().await;
+    let server = server("100ms").await;
+    subscribe(
+        &server,
+        json!({"url": receiver.url, "events": ["config.updated"]}),
+    )
+    .await;
+    put(&server, "checkout", 1).await;
+    let (_, head) = server.get_json("/api/v1/configs/checkout").await;
+    let checksum = head["checksum"].as_str().unwrap().to_owned();
+    for (id, environment) in [
+        ("p-1", "production"),
+        ("p-2", "production"),
+        ("s-1", "staging"),
+    ] {
+        let body = json!({"serviceName": "shop", "serviceUrl": "http://10.0.0.1:8080",
+                          "instanceId": id, "environment": environment});
+        let (status, registered) = server.post_json("/api/v1/registry/register", &body).await;
+        assert_eq!(status, 201, "{registered}");
+        let path = format!("/api/v1/registry/services/shop/instances/{id}/heartbeat");
+        let (status, beat) = server
+            .put_json(&path, &json!({"applied": {"checkout": checksum}}))
+            .await;
+        assert_eq!(status, 200, "{beat}");
+    }
+    // An unrelated instance does not count.
+    let other = json!({"serviceName": "shop", "serviceUrl": "http://10.0.0.2:8080",
+                       "instanceId": "p-9", "environment": "production"});
+    server.post_json("/api/v1/registry/register", &other).await;
+    wait_until(|| async {
+        let (_, service) = server.get_json("/api/v1/registry/services/shop").await;
+        let text = service.to_string();
+        (text.matches(&checksum).count() >= 3).then_some(())
+    })
+    .await;
+
+    // Only production's override changes: the production instances applying it are reached.
+    let body = json!({"config": {"value": 1}, "overrides": {"production": {"replicas": 9}},
+                      "metadata": meta("alice", "scale production")});
+    let (status, written) = server.put_json("/api/v1/configs/checkout", &body).await;
+    assert_eq!(status, 201, "{written}");
+    let received = receiver.wait_for(2, WAIT).await;
+    let event = &received[1].event;
+    assert_eq!(event["environments"], json!(["production"]));
+    assert_eq!(
+        event["affectedInstances"],
+        json!({"count": 2, "instances": ["shop/p-1", "shop/p-2"]})
+    );
+    let (_, audit) = server.get_json("/api/v1/configs/checkout/audit").await;
+    assert_eq!(
+        audit["items"][0]["affectedInstances"],
+        event["affectedInstances"]
+    );
+    assert_eq!(audit["items"][0]["previousVersion"], 1);
 }

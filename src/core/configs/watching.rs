@@ -26,6 +26,8 @@ impl ConfigService {
         from_revision: Option<u64>,
     ) -> Result<WatchStream> {
         filter.authorize(caller)?;
+        let mut filter = filter;
+        filter.hide_instances = caller.require_readable_environment(None).is_err();
         let permit = self
             .watchers
             .clone()

@@ -19,6 +19,8 @@ const MAX_ERROR_CHARS: usize = 300;
 pub struct Target {
     pub url: String,
     pub secrets: Vec<Vec<u8>>,
+    /// Why nothing can be sent to it (a secret no key opens), if so.
+    pub unusable: Option<String>,
 }
 
 /// What an attempt came to.
@@ -29,14 +31,26 @@ pub struct Outcome {
     pub latency: Duration,
 }
 
+impl Outcome {
+    /// An attempt that could not be made.
+    pub fn failed(error: String) -> Outcome {
+        Outcome {
+            status: None,
+            error: Some(truncate(error)),
+            latency: Duration::ZERO,
+        }
+    }
+}
+
 pub async fn send(
     client: &reqwest::Client,
     targets: &Targets,
     target: &Target,
     delivery: &Delivery,
+    body: &str,
 ) -> Outcome {
     let started = Instant::now();
-    let result = attempt(client, targets, target, delivery).await;
+    let result = attempt(client, targets, target, delivery, body).await;
     let latency = started.elapsed();
     match result {
         Ok(status) if (200..300).contains(&status) => Outcome {
@@ -62,7 +76,11 @@ async fn attempt(
     targets: &Targets,
     target: &Target,
     delivery: &Delivery,
+    body: &str,
 ) -> Result<u16, String> {
+    if let Some(why) = &target.unusable {
+        return Err(why.clone());
+    }
     let url = Url::parse(&target.url).map_err(|e| format!("bad URL: {e}"))?;
     // Names are checked where they resolve; an address in the URL is checked here.
     if let Some(host) = url.host_str() {
@@ -75,14 +93,14 @@ async fn attempt(
     }
     let id = format!("evt_{}", delivery.revision);
     let timestamp = now().timestamp();
-    let signature = signature_header(&target.secrets, &id, timestamp, &delivery.body);
+    let signature = signature_header(&target.secrets, &id, timestamp, body);
     let mut answer = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("webhook-id", &id)
         .header("webhook-timestamp", timestamp.to_string())
         .header("webhook-signature", signature)
-        .body(delivery.body.clone())
+        .body(body.to_owned())
         .send()
         .await
         .map_err(describe)?;

@@ -7,7 +7,7 @@
 //! delivery group: one webhook and subject, in revision order) and the recorder (writes the
 //! outcomes in batches, then frees the groups).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -35,8 +35,12 @@ const KAFKA_SINK: &str = "kafka";
 const FAN_OUT_BATCH: u32 = 500;
 /// Due deliveries read per round.
 const DUE_BATCH: u32 = 2000;
+/// The least time between two reads of what is due while deliveries flow.
+const ROUND_GAP: Duration = Duration::from_millis(20);
 /// How often the lease is asked for, and the longest sleep between rounds.
 const TICK: Duration = Duration::from_secs(1);
+/// Event bodies kept in memory for deliveries (older ones are read again when needed).
+const MAX_BODIES: usize = 100_000;
 /// Delivered and dead deliveries are kept this long in the delivery log.
 const RETENTION_DAYS: i64 = 7;
 
@@ -73,6 +77,9 @@ struct GroupDone {
     attempts: Vec<Attempt>,
 }
 
+/// Deliveries of one webhook and subject, in revision order, and their key.
+type Group = ((String, String), Vec<Delivery>);
+
 /// What the sender knows of a webhook: where to send and the secrets that sign.
 struct Prepared {
     target: Arc<Target>,
@@ -93,6 +100,8 @@ pub struct Dispatcher {
     /// The webhooks as last read (fan-out matches events against them).
     listed: Mutex<Vec<Webhook>>,
     in_flight: Mutex<HashSet<(String, String)>>,
+    /// Recent events' JSON by revision: a delivery's body (else read from the change log).
+    bodies: Mutex<BTreeMap<u64, Arc<str>>>,
     /// Groups whose outcomes are recorded: freed at the sender's next round, before it reads
     /// what is due (a read made earlier may still show them pending).
     settled: Mutex<Vec<(String, String)>>,
@@ -111,6 +120,8 @@ impl Dispatcher {
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the target itself, past the resolver's checks.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver(targets.clone())))
             .user_agent(concat!("summit-config/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(settings.concurrency)
@@ -129,6 +140,7 @@ impl Dispatcher {
             webhooks: Mutex::new(HashMap::new()),
             listed: Mutex::new(Vec::new()),
             in_flight: Mutex::new(HashSet::new()),
+            bodies: Mutex::new(BTreeMap::new()),
             settled: Mutex::new(Vec::new()),
         }))
     }
@@ -159,28 +171,40 @@ impl Dispatcher {
         let mut kafka_cursor = None;
         let mut lease_checked: Option<Instant> = None;
         let mut webhooks_read: Option<Instant> = None;
+        let mut refresh = false;
         let mut pruned: Option<Instant> = None;
         loop {
+            if shutdown.is_cancelled() {
+                self.send_wake.notify_one();
+                return;
+            }
             if lease_checked.is_none_or(|at| at.elapsed() >= TICK) {
                 let leading = self.store.lead_duties().await.unwrap_or(false);
                 if !leading {
                     webhook_cursor = None;
                     kafka_cursor = None;
+                    webhooks_read = None;
                 }
                 self.leading.store(leading, Ordering::Release);
                 lease_checked = Some(Instant::now());
             }
             let mut caught_up = true;
             if self.leading.load(Ordering::Acquire) {
-                if webhooks_read.is_none_or(|at| at.elapsed() >= TICK) {
+                if refresh || webhooks_read.is_none_or(|at| at.elapsed() >= TICK) {
                     match self.refresh_webhooks().await {
-                        Ok(()) => webhooks_read = Some(Instant::now()),
-                        Err(error) => tracing::debug!(%error, "cannot read webhooks yet"),
+                        Ok(()) => {
+                            webhooks_read = Some(Instant::now());
+                            refresh = false;
+                        }
+                        Err(error) => tracing::warn!(%error, "cannot read webhooks yet"),
                     }
                 }
-                match self.fan_out(&mut webhook_cursor).await {
-                    Ok(done) => caught_up &= done,
-                    Err(error) => tracing::warn!(%error, "webhook fan-out failed; will retry"),
+                // Fan-out matches against the webhooks read: never before a read succeeded.
+                if webhooks_read.is_some() {
+                    match self.fan_out(&mut webhook_cursor).await {
+                        Ok(done) => caught_up &= done,
+                        Err(error) => tracing::warn!(%error, "webhook fan-out failed; will retry"),
+                    }
                 }
                 if !self.settings.kafka_brokers.is_empty() && Instant::now() >= kafka_retry_at {
                     match self.feed_kafka(&mut kafka, &mut kafka_cursor).await {
@@ -206,9 +230,9 @@ impl Dispatcher {
                         self.send_wake.notify_one();
                         return;
                     }
-                    () = self.wake.notified() => webhooks_read = None,
+                    () = self.wake.notified() => refresh = true,
                     event = events.recv() => match event {
-                        Ok(event) if event.kind.is_webhook() => webhooks_read = None,
+                        Ok(event) if event.kind.is_webhook() => refresh = true,
                         Err(broadcast::error::RecvError::Closed) => {
                             tokio::time::sleep(TICK).await;
                         }
@@ -226,20 +250,27 @@ impl Dispatcher {
         let at = now();
         let mut prepared = HashMap::with_capacity(stored.len());
         for webhook in &stored {
-            let mut secrets = Vec::with_capacity(webhook.secrets.len());
-            for secret in &webhook.secrets {
-                if secret.expires_at.is_some_and(|expires| expires <= at) {
-                    continue;
+            let name = sealing_name(&webhook.id);
+            let opened: Result<Vec<Vec<u8>>> = webhook
+                .secrets
+                .iter()
+                .filter(|secret| secret.expires_at.is_none_or(|expires| expires > at))
+                .map(|secret| self.keyring.open(&name, secret.generation, &secret.sealed))
+                .collect();
+            // A secret that no key opens fails every attempt, visibly (the log, then disabling).
+            let (secrets, unusable) = match opened {
+                Ok(secrets) => (secrets, None),
+                Err(error) => {
+                    tracing::warn!(webhook = %webhook.id, %error, "cannot open a webhook's signing secret");
+                    let why =
+                        "the signing secret cannot be opened with the server's keys; rotate it";
+                    (Vec::new(), Some(why.to_owned()))
                 }
-                let name = sealing_name(&webhook.id);
-                secrets.push(
-                    self.keyring
-                        .open(&name, secret.generation, &secret.sealed)?,
-                );
-            }
+            };
             let target = Arc::new(Target {
                 url: webhook.url.clone(),
                 secrets,
+                unusable,
             });
             let failing_since = webhook.failing_since;
             prepared.insert(
@@ -274,22 +305,19 @@ impl Dispatcher {
         let webhooks = self.listed.lock().clone();
         let mut deliveries = Vec::new();
         for event in &events {
-            let mut body = None;
+            let mut matched = false;
             for webhook in webhooks.iter().filter(|w| w.enabled && wants(w, event)) {
-                let body = match &body {
-                    Some(body) => String::clone(body),
-                    None => body
-                        .insert(serde_json::to_string(event).map_err(Error::internal)?)
-                        .clone(),
-                };
+                matched = true;
                 deliveries.push(NewDelivery {
                     webhook_id: webhook.id.clone(),
                     revision: event.revision,
                     kind: event.kind.as_str().to_owned(),
                     subject: event.config_id.clone(),
-                    body,
                     at,
                 });
+            }
+            if matched {
+                self.keep_body(event)?;
             }
         }
         let any = !deliveries.is_empty();
@@ -396,14 +424,16 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Starts every due group not already in flight, as permits allow.
+    /// Reads what is due (at most once per `ROUND_GAP` while deliveries flow), queues each
+    /// group not already taken, and starts queued groups as permits free up.
     async fn send_due(
         self: Arc<Self>,
         done: mpsc::UnboundedSender<GroupDone>,
         shutdown: CancellationToken,
     ) {
+        let mut queue: VecDeque<Group> = VecDeque::new();
+        let mut read_at: Option<Instant> = None;
         loop {
-            let mut wait = TICK;
             let settled = std::mem::take(&mut *self.settled.lock());
             if !settled.is_empty() {
                 let mut in_flight = self.in_flight.lock();
@@ -411,16 +441,22 @@ impl Dispatcher {
                     in_flight.remove(key);
                 }
             }
-            if self.leading.load(Ordering::Acquire) {
+            if !self.leading.load(Ordering::Acquire) {
+                let mut in_flight = self.in_flight.lock();
+                for (key, _) in queue.drain(..) {
+                    in_flight.remove(&key);
+                }
+            } else if read_at.is_none_or(|at| at.elapsed() >= ROUND_GAP) {
                 match self.store.due_deliveries(now(), DUE_BATCH).await {
                     Ok(due) => {
-                        if self.start_groups(due, &done) {
-                            wait = Duration::from_millis(50);
-                        }
+                        self.take_groups(due, &mut queue);
+                        read_at = Some(Instant::now());
                     }
                     Err(error) => tracing::debug!(%error, "cannot read due deliveries yet"),
                 }
             }
+            self.start_queued(&mut queue, &done);
+            let wait = if queue.is_empty() { TICK } else { ROUND_GAP };
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = self.send_wake.notified() => {}
@@ -429,13 +465,10 @@ impl Dispatcher {
         }
     }
 
-    /// Spawns a task per group of `due`; `true` when some had to wait for a permit.
-    fn start_groups(
-        self: &Arc<Self>,
-        due: Vec<Delivery>,
-        done: &mpsc::UnboundedSender<GroupDone>,
-    ) -> bool {
-        let mut groups: Vec<((String, String), Vec<Delivery>)> = Vec::new();
+    /// Groups `due` by webhook and subject (in revision order) and queues each group nobody
+    /// has taken, taking it.
+    fn take_groups(&self, due: Vec<Delivery>, queue: &mut VecDeque<Group>) {
+        let mut groups: Vec<Group> = Vec::new();
         let mut index: HashMap<(String, String), usize> = HashMap::new();
         for delivery in due {
             let key = (delivery.webhook_id.clone(), delivery.subject.clone());
@@ -447,28 +480,45 @@ impl Dispatcher {
                 }
             }
         }
-        let mut waiting = false;
-        for (key, deliveries) in groups {
-            if !self.in_flight.lock().insert(key.clone()) {
-                continue;
+        let mut in_flight = self.in_flight.lock();
+        for group in groups {
+            if in_flight.insert(group.0.clone()) {
+                queue.push_back(group);
             }
+        }
+    }
+
+    /// Starts queued groups while permits last: a task per group sends its deliveries in
+    /// order, stopping at the first failure, and hands the outcomes to the recorder.
+    fn start_queued(
+        self: &Arc<Self>,
+        queue: &mut VecDeque<Group>,
+        done: &mpsc::UnboundedSender<GroupDone>,
+    ) {
+        while !queue.is_empty() {
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                return;
+            };
+            let Some((key, deliveries)) = queue.pop_front() else {
+                return;
+            };
             let Some(target) = self.webhooks.lock().get(&key.0).map(|p| p.target.clone()) else {
-                // A webhook created since the last read: the next round has it.
+                // A webhook created since the last read: the next read has it.
                 self.in_flight.lock().remove(&key);
                 self.wake.notify_one();
                 continue;
-            };
-            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-                self.in_flight.lock().remove(&key);
-                waiting = true;
-                break;
             };
             let this = self.clone();
             let done = done.clone();
             tokio::spawn(async move {
                 let mut attempts = Vec::with_capacity(deliveries.len());
                 for delivery in deliveries {
-                    let outcome = send(&this.client, &this.targets, &target, &delivery).await;
+                    let outcome = match this.body(delivery.revision).await {
+                        Ok(body) => {
+                            send(&this.client, &this.targets, &target, &delivery, &body).await
+                        }
+                        Err(error) => Outcome::failed(format!("cannot read the event: {error}")),
+                    };
                     let attempt = this.attempt(&delivery, outcome);
                     let failed = attempt.status != DeliveryStatus::Delivered;
                     attempts.push(attempt);
@@ -478,9 +528,45 @@ impl Dispatcher {
                 }
                 drop(permit);
                 let _ = done.send(GroupDone { key, attempts });
+                // A permit is free: queued groups may start.
+                this.send_wake.notify_one();
             });
         }
-        waiting
+    }
+
+    /// Keeps an event's JSON for its deliveries.
+    fn keep_body(&self, event: &ChangeEvent) -> Result<()> {
+        let body: Arc<str> = serde_json::to_string(event)
+            .map_err(Error::internal)?
+            .into();
+        let mut bodies = self.bodies.lock();
+        bodies.insert(event.revision, body);
+        while bodies.len() > MAX_BODIES {
+            bodies.pop_first();
+        }
+        Ok(())
+    }
+
+    /// The JSON of the event at `revision`: kept, or read from the change log (after a
+    /// restart, a redelivery of an old one).
+    async fn body(&self, revision: u64) -> Result<Arc<str>> {
+        if let Some(body) = self.bodies.lock().get(&revision) {
+            return Ok(body.clone());
+        }
+        let event = self
+            .store
+            .changes_since(revision.saturating_sub(1), 1)
+            .await?
+            .into_iter()
+            .find(|event| event.revision == revision)
+            .ok_or_else(|| Error::not_found("change", revision.to_string()))?;
+        self.keep_body(&event)?;
+        Ok(self
+            .bodies
+            .lock()
+            .get(&revision)
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// What an attempt's outcome makes of its delivery.

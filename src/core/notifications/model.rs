@@ -122,9 +122,6 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<DateTime<Utc>>,
-    /// The JSON body sent (the change event), the same on every attempt.
-    #[serde(skip)]
-    pub body: String,
 }
 
 /// A delivery to record (fan-out).
@@ -134,7 +131,6 @@ pub struct NewDelivery {
     pub revision: u64,
     pub kind: String,
     pub subject: String,
-    pub body: String,
     pub at: DateTime<Utc>,
 }
 

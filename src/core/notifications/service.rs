@@ -43,7 +43,7 @@ pub struct NewWebhook {
 }
 
 /// `PATCH /api/v1/webhooks/{id}`: what is given changes. Enabling clears the failure state.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookChange {
     pub url: Option<String>,
@@ -56,7 +56,7 @@ pub struct WebhookChange {
 }
 
 /// `POST /api/v1/webhooks/{id}/rotate-secret`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rotation {
     /// How long the old secret keeps signing (both signatures are sent meanwhile).
@@ -113,7 +113,7 @@ impl NotificationService {
     }
 
     pub async fn create(&self, caller: &Caller, request: NewWebhook) -> Result<WithSecret> {
-        caller.require(Permission::ManageWebhooks)?;
+        require_manager(caller)?;
         let url = self.targets.check_url(&request.url).await?.to_string();
         check_events(&request.events)?;
         check_filter(&request.filter)?;
@@ -144,7 +144,7 @@ impl NotificationService {
     }
 
     pub async fn list(&self, caller: &Caller) -> Result<Vec<WebhookView>> {
-        caller.require(Permission::ManageWebhooks)?;
+        require_manager(caller)?;
         Ok(self
             .store
             .webhooks()
@@ -155,7 +155,7 @@ impl NotificationService {
     }
 
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<WebhookView> {
-        caller.require(Permission::ManageWebhooks)?;
+        require_manager(caller)?;
         self.stored(id).await.map(WebhookView::from)
     }
 
@@ -165,7 +165,25 @@ impl NotificationService {
         id: &str,
         change: WebhookChange,
     ) -> Result<WebhookView> {
-        caller.require(Permission::ManageWebhooks)?;
+        require_manager(caller)?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.try_update(caller, id, change.clone()).await {
+                // Without a precondition, a change of its health meanwhile is not a conflict.
+                Err(Error::ConcurrentModification { .. })
+                    if change.expected_seq.is_none() && tries < 3 => {}
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_update(
+        &self,
+        caller: &Caller,
+        id: &str,
+        change: WebhookChange,
+    ) -> Result<WebhookView> {
         let mut webhook = self.stored(id).await?;
         let expected = webhook.seq;
         if change.expected_seq.is_some_and(|seq| seq != expected) {
@@ -209,7 +227,24 @@ impl NotificationService {
         id: &str,
         rotation: Rotation,
     ) -> Result<WithSecret> {
-        caller.require(Permission::ManageWebhooks)?;
+        require_manager(caller)?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.try_rotate(caller, id, rotation.clone()).await {
+                // A change of its health meanwhile: rotate what is there now.
+                Err(Error::ConcurrentModification { .. }) if tries < 3 => {}
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_rotate(
+        &self,
+        caller: &Caller,
+        id: &str,
+        rotation: Rotation,
+    ) -> Result<WithSecret> {
         let overlap = rotation.overlap_secs.unwrap_or(DEFAULT_OVERLAP_SECS);
         if overlap > MAX_OVERLAP_SECS {
             return Err(Error::invalid(
@@ -252,7 +287,7 @@ impl NotificationService {
     }
 
     pub async fn delete(&self, caller: &Caller, id: &str) -> Result<()> {
-        caller.require(Permission::ManageWebhooks)?;
+        require_manager(caller)?;
         self.store
             .delete_webhook(WebhookDelete {
                 id: id.to_owned(),
@@ -270,7 +305,7 @@ impl NotificationService {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Page<Delivery>> {
-        caller.require(Permission::ManageWebhooks)?;
+        require_manager(caller)?;
         self.stored(id).await?;
         let items = self.store.deliveries(id, before, limit).await?;
         let next_cursor = (items.len() == limit as usize)
@@ -281,7 +316,7 @@ impl NotificationService {
 
     /// Sends a delivery again (whatever became of it), as soon as the dispatcher gets to it.
     pub async fn redeliver(&self, caller: &Caller, id: &str, delivery: u64) -> Result<Delivery> {
-        caller.require(Permission::ManageWebhooks)?;
+        require_manager(caller)?;
         let found = self
             .store
             .redeliver(id, delivery, now())
@@ -333,6 +368,14 @@ impl NotificationService {
 /// The name a webhook's secrets are sealed under (bound into the ciphertext).
 pub fn sealing_name(id: &str) -> String {
     format!("webhook:{id}")
+}
+
+/// Webhooks see every change they subscribe to: managing them needs the permission and no id
+/// or environment scope.
+fn require_manager(caller: &Caller) -> Result<()> {
+    caller.require(Permission::ManageWebhooks)?;
+    caller.require_unscoped_ids()?;
+    caller.require_readable_environment(None)
 }
 
 fn audit(caller: &Caller, action: &'static str) -> AuditDraft {

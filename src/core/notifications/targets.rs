@@ -142,8 +142,16 @@ fn special(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => special_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return special_v4(v4);
+            // IPv4-mapped (::ffff:a.b.c.d) and -compatible (::a.b.c.d) addresses, and 6to4
+            // (2002:AABB:CCDD::) addresses, reach the IPv4 address they carry.
+            if let Some(v4) = v6.to_ipv4() {
+                return special_v4(v4).or(Some("IPv4-compatible"));
+            }
+            let segments = v6.segments();
+            if segments[0] == 0x2002 {
+                let [a, b] = segments[1].to_be_bytes();
+                let [c, d] = segments[2].to_be_bytes();
+                return special_v4(Ipv4Addr::new(a, b, c, d)).or(None);
             }
             special_v6(v6)
         }
@@ -164,6 +172,8 @@ fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("shared address space")
     } else if ip.is_multicast() || ip.is_broadcast() || a >= 240 {
         Some("multicast or reserved")
+    } else if a == 192 && b == 0 && ip.octets()[2] == 0 {
+        Some("IETF protocol assignments")
     } else if ip.is_documentation() || (a == 198 && (b == 18 || b == 19)) {
         Some("reserved for documentation or benchmarking")
     } else {
@@ -232,6 +242,10 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "::ffff:10.0.0.1",
+            "2002:0a00:0001::1",
+            "192.0.0.8",
         ] {
             assert!(!none.allows("h", ip(refused)), "{refused}");
         }

@@ -56,7 +56,9 @@ pub trait NotificationStore: Send + Sync {
     /// Pending deliveries of enabled webhooks that are due at `now`, oldest first, leaving out
     /// any behind an earlier pending delivery of the same webhook and subject that is not due.
     async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>>;
-    /// Records attempts and the webhooks' health after them, in one transaction.
+    /// Records attempts and the webhooks' health after them, in one transaction. An attempt is
+    /// recorded only if its delivery is still pending with one attempt fewer (a late outcome
+    /// is dropped); a health change moves the webhook's `seq`.
     async fn record_attempts(
         &self,
         attempts: Vec<Attempt>,
@@ -77,7 +79,8 @@ pub trait NotificationStore: Send + Sync {
         delivery: u64,
         at: DateTime<Utc>,
     ) -> Result<Option<Delivery>>;
-    /// Deletes delivered and failed deliveries created before `before`; how many.
+    /// Deletes delivered and failed deliveries created before `before`, and deliveries of
+    /// webhooks that no longer exist; how many.
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 

@@ -1,9 +1,10 @@
 //! The registry in the read cache: every registered instance by service, so discovery makes no
 //! database round trip. Written through on this replica's writes; changes of other replicas
-//! arrive as `instance.*` events and are reloaded from the database. Heartbeats change no
-//! cached state (the last heartbeat shown by `GET …/services/{service}` is read from the
-//! database).
+//! arrive as `instance.*` events and are reloaded from the database. Heartbeats change only the
+//! cached applied map, when it changed (for `affectedInstances` of change events; the last
+//! heartbeat shown by `GET …/services/{service}` is read from the database).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -12,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::CachedStore;
 use crate::core::error::Result;
 use crate::core::events::ChangeEvent;
-use crate::core::ids::{InstanceId, ServiceName};
+use crate::core::ids::{ConfigId, InstanceId, ServiceName};
 use crate::core::ports::{
     Committed, InstanceRemove, InstanceWrite, RegistryStore, ServiceInstances, Touch,
 };
@@ -36,6 +37,25 @@ impl CachedStore {
         }
         let mut next = ServiceInstances::clone(&entry);
         next.insert(instance.instance_id.clone(), instance);
+        *entry = Arc::new(next);
+    }
+
+    /// A heartbeat's applied map, when it differs from the cached one (a change event names the
+    /// instances applying the config it touches). Heartbeats that repeat it change nothing.
+    fn remember_applied(&self, touch: &Touch, applied: &BTreeMap<ConfigId, String>) {
+        let Some(mut entry) = self.registry.get_mut(&touch.service) else {
+            return;
+        };
+        if entry
+            .get(&touch.instance_id)
+            .is_none_or(|cached| &cached.applied == applied)
+        {
+            return;
+        }
+        let mut next = ServiceInstances::clone(&entry);
+        if let Some(instance) = next.get_mut(&touch.instance_id) {
+            instance.applied = applied.clone();
+        }
         *entry = Arc::new(next);
     }
 
@@ -122,7 +142,13 @@ impl RegistryStore for CachedStore {
     }
 
     async fn touch_instances(&self, touches: &[Touch]) -> Result<Vec<bool>> {
-        self.observed(self.inner.touch_instances(touches)).await
+        let touched = self.observed(self.inner.touch_instances(touches)).await?;
+        for (touch, _) in touches.iter().zip(&touched).filter(|(_, ok)| **ok) {
+            if let Some(applied) = &touch.applied {
+                self.remember_applied(touch, applied);
+            }
+        }
+        Ok(touched)
     }
 
     async fn instances(&self, service: Option<&ServiceName>) -> Result<Vec<Instance>> {

@@ -57,6 +57,8 @@ struct State {
     webhooks: Vec<Webhook>,
     cursors: BTreeMap<String, u64>,
     deliveries: BTreeMap<u64, Delivery>,
+    /// The last delivery id given (never reused).
+    delivery_ids: u64,
 }
 
 #[derive(Default)]

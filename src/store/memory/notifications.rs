@@ -94,11 +94,8 @@ impl NotificationStore for MemoryStore {
             {
                 continue;
             }
-            let id = state
-                .deliveries
-                .keys()
-                .next_back()
-                .map_or(1, |last| last + 1);
+            state.delivery_ids += 1;
+            let id = state.delivery_ids;
             state.deliveries.insert(
                 id,
                 Delivery {
@@ -115,7 +112,6 @@ impl NotificationStore for MemoryStore {
                     latency_ms: None,
                     created_at: new.at,
                     delivered_at: None,
-                    body: new.body,
                 },
             );
         }
@@ -153,7 +149,10 @@ impl NotificationStore for MemoryStore {
     ) -> Result<()> {
         let mut state = self.state.lock();
         for attempt in attempts {
-            if let Some(delivery) = state.deliveries.get_mut(&attempt.delivery) {
+            let current = state.deliveries.get_mut(&attempt.delivery).filter(|d| {
+                d.status == DeliveryStatus::Pending && d.attempts + 1 == attempt.attempts
+            });
+            if let Some(delivery) = current {
                 delivery.status = attempt.status;
                 delivery.attempts = attempt.attempts;
                 delivery.next_attempt_at = attempt.next_attempt_at;
@@ -167,6 +166,7 @@ impl NotificationStore for MemoryStore {
         }
         for update in health {
             if let Some(webhook) = state.webhooks.iter_mut().find(|w| w.id == update.id) {
+                webhook.seq += 1;
                 webhook.failing_since = update.failing_since;
                 if let Some(reason) = update.disabled_reason {
                     webhook.enabled = false;
@@ -220,9 +220,11 @@ impl NotificationStore for MemoryStore {
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64> {
         let mut state = self.state.lock();
         let count = state.deliveries.len();
-        state
-            .deliveries
-            .retain(|_, d| d.status == DeliveryStatus::Pending || d.created_at >= before);
+        let webhooks: Vec<String> = state.webhooks.iter().map(|w| w.id.clone()).collect();
+        state.deliveries.retain(|_, d| {
+            webhooks.contains(&d.webhook_id)
+                && (d.status == DeliveryStatus::Pending || d.created_at >= before)
+        });
         Ok((count - state.deliveries.len()) as u64)
     }
 }

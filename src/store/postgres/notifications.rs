@@ -60,7 +60,6 @@ struct DeliveryRow {
     revision: i64,
     kind: String,
     subject: String,
-    body: String,
     status: String,
     attempts: i32,
     next_attempt_at: DateTime<Utc>,
@@ -87,7 +86,6 @@ impl DeliveryRow {
             latency_ms: self.latency_ms.map(to_u64),
             created_at: self.created_at,
             delivered_at: self.delivered_at,
-            body: self.body,
         })
     }
 }
@@ -154,7 +152,6 @@ impl NotificationStore for PostgresStore {
                 .bind(revisions)
                 .bind(column(|d| d.kind.clone()))
                 .bind(column(|d| d.subject.clone()))
-                .bind(column(|d| d.body.clone()))
                 .bind(at)
                 .execute(&mut *tx)
                 .await

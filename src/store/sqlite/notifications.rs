@@ -61,7 +61,6 @@ struct DeliveryRow {
     revision: i64,
     kind: String,
     subject: String,
-    body: String,
     status: String,
     attempts: i64,
     next_attempt_at: String,
@@ -88,7 +87,6 @@ impl DeliveryRow {
             latency_ms: self.latency_ms.map(to_u64),
             created_at: parse_time(&self.created_at)?,
             delivered_at: parse_optional_time(self.delivered_at.as_deref())?,
-            body: self.body,
         })
     }
 }
@@ -146,16 +144,17 @@ impl NotificationStore for SqliteStore {
         if moved.rows_affected() == 0 {
             return Ok(false);
         }
-        for delivery in &deliveries {
-            let at = timestamp(delivery.at);
-            sqlx::query(include_str!("queries/delivery_insert.sql"))
-                .bind(&delivery.webhook_id)
-                .bind(to_i64(delivery.revision))
-                .bind(&delivery.kind)
-                .bind(&delivery.subject)
-                .bind(&delivery.body)
-                .bind(&at)
-                .bind(&at)
+        if let Some(first) = deliveries.first() {
+            let rows: Vec<serde_json::Value> = deliveries
+                .iter()
+                .map(|d| {
+                    serde_json::json!({"webhook": d.webhook_id, "revision": d.revision,
+                        "kind": d.kind, "subject": d.subject})
+                })
+                .collect();
+            sqlx::query(include_str!("queries/deliveries_insert.sql"))
+                .bind(to_json(&rows)?)
+                .bind(timestamp(first.at))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
@@ -185,18 +184,18 @@ impl NotificationStore for SqliteStore {
     ) -> Result<()> {
         let mut connection = self.writer.acquire().await.map_err(db_error)?;
         let mut tx = connection.begin().await.map_err(db_error)?;
-        for attempt in &attempts {
-            let at = timestamp(attempt.at);
-            sqlx::query(include_str!("queries/delivery_attempt.sql"))
-                .bind(attempt.status.as_str())
-                .bind(i64::from(attempt.attempts))
-                .bind(timestamp(attempt.next_attempt_at))
-                .bind(&attempt.last_error)
-                .bind(attempt.last_status.map(i64::from))
-                .bind(to_i64(attempt.latency_ms))
-                .bind(attempt.status.as_str())
-                .bind(&at)
-                .bind(to_i64(attempt.delivery))
+        if !attempts.is_empty() {
+            let rows: Vec<serde_json::Value> = attempts
+                .iter()
+                .map(|a| {
+                    serde_json::json!({"id": a.delivery, "status": a.status.as_str(),
+                        "attempts": a.attempts, "next": timestamp(a.next_attempt_at),
+                        "error": a.last_error, "code": a.last_status, "latency": a.latency_ms,
+                        "at": timestamp(a.at)})
+                })
+                .collect();
+            sqlx::query(include_str!("queries/deliveries_attempted.sql"))
+                .bind(to_json(&rows)?)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;

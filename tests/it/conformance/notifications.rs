@@ -56,7 +56,6 @@ fn delivery(webhook: &str, revision: u64, subject: &str) -> NewDelivery {
         revision,
         kind: "config.updated".to_owned(),
         subject: subject.to_owned(),
-        body: format!("{{\"revision\":{revision}}}"),
         at: now(),
     }
 }
@@ -182,7 +181,6 @@ pub(super) async fn fan_out_moves_the_cursor_only_from_where_it_was(store: Arc<d
             .iter()
             .all(|d| d.status == DeliveryStatus::Pending && d.attempts == 0)
     );
-    assert_eq!(recorded[2].body, "{\"revision\":5}");
     // Another sink has its own cursor.
     assert_eq!(store.sink_cursor("kafka").await.unwrap(), None);
     assert_eq!(store.sink_cursor("webhooks").await.unwrap(), Some(7));

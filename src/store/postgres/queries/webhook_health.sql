@@ -1,6 +1,7 @@
 -- After a round of attempts: a webhook failing too long is disabled (and stays so until an
 -- update enables it). Parameters: ids, failing_since, disabled reasons (arrays).
-UPDATE webhooks w SET failing_since = t.failing_since,
+-- It moves `seq`, so an update read before it is refused, not lost.
+UPDATE webhooks w SET seq = w.seq + 1, failing_since = t.failing_since,
        enabled = CASE WHEN t.reason IS NULL THEN w.enabled ELSE FALSE END,
        disabled_reason = COALESCE(t.reason, w.disabled_reason)
 FROM UNNEST($1::text[], $2::timestamptz[], $3::text[]) AS t(id, failing_since, reason)

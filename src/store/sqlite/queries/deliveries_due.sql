@@ -1,6 +1,6 @@
 -- Parameters: now, now, limit. A delivery waits behind an earlier pending one of the same
 -- webhook and subject that is not due (per-subject order).
-SELECT d.id, d.webhook_id, d.revision, d.kind, d.subject, d.body, d.status, d.attempts,
+SELECT d.id, d.webhook_id, d.revision, d.kind, d.subject, d.status, d.attempts,
        d.next_attempt_at, d.last_error, d.last_status, d.latency_ms, d.created_at, d.delivered_at
 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
 WHERE d.status = 'pending' AND w.enabled = 1 AND d.next_attempt_at <= ?

@@ -1,1 +1,4 @@
-DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < ?
+-- Ended deliveries older than the cutoff, and any left by a webhook deleted meanwhile.
+DELETE FROM webhook_deliveries
+WHERE (status <> 'pending' AND created_at < ?)
+   OR webhook_id NOT IN (SELECT id FROM webhooks)

@@ -1,6 +1,6 @@
 -- After a round of attempts: a webhook failing too long is disabled (and stays so until an
--- update enables it).
-UPDATE webhooks SET failing_since = ?,
+-- update enables it). It moves `seq`, so an update read before it is refused, not lost.
+UPDATE webhooks SET seq = seq + 1, failing_since = ?,
        enabled = CASE WHEN ? IS NULL THEN enabled ELSE 0 END,
        disabled_reason = COALESCE(?, disabled_reason)
 WHERE id = ?
