@@ -19,6 +19,7 @@ mod grpc;
 mod grpc_access;
 mod grpc_change_requests;
 mod grpc_flags;
+mod grpc_health;
 mod grpc_registry;
 mod grpc_secrets;
 mod log_leaks;

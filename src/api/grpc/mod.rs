@@ -84,34 +84,24 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         shutdown,
     } = server;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<pb::config_service_server::ConfigServiceServer<config::GrpcConfigService>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::flag_service_server::FlagServiceServer<flags::GrpcFlagService>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::change_request_service_server::ChangeRequestServiceServer<
-            change_requests::GrpcChangeRequestService,
-        >>()
-        .await;
-    health_reporter
-        .set_serving::<pb::secret_service_server::SecretServiceServer<secrets::GrpcSecretService>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::deployment_service_server::DeploymentServiceServer<
-            deployments::GrpcDeploymentService,
-        >>()
-        .await;
-    health_reporter
-        .set_serving::<pb::registry_service_server::RegistryServiceServer<
-            registry::GrpcRegistryService,
-        >>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // The first answer is set before serving, so a probe never finds a service unknown.
+    let initial = readiness(&service, &shutdown).await;
+    set_health(&health_reporter, initial).await;
+    tokio::spawn(follow_readiness(
+        health_reporter,
+        service.clone(),
+        shutdown.clone(),
+        initial,
+    ));
+    // Both reflection protocols: v1, and v1alpha for the clients that only ask it (Python's
+    // grpcio-reflection, Postman, Evans, older grpcurl).
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection = reflection().build_v1()?;
     let change_requests = pb::change_request_service_server::ChangeRequestServiceServer::new(
         change_requests::GrpcChangeRequestService::new(
             service.clone(),
@@ -155,6 +145,7 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         .layer(access::AccessLayer { access })
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(config)
         .add_service(flags)
         .add_service(change_requests)
@@ -168,6 +159,73 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         )
         .await?;
     Ok(())
+}
+
+/// The services whose health is reported (besides the overall service, "").
+const HEALTH_NAMES: [&str; 6] = [
+    <pb::config_service_server::ConfigServiceServer<config::GrpcConfigService> as tonic::server::NamedService>::NAME,
+    <pb::flag_service_server::FlagServiceServer<flags::GrpcFlagService> as tonic::server::NamedService>::NAME,
+    <pb::change_request_service_server::ChangeRequestServiceServer<change_requests::GrpcChangeRequestService> as tonic::server::NamedService>::NAME,
+    <pb::secret_service_server::SecretServiceServer<secrets::GrpcSecretService> as tonic::server::NamedService>::NAME,
+    <pb::deployment_service_server::DeploymentServiceServer<deployments::GrpcDeploymentService> as tonic::server::NamedService>::NAME,
+    <pb::registry_service_server::RegistryServiceServer<registry::GrpcRegistryService> as tonic::server::NamedService>::NAME,
+];
+
+/// How often health asks whether the database answers (as `/ready` does).
+const HEALTH_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// gRPC health follows readiness: SERVING while the database answers, NOT_SERVING while it
+/// does not and from the start of a shutdown; for the overall service and each named one.
+async fn follow_readiness(
+    reporter: tonic_health::server::HealthReporter,
+    service: std::sync::Arc<crate::core::service::ConfigService>,
+    shutdown: tokio_util::sync::CancellationToken,
+    mut last: tonic_health::ServingStatus,
+) {
+    use tonic_health::ServingStatus;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = tokio::time::sleep(HEALTH_CHECK_EVERY) => {}
+        }
+        let status = readiness(&service, &shutdown).await;
+        if status != last {
+            if status == ServingStatus::NotServing {
+                tracing::warn!(
+                    "gRPC health: NOT_SERVING (the database does not answer, or shutting down)"
+                );
+            } else {
+                tracing::info!("gRPC health: SERVING again");
+            }
+            set_health(&reporter, status).await;
+            last = status;
+        }
+        if shutdown.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// What `/ready` says, as a gRPC serving status.
+async fn readiness(
+    service: &crate::core::service::ConfigService,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> tonic_health::ServingStatus {
+    if !shutdown.is_cancelled() && service.ready().await.is_ok() {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    }
+}
+
+/// Sets the overall service ("") and every named one.
+async fn set_health(
+    reporter: &tonic_health::server::HealthReporter,
+    status: tonic_health::ServingStatus,
+) {
+    for name in std::iter::once("").chain(HEALTH_NAMES) {
+        reporter.set_service_status(name, status).await;
+    }
 }
 
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
