@@ -14,13 +14,13 @@
 
 mod support;
 
-use support::{Server, connect, free_port, ms, percentile, send, wait_until_up};
+use support::{Call, Server, connect, free_port, ms, percentile, send, wait_until_up};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes as AxumBytes;
@@ -119,33 +119,16 @@ async fn write_throughput(
     window: Duration,
     seq: Arc<AtomicU64>,
 ) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let (stop, done, seq) = (stop.clone(), done.clone(), seq.clone());
-            tokio::spawn(async move {
-                let mut sender = connect(addr).await;
-                while !stop.load(Ordering::Relaxed) {
-                    let n = seq.fetch_add(1, Ordering::Relaxed);
-                    let path = format!("/api/v1/configs/bench-{:03}", n as usize % CONFIGS);
-                    let (status, body) = send(&mut sender, "PUT", &path, write_body(n)).await;
-                    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (started, before) = (Instant::now(), done.load(Ordering::Relaxed));
-    tokio::time::sleep(window).await;
-    let counted = done.load(Ordering::Relaxed) - before;
-    let elapsed = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    for task in futures::future::join_all(tasks).await {
-        task.expect("a writer failed");
-    }
-    counted as f64 / elapsed.as_secs_f64()
+    support::closed_loop(addr, connections, window, move |_, _| {
+        let n = seq.fetch_add(1, Ordering::Relaxed);
+        Call {
+            method: "PUT",
+            path: format!("/api/v1/configs/bench-{:03}", n as usize % CONFIGS),
+            body: write_body(n),
+            status: 201,
+        }
+    })
+    .await
 }
 
 /// Open loop: writes offered at `rate`/s for `seconds`, spread over `connections`; answers each

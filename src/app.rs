@@ -166,7 +166,8 @@ fn secret_resolver(settings: &Settings) -> anyhow::Result<SecretResolver> {
 /// `production=2,staging=1` → approvals needed per environment.
 fn protected_environments(text: &str) -> anyhow::Result<BTreeMap<String, u32>> {
     let mut protected = BTreeMap::new();
-    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for pair in list(text) {
+        let pair = pair.as_str();
         let (env, count) = pair
             .split_once('=')
             .with_context(|| format!("protected environment '{pair}': expected name=approvals"))?;
@@ -181,7 +182,6 @@ fn protected_environments(text: &str) -> anyhow::Result<BTreeMap<String, u32>> {
     Ok(protected)
 }
 
-/// `production,staging` → the environments that require deployments.
 /// Comma-separated items, trimmed, empty ones dropped.
 fn list(text: &str) -> Vec<String> {
     text.split(',')
@@ -216,11 +216,10 @@ fn retry_schedule(text: &str) -> anyhow::Result<Vec<Duration>> {
         .collect()
 }
 
+/// `production,staging` → the environments that require deployments.
 fn deployment_environments(text: &str) -> anyhow::Result<Vec<Environment>> {
-    let mut environments = text
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
+    let mut environments = list(text)
+        .iter()
         .map(|e| {
             Environment::parse(e)
                 .map_err(|error| anyhow::anyhow!("SUMMIT_DEPLOYMENT_ENVIRONMENTS '{e}': {error}"))

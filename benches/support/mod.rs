@@ -121,6 +121,14 @@ pub async fn send(
     )
 }
 
+/// One request of a closed loop and the status it must answer.
+pub struct Call {
+    pub method: &'static str,
+    pub path: String,
+    pub body: Bytes,
+    pub status: u16,
+}
+
 /// Closed loop: `connections` clients send back-to-back; counts over `window` after a
 /// half-second warm-up. Returns requests/s.
 pub async fn max_throughput(
@@ -129,19 +137,44 @@ pub async fn max_throughput(
     connections: usize,
     window: Duration,
 ) -> f64 {
+    closed_loop(addr, connections, window, move |connection, k| Call {
+        method: "GET",
+        path: paths[(connection * 131 + k as usize) % paths.len()].clone(),
+        body: Bytes::new(),
+        status: 200,
+    })
+    .await
+}
+
+/// Closed loop of any requests: each of `connections` clients sends `next(connection, k)` for
+/// its k-th request, back-to-back; counts over `window` after a half-second warm-up. Returns
+/// requests/s.
+pub async fn closed_loop<F>(addr: SocketAddr, connections: usize, window: Duration, next: F) -> f64
+where
+    F: Fn(usize, u64) -> Call + Send + Sync + 'static,
+{
+    let next = Arc::new(next);
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..connections)
         .map(|c| {
-            let (paths, stop, done) = (paths.clone(), stop.clone(), done.clone());
+            let (next, stop, done) = (next.clone(), stop.clone(), done.clone());
             tokio::spawn(async move {
                 let mut sender = connect(addr).await;
-                let mut n = c * 131;
+                let mut k = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let path = &paths[n % paths.len()];
-                    let (status, _) = send(&mut sender, "GET", path, Bytes::new()).await;
-                    assert_eq!(status, 200, "{path}");
-                    n += 1;
+                    let call = next(c, k);
+                    let (status, body) =
+                        send(&mut sender, call.method, &call.path, call.body).await;
+                    assert_eq!(
+                        status,
+                        call.status,
+                        "{} {}: {}",
+                        call.method,
+                        call.path,
+                        String::from_utf8_lossy(&body)
+                    );
+                    k += 1;
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -154,7 +187,7 @@ pub async fn max_throughput(
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     for task in futures::future::join_all(tasks).await {
-        task.expect("a read connection failed");
+        task.expect("a closed-loop connection failed");
     }
     counted as f64 / elapsed.as_secs_f64()
 }

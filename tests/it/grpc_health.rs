@@ -99,17 +99,9 @@ async fn health_follows_the_database_and_shutdown() {
     let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
 }
 
-fn ci_is_set() -> bool {
-    std::env::var("CI")
-        .is_ok_and(|ci| !(ci.is_empty() || ci == "0" || ci.eq_ignore_ascii_case("false")))
-}
-
 #[tokio::test]
 async fn a_client_speaking_only_reflection_v1alpha_discovers_and_calls_the_services() {
-    let python = std::env::var("PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "python3".into());
+    let python = crate::python_client::python();
     let probe = std::process::Command::new(&python)
         .args([
             "-c",
@@ -120,7 +112,7 @@ async fn a_client_speaking_only_reflection_v1alpha_discovers_and_calls_the_servi
         .status();
     if !probe.is_ok_and(|s| s.success()) {
         let why = format!("{python} lacks grpcio-reflection (.ci/run installs it)");
-        assert!(!ci_is_set(), "{why}");
+        assert!(!crate::common::ci_is_set(), "{why}");
         eprintln!("SKIPPED: {why}");
         return;
     }

@@ -24,13 +24,8 @@ const PYTHON_RUN: Duration = Duration::from_secs(90);
 const CONFIG_ID: &str = "polyglot";
 const SCRIPT: &str = "tests/python/grpc_client.py";
 
-fn ci_is_set() -> bool {
-    std::env::var("CI")
-        .is_ok_and(|ci| !(ci.is_empty() || ci == "0" || ci.eq_ignore_ascii_case("false")))
-}
-
 /// The interpreter: `PYTHON` when set and not empty, else `python3` from `PATH`.
-fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("PYTHON")
         .ok()
         .filter(|p| !p.is_empty())
@@ -229,7 +224,7 @@ impl PythonClient {
 async fn python_grpc_client_reads_the_effective_config_and_watches_a_change() {
     let python = python();
     if let Some(reason) = python_missing(&python) {
-        if ci_is_set() {
+        if common::ci_is_set() {
             panic!("the Python gRPC client is required when CI is set: {reason}");
         }
         // Straight to stderr: libtest captures eprintln! and shows it only for failures.

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -61,16 +60,6 @@ pub struct DispatchSettings {
     pub kafka_topic: String,
 }
 
-impl DispatchSettings {
-    /// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over about 28 hours.
-    pub fn default_schedule() -> Vec<Duration> {
-        [5, 300, 1800, 7200, 18000, 36000, 36000]
-            .into_iter()
-            .map(Duration::from_secs)
-            .collect()
-    }
-}
-
 /// A group of deliveries (one webhook, one subject) and what became of them.
 struct GroupDone {
     key: (String, String),
@@ -80,10 +69,10 @@ struct GroupDone {
 /// Deliveries of one webhook and subject, in revision order, and their key.
 type Group = ((String, String), Vec<Delivery>);
 
-/// What the sender knows of a webhook: where to send and the secrets that sign.
+/// A webhook as last read, and where its deliveries go with the secrets (opened) that sign.
 struct Prepared {
+    webhook: Webhook,
     target: Arc<Target>,
-    failing_since: Option<DateTime<Utc>>,
 }
 
 pub struct Dispatcher {
@@ -96,9 +85,9 @@ pub struct Dispatcher {
     /// Wakes the sender: deliveries were recorded, or outcomes freed a group.
     send_wake: Notify,
     leading: AtomicBool,
+    /// The webhooks as last read, by id (fan-out matches events against them; their
+    /// `failing_since` follows the outcomes recorded since).
     webhooks: Mutex<HashMap<String, Prepared>>,
-    /// The webhooks as last read (fan-out matches events against them).
-    listed: Mutex<Vec<Webhook>>,
     in_flight: Mutex<HashSet<(String, String)>>,
     /// Recent events' JSON by revision: a delivery's body (else read from the change log).
     bodies: Mutex<BTreeMap<u64, Arc<str>>>,
@@ -138,7 +127,6 @@ impl Dispatcher {
             send_wake: Notify::new(),
             leading: AtomicBool::new(false),
             webhooks: Mutex::new(HashMap::new()),
-            listed: Mutex::new(Vec::new()),
             in_flight: Mutex::new(HashSet::new()),
             bodies: Mutex::new(BTreeMap::new()),
             settled: Mutex::new(Vec::new()),
@@ -231,13 +219,13 @@ impl Dispatcher {
                         return;
                     }
                     () = self.wake.notified() => refresh = true,
-                    event = events.recv() => match event {
-                        Ok(event) if event.kind.is_webhook() => refresh = true,
-                        Err(broadcast::error::RecvError::Closed) => {
+                    // Any change: there may be a stretch to fan out (a webhook change among
+                    // it makes the fan-out read the webhooks again).
+                    event = events.recv() => {
+                        if let Err(broadcast::error::RecvError::Closed) = event {
                             tokio::time::sleep(TICK).await;
                         }
-                        _ => {}
-                    },
+                    }
                     () = tokio::time::sleep(TICK) => {}
                 }
             }
@@ -249,7 +237,7 @@ impl Dispatcher {
         let stored = self.store.webhooks().await?;
         let at = now();
         let mut prepared = HashMap::with_capacity(stored.len());
-        for webhook in &stored {
+        for webhook in stored {
             let name = sealing_name(&webhook.id);
             let opened: Result<Vec<Vec<u8>>> = webhook
                 .secrets
@@ -272,41 +260,34 @@ impl Dispatcher {
                 secrets,
                 unusable,
             });
-            let failing_since = webhook.failing_since;
-            prepared.insert(
-                webhook.id.clone(),
-                Prepared {
-                    target,
-                    failing_since,
-                },
-            );
+            prepared.insert(webhook.id.clone(), Prepared { webhook, target });
         }
         *self.webhooks.lock() = prepared;
-        self.listed.lock().clone_from(&stored);
         Ok(())
     }
 
     /// Fans out one stretch of the change log; `true` when it reached the end.
     async fn fan_out(&self, cursor: &mut Option<u64>) -> Result<bool> {
-        let Some(from) = self.cursor(WEBHOOK_SINK, cursor).await? else {
+        let Some((from, events)) = self.stretch(WEBHOOK_SINK, cursor).await? else {
             return Ok(true);
         };
-        let events = self.store.changes_since(from, FAN_OUT_BATCH).await?;
-        let Some(last) = events.last() else {
-            return Ok(true);
-        };
-        let to = last.revision;
         if events.iter().any(|event| event.kind.is_webhook()) {
             // Match against the webhooks as they are after these changes (one created here
             // wants only what follows it: its `since_revision`).
             self.refresh_webhooks().await?;
         }
         let at = now();
-        let webhooks = self.listed.lock().clone();
+        let webhooks: Vec<Webhook> = self
+            .webhooks
+            .lock()
+            .values()
+            .map(|prepared| prepared.webhook.clone())
+            .filter(|webhook| webhook.enabled)
+            .collect();
         let mut deliveries = Vec::new();
         for event in &events {
             let mut matched = false;
-            for webhook in webhooks.iter().filter(|w| w.enabled && wants(w, event)) {
+            for webhook in webhooks.iter().filter(|w| wants(w, event)) {
                 matched = true;
                 deliveries.push(NewDelivery {
                     webhook_id: webhook.id.clone(),
@@ -322,16 +303,11 @@ impl Dispatcher {
         }
         let any = !deliveries.is_empty();
         if self
-            .store
-            .fan_out(WEBHOOK_SINK, Some(from), to, deliveries)
+            .advance(WEBHOOK_SINK, cursor, from, &events, deliveries)
             .await?
+            && any
         {
-            *cursor = Some(to);
-            if any {
-                self.send_wake.notify_one();
-            }
-        } else {
-            *cursor = None;
+            self.send_wake.notify_one();
         }
         Ok(events.len() < FAN_OUT_BATCH as usize)
     }
@@ -342,23 +318,16 @@ impl Dispatcher {
         sink: &mut Option<KafkaSink>,
         cursor: &mut Option<u64>,
     ) -> Result<bool> {
-        let Some(from) = self.cursor(KAFKA_SINK, cursor).await? else {
+        let Some((from, events)) = self.stretch(KAFKA_SINK, cursor).await? else {
             return Ok(true);
         };
-        let events = self.store.changes_since(from, FAN_OUT_BATCH).await?;
-        let Some(last) = events.last() else {
-            return Ok(true);
-        };
-        let to = last.revision;
-        if sink.is_none() {
-            let connected =
+        let producer = match sink {
+            Some(producer) => producer,
+            None => sink.insert(
                 KafkaSink::connect(&self.settings.kafka_brokers, &self.settings.kafka_topic)
                     .await
-                    .map_err(|e| Error::store_unavailable(e.to_string()))?;
-            *sink = Some(connected);
-        }
-        let Some(producer) = sink.as_ref() else {
-            return Ok(true);
+                    .map_err(|e| Error::store_unavailable(e.to_string()))?,
+            ),
         };
         let records = events
             .iter()
@@ -373,16 +342,39 @@ impl Dispatcher {
             .await
             .map_err(|e| Error::store_unavailable(e.to_string()))?;
         metrics::counter!("summit_kafka_records_total").increment(count);
-        if self
-            .store
-            .fan_out(KAFKA_SINK, Some(from), to, Vec::new())
-            .await?
-        {
-            *cursor = Some(to);
-        } else {
-            *cursor = None;
-        }
+        self.advance(KAFKA_SINK, cursor, from, &events, Vec::new())
+            .await?;
         Ok(events.len() < FAN_OUT_BATCH as usize)
+    }
+
+    /// The next stretch of the change log for `sink`: where its cursor is and the changes after
+    /// it (`None`: nothing to read now).
+    async fn stretch(
+        &self,
+        sink: &str,
+        cursor: &mut Option<u64>,
+    ) -> Result<Option<(u64, Vec<ChangeEvent>)>> {
+        let Some(from) = self.cursor(sink, cursor).await? else {
+            return Ok(None);
+        };
+        let events = self.store.changes_since(from, FAN_OUT_BATCH).await?;
+        Ok((!events.is_empty()).then_some((from, events)))
+    }
+
+    /// Records `deliveries` and moves `sink`'s cursor from `from` past `events`; when another
+    /// replica moved it first, nothing is written and the cursor is read again next time.
+    async fn advance(
+        &self,
+        sink: &str,
+        cursor: &mut Option<u64>,
+        from: u64,
+        events: &[ChangeEvent],
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<bool> {
+        let to = events.last().map_or(from, |event| event.revision);
+        let moved = self.store.fan_out(sink, Some(from), to, deliveries).await?;
+        *cursor = moved.then_some(to);
+        Ok(moved)
     }
 
     /// Where `sink` is in the change log. Webhooks start (once) at the revision the oldest
@@ -398,10 +390,10 @@ impl Dispatcher {
         }
         let start = match sink {
             WEBHOOK_SINK => self
-                .listed
+                .webhooks
                 .lock()
-                .iter()
-                .map(|w| w.since_revision)
+                .values()
+                .map(|prepared| prepared.webhook.since_revision)
                 .min()
                 .unwrap_or(0),
             _ => self.store.latest_revision().await?,
@@ -534,17 +526,17 @@ impl Dispatcher {
         }
     }
 
-    /// Keeps an event's JSON for its deliveries.
-    fn keep_body(&self, event: &ChangeEvent) -> Result<()> {
+    /// Keeps an event's JSON for its deliveries; answers it.
+    fn keep_body(&self, event: &ChangeEvent) -> Result<Arc<str>> {
         let body: Arc<str> = serde_json::to_string(event)
             .map_err(Error::internal)?
             .into();
         let mut bodies = self.bodies.lock();
-        bodies.insert(event.revision, body);
+        bodies.insert(event.revision, body.clone());
         while bodies.len() > MAX_BODIES {
             bodies.pop_first();
         }
-        Ok(())
+        Ok(body)
     }
 
     /// The JSON of the event at `revision`: kept, or read from the change log (after a
@@ -560,13 +552,7 @@ impl Dispatcher {
             .into_iter()
             .find(|event| event.revision == revision)
             .ok_or_else(|| Error::not_found("change", revision.to_string()))?;
-        self.keep_body(&event)?;
-        Ok(self
-            .bodies
-            .lock()
-            .get(&revision)
-            .cloned()
-            .unwrap_or_default())
+        self.keep_body(&event)
     }
 
     /// What an attempt's outcome makes of its delivery.
@@ -644,7 +630,7 @@ impl Dispatcher {
                 let mut webhooks = self.webhooks.lock();
                 for update in &health {
                     if let Some(prepared) = webhooks.get_mut(&update.id) {
-                        prepared.failing_since = update.failing_since;
+                        prepared.webhook.failing_since = update.failing_since;
                     }
                 }
             }
@@ -673,7 +659,7 @@ impl Dispatcher {
         succeeded
             .into_iter()
             .filter_map(|(id, ok)| {
-                let since = webhooks.get(id).and_then(|p| p.failing_since);
+                let since = webhooks.get(id).and_then(|p| p.webhook.failing_since);
                 match (ok, since) {
                     (true, None) => None,
                     (true, Some(_)) => Some(WebhookHealth {

@@ -166,16 +166,11 @@ impl NotificationService {
         change: WebhookChange,
     ) -> Result<WebhookView> {
         require_manager(caller)?;
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self.try_update(caller, id, change.clone()).await {
-                // Without a precondition, a change of its health meanwhile is not a conflict.
-                Err(Error::ConcurrentModification { .. })
-                    if change.expected_seq.is_none() && tries < 3 => {}
-                other => return other,
-            }
+        if change.expected_seq.is_some() {
+            return self.try_update(caller, id, change).await;
         }
+        // Without a precondition, a change of its health meanwhile is not a conflict.
+        retrying_when_moved(|| self.try_update(caller, id, change.clone())).await
     }
 
     async fn try_update(
@@ -228,15 +223,8 @@ impl NotificationService {
         rotation: Rotation,
     ) -> Result<WithSecret> {
         require_manager(caller)?;
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self.try_rotate(caller, id, rotation.clone()).await {
-                // A change of its health meanwhile: rotate what is there now.
-                Err(Error::ConcurrentModification { .. }) if tries < 3 => {}
-                other => return other,
-            }
-        }
+        // A change of its health meanwhile: rotate what is there now.
+        retrying_when_moved(|| self.try_rotate(caller, id, rotation.clone())).await
     }
 
     async fn try_rotate(
@@ -368,6 +356,23 @@ impl NotificationService {
 /// The name a webhook's secrets are sealed under (bound into the ciphertext).
 pub fn sealing_name(id: &str) -> String {
     format!("webhook:{id}")
+}
+
+/// Runs `write` again (three tries in all) while the webhook it read moved before it wrote:
+/// the dispatcher records a webhook's health between a read and a write.
+async fn retrying_when_moved<T, F, Fut>(mut write: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match write().await {
+            Err(Error::ConcurrentModification { .. }) if tries < 3 => {}
+            other => return other,
+        }
+    }
 }
 
 /// Webhooks see every change they subscribe to: managing them needs the permission and no id

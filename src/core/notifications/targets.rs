@@ -142,8 +142,9 @@ fn special(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => special_v4(v4),
         IpAddr::V6(v6) => {
-            // IPv4-mapped (::ffff:a.b.c.d) and -compatible (::a.b.c.d) addresses, and 6to4
-            // (2002:AABB:CCDD::) addresses, reach the IPv4 address they carry.
+            // IPv4-mapped (::ffff:a.b.c.d) and -compatible (::a.b.c.d) addresses are refused
+            // outright (named after the IPv4 address's kind when it has one); 6to4
+            // (2002:AABB:CCDD::) addresses are judged by the IPv4 address they carry.
             if let Some(v4) = v6.to_ipv4() {
                 return special_v4(v4).or(Some("IPv4-compatible"));
             }
@@ -151,7 +152,7 @@ fn special(ip: IpAddr) -> Option<&'static str> {
             if segments[0] == 0x2002 {
                 let [a, b] = segments[1].to_be_bytes();
                 let [c, d] = segments[2].to_be_bytes();
-                return special_v4(Ipv4Addr::new(a, b, c, d)).or(None);
+                return special_v4(Ipv4Addr::new(a, b, c, d));
             }
             special_v6(v6)
         }

@@ -9,6 +9,8 @@ pub mod postgres;
 pub mod receiver;
 pub mod secret_servers;
 
+pub use postgres::ci_is_set;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

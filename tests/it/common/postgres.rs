@@ -313,7 +313,10 @@ fn unavailable<T>(why: &Unavailable) -> Option<T> {
     }
 }
 
-fn ci_is_set() -> bool {
+/// Whether the tests run under CI (`CI` set, and not "", "0" or "false"): there, a missing
+/// external tool is a failure, not a skip. (Here, not in `common`, because benchmarks include
+/// this file alone.)
+pub fn ci_is_set() -> bool {
     std::env::var("CI").is_ok_and(|ci| !matches!(ci.as_str(), "" | "0" | "false"))
 }
 
