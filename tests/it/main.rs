@@ -11,6 +11,7 @@ mod api_configs;
 mod approvals;
 mod authorization;
 mod conformance;
+mod deploy;
 mod deployments;
 mod durability;
 mod flag_approvals;
