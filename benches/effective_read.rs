@@ -7,7 +7,8 @@
 //!   3. read latency at a fixed offered rate (default 20,000 req/s, open loop).
 //!
 //! `cargo bench --bench effective_read` (options: `-- --seconds 10 --rate 20000 --connections 64`;
-//! `--auth` to check a bearer token on every read).
+//! `--auth` to check a bearer token on every read; `--otlp http://HOST:PORT` to export traces of
+//! every request to that OTLP/gRPC collector).
 //! Not a test: it asserts nothing about speed and prints a Markdown table for docs/performance.md.
 
 mod support;
@@ -54,6 +55,16 @@ fn access_env() -> Vec<(&'static str, String)> {
     } else {
         vec![("SUMMIT_NO_AUTH", "true".into())]
     }
+}
+
+/// With `--otlp URL`, the server exports a trace of every request there (sample ratio 1).
+fn otlp_env() -> Vec<(&'static str, String)> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--otlp")
+        .and_then(|at| args.get(at + 1))
+        .map(|endpoint| vec![("SUMMIT_OTLP_ENDPOINT", endpoint.clone())])
+        .unwrap_or_default()
 }
 
 /// Writes every config once, from `writers` concurrent connections; returns (versions/s, latencies).
@@ -210,6 +221,7 @@ async fn run(opts: Options) {
         Command::new(env!("CARGO_BIN_EXE_summit-config"))
             .env("SUMMIT_HTTP_ADDR", summit_addr.to_string())
             .envs(access_env())
+            .envs(otlp_env())
             .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
             .env(
                 "SUMMIT_DATABASE_URL",

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::http::{self, AppContext, AppState, HttpLimits};
+use crate::connections::Limits;
 use crate::core::access::AccessService;
 use crate::core::access::service::{AccessSettings, JwtSettings};
 use crate::core::deployments::{DeploymentService, StrategyService};
@@ -32,6 +32,7 @@ use crate::replication::{
 };
 use crate::settings::Settings;
 use crate::store::{CachedStore, MemoryStore, PostgresStore, SqliteStore};
+use crate::telemetry::collector::Collector;
 use crate::tls::{TlsFiles, tls_config};
 
 pub struct App {
@@ -50,6 +51,8 @@ pub struct App {
     /// Certificate and key (PEM) both transports serve TLS with, when configured.
     tls: Option<TlsFiles>,
     request_timeout: Duration,
+    /// Connection bound, deadlines and HTTP/2 limits of both listeners.
+    connections: Limits,
     shutdown: CancellationToken,
 }
 
@@ -282,6 +285,8 @@ impl App {
         // One TLS crypto provider for every rustls user in the process (tonic's TLS, the
         // PostgreSQL driver); fails harmlessly when one is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Before any service exists, so that the handles they keep record.
+        let _ = http::ops::metrics_handle();
         let max_configs = usize::try_from(settings.cache_max_configs).unwrap_or(usize::MAX);
         let (cache, revision) = open_store(&settings.database_url, max_configs).await?;
         let storage = Storage {
@@ -458,6 +463,10 @@ impl App {
             access: access.clone(),
             shutdown: shutdown.clone(),
             metrics: http::ops::metrics_handle(),
+            collector: Arc::new(Collector::new(service.clone(), cache.clone(), {
+                let cache = cache.clone();
+                Box::new(move || cache.cached_configs())
+            })),
             max_body_bytes: settings.max_body_bytes,
         });
         let limits = HttpLimits {
@@ -483,6 +492,7 @@ impl App {
             access,
             tls: tls_config(&settings)?,
             request_timeout: Duration::from_secs(settings.request_timeout_secs),
+            connections: Limits::from_settings(&settings),
             shutdown,
         })
     }
@@ -515,6 +525,7 @@ impl App {
             grpc = %self.grpc_addr(),
             tls = self.tls.is_some(),
             access_control = self.access.enabled(),
+            max_connections = self.connections.settings.max_connections,
             "summit-config listening"
         );
         let shutdown = self.shutdown.clone();
@@ -532,6 +543,7 @@ impl App {
                 request_timeout: self.request_timeout,
                 watch_buffer: self.watch_buffer,
                 max_message_bytes: self.max_body_bytes,
+                connections: self.connections.clone(),
                 shutdown: self.shutdown.clone(),
             },
         );
@@ -542,43 +554,20 @@ impl App {
             )?),
             None => None,
         };
-        let rest = async move {
-            match tls {
-                Some(config) => {
-                    let listener = crate::tls::TlsListener::new(self.listener, config)
-                        .context("starting the TLS listener")?;
-                    axum::serve(listener, http::access::WithCredentialMemo(self.router))
-                        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                        .await
-                        .context("serving REST over TLS")
-                }
-                None => {
-                    // Small writes (SSE events) go out at once rather than waiting on Nagle.
-                    let listener = self.listener.tap_io(|tcp| {
-                        let _ = tcp.set_nodelay(true);
-                    });
-                    axum::serve(listener, http::access::WithCredentialMemo(self.router))
-                        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                        .await
-                        .context("serving REST")
-                }
-            }
-        };
-        // Either transport failing stops both.
-        let stop = self.shutdown.clone();
-        let (rest, grpc) = tokio::join!(
-            async {
-                let result = rest.await;
-                stop.cancel();
-                result
-            },
-            async {
-                let result = grpc.await;
-                self.shutdown.cancel();
-                result
-            }
+        // REST ends only with a shutdown; gRPC failing stops REST too.
+        let rest = crate::connections::serve_rest(
+            self.listener,
+            http::access::WithCredentialMemo(self.router),
+            tls,
+            &self.connections,
+            shutdown,
         );
-        rest?;
+        let grpc = async {
+            let result = grpc.await;
+            self.shutdown.cancel();
+            result
+        };
+        let ((), grpc) = tokio::join!(rest, grpc);
         grpc?;
         tracing::info!("summit-config stopped");
         Ok(())

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod app;
+pub mod connections;
 pub mod core;
 pub mod replication;
 pub mod settings;

@@ -14,12 +14,14 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let migrate_only = cli.is_migrate();
     let settings = cli.into_settings();
-    telemetry::init(&settings);
+    let telemetry = telemetry::init(&settings)?;
     if migrate_only {
         summit_config::app::open_backend(&settings.database_url).await?;
         tracing::info!("database schema is up to date");
         return Ok(());
     }
+    // Before the listeners: their default connection bound follows the limit.
+    summit_config::connections::file_limit::raise_file_limit();
     let app = App::build(settings).await?;
     let shutdown = app.shutdown_token();
     tokio::spawn(async move {
@@ -27,7 +29,9 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("shutdown requested; finishing in-flight requests");
         shutdown.cancel();
     });
-    app.run_until_stopped().await
+    let stopped = app.run_until_stopped().await;
+    telemetry.shutdown().await;
+    stopped
 }
 
 async fn wait_for_signal() {

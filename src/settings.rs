@@ -70,6 +70,30 @@ pub struct Settings {
     #[arg(long, env = "SUMMIT_LOG", default_value = "info")]
     pub log_filter: String,
 
+    /// OTLP/gRPC collector to export traces to, e.g. `http://127.0.0.1:4317`; unset: no
+    /// tracing (spans are not even created).
+    #[arg(long, env = "SUMMIT_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// `service.name` of the exported traces.
+    #[arg(
+        long,
+        env = "SUMMIT_OTLP_SERVICE_NAME",
+        default_value = "summit-config"
+    )]
+    pub otlp_service_name: String,
+
+    /// More resource attributes, `key=value,key=value` (e.g.
+    /// `deployment.environment=production,service.instance.id=pod-a`).
+    #[arg(long, env = "SUMMIT_OTLP_RESOURCE_ATTRIBUTES", default_value = "")]
+    pub otlp_resource_attributes: String,
+
+    /// Share of traces sampled (0.0 to 1.0) when the caller did not decide; a caller's sampled
+    /// `traceparent` is always followed.
+    #[arg(long, env = "SUMMIT_OTLP_SAMPLE_RATIO", default_value_t = 1.0,
+          value_parser = sample_ratio)]
+    pub otlp_sample_ratio: f64,
+
     /// Largest accepted request body, in bytes; larger ones get 413.
     #[arg(long, env = "SUMMIT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -174,6 +198,41 @@ pub struct Settings {
     /// (gRPC unary calls).
     #[arg(long, env = "SUMMIT_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+
+    /// Open client connections, REST and gRPC together. A new one beyond them takes the slot of
+    /// the oldest that has not sent its first request yet (gRPC: its preface); when all have,
+    /// it is refused at once (plain REST answers 503). 0: the open-file limit less a reserve (an
+    /// eighth of it, plus 64) for the database, files and outgoing connections.
+    #[arg(long, env = "SUMMIT_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+
+    /// Seconds a new connection has to complete its TLS handshake and send its first request's
+    /// headers (gRPC: the HTTP/2 preface); slower ones are closed.
+    #[arg(long, env = "SUMMIT_HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds an HTTP/1.1 connection may wait for its next request before it is closed; a
+    /// connection whose client takes nothing of what it is sent for this long (a watcher that
+    /// stopped reading) is closed too.
+    #[arg(long, env = "SUMMIT_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout_secs: u64,
+
+    /// Seconds of silence after which an HTTP/2 connection (gRPC, REST over HTTP/2) is pinged.
+    #[arg(long, env = "SUMMIT_HTTP2_KEEPALIVE_INTERVAL_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub http2_keepalive_interval_secs: u64,
+
+    /// Seconds a ping may go unanswered before the connection is closed.
+    #[arg(long, env = "SUMMIT_HTTP2_KEEPALIVE_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http2_keepalive_timeout_secs: u64,
+
+    /// Streams (calls, watches) open at once on one HTTP/2 connection.
+    #[arg(long, env = "SUMMIT_HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_concurrent_streams: u32,
 
     /// Turns access control off: every caller may do everything and the actor of a change is
     /// the `metadata.actor` it sends. For local experiments only; logged loudly at start.
@@ -341,5 +400,16 @@ fn protection_threshold(raw: &str) -> Result<f64, String> {
     match raw.parse::<f64>() {
         Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
         _ => Err("a share between 0 and 1 (e.g. 0.5)".into()),
+    }
+}
+
+fn sample_ratio(text: &str) -> Result<f64, String> {
+    let ratio: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number"))?;
+    if (0.0..=1.0).contains(&ratio) {
+        Ok(ratio)
+    } else {
+        Err(format!("{ratio} is not between 0.0 and 1.0"))
     }
 }

@@ -428,14 +428,17 @@ pub mod kind {
 }
 
 /// Publishes committed changes to in-process subscribers. Lossy by design: a subscriber that
-/// falls behind catches up from the store's change log (see `watch`).
+/// falls behind catches up from the store's change log (see `watch`). Every subscriber shares
+/// one copy of each event.
 #[derive(Clone)]
 pub struct ChangeBus {
-    sender: broadcast::Sender<ChangeEvent>,
+    sender: broadcast::Sender<Arc<ChangeEvent>>,
     /// Highest revision published: a change both committed here and read back from the log
     /// (replicas) is published once. Skipping a lower one is safe: watchers refill gaps from
     /// the change log.
     published: Arc<AtomicU64>,
+    /// `summit_events_published_total`.
+    published_total: metrics::Counter,
 }
 
 impl ChangeBus {
@@ -444,6 +447,7 @@ impl ChangeBus {
         ChangeBus {
             sender,
             published: Arc::new(AtomicU64::new(0)),
+            published_total: metrics::counter!("summit_events_published_total"),
         }
     }
 
@@ -451,11 +455,12 @@ impl ChangeBus {
         if self.published.fetch_max(event.revision, Ordering::Relaxed) >= event.revision {
             return;
         }
+        self.published_total.increment(1);
         // No subscribers is not an error.
-        let _ = self.sender.send(event);
+        let _ = self.sender.send(Arc::new(event));
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeEvent>> {
         self.sender.subscribe()
     }
 }

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::access::{Caller, Permission};
@@ -15,9 +15,104 @@ use super::events::{ChangeBus, ChangeEvent};
 use super::ids::{ConfigId, Environment, FlagKey, InstanceId, ServiceName};
 use super::ports::{ReadCache, Storage, Store};
 
-const CATCH_UP_BATCH: u32 = 512;
+/// Change-log rows one catch-up read returns at most.
+const CATCH_UP_BATCH: usize = 256;
 
-pub type WatchStream = Pin<Box<dyn Stream<Item = Result<ChangeEvent>> + Send>>;
+/// Change-log reads the watchers of one service have in flight at once: however many watchers
+/// catch up together, the rest of the database pool stays free for requests.
+const CHANGE_LOG_READS: usize = 2;
+
+/// Events of full catch-up batches kept for other watchers to share.
+const SHARED_EVENTS: u64 = 4096;
+
+/// Events are shared: every watcher of a live event holds the same allocation.
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<Arc<ChangeEvent>>> + Send>>;
+
+/// What the watchers of one service share: their slots (`max_watchers`), the events each may
+/// have buffered, and the change-log reads they may have in flight.
+pub struct Watchers {
+    slots: Arc<Semaphore>,
+    max: usize,
+    buffer: usize,
+    log: Arc<SharedLog>,
+}
+
+impl Watchers {
+    pub fn new(max: usize, buffer: usize) -> Watchers {
+        Watchers {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            buffer: buffer.max(1),
+            log: Arc::new(SharedLog {
+                reads: Semaphore::new(CHANGE_LOG_READS),
+                batches: moka::future::Cache::builder()
+                    .weigher(|_, batch: &Arc<[Arc<ChangeEvent>]>| {
+                        u32::try_from(batch.len()).unwrap_or(u32::MAX)
+                    })
+                    .max_capacity(SHARED_EVENTS)
+                    .time_to_idle(std::time::Duration::from_secs(60))
+                    .build(),
+            }),
+        }
+    }
+
+    /// A slot for one more watcher, or unavailable when every slot is taken.
+    fn admit(&self) -> Result<OwnedSemaphorePermit> {
+        self.slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::Unavailable {
+                reason: format!(
+                    "the server already serves {} watchers; retry later",
+                    self.max
+                ),
+            })
+    }
+}
+
+/// The change log as watchers read it: a bounded number of reads in flight, and full batches
+/// shared, so watchers resuming from the same revision (every client reconnecting after a
+/// restart) read the log once and hold the same events.
+struct SharedLog {
+    reads: Semaphore,
+    batches: moka::future::Cache<(u64, usize), Arc<[Arc<ChangeEvent>]>>,
+}
+
+impl SharedLog {
+    async fn latest_revision(&self, store: &dyn Store) -> Result<u64> {
+        let _reading = self.reads.acquire().await.map_err(Error::internal)?;
+        store.latest_revision().await
+    }
+
+    /// Up to `rows` changes after `cursor`.
+    async fn changes_since(
+        &self,
+        store: &dyn Store,
+        cursor: u64,
+        rows: usize,
+    ) -> Result<Arc<[Arc<ChangeEvent>]>> {
+        let key = (cursor, rows);
+        if let Some(batch) = self.batches.get(&key).await {
+            return Ok(batch);
+        }
+        let _reading = self.reads.acquire().await.map_err(Error::internal)?;
+        // Another watcher may have read it while this one waited.
+        if let Some(batch) = self.batches.get(&key).await {
+            return Ok(batch);
+        }
+        let batch: Arc<[Arc<ChangeEvent>]> = store
+            .changes_since(cursor, rows as u32)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        // Only a full batch is final: a short one grows as changes are committed.
+        if batch.len() == rows {
+            self.batches.insert(key, batch.clone()).await;
+        }
+        Ok(batch)
+    }
+}
 
 /// Which changes a watcher wants: every change when nothing is named; otherwise config changes
 /// of the named ids or prefix, and flag changes of the named keys (or of every flag).
@@ -177,44 +272,73 @@ struct Watcher {
     cache: Arc<dyn ReadCache>,
     filter: WatchFilter,
     cursor: u64,
-    /// Boxed: a channel allocates its first block of slots up front, and with thousands of
-    /// watchers small slots matter.
-    out: mpsc::Sender<Box<Result<ChangeEvent>>>,
+    /// Small items (a pointer): a channel allocates its first block of slots up front, and with
+    /// thousands of watchers small slots matter.
+    out: mpsc::Sender<std::result::Result<Arc<ChangeEvent>, Box<Error>>>,
+    log: Arc<SharedLog>,
 }
 
 /// Why a watcher stopped: the consumer left, or the store failed (already reported).
 struct Stop;
 
 impl Watcher {
-    async fn send(&mut self, mut event: ChangeEvent) -> std::result::Result<(), Stop> {
+    /// `event` as this watcher passes it on, if it matches.
+    fn passed(&self, mut event: Arc<ChangeEvent>) -> Option<Arc<ChangeEvent>> {
+        if !self.filter.matches(&event) {
+            return None;
+        }
+        if self.filter.hide_instances && event.details.affected_instances.is_some() {
+            Arc::make_mut(&mut event).details.affected_instances = None;
+        }
+        Some(event)
+    }
+
+    async fn send(&mut self, event: Arc<ChangeEvent>) -> std::result::Result<(), Stop> {
         self.cursor = event.revision;
-        if self.filter.matches(&event) {
-            if self.filter.hide_instances {
-                event.details.affected_instances = None;
-            }
-            self.out.send(Box::new(Ok(event))).await.map_err(|_| Stop)?;
+        if let Some(event) = self.passed(event) {
+            self.out.send(Ok(event)).await.map_err(|_| Stop)?;
         }
         Ok(())
     }
 
+    /// Fills the gap after the cursor from the change log. Each read waits until the consumer
+    /// has taken everything buffered and returns no more than the buffer holds: a consumer
+    /// that stalls leaves its watcher waiting with no rows and no database connection, and
+    /// with at most one buffer of events read for it.
     async fn catch_up(&mut self) -> std::result::Result<(), Stop> {
         // Not past what this process's reads reflect (replicas): the rest arrives live once
         // the follower has applied it.
         let limit = self.cache.readable_revision().unwrap_or(u64::MAX);
+        let rows = self.out.max_capacity().min(CATCH_UP_BATCH);
         loop {
-            let batch = match self.store.changes_since(self.cursor, CATCH_UP_BATCH).await {
+            let mut room = self
+                .out
+                .reserve_many(self.out.max_capacity())
+                .await
+                .map_err(|_| Stop)?;
+            let read = self
+                .log
+                .changes_since(&*self.store, self.cursor, rows)
+                .await;
+            let batch = match read {
                 Ok(batch) => batch,
                 Err(error) => {
-                    let _ = self.out.send(Box::new(Err(error))).await;
+                    if let Some(slot) = room.next() {
+                        slot.send(Err(Box::new(error)));
+                    }
                     return Err(Stop);
                 }
             };
-            let full = batch.len() == CATCH_UP_BATCH as usize;
-            for event in batch {
+            let full = batch.len() == rows;
+            for event in batch.iter() {
                 if event.revision > limit {
                     return Ok(());
                 }
-                self.send(event).await?;
+                self.cursor = event.revision;
+                if let Some(event) = self.passed(event.clone()) {
+                    // As many slots as rows were read.
+                    room.next().ok_or(Stop)?.send(Ok(event));
+                }
             }
             if !full {
                 return Ok(());
@@ -224,7 +348,7 @@ impl Watcher {
 
     async fn run(
         mut self,
-        mut live: broadcast::Receiver<ChangeEvent>,
+        mut live: broadcast::Receiver<Arc<ChangeEvent>>,
     ) -> std::result::Result<(), Stop> {
         self.catch_up().await?;
         loop {
@@ -232,7 +356,11 @@ impl Watcher {
                 received = live.recv() => match received {
                     Ok(event) if event.revision <= self.cursor => {}
                     Ok(event) if event.revision == self.cursor + 1 => self.send(event).await?,
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await?,
+                    Ok(_) => self.catch_up().await?,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        metrics::counter!("summit_watch_resyncs_total").increment(1);
+                        self.catch_up().await?;
+                    }
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 },
                 () = self.out.closed() => return Err(Stop),
@@ -241,19 +369,20 @@ impl Watcher {
     }
 }
 
-/// Starts a watcher. Without `from_revision` it starts at the latest committed revision, read
-/// before this returns, so a change committed after the call is never missed.
+/// Starts a watcher, or refuses it when every slot is taken. Without `from_revision` it starts
+/// at the latest committed revision, read before this returns, so a change committed after the
+/// call is never missed.
 pub async fn watch(
     storage: Storage,
     bus: &ChangeBus,
+    watchers: &Watchers,
     filter: WatchFilter,
     from_revision: Option<u64>,
-    buffer: usize,
-    permit: OwnedSemaphorePermit,
 ) -> Result<WatchStream> {
+    let permit = watchers.admit()?;
     // Subscribe before reading the cursor so nothing committed in between is missed.
     let live = bus.subscribe();
-    let latest = storage.store.latest_revision().await?;
+    let latest = watchers.log.latest_revision(&*storage.store).await?;
     let cursor = match from_revision {
         // A cursor from the future (e.g. from before a restore) would silence the stream.
         Some(revision) if revision > latest => {
@@ -265,18 +394,21 @@ pub async fn watch(
         Some(revision) => revision,
         None => latest,
     };
-    let (out, rx) = mpsc::channel(buffer.max(1));
+    let (out, rx) = mpsc::channel(watchers.buffer);
     let watcher = Watcher {
         store: storage.store,
         cache: storage.cache,
         filter,
         cursor,
         out,
+        log: watchers.log.clone(),
     };
     tokio::spawn(async move {
         let _ = watcher.run(live).await;
         // The watcher's slot is free once it stops.
         drop(permit);
     });
-    Ok(Box::pin(ReceiverStream::new(rx).map(|item| *item)))
+    Ok(Box::pin(
+        ReceiverStream::new(rx).map(|item| item.map_err(|error| *error)),
+    ))
 }

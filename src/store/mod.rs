@@ -19,6 +19,41 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Database integers are signed; versions and revisions never come near the limit.
+/// Records one committed batch (group commit): how long its transaction took and how many
+/// writes it carried.
+pub(crate) fn record_commit(batch_size: usize, took: std::time::Duration) {
+    metrics::histogram!("summit_commit_duration_seconds").record(took.as_secs_f64());
+    metrics::histogram!("summit_commit_batch_size").record(batch_size as f64);
+}
+
+/// The span a batch's transaction runs in: under the first write's `store.commit` span (so a
+/// lone write's trace shows its transaction), linked from the others'. Disabled when tracing
+/// is off.
+pub(crate) fn batch_span(system: &'static str, writers: &[tracing::Span]) -> tracing::Span {
+    let Some((first, others)) = writers.split_first() else {
+        return tracing::Span::none();
+    };
+    let span = tracing::debug_span!(
+        parent: first,
+        "store.transaction",
+        db.system = system,
+        batch_size = writers.len()
+    );
+    for other in others {
+        span.follows_from(other);
+    }
+    span
+}
+
+/// The span a queued write's batch is to be linked to (none when tracing is off).
+pub(crate) fn writer_span() -> tracing::Span {
+    if crate::telemetry::tracing_enabled() {
+        tracing::Span::current()
+    } else {
+        tracing::Span::none()
+    }
+}
+
 pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 
 use crate::core::access::{AccessService, Caller};
 use crate::core::deployments::{DeploymentService, StrategyService};
@@ -24,6 +23,7 @@ pub mod convert;
 pub mod deployments;
 pub mod error;
 pub mod flags;
+pub mod observe;
 pub mod registry;
 pub mod secrets;
 pub mod watch;
@@ -64,6 +64,8 @@ pub struct GrpcServer {
     pub request_timeout: std::time::Duration,
     pub watch_buffer: usize,
     pub max_message_bytes: usize,
+    /// Connection bound, deadlines and HTTP/2 limits (shared with REST).
+    pub connections: crate::connections::Limits,
     pub shutdown: CancellationToken,
 }
 
@@ -81,6 +83,7 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         request_timeout,
         watch_buffer,
         max_message_bytes,
+        connections,
         shutdown,
     } = server;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -130,18 +133,22 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         deployments::GrpcDeploymentService::new(strategies, deployments),
     )
     .max_decoding_message_size(max_message_bytes);
-    let mut builder = tonic::transport::Server::builder()
+    let limits = &connections.settings;
+    // TLS is completed by the incoming stream (within the header read timeout).
+    let tls = match &tls {
+        Some(files) => Some(crate::tls::server_config(files, &[b"h2".to_vec()])?),
+        None => None,
+    };
+    let incoming = crate::connections::grpc_incoming(listener, tls, &connections);
+    tonic::transport::Server::builder()
         // Unary calls (and the start of a stream) that take longer end with DEADLINE_EXCEEDED.
-        .timeout(request_timeout);
-    if let Some(files) = &tls {
-        let (cert, key) = files.read()?;
-        builder = builder.tls_config(
-            tonic::transport::ServerTlsConfig::new()
-                .identity(tonic::transport::Identity::from_pem(cert, key))
-                .timeout(crate::tls::HANDSHAKE_TIMEOUT),
-        )?;
-    }
-    builder
+        .timeout(request_timeout)
+        // A quiet connection is pinged; a peer that does not answer is gone.
+        .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        // Outermost, so refused calls are counted and traced too.
+        .layer(observe::ObserveLayer)
         .layer(access::AccessLayer { access })
         .add_service(health_service)
         .add_service(reflection)
@@ -152,11 +159,9 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         .add_service(secrets)
         .add_service(registry)
         .add_service(deployments)
-        // Nagle would hold back a response's trailers until the client's delayed ACK (~40 ms).
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async move { shutdown.cancelled().await },
-        )
+        // Nagle is off on accepted connections: it would hold back a response's trailers
+        // until the client's delayed ACK (~40 ms).
+        .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
         .await?;
     Ok(())
 }

@@ -159,6 +159,7 @@ pub async fn start(
                         if let Err(mpsc::error::TrySendError::Full(_)) =
                             tx.try_send(Box::new(Err(error.into())))
                         {
+                            metrics::counter!("summit_watch_resyncs_total").increment(1);
                             let _ = resync_at.set(cursor);
                         }
                         return;
@@ -169,6 +170,7 @@ pub async fn start(
                             Ok(()) => cursor = change.revision,
                             Err(mpsc::error::TrySendError::Full(_)) => {
                                 // Tell the client where it stands rather than drop events.
+                                metrics::counter!("summit_watch_resyncs_total").increment(1);
                                 let _ = resync_at.set(cursor);
                                 return;
                             }
@@ -191,7 +193,14 @@ pub async fn start(
         })
     })
     .filter_map(|item| async move { item });
+    // Counted open while the stream lives (the closure owns the guard).
+    let open = crate::telemetry::collector::OpenStream::open("grpc");
     Ok(Box::pin(
-        ReceiverStream::new(rx).map(|item| *item).chain(tail),
+        ReceiverStream::new(rx)
+            .map(|item| *item)
+            .chain(tail)
+            .inspect(move |_| {
+                let _ = &open;
+            }),
     ))
 }

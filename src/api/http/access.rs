@@ -50,22 +50,13 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 #[derive(Clone)]
 pub struct WithCredentialMemo(pub axum::Router);
 
-impl<'a, L: axum::serve::Listener> Service<axum::serve::IncomingStream<'a, L>>
-    for WithCredentialMemo
-{
-    type Response = RememberingConnection;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<RememberingConnection, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: axum::serve::IncomingStream<'a, L>) -> Self::Future {
-        std::future::ready(Ok(RememberingConnection {
+impl WithCredentialMemo {
+    /// The service of one new connection.
+    pub fn connection(&self) -> RememberingConnection {
+        RememberingConnection {
             router: self.0.clone(),
             memo: Arc::new(CredentialMemo::default()),
-        }))
+        }
     }
 }
 

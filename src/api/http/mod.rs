@@ -55,6 +55,8 @@ pub struct AppContext {
     pub access: Arc<AccessService>,
     pub shutdown: CancellationToken,
     pub metrics: PrometheusHandle,
+    /// Reads the gauges of the store's state at each scrape.
+    pub collector: Arc<crate::telemetry::collector::Collector>,
     pub max_body_bytes: usize,
 }
 

@@ -1,8 +1,5 @@
 //! Probes and Prometheus metrics.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use std::future::Future;
@@ -15,8 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use metrics::{Counter, Histogram};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tower::{Layer, Service};
 
@@ -32,37 +28,12 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-/// The process-wide Prometheus recorder (metrics are global to the process).
+/// The process-wide Prometheus recorder.
 pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                    0.5, 1.0, 2.5,
-                ])
-                .expect("static buckets are valid")
-                .build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (e.g. by an embedding program).
-            let _ = metrics::set_global_recorder(recorder);
-            // Histogram samples are buffered until upkeep folds them into buckets; without it
-            // memory would grow between scrapes.
-            let upkeep = handle.clone();
-            std::thread::Builder::new()
-                .name("metrics-upkeep".into())
-                .spawn(move || {
-                    loop {
-                        std::thread::sleep(Duration::from_secs(5));
-                        upkeep.run_upkeep();
-                    }
-                })
-                .expect("spawning the metrics upkeep thread");
-            handle
-        })
-        .clone()
+    crate::telemetry::collector::handle()
 }
+
+const METHODS: [&str; 5] = ["OTHER", "GET", "PUT", "POST", "DELETE"];
 
 fn method_label(method: &axum::http::Method) -> &'static str {
     match *method {
@@ -74,42 +45,25 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// Metric handles by route template, then (method, status): registered once per worker
-/// thread, so recording a request allocates nothing and takes no shared lock. Both keys are
-/// bounded (route templates, status codes).
-type RouteHandles = HashMap<String, Vec<(&'static str, u16, Counter, Histogram)>>;
-
-thread_local! {
-    static ROUTE_HANDLES: RefCell<RouteHandles> = RefCell::new(HashMap::new());
-}
-
 fn record_request(route: &str, method: &'static str, status: u16, elapsed: Duration) {
-    ROUTE_HANDLES.with_borrow_mut(|handles| {
-        let per_route = match handles.get_mut(route) {
-            Some(per_route) => per_route,
-            None => handles.entry(route.to_owned()).or_default(),
-        };
-        let position = per_route
-            .iter()
-            .position(|(m, s, ..)| *m == method && *s == status);
-        let index = position.unwrap_or_else(|| {
-            let labels = [
+    // Both keys are bounded: route templates, and (method, status).
+    let method_index = METHODS.iter().position(|m| *m == method).unwrap_or(0) as u32;
+    crate::telemetry::collector::count_and_time(
+        (
+            "summit_http_requests_total",
+            "summit_http_request_duration_seconds",
+        ),
+        route,
+        method_index << 16 | u32::from(status),
+        || {
+            vec![
                 ("method", method.to_owned()),
                 ("route", route.to_owned()),
                 ("status", status.to_string()),
-            ];
-            per_route.push((
-                method,
-                status,
-                metrics::counter!("summit_http_requests_total", &labels),
-                metrics::histogram!("summit_http_request_duration_seconds", &labels),
-            ));
-            per_route.len() - 1
-        });
-        let (.., counter, histogram) = &per_route[index];
-        counter.increment(1);
-        histogram.record(elapsed.as_secs_f64());
-    });
+            ]
+        },
+        elapsed.as_secs_f64(),
+    );
 }
 
 /// Counts requests and their latency by method, route template and status, and logs each at
@@ -143,11 +97,32 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let method = method_label(request.method());
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let span = crate::telemetry::server_span(request.headers(), || {
+            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            tracing::info_span!(
+                "request",
+                otel.name = format!("{method} {route}"),
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                http.request.method = method,
+                http.route = route,
+                http.response.status_code = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
+            )
+        });
+        // The handler runs inside the request span: its spans and log lines belong to it.
+        let inner = match &span {
+            Some(span) => span.in_scope(|| self.inner.call(request)),
+            None => self.inner.call(request),
+        };
         TrackFuture {
             start: Instant::now(),
-            method: method_label(request.method()),
-            route: request.extensions().get::<MatchedPath>().cloned(),
-            inner: self.inner.call(request),
+            method,
+            route,
+            span,
+            inner,
         }
     }
 }
@@ -159,6 +134,7 @@ pin_project_lite::pin_project! {
         start: Instant,
         method: &'static str,
         route: Option<MatchedPath>,
+        span: Option<tracing::Span>,
     }
 }
 
@@ -170,12 +146,19 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let _entered = this.span.as_ref().map(tracing::Span::enter);
         let result = std::task::ready!(this.inner.poll(cx));
         if let Ok(response) = &result {
             let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
             let status = response.status().as_u16();
             let elapsed = this.start.elapsed();
             record_request(route, this.method, status, elapsed);
+            if let Some(span) = this.span.as_ref() {
+                span.record("http.response.status_code", i64::from(status));
+                if status >= 500 {
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
             tracing::debug!(
                 method = *this.method,
                 route,
@@ -218,9 +201,7 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    if let Ok(revision) = state.service.latest_revision().await {
-        metrics::gauge!("summit_revision").set(revision as f64);
-    }
+    state.collector.collect().await;
     let body = state.metrics.render();
     let mut response = body.into_response();
     response.headers_mut().insert(

@@ -23,6 +23,7 @@ use super::extract::ApiQuery;
 use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::watch::{WatchFilter, WatchStream};
+use crate::telemetry::collector::OpenStream;
 
 /// How often an idle WebSocket (or SSE stream) shows it is alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -111,7 +112,7 @@ async fn watch(
         let event = match item {
             Ok(change) => Event::default()
                 .id(change.revision.to_string())
-                .json_data(&change)
+                .json_data(&*change)
                 .unwrap_or_else(|_| Event::default().comment("unserializable event")),
             Err(error) => Event::default()
                 .event("error")
@@ -120,7 +121,11 @@ async fn watch(
         Ok::<_, Infallible>(event)
     });
     let shutdown = state.shutdown.clone().cancelled_owned();
-    let stream = events.take_until(shutdown);
+    // Counted open while the stream lives (the closure owns the guard).
+    let open = OpenStream::open("sse");
+    let stream = events.take_until(shutdown).inspect(move |_| {
+        let _ = &open;
+    });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response())
@@ -130,6 +135,7 @@ async fn watch(
 /// a store failure as `{"error":{"code":…}}`, then a close; a ping every `KEEP_ALIVE`. The
 /// client's pings are answered and its close ends the stream (reading does both).
 async fn websocket(socket: WebSocket, mut changes: WatchStream, shutdown: CancellationToken) {
+    let _open = OpenStream::open("websocket");
     let (mut sender, mut receiver) = socket.split();
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
     keep_alive.tick().await;
@@ -143,7 +149,7 @@ async fn websocket(socket: WebSocket, mut changes: WatchStream, shutdown: Cancel
             },
             _ = keep_alive.tick() => Some(Message::Ping(Vec::new().into())),
             change = changes.next() => match change {
-                Some(Ok(change)) => match serde_json::to_string(&change) {
+                Some(Ok(change)) => match serde_json::to_string(&*change) {
                     Ok(text) => Some(Message::Text(text.into())),
                     Err(_) => continue,
                 },

@@ -300,6 +300,7 @@ impl AccessService {
             return Ok(());
         };
         limiter.check_key(&identity.rate_key).map_err(|not_until| {
+            metrics::counter!("summit_rate_limited_total").increment(1);
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
             ));

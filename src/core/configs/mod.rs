@@ -17,6 +17,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
+use tracing::Instrument;
 
 use crate::core::approvals::model::ChangeRequest;
 use crate::core::deployments::Serving;
@@ -27,6 +28,7 @@ use crate::core::model::{ConfigHead, ConfigVersion};
 use crate::core::ports::Documents;
 use crate::core::ports::{Committed, ReadCache, Storage, Store};
 use crate::core::secrets::SecretResolver;
+use crate::core::watch::Watchers;
 
 const WRITE_LOCK_SHARDS: usize = 64;
 
@@ -86,7 +88,7 @@ pub struct ConfigService {
     bus: ChangeBus,
     secrets: SecretResolver,
     write_locks: Vec<tokio::sync::Mutex<()>>,
-    watchers: Arc<tokio::sync::Semaphore>,
+    watchers: Watchers,
     /// Which version each instance is served where deployments are required.
     serving: Arc<Serving>,
     pub(crate) settings: ServiceSettings,
@@ -99,9 +101,19 @@ pub(crate) async fn cached_or_stored_head(
     store: &dyn Store,
     id: &ConfigId,
 ) -> Result<Option<ConfigHead>> {
+    static HITS: std::sync::LazyLock<[metrics::Counter; 2]> = std::sync::LazyLock::new(|| {
+        ["hit", "miss"]
+            .map(|result| metrics::counter!("summit_cache_requests_total", "result" => result))
+    });
     match cache.cached_head(id) {
-        Some(head) => Ok(Some(head)),
-        None => store.configs().head(id).await,
+        Some(head) => {
+            HITS[0].increment(1);
+            Ok(Some(head))
+        }
+        None => {
+            HITS[1].increment(1);
+            store.configs().head(id).await
+        }
     }
 }
 
@@ -122,7 +134,7 @@ impl ConfigService {
             cache: storage.cache,
             bus: ChangeBus::new(settings.watch_buffer.max(1024)),
             secrets,
-            watchers: Arc::new(tokio::sync::Semaphore::new(settings.max_watchers)),
+            watchers: Watchers::new(settings.max_watchers, settings.watch_buffer),
             write_locks: (0..WRITE_LOCK_SHARDS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -139,19 +151,25 @@ impl ConfigService {
         // With replicas, the follower publishes every change (this replica's too) once the
         // cache holds it, so watchers never run ahead of what reads here return.
         let bus = (!self.store.shared_by_replicas()).then(|| self.bus.clone());
-        tokio::spawn(async move {
-            let committed = commit.await?;
-            if let Some(bus) = bus {
-                bus.publish(committed.event.clone());
-                if let Some(follow_up) = &committed.follow_up {
-                    bus.publish(follow_up.clone());
+        // Spawned, so a caller that goes away does not cut a commit short; in the caller's
+        // span, so the commit shows in its trace.
+        let span = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                let committed = commit.await?;
+                if let Some(bus) = bus {
+                    bus.publish(committed.event.clone());
+                    if let Some(follow_up) = &committed.follow_up {
+                        bus.publish(follow_up.clone());
+                    }
+                    for announced in &committed.announced {
+                        bus.publish(announced.clone());
+                    }
                 }
-                for announced in &committed.announced {
-                    bus.publish(announced.clone());
-                }
+                Ok(committed)
             }
-            Ok(committed)
-        })
+            .instrument(span),
+        )
         .await
         .map_err(|join| Error::internal(format!("commit task failed: {join}")))?
     }
@@ -200,7 +218,7 @@ impl ConfigService {
 
     /// Publishes an event committed elsewhere (e.g. by another replica) to local watchers.
     /// Committed changes as this process publishes them (lossy: a laggard reads the log).
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ChangeEvent> {
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<ChangeEvent>> {
         self.bus.subscribe()
     }
 

@@ -201,6 +201,7 @@ impl ConfigService {
     }
 
     /// The effective config for an environment and a caller, answered from the read cache.
+    #[tracing::instrument(level = "debug", name = "config.effective", skip_all, fields(config = %id))]
     pub async fn effective(
         &self,
         caller: &Caller,

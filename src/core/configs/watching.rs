@@ -9,7 +9,7 @@ use super::{ConfigService, cached_or_stored_head};
 use crate::core::access::Caller;
 
 use crate::core::deployments::Serving;
-use crate::core::error::{Error, Result};
+use crate::core::error::Result;
 use crate::core::events::{ChangeEvent, kind};
 use crate::core::ids::ConfigId;
 use crate::core::model::ConfigVersion;
@@ -28,16 +28,6 @@ impl ConfigService {
         filter.authorize(caller)?;
         let mut filter = filter;
         filter.hide_instances = caller.require_readable_environment(None).is_err();
-        let permit = self
-            .watchers
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Error::Unavailable {
-                reason: format!(
-                    "the server already serves {} watchers; retry later",
-                    self.settings.max_watchers
-                ),
-            })?;
         let instance = filter.instance_id.clone().zip(filter.environment.clone());
         // A resuming stream starts knowing nothing of what the instance runs: the first change
         // it replays for a config says what it is served now.
@@ -52,10 +42,9 @@ impl ConfigService {
                 cache: self.cache.clone(),
             },
             &self.bus,
+            &self.watchers,
             filter,
             from_revision,
-            self.settings.watch_buffer,
-            permit,
         )
         .await?;
         match instance {
@@ -177,7 +166,7 @@ impl InstanceWatcher {
     }
 
     /// `event` as this instance should hear it, if at all.
-    async fn judge(&self, event: ChangeEvent) -> Option<Result<ChangeEvent>> {
+    async fn judge(&self, event: Arc<ChangeEvent>) -> Option<Result<Arc<ChangeEvent>>> {
         if event.kind == kind::CONFIG_DELETED {
             self.served.lock().remove(&event.config_id);
             return Some(Ok(event));
@@ -210,12 +199,12 @@ impl InstanceWatcher {
         } else {
             Default::default()
         };
-        Some(Ok(ChangeEvent {
+        Some(Ok(Arc::new(ChangeEvent {
             kind: kind::CONFIG_UPDATED,
             version: version.version,
             checksum: version.checksum.clone(),
             details,
-            ..event
-        }))
+            ..Arc::unwrap_or_clone(event)
+        })))
     }
 }

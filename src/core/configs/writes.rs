@@ -64,6 +64,7 @@ impl ConfigService {
             .await
     }
 
+    #[tracing::instrument(level = "debug", name = "config.write", skip_all, fields(config = %id))]
     pub(crate) async fn write_version(
         &self,
         id: &ConfigId,
@@ -74,7 +75,8 @@ impl ConfigService {
         applies: Option<AppliedRequest>,
     ) -> Result<Written<ConfigVersion>> {
         check_metadata(&metadata)?;
-        let layers = check_document(&doc, &self.secrets)?;
+        let layers = tracing::debug_span!("config.validate")
+            .in_scope(|| check_document(&doc, &self.secrets))?;
         self.ensure_writable()?;
         let write = || ProposedVersion {
             doc: doc.clone(),
@@ -127,8 +129,11 @@ impl ConfigService {
         }
         let schema = self.store.schema(id).await?;
         if let Some(schema) = &schema {
-            let violations =
-                CompiledSchema::compile(&schema.schema)?.check_layers(layers, &self.secrets);
+            let violations = tracing::debug_span!("config.validate_schema").in_scope(|| {
+                Ok::<_, Error>(
+                    CompiledSchema::compile(&schema.schema)?.check_layers(layers, &self.secrets),
+                )
+            })?;
             if !violations.is_empty() {
                 return Err(Error::SchemaViolation { violations });
             }
@@ -216,6 +221,7 @@ impl ConfigService {
         self.delete_applying(id, metadata, expected, None).await
     }
 
+    #[tracing::instrument(level = "debug", name = "config.delete", skip_all, fields(config = %id))]
     pub(crate) async fn delete_applying(
         &self,
         id: &ConfigId,

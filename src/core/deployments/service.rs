@@ -638,6 +638,7 @@ impl DeploymentService {
     /// Commits `write`; what is served changes before watchers hear of it.
     async fn record(&self, write: DeploymentWrite) -> Result<()> {
         let config = write.deployment.config_id.clone();
+        let rolled_back = write.deployment.state == State::RolledBack;
         let store = self.store.clone();
         let serving = self.configs.serving_handle();
         self.configs
@@ -658,6 +659,9 @@ impl DeploymentService {
                 Ok(committed)
             })
             .await?;
+        if rolled_back {
+            metrics::counter!("summit_deployment_rollbacks_total").increment(1);
+        }
         Ok(())
     }
 

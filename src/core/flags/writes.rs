@@ -219,6 +219,7 @@ impl FlagService {
         written.done()
     }
 
+    #[tracing::instrument(level = "debug", name = "flag.write", skip_all, fields(flag = %key))]
     async fn write(
         &self,
         key: &FlagKey,
@@ -357,6 +358,7 @@ impl FlagService {
         self.delete(key, metadata, expected, None).await
     }
 
+    #[tracing::instrument(level = "debug", name = "flag.delete", skip_all, fields(flag = %key))]
     async fn delete(
         &self,
         key: &FlagKey,

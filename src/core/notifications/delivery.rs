@@ -42,6 +42,18 @@ impl Outcome {
     }
 }
 
+#[tracing::instrument(
+    level = "debug",
+    name = "webhook.deliver",
+    skip_all,
+    fields(
+        otel.kind = "client",
+        webhook = %delivery.webhook_id,
+        revision = delivery.revision,
+        attempt = delivery.attempts + 1,
+        http.response.status_code = tracing::field::Empty,
+    )
+)]
 pub async fn send(
     client: &reqwest::Client,
     targets: &Targets,
@@ -52,6 +64,9 @@ pub async fn send(
     let started = Instant::now();
     let result = attempt(client, targets, target, delivery, body).await;
     let latency = started.elapsed();
+    if let Ok(status) = result {
+        tracing::Span::current().record("http.response.status_code", i64::from(status));
+    }
     match result {
         Ok(status) if (200..300).contains(&status) => Outcome {
             status: Some(status),
@@ -94,8 +109,12 @@ async fn attempt(
     let id = format!("evt_{}", delivery.revision);
     let timestamp = now().timestamp();
     let signature = signature_header(&target.secrets, &id, timestamp, body);
+    // The receiver may continue the trace (W3C traceparent) when traces are exported.
+    let mut trace_headers = reqwest::header::HeaderMap::new();
+    crate::telemetry::inject_context(&mut trace_headers);
     let mut answer = client
         .post(url)
+        .headers(trace_headers)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("webhook-id", &id)
         .header("webhook-timestamp", timestamp.to_string())

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::delivery::{Outcome, Target, send};
 use super::kafka::KafkaSink;
@@ -136,7 +137,7 @@ impl Dispatcher {
     /// Runs the three tasks until `shutdown`.
     pub async fn run(
         self: Arc<Self>,
-        events: broadcast::Receiver<ChangeEvent>,
+        events: broadcast::Receiver<Arc<ChangeEvent>>,
         shutdown: CancellationToken,
     ) {
         let (done, outcomes) = mpsc::unbounded_channel();
@@ -150,7 +151,7 @@ impl Dispatcher {
     /// Holds the lease, fans out, feeds Kafka.
     async fn feed(
         &self,
-        mut events: broadcast::Receiver<ChangeEvent>,
+        mut events: broadcast::Receiver<Arc<ChangeEvent>>,
         shutdown: CancellationToken,
     ) {
         let mut kafka: Option<KafkaSink> = None;
@@ -339,6 +340,11 @@ impl Dispatcher {
         let count = records.len() as u64;
         producer
             .produce(records)
+            .instrument(tracing::debug_span!(
+                "kafka.produce",
+                otel.kind = "producer",
+                records = count
+            ))
             .await
             .map_err(|e| Error::store_unavailable(e.to_string()))?;
         metrics::counter!("summit_kafka_records_total").increment(count);
@@ -582,7 +588,7 @@ impl Dispatcher {
             None => (DeliveryStatus::Failed, at),
         };
         let outcome_label = if status == DeliveryStatus::Failed {
-            "dead"
+            "failed"
         } else {
             "retry"
         };

@@ -82,6 +82,8 @@ pub trait NotificationStore: Send + Sync {
     /// Deletes delivered and failed deliveries created before `before`, and deliveries of
     /// webhooks that no longer exist; how many.
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64>;
+    /// How many deliveries are pending (due or waiting for a retry): the queue's depth.
+    async fn delivery_backlog(&self) -> Result<u64>;
 }
 
 /// The version every webhook change event carries (webhooks are not versioned documents).

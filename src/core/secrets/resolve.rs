@@ -130,6 +130,7 @@ impl SecretResolver {
     }
 
     /// The text of one reference, reached through the references on `chain`.
+    #[tracing::instrument(level = "debug", name = "secret.resolve", skip_all, fields(provider = secret.provider))]
     async fn resolve_reference(
         &self,
         secret: SecretRef<'_>,

@@ -267,11 +267,17 @@ impl SecretService {
                 continue;
             }
             match self.rotate_one(name, now).await {
-                Ok(true) => rotated += 1,
+                Ok(true) => {
+                    rotated += 1;
+                    metrics::counter!("summit_secret_rotations_total", "result" => "success")
+                        .increment(1);
+                }
                 Ok(false) => {}
                 // Another replica (or an operator) wrote first: this due time is served.
                 Err(Error::VersionConflict { .. }) => {}
                 Err(error) => {
+                    metrics::counter!("summit_secret_rotations_total", "result" => "failure")
+                        .increment(1);
                     tracing::warn!(secret = %name, %error, "scheduled rotation failed");
                 }
             }

@@ -74,4 +74,8 @@ impl NotificationStore for CachedStore {
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64> {
         self.observed(self.inner.prune_deliveries(before)).await
     }
+
+    async fn delivery_backlog(&self) -> Result<u64> {
+        self.observed(self.inner.delivery_backlog()).await
+    }
 }

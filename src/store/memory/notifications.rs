@@ -227,4 +227,12 @@ impl NotificationStore for MemoryStore {
         });
         Ok((count - state.deliveries.len()) as u64)
     }
+
+    async fn delivery_backlog(&self) -> Result<u64> {
+        let state = self.state.lock();
+        let pending = state.deliveries.values();
+        Ok(pending
+            .filter(|d| d.status == DeliveryStatus::Pending)
+            .count() as u64)
+    }
 }

@@ -82,6 +82,7 @@ impl TryFrom<ChangeRow> for ChangeEvent {
 
 #[async_trait]
 impl ChangeLog for PostgresStore {
+    #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "postgres", db.operation = "audit"))]
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
         sqlx::query_as(include_str!("queries/audit.sql"))
             .bind(query.before.map_or(i64::MAX, to_i64))
@@ -96,6 +97,7 @@ impl ChangeLog for PostgresStore {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "postgres", db.operation = "changes_since"))]
     async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<ChangeEvent>> {
         let rows: Vec<ChangeRow> = sqlx::query_as(include_str!("queries/changes_since.sql"))
             .bind(to_i64(revision))

@@ -5,6 +5,7 @@
 
 use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::commit::{Operation, commit_batch};
 use crate::core::error::{Error, Result};
@@ -19,6 +20,8 @@ const QUEUE_CAPACITY: usize = 1024;
 struct Queued {
     write: Box<dyn Operation>,
     reply: oneshot::Sender<Result<Committed>>,
+    /// The writer's `store.commit` span, for the batch's span.
+    span: tracing::Span,
 }
 
 pub(super) struct Committer {
@@ -35,10 +38,12 @@ impl Committer {
 
     /// Queues `write` and waits for its result. A queued write is committed, or not, as a whole
     /// whether or not its caller is still waiting.
+    #[tracing::instrument(level = "debug", name = "store.commit", skip_all, fields(db.system = "postgresql"))]
     pub(super) async fn commit(&self, write: Box<dyn Operation>) -> Result<Committed> {
         let (reply, result) = oneshot::channel();
+        let span = crate::store::writer_span();
         self.queue
-            .send(Queued { write, reply })
+            .send(Queued { write, reply, span })
             .await
             .map_err(|_| Error::internal("the PostgreSQL committer has stopped"))?;
         result.await.map_err(|_| {
@@ -55,7 +60,12 @@ async fn run(pool: PgPool, mut queue: mpsc::Receiver<Queued>) {
         // A task of its own, so that a panicking write fails its batch, not every later write.
         let committed = tokio::spawn(async move {
             let writes: Vec<&dyn Operation> = taken.iter().map(|queued| &*queued.write).collect();
-            let outcome = commit_batch(&pool, &writes).await;
+            let spans: Vec<tracing::Span> = taken.iter().map(|q| q.span.clone()).collect();
+            let started = std::time::Instant::now();
+            let outcome = commit_batch(&pool, &writes)
+                .instrument(crate::store::batch_span("postgresql", &spans))
+                .await;
+            crate::store::record_commit(writes.len(), started.elapsed());
             answer(taken, outcome);
         });
         if let Err(error) = committed.await {

@@ -142,6 +142,7 @@ impl<D: Document> DocumentStore<D> for PostgresStore {
             .transpose()
     }
 
+    #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "postgres", db.operation = "heads"))]
     async fn heads(&self) -> Result<Vec<Head<D>>> {
         sqlx::query_as(queries::<D>().heads)
             .fetch_all(&self.pool)
@@ -152,6 +153,7 @@ impl<D: Document> DocumentStore<D> for PostgresStore {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "postgres", db.operation = "version"))]
     async fn version(&self, id: &D::Id, version: u64) -> Result<Option<Version<D>>> {
         sqlx::query_as(queries::<D>().version)
             .bind(id.as_str())
@@ -163,6 +165,7 @@ impl<D: Document> DocumentStore<D> for PostgresStore {
             .transpose()
     }
 
+    #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "postgres", db.operation = "versions"))]
     async fn versions(
         &self,
         id: &D::Id,

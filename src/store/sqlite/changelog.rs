@@ -79,6 +79,7 @@ impl ChangeRow {
 
 #[async_trait]
 impl ChangeLog for SqliteStore {
+    #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "sqlite", db.operation = "audit"))]
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
         let subject_id = query.subject.as_ref().map(|s| s.id());
         let subject_is_flag = query.subject.as_ref().map(|s| s.is_flag());
@@ -98,6 +99,7 @@ impl ChangeLog for SqliteStore {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "sqlite", db.operation = "changes_since"))]
     async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<ChangeEvent>> {
         sqlx::query_as(include_str!("queries/changes_since.sql"))
             .bind(to_i64(revision))

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::rows::{timestamp, to_json};
 use super::{SqliteStore, db_error};
@@ -55,6 +56,8 @@ const MAX_BATCH: usize = 64;
 pub(super) struct QueuedWrite {
     write: Box<dyn Operation>,
     done: oneshot::Sender<Result<Committed>>,
+    /// The writer's `store.commit` span, for the batch's span.
+    span: tracing::Span,
 }
 
 /// Where writes queue for the committer task (which stops when this is dropped).
@@ -69,11 +72,13 @@ pub(super) fn start_committer(writer: SqlitePool) -> WriteQueue {
 
 impl SqliteStore {
     /// Commits one write through the recipe, together with any others waiting.
+    #[tracing::instrument(level = "debug", name = "store.commit", skip_all, fields(db.system = "sqlite"))]
     pub(super) async fn commit(&self, write: impl Operation) -> Result<Committed> {
         let (done, answer) = oneshot::channel();
         let write = Box::new(write);
+        let span = crate::store::writer_span();
         self.write_queue
-            .send(QueuedWrite { write, done })
+            .send(QueuedWrite { write, done, span })
             .map_err(|_| committer_stopped())?;
         answer.await.map_err(|_| committer_stopped())?
     }
@@ -88,7 +93,12 @@ async fn run_committer(writer: SqlitePool, mut queued: mpsc::UnboundedReceiver<Q
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let writes: Vec<&dyn Operation> = batch.iter().map(|q| q.write.as_ref()).collect();
-        let results = commit_batch(&writer, &writes).await;
+        let spans: Vec<tracing::Span> = batch.iter().map(|q| q.span.clone()).collect();
+        let started = std::time::Instant::now();
+        let results = commit_batch(&writer, &writes)
+            .instrument(crate::store::batch_span("sqlite", &spans))
+            .await;
+        crate::store::record_commit(writes.len(), started.elapsed());
         drop(writes);
         match results {
             Ok(results) => {

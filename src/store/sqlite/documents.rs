@@ -149,6 +149,7 @@ impl<D: Document> DocumentStore<D> for SqliteStore {
             .transpose()
     }
 
+    #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "sqlite", db.operation = "heads"))]
     async fn heads(&self) -> Result<Vec<Head<D>>> {
         sqlx::query_as(queries::<D>().heads)
             .fetch_all(&self.reader)
@@ -159,6 +160,7 @@ impl<D: Document> DocumentStore<D> for SqliteStore {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "sqlite", db.operation = "version"))]
     async fn version(&self, id: &D::Id, version: u64) -> Result<Option<Version<D>>> {
         sqlx::query_as(queries::<D>().version)
             .bind(id.as_str())
@@ -170,6 +172,7 @@ impl<D: Document> DocumentStore<D> for SqliteStore {
             .transpose()
     }
 
+    #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "sqlite", db.operation = "versions"))]
     async fn versions(
         &self,
         id: &D::Id,

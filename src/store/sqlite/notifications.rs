@@ -256,6 +256,14 @@ impl NotificationStore for SqliteStore {
             .map_err(db_error)?;
         Ok(done.rows_affected())
     }
+
+    async fn delivery_backlog(&self) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar(include_str!("queries/deliveries_backlog.sql"))
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_error)?;
+        Ok(to_u64(count))
+    }
 }
 
 #[async_trait]

@@ -5,6 +5,7 @@
 pub mod binary;
 mod env;
 pub mod kafka;
+pub mod otlp;
 pub mod postgres;
 pub mod receiver;
 pub mod secret_servers;

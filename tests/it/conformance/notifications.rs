@@ -291,6 +291,18 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
             .unwrap(),
         0
     );
+
+    // The backlog counts every pending delivery, due or not, of every webhook.
+    let mut pending = 0;
+    for hook in store.webhooks().await.unwrap() {
+        let deliveries = store.deliveries(&hook.id, None, 1000).await.unwrap();
+        pending += deliveries
+            .iter()
+            .filter(|d| d.status == DeliveryStatus::Pending)
+            .count() as u64;
+    }
+    assert!(pending > 0);
+    assert_eq!(store.delivery_backlog().await.unwrap(), pending);
 }
 
 pub(super) async fn change_events_and_audit_records_keep_their_details(store: Arc<dyn Store>) {

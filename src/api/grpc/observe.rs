@@ -1,0 +1,209 @@
+//! Metrics and traces for every gRPC call: a tower layer outermost in the gRPC stack, so
+//! refused calls are counted too. A call is counted when its answer ends (its status is in
+//! the trailers, or in the headers of a trailers-only answer), or when the client goes away
+//! first (`CANCELLED`); the latency histogram thus measures a stream's whole life.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::http::{HeaderMap, Request, Response};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body::Frame;
+use tonic::body::Body;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+#[derive(Clone, Copy, Default)]
+pub struct ObserveLayer;
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+}
+
+impl<S> Service<Request<Body>> for Observe<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let start = Instant::now();
+        let method: Arc<str> = Arc::from(request.uri().path());
+        let span = crate::telemetry::server_span(request.headers(), || {
+            tracing::info_span!(
+                "grpc",
+                otel.name = &*method,
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                rpc.system = "grpc",
+                rpc.method = &*method,
+                rpc.grpc.status_code = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
+            )
+        });
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = match &span {
+                Some(span) => future.instrument(span.clone()).await?,
+                None => future.await?,
+            };
+            let (parts, body) = response.into_parts();
+            let call = Call {
+                method,
+                start,
+                code: status_code(&parts.headers),
+                span,
+            };
+            Ok(Response::from_parts(
+                parts,
+                Body::new(Observed {
+                    inner: body,
+                    call: Some(call),
+                }),
+            ))
+        })
+    }
+}
+
+/// The `grpc-status` a header map carries.
+fn status_code(headers: &HeaderMap) -> Option<u16> {
+    headers
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+}
+
+/// One call, recorded once when its answer ends or is dropped.
+struct Call {
+    method: Arc<str>,
+    start: Instant,
+    code: Option<u16>,
+    span: Option<tracing::Span>,
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // No status: the client went away before the answer ended.
+        let code = self.code.unwrap_or(1);
+        // A path no service has (UNIMPLEMENTED) is the client's text: not a label.
+        let method = if code == 12 { "unknown" } else { &self.method };
+        record_call(method, code, self.start.elapsed().as_secs_f64());
+        if let Some(span) = &self.span {
+            span.record("rpc.grpc.status_code", i64::from(code));
+            if is_server_error(code) {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+    }
+}
+
+/// Codes that say the server failed (OpenTelemetry's rule for gRPC server spans).
+fn is_server_error(code: u16) -> bool {
+    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
+}
+
+const CODE_NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+fn code_name(code: u16) -> &'static str {
+    CODE_NAMES
+        .get(usize::from(code))
+        .copied()
+        .unwrap_or("UNKNOWN")
+}
+
+fn record_call(method: &str, code: u16, seconds: f64) {
+    crate::telemetry::collector::count_and_time(
+        (
+            "summit_grpc_requests_total",
+            "summit_grpc_request_duration_seconds",
+        ),
+        method,
+        u32::from(code),
+        || {
+            vec![
+                ("method", method.to_owned()),
+                ("code", code_name(code).to_owned()),
+            ]
+        },
+        seconds,
+    );
+}
+
+/// The answer's body, watched for the trailers that carry the status.
+struct Observed {
+    inner: Body,
+    call: Option<Call>,
+}
+
+impl http_body::Body for Observed {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(trailers), Some(call)) = (frame.trailers_ref(), self.call.as_mut()) {
+                    call.code = status_code(trailers).or(call.code);
+                    // Recorded now: the trailers end the answer.
+                    self.call = None;
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(call) = self.call.as_mut() {
+                    call.code.get_or_insert(0);
+                }
+                self.call = None;
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

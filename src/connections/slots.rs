@@ -1,0 +1,123 @@
+//! The connection slots both listeners share. A connection holds its slot until it closes;
+//! until it has proved itself (sent its first request, or its HTTP/2 preface) it is on
+//! probation, and when a new connection finds every slot taken, the oldest connection still on
+//! probation is closed to make room. An idle flood therefore cannot lock out clients that send
+//! their request at once; only when every open connection is in use is a new one refused.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// How long a new connection waits for the slot of the connection it evicted.
+const EVICTION_WAIT: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+pub struct Slots {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    semaphore: Arc<Semaphore>,
+    max: usize,
+    /// Connections on probation, oldest first (and some that have since proved themselves or
+    /// closed, dropped lazily).
+    probation: Mutex<VecDeque<Weak<Probation>>>,
+}
+
+/// An open connection's claim.
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    probation: Arc<Probation>,
+}
+
+#[derive(Debug, Default)]
+pub struct Probation {
+    proven: AtomicBool,
+    evict: CancellationToken,
+}
+
+impl Slots {
+    pub fn new(max: usize) -> Slots {
+        Slots {
+            inner: Arc::new(Inner {
+                semaphore: Arc::new(Semaphore::new(max)),
+                max,
+                probation: Mutex::new(VecDeque::new()),
+            }),
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.inner.max
+    }
+
+    /// A slot for a new connection: a free one, else the one the oldest connection on
+    /// probation gives up; none when every open connection has proved itself.
+    pub async fn claim(&self) -> Option<Slot> {
+        let semaphore = &self.inner.semaphore;
+        let permit = match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if !self.evict_oldest() {
+                    return None;
+                }
+                tokio::time::timeout(EVICTION_WAIT, semaphore.clone().acquire_owned())
+                    .await
+                    .ok()?
+                    .ok()?
+            }
+        };
+        let probation = Arc::new(Probation::default());
+        let mut queue = self.inner.probation.lock();
+        // Keeps the queue near the number of connections on probation.
+        if queue.len() > 2 * self.inner.max {
+            queue.retain(|entry| entry.upgrade().is_some_and(|p| !p.is_proven()));
+        }
+        queue.push_back(Arc::downgrade(&probation));
+        Some(Slot {
+            _permit: permit,
+            probation,
+        })
+    }
+
+    fn evict_oldest(&self) -> bool {
+        let mut queue = self.inner.probation.lock();
+        while let Some(entry) = queue.pop_front() {
+            if let Some(probation) = entry.upgrade()
+                && !probation.is_proven()
+            {
+                probation.evict.cancel();
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl Slot {
+    /// The connection's probation, for whoever sees it prove itself.
+    pub fn probation(&self) -> Arc<Probation> {
+        self.probation.clone()
+    }
+}
+
+impl Probation {
+    pub fn prove(&self) {
+        self.proven.store(true, Ordering::Release);
+    }
+
+    pub fn is_proven(&self) -> bool {
+        self.proven.load(Ordering::Acquire)
+    }
+
+    /// Completes when the connection is asked to give up its slot.
+    pub fn evicted(&self) -> WaitForCancellationFutureOwned {
+        self.evict.clone().cancelled_owned()
+    }
+}
