@@ -190,7 +190,8 @@ pub struct Settings {
     #[arg(long, env = "SUMMIT_MAX_WATCHERS", default_value_t = 10_000)]
     pub max_watchers: usize,
 
-    /// Change events buffered per watcher before it is caught up from the change log.
+    /// Change events buffered per watcher before it is caught up from the change log (and the
+    /// most a watcher whose client stops reading holds).
     #[arg(long, env = "SUMMIT_WATCH_BUFFER", default_value_t = 256)]
     pub watch_buffer: usize,
 
