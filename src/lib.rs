@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod connections;
 pub mod core;
 pub mod replication;

@@ -1,7 +1,7 @@
 use clap::Parser;
 use mimalloc::MiMalloc;
 use summit_config::app::App;
-use summit_config::settings::Cli;
+use summit_config::settings::{Cli, Command};
 use summit_config::telemetry;
 
 /// glibc's allocator spent about a quarter of the server's CPU on writes (malloc, free and
@@ -11,7 +11,13 @@ static ALLOCATOR: MiMalloc = MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::parse() {
+        Cli {
+            command: Some(Command::Client(command)),
+            settings,
+        } => std::process::exit(summit_config::cli::run(command, &settings).await),
+        cli => cli,
+    };
     let migrate_only = cli.is_migrate();
     let settings = cli.into_settings();
     let telemetry = telemetry::init(&settings)?;

@@ -24,13 +24,15 @@ pub enum Command {
     Serve(Settings),
     /// Create or upgrade the database schema, then exit (the server also does this at start-up).
     Migrate(Settings),
+    #[command(flatten)]
+    Client(crate::cli::ClientCommand),
 }
 
 impl Cli {
     pub fn into_settings(self) -> Settings {
         match self.command {
             Some(Command::Serve(settings) | Command::Migrate(settings)) => settings,
-            None => self.settings,
+            Some(Command::Client(_)) | None => self.settings,
         }
     }
 

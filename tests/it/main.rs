@@ -10,6 +10,7 @@ mod api_concurrency;
 mod api_configs;
 mod approvals;
 mod authorization;
+mod cli;
 mod conformance;
 mod connections;
 mod deploy;

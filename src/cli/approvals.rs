@@ -1,0 +1,137 @@
+//! Change requests: `pending`, `approve`, `reject`.
+
+use clap::Args;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::client::{Result, segment};
+use super::configs::change_request_line;
+use super::output::{self, cell, when};
+use super::{Common, Context};
+
+#[derive(Debug, Args)]
+pub struct Pending {
+    #[command(flatten)]
+    pub common: Common,
+    /// Requests in every status, not only pending ones.
+    #[arg(long)]
+    pub all: bool,
+    /// Only requests touching this environment.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Only requests for this config.
+    #[arg(long, conflicts_with = "flag")]
+    pub config: Option<String>,
+    /// Only requests for this flag.
+    #[arg(long)]
+    pub flag: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Approve {
+    #[command(flatten)]
+    pub common: Common,
+    pub request: String,
+    /// Apply the change as well once this approval completes it.
+    #[arg(long)]
+    pub apply: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Reject {
+    #[command(flatten)]
+    pub common: Common,
+    pub request: String,
+    #[arg(long)]
+    pub reason: String,
+}
+
+pub async fn pending(ctx: &Context, args: Pending) -> Result<()> {
+    let mut query = Vec::new();
+    if args.all {
+        query.push(("status", "all".to_owned()));
+    }
+    query.extend(args.env.map(|env| ("environment", env)));
+    query.extend(args.config.map(|id| ("configId", id)));
+    query.extend(args.flag.map(|key| ("flagKey", key)));
+    let requests = ctx.client.get("/api/v1/change-requests", &query).await?;
+    output::show(ctx.format, &requests, |v| {
+        let rows = output::items(v, "items").into_iter().map(|request| {
+            let subject = request.get("configId").or(request.get("flagKey"));
+            [
+                cell(&request, "id"),
+                cell(&request, "status"),
+                subject.and_then(Value::as_str).unwrap_or("-").to_owned(),
+                cell(&request["operation"], "type"),
+                cell(&request, "environments"),
+                approvals(&request),
+                cell(&request, "requestedBy"),
+                when(&request, "createdAt"),
+                cell(&request, "message"),
+            ]
+        });
+        let header = [
+            "ID",
+            "STATUS",
+            "SUBJECT",
+            "OPERATION",
+            "ENVIRONMENTS",
+            "APPROVALS",
+            "REQUESTED BY",
+            "CREATED",
+            "MESSAGE",
+        ];
+        output::table(header, rows)
+    })
+}
+
+fn approvals(request: &Value) -> String {
+    let given = request["approvals"].as_array().map_or(0, Vec::len);
+    format!("{given}/{}", cell(request, "requiredApprovals"))
+}
+
+pub async fn approve(ctx: &Context, args: Approve) -> Result<()> {
+    let path = format!("/api/v1/change-requests/{}", segment(&args.request));
+    let body = json!({ "metadata": super::metadata(None) });
+    let mut request = ctx
+        .client
+        .call(Method::POST, &format!("{path}/approve"), &[], Some(&body))
+        .await?
+        .body;
+    if args.apply && request["status"] == "approved" {
+        request = ctx
+            .client
+            .call(Method::POST, &format!("{path}/apply"), &[], Some(&body))
+            .await?
+            .body;
+    }
+    output::show(ctx.format, &request, describe)
+}
+
+pub async fn reject(ctx: &Context, args: Reject) -> Result<()> {
+    let path = format!("/api/v1/change-requests/{}/reject", segment(&args.request));
+    let body = json!({ "reason": args.reason, "metadata": super::metadata(None) });
+    let request = ctx
+        .client
+        .call(Method::POST, &path, &[], Some(&body))
+        .await?
+        .body;
+    output::show(ctx.format, &request, describe)
+}
+
+fn describe(request: &Value) -> String {
+    match request["status"].as_str() {
+        Some("pending") => change_request_line(request),
+        Some("applied") => format!(
+            "change request {} applied: version {}\n",
+            cell(request, "id"),
+            cell(request, "appliedVersion")
+        ),
+        _ => format!(
+            "change request {} {} ({} approvals)\n",
+            cell(request, "id"),
+            cell(request, "status"),
+            approvals(request)
+        ),
+    }
+}

@@ -1,0 +1,131 @@
+//! `watch`: follows `GET /api/v1/watch` (SSE), one line per event; reconnects with the last
+//! revision seen, so no event is lost or repeated.
+
+use std::time::Duration;
+
+use clap::Args;
+use reqwest::Method;
+use serde_json::Value;
+
+use super::client::{Failure, Result};
+use super::output::{self, BOLD, Format, cell, paint, short, when};
+use super::{Common, Context};
+
+#[derive(Debug, Args)]
+pub struct Watch {
+    #[command(flatten)]
+    pub common: Common,
+    /// Only these configs (comma-separated ids).
+    #[arg(long)]
+    pub config: Option<String>,
+    /// Only configs whose id starts with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Start after this revision (replaying what came since).
+    #[arg(long)]
+    pub from_revision: Option<u64>,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+}
+
+pub async fn run(ctx: &Context, args: Watch) -> Result<()> {
+    let mut last = args.from_revision;
+    let mut seen = 0;
+    let mut retry = Duration::from_millis(500);
+    loop {
+        let mut query = Vec::new();
+        query.extend(args.config.clone().map(|c| ("configId", c)));
+        query.extend(args.prefix.clone().map(|p| ("prefix", p)));
+        query.extend(last.map(|revision| ("fromRevision", revision.to_string())));
+        let request = ctx
+            .client
+            .request(Method::GET, "/api/v1/watch")
+            .query(&query);
+        let mut response = match ctx.client.send(request).await {
+            Ok(response) => response,
+            // A refusal (bad filter, bad token) will not heal; an unreachable server may.
+            Err(Failure::Other(message)) => {
+                eprintln!("watch: {message}; retrying in {retry:?}");
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(Duration::from_secs(30));
+                continue;
+            }
+            Err(failure) => return Err(failure),
+        };
+        retry = Duration::from_millis(500);
+        let mut buffer = String::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let frame: String = buffer.drain(..end + 2).collect();
+                let Some(event) = parse_frame(&frame)? else {
+                    continue;
+                };
+                last = event["revision"].as_u64().or(last);
+                print_event(ctx.format, &event);
+                seen += 1;
+                if args.count.is_some_and(|count| seen >= count) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// One SSE frame: its `data:` JSON, `None` for a keep-alive, an error for `event: error`.
+fn parse_frame(frame: &str) -> Result<Option<Value>> {
+    let mut data = String::new();
+    let mut error = false;
+    for line in frame.lines() {
+        if let Some(rest) = line.strip_prefix("data:") {
+            data.push_str(rest.trim_start());
+        } else if line.trim() == "event: error" {
+            error = true;
+        }
+    }
+    if data.is_empty() {
+        return Ok(None);
+    }
+    let value: Value = serde_json::from_str(&data).map_err(Failure::other)?;
+    if error {
+        return Err(Failure::other(format!(
+            "the server ended the stream: {}",
+            cell(&value, "code")
+        )));
+    }
+    Ok(Some(value))
+}
+
+fn print_event(format: Format, event: &Value) {
+    let line = match format {
+        Format::Json => serde_json::to_string(event).unwrap_or_default(),
+        Format::Yaml => format!(
+            "---\n{}",
+            serde_yaml_ng::to_string(event).unwrap_or_default()
+        ),
+        Format::Table => {
+            let subject = event
+                .get("configId")
+                .or(event.get("flagKey"))
+                .or(event.get("instance"))
+                .and_then(Value::as_str)
+                .unwrap_or("-");
+            let mut line = format!(
+                "{} {} {} {} v{} {} {}",
+                when(event, "at"),
+                paint(BOLD, &format!("#{}", cell(event, "revision"))),
+                cell(event, "kind"),
+                subject,
+                cell(event, "version"),
+                cell(event, "actor"),
+                short(&cell(event, "checksum")),
+            );
+            if let Some(message) = event.get("message").and_then(Value::as_str) {
+                line.push_str(&format!("  {message}"));
+            }
+            line
+        }
+    };
+    output::emit(&format!("{}\n", line.trim_end()));
+}
