@@ -27,6 +27,11 @@ pub enum Failure {
         detail: String,
         fields: Vec<(String, String)>,
     },
+    /// A check the server answered with a verdict rather than an error (`schema validate`).
+    Invalid {
+        detail: String,
+        fields: Vec<(String, String)>,
+    },
     /// The command was used wrongly in a way clap cannot see (a bad file, a bad `--context`).
     Usage(String),
     /// Anything else: the server is unreachable, an answer is not JSON.
@@ -51,6 +56,7 @@ impl Failure {
                 401 | 403 => exit::UNAUTHORIZED,
                 _ => exit::ERROR,
             },
+            Failure::Invalid { .. } => exit::INVALID,
             Failure::Usage(_) => exit::USAGE,
             Failure::Other(_) => exit::ERROR,
         }

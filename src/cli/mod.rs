@@ -8,6 +8,7 @@ mod diff;
 mod drift;
 mod flags;
 mod output;
+mod schema;
 mod secrets;
 mod tokens;
 mod watch;
@@ -74,6 +75,8 @@ pub enum ClientCommand {
     Approve(approvals::Approve),
     /// Reject a change request.
     Reject(approvals::Reject),
+    /// A config's JSON Schema: register, show, validate a candidate.
+    Schema(schema::Schema),
     /// Feature flags.
     Flag(flags::Flag),
     /// Secrets of the built-in store (values are never printed unless asked for).
@@ -141,6 +144,7 @@ async fn dispatch(command: ClientCommand, settings: &Settings) -> Result<()> {
         C::Pending(args) => approvals::pending(&ctx(&args.common)?, args).await,
         C::Approve(args) => approvals::approve(&ctx(&args.common)?, args).await,
         C::Reject(args) => approvals::reject(&ctx(&args.common)?, args).await,
+        C::Schema(args) => schema::run(&ctx(&args.common)?, args.command).await,
         C::Flag(args) => flags::run(&ctx(&args.common)?, args.command).await,
         C::Secret(args) => secrets::run(&ctx(&args.common)?, args.command).await,
         C::Token(args) => tokens::run(&ctx(&args.common)?, args.command).await,

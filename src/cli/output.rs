@@ -66,7 +66,7 @@ pub fn table<const N: usize>(
     text
 }
 
-/// Rows of `items` (an array member of `value`), or "No …" when there are none.
+/// The array member `member` of `value` (empty when absent).
 pub fn items(value: &Value, member: &str) -> Vec<Value> {
     value
         .get(member)
@@ -111,7 +111,7 @@ pub fn when(value: &Value, key: &str) -> String {
 pub fn report(failure: &Failure) {
     let mut err = anstream::stderr();
     let label = paint(RED.bold(), "error:");
-    let _ = match failure {
+    let fields = match failure {
         Failure::Problem {
             status,
             code,
@@ -119,16 +119,23 @@ pub fn report(failure: &Failure) {
             fields,
         } => {
             let _ = writeln!(err, "{label} {detail} ({code}, HTTP {status})");
-            for (field, message) in fields {
-                let field = if field.is_empty() {
-                    "(document)"
-                } else {
-                    field
-                };
-                let _ = writeln!(err, "  {}: {message}", paint(BOLD, field));
-            }
-            Ok(())
+            fields.as_slice()
         }
-        Failure::Usage(message) | Failure::Other(message) => writeln!(err, "{label} {message}"),
+        Failure::Invalid { detail, fields } => {
+            let _ = writeln!(err, "{label} {detail}");
+            fields.as_slice()
+        }
+        Failure::Usage(message) | Failure::Other(message) => {
+            let _ = writeln!(err, "{label} {message}");
+            &[]
+        }
     };
+    for (field, message) in fields {
+        let field = if field.is_empty() {
+            "(document)"
+        } else {
+            field
+        };
+        let _ = writeln!(err, "  {}: {message}", paint(BOLD, field));
+    }
 }

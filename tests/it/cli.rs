@@ -604,3 +604,93 @@ async fn drift_and_completion() {
         .stdout;
     assert!(script.contains("summit-config") && script.contains("rollback"));
 }
+
+#[tokio::test]
+async fn https_needs_the_ca_file_for_a_private_certificate() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, certified.cert.pem()).unwrap();
+    std::fs::write(&key_file, certified.signing_key.serialize_pem()).unwrap();
+    let server = TestServer::spawn_with(|s| {
+        s.no_auth = false;
+        s.admin_token = Some(ADMIN.into());
+        s.tls_cert_file = Some(cert_file.clone());
+        s.tls_key_file = Some(key_file.clone());
+    })
+    .await;
+    let https = format!("https://localhost:{}", server.addr.port());
+    let ca = cert_file.to_str().unwrap();
+    let trusted = [("SUMMIT_TOKEN", ADMIN), ("SUMMIT_CA_FILE", ca)];
+    let listed = cli_with(&https, &trusted, &["list", "-o", "json"], None).await;
+    assert_eq!(listed.ok().json(), json!({"items": []}));
+    let args = ["list", "--ca-file", ca];
+    cli_with(&https, &[("SUMMIT_TOKEN", ADMIN)], &args, None)
+        .await
+        .ok();
+    let untrusted = cli_with(&https, &[("SUMMIT_TOKEN", ADMIN)], &["list"], None).await;
+    assert_eq!(untrusted.code, 1, "{}", untrusted.stderr);
+    assert!(
+        untrusted.stderr.contains("certificate"),
+        "{}",
+        untrusted.stderr
+    );
+    let missing = cli_with(
+        &https,
+        &[],
+        &["list", "--ca-file", "/nonexistent.pem"],
+        None,
+    )
+    .await;
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+}
+
+#[tokio::test]
+async fn schema_register_and_validate_name_the_failing_fields() {
+    let server = secured("").await;
+    let schema = "type: object\nrequired: [timeoutMs]\nproperties:\n  timeoutMs: {type: integer, minimum: 1}\n";
+    let registered = cli_in(
+        &server,
+        &["schema", "register", "checkout", "-f", "-"],
+        schema,
+    )
+    .await;
+    assert!(
+        registered
+            .ok()
+            .stdout
+            .starts_with("checkout: schema version 1 registered")
+    );
+    let shown = cli(&server, &["schema", "get", "checkout", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(shown["schema"]["required"], json!(["timeoutMs"]));
+
+    let good = r#"{"config": {"timeoutMs": 5}}"#;
+    let valid = cli_in(
+        &server,
+        &["schema", "validate", "checkout", "-f", "-"],
+        good,
+    )
+    .await;
+    assert_eq!(valid.ok().stdout, "checkout: valid\n");
+    let bad = r#"{"config": {"timeoutMs": 5}, "overrides": {"production": {"timeoutMs": 0}}}"#;
+    let invalid = cli_in(&server, &["schema", "validate", "checkout", "-f", "-"], bad).await;
+    assert_eq!(invalid.code, 5, "{}", invalid.stderr);
+    let lines: Vec<_> = invalid.stderr.lines().collect();
+    assert_eq!(lines[0], "error: the document is not valid for checkout");
+    assert!(
+        lines[1].starts_with("  /timeoutMs: ") && lines[1].ends_with("(environment=production)"),
+        "{lines:?}"
+    );
+    let refused = cli_in(&server, &["set", "checkout", "-f", "-"], bad).await;
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("(schema_violation, HTTP 422)\n  /timeoutMs: "),
+        "{}",
+        refused.stderr
+    );
+}
