@@ -4,10 +4,12 @@
 mod approvals;
 mod client;
 mod configs;
+mod deploy;
 mod diff;
 mod drift;
 mod flags;
 mod output;
+mod registry;
 mod schema;
 mod secrets;
 mod tokens;
@@ -77,6 +79,10 @@ pub enum ClientCommand {
     Reject(approvals::Reject),
     /// A config's JSON Schema: register, show, validate a candidate.
     Schema(schema::Schema),
+    /// Staged deployments of a version to an environment.
+    Deploy(deploy::Deploy),
+    /// The service registry.
+    Registry(registry::Registry),
     /// Feature flags.
     Flag(flags::Flag),
     /// Secrets of the built-in store (values are never printed unless asked for).
@@ -145,6 +151,8 @@ async fn dispatch(command: ClientCommand, settings: &Settings) -> Result<()> {
         C::Approve(args) => approvals::approve(&ctx(&args.common)?, args).await,
         C::Reject(args) => approvals::reject(&ctx(&args.common)?, args).await,
         C::Schema(args) => schema::run(&ctx(&args.common)?, args.command).await,
+        C::Deploy(args) => deploy::run(&ctx(&args.common)?, args.command).await,
+        C::Registry(args) => registry::run(&ctx(&args.common)?, args.command).await,
         C::Flag(args) => flags::run(&ctx(&args.common)?, args.command).await,
         C::Secret(args) => secrets::run(&ctx(&args.common)?, args.command).await,
         C::Token(args) => tokens::run(&ctx(&args.common)?, args.command).await,

@@ -694,3 +694,115 @@ async fn schema_register_and_validate_name_the_failing_fields() {
         refused.stderr
     );
 }
+
+#[tokio::test]
+async fn deployments_and_the_registry_from_the_cli() {
+    let server = TestServer::spawn_with(|s| {
+        s.no_auth = false;
+        s.admin_token = Some(ADMIN.into());
+        s.deployment_environments = "production".into();
+        s.deployment_tick_ms = 50;
+    })
+    .await;
+    for (n, id) in ["web-0", "web-1"].into_iter().enumerate() {
+        let body = json!({"serviceName": "web", "instanceId": id, "environment": "production",
+                          "serviceUrl": format!("http://127.0.0.1:{}", 10_000 + n)});
+        let response = server
+            .client
+            .post(server.url("/api/v1/registry/register"))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let services = cli(&server, &["registry", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(services["services"][0]["serviceName"], "web");
+    let args = [
+        "registry",
+        "discover",
+        "web",
+        "--env",
+        "production",
+        "-o",
+        "json",
+    ];
+    let found = cli(&server, &args).await.ok().json();
+    assert_eq!(found["total"], 2);
+    let table = cli(&server, &["registry", "discover", "web"])
+        .await
+        .ok()
+        .stdout;
+    assert!(table.starts_with("web: 2 healthy of 2\n"), "{table}");
+
+    for document in [r#"{"config": {"a": 1}}"#, r#"{"config": {"a": 2}}"#] {
+        cli_in(&server, &["set", "app", "-f", "-"], document)
+            .await
+            .ok();
+    }
+    let args = [
+        "deploy",
+        "start",
+        "app",
+        "--env",
+        "production",
+        "--version",
+        "2",
+        "--strategy",
+        "blue-green",
+        "--instance",
+        "web-0",
+        "--instance",
+        "web-1",
+        "-o",
+        "json",
+    ];
+    let started = cli(&server, &args).await.ok().json();
+    let id = started["id"].as_str().unwrap().to_owned();
+    let listed = cli(
+        &server,
+        &["deploy", "list", "--config", "app", "-o", "json"],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+    let status = cli(&server, &["deploy", "status", &id]).await.ok().stdout;
+    assert!(
+        status.starts_with(&format!("deployment {id}: app v2 to production: ")),
+        "{status}"
+    );
+    let aborted = cli(&server, &["deploy", "abort", &id, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(aborted["state"], "aborted");
+    assert_eq!(cli(&server, &["deploy", "abort", &id]).await.code, 4);
+    let followed = cli(&server, &["deploy", "status", &id, "--follow"])
+        .await
+        .ok()
+        .stdout;
+    assert_eq!(followed.lines().count(), 1, "an ended deployment: one line");
+    assert!(followed.contains(": aborted step "), "{followed}");
+    let log = cli(&server, &["deploy", "log", &id, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        log["items"].as_array().unwrap().last().unwrap()["to"],
+        "aborted"
+    );
+    assert_eq!(
+        cli(
+            &server,
+            &["deploy", "status", "00000000-0000-4000-8000-000000000000"]
+        )
+        .await
+        .code,
+        3
+    );
+}
