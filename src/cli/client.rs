@@ -199,13 +199,16 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Unreserved characters (RFC 3986) stay as they are in a path segment; the rest is escaped.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// A path segment, percent-encoded (ids are validated by the server, but never trusted here).
 pub fn segment(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
-        .to_string()
-        .replace("%2D", "-")
-        .replace("%2E", ".")
-        .replace("%5F", "_")
+    percent_encoding::utf8_percent_encode(value, SEGMENT).to_string()
 }
 
 /// The token: `--token` / `SUMMIT_TOKEN`, else `--token-file`, else the admin token the server

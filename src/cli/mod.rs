@@ -185,16 +185,21 @@ fn admin_token_file(settings: &Settings) -> PathBuf {
     dir.join("admin-token")
 }
 
+/// The text of a file, or of stdin for `-`.
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let read = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map(|_| text)
+    } else {
+        std::fs::read_to_string(path)
+    };
+    read.map_err(|e| Failure::usage(format!("reading {}: {e}", path.display())))
+}
+
 /// Reads a JSON or YAML document from a file, or stdin for `-`.
 pub(crate) fn read_document(path: &Path) -> Result<serde_json::Value> {
-    use std::io::Read;
-    let mut text = String::new();
-    let read = if path == Path::new("-") {
-        std::io::stdin().read_to_string(&mut text).map(|_| ())
-    } else {
-        std::fs::read_to_string(path).map(|t| text = t)
-    };
-    read.map_err(|e| Failure::usage(format!("reading {}: {e}", path.display())))?;
+    let text = read_text(path)?;
     serde_json::from_str(&text)
         .or_else(|_| serde_yaml_ng::from_str(&text))
         .map_err(|e| Failure::usage(format!("{}: neither JSON nor YAML: {e}", path.display())))

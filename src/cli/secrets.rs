@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::client::{Failure, Result, segment};
 use super::configs::written;
 use super::output::{self, cell, when};
-use super::{Common, Context, metadata};
+use super::{Common, Context, metadata, read_text};
 
 #[derive(Debug, Args)]
 pub struct Secret {
@@ -148,14 +148,7 @@ pub async fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
 }
 
 fn read_value(path: &Path, json: bool) -> Result<Value> {
-    use std::io::Read;
-    let mut text = String::new();
-    let read = if path == Path::new("-") {
-        std::io::stdin().read_to_string(&mut text).map(|_| ())
-    } else {
-        std::fs::read_to_string(path).map(|t| text = t)
-    };
-    read.map_err(|e| Failure::usage(format!("reading {}: {e}", path.display())))?;
+    let text = read_text(path)?;
     if json {
         return serde_json::from_str(&text)
             .map_err(|e| Failure::usage(format!("{}: not JSON: {e}", path.display())));
