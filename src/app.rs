@@ -81,7 +81,7 @@ pub async fn open_backend(database_url: &str) -> anyhow::Result<Arc<dyn Store>> 
 
 /// Where generated files (the first admin token) go: `--data-dir`, else the SQLite file's
 /// directory, else ./data.
-fn data_dir(settings: &Settings) -> std::path::PathBuf {
+pub(crate) fn data_dir(settings: &Settings) -> std::path::PathBuf {
     if let Some(dir) = &settings.data_dir {
         return dir.clone();
     }

@@ -170,19 +170,9 @@ async fn dispatch(command: ClientCommand, settings: &Settings) -> Result<()> {
     }
 }
 
-/// `{data dir}/admin-token`, found as the server finds its data dir (`app::data_dir`).
+/// `{data dir}/admin-token`, in the data dir the server uses (`app::data_dir`).
 fn admin_token_file(settings: &Settings) -> PathBuf {
-    let dir = settings.data_dir.clone().unwrap_or_else(|| {
-        settings
-            .database_url
-            .strip_prefix("sqlite://")
-            .or_else(|| settings.database_url.strip_prefix("sqlite:"))
-            .map(|path| path.split('?').next().unwrap_or(path))
-            .and_then(|path| Path::new(path).parent().map(ToOwned::to_owned))
-            .filter(|dir| !dir.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from("./data"))
-    });
-    dir.join("admin-token")
+    crate::app::data_dir(settings).join("admin-token")
 }
 
 /// The text of a file, or of stdin for `-`.
