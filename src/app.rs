@@ -286,7 +286,7 @@ impl App {
         // PostgreSQL driver); fails harmlessly when one is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
         // Before any service exists, so that the handles they keep record.
-        let _ = http::ops::metrics_handle();
+        let metrics = crate::telemetry::collector::handle();
         let max_configs = usize::try_from(settings.cache_max_configs).unwrap_or(usize::MAX);
         let (cache, revision) = open_store(&settings.database_url, max_configs).await?;
         let storage = Storage {
@@ -462,7 +462,7 @@ impl App {
             notifications,
             access: access.clone(),
             shutdown: shutdown.clone(),
-            metrics: http::ops::metrics_handle(),
+            metrics,
             collector: Arc::new(Collector::new(service.clone(), cache.clone(), {
                 let cache = cache.clone();
                 Box::new(move || cache.cached_configs())

@@ -19,17 +19,25 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Database integers are signed; versions and revisions never come near the limit.
-/// Records one committed batch (group commit): how long its transaction took and how many
-/// writes it carried.
-pub(crate) fn record_commit(batch_size: usize, took: std::time::Duration) {
-    metrics::histogram!("summit_commit_duration_seconds").record(took.as_secs_f64());
-    metrics::histogram!("summit_commit_batch_size").record(batch_size as f64);
+/// Runs one batch's transaction (group commit) in its span and records how long it took and
+/// how many writes it carried; `writers` are the writes' `store.commit` spans.
+pub(crate) async fn commit_observed<T>(
+    system: &'static str,
+    writers: Vec<tracing::Span>,
+    transaction: impl std::future::Future<Output = T>,
+) -> T {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let done = transaction.instrument(batch_span(system, &writers)).await;
+    metrics::histogram!("summit_commit_duration_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("summit_commit_batch_size").record(writers.len() as f64);
+    done
 }
 
 /// The span a batch's transaction runs in: under the first write's `store.commit` span (so a
 /// lone write's trace shows its transaction), linked from the others'. Disabled when tracing
 /// is off.
-pub(crate) fn batch_span(system: &'static str, writers: &[tracing::Span]) -> tracing::Span {
+fn batch_span(system: &'static str, writers: &[tracing::Span]) -> tracing::Span {
     let Some((first, others)) = writers.split_first() else {
         return tracing::Span::none();
     };

@@ -2,14 +2,13 @@
 //! (in-process, port 0, its own database). Exit codes, parsed `-o json` output, colour rules and
 //! the approval flow.
 
+use crate::authorization::{ADMIN, secured};
 use crate::common;
 
 use common::TestServer;
 use serde_json::{Value, json};
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
-
-const ADMIN: &str = "admin-token-for-the-cli-tests-0123456789abcdef";
 
 struct Run {
     code: i32,
@@ -73,16 +72,6 @@ async fn cli(server: &TestServer, args: &[&str]) -> Run {
 
 async fn cli_in(server: &TestServer, args: &[&str], stdin: &str) -> Run {
     cli_with(&server.base, &[("SUMMIT_TOKEN", ADMIN)], args, Some(stdin)).await
-}
-
-async fn secured(protected: &str) -> TestServer {
-    let protected = protected.to_owned();
-    TestServer::spawn_with(move |s| {
-        s.no_auth = false;
-        s.admin_token = Some(ADMIN.into());
-        s.protected_environments = protected;
-    })
-    .await
 }
 
 /// `checkout` version 1 (base and a production override) and version 2 (a staging override set
@@ -607,18 +596,7 @@ async fn drift_and_completion() {
 
 #[tokio::test]
 async fn https_needs_the_ca_file_for_a_private_certificate() {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_file, certified.cert.pem()).unwrap();
-    std::fs::write(&key_file, certified.signing_key.serialize_pem()).unwrap();
-    let server = TestServer::spawn_with(|s| {
-        s.no_auth = false;
-        s.admin_token = Some(ADMIN.into());
-        s.tls_cert_file = Some(cert_file.clone());
-        s.tls_key_file = Some(key_file.clone());
-    })
-    .await;
+    let (server, cert_file, _dir) = crate::tls::tls_server(ADMIN).await;
     let https = format!("https://localhost:{}", server.addr.port());
     let ca = cert_file.to_str().unwrap();
     let trusted = [("SUMMIT_TOKEN", ADMIN), ("SUMMIT_CA_FILE", ca)];

@@ -11,21 +11,31 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 const ADMIN: &str = "admin-token-for-the-tls-tests-0123456789";
 
-#[tokio::test]
-async fn rest_and_grpc_serve_tls_from_certificate_files() {
+/// A server with access control (`admin`'s token) serving TLS on both transports from a fresh
+/// self-signed certificate for `localhost`: the server, the certificate's PEM file (its only
+/// trust root) and the directory holding it.
+pub(crate) async fn tls_server(admin: &str) -> (TestServer, std::path::PathBuf, tempfile::TempDir) {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let cert_pem = certified.cert.pem();
     let dir = tempfile::tempdir().unwrap();
     let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_file, &cert_pem).unwrap();
+    std::fs::write(&cert_file, certified.cert.pem()).unwrap();
     std::fs::write(&key_file, certified.signing_key.serialize_pem()).unwrap();
-    let server = TestServer::spawn_with(|s| {
+    let admin = admin.to_owned();
+    let (cert, key) = (cert_file.clone(), key_file);
+    let server = TestServer::spawn_with(move |s| {
         s.no_auth = false;
-        s.admin_token = Some(ADMIN.into());
-        s.tls_cert_file = Some(cert_file.clone());
-        s.tls_key_file = Some(key_file.clone());
+        s.admin_token = Some(admin);
+        s.tls_cert_file = Some(cert);
+        s.tls_key_file = Some(key);
     })
     .await;
+    (server, cert_file, dir)
+}
+
+#[tokio::test]
+async fn rest_and_grpc_serve_tls_from_certificate_files() {
+    let (server, cert_file, _dir) = tls_server(ADMIN).await;
+    let cert_pem = std::fs::read_to_string(&cert_file).unwrap();
     let https = format!("https://localhost:{}", server.addr.port());
 
     let client = reqwest::Client::builder()

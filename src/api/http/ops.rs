@@ -12,7 +12,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tower::{Layer, Service};
 
@@ -26,11 +25,6 @@ pub fn router() -> Router<AppState> {
         .route("/live", get(live))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-}
-
-/// The process-wide Prometheus recorder.
-pub fn metrics_handle() -> PrometheusHandle {
-    crate::telemetry::collector::handle()
 }
 
 const METHODS: [&str; 5] = ["OTHER", "GET", "PUT", "POST", "DELETE"];

@@ -5,7 +5,6 @@
 
 use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
-use tracing::Instrument;
 
 use super::commit::{Operation, commit_batch};
 use crate::core::error::{Error, Result};
@@ -60,12 +59,9 @@ async fn run(pool: PgPool, mut queue: mpsc::Receiver<Queued>) {
         // A task of its own, so that a panicking write fails its batch, not every later write.
         let committed = tokio::spawn(async move {
             let writes: Vec<&dyn Operation> = taken.iter().map(|queued| &*queued.write).collect();
-            let spans: Vec<tracing::Span> = taken.iter().map(|q| q.span.clone()).collect();
-            let started = std::time::Instant::now();
-            let outcome = commit_batch(&pool, &writes)
-                .instrument(crate::store::batch_span("postgresql", &spans))
-                .await;
-            crate::store::record_commit(writes.len(), started.elapsed());
+            let spans = taken.iter().map(|q| q.span.clone()).collect();
+            let transaction = commit_batch(&pool, &writes);
+            let outcome = crate::store::commit_observed("postgresql", spans, transaction).await;
             answer(taken, outcome);
         });
         if let Err(error) = committed.await {

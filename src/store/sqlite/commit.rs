@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
-use tracing::Instrument;
 
 use super::rows::{timestamp, to_json};
 use super::{SqliteStore, db_error};
@@ -93,12 +92,9 @@ async fn run_committer(writer: SqlitePool, mut queued: mpsc::UnboundedReceiver<Q
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let writes: Vec<&dyn Operation> = batch.iter().map(|q| q.write.as_ref()).collect();
-        let spans: Vec<tracing::Span> = batch.iter().map(|q| q.span.clone()).collect();
-        let started = std::time::Instant::now();
-        let results = commit_batch(&writer, &writes)
-            .instrument(crate::store::batch_span("sqlite", &spans))
-            .await;
-        crate::store::record_commit(writes.len(), started.elapsed());
+        let spans = batch.iter().map(|q| q.span.clone()).collect();
+        let results =
+            crate::store::commit_observed("sqlite", spans, commit_batch(&writer, &writes)).await;
         drop(writes);
         match results {
             Ok(results) => {
