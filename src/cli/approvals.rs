@@ -1,4 +1,4 @@
-//! Change requests: `pending`, `approve`, `reject`.
+//! Change requests: `pending`, `approve`, `reject`, `cancel`.
 
 use clap::Args;
 use reqwest::Method;
@@ -105,6 +105,31 @@ pub async fn approve(ctx: &Context, args: Approve) -> Result<()> {
             .await?
             .body;
     }
+    output::show(ctx.format, &request, describe)
+}
+
+#[derive(Debug, Args)]
+pub struct Cancel {
+    #[command(flatten)]
+    pub common: Common,
+    pub request: String,
+    /// Why (recorded on the request).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// Withdraws one's own pending request.
+pub async fn cancel(ctx: &Context, args: Cancel) -> Result<()> {
+    let path = format!("/api/v1/change-requests/{}/cancel", segment(&args.request));
+    let mut body = json!({ "metadata": super::metadata(None) });
+    if let Some(reason) = args.reason {
+        body["reason"] = reason.into();
+    }
+    let request = ctx
+        .client
+        .call(Method::POST, &path, &[], Some(&body))
+        .await?
+        .body;
     output::show(ctx.format, &request, describe)
 }
 

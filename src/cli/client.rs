@@ -32,10 +32,17 @@ pub enum Failure {
         detail: String,
         fields: Vec<(String, String)>,
     },
+    /// What the command found makes it refuse to go on (`import --policy abort`).
+    Conflict {
+        detail: String,
+        fields: Vec<(String, String)>,
+    },
     /// The command was used wrongly in a way clap cannot see (a bad file, a bad `--context`).
     Usage(String),
     /// Anything else: the server is unreachable, an answer is not JSON.
     Other(String),
+    /// Already reported item by item (`apply`, `import`): only the exit code is left to give.
+    Quiet(i32),
 }
 
 impl Failure {
@@ -57,8 +64,33 @@ impl Failure {
                 _ => exit::ERROR,
             },
             Failure::Invalid { .. } => exit::INVALID,
+            Failure::Conflict { .. } => exit::CONFLICT,
             Failure::Usage(_) => exit::USAGE,
             Failure::Other(_) => exit::ERROR,
+            Failure::Quiet(code) => *code,
+        }
+    }
+
+    /// The failure as one line, for a report that lists many.
+    pub fn one_line(&self) -> String {
+        match self {
+            Failure::Problem {
+                status,
+                detail,
+                fields,
+                ..
+            } => {
+                let mut line = format!("{detail} (HTTP {status})");
+                for (field, message) in fields {
+                    if !detail.contains(message.as_str()) {
+                        line.push_str(&format!("; {field}: {message}"));
+                    }
+                }
+                line
+            }
+            Failure::Invalid { detail, .. } | Failure::Conflict { detail, .. } => detail.clone(),
+            Failure::Usage(message) | Failure::Other(message) => message.clone(),
+            Failure::Quiet(code) => format!("exit code {code}"),
         }
     }
 
@@ -136,6 +168,11 @@ impl Client {
             base: connection.server.trim_end_matches('/').to_owned(),
             token: connection.token,
         })
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {

@@ -48,7 +48,8 @@ pub enum DeployCommand {
         #[arg(long)]
         active: bool,
     },
-    /// One deployment; `--follow` prints each change until it ends.
+    /// One deployment; `--follow` prints each change until it ends (with `-o json`, one
+    /// object per line).
     Status {
         deployment: String,
         #[arg(long)]
@@ -127,7 +128,12 @@ pub async fn run(ctx: &Context, command: DeployCommand) -> Result<()> {
                 let current = ctx.client.get(&path, &[]).await?;
                 let now = line(&current);
                 if now != shown {
-                    output::show(ctx.format, &current, |_| now.clone())?;
+                    if follow && ctx.format == output::Format::Json {
+                        // JSON Lines: one compact object per change, for `jq` and scripts.
+                        output::emit(&format!("{current}\n"));
+                    } else {
+                        output::show(ctx.format, &current, |_| now.clone())?;
+                    }
                     shown = now;
                 }
                 let ended = ENDED.contains(&current["state"].as_str().unwrap_or(""));

@@ -1,15 +1,20 @@
 //! The operator CLI: REST client commands built into the server's binary
 //! (`summit-config get checkout`). See docs/cli.md.
 
+mod apply;
 mod approvals;
+mod bundle;
 mod client;
 mod configs;
 mod deploy;
 mod diff;
 mod drift;
+mod export;
 mod flags;
+mod import;
 mod output;
 mod registry;
+mod remote;
 mod schema;
 mod secrets;
 mod tokens;
@@ -77,6 +82,14 @@ pub enum ClientCommand {
     Approve(approvals::Approve),
     /// Reject a change request.
     Reject(approvals::Reject),
+    /// Withdraw a change request of one's own.
+    Cancel(approvals::Cancel),
+    /// Make the server match a directory of configs and flags (plan, then apply).
+    Apply(apply::Apply),
+    /// Write every config, schema and flag to a directory, with a manifest.
+    Export(export::Export),
+    /// Load a directory `export` wrote into this server.
+    Import(import::Import),
     /// A config's JSON Schema: register, show, validate a candidate.
     Schema(schema::Schema),
     /// Staged deployments of a version to an environment.
@@ -150,6 +163,10 @@ async fn dispatch(command: ClientCommand, settings: &Settings) -> Result<()> {
         C::Pending(args) => approvals::pending(&ctx(&args.common)?, args).await,
         C::Approve(args) => approvals::approve(&ctx(&args.common)?, args).await,
         C::Reject(args) => approvals::reject(&ctx(&args.common)?, args).await,
+        C::Cancel(args) => approvals::cancel(&ctx(&args.common)?, args).await,
+        C::Apply(args) => apply::apply(&ctx(&args.common)?, args).await,
+        C::Export(args) => export::export(&ctx(&args.common)?, args).await,
+        C::Import(args) => import::import(&ctx(&args.common)?, args).await,
         C::Schema(args) => schema::run(&ctx(&args.common)?, args.command).await,
         C::Deploy(args) => deploy::run(&ctx(&args.common)?, args.command).await,
         C::Registry(args) => registry::run(&ctx(&args.common)?, args.command).await,

@@ -121,7 +121,7 @@ pub fn report(failure: &Failure) {
             let _ = writeln!(err, "{label} {detail} ({code}, HTTP {status})");
             fields.as_slice()
         }
-        Failure::Invalid { detail, fields } => {
+        Failure::Invalid { detail, fields } | Failure::Conflict { detail, fields } => {
             let _ = writeln!(err, "{label} {detail}");
             fields.as_slice()
         }
@@ -129,6 +129,7 @@ pub fn report(failure: &Failure) {
             let _ = writeln!(err, "{label} {message}");
             &[]
         }
+        Failure::Quiet(_) => &[],
     };
     for (field, message) in fields {
         let field = if field.is_empty() {

@@ -1,0 +1,495 @@
+//! `apply -f DIR`: make the server match a directory of configs and flags. It reads what is
+//! live, prints the plan (a diff per change), and writes each change against the version it saw
+//! (`expectedVersion`), so a concurrent edit is a conflict, not an overwrite.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::bundle::{self, Bundle, ConfigEntry};
+use super::client::{Failure, Result};
+use super::diff::unified;
+use super::output::{self, BOLD, Format, GREEN, RED, paint};
+use super::remote::{self, Outcome};
+use super::{Common, Context, metadata};
+use crate::core::approvals::model::{ChangeOperation, ChangeRequest, Proposal};
+use crate::core::flags::FlagDefinition;
+
+#[derive(Debug, Args)]
+pub struct Apply {
+    #[command(flatten)]
+    pub common: Common,
+    /// The directory: `configs/<id>.yaml` and `flags/<key>.yaml` (docs/cli.md).
+    #[arg(short = 'f', long = "file", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete the configs (flags) the server has and the directory does not, for each kind
+    /// whose folder the directory has.
+    #[arg(long)]
+    pub prune: bool,
+    /// Recorded with every change (default: "summit-config apply DIR").
+    #[arg(short, long)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Schema,
+    Config,
+    Flag,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Schema => "schema",
+            Kind::Config => "config",
+            Kind::Flag => "flag",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+/// One difference between the directory and the server.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub kind: Kind,
+    pub id: String,
+    pub action: Action,
+    /// The live version the change is written against (0: there is none).
+    pub base_version: u64,
+    #[serde(skip)]
+    pub before: Value,
+    #[serde(skip)]
+    pub after: Value,
+    /// A pending change request that already proposes exactly this change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awaiting: Option<String>,
+}
+
+/// The plan: the changes, and how many declared items already match.
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub unchanged: usize,
+}
+
+pub async fn apply(ctx: &Context, args: Apply) -> Result<()> {
+    let bundle = Bundle::read(&args.dir)?;
+    let plan = plan(ctx, &bundle, args.prune).await?;
+    let dir = args.dir.display().to_string();
+    let table = ctx.format == Format::Table;
+    if table {
+        output::emit(&render(&plan, &dir));
+    }
+    if args.dry_run || plan.changes.iter().all(|c| c.awaiting.is_some()) {
+        if !table {
+            output::show(ctx.format, &report(&plan, &[], args.dry_run), |_| {
+                String::new()
+            })?;
+        }
+        return Ok(());
+    }
+    let message = args
+        .message
+        .unwrap_or_else(|| format!("summit-config apply {dir}"));
+    let meta = metadata(Some(&message));
+    let outcomes = execute(ctx, &bundle, &plan, &meta, table).await;
+    if table {
+        output::emit(&summary(&outcomes));
+    } else {
+        output::show(ctx.format, &report(&plan, &outcomes, false), |_| {
+            String::new()
+        })?;
+    }
+    match outcomes.into_iter().find_map(|(_, outcome)| outcome.err()) {
+        Some(failure) => Err(Failure::Quiet(failure.exit_code())),
+        None => Ok(()),
+    }
+}
+
+/// Reads what is live and compares it with the directory.
+pub async fn plan(ctx: &Context, bundle: &Bundle, prune: bool) -> Result<Plan> {
+    let mut changes = Vec::new();
+    let mut unchanged = 0;
+    let requests = remote::pending_requests(&ctx.client).await?;
+    if let Some(configs) = &bundle.configs {
+        let live: Vec<_> = futures::stream::iter(configs.iter())
+            .map(|(id, entry)| async move {
+                remote::config(&ctx.client, id, entry.schema.is_some())
+                    .await
+                    .map(|live| (id, entry, live))
+            })
+            .buffered(8)
+            .try_collect()
+            .await?;
+        for (id, entry, live) in live {
+            let before = changes.len();
+            compare_config(id, entry, live, &requests, &mut changes);
+            if changes.len() == before {
+                unchanged += 1;
+            }
+        }
+        if prune {
+            for (id, version) in remote::config_ids(&ctx.client).await? {
+                if !configs.contains_key(&id) {
+                    changes.push(deletion(Kind::Config, id, version));
+                }
+            }
+        }
+    }
+    if let Some(flags) = &bundle.flags {
+        let live = remote::flags(&ctx.client).await?;
+        for (key, definition) in flags {
+            match live.get(key) {
+                Some((_, current)) if current == definition => unchanged += 1,
+                current => {
+                    let base_version = current.map_or(0, |(version, _)| *version);
+                    let after = to_value(definition);
+                    let awaiting = awaiting(
+                        &requests,
+                        key,
+                        base_version,
+                        |p| matches!(p, Proposal::Flag(d) if d == definition),
+                    );
+                    changes.push(Change {
+                        kind: Kind::Flag,
+                        id: key.clone(),
+                        action: if current.is_some() {
+                            Action::Update
+                        } else {
+                            Action::Create
+                        },
+                        base_version,
+                        before: current.map_or(Value::Null, |(_, d)| to_value(d)),
+                        after,
+                        awaiting,
+                    });
+                }
+            }
+        }
+        if prune {
+            for (key, (version, _)) in live {
+                if !flags.contains_key(&key) {
+                    changes.push(deletion(Kind::Flag, key, version));
+                }
+            }
+        }
+    }
+    Ok(Plan { changes, unchanged })
+}
+
+fn compare_config(
+    id: &str,
+    entry: &ConfigEntry,
+    live: remote::LiveConfig,
+    requests: &[ChangeRequest],
+    changes: &mut Vec<Change>,
+) {
+    let schema = live.schema;
+    let (base_version, document) = match live.current {
+        Some((version, document)) => (version, Some(document)),
+        None => (0, None),
+    };
+    // Leaving `schema` out of a file leaves the registered schema alone.
+    if let Some(wanted) = &entry.schema
+        && schema.as_ref() != Some(wanted)
+    {
+        changes.push(Change {
+            kind: Kind::Schema,
+            id: id.to_owned(),
+            action: if schema.is_some() {
+                Action::Update
+            } else {
+                Action::Create
+            },
+            base_version: 0,
+            before: schema.clone().unwrap_or(Value::Null),
+            after: wanted.clone(),
+            awaiting: None,
+        });
+    }
+    if document.as_ref() != Some(&entry.document) {
+        let awaiting = awaiting(
+            requests,
+            id,
+            base_version,
+            |p| matches!(p, Proposal::Config(d) if *d == entry.document),
+        );
+        changes.push(Change {
+            kind: Kind::Config,
+            id: id.to_owned(),
+            action: if document.is_some() {
+                Action::Update
+            } else {
+                Action::Create
+            },
+            base_version,
+            before: document.as_ref().map_or(Value::Null, to_value),
+            after: to_value(&entry.document),
+            awaiting,
+        });
+    }
+}
+
+/// The id of a pending request for `subject`, made against `base`, that proposes what `same`
+/// accepts: applying again must not ask twice.
+fn awaiting(
+    requests: &[ChangeRequest],
+    subject: &str,
+    base: u64,
+    same: impl Fn(&Proposal) -> bool,
+) -> Option<String> {
+    requests.iter().find_map(|request| {
+        let matches = request.subject.as_str() == subject
+            && request.base_version == base
+            && matches!(&request.operation, ChangeOperation::Put { document } if same(document));
+        matches.then(|| request.id.clone())
+    })
+}
+
+fn deletion(kind: Kind, id: String, version: u64) -> Change {
+    Change {
+        kind,
+        id,
+        action: Action::Delete,
+        base_version: version,
+        before: Value::Null,
+        after: Value::Null,
+        awaiting: None,
+    }
+}
+
+fn to_value(value: &impl Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// The plan for people: one line per change, a diff under each update.
+fn render(plan: &Plan, dir: &str) -> String {
+    if plan.changes.is_empty() {
+        return format!(
+            "No changes: the server matches {dir} ({} unchanged).\n",
+            plan.unchanged
+        );
+    }
+    let mut text = String::new();
+    for change in &plan.changes {
+        let name = format!("{} {}", change.kind.as_str(), change.id);
+        let line = match change.action {
+            Action::Create => paint(GREEN, &format!("+ {name} (create)")),
+            Action::Update if change.kind == Kind::Schema => format!("~ {name} (replace)"),
+            Action::Update => format!("~ {name} (version {} → new version)", change.base_version),
+            Action::Delete => paint(
+                RED,
+                &format!("- {name} (delete version {})", change.base_version),
+            ),
+        };
+        text.push_str(&paint(BOLD, &line));
+        if let Some(request) = &change.awaiting {
+            text.push_str(&format!("  awaiting approval: change request {request}"));
+        }
+        text.push('\n');
+        if change.action != Action::Delete && change.awaiting.is_none() {
+            let folder = if change.kind == Kind::Flag {
+                bundle::FLAGS
+            } else {
+                bundle::CONFIGS
+            };
+            let to = format!("{dir}/{folder}/{}", change.id);
+            text.push_str(&match change.action {
+                Action::Create => added(&change.after, &to),
+                _ => {
+                    let from = match change.kind {
+                        Kind::Schema => format!("{} schema (live)", change.id),
+                        _ => format!("{}@{}", change.id, change.base_version),
+                    };
+                    unified(&change.before, &change.after, &from, &to)
+                }
+            });
+        }
+    }
+    let count = |action| {
+        plan.changes
+            .iter()
+            .filter(|c| c.awaiting.is_none() && c.action == action)
+            .count()
+    };
+    let awaiting = plan.changes.iter().filter(|c| c.awaiting.is_some()).count();
+    text.push_str(&format!(
+        "Plan: {} to create, {} to change, {} to delete, {} awaiting approval, {} unchanged.\n",
+        count(Action::Create),
+        count(Action::Update),
+        count(Action::Delete),
+        awaiting,
+        plan.unchanged
+    ));
+    text
+}
+
+/// Writes the plan: per config its schema and document (in the order that validates), then
+/// flags, then deletes. Prints a progress line per change on a table.
+async fn execute(
+    ctx: &Context,
+    bundle: &Bundle,
+    plan: &Plan,
+    meta: &Value,
+    progress: bool,
+) -> Vec<(usize, Result<Outcome>)> {
+    let pending: Vec<usize> = (0..plan.changes.len())
+        .filter(|&i| plan.changes[i].awaiting.is_none())
+        .collect();
+    let total = pending.len();
+    let mut outcomes = Vec::with_capacity(total);
+    let mut report = |index: usize, outcome: Result<Outcome>| {
+        if progress {
+            let change = &plan.changes[index];
+            let line = format!(
+                "[{}/{total}] {} {}: {}\n",
+                outcomes.len() + 1,
+                change.kind.as_str(),
+                change.id,
+                describe(&outcome)
+            );
+            output::emit(&line);
+        }
+        outcomes.push((index, outcome));
+    };
+    // Configs with their schemas, grouped by id.
+    let mut by_config: BTreeMap<&str, (Option<usize>, Option<usize>)> = BTreeMap::new();
+    for &i in &pending {
+        let change = &plan.changes[i];
+        match (change.kind, change.action) {
+            (Kind::Config, Action::Create | Action::Update) => {
+                by_config.entry(&change.id).or_default().0 = Some(i)
+            }
+            (Kind::Schema, _) => by_config.entry(&change.id).or_default().1 = Some(i),
+            _ => {}
+        }
+    }
+    let configs = bundle.configs.as_ref();
+    for (id, (config, schema)) in by_config {
+        let Some(entry) = configs.and_then(|c| c.get(id)) else {
+            continue;
+        };
+        let document = config.map(|i| (&entry.document, plan.changes[i].base_version));
+        let written = remote::write_config(
+            &ctx.client,
+            id,
+            document,
+            entry.schema.as_ref().filter(|_| schema.is_some()),
+            meta,
+        )
+        .await;
+        for (kind, outcome) in written {
+            let index = if kind == Kind::Schema { schema } else { config };
+            if let Some(index) = index {
+                report(index, outcome);
+            }
+        }
+    }
+    for &i in &pending {
+        let change = &plan.changes[i];
+        let outcome = match (change.kind, change.action) {
+            (Kind::Flag, Action::Create | Action::Update) => {
+                let definition: &FlagDefinition =
+                    &bundle.flags.as_ref().expect("flags were planned")[&change.id];
+                remote::put_flag(
+                    &ctx.client,
+                    &change.id,
+                    definition,
+                    change.base_version,
+                    meta,
+                )
+                .await
+            }
+            _ => continue,
+        };
+        report(i, outcome);
+    }
+    for &i in &pending {
+        let change = &plan.changes[i];
+        if change.action == Action::Delete {
+            let outcome = remote::delete(
+                &ctx.client,
+                change.kind,
+                &change.id,
+                change.base_version,
+                meta,
+            )
+            .await;
+            report(i, outcome);
+        }
+    }
+    outcomes
+}
+
+/// A new document: every line added.
+fn added(document: &Value, to: &str) -> String {
+    let mut text = paint(GREEN, &format!("+++ {to}"));
+    text.push('\n');
+    for line in output::pretty_json(document).lines() {
+        text.push_str(&paint(GREEN, &format!("+{line}")));
+        text.push('\n');
+    }
+    text
+}
+
+pub fn describe(outcome: &Result<Outcome>) -> String {
+    match outcome {
+        Ok(Outcome::Written(version)) => paint(GREEN, &format!("version {version} written")),
+        Ok(Outcome::Pending(request)) => {
+            format!("awaiting approval: change request {request} (summit-config approve {request})")
+        }
+        Ok(Outcome::Deleted) => paint(GREEN, "deleted"),
+        Err(failure) => paint(RED, &format!("failed: {}", failure.one_line())),
+    }
+}
+
+fn summary(outcomes: &[(usize, Result<Outcome>)]) -> String {
+    let count = |f: fn(&Result<Outcome>) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();
+    format!(
+        "Applied: {} written, {} deleted, {} awaiting approval, {} failed.\n",
+        count(|o| matches!(o, Ok(Outcome::Written(_)))),
+        count(|o| matches!(o, Ok(Outcome::Deleted))),
+        count(|o| matches!(o, Ok(Outcome::Pending(_)))),
+        count(Result::is_err),
+    )
+}
+
+/// The plan and its results for scripts: each change with its RFC 6902 patch and its result.
+fn report(plan: &Plan, outcomes: &[(usize, Result<Outcome>)], dry_run: bool) -> Value {
+    let changes: Vec<Value> = plan
+        .changes
+        .iter()
+        .enumerate()
+        .map(|(i, change)| {
+            let mut value = to_value(change);
+            if change.action != Action::Delete {
+                value["patch"] = to_value(&json_patch::diff(&change.before, &change.after));
+            }
+            if let Some((_, outcome)) = outcomes.iter().find(|(index, _)| *index == i) {
+                value["result"] = remote::outcome_json(outcome);
+            }
+            value
+        })
+        .collect();
+    json!({
+        "dryRun": dry_run,
+        "changes": changes,
+        "unchanged": plan.unchanged,
+    })
+}
