@@ -9,7 +9,7 @@ use super::effective::valid_checksums;
 use super::error::Result;
 use super::model::{AppliedState, ConfigVersion};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftStatus {
     InSync,
@@ -27,7 +27,7 @@ impl DriftStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceDrift {
     pub instance_id: String,
@@ -40,7 +40,7 @@ pub struct InstanceDrift {
     pub expected_checksum: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DriftSummary {
     pub in_sync: usize,
@@ -48,7 +48,7 @@ pub struct DriftSummary {
     pub stale: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigDrift {
     pub config_id: String,

@@ -40,7 +40,7 @@ pub struct ChangeEvent {
 
 /// What a change did to its document, for events and audit records: "who changed what from
 /// what to what" answerable from either alone.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeDetails {
     /// The version live before the change (absent when there was none).
@@ -65,7 +65,7 @@ pub const MAX_NAMED_INSTANCES: usize = 20;
 
 /// Instances a change reaches: how many, and the first `MAX_NAMED_INSTANCES` as
 /// `service/instance`, in order.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AffectedInstances {
     pub count: u64,

@@ -42,17 +42,23 @@ string_id!(
 );
 
 /// `[a-z0-9][a-z0-9._-]{0,127}`
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct ConfigId(String);
 
 /// `[a-z0-9][a-z0-9_-]{0,63}`
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Environment(String);
 
 /// `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`: a secret in the built-in store (`db-password`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct SecretName(String);
 
@@ -74,7 +80,9 @@ impl SecretName {
 }
 
 /// `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`: flag keys keep the case clients use (`newCheckout`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct FlagKey(String);
 
@@ -237,7 +245,9 @@ impl Touched {
 }
 
 /// `[a-z0-9][a-z0-9._-]{0,127}`: a service of the registry (`payments`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct ServiceName(String);
 
@@ -264,7 +274,9 @@ impl ServiceName {
 }
 
 /// `[A-Za-z0-9][A-Za-z0-9._:-]{0,127}`: one registered instance of a service (`pod-7f9c:8080`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct InstanceId(String);
 
@@ -298,7 +310,9 @@ impl InstanceId {
 }
 
 /// `[a-z0-9][a-z0-9._-]{0,63}`: a deployment strategy (`canary`, `payments-slow`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct StrategyName(String);
 

@@ -12,7 +12,7 @@ pub use super::versioned::Metadata;
 use super::versioned::{Document, DocumentKind, Head, NewVersion as Draft, Version};
 
 /// A gradual rollout of a patch to a share of one environment's traffic.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Canary {
     pub environment: String,
@@ -25,7 +25,7 @@ pub struct Canary {
     pub end_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AbTest {
     pub name: String,
@@ -35,7 +35,7 @@ pub struct AbTest {
     pub variants: Vec<AbVariant>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AbVariant {
     pub name: String,
@@ -45,7 +45,7 @@ pub struct AbVariant {
 }
 
 /// Everything a version says about a config: the base and its layers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigDocument {
     pub config: Value,
@@ -73,7 +73,7 @@ pub type ConfigHead = Head<ConfigDocument>;
 pub type NewVersion = Draft<ConfigDocument>;
 
 /// One registered JSON Schema of a config.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SchemaVersion {
     pub config_id: ConfigId,
@@ -85,7 +85,7 @@ pub struct SchemaVersion {
 }
 
 /// What a list of configs shows per config.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigSummary {
     pub config_id: ConfigId,
@@ -95,7 +95,7 @@ pub struct ConfigSummary {
 }
 
 /// An instance's report of the config it runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppliedState {
     pub config_id: ConfigId,
@@ -191,7 +191,7 @@ pub struct AuditDraft {
 }
 
 /// Cursor-paginated list: `nextCursor` is passed back as `cursor` for the next page.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
     pub items: Vec<T>,

@@ -20,7 +20,7 @@ use super::events::ChangeKind;
 use super::ids::{ConfigId, FlagKey, SecretName, StrategyName};
 
 /// Who made a change and why.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metadata {
     pub actor: String,

@@ -29,6 +29,7 @@ mod log_leaks;
 mod metrics;
 mod notifications;
 mod ofrep;
+mod openapi;
 mod postgres_duties;
 mod postgres_group_commit;
 mod postgres_harness;

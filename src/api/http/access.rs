@@ -22,8 +22,15 @@ use super::error::{ApiError, Refusal};
 use crate::core::access::{Caller, CredentialMemo};
 use crate::core::error::Error;
 
-/// Routes anyone may call: probes and metrics (no configuration in them).
-const OPEN_ROUTES: [&str; 4] = ["/health", "/live", "/ready", "/metrics"];
+/// Routes anyone may call: probes, metrics and the API's description (no configuration in
+/// them). The OpenAPI document marks these as needing no credential.
+pub(crate) const OPEN_ROUTES: [&str; 5] = [
+    "/health",
+    "/live",
+    "/ready",
+    "/metrics",
+    "/api/v1/openapi.json",
+];
 
 /// A handler that takes a `Caller` on a route the access layer did not pass (which cannot
 /// happen for routed requests) fails closed.

@@ -1,23 +1,37 @@
 //! Audit trail (read-only: no route edits or deletes it).
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::configs::PageQuery;
 use super::error::Result;
 use super::extract::{ApiQuery, ConfigIdPath};
+use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::ports::AuditSubject;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/audit", get(all_audit))
-        .route("/api/v1/configs/{id}/audit", get(config_audit))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(all_audit))
+        .routes(routes!(config_audit))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    operation_id = "listAudit",
+    summary = "The audit trail of everything, newest first",
+    params(super::configs::PageQuery),
+    responses(
+        (status = 200, description = "One page of audit records", body = crate::core::model::Page<crate::core::model::AuditRecord>),
+        (status = 400, response = doc::BadRequest)
+    )
+)]
 async fn all_audit(
     State(state): State<AppState>,
     caller: Caller,
@@ -30,6 +44,18 @@ async fn all_audit(
     Ok(Json(records).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/configs/{id}/audit",
+    tag = "audit",
+    operation_id = "listConfigAudit",
+    summary = "The audit trail of one config, newest first",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), super::configs::PageQuery),
+    responses(
+        (status = 200, description = "One page of audit records", body = crate::core::model::Page<crate::core::model::AuditRecord>),
+        (status = 400, response = doc::BadRequest)
+    )
+)]
 async fn config_audit(
     State(state): State<AppState>,
     caller: Caller,

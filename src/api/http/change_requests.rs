@@ -1,14 +1,16 @@
 //! `/api/v1/change-requests`: changes to protected environments waiting for approvals.
 
+use axum::Json;
 use axum::extract::{RawPathParams, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::Result;
 use super::extract::{ApiQuery, OptionalApiJson, path_param};
+use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::approvals::model::ChangeRequestStatus;
 use crate::core::approvals::{self, model::Subject};
@@ -18,21 +20,22 @@ use crate::core::model::Metadata;
 use crate::core::ports::ChangeRequestQuery;
 use crate::core::service::page_limit;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/change-requests", get(list))
-        .route("/api/v1/change-requests/{id}", get(show))
-        .route("/api/v1/change-requests/{id}/approve", post(approve))
-        .route("/api/v1/change-requests/{id}/reject", post(reject))
-        .route("/api/v1/change-requests/{id}/cancel", post(cancel))
-        .route("/api/v1/change-requests/{id}/apply", post(apply))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(cancel))
+        .routes(routes!(apply))
 }
 
 fn id_of(params: &RawPathParams) -> String {
     path_param(params, "id").to_owned()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListQuery {
     /// `pending` when not given; `all` for every status.
@@ -43,6 +46,18 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/change-requests",
+    tag = "change-requests",
+    operation_id = "listChangeRequests",
+    summary = "Change requests (pending unless `status` says otherwise)",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The matching change requests", body = doc::schemas::Items<crate::core::approvals::model::ChangeRequest>),
+        (status = 400, response = doc::BadRequest)
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -88,6 +103,18 @@ async fn list(
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/change-requests/{id}",
+    tag = "change-requests",
+    operation_id = "getChangeRequest",
+    summary = "One change request",
+    params(("id" = String, Path, description = "Change request id")),
+    responses(
+        (status = 200, description = "The change request", body = crate::core::approvals::model::ChangeRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -102,7 +129,7 @@ async fn show(
 
 /// `{metadata?, reason?}`: who acts (the authenticated identity when access control is on)
 /// and why.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Decision {
     #[serde(default)]
@@ -130,6 +157,21 @@ impl Decision {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/change-requests/{id}/approve",
+    tag = "change-requests",
+    operation_id = "approveChangeRequest",
+    summary = "Approve (applied once enough approvals are in)",
+    params(("id" = String, Path, description = "Change request id")),
+    request_body = Option<Decision>,
+    responses(
+        (status = 200, description = "The change request after the decision", body = crate::core::approvals::model::ChangeRequest),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn approve(
     State(state): State<AppState>,
     caller: Caller,
@@ -142,6 +184,21 @@ async fn approve(
     Ok(Json(request).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/change-requests/{id}/reject",
+    tag = "change-requests",
+    operation_id = "rejectChangeRequest",
+    summary = "Reject, with a reason",
+    params(("id" = String, Path, description = "Change request id")),
+    request_body = Option<Decision>,
+    responses(
+        (status = 200, description = "The change request after the decision", body = crate::core::approvals::model::ChangeRequest),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn reject(
     State(state): State<AppState>,
     caller: Caller,
@@ -156,6 +213,21 @@ async fn reject(
     Ok(Json(request).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/change-requests/{id}/cancel",
+    tag = "change-requests",
+    operation_id = "cancelChangeRequest",
+    summary = "Cancel (by its author)",
+    params(("id" = String, Path, description = "Change request id")),
+    request_body = Option<Decision>,
+    responses(
+        (status = 200, description = "The change request after the decision", body = crate::core::approvals::model::ChangeRequest),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -170,6 +242,21 @@ async fn cancel(
     Ok(Json(request).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/change-requests/{id}/apply",
+    tag = "change-requests",
+    operation_id = "applyChangeRequest",
+    summary = "Apply an approved change request",
+    params(("id" = String, Path, description = "Change request id")),
+    request_body = Option<Decision>,
+    responses(
+        (status = 200, description = "The change request after the decision", body = crate::core::approvals::model::ChangeRequest),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn apply(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,17 +3,18 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{RawPathParams, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, ConfigIdPath, OptionalApiJson, path_param};
+use super::openapi as doc;
 use super::{AppState, metadata_or_caller};
 use crate::core::access::Caller;
 use crate::core::approvals::model::ChangeRequest;
@@ -22,20 +23,17 @@ use crate::core::ids::{ConfigId, Environment};
 use crate::core::model::{AbTest, Canary, ConfigDocument, ConfigVersion, Metadata};
 use crate::core::service::{Written, page_limit};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/configs", get(list_configs))
-        .route(
-            "/api/v1/configs/{id}",
-            get(get_config).put(put_config).delete(delete_config),
-        )
-        .route("/api/v1/configs/{id}/versions", get(list_versions))
-        .route("/api/v1/configs/{id}/versions/{version}", get(get_version))
-        .route("/api/v1/configs/{id}/diff", get(diff))
-        .route("/api/v1/configs/{id}/rollback", post(rollback))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_configs))
+        .routes(routes!(get_config, put_config, delete_config))
+        .routes(routes!(list_versions))
+        .routes(routes!(get_version))
+        .routes(routes!(diff))
+        .routes(routes!(rollback))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PutConfigBody {
     pub config: Value,
@@ -50,7 +48,7 @@ pub struct PutConfigBody {
     pub expected_version: Option<u64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct VersionCreated {
     config_id: ConfigId,
@@ -125,6 +123,23 @@ pub fn pending(request: &ChangeRequest) -> Response {
 }
 
 #[tracing::instrument(skip_all, fields(config_id = %id))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/configs/{id}",
+    tag = "configs",
+    operation_id = "putConfig",
+    summary = "Write a new version of a config",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    request_body = PutConfigBody,
+    responses(
+        (status = 201, description = "The new version", body = VersionCreated, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"), ("Location" = String, description = "The new version"))),
+        (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 422, response = doc::Unprocessable)
+    )
+)]
 async fn put_config(
     State(state): State<AppState>,
     caller: Caller,
@@ -147,6 +162,19 @@ async fn put_config(
 }
 
 #[tracing::instrument(skip_all, fields(config_id = %id))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/configs/{id}",
+    tag = "configs",
+    operation_id = "getConfig",
+    summary = "The latest version of a config",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`")),
+    responses(
+        (status = 200, description = "The latest version", body = ConfigVersion, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn get_config(
     State(state): State<AppState>,
     caller: Caller,
@@ -162,7 +190,7 @@ async fn get_config(
 }
 
 /// The optional body of a delete (configs and flags).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeleteBody {
     #[serde(default)]
@@ -186,6 +214,22 @@ impl DeleteBody {
 }
 
 #[tracing::instrument(skip_all, fields(config_id = %id))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/configs/{id}",
+    tag = "configs",
+    operation_id = "deleteConfig",
+    summary = "Delete a config (its history and audit stay)",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    request_body = Option<DeleteBody>,
+    responses(
+        (status = 200, description = "Deleted", body = doc::schemas::ConfigDeleted),
+        (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn delete_config(
     State(state): State<AppState>,
     caller: Caller,
@@ -207,12 +251,25 @@ async fn delete_config(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     prefix: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/configs",
+    tag = "configs",
+    operation_id = "listConfigs",
+    summary = "List configs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Every config the caller may read", body = doc::schemas::Items<crate::core::model::ConfigSummary>),
+        (status = 400, response = doc::BadRequest)
+    )
+)]
 async fn list_configs(
     State(state): State<AppState>,
     caller: Caller,
@@ -227,7 +284,8 @@ async fn list_configs(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     pub limit: Option<u32>,
@@ -240,6 +298,19 @@ impl PageQuery {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/configs/{id}/versions",
+    tag = "configs",
+    operation_id = "listConfigVersions",
+    summary = "The history of a config, newest first",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), PageQuery),
+    responses(
+        (status = 200, description = "One page of versions", body = crate::core::model::Page<ConfigVersion>),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn list_versions(
     State(state): State<AppState>,
     caller: Caller,
@@ -260,6 +331,19 @@ pub fn version_number(raw: &str, field: &str) -> Result<u64> {
         .ok_or_else(|| Error::invalid(field, format!("{field} must be a positive integer")).into())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/configs/{id}/versions/{version}",
+    tag = "configs",
+    operation_id = "getConfigVersion",
+    summary = "One version of a config",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), ("version" = u64, Path, description = "A version number, 1 or more")),
+    responses(
+        (status = 200, description = "The version", body = ConfigVersion, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn get_version(
     State(state): State<AppState>,
     caller: Caller,
@@ -277,7 +361,8 @@ async fn get_version(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DiffQuery {
     from: Option<u64>,
@@ -286,6 +371,19 @@ struct DiffQuery {
 }
 
 /// `to` defaults to the latest version and `from` to the one before it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/configs/{id}/diff",
+    tag = "configs",
+    operation_id = "diffConfig",
+    summary = "The RFC 6902 patch between two versions",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), DiffQuery),
+    responses(
+        (status = 200, description = "The patch from `from` to `to`", body = crate::core::configs::DiffResult),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn diff(
     State(state): State<AppState>,
     caller: Caller,
@@ -305,7 +403,7 @@ async fn diff(
 }
 
 /// `{targetVersion, metadata, expectedVersion?}` (configs and flags).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RollbackBody {
     pub target_version: u64,
@@ -315,6 +413,23 @@ pub struct RollbackBody {
 }
 
 #[tracing::instrument(skip_all, fields(config_id = %id))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/configs/{id}/rollback",
+    tag = "configs",
+    operation_id = "rollbackConfig",
+    summary = "A new version equal to an earlier one",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    request_body = RollbackBody,
+    responses(
+        (status = 201, description = "The new version", body = VersionCreated, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"), ("Location" = String, description = "The new version"))),
+        (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 422, response = doc::Unprocessable)
+    )
+)]
 async fn rollback(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,16 +1,19 @@
 //! `/api/v1/deployments…`: staged deployments — start one, read them and their logs, act on
 //! them — and `/api/v1/configs/{id}/releases`, the version each environment serves.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::configs::pending;
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, ConfigIdPath, OptionalApiJson};
+use super::openapi as doc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use super::{AppState, metadata_or_caller};
 use crate::core::access::Caller;
 use crate::core::deployments::NewDeployment;
@@ -22,16 +25,17 @@ use crate::core::model::Metadata;
 use crate::core::ports::DeploymentQuery;
 use crate::core::service::Written;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/deployments", get(list).post(create))
-        .route("/api/v1/deployments/{id}", get(describe))
-        .route("/api/v1/deployments/{id}/log", get(log))
-        .route("/api/v1/deployments/{id}/{action}", post(act))
-        .route("/api/v1/configs/{id}/releases", get(releases))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(describe))
+        .routes(routes!(log))
+        .routes(routes!(act))
+        .routes(routes!(releases))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewDeploymentBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateBody {
     config_id: ConfigId,
@@ -44,6 +48,21 @@ struct CreateBody {
     metadata: Metadata,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments",
+    tag = "deployments",
+    operation_id = "createDeployment",
+    summary = "Start a staged deployment of a config version",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "The deployment", body = crate::core::deployments::model::Deployment),
+        (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -70,7 +89,8 @@ async fn create(
     })
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListParams {
     config_id: Option<ConfigId>,
@@ -81,6 +101,18 @@ struct ListParams {
     cursor: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments",
+    tag = "deployments",
+    operation_id = "listDeployments",
+    summary = "Deployments, newest first",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of deployments", body = doc::schemas::Listing<crate::core::deployments::model::Deployment>),
+        (status = 400, response = doc::BadRequest)
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -100,6 +132,18 @@ async fn list(
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments/{id}",
+    tag = "deployments",
+    operation_id = "getDeployment",
+    summary = "One deployment",
+    params(("id" = String, Path, description = "Deployment id")),
+    responses(
+        (status = 200, description = "The deployment", body = crate::core::deployments::model::Deployment),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn describe(
     State(state): State<AppState>,
     caller: Caller,
@@ -108,6 +152,18 @@ async fn describe(
     Ok(Json(state.deployments.get(&caller, &id).await?).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments/{id}/log",
+    tag = "deployments",
+    operation_id = "getDeploymentLog",
+    summary = "A deployment's log of steps and gate results",
+    params(("id" = String, Path, description = "Deployment id")),
+    responses(
+        (status = 200, description = "The log, oldest first", body = doc::schemas::Items<crate::core::deployments::model::LogEntry>),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn log(
     State(state): State<AppState>,
     caller: Caller,
@@ -117,13 +173,29 @@ async fn log(
     Ok(Json(serde_json::json!({ "items": entries })).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[schema(as = DeploymentActionBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ActionBody {
     #[serde(default)]
     metadata: Option<Metadata>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/{action}",
+    tag = "deployments",
+    operation_id = "actOnDeployment",
+    summary = "Promote, pause, resume, abort or roll back a deployment",
+    params(("id" = String, Path, description = "Deployment id"), ("action" = String, Path, description = "`promote`, `pause`, `resume`, `abort` or `rollback`")),
+    request_body = Option<ActionBody>,
+    responses(
+        (status = 200, description = "The deployment after the action", body = crate::core::deployments::model::Deployment),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn act(
     State(state): State<AppState>,
     caller: Caller,
@@ -139,6 +211,19 @@ async fn act(
     Ok(Json(deployment).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/configs/{id}/releases",
+    tag = "deployments",
+    operation_id = "listReleases",
+    summary = "The version each environment serves",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`")),
+    responses(
+        (status = 200, description = "Each environment's released version", body = doc::schemas::Releases),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn releases(
     State(state): State<AppState>,
     caller: Caller,

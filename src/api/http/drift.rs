@@ -1,25 +1,41 @@
 //! Applied-state reports and drift.
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, ConfigIdPath};
+use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::ids::Environment;
 use crate::core::service::AppliedReport;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/configs/{id}/applied", post(record_applied))
-        .route("/api/v1/configs/{id}/drift", get(config_drift))
-        .route("/api/v1/drift", get(drift_report))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(record_applied))
+        .routes(routes!(config_drift))
+        .routes(routes!(drift_report))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/configs/{id}/applied",
+    tag = "drift",
+    operation_id = "reportApplied",
+    summary = "Report the version an instance applied",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`")),
+    request_body = AppliedReport,
+    responses(
+        (status = 200, description = "The config's drift after the report", body = crate::core::drift::ConfigDrift),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn record_applied(
     State(state): State<AppState>,
     caller: Caller,
@@ -30,12 +46,26 @@ async fn record_applied(
     Ok(Json(drift).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DriftQuery {
     environment: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/configs/{id}/drift",
+    tag = "drift",
+    operation_id = "getConfigDrift",
+    summary = "Drift of one config's instances",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), DriftQuery),
+    responses(
+        (status = 200, description = "Each reporting instance: in_sync, drifted or stale", body = crate::core::drift::ConfigDrift),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn config_drift(
     State(state): State<AppState>,
     caller: Caller,
@@ -56,6 +86,16 @@ async fn config_drift(
     .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/drift",
+    tag = "drift",
+    operation_id = "getDriftReport",
+    summary = "Drift over every config",
+    responses(
+        (status = 200, description = "Drift of every config with reports", body = crate::core::configs::DriftReport)
+    )
+)]
 async fn drift_report(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     Ok(Json(state.service.drift_report(&caller).await?).into_response())
 }

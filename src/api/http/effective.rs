@@ -1,23 +1,24 @@
 //! `GET /api/v1/configs/{id}/effective`: the hot read path, answered from memory.
 
-use axum::Router;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::Result;
 use super::extract::ConfigIdPath;
+use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::effective::AssignmentInput;
 use crate::core::error::Error;
 use crate::core::ids::{Environment, InstanceId};
 use crate::core::service::EffectiveQuery;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/configs/{id}/effective", get(effective))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(effective))
 }
 
 /// The effective read's query, parsed by hand: this is the hot path. Unknown or repeated
@@ -137,6 +138,22 @@ pub(super) fn not_modified(header: &HeaderValue, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/configs/{id}/effective",
+    tag = "effective",
+    operation_id = "getEffectiveConfig",
+    summary = "What an instance gets: the effective config for an environment and assignment",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), ("environment" = Option<String>, Query, description = "The environment whose override (and canary, A/B test) applies"), ("assignmentKey" = Option<String>, Query, description = "A stable key (user, instance) bucketed into the canary and the A/B variants"), ("assignmentValue" = Option<f64>, Query, description = "Instead of a key: a point in [0, 1) standing for bucket / 2^64"), ("resolveSecrets" = Option<bool>, Query, description = "Resolve `{\"$secret\": …}` references (needs the permission; the answer is then never cached)"), ("instanceId" = Option<String>, Query, description = "The asking instance, for deployments that assign it a version"), ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 when unchanged")),
+    responses(
+        (status = 200, description = "The effective config", body = crate::core::effective::EffectiveDocument, headers(("ETag" = String, description = "Strong ETag of the answer (absent when secrets were resolved)"), ("summit-stale" = String, description = "`true` when answered from the read cache while the store is unreachable"), ("Cache-Control" = String, description = "`no-store` when secrets were resolved"))),
+        (status = 304, description = "Unchanged since the `If-None-Match` ETag", headers(("ETag" = String))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 422, response = doc::Unprocessable),
+        (status = 502, response = doc::BadGateway)
+    )
+)]
 async fn effective(
     State(state): State<AppState>,
     caller: Caller,

@@ -46,25 +46,41 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-#[derive(Serialize)]
+/// An RFC 9457 problem document (`application/problem+json`), the body of every error.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Problem<'a> {
+pub(crate) struct Problem<'a> {
+    /// `https://summit-config.dev/problems/{code}`.
     #[serde(rename = "type")]
     kind: String,
+    /// The status's reason phrase.
     title: &'a str,
     status: u16,
+    /// What went wrong, for people.
     detail: String,
+    /// The stable machine code: `invalid_input`, `schema_violation`, `invalid_schema`,
+    /// `not_found`, `version_conflict`, `concurrent_modification`, `conflict`,
+    /// `secret_unresolved`, `secret_provider_failed`, `unauthenticated`, `forbidden`,
+    /// `rate_limited`, `payload_too_large`, `unavailable`, `internal`, and from the transport
+    /// `unsupported_media_type`, `method_not_allowed`.
     code: &'a str,
+    /// The parameter or JSON pointer an `invalid_input` is about.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     field: Option<&'a str>,
+    /// Each violation of a `schema_violation`.
     #[serde(skip_serializing_if = "<[Violation]>::is_empty")]
     errors: &'a [Violation],
+    /// The current version, on a `version_conflict`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     current_version: Option<u64>,
     /// The secret provider and reference a `secret_*` problem is about.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     provider: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     reference: Option<&'a str>,
 }
 

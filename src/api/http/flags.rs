@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{FromRequestParts, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::configs::{
@@ -17,6 +18,7 @@ use super::configs::{
 };
 use super::error::{ApiError, Result};
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, from_value, path_param};
+use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::flags::service::{EvaluationScope, MAX_BATCH, context_of};
@@ -25,22 +27,16 @@ use crate::core::ids::{Environment, FlagKey};
 use crate::core::model::Metadata;
 use crate::core::service::Written;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/feature-flags", get(list_flags))
-        .route("/api/v1/feature-flags/evaluate", post(evaluate_one))
-        .route("/api/v1/feature-flags/evaluate/batch", post(evaluate_batch))
-        .route(
-            "/api/v1/feature-flags/{key}",
-            get(get_flag).put(put_flag).delete(delete_flag),
-        )
-        .route("/api/v1/feature-flags/{key}/versions", get(list_versions))
-        .route(
-            "/api/v1/feature-flags/{key}/versions/{version}",
-            get(get_version),
-        )
-        .route("/api/v1/feature-flags/{key}/rollback", post(rollback))
-        .route("/api/v1/feature-flags/{key}/audit", get(audit))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_flags))
+        .routes(routes!(evaluate_one))
+        .routes(routes!(evaluate_batch))
+        .routes(routes!(get_flag, put_flag, delete_flag))
+        .routes(routes!(list_versions))
+        .routes(routes!(get_version))
+        .routes(routes!(rollback))
+        .routes(routes!(audit))
 }
 
 /// A `{key}` path segment that is a valid flag key; checked before the body is read.
@@ -57,7 +53,7 @@ impl<S: Send + Sync> FromRequestParts<S> for FlagKeyPath {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct FlagCreated<'a> {
     flag_key: &'a FlagKey,
@@ -106,6 +102,22 @@ fn split_write_body(body: Value) -> Result<(FlagDefinition, Metadata, Option<u64
 }
 
 #[tracing::instrument(skip_all, fields(flag_key = %key))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/feature-flags/{key}",
+    tag = "flags",
+    operation_id = "putFlag",
+    summary = "Write a new version of a flag",
+    params(("key" = String, Path, description = "Flag key"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    request_body = doc::schemas::FlagWrite,
+    responses(
+        (status = 201, description = "The new version", body = FlagCreated, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"), ("Location" = String, description = "The new version"))),
+        (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn put_flag(
     State(state): State<AppState>,
     caller: Caller,
@@ -130,6 +142,19 @@ fn flag_written(result: Written<Arc<FlagVersion>>) -> Response {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/feature-flags/{key}",
+    tag = "flags",
+    operation_id = "getFlag",
+    summary = "The latest version of a flag",
+    params(("key" = String, Path, description = "Flag key")),
+    responses(
+        (status = 200, description = "The latest version", body = crate::core::flags::FlagVersion, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn get_flag(
     State(state): State<AppState>,
     caller: Caller,
@@ -145,6 +170,22 @@ async fn get_flag(
 }
 
 #[tracing::instrument(skip_all, fields(flag_key = %key))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/feature-flags/{key}",
+    tag = "flags",
+    operation_id = "deleteFlag",
+    summary = "Delete a flag (its history and audit stay)",
+    params(("key" = String, Path, description = "Flag key"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    request_body = Option<super::configs::DeleteBody>,
+    responses(
+        (status = 200, description = "Deleted", body = doc::schemas::FlagDeleted),
+        (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn delete_flag(
     State(state): State<AppState>,
     caller: Caller,
@@ -165,12 +206,25 @@ async fn delete_flag(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     service: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/feature-flags",
+    tag = "flags",
+    operation_id = "listFlags",
+    summary = "List flags",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Every flag the caller may read", body = doc::schemas::Items<crate::core::flags::FlagVersion>),
+        (status = 400, response = doc::BadRequest)
+    )
+)]
 async fn list_flags(
     State(state): State<AppState>,
     caller: Caller,
@@ -183,6 +237,19 @@ async fn list_flags(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/feature-flags/{key}/versions",
+    tag = "flags",
+    operation_id = "listFlagVersions",
+    summary = "The history of a flag, newest first",
+    params(("key" = String, Path, description = "Flag key"), super::configs::PageQuery),
+    responses(
+        (status = 200, description = "One page of versions", body = crate::core::model::Page<crate::core::flags::FlagVersion>),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn list_versions(
     State(state): State<AppState>,
     caller: Caller,
@@ -196,6 +263,19 @@ async fn list_versions(
     Ok(Json(page).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/feature-flags/{key}/versions/{version}",
+    tag = "flags",
+    operation_id = "getFlagVersion",
+    summary = "One version of a flag",
+    params(("key" = String, Path, description = "Flag key"), ("version" = u64, Path, description = "A version number, 1 or more")),
+    responses(
+        (status = 200, description = "The version", body = crate::core::flags::FlagVersion, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn get_version(
     State(state): State<AppState>,
     caller: Caller,
@@ -211,6 +291,22 @@ async fn get_version(
 }
 
 #[tracing::instrument(skip_all, fields(flag_key = %key))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/feature-flags/{key}/rollback",
+    tag = "flags",
+    operation_id = "rollbackFlag",
+    summary = "A new version equal to an earlier one",
+    params(("key" = String, Path, description = "Flag key"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    request_body = super::configs::RollbackBody,
+    responses(
+        (status = 201, description = "The new version", body = FlagCreated, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"), ("Location" = String, description = "The new version"))),
+        (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
@@ -232,6 +328,18 @@ async fn rollback(
     Ok(flag_written(flag))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/feature-flags/{key}/audit",
+    tag = "flags",
+    operation_id = "listFlagAudit",
+    summary = "The audit trail of one flag, newest first",
+    params(("key" = String, Path, description = "Flag key"), super::configs::PageQuery),
+    responses(
+        (status = 200, description = "One page of audit records", body = crate::core::model::Page<crate::core::model::AuditRecord>),
+        (status = 400, response = doc::BadRequest)
+    )
+)]
 async fn audit(
     State(state): State<AppState>,
     caller: Caller,
@@ -248,7 +356,7 @@ async fn audit(
 // ---- evaluation ----------------------------------------------------------------------------
 
 /// One evaluation as the REST API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EvaluationBody<'a> {
     flag_key: &'a str,
@@ -292,7 +400,7 @@ impl<'a> From<&'a Evaluation> for EvaluationBody<'a> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EvaluateBody {
     flag_key: String,
@@ -304,7 +412,7 @@ struct EvaluateBody {
     context: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EvaluateBatchBody {
     /// All flags (meant for `service`) when absent.
@@ -332,6 +440,19 @@ fn scope(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/feature-flags/evaluate",
+    tag = "flags",
+    operation_id = "evaluateFlag",
+    summary = "Evaluate one flag for a context",
+    request_body = EvaluateBody,
+    responses(
+        (status = 200, description = "The evaluation", body = EvaluationBody),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn evaluate_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -352,11 +473,23 @@ async fn evaluate_one(
     Ok(response)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BatchResults<'a> {
     results: Vec<EvaluationBody<'a>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/feature-flags/evaluate/batch",
+    tag = "flags",
+    operation_id = "evaluateFlags",
+    summary = "Evaluate many flags (all of a service's when `flagKeys` is absent)",
+    request_body = EvaluateBatchBody,
+    responses(
+        (status = 200, description = "One evaluation per flag; a failed one carries `errorCode`", body = BatchResults),
+        (status = 400, response = doc::BadRequest)
+    )
+)]
 async fn evaluate_batch(
     State(state): State<AppState>,
     caller: Caller,

@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::core::access::{AccessService, Caller};
 use crate::core::deployments::{DeploymentService, StrategyService};
@@ -31,6 +32,7 @@ pub mod error;
 pub mod extract;
 pub mod flags;
 pub mod ofrep;
+pub mod openapi;
 pub mod ops;
 pub mod registry;
 pub mod schema;
@@ -99,10 +101,15 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
 }
 
-pub fn router(state: AppState, limits: &HttpLimits) -> Router {
+/// Every route, each registered with its documentation (`utoipa_axum::routes!`), so the router
+/// and the OpenAPI document (`openapi::document`) come from the same registrations. `router`
+/// adds only the access layer, fallbacks and outer layers.
+pub(crate) fn documented_routes(
+    limits: &HttpLimits,
+) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     // Routes that read bodies or may wait on the store get the body limit and a deadline; the
     // effective read takes no body, is answered from memory, and skips both.
-    let bounded = Router::new()
+    let bounded = OpenApiRouter::new()
         .merge(configs::router())
         .merge(schema::router())
         .merge(audit::router())
@@ -123,7 +130,14 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ));
-    let routes = Router::new().merge(bounded).merge(effective::router());
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(bounded)
+        .merge(effective::router())
+        .split_for_parts()
+}
+
+pub fn router(state: AppState, limits: &HttpLimits) -> Router {
+    let (routes, _) = documented_routes(limits);
     // After routing (so the matched route is known); 404/405 answers need no credential.
     routes
         .route_layer(access::AuthenticateLayer {

@@ -3,18 +3,20 @@
 //! problem+json. The environment and service come from the context's `environment` and
 //! `service` attributes, or else the `Summit-Environment` / `Summit-Service` headers.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{RawPathParams, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::effective::not_modified;
 use super::extract::{RawBody, parse_json, path_param};
+use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::effective::document_etag;
 use crate::core::error::Error;
@@ -25,11 +27,11 @@ use crate::core::ids::{Environment, FlagKey};
 /// Clients polling the bulk endpoint should wait at least this long between polls.
 const MIN_POLLING_INTERVAL_MS: u64 = 1000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_flag))
-        .route("/ofrep/v1/evaluate/flags", post(evaluate_flags))
-        .route("/ofrep/v1/configuration", get(configuration))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(evaluate_flag))
+        .routes(routes!(evaluate_flags))
+        .routes(routes!(configuration))
 }
 
 /// An OFREP error response.
@@ -176,8 +178,9 @@ fn request_of(
 }
 
 /// A successful evaluation in OFREP's shape.
-#[derive(Serialize)]
-struct Success<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = OfrepSuccess)]
+pub struct Success<'a> {
     key: &'a str,
     value: &'a Value,
     reason: &'static str,
@@ -185,7 +188,8 @@ struct Success<'a> {
     metadata: SuccessMetadata,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = OfrepSuccessMetadata)]
 #[serde(rename_all = "camelCase")]
 struct SuccessMetadata {
     flag_version: u64,
@@ -211,6 +215,23 @@ fn item(evaluation: &Evaluation) -> Value {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/ofrep/v1/evaluate/flags/{key}",
+    tag = "ofrep",
+    operation_id = "ofrepEvaluateFlag",
+    summary = "OFREP: evaluate one flag",
+    params(("key" = String, Path, description = "Flag key"), ("Summit-Environment" = Option<String>, Header, description = "The environment, when the context has no `environment` attribute"), ("Summit-Service" = Option<String>, Header, description = "The service, when the context has no `service` attribute")),
+    request_body = Option<doc::schemas::OfrepRequest>,
+    responses(
+        (status = 200, description = "The evaluation", body = Success),
+        (status = 400, description = "`PARSE_ERROR`, `INVALID_CONTEXT`, `TARGETING_KEY_MISSING`, `TYPE_MISMATCH` or `GENERAL`", body = doc::schemas::OfrepError),
+        (status = 404, description = "`FLAG_NOT_FOUND`", body = doc::schemas::OfrepError),
+        (status = 403, description = "Refused (OFREP general error)", body = doc::schemas::OfrepGeneralError),
+        (status = 500, description = "Internal error (OFREP general error)", body = doc::schemas::OfrepGeneralError),
+        (status = 503, description = "Store unavailable (OFREP general error)", body = doc::schemas::OfrepGeneralError)
+    )
+)]
 async fn evaluate_flag(
     State(state): State<AppState>,
     caller: Caller,
@@ -237,6 +258,23 @@ async fn evaluate_flag(
     Ok(response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/ofrep/v1/evaluate/flags",
+    tag = "ofrep",
+    operation_id = "ofrepEvaluateFlags",
+    summary = "OFREP: evaluate every flag (bulk)",
+    params(("Summit-Environment" = Option<String>, Header, description = "The environment, when the context has no `environment` attribute"), ("Summit-Service" = Option<String>, Header, description = "The service, when the context has no `service` attribute"), ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 when unchanged")),
+    request_body = Option<doc::schemas::OfrepRequest>,
+    responses(
+        (status = 200, description = "Every flag's evaluation", body = doc::schemas::OfrepBulk, headers(("ETag" = String))),
+        (status = 304, description = "Unchanged since the `If-None-Match` ETag", headers(("ETag" = String))),
+        (status = 400, description = "`PARSE_ERROR` or `INVALID_CONTEXT`", body = doc::schemas::OfrepError),
+        (status = 403, description = "Refused (OFREP general error)", body = doc::schemas::OfrepGeneralError),
+        (status = 500, description = "Internal error (OFREP general error)", body = doc::schemas::OfrepGeneralError),
+        (status = 503, description = "Store unavailable (OFREP general error)", body = doc::schemas::OfrepGeneralError)
+    )
+)]
 async fn evaluate_flags(
     State(state): State<AppState>,
     caller: Caller,
@@ -268,6 +306,16 @@ async fn evaluate_flags(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/ofrep/v1/configuration",
+    tag = "ofrep",
+    operation_id = "ofrepConfiguration",
+    summary = "OFREP: the provider configuration",
+    responses(
+        (status = 200, description = "Capabilities", body = doc::schemas::OfrepConfiguration)
+    )
+)]
 async fn configuration() -> Response {
     Json(json!({
         "name": "summit-config",

@@ -2,43 +2,36 @@
 //! permission, scoped by service); discover, balanced URL, listings (reading); health checks
 //! and maintenance (writing).
 
+use axum::Json;
 use axum::extract::{FromRequestParts, RawPathParams, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, Result};
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, path_param};
+use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::ids::{Environment, InstanceId, ServiceName};
 use crate::core::registry::model::{Heartbeat, Registration};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/registry/register", post(register))
-        .route("/api/v1/registry/deregister", post(deregister))
-        .route("/api/v1/registry/services", get(services))
-        .route("/api/v1/registry/services/{service}", get(service))
-        .route("/api/v1/registry/discover/{service}", get(discover))
-        .route("/api/v1/registry/services/{service}/url", get(balanced_url))
-        .route(
-            "/api/v1/registry/services/{service}/health",
-            post(check_health),
-        )
-        .route(
-            "/api/v1/registry/services/{service}/instances/{id}/heartbeat",
-            put(heartbeat),
-        )
-        .route(
-            "/api/v1/registry/services/{service}/instances/{id}/maintenance",
-            put(maintenance_on).delete(maintenance_off),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(deregister))
+        .routes(routes!(services))
+        .routes(routes!(service))
+        .routes(routes!(discover))
+        .routes(routes!(balanced_url))
+        .routes(routes!(check_health))
+        .routes(routes!(heartbeat))
+        .routes(routes!(maintenance_on, maintenance_off))
 }
 
 /// A `{service}` path segment that is a valid service name.
@@ -75,6 +68,18 @@ impl<S: Send + Sync> FromRequestParts<S> for InstancePath {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/registry/register",
+    tag = "registry",
+    operation_id = "registerInstance",
+    summary = "Register (or re-register) an instance",
+    request_body = crate::core::registry::model::Registration,
+    responses(
+        (status = 201, description = "The registered instance", body = crate::core::registry::model::Instance),
+        (status = 400, response = doc::BadRequest)
+    )
+)]
 async fn register(
     State(state): State<AppState>,
     caller: Caller,
@@ -84,13 +89,26 @@ async fn register(
     Ok((StatusCode::CREATED, Json(instance)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DeregisterBody {
     service_name: String,
     instance_id: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/registry/deregister",
+    tag = "registry",
+    operation_id = "deregisterInstance",
+    summary = "Remove an instance",
+    request_body = DeregisterBody,
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn deregister(
     State(state): State<AppState>,
     caller: Caller,
@@ -102,6 +120,20 @@ async fn deregister(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/registry/services/{service}/instances/{id}/heartbeat",
+    tag = "registry",
+    operation_id = "heartbeat",
+    summary = "Heartbeat: status and the applied checksum per config",
+    params(("service" = String, Path, description = "Service name"), ("id" = String, Path, description = "Instance id")),
+    request_body = Option<crate::core::registry::model::Heartbeat>,
+    responses(
+        (status = 200, description = "The instance's state after the heartbeat", body = doc::schemas::HeartbeatAnswer),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn heartbeat(
     State(state): State<AppState>,
     caller: Caller,
@@ -123,11 +155,34 @@ async fn heartbeat(
     .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/registry/services",
+    tag = "registry",
+    operation_id = "listServices",
+    summary = "Registered services",
+    responses(
+        (status = 200, description = "Each service with its instance counts", body = doc::schemas::ServiceList)
+    )
+)]
 async fn services(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     let services = state.registry.services(&caller)?;
     Ok(Json(json!({ "services": services })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/registry/services/{service}",
+    tag = "registry",
+    operation_id = "getService",
+    summary = "The instances of a service",
+    params(("service" = String, Path, description = "Service name")),
+    responses(
+        (status = 200, description = "The service's instances", body = doc::schemas::ServiceInstances),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn service(
     State(state): State<AppState>,
     caller: Caller,
@@ -137,7 +192,8 @@ async fn service(
     Ok(Json(json!({ "serviceName": service, "instances": instances })).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DiscoverParams {
     environment: Option<String>,
@@ -153,6 +209,19 @@ impl DiscoverParams {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/registry/discover/{service}",
+    tag = "registry",
+    operation_id = "discover",
+    summary = "The healthy instances of a service",
+    params(("service" = String, Path, description = "Service name"), DiscoverParams),
+    responses(
+        (status = 200, description = "The instances a caller may use", body = crate::core::registry::model::Discovery),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn discover(
     State(state): State<AppState>,
     caller: Caller,
@@ -176,6 +245,19 @@ async fn discover(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/registry/services/{service}/url",
+    tag = "registry",
+    operation_id = "balancedUrl",
+    summary = "One healthy instance's URL, chosen by weight",
+    params(("service" = String, Path, description = "Service name"), DiscoverParams),
+    responses(
+        (status = 200, description = "The chosen instance", body = doc::schemas::BalancedUrl),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn balanced_url(
     State(state): State<AppState>,
     caller: Caller,
@@ -194,6 +276,19 @@ async fn balanced_url(
     .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/registry/services/{service}/health",
+    tag = "registry",
+    operation_id = "checkServiceHealth",
+    summary = "Check the health URL of each instance now",
+    params(("service" = String, Path, description = "Service name")),
+    responses(
+        (status = 200, description = "Each instance's check", body = doc::schemas::HealthResults),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn check_health(
     State(state): State<AppState>,
     caller: Caller,
@@ -203,13 +298,27 @@ async fn check_health(
     Ok(Json(json!({ "serviceName": service, "results": results })).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct MaintenanceBody {
     #[serde(default)]
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/registry/services/{service}/instances/{id}/maintenance",
+    tag = "registry",
+    operation_id = "startMaintenance",
+    summary = "Take an instance out of discovery for maintenance",
+    params(("service" = String, Path, description = "Service name"), ("id" = String, Path, description = "Instance id")),
+    request_body = Option<MaintenanceBody>,
+    responses(
+        (status = 200, description = "The instance", body = crate::core::registry::model::Instance),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn maintenance_on(
     State(state): State<AppState>,
     caller: Caller,
@@ -224,6 +333,19 @@ async fn maintenance_on(
     Ok(Json(instance).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/registry/services/{service}/instances/{id}/maintenance",
+    tag = "registry",
+    operation_id = "endMaintenance",
+    summary = "End an instance's maintenance",
+    params(("service" = String, Path, description = "Service name"), ("id" = String, Path, description = "Instance id")),
+    responses(
+        (status = 200, description = "The instance", body = crate::core::registry::model::Instance),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn maintenance_off(
     State(state): State<AppState>,
     caller: Caller,

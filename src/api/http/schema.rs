@@ -1,29 +1,28 @@
 //! `/api/v1/configs/{id}/schema`: register, read, and check a candidate against it.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::Result;
 use super::extract::{ApiJson, ConfigIdPath};
+use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::model::{ConfigDocument, Metadata};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/configs/{id}/schema",
-            put(put_schema).get(get_schema),
-        )
-        .route("/api/v1/configs/{id}/schema/validate", post(validate))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_schema, get_schema))
+        .routes(routes!(validate))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PutSchemaBody {
     schema: Value,
@@ -31,6 +30,21 @@ struct PutSchemaBody {
 }
 
 #[tracing::instrument(skip_all, fields(config_id = %id))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/configs/{id}/schema",
+    tag = "schemas",
+    operation_id = "putSchema",
+    summary = "Register the JSON Schema of a config (the current config must satisfy it)",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`")),
+    request_body = PutSchemaBody,
+    responses(
+        (status = 201, description = "The new schema version", body = crate::core::model::SchemaVersion),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 422, response = doc::Unprocessable)
+    )
+)]
 async fn put_schema(
     State(state): State<AppState>,
     caller: Caller,
@@ -44,6 +58,19 @@ async fn put_schema(
     Ok((StatusCode::CREATED, Json(schema)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/configs/{id}/schema",
+    tag = "schemas",
+    operation_id = "getSchema",
+    summary = "The registered JSON Schema of a config",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`")),
+    responses(
+        (status = 200, description = "The current schema version", body = crate::core::model::SchemaVersion),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn get_schema(
     State(state): State<AppState>,
     caller: Caller,
@@ -54,6 +81,20 @@ async fn get_schema(
 }
 
 /// A candidate: the same fields as a config write, without metadata.
+#[utoipa::path(
+    post,
+    path = "/api/v1/configs/{id}/schema/validate",
+    tag = "schemas",
+    operation_id = "validateConfig",
+    summary = "Check a candidate config against the schema (writes nothing)",
+    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`")),
+    request_body = ConfigDocument,
+    responses(
+        (status = 200, description = "Whether the candidate and each of its views satisfy the schema", body = crate::core::configs::ValidationReport),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn validate(
     State(state): State<AppState>,
     caller: Caller,

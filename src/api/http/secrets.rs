@@ -1,18 +1,21 @@
 //! `/api/v1/secrets…`: the built-in secret store. Values go in through `PUT` and come out only
 //! through `GET …/value` (audited); everything else shows metadata.
 
+use axum::Json;
 use axum::extract::{FromRequestParts, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::configs::{DeleteBody, expected_version, version_etag};
 use super::error::{ApiError, Result};
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, path_param};
+use super::openapi as doc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use super::{AppState, metadata_or_caller};
 use crate::core::access::Caller;
 use crate::core::error::Error;
@@ -22,26 +25,35 @@ use crate::core::secrets::model::{SecretSummary, Stage};
 use crate::core::secrets::rotation::RotationPolicy;
 use crate::core::secrets::service::{PolicyChange, RotateRequest, Selector};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/secrets", get(list))
-        .route(
-            "/api/v1/secrets/{name}",
-            get(describe).put(put).delete(delete),
-        )
-        .route("/api/v1/secrets/{name}/value", get(value))
-        .route("/api/v1/secrets/{name}/rotate", post(rotate))
-        .route("/api/v1/secrets/{name}/promote", post(promote))
-        .route("/api/v1/secret-keys/rewrap", post(rewrap))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(describe, put, delete))
+        .routes(routes!(value))
+        .routes(routes!(rotate))
+        .routes(routes!(promote))
+        .routes(routes!(rewrap))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RewrapBody {
     #[serde(default)]
     metadata: Option<Metadata>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/secret-keys/rewrap",
+    tag = "secrets",
+    operation_id = "rewrapSecrets",
+    summary = "Re-seal every stored value under the current key",
+    request_body = Option<RewrapBody>,
+    responses(
+        (status = 200, description = "What was re-sealed", body = crate::core::secrets::service::RewrapReport),
+        (status = 400, response = doc::BadRequest)
+    )
+)]
 async fn rewrap(
     State(state): State<AppState>,
     caller: Caller,
@@ -52,7 +64,7 @@ async fn rewrap(
     Ok(Json(report).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RotateBody {
     /// The new value; the rotation policy generates one when absent.
@@ -67,6 +79,21 @@ struct RotateBody {
     expected_version: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/secrets/{name}/rotate",
+    tag = "secrets",
+    operation_id = "rotateSecret",
+    summary = "Rotate: a given or generated value becomes current (or pending)",
+    params(("name" = String, Path, description = "Secret name"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    request_body = Option<RotateBody>,
+    responses(
+        (status = 201, description = "The new version's summary (never the value)", body = crate::core::secrets::model::SecretSummary, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
@@ -88,7 +115,7 @@ async fn rotate(
     Ok(created(&summary))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PromoteBody {
     /// The pending version the caller means (refused when another one is pending).
@@ -98,6 +125,21 @@ struct PromoteBody {
     metadata: Option<Metadata>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/secrets/{name}/promote",
+    tag = "secrets",
+    operation_id = "promoteSecret",
+    summary = "Make the pending version current",
+    params(("name" = String, Path, description = "Secret name")),
+    request_body = Option<PromoteBody>,
+    responses(
+        (status = 201, description = "The new version's summary (never the value)", body = crate::core::secrets::model::SecretSummary, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn promote(
     State(state): State<AppState>,
     caller: Caller,
@@ -138,7 +180,8 @@ impl<S: Send + Sync> FromRequestParts<S> for SecretNamePath {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = SecretWrite)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PutBody {
     value: Value,
@@ -159,6 +202,21 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/secrets/{name}",
+    tag = "secrets",
+    operation_id = "putSecret",
+    summary = "Store a new current value",
+    params(("name" = String, Path, description = "Secret name"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    request_body = PutBody,
+    responses(
+        (status = 201, description = "The new version's summary (never the value)", body = crate::core::secrets::model::SecretSummary, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -186,11 +244,34 @@ async fn put(
     Ok(created(&summary))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/secrets",
+    tag = "secrets",
+    operation_id = "listSecrets",
+    summary = "Secrets (metadata only)",
+    responses(
+        (status = 200, description = "Every secret the caller may see", body = doc::schemas::Items<crate::core::secrets::model::SecretSummary>)
+    )
+)]
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     let items = state.secrets.list(&caller).await?;
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/secrets/{name}",
+    tag = "secrets",
+    operation_id = "getSecret",
+    summary = "A secret's versions, stages and policy (never the value)",
+    params(("name" = String, Path, description = "Secret name")),
+    responses(
+        (status = 200, description = "The secret", body = crate::core::secrets::service::SecretInfo),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn describe(
     State(state): State<AppState>,
     caller: Caller,
@@ -199,13 +280,27 @@ async fn describe(
     Ok(Json(state.secrets.describe(&caller, &name).await?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ValueQuery {
     stage: Option<String>,
     version: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/secrets/{name}/value",
+    tag = "secrets",
+    operation_id = "getSecretValue",
+    summary = "Read a value (audited; needs the permission to resolve secrets)",
+    params(("name" = String, Path, description = "Secret name"), ValueQuery),
+    responses(
+        (status = 200, description = "The value; `Cache-Control: no-store`", body = crate::core::secrets::model::SecretValue),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn value(
     State(state): State<AppState>,
     caller: Caller,
@@ -237,6 +332,21 @@ async fn value(
     Ok(response)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/secrets/{name}",
+    tag = "secrets",
+    operation_id = "deleteSecret",
+    summary = "Delete a secret",
+    params(("name" = String, Path, description = "Secret name"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    request_body = Option<super::configs::DeleteBody>,
+    responses(
+        (status = 200, description = "Deleted", body = doc::schemas::SecretDeleted),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,

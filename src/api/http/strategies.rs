@@ -1,18 +1,20 @@
 //! `/api/v1/deployment-strategies…`: named, versioned deployment strategies beside the
 //! read-only built-ins.
 
+use axum::Json;
 use axum::extract::{FromRequestParts, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::configs::{DeleteBody, expected_version, version_etag};
 use super::error::{ApiError, Result};
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, path_param};
+use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::deployments::strategies::NamedStrategy;
 use crate::core::deployments::strategy::Strategy;
@@ -20,17 +22,11 @@ use crate::core::error::Error;
 use crate::core::ids::StrategyName;
 use crate::core::model::Metadata;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/deployment-strategies", get(list))
-        .route(
-            "/api/v1/deployment-strategies/{name}",
-            get(describe).put(put).delete(delete),
-        )
-        .route(
-            "/api/v1/deployment-strategies/{name}/versions",
-            get(versions),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(describe, put, delete))
+        .routes(routes!(versions))
 }
 
 /// A `{name}` path segment that is a valid strategy name; checked before the body is read.
@@ -49,11 +45,34 @@ impl<S: Send + Sync> FromRequestParts<S> for StrategyPath {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployment-strategies",
+    tag = "strategies",
+    operation_id = "listStrategies",
+    summary = "Stored strategies beside the built-ins",
+    responses(
+        (status = 200, description = "Every strategy", body = doc::schemas::Items<crate::core::deployments::strategies::NamedStrategy>)
+    )
+)]
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     let items = state.strategies.list(&caller).await?;
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployment-strategies/{name}",
+    tag = "strategies",
+    operation_id = "getStrategy",
+    summary = "One strategy (a built-in has no version)",
+    params(("name" = String, Path, description = "Strategy name")),
+    responses(
+        (status = 200, description = "The strategy", body = crate::core::deployments::strategies::NamedStrategy, headers(("ETag" = String, description = "A stored strategy's version, for `If-Match`"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn describe(
     State(state): State<AppState>,
     caller: Caller,
@@ -74,7 +93,8 @@ async fn describe(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = StrategyWrite)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PutBody {
     strategy: Strategy,
@@ -83,6 +103,20 @@ struct PutBody {
     expected_version: Option<u64>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/deployment-strategies/{name}",
+    tag = "strategies",
+    operation_id = "putStrategy",
+    summary = "Write a new version of a strategy",
+    params(("name" = String, Path, description = "Strategy name"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    request_body = PutBody,
+    responses(
+        (status = 201, description = "The new version", body = crate::core::deployments::strategy::StrategyVersion, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
+        (status = 400, response = doc::BadRequest),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -122,13 +156,27 @@ fn in_body(error: Error) -> Error {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct VersionsParams {
     limit: Option<u32>,
     cursor: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployment-strategies/{name}/versions",
+    tag = "strategies",
+    operation_id = "listStrategyVersions",
+    summary = "The history of a strategy, newest first",
+    params(("name" = String, Path, description = "Strategy name"), VersionsParams),
+    responses(
+        (status = 200, description = "One page of versions", body = doc::schemas::Listing<crate::core::deployments::strategy::StrategyVersion>),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn versions(
     State(state): State<AppState>,
     caller: Caller,
@@ -143,6 +191,21 @@ async fn versions(
     Ok(Json(serde_json::json!({ "items": versions, "nextCursor": next_cursor })).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/deployment-strategies/{name}",
+    tag = "strategies",
+    operation_id = "deleteStrategy",
+    summary = "Delete a stored strategy",
+    params(("name" = String, Path, description = "Strategy name"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    request_body = Option<super::configs::DeleteBody>,
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,

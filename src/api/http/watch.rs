@@ -5,21 +5,22 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, Result};
 use super::extract::ApiQuery;
+use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::watch::{WatchFilter, WatchStream};
@@ -28,11 +29,12 @@ use crate::telemetry::collector::OpenStream;
 /// How often an idle WebSocket (or SSE stream) shows it is alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/watch", get(watch))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(watch))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct WatchParams {
     /// One id or a comma-separated list.
@@ -55,6 +57,20 @@ struct WatchParams {
     from_revision: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/watch",
+    tag = "watch",
+    operation_id = "watch",
+    summary = "Follow change events (Server-Sent Events, or WebSocket messages after an upgrade)",
+    params(WatchParams, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this revision (as `fromRevision`)")),
+    responses(
+        (status = 200, description = "`text/event-stream`: each event is a `data:` line holding a `ChangeEvent` with `id: <revision>`; an `error` event carries `{\"code\"}`", content_type = "text/event-stream", body = crate::core::events::ChangeEvent),
+        (status = 101, description = "Upgraded to a WebSocket (`Upgrade: websocket`): each text message is a `ChangeEvent`"),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn watch(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,39 +2,36 @@
 //! their delivery logs, and redelivery. Every route needs `manage-webhooks` (decided in the
 //! core).
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::configs::PageQuery;
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson};
+use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::notifications::service::{
     NewWebhook, Rotation, WebhookChange, WebhookView, WithSecret,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/webhooks", get(list).post(create))
-        .route(
-            "/api/v1/webhooks/{id}",
-            get(describe).patch(update).delete(remove),
-        )
-        .route("/api/v1/webhooks/{id}/rotate-secret", post(rotate))
-        .route("/api/v1/webhooks/{id}/deliveries", get(deliveries))
-        .route(
-            "/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
-            post(redeliver),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(describe, update, remove))
+        .routes(routes!(rotate))
+        .routes(routes!(deliveries))
+        .routes(routes!(redeliver))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookWithSecret)]
 #[serde(rename_all = "camelCase")]
 struct Shown<'a> {
     #[serde(flatten)]
@@ -56,6 +53,18 @@ fn with_secret(status: StatusCode, shown: &WithSecret) -> Response {
     response
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks",
+    tag = "webhooks",
+    operation_id = "createWebhook",
+    summary = "Create a webhook (its signing secret is shown this once)",
+    request_body = crate::core::notifications::service::NewWebhook,
+    responses(
+        (status = 201, description = "The webhook and its secret; `Cache-Control: no-store`", body = Shown, headers(("Location" = String))),
+        (status = 400, response = doc::BadRequest)
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -71,11 +80,33 @@ async fn create(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks",
+    tag = "webhooks",
+    operation_id = "listWebhooks",
+    summary = "Webhooks (never their secrets)",
+    responses(
+        (status = 200, description = "Every webhook", body = doc::schemas::Items<crate::core::notifications::service::WebhookView>)
+    )
+)]
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     let items = state.notifications.list(&caller).await?;
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    operation_id = "getWebhook",
+    summary = "One webhook",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 200, description = "The webhook", body = crate::core::notifications::service::WebhookView),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn describe(
     State(state): State<AppState>,
     caller: Caller,
@@ -84,6 +115,21 @@ async fn describe(
     Ok(Json(state.notifications.get(&caller, &id).await?).into_response())
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    operation_id = "updateWebhook",
+    summary = "Change a webhook's fields",
+    params(("id" = String, Path, description = "Webhook id")),
+    request_body = crate::core::notifications::service::WebhookChange,
+    responses(
+        (status = 200, description = "The webhook after the change", body = crate::core::notifications::service::WebhookView),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict)
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -93,6 +139,18 @@ async fn update(
     Ok(Json(state.notifications.update(&caller, &id, body).await?).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    operation_id = "deleteWebhook",
+    summary = "Delete a webhook",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -102,6 +160,20 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/rotate-secret",
+    tag = "webhooks",
+    operation_id = "rotateWebhookSecret",
+    summary = "A new signing secret (the old one keeps signing during the overlap)",
+    params(("id" = String, Path, description = "Webhook id")),
+    request_body = Option<crate::core::notifications::service::Rotation>,
+    responses(
+        (status = 200, description = "The webhook and its new secret; `Cache-Control: no-store`", body = Shown),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,6 +187,19 @@ async fn rotate(
     Ok(with_secret(StatusCode::OK, &rotated))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}/deliveries",
+    tag = "webhooks",
+    operation_id = "listDeliveries",
+    summary = "A webhook's deliveries, newest first",
+    params(("id" = String, Path, description = "Webhook id"), super::configs::PageQuery),
+    responses(
+        (status = 200, description = "One page of deliveries", body = crate::core::model::Page<crate::core::notifications::model::Delivery>),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,6 +213,19 @@ async fn deliveries(
     Ok(Json(page).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
+    tag = "webhooks",
+    operation_id = "redeliver",
+    summary = "Send a delivery again",
+    params(("id" = String, Path, description = "Webhook id"), ("delivery" = u64, Path, description = "Delivery id")),
+    responses(
+        (status = 202, description = "The delivery, queued again", body = crate::core::notifications::model::Delivery),
+        (status = 400, response = doc::BadRequest),
+        (status = 404, response = doc::NotFound)
+    )
+)]
 async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,

@@ -5,7 +5,19 @@ use serde::{Deserialize, Serialize};
 
 /// Roles as in DESIGN.md. `admin` holds every permission; `config-admin` includes reading;
 /// `secrets-admin` is reading plus resolving secrets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     ConfigReader,
@@ -30,7 +42,7 @@ impl Role {
 }
 
 /// Limits on what a token reaches; empty lists mean no limit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Scopes {
     /// Config ids (and flag keys) the token may touch start with one of these.
@@ -67,7 +79,7 @@ impl Scopes {
 }
 
 /// A stored API token. The token text itself is never stored: only its SHA-256 (`hash`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiToken {
     pub id: String,
@@ -93,7 +105,7 @@ impl ApiToken {
 }
 
 /// An attempt refused for lack of a right (append-only, like the audit).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Denial {
     /// Given by the store.

@@ -114,7 +114,7 @@ pub struct CreatedToken {
 }
 
 /// A request to create a token.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewToken {
     pub name: String,

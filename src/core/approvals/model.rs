@@ -11,7 +11,7 @@ use crate::core::model::ConfigDocument;
 use crate::core::versioned::DocumentKind;
 
 /// The document a change request changes. In JSON `"configId": …` or `"flagKey": …`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Subject {
     #[serde(rename = "configId")]
     Config(ConfigId),
@@ -56,14 +56,14 @@ impl Subject {
 
 /// The document a `put` proposes: a config document or a flag definition (told apart by their
 /// required fields).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Proposal {
     Config(ConfigDocument),
     Flag(FlagDefinition),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeRequestStatus {
     Pending,
@@ -100,7 +100,7 @@ impl ChangeRequestStatus {
 }
 
 /// What the change does once applied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChangeOperation {
     /// A new version with this document.
@@ -119,7 +119,7 @@ pub enum ChangeOperation {
 
 /// What an approved deployment request starts: the strategy as it was when asked (what the
 /// approvers saw), the instances resolved when it starts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeployProposal {
     pub environment: Environment,
@@ -141,14 +141,14 @@ impl ChangeOperation {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Approval {
     pub actor: String,
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeRequest {
     pub id: String,

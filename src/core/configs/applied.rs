@@ -19,7 +19,7 @@ use crate::core::model::{AppliedState, ConfigVersion};
 const APPLIED_LOOKBACK: u32 = 20;
 
 /// An instance's report, as received.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppliedReport {
     pub environment: String,
@@ -28,7 +28,7 @@ pub struct AppliedReport {
     pub checksum: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DriftReport {
     pub summary: DriftSummary,

@@ -69,7 +69,7 @@ pub struct EffectiveQuery {
     pub instance_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DiffResult {
     pub config_id: ConfigId,

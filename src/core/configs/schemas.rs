@@ -15,7 +15,7 @@ use crate::core::model::{AuditDraft, ConfigDocument, Metadata, SchemaVersion};
 use crate::core::ports::SchemaWrite;
 use crate::core::validation::{CompiledSchema, check_document, check_metadata};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidationReport {
     pub valid: bool,

@@ -66,7 +66,7 @@ pub struct Observation {
 }
 
 /// The values a verdict was reached on; recorded in the deployment's log either way.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Measured {
     pub targeted: u32,

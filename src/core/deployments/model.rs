@@ -14,7 +14,8 @@ use crate::core::versioned::Metadata;
 
 /// Where a deployment is. `pending → deploying(step) ⇄ baking(step) → final_bake → complete`,
 /// and `paused`, `aborted`, `rolling_back → rolled_back`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DeploymentState)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Pending,
@@ -75,7 +76,7 @@ impl std::fmt::Display for State {
 }
 
 /// Who moved a deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// An operator's action.
@@ -123,7 +124,7 @@ impl<'de> Deserialize<'de> for StrategyRef {
 }
 
 /// A deployment as stored and shown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Deployment {
     pub id: String,
@@ -205,7 +206,7 @@ impl Deployment {
 }
 
 /// One transition in a deployment's log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogEntry {
     /// The deployment's `seq` after this transition.
@@ -227,7 +228,7 @@ pub struct LogEntry {
 }
 
 /// The version an environment serves to instances no deployment targets.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Release {
     pub config_id: ConfigId,

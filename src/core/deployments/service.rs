@@ -38,7 +38,7 @@ pub fn page_cursor(cursor: u64) -> Result<DateTime<Utc>> {
 }
 
 /// What one environment that requires deployments serves of a config.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseView {
     pub environment: Environment,

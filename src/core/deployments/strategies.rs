@@ -16,14 +16,14 @@ use crate::core::validation::check_metadata;
 use crate::core::versioned::{Document, NewVersion};
 
 /// A strategy as the API shows it: a built-in, or the newest version of a stored one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum NamedStrategy {
     BuiltIn(BuiltIn),
     Stored(StoredStrategy),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuiltIn {
     pub name: StrategyName,
@@ -32,7 +32,7 @@ pub struct BuiltIn {
     pub strategy: Strategy,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredStrategy {
     pub built_in: bool,

@@ -15,7 +15,8 @@ const MAX_STEPS: usize = 100;
 const MAX_DESCRIPTION: usize = 1024;
 
 /// How the targeted share grows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DeploymentRollout)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Rollout {
     /// Every targeted instance at once. (A struct variant, so unknown fields are refused.)
@@ -61,7 +62,7 @@ fn ten_percent() -> u32 {
     10
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CanaryStep {
     pub percent: u32,
@@ -69,7 +70,7 @@ pub struct CanaryStep {
 }
 
 /// What a step's instances must show before the next step (or completion).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Gate {
     /// The share of targeted instances that must report the new checksum (through the
@@ -122,7 +123,7 @@ impl Default for Gate {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NoData {
     #[default]
@@ -131,7 +132,7 @@ pub enum NoData {
 }
 
 /// A deployment strategy: the rollout, the final bake at 100 %, and the gate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Strategy {
     pub rollout: Rollout,

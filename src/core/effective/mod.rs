@@ -51,7 +51,7 @@ impl AssignmentInput {
 }
 
 /// Which layers applied to a caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Assignment {
     pub canary: bool,
@@ -122,12 +122,13 @@ pub enum EffectiveJson<'a> {
 }
 
 /// What a read of the effective config returns, on every transport that speaks JSON.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EffectiveDocument<'a> {
     pub config_id: &'a str,
     pub version: u64,
     pub environment: Option<&'a str>,
+    #[schema(value_type = Object)]
     pub effective_config: EffectiveJson<'a>,
     pub checksum: &'a str,
     pub assignment: &'a Assignment,

@@ -15,7 +15,7 @@ use crate::core::rollout::{bucket, choose_variant};
 pub const MAX_PREREQUISITE_DEPTH: usize = 8;
 
 /// Why a flag served what it served (OpenFeature's reasons).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Reason {
     /// No targeting in this environment: everyone gets the default variant.
@@ -45,7 +45,7 @@ impl Reason {
 }
 
 /// OpenFeature's error codes, as OFREP spells them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EvaluationErrorCode {
     FlagNotFound,

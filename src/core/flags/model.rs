@@ -11,7 +11,7 @@ use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::{FlagKey, Touched};
 use crate::core::versioned::{Document, DocumentKind, Head, NewVersion, Version};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FlagType {
     Boolean,
@@ -49,7 +49,7 @@ fn is_true(value: &bool) -> bool {
 }
 
 /// A flag as written: the same shape is stored, returned and versioned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FlagDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,7 +76,7 @@ pub struct FlagDefinition {
 }
 
 /// How one environment chooses a variant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvironmentTargeting {
     #[serde(default = "enabled_by_default")]
@@ -92,7 +92,8 @@ pub struct EnvironmentTargeting {
 
 /// `percentage` of targeting keys (bucketed in `flag:{key}:default`) get `variant` when no rule
 /// matched; the rest get the default variant. Raising the percentage keeps everyone who was in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = FlagRollout)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rollout {
     pub variant: String,
@@ -101,7 +102,7 @@ pub struct Rollout {
 
 /// An ordered targeting rule: the first rule whose conditions, target keys and prerequisites
 /// all hold serves its variant (or splits across variants).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rule {
     /// Unique within its targeting; names the bucketing namespace `flag:{key}:{id}`.
@@ -123,7 +124,7 @@ pub struct Rule {
     pub percentage: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SplitShare {
     pub variant: String,
@@ -132,14 +133,14 @@ pub struct SplitShare {
 
 /// Holds when the flag `flag_key`, evaluated for the same context and environment, serves one
 /// of `variants`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Prerequisite {
     pub flag_key: String,
     pub variants: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Condition {
     /// A context attribute (`targetingKey` included).
@@ -148,7 +149,7 @@ pub struct Condition {
     pub value: Value,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Operator {
     Eq,

@@ -29,7 +29,7 @@ const DEFAULT_OVERLAP_SECS: u64 = 24 * 3600;
 const MAX_OVERLAP_SECS: u64 = 7 * 24 * 3600;
 
 /// `POST /api/v1/webhooks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewWebhook {
     pub url: String,
@@ -43,7 +43,7 @@ pub struct NewWebhook {
 }
 
 /// `PATCH /api/v1/webhooks/{id}`: what is given changes. Enabling clears the failure state.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookChange {
     pub url: Option<String>,
@@ -56,7 +56,7 @@ pub struct WebhookChange {
 }
 
 /// `POST /api/v1/webhooks/{id}/rotate-secret`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rotation {
     /// How long the old secret keeps signing (both signatures are sent meanwhile).
@@ -64,7 +64,7 @@ pub struct Rotation {
 }
 
 /// A webhook as clients see it: never its secrets, only when the older one stops signing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookView {
     #[serde(flatten)]

@@ -10,7 +10,8 @@ use crate::core::error::{Error, Result};
 use crate::core::ids::{ConfigId, Environment, InstanceId, ServiceName};
 
 /// An instance's health as last reported by a heartbeat or found by a health check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = InstanceStatus)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Passing,
@@ -29,7 +30,7 @@ impl Status {
 }
 
 /// An operator took the instance out of service (it stays registered and keeps heartbeating).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Maintenance {
     pub reason: Option<String>,
@@ -38,7 +39,7 @@ pub struct Maintenance {
 }
 
 /// One registered instance of a service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Instance {
     pub service_name: ServiceName,
@@ -118,7 +119,7 @@ pub const MAX_OUTPUT_BYTES: usize = 4096;
 pub const MAX_APPLIED_ENTRIES: usize = 256;
 
 /// A registration as received.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Registration {
     pub service_name: String,
@@ -278,7 +279,7 @@ fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<()> {
 }
 
 /// What an instance measured of itself, as its last heartbeat that carried any said.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceMetrics {
     /// The share of its requests that failed, 0 to 1.
@@ -290,7 +291,7 @@ pub struct InstanceMetrics {
 }
 
 /// A heartbeat's optional body.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Heartbeat {
     #[serde(default)]
@@ -387,7 +388,7 @@ impl Heartbeat {
 }
 
 /// A service's instances counted by state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSummary {
     pub service_name: String,
@@ -425,7 +426,7 @@ impl ServiceSummary {
 }
 
 /// Discovery's answer: the healthy instances, or every instance when too few are healthy.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Discovery {
     pub service_name: String,
@@ -440,7 +441,7 @@ pub struct Discovery {
 }
 
 /// The result of one active health check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckResult {
     pub instance_id: String,

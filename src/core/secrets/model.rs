@@ -9,7 +9,7 @@ use crate::core::ids::SecretName;
 use crate::core::versioned::{Document, DocumentKind, Head, Version};
 
 /// How a value was given, so a read returns it in the same form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ValueFormat {
     /// A JSON string.
@@ -51,7 +51,7 @@ pub struct SecretDocument {
 }
 
 /// How a version that was not written by a plain `PUT` came to be.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Origin {
     /// A rotation: by the scheduler at its due time, or asked for through `…/rotate`.
@@ -79,7 +79,7 @@ pub type SecretVersion = Version<SecretDocument>;
 pub type SecretHead = Head<SecretDocument>;
 
 /// The stages a version can have (as AWS Secrets Manager's AWSCURRENT / AWSPREVIOUS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     /// The live version: what references resolve to.
@@ -113,7 +113,7 @@ impl Stage {
 }
 
 /// What listing and reading a secret's metadata show: never a value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretSummary {
     pub name: SecretName,
@@ -136,7 +136,7 @@ impl SecretSummary {
 }
 
 /// One version in a secret's metadata, with its stages.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretVersionInfo {
     pub version: u64,
@@ -152,7 +152,7 @@ pub struct SecretVersionInfo {
 }
 
 /// A value read: the version it came from and the value as it was written.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretValue {
     pub name: SecretName,

@@ -18,7 +18,7 @@ const MAX_LENGTH: u16 = 4096;
 const ALPHANUMERIC: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// `{intervalSecs, gracePeriodSecs, generator}`, kept with every version of the secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotationPolicy {
     /// A new version is due this long after the current one was made.
@@ -29,7 +29,7 @@ pub struct RotationPolicy {
 }
 
 /// Where a rotation's new value comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Generator {
     /// A random string of `length` characters drawn from `alphabet` (default A-Z a-z 0-9).
@@ -55,7 +55,7 @@ pub enum Generator {
     Supplied,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     Base64,

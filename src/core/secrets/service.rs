@@ -41,7 +41,7 @@ pub enum Selector {
 }
 
 /// What a re-wrap did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RewrapReport {
     /// The key everything is wrapped under now.
@@ -53,7 +53,7 @@ pub struct RewrapReport {
 }
 
 /// A secret's metadata: its versions and their stages, its rotation, never a value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretInfo {
     pub name: SecretName,
