@@ -1,9 +1,13 @@
 //! Effective-config benchmark: loads 1,000 configs of about 2 KB into the real server (release
 //! binary, its own process, SQLite) and measures
 //!   1. writes: versions/s and latency, sequential and 8 concurrent writers;
-//!   2. read throughput, closed loop, against a bare axum handler (also its own process) that
-//!      answers each request with the very bytes summit-config gave for it, in the same run:
-//!      the ratio is the figure. Two mixes: one hot config, and 1,000 configs × 8,192 keys;
+//!   2. reads against a bare axum handler (also its own process) that answers each request with
+//!      the very bytes summit-config gave for it, in the same run, alternating: the headline is
+//!      each server's own CPU time per request (user + system from `/proc/<pid>/stat` over the
+//!      measured window, divided by the requests it served), which no load generator can
+//!      flatter; beside it the throughput ratio, closed loop from this process and with `wrk`
+//!      (a leaner external generator; skipped when not installed). Two mixes: one hot config,
+//!      and 1,000 configs × 8,192 keys;
 //!   3. read latency at a fixed offered rate (default 20,000 req/s, open loop).
 //!
 //! `cargo bench --bench effective_read` (options: `-- --seconds 10 --rate 20000 --connections 64`;
@@ -14,7 +18,8 @@
 mod support;
 
 use support::{
-    Server, config_body, connect, free_port, max_throughput, ms, percentile, send, wait_until_up,
+    Measured, Server, config_body, connect, free_port, max_throughput_measured, ms, percentile,
+    send, wait_until_up, wrk,
 };
 
 use std::collections::HashMap;
@@ -217,7 +222,7 @@ fn main() {
 async fn run(opts: Options) {
     let dir = tempfile::tempdir().unwrap();
     let summit_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let _summit = Server(
+    let summit = Server(
         Command::new(env!("CARGO_BIN_EXE_summit-config"))
             .env("SUMMIT_HTTP_ADDR", summit_addr.to_string())
             .envs(access_env())
@@ -255,7 +260,7 @@ async fn run(opts: Options) {
     let bodies_file = dir.path().join("bodies.tsv");
     std::fs::write(&bodies_file, bodies).unwrap();
     let bare_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let _bare = Server(
+    let bare = Server(
         Command::new(std::env::current_exe().unwrap())
             .arg("--bare-server")
             .arg(bare_addr.port().to_string())
@@ -266,23 +271,52 @@ async fn run(opts: Options) {
     wait_until_up(bare_addr).await;
 
     // Alternate the two servers in short rounds so drift in machine load hits both alike, and
-    // report the median of the per-round ratios.
+    // report the medians of the per-round figures.
     const ROUNDS: usize = 5;
     let window = Duration::from_secs_f64(opts.seconds as f64 / ROUNDS as f64);
+    let (summit_pid, bare_pid) = (summit.0.id(), bare.0.id());
     let mixes = [
         ("one hot config", hot),
         ("1,000 configs × 8,192 keys", spread.clone()),
     ];
-    let mut ratios = Vec::new();
-    for (name, paths) in mixes {
+    let mut closed = Vec::new();
+    for (name, paths) in &mixes {
         let mut rounds = Vec::new();
         for _ in 0..ROUNDS {
-            let bare = max_throughput(bare_addr, paths.clone(), opts.connections, window).await;
-            let summit = max_throughput(summit_addr, paths.clone(), opts.connections, window).await;
-            rounds.push((summit / bare, summit, bare));
+            let b = max_throughput_measured(
+                bare_addr,
+                Some(bare_pid),
+                paths.clone(),
+                opts.connections,
+                window,
+            )
+            .await;
+            let s = max_throughput_measured(
+                summit_addr,
+                Some(summit_pid),
+                paths.clone(),
+                opts.connections,
+                window,
+            )
+            .await;
+            rounds.push((s, b));
         }
-        rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
-        ratios.push((name, rounds));
+        closed.push((*name, rounds));
+    }
+    let mut external = Vec::new();
+    if wrk::available() {
+        for (name, paths) in &mixes {
+            let script = wrk::script(dir.path(), "reads", "GET", paths, None);
+            let mut rounds = Vec::new();
+            for _ in 0..ROUNDS {
+                let b = wrk::run(bare_addr, bare_pid, &script, 2, 32, window);
+                let s = wrk::run(summit_addr, summit_pid, &script, 2, 32, window);
+                if let (Some((s, _)), Some((b, _))) = (s, b) {
+                    rounds.push((s, b));
+                }
+            }
+            external.push((*name, rounds));
+        }
     }
     let latency_connections = opts.connections.min(50);
     let (achieved, lat) =
@@ -290,7 +324,14 @@ async fn run(opts: Options) {
     let (bare_achieved, bare_lat) =
         fixed_rate(bare_addr, opts.rate, latency_connections, opts.seconds).await;
 
-    println!("\n### effective_read ({CONFIGS} configs, responses of about {body_len} bytes)\n");
+    let access = if support::BEARER.get().is_some() {
+        "access control on, bearer token, rate limiting off"
+    } else {
+        "access control off"
+    };
+    println!(
+        "\n### effective_read ({CONFIGS} configs, responses of about {body_len} bytes, {access})\n"
+    );
     println!("| measure | figure |\n|---|---|");
     println!(
         "| writes, 1 writer | {seq_rate:.0} versions/s, p50 {}, p99 {} |",
@@ -302,16 +343,22 @@ async fn run(opts: Options) {
         ms(percentile(&conc, 0.5)),
         ms(percentile(&conc, 0.99))
     );
-    for (name, rounds) in ratios {
-        let (median, summit_rps, bare_rps) = rounds[rounds.len() / 2];
-        println!(
-            "| reads, {name}, {} conns | **{:.1}%** of bare axum (median of {} rounds; range {:.1}–{:.1}%); median round: summit-config {summit_rps:.0} req/s, bare {bare_rps:.0} req/s |",
-            opts.connections,
-            100.0 * median,
-            rounds.len(),
-            100.0 * rounds[0].0,
-            100.0 * rounds[rounds.len() - 1].0,
-        );
+    for (generator, results) in [
+        (
+            format!("closed loop, this process, {} conns", opts.connections),
+            &closed,
+        ),
+        ("wrk -t2 -c32".to_owned(), &external),
+    ] {
+        for (name, rounds) in results.iter() {
+            if rounds.is_empty() {
+                continue;
+            }
+            println!("| reads, {name}, {generator} | {} |", compare(rounds));
+        }
+    }
+    if external.is_empty() {
+        println!("| reads with wrk | skipped: `wrk` is not installed (`apt-get install wrk`) |");
     }
     for (who, achieved, lat) in [
         ("summit-config", achieved, &lat),
@@ -327,4 +374,35 @@ async fn run(opts: Options) {
             ms(percentile(lat, 1.0)),
         );
     }
+}
+
+/// Medians over the rounds of (summit-config, bare): CPU per request of each server and their
+/// ratio (the headline), and the throughput ratio.
+fn compare(rounds: &[(Measured, Measured)]) -> String {
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let summit_cpu = median(rounds.iter().map(|(s, _)| s.cpu_us()).collect());
+    let bare_cpu = median(rounds.iter().map(|(_, b)| b.cpu_us()).collect());
+    let ratio = median(
+        rounds
+            .iter()
+            .map(|(s, b)| s.cpu_per_request / b.cpu_per_request)
+            .collect(),
+    );
+    let throughput = median(
+        rounds
+            .iter()
+            .map(|(s, b)| s.per_second / b.per_second)
+            .collect(),
+    );
+    let summit_rps = median(rounds.iter().map(|(s, _)| s.per_second).collect());
+    let bare_rps = median(rounds.iter().map(|(_, b)| b.per_second).collect());
+    format!(
+        "server CPU per request: summit-config {summit_cpu:.1} µs, bare {bare_cpu:.1} µs, **{ratio:.2}×** bare; \
+         throughput {:.1}% of bare ({summit_rps:.0} vs {bare_rps:.0} req/s; medians of {} rounds)",
+        100.0 * throughput,
+        rounds.len()
+    )
 }

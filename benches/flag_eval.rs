@@ -7,7 +7,8 @@
 //!     evaluation of the 20 flags meant for one service).
 //!
 //! Each case runs closed loop twice: saturated (`--connections`, default 64) for evaluations/s,
-//! and lightly loaded (4 connections) for latency. Prints a Markdown table for
+//! and lightly loaded (4 connections) for latency, with the server process's CPU time per
+//! request (from `/proc/<pid>/stat`) in the saturated run. Prints a Markdown table for
 //! docs/performance.md. `cargo bench --bench flag_eval` (`-- --seconds 5 --connections 64`).
 
 mod support;
@@ -136,13 +137,15 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Closed loop over `connections` for `window` after a warm-up: (requests/s, sorted latencies).
+/// Closed loop over `connections` for `window` after a warm-up: (requests/s, sorted latencies,
+/// the server process's CPU µs per request over the window).
 async fn run(
     addr: SocketAddr,
+    server: u32,
     requests: Arc<Vec<(String, Bytes)>>,
     connections: usize,
     window: Duration,
-) -> (f64, Vec<Duration>) {
+) -> (f64, Vec<Duration>, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = (0..connections)
@@ -168,9 +171,10 @@ async fn run(
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), support::cpu::process_seconds(server));
     tokio::time::sleep(window).await;
     measuring.store(false, Ordering::Relaxed);
+    let cpu_spent = support::cpu::process_seconds(server) - cpu_before;
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
@@ -178,7 +182,12 @@ async fn run(
         latencies.extend(task.expect("a connection failed"));
     }
     latencies.sort();
-    (latencies.len() as f64 / elapsed.as_secs_f64(), latencies)
+    let cpu_us = 1e6 * cpu_spent / latencies.len().max(1) as f64;
+    (
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        latencies,
+        cpu_us,
+    )
 }
 
 fn main() {
@@ -190,11 +199,11 @@ fn main() {
     support::runtime().block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let _server = Server(
+        let server = Server(
             Command::new(env!("CARGO_BIN_EXE_summit-config"))
                 .env("SUMMIT_HTTP_ADDR", addr.to_string())
                 .env("SUMMIT_NO_AUTH", "true")
-            .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
+                .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
                 .env(
                     "SUMMIT_DATABASE_URL",
                     format!("sqlite://{}/bench.db", dir.path().display()),
@@ -213,15 +222,17 @@ fn main() {
             assert_eq!(status, 201, "{}", String::from_utf8_lossy(&text));
         }
         println!(
-            "| case | evaluations/s ({connections} conns) | requests/s | p50 / p99 ({connections} conns) | p50 / p99 (4 conns) |"
+            "| case | evaluations/s ({connections} conns) | requests/s | server CPU per request | p50 / p99 ({connections} conns) | p50 / p99 (4 conns) |"
         );
-        println!("|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|");
+        let pid = server.0.id();
         let window = Duration::from_secs(seconds);
         for case in cases() {
-            let (rate, loaded) = run(addr, case.requests.clone(), connections, window).await;
-            let (_, light) = run(addr, case.requests.clone(), 4, window).await;
+            let (rate, loaded, cpu_us) =
+                run(addr, pid, case.requests.clone(), connections, window).await;
+            let (_, light, _) = run(addr, pid, case.requests.clone(), 4, window).await;
             println!(
-                "| {} | {:.0} | {:.0} | {} / {} | {} / {} |",
+                "| {} | {:.0} | {:.0} | {cpu_us:.1} µs | {} / {} | {} / {} |",
                 case.name,
                 rate * case.flags_per_request as f64,
                 rate,

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 pub mod cpu;
+pub mod wrk;
 
 /// The number after `name` on the command line (`--seconds 10`), or `default`.
 pub fn arg(name: &str, default: u64) -> u64 {
@@ -129,6 +130,23 @@ pub struct Call {
     pub status: u16,
 }
 
+/// What a measured phase gave: throughput and, when the server's pid is known, the server
+/// process's CPU time (user + system, from `/proc/<pid>/stat`) per request served.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Measured {
+    pub per_second: f64,
+    pub requests: u64,
+    /// Server CPU seconds per request; 0 when not measured.
+    pub cpu_per_request: f64,
+}
+
+impl Measured {
+    /// CPU per request in microseconds.
+    pub fn cpu_us(&self) -> f64 {
+        self.cpu_per_request * 1e6
+    }
+}
+
 /// Closed loop: `connections` clients send back-to-back; counts over `window` after a
 /// half-second warm-up. Returns requests/s.
 pub async fn max_throughput(
@@ -137,11 +155,26 @@ pub async fn max_throughput(
     connections: usize,
     window: Duration,
 ) -> f64 {
-    closed_loop(addr, connections, window, move |connection, k| Call {
-        method: "GET",
-        path: paths[(connection * 131 + k as usize) % paths.len()].clone(),
-        body: Bytes::new(),
-        status: 200,
+    max_throughput_measured(addr, None, paths, connections, window)
+        .await
+        .per_second
+}
+
+/// `max_throughput`, with the CPU time the process `server` spent in the counted window.
+pub async fn max_throughput_measured(
+    addr: SocketAddr,
+    server: Option<u32>,
+    paths: Arc<Vec<String>>,
+    connections: usize,
+    window: Duration,
+) -> Measured {
+    closed_loop_measured(addr, server, connections, window, move |connection, k| {
+        Call {
+            method: "GET",
+            path: paths[(connection * 131 + k as usize) % paths.len()].clone(),
+            body: Bytes::new(),
+            status: 200,
+        }
     })
     .await
 }
@@ -150,6 +183,22 @@ pub async fn max_throughput(
 /// its k-th request, back-to-back; counts over `window` after a half-second warm-up. Returns
 /// requests/s.
 pub async fn closed_loop<F>(addr: SocketAddr, connections: usize, window: Duration, next: F) -> f64
+where
+    F: Fn(usize, u64) -> Call + Send + Sync + 'static,
+{
+    closed_loop_measured(addr, None, connections, window, next)
+        .await
+        .per_second
+}
+
+/// `closed_loop`, with the CPU time the process `server` spent in the counted window.
+pub async fn closed_loop_measured<F>(
+    addr: SocketAddr,
+    server: Option<u32>,
+    connections: usize,
+    window: Duration,
+    next: F,
+) -> Measured
 where
     F: Fn(usize, u64) -> Call + Send + Sync + 'static,
 {
@@ -180,16 +229,22 @@ where
             })
         })
         .collect();
+    let cpu = |pid: Option<u32>| pid.map_or(0.0, cpu::process_seconds);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (started, before) = (Instant::now(), done.load(Ordering::Relaxed));
+    let (started, before, cpu_before) = (Instant::now(), done.load(Ordering::Relaxed), cpu(server));
     tokio::time::sleep(window).await;
     let counted = done.load(Ordering::Relaxed) - before;
+    let cpu_spent = cpu(server) - cpu_before;
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     for task in futures::future::join_all(tasks).await {
         task.expect("a closed-loop connection failed");
     }
-    counted as f64 / elapsed.as_secs_f64()
+    Measured {
+        per_second: counted as f64 / elapsed.as_secs_f64(),
+        requests: counted,
+        cpu_per_request: cpu_spent / counted.max(1) as f64,
+    }
 }
 
 /// Waits (up to 10 s) until something accepts connections on `addr`.
