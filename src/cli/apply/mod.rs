@@ -8,12 +8,16 @@ use std::path::PathBuf;
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::bundle::{self, Bundle, ConfigEntry};
+mod show;
+
+pub use show::describe;
+use show::{render, report, summary};
+
+use super::bundle::{Bundle, ConfigEntry};
 use super::client::{Failure, Result};
-use super::diff::unified;
-use super::output::{self, BOLD, Format, GREEN, RED, paint};
+use super::output::{self, Format};
 use super::remote::{self, Outcome};
 use super::{Common, Context, metadata};
 use crate::core::approvals::model::{ChangeOperation, ChangeRequest, Proposal};
@@ -278,68 +282,6 @@ fn to_value(value: &impl Serialize) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-/// The plan for people: one line per change, a diff under each update.
-fn render(plan: &Plan, dir: &str) -> String {
-    if plan.changes.is_empty() {
-        return format!(
-            "No changes: the server matches {dir} ({} unchanged).\n",
-            plan.unchanged
-        );
-    }
-    let mut text = String::new();
-    for change in &plan.changes {
-        let name = format!("{} {}", change.kind.as_str(), change.id);
-        let line = match change.action {
-            Action::Create => paint(GREEN, &format!("+ {name} (create)")),
-            Action::Update if change.kind == Kind::Schema => format!("~ {name} (replace)"),
-            Action::Update => format!("~ {name} (version {} → new version)", change.base_version),
-            Action::Delete => paint(
-                RED,
-                &format!("- {name} (delete version {})", change.base_version),
-            ),
-        };
-        text.push_str(&paint(BOLD, &line));
-        if let Some(request) = &change.awaiting {
-            text.push_str(&format!("  awaiting approval: change request {request}"));
-        }
-        text.push('\n');
-        if change.action != Action::Delete && change.awaiting.is_none() {
-            let folder = if change.kind == Kind::Flag {
-                bundle::FLAGS
-            } else {
-                bundle::CONFIGS
-            };
-            let to = format!("{dir}/{folder}/{}", change.id);
-            text.push_str(&match change.action {
-                Action::Create => added(&change.after, &to),
-                _ => {
-                    let from = match change.kind {
-                        Kind::Schema => format!("{} schema (live)", change.id),
-                        _ => format!("{}@{}", change.id, change.base_version),
-                    };
-                    unified(&change.before, &change.after, &from, &to)
-                }
-            });
-        }
-    }
-    let count = |action| {
-        plan.changes
-            .iter()
-            .filter(|c| c.awaiting.is_none() && c.action == action)
-            .count()
-    };
-    let awaiting = plan.changes.iter().filter(|c| c.awaiting.is_some()).count();
-    text.push_str(&format!(
-        "Plan: {} to create, {} to change, {} to delete, {} awaiting approval, {} unchanged.\n",
-        count(Action::Create),
-        count(Action::Update),
-        count(Action::Delete),
-        awaiting,
-        plan.unchanged
-    ));
-    text
-}
-
 /// Writes the plan: per config its schema and document (in the order that validates), then
 /// flags, then deletes. Prints a progress line per change on a table.
 async fn execute(
@@ -435,61 +377,4 @@ async fn execute(
         }
     }
     outcomes
-}
-
-/// A new document: every line added.
-fn added(document: &Value, to: &str) -> String {
-    let mut text = paint(GREEN, &format!("+++ {to}"));
-    text.push('\n');
-    for line in output::pretty_json(document).lines() {
-        text.push_str(&paint(GREEN, &format!("+{line}")));
-        text.push('\n');
-    }
-    text
-}
-
-pub fn describe(outcome: &Result<Outcome>) -> String {
-    match outcome {
-        Ok(Outcome::Written(version)) => paint(GREEN, &format!("version {version} written")),
-        Ok(Outcome::Pending(request)) => {
-            format!("awaiting approval: change request {request} (summit-config approve {request})")
-        }
-        Ok(Outcome::Deleted) => paint(GREEN, "deleted"),
-        Err(failure) => paint(RED, &format!("failed: {}", failure.one_line())),
-    }
-}
-
-fn summary(outcomes: &[(usize, Result<Outcome>)]) -> String {
-    let count = |f: fn(&Result<Outcome>) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();
-    format!(
-        "Applied: {} written, {} deleted, {} awaiting approval, {} failed.\n",
-        count(|o| matches!(o, Ok(Outcome::Written(_)))),
-        count(|o| matches!(o, Ok(Outcome::Deleted))),
-        count(|o| matches!(o, Ok(Outcome::Pending(_)))),
-        count(Result::is_err),
-    )
-}
-
-/// The plan and its results for scripts: each change with its RFC 6902 patch and its result.
-fn report(plan: &Plan, outcomes: &[(usize, Result<Outcome>)], dry_run: bool) -> Value {
-    let changes: Vec<Value> = plan
-        .changes
-        .iter()
-        .enumerate()
-        .map(|(i, change)| {
-            let mut value = to_value(change);
-            if change.action != Action::Delete {
-                value["patch"] = to_value(&json_patch::diff(&change.before, &change.after));
-            }
-            if let Some((_, outcome)) = outcomes.iter().find(|(index, _)| *index == i) {
-                value["result"] = remote::outcome_json(outcome);
-            }
-            value
-        })
-        .collect();
-    json!({
-        "dryRun": dry_run,
-        "changes": changes,
-        "unchanged": plan.unchanged,
-    })
 }
