@@ -8,7 +8,10 @@
 //!
 //! Each case runs closed loop twice: saturated (`--connections`, default 64) for evaluations/s,
 //! and lightly loaded (4 connections) for latency, with the server process's CPU time per
-//! request (from `/proc/<pid>/stat`) in the saturated run. Prints a Markdown table for
+//! request (from `/proc/<pid>/stat`) in the saturated run. Beside it, in the same run, a **bare
+//! axum server** (its own process) that reads each request's body and answers the very bytes
+//! summit-config gave for that path and body: the CPU-per-request ratio against it is the
+//! figure issue 18 sets a target for (1.5×). Prints a Markdown table for
 //! docs/performance.md. `cargo bench --bench flag_eval` (`-- --seconds 5 --connections 64`).
 
 mod support;
@@ -190,7 +193,46 @@ async fn run(
     )
 }
 
+/// The baseline: any POST answered with the bytes summit-config gave for that path and body
+/// (`bodies_file`: one `path<TAB>body<TAB>answer` a line), after reading the body.
+fn run_bare_server(port: u16, bodies_file: &str) {
+    let answers: std::collections::HashMap<(String, Bytes), Bytes> =
+        std::fs::read_to_string(bodies_file)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let mut parts = line.splitn(3, '\t');
+                let (path, body, answer) = (parts.next(), parts.next(), parts.next());
+                let key = (
+                    path.unwrap().to_owned(),
+                    Bytes::from(body.unwrap().to_owned()),
+                );
+                (key, Bytes::from(answer.unwrap().to_owned()))
+            })
+            .collect();
+    let answers = Arc::new(answers);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: Bytes| {
+            let answer = answers
+                .get(&(uri.path().to_owned(), body))
+                .cloned()
+                .unwrap_or_default();
+            async move { ([("content-type", "application/json")], answer) }
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--bare-server") {
+        run_bare_server(args[i + 1].parse().unwrap(), &args[i + 2]);
+        return;
+    }
     if support::is_probe() {
         return;
     }
@@ -221,21 +263,49 @@ fn main() {
             let (status, text) = send(&mut sender, "PUT", &path, body).await;
             assert_eq!(status, 201, "{}", String::from_utf8_lossy(&text));
         }
+        // What summit-config answers for every request of every case, for the bare baseline.
+        let cases = cases();
+        let mut answers = String::new();
+        for case in &cases {
+            for (path, body) in case.requests.iter() {
+                let (status, answer) = send(&mut sender, "POST", path, body.clone()).await;
+                assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&answer));
+                let body = std::str::from_utf8(body).unwrap();
+                let answer = std::str::from_utf8(&answer).unwrap();
+                answers.push_str(&format!("{path}\t{body}\t{answer}\n"));
+            }
+        }
+        let answers_file = dir.path().join("answers.tsv");
+        std::fs::write(&answers_file, answers).unwrap();
+        let bare_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let bare = Server(
+            Command::new(std::env::current_exe().unwrap())
+                .arg("--bare-server")
+                .arg(bare_addr.port().to_string())
+                .arg(&answers_file)
+                .spawn()
+                .expect("start the bare server"),
+        );
+        wait_until_up(bare_addr).await;
+
         println!(
-            "| case | evaluations/s ({connections} conns) | requests/s | server CPU per request | p50 / p99 ({connections} conns) | p50 / p99 (4 conns) |"
+            "| case | evaluations/s ({connections} conns) | requests/s | server CPU per request: summit-config / bare (ratio) | p50 / p99 ({connections} conns) | p50 / p99 (4 conns) |"
         );
         println!("|---|---|---|---|---|---|");
-        let pid = server.0.id();
+        let (pid, bare_pid) = (server.0.id(), bare.0.id());
         let window = Duration::from_secs(seconds);
-        for case in cases() {
+        for case in cases {
+            let (_, _, bare_cpu) =
+                run(bare_addr, bare_pid, case.requests.clone(), connections, window).await;
             let (rate, loaded, cpu_us) =
                 run(addr, pid, case.requests.clone(), connections, window).await;
             let (_, light, _) = run(addr, pid, case.requests.clone(), 4, window).await;
             println!(
-                "| {} | {:.0} | {:.0} | {cpu_us:.1} µs | {} / {} | {} / {} |",
+                "| {} | {:.0} | {:.0} | {cpu_us:.1} µs / {bare_cpu:.1} µs (**{:.2}×**) | {} / {} | {} / {} |",
                 case.name,
                 rate * case.flags_per_request as f64,
                 rate,
+                cpu_us / bare_cpu,
                 ms(percentile(&loaded, 0.50)),
                 ms(percentile(&loaded, 0.99)),
                 ms(percentile(&light, 0.50)),
