@@ -91,21 +91,22 @@ fn approvals(request: &Value) -> String {
 }
 
 pub async fn approve(ctx: &Context, args: Approve) -> Result<()> {
-    let path = format!("/api/v1/change-requests/{}", segment(&args.request));
     let body = json!({ "metadata": super::metadata(None) });
-    let mut request = ctx
-        .client
-        .call(Method::POST, &format!("{path}/approve"), &[], Some(&body))
-        .await?
-        .body;
+    let mut request = act(ctx, &args.request, "approve", &body).await?;
     if args.apply && request["status"] == "approved" {
-        request = ctx
-            .client
-            .call(Method::POST, &format!("{path}/apply"), &[], Some(&body))
-            .await?
-            .body;
+        request = act(ctx, &args.request, "apply", &body).await?;
     }
     output::show(ctx.format, &request, describe)
+}
+
+/// `POST /api/v1/change-requests/{id}/{action}`: the request as it stands afterwards.
+async fn act(ctx: &Context, request: &str, action: &str, body: &Value) -> Result<Value> {
+    let path = format!("/api/v1/change-requests/{}/{action}", segment(request));
+    Ok(ctx
+        .client
+        .call(Method::POST, &path, &[], Some(body))
+        .await?
+        .body)
 }
 
 #[derive(Debug, Args)]
@@ -120,27 +121,17 @@ pub struct Cancel {
 
 /// Withdraws one's own pending request.
 pub async fn cancel(ctx: &Context, args: Cancel) -> Result<()> {
-    let path = format!("/api/v1/change-requests/{}/cancel", segment(&args.request));
     let mut body = json!({ "metadata": super::metadata(None) });
     if let Some(reason) = args.reason {
         body["reason"] = reason.into();
     }
-    let request = ctx
-        .client
-        .call(Method::POST, &path, &[], Some(&body))
-        .await?
-        .body;
+    let request = act(ctx, &args.request, "cancel", &body).await?;
     output::show(ctx.format, &request, describe)
 }
 
 pub async fn reject(ctx: &Context, args: Reject) -> Result<()> {
-    let path = format!("/api/v1/change-requests/{}/reject", segment(&args.request));
     let body = json!({ "reason": args.reason, "metadata": super::metadata(None) });
-    let request = ctx
-        .client
-        .call(Method::POST, &path, &[], Some(&body))
-        .await?
-        .body;
+    let request = act(ctx, &args.request, "reject", &body).await?;
     output::show(ctx.format, &request, describe)
 }
 

@@ -59,13 +59,7 @@ pub async fn import(ctx: &Context, args: Import) -> Result<()> {
     let configs = bundle.configs.clone().unwrap_or_default();
     let flags = bundle.flags.clone().unwrap_or_default();
 
-    let mut live_configs = BTreeMap::new();
-    for (id, entry) in &configs {
-        live_configs.insert(
-            id.clone(),
-            remote::config(client, id, entry.schema.is_some()).await?,
-        );
-    }
+    let live_configs = remote::configs(client, &configs).await?;
     let live_flags = remote::flags(client).await?;
     // What exists and differs from the export; identical items are left as they are.
     let mut existing = Vec::new();

@@ -7,7 +7,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::apply::Kind;
-use super::bundle;
+use futures::{StreamExt, TryStreamExt};
+
+use super::bundle::{self, ConfigEntry};
 use super::client::{Client, Failure, Result, segment};
 use crate::core::approvals::model::ChangeRequest;
 use crate::core::flags::FlagDefinition;
@@ -70,6 +72,22 @@ pub async fn config(client: &Client, id: &str, with_schema: bool) -> Result<Live
         None
     };
     Ok(LiveConfig { current, schema })
+}
+
+/// The live state of each declared config (its schema too when the entry has one), eight
+/// requests at a time.
+pub async fn configs(
+    client: &Client,
+    declared: &BTreeMap<String, ConfigEntry>,
+) -> Result<BTreeMap<String, LiveConfig>> {
+    futures::stream::iter(declared)
+        .map(|(id, entry)| async move {
+            let live = config(client, id, entry.schema.is_some()).await?;
+            Ok((id.clone(), live))
+        })
+        .buffered(8)
+        .try_collect()
+        .await
 }
 
 /// The live configs' ids and current versions.

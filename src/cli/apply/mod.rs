@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -132,18 +131,11 @@ pub async fn plan(ctx: &Context, bundle: &Bundle, prune: bool) -> Result<Plan> {
     let mut unchanged = 0;
     let requests = remote::pending_requests(&ctx.client).await?;
     if let Some(configs) = &bundle.configs {
-        let live: Vec<_> = futures::stream::iter(configs.iter())
-            .map(|(id, entry)| async move {
-                remote::config(&ctx.client, id, entry.schema.is_some())
-                    .await
-                    .map(|live| (id, entry, live))
-            })
-            .buffered(8)
-            .try_collect()
-            .await?;
-        for (id, entry, live) in live {
+        // Both maps have the declared ids, in the same (sorted) order.
+        let live = remote::configs(&ctx.client, configs).await?;
+        for ((id, entry), (_, current)) in configs.iter().zip(live) {
             let before = changes.len();
-            compare_config(id, entry, live, &requests, &mut changes);
+            compare_config(id, entry, current, &requests, &mut changes);
             if changes.len() == before {
                 unchanged += 1;
             }
