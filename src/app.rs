@@ -40,7 +40,8 @@ pub struct App {
     grpc_listener: TcpListener,
     watch_buffer: usize,
     max_body_bytes: usize,
-    router: axum::Router,
+    /// The REST router, and the state the effective read ahead of it is answered from.
+    rest: http::access::WithCredentialMemo,
     service: Arc<ConfigService>,
     flags: Arc<FlagService>,
     secrets: Arc<SecretService>,
@@ -482,7 +483,10 @@ impl App {
             grpc_listener,
             watch_buffer: settings.watch_buffer,
             max_body_bytes: settings.max_body_bytes,
-            router: http::router(state, &limits),
+            rest: http::access::WithCredentialMemo {
+                router: http::router(state.clone(), &limits),
+                state,
+            },
             service,
             flags,
             secrets,
@@ -557,7 +561,7 @@ impl App {
         // REST ends only with a shutdown; gRPC failing stops REST too.
         let rest = crate::connections::serve_rest(
             self.listener,
-            http::access::WithCredentialMemo(self.router),
+            self.rest,
             tls,
             &self.connections,
             shutdown,

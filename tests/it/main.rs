@@ -16,6 +16,7 @@ mod connections;
 mod deploy;
 mod deployments;
 mod durability;
+mod effective_direct;
 mod flag_approvals;
 mod flags_api;
 mod grpc;

@@ -286,6 +286,18 @@ async fn every_metric_is_scraped_and_moves_with_what_it_counts() {
             &[("route", "/api/v1/configs/{id}/applied"), ("status", "200")]
         ) == 2.0
     );
+    // The effective read, answered ahead of the router, is counted under its route too.
+    assert_eq!(
+        grew(
+            "summit_http_requests_total",
+            &[
+                ("method", "GET"),
+                ("route", "/api/v1/configs/{id}/effective"),
+                ("status", "200")
+            ]
+        ),
+        1.0
+    );
 
     // The watcher gone, the gauge comes down.
     drop(watch);

@@ -9,7 +9,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use futures::future::BoxFuture;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Either};
 use tower::{Layer, Service};
 
 use axum::extract::{FromRequestParts, MatchedPath, Request};
@@ -53,15 +54,20 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Serves each connection with its own `CredentialMemo`, so the requests of a connection that
-/// repeats its credential are authenticated without hashing it again.
+/// repeats its credential are authenticated without hashing it again; effective reads are
+/// answered ahead of the router (`effective::direct`).
 #[derive(Clone)]
-pub struct WithCredentialMemo(pub axum::Router);
+pub struct WithCredentialMemo {
+    pub router: axum::Router,
+    pub state: AppState,
+}
 
 impl WithCredentialMemo {
     /// The service of one new connection.
     pub fn connection(&self) -> RememberingConnection {
         RememberingConnection {
-            router: self.0.clone(),
+            router: self.router.clone(),
+            state: self.state.clone(),
             memo: Arc::new(CredentialMemo::default()),
         }
     }
@@ -71,21 +77,32 @@ impl WithCredentialMemo {
 #[derive(Clone)]
 pub struct RememberingConnection {
     router: axum::Router,
+    state: AppState,
     memo: Arc<CredentialMemo>,
 }
 
 impl Service<Request> for RememberingConnection {
     type Response = Response;
     type Error = Infallible;
-    type Future = <axum::Router as Service<Request>>::Future;
+    type Future = Either<
+        <axum::Router as Service<Request>>::Future,
+        futures::future::Map<
+            BoxFuture<'static, Response>,
+            fn(Response) -> Result<Response, Infallible>,
+        >,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Service::<Request>::poll_ready(&mut self.router, cx)
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
+        if super::effective::is_direct(&request) {
+            let read = super::effective::direct(self.state.clone(), self.memo.clone(), request);
+            return Either::Right(read.boxed().map(Ok));
+        }
         request.extensions_mut().insert(self.memo.clone());
-        self.router.call(request)
+        Either::Left(self.router.call(request))
     }
 }
 
@@ -103,7 +120,6 @@ impl<S> Layer<S> for AuthenticateLayer {
         Authenticate {
             inner,
             state: self.state.clone(),
-            unrestricted: Caller::unrestricted(),
         }
     }
 }
@@ -112,7 +128,6 @@ impl<S> Layer<S> for AuthenticateLayer {
 pub struct Authenticate<S> {
     inner: S,
     state: AppState,
-    unrestricted: Caller,
 }
 
 impl<S> Service<Request> for Authenticate<S>
@@ -134,25 +149,10 @@ where
         if OPEN_ROUTES.contains(&route_str) {
             return RecordRefusal::passing(self.inner.call(request));
         }
-        let access = &self.state.access;
-        let caller = if access.enabled() {
-            let credential = bearer(request.headers());
-            let identity = match request.extensions().get::<Arc<CredentialMemo>>() {
-                Some(memo) => access.authenticate_remembering(credential, memo),
-                None => access.authenticate(credential),
-            }
-            .and_then(|identity| access.check_rate(&identity).map(|()| identity));
-            match identity {
-                Ok(identity) => Caller(identity),
-                Err(error) => {
-                    if let Error::Unauthenticated { .. } = error {
-                        metrics::counter!("summit_auth_failures_total").increment(1);
-                    }
-                    return RecordRefusal::answered(ApiError(error).into_response());
-                }
-            }
-        } else {
-            self.unrestricted.clone()
+        let memo = request.extensions().get::<Arc<CredentialMemo>>();
+        let caller = match caller_of(&self.state, request.headers(), memo.map(Arc::as_ref)) {
+            Ok(caller) => caller,
+            Err(response) => return RecordRefusal::answered(response),
         };
         let operation = route.map(|route| (request.method().clone(), route));
         request.extensions_mut().insert(caller.clone());
@@ -163,6 +163,32 @@ where
             operation,
         )
     }
+}
+
+/// The caller of a request on a route that needs a credential: with access control on, the
+/// bearer credential authenticated (from the connection's `memo` when it remembers it) and
+/// within its identity's rate; else the unrestricted identity. A refusal is the answer to send.
+pub(crate) fn caller_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    memo: Option<&CredentialMemo>,
+) -> Result<Caller, Response> {
+    let access = &state.access;
+    if !access.enabled() {
+        return Ok(Caller::unrestricted());
+    }
+    let credential = bearer(headers);
+    match memo {
+        Some(memo) => access.authenticate_remembering(credential, memo),
+        None => access.authenticate(credential),
+    }
+    .and_then(|identity| access.check_rate(&identity).map(|()| Caller(identity)))
+    .map_err(|error| {
+        if let Error::Unauthenticated { .. } = error {
+            metrics::counter!("summit_auth_failures_total").increment(1);
+        }
+        ApiError(error).into_response()
+    })
 }
 
 pin_project_lite::pin_project! {
@@ -256,15 +282,24 @@ async fn record(watch: Watch, refusal: Refusal, response: Response) -> Response 
         Some((method, route)) => format!("{method} {}", route.as_str()),
         None => "unrouted".to_owned(),
     };
-    watch
-        .state
+    record_denial(&watch.state, &watch.caller, &operation, refusal).await;
+    response
+}
+
+/// Records a refusal the core answered, once, as `operation` (`METHOD route`).
+pub(crate) async fn record_denial(
+    state: &AppState,
+    caller: &Caller,
+    operation: &str,
+    refusal: Refusal,
+) {
+    state
         .access
         .record_denial(
-            &watch.caller.identity().name,
-            &operation,
+            &caller.identity().name,
+            operation,
             refusal.resource.as_deref(),
             &refusal.reason,
         )
         .await;
-    response
 }

@@ -1,20 +1,26 @@
 //! `GET /api/v1/configs/{id}/effective`: the hot read path, answered from memory.
 
-use axum::extract::{FromRequestParts, State};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::error::Result;
+use super::error::{Refusal, Result};
 use super::extract::ConfigIdPath;
 use super::openapi as doc;
-use crate::core::access::Caller;
+use super::{AppState, access, track};
+use crate::core::access::{Caller, CredentialMemo};
 use crate::core::effective::AssignmentInput;
 use crate::core::error::Error;
-use crate::core::ids::{Environment, InstanceId};
+use crate::core::ids::{ConfigId, Environment, InstanceId};
 use crate::core::service::EffectiveQuery;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -161,14 +167,24 @@ async fn effective(
     uri: Uri,
     IfNoneMatch(if_none_match): IfNoneMatch,
 ) -> Result<Response> {
-    let query = EffectiveParams::parse(uri.query())?.into_query()?;
-    let result = state.service.effective(&caller, &id, &query).await?;
+    answer(&state, &caller, &id, uri.query(), if_none_match.as_ref()).await
+}
+
+async fn answer(
+    state: &AppState,
+    caller: &Caller,
+    id: &ConfigId,
+    query: Option<&str>,
+    if_none_match: Option<&HeaderValue>,
+) -> Result<Response> {
+    let query = EffectiveParams::parse(query)?.into_query()?;
+    let result = state.service.effective(caller, id, &query).await?;
     let (document, etag_text) = result.document();
     let etag = HeaderValue::from_str(&etag_text).map_err(Error::internal)?;
-    if result.resolved.is_none() && if_none_match.is_some_and(|v| not_modified(&v, &etag_text)) {
+    if result.resolved.is_none() && if_none_match.is_some_and(|v| not_modified(v, &etag_text)) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         response.headers_mut().insert(header::ETAG, etag);
-        super::mark_if_stale(&state, &mut response);
+        super::mark_if_stale(state, &mut response);
         return Ok(response);
     }
     let mut response = document.into_response();
@@ -187,4 +203,76 @@ async fn effective(
         headers.insert(header::ETAG, etag);
     }
     Ok(response)
+}
+
+/// The route's template, as metrics, traces and the denied-attempts record name it.
+const ROUTE: &str = "/api/v1/configs/{id}/effective";
+
+/// True for `GET /api/v1/configs/{id}/effective`, which `direct` answers ahead of the router.
+/// Anything else of that shape (HEAD, an empty id) is left to the router.
+pub(crate) fn is_direct(request: &Request) -> bool {
+    request.method() == Method::GET && raw_id(request.uri().path()).is_some()
+}
+
+/// The still percent-encoded `{id}` segment of an effective read's path.
+fn raw_id(path: &str) -> Option<&str> {
+    let id = path
+        .strip_prefix("/api/v1/configs/")?
+        .strip_suffix("/effective")?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+/// The effective read served without the router: every service is shared, so each read
+/// saves the routing, the route's boxed service and four layers, and runs the very steps the
+/// routed request runs — authentication and rate limit (`access::caller_of`), the core read
+/// (which decides the permission and scopes), stale marking and the ETag (`answer`), refusal
+/// recording, metrics, the trace span and the panic guard (`track`). Pinned by
+/// `tests/it/effective_direct.rs`, which asks both ways.
+pub(crate) async fn direct(
+    state: AppState,
+    memo: Arc<CredentialMemo>,
+    request: Request,
+) -> Response {
+    let start = Instant::now();
+    // A GET's body is not read (as on the routed path).
+    let (request, _) = request.into_parts();
+    let span = track::request_span("GET", ROUTE, &request.headers);
+    let read = async {
+        let caller = match access::caller_of(&state, &request.headers, Some(&memo)) {
+            Ok(caller) => caller,
+            Err(refused) => return refused,
+        };
+        let if_none_match = request.headers.get(header::IF_NONE_MATCH);
+        let answered = match decoded_id(request.uri.path()) {
+            Ok(id) => answer(&state, &caller, &id, request.uri.query(), if_none_match).await,
+            Err(error) => Err(error),
+        };
+        let mut response = answered.unwrap_or_else(IntoResponse::into_response);
+        if let Some(refusal) = response.extensions_mut().remove::<Refusal>() {
+            access::record_denial(&state, &caller, &format!("GET {ROUTE}"), refusal).await;
+        }
+        response
+    };
+    let read = read.instrument(span.clone().unwrap_or_else(tracing::Span::none));
+    let response = AssertUnwindSafe(read)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(track::panic_response);
+    track::finish(
+        ROUTE,
+        "GET",
+        response.status().as_u16(),
+        start.elapsed(),
+        span.as_ref(),
+    );
+    response
+}
+
+/// The `{id}` segment decoded and parsed as `ConfigIdPath` does for the routed request.
+fn decoded_id(path: &str) -> Result<ConfigId> {
+    let raw = raw_id(path).unwrap_or_default();
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| Error::invalid("configId", "Invalid UTF-8 in `id`"))?;
+    Ok(ConfigId::parse(&decoded)?)
 }

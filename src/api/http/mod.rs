@@ -39,6 +39,7 @@ pub mod schema;
 mod secrets;
 mod strategies;
 pub mod tokens;
+pub mod track;
 pub mod watch;
 pub mod webhooks;
 
@@ -145,7 +146,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         })
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(ops::TrackLayer)
-        .layer(CatchPanicLayer::new())
+        .layer(track::TrackLayer)
+        .layer(CatchPanicLayer::custom(track::panic_response))
         .with_state(state)
 }

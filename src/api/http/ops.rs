@@ -1,18 +1,10 @@
 //! Probes and Prometheus metrics.
 
-use std::time::{Duration, Instant};
-
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use axum::Json;
-use axum::extract::{MatchedPath, State};
-use axum::http::Request;
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tower::{Layer, Service};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -28,144 +20,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ready))
         .routes(routes!(metrics))
         .routes(routes!(openapi_document))
-}
-
-const METHODS: [&str; 5] = ["OTHER", "GET", "PUT", "POST", "DELETE"];
-
-fn method_label(method: &axum::http::Method) -> &'static str {
-    match *method {
-        axum::http::Method::GET => "GET",
-        axum::http::Method::PUT => "PUT",
-        axum::http::Method::POST => "POST",
-        axum::http::Method::DELETE => "DELETE",
-        _ => "OTHER",
-    }
-}
-
-fn record_request(route: &str, method: &'static str, status: u16, elapsed: Duration) {
-    // Both keys are bounded: route templates, and (method, status).
-    let method_index = METHODS.iter().position(|m| *m == method).unwrap_or(0) as u32;
-    crate::telemetry::collector::count_and_time(
-        (
-            "summit_http_requests_total",
-            "summit_http_request_duration_seconds",
-        ),
-        route,
-        method_index << 16 | u32::from(status),
-        || {
-            vec![
-                ("method", method.to_owned()),
-                ("route", route.to_owned()),
-                ("status", status.to_string()),
-            ]
-        },
-        elapsed.as_secs_f64(),
-    );
-}
-
-/// Counts requests and their latency by method, route template and status, and logs each at
-/// debug level. A plain tower layer rather than `from_fn` or tower-http's `TraceLayer`: it runs
-/// on every request, including the hot read path, and this way costs no allocation and no span.
-#[derive(Clone, Copy, Default)]
-pub struct TrackLayer;
-
-impl<S> Layer<S> for TrackLayer {
-    type Service = Track<S>;
-    fn layer(&self, inner: S) -> Track<S> {
-        Track { inner }
-    }
-}
-
-#[derive(Clone)]
-pub struct Track<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for Track<S>
-where
-    S: Service<Request<B>, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = TrackFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let method = method_label(request.method());
-        let route = request.extensions().get::<MatchedPath>().cloned();
-        let span = crate::telemetry::server_span(request.headers(), || {
-            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-            tracing::info_span!(
-                "request",
-                otel.name = format!("{method} {route}"),
-                otel.kind = "server",
-                otel.status_code = tracing::field::Empty,
-                http.request.method = method,
-                http.route = route,
-                http.response.status_code = tracing::field::Empty,
-                trace_id = tracing::field::Empty,
-            )
-        });
-        // The handler runs inside the request span: its spans and log lines belong to it.
-        let inner = match &span {
-            Some(span) => span.in_scope(|| self.inner.call(request)),
-            None => self.inner.call(request),
-        };
-        TrackFuture {
-            start: Instant::now(),
-            method,
-            route,
-            span,
-            inner,
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    pub struct TrackFuture<F> {
-        #[pin]
-        inner: F,
-        start: Instant,
-        method: &'static str,
-        route: Option<MatchedPath>,
-        span: Option<tracing::Span>,
-    }
-}
-
-impl<F, E> Future for TrackFuture<F>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let _entered = this.span.as_ref().map(tracing::Span::enter);
-        let result = std::task::ready!(this.inner.poll(cx));
-        if let Ok(response) = &result {
-            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
-            let status = response.status().as_u16();
-            let elapsed = this.start.elapsed();
-            record_request(route, this.method, status, elapsed);
-            if let Some(span) = this.span.as_ref() {
-                span.record("http.response.status_code", i64::from(status));
-                if status >= 500 {
-                    span.record("otel.status_code", "ERROR");
-                }
-            }
-            tracing::debug!(
-                method = *this.method,
-                route,
-                status,
-                micros = elapsed.as_micros() as u64,
-                "request"
-            );
-        }
-        Poll::Ready(result)
-    }
 }
 
 #[utoipa::path(

@@ -174,13 +174,17 @@ impl Caller {
     /// Access control off (`SUMMIT_NO_AUTH`): every permission, no scopes; changes are recorded
     /// under the actor the client names.
     pub fn unrestricted() -> Caller {
-        Caller(Arc::new(Identity {
-            name: "anonymous".into(),
-            roles: vec![Role::Admin],
-            scopes: Scopes::default(),
-            rate_key: String::new(),
-            unrestricted: true,
-        }))
+        // One shared identity: this is every request's caller when access control is off.
+        static UNRESTRICTED: std::sync::LazyLock<Arc<Identity>> = std::sync::LazyLock::new(|| {
+            Arc::new(Identity {
+                name: "anonymous".into(),
+                roles: vec![Role::Admin],
+                scopes: Scopes::default(),
+                rate_key: String::new(),
+                unrestricted: true,
+            })
+        });
+        Caller(UNRESTRICTED.clone())
     }
 
     pub fn identity(&self) -> &Identity {
