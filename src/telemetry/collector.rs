@@ -374,10 +374,15 @@ impl Drop for OpenStream {
 /// Counter and histogram handles by family, then primary key (a route or a method), then a
 /// small secondary key (status, code), registered once per worker thread: recording allocates
 /// nothing and takes no shared lock after a series' first use on a thread.
-type SeriesHandles = HashMap<&'static str, HashMap<String, Vec<(u32, Counter, Histogram)>>>;
+type SeriesHandles = HashMap<
+    &'static str,
+    HashMap<String, Vec<(u32, Counter, Histogram)>, foldhash::fast::FixedState>,
+    foldhash::fast::FixedState,
+>;
 
 thread_local! {
-    static SERIES: RefCell<SeriesHandles> = RefCell::new(HashMap::new());
+    // The keys are route templates and method names, never client input: a fixed seed will do.
+    static SERIES: RefCell<SeriesHandles> = RefCell::new(HashMap::default());
 }
 
 /// Counts one request or call and records its latency in the `counter` / `histogram` pair,

@@ -4,6 +4,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
@@ -179,15 +180,16 @@ async fn answer(
 ) -> Result<Response> {
     let query = EffectiveParams::parse(query)?.into_query()?;
     let result = state.service.effective(caller, id, &query).await?;
-    let (document, etag_text) = result.document();
-    let etag = HeaderValue::from_str(&etag_text).map_err(Error::internal)?;
-    if result.resolved.is_none() && if_none_match.is_some_and(|v| not_modified(v, &etag_text)) {
+    let (document, etag) = result.document();
+    let etag = HeaderValue::from_maybe_shared(etag).map_err(Error::internal)?;
+    let etag_text = etag.to_str().map_err(Error::internal)?;
+    if result.resolved.is_none() && if_none_match.is_some_and(|v| not_modified(v, etag_text)) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
-        response.headers_mut().insert(header::ETAG, etag);
+        response.headers_mut().insert(header::ETAG, etag.clone());
         super::mark_if_stale(state, &mut response);
         return Ok(response);
     }
-    let mut response = document.into_response();
+    let mut response = Response::new(Body::from(document));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -3,7 +3,6 @@
 use super::{ConfigService, cached_or_stored_head};
 use crate::core::access::{Caller, Permission};
 use crate::core::ports::Documents;
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -38,10 +37,10 @@ pub struct EffectiveConfig {
 impl EffectiveConfig {
     /// The effective document as JSON and its strong ETag: pre-rendered unless secrets were
     /// resolved or the caller named an environment that has no layer of its own.
-    pub fn document(&self) -> (Bytes, Cow<'_, str>) {
+    pub fn document(&self) -> (Bytes, Bytes) {
         let environment = self.environment.as_ref().map(Environment::as_str);
         if self.resolved.is_none() && self.view.environment.as_deref() == environment {
-            return (self.view.document.clone(), Cow::Borrowed(&self.view.etag));
+            return (self.view.document.clone(), self.view.etag.clone());
         }
         let document = effective_document(&EffectiveDocument {
             config_id: self.config_id.as_str(),
@@ -55,7 +54,7 @@ impl EffectiveConfig {
             assignment: &self.view.assignment,
         });
         let etag = document_etag(&document);
-        (Bytes::from(document), Cow::Owned(etag))
+        (Bytes::from(document), Bytes::from(etag))
     }
 }
 

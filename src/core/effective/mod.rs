@@ -66,8 +66,9 @@ pub struct Rendered {
     pub json: Box<RawValue>,
     pub checksum: String,
     /// Strong ETag of `document` (quoted hex SHA-256 of its bytes): it changes whenever
-    /// anything in the response does, the version number included.
-    pub etag: String,
+    /// anything in the response does, the version number included. Shared bytes: a response
+    /// header is made from them without copying.
+    pub etag: Bytes,
     /// Which layers make up this view.
     pub assignment: Assignment,
     /// The environment `document` names (`None` for the view shared by other environments).
@@ -104,7 +105,7 @@ impl Rendered {
         });
         Arc::new(Rendered {
             json,
-            etag: document_etag(&document),
+            etag: Bytes::from(document_etag(&document)),
             checksum,
             assignment,
             environment: context.environment.map(str::to_owned),

@@ -30,7 +30,9 @@ mod strategies;
 pub struct CachedStore {
     inner: Arc<dyn Store>,
     /// Sharded, so concurrent readers on different cores rarely touch the same lock word.
-    heads: DashMap<ConfigId, ConfigHead>,
+    /// Every effective read looks here: a fast hash (seeded per process, so ids chosen to
+    /// collide cannot be precomputed).
+    heads: DashMap<ConfigId, ConfigHead, foldhash::fast::RandomState>,
     /// The last call to the inner store failed as unavailable.
     degraded: AtomicBool,
     /// Calls that failed as unavailable so far: a success that began before the latest failure
