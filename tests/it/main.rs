@@ -11,6 +11,7 @@ mod api_configs;
 mod approvals;
 mod authorization;
 mod cli;
+mod console;
 mod conformance;
 mod connections;
 mod deploy;

@@ -85,7 +85,7 @@ impl Viewer {
     }
 }
 
-const NAV: [(&str, &str); 10] = [
+const NAV: [(&str, &str); 9] = [
     ("/ui/configs", "Configs"),
     ("/ui/approvals", "Approvals"),
     ("/ui/deployments", "Deployments"),
@@ -95,7 +95,6 @@ const NAV: [(&str, &str); 10] = [
     ("/ui/secrets", "Secrets"),
     ("/ui/registry", "Registry"),
     ("/ui/effective", "Effective"),
-    ("/ui/", "Home"),
 ];
 
 pub fn layout(viewer: Option<&Viewer>, title: &str, body: Markup) -> Markup {
@@ -115,7 +114,7 @@ pub fn layout(viewer: Option<&Viewer>, title: &str, body: Markup) -> Markup {
                     a.brand href="/ui/" { "summit-config" }
                     nav aria-label="Main" {
                         ul {
-                            @for (href, label) in &NAV[..NAV.len() - 2] {
+                            @for (href, label) in NAV {
                                 li { a href=(href) { (label) } }
                             }
                         }

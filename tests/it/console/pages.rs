@@ -1,0 +1,304 @@
+//! The console over HTTP: the sign-in exchange, the cookie, CSRF, what each identity is shown
+//! and what the server refuses regardless, and errors as sentences with REST's status codes.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::ConsoleClient;
+use crate::approvals::call;
+use crate::common::{TestServer, meta};
+
+pub(crate) const ADMIN: &str = "admin-token-for-the-console-tests-0123456789";
+
+pub(crate) async fn server_with_access(tune: impl FnOnce(&mut summit_config::settings::Settings)) -> TestServer {
+    TestServer::spawn_with(|s| {
+        s.no_auth = false;
+        s.admin_token = Some(ADMIN.into());
+        tune(s);
+    })
+    .await
+}
+
+pub(crate) async fn token(server: &TestServer, name: &str, roles: &[&str], scopes: Value) -> String {
+    let (status, created) = call(
+        server,
+        ADMIN,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(json!({"name": name, "roles": roles, "scopes": scopes})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    created["tokenText"].as_str().unwrap().to_owned()
+}
+
+pub(crate) async fn put(server: &TestServer, id: &str, value: u64) -> (u16, Value) {
+    call(
+        server,
+        ADMIN,
+        Method::PUT,
+        &format!("/api/v1/configs/{id}"),
+        Some(json!({"config": {"value": value}, "metadata": meta("admin", "set value")})),
+    )
+    .await
+}
+
+async fn version(server: &TestServer, id: &str) -> Value {
+    call(server, ADMIN, Method::GET, &format!("/api/v1/configs/{id}"), None)
+        .await
+        .1["version"]
+        .clone()
+}
+
+async fn denials(server: &TestServer) -> Vec<Value> {
+    let (status, denied) = call(server, ADMIN, Method::GET, "/api/v1/audit/denied?limit=500", None).await;
+    assert_eq!(status, 200, "{denied}");
+    denied["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn console_sign_in_exchanges_the_token_for_a_sealed_http_only_cookie() {
+    let server = server_with_access(|_| {}).await;
+    let mut console = ConsoleClient::new(&server);
+
+    let first = console.get("/ui/configs?prefix=a").await;
+    assert_eq!(first.status, 303);
+    assert_eq!(first.location.as_deref(), Some("/ui/login?next=%2Fui%2Fconfigs%3Fprefix%3Da"));
+
+    let refused = console.sign_in("not-a-token").await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.body.contains("That token was not accepted"), "{}", refused.body);
+    assert!(!refused.body.contains("not-a-token"), "the page never repeats a credential");
+
+    let signed_in = console.sign_in(ADMIN).await;
+    assert_eq!((signed_in.status, signed_in.location.as_deref()), (303, Some("/ui/configs")));
+    let cookie = signed_in.set_cookie.expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=28800"] {
+        assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "no TLS here, so not Secure: {cookie}");
+    assert!(!cookie.contains(ADMIN), "the cookie is sealed, not the token");
+    let decoded = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        cookie.split(';').next().unwrap().split_once('=').unwrap().1,
+    )
+    .unwrap();
+    assert!(!String::from_utf8_lossy(&decoded).contains(ADMIN), "sealed, not encoded");
+
+    let page = console.get("/ui/configs").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Signed in as <strong>admin</strong>"), "{}", page.body);
+
+    let csrf = page.csrf();
+    let out = console.post("/ui/logout", &[("csrf", &csrf)]).await;
+    assert_eq!((out.status, out.location.as_deref()), (303, Some("/ui/login")));
+    assert!(out.set_cookie.unwrap().contains("Max-Age=0"));
+    assert_eq!(console.get("/ui/configs").await.status, 303, "signed out");
+}
+
+#[tokio::test]
+async fn console_session_ends_when_its_token_is_revoked() {
+    let server = server_with_access(|_| {}).await;
+    let alice = token(&server, "alice", &["config-admin"], json!({})).await;
+    let mut console = ConsoleClient::new(&server);
+    assert_eq!(console.sign_in(&alice).await.status, 303);
+    assert_eq!(console.get("/ui/configs").await.status, 200);
+
+    let (status, tokens) = call(&server, ADMIN, Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(status, 200);
+    let id = tokens["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "alice")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = call(&server, ADMIN, Method::DELETE, &format!("/api/v1/tokens/{id}"), None).await;
+    assert!(status == 200 || status == 204, "{status}");
+
+    let after = console.get("/ui/configs").await;
+    assert_eq!((after.status, after.location.as_deref()), (303, Some("/ui/login?expired=1")));
+}
+
+#[tokio::test]
+async fn console_form_without_the_csrf_token_is_refused_and_changes_nothing() {
+    let server = server_with_access(|_| {}).await;
+    put(&server, "app", 1).await;
+    put(&server, "app", 2).await;
+    let mut console = ConsoleClient::new(&server);
+    console.sign_in(ADMIN).await;
+    let confirm = console.get("/ui/configs/app/rollback?to=1").await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("Roll back to version 1"), "{}", confirm.body);
+    let fields = [("target", "1"), ("expected", "2"), ("message", "undo"), ("confirm", "yes")];
+
+    let forged = console.post("/ui/configs/app/rollback", &fields).await;
+    assert_eq!(forged.status, 403);
+    assert!(forged.body.contains("anti-forgery token"), "{}", forged.body);
+    let wrong = [&fields[..], &[("csrf", "0123456789abcdef0123456789abcdef")]].concat();
+    assert_eq!(console.post("/ui/configs/app/rollback", &wrong).await.status, 403);
+    assert_eq!(version(&server, "app").await, json!(2), "nothing was written");
+
+    let csrf = confirm.csrf();
+    let done = console
+        .post("/ui/configs/app/rollback", &[&fields[..], &[("csrf", &csrf)]].concat())
+        .await;
+    assert_eq!(done.status, 201, "{}", done.body);
+    assert!(done.body.contains("Version 3 of app now equals version 1"), "{}", done.body);
+    let (_, latest) = call(&server, ADMIN, Method::GET, "/api/v1/configs/app", None).await;
+    assert_eq!((latest["version"].clone(), latest["rollbackOf"].clone()), (json!(3), json!(1)));
+    assert_eq!(latest["metadata"]["actor"], "admin", "recorded as the signed-in identity");
+}
+
+#[tokio::test]
+async fn console_reader_is_offered_no_write_and_its_forced_post_is_refused_and_recorded() {
+    let server = server_with_access(|_| {}).await;
+    put(&server, "app", 1).await;
+    put(&server, "app", 2).await;
+    let reader = token(&server, "reader", &["config-reader"], json!({})).await;
+    let mut console = ConsoleClient::new(&server);
+    console.sign_in(&reader).await;
+
+    let history = console.get("/ui/configs/app/history").await;
+    assert_eq!(history.status, 200);
+    assert!(history.body.contains("Version 2"), "{}", history.body);
+    assert!(!history.body.contains("Roll back"), "a reader is offered no rollback");
+    let config = console.get("/ui/configs/app").await;
+    assert!(!config.body.contains("/rollback"), "{}", config.body);
+
+    // The server decides regardless of what the page offered.
+    let csrf = history.csrf();
+    let refused = console
+        .post(
+            "/ui/configs/app/rollback",
+            &[("target", "1"), ("message", "m"), ("confirm", "yes"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("lacks the write permission"), "{}", refused.body);
+    assert_eq!(version(&server, "app").await, json!(2));
+    let recorded = denials(&server).await;
+    assert!(
+        recorded.iter().any(|d| d["actor"] == "token:reader"
+            && d["operation"] == "POST /ui/configs/{id}/rollback"),
+        "{recorded:?}"
+    );
+}
+
+#[tokio::test]
+async fn console_scoped_identity_sees_only_its_configs() {
+    let server = server_with_access(|_| {}).await;
+    put(&server, "app", 1).await;
+    put(&server, "payments", 1).await;
+    let payments = token(&server, "pay", &["config-admin"], json!({"configPrefixes": ["pay"]})).await;
+    let mut console = ConsoleClient::new(&server);
+    console.sign_in(&payments).await;
+
+    let list = console.get("/ui/configs").await;
+    assert!(list.body.contains("/ui/configs/payments"), "{}", list.body);
+    assert!(!list.body.contains("/ui/configs/app"), "{}", list.body);
+    let other = console.get("/ui/configs/app").await;
+    assert_eq!(other.status, 403);
+    assert!(other.body.contains("Not allowed"), "{}", other.body);
+    assert!(denials(&server).await.iter().any(|d| d["operation"] == "GET /ui/configs/{id}"
+        && d["resource"] == "app"));
+}
+
+#[tokio::test]
+async fn console_bad_input_is_a_sentence_with_the_rest_status() {
+    let server = server_with_access(|_| {}).await;
+    put(&server, "app", 1).await;
+    let mut console = ConsoleClient::new(&server);
+    console.sign_in(ADMIN).await;
+    for (path, status, sentence) in [
+        ("/ui/configs/Not_An_Id", 400, "Config id must match"),
+        ("/ui/configs/missing", 404, "not found"),
+        ("/ui/configs/app/diff?from=x", 400, "from must be a version number"),
+        ("/ui/configs/app/diff?from=1&to=9", 404, "not found"),
+        ("/ui/effective?configId=app&environment=Bad%20Env", 400, "nvironment"),
+        ("/ui/approvals?status=maybe", 400, "status is pending"),
+        ("/ui/deployments/not-a-uuid", 400, ""),
+    ] {
+        let page = console.get(path).await;
+        assert_eq!(page.status, status, "{path}: {}", page.body);
+        assert!(page.body.contains(sentence), "{path}: {}", page.body);
+        assert!(page.body.contains("<main"), "{path}: an HTML page, not a problem document");
+    }
+}
+
+#[tokio::test]
+async fn console_without_access_control_needs_no_sign_in_but_still_checks_forms() {
+    let server = TestServer::spawn().await;
+    server
+        .put_config("app", json!({"config": {"a": 1}, "metadata": meta("dev", "one")}))
+        .await;
+    server
+        .put_config("app", json!({"config": {"a": 2}, "metadata": meta("dev", "two")}))
+        .await;
+    let mut console = ConsoleClient::new(&server);
+    let page = console.get("/ui/configs").await;
+    assert_eq!(page.status, 200);
+    assert!(page.set_cookie.is_some(), "an anonymous session carries the CSRF token");
+    assert!(console.get("/ui/login").await.status == 303, "nothing to sign in to");
+
+    let confirm = console.get("/ui/configs/app/rollback?to=1").await;
+    assert!(confirm.body.contains(r#"name="actor""#), "without access control the form asks for a name");
+    let fields = [("target", "1"), ("message", "undo"), ("confirm", "yes"), ("actor", "dana")];
+    assert_eq!(console.post("/ui/configs/app/rollback", &fields).await.status, 403);
+    let csrf = confirm.csrf();
+    let done = console
+        .post("/ui/configs/app/rollback", &[&fields[..], &[("csrf", &csrf)]].concat())
+        .await;
+    assert_eq!(done.status, 201, "{}", done.body);
+    let (_, latest) = server.get_json("/api/v1/configs/app").await;
+    assert_eq!((latest["version"].clone(), latest["metadata"]["actor"].clone()), (json!(3), json!("dana")));
+}
+
+#[tokio::test]
+async fn console_pages_show_real_data_and_empty_states() {
+    let server = TestServer::spawn().await;
+    let mut console = ConsoleClient::new(&server);
+    for (path, sentence) in [
+        ("/ui/configs", "No configs match"),
+        ("/ui/approvals", "No change requests here"),
+        ("/ui/deployments", "No deployments match"),
+        ("/ui/flags", "No feature flags yet"),
+        ("/ui/secrets", "No secrets in the built-in store"),
+        ("/ui/registry", "No service has registered an instance"),
+        ("/ui/drift", "No instance has reported"),
+    ] {
+        let page = console.get(path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(page.body.contains(sentence), "{path}: {}", page.body);
+    }
+    server
+        .put_config(
+            "app",
+            json!({"config": {"limit": 1}, "overrides": {"prod": {"limit": 5}},
+                   "canary": {"environment": "prod", "trafficPercent": 100, "config": {"limit": 9},
+                              "startAt": "2020-01-01T00:00:00Z"},
+                   "metadata": meta("dev", "first")}),
+        )
+        .await;
+    let effective = console
+        .get("/ui/effective?configId=app&environment=prod&assignmentKey=user-1")
+        .await;
+    assert_eq!(effective.status, 200, "{}", effective.body);
+    assert!(effective.body.contains("Override for <strong>prod</strong>"), "{}", effective.body);
+    assert!(effective.body.contains("Canary patch"), "{}", effective.body);
+    assert!(effective.body.contains("&quot;limit&quot;: 9"), "{}", effective.body);
+    let (status, _) = server
+        .post_json(
+            "/api/v1/configs/app/applied",
+            &json!({"environment": "prod", "instanceId": "web-1", "version": 1, "checksum": "00"}),
+        )
+        .await;
+    assert!(status < 300, "{status}");
+    let drift = console.get("/ui/configs/app/drift").await;
+    assert!(drift.body.contains("web-1") && drift.body.contains("drifted"), "{}", drift.body);
+    let audit = console.get("/ui/audit?actor=dev").await;
+    assert!(audit.body.contains("first"), "{}", audit.body);
+    assert!(console.get("/ui/audit?actor=nobody").await.body.contains("No audit records match"));
+}
