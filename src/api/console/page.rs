@@ -163,7 +163,7 @@ pub fn login(csrf: &str, next: &str, note: Option<&str>, status: StatusCode) -> 
                 label for="token" { "API token or JWT" }
                 input #token type="password" name="token" required autocomplete="current-password";
             }
-            p.hint { "The token stays on the server side of a sealed, HttpOnly cookie for eight hours at most." }
+            p.hint { "The token is kept only inside an encrypted, HttpOnly session cookie, for eight hours at most." }
             button type="submit" { "Sign in" }
         }
     };

@@ -129,9 +129,10 @@ pub async fn require_session(
     // Only the cookie speaks for a console request.
     request.headers_mut().remove(header::AUTHORIZATION);
     let (session, fresh) = match sessions.open(request.headers()) {
-        Some(session) => (session, false),
-        None if !state.access.enabled() => (Session::new(None), true),
-        None => return sign_in_first(&request),
+        // The sign-in page's session has no credential yet: with access control it signs in nothing.
+        Some(session) if session.credential.is_some() || !state.access.enabled() => (session, false),
+        _ if !state.access.enabled() => (Session::new(None), true),
+        _ => return sign_in_first(&request),
     };
     if request.method() == Method::POST {
         request = match with_checked_form(request, &session.csrf).await {

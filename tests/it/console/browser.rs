@@ -31,7 +31,8 @@ async fn sign_in(browser: &Browser, server: &TestServer, token: &str) {
     browser.wait_for_text("the configs page", |t| t.contains("Signed in as")).await;
 }
 
-async fn sign_out(browser: &Browser) {
+async fn sign_out(browser: &Browser, server: &TestServer) {
+    browser.goto(&server.url("/ui/configs")).await;
     browser.find("form[action='/ui/logout'] button").await.click().await;
     browser.wait_for_text("the sign-in page", |t| t.contains("API token or JWT")).await;
 }
@@ -118,7 +119,7 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
     browser.wait_for_text("the refusal", |t| t.contains("Form refused") && t.contains("nothing was changed")).await;
     let (_, latest) = call(&server, ADMIN, Method::GET, "/api/v1/configs/app", None).await;
     assert_eq!(latest["version"], 2, "the forged rollback wrote nothing");
-    sign_out(&browser).await;
+    sign_out(&browser, &server).await;
 
     // Alice asks to change production; Bob approves it in the console.
     let (status, request) = call(
@@ -148,12 +149,24 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
     assert_eq!(decided["approvals"][0]["actor"], "token:bob");
 
     // A deployment page follows the engine live (the SSE stream, no reload).
+    for (n, instance) in ["web-1", "web-2"].iter().enumerate() {
+        let (status, body) = call(
+            &server,
+            ADMIN,
+            Method::POST,
+            "/api/v1/registry/register",
+            Some(json!({"serviceName": "web", "instanceId": instance, "environment": "staging",
+                        "serviceUrl": format!("http://127.0.0.1:{}", 10_000 + n)})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
     let (status, deployment) = call(
         &server,
         ADMIN,
         Method::POST,
         "/api/v1/deployments",
-        Some(json!({"configId": "app", "environment": "staging", "version": 2,
+        Some(json!({"configId": "app", "environment": "staging", "version": 2, "instances": ["web-1", "web-2"],
                     "strategy": {"rollout": {"type": "canary", "steps": [{"percent": 50, "bakeSecs": 3600}]},
                                  "gate": {"applyTimeoutSecs": 3600}},
                     "metadata": meta("admin", "ship the staging limit")})),
@@ -177,7 +190,7 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
     browser.wait_for_text("the live update", |t| t.contains("State paused")).await;
     assert_eq!(browser.script("return window.notReloaded === true").await, json!(true), "updated in place");
     browser.screenshot(shots, "deployment").await;
-    sign_out(&browser).await;
+    sign_out(&browser, &server).await;
 
     // A reader is shown no write control anywhere.
     sign_in(&browser, &server, &reader).await;

@@ -215,10 +215,10 @@ async fn console_bad_input_is_a_sentence_with_the_rest_status() {
     for (path, status, sentence) in [
         ("/ui/configs/Not_An_Id", 400, "Config id must match"),
         ("/ui/configs/missing", 404, "not found"),
-        ("/ui/configs/app/diff?from=x", 400, "from must be a version number"),
+        ("/ui/configs/app/diff?from=x", 400, "From must be a version number."),
         ("/ui/configs/app/diff?from=1&to=9", 404, "not found"),
         ("/ui/effective?configId=app&environment=Bad%20Env", 400, "nvironment"),
-        ("/ui/approvals?status=maybe", 400, "status is pending"),
+        ("/ui/approvals?status=maybe", 400, "Status is pending"),
         ("/ui/deployments/not-a-uuid", 400, ""),
     ] {
         let page = console.get(path).await;
@@ -292,7 +292,7 @@ async fn console_pages_show_real_data_and_empty_states() {
     let (status, _) = server
         .post_json(
             "/api/v1/configs/app/applied",
-            &json!({"environment": "prod", "instanceId": "web-1", "version": 1, "checksum": "00"}),
+            &json!({"environment": "prod", "instanceId": "web-1", "version": 1, "checksum": "0".repeat(64)}),
         )
         .await;
     assert!(status < 300, "{status}");

@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 
 use crate::common::secret_servers::free_port;
 
-const ELEMENT: &str = "element-6066-11e4-a52f-4a6e9ee6d0e1";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const WAIT: Duration = Duration::from_secs(15);
 
 /// Where chromedriver and Chromium are, or why they are not.
@@ -129,13 +129,22 @@ impl Browser {
 
     /// The visible text of the page's body.
     pub async fn text(&self) -> String {
-        self.find("body").await.text().await
+        self.script("return document.body ? document.body.innerText : ''")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     pub async fn find(&self, css: &str) -> Element<'_> {
-        self.try_find(css)
-            .await
-            .unwrap_or_else(|| panic!("no element matches {css}"))
+        match self.try_find(css).await {
+            Some(element) => element,
+            None => {
+                let at = self.url().await;
+                let source = self.command(reqwest::Method::GET, "/source", None).await;
+                panic!("no element matches {css} at {at}: {source}")
+            }
+        }
     }
 
     pub async fn try_find(&self, css: &str) -> Option<Element<'_>> {
