@@ -24,7 +24,14 @@ pub struct QueueQuery {
     environment: Option<String>,
 }
 
-const STATUSES: [&str; 6] = ["pending", "approved", "applied", "rejected", "cancelled", "all"];
+const STATUSES: [&str; 6] = [
+    "pending",
+    "approved",
+    "applied",
+    "rejected",
+    "cancelled",
+    "all",
+];
 
 pub async fn queue(
     State(state): State<AppState>,
@@ -35,7 +42,10 @@ pub async fn queue(
     let status = match chosen {
         "all" => None,
         text => Some(ChangeRequestStatus::parse(text).ok_or_else(|| {
-            Error::invalid("status", "status is pending, approved, rejected, cancelled, applied or all")
+            Error::invalid(
+                "status",
+                "status is pending, approved, rejected, cancelled, applied or all",
+            )
         })?),
     };
     let environment = environment(&query.environment)?;
@@ -90,11 +100,16 @@ async fn card(state: &AppState, viewer: &Viewer, request: &ChangeRequest) -> Mar
                         .and_then(|v| serde_json::to_value(&v.document).ok())
                         .unwrap_or_default(),
                 };
-                Some(side_by_side(&before, &serde_json::to_value(doc).unwrap_or_default()))
+                Some(side_by_side(
+                    &before,
+                    &serde_json::to_value(doc).unwrap_or_default(),
+                ))
             }
             Proposal::Flag(flag) => Some(json(&serde_json::to_value(flag).unwrap_or_default())),
         },
-        (_, ChangeOperation::Put { document }) => Some(json(&serde_json::to_value(document).unwrap_or_default())),
+        (_, ChangeOperation::Put { document }) => {
+            Some(json(&serde_json::to_value(document).unwrap_or_default()))
+        }
         _ => None,
     };
     let action = |name: &str, label: &str, extra: Markup| {
@@ -147,10 +162,15 @@ async fn card(state: &AppState, viewer: &Viewer, request: &ChangeRequest) -> Mar
 fn describe(operation: &ChangeOperation) -> String {
     match operation {
         ChangeOperation::Put { .. } => "a new version".to_owned(),
-        ChangeOperation::Rollback { target_version } => format!("roll back to version {target_version}"),
+        ChangeOperation::Rollback { target_version } => {
+            format!("roll back to version {target_version}")
+        }
         ChangeOperation::Delete => "delete".to_owned(),
         ChangeOperation::Deploy(deploy) => {
-            format!("deploy version {} to {}", deploy.version, deploy.environment)
+            format!(
+                "deploy version {} to {}",
+                deploy.version, deploy.environment
+            )
         }
     }
 }
@@ -168,7 +188,11 @@ pub async fn decide(
     axum::Form(form): axum::Form<DecisionForm>,
 ) -> PageResult {
     if viewer.caller.identity().unrestricted && given(&form.actor).is_none() {
-        return Err(Error::invalid("actor", "without access control, name yourself as the actor").into());
+        return Err(Error::invalid(
+            "actor",
+            "without access control, name yourself as the actor",
+        )
+        .into());
     }
     let actor = viewer.metadata(form.actor, None);
     check_metadata(&actor)?;
@@ -179,8 +203,15 @@ pub async fn decide(
         "reject" => state.service.reject(caller, &id, &reason, &actor).await?,
         "cancel" => state.service.cancel(caller, &id, &reason, &actor).await?,
         "apply" => {
-            approvals::apply(&state.service, &state.flags, &state.deployments, caller, &id, &actor)
-                .await?
+            approvals::apply(
+                &state.service,
+                &state.flags,
+                &state.deployments,
+                caller,
+                &id,
+                &actor,
+            )
+            .await?
         }
         other => {
             return Err(Error::not_found("change request action", other).into());

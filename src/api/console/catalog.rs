@@ -12,9 +12,9 @@ use super::operations::ago;
 use super::page::{PageResult, Viewer, empty, time};
 use crate::api::http::AppState;
 use crate::core::error::Error;
-use crate::core::flags::{EvaluationContext, FlagDefinition};
 use crate::core::flags::model::{Condition, EnvironmentTargeting, Rollout, Rule};
 use crate::core::flags::service::EvaluationScope;
+use crate::core::flags::{EvaluationContext, FlagDefinition};
 use crate::core::ids::{FlagKey, SecretName, ServiceName};
 
 pub async fn flags(State(state): State<AppState>, viewer: Viewer) -> PageResult {
@@ -77,10 +77,17 @@ fn condition_words(c: &Condition) -> String {
 fn rule_words(rule: &Rule) -> Markup {
     let mut when: Vec<String> = rule.conditions.iter().map(condition_words).collect();
     if !rule.target_keys.is_empty() {
-        when.push(format!("the targeting key is one of {}", rule.target_keys.join(", ")));
+        when.push(format!(
+            "the targeting key is one of {}",
+            rule.target_keys.join(", ")
+        ));
     }
     for p in &rule.prerequisites {
-        when.push(format!("flag {} serves {}", p.flag_key, p.variants.join(" or ")));
+        when.push(format!(
+            "flag {} serves {}",
+            p.flag_key,
+            p.variants.join(" or ")
+        ));
     }
     let serves = match (&rule.variant, rule.split.is_empty()) {
         (Some(variant), _) => format!("serve {variant}"),
@@ -89,7 +96,13 @@ fn rule_words(rule: &Rule) -> Markup {
             let shares: Vec<String> = rule
                 .split
                 .iter()
-                .map(|s| format!("{} {:.0}%", s.variant, s.weight as f64 * 100.0 / total.max(1) as f64))
+                .map(|s| {
+                    format!(
+                        "{} {:.0}%",
+                        s.variant,
+                        s.weight as f64 * 100.0 / total.max(1) as f64
+                    )
+                })
                 .collect();
             format!("split {}", shares.join(", "))
         }
@@ -149,7 +162,10 @@ pub async fn flag(
     let evaluation = if tried {
         let mut context = match given(&form.attributes) {
             Some(text) => serde_json::from_str::<Value>(text).map_err(|e| {
-                Error::invalid("attributes", format!("the attributes are not a JSON object: {e}"))
+                Error::invalid(
+                    "attributes",
+                    format!("the attributes are not a JSON object: {e}"),
+                )
             })?,
             None => Value::Object(Default::default()),
         };
@@ -161,7 +177,12 @@ pub async fn flag(
             environment: environment.clone(),
             service: None,
         };
-        Some(state.flags.evaluate(&viewer.caller, key.as_str(), &scope, &context).await?)
+        Some(
+            state
+                .flags
+                .evaluate(&viewer.caller, key.as_str(), &scope, &context)
+                .await?,
+        )
     } else {
         None
     };

@@ -46,7 +46,10 @@ pub async fn list(
         // Only configs that say something about the environment: an override, a canary or a test.
         let mut kept = Vec::new();
         for item in items {
-            let latest = state.service.config(&viewer.caller, &item.config_id).await?;
+            let latest = state
+                .service
+                .config(&viewer.caller, &item.config_id)
+                .await?;
             if mentions(&latest.document, env.as_str()) {
                 kept.push(item);
             }

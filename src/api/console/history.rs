@@ -25,7 +25,11 @@ use crate::core::service::Written;
 
 const TIMELINE_PAGE: u32 = 100;
 
-async fn versions(state: &AppState, viewer: &Viewer, id: &ConfigId) -> PageResult<Vec<ConfigVersion>> {
+async fn versions(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &ConfigId,
+) -> PageResult<Vec<ConfigVersion>> {
     Ok(state
         .service
         .versions(&viewer.caller, id, None, TIMELINE_PAGE)
@@ -99,10 +103,9 @@ pub struct DiffForm {
 fn version_field(field: &Option<String>, name: &str) -> PageResult<Option<u64>> {
     given(field)
         .map(|raw| {
-            raw.parse::<u64>()
-                .ok()
-                .filter(|v| *v > 0)
-                .ok_or_else(|| Error::invalid(name, format!("{name} must be a version number")).into())
+            raw.parse::<u64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+                Error::invalid(name, format!("{name} must be a version number")).into()
+            })
         })
         .transpose()
 }
@@ -162,7 +165,12 @@ pub async fn diff(
     Ok(viewer.page(&format!("Diff of {id}"), body))
 }
 
-async fn document_at(state: &AppState, viewer: &Viewer, id: &ConfigId, version: u64) -> PageResult<Value> {
+async fn document_at(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &ConfigId,
+    version: u64,
+) -> PageResult<Value> {
     let stored = state.service.version(&viewer.caller, id, version).await?;
     serde_json::to_value(&stored.document).map_err(|e| Error::internal(e.to_string()).into())
 }
@@ -199,18 +207,42 @@ pub fn side_by_side(old: &Value, new: &Value) -> Markup {
     let mut rows: Vec<(Option<&str>, Option<&str>)> = Vec::new();
     for op in ops {
         match op {
-            DiffOp::Equal { old_index, new_index, len } => {
+            DiffOp::Equal {
+                old_index,
+                new_index,
+                len,
+            } => {
                 for i in 0..len {
-                    rows.push((Some(old_lines[old_index + i]), Some(new_lines[new_index + i])));
+                    rows.push((
+                        Some(old_lines[old_index + i]),
+                        Some(new_lines[new_index + i]),
+                    ));
                 }
             }
-            DiffOp::Delete { old_index, old_len, .. } => {
-                rows.extend(old_lines[old_index..old_index + old_len].iter().map(|l| (Some(*l), None)));
+            DiffOp::Delete {
+                old_index, old_len, ..
+            } => {
+                rows.extend(
+                    old_lines[old_index..old_index + old_len]
+                        .iter()
+                        .map(|l| (Some(*l), None)),
+                );
             }
-            DiffOp::Insert { new_index, new_len, .. } => {
-                rows.extend(new_lines[new_index..new_index + new_len].iter().map(|l| (None, Some(*l))));
+            DiffOp::Insert {
+                new_index, new_len, ..
+            } => {
+                rows.extend(
+                    new_lines[new_index..new_index + new_len]
+                        .iter()
+                        .map(|l| (None, Some(*l))),
+                );
             }
-            DiffOp::Replace { old_index, old_len, new_index, new_len } => {
+            DiffOp::Replace {
+                old_index,
+                old_len,
+                new_index,
+                new_len,
+            } => {
                 for i in 0..old_len.max(new_len) {
                     rows.push((
                         (i < old_len).then(|| old_lines[old_index + i]),
@@ -258,7 +290,9 @@ pub async fn confirm_rollback(
 ) -> PageResult {
     let id = config_id(&raw)?;
     let versions = versions(&state, &viewer, &id).await?;
-    let latest = versions.first().ok_or_else(|| Error::not_found("config", id.as_str()))?;
+    let latest = versions
+        .first()
+        .ok_or_else(|| Error::not_found("config", id.as_str()))?;
     let target = version_field(&query.to, "to")?;
     let target_version = match target {
         Some(t) => Some(state.service.version(&viewer.caller, &id, t).await?),
@@ -330,13 +364,13 @@ pub async fn rollback(
             StatusCode::CREATED,
             "Rolled back",
             html! { p.notice role="status" { "Version " (version.version) " of " (id) " now equals version " (target) "." }
-                    p { a href={ "/ui/configs/" (id) "/history" } { "See the history" } } },
+            p { a href={ "/ui/configs/" (id) "/history" } { "See the history" } } },
         ),
         Written::Pending(request) => (
             StatusCode::ACCEPTED,
             "Waiting for approval",
             html! { p.notice role="status" { "The rollback touches a protected environment: change request " (request.id) " waits for " (request.required_approvals) " approvals." }
-                    p { a href="/ui/approvals" { "See the approvals queue" } } },
+            p { a href="/ui/approvals" { "See the approvals queue" } } },
         ),
     };
     let mut response = viewer.page(title, body);

@@ -60,10 +60,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         ));
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
-        .route(
-            "/ui/login",
-            get(session::login_form).post(session::sign_in),
-        )
+        .route("/ui/login", get(session::login_form).post(session::sign_in))
         .route("/ui/assets/{file}", get(asset))
         .merge(signed_in)
 }
@@ -71,7 +68,10 @@ pub fn router(state: AppState) -> Router<AppState> {
 /// The stylesheet and the script, compiled into the binary.
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
-        "console.css" => (include_str!("assets/console.css"), "text/css; charset=utf-8"),
+        "console.css" => (
+            include_str!("assets/console.css"),
+            "text/css; charset=utf-8",
+        ),
         "console.js" => (
             include_str!("assets/console.js"),
             "text/javascript; charset=utf-8",

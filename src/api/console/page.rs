@@ -209,7 +209,9 @@ impl IntoResponse for PageError {
             resource,
         } = self.0
         {
-            response.extensions_mut().insert(Refusal { reason, resource });
+            response
+                .extensions_mut()
+                .insert(Refusal { reason, resource });
         }
         response
     }

@@ -130,7 +130,9 @@ pub async fn require_session(
     request.headers_mut().remove(header::AUTHORIZATION);
     let (session, fresh) = match sessions.open(request.headers()) {
         // The sign-in page's session has no credential yet: with access control it signs in nothing.
-        Some(session) if session.credential.is_some() || !state.access.enabled() => (session, false),
+        Some(session) if session.credential.is_some() || !state.access.enabled() => {
+            (session, false)
+        }
         _ if !state.access.enabled() => (Session::new(None), true),
         _ => return sign_in_first(&request),
     };
@@ -315,7 +317,10 @@ mod tests {
 
     #[test]
     fn next_stays_on_the_console() {
-        assert_eq!(safe_next(Some("/ui/configs?prefix=a")), "/ui/configs?prefix=a");
+        assert_eq!(
+            safe_next(Some("/ui/configs?prefix=a")),
+            "/ui/configs?prefix=a"
+        );
         assert_eq!(safe_next(Some("https://evil.example/")), "/ui/");
         assert_eq!(safe_next(Some("/ui//evil.example")), "/ui/");
     }

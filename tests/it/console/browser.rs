@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use super::pages::{ADMIN, server_with_access, token};
+use super::pages::{ADMIN, checkout_flag, server_with_access, token};
 use super::webdriver::{Browser, tools};
 use crate::approvals::call;
 use crate::common::{self, TestServer, meta};
@@ -20,21 +20,39 @@ fn skip_or_fail(reason: &str) {
         panic!("Chromium and chromedriver are required when CI is set: {reason}");
     }
     // Straight to stderr: libtest captures eprintln! and shows it only for failures.
-    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED console browser test: {reason} ***\n");
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED console browser test: {reason} ***\n"
+    );
 }
 
 async fn sign_in(browser: &Browser, server: &TestServer, token: &str) {
     browser.goto(&server.url("/ui/configs")).await;
-    assert!(browser.url().await.contains("/ui/login?next="), "signed out first");
+    assert!(
+        browser.url().await.contains("/ui/login?next="),
+        "signed out first"
+    );
     browser.find("#token").await.type_text(token).await;
-    browser.find("form[action='/ui/login'] button").await.click().await;
-    browser.wait_for_text("the configs page", |t| t.contains("Signed in as")).await;
+    browser
+        .find("form[action='/ui/login'] button")
+        .await
+        .click()
+        .await;
+    browser
+        .wait_for_text("the configs page", |t| t.contains("Signed in as"))
+        .await;
 }
 
 async fn sign_out(browser: &Browser, server: &TestServer) {
     browser.goto(&server.url("/ui/configs")).await;
-    browser.find("form[action='/ui/logout'] button").await.click().await;
-    browser.wait_for_text("the sign-in page", |t| t.contains("API token or JWT")).await;
+    browser
+        .find("form[action='/ui/logout'] button")
+        .await
+        .click()
+        .await;
+    browser
+        .wait_for_text("the sign-in page", |t| t.contains("API token or JWT"))
+        .await;
 }
 
 /// Two versions of `app`, written before production is protected (creating a config touches
@@ -67,7 +85,11 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
     };
     let shots: Option<PathBuf> = std::env::var_os("SUMMIT_CONSOLE_SCREENSHOTS").map(|dir| {
         let dir = PathBuf::from(dir);
-        if dir.is_absolute() { dir } else { PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir) }
+        if dir.is_absolute() {
+            dir
+        } else {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir)
+        }
     });
     let shots = shots.as_deref();
     let server = server_with_access(settings).await;
@@ -75,6 +97,17 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
     let alice = token(&server, "alice", &["config-admin"], json!({})).await;
     let bob = token(&server, "bob", &["config-admin"], json!({})).await;
     let reader = token(&server, "reader", &["config-reader"], json!({})).await;
+    let mut flag = checkout_flag();
+    flag["metadata"] = meta("admin", "new checkout");
+    let (status, body) = call(
+        &server,
+        ADMIN,
+        Method::PUT,
+        "/api/v1/feature-flags/new-checkout",
+        Some(flag),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
     // From here on, production changes wait for one approval.
     let server = server
         .restart_with(|s| {
@@ -90,33 +123,80 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
     browser.goto(&server.url("/ui/configs")).await;
     browser.screenshot(shots, "sign-in").await;
     sign_in(&browser, &server, ADMIN).await;
-    browser.find("input[name=prefix]").await.type_text("ap").await;
+    browser
+        .find("input[name=prefix]")
+        .await
+        .type_text("ap")
+        .await;
     browser.find("form[role=search] button").await.click().await;
-    browser.wait_for_text("the search result", |t| t.contains("1 configs")).await;
+    browser
+        .wait_for_text("the search result", |t| t.contains("1 configs"))
+        .await;
     browser.screenshot(shots, "configs").await;
-    browser.find("th a[href='/ui/configs/app']").await.click().await;
-    browser.wait_for_text("the config page", |t| t.contains("Config app") && t.contains("staging")).await;
+    browser
+        .find("th a[href='/ui/configs/app']")
+        .await
+        .click()
+        .await;
+    browser
+        .wait_for_text("the config page", |t| {
+            t.contains("Config app") && t.contains("staging")
+        })
+        .await;
     browser.screenshot(shots, "config").await;
-    browser.find("nav.tabs a[href='/ui/configs/app/history']").await.click().await;
-    browser.wait_for_text("the timeline", |t| t.contains("raise the staging limit")).await;
+    browser
+        .find("nav.tabs a[href='/ui/configs/app/history']")
+        .await
+        .click()
+        .await;
+    browser
+        .wait_for_text("the timeline", |t| t.contains("raise the staging limit"))
+        .await;
     browser.screenshot(shots, "history").await;
-    browser.find("a[href='/ui/configs/app/diff?from=1&to=2']").await.click().await;
-    browser.wait_for_text("the diff", |t| t.contains("Comparing the whole document")).await;
+    browser
+        .find("a[href='/ui/configs/app/diff?from=1&to=2']")
+        .await
+        .click()
+        .await;
+    browser
+        .wait_for_text("the diff", |t| t.contains("Comparing the whole document"))
+        .await;
     let removed = browser.find("table.diff td.removed").await.text().await;
     let added = browser.find("table.diff td.added").await.text().await;
-    assert!(removed.contains("100") && added.contains("200"), "{removed} | {added}");
+    assert!(
+        removed.contains("100") && added.contains("200"),
+        "{removed} | {added}"
+    );
     browser.screenshot(shots, "diff").await;
-    browser.goto(&server.url("/ui/effective?configId=app&environment=staging&assignmentKey=user-7")).await;
-    browser.wait_for_text("the effective preview", |t| t.contains("Override for staging")).await;
+    browser
+        .goto(&server.url("/ui/effective?configId=app&environment=staging&assignmentKey=user-7"))
+        .await;
+    browser
+        .wait_for_text("the effective preview", |t| {
+            t.contains("Override for staging")
+        })
+        .await;
     browser.screenshot(shots, "effective").await;
 
     // A form stripped of its CSRF token is refused, and nothing is written.
-    browser.goto(&server.url("/ui/configs/app/rollback?to=1")).await;
-    browser.script("document.querySelector('form.card input[name=csrf]').remove()").await;
+    browser
+        .goto(&server.url("/ui/configs/app/rollback?to=1"))
+        .await;
+    browser
+        .script("document.querySelector('form.card input[name=csrf]').remove()")
+        .await;
     browser.find("#message").await.type_text("forged").await;
-    browser.find("form.card input[name=confirm]").await.click().await;
+    browser
+        .find("form.card input[name=confirm]")
+        .await
+        .click()
+        .await;
     browser.find("form.card button").await.click().await;
-    browser.wait_for_text("the refusal", |t| t.contains("Form refused") && t.contains("nothing was changed")).await;
+    browser
+        .wait_for_text("the refusal", |t| {
+            t.contains("Form refused") && t.contains("nothing was changed")
+        })
+        .await;
     let (_, latest) = call(&server, ADMIN, Method::GET, "/api/v1/configs/app", None).await;
     assert_eq!(latest["version"], 2, "the forged rollback wrote nothing");
     sign_out(&browser, &server).await;
@@ -136,15 +216,28 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
     let request_id = request["id"].as_str().unwrap().to_owned();
     sign_in(&browser, &server, &bob).await;
     browser.find("a[href='/ui/approvals']").await.click().await;
-    browser.wait_for_text("the queue", |t| t.contains("open production")).await;
+    browser
+        .wait_for_text("the queue", |t| t.contains("open production"))
+        .await;
     browser.screenshot(shots, "approvals").await;
     browser
-        .find(&format!("form[action='/ui/approvals/{request_id}/approve'] button"))
+        .find(&format!(
+            "form[action='/ui/approvals/{request_id}/approve'] button"
+        ))
         .await
         .click()
         .await;
-    browser.wait_for_text("the approval", |t| t.contains("is now approved")).await;
-    let (_, decided) = call(&server, ADMIN, Method::GET, &format!("/api/v1/change-requests/{request_id}"), None).await;
+    browser
+        .wait_for_text("the approval", |t| t.contains("is now approved"))
+        .await;
+    let (_, decided) = call(
+        &server,
+        ADMIN,
+        Method::GET,
+        &format!("/api/v1/change-requests/{request_id}"),
+        None,
+    )
+    .await;
     assert_eq!(decided["status"], "approved");
     assert_eq!(decided["approvals"][0]["actor"], "token:bob");
 
@@ -155,8 +248,10 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
             ADMIN,
             Method::POST,
             "/api/v1/registry/register",
-            Some(json!({"serviceName": "web", "instanceId": instance, "environment": "staging",
-                        "serviceUrl": format!("http://127.0.0.1:{}", 10_000 + n)})),
+            Some(
+                json!({"serviceName": "web", "instanceId": instance, "environment": "staging",
+                        "serviceUrl": format!("http://127.0.0.1:{}", 10_000 + n)}),
+            ),
         )
         .await;
         assert_eq!(status, 201, "{body}");
@@ -174,8 +269,14 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
     .await;
     assert_eq!(status, 201, "{deployment}");
     let deployment_id = deployment["id"].as_str().unwrap().to_owned();
-    browser.goto(&server.url(&format!("/ui/deployments/{deployment_id}"))).await;
-    browser.wait_for_text("the deployment page", |t| t.contains("Deploying app v2 to staging")).await;
+    browser
+        .goto(&server.url(&format!("/ui/deployments/{deployment_id}")))
+        .await;
+    browser
+        .wait_for_text("the deployment page", |t| {
+            t.contains("Deploying app v2 to staging")
+        })
+        .await;
     browser.script("window.notReloaded = true").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, paused) = call(
@@ -187,8 +288,14 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
     )
     .await;
     assert_eq!(status, 200, "{paused}");
-    browser.wait_for_text("the live update", |t| t.contains("State paused")).await;
-    assert_eq!(browser.script("return window.notReloaded === true").await, json!(true), "updated in place");
+    browser
+        .wait_for_text("the live update", |t| t.contains("State paused"))
+        .await;
+    assert_eq!(
+        browser.script("return window.notReloaded === true").await,
+        json!(true),
+        "updated in place"
+    );
     browser.screenshot(shots, "deployment").await;
     sign_out(&browser, &server).await;
 
@@ -202,11 +309,27 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
     ] {
         browser.goto(&server.url(&path)).await;
         let forms = browser.find_all("main form[method=post]").await;
-        assert!(forms.is_empty(), "{path} offers a reader {} forms", forms.len());
+        assert!(
+            forms.is_empty(),
+            "{path} offers a reader {} forms",
+            forms.len()
+        );
         let text = browser.text().await;
-        assert!(!text.contains("Roll back") && !text.contains("Approve"), "{path}: {text}");
+        assert!(
+            !text.contains("Roll back") && !text.contains("Approve"),
+            "{path}: {text}"
+        );
     }
-    for (path, name) in [("/ui/audit", "audit"), ("/ui/drift", "drift"), ("/ui/registry", "registry"), ("/ui/flags", "flags")] {
+    for (path, name) in [
+        ("/ui/audit", "audit"),
+        ("/ui/drift", "drift"),
+        ("/ui/registry", "registry"),
+        ("/ui/flags", "flags"),
+        (
+            "/ui/flags/new-checkout?environment=production&targetingKey=user-7",
+            "flag",
+        ),
+    ] {
         browser.goto(&server.url(path)).await;
         browser.screenshot(shots, name).await;
     }

@@ -99,7 +99,10 @@ impl<'a> ConsoleClient<'a> {
         let form = self.get("/ui/login").await;
         assert_eq!(form.status, 200, "{}", form.body);
         let csrf = form.csrf();
-        self.post("/ui/login", &[("token", token), ("csrf", &csrf), ("next", "/ui/configs")])
-            .await
+        self.post(
+            "/ui/login",
+            &[("token", token), ("csrf", &csrf), ("next", "/ui/configs")],
+        )
+        .await
     }
 }

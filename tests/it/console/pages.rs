@@ -10,7 +10,9 @@ use crate::common::{TestServer, meta};
 
 pub(crate) const ADMIN: &str = "admin-token-for-the-console-tests-0123456789";
 
-pub(crate) async fn server_with_access(tune: impl FnOnce(&mut summit_config::settings::Settings)) -> TestServer {
+pub(crate) async fn server_with_access(
+    tune: impl FnOnce(&mut summit_config::settings::Settings),
+) -> TestServer {
     TestServer::spawn_with(|s| {
         s.no_auth = false;
         s.admin_token = Some(ADMIN.into());
@@ -19,7 +21,12 @@ pub(crate) async fn server_with_access(tune: impl FnOnce(&mut summit_config::set
     .await
 }
 
-pub(crate) async fn token(server: &TestServer, name: &str, roles: &[&str], scopes: Value) -> String {
+pub(crate) async fn token(
+    server: &TestServer,
+    name: &str,
+    roles: &[&str],
+    scopes: Value,
+) -> String {
     let (status, created) = call(
         server,
         ADMIN,
@@ -44,14 +51,27 @@ pub(crate) async fn put(server: &TestServer, id: &str, value: u64) -> (u16, Valu
 }
 
 async fn version(server: &TestServer, id: &str) -> Value {
-    call(server, ADMIN, Method::GET, &format!("/api/v1/configs/{id}"), None)
-        .await
-        .1["version"]
+    call(
+        server,
+        ADMIN,
+        Method::GET,
+        &format!("/api/v1/configs/{id}"),
+        None,
+    )
+    .await
+    .1["version"]
         .clone()
 }
 
 async fn denials(server: &TestServer) -> Vec<Value> {
-    let (status, denied) = call(server, ADMIN, Method::GET, "/api/v1/audit/denied?limit=500", None).await;
+    let (status, denied) = call(
+        server,
+        ADMIN,
+        Method::GET,
+        "/api/v1/audit/denied?limit=500",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{denied}");
     denied["items"].as_array().unwrap().clone()
 }
@@ -63,35 +83,67 @@ async fn console_sign_in_exchanges_the_token_for_a_sealed_http_only_cookie() {
 
     let first = console.get("/ui/configs?prefix=a").await;
     assert_eq!(first.status, 303);
-    assert_eq!(first.location.as_deref(), Some("/ui/login?next=%2Fui%2Fconfigs%3Fprefix%3Da"));
+    assert_eq!(
+        first.location.as_deref(),
+        Some("/ui/login?next=%2Fui%2Fconfigs%3Fprefix%3Da")
+    );
 
     let refused = console.sign_in("not-a-token").await;
     assert_eq!(refused.status, 401);
-    assert!(refused.body.contains("That token was not accepted"), "{}", refused.body);
-    assert!(!refused.body.contains("not-a-token"), "the page never repeats a credential");
+    assert!(
+        refused.body.contains("That token was not accepted"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        !refused.body.contains("not-a-token"),
+        "the page never repeats a credential"
+    );
 
     let signed_in = console.sign_in(ADMIN).await;
-    assert_eq!((signed_in.status, signed_in.location.as_deref()), (303, Some("/ui/configs")));
+    assert_eq!(
+        (signed_in.status, signed_in.location.as_deref()),
+        (303, Some("/ui/configs"))
+    );
     let cookie = signed_in.set_cookie.expect("a session cookie");
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=28800"] {
-        assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
+        assert!(
+            cookie.contains(attribute),
+            "{attribute} missing from {cookie}"
+        );
     }
-    assert!(!cookie.contains("Secure"), "no TLS here, so not Secure: {cookie}");
-    assert!(!cookie.contains(ADMIN), "the cookie is sealed, not the token");
+    assert!(
+        !cookie.contains("Secure"),
+        "no TLS here, so not Secure: {cookie}"
+    );
+    assert!(
+        !cookie.contains(ADMIN),
+        "the cookie is sealed, not the token"
+    );
     let decoded = base64::Engine::decode(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         cookie.split(';').next().unwrap().split_once('=').unwrap().1,
     )
     .unwrap();
-    assert!(!String::from_utf8_lossy(&decoded).contains(ADMIN), "sealed, not encoded");
+    assert!(
+        !String::from_utf8_lossy(&decoded).contains(ADMIN),
+        "sealed, not encoded"
+    );
 
     let page = console.get("/ui/configs").await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("Signed in as <strong>admin</strong>"), "{}", page.body);
+    assert!(
+        page.body.contains("Signed in as <strong>admin</strong>"),
+        "{}",
+        page.body
+    );
 
     let csrf = page.csrf();
     let out = console.post("/ui/logout", &[("csrf", &csrf)]).await;
-    assert_eq!((out.status, out.location.as_deref()), (303, Some("/ui/login")));
+    assert_eq!(
+        (out.status, out.location.as_deref()),
+        (303, Some("/ui/login"))
+    );
     assert!(out.set_cookie.unwrap().contains("Max-Age=0"));
     assert_eq!(console.get("/ui/configs").await.status, 303, "signed out");
 }
@@ -115,11 +167,21 @@ async fn console_session_ends_when_its_token_is_revoked() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, _) = call(&server, ADMIN, Method::DELETE, &format!("/api/v1/tokens/{id}"), None).await;
+    let (status, _) = call(
+        &server,
+        ADMIN,
+        Method::DELETE,
+        &format!("/api/v1/tokens/{id}"),
+        None,
+    )
+    .await;
     assert!(status == 200 || status == 204, "{status}");
 
     let after = console.get("/ui/configs").await;
-    assert_eq!((after.status, after.location.as_deref()), (303, Some("/ui/login?expired=1")));
+    assert_eq!(
+        (after.status, after.location.as_deref()),
+        (303, Some("/ui/login?expired=1"))
+    );
 }
 
 #[tokio::test]
@@ -131,25 +193,61 @@ async fn console_form_without_the_csrf_token_is_refused_and_changes_nothing() {
     console.sign_in(ADMIN).await;
     let confirm = console.get("/ui/configs/app/rollback?to=1").await;
     assert_eq!(confirm.status, 200);
-    assert!(confirm.body.contains("Roll back to version 1"), "{}", confirm.body);
-    let fields = [("target", "1"), ("expected", "2"), ("message", "undo"), ("confirm", "yes")];
+    assert!(
+        confirm.body.contains("Roll back to version 1"),
+        "{}",
+        confirm.body
+    );
+    let fields = [
+        ("target", "1"),
+        ("expected", "2"),
+        ("message", "undo"),
+        ("confirm", "yes"),
+    ];
 
     let forged = console.post("/ui/configs/app/rollback", &fields).await;
     assert_eq!(forged.status, 403);
-    assert!(forged.body.contains("anti-forgery token"), "{}", forged.body);
+    assert!(
+        forged.body.contains("anti-forgery token"),
+        "{}",
+        forged.body
+    );
     let wrong = [&fields[..], &[("csrf", "0123456789abcdef0123456789abcdef")]].concat();
-    assert_eq!(console.post("/ui/configs/app/rollback", &wrong).await.status, 403);
-    assert_eq!(version(&server, "app").await, json!(2), "nothing was written");
+    assert_eq!(
+        console
+            .post("/ui/configs/app/rollback", &wrong)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        version(&server, "app").await,
+        json!(2),
+        "nothing was written"
+    );
 
     let csrf = confirm.csrf();
     let done = console
-        .post("/ui/configs/app/rollback", &[&fields[..], &[("csrf", &csrf)]].concat())
+        .post(
+            "/ui/configs/app/rollback",
+            &[&fields[..], &[("csrf", &csrf)]].concat(),
+        )
         .await;
     assert_eq!(done.status, 201, "{}", done.body);
-    assert!(done.body.contains("Version 3 of app now equals version 1"), "{}", done.body);
+    assert!(
+        done.body.contains("Version 3 of app now equals version 1"),
+        "{}",
+        done.body
+    );
     let (_, latest) = call(&server, ADMIN, Method::GET, "/api/v1/configs/app", None).await;
-    assert_eq!((latest["version"].clone(), latest["rollbackOf"].clone()), (json!(3), json!(1)));
-    assert_eq!(latest["metadata"]["actor"], "admin", "recorded as the signed-in identity");
+    assert_eq!(
+        (latest["version"].clone(), latest["rollbackOf"].clone()),
+        (json!(3), json!(1))
+    );
+    assert_eq!(
+        latest["metadata"]["actor"], "admin",
+        "recorded as the signed-in identity"
+    );
 }
 
 #[tokio::test]
@@ -164,7 +262,10 @@ async fn console_reader_is_offered_no_write_and_its_forced_post_is_refused_and_r
     let history = console.get("/ui/configs/app/history").await;
     assert_eq!(history.status, 200);
     assert!(history.body.contains("Version 2"), "{}", history.body);
-    assert!(!history.body.contains("Roll back"), "a reader is offered no rollback");
+    assert!(
+        !history.body.contains("Roll back"),
+        "a reader is offered no rollback"
+    );
     let config = console.get("/ui/configs/app").await;
     assert!(!config.body.contains("/rollback"), "{}", config.body);
 
@@ -173,16 +274,27 @@ async fn console_reader_is_offered_no_write_and_its_forced_post_is_refused_and_r
     let refused = console
         .post(
             "/ui/configs/app/rollback",
-            &[("target", "1"), ("message", "m"), ("confirm", "yes"), ("csrf", &csrf)],
+            &[
+                ("target", "1"),
+                ("message", "m"),
+                ("confirm", "yes"),
+                ("csrf", &csrf),
+            ],
         )
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
-    assert!(refused.body.contains("lacks the write permission"), "{}", refused.body);
+    assert!(
+        refused.body.contains("lacks the write permission"),
+        "{}",
+        refused.body
+    );
     assert_eq!(version(&server, "app").await, json!(2));
     let recorded = denials(&server).await;
     assert!(
-        recorded.iter().any(|d| d["actor"] == "token:reader"
-            && d["operation"] == "POST /ui/configs/{id}/rollback"),
+        recorded
+            .iter()
+            .any(|d| d["actor"] == "token:reader"
+                && d["operation"] == "POST /ui/configs/{id}/rollback"),
         "{recorded:?}"
     );
 }
@@ -192,7 +304,13 @@ async fn console_scoped_identity_sees_only_its_configs() {
     let server = server_with_access(|_| {}).await;
     put(&server, "app", 1).await;
     put(&server, "payments", 1).await;
-    let payments = token(&server, "pay", &["config-admin"], json!({"configPrefixes": ["pay"]})).await;
+    let payments = token(
+        &server,
+        "pay",
+        &["config-admin"],
+        json!({"configPrefixes": ["pay"]}),
+    )
+    .await;
     let mut console = ConsoleClient::new(&server);
     console.sign_in(&payments).await;
 
@@ -202,8 +320,12 @@ async fn console_scoped_identity_sees_only_its_configs() {
     let other = console.get("/ui/configs/app").await;
     assert_eq!(other.status, 403);
     assert!(other.body.contains("Not allowed"), "{}", other.body);
-    assert!(denials(&server).await.iter().any(|d| d["operation"] == "GET /ui/configs/{id}"
-        && d["resource"] == "app"));
+    assert!(
+        denials(&server)
+            .await
+            .iter()
+            .any(|d| d["operation"] == "GET /ui/configs/{id}" && d["resource"] == "app")
+    );
 }
 
 #[tokio::test]
@@ -215,16 +337,27 @@ async fn console_bad_input_is_a_sentence_with_the_rest_status() {
     for (path, status, sentence) in [
         ("/ui/configs/Not_An_Id", 400, "Config id must match"),
         ("/ui/configs/missing", 404, "not found"),
-        ("/ui/configs/app/diff?from=x", 400, "From must be a version number."),
+        (
+            "/ui/configs/app/diff?from=x",
+            400,
+            "From must be a version number.",
+        ),
         ("/ui/configs/app/diff?from=1&to=9", 404, "not found"),
-        ("/ui/effective?configId=app&environment=Bad%20Env", 400, "nvironment"),
+        (
+            "/ui/effective?configId=app&environment=Bad%20Env",
+            400,
+            "nvironment",
+        ),
         ("/ui/approvals?status=maybe", 400, "Status is pending"),
         ("/ui/deployments/not-a-uuid", 400, ""),
     ] {
         let page = console.get(path).await;
         assert_eq!(page.status, status, "{path}: {}", page.body);
         assert!(page.body.contains(sentence), "{path}: {}", page.body);
-        assert!(page.body.contains("<main"), "{path}: an HTML page, not a problem document");
+        assert!(
+            page.body.contains("<main"),
+            "{path}: an HTML page, not a problem document"
+        );
     }
 }
 
@@ -232,28 +365,63 @@ async fn console_bad_input_is_a_sentence_with_the_rest_status() {
 async fn console_without_access_control_needs_no_sign_in_but_still_checks_forms() {
     let server = TestServer::spawn().await;
     server
-        .put_config("app", json!({"config": {"a": 1}, "metadata": meta("dev", "one")}))
+        .put_config(
+            "app",
+            json!({"config": {"a": 1}, "metadata": meta("dev", "one")}),
+        )
         .await;
     server
-        .put_config("app", json!({"config": {"a": 2}, "metadata": meta("dev", "two")}))
+        .put_config(
+            "app",
+            json!({"config": {"a": 2}, "metadata": meta("dev", "two")}),
+        )
         .await;
     let mut console = ConsoleClient::new(&server);
     let page = console.get("/ui/configs").await;
     assert_eq!(page.status, 200);
-    assert!(page.set_cookie.is_some(), "an anonymous session carries the CSRF token");
-    assert!(console.get("/ui/login").await.status == 303, "nothing to sign in to");
+    assert!(
+        page.set_cookie.is_some(),
+        "an anonymous session carries the CSRF token"
+    );
+    assert!(
+        console.get("/ui/login").await.status == 303,
+        "nothing to sign in to"
+    );
 
     let confirm = console.get("/ui/configs/app/rollback?to=1").await;
-    assert!(confirm.body.contains(r#"name="actor""#), "without access control the form asks for a name");
-    let fields = [("target", "1"), ("message", "undo"), ("confirm", "yes"), ("actor", "dana")];
-    assert_eq!(console.post("/ui/configs/app/rollback", &fields).await.status, 403);
+    assert!(
+        confirm.body.contains(r#"name="actor""#),
+        "without access control the form asks for a name"
+    );
+    let fields = [
+        ("target", "1"),
+        ("message", "undo"),
+        ("confirm", "yes"),
+        ("actor", "dana"),
+    ];
+    assert_eq!(
+        console
+            .post("/ui/configs/app/rollback", &fields)
+            .await
+            .status,
+        403
+    );
     let csrf = confirm.csrf();
     let done = console
-        .post("/ui/configs/app/rollback", &[&fields[..], &[("csrf", &csrf)]].concat())
+        .post(
+            "/ui/configs/app/rollback",
+            &[&fields[..], &[("csrf", &csrf)]].concat(),
+        )
         .await;
     assert_eq!(done.status, 201, "{}", done.body);
     let (_, latest) = server.get_json("/api/v1/configs/app").await;
-    assert_eq!((latest["version"].clone(), latest["metadata"]["actor"].clone()), (json!(3), json!("dana")));
+    assert_eq!(
+        (
+            latest["version"].clone(),
+            latest["metadata"]["actor"].clone()
+        ),
+        (json!(3), json!("dana"))
+    );
 }
 
 #[tokio::test]
@@ -286,9 +454,23 @@ async fn console_pages_show_real_data_and_empty_states() {
         .get("/ui/effective?configId=app&environment=prod&assignmentKey=user-1")
         .await;
     assert_eq!(effective.status, 200, "{}", effective.body);
-    assert!(effective.body.contains("Override for <strong>prod</strong>"), "{}", effective.body);
-    assert!(effective.body.contains("Canary patch"), "{}", effective.body);
-    assert!(effective.body.contains("&quot;limit&quot;: 9"), "{}", effective.body);
+    assert!(
+        effective
+            .body
+            .contains("Override for <strong>prod</strong>"),
+        "{}",
+        effective.body
+    );
+    assert!(
+        effective.body.contains("Canary patch"),
+        "{}",
+        effective.body
+    );
+    assert!(
+        effective.body.contains("&quot;limit&quot;: 9"),
+        "{}",
+        effective.body
+    );
     let (status, _) = server
         .post_json(
             "/api/v1/configs/app/applied",
@@ -297,8 +479,106 @@ async fn console_pages_show_real_data_and_empty_states() {
         .await;
     assert!(status < 300, "{status}");
     let drift = console.get("/ui/configs/app/drift").await;
-    assert!(drift.body.contains("web-1") && drift.body.contains("drifted"), "{}", drift.body);
+    assert!(
+        drift.body.contains("web-1") && drift.body.contains("drifted"),
+        "{}",
+        drift.body
+    );
     let audit = console.get("/ui/audit?actor=dev").await;
     assert!(audit.body.contains("first"), "{}", audit.body);
-    assert!(console.get("/ui/audit?actor=nobody").await.body.contains("No audit records match"));
+    assert!(
+        console
+            .get("/ui/audit?actor=nobody")
+            .await
+            .body
+            .contains("No audit records match")
+    );
+}
+
+pub(crate) fn checkout_flag() -> Value {
+    json!({
+        "description": "New checkout flow",
+        "type": "boolean",
+        "variants": {"on": true, "off": false},
+        "defaultVariant": "off",
+        "environments": {
+            "production": {"enabled": true, "rules": [
+                {"id": "staff", "conditions": [{"attribute": "email", "operator": "ends_with", "value": "@acme.com"}], "variant": "on"},
+                {"id": "beta", "targetKeys": ["user-7", "user-8"], "variant": "on"}
+            ]},
+            "dev": {"enabled": false}
+        }
+    })
+}
+
+#[tokio::test]
+async fn console_flags_read_in_words_and_evaluate_and_secrets_never_show_a_value() {
+    let server = TestServer::spawn().await;
+    server.put_flag("new-checkout", checkout_flag()).await;
+    let (status, body) = server
+        .put_json(
+            "/api/v1/secrets/db-password",
+            &json!({"value": "hunter2-do-not-show", "metadata": meta("sam", "set")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut console = ConsoleClient::new(&server);
+
+    assert!(
+        console
+            .get("/ui/flags")
+            .await
+            .body
+            .contains("/ui/flags/new-checkout")
+    );
+    let flag = console.get("/ui/flags/new-checkout").await;
+    assert_eq!(flag.status, 200, "{}", flag.body);
+    for words in [
+        "Rule <code>staff</code>: when email ends with",
+        "the targeting key is one of user-7, user-8, serve on.",
+        "Disabled: everyone gets <strong>off</strong>.",
+    ] {
+        assert!(flag.body.contains(words), "{words}: {}", flag.body);
+    }
+    let tried = console
+        .get("/ui/flags/new-checkout?environment=production&targetingKey=user-7&attributes=")
+        .await;
+    assert!(
+        tried.body.contains("Serves <strong>on</strong>") && tried.body.contains("TARGETING_MATCH"),
+        "{}",
+        tried.body
+    );
+    let staff = console
+        .get("/ui/flags/new-checkout?environment=production&targetingKey=u&attributes=%7B%22email%22%3A%22a%40acme.com%22%7D")
+        .await;
+    assert!(
+        staff.body.contains("Serves <strong>on</strong>"),
+        "{}",
+        staff.body
+    );
+    let bad = console
+        .get("/ui/flags/new-checkout?environment=production&attributes=nope")
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("not a JSON object"), "{}", bad.body);
+
+    let secrets = console.get("/ui/secrets").await;
+    assert!(
+        secrets.body.contains("/ui/secrets/db-password"),
+        "{}",
+        secrets.body
+    );
+    let secret = console.get("/ui/secrets/db-password").await;
+    assert_eq!(secret.status, 200, "{}", secret.body);
+    assert!(
+        secret.body.contains("current") && secret.body.contains("manual only"),
+        "{}",
+        secret.body
+    );
+    for page in [&secrets, &secret] {
+        assert!(
+            !page.body.contains("hunter2"),
+            "a secret's value never reaches a page"
+        );
+    }
 }

@@ -65,7 +65,10 @@ impl Browser {
             {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "chromedriver did not start");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver did not start"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let mut options = json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
@@ -192,7 +195,9 @@ impl Browser {
     /// Saves a PNG of the viewport when `dir` is given.
     pub async fn screenshot(&self, dir: Option<&Path>, name: &str) {
         let Some(dir) = dir else { return };
-        let png = self.command(reqwest::Method::GET, "/screenshot", None).await;
+        let png = self
+            .command(reqwest::Method::GET, "/screenshot", None)
+            .await;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().unwrap_or_default())
             .expect("screenshot is base64");
