@@ -73,10 +73,12 @@ pub async fn queue(
             label { "Environment " input type="text" name="environment" value=[environment.as_ref().map(|e| e.as_str())] placeholder="any"; }
             button type="submit" { "Show" }
         }
-        @if requests.is_empty() {
-            (empty("No change requests here. Changes to protected environments wait in this queue for approval."))
+        div #queue data-watch="/ui/events" {
+            @if requests.is_empty() {
+                (empty("No change requests here. Changes to protected environments wait in this queue for approval."))
+            }
+            @for card in cards { (card) }
         }
-        @for card in cards { (card) }
     };
     Ok(viewer.page("Approvals", body))
 }

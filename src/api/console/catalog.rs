@@ -320,8 +320,10 @@ pub async fn registry(State(state): State<AppState>, viewer: Viewer) -> PageResu
         });
     }
     let body = html! {
-        @if sections.is_empty() { (empty("No service has registered an instance.")) }
-        @for s in sections { (s) }
+        div #services aria-live="polite" data-watch="/ui/events?registry=true" {
+            @if sections.is_empty() { (empty("No service has registered an instance.")) }
+            @for s in sections { (s) }
+        }
     };
     Ok(viewer.page("Registry", body))
 }

@@ -63,7 +63,7 @@ pub async fn timeline(
     let may_write = viewer.may_write(id.as_str());
     let body = html! {
         (config_nav(&id, &viewer))
-        ol.timeline reversed {
+        ol.timeline #timeline reversed data-watch={ "/ui/events?configId=" (id) } {
             @for (n, v) in versions.iter().enumerate() {
                 li {
                     h2 { "Version " (v.version) }
