@@ -3,13 +3,16 @@
 //! without JavaScript; `assets/console.js` only localises times and refreshes live parts.
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use crate::api::http::AppState;
+use tower_http::timeout::TimeoutLayer;
+
 use crate::api::http::access::AuthenticateLayer;
+use crate::api::http::{AppState, HttpLimits};
 
 mod approvals;
 mod catalog;
@@ -22,7 +25,7 @@ pub mod session;
 
 pub use session::Sessions;
 
-pub fn router(state: AppState) -> Router<AppState> {
+pub fn router(state: AppState, limits: &HttpLimits) -> Router<AppState> {
     let signed_in = Router::new()
         .route("/ui/", get(configs::home))
         .route("/ui/configs", get(configs::list))
@@ -57,6 +60,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(
             state,
             session::require_session,
+        ))
+        // The REST routes' bounds: a deadline on the store, a limit on what a form may send.
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
         ));
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))

@@ -146,7 +146,7 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
             state: state.clone(),
         })
         // The console authenticates its own routes (a session cookie, then the same layer).
-        .merge(crate::api::console::router(state.clone()))
+        .merge(crate::api::console::router(state.clone(), limits))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(ops::TrackLayer)
