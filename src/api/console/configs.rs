@@ -293,6 +293,11 @@ pub async fn effective(
             Some((effective, version)) => {
                 @let doc = &version.document;
                 @let env = environment.as_ref().map(|e| e.as_str());
+                @let latest = configs.iter().find(|c| c.config_id == effective.config_id).map(|c| c.version);
+                @if let Some(latest) = latest.filter(|l| *l != effective.version) {
+                    p.notice role="status" { "This environment is served version " (effective.version)
+                        ", not the latest (" (latest) "): it releases versions through deployments." }
+                }
                 section aria-labelledby="applied" {
                     h2 #applied { "Layers applied, in order" }
                     ol.layers {

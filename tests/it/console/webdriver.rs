@@ -13,7 +13,8 @@ use tokio::process::{Child, Command};
 use crate::common::secret_servers::free_port;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-const WAIT: Duration = Duration::from_secs(15);
+const WAIT: Duration = Duration::from_secs(20);
+const STARTUP: Duration = Duration::from_secs(60);
 
 /// Where chromedriver and Chromium are, or why they are not.
 pub fn tools() -> Result<(PathBuf, Option<PathBuf>), String> {
@@ -45,24 +46,30 @@ pub struct Element<'a> {
     id: String,
 }
 
-impl Browser {
-    pub async fn start(driver: &Path, binary: Option<&Path>) -> Browser {
+/// chromedriver on a free loopback port, ready; another port if one was taken meanwhile.
+async fn spawn_driver(driver: &Path, http: &reqwest::Client) -> (Child, String) {
+    for _ in 0..3 {
         let port = free_port();
-        let child = Command::new(driver)
+        let mut child = Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
+            // Its own process group, so that Chromium goes with it (see `Drop for Browser`).
+            .process_group(0)
             .spawn()
             .expect("chromedriver starts");
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let deadline = tokio::time::Instant::now() + WAIT;
+        // Generous: the machine may be busy compiling or running the other suites.
+        let deadline = tokio::time::Instant::now() + STARTUP;
         loop {
             let ready = http.get(format!("{base}/status")).send().await;
             if let Ok(response) = ready
                 && response.status().is_success()
             {
+                return (child, base);
+            }
+            if let Ok(Some(_)) = child.try_wait() {
                 break;
             }
             assert!(
@@ -71,8 +78,17 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+    panic!("chromedriver exited at start three times");
+}
+
+impl Browser {
+    pub async fn start(driver: &Path, binary: Option<&Path>) -> Browser {
+        let http = reqwest::Client::new();
+        let (child, base) = spawn_driver(driver, &http).await;
         let mut options = json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-            "--disable-dev-shm-usage", "--window-size=1280,900", "--lang=en-GB"]});
+            "--disable-dev-shm-usage", "--disable-breakpad", "--disable-crash-reporter",
+            "--window-size=1280,900", "--lang=en-GB"]});
         if let Some(binary) = binary {
             options["binary"] = json!(binary);
         }
@@ -225,6 +241,19 @@ impl Browser {
         let url = format!("{}/session/{}", self.base, self.session);
         let _ = self.http.delete(url).send().await;
         let _ = self.driver.kill().await;
+    }
+}
+
+/// A test that fails midway leaves no chromedriver or Chromium behind: the whole process
+/// group chromedriver leads is killed.
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id().and_then(|pid| i32::try_from(pid).ok()) {
+            // SAFETY: kill(2) on the group this test started; no memory is touched.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
     }
 }
 
