@@ -191,11 +191,12 @@ pub async fn flag(
         dl.facts {
             dt { "Type" } dd { (name_of(&def.flag_type)) }
             dt { "Version" } dd { (flag.version) ", " (time(flag.created_at)) " by " (flag.metadata.actor) }
-            dt { "Variants" } dd { @for (name, value) in &def.variants { code { (name) " = " (value) } " " } }
+            dt { "Variants" } dd { @for (n, (name, value)) in def.variants.iter().enumerate() { @if n > 0 { ", " } code { (name) " = " (value) } } }
             @if !def.services.is_empty() { dt { "Services" } dd { (def.services.join(", ")) } }
         }
         section aria-labelledby="targeting" {
             h2 #targeting { "Targeting" }
+            h3 { "Environments without their own targeting" }
             (targeting_words(def.enabled, &def.default_variant, def.rollout.as_ref(), &def.rules))
             @for (env, t) in &def.environments {
                 h3 { "In " (env) }

@@ -582,3 +582,30 @@ async fn console_flags_read_in_words_and_evaluate_and_secrets_never_show_a_value
         );
     }
 }
+
+#[tokio::test]
+async fn console_signs_in_with_a_jwt_but_not_an_expired_one() {
+    const SECRET: &str = "a-jwt-secret-that-is-at-least-32-bytes-long";
+    let server = server_with_access(|s| s.jwt_hs256_secret = Some(SECRET.into())).await;
+    let jwt = |exp: i64| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({"sub": "ops-jane", "roles": ["config-reader"], "exp": exp}),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let mut console = ConsoleClient::new(&server);
+    let expired = console.sign_in(&jwt(now - 600)).await;
+    assert_eq!(expired.status, 401, "{}", expired.body);
+    assert_eq!(console.sign_in(&jwt(now + 600)).await.status, 303);
+    let page = console.get("/ui/configs").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("Signed in as <strong>jwt:ops-jane</strong>"),
+        "{}",
+        page.body
+    );
+}
