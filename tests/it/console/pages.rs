@@ -609,3 +609,152 @@ async fn console_signs_in_with_a_jwt_but_not_an_expired_one() {
         page.body
     );
 }
+
+#[tokio::test]
+async fn console_approvals_reject_with_a_reason_and_cancel_by_the_requester_only() {
+    let server = server_with_access(|_| {}).await;
+    put(&server, "app", 1).await;
+    let server = server
+        .restart_with(|s| {
+            s.no_auth = false;
+            s.admin_token = Some(ADMIN.into());
+            s.protected_environments = "production=1".into();
+        })
+        .await;
+    let alice = token(&server, "alice", &["config-admin"], json!({})).await;
+    let bob = token(&server, "bob", &["config-admin"], json!({})).await;
+    let request = |value: u64| {
+        let server = &server;
+        let alice = &alice;
+        async move {
+            let (status, body) = call(
+                server,
+                alice,
+                Method::PUT,
+                "/api/v1/configs/app",
+                Some(json!({"config": {"value": value}, "metadata": meta("alice", "please")})),
+            )
+            .await;
+            assert_eq!(status, 202, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let (first, second) = (request(2).await, request(3).await);
+
+    let mut as_alice = ConsoleClient::new(&server);
+    as_alice.sign_in(&alice).await;
+    let queue = as_alice.get("/ui/approvals").await;
+    assert!(
+        !queue
+            .body
+            .contains(&format!("/ui/approvals/{first}/approve")),
+        "no approving one's own change"
+    );
+    assert!(
+        queue
+            .body
+            .contains(&format!("/ui/approvals/{first}/cancel")),
+        "{}",
+        queue.body
+    );
+
+    let mut as_bob = ConsoleClient::new(&server);
+    as_bob.sign_in(&bob).await;
+    let queue = as_bob.get("/ui/approvals").await;
+    assert!(
+        queue
+            .body
+            .contains(&format!("/ui/approvals/{first}/approve")),
+        "{}",
+        queue.body
+    );
+    assert!(
+        !queue
+            .body
+            .contains(&format!("/ui/approvals/{first}/cancel")),
+        "only the requester cancels"
+    );
+    let csrf = queue.csrf();
+    let rejected = as_bob
+        .post(
+            &format!("/ui/approvals/{first}/reject"),
+            &[("reason", "too big a jump"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(rejected.status, 200, "{}", rejected.body);
+    assert!(
+        rejected.body.contains("is now <strong>rejected</strong>"),
+        "{}",
+        rejected.body
+    );
+    let refused = as_bob
+        .post(
+            &format!("/ui/approvals/{second}/cancel"),
+            &[("reason", "mine now"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("Only the requester"),
+        "{}",
+        refused.body
+    );
+
+    let csrf = as_alice.get("/ui/approvals").await.csrf();
+    let cancelled = as_alice
+        .post(
+            &format!("/ui/approvals/{second}/cancel"),
+            &[("reason", "not needed"), ("csrf", &csrf)],
+        )
+        .await;
+    assert!(
+        cancelled.body.contains("is now <strong>cancelled</strong>"),
+        "{}",
+        cancelled.body
+    );
+
+    let (_, first) = call(
+        &server,
+        ADMIN,
+        Method::GET,
+        &format!("/api/v1/change-requests/{first}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (first["status"].clone(), first["reason"].clone()),
+        (json!("rejected"), json!("too big a jump"))
+    );
+    let (_, second) = call(
+        &server,
+        ADMIN,
+        Method::GET,
+        &format!("/api/v1/change-requests/{second}"),
+        None,
+    )
+    .await;
+    assert_eq!(second["status"], "cancelled");
+    assert_eq!(
+        version(&server, "app").await,
+        json!(1),
+        "nothing was applied"
+    );
+}
+
+#[tokio::test]
+async fn console_event_stream_needs_a_session() {
+    let server = server_with_access(|_| {}).await;
+    put(&server, "app", 1).await;
+    let mut console = ConsoleClient::new(&server);
+    let anonymous = console.get("/ui/events?configId=app").await;
+    assert_eq!(anonymous.status, 303, "no stream without a session");
+    console.sign_in(ADMIN).await;
+    let response = reqwest::Client::new()
+        .get(server.url("/ui/events?configId=app"))
+        .header(reqwest::header::COOKIE, console.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+}
