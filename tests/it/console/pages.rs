@@ -758,3 +758,102 @@ async fn console_event_stream_needs_a_session() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
 }
+
+#[tokio::test]
+async fn console_deployment_actions_go_through_the_core() {
+    let server = server_with_access(|s| {
+        s.deployment_environments = "staging".into();
+        s.deployment_tick_ms = 50;
+    })
+    .await;
+    put(&server, "app", 1).await;
+    put(&server, "app", 2).await;
+    let (status, body) = call(
+        &server,
+        ADMIN,
+        Method::POST,
+        "/api/v1/registry/register",
+        Some(
+            json!({"serviceName": "web", "instanceId": "web-1", "environment": "staging",
+                    "serviceUrl": "http://127.0.0.1:10000"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, deployment) = call(
+        &server,
+        ADMIN,
+        Method::POST,
+        "/api/v1/deployments",
+        Some(json!({"configId": "app", "environment": "staging", "version": 2, "instances": ["web-1"],
+                    "strategy": {"rollout": {"type": "canary", "steps": [{"percent": 50, "bakeSecs": 3600}]},
+                                 "gate": {"applyTimeoutSecs": 3600}},
+                    "metadata": meta("admin", "ship")})),
+    )
+    .await;
+    assert_eq!(status, 201, "{deployment}");
+    let id = deployment["id"].as_str().unwrap();
+
+    let mut console = ConsoleClient::new(&server);
+    console.sign_in(ADMIN).await;
+    let list = console.get("/ui/deployments?configId=app&active=1").await;
+    assert!(
+        list.body.contains(&format!("/ui/deployments/{id}")),
+        "{}",
+        list.body
+    );
+    let page = console.get(&format!("/ui/deployments/{id}")).await;
+    assert!(
+        page.body.contains("Deploying app v2 to staging"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let unknown = console
+        .post(&format!("/ui/deployments/{id}/explode"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    let aborted = console
+        .post(
+            &format!("/ui/deployments/{id}/abort"),
+            &[("message", "bad version"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(aborted.status, 200, "{}", aborted.body);
+    assert!(
+        aborted.body.contains("now <strong>aborted</strong>"),
+        "{}",
+        aborted.body
+    );
+    let (_, now) = call(
+        &server,
+        ADMIN,
+        Method::GET,
+        &format!("/api/v1/deployments/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(now["state"], "aborted");
+    let (_, log) = call(
+        &server,
+        ADMIN,
+        Method::GET,
+        &format!("/api/v1/deployments/{id}/log"),
+        None,
+    )
+    .await;
+    let last = log["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["actor"].clone(), last["reason"].clone()),
+        (json!("admin"), json!("bad version")),
+        "{log}"
+    );
+    let again = console
+        .post(&format!("/ui/deployments/{id}/pause"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        again.status, 409,
+        "an aborted deployment cannot be paused: {}",
+        again.body
+    );
+}
