@@ -10,8 +10,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use super::pages::{ADMIN, checkout_flag, server_with_access, token};
 use super::webdriver::{Browser, tools};
+use super::{ADMIN, checkout_flag, server_with_access, token};
 use crate::approvals::call;
 use crate::common::{self, TestServer, meta};
 

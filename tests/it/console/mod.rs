@@ -1,14 +1,18 @@
-//! The web console (`/ui/`): sessions, CSRF, access rules and pages over HTTP (`pages`), and
-//! the main journeys in headless Chromium (`browser`).
+//! The web console (`/ui/`): sessions, CSRF and access rules (`sessions`) and pages (`pages`)
+//! over HTTP, and the main journeys in headless Chromium (`browser`).
 
 mod browser;
 mod pages;
+mod sessions;
 mod webdriver;
 
+use reqwest::Method;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
+use serde_json::{Value, json};
 
-use crate::common::TestServer;
+use crate::approvals::call;
+use crate::common::{TestServer, meta};
 
 /// One browser-like client of the console: keeps the session cookie, follows no redirect.
 pub struct ConsoleClient<'a> {
@@ -105,4 +109,88 @@ impl<'a> ConsoleClient<'a> {
         )
         .await
     }
+}
+
+pub(crate) const ADMIN: &str = "admin-token-for-the-console-tests-0123456789";
+
+pub(crate) async fn server_with_access(
+    tune: impl FnOnce(&mut summit_config::settings::Settings),
+) -> TestServer {
+    TestServer::spawn_with(|s| {
+        s.no_auth = false;
+        s.admin_token = Some(ADMIN.into());
+        tune(s);
+    })
+    .await
+}
+
+pub(crate) async fn token(
+    server: &TestServer,
+    name: &str,
+    roles: &[&str],
+    scopes: Value,
+) -> String {
+    let (status, created) = call(
+        server,
+        ADMIN,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(json!({"name": name, "roles": roles, "scopes": scopes})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    created["tokenText"].as_str().unwrap().to_owned()
+}
+
+pub(crate) async fn put(server: &TestServer, id: &str, value: u64) -> (u16, Value) {
+    call(
+        server,
+        ADMIN,
+        Method::PUT,
+        &format!("/api/v1/configs/{id}"),
+        Some(json!({"config": {"value": value}, "metadata": meta("admin", "set value")})),
+    )
+    .await
+}
+
+pub(crate) async fn version(server: &TestServer, id: &str) -> Value {
+    call(
+        server,
+        ADMIN,
+        Method::GET,
+        &format!("/api/v1/configs/{id}"),
+        None,
+    )
+    .await
+    .1["version"]
+        .clone()
+}
+
+pub(crate) async fn denials(server: &TestServer) -> Vec<Value> {
+    let (status, denied) = call(
+        server,
+        ADMIN,
+        Method::GET,
+        "/api/v1/audit/denied?limit=500",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{denied}");
+    denied["items"].as_array().unwrap().clone()
+}
+
+pub(crate) fn checkout_flag() -> Value {
+    json!({
+        "description": "New checkout flow",
+        "type": "boolean",
+        "variants": {"on": true, "off": false},
+        "defaultVariant": "off",
+        "environments": {
+            "production": {"enabled": true, "rules": [
+                {"id": "staff", "conditions": [{"attribute": "email", "operator": "ends_with", "value": "@acme.com"}], "variant": "on"},
+                {"id": "beta", "targetKeys": ["user-7", "user-8"], "variant": "on"}
+            ]},
+            "dev": {"enabled": false}
+        }
+    })
 }
