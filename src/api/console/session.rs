@@ -26,6 +26,9 @@ pub const COOKIE: &str = "summit_console";
 const SEALED_AS: &str = "console-session";
 /// How long a sign-in lasts (the credential's own expiry or revocation ends it sooner).
 pub const SESSION_SECS: i64 = 8 * 60 * 60;
+/// What browsers keep of one cookie (name and attributes included, 4096 bytes), with room for
+/// the attributes.
+const MAX_COOKIE: usize = 3900;
 /// Forms are small; anything larger is refused before it is read further.
 const FORM_LIMIT: usize = 64 * 1024;
 
@@ -282,8 +285,25 @@ pub async fn sign_in(
         );
     }
     let session = Session::new(Some(credential.to_owned()));
+    let Some(sealed) = state
+        .console
+        .seal(&session)
+        .filter(|s| s.len() <= MAX_COOKIE)
+    else {
+        return page::login(
+            &pending.csrf,
+            next,
+            Some(
+                "That credential is too long to keep in a browser cookie (a JWT of more than \
+                 about 2 KB): sign in with an API token.",
+            ),
+            StatusCode::BAD_REQUEST,
+        );
+    };
     let mut response = Redirect::to(next).into_response();
-    state.console.set_cookie(&session, &mut response);
+    state
+        .console
+        .write_cookie(&sealed, SESSION_SECS, &mut response);
     response
 }
 

@@ -327,18 +327,28 @@ async fn console_without_access_control_needs_no_sign_in_but_still_checks_forms(
 async fn console_signs_in_with_a_jwt_but_not_an_expired_one() {
     const SECRET: &str = "a-jwt-secret-that-is-at-least-32-bytes-long";
     let server = server_with_access(|s| s.jwt_hs256_secret = Some(SECRET.into())).await;
-    let jwt = |exp: i64| {
+    let jwt_with = |exp: i64, pad: usize| {
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &json!({"sub": "ops-jane", "roles": ["config-reader"], "exp": exp}),
+            &json!({"sub": "ops-jane", "roles": ["config-reader"], "exp": exp, "pad": "x".repeat(pad)}),
             &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
         )
         .unwrap()
     };
+    let jwt = |exp: i64| jwt_with(exp, 0);
     let now = chrono::Utc::now().timestamp();
     let mut console = ConsoleClient::new(&server);
     let expired = console.sign_in(&jwt(now - 600)).await;
     assert_eq!(expired.status, 401, "{}", expired.body);
+    let too_long = console.sign_in(&jwt_with(now + 600, 4000)).await;
+    assert_eq!(too_long.status, 400, "{}", too_long.body);
+    assert!(
+        too_long
+            .body
+            .contains("too long to keep in a browser cookie"),
+        "{}",
+        too_long.body
+    );
     assert_eq!(console.sign_in(&jwt(now + 600)).await.status, 303);
     let page = console.get("/ui/configs").await;
     assert_eq!(page.status, 200);
