@@ -366,7 +366,7 @@ impl App {
         ));
         let dispatcher = Dispatcher::new(
             cache.clone(),
-            keyring,
+            keyring.clone(),
             targets,
             DispatchSettings {
                 schedule: retry_schedule(&settings.webhook_retry_schedule)?,
@@ -462,6 +462,8 @@ impl App {
             deployments: deployments.clone(),
             notifications,
             access: access.clone(),
+            // Sealed with the secret store's key, which every replica shares.
+            console: crate::api::console::Sessions::new(keyring, settings.tls_cert_file.is_some()),
             shutdown: shutdown.clone(),
             metrics,
             collector: Arc::new(Collector::new(service.clone(), cache.clone(), {

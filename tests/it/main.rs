@@ -13,6 +13,7 @@ mod authorization;
 mod cli;
 mod conformance;
 mod connections;
+mod console;
 mod deploy;
 mod deployments;
 mod durability;

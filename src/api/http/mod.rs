@@ -56,6 +56,8 @@ pub struct AppContext {
     pub deployments: Arc<DeploymentService>,
     pub notifications: Arc<NotificationService>,
     pub access: Arc<AccessService>,
+    /// How the web console seals its session cookies.
+    pub console: crate::api::console::Sessions,
     pub shutdown: CancellationToken,
     pub metrics: PrometheusHandle,
     /// Reads the gauges of the store's state at each scrape.
@@ -144,6 +146,8 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route_layer(access::AuthenticateLayer {
             state: state.clone(),
         })
+        // The console authenticates its own routes (a session cookie, then the same layer).
+        .merge(crate::api::console::router(state.clone(), limits))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(track::TrackLayer)

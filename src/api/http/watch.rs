@@ -36,7 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct WatchParams {
+pub(crate) struct WatchParams {
     /// One id or a comma-separated list.
     config_id: Option<String>,
     prefix: Option<String>,
@@ -71,7 +71,7 @@ struct WatchParams {
         (status = 404, response = doc::NotFound)
     )
 )]
-async fn watch(
+pub(crate) async fn watch(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,

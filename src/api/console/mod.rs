@@ -1,0 +1,98 @@
+//! The web console at `/ui/`: server-rendered pages over the same core calls the REST handlers
+//! make, with the signed-in caller, behind the same access layer (docs/console.md). Pages work
+//! without JavaScript; `assets/console.js` only localises times and refreshes live parts.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use tower_http::timeout::TimeoutLayer;
+
+use crate::api::http::access::AuthenticateLayer;
+use crate::api::http::{AppState, HttpLimits};
+
+mod approvals;
+mod catalog;
+mod configs;
+mod deployments;
+mod history;
+mod operations;
+pub mod page;
+pub mod session;
+
+pub use session::Sessions;
+
+pub fn router(state: AppState, limits: &HttpLimits) -> Router<AppState> {
+    let signed_in = Router::new()
+        .route("/ui/", get(configs::home))
+        .route("/ui/configs", get(configs::list))
+        .route("/ui/configs/{id}", get(configs::show))
+        .route("/ui/configs/{id}/history", get(history::timeline))
+        .route("/ui/configs/{id}/diff", get(history::diff))
+        .route(
+            "/ui/configs/{id}/rollback",
+            get(history::confirm_rollback).post(history::rollback),
+        )
+        .route("/ui/configs/{id}/drift", get(operations::config_drift))
+        .route("/ui/effective", get(configs::effective))
+        .route("/ui/drift", get(operations::drift))
+        .route("/ui/audit", get(operations::audit))
+        .route("/ui/approvals", get(approvals::queue))
+        .route("/ui/approvals/{id}/{action}", post(approvals::decide))
+        .route("/ui/deployments", get(deployments::list))
+        .route("/ui/deployments/{id}", get(deployments::show))
+        .route("/ui/deployments/{id}/progress", get(deployments::progress))
+        .route("/ui/deployments/{id}/{action}", post(deployments::act))
+        .route("/ui/flags", get(catalog::flags))
+        .route("/ui/flags/{key}", get(catalog::flag))
+        .route("/ui/secrets", get(catalog::secrets))
+        .route("/ui/secrets/{name}", get(catalog::secret))
+        .route("/ui/registry", get(catalog::registry))
+        .route("/ui/events", get(crate::api::http::watch::watch))
+        .route("/ui/logout", post(session::sign_out))
+        // Inner first: the access layer authenticates the bearer header the session layer set.
+        .route_layer(AuthenticateLayer {
+            state: state.clone(),
+        })
+        .route_layer(middleware::from_fn_with_state(
+            state,
+            session::require_session,
+        ))
+        // The REST routes' bounds: a deadline on the store, a limit on what a form may send.
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ));
+    Router::new()
+        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
+        .route("/ui/login", get(session::login_form).post(session::sign_in))
+        .route("/ui/assets/{file}", get(asset))
+        .merge(signed_in)
+}
+
+/// The stylesheet and the script, compiled into the binary.
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "console.css" => (
+            include_str!("assets/console.css"),
+            "text/css; charset=utf-8",
+        ),
+        "console.js" => (
+            include_str!("assets/console.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
