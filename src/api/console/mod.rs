@@ -72,6 +72,31 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router<AppState> {
         .route("/ui/login", get(session::login_form).post(session::sign_in))
         .route("/ui/assets/{file}", get(asset))
         .merge(signed_in)
+        .layer(middleware::map_response(with_page_policy))
+}
+
+/// What every console answer tells the browser: run only the console's own script and style,
+/// never inside another site's frame (a framed page could be clicked into a rollback or an
+/// approval), post forms only to the console, and sniff no content types.
+async fn with_page_policy(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; \
+             object-src 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
 }
 
 /// The stylesheet and the script, compiled into the binary.

@@ -377,3 +377,29 @@ async fn console_event_stream_needs_a_session() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
 }
+
+#[tokio::test]
+async fn console_pages_may_not_be_framed_and_run_only_their_own_script() {
+    let server = server_with_access(|_| {}).await;
+    for path in ["/ui/login", "/ui/configs", "/ui/assets/console.js"] {
+        let response = server.get(path).await;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let policy = header("content-security-policy");
+        for directive in [
+            "default-src 'self'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+        ] {
+            assert!(policy.contains(directive), "{path}: {policy}");
+        }
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+    }
+}
