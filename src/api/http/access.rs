@@ -152,7 +152,7 @@ where
         let memo = request.extensions().get::<Arc<CredentialMemo>>();
         let caller = match caller_of(&self.state, request.headers(), memo.map(Arc::as_ref)) {
             Ok(caller) => caller,
-            Err(response) => return RecordRefusal::answered(response),
+            Err(refused) => return RecordRefusal::answered(ApiError(refused).into_response()),
         };
         let operation = route.map(|route| (request.method().clone(), route));
         request.extensions_mut().insert(caller.clone());
@@ -167,12 +167,13 @@ where
 
 /// The caller of a request on a route that needs a credential: with access control on, the
 /// bearer credential authenticated (from the connection's `memo` when it remembers it) and
-/// within its identity's rate; else the unrestricted identity. A refusal is the answer to send.
+/// within its identity's rate; else the unrestricted identity. A refusal is the error to answer
+/// (401, 429), counted when it is an authentication failure.
 pub(crate) fn caller_of(
     state: &AppState,
     headers: &HeaderMap,
     memo: Option<&CredentialMemo>,
-) -> Result<Caller, Response> {
+) -> Result<Caller, Error> {
     let access = &state.access;
     if !access.enabled() {
         return Ok(Caller::unrestricted());
@@ -183,11 +184,10 @@ pub(crate) fn caller_of(
         None => access.authenticate(credential),
     }
     .and_then(|identity| access.check_rate(&identity).map(|()| Caller(identity)))
-    .map_err(|error| {
+    .inspect_err(|error| {
         if let Error::Unauthenticated { .. } = error {
             metrics::counter!("summit_auth_failures_total").increment(1);
         }
-        ApiError(error).into_response()
     })
 }
 

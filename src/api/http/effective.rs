@@ -14,7 +14,7 @@ use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::{Refusal, Result};
+use super::error::{ApiError, Refusal, Result};
 use super::extract::ConfigIdPath;
 use super::openapi as doc;
 use super::{AppState, access, track};
@@ -242,7 +242,7 @@ pub(crate) async fn direct(
     let read = async {
         let caller = match access::caller_of(&state, &request.headers, Some(&memo)) {
             Ok(caller) => caller,
-            Err(refused) => return refused,
+            Err(refused) => return ApiError(refused).into_response(),
         };
         let if_none_match = request.headers.get(header::IF_NONE_MATCH);
         let answered = match decoded_id(request.uri.path()) {
