@@ -47,21 +47,6 @@ fn options() -> Options {
     }
 }
 
-/// With `--auth`, the server checks a bearer token on every request (the admin token, rate
-/// limiting off) and the load generator sends it; without, access control is off.
-fn access_env() -> Vec<(&'static str, String)> {
-    if std::env::args().any(|a| a == "--auth") {
-        let token = "bench-admin-token-0123456789abcdef".to_owned();
-        let _ = support::BEARER.set(token.clone());
-        vec![
-            ("SUMMIT_ADMIN_TOKEN", token),
-            ("SUMMIT_RATE_LIMIT_PER_SEC", "0".into()),
-        ]
-    } else {
-        vec![("SUMMIT_NO_AUTH", "true".into())]
-    }
-}
-
 /// With `--otlp URL`, the server exports a trace of every request there (sample ratio 1).
 fn otlp_env() -> Vec<(&'static str, String)> {
     let args: Vec<String> = std::env::args().collect();
@@ -225,7 +210,7 @@ async fn run(opts: Options) {
     let summit = Server(
         Command::new(env!("CARGO_BIN_EXE_summit-config"))
             .env("SUMMIT_HTTP_ADDR", summit_addr.to_string())
-            .envs(access_env())
+            .envs(support::access_env())
             .envs(otlp_env())
             .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
             .env(

@@ -12,7 +12,8 @@
 //! axum server** (its own process) that reads each request's body and answers the very bytes
 //! summit-config gave for that path and body: the CPU-per-request ratio against it is the
 //! figure issue 18 sets a target for (1.5×). Prints a Markdown table for
-//! docs/performance.md. `cargo bench --bench flag_eval` (`-- --seconds 5 --connections 64`).
+//! docs/performance.md. `cargo bench --bench flag_eval` (`-- --seconds 5 --connections 64`;
+//! `-- --auth` to run with access control on, every request carrying a bearer token).
 
 mod support;
 
@@ -244,7 +245,7 @@ fn main() {
         let server = Server(
             Command::new(env!("CARGO_BIN_EXE_summit-config"))
                 .env("SUMMIT_HTTP_ADDR", addr.to_string())
-                .env("SUMMIT_NO_AUTH", "true")
+                .envs(support::access_env())
                 .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
                 .env(
                     "SUMMIT_DATABASE_URL",
@@ -288,6 +289,14 @@ fn main() {
         );
         wait_until_up(bare_addr).await;
 
+        println!(
+            "\nflag_eval: {}\n",
+            if support::BEARER.get().is_some() {
+                "access control on, every request with a bearer token, rate limiting off"
+            } else {
+                "access control off"
+            }
+        );
         println!(
             "| case | evaluations/s ({connections} conns) | requests/s | server CPU per request: summit-config / bare (ratio) | p50 / p99 ({connections} conns) | p50 / p99 (4 conns) |"
         );

@@ -88,6 +88,21 @@ pub async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
     sender
 }
 
+/// With `--auth`, the server checks a bearer token on every request (the admin token, rate
+/// limiting off) and the load generator sends it; without, access control is off.
+pub fn access_env() -> Vec<(&'static str, String)> {
+    if std::env::args().any(|a| a == "--auth") {
+        let token = "bench-admin-token-0123456789abcdef".to_owned();
+        let _ = BEARER.set(token.clone());
+        vec![
+            ("SUMMIT_ADMIN_TOKEN", token),
+            ("SUMMIT_RATE_LIMIT_PER_SEC", "0".into()),
+        ]
+    } else {
+        vec![("SUMMIT_NO_AUTH", "true".into())]
+    }
+}
+
 /// A bearer token every request carries, when a benchmark runs with access control on.
 pub static BEARER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
