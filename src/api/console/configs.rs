@@ -19,6 +19,9 @@ pub async fn home() -> Response {
     Redirect::to("/ui/configs").into_response()
 }
 
+/// At most this many configs are listed on one page.
+const SHOWN: usize = 200;
+
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
     prefix: Option<String>,
@@ -46,6 +49,9 @@ pub async fn list(
         // Only configs that say something about the environment: an override, a canary or a test.
         let mut kept = Vec::new();
         for item in items {
+            if kept.len() > SHOWN {
+                break;
+            }
             let latest = state
                 .service
                 .config(&viewer.caller, &item.config_id)
@@ -56,6 +62,9 @@ pub async fn list(
         }
         items = kept;
     }
+    // A page a browser can render: beyond it, a narrower prefix finds the rest.
+    let more = items.len() > SHOWN;
+    items.truncate(SHOWN);
     let env_query = environment
         .as_ref()
         .map(|e| format!("&environment={e}"))
@@ -69,6 +78,9 @@ pub async fn list(
         @if items.is_empty() {
             (empty("No configs match. Clear the filters, or create one with the CLI or the REST API."))
         } @else {
+            @if more {
+                p.notice { "Showing the first " (SHOWN) " matching configs: type more of the id to find the others." }
+            }
             table {
                 caption { (items.len()) " configs" }
                 thead { tr { th scope="col" { "Config" } th scope="col" { "Version" } th scope="col" { "Updated" } th scope="col" { "Checksum" } th scope="col" { "Views" } } }
