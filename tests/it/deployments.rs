@@ -392,7 +392,13 @@ async fn no_data_pauses_or_rolls_back_as_the_gate_says_and_never_passes() {
     let entries = log(&server, &id).await;
     let entry = entries.last().unwrap();
     assert_eq!(entry["to"], "paused");
-    assert_eq!(entry["measured"]["acked"], 2, "{entry}");
+    // The gate judges once enough instances applied (`minAckRatio` 0.5: one of the two may
+    // still be applying when it does, on a loaded machine).
+    assert_eq!(entry["measured"]["targeted"], 2, "{entry}");
+    assert!(
+        entry["measured"]["ackRatio"].as_f64().unwrap() >= 0.5,
+        "{entry}"
+    );
     // Abort: everyone is served the previous version again.
     let (status, aborted) = server
         .post_json(&format!("/api/v1/deployments/{id}/abort"), &json!({}))
