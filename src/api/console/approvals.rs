@@ -39,15 +39,7 @@ pub async fn queue(
     Query(query): Query<QueueQuery>,
 ) -> PageResult {
     let chosen = given(&query.status).unwrap_or("pending");
-    let status = match chosen {
-        "all" => None,
-        text => Some(ChangeRequestStatus::parse(text).ok_or_else(|| {
-            Error::invalid(
-                "status",
-                "status is pending, approved, rejected, cancelled, applied or all",
-            )
-        })?),
-    };
+    let status = ChangeRequestStatus::filter(chosen)?;
     let environment = environment(&query.environment)?;
     let requests = state
         .service

@@ -297,13 +297,7 @@ pub fn pb_written(written: &Written<ConfigVersion>) -> pb::VersionCreated {
 pub fn change_request_query(request: pb::ListChangeRequestsRequest) -> Result<ChangeRequestQuery> {
     let status = match request.status.as_str() {
         "" => Some(ChangeRequestStatus::Pending),
-        "all" => None,
-        text => Some(ChangeRequestStatus::parse(text).ok_or_else(|| {
-            Error::invalid(
-                "status",
-                "status is pending, approved, rejected, cancelled, applied or all",
-            )
-        })?),
+        text => ChangeRequestStatus::filter(text)?,
     };
     Ok(ChangeRequestQuery {
         status,

@@ -65,13 +65,7 @@ async fn list(
 ) -> Result<Response> {
     let status = match query.status.as_deref() {
         None => Some(ChangeRequestStatus::Pending),
-        Some("all") => None,
-        Some(text) => Some(ChangeRequestStatus::parse(text).ok_or_else(|| {
-            Error::invalid(
-                "status",
-                "status is pending, approved, rejected, cancelled, applied or all",
-            )
-        })?),
+        Some(text) => ChangeRequestStatus::filter(text)?,
     };
     if let Some(env) = &query.environment {
         Environment::parse(env)?;

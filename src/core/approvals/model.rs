@@ -88,6 +88,19 @@ impl ChangeRequestStatus {
         serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
     }
 
+    /// A list filter as every transport takes it: a status, or `all` (no filter, `None`).
+    pub fn filter(text: &str) -> crate::core::error::Result<Option<Self>> {
+        if text == "all" {
+            return Ok(None);
+        }
+        ChangeRequestStatus::parse(text).map(Some).ok_or_else(|| {
+            crate::core::error::Error::invalid(
+                "status",
+                "status is pending, approved, rejected, cancelled, applied or all",
+            )
+        })
+    }
+
     /// Whether no further transition is possible.
     pub fn is_final(self) -> bool {
         matches!(
