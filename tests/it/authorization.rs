@@ -54,7 +54,7 @@ pub(crate) async fn token(
     created["tokenText"].as_str().unwrap().to_owned()
 }
 
-async fn denials(server: &TestServer) -> Vec<Value> {
+pub(crate) async fn denials(server: &TestServer) -> Vec<Value> {
     let (status, denied) = call(
         server,
         ADMIN,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::authorization::{ADMIN, call, secured, token};
+use crate::authorization::{ADMIN, call, denials, secured, token};
 use crate::common::{TestServer, meta};
 
 /// The headers that carry a decision.
@@ -51,18 +51,8 @@ async fn ask(
 }
 
 async fn denied_count(server: &TestServer, operation: &str) -> usize {
-    let (status, denied) = call(
-        server,
-        ADMIN,
-        Method::GET,
-        "/api/v1/audit/denied?limit=500",
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{denied}");
-    denied["items"]
-        .as_array()
-        .unwrap()
+    denials(server)
+        .await
         .iter()
         .filter(|d| d["operation"] == operation)
         .count()
