@@ -92,8 +92,7 @@ pub async fn show(
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> PageResult {
-    let deployment = state.deployments.get(&viewer.caller, &id).await?;
-    let log = state.deployments.log(&viewer.caller, &id).await?;
+    let (deployment, log) = with_log(&state, &viewer, &id).await?;
     let may_act = viewer.may_write(deployment.config_id.as_str())
         && viewer
             .caller
@@ -141,14 +140,24 @@ const ACTIONS: &[(&str, &str, &str)] = &[
     ("abort", "Abort", "bad version"),
 ];
 
+/// A deployment and its events, as the viewer may read them.
+async fn with_log(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+) -> PageResult<(Deployment, Vec<LogEntry>)> {
+    let deployment = state.deployments.get(&viewer.caller, id).await?;
+    let log = state.deployments.log(&viewer.caller, id).await?;
+    Ok((deployment, log))
+}
+
 /// The part of the page that changes: fetched again by the script on each change event.
 pub async fn progress(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> PageResult {
-    let deployment = state.deployments.get(&viewer.caller, &id).await?;
-    let log = state.deployments.log(&viewer.caller, &id).await?;
+    let (deployment, log) = with_log(&state, &viewer, &id).await?;
     Ok(Html(progress_of(&deployment, &log).into_string()).into_response())
 }
 
