@@ -1,22 +1,20 @@
 //! gRPC benchmark: starts the release server binary in its own process on a fresh SQLite file and
 //! measures, through the generated tonic client,
-//!   1. Watch fan-out: 10,000 concurrent `Watch` streams (filter `config_ids = ["fanout"]`, no
+//! watch fan-out: 10,000 concurrent `Watch` streams (filter `config_ids = ["fanout"]`, no
 //!      `from_revision`, so each starts with one snapshot) spread over 20 HTTP/2 connections;
 //!      the server's RSS before and after (KB per stream), then 5 `PutConfig` writes a few
 //!      hundred ms apart, each timed from just before it is sent to its change event arriving on
-//!      every stream (p50, p99, max, how many arrived);
-//!   2. unary `GetEffectiveConfig`: closed-loop throughput and latency, 64 requests in flight
-//!      over 4 connections, over 1,000 configs of about 2 KB with a 10% production canary and
-//!      8,192 assignment keys.
+//!      every stream (p50, p99, max, how many arrived).
+//! Unary reads (`GetEffectiveConfig` against a bare tonic handler) are `benches/grpc_read.rs`.
 //!
-//! `cargo bench --bench grpc_fanout` (about a minute; options: `-- --quick` for 1,000 streams and
-//! 3 s, `--streams N --channels C --changes K --seconds S --in-flight F --unary-channels U`).
+//! `cargo bench --bench grpc_fanout` (about a minute; options: `-- --quick` for 1,000 streams,
+//! `--streams N --channels C --changes K`).
 //! Not a test: it asserts nothing about speed and prints a Markdown table for docs/performance.md.
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -27,8 +25,6 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
-const CONFIGS: usize = 1_000;
-const KEYS: usize = 8_192;
 const FANOUT_ID: &str = "fanout";
 /// Targets of the issue.
 const TARGET_KB_PER_STREAM: f64 = 10.0;
@@ -43,9 +39,6 @@ struct Options {
     channels: usize,
     changes: usize,
     open_concurrency: usize,
-    seconds: f64,
-    in_flight: usize,
-    unary_channels: usize,
 }
 
 fn options() -> Options {
@@ -63,9 +56,6 @@ fn options() -> Options {
         channels: value("--channels", 20.0) as usize,
         changes: value("--changes", 5.0) as usize,
         open_concurrency: value("--open-concurrency", 512.0) as usize,
-        seconds: value("--seconds", if quick { 3.0 } else { 10.0 }),
-        in_flight: value("--in-flight", 64.0) as usize,
-        unary_channels: value("--unary-channels", 4.0) as usize,
     }
 }
 
@@ -169,24 +159,6 @@ fn put_request(id: &str, body: &Value, message: String) -> pb::PutConfigRequest 
         }),
         expected_version: None,
     }
-}
-
-/// About 2 KB of JSON: 40 settings, two overrides and a 10% canary on production (as in
-/// `effective_read`).
-fn config_body(i: usize) -> Value {
-    let mut config = serde_json::Map::new();
-    for k in 0..40 {
-        config.insert(
-            format!("setting_{k:02}"),
-            json!(format!("value-{i}-{k}-abcdefghij")),
-        );
-    }
-    config.insert("timeout_ms".into(), json!(1000 + i));
-    json!({
-        "config": config,
-        "overrides": {"production": {"timeout_ms": 250, "setting_00": "prod"}, "staging": {"setting_01": "stage"}},
-        "canary": {"environment": "production", "trafficPercent": 10, "config": {"timeout_ms": 200}, "startAt": "2026-01-01T00:00:00Z"},
-    })
 }
 
 // ---- 1. Watch fan-out ------------------------------------------------------------------------
@@ -400,131 +372,6 @@ async fn fanout(addr: SocketAddr, pid: u32, opts: &Options) -> Fanout {
     }
 }
 
-// ---- 2. Unary GetEffectiveConfig -------------------------------------------------------------
-
-/// Writes the 1,000 configs from 8 concurrent writers on one connection; returns the size of
-/// one document's JSON.
-async fn load_configs(addr: SocketAddr) -> usize {
-    let client = channel(addr).await;
-    let writers = 8;
-    let tasks = (0..writers).map(|w| {
-        let mut client = client.clone();
-        tokio::spawn(async move {
-            for i in (w..CONFIGS).step_by(writers) {
-                client
-                    .put_config(put_request(
-                        &format!("cfg-{i:04}"),
-                        &config_body(i),
-                        "load".into(),
-                    ))
-                    .await
-                    .expect("load write");
-            }
-        })
-    });
-    for task in futures::future::join_all(tasks).await {
-        task.unwrap();
-    }
-    config_body(0).to_string().len()
-}
-
-struct Unary {
-    rate: f64,
-    latencies: Vec<Duration>,
-    canary_share: f64,
-    response_bytes: usize,
-}
-
-/// Closed loop: `in_flight` tasks over `channels` connections send back-to-back; counts the
-/// requests started in a `window` after a half-second warm-up.
-async fn unary(addr: SocketAddr, opts: &Options) -> Unary {
-    let requests: Arc<Vec<pb::GetEffectiveConfigRequest>> = Arc::new(
-        (0..KEYS)
-            .map(|n| pb::GetEffectiveConfigRequest {
-                config_id: format!("cfg-{:04}", (n * 7919) % CONFIGS),
-                environment: "production".into(),
-                assignment: Some(pb::get_effective_config_request::Assignment::AssignmentKey(
-                    format!("user-{n}"),
-                )),
-                resolve_secrets: false,
-                instance_id: String::new(),
-            })
-            .collect(),
-    );
-    let mut probe = channel(addr).await;
-    let response_bytes = prost::Message::encoded_len(
-        &probe
-            .get_effective_config(requests[0].clone())
-            .await
-            .unwrap()
-            .into_inner(),
-    );
-    let mut clients = Vec::new();
-    for _ in 0..opts.unary_channels.max(1) {
-        clients.push(channel(addr).await);
-    }
-    // 0: warm-up, 1: measuring, 2: stop.
-    let phase = Arc::new(AtomicU8::new(0));
-    let failed = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (0..opts.in_flight)
-        .map(|t| {
-            let mut client = clients[t % clients.len()].clone();
-            let (requests, phase, failed) = (requests.clone(), phase.clone(), failed.clone());
-            tokio::spawn(async move {
-                let (mut latencies, mut canary) = (Vec::new(), 0usize);
-                let mut n = t * 131;
-                loop {
-                    let before = phase.load(Ordering::Relaxed);
-                    if before == 2 {
-                        break;
-                    }
-                    let t0 = Instant::now();
-                    let result = client
-                        .get_effective_config(requests[n % requests.len()].clone())
-                        .await;
-                    let elapsed = t0.elapsed();
-                    let Ok(response) = result else {
-                        eprintln!("GetEffectiveConfig failed: {result:?}");
-                        failed.store(true, Ordering::Relaxed);
-                        break;
-                    };
-                    if before == 1 && phase.load(Ordering::Relaxed) == 1 {
-                        latencies.push(elapsed);
-                        canary += usize::from(
-                            response
-                                .into_inner()
-                                .assignment
-                                .is_some_and(|assignment| assignment.canary),
-                        );
-                    }
-                    n += 1;
-                }
-                (latencies, canary)
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    phase.store(1, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(opts.seconds)).await;
-    phase.store(2, Ordering::Relaxed);
-    let window = started.elapsed();
-    let (mut latencies, mut canary) = (Vec::new(), 0);
-    for task in futures::future::join_all(tasks).await {
-        let (l, c) = task.unwrap();
-        latencies.extend(l);
-        canary += c;
-    }
-    assert!(!failed.load(Ordering::Relaxed), "unary requests failed");
-    latencies.sort();
-    Unary {
-        rate: latencies.len() as f64 / window.as_secs_f64(),
-        canary_share: canary as f64 / latencies.len().max(1) as f64,
-        latencies,
-        response_bytes,
-    }
-}
-
 // ---- main ------------------------------------------------------------------------------------
 
 fn main() {
@@ -566,8 +413,6 @@ async fn run(opts: Options) {
 
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let fan = fanout(grpc_addr, pid, &opts).await;
-    let document_bytes = load_configs(grpc_addr).await;
-    let read = unary(grpc_addr, &opts).await;
 
     let per_channel = opts.streams.div_ceil(opts.channels.max(1));
     let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
@@ -584,10 +429,9 @@ async fn run(opts: Options) {
     let expected = fan.ready * fan.changes.len();
 
     println!(
-        "\n### grpc_fanout ({} watch streams over {} HTTP/2 connections; {} configs of about {document_bytes} bytes; load average at start: {})\n",
+        "\n### grpc_fanout ({} watch streams over {} HTTP/2 connections; load average at start: {})\n",
         thousands(fan.streams),
         opts.channels,
-        thousands(CONFIGS),
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
@@ -646,22 +490,5 @@ async fn run(opts: Options) {
         "| CPU per change (2 cores shared by server and load generator) | server {}, this client {} |",
         per_change(fan.server_cpu),
         per_change(fan.client_cpu),
-    );
-    println!(
-        "| unary GetEffectiveConfig, {} in flight over {} connections, {:.0} s closed loop, 1,000 configs × {} keys | **{:.0} req/s**; p50 {}, p99 {}, p99.9 {}, max {} |",
-        opts.in_flight,
-        opts.unary_channels,
-        opts.seconds,
-        thousands(KEYS),
-        read.rate,
-        ms(percentile(&read.latencies, 0.5)),
-        ms(percentile(&read.latencies, 0.99)),
-        ms(percentile(&read.latencies, 0.999)),
-        ms(percentile(&read.latencies, 1.0)),
-    );
-    println!(
-        "| unary responses | {} bytes (protobuf); {:.1}% in the production canary (10% configured) |",
-        read.response_bytes,
-        100.0 * read.canary_share
     );
 }
