@@ -488,6 +488,7 @@ impl App {
             rest: http::access::WithCredentialMemo {
                 router: http::router(state.clone(), &limits),
                 state,
+                limits,
             },
             service,
             flags,

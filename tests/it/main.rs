@@ -18,6 +18,7 @@ mod deploy;
 mod deployments;
 mod durability;
 mod effective_direct;
+mod evaluate_direct;
 mod flag_approvals;
 mod flags_api;
 mod grpc;

@@ -18,8 +18,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
+use super::direct::Direct;
 use super::error::{ApiError, Refusal};
+use super::{AppState, HttpLimits};
 use crate::core::access::{Caller, CredentialMemo};
 use crate::core::error::Error;
 
@@ -54,12 +55,14 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Serves each connection with its own `CredentialMemo`, so the requests of a connection that
-/// repeats its credential are authenticated without hashing it again; effective reads are
-/// answered ahead of the router (`effective::direct`).
+/// repeats its credential are authenticated without hashing it again; effective reads and
+/// single flag evaluations are answered ahead of the router (`direct`).
 #[derive(Clone)]
 pub struct WithCredentialMemo {
     pub router: axum::Router,
     pub state: AppState,
+    /// The routed handlers' body limit and deadline, which the direct answers keep.
+    pub limits: HttpLimits,
 }
 
 impl WithCredentialMemo {
@@ -68,6 +71,7 @@ impl WithCredentialMemo {
         RememberingConnection {
             router: self.router.clone(),
             state: self.state.clone(),
+            limits: self.limits.clone(),
             memo: Arc::new(CredentialMemo::default()),
         }
     }
@@ -78,6 +82,7 @@ impl WithCredentialMemo {
 pub struct RememberingConnection {
     router: axum::Router,
     state: AppState,
+    limits: HttpLimits,
     memo: Arc<CredentialMemo>,
 }
 
@@ -97,9 +102,11 @@ impl Service<Request> for RememberingConnection {
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        if super::effective::is_direct(&request) {
-            let read = super::effective::direct(self.state.clone(), self.memo.clone(), request);
-            return Either::Right(read.boxed().map(Ok));
+        if let Some(direct) = Direct::of(&request) {
+            let (state, limits, memo) =
+                (self.state.clone(), self.limits.clone(), self.memo.clone());
+            let answer = super::direct::serve(state, limits, memo, direct, request);
+            return Either::Right(answer.boxed().map(Ok));
         }
         request.extensions_mut().insert(self.memo.clone());
         Either::Left(self.router.call(request))

@@ -1,24 +1,18 @@
 //! `GET /api/v1/configs/{id}/effective`: the hot read path, answered from memory.
 
-use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::time::Instant;
-
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use futures::FutureExt;
-use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::{ApiError, Refusal, Result};
+use super::AppState;
+use super::error::Result;
 use super::extract::ConfigIdPath;
 use super::openapi as doc;
-use super::{AppState, access, track};
-use crate::core::access::{Caller, CredentialMemo};
+use crate::core::access::Caller;
 use crate::core::effective::AssignmentInput;
 use crate::core::error::Error;
 use crate::core::ids::{ConfigId, Environment, InstanceId};
@@ -207,67 +201,25 @@ async fn answer(
     Ok(response)
 }
 
-/// The route's template, as metrics, traces and the denied-attempts record name it.
-const ROUTE: &str = "/api/v1/configs/{id}/effective";
-
-/// True for `GET /api/v1/configs/{id}/effective`, which `direct` answers ahead of the router.
-/// Anything else of that shape (HEAD, an empty id) is left to the router.
-pub(crate) fn is_direct(request: &Request) -> bool {
-    request.method() == Method::GET && raw_id(request.uri().path()).is_some()
-}
-
-/// The still percent-encoded `{id}` segment of an effective read's path.
-fn raw_id(path: &str) -> Option<&str> {
+/// The still percent-encoded `{id}` segment of an effective read's path (`None` for anything
+/// else of that shape, such as an empty id, which the router answers).
+pub(crate) fn raw_id(path: &str) -> Option<&str> {
     let id = path
         .strip_prefix("/api/v1/configs/")?
         .strip_suffix("/effective")?;
     (!id.is_empty() && !id.contains('/')).then_some(id)
 }
 
-/// The effective read served without the router: every service is shared, so each read
-/// saves the routing, the route's boxed service and four layers, and runs the very steps the
-/// routed request runs — authentication and rate limit (`access::caller_of`), the core read
-/// (which decides the permission and scopes), stale marking and the ETag (`answer`), refusal
-/// recording, metrics, the trace span and the panic guard (`track`). Pinned by
-/// `tests/it/effective_direct.rs`, which asks both ways.
-pub(crate) async fn direct(
-    state: AppState,
-    memo: Arc<CredentialMemo>,
-    request: Request,
-) -> Response {
-    let start = Instant::now();
-    // A GET's body is not read (as on the routed path).
-    let (request, _) = request.into_parts();
-    let span = track::request_span("GET", ROUTE, &request.headers);
-    let read = async {
-        let caller = match access::caller_of(&state, &request.headers, Some(&memo)) {
-            Ok(caller) => caller,
-            Err(refused) => return ApiError(refused).into_response(),
-        };
-        let if_none_match = request.headers.get(header::IF_NONE_MATCH);
-        let answered = match decoded_id(request.uri.path()) {
-            Ok(id) => answer(&state, &caller, &id, request.uri.query(), if_none_match).await,
-            Err(error) => Err(error),
-        };
-        let mut response = answered.unwrap_or_else(IntoResponse::into_response);
-        if let Some(refusal) = response.extensions_mut().remove::<Refusal>() {
-            access::record_denial(&state, &caller, &format!("GET {ROUTE}"), refusal).await;
-        }
-        response
+/// The effective read answered ahead of the router (`direct::serve`, which authenticated the
+/// caller and records a refusal): the path's id decoded as `ConfigIdPath` decodes it, then
+/// the routed handler's `answer`.
+pub(crate) async fn direct(state: &AppState, caller: &Caller, request: &Parts) -> Response {
+    let if_none_match = request.headers.get(header::IF_NONE_MATCH);
+    let answered = match decoded_id(request.uri.path()) {
+        Ok(id) => answer(state, caller, &id, request.uri.query(), if_none_match).await,
+        Err(error) => Err(error),
     };
-    let read = read.instrument(span.clone().unwrap_or_else(tracing::Span::none));
-    let response = AssertUnwindSafe(read)
-        .catch_unwind()
-        .await
-        .unwrap_or_else(track::panic_response);
-    track::finish(
-        ROUTE,
-        "GET",
-        response.status().as_u16(),
-        start.elapsed(),
-        span.as_ref(),
-    );
-    response
+    answered.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// The `{id}` segment decoded and parsed as `ConfigIdPath` does for the routed request.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, RawPathParams, State};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -471,6 +471,18 @@ async fn evaluate_one(
     let mut response = Json(EvaluationBody::from(&evaluation)).into_response();
     super::mark_if_stale(&state, &mut response);
     Ok(response)
+}
+
+/// `evaluate_one` answered ahead of the router (`direct::serve`, which authenticated the
+/// caller, limits the body, keeps the deadline and records a refusal): the same extractor and
+/// the same handler.
+pub(crate) async fn evaluate_direct(state: AppState, caller: Caller, request: Request) -> Response {
+    match ApiJson::from_request(request, &state).await {
+        Ok(body) => evaluate_one(State(state), caller, body)
+            .await
+            .into_response(),
+        Err(rejection) => rejection.into_response(),
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -26,6 +26,7 @@ pub mod audit;
 pub mod change_requests;
 pub mod configs;
 mod deployments;
+mod direct;
 pub mod drift;
 pub mod effective;
 pub mod error;

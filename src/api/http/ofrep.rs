@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{RawPathParams, State};
+use axum::extract::{FromRequest, RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -239,11 +239,42 @@ async fn evaluate_flag(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, Failure> {
-    let raw = path_param(&params, "key").to_owned();
-    let key = FlagKey::parse(&raw).map_err(|e| {
-        OfrepError::new(EvaluationErrorCode::FlagNotFound, e.to_string()).for_key(&raw)
+    evaluate_key(state, caller, path_param(&params, "key"), &headers, body).await
+}
+
+/// `evaluate_flag` answered ahead of the router (`direct::serve`, which authenticated the
+/// caller, limits the body, keeps the deadline and records a refusal): the same body extractor
+/// and the same evaluation, with the key read from the path as `RawPathParams` gives it.
+pub(crate) async fn evaluate_direct(
+    state: AppState,
+    caller: Caller,
+    mut request: Request,
+) -> Response {
+    let key = super::direct::ofrep_key(request.uri().path())
+        .unwrap_or_default()
+        .into_owned();
+    // The body extractor reads no header.
+    let headers = std::mem::take(request.headers_mut());
+    match RawBody::from_request(request, &state).await {
+        Ok(RawBody(body)) => evaluate_key(state, caller, &key, &headers, body)
+            .await
+            .into_response(),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// One flag, for the path's `raw` key (percent-decoded).
+async fn evaluate_key(
+    state: AppState,
+    caller: Caller,
+    raw: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let key = FlagKey::parse(raw).map_err(|e| {
+        OfrepError::new(EvaluationErrorCode::FlagNotFound, e.to_string()).for_key(raw)
     })?;
-    let (context, scope) = request_of(&body, &headers).map_err(|e| e.for_key(key.as_str()))?;
+    let (context, scope) = request_of(&body, headers).map_err(|e| e.for_key(key.as_str()))?;
     let evaluation = state
         .flags
         .evaluate(&caller, key.as_str(), &scope, &context)

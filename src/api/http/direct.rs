@@ -1,0 +1,171 @@
+//! The hot requests answered ahead of the router: effective reads and single flag evaluations
+//! (REST and OFREP), which every instance of every service sends. Each saves the routing, the
+//! route's boxed service and its layers, and runs the very steps the routed request runs:
+//! authentication and rate limit (`access::caller_of`), the body limit and the request deadline
+//! (for the evaluations, which read a body), the route's own handler (which calls the core
+//! operation that decides the permission and scopes), refusal recording, metrics under the
+//! route's template, the trace span and the panic guard (`track`).
+//!
+//! Anything else on these paths (another method, a query string on an evaluation, an empty
+//! segment) is left to the router, which answers it as before. `tests/it/effective_direct.rs`
+//! and `tests/it/evaluate_direct.rs` ask every case both ways and compare.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use tower::{Layer, ServiceExt};
+use tracing::Instrument;
+
+use super::error::{ApiError, Refusal};
+use super::{AppState, HttpLimits, access, effective, flags, ofrep, track};
+use crate::core::access::CredentialMemo;
+
+/// A request the router need not see.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Direct {
+    /// `GET /api/v1/configs/{id}/effective`
+    Effective,
+    /// `POST /api/v1/feature-flags/evaluate`
+    EvaluateFlag,
+    /// `POST /ofrep/v1/evaluate/flags/{key}`
+    OfrepFlag,
+}
+
+const EVALUATE_FLAG: &str = "/api/v1/feature-flags/evaluate";
+const OFREP_FLAG_PREFIX: &str = "/ofrep/v1/evaluate/flags/";
+
+impl Direct {
+    /// Which direct request this is, if any.
+    pub(crate) fn of(request: &Request) -> Option<Direct> {
+        let (method, uri) = (request.method(), request.uri());
+        if *method == Method::GET {
+            return effective::raw_id(uri.path()).map(|_| Direct::Effective);
+        }
+        if *method != Method::POST || uri.query().is_some() {
+            return None;
+        }
+        if uri.path() == EVALUATE_FLAG {
+            return Some(Direct::EvaluateFlag);
+        }
+        ofrep_key(uri.path()).map(|_| Direct::OfrepFlag)
+    }
+
+    /// The route's template, as metrics, traces and the denied-attempts record name it.
+    fn route(self) -> &'static str {
+        match self {
+            Direct::Effective => "/api/v1/configs/{id}/effective",
+            Direct::EvaluateFlag => EVALUATE_FLAG,
+            Direct::OfrepFlag => "/ofrep/v1/evaluate/flags/{key}",
+        }
+    }
+
+    fn method(self) -> &'static str {
+        match self {
+            Direct::Effective => "GET",
+            Direct::EvaluateFlag | Direct::OfrepFlag => "POST",
+        }
+    }
+}
+
+/// The `{key}` of an OFREP single evaluation's path, percent-decoded as the routed handler's
+/// `RawPathParams` gives it; `None` (left to the router, which refuses it) when it does not
+/// decode as UTF-8.
+pub(crate) fn ofrep_key(path: &str) -> Option<Cow<'_, str>> {
+    let key = path.strip_prefix(OFREP_FLAG_PREFIX)?;
+    if key.is_empty() || key.contains('/') {
+        return None;
+    }
+    percent_encoding::percent_decode_str(key).decode_utf8().ok()
+}
+
+/// Answers `request`, which `Direct::of` named `direct`.
+pub(crate) async fn serve(
+    state: AppState,
+    limits: HttpLimits,
+    memo: Arc<CredentialMemo>,
+    direct: Direct,
+    request: Request,
+) -> Response {
+    let start = Instant::now();
+    let (route, method) = (direct.route(), direct.method());
+    let span = track::request_span(method, route, request.headers());
+    let answer = async {
+        let caller = match access::caller_of(&state, request.headers(), Some(&memo)) {
+            Ok(caller) => caller,
+            Err(refused) => return ApiError(refused).into_response(),
+        };
+        let mut response = match direct {
+            // A GET's body is not read (as on the routed path); no deadline, as routed: the
+            // read is answered from memory.
+            Direct::Effective => {
+                let (parts, _) = request.into_parts();
+                effective::direct(&state, &caller, &parts).await
+            }
+            Direct::EvaluateFlag => {
+                let request = with_body_limit(request, limits.max_body_bytes);
+                within(
+                    limits.request_timeout,
+                    flags::evaluate_direct(state.clone(), caller.clone(), request),
+                )
+                .await
+            }
+            Direct::OfrepFlag => {
+                let request = with_body_limit(request, limits.max_body_bytes);
+                within(
+                    limits.request_timeout,
+                    ofrep::evaluate_direct(state.clone(), caller.clone(), request),
+                )
+                .await
+            }
+        };
+        if let Some(refusal) = response.extensions_mut().remove::<Refusal>() {
+            access::record_denial(&state, &caller, &format!("{method} {route}"), refusal).await;
+        }
+        response
+    };
+    let answer = answer.instrument(span.clone().unwrap_or_else(tracing::Span::none));
+    let response = AssertUnwindSafe(answer)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(track::panic_response);
+    track::finish(
+        route,
+        method,
+        response.status().as_u16(),
+        start.elapsed(),
+        span.as_ref(),
+    );
+    response
+}
+
+/// The request with the body limit the routed handlers have (`DefaultBodyLimit`, which the
+/// body extractors read), so an oversized body is the same 413.
+fn with_body_limit(request: Request, limit: usize) -> Request {
+    DefaultBodyLimit::max(limit)
+        .layer(tower::service_fn(|request: Request| async {
+            Ok::<_, Infallible>(request)
+        }))
+        .oneshot(request)
+        .now_or_never()
+        .expect("the limit layer completes at once")
+        .unwrap_or_else(|never| match never {})
+}
+
+/// The routed handlers' deadline (`TimeoutLayer` with 503): an empty 503 when it passes.
+async fn within(deadline: Duration, answer: impl Future<Output = Response>) -> Response {
+    tokio::time::timeout(deadline, answer)
+        .await
+        .unwrap_or_else(|_| {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            response
+        })
+}
