@@ -6,14 +6,14 @@
 //!   - a batch of 20 flags over REST (`/evaluate/batch` naming 20 keys) and OFREP (bulk
 //!     evaluation of the 20 flags meant for one service).
 //!
-//! Each case runs closed loop twice: saturated (`--connections`, default 64) for evaluations/s,
-//! and lightly loaded (4 connections) for latency, with the server process's CPU time per
-//! request (from `/proc/<pid>/stat`) in the saturated run. Beside it, in the same run, a **bare
-//! axum server** (its own process) that reads each request's body and answers the very bytes
-//! summit-config gave for that path and body: the CPU-per-request ratio against it is the
-//! figure issue 18 sets a target for (1.5×). Prints a Markdown table for
-//! docs/performance.md. `cargo bench --bench flag_eval` (`-- --seconds 5 --connections 64`;
-//! `-- --auth` to run with access control on, every request carrying a bearer token).
+//! Each case runs closed loop saturated (`--connections`, default 64) for evaluations/s, with the
+//! server process's CPU time per request (from `/proc/<pid>/stat`), in `--rounds` (default 3)
+//! that alternate with a **bare axum server** (its own process) that reads each request's body
+//! and answers the very bytes summit-config gave for that path and body: the median of the
+//! per-round CPU-per-request ratios is the figure issue 18 sets a target for (1.5×). Then once
+//! lightly loaded (4 connections) for latency. Prints a Markdown table for docs/performance.md.
+//! `cargo bench --bench flag_eval` (`-- --seconds 5 --rounds 3 --connections 64`; `-- --auth`
+//! to run with access control on, every request carrying a bearer token).
 
 mod support;
 
@@ -194,6 +194,11 @@ async fn run(
     )
 }
 
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// The baseline: any POST answered with the bytes summit-config gave for that path and body
 /// (`bodies_file`: one `path<TAB>body<TAB>answer` a line), after reading the body.
 fn run_bare_server(port: u16, bodies_file: &str) {
@@ -239,6 +244,7 @@ fn main() {
     }
     let seconds = support::arg("--seconds", 5);
     let connections = support::arg("--connections", 64) as usize;
+    let rounds = support::arg("--rounds", 3).max(1) as usize;
     support::runtime().block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -304,17 +310,39 @@ fn main() {
         let (pid, bare_pid) = (server.0.id(), bare.0.id());
         let window = Duration::from_secs(seconds);
         for case in cases {
-            let (_, _, bare_cpu) =
-                run(bare_addr, bare_pid, case.requests.clone(), connections, window).await;
-            let (rate, loaded, cpu_us) =
-                run(addr, pid, case.requests.clone(), connections, window).await;
+            // Alternate the two servers round by round so drift in machine load hits both
+            // alike; medians of the per-round figures, latencies of the last round.
+            let (mut summit, mut bare, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            let mut loaded = Vec::new();
+            for round in 0..rounds {
+                let bare_first = round % 2 == 0;
+                let mut bare_cpu = 0.0;
+                if bare_first {
+                    bare_cpu = run(bare_addr, bare_pid, case.requests.clone(), connections, window)
+                        .await
+                        .2;
+                }
+                let (rate, latencies, cpu_us) =
+                    run(addr, pid, case.requests.clone(), connections, window).await;
+                if !bare_first {
+                    bare_cpu = run(bare_addr, bare_pid, case.requests.clone(), connections, window)
+                        .await
+                        .2;
+                }
+                summit.push((rate, cpu_us));
+                bare.push(bare_cpu);
+                ratios.push(cpu_us / bare_cpu.max(f64::MIN_POSITIVE));
+                loaded = latencies;
+            }
+            let rate = median(summit.iter().map(|(rate, _)| *rate).collect());
+            let cpu_us = median(summit.iter().map(|(_, cpu)| *cpu).collect());
+            let (bare_cpu, ratio) = (median(bare), median(ratios));
             let (_, light, _) = run(addr, pid, case.requests.clone(), 4, window).await;
             println!(
-                "| {} | {:.0} | {:.0} | {cpu_us:.1} µs / {bare_cpu:.1} µs (**{:.2}×**) | {} / {} | {} / {} |",
+                "| {} | {:.0} | {:.0} | {cpu_us:.1} µs / {bare_cpu:.1} µs (**{ratio:.2}×**) | {} / {} | {} / {} |",
                 case.name,
                 rate * case.flags_per_request as f64,
                 rate,
-                cpu_us / bare_cpu,
                 ms(percentile(&loaded, 0.50)),
                 ms(percentile(&loaded, 0.99)),
                 ms(percentile(&light, 0.50)),

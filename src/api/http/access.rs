@@ -106,7 +106,7 @@ impl Service<Request> for RememberingConnection {
             let (state, limits, memo) =
                 (self.state.clone(), self.limits.clone(), self.memo.clone());
             let answer = super::direct::serve(state, limits, memo, direct, request);
-            return Either::Right(answer.boxed().map(Ok));
+            return Either::Right(answer.map(Ok));
         }
         request.extensions_mut().insert(self.memo.clone());
         Either::Left(self.router.call(request))

@@ -21,12 +21,13 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use tower::{Layer, ServiceExt};
 use tracing::Instrument;
 
 use super::error::{ApiError, Refusal};
 use super::{AppState, HttpLimits, access, effective, flags, ofrep, track};
-use crate::core::access::CredentialMemo;
+use crate::core::access::{Caller, CredentialMemo};
 
 /// A request the router need not see.
 #[derive(Clone, Copy, Debug)]
@@ -86,14 +87,73 @@ pub(crate) fn ofrep_key(path: &str) -> Option<Cow<'_, str>> {
     percent_encoding::percent_decode_str(key).decode_utf8().ok()
 }
 
-/// Answers `request`, which `Direct::of` named `direct`.
-pub(crate) async fn serve(
+/// Answers `request`, which `Direct::of` named `direct`. Each kind gets a future sized for
+/// its own steps (boxing copies the whole future).
+pub(crate) fn serve(
     state: AppState,
     limits: HttpLimits,
     memo: Arc<CredentialMemo>,
     direct: Direct,
     request: Request,
-) -> Response {
+) -> BoxFuture<'static, Response> {
+    match direct {
+        // A GET's body is not read (as on the routed path); no deadline, as routed: the read is
+        // answered from memory.
+        Direct::Effective => tracked(
+            state,
+            memo,
+            direct,
+            request,
+            |state, caller, request| async move {
+                let (parts, _) = request.into_parts();
+                effective::direct(&state, &caller, &parts).await
+            },
+        )
+        .boxed(),
+        Direct::EvaluateFlag => tracked(
+            state,
+            memo,
+            direct,
+            request,
+            move |state, caller, request| {
+                let request = with_body_limit(request, limits.max_body_bytes);
+                within(
+                    limits.request_timeout,
+                    flags::evaluate_direct(state, caller, request),
+                )
+            },
+        )
+        .boxed(),
+        Direct::OfrepFlag => tracked(
+            state,
+            memo,
+            direct,
+            request,
+            move |state, caller, request| {
+                let request = with_body_limit(request, limits.max_body_bytes);
+                within(
+                    limits.request_timeout,
+                    ofrep::evaluate_direct(state, caller, request),
+                )
+            },
+        )
+        .boxed(),
+    }
+}
+
+/// The steps around every direct answer: the span, authentication, refusal recording, the
+/// panic guard, metrics.
+async fn tracked<F, A>(
+    state: AppState,
+    memo: Arc<CredentialMemo>,
+    direct: Direct,
+    request: Request,
+    answer: F,
+) -> Response
+where
+    F: FnOnce(AppState, Caller, Request) -> A,
+    A: Future<Output = Response>,
+{
     let start = Instant::now();
     let (route, method) = (direct.route(), direct.method());
     let span = track::request_span(method, route, request.headers());
@@ -102,30 +162,7 @@ pub(crate) async fn serve(
             Ok(caller) => caller,
             Err(refused) => return ApiError(refused).into_response(),
         };
-        let mut response = match direct {
-            // A GET's body is not read (as on the routed path); no deadline, as routed: the
-            // read is answered from memory.
-            Direct::Effective => {
-                let (parts, _) = request.into_parts();
-                effective::direct(&state, &caller, &parts).await
-            }
-            Direct::EvaluateFlag => {
-                let request = with_body_limit(request, limits.max_body_bytes);
-                within(
-                    limits.request_timeout,
-                    flags::evaluate_direct(state.clone(), caller.clone(), request),
-                )
-                .await
-            }
-            Direct::OfrepFlag => {
-                let request = with_body_limit(request, limits.max_body_bytes);
-                within(
-                    limits.request_timeout,
-                    ofrep::evaluate_direct(state.clone(), caller.clone(), request),
-                )
-                .await
-            }
-        };
+        let mut response = answer(state.clone(), caller.clone(), request).await;
         if let Some(refusal) = response.extensions_mut().remove::<Refusal>() {
             access::record_denial(&state, &caller, &format!("{method} {route}"), refusal).await;
         }
