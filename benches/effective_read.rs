@@ -18,13 +18,12 @@
 mod support;
 
 use support::{
-    Measured, Server, config_body, connect, free_port, max_throughput_measured, ms, percentile,
-    send, wait_until_up, wrk,
+    Measured, Server, config_body, connect, free_port, max_throughput_measured, median, ms,
+    percentile, send, wait_until_up, wrk,
 };
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -193,9 +192,8 @@ fn run_bare_server(port: u16, bodies_file: &str) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--bare-server") {
-        run_bare_server(args[i + 1].parse().unwrap(), &args[i + 2]);
+    if let Some((port, answers)) = support::bare_server_args() {
+        run_bare_server(port, &answers);
         return;
     }
     if support::is_probe() {
@@ -208,17 +206,9 @@ async fn run(opts: Options) {
     let dir = tempfile::tempdir().unwrap();
     let summit_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let summit = Server(
-        Command::new(env!("CARGO_BIN_EXE_summit-config"))
-            .env("SUMMIT_HTTP_ADDR", summit_addr.to_string())
+        support::summit(dir.path(), summit_addr)
             .envs(support::access_env())
             .envs(otlp_env())
-            .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
-            .env(
-                "SUMMIT_DATABASE_URL",
-                format!("sqlite://{}/bench.db", dir.path().display()),
-            )
-            .env("SUMMIT_LOG", "warn")
-            .stdout(Stdio::null())
             .spawn()
             .expect("start summit-config"),
     );
@@ -244,16 +234,7 @@ async fn run(opts: Options) {
     }
     let bodies_file = dir.path().join("bodies.tsv");
     std::fs::write(&bodies_file, bodies).unwrap();
-    let bare_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let bare = Server(
-        Command::new(std::env::current_exe().unwrap())
-            .arg("--bare-server")
-            .arg(bare_addr.port().to_string())
-            .arg(&bodies_file)
-            .spawn()
-            .expect("start the bare server"),
-    );
-    wait_until_up(bare_addr).await;
+    let (bare, bare_addr) = support::spawn_bare(&bodies_file).await;
 
     // Alternate the two servers in short rounds so drift in machine load hits both alike, and
     // report the medians of the per-round figures.
@@ -364,10 +345,6 @@ async fn run(opts: Options) {
 /// Medians over the rounds of (summit-config, bare): CPU per request of each server and their
 /// ratio (the headline), and the throughput ratio.
 fn compare(rounds: &[(Measured, Measured)]) -> String {
-    let median = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
     let summit_cpu = median(rounds.iter().map(|(s, _)| s.cpu_us()).collect());
     let bare_cpu = median(rounds.iter().map(|(_, b)| b.cpu_us()).collect());
     let ratio = median(

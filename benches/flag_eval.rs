@@ -17,10 +17,9 @@
 
 mod support;
 
-use support::{Server, connect, free_port, ms, percentile, send, wait_until_up};
+use support::{Server, connect, free_port, median, ms, percentile, send, wait_until_up};
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -194,11 +193,6 @@ async fn run(
     )
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// The baseline: any POST answered with the bytes summit-config gave for that path and body
 /// (`bodies_file`: one `path<TAB>body<TAB>answer` a line), after reading the body.
 fn run_bare_server(port: u16, bodies_file: &str) {
@@ -234,9 +228,8 @@ fn run_bare_server(port: u16, bodies_file: &str) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--bare-server") {
-        run_bare_server(args[i + 1].parse().unwrap(), &args[i + 2]);
+    if let Some((port, answers)) = support::bare_server_args() {
+        run_bare_server(port, &answers);
         return;
     }
     if support::is_probe() {
@@ -249,16 +242,8 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let server = Server(
-            Command::new(env!("CARGO_BIN_EXE_summit-config"))
-                .env("SUMMIT_HTTP_ADDR", addr.to_string())
+            support::summit(dir.path(), addr)
                 .envs(support::access_env())
-                .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
-                .env(
-                    "SUMMIT_DATABASE_URL",
-                    format!("sqlite://{}/bench.db", dir.path().display()),
-                )
-                .env("SUMMIT_LOG", "warn")
-                .stdout(Stdio::null())
                 .spawn()
                 .expect("start summit-config"),
         );
@@ -284,16 +269,7 @@ fn main() {
         }
         let answers_file = dir.path().join("answers.tsv");
         std::fs::write(&answers_file, answers).unwrap();
-        let bare_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let bare = Server(
-            Command::new(std::env::current_exe().unwrap())
-                .arg("--bare-server")
-                .arg(bare_addr.port().to_string())
-                .arg(&answers_file)
-                .spawn()
-                .expect("start the bare server"),
-        );
-        wait_until_up(bare_addr).await;
+        let (bare, bare_addr) = support::spawn_bare(&answers_file).await;
 
         println!(
             "\nflag_eval: {}\n",

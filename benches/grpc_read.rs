@@ -13,11 +13,12 @@
 
 mod support;
 
-use support::{Measured, Server, config_body, connect, free_port, percentile, send, wait_until_up};
+use support::{
+    Measured, Server, config_body, connect, free_port, median, percentile, send, wait_until_up,
+};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -266,15 +267,9 @@ async fn closed_loop(
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or_default()
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--bare-server") {
-        run_bare_server(args[i + 1].parse().unwrap(), &args[i + 2]);
+    if let Some((port, answers)) = support::bare_server_args() {
+        run_bare_server(port, &answers);
         return;
     }
     if support::is_probe() {
@@ -288,16 +283,9 @@ async fn run(opts: Options) {
     let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let grpc: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let summit = Server(
-        Command::new(env!("CARGO_BIN_EXE_summit-config"))
-            .env("SUMMIT_HTTP_ADDR", http.to_string())
+        support::summit(dir.path(), http)
             .env("SUMMIT_GRPC_ADDR", grpc.to_string())
             .envs(support::access_env())
-            .env(
-                "SUMMIT_DATABASE_URL",
-                format!("sqlite://{}/bench.db", dir.path().display()),
-            )
-            .env("SUMMIT_LOG", "warn")
-            .stdout(Stdio::null())
             .spawn()
             .expect("start summit-config"),
     );
@@ -323,16 +311,7 @@ async fn run(opts: Options) {
     }
     let answers_file = dir.path().join("answers.bin");
     std::fs::write(&answers_file, recorded).unwrap();
-    let bare_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let bare = Server(
-        Command::new(std::env::current_exe().unwrap())
-            .arg("--bare-server")
-            .arg(bare_addr.port().to_string())
-            .arg(&answers_file)
-            .spawn()
-            .expect("start the bare server"),
-    );
-    wait_until_up(bare_addr).await;
+    let (bare, bare_addr) = support::spawn_bare(&answers_file).await;
 
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(

@@ -18,7 +18,6 @@ use support::{
 };
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -172,16 +171,8 @@ async fn run(opts: Options) {
     let dir = tempfile::tempdir().unwrap();
     let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let summit = Server(
-        Command::new(env!("CARGO_BIN_EXE_summit-config"))
-            .env("SUMMIT_HTTP_ADDR", addr.to_string())
+        support::summit(dir.path(), addr)
             .env("SUMMIT_NO_AUTH", "true")
-            .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
-            .env(
-                "SUMMIT_DATABASE_URL",
-                format!("sqlite://{}/bench.db", dir.path().display()),
-            )
-            .env("SUMMIT_LOG", "warn")
-            .stdout(Stdio::null())
             .spawn()
             .expect("start summit-config"),
     );

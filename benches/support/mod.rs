@@ -51,6 +51,53 @@ impl Drop for Server {
     }
 }
 
+/// The release server on a fresh SQLite file in `dir`, REST on `http`, gRPC on a free port
+/// (set `SUMMIT_GRPC_ADDR` again to choose it), logging warnings only: add access settings
+/// (`access_env`) and whatever else the benchmark needs, then spawn it.
+pub fn summit(dir: &std::path::Path, http: SocketAddr) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_summit-config"));
+    command
+        .env("SUMMIT_HTTP_ADDR", http.to_string())
+        .env("SUMMIT_GRPC_ADDR", "127.0.0.1:0")
+        .env(
+            "SUMMIT_DATABASE_URL",
+            format!("sqlite://{}/bench.db", dir.display()),
+        )
+        .env("SUMMIT_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    command
+}
+
+/// `--bare-server PORT FILE`: this run of the benchmark's binary is its bare baseline, on
+/// `PORT`, answering from `FILE`.
+pub fn bare_server_args() -> Option<(u16, String)> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "--bare-server")?;
+    Some((args[at + 1].parse().unwrap(), args[at + 2].clone()))
+}
+
+/// Starts the benchmark's own binary as its bare baseline answering from `answers` (see
+/// `bare_server_args`), and waits until it accepts connections.
+pub async fn spawn_bare(answers: &std::path::Path) -> (Server, SocketAddr) {
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let bare = Server(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--bare-server")
+            .arg(addr.port().to_string())
+            .arg(answers)
+            .spawn()
+            .expect("start the bare server"),
+    );
+    wait_until_up(addr).await;
+    (bare, addr)
+}
+
+/// The median of per-round figures (the upper one of an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .unwrap()

@@ -67,7 +67,7 @@ pub(crate) async fn denials(server: &TestServer) -> Vec<Value> {
     denied["items"].as_array().unwrap().clone()
 }
 
-fn beta_flag() -> Value {
+pub(crate) fn beta_flag() -> Value {
     json!({
         "type": "boolean",
         "description": "the beta checkout",

@@ -36,9 +36,17 @@ async fn ask(
     if let Some(tag) = if_none_match {
         request = request.header("if-none-match", tag);
     }
-    let response = request.send().await.expect("request");
+    decision(request.send().await.expect("request"), &COMPARED).await
+}
+
+/// What an answer decided: its status, the `compared` headers it carries and its JSON body
+/// (`null` when it has none), for comparing a direct answer with the routed one.
+pub(crate) async fn decision(
+    response: reqwest::Response,
+    compared: &[&'static str],
+) -> (u16, BTreeMap<&'static str, String>, Value) {
     let status = response.status().as_u16();
-    let headers = COMPARED
+    let headers = compared
         .iter()
         .filter_map(|name| {
             let value = response.headers().get(*name)?.to_str().ok()?.to_owned();

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::authorization::{ADMIN, denials, token};
+use crate::authorization::{ADMIN, beta_flag, denials, token};
 use crate::common::TestServer;
+use crate::effective_direct::decision;
 
 /// The headers that carry a decision.
 const COMPARED: [&str; 4] = [
@@ -60,18 +61,7 @@ async fn ask(
     if let Some(credential) = &case.credential {
         request = request.bearer_auth(credential);
     }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let headers = COMPARED
-        .iter()
-        .filter_map(|name| {
-            let value = response.headers().get(*name)?.to_str().ok()?.to_owned();
-            Some((*name, value))
-        })
-        .collect();
-    let body = response.bytes().await.expect("body");
-    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    (status, headers, body)
+    decision(request.send().await.expect("request"), &COMPARED).await
 }
 
 async fn server_with_flag() -> (TestServer, String) {
@@ -81,19 +71,7 @@ async fn server_with_flag() -> (TestServer, String) {
         s.max_body_bytes = BODY_LIMIT;
     })
     .await;
-    server
-        .put_flag_as(
-            ADMIN,
-            "beta",
-            json!({
-                "type": "boolean",
-                "description": "the beta checkout",
-                "variants": {"on": true, "off": false},
-                "defaultVariant": "off",
-                "environments": {"staging": {"enabled": true, "defaultVariant": "on"}}
-            }),
-        )
-        .await;
+    server.put_flag_as(ADMIN, "beta", beta_flag()).await;
     let staging = token(
         &server,
         "staging-reader",

@@ -110,35 +110,37 @@ pub(crate) fn serve(
             },
         )
         .boxed(),
-        Direct::EvaluateFlag => tracked(
-            state,
-            memo,
-            direct,
-            request,
-            move |state, caller, request| {
-                let request = with_body_limit(request, limits.max_body_bytes);
-                within(
-                    limits.request_timeout,
-                    flags::evaluate_direct(state, caller, request),
-                )
-            },
-        )
-        .boxed(),
-        Direct::OfrepFlag => tracked(
-            state,
-            memo,
-            direct,
-            request,
-            move |state, caller, request| {
-                let request = with_body_limit(request, limits.max_body_bytes);
-                within(
-                    limits.request_timeout,
-                    ofrep::evaluate_direct(state, caller, request),
-                )
-            },
-        )
-        .boxed(),
+        Direct::EvaluateFlag => {
+            bounded(state, limits, memo, direct, request, flags::evaluate_direct)
+        }
+        Direct::OfrepFlag => bounded(state, limits, memo, direct, request, ofrep::evaluate_direct),
     }
+}
+
+/// A direct answer that reads a body: the routed handlers' body limit and deadline around
+/// `handler`.
+fn bounded<A>(
+    state: AppState,
+    limits: HttpLimits,
+    memo: Arc<CredentialMemo>,
+    direct: Direct,
+    request: Request,
+    handler: fn(AppState, Caller, Request) -> A,
+) -> BoxFuture<'static, Response>
+where
+    A: Future<Output = Response> + Send + 'static,
+{
+    tracked(
+        state,
+        memo,
+        direct,
+        request,
+        move |state, caller, request| {
+            let request = with_body_limit(request, limits.max_body_bytes);
+            within(limits.request_timeout, handler(state, caller, request))
+        },
+    )
+    .boxed()
 }
 
 /// The steps around every direct answer: the span, authentication, refusal recording, the
