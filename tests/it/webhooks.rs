@@ -574,3 +574,47 @@ async fn events_and_audit_name_the_registered_instances_a_change_reaches() {
     );
     assert_eq!(audit["items"][0]["previousVersion"], 1);
 }
+
+#[tokio::test]
+async fn a_webhook_gets_only_the_changes_after_it_although_none_existed_before() {
+    let receiver = Receiver::start().await;
+    let server = server("200ms").await;
+    // While no webhook exists the dispatcher reads no change: it moves its cursor past them
+    // at its next look at the webhooks (once a second).
+    for value in 1..=30 {
+        put(&server, "early.api", value).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (first, _) = subscribe(&server, json!({"url": receiver.url, "events": ["config.*"]})).await;
+    put(&server, "early.api", 31).await;
+    put(&server, "late.api", 1).await;
+    receiver.wait_for(2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let by_config = versions_by_config(&receiver.received());
+    assert_eq!(by_config["early.api"], vec![31], "{by_config:?}");
+    assert_eq!(by_config["late.api"], vec![1], "{by_config:?}");
+
+    // None again: what changes now reaches no one, and a webhook created right after the
+    // changes (before the dispatcher looked again) still gets only what follows it.
+    let (status, body) = server
+        .delete_json(&format!("/api/v1/webhooks/{first}"), &json!({}))
+        .await;
+    assert_eq!(status, 204, "{body}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for value in 2..=10 {
+        put(&server, "late.api", value).await;
+    }
+    let second_receiver = Receiver::start().await;
+    subscribe(
+        &server,
+        json!({"url": second_receiver.url, "events": ["config.*"]}),
+    )
+    .await;
+    put(&server, "late.api", 11).await;
+    second_receiver.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let by_config = versions_by_config(&second_receiver.received());
+    assert_eq!(by_config.len(), 1, "{by_config:?}");
+    assert_eq!(by_config["late.api"], vec![11], "{by_config:?}");
+    assert_eq!(receiver.received().len(), 2, "the deleted webhook got nothing more");
+}

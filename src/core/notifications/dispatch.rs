@@ -89,6 +89,10 @@ pub struct Dispatcher {
     /// The webhooks as last read, by id (fan-out matches events against them; their
     /// `failing_since` follows the outcomes recorded since).
     webhooks: Mutex<HashMap<String, Prepared>>,
+    /// When the last read found no webhook: the latest revision read just before it. No
+    /// webhook created later wants a change up to it (its `since_revision` is past it), so the
+    /// fan-out moves its cursor there without reading the changes.
+    none_as_of: Mutex<Option<u64>>,
     in_flight: Mutex<HashSet<(String, String)>>,
     /// Recent events' JSON by revision: a delivery's body (else read from the change log).
     bodies: Mutex<BTreeMap<u64, Arc<str>>>,
@@ -128,6 +132,7 @@ impl Dispatcher {
             send_wake: Notify::new(),
             leading: AtomicBool::new(false),
             webhooks: Mutex::new(HashMap::new()),
+            none_as_of: Mutex::new(None),
             in_flight: Mutex::new(HashSet::new()),
             bodies: Mutex::new(BTreeMap::new()),
             settled: Mutex::new(Vec::new()),
@@ -221,12 +226,13 @@ impl Dispatcher {
                     }
                     () = self.wake.notified() => refresh = true,
                     // Any change: there may be a stretch to fan out (a webhook change among
-                    // it makes the fan-out read the webhooks again).
-                    event = events.recv() => {
-                        if let Err(broadcast::error::RecvError::Closed) = event {
-                            tokio::time::sleep(TICK).await;
-                        }
-                    }
+                    // it makes the fan-out read the webhooks again, and is read at once while
+                    // there was none, when the fan-out reads no stretch).
+                    event = events.recv() => match event {
+                        Ok(event) => refresh |= event.kind.is_webhook(),
+                        Err(broadcast::error::RecvError::Closed) => tokio::time::sleep(TICK).await,
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    },
                     () = tokio::time::sleep(TICK) => {}
                 }
             }
@@ -235,7 +241,10 @@ impl Dispatcher {
 
     /// Reads the webhooks and opens their secrets (for the sender).
     async fn refresh_webhooks(&self) -> Result<()> {
+        // Read before the webhooks: a webhook missing from them was created after this.
+        let latest = self.store.latest_revision().await?;
         let stored = self.store.webhooks().await?;
+        let none_as_of = stored.is_empty().then_some(latest);
         let at = now();
         let mut prepared = HashMap::with_capacity(stored.len());
         for webhook in stored {
@@ -264,11 +273,24 @@ impl Dispatcher {
             prepared.insert(webhook.id.clone(), Prepared { webhook, target });
         }
         *self.webhooks.lock() = prepared;
+        *self.none_as_of.lock() = none_as_of;
         Ok(())
     }
 
     /// Fans out one stretch of the change log; `true` when it reached the end.
     async fn fan_out(&self, cursor: &mut Option<u64>) -> Result<bool> {
+        let none_as_of = *self.none_as_of.lock();
+        if let Some(latest) = none_as_of {
+            // No webhook: nothing to read or deliver; the cursor skips what none will want
+            // (at most once per read of the webhooks).
+            if let Some(from) = self.cursor(WEBHOOK_SINK, cursor).await?
+                && from < latest
+            {
+                self.advance(WEBHOOK_SINK, cursor, from, latest, Vec::new())
+                    .await?;
+            }
+            return Ok(true);
+        }
         let Some((from, events)) = self.stretch(WEBHOOK_SINK, cursor).await? else {
             return Ok(true);
         };
@@ -303,8 +325,9 @@ impl Dispatcher {
             }
         }
         let any = !deliveries.is_empty();
+        let to = events.last().map_or(from, |event| event.revision);
         if self
-            .advance(WEBHOOK_SINK, cursor, from, &events, deliveries)
+            .advance(WEBHOOK_SINK, cursor, from, to, deliveries)
             .await?
             && any
         {
@@ -348,7 +371,8 @@ impl Dispatcher {
             .await
             .map_err(|e| Error::store_unavailable(e.to_string()))?;
         metrics::counter!("summit_kafka_records_total").increment(count);
-        self.advance(KAFKA_SINK, cursor, from, &events, Vec::new())
+        let to = events.last().map_or(from, |event| event.revision);
+        self.advance(KAFKA_SINK, cursor, from, to, Vec::new())
             .await?;
         Ok(events.len() < FAN_OUT_BATCH as usize)
     }
@@ -367,17 +391,16 @@ impl Dispatcher {
         Ok((!events.is_empty()).then_some((from, events)))
     }
 
-    /// Records `deliveries` and moves `sink`'s cursor from `from` past `events`; when another
+    /// Records `deliveries` and moves `sink`'s cursor from `from` to `to`; when another
     /// replica moved it first, nothing is written and the cursor is read again next time.
     async fn advance(
         &self,
         sink: &str,
         cursor: &mut Option<u64>,
         from: u64,
-        events: &[ChangeEvent],
+        to: u64,
         deliveries: Vec<NewDelivery>,
     ) -> Result<bool> {
-        let to = events.last().map_or(from, |event| event.revision);
         let moved = self.store.fan_out(sink, Some(from), to, deliveries).await?;
         *cursor = moved.then_some(to);
         Ok(moved)
