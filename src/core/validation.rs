@@ -1,13 +1,14 @@
 //! Checks a write must pass before it is stored: document shape, secret references, JSON Schema.
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
 use super::effective::{LayerValue, all_layer_values};
 use super::error::{Error, Result, Violation};
 use super::ids::Environment;
-use super::model::{ConfigDocument, Metadata};
+use super::model::{ConfigDocument, Metadata, SchemaVersion};
 use super::rollout::BasisPoints;
 use super::secrets::{SecretResolver, pointer_or_root, push_token, reference_pointers};
 
@@ -215,6 +216,32 @@ pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<
         })?;
     }
     Ok(layers)
+}
+
+/// A config's registered schema as a process knows it (the read cache keeps it between
+/// writes), compiled at most once.
+pub struct KnownSchema {
+    pub schema: SchemaVersion,
+    compiled: OnceLock<CompiledSchema>,
+}
+
+impl KnownSchema {
+    pub fn new(schema: SchemaVersion) -> KnownSchema {
+        KnownSchema {
+            schema,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    /// The compiled schema: compiled on first use (two first uses at once may both compile;
+    /// one result is kept).
+    pub fn compiled(&self) -> Result<&CompiledSchema> {
+        if let Some(compiled) = self.compiled.get() {
+            return Ok(compiled);
+        }
+        let compiled = CompiledSchema::compile(&self.schema.schema)?;
+        Ok(self.compiled.get_or_init(|| compiled))
+    }
 }
 
 /// A compiled JSON Schema.

@@ -1519,3 +1519,53 @@ async fn a_token_revoked_through_one_replica_is_refused_by_the_other() {
         .unwrap();
     assert_eq!(response.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_one_replica_is_checked_against_a_schema_registered_through_the_other() {
+    let Some(url) = test_database_url().await else {
+        return;
+    };
+    let (a, b) = start_pair(&url).await;
+    async fn put(replica: &Replica, body: Value) -> (u16, Value) {
+        body_of(replica.put("/api/v1/configs/typed", &body).await).await
+    }
+    let loose = json!({"config": {"name": "x"}, "metadata": meta("alice", "no port")});
+    // Through a: no schema yet, and a keeps that in mind for the writes that follow.
+    for port in [8080, 8081] {
+        let body = json!({"config": {"port": port}, "metadata": meta("alice", "port")});
+        let (status, body) = put(&a, body).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let schema = json!({"type": "object", "required": ["port"]});
+    let response = b
+        .put(
+            "/api/v1/configs/typed/schema",
+            &json!({"schema": schema, "metadata": meta("ops", "typed")}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    // Through a, the same document is refused from now on: before a's follower applied the
+    // schema change as a conflict to retry (the commit sees the schema moved), after it as a
+    // schema violation. It is never stored.
+    eventually("a checks writes against b's schema", STEP, || async {
+        let (status, body) = put(&a, loose.clone()).await;
+        assert!(status == 409 || status == 422, "{status} {body}");
+        (status == 422).then_some(())
+    })
+    .await;
+    let typed = json!({"config": {"name": "x", "port": 8080}, "metadata": meta("alice", "port")});
+    let (status, body) = put(&a, typed).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["version"], 3, "{body}");
+    // And a schema changed through a itself applies at once to a's next write.
+    let response = a
+        .put(
+            "/api/v1/configs/typed/schema",
+            &json!({"schema": {"type": "object"}, "metadata": meta("ops", "loose again")}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let (status, body) = put(&a, loose).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["version"], 4, "{body}");
+}

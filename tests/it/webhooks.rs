@@ -585,7 +585,11 @@ async fn a_webhook_gets_only_the_changes_after_it_although_none_existed_before()
         put(&server, "early.api", value).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (first, _) = subscribe(&server, json!({"url": receiver.url, "events": ["config.*"]})).await;
+    let (first, _) = subscribe(
+        &server,
+        json!({"url": receiver.url, "events": ["config.*"]}),
+    )
+    .await;
     put(&server, "early.api", 31).await;
     put(&server, "late.api", 1).await;
     receiver.wait_for(2, WAIT).await;
@@ -616,5 +620,9 @@ async fn a_webhook_gets_only_the_changes_after_it_although_none_existed_before()
     let by_config = versions_by_config(&second_receiver.received());
     assert_eq!(by_config.len(), 1, "{by_config:?}");
     assert_eq!(by_config["late.api"], vec![11], "{by_config:?}");
-    assert_eq!(receiver.received().len(), 2, "the deleted webhook got nothing more");
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "the deleted webhook got nothing more"
+    );
 }

@@ -14,7 +14,7 @@ use crate::core::events::{AffectedInstances, ChangeDetails, MAX_NAMED_INSTANCES}
 use crate::core::ids::ConfigId;
 use crate::core::model::{AuditDraft, ConfigDocument, ConfigVersion, Metadata, NewVersion};
 use crate::core::ports::{AppliedRequest, DeleteWrite, VersionWrite};
-use crate::core::validation::{CompiledSchema, check_document, check_metadata};
+use crate::core::validation::{check_document, check_metadata};
 
 /// A checked write, with the views its checks built (reused for the schema).
 struct ProposedVersion<'a> {
@@ -127,12 +127,10 @@ impl ConfigService {
                 actual: live,
             });
         }
-        let schema = self.store.schema(id).await?;
+        let schema = self.cache.schema_for_write(id).await?;
         if let Some(schema) = &schema {
             let violations = tracing::debug_span!("config.validate_schema").in_scope(|| {
-                Ok::<_, Error>(
-                    CompiledSchema::compile(&schema.schema)?.check_layers(layers, &self.secrets),
-                )
+                Ok::<_, Error>(schema.compiled()?.check_layers(layers, &self.secrets))
             })?;
             if !violations.is_empty() {
                 return Err(Error::SchemaViolation { violations });
@@ -198,7 +196,7 @@ impl ConfigService {
         let write = VersionWrite {
             version: new_version.clone(),
             expected_live: live,
-            expected_schema: schema.map_or(0, |s| s.version),
+            expected_schema: schema.map_or(0, |known| known.schema.version),
             audit,
             applies,
             announce: Vec::new(),

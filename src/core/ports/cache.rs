@@ -15,6 +15,7 @@ use crate::core::ids::{ConfigId, InstanceId, SecretName, ServiceName};
 use crate::core::model::ConfigHead;
 use crate::core::registry::model::Instance;
 use crate::core::secrets::stages::SecretStages;
+use crate::core::validation::KnownSchema;
 
 /// Tokens by the SHA-256 hash of their secret.
 pub type TokenMap = HashMap<String, Arc<ApiToken>>;
@@ -28,6 +29,11 @@ pub trait ReadCache: Send + Sync {
     fn cached_head(&self, id: &ConfigId) -> Option<ConfigHead>;
     /// The head as the database has it now, past the cache (a replica's cache may lag others).
     async fn fresh_head(&self, id: &ConfigId) -> Result<Option<ConfigHead>>;
+    /// The config's schema for validating a write: as this process last read it (from the
+    /// database on a miss; forgotten on every schema change, here or through another replica),
+    /// compiled at most once. The write commits only if this schema version is still the
+    /// config's when it does, so a schema changed meanwhile makes it fail, never pass unchecked.
+    async fn schema_for_write(&self, id: &ConfigId) -> Result<Option<Arc<KnownSchema>>>;
     /// Every head as the database has it now, past the cache.
     async fn fresh_heads(&self) -> Result<Vec<ConfigHead>>;
     /// Every flag, without I/O.

@@ -20,6 +20,7 @@ use crate::core::model::{ConfigDocument, ConfigHead};
 use crate::core::ports::{Committed, DocumentStore, ServiceInstances, Store, TokenMap};
 use crate::core::secrets::model::{SecretDocument, SecretHead};
 use crate::core::secrets::stages::SecretStages;
+use crate::core::validation::KnownSchema;
 
 mod deployments;
 mod notifications;
@@ -61,6 +62,12 @@ pub struct CachedStore {
     token_changes: AtomicU64,
     /// Every registered instance, by service; copy-on-write per service.
     registry: DashMap<ServiceName, Arc<ServiceInstances>>,
+    /// Schemas as read for writes, by config (`None`: the config has none); an entry goes on
+    /// every schema change of its config. At most `max_configs` entries.
+    schemas: DashMap<ConfigId, Option<Arc<KnownSchema>>, foldhash::fast::RandomState>,
+    /// Bumped by every schema change before its entry goes: a read that began before it must
+    /// not keep what it read.
+    schema_changes: AtomicU64,
 }
 
 fn tokens_by_hash(tokens: Vec<ApiToken>) -> TokenMap {
@@ -140,6 +147,8 @@ impl CachedStore {
             secrets,
             token_changes: AtomicU64::new(0),
             registry,
+            schemas: DashMap::default(),
+            schema_changes: AtomicU64::new(0),
         })
     }
 
@@ -235,8 +244,12 @@ impl CachedStore {
                 .reload_secret(&SecretName::parse(&event.config_id)?)
                 .await;
         }
+        if event.kind == kind::SCHEMA_UPDATED {
+            self.forget_schema(&ConfigId::parse(&event.config_id)?);
+            return Ok(());
+        }
         if event.kind != kind::CONFIG_UPDATED && event.kind != kind::CONFIG_DELETED {
-            return Ok(()); // schemas are not cached
+            return Ok(());
         }
         let id = ConfigId::parse(&event.config_id)?;
         let up_to_date = match self.heads.get(&id) {
@@ -257,6 +270,32 @@ impl CachedStore {
             return Ok(());
         }
         self.reload(&id).await
+    }
+
+    /// The schema a write of `id` is validated against: the entry kept, else read and kept
+    /// unless a schema changed meanwhile.
+    pub(super) async fn known_schema(&self, id: &ConfigId) -> Result<Option<Arc<KnownSchema>>> {
+        if let Some(known) = self.schemas.get(id) {
+            return Ok(known.clone());
+        }
+        let seen = self.schema_changes.load(Ordering::Acquire);
+        let read = self.observed(self.inner.schema(id)).await?;
+        let known = read.map(|schema| Arc::new(KnownSchema::new(schema)));
+        if self.schemas.len() < self.max_configs {
+            // The entry holds its shard's lock: a change counted after this check removes
+            // its entry only once this insert is done.
+            let entry = self.schemas.entry(id.clone());
+            if self.schema_changes.load(Ordering::Acquire) == seen {
+                entry.insert(known.clone());
+            }
+        }
+        Ok(known)
+    }
+
+    /// Forgets the schema kept for `id` (it changed, here or through another replica).
+    pub(super) fn forget_schema(&self, id: &ConfigId) {
+        self.schema_changes.fetch_add(1, Ordering::AcqRel);
+        self.schemas.remove(id);
     }
 
     /// Every flag is cached, so a flag the cache lacks is reloaded whatever the event.

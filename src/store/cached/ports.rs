@@ -24,6 +24,7 @@ use crate::core::ports::{
 };
 use crate::core::secrets::model::{SecretDocument, SecretHead, SecretVersion};
 use crate::core::secrets::stages::SecretStages;
+use crate::core::validation::KnownSchema;
 
 #[async_trait]
 impl DocumentStore<ConfigDocument> for CachedStore {
@@ -103,8 +104,12 @@ impl SchemaStore for CachedStore {
 
     async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {
         let id = write.config_id.clone();
-        self.refreshing_on_conflict(id.as_str(), self.inner.put_schema(write), self.reload(&id))
-            .await
+        let committed = self
+            .refreshing_on_conflict(id.as_str(), self.inner.put_schema(write), self.reload(&id))
+            .await;
+        // Whatever the outcome (a failed commit may still have reached the database).
+        self.forget_schema(&id);
+        committed
     }
 }
 
@@ -411,6 +416,10 @@ impl Database for CachedStore {
 impl ReadCache for CachedStore {
     fn cached_head(&self, id: &ConfigId) -> Option<ConfigHead> {
         self.heads.get(id).map(|head| head.clone())
+    }
+
+    async fn schema_for_write(&self, id: &ConfigId) -> Result<Option<Arc<KnownSchema>>> {
+        self.known_schema(id).await
     }
 
     async fn fresh_heads(&self) -> Result<Vec<ConfigHead>> {
