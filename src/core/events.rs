@@ -85,9 +85,10 @@ impl ChangeDetails {
             Some((_, doc)) => to_json(doc)?,
             None => serde_json::Value::Object(serde_json::Map::new()),
         };
-        let patch = json_patch::diff(&before, &to_json(next)?);
-        let patch = serde_json::to_value(patch).map_err(crate::core::error::Error::internal)?;
-        let elided = patch.to_string().len() > MAX_PATCH_BYTES;
+        let patch = patch_json(json_patch::diff(&before, &to_json(next)?));
+        let mut size = ByteCount(0);
+        serde_json::to_writer(&mut size, &patch).map_err(crate::core::error::Error::internal)?;
+        let elided = size.0 > MAX_PATCH_BYTES;
         Ok(ChangeDetails {
             previous_version: previous.map(|(version, _)| version),
             changes: (!elided).then_some(patch),
@@ -118,6 +119,48 @@ impl ChangeDetails {
         if let Some(affected) = &self.affected_instances {
             map.serialize_entry("affectedInstances", affected)?;
         }
+        Ok(())
+    }
+}
+
+/// A patch as JSON: what `serde_json::to_value` makes of it, with each operation's value moved
+/// instead of copied.
+fn patch_json(patch: json_patch::Patch) -> serde_json::Value {
+    use json_patch::PatchOperation as Op;
+    use serde_json::Value;
+    let operations = patch.0.into_iter().map(|operation| {
+        let (op, path, from, value) = match operation {
+            Op::Add(o) => ("add", o.path, None, Some(o.value)),
+            Op::Remove(o) => ("remove", o.path, None, None),
+            Op::Replace(o) => ("replace", o.path, None, Some(o.value)),
+            Op::Move(o) => ("move", o.path, Some(o.from), None),
+            Op::Copy(o) => ("copy", o.path, Some(o.from), None),
+            Op::Test(o) => ("test", o.path, None, Some(o.value)),
+        };
+        let mut object = serde_json::Map::new();
+        object.insert("op".into(), op.into());
+        object.insert("path".into(), path.as_str().into());
+        if let Some(from) = from {
+            object.insert("from".into(), from.as_str().into());
+        }
+        if let Some(value) = value {
+            object.insert("value".into(), value);
+        }
+        Value::Object(object)
+    });
+    Value::Array(operations.collect())
+}
+
+/// Counts the bytes written (the size of a serialization without keeping it).
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -462,5 +505,51 @@ impl ChangeBus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeEvent>> {
         self.sender.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_patch_as_json_is_what_serde_makes_of_it() {
+        let before = json!({"a": 1, "gone": [1, 2], "x/y~z": {"deep": true}, "list": [1, 2, 3]});
+        let after = json!({"a": 2, "new": {"k": "v"}, "x/y~z": {"deep": false}, "list": [1]});
+        let diff = json_patch::diff(&before, &after);
+        assert!(diff.0.len() >= 4, "{diff:?}");
+        let every_kind: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "add", "path": "/a~1b", "value": {"n": [1, null]}},
+            {"op": "remove", "path": "/c"},
+            {"op": "replace", "path": "/d/0", "value": "text"},
+            {"op": "move", "from": "/e", "path": "/f"},
+            {"op": "copy", "from": "/g~0", "path": "/h"},
+            {"op": "test", "path": "/i", "value": 1.5},
+        ]))
+        .unwrap();
+        for patch in [diff, every_kind] {
+            let expected = serde_json::to_value(&patch).unwrap();
+            let made = patch_json(patch);
+            assert_eq!(made, expected);
+            assert_eq!(made.to_string(), expected.to_string());
+        }
+    }
+
+    #[test]
+    fn a_patch_over_the_limit_is_elided_and_one_under_it_kept() {
+        let small = json!({"config": {"a": 1}});
+        let next = json!({"config": {"a": 2}});
+        let details = ChangeDetails::of_version(Some((1, &small)), &next).unwrap();
+        let changes = details.changes.expect("kept");
+        assert_eq!(
+            changes,
+            json!([{"op": "replace", "path": "/config/a", "value": 2}])
+        );
+        assert!(!details.changes_elided);
+        let big = json!({"config": {"blob": "x".repeat(MAX_PATCH_BYTES)}});
+        let details = ChangeDetails::of_version(Some((1, &small)), &big).unwrap();
+        assert!(details.changes.is_none() && details.changes_elided);
+        assert_eq!(details.previous_version, Some(1));
     }
 }
