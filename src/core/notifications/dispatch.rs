@@ -226,10 +226,12 @@ impl Dispatcher {
                     }
                     () = self.wake.notified() => refresh = true,
                     // Any change: there may be a stretch to fan out (a webhook change among
-                    // it makes the fan-out read the webhooks again, and is read at once while
-                    // there was none, when the fan-out reads no stretch).
+                    // it makes the fan-out read the webhooks again). While there is no webhook
+                    // the fan-out reads no stretch, so a webhook change is seen here instead.
                     event = events.recv() => match event {
-                        Ok(event) => refresh |= event.kind.is_webhook(),
+                        Ok(event) => {
+                            refresh |= event.kind.is_webhook() && self.none_as_of.lock().is_some();
+                        }
                         Err(broadcast::error::RecvError::Closed) => tokio::time::sleep(TICK).await,
                         Err(broadcast::error::RecvError::Lagged(_)) => {}
                     },
@@ -291,7 +293,7 @@ impl Dispatcher {
             }
             return Ok(true);
         }
-        let Some((from, events)) = self.stretch(WEBHOOK_SINK, cursor).await? else {
+        let Some((from, to, events)) = self.stretch(WEBHOOK_SINK, cursor).await? else {
             return Ok(true);
         };
         if events.iter().any(|event| event.kind.is_webhook()) {
@@ -325,7 +327,6 @@ impl Dispatcher {
             }
         }
         let any = !deliveries.is_empty();
-        let to = events.last().map_or(from, |event| event.revision);
         if self
             .advance(WEBHOOK_SINK, cursor, from, to, deliveries)
             .await?
@@ -342,7 +343,7 @@ impl Dispatcher {
         sink: &mut Option<KafkaSink>,
         cursor: &mut Option<u64>,
     ) -> Result<bool> {
-        let Some((from, events)) = self.stretch(KAFKA_SINK, cursor).await? else {
+        let Some((from, to, events)) = self.stretch(KAFKA_SINK, cursor).await? else {
             return Ok(true);
         };
         let producer = match sink {
@@ -371,24 +372,26 @@ impl Dispatcher {
             .await
             .map_err(|e| Error::store_unavailable(e.to_string()))?;
         metrics::counter!("summit_kafka_records_total").increment(count);
-        let to = events.last().map_or(from, |event| event.revision);
         self.advance(KAFKA_SINK, cursor, from, to, Vec::new())
             .await?;
         Ok(events.len() < FAN_OUT_BATCH as usize)
     }
 
-    /// The next stretch of the change log for `sink`: where its cursor is and the changes after
-    /// it (`None`: nothing to read now).
+    /// The next stretch of the change log for `sink`: where its cursor is, the revision of the
+    /// last change read and the changes (`None`: nothing to read now).
     async fn stretch(
         &self,
         sink: &str,
         cursor: &mut Option<u64>,
-    ) -> Result<Option<(u64, Vec<ChangeEvent>)>> {
+    ) -> Result<Option<(u64, u64, Vec<ChangeEvent>)>> {
         let Some(from) = self.cursor(sink, cursor).await? else {
             return Ok(None);
         };
         let events = self.store.changes_since(from, FAN_OUT_BATCH).await?;
-        Ok((!events.is_empty()).then_some((from, events)))
+        let Some(to) = events.last().map(|event| event.revision) else {
+            return Ok(None);
+        };
+        Ok(Some((from, to, events)))
     }
 
     /// Records `deliveries` and moves `sink`'s cursor from `from` to `to`; when another
