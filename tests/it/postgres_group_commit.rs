@@ -14,8 +14,8 @@ use summit_config::core::error::Error;
 use summit_config::core::ids::ConfigId;
 use summit_config::core::model::{AuditDraft, ConfigDocument, Metadata, NewVersion};
 use summit_config::core::ports::{
-    AuditQuery, ChangeLog, ConfigWrite, DeleteWrite, Documents, SchemaStore, SchemaWrite,
-    VersionWrite,
+    AppliedRequest, AuditQuery, ChangeLog, ConfigWrite, DeleteWrite, Documents, SchemaStore,
+    SchemaWrite, VersionWrite,
 };
 use summit_config::core::service::now;
 use summit_config::store::PostgresStore;
@@ -301,4 +301,59 @@ async fn a_queued_write_whose_caller_went_away_is_still_committed_whole() {
         .unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].revision, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_failing_after_writing_its_version_leaves_nothing_of_it_and_the_batch_commits() {
+    let Some((store, url)) = open().await else {
+        return;
+    };
+    let plug = Plug::insert(&store, &url).await;
+    // Applies a change request that does not exist: its version row is written before the
+    // claim finds no approved request, so only a rollback removes it.
+    let claiming = {
+        let store = store.clone();
+        let write = VersionWrite {
+            applies: Some(AppliedRequest {
+                id: "no-such-request".to_owned(),
+                audit: audit("change_request.applied"),
+            }),
+            ..version_write("claiming", 0)
+        };
+        tokio::spawn(async move { store.configs().append(write).await })
+    };
+    let plain: Vec<_> = (0..3)
+        .map(|n| {
+            let store = store.clone();
+            let write = version_write(&format!("plain-{n}"), 0);
+            tokio::spawn(async move { store.configs().append(write).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(plug.release().await, 2);
+
+    assert!(matches!(
+        claiming.await.unwrap(),
+        Err(Error::ConcurrentModification { .. })
+    ));
+    for write in plain {
+        assert_eq!(write.await.unwrap().unwrap().version, 1);
+    }
+    assert!(
+        store
+            .configs()
+            .head(&id("claiming"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .configs()
+            .version(&id("claiming"), 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(revisions(&store).await, [1, 2, 3, 4, 5]);
 }

@@ -2,8 +2,9 @@
 //! check the write's expectations on its head row and write its rows (the aggregate's
 //! `Operation`) → claim the change request it applies → record its change and audit record with
 //! the next revision → record the follow-up (`change_request.applied`) → notify → commit.
-//! A batch of writes (see `committer`) runs the same recipe in one transaction, each write
-//! inside its own savepoint.
+//! A batch of writes (see `committer`) runs the same recipe in one transaction: first without
+//! savepoints (one round trip per write saved), and if any write fails, once more with each
+//! write inside its own savepoint.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -56,19 +57,60 @@ impl PostgresStore {
 }
 
 /// Commits `writes` in one transaction: each write keeps its own expectations and result (a
-/// failed write is rolled back to its savepoint, the others go on), revisions are numbered
-/// consecutively in the order given. `Err` when the transaction itself fails: then nothing of
-/// any write was committed.
+/// failed write is rolled back, the others go on), revisions are numbered consecutively in the
+/// order given. `Err` when the transaction itself fails: then nothing of any write was committed.
 pub(super) async fn commit_batch(
     pool: &PgPool,
     writes: &[&dyn Operation],
 ) -> Result<Vec<Result<Committed>>> {
+    if writes.len() > 1 {
+        // Usually every write's expectations hold: then savepoints are round trips for nothing.
+        // A write may fail after writing some of its rows, so a failure anywhere undoes the
+        // whole attempt and the batch is committed again with each write isolated.
+        if let Some(results) = commit_unless_one_fails(pool, writes).await? {
+            return Ok(results);
+        }
+    }
+    commit_isolated(pool, writes).await
+}
+
+/// The write lock, taken first by every transaction that writes.
+async fn lock(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
     let mut tx = pool.begin().await.map_err(db_error)?;
     sqlx::query(include_str!("queries/write_lock.sql"))
         .bind(WRITE_LOCK_KEY)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+    Ok(tx)
+}
+
+/// Commits every write, or (`None`) nothing at all as soon as one fails.
+async fn commit_unless_one_fails(
+    pool: &PgPool,
+    writes: &[&dyn Operation],
+) -> Result<Option<Vec<Result<Committed>>>> {
+    let mut tx = lock(pool).await?;
+    let mut committed = Vec::with_capacity(writes.len());
+    for write in writes {
+        match stage(&mut tx, *write).await {
+            Ok(write) => committed.push(write),
+            Err(_) => {
+                tx.rollback().await.map_err(db_error)?;
+                return Ok(None);
+            }
+        }
+    }
+    notify_and_commit(tx, committed.last().map(newest_revision)).await?;
+    Ok(Some(committed.into_iter().map(Ok).collect()))
+}
+
+/// Commits `writes`, each inside its own savepoint when there are several.
+async fn commit_isolated(
+    pool: &PgPool,
+    writes: &[&dyn Operation],
+) -> Result<Vec<Result<Committed>>> {
+    let mut tx = lock(pool).await?;
     // A write alone needs no savepoint: if it fails, the transaction is rolled back.
     let mut savepoint = (writes.len() > 1).then_some(Savepoint::None);
     let mut results = Vec::with_capacity(writes.len());
@@ -80,14 +122,7 @@ pub(super) async fn commit_batch(
         let result = stage(&mut tx, *write).await;
         match &result {
             Ok(committed) => {
-                newest = Some(
-                    committed
-                        .announced
-                        .last()
-                        .or(committed.follow_up.as_ref())
-                        .unwrap_or(&committed.event)
-                        .revision,
-                );
+                newest = Some(newest_revision(committed));
                 savepoint = savepoint.map(|_| Savepoint::Used);
             }
             Err(_) => {
@@ -98,10 +133,28 @@ pub(super) async fn commit_batch(
         }
         results.push(result);
     }
+    notify_and_commit(tx, newest).await?;
+    Ok(results)
+}
+
+/// The last revision a committed write recorded.
+fn newest_revision(committed: &Committed) -> u64 {
+    committed
+        .announced
+        .last()
+        .or(committed.follow_up.as_ref())
+        .unwrap_or(&committed.event)
+        .revision
+}
+
+/// Commits, announcing revision `newest` to the other replicas; with no revision (every write
+/// failed its checks) there is nothing to commit.
+async fn notify_and_commit(
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    newest: Option<u64>,
+) -> Result<()> {
     let Some(newest) = newest else {
-        // Nothing to commit: every write failed its checks.
-        tx.rollback().await.map_err(db_error)?;
-        return Ok(results);
+        return tx.rollback().await.map_err(db_error);
     };
     sqlx::query(include_str!("queries/notify.sql"))
         .bind(CHANGES_CHANNEL)
@@ -109,8 +162,7 @@ pub(super) async fn commit_batch(
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
-    Ok(results)
+    tx.commit().await.map_err(db_error)
 }
 
 /// The savepoint isolating each write of a batch from the others.
