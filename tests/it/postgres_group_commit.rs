@@ -11,11 +11,13 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgListener};
 use summit_config::core::checksum::checksum;
 use summit_config::core::error::Error;
+use summit_config::core::events::kind;
 use summit_config::core::ids::ConfigId;
 use summit_config::core::model::{AuditDraft, ConfigDocument, Metadata, NewVersion};
+use summit_config::core::notifications::model::{Webhook, WebhookFilter};
 use summit_config::core::ports::{
-    AppliedRequest, AuditQuery, ChangeLog, ConfigWrite, DeleteWrite, Documents, SchemaStore,
-    SchemaWrite, VersionWrite,
+    AppliedRequest, AuditQuery, ChangeLog, ConfigWrite, DeleteWrite, Documents, NotificationStore,
+    SchemaStore, SchemaWrite, VersionWrite, WebhookWrite,
 };
 use summit_config::core::service::now;
 use summit_config::store::PostgresStore;
@@ -356,4 +358,99 @@ async fn a_write_failing_after_writing_its_version_leaves_nothing_of_it_and_the_
             .is_none()
     );
     assert_eq!(revisions(&store).await, [1, 2, 3, 4, 5]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_created_in_a_batch_hears_only_the_changes_after_its_own() {
+    let Some((store, url)) = open().await else {
+        return;
+    };
+    let plug = Plug::insert(&store, &url).await;
+    let spawn_write = |config_id: &str| {
+        let store = store.clone();
+        let write = version_write(config_id, 0);
+        tokio::spawn(async move { store.configs().append(write).await })
+    };
+    // Queued in this order behind the plug, so committed in one batch in this order.
+    let before = spawn_write("before-hook");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let created = {
+        let store = store.clone();
+        tokio::spawn(async move { store.put_webhook(webhook_create("hook")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let after = spawn_write("after-hook");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(plug.release().await, 2);
+
+    let before = before.await.unwrap().unwrap().event.revision;
+    let created = created.await.unwrap().unwrap().event.revision;
+    let after = after.await.unwrap().unwrap().event.revision;
+    assert_eq!([before, created, after], [3, 4, 5]);
+    let webhooks = store.webhooks().await.unwrap();
+    assert_eq!(webhooks.len(), 1);
+    assert_eq!(webhooks[0].since_revision, created - 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_reading_the_change_log_that_fails_after_a_failed_write_keeps_the_batch_whole() {
+    let Some((store, url)) = open().await else {
+        return;
+    };
+    store.put_webhook(webhook_create("taken")).await.unwrap();
+    let plug = Plug::insert(&store, &url).await;
+    let spawn_write = |config_id: &str| {
+        let store = store.clone();
+        let write = version_write(config_id, 0);
+        tokio::spawn(async move { store.configs().append(write).await })
+    };
+    // In this order: a write that commits, one that fails (so the batch is committed with
+    // savepoints), a webhook create that records the first write's change before it and then
+    // fails (its id is taken), and a write that commits.
+    let first = spawn_write("first");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let conflict = spawn_write("first");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let taken = {
+        let store = store.clone();
+        tokio::spawn(async move { store.put_webhook(webhook_create("taken")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let last = spawn_write("last");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(plug.release().await, 3);
+
+    assert_eq!(first.await.unwrap().unwrap().event.revision, 4);
+    assert!(conflict.await.unwrap().is_err());
+    assert!(taken.await.unwrap().is_err());
+    assert_eq!(last.await.unwrap().unwrap().event.revision, 5);
+    assert_eq!(revisions(&store).await, [1, 2, 3, 4, 5]);
+    let changes = store.changes_since(3, 10).await.unwrap();
+    assert_eq!(changes[0].config_id, "first");
+    assert_eq!(changes[1].config_id, "last");
+}
+
+/// Creates webhook `id`.
+fn webhook_create(id: &str) -> WebhookWrite {
+    let at = now();
+    WebhookWrite {
+        webhook: Webhook {
+            id: id.to_owned(),
+            url: "https://hooks.example.com/summit".to_owned(),
+            events: vec!["*".to_owned()],
+            filter: WebhookFilter::default(),
+            description: String::new(),
+            enabled: true,
+            disabled_reason: None,
+            failing_since: None,
+            seq: 1,
+            since_revision: 0,
+            created_at: at,
+            updated_at: at,
+            secrets: Vec::new(),
+        },
+        expected_seq: None,
+        kind: kind::WEBHOOK_CREATED,
+        audit: audit("webhook.create"),
+    }
 }

@@ -1,7 +1,8 @@
 //! The commit recipe, written once for every write of every aggregate: take the write lock →
 //! check the write's expectations on its head row and write its rows (the aggregate's
-//! `Operation`) → claim the change request it applies → record its change and audit record with
-//! the next revision → record the follow-up (`change_request.applied`) → notify → commit.
+//! `Operation`) → claim the change request it applies → stage its change and audit record, the
+//! follow-up (`change_request.applied`) and its announcements → record every staged change of the
+//! transaction with the next revisions, in one statement → notify → commit.
 //! A batch of writes (see `committer`) runs the same recipe in one transaction: first without
 //! savepoints (one round trip per write saved), and if any write fails, once more with each
 //! write inside its own savepoint.
@@ -12,7 +13,7 @@ use sqlx::postgres::{PgConnection, PgPool};
 
 use super::{CHANGES_CHANNEL, PostgresStore, db_error, rows::to_json};
 use crate::core::error::Result;
-use crate::core::events::{ChangeEvent, ChangeKind, kind};
+use crate::core::events::{ChangeKind, kind};
 use crate::core::model::AuditDraft;
 use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
 use crate::store::{change_event, to_i64, to_u64};
@@ -45,6 +46,12 @@ pub(super) trait Operation: Send + Sync + 'static {
     /// Changes recorded after this one in the same transaction (see `VersionWrite::announce`).
     fn announce(&self) -> &[Record] {
         &[]
+    }
+
+    /// Whether `apply` reads the change log: then the changes staged before it are recorded
+    /// first.
+    fn reads_change_log(&self) -> bool {
+        false
     }
 }
 
@@ -91,18 +98,25 @@ async fn commit_unless_one_fails(
     writes: &[&dyn Operation],
 ) -> Result<Option<Vec<Result<Committed>>>> {
     let mut tx = lock(pool).await?;
-    let mut committed = Vec::with_capacity(writes.len());
+    let mut changes = Changes::default();
+    let mut staged = Vec::with_capacity(writes.len());
     for write in writes {
-        match stage(&mut tx, *write).await {
-            Ok(write) => committed.push(write),
+        if write.reads_change_log() {
+            changes.record(&mut tx).await?;
+        }
+        match stage(&mut tx, *write, &mut changes).await {
+            Ok(write) => staged.push(write),
             Err(_) => {
                 tx.rollback().await.map_err(db_error)?;
                 return Ok(None);
             }
         }
     }
-    notify_and_commit(tx, committed.last().map(newest_revision)).await?;
-    Ok(Some(committed.into_iter().map(Ok).collect()))
+    changes.record(&mut tx).await?;
+    notify_and_commit(tx, changes.newest()).await?;
+    Ok(Some(
+        staged.iter().map(|s| Ok(changes.committed(s))).collect(),
+    ))
 }
 
 /// Commits `writes`, each inside its own savepoint when there are several.
@@ -113,18 +127,20 @@ async fn commit_isolated(
     let mut tx = lock(pool).await?;
     // A write alone needs no savepoint: if it fails, the transaction is rolled back.
     let mut savepoint = (writes.len() > 1).then_some(Savepoint::None);
+    let mut changes = Changes::default();
     let mut results = Vec::with_capacity(writes.len());
-    let mut newest = None;
     for write in writes {
-        if let Some(state) = savepoint {
-            state.enter(&mut tx).await?;
+        if write.reads_change_log() {
+            changes.record(&mut tx).await?;
+            // Rows written after a clean savepoint: the next write needs a new one.
+            savepoint = savepoint.map(Savepoint::written);
         }
-        let result = stage(&mut tx, *write).await;
+        if let Some(state) = savepoint {
+            savepoint = Some(state.enter(&mut tx).await?);
+        }
+        let result = stage(&mut tx, *write, &mut changes).await;
         match &result {
-            Ok(committed) => {
-                newest = Some(newest_revision(committed));
-                savepoint = savepoint.map(|_| Savepoint::Used);
-            }
+            Ok(_) => savepoint = savepoint.map(Savepoint::written),
             Err(_) => {
                 if savepoint.is_some() {
                     savepoint = Some(Savepoint::rollback(&mut tx).await?);
@@ -133,18 +149,12 @@ async fn commit_isolated(
         }
         results.push(result);
     }
-    notify_and_commit(tx, newest).await?;
-    Ok(results)
-}
-
-/// The last revision a committed write recorded.
-fn newest_revision(committed: &Committed) -> u64 {
-    committed
-        .announced
-        .last()
-        .or(committed.follow_up.as_ref())
-        .unwrap_or(&committed.event)
-        .revision
+    changes.record(&mut tx).await?;
+    notify_and_commit(tx, changes.newest()).await?;
+    Ok(results
+        .into_iter()
+        .map(|result| result.map(|s| changes.committed(&s)))
+        .collect())
 }
 
 /// Commits, announcing revision `newest` to the other replicas; with no revision (every write
@@ -177,18 +187,26 @@ enum Savepoint {
 }
 
 impl Savepoint {
+    /// The state once rows were written after it.
+    fn written(self) -> Savepoint {
+        match self {
+            Savepoint::None => Savepoint::None,
+            Savepoint::Clean | Savepoint::Used => Savepoint::Used,
+        }
+    }
+
     /// Makes sure a clean savepoint precedes the next write (one round trip at most).
-    async fn enter(self, tx: &mut PgConnection) -> Result<()> {
+    async fn enter(self, tx: &mut PgConnection) -> Result<Savepoint> {
         let statement = match self {
             Savepoint::None => "SAVEPOINT write",
             Savepoint::Used => "RELEASE SAVEPOINT write; SAVEPOINT write",
-            Savepoint::Clean => return Ok(()),
+            Savepoint::Clean => return Ok(Savepoint::Clean),
         };
         sqlx::raw_sql(statement)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        Ok(())
+        Ok(Savepoint::Clean)
     }
 
     async fn rollback(tx: &mut PgConnection) -> Result<Savepoint> {
@@ -200,31 +218,52 @@ impl Savepoint {
     }
 }
 
-/// One write's part of the transaction, after the lock: its rows, the request it applies, its
-/// change and audit record, the follow-up.
-async fn stage(tx: &mut PgConnection, write: &dyn Operation) -> Result<Committed> {
+/// A write staged in the transaction: its version and where its changes are in `Changes`.
+struct Staged {
+    version: u64,
+    /// Its change's index; the follow-up and the announcements come right after it.
+    first: usize,
+    follow_up: bool,
+    announced: usize,
+}
+
+/// One write's part of the transaction, after the lock: its rows and the request it applies;
+/// its change and audit record, the follow-up and its announcements are staged in `changes`.
+/// On error nothing of it is staged.
+async fn stage<'a>(
+    tx: &mut PgConnection,
+    write: &'a dyn Operation,
+    changes: &mut Changes<'a>,
+) -> Result<Staged> {
     let change = write.apply(tx).await?;
     if let Some(applies) = change.applies {
         claim_request(tx, applies, change.version, change.at).await?;
     }
-    let event = record_change(tx, &change, change.kind, change.audit).await?;
-    let follow_up = match change.applies {
-        Some(applies) => {
-            let applied = kind::CHANGE_REQUEST_APPLIED;
-            Some(record_change(tx, &change, applied, &applies.audit).await?)
+    let first = changes.staged.len();
+    let version = change.version;
+    let follow_up = change.applies.map(|applies| Change {
+        kind: kind::CHANGE_REQUEST_APPLIED,
+        checksum: change.checksum.clone(),
+        audit: &applies.audit,
+        ..change
+    });
+    changes.staged.push(change);
+    let follow_up = match follow_up {
+        Some(change) => {
+            changes.staged.push(change);
+            true
         }
-        None => None,
+        None => false,
     };
-    let mut announced = Vec::with_capacity(write.announce().len());
-    for record in write.announce() {
-        let change = super::changelog::as_change(record);
-        announced.push(record_change(tx, &change, change.kind, change.audit).await?);
-    }
-    Ok(Committed {
-        version: change.version,
-        event,
+    let announced = write.announce();
+    changes
+        .staged
+        .extend(announced.iter().map(super::changelog::as_change));
+    Ok(Staged {
+        version,
+        first,
         follow_up,
-        announced,
+        announced: announced.len(),
     })
 }
 
@@ -249,35 +288,123 @@ async fn claim_request(
     Ok(())
 }
 
-/// Records `kind` about `change`'s subject with the next revision, and its audit record.
-async fn record_change(
-    tx: &mut PgConnection,
-    change: &Change<'_>,
-    kind: ChangeKind,
-    audit: &AuditDraft,
-) -> Result<ChangeEvent> {
-    let revision: i64 = sqlx::query_scalar(include_str!("queries/change_insert.sql"))
-        .bind(kind.as_str())
-        .bind(change.subject)
-        .bind(to_i64(change.version))
-        .bind(&change.checksum)
-        .bind(&audit.actor)
-        .bind(&audit.message)
-        .bind(change.at)
-        .bind(audit.action)
-        .bind(to_json(&audit.environments)?)
-        .bind(&audit.on_behalf_of)
-        .bind(to_json(&audit.details)?)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    Ok(change_event(
-        to_u64(revision),
-        kind,
-        change.subject,
-        change.version,
-        &change.checksum,
-        audit,
-        change.at,
-    ))
+/// The changes of a transaction's writes, each recorded with the next revision (and its audit
+/// record) in one statement per `record`.
+#[derive(Default)]
+struct Changes<'a> {
+    staged: Vec<Change<'a>>,
+    /// The revision of each recorded change, in `staged` order.
+    revisions: Vec<u64>,
+}
+
+impl<'a> Changes<'a> {
+    /// Records the changes staged since the last call, numbering them consecutively.
+    async fn record(&mut self, tx: &mut PgConnection) -> Result<()> {
+        let new = &self.staged[self.revisions.len()..];
+        if new.is_empty() {
+            return Ok(());
+        }
+        let mut columns = Columns::with_capacity(new.len());
+        for change in new {
+            columns.push(change)?;
+        }
+        let latest: i64 = sqlx::query_scalar(include_str!("queries/changes_insert.sql"))
+            .bind(columns.kinds)
+            .bind(columns.subjects)
+            .bind(columns.versions)
+            .bind(columns.checksums)
+            .bind(columns.actors)
+            .bind(columns.messages)
+            .bind(columns.at)
+            .bind(columns.actions)
+            .bind(columns.environments)
+            .bind(columns.on_behalf_of)
+            .bind(columns.details)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let latest = to_u64(latest);
+        self.revisions
+            .extend((1..=new.len() as u64).map(|offset| latest + offset));
+        Ok(())
+    }
+
+    /// The newest revision recorded, if any.
+    fn newest(&self) -> Option<u64> {
+        self.revisions.last().copied()
+    }
+
+    /// What `write` committed, once its changes are recorded.
+    fn committed(&self, write: &Staged) -> Committed {
+        let event = |index: usize| {
+            let change = &self.staged[index];
+            change_event(
+                self.revisions[index],
+                change.kind,
+                change.subject,
+                change.version,
+                &change.checksum,
+                change.audit,
+                change.at,
+            )
+        };
+        let announced_from = write.first + 1 + usize::from(write.follow_up);
+        Committed {
+            version: write.version,
+            event: event(write.first),
+            follow_up: write.follow_up.then(|| event(write.first + 1)),
+            announced: (announced_from..announced_from + write.announced)
+                .map(event)
+                .collect(),
+        }
+    }
+}
+
+/// The columns of `changes_insert.sql`, one array each.
+struct Columns<'c> {
+    kinds: Vec<&'static str>,
+    subjects: Vec<&'c str>,
+    versions: Vec<i64>,
+    checksums: Vec<&'c str>,
+    actors: Vec<&'c str>,
+    messages: Vec<Option<&'c str>>,
+    at: Vec<DateTime<Utc>>,
+    actions: Vec<&'static str>,
+    environments: Vec<String>,
+    on_behalf_of: Vec<Option<&'c str>>,
+    details: Vec<String>,
+}
+
+impl<'c> Columns<'c> {
+    fn with_capacity(n: usize) -> Self {
+        Columns {
+            kinds: Vec::with_capacity(n),
+            subjects: Vec::with_capacity(n),
+            versions: Vec::with_capacity(n),
+            checksums: Vec::with_capacity(n),
+            actors: Vec::with_capacity(n),
+            messages: Vec::with_capacity(n),
+            at: Vec::with_capacity(n),
+            actions: Vec::with_capacity(n),
+            environments: Vec::with_capacity(n),
+            on_behalf_of: Vec::with_capacity(n),
+            details: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, change: &'c Change<'_>) -> Result<()> {
+        let audit = change.audit;
+        self.kinds.push(change.kind.as_str());
+        self.subjects.push(change.subject);
+        self.versions.push(to_i64(change.version));
+        self.checksums.push(&change.checksum);
+        self.actors.push(&audit.actor);
+        self.messages.push(audit.message.as_deref());
+        self.at.push(change.at);
+        self.actions.push(audit.action);
+        self.environments.push(to_json(&audit.environments)?);
+        self.on_behalf_of.push(audit.on_behalf_of.as_deref());
+        self.details.push(to_json(&audit.details)?);
+        Ok(())
+    }
 }

@@ -300,6 +300,11 @@ impl NotificationStore for PostgresStore {
 
 #[async_trait]
 impl Operation for WebhookWrite {
+    /// A new webhook hears the changes after the latest one.
+    fn reads_change_log(&self) -> bool {
+        true
+    }
+
     async fn apply<'a>(&'a self, tx: &mut PgConnection) -> Result<Change<'a>> {
         let webhook = &self.webhook;
         let events = to_json(&webhook.events)?;
