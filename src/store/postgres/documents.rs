@@ -10,7 +10,7 @@ use sqlx::postgres::PgConnection;
 use super::commit::{Change, Operation};
 use super::rows::{WriteHeadRow, metadata, parse_json, to_json};
 use super::{PostgresStore, db_error};
-use crate::core::error::Result;
+use crate::core::error::{Error, Result};
 use crate::core::ports::{Committed, DeleteWrite, DocumentStore, HeadRow, Record, VersionWrite};
 use crate::core::versioned::{Document, DocumentId, DocumentKind, Head, NewVersion, Version};
 use crate::store::{to_i64, to_u64};
@@ -22,7 +22,8 @@ struct Queries {
     version: &'static str,
     versions: &'static str,
     write_head: &'static str,
-    /// Upserts the head row and inserts the version, in one statement.
+    /// Reads the head row and, if the write's expectations hold, upserts it and inserts the
+    /// version, in one statement.
     version_insert: &'static str,
     /// Marks the document deleted, returning the removed version's checksum.
     delete: &'static str,
@@ -120,6 +121,26 @@ impl HeadVersionRow {
     }
 }
 
+/// The head row a version insert saw (all `None` when the document never existed), and the
+/// number of the version it wrote.
+#[derive(sqlx::FromRow)]
+struct VersionInsertRow {
+    latest_version: Option<i64>,
+    deleted: Option<bool>,
+    schema_version: Option<i64>,
+    written: Option<i64>,
+}
+
+impl VersionInsertRow {
+    fn head(&self) -> HeadRow {
+        HeadRow {
+            latest: self.latest_version.map_or(0, to_u64),
+            deleted: self.deleted.unwrap_or(false),
+            schema: self.schema_version.map_or(0, to_u64),
+        }
+    }
+}
+
 /// The document's head row as this transaction sees it.
 async fn write_head<D: Document>(tx: &mut PgConnection, id: &D::Id) -> Result<HeadRow> {
     let row = sqlx::query_as(queries::<D>().write_head)
@@ -199,24 +220,33 @@ impl<D: Document> Operation for VersionWrite<D> {
         &self.announce
     }
 
+    /// One statement reads the head row and writes only if the expectations hold; the shared
+    /// rule (`check_version_write`) then names the failure, and a disagreement between the two
+    /// is an internal error (the recipe undoes whatever was written).
     async fn apply<'a>(&'a self, tx: &mut PgConnection) -> Result<Change<'a>> {
         let v = &self.version;
         let id = v.id.as_str();
-        let number = write_head::<D>(tx, &v.id)
-            .await?
-            .check_version_write(self)?;
-        sqlx::query(queries::<D>().version_insert)
+        let row: VersionInsertRow = sqlx::query_as(queries::<D>().version_insert)
             .bind(id)
-            .bind(to_i64(number))
             .bind(to_json(&v.document)?)
             .bind(&v.checksum)
             .bind(&v.metadata.actor)
             .bind(&v.metadata.message)
             .bind(v.created_at)
             .bind(v.rollback_of.map(to_i64))
-            .execute(&mut *tx)
+            .bind(to_i64(self.expected_live))
+            .bind(to_i64(self.expected_schema))
+            .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
+        let number = row.head().check_version_write(self)?;
+        if row.written != Some(to_i64(number)) {
+            return Err(Error::internal(format!(
+                "{} {id}: version {number} passed the write's checks but the statement wrote {:?}",
+                D::NAME,
+                row.written
+            )));
+        }
         Ok(Change {
             kind: D::UPDATED,
             subject: id,
