@@ -9,7 +9,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Postgres, Transaction};
 
 use super::{CHANGES_CHANNEL, PostgresStore, db_error, rows::to_json};
 use crate::core::error::Result;
@@ -17,9 +18,6 @@ use crate::core::events::{ChangeKind, kind};
 use crate::core::model::AuditDraft;
 use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
 use crate::store::{change_event, to_i64, to_u64};
-
-/// Advisory lock key that serialises writers across replicas.
-const WRITE_LOCK_KEY: i64 = 0x5375_6d6d_6974; // "Summit"
 
 /// What a write changed, for the change log and the audit.
 pub(super) struct Change<'a> {
@@ -67,37 +65,34 @@ impl PostgresStore {
 /// failed write is rolled back, the others go on), revisions are numbered consecutively in the
 /// order given. `Err` when the transaction itself fails: then nothing of any write was committed.
 pub(super) async fn commit_batch(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     writes: &[&dyn Operation],
 ) -> Result<Vec<Result<Committed>>> {
     if writes.len() > 1 {
         // Usually every write's expectations hold: then savepoints are round trips for nothing.
         // A write may fail after writing some of its rows, so a failure anywhere undoes the
         // whole attempt and the batch is committed again with each write isolated.
-        if let Some(results) = commit_unless_one_fails(pool, writes).await? {
+        if let Some(results) = commit_unless_one_fails(connection, writes).await? {
             return Ok(results);
         }
     }
-    commit_isolated(pool, writes).await
+    commit_isolated(connection, writes).await
 }
 
-/// The write lock, taken first by every transaction that writes.
-async fn lock(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    let mut tx = pool.begin().await.map_err(db_error)?;
-    sqlx::query(include_str!("queries/write_lock.sql"))
-        .bind(WRITE_LOCK_KEY)
-        .execute(&mut *tx)
+/// Begins a transaction holding the write lock, in one round trip.
+async fn lock(connection: &mut PgConnection) -> Result<Transaction<'_, Postgres>> {
+    connection
+        .begin_with(include_str!("queries/begin_write.sql"))
         .await
-        .map_err(db_error)?;
-    Ok(tx)
+        .map_err(db_error)
 }
 
 /// Commits every write, or (`None`) nothing at all as soon as one fails.
 async fn commit_unless_one_fails(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     writes: &[&dyn Operation],
 ) -> Result<Option<Vec<Result<Committed>>>> {
-    let mut tx = lock(pool).await?;
+    let mut tx = lock(connection).await?;
     let mut changes = Changes::default();
     let mut staged = Vec::with_capacity(writes.len());
     for write in writes {
@@ -121,10 +116,10 @@ async fn commit_unless_one_fails(
 
 /// Commits `writes`, each inside its own savepoint when there are several.
 async fn commit_isolated(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     writes: &[&dyn Operation],
 ) -> Result<Vec<Result<Committed>>> {
-    let mut tx = lock(pool).await?;
+    let mut tx = lock(connection).await?;
     // A write alone needs no savepoint: if it fails, the transaction is rolled back.
     let mut savepoint = (writes.len() > 1).then_some(Savepoint::None);
     let mut changes = Changes::default();
@@ -160,7 +155,7 @@ async fn commit_isolated(
 /// Commits, announcing revision `newest` to the other replicas; with no revision (every write
 /// failed its checks) there is nothing to commit.
 async fn notify_and_commit(
-    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    mut tx: Transaction<'_, Postgres>,
     newest: Option<u64>,
 ) -> Result<()> {
     let Some(newest) = newest else {

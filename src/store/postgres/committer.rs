@@ -2,11 +2,19 @@
 //! takes everything queued (up to `MAX_BATCH`) and commits it through the recipe as one
 //! transaction, so writes that arrive while a commit is in flight share the next commit (one
 //! lock, one fsync) instead of each queueing for the write lock.
+//!
+//! The committer keeps its connection between commits that follow each other closely: the pool
+//! tests a connection with a round trip each time it lends it and each time it gets it back.
 
+use std::time::{Duration, Instant};
+
+use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::commit::{Operation, commit_batch};
+use super::db_error;
 use crate::core::error::{Error, Result};
 use crate::core::ports::Committed;
 
@@ -15,6 +23,9 @@ use crate::core::ports::Committed;
 const MAX_BATCH: usize = 64;
 /// Writes waiting to be committed; past this, writers wait to be queued.
 const QUEUE_CAPACITY: usize = 1024;
+/// A connection idle longer than this goes back to the pool, which tests it before the next
+/// commit (the database may have closed it or restarted meanwhile).
+const KEEP_IDLE: Duration = Duration::from_secs(1);
 
 struct Queued {
     write: Box<dyn Operation>,
@@ -53,19 +64,35 @@ impl Committer {
 
 async fn run(pool: PgPool, mut queue: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut kept: Option<(PoolConnection<Postgres>, Instant)> = None;
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let pool = pool.clone();
         let taken = std::mem::take(&mut batch);
+        let connection = kept
+            .take()
+            .filter(|(_, idle_since)| idle_since.elapsed() < KEEP_IDLE)
+            .map(|(connection, _)| connection);
         // A task of its own, so that a panicking write fails its batch, not every later write.
         let committed = tokio::spawn(async move {
+            let mut connection = connection;
             let writes: Vec<&dyn Operation> = taken.iter().map(|queued| &*queued.write).collect();
             let spans = taken.iter().map(|q| q.span.clone()).collect();
-            let transaction = commit_batch(&pool, &writes);
+            let transaction = async {
+                let connection = match &mut connection {
+                    Some(connection) => connection,
+                    None => connection.insert(pool.acquire().await.map_err(db_error)?),
+                };
+                commit_batch(connection, &writes).await
+            };
             let outcome = crate::store::commit_observed("postgresql", spans, transaction).await;
+            // After a failed transaction the pool decides whether the connection still works.
+            let connection = connection.filter(|_| outcome.is_ok());
             answer(taken, outcome);
+            connection
         });
-        if let Err(error) = committed.await {
-            tracing::error!(%error, "a PostgreSQL commit panicked");
+        match committed.await {
+            Ok(connection) => kept = connection.map(|connection| (connection, Instant::now())),
+            Err(error) => tracing::error!(%error, "a PostgreSQL commit panicked"),
         }
     }
 }
