@@ -154,10 +154,7 @@ async fn commit_isolated(
 
 /// Commits, announcing revision `newest` to the other replicas; with no revision (every write
 /// failed its checks) there is nothing to commit.
-async fn notify_and_commit(
-    mut tx: Transaction<'_, Postgres>,
-    newest: Option<u64>,
-) -> Result<()> {
+async fn notify_and_commit(mut tx: Transaction<'_, Postgres>, newest: Option<u64>) -> Result<()> {
     let Some(newest) = newest else {
         return tx.rollback().await.map_err(db_error);
     };
