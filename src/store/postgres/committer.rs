@@ -4,7 +4,8 @@
 //! lock, one fsync) instead of each queueing for the write lock.
 //!
 //! The committer keeps its connection between commits that follow each other closely: the pool
-//! tests a connection with a round trip each time it lends it and each time it gets it back.
+//! tests a connection with a round trip each time it gets it back (and before lending one that
+//! was idle).
 
 use std::time::{Duration, Instant};
 
