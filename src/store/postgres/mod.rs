@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::Notify;
 
@@ -39,8 +38,6 @@ mod secrets;
 
 /// Channel every committed change is announced on (payload: the newest revision committed).
 pub const CHANGES_CHANNEL: &str = "summit_changes";
-/// A pooled connection idle at least this long is tested before it is lent again.
-const TEST_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// Advisory lock key of the duties lease (one replica runs sweeps).
 const DUTY_LOCK_KEY: i64 = 0x0053_756d_6d69_7401;
 
@@ -103,17 +100,6 @@ impl PostgresStore {
             .max_connections(16)
             // Fail fast when the database is gone: callers get 503, reads keep the cache.
             .acquire_timeout(Duration::from_secs(2))
-            // A connection idle for a while is tested before it is lent (the database may have
-            // closed it or restarted); one in steady use is not: the test is a round trip.
-            .test_before_acquire(false)
-            .before_acquire(|connection, meta| {
-                Box::pin(async move {
-                    if meta.idle_for >= TEST_IDLE_AFTER {
-                        connection.ping().await?;
-                    }
-                    Ok(true)
-                })
-            })
             .connect_with(options)
             .await
             .map_err(db_error)?;
