@@ -390,7 +390,7 @@ fn content_type(response: &reqwest::Response) -> String {
 fn versions_of(page: &Value) -> Vec<u64> {
     page["items"]
         .as_array()
-        .expect("items")
+        .unwrap_or_else(|| panic!("a page of versions, not {page}"))
         .iter()
         .map(|v| v["version"].as_u64().expect("version"))
         .collect()
@@ -1268,7 +1268,7 @@ async fn a_write_cut_off_by_a_postgres_shutdown_answers_503() {
     }
     let kept = eventually("the replica reads the database again", STEP, || async {
         let (code, page) = replica.get_json("/api/v1/configs/cut/versions").await;
-        (code == 200).then_some(versions_of(&page))
+        (code == 200).then(|| versions_of(&page))
     })
     .await
     .0;

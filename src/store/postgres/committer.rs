@@ -4,8 +4,7 @@
 //! lock, one fsync) instead of each queueing for the write lock.
 //!
 //! The committer keeps its connection between commits that follow each other closely: the pool
-//! tests a connection with a round trip each time it gets it back (and before lending one that
-//! was idle).
+//! tests a connection with a round trip each time it lends it and each time it gets it back.
 
 use std::time::{Duration, Instant};
 
@@ -25,8 +24,10 @@ const MAX_BATCH: usize = 64;
 /// Writes waiting to be committed; past this, writers wait to be queued.
 const QUEUE_CAPACITY: usize = 1024;
 /// A connection idle longer than this goes back to the pool, which tests it before the next
-/// commit (the database may have closed it or restarted meanwhile).
-const KEEP_IDLE: Duration = Duration::from_secs(1);
+/// commit: the database may have closed it or restarted meanwhile, which takes longer than
+/// this (a kept connection that died fails its batch with `unavailable`, as a commit cut off
+/// by the database would).
+const KEEP_IDLE: Duration = Duration::from_millis(50);
 
 struct Queued {
     write: Box<dyn Operation>,
