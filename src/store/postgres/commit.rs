@@ -13,7 +13,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Postgres, Transaction};
 
 use super::{CHANGES_CHANNEL, PostgresStore, db_error, rows::to_json};
-use crate::core::error::Result;
+use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeKind, kind};
 use crate::core::model::AuditDraft;
 use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
@@ -72,11 +72,23 @@ pub(super) async fn commit_batch(
         // Usually every write's expectations hold: then savepoints are round trips for nothing.
         // A write may fail after writing some of its rows, so a failure anywhere undoes the
         // whole attempt and the batch is committed again with each write isolated.
-        if let Some(results) = commit_unless_one_fails(connection, writes).await? {
+        if let Some(results) = attempt(connection, writes, OnFailure::Abandon).await? {
             return Ok(results);
         }
     }
-    commit_isolated(connection, writes).await
+    attempt(connection, writes, OnFailure::Isolate)
+        .await?
+        .ok_or_else(|| Error::internal("an isolated commit was abandoned"))
+}
+
+/// What an attempt at a batch does when one of its writes fails.
+#[derive(Clone, Copy, PartialEq)]
+enum OnFailure {
+    /// Rolls the whole transaction back: nothing is committed (`None`).
+    Abandon,
+    /// Rolls back to the write's own savepoint (taken when there are several writes) and goes
+    /// on with the others.
+    Isolate,
 }
 
 /// Begins a transaction holding the write lock, in one round trip.
@@ -87,41 +99,17 @@ async fn lock(connection: &mut PgConnection) -> Result<Transaction<'_, Postgres>
         .map_err(db_error)
 }
 
-/// Commits every write, or (`None`) nothing at all as soon as one fails.
-async fn commit_unless_one_fails(
+/// Runs `writes` through the recipe in one transaction and commits what succeeded, or (`None`)
+/// nothing at all when a write fails and `on_failure` says to abandon.
+async fn attempt(
     connection: &mut PgConnection,
     writes: &[&dyn Operation],
+    on_failure: OnFailure,
 ) -> Result<Option<Vec<Result<Committed>>>> {
     let mut tx = lock(connection).await?;
-    let mut changes = Changes::default();
-    let mut staged = Vec::with_capacity(writes.len());
-    for write in writes {
-        if write.reads_change_log() {
-            changes.record(&mut tx).await?;
-        }
-        match stage(&mut tx, *write, &mut changes).await {
-            Ok(write) => staged.push(write),
-            Err(_) => {
-                tx.rollback().await.map_err(db_error)?;
-                return Ok(None);
-            }
-        }
-    }
-    changes.record(&mut tx).await?;
-    notify_and_commit(tx, changes.newest()).await?;
-    Ok(Some(
-        staged.iter().map(|s| Ok(changes.committed(s))).collect(),
-    ))
-}
-
-/// Commits `writes`, each inside its own savepoint when there are several.
-async fn commit_isolated(
-    connection: &mut PgConnection,
-    writes: &[&dyn Operation],
-) -> Result<Vec<Result<Committed>>> {
-    let mut tx = lock(connection).await?;
     // A write alone needs no savepoint: if it fails, the transaction is rolled back.
-    let mut savepoint = (writes.len() > 1).then_some(Savepoint::None);
+    let isolate = on_failure == OnFailure::Isolate && writes.len() > 1;
+    let mut savepoint = isolate.then_some(Savepoint::None);
     let mut changes = Changes::default();
     let mut results = Vec::with_capacity(writes.len());
     for write in writes {
@@ -136,6 +124,10 @@ async fn commit_isolated(
         let result = stage(&mut tx, *write, &mut changes).await;
         match &result {
             Ok(_) => savepoint = savepoint.map(Savepoint::written),
+            Err(_) if on_failure == OnFailure::Abandon => {
+                tx.rollback().await.map_err(db_error)?;
+                return Ok(None);
+            }
             Err(_) => {
                 if savepoint.is_some() {
                     savepoint = Some(Savepoint::rollback(&mut tx).await?);
@@ -146,10 +138,12 @@ async fn commit_isolated(
     }
     changes.record(&mut tx).await?;
     notify_and_commit(tx, changes.newest()).await?;
-    Ok(results
-        .into_iter()
-        .map(|result| result.map(|s| changes.committed(&s)))
-        .collect())
+    Ok(Some(
+        results
+            .into_iter()
+            .map(|result| result.map(|s| changes.committed(&s)))
+            .collect(),
+    ))
 }
 
 /// Commits, announcing revision `newest` to the other replicas; with no revision (every write
