@@ -121,24 +121,13 @@ impl HeadVersionRow {
     }
 }
 
-/// The head row a version insert saw (all `None` when the document never existed), and the
-/// number of the version it wrote.
+/// The head row a version insert saw (zero when there is none), and the number of the version
+/// it wrote.
 #[derive(sqlx::FromRow)]
 struct VersionInsertRow {
-    latest_version: Option<i64>,
-    deleted: Option<bool>,
-    schema_version: Option<i64>,
+    #[sqlx(flatten)]
+    head: WriteHeadRow,
     written: Option<i64>,
-}
-
-impl VersionInsertRow {
-    fn head(&self) -> HeadRow {
-        HeadRow {
-            latest: self.latest_version.map_or(0, to_u64),
-            deleted: self.deleted.unwrap_or(false),
-            schema: self.schema_version.map_or(0, to_u64),
-        }
-    }
 }
 
 /// The document's head row as this transaction sees it.
@@ -239,7 +228,7 @@ impl<D: Document> Operation for VersionWrite<D> {
             .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
-        let number = row.head().check_version_write(self)?;
+        let number = WriteHeadRow::head(Some(row.head)).check_version_write(self)?;
         if row.written != Some(to_i64(number)) {
             return Err(Error::internal(format!(
                 "{} {id}: version {number} passed the write's checks but the statement wrote {:?}",

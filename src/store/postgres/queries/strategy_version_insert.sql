@@ -1,6 +1,7 @@
 -- The strategy's head row as the transaction sees it and, only if the write's expectations hold
 -- (live version $8, 0 when absent or deleted; schema version $9), its new head row and version,
--- in one statement. `written` is the new version's number, NULL when nothing was written.
+-- in one statement. The head is all zero (false) when there is none; `written` is the new
+-- version's number, NULL when nothing was written.
 WITH current AS (
     SELECT latest_version, deleted, 0::bigint AS schema_version FROM strategies WHERE name = $1
 ), next AS (
@@ -16,5 +17,7 @@ WITH current AS (
         (name, version, document, checksum, actor, message, created_at, rollback_of)
     SELECT $1, version, $2::json, $3, $4, $5, $6, $7 FROM next
 )
-SELECT current.latest_version, current.deleted, current.schema_version, next.version AS written
+SELECT COALESCE(current.latest_version, 0) AS latest_version,
+       COALESCE(current.deleted, FALSE) AS deleted,
+       COALESCE(current.schema_version, 0) AS schema_version, next.version AS written
 FROM (SELECT) AS one LEFT JOIN current ON TRUE LEFT JOIN next ON TRUE
