@@ -11,19 +11,19 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgListener};
 use summit_config::core::checksum::checksum;
 use summit_config::core::error::Error;
-use summit_config::core::events::kind;
 use summit_config::core::ids::ConfigId;
 use summit_config::core::model::{AuditDraft, ConfigDocument, Metadata, NewVersion};
-use summit_config::core::notifications::model::{Webhook, WebhookFilter};
 use summit_config::core::ports::{
-    AppliedRequest, AuditQuery, ChangeLog, ConfigWrite, DeleteWrite, Documents, NotificationStore,
-    SchemaStore, SchemaWrite, VersionWrite, WebhookWrite,
+    AppliedRequest, AuditQuery, ChangeLog, Committed, ConfigWrite, DeleteWrite, Documents,
+    NotificationStore, SchemaStore, SchemaWrite, VersionWrite,
 };
 use summit_config::core::service::now;
 use summit_config::store::PostgresStore;
 use summit_config::store::postgres::CHANGES_CHANNEL;
+use tokio::task::JoinHandle;
 
 use crate::common::postgres;
+use crate::conformance::notifications::{put, webhook};
 
 fn id(text: &str) -> ConfigId {
     ConfigId::parse(text).unwrap()
@@ -135,6 +135,12 @@ impl Plug {
     }
 }
 
+/// Starts `write`; it is queued for the committer at once.
+fn queue(store: &Arc<PostgresStore>, write: ConfigWrite) -> JoinHandle<Result<Committed, Error>> {
+    let store = store.clone();
+    tokio::spawn(async move { store.configs().append(write).await })
+}
+
 /// Every revision in the change log, in order.
 async fn revisions(store: &PostgresStore) -> Vec<u64> {
     let changes = store.changes_since(0, 1000).await.unwrap();
@@ -190,10 +196,7 @@ async fn writes_queued_behind_a_commit_commit_together_and_a_failed_expectation_
 
     // Queued while the plug's commit waits: two writes race for version 1 of `twin`, a delete
     // of a config that does not exist, and writes that cannot fail (one of them a schema).
-    let spawn_write = |write: ConfigWrite| {
-        let store = store.clone();
-        tokio::spawn(async move { store.configs().append(write).await })
-    };
+    let spawn_write = |write: ConfigWrite| queue(&store, write);
     let twins = [
         spawn_write(version_write("twin", 0)),
         spawn_write(version_write("twin", 0)),
@@ -313,23 +316,18 @@ async fn a_write_failing_after_writing_its_version_leaves_nothing_of_it_and_the_
     let plug = Plug::insert(&store, &url).await;
     // Applies a change request that does not exist: its version row is written before the
     // claim finds no approved request, so only a rollback removes it.
-    let claiming = {
-        let store = store.clone();
-        let write = VersionWrite {
+    let claiming = queue(
+        &store,
+        VersionWrite {
             applies: Some(AppliedRequest {
                 id: "no-such-request".to_owned(),
                 audit: audit("change_request.applied"),
             }),
             ..version_write("claiming", 0)
-        };
-        tokio::spawn(async move { store.configs().append(write).await })
-    };
+        },
+    );
     let plain: Vec<_> = (0..3)
-        .map(|n| {
-            let store = store.clone();
-            let write = version_write(&format!("plain-{n}"), 0);
-            tokio::spawn(async move { store.configs().append(write).await })
-        })
+        .map(|n| queue(&store, version_write(&format!("plain-{n}"), 0)))
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(plug.release().await, 2);
@@ -366,17 +364,13 @@ async fn a_webhook_created_in_a_batch_hears_only_the_changes_after_its_own() {
         return;
     };
     let plug = Plug::insert(&store, &url).await;
-    let spawn_write = |config_id: &str| {
-        let store = store.clone();
-        let write = version_write(config_id, 0);
-        tokio::spawn(async move { store.configs().append(write).await })
-    };
+    let spawn_write = |config_id: &str| queue(&store, version_write(config_id, 0));
     // Queued in this order behind the plug, so committed in one batch in this order.
     let before = spawn_write("before-hook");
     tokio::time::sleep(Duration::from_millis(50)).await;
     let created = {
         let store = store.clone();
-        tokio::spawn(async move { store.put_webhook(webhook_create("hook")).await })
+        tokio::spawn(async move { store.put_webhook(put(webhook("hook"), None)).await })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     let after = spawn_write("after-hook");
@@ -397,13 +391,12 @@ async fn a_write_reading_the_change_log_that_fails_after_a_failed_write_keeps_th
     let Some((store, url)) = open().await else {
         return;
     };
-    store.put_webhook(webhook_create("taken")).await.unwrap();
+    store
+        .put_webhook(put(webhook("taken"), None))
+        .await
+        .unwrap();
     let plug = Plug::insert(&store, &url).await;
-    let spawn_write = |config_id: &str| {
-        let store = store.clone();
-        let write = version_write(config_id, 0);
-        tokio::spawn(async move { store.configs().append(write).await })
-    };
+    let spawn_write = |config_id: &str| queue(&store, version_write(config_id, 0));
     // In this order: a write that commits, one that fails (so the batch is committed with
     // savepoints), a webhook create that records the first write's change before it and then
     // fails (its id is taken), and a write that commits.
@@ -413,7 +406,7 @@ async fn a_write_reading_the_change_log_that_fails_after_a_failed_write_keeps_th
     tokio::time::sleep(Duration::from_millis(50)).await;
     let taken = {
         let store = store.clone();
-        tokio::spawn(async move { store.put_webhook(webhook_create("taken")).await })
+        tokio::spawn(async move { store.put_webhook(put(webhook("taken"), None)).await })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     let last = spawn_write("last");
@@ -428,29 +421,4 @@ async fn a_write_reading_the_change_log_that_fails_after_a_failed_write_keeps_th
     let changes = store.changes_since(3, 10).await.unwrap();
     assert_eq!(changes[0].config_id, "first");
     assert_eq!(changes[1].config_id, "last");
-}
-
-/// Creates webhook `id`.
-fn webhook_create(id: &str) -> WebhookWrite {
-    let at = now();
-    WebhookWrite {
-        webhook: Webhook {
-            id: id.to_owned(),
-            url: "https://hooks.example.com/summit".to_owned(),
-            events: vec!["*".to_owned()],
-            filter: WebhookFilter::default(),
-            description: String::new(),
-            enabled: true,
-            disabled_reason: None,
-            failing_since: None,
-            seq: 1,
-            since_revision: 0,
-            created_at: at,
-            updated_at: at,
-            secrets: Vec::new(),
-        },
-        expected_seq: None,
-        kind: kind::WEBHOOK_CREATED,
-        audit: audit("webhook.create"),
-    }
 }

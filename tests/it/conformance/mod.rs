@@ -11,7 +11,7 @@ mod configs;
 mod deployments;
 mod fixtures;
 mod flags;
-mod notifications;
+pub(crate) mod notifications;
 mod read_cache;
 mod registry;
 mod schemas;

@@ -15,7 +15,7 @@ use summit_config::core::service::now;
 
 use super::fixtures::{all_audit, audit_draft, config_id, version_write};
 
-fn webhook(id: &str) -> Webhook {
+pub(crate) fn webhook(id: &str) -> Webhook {
     let at = now();
     Webhook {
         id: id.to_owned(),
@@ -37,7 +37,7 @@ fn webhook(id: &str) -> Webhook {
     }
 }
 
-fn put(webhook: Webhook, expected_seq: Option<u64>) -> WebhookWrite {
+pub(crate) fn put(webhook: Webhook, expected_seq: Option<u64>) -> WebhookWrite {
     let kind = match expected_seq {
         None => kind::WEBHOOK_CREATED,
         Some(_) => kind::WEBHOOK_UPDATED,
