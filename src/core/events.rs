@@ -9,32 +9,21 @@ use tokio::sync::broadcast;
 
 /// One committed change, numbered by the global revision. In JSON a flag change names its
 /// subject `flagKey` instead of `configId`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChangeEvent {
     pub revision: u64,
     pub kind: ChangeKind,
     /// The config id, or the flag key of a `flag.*` change.
-    #[serde(
-        alias = "flagKey",
-        alias = "secretName",
-        alias = "instance",
-        alias = "strategy",
-        alias = "webhookId"
-    )]
     pub config_id: String,
     pub version: u64,
     pub checksum: String,
     pub actor: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub at: DateTime<Utc>,
     /// Environments whose effective config the change touched (`*`: every one); empty for
     /// changes of no config.
-    #[serde(default)]
     pub environments: Vec<String>,
     /// The previous version, the patch and the affected instances.
-    #[serde(flatten)]
     pub details: ChangeDetails,
 }
 
@@ -48,7 +37,8 @@ pub struct ChangeDetails {
     pub previous_version: Option<u64>,
     /// The RFC 6902 patch from the previous version's document to the new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub changes: Option<serde_json::Value>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub changes: Option<Patch>,
     /// The patch was larger than `MAX_PATCH_BYTES` and left out (read it with `/diff`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub changes_elided: bool,
@@ -77,18 +67,16 @@ impl ChangeDetails {
     /// patch from that version's document, elided when larger than `MAX_PATCH_BYTES`.
     pub fn of_version<D: Serialize>(
         previous: Option<(u64, &D)>,
-        next: &D,
+        next: &serde_json::Value,
     ) -> crate::core::error::Result<ChangeDetails> {
-        let to_json =
-            |doc: &D| serde_json::to_value(doc).map_err(crate::core::error::Error::internal);
         let before = match previous {
-            Some((_, doc)) => to_json(doc)?,
+            Some((_, doc)) => {
+                serde_json::to_value(doc).map_err(crate::core::error::Error::internal)?
+            }
             None => serde_json::Value::Object(serde_json::Map::new()),
         };
-        let patch = patch_json(json_patch::diff(&before, &to_json(next)?));
-        let mut size = ByteCount(0);
-        serde_json::to_writer(&mut size, &patch).map_err(crate::core::error::Error::internal)?;
-        let elided = size.0 > MAX_PATCH_BYTES;
+        let patch = Patch::of(&json_patch::diff(&before, next))?;
+        let elided = patch.text().len() > MAX_PATCH_BYTES;
         Ok(ChangeDetails {
             previous_version: previous.map(|(version, _)| version),
             changes: (!elided).then_some(patch),
@@ -123,45 +111,46 @@ impl ChangeDetails {
     }
 }
 
-/// A patch as JSON: what `serde_json::to_value` makes of it, with each operation's value moved
-/// instead of copied.
-fn patch_json(patch: json_patch::Patch) -> serde_json::Value {
-    use json_patch::PatchOperation as Op;
-    use serde_json::Value;
-    let operations = patch.0.into_iter().map(|operation| {
-        let (op, path, from, value) = match operation {
-            Op::Add(o) => ("add", o.path, None, Some(o.value)),
-            Op::Remove(o) => ("remove", o.path, None, None),
-            Op::Replace(o) => ("replace", o.path, None, Some(o.value)),
-            Op::Move(o) => ("move", o.path, Some(o.from), None),
-            Op::Copy(o) => ("copy", o.path, Some(o.from), None),
-            Op::Test(o) => ("test", o.path, None, Some(o.value)),
-        };
-        let mut object = serde_json::Map::new();
-        object.insert("op".into(), op.into());
-        object.insert("path".into(), path.as_str().into());
-        if let Some(from) = from {
-            object.insert("from".into(), from.as_str().into());
-        }
-        if let Some(value) = value {
-            object.insert("value".into(), value);
-        }
-        Value::Object(object)
-    });
-    Value::Array(operations.collect())
-}
+/// An RFC 6902 patch as the JSON text it was serialized to, once: events, audit records and the
+/// change log copy the text instead of building, cloning and serializing a tree each time.
+#[derive(Debug, Clone)]
+pub struct Patch(Box<serde_json::value::RawValue>);
 
-/// Counts the bytes written (the size of a serialization without keeping it).
-struct ByteCount(usize);
-
-impl std::io::Write for ByteCount {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0 += bytes.len();
-        Ok(bytes.len())
+impl Patch {
+    pub fn of(patch: &json_patch::Patch) -> crate::core::error::Result<Patch> {
+        serde_json::value::to_raw_value(patch)
+            .map(Patch)
+            .map_err(crate::core::error::Error::internal)
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    /// The patch's JSON text (compact).
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The patch as a JSON tree.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.text()).expect("a patch is JSON")
+    }
+}
+
+/// Two patches are equal when they say the same, however their text is spaced or ordered.
+impl PartialEq for Patch {
+    fn eq(&self, other: &Patch) -> bool {
+        self.text() == other.text() || self.to_value() == other.to_value()
+    }
+}
+
+impl Serialize for Patch {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+/// Read straight from JSON text (a stored change or audit record), keeping the text.
+impl<'de> Deserialize<'de> for Patch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Box::<serde_json::value::RawValue>::deserialize(deserializer).map(Patch)
     }
 }
 
@@ -514,7 +503,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_patch_as_json_is_what_serde_makes_of_it() {
+    fn a_patch_keeps_what_serde_makes_of_it_through_a_stored_record() {
         let before = json!({"a": 1, "gone": [1, 2], "x/y~z": {"deep": true}, "list": [1, 2, 3]});
         let after = json!({"a": 2, "new": {"k": "v"}, "x/y~z": {"deep": false}, "list": [1]});
         let diff = json_patch::diff(&before, &after);
@@ -530,9 +519,16 @@ mod tests {
         .unwrap();
         for patch in [diff, every_kind] {
             let expected = serde_json::to_value(&patch).unwrap();
-            let made = patch_json(patch);
-            assert_eq!(made, expected);
-            assert_eq!(made.to_string(), expected.to_string());
+            let made = Patch::of(&patch).unwrap();
+            assert_eq!(made.to_value(), expected);
+            let details = ChangeDetails {
+                changes: Some(made.clone()),
+                ..ChangeDetails::default()
+            };
+            let stored = serde_json::to_string(&details).unwrap();
+            let read: ChangeDetails = serde_json::from_str(&stored).unwrap();
+            assert_eq!(read.changes.as_ref().map(Patch::text), Some(made.text()));
+            assert_eq!(serde_json::to_value(&read).unwrap()["changes"], expected);
         }
     }
 
@@ -543,7 +539,7 @@ mod tests {
         let details = ChangeDetails::of_version(Some((1, &small)), &next).unwrap();
         let changes = details.changes.expect("kept");
         assert_eq!(
-            changes,
+            changes.to_value(),
             json!([{"op": "replace", "path": "/config/a", "value": 2}])
         );
         assert!(!details.changes_elided);

@@ -108,8 +108,7 @@ pub struct AppliedState {
 
 /// One append-only audit record. In JSON a flag action (`flag.*`) names its subject `flagKey`,
 /// a secret action (`secret.*`) `secretName`, instead of `configId`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
     pub id: u64,
     pub revision: u64,
@@ -117,26 +116,14 @@ pub struct AuditRecord {
     pub actor: String,
     pub action: String,
     /// The config id, or the flag key of a `flag.*` action.
-    #[serde(
-        alias = "flagKey",
-        alias = "secretName",
-        alias = "instance",
-        alias = "strategy",
-        alias = "webhookId"
-    )]
     pub config_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     /// Environments whose effective config the change touched; `*` when the base changed.
-    #[serde(default)]
     pub environments: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The `metadata.actor` the client named, when it differs from the authenticated actor.
-    #[serde(default)]
     pub on_behalf_of: Option<String>,
     /// The previous version and the patch (as the change event carries them).
-    #[serde(flatten)]
     pub details: ChangeDetails,
 }
 

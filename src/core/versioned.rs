@@ -16,7 +16,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::Result;
-use super::events::ChangeKind;
+use super::events::{ChangeDetails, ChangeKind};
 use super::ids::{ConfigId, FlagKey, SecretName, StrategyName};
 
 /// Who made a change and why.
@@ -111,6 +111,22 @@ pub trait Document:
         let value = serde_json::to_value(self).map_err(super::error::Error::internal)?;
         Ok(super::checksum::checksum(&value))
     }
+
+    /// This document as a new version after `previous` (its number and document, if one is
+    /// live): its checksum and what the change did, from one JSON form of the document.
+    fn describe(&self, previous: Option<(u64, &Self)>) -> Result<Described> {
+        let value = serde_json::to_value(self).map_err(super::error::Error::internal)?;
+        Ok(Described {
+            details: ChangeDetails::of_version(previous, &value)?,
+            checksum: super::checksum::checksum(&value),
+        })
+    }
+}
+
+/// A new version's checksum and change details (`Document::describe`).
+pub struct Described {
+    pub checksum: String,
+    pub details: ChangeDetails,
 }
 
 /// One immutable version of a document. In JSON the document's fields sit beside the version's

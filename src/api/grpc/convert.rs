@@ -264,7 +264,7 @@ pub fn pb_change(event: &ChangeEvent) -> pb::ChangeEvent {
             .details
             .changes
             .as_ref()
-            .map(|patch| patch.to_string())
+            .map(|patch| patch.text().to_owned())
             .unwrap_or_default(),
         changes_elided: event.details.changes_elided,
         affected_instances_count: event

@@ -4,7 +4,7 @@ use super::{ConfigService, Written, now};
 use crate::core::access::{Caller, Permission};
 use crate::core::ids::Touched;
 use crate::core::ports::Documents;
-use crate::core::versioned::Document;
+use crate::core::versioned::{Described, Document};
 
 use crate::core::approvals::model::{ChangeOperation, Proposal, Subject};
 use crate::core::effective::LayerValue;
@@ -141,9 +141,10 @@ impl ConfigService {
             .filter(|h| !h.deleted)
             .map(|h| (h.latest.version, &h.latest.document));
         let touched = changed_environments(previous.map(|(_, doc)| doc), &doc);
+        let Described { checksum, details } = doc.describe(previous)?;
         let details = ChangeDetails {
             affected_instances: self.affected_instances(id, &touched),
-            ..ChangeDetails::of_version(previous, &doc)?
+            ..details
         };
         let audit = AuditDraft {
             actor: metadata.actor.clone(),
@@ -187,7 +188,7 @@ impl ConfigService {
         self.serving.before_write(id, live_now).await?;
         let new_version = NewVersion {
             id: id.clone(),
-            checksum: doc.checksum()?,
+            checksum,
             document: doc,
             metadata,
             created_at: now(),

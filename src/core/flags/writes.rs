@@ -21,7 +21,7 @@ use crate::core::model::{AuditDraft, Metadata};
 use crate::core::ports::{AppliedRequest, Documents, FlagDeleteWrite, FlagWrite};
 use crate::core::service::{Written, now};
 use crate::core::validation::check_metadata;
-use crate::core::versioned::Document;
+use crate::core::versioned::{Described, Document};
 
 /// Every rule of a definition with the JSON pointer of its `rules` array.
 fn rules_of(definition: &FlagDefinition) -> impl Iterator<Item = (String, usize, &Rule)> {
@@ -287,7 +287,7 @@ impl FlagService {
             .filter(|h| !h.deleted)
             .map(|h| (h.latest.version, &h.latest.document));
         let touched = changed_environments(previous.map(|(_, doc)| doc), &definition);
-        let details = ChangeDetails::of_version(previous, &definition)?;
+        let Described { checksum, details } = definition.describe(previous)?;
         let audit = AuditDraft {
             actor: metadata.actor.clone(),
             action: if rollback_of.is_some() {
@@ -321,7 +321,7 @@ impl FlagService {
         }
         let new_version = NewFlagVersion {
             id: key.clone(),
-            checksum: definition.checksum()?,
+            checksum,
             document: definition,
             metadata,
             created_at: now(),

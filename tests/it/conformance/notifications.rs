@@ -316,7 +316,10 @@ pub(super) async fn change_events_and_audit_records_keep_their_details(store: Ar
     write.audit.environments = vec!["production".to_owned()];
     write.audit.details = ChangeDetails {
         previous_version: Some(1),
-        changes: Some(json!([{"op": "replace", "path": "/config/a", "value": 2}])),
+        changes: Some(
+            serde_json::from_str(r#"[{"op": "replace", "path": "/config/a", "value": 2}]"#)
+                .unwrap(),
+        ),
         changes_elided: false,
         affected_instances: Some(AffectedInstances {
             count: 1,
