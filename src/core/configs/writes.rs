@@ -1,5 +1,7 @@
 //! New versions (put, rollback), deletes, and the approval a protected environment asks for.
 
+use chrono::{DateTime, Utc};
+
 use super::{ConfigService, Written, now};
 use crate::core::access::{Caller, Permission};
 use crate::core::ids::Touched;
@@ -18,12 +20,19 @@ use crate::core::validation::{check_document, check_metadata};
 
 /// A checked write, with the views its checks built (reused for the schema).
 struct ProposedVersion<'a> {
-    doc: ConfigDocument,
+    doc: &'a ConfigDocument,
     layers: &'a [LayerValue],
     metadata: Metadata,
     rollback_of: Option<u64>,
     /// Set when applying an approved change request (no further approval is asked).
     applies: Option<AppliedRequest>,
+}
+
+/// A version of a document its writer still holds: all of it but the document and its number.
+struct Made {
+    checksum: String,
+    metadata: Metadata,
+    created_at: DateTime<Utc>,
 }
 
 impl ConfigService {
@@ -79,13 +88,13 @@ impl ConfigService {
             .in_scope(|| check_document(&doc, &self.secrets))?;
         self.ensure_writable()?;
         let write = || ProposedVersion {
-            doc: doc.clone(),
+            doc: &doc,
             layers: &layers,
             metadata: metadata.clone(),
             rollback_of,
             applies: applies.clone(),
         };
-        match self.try_write_version(id, write(), expected).await {
+        let written = match self.try_write_version(id, write(), expected).await {
             // Without a precondition, losing a race to another writer is not the caller's
             // conflict: validate against the new head and try once more.
             Err(Error::VersionConflict { .. } | Error::ConcurrentModification { .. })
@@ -94,7 +103,19 @@ impl ConfigService {
                 self.try_write_version(id, write(), None).await
             }
             other => other,
-        }
+        }?;
+        // The version answered is the one written, with the caller's document moved in.
+        Ok(written.map(|(version, made)| {
+            NewVersion {
+                id: id.clone(),
+                document: doc,
+                metadata: made.metadata,
+                checksum: made.checksum,
+                created_at: made.created_at,
+                rollback_of,
+            }
+            .numbered(version)
+        }))
     }
 
     async fn try_write_version(
@@ -102,7 +123,7 @@ impl ConfigService {
         id: &ConfigId,
         proposed: ProposedVersion<'_>,
         expected: Option<u64>,
-    ) -> Result<Written<ConfigVersion>> {
+    ) -> Result<Written<(u64, Made)>> {
         let ProposedVersion {
             doc,
             layers,
@@ -166,7 +187,7 @@ impl ConfigService {
             let operation = match rollback_of {
                 Some(target_version) => ChangeOperation::Rollback { target_version },
                 None => ChangeOperation::Put {
-                    document: Box::new(Proposal::Config(doc)),
+                    document: Box::new(Proposal::Config(doc.clone())),
                 },
             };
             let subject = Subject::Config(id.clone());
@@ -189,13 +210,18 @@ impl ConfigService {
         let new_version = NewVersion {
             id: id.clone(),
             checksum,
-            document: doc,
+            document: doc.clone(),
             metadata,
             created_at: now(),
             rollback_of,
         };
+        let made = Made {
+            checksum: new_version.checksum.clone(),
+            metadata: new_version.metadata.clone(),
+            created_at: new_version.created_at,
+        };
         let write = VersionWrite {
-            version: new_version.clone(),
+            version: new_version,
             expected_live: live,
             expected_schema: schema.map_or(0, |known| known.schema.version),
             audit,
@@ -206,7 +232,7 @@ impl ConfigService {
         let committed = self
             .commit(async move { store.configs().append(write).await })
             .await?;
-        Ok(Written::Done(new_version.numbered(committed.version)))
+        Ok(Written::Done((committed.version, made)))
     }
 
     pub async fn delete_config(
