@@ -161,7 +161,7 @@ impl ConfigService {
             .as_ref()
             .filter(|h| !h.deleted)
             .map(|h| (h.latest.version, &h.latest.document));
-        let touched = changed_environments(previous.map(|(_, doc)| doc), &doc);
+        let touched = changed_environments(previous.map(|(_, doc)| doc), doc);
         let Described { checksum, details } = doc.describe(previous)?;
         let details = ChangeDetails {
             affected_instances: self.affected_instances(id, &touched),
