@@ -17,7 +17,10 @@ use super::configs::{
     DeleteBody, PageQuery, RollbackBody, expected_version, pending, version_etag, version_number,
 };
 use super::error::{ApiError, Result};
-use super::extract::{ApiJson, ApiQuery, OptionalApiJson, from_value, path_param};
+use super::extract::{
+    ApiJson, ApiQuery, OnePassJson, OptionalApiJson, RefusesDuplicates, UniqueValue, from_value,
+    path_param,
+};
 use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::error::Error;
@@ -409,8 +412,11 @@ struct EvaluateBody {
     #[serde(default)]
     service: Option<String>,
     #[serde(default)]
-    context: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    context: Option<UniqueValue>,
 }
+
+impl RefusesDuplicates for EvaluateBody {}
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -423,8 +429,11 @@ struct EvaluateBatchBody {
     #[serde(default)]
     service: Option<String>,
     #[serde(default)]
-    context: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    context: Option<UniqueValue>,
 }
+
+impl RefusesDuplicates for EvaluateBatchBody {}
 
 fn scope(
     environment: Option<String>,
@@ -456,11 +465,11 @@ fn scope(
 async fn evaluate_one(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<EvaluateBody>,
+    OnePassJson(body): OnePassJson<EvaluateBody>,
 ) -> Result<Response> {
     let key = FlagKey::parse_field(&body.flag_key, "/flagKey")?;
     let scope = scope(body.environment, body.service)?;
-    let context = context_of(body.context, "/context")?;
+    let context = context_of(body.context.map(|context| context.0), "/context")?;
     let evaluation = state
         .flags
         .evaluate(&caller, key.as_str(), &scope, &context)
@@ -477,7 +486,7 @@ async fn evaluate_one(
 /// caller, limits the body, keeps the deadline and records a refusal): the same extractor and
 /// the same handler.
 pub(crate) async fn evaluate_direct(state: AppState, caller: Caller, request: Request) -> Response {
-    match ApiJson::from_request(request, &state).await {
+    match OnePassJson::from_request(request, &state).await {
         Ok(body) => evaluate_one(State(state), caller, body)
             .await
             .into_response(),
@@ -505,7 +514,7 @@ struct BatchResults<'a> {
 async fn evaluate_batch(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<EvaluateBatchBody>,
+    OnePassJson(body): OnePassJson<EvaluateBatchBody>,
 ) -> Result<Response> {
     if let Some(keys) = &body.flag_keys {
         if keys.len() > MAX_BATCH {
@@ -520,7 +529,7 @@ async fn evaluate_batch(
         }
     }
     let scope = scope(body.environment, body.service)?;
-    let context = context_of(body.context, "/context")?;
+    let context = context_of(body.context.map(|context| context.0), "/context")?;
     let evaluations = state
         .flags
         .evaluate_many(&caller, body.flag_keys.as_deref(), &scope, &context)

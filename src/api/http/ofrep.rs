@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::effective::not_modified;
-use super::extract::{RawBody, parse_json, path_param};
+use super::extract::{RawBody, UniqueValue, parse_json_once, path_param};
 use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::effective::document_etag;
@@ -129,7 +129,8 @@ fn request_of(
     let parsed: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
-        parse_json(body)
+        parse_json_once::<UniqueValue>(body)
+            .map(|parsed| parsed.0)
             .map_err(|e| OfrepError::new(EvaluationErrorCode::ParseError, e.to_string()))?
     };
     let Value::Object(mut members) = parsed else {

@@ -16,6 +16,10 @@ use super::error::{ApiError, transport_problem};
 use crate::core::error::Error;
 use crate::core::ids::ConfigId;
 
+mod unique;
+
+pub use unique::{OnePassJson, RefusesDuplicates, UniqueValue, parse_json_once};
+
 /// Bodies nested deeper than this are refused before parsing.
 pub const MAX_JSON_DEPTH: usize = 64;
 

@@ -84,6 +84,82 @@ fn parse_json_refuses_a_duplicate_naming_its_pointer() {
     }
 }
 
+/// A body type that refuses duplicates as it is read, for `parse_json_once`.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Strict {
+    key: String,
+    #[serde(default)]
+    context: Option<UniqueValue>,
+}
+
+impl RefusesDuplicates for Strict {}
+
+#[test]
+fn one_pass_parsing_accepts_and_refuses_what_two_passes_do() {
+    let bodies = [
+        r#"{"key": "k", "context": {"a": 1, "b": [1, 2.5, {"c": null}], "d": "\u0061"}}"#,
+        r#"{"key": "k"}"#,
+        r#"{"key": "k", "key": "l"}"#,
+        r#"{"key": "k", "context": {"a": 1, "a": 2}}"#,
+        r#"{"key": "k", "context": {"x": {"b": 1, "\u0062": 2}}}"#,
+        r#"{"key": "k", "context": {"l": [{"k": 1}, {"k": 1, "k": 2}]}}"#,
+        r#"{"key": "k", "other": 1, "other": 2}"#,
+        r#"{"key": "k", "context": {"a": 1}"#,
+        r#"{"key": 1}"#,
+        "  ",
+        "",
+    ];
+    for body in bodies {
+        let once = parse_json_once::<Strict>(body.as_bytes()).map_err(|e| format!("{e:?}"));
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Plain {
+            key: String,
+            #[serde(default)]
+            context: Option<serde_json::Value>,
+        }
+        let twice = parse_json::<Plain>(body.as_bytes()).map_err(|e| format!("{e:?}"));
+        match (&once, &twice) {
+            (Ok(once), Ok(twice)) => {
+                assert_eq!(once.key, twice.key, "{body}");
+                assert_eq!(
+                    once.context.as_ref().map(|c| &c.0),
+                    twice.context.as_ref(),
+                    "{body}"
+                );
+            }
+            _ => assert_eq!(once.as_ref().err(), twice.as_ref().err(), "{body}"),
+        }
+        let value_once = parse_json_once::<UniqueValue>(body.as_bytes()).map(|v| v.0);
+        let value_twice = parse_json::<serde_json::Value>(body.as_bytes());
+        assert_eq!(
+            value_once.map_err(|e| format!("{e:?}")),
+            value_twice.map_err(|e| format!("{e:?}")),
+            "{body}"
+        );
+    }
+    let deep = format!(
+        "{{\"key\": \"k\", \"context\": {}1{}}}",
+        "[".repeat(70),
+        "]".repeat(70)
+    );
+    assert_eq!(
+        parse_json_once::<Strict>(deep.as_bytes())
+            .map_err(|e| format!("{e:?}"))
+            .err(),
+        parse_json::<Strict>(deep.as_bytes())
+            .map_err(|e| format!("{e:?}"))
+            .err()
+    );
+    assert!(
+        parse_json_once::<Strict>(br#"{"key": "k", "context": {"a": 1, "a": 2}}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("duplicate member name")
+    );
+}
+
 #[test]
 fn json_media_types_are_application_json_and_the_json_suffix() {
     for json in [
