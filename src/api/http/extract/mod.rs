@@ -289,6 +289,14 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value, base: &str) -> 
     })
 }
 
+/// `bytes` as a `T`, or `None` when they are not one (without saying why).
+fn typed<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = T::deserialize(&mut deserializer).ok()?;
+    deserializer.end().ok()?;
+    Some(value)
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::invalid("/", "a JSON request body is required"));
@@ -310,10 +318,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     }
     // Bodies are almost always well-formed: parse without tracking the path (which copies
     // every member name on the way), and only on a failure parse again to name the pointer.
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    if let Ok(value) = T::deserialize(&mut deserializer)
-        && deserializer.end().is_ok()
-    {
+    if let Some(value) = typed(bytes) {
         return Ok(value);
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);

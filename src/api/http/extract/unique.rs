@@ -6,7 +6,7 @@ use serde::de::Visitor;
 use serde::de::{Deserialize, DeserializeOwned, Deserializer, Error as _, MapAccess, SeqAccess};
 use serde_json::{Map, Number, Value};
 
-use super::{BodyRejection, MAX_JSON_DEPTH, json_depth_exceeds, parse_json, read_json_body};
+use super::{BodyRejection, MAX_JSON_DEPTH, json_depth_exceeds, parse_json, read_json_body, typed};
 use crate::api::http::AppState;
 use crate::core::error::Error;
 
@@ -18,13 +18,10 @@ pub trait RefusesDuplicates: DeserializeOwned {}
 /// `parse_json` in one pass over the body for a type that refuses duplicates as it is read. A
 /// body it refuses is read again by `parse_json`, which names the problem as for any body.
 pub fn parse_json_once<T: RefusesDuplicates>(bytes: &[u8]) -> Result<T, Error> {
-    if !json_depth_exceeds(bytes, MAX_JSON_DEPTH) {
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        if let Ok(value) = T::deserialize(&mut deserializer)
-            && deserializer.end().is_ok()
-        {
-            return Ok(value);
-        }
+    if !json_depth_exceeds(bytes, MAX_JSON_DEPTH)
+        && let Some(value) = typed(bytes)
+    {
+        return Ok(value);
     }
     parse_json(bytes)
 }
