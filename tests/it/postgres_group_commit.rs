@@ -422,3 +422,97 @@ async fn a_write_reading_the_change_log_that_fails_after_a_failed_write_keeps_th
     assert_eq!(changes[0].config_id, "first");
     assert_eq!(changes[1].config_id, "last");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_writes_of_different_configs_in_one_batch_keep_their_own_rows_whatever_their_heads()
+{
+    let Some((store, url)) = open().await else {
+        return;
+    };
+    // Heads of every shape: one live at version 1, one deleted at version 1, none for the rest.
+    store
+        .configs()
+        .append(version_write("live", 0))
+        .await
+        .unwrap();
+    store
+        .configs()
+        .append(version_write("gone", 0))
+        .await
+        .unwrap();
+    store
+        .configs()
+        .delete(DeleteWrite {
+            id: id("gone"),
+            expected_live: 1,
+            audit: audit("config.delete"),
+            at: now(),
+            applies: None,
+            announce: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let plug = Plug::insert(&store, &url).await;
+
+    // Queued while the plug's commit waits, so they are one batch: each with its own message
+    // (or none) and one a rollback, to show no column is taken from a neighbour.
+    let mut live = version_write("live", 1);
+    live.version.metadata.message = Some("the live one".to_owned());
+    live.version.rollback_of = Some(1);
+    let fresh: Vec<_> = (0..5)
+        .map(|n| {
+            let mut write = version_write(&format!("fresh-{n}"), 0);
+            write.version.metadata.message = (n % 2 == 0).then(|| format!("fresh {n}"));
+            write
+        })
+        .collect();
+    let mut writes = vec![live, version_write("gone", 0)];
+    writes.extend(fresh);
+    let expected: Vec<(String, u64, Option<String>, Option<u64>, String)> = writes
+        .iter()
+        .map(|write| {
+            // A fresh config's first version; the others' second.
+            let number = if write.version.id.as_str().starts_with("fresh") {
+                1
+            } else {
+                2
+            };
+            (
+                write.version.id.as_str().to_owned(),
+                number,
+                write.version.metadata.message.clone(),
+                write.version.rollback_of,
+                write.version.checksum.clone(),
+            )
+        })
+        .collect();
+    let queued: Vec<_> = writes
+        .into_iter()
+        .map(|write| queue(&store, write))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(plug.release().await, 5);
+
+    for (write, (config_id, number, message, rollback_of, checksum)) in
+        queued.into_iter().zip(expected)
+    {
+        let committed = write.await.unwrap().unwrap();
+        assert_eq!(committed.version, number, "{config_id}");
+        assert_eq!(committed.event.config_id, config_id);
+        let head = store
+            .configs()
+            .head(&id(&config_id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!head.deleted, "{config_id}");
+        let stored = &head.latest;
+        assert_eq!(stored.version, number, "{config_id}");
+        assert_eq!(stored.document.config["owner"], config_id.as_str());
+        assert_eq!(stored.checksum, checksum, "{config_id}");
+        assert_eq!(stored.metadata.message, message, "{config_id}");
+        assert_eq!(stored.rollback_of, rollback_of, "{config_id}");
+    }
+    // The plug's two commits (after three setup revisions), then the batch's seven.
+    assert_eq!(revisions(&store).await, (1..=12).collect::<Vec<_>>());
+}

@@ -4,8 +4,11 @@
 //! follow-up (`change_request.applied`) and its announcements → record every staged change of the
 //! transaction with the next revisions, in one statement → notify → commit.
 //! A batch of writes (see `committer`) runs the same recipe in one transaction: first without
-//! savepoints (one round trip per write saved), and if any write fails, once more with each
-//! write inside its own savepoint.
+//! savepoints (one round trip per write saved), consecutive writes that can share a statement
+//! in one (`Operation::shares`), and if any write fails, once more with each write alone inside
+//! its own savepoint.
+
+use std::any::Any;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -13,7 +16,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Postgres, Transaction};
 
 use super::{CHANGES_CHANNEL, PostgresStore, db_error, rows::to_json};
-use crate::core::error::{Error, Result};
+use crate::core::error::Result;
 use crate::core::events::{ChangeKind, kind};
 use crate::core::model::AuditDraft;
 use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
@@ -35,11 +38,34 @@ pub(super) struct Change<'a> {
 
 /// One write of an aggregate: its own part of the recipe.
 #[async_trait]
-pub(super) trait Operation: Send + Sync + 'static {
+pub(super) trait Operation: Any + Send + Sync {
     /// Checks the write's expectations against its rows as the transaction sees them (under the
     /// write lock) and writes them; says what changed. On error the recipe undoes whatever it
     /// wrote.
     async fn apply<'a>(&'a self, tx: &mut PgConnection) -> Result<Change<'a>>;
+
+    /// Whether this write can share one statement with other writes (see `apply_run`): the
+    /// kind of write, and its subject, which differs between the writes that share one.
+    fn shares(&self) -> Option<(&'static str, &str)> {
+        None
+    }
+
+    /// Applies `run`, consecutive writes of a batch of this write's kind (see `shares`), each
+    /// about a different subject, this one first, in as few statements as it can: one result
+    /// per write, in order, as `apply` would give. `Err` when a statement failed: then the
+    /// transaction is abandoned. Only a batch that is abandoned whole if any write fails calls
+    /// it.
+    async fn apply_run<'a>(
+        &'a self,
+        tx: &mut PgConnection,
+        run: &[&'a dyn Operation],
+    ) -> Result<Vec<Result<Change<'a>>>> {
+        let mut changes = Vec::with_capacity(run.len());
+        for write in run {
+            changes.push(write.apply(tx).await);
+        }
+        Ok(changes)
+    }
 
     /// Changes recorded after this one in the same transaction (see `VersionWrite::announce`).
     fn announce(&self) -> &[Record] {
@@ -72,23 +98,11 @@ pub(super) async fn commit_batch(
         // Usually every write's expectations hold: then savepoints are round trips for nothing.
         // A write may fail after writing some of its rows, so a failure anywhere undoes the
         // whole attempt and the batch is committed again with each write isolated.
-        if let Some(results) = attempt(connection, writes, OnFailure::Abandon).await? {
+        if let Some(results) = attempt_whole(connection, writes).await? {
             return Ok(results);
         }
     }
-    attempt(connection, writes, OnFailure::Isolate)
-        .await?
-        .ok_or_else(|| Error::internal("an isolated commit was abandoned"))
-}
-
-/// What an attempt at a batch does when one of its writes fails.
-#[derive(Clone, Copy, PartialEq)]
-enum OnFailure {
-    /// Rolls the whole transaction back: nothing is committed (`None`).
-    Abandon,
-    /// Rolls back to the write's own savepoint (taken when there are several writes) and goes
-    /// on with the others.
-    Isolate,
+    attempt_isolated(connection, writes).await
 }
 
 /// Begins a transaction holding the write lock, in one round trip.
@@ -99,17 +113,84 @@ async fn lock(connection: &mut PgConnection) -> Result<Transaction<'_, Postgres>
         .map_err(db_error)
 }
 
-/// Runs `writes` through the recipe in one transaction and commits what succeeded, or (`None`)
-/// nothing at all when a write fails and `on_failure` says to abandon.
-async fn attempt(
+/// Runs `writes` through the recipe in one transaction without savepoints, each run of writes
+/// that share statements (`shared_run`) together, and commits them all; or, when any write
+/// fails, nothing at all (`None`).
+async fn attempt_whole(
     connection: &mut PgConnection,
     writes: &[&dyn Operation],
-    on_failure: OnFailure,
 ) -> Result<Option<Vec<Result<Committed>>>> {
     let mut tx = lock(connection).await?;
+    let mut changes = Changes::default();
+    let mut staged = Vec::with_capacity(writes.len());
+    let mut rest = writes;
+    while !rest.is_empty() {
+        let (run, after) = rest.split_at(shared_run(rest));
+        rest = after;
+        if run[0].reads_change_log() {
+            changes.record(&mut tx).await?;
+        }
+        match stage_run(&mut tx, run, &mut changes).await {
+            Ok(run) => staged.extend(run),
+            Err(_) => {
+                tx.rollback().await.map_err(db_error)?;
+                return Ok(None);
+            }
+        }
+    }
+    changes.record(&mut tx).await?;
+    notify_and_commit(tx, changes.newest()).await?;
+    Ok(Some(
+        staged.iter().map(|s| Ok(changes.committed(s))).collect(),
+    ))
+}
+
+/// How many writes from the first one share statements with it: the consecutive writes of its
+/// kind (`Operation::shares`), each about a different subject; 1 when it shares none.
+fn shared_run(writes: &[&dyn Operation]) -> usize {
+    let Some((kind, _)) = writes[0].shares() else {
+        return 1;
+    };
+    let mut subjects = Vec::with_capacity(writes.len());
+    writes
+        .iter()
+        .take_while(|write| match write.shares() {
+            Some((other, subject)) if other == kind && !subjects.contains(&subject) => {
+                subjects.push(subject);
+                true
+            }
+            _ => false,
+        })
+        .count()
+}
+
+/// Applies and stages a run of writes (one write, or several that share statements).
+async fn stage_run<'a>(
+    tx: &mut PgConnection,
+    run: &[&'a dyn Operation],
+    changes: &mut Changes<'a>,
+) -> Result<Vec<Staged>> {
+    let applied = match run {
+        [write] => vec![write.apply(tx).await],
+        _ => run[0].apply_run(tx, run).await?,
+    };
+    let mut staged = Vec::with_capacity(run.len());
+    for (write, change) in run.iter().zip(applied) {
+        staged.push(stage(tx, *write, change?, changes).await?);
+    }
+    Ok(staged)
+}
+
+/// Runs `writes` through the recipe in one transaction, each write alone and, when there are
+/// several, inside its own savepoint: a failed write is rolled back to it and the others go
+/// on. Commits what succeeded.
+async fn attempt_isolated(
+    connection: &mut PgConnection,
+    writes: &[&dyn Operation],
+) -> Result<Vec<Result<Committed>>> {
+    let mut tx = lock(connection).await?;
     // A write alone needs no savepoint: if it fails, the transaction is rolled back.
-    let isolate = on_failure == OnFailure::Isolate && writes.len() > 1;
-    let mut savepoint = isolate.then_some(Savepoint::None);
+    let mut savepoint = (writes.len() > 1).then_some(Savepoint::None);
     let mut changes = Changes::default();
     let mut results = Vec::with_capacity(writes.len());
     for write in writes {
@@ -121,13 +202,12 @@ async fn attempt(
         if let Some(state) = savepoint {
             savepoint = Some(state.enter(&mut tx).await?);
         }
-        let result = stage(&mut tx, *write, &mut changes).await;
+        let result = match write.apply(&mut tx).await {
+            Ok(change) => stage(&mut tx, *write, change, &mut changes).await,
+            Err(error) => Err(error),
+        };
         match &result {
             Ok(_) => savepoint = savepoint.map(Savepoint::written),
-            Err(_) if on_failure == OnFailure::Abandon => {
-                tx.rollback().await.map_err(db_error)?;
-                return Ok(None);
-            }
             Err(_) => {
                 if savepoint.is_some() {
                     savepoint = Some(Savepoint::rollback(&mut tx).await?);
@@ -138,12 +218,10 @@ async fn attempt(
     }
     changes.record(&mut tx).await?;
     notify_and_commit(tx, changes.newest()).await?;
-    Ok(Some(
-        results
-            .into_iter()
-            .map(|result| result.map(|s| changes.committed(&s)))
-            .collect(),
-    ))
+    Ok(results
+        .into_iter()
+        .map(|result| result.map(|s| changes.committed(&s)))
+        .collect())
 }
 
 /// Commits, announcing revision `newest` to the other replicas; with no revision (every write
@@ -213,15 +291,15 @@ struct Staged {
     announced: usize,
 }
 
-/// One write's part of the transaction, after the lock: its rows and the request it applies;
-/// its change and audit record, the follow-up and its announcements are staged in `changes`.
-/// On error nothing of it is staged.
+/// The rest of one write's part of the transaction once its rows are written (`change`): the
+/// request it applies; its change and audit record, the follow-up and its announcements are
+/// staged in `changes`. On error nothing of it is staged.
 async fn stage<'a>(
     tx: &mut PgConnection,
     write: &'a dyn Operation,
+    change: Change<'a>,
     changes: &mut Changes<'a>,
 ) -> Result<Staged> {
-    let change = write.apply(tx).await?;
     if let Some(applies) = change.applies {
         claim_request(tx, applies, change.version, change.at).await?;
     }

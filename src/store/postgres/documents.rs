@@ -1,6 +1,7 @@
 //! Versioned documents (configs, flags, secrets): heads and histories, appends and deletes, written once
 //! for every kind. Each kind keeps its own tables; `Queries` names them.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -22,8 +23,8 @@ struct Queries {
     version: &'static str,
     versions: &'static str,
     write_head: &'static str,
-    /// Reads the head row and, if the write's expectations hold, upserts it and inserts the
-    /// version, in one statement.
+    /// For writes of different documents in one statement, reads each one's head row and, if
+    /// the write's expectations hold, upserts it and inserts the version.
     version_insert: &'static str,
     /// Marks the document deleted, returning the removed version's checksum.
     delete: &'static str,
@@ -130,6 +131,111 @@ struct VersionInsertRow {
     written: Option<i64>,
 }
 
+/// The columns of a `*_version_insert.sql`, one array each, one element per write.
+struct VersionColumns<'c> {
+    ids: Vec<&'c str>,
+    bodies: Vec<String>,
+    checksums: Vec<&'c str>,
+    actors: Vec<&'c str>,
+    messages: Vec<Option<&'c str>>,
+    created_at: Vec<DateTime<Utc>>,
+    rollback_of: Vec<Option<i64>>,
+    expected_live: Vec<i64>,
+    expected_schema: Vec<i64>,
+}
+
+impl<'c> VersionColumns<'c> {
+    fn of<D: Document>(writes: &[&'c VersionWrite<D>]) -> Result<Self> {
+        let mut columns = VersionColumns {
+            ids: Vec::with_capacity(writes.len()),
+            bodies: Vec::with_capacity(writes.len()),
+            checksums: Vec::with_capacity(writes.len()),
+            actors: Vec::with_capacity(writes.len()),
+            messages: Vec::with_capacity(writes.len()),
+            created_at: Vec::with_capacity(writes.len()),
+            rollback_of: Vec::with_capacity(writes.len()),
+            expected_live: Vec::with_capacity(writes.len()),
+            expected_schema: Vec::with_capacity(writes.len()),
+        };
+        for write in writes {
+            let v = &write.version;
+            columns.ids.push(v.id.as_str());
+            columns.bodies.push(to_json(&v.document)?);
+            columns.checksums.push(&v.checksum);
+            columns.actors.push(&v.metadata.actor);
+            columns.messages.push(v.metadata.message.as_deref());
+            columns.created_at.push(v.created_at);
+            columns.rollback_of.push(v.rollback_of.map(to_i64));
+            columns.expected_live.push(to_i64(write.expected_live));
+            columns.expected_schema.push(to_i64(write.expected_schema));
+        }
+        Ok(columns)
+    }
+}
+
+/// Version writes of different documents of one kind, in one statement: each write's result,
+/// in order (`Err` when the statement itself failed).
+async fn insert_versions<'a, D: Document>(
+    tx: &mut PgConnection,
+    writes: &[&'a VersionWrite<D>],
+) -> Result<Vec<Result<Change<'a>>>> {
+    let columns = VersionColumns::of(writes)?;
+    let rows: Vec<VersionInsertRow> = sqlx::query_as(queries::<D>().version_insert)
+        .bind(columns.ids)
+        .bind(columns.bodies)
+        .bind(columns.checksums)
+        .bind(columns.actors)
+        .bind(columns.messages)
+        .bind(columns.created_at)
+        .bind(columns.rollback_of)
+        .bind(columns.expected_live)
+        .bind(columns.expected_schema)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    if rows.len() != writes.len() {
+        return Err(Error::internal(format!(
+            "{} writes: {} version inserts answered {} rows",
+            D::NAME,
+            writes.len(),
+            rows.len()
+        )));
+    }
+    Ok(writes
+        .iter()
+        .zip(rows)
+        .map(|(write, row)| write.inserted(row))
+        .collect())
+}
+
+impl<D: Document> VersionWrite<D> {
+    /// What the write changed, from the row its insert answered. The statement wrote only if
+    /// the write's expectations held; the shared rule (`check_version_write`) names the
+    /// failure, and a disagreement between the two is an internal error (the recipe undoes
+    /// whatever was written).
+    fn inserted(&self, row: VersionInsertRow) -> Result<Change<'_>> {
+        let v = &self.version;
+        let number = WriteHeadRow::head(Some(row.head)).check_version_write(self)?;
+        if row.written != Some(to_i64(number)) {
+            return Err(Error::internal(format!(
+                "{} {}: version {number} passed the write's checks but the statement wrote {:?}",
+                D::NAME,
+                v.id.as_str(),
+                row.written
+            )));
+        }
+        Ok(Change {
+            kind: D::UPDATED,
+            subject: v.id.as_str(),
+            version: number,
+            checksum: v.checksum.clone(),
+            audit: &self.audit,
+            at: v.created_at,
+            applies: self.applies.as_ref(),
+        })
+    }
+}
+
 /// The document's head row as this transaction sees it.
 async fn write_head<D: Document>(tx: &mut PgConnection, id: &D::Id) -> Result<HeadRow> {
     let row = sqlx::query_as(queries::<D>().write_head)
@@ -209,42 +315,34 @@ impl<D: Document> Operation for VersionWrite<D> {
         &self.announce
     }
 
-    /// One statement reads the head row and writes only if the expectations hold; the shared
-    /// rule (`check_version_write`) then names the failure, and a disagreement between the two
-    /// is an internal error (the recipe undoes whatever was written).
     async fn apply<'a>(&'a self, tx: &mut PgConnection) -> Result<Change<'a>> {
-        let v = &self.version;
-        let id = v.id.as_str();
-        let row: VersionInsertRow = sqlx::query_as(queries::<D>().version_insert)
-            .bind(id)
-            .bind(to_json(&v.document)?)
-            .bind(&v.checksum)
-            .bind(&v.metadata.actor)
-            .bind(&v.metadata.message)
-            .bind(v.created_at)
-            .bind(v.rollback_of.map(to_i64))
-            .bind(to_i64(self.expected_live))
-            .bind(to_i64(self.expected_schema))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let number = WriteHeadRow::head(Some(row.head)).check_version_write(self)?;
-        if row.written != Some(to_i64(number)) {
-            return Err(Error::internal(format!(
-                "{} {id}: version {number} passed the write's checks but the statement wrote {:?}",
-                D::NAME,
-                row.written
-            )));
-        }
-        Ok(Change {
-            kind: D::UPDATED,
-            subject: id,
-            version: number,
-            checksum: v.checksum.clone(),
-            audit: &self.audit,
-            at: v.created_at,
-            applies: self.applies.as_ref(),
-        })
+        insert_versions(tx, &[self])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(Error::internal("a version insert answered no row")))
+    }
+
+    /// Version writes of different documents of kind `D` share one statement.
+    fn shares(&self) -> Option<(&'static str, &str)> {
+        Some((D::NAME, self.version.id.as_str()))
+    }
+
+    async fn apply_run<'a>(
+        &'a self,
+        tx: &mut PgConnection,
+        run: &[&'a dyn Operation],
+    ) -> Result<Vec<Result<Change<'a>>>> {
+        let writes = run
+            .iter()
+            .map(|write| {
+                (*write as &dyn Any)
+                    .downcast_ref::<VersionWrite<D>>()
+                    .ok_or_else(|| {
+                        Error::internal(format!("a run of {} writes mixed kinds", D::NAME))
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        insert_versions(tx, &writes).await
     }
 }
 

@@ -1,23 +1,32 @@
--- The flag's head row as the transaction sees it and, only if the write's expectations hold
--- (live version $8, 0 when absent or deleted; schema version $9), its new head row and version,
--- in one statement. The head is all zero (false) when there is none; `written` is the new
--- version's number, NULL when nothing was written.
-WITH current AS (
-    SELECT latest_version, deleted, 0::bigint AS schema_version FROM flags WHERE flag_key = $1
+-- Version writes of flags, each about a different flag, in one statement: each one's head row
+-- as the transaction sees it (all zero, false, when there is none) and, only for the writes whose
+-- expectations hold (live version, 0 when absent or deleted; schema version), its new head row
+-- and version. One row per write, in the order given; `written` is the new version's number,
+-- NULL when nothing was written.
+WITH given AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::timestamptz[], $7::bigint[], $8::bigint[], $9::bigint[])
+        WITH ORDINALITY AS t(id, body, checksum, actor, message, created_at, rollback_of,
+                             expected_live, expected_schema, n)
+), current AS (
+    SELECT given.*, COALESCE(head.latest_version, 0) AS latest_version,
+           COALESCE(head.deleted, FALSE) AS deleted, 0::bigint AS schema_version
+    FROM given LEFT JOIN flags AS head ON head.flag_key = given.id
 ), next AS (
-    SELECT COALESCE(MAX(latest_version), 0) + 1 AS version FROM current
-    HAVING COALESCE(MAX(CASE WHEN deleted THEN 0 ELSE latest_version END), 0) = $8
-       AND COALESCE(MAX(schema_version), 0) = $9
+    SELECT n, id, latest_version + 1 AS version FROM current
+    WHERE CASE WHEN deleted THEN 0 ELSE latest_version END = expected_live
+      AND schema_version = expected_schema
 ), head AS (
-    INSERT INTO flags (flag_key, latest_version, deleted) SELECT $1, version, FALSE FROM next
+    INSERT INTO flags (flag_key, latest_version, deleted) SELECT id, version, FALSE FROM next
     ON CONFLICT (flag_key) DO UPDATE
       SET latest_version = excluded.latest_version, deleted = FALSE
 ), inserted AS (
     INSERT INTO flag_versions
         (flag_key, version, definition, checksum, actor, message, created_at, rollback_of)
-    SELECT $1, version, $2::json, $3, $4, $5, $6, $7 FROM next
+    SELECT given.id, next.version, given.body::json, given.checksum, given.actor, given.message,
+           given.created_at, given.rollback_of
+    FROM next JOIN given USING (n)
 )
-SELECT COALESCE(current.latest_version, 0) AS latest_version,
-       COALESCE(current.deleted, FALSE) AS deleted,
-       COALESCE(current.schema_version, 0) AS schema_version, next.version AS written
-FROM (SELECT) AS one LEFT JOIN current ON TRUE LEFT JOIN next ON TRUE
+SELECT current.latest_version, current.deleted, current.schema_version, next.version AS written
+FROM current LEFT JOIN next USING (n)
+ORDER BY current.n
