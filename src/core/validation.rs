@@ -141,24 +141,41 @@ fn check_name(name: &str, pointer: &str) -> Result<()> {
     Ok(())
 }
 
+/// Every view of a checked document (base, environments, canary, variants), built when first
+/// asked for: by the checks when the document has secret references, else by a schema check.
+#[derive(Debug)]
+pub struct DocumentViews<'d> {
+    doc: &'d ConfigDocument,
+    layers: OnceLock<Vec<LayerValue>>,
+}
+
+impl DocumentViews<'_> {
+    pub fn layers(&self) -> &[LayerValue] {
+        self.layers.get_or_init(|| all_layer_values(self.doc))
+    }
+}
+
 /// Shape rules of DESIGN.md that JSON Schema cannot express. The first failure is returned;
-/// on success, every view of the document (built for the checks, reused for the schema).
-pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<Vec<LayerValue>> {
+/// on success, the document's views (built once, for the checks or for the schema).
+pub fn check_document<'d>(
+    doc: &'d ConfigDocument,
+    secrets: &SecretResolver,
+) -> Result<DocumentViews<'d>> {
     require_object(&doc.config, "/config")?;
-    reference_pointers(&doc.config, "/config", secrets)?;
+    let mut references = reference_pointers(&doc.config, "/config", secrets)?.len();
     check_numbers(&doc.config, &mut "/config".to_owned())?;
     for (env, patch) in &doc.overrides {
         let pointer = format!("/overrides/{env}");
         Environment::parse_field(env, &pointer)?;
         require_object(patch, &pointer)?;
-        reference_pointers(patch, &pointer, secrets)?;
+        references += reference_pointers(patch, &pointer, secrets)?.len();
         check_numbers(patch, &mut pointer.clone())?;
     }
     if let Some(canary) = &doc.canary {
         Environment::parse_field(&canary.environment, "/canary/environment")?;
         BasisPoints::from_percent(canary.traffic_percent, "/canary/trafficPercent")?;
         require_object(&canary.config, "/canary/config")?;
-        reference_pointers(&canary.config, "/canary/config", secrets)?;
+        references += reference_pointers(&canary.config, "/canary/config", secrets)?.len();
         check_numbers(&canary.config, &mut "/canary/config".to_owned())?;
         if canary.end_at.is_some_and(|end| end <= canary.start_at) {
             return Err(Error::invalid(
@@ -195,15 +212,24 @@ pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<
                 ));
             }
             require_object(&variant.config, &format!("{pointer}/config"))?;
-            reference_pointers(&variant.config, &format!("{pointer}/config"), secrets)?;
+            references +=
+                reference_pointers(&variant.config, &format!("{pointer}/config"), secrets)?.len();
             check_numbers(&variant.config, &mut format!("{pointer}/config"))?;
         }
     }
     check_view_budget(doc)?;
+    let views = DocumentViews {
+        doc,
+        layers: OnceLock::new(),
+    };
     // Merging can break a reference that is fine in every layer alone, e.g. an override that
-    // adds a key next to "$secret"; check every view a caller can receive.
-    let layers = all_layer_values(doc);
-    for layer in &layers {
+    // adds a key next to "$secret"; check every view a caller can receive. Without a reference
+    // in any layer (each object with a "$secret" member is one, or an error above), no view has
+    // one either: merging only combines the layers' members.
+    if references == 0 {
+        return Ok(views);
+    }
+    for layer in views.layers() {
         reference_pointers(&layer.value, "", secrets).map_err(|error| match error {
             Error::InvalidInput { field, message } => Error::invalid(
                 field,
@@ -215,7 +241,7 @@ pub fn check_document(doc: &ConfigDocument, secrets: &SecretResolver) -> Result<
             other => other,
         })?;
     }
-    Ok(layers)
+    Ok(views)
 }
 
 /// A config's registered schema as a process knows it (the read cache keeps it between
@@ -374,6 +400,29 @@ mod tests {
                 assert!(message.contains("environment=production"), "{message}");
             }
             other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn views_are_every_layer_whether_the_checks_built_them_or_not() {
+        let secrets = SecretResolver::default();
+        let without = json!({"config": {"a": 1}, "overrides": {"production": {"a": 2}}});
+        let with =
+            json!({"config": {"p": {"$secret": "env:X"}}, "overrides": {"production": {"a": 2}}});
+        for value in [without, with] {
+            let d = doc(value);
+            let views = check_document(&d, &secrets).unwrap();
+            let layers: Vec<_> = views
+                .layers()
+                .iter()
+                .map(|layer| (layer.scope.clone(), layer.value.clone()))
+                .collect();
+            let expected: Vec<_> = all_layer_values(&d)
+                .into_iter()
+                .map(|layer| (layer.scope, layer.value))
+                .collect();
+            assert_eq!(layers, expected);
+            assert_eq!(layers.len(), 2);
         }
     }
 

@@ -118,8 +118,8 @@ impl ConfigService {
         caller.require_on(Permission::Read, id.as_str())?;
         let schema = self.store.schema(id).await?;
         let violations = match (check_document(doc, &self.secrets), &schema) {
-            (Ok(layers), Some(schema)) => {
-                CompiledSchema::compile(&schema.schema)?.check_layers(&layers, &self.secrets)
+            (Ok(views), Some(schema)) => {
+                CompiledSchema::compile(&schema.schema)?.check_layers(views.layers(), &self.secrets)
             }
             (Ok(_), None) => Vec::new(),
             (Err(error @ Error::InvalidInput { .. }), _) => error.violations(),

@@ -9,19 +9,18 @@ use crate::core::ports::Documents;
 use crate::core::versioned::{Described, Document};
 
 use crate::core::approvals::model::{ChangeOperation, Proposal, Subject};
-use crate::core::effective::LayerValue;
 use crate::core::effective::changed_environments;
 use crate::core::error::{Error, Result};
 use crate::core::events::{AffectedInstances, ChangeDetails, MAX_NAMED_INSTANCES};
 use crate::core::ids::ConfigId;
 use crate::core::model::{AuditDraft, ConfigDocument, ConfigVersion, Metadata, NewVersion};
 use crate::core::ports::{AppliedRequest, DeleteWrite, VersionWrite};
-use crate::core::validation::{check_document, check_metadata};
+use crate::core::validation::{DocumentViews, check_document, check_metadata};
 
-/// A checked write, with the views its checks built (reused for the schema).
+/// A checked write, with its views (built by the checks or for the schema, once).
 struct ProposedVersion<'a> {
     doc: &'a ConfigDocument,
-    layers: &'a [LayerValue],
+    views: &'a DocumentViews<'a>,
     metadata: Metadata,
     rollback_of: Option<u64>,
     /// Set when applying an approved change request (no further approval is asked).
@@ -84,12 +83,12 @@ impl ConfigService {
         applies: Option<AppliedRequest>,
     ) -> Result<Written<ConfigVersion>> {
         check_metadata(&metadata)?;
-        let layers = tracing::debug_span!("config.validate")
+        let views = tracing::debug_span!("config.validate")
             .in_scope(|| check_document(&doc, &self.secrets))?;
         self.ensure_writable()?;
         let write = || ProposedVersion {
             doc: &doc,
-            layers: &layers,
+            views: &views,
             metadata: metadata.clone(),
             rollback_of,
             applies: applies.clone(),
@@ -126,7 +125,7 @@ impl ConfigService {
     ) -> Result<Written<(u64, Made)>> {
         let ProposedVersion {
             doc,
-            layers,
+            views,
             metadata,
             rollback_of,
             applies,
@@ -151,7 +150,11 @@ impl ConfigService {
         let schema = self.cache.schema_for_write(id).await?;
         if let Some(schema) = &schema {
             let violations = tracing::debug_span!("config.validate_schema").in_scope(|| {
-                Ok::<_, Error>(schema.compiled()?.check_layers(layers, &self.secrets))
+                Ok::<_, Error>(
+                    schema
+                        .compiled()?
+                        .check_layers(views.layers(), &self.secrets),
+                )
             })?;
             if !violations.is_empty() {
                 return Err(Error::SchemaViolation { violations });

@@ -2,19 +2,23 @@
 -- as the transaction sees it (all zero, false, when there is none) and, only for the writes whose
 -- expectations hold (live version, 0 when absent or deleted; schema version), its new head row
 -- and version. One row per write, in the order given; `written` is the new version's number,
--- NULL when nothing was written.
-WITH given AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::timestamptz[], $7::bigint[], $8::bigint[], $9::bigint[])
-        WITH ORDINALITY AS t(id, body, checksum, actor, message, created_at, rollback_of,
-                             expected_live, expected_schema, n)
-), current AS (
-    SELECT given.*, COALESCE(head.latest_version, 0) AS latest_version,
-           COALESCE(head.deleted, FALSE) AS deleted,
-           COALESCE(head.schema_version, 0) AS schema_version
-    FROM given LEFT JOIN configs AS head ON head.config_id = given.id
+-- NULL when nothing was written. Each head row is looked up on its own, through the primary
+-- key (the LIMIT keeps the planner from joining the whole table for the 100 rows it guesses
+-- the arrays hold).
+WITH current AS (
+    SELECT given.*, COALESCE(stored.latest_version, 0) AS latest_version,
+           COALESCE(stored.deleted, FALSE) AS deleted,
+           COALESCE(stored.schema_version, 0) AS schema_version
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                $7::bigint[], $8::bigint[], $9::bigint[])
+             WITH ORDINALITY AS given(id, body, checksum, actor, message, created_at, rollback_of,
+                                      expected_live, expected_schema, n)
+    LEFT JOIN LATERAL (
+        SELECT latest_version, deleted, schema_version FROM configs
+        WHERE config_id = given.id LIMIT 1
+    ) AS stored ON TRUE
 ), next AS (
-    SELECT n, id, latest_version + 1 AS version FROM current
+    SELECT *, latest_version + 1 AS version FROM current
     WHERE CASE WHEN deleted THEN 0 ELSE latest_version END = expected_live
       AND schema_version = expected_schema
 ), head AS (
@@ -24,9 +28,7 @@ WITH given AS (
 ), inserted AS (
     INSERT INTO config_versions
         (config_id, version, document, checksum, actor, message, created_at, rollback_of)
-    SELECT given.id, next.version, given.body::json, given.checksum, given.actor, given.message,
-           given.created_at, given.rollback_of
-    FROM next JOIN given USING (n)
+    SELECT id, version, body::json, checksum, actor, message, created_at, rollback_of FROM next
 )
 SELECT current.latest_version, current.deleted, current.schema_version, next.version AS written
 FROM current LEFT JOIN next USING (n)
