@@ -468,24 +468,7 @@ async fn version_writes_of_different_configs_in_one_batch_keep_their_own_rows_wh
         .collect();
     let mut writes = vec![live, version_write("gone", 0)];
     writes.extend(fresh);
-    let expected: Vec<(String, u64, Option<String>, Option<u64>, String)> = writes
-        .iter()
-        .map(|write| {
-            // A fresh config's first version; the others' second.
-            let number = if write.version.id.as_str().starts_with("fresh") {
-                1
-            } else {
-                2
-            };
-            (
-                write.version.id.as_str().to_owned(),
-                number,
-                write.version.metadata.message.clone(),
-                write.version.rollback_of,
-                write.version.checksum.clone(),
-            )
-        })
-        .collect();
+    let sent = writes.clone();
     let queued: Vec<_> = writes
         .into_iter()
         .map(|write| queue(&store, write))
@@ -493,25 +476,29 @@ async fn version_writes_of_different_configs_in_one_batch_keep_their_own_rows_wh
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(plug.release().await, 5);
 
-    for (write, (config_id, number, message, rollback_of, checksum)) in
-        queued.into_iter().zip(expected)
-    {
+    for (write, sent) in queued.into_iter().zip(sent) {
+        let config_id = sent.version.id.as_str();
+        // A fresh config's first version; the others' second.
+        let number = if config_id.starts_with("fresh") { 1 } else { 2 };
         let committed = write.await.unwrap().unwrap();
         assert_eq!(committed.version, number, "{config_id}");
         assert_eq!(committed.event.config_id, config_id);
         let head = store
             .configs()
-            .head(&id(&config_id))
+            .head(&sent.version.id)
             .await
             .unwrap()
             .unwrap();
         assert!(!head.deleted, "{config_id}");
         let stored = &head.latest;
         assert_eq!(stored.version, number, "{config_id}");
-        assert_eq!(stored.document.config["owner"], config_id.as_str());
-        assert_eq!(stored.checksum, checksum, "{config_id}");
-        assert_eq!(stored.metadata.message, message, "{config_id}");
-        assert_eq!(stored.rollback_of, rollback_of, "{config_id}");
+        assert_eq!(stored.document.config["owner"], config_id);
+        assert_eq!(stored.checksum, sent.version.checksum, "{config_id}");
+        assert_eq!(
+            stored.metadata.message, sent.version.metadata.message,
+            "{config_id}"
+        );
+        assert_eq!(stored.rollback_of, sent.version.rollback_of, "{config_id}");
     }
     // The plug's two commits (after three setup revisions), then the batch's seven.
     assert_eq!(revisions(&store).await, (1..=12).collect::<Vec<_>>());
