@@ -503,3 +503,39 @@ async fn version_writes_of_different_configs_in_one_batch_keep_their_own_rows_wh
     // The plug's two commits (after three setup revisions), then the batch's seven.
     assert_eq!(revisions(&store).await, (1..=12).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_last_write_failed_after_recording_the_others_still_announces_its_newest_revision()
+ {
+    let Some((store, url)) = open().await else {
+        return;
+    };
+    let mut listener = PgListener::connect(&url).await.unwrap();
+    listener.listen(CHANGES_CHANNEL).await.unwrap();
+    store
+        .put_webhook(put(webhook("taken"), None))
+        .await
+        .unwrap();
+    let plug = Plug::insert(&store, &url).await;
+    // A write that commits, then a webhook create that records that write's change before it
+    // and fails (its id is taken): nothing is left to record at the end of the transaction,
+    // which must still announce the first write's revision.
+    let first = queue(&store, version_write("first", 0));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let taken = {
+        let store = store.clone();
+        tokio::spawn(async move { store.put_webhook(put(webhook("taken"), None)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(plug.release().await, 3);
+    assert_eq!(first.await.unwrap().unwrap().event.revision, 4);
+    assert!(taken.await.unwrap().is_err());
+
+    let mut payloads = Vec::new();
+    while let Ok(Ok(notification)) =
+        tokio::time::timeout(Duration::from_millis(500), listener.recv()).await
+    {
+        payloads.push(notification.payload().to_owned());
+    }
+    assert_eq!(payloads, ["1", "2", "3", "4"]);
+}

@@ -128,7 +128,7 @@ async fn attempt_whole(
         let (run, after) = rest.split_at(shared_run(rest));
         rest = after;
         if run[0].reads_change_log() {
-            changes.record(&mut tx).await?;
+            changes.record(&mut tx, Announce::No).await?;
         }
         match stage_run(&mut tx, run, &mut changes).await {
             Ok(run) => staged.extend(run),
@@ -138,8 +138,8 @@ async fn attempt_whole(
             }
         }
     }
-    changes.record(&mut tx).await?;
-    notify_and_commit(tx, changes.newest()).await?;
+    changes.record(&mut tx, Announce::Newest).await?;
+    commit(tx, changes.newest()).await?;
     Ok(Some(
         staged.iter().map(|s| Ok(changes.committed(s))).collect(),
     ))
@@ -195,7 +195,7 @@ async fn attempt_isolated(
     let mut results = Vec::with_capacity(writes.len());
     for write in writes {
         if write.reads_change_log() {
-            changes.record(&mut tx).await?;
+            changes.record(&mut tx, Announce::No).await?;
             // Rows written after a clean savepoint: the next write needs a new one.
             savepoint = savepoint.map(Savepoint::written);
         }
@@ -216,27 +216,29 @@ async fn attempt_isolated(
         }
         results.push(result);
     }
-    changes.record(&mut tx).await?;
-    notify_and_commit(tx, changes.newest()).await?;
+    changes.record(&mut tx, Announce::Newest).await?;
+    commit(tx, changes.newest()).await?;
     Ok(results
         .into_iter()
         .map(|result| result.map(|s| changes.committed(&s)))
         .collect())
 }
 
-/// Commits, announcing revision `newest` to the other replicas; with no revision (every write
+/// Commits what `newest` says was recorded (and announced); with no revision (every write
 /// failed its checks) there is nothing to commit.
-async fn notify_and_commit(mut tx: Transaction<'_, Postgres>, newest: Option<u64>) -> Result<()> {
-    let Some(newest) = newest else {
-        return tx.rollback().await.map_err(db_error);
-    };
-    sqlx::query(include_str!("queries/notify.sql"))
-        .bind(CHANGES_CHANNEL)
-        .bind(newest.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    tx.commit().await.map_err(db_error)
+async fn commit(tx: Transaction<'_, Postgres>, newest: Option<u64>) -> Result<()> {
+    match newest {
+        Some(_) => tx.commit().await.map_err(db_error),
+        None => tx.rollback().await.map_err(db_error),
+    }
+}
+
+/// Whether a `Changes::record` announces the transaction's newest revision to the other
+/// replicas (a notification, delivered on commit): the last one of a transaction does.
+#[derive(Clone, Copy, PartialEq)]
+enum Announce {
+    No,
+    Newest,
 }
 
 /// The savepoint isolating each write of a batch from the others.
@@ -362,10 +364,20 @@ struct Changes<'a> {
 }
 
 impl<'a> Changes<'a> {
-    /// Records the changes staged since the last call, numbering them consecutively.
-    async fn record(&mut self, tx: &mut PgConnection) -> Result<()> {
+    /// Records the changes staged since the last call, numbering them consecutively; with
+    /// `Announce::Newest`, announces the newest revision recorded in the transaction (in the
+    /// same statement when there are changes to record).
+    async fn record(&mut self, tx: &mut PgConnection, announce: Announce) -> Result<()> {
         let new = &self.staged[self.revisions.len()..];
         if new.is_empty() {
+            if let (Announce::Newest, Some(newest)) = (announce, self.newest()) {
+                sqlx::query(include_str!("queries/notify.sql"))
+                    .bind(CHANGES_CHANNEL)
+                    .bind(newest.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
             return Ok(());
         }
         let mut columns = Columns::with_capacity(new.len());
@@ -384,6 +396,7 @@ impl<'a> Changes<'a> {
             .bind(columns.environments)
             .bind(columns.on_behalf_of)
             .bind(columns.details)
+            .bind((announce == Announce::Newest).then_some(CHANGES_CHANNEL))
             .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;

@@ -1,6 +1,7 @@
 -- Changes with the next revisions, in the order given, and their audit records; returns the
 -- revision before the first. Revisions are numbered under the write lock, not by a sequence: a
--- rolled-back write must not leave a hole in the revisions.
+-- rolled-back write must not leave a hole in the revisions. With a channel ($12), announces the
+-- last revision on it (delivered on commit; the payload is the newest revision committed).
 WITH latest AS (
     SELECT COALESCE(MAX(revision), 0) AS revision FROM changes
 ), given AS (
@@ -23,5 +24,8 @@ WITH latest AS (
     SELECT revision, at, actor, action, subject, version, environments::json, message,
            on_behalf_of, details::json
     FROM given ORDER BY revision
+), announced AS (
+    SELECT pg_notify($12, (latest.revision + cardinality($1::text[]))::text)
+    FROM latest WHERE $12::text IS NOT NULL
 )
-SELECT revision FROM latest
+SELECT revision FROM latest LEFT JOIN announced ON TRUE
