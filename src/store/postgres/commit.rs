@@ -14,7 +14,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Postgres, Transaction};
-use tokio::sync::oneshot;
 
 use super::{CHANGES_CHANNEL, PostgresStore, db_error, rows::to_json};
 use crate::core::error::Result;
@@ -91,27 +90,20 @@ impl PostgresStore {
 /// Commits `writes` in one transaction: each write keeps its own expectations and result (a
 /// failed write is rolled back, the others go on), revisions are numbered consecutively in the
 /// order given. `Err` when the transaction itself fails: then nothing of any write was committed.
-/// `ending` is told when the transaction that ends the batch is about to commit or roll back.
 pub(super) async fn commit_batch(
     connection: &mut PgConnection,
     writes: &[&dyn Operation],
-    mut ending: Ending,
 ) -> Result<Vec<Result<Committed>>> {
     if writes.len() > 1 {
         // Usually every write's expectations hold: then savepoints are round trips for nothing.
         // A write may fail after writing some of its rows, so a failure anywhere undoes the
         // whole attempt and the batch is committed again with each write isolated.
-        if let Some(results) = attempt_whole(connection, writes, &mut ending).await? {
+        if let Some(results) = attempt_whole(connection, writes).await? {
             return Ok(results);
         }
     }
-    attempt_isolated(connection, writes, &mut ending).await
+    attempt_isolated(connection, writes).await
 }
-
-/// Told (once) when a batch's last transaction is about to commit or roll back, so that the
-/// next batch may begin meanwhile: its request for the write lock waits in the database, not
-/// in this process. Dropped untold when the batch fails before that.
-pub(super) type Ending = Option<oneshot::Sender<()>>;
 
 /// Begins a transaction holding the write lock, in one round trip.
 async fn lock(connection: &mut PgConnection) -> Result<Transaction<'_, Postgres>> {
@@ -127,7 +119,6 @@ async fn lock(connection: &mut PgConnection) -> Result<Transaction<'_, Postgres>
 async fn attempt_whole(
     connection: &mut PgConnection,
     writes: &[&dyn Operation],
-    ending: &mut Ending,
 ) -> Result<Option<Vec<Result<Committed>>>> {
     let mut tx = lock(connection).await?;
     let mut changes = Changes::default();
@@ -148,7 +139,7 @@ async fn attempt_whole(
         }
     }
     changes.record(&mut tx, Announce::Newest).await?;
-    commit(tx, changes.newest(), ending).await?;
+    commit(tx, changes.newest()).await?;
     Ok(Some(
         staged.iter().map(|s| Ok(changes.committed(s))).collect(),
     ))
@@ -196,7 +187,6 @@ async fn stage_run<'a>(
 async fn attempt_isolated(
     connection: &mut PgConnection,
     writes: &[&dyn Operation],
-    ending: &mut Ending,
 ) -> Result<Vec<Result<Committed>>> {
     let mut tx = lock(connection).await?;
     // A write alone needs no savepoint: if it fails, the transaction is rolled back.
@@ -227,7 +217,7 @@ async fn attempt_isolated(
         results.push(result);
     }
     changes.record(&mut tx, Announce::Newest).await?;
-    commit(tx, changes.newest(), ending).await?;
+    commit(tx, changes.newest()).await?;
     Ok(results
         .into_iter()
         .map(|result| result.map(|s| changes.committed(&s)))
@@ -235,15 +225,8 @@ async fn attempt_isolated(
 }
 
 /// Commits what `newest` says was recorded (and announced); with no revision (every write
-/// failed its checks) there is nothing to commit. Tells `ending` first.
-async fn commit(
-    tx: Transaction<'_, Postgres>,
-    newest: Option<u64>,
-    ending: &mut Ending,
-) -> Result<()> {
-    if let Some(ending) = ending.take() {
-        let _ = ending.send(());
-    }
+/// failed its checks) there is nothing to commit.
+async fn commit(tx: Transaction<'_, Postgres>, newest: Option<u64>) -> Result<()> {
     match newest {
         Some(_) => tx.commit().await.map_err(db_error),
         None => tx.rollback().await.map_err(db_error),

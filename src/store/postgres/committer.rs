@@ -3,27 +3,17 @@
 //! transaction, so writes that arrive while a commit is in flight share the next commit (one
 //! lock, one fsync) instead of each queueing for the write lock.
 //!
-//! A batch begins while the one before it commits: its request for the write lock then waits
-//! in the database, which grants it the moment the commit ends, instead of in this process,
-//! which would hear of the commit, answer its writers and only then begin the next. Two batches
-//! are in flight at most, and the lock keeps their commits in order.
-//!
-//! The committer keeps its connections between commits that follow each other closely: the
-//! pool tests a connection with a round trip each time it lends it and each time it gets it
-//! back.
+//! The committer keeps its connection between commits that follow each other closely: the pool
+//! tests a connection with a round trip each time it lends it and each time it gets it back.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use futures::FutureExt;
-use parking_lot::Mutex;
 
 use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::commit::{Ending, Operation, commit_batch};
+use super::commit::{Operation, commit_batch};
 use super::db_error;
 use crate::core::error::{Error, Result};
 use crate::core::ports::Committed;
@@ -74,70 +64,37 @@ impl Committer {
     }
 }
 
-/// Connections of batches that ended, each with the time it went idle.
-type Kept = Arc<Mutex<Vec<(PoolConnection<Postgres>, Instant)>>>;
-
 async fn run(pool: PgPool, mut queue: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let kept: Kept = Arc::default();
-    // Resolves once the batch in flight is ending (or has failed).
-    let mut in_flight: Option<oneshot::Receiver<()>> = None;
-    loop {
-        // Writes queue up meanwhile: the next batch takes them all.
-        if let Some(ending) = in_flight.take() {
-            let _ = ending.await;
-        }
-        if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            return;
-        }
-        let (ending, ended) = oneshot::channel();
-        in_flight = Some(ended);
+    let mut kept: Option<(PoolConnection<Postgres>, Instant)> = None;
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let pool = pool.clone();
         let taken = std::mem::take(&mut batch);
+        let connection = kept
+            .take()
+            .filter(|(_, idle_since)| idle_since.elapsed() < KEEP_IDLE)
+            .map(|(connection, _)| connection);
         // A task of its own, so that a panicking write fails its batch, not every later write.
-        tokio::spawn(commit_in_turn(
-            pool.clone(),
-            kept.clone(),
-            taken,
-            Some(ending),
-        ));
-    }
-}
-
-/// Commits one batch on a kept connection (or one from the pool), answers its writers and
-/// keeps the connection if the transaction went through.
-async fn commit_in_turn(pool: PgPool, kept: Kept, taken: Vec<Queued>, ending: Ending) {
-    let connection = {
-        let mut kept = kept.lock();
-        kept.retain(|(_, idle_since)| idle_since.elapsed() < KEEP_IDLE);
-        kept.pop().map(|(connection, _)| connection)
-    };
-    let batch = async {
-        let mut connection = connection;
-        let writes: Vec<&dyn Operation> = taken.iter().map(|queued| &*queued.write).collect();
-        let spans = taken.iter().map(|q| q.span.clone()).collect();
-        let transaction = async {
-            let connection = match &mut connection {
-                Some(connection) => connection,
-                None => connection.insert(pool.acquire().await.map_err(db_error)?),
+        let committed = tokio::spawn(async move {
+            let mut connection = connection;
+            let writes: Vec<&dyn Operation> = taken.iter().map(|queued| &*queued.write).collect();
+            let spans = taken.iter().map(|q| q.span.clone()).collect();
+            let transaction = async {
+                let connection = match &mut connection {
+                    Some(connection) => connection,
+                    None => connection.insert(pool.acquire().await.map_err(db_error)?),
+                };
+                commit_batch(connection, &writes).await
             };
-            commit_batch(connection, &writes, ending).await
-        };
-        let outcome = crate::store::commit_observed("postgresql", spans, transaction).await;
-        // After a failed transaction the pool decides whether the connection still works.
-        let connection = connection.filter(|_| outcome.is_ok());
-        answer(taken, outcome);
-        connection
-    };
-    match std::panic::AssertUnwindSafe(batch).catch_unwind().await {
-        Ok(Some(connection)) => kept.lock().push((connection, Instant::now())),
-        Ok(None) => {}
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("(no message)");
-            tracing::error!(panic = message, "a PostgreSQL commit panicked");
+            let outcome = crate::store::commit_observed("postgresql", spans, transaction).await;
+            // After a failed transaction the pool decides whether the connection still works.
+            let connection = connection.filter(|_| outcome.is_ok());
+            answer(taken, outcome);
+            connection
+        });
+        match committed.await {
+            Ok(connection) => kept = connection.map(|connection| (connection, Instant::now())),
+            Err(error) => tracing::error!(%error, "a PostgreSQL commit panicked"),
         }
     }
 }
