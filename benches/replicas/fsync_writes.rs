@@ -3,6 +3,8 @@
 //! committed together (group commit, `src/store/postgres/commit.rs`), so 16 writers should share
 //! each fsync instead of queueing for their own.
 
+use std::net::SocketAddr;
+
 use super::support::{self, cpu};
 use super::{Options, Server, WriteRun, postgres, write_many};
 
@@ -14,6 +16,33 @@ pub struct FsyncRun {
     pub writes: WriteRun,
     /// CPU microseconds per version: (server, PostgreSQL, load generator).
     pub cpu_per_version: (f64, f64, f64),
+    /// The server's commits during the run: (writes per commit, milliseconds per commit), from
+    /// its `summit_commit_batch_size` and `summit_commit_duration_seconds` histograms.
+    pub commits: (f64, f64),
+}
+
+/// The server's commit histograms so far: (commits, writes committed, seconds committing).
+async fn commits_now(addr: SocketAddr) -> (f64, f64, f64) {
+    let mut sender = support::connect(addr).await;
+    let (status, body) = support::send(&mut sender, "GET", "/metrics", Default::default()).await;
+    assert_eq!(status, 200, "GET /metrics");
+    let text = String::from_utf8_lossy(&body);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    };
+    (
+        value("summit_commit_batch_size_count"),
+        value("summit_commit_batch_size_sum"),
+        value("summit_commit_duration_seconds_sum"),
+    )
 }
 
 /// CPU seconds so far of (server, PostgreSQL, this process).
@@ -36,11 +65,14 @@ pub async fn fsync_writes(cluster: &postgres::PgCluster, opts: &Options) -> Vec<
     write_many(server.addr, 16, opts.ids, opts.ids, 0).await;
     let mut runs = Vec::new();
     for (round, writers) in WRITER_COUNTS.into_iter().enumerate() {
+        let committed_before = commits_now(server.addr).await;
         let before = cpu_now(&server, postmaster);
         let generation = (round + 1) * opts.writes;
         let writes = write_many(server.addr, writers, opts.writes, opts.ids, generation).await;
         let after = cpu_now(&server, postmaster);
+        let committed_after = commits_now(server.addr).await;
         let per_version = |from: f64, to: f64| (to - from) * 1e6 / opts.writes as f64;
+        let commits = (committed_after.0 - committed_before.0).max(1.0);
         runs.push(FsyncRun {
             writers,
             writes,
@@ -48,6 +80,10 @@ pub async fn fsync_writes(cluster: &postgres::PgCluster, opts: &Options) -> Vec<
                 per_version(before.0, after.0),
                 per_version(before.1, after.1),
                 per_version(before.2, after.2),
+            ),
+            commits: (
+                (committed_after.1 - committed_before.1) / commits,
+                (committed_after.2 - committed_before.2) * 1e3 / commits,
             ),
         });
     }
