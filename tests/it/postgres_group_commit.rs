@@ -18,6 +18,7 @@ use summit_config::core::ports::{
     NotificationStore, SchemaStore, SchemaWrite, VersionWrite,
 };
 use summit_config::core::service::now;
+use summit_config::core::versioned::Document;
 use summit_config::store::PostgresStore;
 use summit_config::store::postgres::CHANGES_CHANNEL;
 use tokio::task::JoinHandle;
@@ -538,4 +539,64 @@ async fn a_batch_whose_last_write_failed_after_recording_the_others_still_announ
         payloads.push(notification.payload().to_owned());
     }
     assert_eq!(payloads, ["1", "2", "3", "4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_record_reads_its_details_from_its_change_which_cannot_be_changed() {
+    let Some((store, url)) = open().await else {
+        return;
+    };
+    let first = version_write("detailed", 0);
+    let mut second = version_write("detailed", 1);
+    second.audit.details = second
+        .version
+        .document
+        .describe(Some((1, &first.version.document)))
+        .unwrap()
+        .details;
+    store.configs().append(first).await.unwrap();
+    store.configs().append(second).await.unwrap();
+    let audit = store
+        .audit(AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let changes = store.changes_since(0, 10).await.unwrap();
+    assert_eq!(audit.len(), 2);
+    // Newest first; the second version's patch replaces the expected live version.
+    assert_eq!(audit[0].revision, 2);
+    assert_eq!(
+        serde_json::to_value(&audit[0].details).unwrap(),
+        serde_json::to_value(&changes[1].details).unwrap()
+    );
+    assert!(
+        serde_json::to_string(&audit[0].details)
+            .unwrap()
+            .contains("/config/expected"),
+        "{:?}",
+        audit[0].details
+    );
+
+    // Stored once: in the change log, not in the audit row.
+    let mut connection = PgConnection::connect(&url).await.unwrap();
+    let copies: i64 = sqlx::query_scalar("SELECT count(*) FROM audit WHERE details IS NOT NULL")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(copies, 0);
+    for statement in [
+        "UPDATE changes SET details = '{}' WHERE revision = 2",
+        "DELETE FROM changes WHERE revision = 2",
+    ] {
+        let refused = sqlx::raw_sql(statement)
+            .execute(&mut connection)
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("append-only"),
+            "{statement}: {refused}"
+        );
+    }
 }

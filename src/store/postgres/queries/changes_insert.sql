@@ -1,4 +1,5 @@
--- Changes with the next revisions, in the order given, and their audit records; returns the
+-- Changes with the next revisions, in the order given, and their audit records (whose details
+-- are the change's, stored once: see migration 0013); returns the
 -- revision before the first. Revisions are numbered under the write lock, not by a sequence: a
 -- rolled-back write must not leave a hole in the revisions. With a channel ($12), announces the
 -- last revision on it (delivered on commit; the payload is the newest revision committed).
@@ -19,10 +20,9 @@ WITH latest AS (
     FROM given ORDER BY revision
 ), audited AS (
     INSERT INTO audit
-        (revision, at, actor, action, config_id, version, environments, message, on_behalf_of,
-         details)
+        (revision, at, actor, action, config_id, version, environments, message, on_behalf_of)
     SELECT revision, at, actor, action, subject, version, environments::json, message,
-           on_behalf_of, details::json
+           on_behalf_of
     FROM given ORDER BY revision
 ), announced AS (
     SELECT pg_notify($12, (latest.revision + cardinality($1::text[]))::text)
