@@ -170,10 +170,7 @@ async fn stage_run<'a>(
     run: &[&'a dyn Operation],
     changes: &mut Changes<'a>,
 ) -> Result<Vec<Staged>> {
-    let applied = match run {
-        [write] => vec![write.apply(tx).await],
-        _ => run[0].apply_run(tx, run).await?,
-    };
+    let applied = run[0].apply_run(tx, run).await?;
     let mut staged = Vec::with_capacity(run.len());
     for (write, change) in run.iter().zip(applied) {
         staged.push(stage(tx, *write, change?, changes).await?);
