@@ -137,7 +137,12 @@ where
         request,
         move |state, caller, request| {
             let request = with_body_limit(request, limits.max_body_bytes);
-            within(limits.request_timeout, handler(state, caller, request))
+            // Boxed: the handler's future (body read, parse, evaluation) is large, and every
+            // future around it would otherwise copy it as it is built and first polled.
+            within(
+                limits.request_timeout,
+                Box::pin(handler(state, caller, request)),
+            )
         },
     )
     .boxed()
