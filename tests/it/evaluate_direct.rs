@@ -233,3 +233,48 @@ async fn direct_flag_evaluations_decide_as_the_routed_handlers_do() {
         "{refused:?}"
     );
 }
+
+/// A body that stops coming meets the routed handlers' deadline (503) on either path: the
+/// direct path starts no timer for an answer that is ready at its first poll, so it must still
+/// start one for an answer that is not.
+#[tokio::test]
+async fn a_stalled_body_meets_the_request_deadline_either_way() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::spawn_with(|s| {
+        s.no_auth = false;
+        s.admin_token = Some(ADMIN.into());
+        s.request_timeout_secs = 1;
+    })
+    .await;
+    server.put_flag_as(ADMIN, "beta", beta_flag()).await;
+    for path in [
+        "/api/v1/feature-flags/evaluate",
+        "/api/v1/feature-flags/evaluate?routed",
+        "/ofrep/v1/evaluate/flags/beta",
+        "/ofrep/v1/evaluate/flags/beta?routed",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("connect");
+        // Headers whole, the body cut short: 100 bytes promised, 11 sent.
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {ADMIN}\r\n\
+             content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"flagKey\":"
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        let started = Instant::now();
+        let mut answer = vec![0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(15), stream.read(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer within 15 s"))
+            .expect("read");
+        let text = String::from_utf8_lossy(&answer[..read]);
+        assert!(text.starts_with("HTTP/1.1 503"), "{path}: {text}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "{path}: answered before the deadline"
+        );
+    }
+}

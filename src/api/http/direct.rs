@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -204,7 +205,13 @@ fn with_body_limit(request: Request, limit: usize) -> Request {
 }
 
 /// The routed handlers' deadline (`TimeoutLayer` with 503): an empty 503 when it passes.
+/// Most answers are ready at their first poll (the body came with the headers and the
+/// evaluation is answered from memory), and those need no timer.
 async fn within(deadline: Duration, answer: impl Future<Output = Response>) -> Response {
+    let mut answer = std::pin::pin!(answer);
+    if let Poll::Ready(response) = futures::poll!(answer.as_mut()) {
+        return response;
+    }
     tokio::time::timeout(deadline, answer)
         .await
         .unwrap_or_else(|_| {
