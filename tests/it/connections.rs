@@ -21,7 +21,7 @@ use tonic_health::pb::health_client::HealthClient;
 /// Longest wait for anything the server should do.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+pub(crate) async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(PATIENCE, future)
         .await
         .unwrap_or_else(|_| panic!("timed out after {PATIENCE:?}: {what}"))

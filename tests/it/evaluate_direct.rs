@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::authorization::{ADMIN, beta_flag, denials, token};
 use crate::common::TestServer;
+use crate::connections::within;
 use crate::effective_direct::decision;
 
 /// The headers that carry a decision.
@@ -266,10 +267,7 @@ async fn a_stalled_body_meets_the_request_deadline_either_way() {
         stream.write_all(head.as_bytes()).await.expect("write");
         let started = Instant::now();
         let mut answer = vec![0u8; 4096];
-        let read = tokio::time::timeout(Duration::from_secs(15), stream.read(&mut answer))
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no answer within 15 s"))
-            .expect("read");
+        let read = within(path, stream.read(&mut answer)).await.expect("read");
         let text = String::from_utf8_lossy(&answer[..read]);
         assert!(text.starts_with("HTTP/1.1 503"), "{path}: {text}");
         assert!(
