@@ -39,17 +39,26 @@ pub async fn follow_changes(
 }
 
 /// Applies every change after `cursor`; returns the last revision applied. Stops early (to
-/// retry on the next wake-up) when the database does not answer.
+/// retry on the next wake-up) when the database does not answer. This replica's own changes
+/// come from memory while they follow the cursor (`committed_here`), the rest from the change
+/// log.
 async fn catch_up(cache: &CachedStore, service: &ConfigService, mut cursor: u64) -> u64 {
     loop {
-        let events = match cache.changes_since(cursor, BATCH).await {
-            Ok(events) => events,
-            Err(error) => {
-                tracing::debug!(%error, cursor, "change log unreachable; will retry");
-                return cursor;
-            }
+        let (events, more, source) = match cache.committed_here(cursor, BATCH).await {
+            Some(here) => (here.events, here.more, "memory"),
+            None => match cache.changes_since(cursor, BATCH).await {
+                Ok(events) => {
+                    let full = events.len() == BATCH as usize;
+                    (events, full, "change_log")
+                }
+                Err(error) => {
+                    tracing::debug!(%error, cursor, "change log unreachable; will retry");
+                    return cursor;
+                }
+            },
         };
-        let full = events.len() == BATCH as usize;
+        metrics::counter!("summit_follower_changes_total", "source" => source)
+            .increment(events.len() as u64);
         for event in events {
             // What is served first: a version written elsewhere must not be served here
             // before the release that keeps it back is known.
@@ -67,7 +76,7 @@ async fn catch_up(cache: &CachedStore, service: &ConfigService, mut cursor: u64)
             cache.mark_applied(cursor);
             service.publish(event);
         }
-        if !full {
+        if !more {
             return cursor;
         }
     }

@@ -132,6 +132,13 @@ fn describe() {
     let _ = metrics::histogram!("summit_commit_duration_seconds");
     describe_histogram!("summit_commit_batch_size", "Writes per committed batch");
     let _ = metrics::histogram!("summit_commit_batch_size");
+    describe_counter!(
+        "summit_follower_changes_total",
+        "Changes the replica follower took up, by source: memory (committed by this replica) or change_log"
+    );
+    for source in ["memory", "change_log"] {
+        metrics::counter!("summit_follower_changes_total", "source" => source).absolute(0);
+    }
     describe_gauge!(
         "summit_drift_instances",
         "Reporting instances by config, environment and state (in_sync, drifted, stale)"

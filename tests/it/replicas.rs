@@ -1376,6 +1376,134 @@ async fn a_replica_never_announces_a_change_its_reads_do_not_show_yet() {
     }
 }
 
+/// How many changes `replica`'s follower took from memory and from the change log.
+async fn follower_sources(replica: &Replica) -> (u64, u64) {
+    let response = replica.client.get(replica.url("/metrics")).send().await;
+    let text = response
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let taken = |source: &str| -> u64 {
+        let series = format!("summit_follower_changes_total{{source=\"{source}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} on {}", replica.name))
+    };
+    (taken("memory"), taken("change_log"))
+}
+
+/// The change events of `id` a replica's watch replays from the start.
+async fn seen_by(replica: &Replica, id: &str) -> Vec<Value> {
+    let mut watch = replica.watch(&format!("configId={id}"), Some(0)).await;
+    let mut events = Vec::new();
+    while let Next::Event(event) = watch.next(Duration::from_millis(300)).await {
+        events.push(event.json());
+    }
+    events
+}
+
+/// A replica publishes its own writes from memory (`committed_here`) and the other replica's
+/// from the change log: whichever way, both replicas' watchers get the same events, every
+/// revision once and in order, while both write concurrently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn both_replicas_watchers_get_the_same_events_whichever_replica_wrote_them() {
+    let Some(url) = test_database_url().await else {
+        return;
+    };
+    let (a, b) = start_pair(&url).await;
+    let start = a.revision().await;
+    let mut watches = Vec::new();
+    for replica in [&a, &b] {
+        watches.push(replica.watch("", None).await);
+    }
+    const WRITERS: usize = 3;
+    const VERSIONS: u64 = 8;
+    let writes = [&a, &b].into_iter().flat_map(|replica| {
+        (0..WRITERS).map(move |w| async move {
+            let id = format!("both-{}-{w}", replica.name);
+            for n in 1..=VERSIONS {
+                let body = json!({
+                    "config": {"n": n, "writer": w, "list": [n, n + 1]},
+                    "overrides": {"prod": {"n": n * 10}},
+                    "metadata": meta(replica.name, &format!("version {n}")),
+                });
+                assert_eq!(replica.put_config(&id, &body).await, n);
+            }
+            let response = replica
+                .delete(
+                    &format!("/api/v1/configs/{id}"),
+                    &json!({"metadata": meta(replica.name, "done"), "expectedVersion": VERSIONS}),
+                )
+                .await;
+            assert_eq!(response.status(), 200, "delete {id}");
+        })
+    });
+    futures::future::join_all(writes).await;
+    let total = 2 * WRITERS as u64 * (VERSIONS + 1);
+
+    let mut seen = Vec::new();
+    for watch in &mut watches {
+        let mut events = Vec::new();
+        for expected in start + 1..=start + total {
+            let (id, event) = watch.change().await;
+            assert_eq!(id, expected, "every revision once, in order: {event}");
+            events.push(event);
+        }
+        watch.assert_quiet(Duration::from_millis(300)).await;
+        seen.push(events);
+    }
+    assert_eq!(seen[0], seen[1], "a's and b's watchers got the same events");
+    let deletes = seen[0]
+        .iter()
+        .filter(|event| event["kind"] == "config.deleted")
+        .count();
+    assert_eq!(deletes, 2 * WRITERS);
+    // The patch of each version is in the events, as the change log has it.
+    assert!(
+        seen[0]
+            .iter()
+            .filter(|event| event["kind"] == "config.updated")
+            .all(|event| event["changes"].is_array()),
+        "{:?}",
+        seen[0][0]
+    );
+    // Each replica took its own changes from memory where they followed its cursor (seldom,
+    // while the two interleave), every other from the change log.
+    for replica in [&a, &b] {
+        let (memory, change_log) = follower_sources(replica).await;
+        assert!(
+            memory + change_log >= total,
+            "{}: {memory} changes from memory, {change_log} from the change log, of {total}",
+            replica.name
+        );
+    }
+    // Alone, a replica reads none of its own changes back.
+    let (memory_before, change_log_before) = follower_sources(&a).await;
+    let mut live = vec![Vec::new(), Vec::new()];
+    for n in 1..=10u64 {
+        let body = json!({"config": {"n": n, "list": [n]}, "metadata": meta("a", "alone")});
+        assert_eq!(a.put_config("alone", &body).await, n);
+        for (watch, events) in watches.iter_mut().zip(&mut live) {
+            let (_, event) = watch.change().await;
+            assert_eq!(event["version"], n);
+            events.push(event);
+        }
+    }
+    let (memory, change_log) = follower_sources(&a).await;
+    assert_eq!(
+        (memory - memory_before, change_log - change_log_before),
+        (10, 0),
+        "a's own changes, from memory and from the change log"
+    );
+    // What a published from memory is what b read from the change log, and what a replays
+    // from it, to the microsecond and the patch's byte.
+    assert_eq!(live[0], live[1]);
+    assert_eq!(live[0], seen_by(&a, "alone").await);
+    a.terminate().await;
+    b.terminate().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flag_written_through_one_replica_is_evaluated_and_watched_through_the_other() {
     let Some(url) = test_database_url().await else {

@@ -27,7 +27,7 @@ pub use applied::AppliedStore;
 pub use approvals::{ChangeRequestQuery, ChangeRequestStore, ChangeRequestWrite};
 pub use cache::{ReadCache, ServiceInstances, TokenMap};
 pub use changelog::{AuditQuery, AuditSubject, ChangeLog, Record};
-pub use database::Database;
+pub use database::{CommittedHere, Database};
 pub use deployments::{DeploymentQuery, DeploymentStore, DeploymentWrite};
 pub use documents::{AppliedRequest, DeleteWrite, DocumentStore, VersionWrite};
 pub use notifications::{NotificationStore, WebhookDelete, WebhookWrite};

@@ -17,8 +17,8 @@ use crate::core::model::{
 };
 use crate::core::ports::{
     AccessStore, AppliedStore, AuditQuery, ChangeLog, ChangeRequestQuery, ChangeRequestStore,
-    ChangeRequestWrite, Committed, ConfigDeleteWrite, ConfigWrite, Database, DocumentStore,
-    FlagDeleteWrite, FlagWrite, ReadCache, Record, Rewrap, SchemaStore, SchemaWrite,
+    ChangeRequestWrite, Committed, CommittedHere, ConfigDeleteWrite, ConfigWrite, Database,
+    DocumentStore, FlagDeleteWrite, FlagWrite, ReadCache, Record, Rewrap, SchemaStore, SchemaWrite,
     SecretDeleteWrite, SecretStore, SecretWrite, ServiceInstances, TokenMap, TokenRevoke,
     TokenWrite,
 };
@@ -405,6 +405,11 @@ impl Database for CachedStore {
 
     async fn wait_for_change(&self, timeout: std::time::Duration) {
         self.inner.wait_for_change(timeout).await
+    }
+
+    /// Not observed: an answer from memory is no evidence about the database now.
+    async fn committed_here(&self, revision: u64, limit: u32) -> Option<CommittedHere> {
+        self.inner.committed_here(revision, limit).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -11,7 +11,7 @@
 use std::any::Any;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Postgres, Transaction};
 
@@ -419,7 +419,7 @@ impl<'a> Changes<'a> {
                 change.version,
                 &change.checksum,
                 change.audit,
-                change.at,
+                stored_at(change.at),
             )
         };
         let announced_from = write.first + 1 + usize::from(write.follow_up);
@@ -432,6 +432,12 @@ impl<'a> Changes<'a> {
                 .collect(),
         }
     }
+}
+
+/// A change's time as PostgreSQL stores it (microseconds), so that the events a batch answers
+/// and keeps for the follower (`committed_here`) are the change log's rows exactly.
+fn stored_at(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
 }
 
 /// The columns of `changes_insert.sql`, one array each.
@@ -474,7 +480,7 @@ impl<'c> Columns<'c> {
         self.checksums.push(&change.checksum);
         self.actors.push(&audit.actor);
         self.messages.push(audit.message.as_deref());
-        self.at.push(change.at);
+        self.at.push(stored_at(change.at));
         self.actions.push(audit.action);
         self.environments.push(to_json(&audit.environments)?);
         self.on_behalf_of.push(audit.on_behalf_of.as_deref());

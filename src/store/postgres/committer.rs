@@ -6,6 +6,7 @@
 //! The committer keeps its connection between commits that follow each other closely: the pool
 //! tests a connection with a round trip each time it lends it and each time it gets it back.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::Postgres;
@@ -14,8 +15,10 @@ use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::commit::{Operation, commit_batch};
+use super::committed_here::CommittedLog;
 use super::db_error;
 use crate::core::error::{Error, Result};
+use crate::core::events::ChangeEvent;
 use crate::core::ports::Committed;
 
 /// Writes per transaction at most: a backend caches 64 subtransaction ids (each write's
@@ -42,9 +45,9 @@ pub(super) struct Committer {
 
 impl Committer {
     /// Starts the committer task; it ends once the `Committer` is dropped and the queue drained.
-    pub(super) fn start(pool: PgPool) -> Committer {
+    pub(super) fn start(pool: PgPool, committed: Arc<CommittedLog>) -> Committer {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run(pool, receiver));
+        tokio::spawn(run(pool, receiver, committed));
         Committer { queue }
     }
 
@@ -64,7 +67,7 @@ impl Committer {
     }
 }
 
-async fn run(pool: PgPool, mut queue: mpsc::Receiver<Queued>) {
+async fn run(pool: PgPool, mut queue: mpsc::Receiver<Queued>, committed: Arc<CommittedLog>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut kept: Option<(PoolConnection<Postgres>, Instant)> = None;
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -74,8 +77,10 @@ async fn run(pool: PgPool, mut queue: mpsc::Receiver<Queued>) {
             .take()
             .filter(|(_, idle_since)| idle_since.elapsed() < KEEP_IDLE)
             .map(|(connection, _)| connection);
+        committed.begin();
+        let log = committed.clone();
         // A task of its own, so that a panicking write fails its batch, not every later write.
-        let committed = tokio::spawn(async move {
+        let batch_done = tokio::spawn(async move {
             let mut connection = connection;
             let writes: Vec<&dyn Operation> = taken.iter().map(|queued| &*queued.write).collect();
             let spans = taken.iter().map(|q| q.span.clone()).collect();
@@ -89,14 +94,36 @@ async fn run(pool: PgPool, mut queue: mpsc::Receiver<Queued>) {
             let outcome = crate::store::commit_observed("postgresql", spans, transaction).await;
             // After a failed transaction the pool decides whether the connection still works.
             let connection = connection.filter(|_| outcome.is_ok());
+            if let Ok(results) = &outcome {
+                log.keep(changes_of(results));
+            }
+            log.settle();
             answer(taken, outcome);
             connection
         });
-        match committed.await {
+        match batch_done.await {
             Ok(connection) => kept = connection.map(|connection| (connection, Instant::now())),
-            Err(error) => tracing::error!(%error, "a PostgreSQL commit panicked"),
+            Err(error) => {
+                committed.settle();
+                tracing::error!(%error, "a PostgreSQL commit panicked");
+            }
         }
     }
+}
+
+/// Every change a committed batch recorded: each committed write's own, its follow-up and its
+/// announcements.
+fn changes_of(results: &[Result<Committed>]) -> Vec<ChangeEvent> {
+    results
+        .iter()
+        .flatten()
+        .flat_map(|committed| {
+            std::iter::once(&committed.event)
+                .chain(&committed.follow_up)
+                .chain(&committed.announced)
+        })
+        .cloned()
+        .collect()
 }
 
 /// Sends every queued write its result: its own, or the transaction's failure.

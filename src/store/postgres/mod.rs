@@ -20,13 +20,14 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolO
 use tokio::sync::Notify;
 
 use crate::core::error::{Error, Result};
-use crate::core::ports::Database;
+use crate::core::ports::{CommittedHere, Database};
 
 mod access;
 mod applied;
 mod approvals;
 mod changelog;
 mod commit;
+mod committed_here;
 mod committer;
 mod deployments;
 mod documents;
@@ -45,6 +46,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Every write goes through it (group commit).
     committer: committer::Committer,
+    /// This replica's committed changes, until its follower has them.
+    committed: Arc<committed_here::CommittedLog>,
     changed: Arc<Notify>,
     listener: tokio::task::JoinHandle<()>,
     /// The connection holding the duties lease, while this replica holds it.
@@ -105,9 +108,11 @@ impl PostgresStore {
             .map_err(db_error)?;
         migrate(&pool).await?;
         let changed = Arc::new(Notify::new());
-        let listener = tokio::spawn(listen(pool.clone(), changed.clone()));
+        let committed = Arc::new(committed_here::CommittedLog::default());
+        let listener = tokio::spawn(listen(pool.clone(), changed.clone(), committed.clone()));
         Ok(PostgresStore {
-            committer: committer::Committer::start(pool.clone()),
+            committer: committer::Committer::start(pool.clone(), committed.clone()),
+            committed,
             pool,
             changed,
             listener,
@@ -126,8 +131,9 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
 
 /// Wakes `wait_for_change` (one waiter: the follower; a wake-up with nobody waiting is kept for
 /// its next wait) on every notification, and after every reconnect (a notification
-/// may have been missed while the connection was down).
-async fn listen(pool: PgPool, changed: Arc<Notify>) {
+/// may have been missed while the connection was down). Each notification's revision is
+/// noted for `committed_here`.
+async fn listen(pool: PgPool, changed: Arc<Notify>, committed: Arc<committed_here::CommittedLog>) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
@@ -135,7 +141,12 @@ async fn listen(pool: PgPool, changed: Arc<Notify>) {
                     changed.notify_one();
                     loop {
                         match listener.try_recv().await {
-                            Ok(Some(_)) => changed.notify_one(),
+                            Ok(Some(notification)) => {
+                                if let Ok(revision) = notification.payload().parse() {
+                                    committed.announced(revision);
+                                }
+                                changed.notify_one();
+                            }
                             Ok(None) => changed.notify_one(), // reconnected: catch up
                             Err(error) => {
                                 tracing::debug!(%error, "change listener lost its connection");
@@ -194,5 +205,9 @@ impl Database for PostgresStore {
 
     async fn wait_for_change(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.changed.notified()).await;
+    }
+
+    async fn committed_here(&self, revision: u64, limit: u32) -> Option<CommittedHere> {
+        self.committed.after(revision, limit).await
     }
 }
