@@ -634,16 +634,17 @@ fn print_fsync_writes(runs: &[fsync_writes::FsyncRun], opts: &Options) {
         if opts.quick { "; --quick" } else { "" }
     );
     println!(
-        "| writers | versions/s ({} × 2 KB over {} ids) | CPU per version: server / PostgreSQL / load generator | commits: writes per commit, time per commit |\n|---|---|---|---|",
+        "| writers | versions/s ({} × 2 KB over {} ids) | CPU per version: server / PostgreSQL / load generator | commits: writes per commit, time per commit | changes the follower took from memory |\n|---|---|---|---|---|",
         opts.writes, opts.ids
     );
     for run in runs {
         let (server, database, bench) = run.cpu_per_version;
         let (batch, commit_ms) = run.commits;
         println!(
-            "| {} | {} | {server:.0} µs / {database:.0} µs / {bench:.0} µs | {batch:.1}, {commit_ms:.2} ms |",
+            "| {} | {} | {server:.0} µs / {database:.0} µs / {bench:.0} µs | {batch:.1}, {commit_ms:.2} ms | {:.0}% |",
             run.writers,
-            run.writes.figure()
+            run.writes.figure(),
+            run.from_memory * 100.0
         );
     }
     if let [one, .., many] = runs {

@@ -19,10 +19,14 @@ pub struct FsyncRun {
     /// The server's commits during the run: (writes per commit, milliseconds per commit), from
     /// its `summit_commit_batch_size` and `summit_commit_duration_seconds` histograms.
     pub commits: (f64, f64),
+    /// Share of the changes the server's follower took up from memory rather than reading
+    /// them back from the change log, from its `summit_follower_changes_total`.
+    pub from_memory: f64,
 }
 
-/// The server's commit histograms so far: (commits, writes committed, seconds committing).
-async fn commits_now(addr: SocketAddr) -> (f64, f64, f64) {
+/// The server's commit histograms so far: (commits, writes committed, seconds committing,
+/// changes its follower took from memory, from the change log).
+async fn commits_now(addr: SocketAddr) -> (f64, f64, f64, f64, f64) {
     let mut sender = support::connect(addr).await;
     let (status, body) = support::send(&mut sender, "GET", "/metrics", Default::default()).await;
     assert_eq!(status, 200, "GET /metrics");
@@ -42,6 +46,8 @@ async fn commits_now(addr: SocketAddr) -> (f64, f64, f64) {
         value("summit_commit_batch_size_count"),
         value("summit_commit_batch_size_sum"),
         value("summit_commit_duration_seconds_sum"),
+        value("summit_follower_changes_total{source=\"memory\"}"),
+        value("summit_follower_changes_total{source=\"change_log\"}"),
     )
 }
 
@@ -85,6 +91,11 @@ pub async fn fsync_writes(cluster: &postgres::PgCluster, opts: &Options) -> Vec<
                 (committed_after.1 - committed_before.1) / commits,
                 (committed_after.2 - committed_before.2) * 1e3 / commits,
             ),
+            from_memory: {
+                let memory = committed_after.3 - committed_before.3;
+                let change_log = committed_after.4 - committed_before.4;
+                memory / (memory + change_log).max(1.0)
+            },
         });
     }
     server.stop();
