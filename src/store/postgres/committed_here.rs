@@ -19,7 +19,9 @@ use crate::core::events::ChangeEvent;
 use crate::core::ports::CommittedHere;
 
 /// Changes kept at most; past this the oldest go (the follower then reads the change log).
-const CAPACITY: usize = 4096;
+/// The follower takes them within milliseconds; this bounds the memory of one that is stuck
+/// (a change's patch is at most `MAX_PATCH_BYTES`, so about 16 MiB of patches at most).
+const CAPACITY: usize = 1024;
 /// Longest a follower waits for a commit in flight to settle before it reads the change log.
 const SETTLE_WAIT: Duration = Duration::from_millis(250);
 
