@@ -158,12 +158,8 @@ impl ConfigService {
             async move {
                 let committed = commit.await?;
                 if let Some(bus) = bus {
-                    bus.publish(committed.event.clone());
-                    if let Some(follow_up) = &committed.follow_up {
-                        bus.publish(follow_up.clone());
-                    }
-                    for announced in &committed.announced {
-                        bus.publish(announced.clone());
+                    for event in committed.events() {
+                        bus.publish(event.clone());
                     }
                 }
                 Ok(committed)

@@ -151,6 +151,16 @@ pub struct Committed {
     pub announced: Vec<ChangeEvent>,
 }
 
+impl Committed {
+    /// Every change the write committed, in revision order: its own, the follow-up, the
+    /// announcements.
+    pub fn events(&self) -> impl Iterator<Item = &ChangeEvent> {
+        std::iter::once(&self.event)
+            .chain(&self.follow_up)
+            .chain(&self.announced)
+    }
+}
+
 /// A document's row as a write sees it inside its transaction; the write rules of every backend.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HeadRow {

@@ -111,17 +111,12 @@ async fn run(pool: PgPool, mut queue: mpsc::Receiver<Queued>, committed: Arc<Com
     }
 }
 
-/// Every change a committed batch recorded: each committed write's own, its follow-up and its
-/// announcements.
+/// Every change a committed batch recorded (`Committed::events` of each committed write).
 fn changes_of(results: &[Result<Committed>]) -> Vec<ChangeEvent> {
     results
         .iter()
         .flatten()
-        .flat_map(|committed| {
-            std::iter::once(&committed.event)
-                .chain(&committed.follow_up)
-                .chain(&committed.announced)
-        })
+        .flat_map(Committed::events)
         .cloned()
         .collect()
 }
