@@ -10,7 +10,8 @@
 //!      and 1,000 configs × 8,192 keys;
 //!   3. read latency at a fixed offered rate (default 20,000 req/s, open loop).
 //!
-//! `cargo bench --bench effective_read` (options: `-- --seconds 10 --rate 20000 --connections 64`;
+//! `cargo bench --bench effective_read` (options: `-- --seconds 10 --rate 20000 --connections 64
+//! --rounds 5`, the reads' windows being `seconds / rounds` for each server in turn;
 //! `--auth` to check a bearer token on every read; `--otlp http://HOST:PORT` to export traces of
 //! every request to that OTLP/gRPC collector).
 //! Not a test: it asserts nothing about speed and prints a Markdown table for docs/performance.md.
@@ -36,6 +37,8 @@ struct Options {
     seconds: u64,
     rate: u64,
     connections: usize,
+    /// Alternating rounds per mix; each server gets `seconds / rounds` a round.
+    rounds: usize,
 }
 
 fn options() -> Options {
@@ -43,6 +46,7 @@ fn options() -> Options {
         seconds: support::arg("--seconds", 10),
         rate: support::arg("--rate", 20_000),
         connections: support::arg("--connections", 64) as usize,
+        rounds: support::arg("--rounds", 5).max(1) as usize,
     }
 }
 
@@ -238,8 +242,7 @@ async fn run(opts: Options) {
 
     // Alternate the two servers in short rounds so drift in machine load hits both alike, and
     // report the medians of the per-round figures.
-    const ROUNDS: usize = 5;
-    let window = Duration::from_secs_f64(opts.seconds as f64 / ROUNDS as f64);
+    let window = Duration::from_secs_f64(opts.seconds as f64 / opts.rounds as f64);
     let (summit_pid, bare_pid) = (summit.0.id(), bare.0.id());
     let mixes = [
         ("one hot config", hot),
@@ -248,7 +251,7 @@ async fn run(opts: Options) {
     let mut closed = Vec::new();
     for (name, paths) in &mixes {
         let mut rounds = Vec::new();
-        for _ in 0..ROUNDS {
+        for _ in 0..opts.rounds {
             let b = max_throughput_measured(
                 bare_addr,
                 Some(bare_pid),
@@ -274,7 +277,7 @@ async fn run(opts: Options) {
         for (name, paths) in &mixes {
             let script = wrk::script(dir.path(), "reads", "GET", paths, None);
             let mut rounds = Vec::new();
-            for _ in 0..ROUNDS {
+            for _ in 0..opts.rounds {
                 let b = wrk::run(bare_addr, bare_pid, &script, 2, 32, window);
                 let s = wrk::run(summit_addr, summit_pid, &script, 2, 32, window);
                 if let (Some((s, _)), Some((b, _))) = (s, b) {

@@ -276,10 +276,10 @@ pub async fn effective(
                 resolve_secrets: false,
                 instance_id: given(&form.instance_id).map(str::to_owned),
             };
-            let effective = state.service.effective(&viewer.caller, id, &query).await?;
+            let effective = state.service.effective(&viewer.caller, id, query).await?;
             let version = state
                 .service
-                .version(&viewer.caller, id, effective.version)
+                .version(&viewer.caller, id, effective.version())
                 .await?;
             Some((effective, version))
         }
@@ -305,15 +305,15 @@ pub async fn effective(
             Some((effective, version)) => {
                 @let doc = &version.document;
                 @let env = environment.as_ref().map(|e| e.as_str());
-                @let latest = configs.iter().find(|c| c.config_id == effective.config_id).map(|c| c.version);
-                @if let Some(latest) = latest.filter(|l| *l != effective.version) {
-                    p.notice role="status" { "This environment is served version " (effective.version)
+                @let latest = configs.iter().find(|c| &c.config_id == effective.config_id()).map(|c| c.version);
+                @if let Some(latest) = latest.filter(|l| *l != effective.version()) {
+                    p.notice role="status" { "This environment is served version " (effective.version())
                         ", not the latest (" (latest) "): it releases versions through deployments." }
                 }
                 section aria-labelledby="applied" {
                     h2 #applied { "Layers applied, in order" }
                     ol.layers {
-                        li { "Base config of version " (effective.version) }
+                        li { "Base config of version " (effective.version()) }
                         @if let Some(env) = env.filter(|e| doc.overrides.contains_key(*e)) {
                             li { "Override for " strong { (env) } }
                         }

@@ -184,7 +184,7 @@ impl ConfigRpc for GrpcConfigService {
         let r = request.into_inner();
         let id = ConfigId::parse(&r.config_id)?;
         let query = effective_query(&r)?;
-        let effective = self.service.effective(&caller, &id, &query).await?;
+        let effective = self.service.effective(&caller, &id, query).await?;
         Ok(Response::new(cv::pb_effective(&effective)))
     }
 

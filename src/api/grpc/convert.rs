@@ -174,8 +174,8 @@ pub fn pb_effective(effective: &EffectiveConfig) -> pb::EffectiveConfig {
         None => effective.view.json.get().to_owned(),
     };
     pb::EffectiveConfig {
-        config_id: effective.config_id.to_string(),
-        version: effective.version,
+        config_id: effective.config_id().to_string(),
+        version: effective.version(),
         environment: effective
             .environment
             .as_ref()

@@ -1,5 +1,7 @@
 //! `GET /api/v1/configs/{id}/effective`: the hot read path, answered from memory.
 
+use std::borrow::Cow;
+
 use axum::body::Body;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -24,20 +26,47 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The effective read's query, parsed by hand: this is the hot path. Unknown or repeated
 /// parameters are refused like everywhere else.
+/// Values borrow from the query unless they had to be decoded.
 #[derive(Default)]
-struct EffectiveParams {
-    environment: Option<String>,
-    assignment_key: Option<String>,
+struct EffectiveParams<'q> {
+    environment: Option<Cow<'q, str>>,
+    assignment_key: Option<Cow<'q, str>>,
     assignment_value: Option<f64>,
     resolve_secrets: bool,
     instance_id: Option<String>,
 }
 
-impl EffectiveParams {
-    fn parse(query: Option<&str>) -> Result<Self> {
+/// The query's `name=value` pairs, split and decoded as `application/x-www-form-urlencoded`
+/// (`form_urlencoded::parse`): empty pairs skipped, a pair without `=` has an empty value,
+/// `+` is a space, percent-escapes are decoded, invalid UTF-8 is replaced. A part with
+/// nothing to decode is borrowed as it is: the query is already text.
+fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decoded(name), form_decoded(value))
+        })
+}
+
+fn form_decoded(text: &str) -> Cow<'_, str> {
+    if !text.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(text);
+    }
+    let spaced = text.replace('+', " ");
+    Cow::Owned(
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
+impl<'q> EffectiveParams<'q> {
+    fn parse(query: Option<&'q str>) -> Result<Self> {
         let mut params = EffectiveParams::default();
         let mut seen = [false; 5];
-        for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        for (name, value) in query_pairs(query.unwrap_or_default()) {
             let slot = match name.as_ref() {
                 "environment" => 0,
                 "assignmentKey" => 1,
@@ -57,8 +86,8 @@ impl EffectiveParams {
                 return Err(Error::invalid(name.as_ref(), "parameter given more than once").into());
             }
             match slot {
-                0 => params.environment = Some(value.into_owned()),
-                1 => params.assignment_key = Some(value.into_owned()),
+                0 => params.environment = Some(value),
+                1 => params.assignment_key = Some(value),
                 2 => {
                     params.assignment_value = Some(value.parse().map_err(|_| {
                         Error::invalid(
@@ -103,7 +132,7 @@ impl EffectiveParams {
                 )
                 .into());
             }
-            (Some(key), None) => AssignmentInput::key(key)?,
+            (Some(key), None) => AssignmentInput::key(key.into_owned())?,
             (None, Some(value)) => AssignmentInput::Value(value),
             (None, None) => AssignmentInput::None,
         };
@@ -173,7 +202,7 @@ async fn answer(
     if_none_match: Option<&HeaderValue>,
 ) -> Result<Response> {
     let query = EffectiveParams::parse(query)?.into_query()?;
-    let result = state.service.effective(caller, id, &query).await?;
+    let result = state.service.effective(caller, id, query).await?;
     let (document, etag) = result.document();
     let etag = HeaderValue::from_maybe_shared(etag).map_err(Error::internal)?;
     let etag_text = etag.to_str().map_err(Error::internal)?;
@@ -229,4 +258,45 @@ fn decoded_id(path: &str) -> Result<ConfigId> {
         .decode_utf8()
         .map_err(|_| Error::invalid("configId", "Invalid UTF-8 in `id`"))?;
     Ok(ConfigId::parse(&decoded)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_pairs_decode_as_form_urlencoded_does() {
+        let queries = [
+            "",
+            "&",
+            "environment=production&assignmentKey=user-1",
+            "a=b=c",
+            "noequals",
+            "=x",
+            "&&environment=prod&&",
+            "assignmentKey=a+b%20c%2Bd",
+            "assignmentKey=%E2%82%AC",
+            "assignmentKey=%ff%fe",
+            "assignmentKey=%zz%2",
+            "assign%6dentKey=x",
+            "k=v+&x+y=%26",
+            "environment=%",
+        ];
+        for query in queries {
+            let ours: Vec<(String, String)> = query_pairs(query)
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            let reference: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            assert_eq!(ours, reference, "query {query:?}");
+        }
+    }
+
+    #[test]
+    fn only_values_with_something_to_decode_are_copied() {
+        let pairs: Vec<_> = query_pairs("environment=production&assignmentKey=a%20b").collect();
+        assert!(matches!(pairs[0].1, Cow::Borrowed("production")));
+        assert!(matches!(&pairs[1].1, Cow::Owned(value) if value == "a b"));
+    }
 }

@@ -23,8 +23,8 @@ use crate::core::ports::{AuditQuery, AuditSubject};
 /// What a read of the effective config returns.
 #[derive(Debug, Clone)]
 pub struct EffectiveConfig {
-    pub config_id: ConfigId,
-    pub version: u64,
+    /// The version read: its config's id and its number.
+    pub source: Arc<ConfigVersion>,
     pub environment: Option<Environment>,
     /// The selected view: effective config, checksum, which layers applied.
     pub view: Arc<Rendered>,
@@ -35,6 +35,14 @@ pub struct EffectiveConfig {
 }
 
 impl EffectiveConfig {
+    pub fn config_id(&self) -> &ConfigId {
+        &self.source.id
+    }
+
+    pub fn version(&self) -> u64 {
+        self.source.version
+    }
+
     /// The effective document as JSON and its strong ETag: pre-rendered unless secrets were
     /// resolved or the caller named an environment that has no layer of its own.
     pub fn document(&self) -> (Bytes, Bytes) {
@@ -43,8 +51,8 @@ impl EffectiveConfig {
             return (self.view.document.clone(), self.view.etag.clone());
         }
         let document = effective_document(&EffectiveDocument {
-            config_id: self.config_id.as_str(),
-            version: self.version,
+            config_id: self.source.id.as_str(),
+            version: self.source.version,
             environment,
             effective_config: match &self.resolved {
                 Some(resolved) => EffectiveJson::Resolved(resolved),
@@ -205,7 +213,7 @@ impl ConfigService {
         &self,
         caller: &Caller,
         id: &ConfigId,
-        query: &EffectiveQuery,
+        query: EffectiveQuery,
     ) -> Result<EffectiveConfig> {
         caller.require_on(Permission::Read, id.as_str())?;
         caller.require_readable_environment(query.environment.as_ref().map(Environment::as_str))?;
@@ -242,13 +250,13 @@ impl ConfigService {
             Some(head) if head.latest.version == version => head.latest,
             _ => Arc::new(self.stored_version(id, version).await?),
         };
-        self.effective_of(version, query).await
+        self.effective_of(version, query.clone()).await
     }
 
     async fn effective_of(
         &self,
         version: Arc<ConfigVersion>,
-        query: &EffectiveQuery,
+        query: EffectiveQuery,
     ) -> Result<EffectiveConfig> {
         let env = query.environment.as_ref().map(Environment::as_str);
         let view = select(&version, env, &query.assignment, Utc::now())?;
@@ -259,9 +267,8 @@ impl ConfigService {
             None
         };
         Ok(EffectiveConfig {
-            config_id: version.id.clone(),
-            version: version.version,
-            environment: query.environment.clone(),
+            source: version,
+            environment: query.environment,
             view,
             resolved,
             stale: self.cache.degraded(),
