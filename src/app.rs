@@ -348,11 +348,6 @@ impl App {
             );
         }
         let flags = Arc::new(FlagService::new(storage.clone(), service.clone()));
-        let secrets = Arc::new(SecretService::new(
-            storage,
-            service.clone(),
-            keyring.clone(),
-        ));
         let targets = Arc::new(
             Targets::new(&list(&settings.webhook_allow))
                 .map_err(|e| anyhow::anyhow!("SUMMIT_WEBHOOK_ALLOW: {e}"))?,
@@ -363,6 +358,12 @@ impl App {
             keyring.clone(),
             targets.clone(),
             notifications_wake.clone(),
+        ));
+        let secrets = Arc::new(SecretService::new(
+            storage,
+            service.clone(),
+            keyring.clone(),
+            notifications.clone(),
         ));
         let dispatcher = Dispatcher::new(
             cache.clone(),

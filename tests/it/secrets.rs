@@ -413,3 +413,76 @@ async fn rewrapping_under_a_new_key_loses_nothing_and_retires_the_old_key_file()
         .count();
     assert_eq!(rewraps, 3, "{audit}");
 }
+
+#[tokio::test]
+async fn a_prefix_scoped_secrets_admin_may_rewrap_its_secrets_but_not_webhook_secrets() {
+    let server = TestServer::spawn_with(|s| {
+        s.no_auth = false;
+        s.admin_token = Some(ADMIN.into());
+        s.webhook_allow = "127.0.0.1".into();
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for (name, scopes) in [
+        ("sam", json!({})),
+        ("pat", json!({"configPrefixes": ["app-"]})),
+    ] {
+        let (status, created) = call(
+            &server,
+            ADMIN,
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": name, "roles": ["secrets-admin"], "scopes": scopes})),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        tokens.push(created["tokenText"].as_str().unwrap().to_owned());
+    }
+    let [sam, pat] = tokens.try_into().unwrap();
+    let (status, put) = call(
+        &server,
+        &pat,
+        Method::PUT,
+        "/api/v1/secrets/app-key",
+        Some(json!({"value": FIRST, "metadata": meta("pat", "set")})),
+    )
+    .await;
+    assert_eq!(status, 201, "{put}");
+    let rewrap = |token: String| {
+        let server = &server;
+        async move {
+            call(
+                server,
+                &token,
+                Method::POST,
+                "/api/v1/secret-keys/rewrap",
+                None,
+            )
+            .await
+        }
+    };
+    let (status, report) = rewrap(pat.clone()).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["unchanged"], json!(1), "{report}");
+
+    // A webhook's secrets belong to no id prefix: with one present, the scoped admin is
+    // refused before anything is sealed again.
+    let (status, webhook) = call(
+        &server,
+        ADMIN,
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["flag.updated"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{webhook}");
+    let (status, problem) = rewrap(pat.clone()).await;
+    assert_eq!(status, 403, "{problem}");
+    let (status, report) = rewrap(sam.clone()).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (&report["unchanged"], &report["webhookSecretsUnchanged"]),
+        (&json!(1), &json!(1)),
+        "{report}"
+    );
+}

@@ -626,3 +626,86 @@ async fn a_webhook_gets_only_the_changes_after_it_although_none_existed_before()
         "the deleted webhook got nothing more"
     );
 }
+
+#[tokio::test]
+async fn the_secret_keys_rewrap_seals_webhook_secrets_again_so_the_old_key_can_go() {
+    let receiver = Receiver::start().await;
+    let server = server("100ms").await;
+    let (webhook, first) = subscribe(
+        &server,
+        json!({"url": receiver.url, "events": ["config.updated"]}),
+    )
+    .await;
+    let (status, rotated) = server
+        .post_json(
+            &format!("/api/v1/webhooks/{webhook}/rotate-secret"),
+            &json!({"overlapSecs": 3600}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let second = rotated["secret"].as_str().unwrap().to_owned();
+
+    // The operator moves the key aside and starts with a new one, the old one still readable.
+    let data = server.db_path.parent().unwrap().to_owned();
+    let (old, new) = (data.join("old-key"), data.join("new-key"));
+    let mut server = server;
+    server.stop().await;
+    std::fs::rename(data.join("secret-key"), &old).unwrap();
+    let (new_file, old_file) = (new.clone(), old.clone());
+    let server = server
+        .restart_with(move |s| {
+            s.webhook_allow = "127.0.0.1".into();
+            s.webhook_retry_schedule = "100ms".into();
+            s.secret_key_file = Some(new_file);
+            s.secret_previous_key_files = vec![old_file];
+        })
+        .await;
+    let (status, report) = server
+        .post_json("/api/v1/secret-keys/rewrap", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (
+            &report["webhookSecretsRewrapped"],
+            &report["webhookSecretsUnchanged"]
+        ),
+        (&json!(2), &json!(0)),
+        "both the current secret and the one in its overlap: {report}"
+    );
+    let (_, again) = server
+        .post_json("/api/v1/secret-keys/rewrap", &json!({}))
+        .await;
+    assert_eq!(
+        (
+            &again["webhookSecretsRewrapped"],
+            &again["webhookSecretsUnchanged"]
+        ),
+        (&json!(0), &json!(2)),
+        "{again}"
+    );
+
+    // Without the old key file both secrets still sign, unchanged.
+    let server = server
+        .restart_with(move |s| {
+            s.webhook_allow = "127.0.0.1".into();
+            s.webhook_retry_schedule = "100ms".into();
+            s.secret_key_file = Some(new);
+        })
+        .await;
+    put(&server, "after-rewrap", 1).await;
+    let received = receiver.wait_for(1, WAIT).await;
+    assert!(
+        signed_with(&second, &received[0]) && signed_with(&first, &received[0]),
+        "{}",
+        received[0].signature
+    );
+    let (_, audit) = server.get_json("/api/v1/audit?limit=100").await;
+    let rewraps: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "webhook.rewrap")
+        .collect();
+    assert_eq!(rewraps.len(), 1, "{audit}");
+    assert!(!audit.to_string().contains(&second[6..]), "{audit}");
+}

@@ -239,6 +239,8 @@ impl SecretRpc for GrpcSecretService {
             key_id: report.key_id,
             rewrapped: report.rewrapped,
             unchanged: report.unchanged,
+            webhook_secrets_rewrapped: report.webhook_secrets_rewrapped,
+            webhook_secrets_unchanged: report.webhook_secrets_unchanged,
         }))
     }
 }

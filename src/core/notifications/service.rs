@@ -16,9 +16,10 @@ use crate::core::access::{Caller, Permission};
 use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::{Environment, FlagKey, Touched};
-use crate::core::model::{AuditDraft, Page};
+use crate::core::model::{AuditDraft, Metadata, Page};
 use crate::core::ports::{Store, WebhookDelete, WebhookWrite};
 use crate::core::secrets::crypto::Keyring;
+use crate::core::secrets::service::SealedElsewhere;
 use crate::core::service::now;
 
 const MAX_EVENTS: usize = 50;
@@ -314,6 +315,49 @@ impl NotificationService {
         Ok(found)
     }
 
+    async fn try_reseal(&self, id: &str, metadata: &Metadata) -> Result<(u64, u64)> {
+        let mut webhook = match self.stored(id).await {
+            Ok(webhook) => webhook,
+            // Deleted since the list was read: nothing left to seal.
+            Err(Error::NotFound { .. }) => return Ok((0, 0)),
+            Err(error) => return Err(error),
+        };
+        let current = self.keyring.current_id();
+        let stale = webhook
+            .secrets
+            .iter()
+            .filter(|s| s.sealed.key_id != current)
+            .count() as u64;
+        let unchanged = webhook.secrets.len() as u64 - stale;
+        if stale == 0 {
+            return Ok((0, unchanged));
+        }
+        let name = sealing_name(id);
+        for secret in webhook
+            .secrets
+            .iter_mut()
+            .filter(|s| s.sealed.key_id != current)
+        {
+            secret.sealed = self
+                .keyring
+                .rewrap(&name, secret.generation, &secret.sealed)?;
+        }
+        let expected = webhook.seq;
+        webhook.seq = expected + 1;
+        webhook.updated_at = now();
+        let audit = AuditDraft {
+            actor: metadata.actor.clone(),
+            action: "webhook.rewrap",
+            environments: Vec::new(),
+            message: metadata.message.clone(),
+            on_behalf_of: metadata.on_behalf_of.clone(),
+            details: Default::default(),
+        };
+        self.write(webhook, Some(expected), kind::WEBHOOK_UPDATED, audit)
+            .await?;
+        Ok((stale, unchanged))
+    }
+
     async fn stored(&self, id: &str) -> Result<Webhook> {
         self.store
             .webhooks()
@@ -350,6 +394,23 @@ impl NotificationService {
             expires_at: None,
         };
         Ok((signing::secret_text(&bytes), secret))
+    }
+}
+
+/// Every webhook signing secret that is not under the keyring's current key, sealed again
+/// under it; the secret itself is unchanged, so receivers notice nothing. Part of the secret
+/// store's re-wrap (`SecretService::rewrap_all`, which decides who may).
+#[async_trait::async_trait]
+impl SealedElsewhere for NotificationService {
+    async fn reseal(&self, metadata: &Metadata) -> Result<(u64, u64)> {
+        let mut counts = (0, 0);
+        for listed in self.store.webhooks().await? {
+            let (resealed, unchanged) =
+                retrying_when_moved(|| self.try_reseal(&listed.id, metadata)).await?;
+            counts.0 += resealed;
+            counts.1 += unchanged;
+        }
+        Ok(counts)
     }
 }
 

@@ -50,6 +50,10 @@ pub struct RewrapReport {
     pub rewrapped: u64,
     /// Versions that already were under that key.
     pub unchanged: u64,
+    /// Webhook signing secrets (current and still-overlapping ones) sealed again.
+    pub webhook_secrets_rewrapped: u64,
+    /// Webhook signing secrets that already were under that key.
+    pub webhook_secrets_unchanged: u64,
 }
 
 /// A secret's metadata: its versions and their stages, its rotation, never a value.
@@ -104,6 +108,17 @@ pub struct SecretService {
     /// Commits and publishes through the same path as config writes (one change log, one bus).
     configs: Arc<ConfigService>,
     keyring: Arc<Keyring>,
+    /// Webhook signing secrets are sealed under the same key: a re-wrap covers them too.
+    webhooks: Arc<dyn SealedElsewhere>,
+}
+
+/// Values sealed under the keyring outside the secret store (webhook signing secrets, kept
+/// by the notifications), which a re-wrap seals again too.
+#[async_trait::async_trait]
+pub trait SealedElsewhere: Send + Sync {
+    /// Seals again, under the current key, every value that is not: (how many were sealed
+    /// again, how many already were under it). The re-wrap has decided the caller may.
+    async fn reseal(&self, metadata: &Metadata) -> Result<(u64, u64)>;
 }
 
 /// The text a value is sealed as, and its format.
@@ -131,12 +146,18 @@ fn plaintext(value: &Value) -> Result<(ValueFormat, Vec<u8>)> {
 }
 
 impl SecretService {
-    pub fn new(storage: Storage, configs: Arc<ConfigService>, keyring: Arc<Keyring>) -> Self {
+    pub fn new(
+        storage: Storage,
+        configs: Arc<ConfigService>,
+        keyring: Arc<Keyring>,
+        webhooks: Arc<dyn SealedElsewhere>,
+    ) -> Self {
         SecretService {
             store: storage.store,
             cache: storage.cache,
             configs,
             keyring,
+            webhooks,
         }
     }
 
@@ -632,15 +653,26 @@ impl SecretService {
         caller.require(Permission::ManageSecrets)?;
         check_metadata(&metadata)?;
         self.configs.ensure_writable()?;
+        let secrets = self.store.secrets();
+        let heads = secrets.heads().await?;
+        // Every refusal before anything is sealed again.
+        for head in &heads {
+            caller.require_on(Permission::ManageSecrets, head.latest.id.as_str())?;
+        }
+        let webhooks_exist = !self.store.webhooks().await?.is_empty();
+        if webhooks_exist {
+            // Webhooks belong to no id: their secrets need a caller scoped to no prefix.
+            caller.require_unscoped_ids()?;
+        }
         let mut report = RewrapReport {
             key_id: self.keyring.current_id().to_owned(),
             rewrapped: 0,
             unchanged: 0,
+            webhook_secrets_rewrapped: 0,
+            webhook_secrets_unchanged: 0,
         };
-        let secrets = self.store.secrets();
-        for head in secrets.heads().await? {
+        for head in heads {
             let name = head.latest.id.clone();
-            caller.require_on(Permission::ManageSecrets, name.as_str())?;
             let mut before = None;
             loop {
                 let page = secrets.versions(&name, before, 100).await?;
@@ -682,6 +714,12 @@ impl SecretService {
                     report.rewrapped += 1;
                 }
             }
+        }
+        if webhooks_exist {
+            (
+                report.webhook_secrets_rewrapped,
+                report.webhook_secrets_unchanged,
+            ) = self.webhooks.reseal(&metadata).await?;
         }
         Ok(report)
     }
