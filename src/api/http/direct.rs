@@ -14,18 +14,18 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::task::Poll;
-use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use std::time::Instant;
+
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tower::{Layer, ServiceExt};
 use tracing::Instrument;
 
+use super::deadline::within;
 use super::error::{ApiError, Refusal};
 use super::{AppState, HttpLimits, access, effective, flags, ofrep, track};
 use crate::core::access::{Caller, CredentialMemo};
@@ -202,21 +202,4 @@ fn with_body_limit(request: Request, limit: usize) -> Request {
         .now_or_never()
         .expect("the limit layer completes at once")
         .unwrap_or_else(|never| match never {})
-}
-
-/// The routed handlers' deadline (`TimeoutLayer` with 503): an empty 503 when it passes.
-/// Most answers are ready at their first poll (the body came with the headers and the
-/// evaluation is answered from memory), and those need no timer.
-async fn within(deadline: Duration, answer: impl Future<Output = Response>) -> Response {
-    let mut answer = std::pin::pin!(answer);
-    if let Poll::Ready(response) = futures::poll!(answer.as_mut()) {
-        return response;
-    }
-    tokio::time::timeout(deadline, answer)
-        .await
-        .unwrap_or_else(|_| {
-            let mut response = Response::new(Body::empty());
-            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            response
-        })
 }

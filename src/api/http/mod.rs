@@ -5,11 +5,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::core::access::{AccessService, Caller};
@@ -25,6 +23,7 @@ pub mod access;
 pub mod audit;
 pub mod change_requests;
 pub mod configs;
+mod deadline;
 mod deployments;
 mod direct;
 pub mod drift;
@@ -130,10 +129,7 @@ pub(crate) fn documented_routes(
         .merge(change_requests::router())
         .merge(ops::router())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            limits.request_timeout,
-        ));
+        .layer(deadline::DeadlineLayer(limits.request_timeout));
     OpenApiRouter::with_openapi(openapi::base())
         .merge(bounded)
         .merge(effective::router())
