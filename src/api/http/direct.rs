@@ -14,7 +14,6 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Request};
