@@ -125,8 +125,11 @@ impl Rest {
             .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
             .into_owned();
         let mut connection = pin!(graceful.watch(connection));
+        // Probation ends with the first request, the deadline or an eviction; after it only
+        // the connection is polled (not a timer and a cancellation check at every wake-up).
         tokio::select! {
             served = &mut connection => return log_end(served),
+            () = probation.proven() => {}
             () = tokio::time::sleep_until(deadline) => {}
             () = &mut evicted => {}
         }

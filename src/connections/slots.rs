@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// How long a new connection waits for the slot of the connection it evicted.
@@ -39,6 +39,8 @@ pub struct Slot {
 #[derive(Debug, Default)]
 pub struct Probation {
     proven: AtomicBool,
+    /// Told once, when `proven` turns true.
+    proved: Notify,
     evict: CancellationToken,
 }
 
@@ -108,8 +110,23 @@ impl Slot {
 }
 
 impl Probation {
+    /// Called on every request: only the first one writes or wakes anything.
     pub fn prove(&self) {
-        self.proven.store(true, Ordering::Release);
+        if !self.proven.load(Ordering::Acquire) && !self.proven.swap(true, Ordering::AcqRel) {
+            self.proved.notify_waiters();
+        }
+    }
+
+    /// Completes once the connection has proved itself (at once if it has).
+    pub async fn proven(&self) {
+        let notified = self.proved.notified();
+        let mut notified = std::pin::pin!(notified);
+        // Registered before the flag is read, so a proof in between is not missed.
+        notified.as_mut().enable();
+        if self.is_proven() {
+            return;
+        }
+        notified.await;
     }
 
     pub fn is_proven(&self) -> bool {
@@ -119,5 +136,30 @@ impl Probation {
     /// Completes when the connection is asked to give up its slot.
     pub fn evicted(&self) -> WaitForCancellationFutureOwned {
         self.evict.clone().cancelled_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    #[tokio::test]
+    async fn proven_waits_for_the_first_request_and_no_longer() {
+        let probation = Arc::new(Probation::default());
+        let waiting = tokio::spawn({
+            let probation = probation.clone();
+            async move { probation.proven().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "nothing proved yet");
+        probation.prove();
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("woken by the proof")
+            .unwrap();
+        // Later requests change nothing, and a late waiter is answered at once.
+        probation.prove();
+        assert!(probation.proven().now_or_never().is_some());
     }
 }

@@ -25,8 +25,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The effective read's query, parsed by hand: this is the hot path. Unknown or repeated
-/// parameters are refused like everywhere else.
-/// Values borrow from the query unless they had to be decoded.
+/// parameters are refused like everywhere else. Values borrow from the query unless they had
+/// to be decoded.
 #[derive(Default)]
 struct EffectiveParams<'q> {
     environment: Option<Cow<'q, str>>,
