@@ -9,9 +9,8 @@ use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use tower_http::timeout::TimeoutLayer;
-
 use crate::api::http::access::AuthenticateLayer;
+use crate::api::http::deadline::DeadlineLayer;
 use crate::api::http::{AppState, HttpLimits};
 
 mod approvals;
@@ -63,9 +62,9 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router<AppState> {
         ))
         // The REST routes' bounds: a deadline on the store, a limit on what a form may send.
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+        .layer(DeadlineLayer::answering(
             limits.request_timeout,
+            page::too_late,
         ));
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))

@@ -153,6 +153,19 @@ pub fn message(status: StatusCode, title: &str, sentence: &str) -> Response {
     (status, Html(layout(None, title, body).into_string())).into_response()
 }
 
+/// A page past the request deadline (`SUMMIT_REQUEST_TIMEOUT_SECS`).
+pub fn too_late(deadline: std::time::Duration) -> Response {
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Took too long",
+        &format!(
+            "The server did not answer within {} s. A change may still have been made: look \
+             before trying again.",
+            deadline.as_secs_f64()
+        ),
+    )
+}
+
 pub fn login(csrf: &str, next: &str, note: Option<&str>, status: StatusCode) -> Response {
     let body = html! {
         @if let Some(note) = note { p.notice role="alert" { (note) } }

@@ -23,7 +23,7 @@ pub mod access;
 pub mod audit;
 pub mod change_requests;
 pub mod configs;
-mod deadline;
+pub(crate) mod deadline;
 mod deployments;
 mod direct;
 pub mod drift;
@@ -129,7 +129,7 @@ pub(crate) fn documented_routes(
         .merge(change_requests::router())
         .merge(ops::router())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(deadline::DeadlineLayer(limits.request_timeout));
+        .layer(deadline::DeadlineLayer::new(limits.request_timeout));
     OpenApiRouter::with_openapi(openapi::base())
         .merge(bounded)
         .merge(effective::router())

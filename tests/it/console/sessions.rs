@@ -403,3 +403,56 @@ async fn console_pages_may_not_be_framed_and_run_only_their_own_script() {
         assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
     }
 }
+
+/// A console request past the deadline gets a page saying so (and that a change may have
+/// been made), not an empty answer: here a sign-out form whose body stops coming.
+#[tokio::test]
+async fn a_console_request_past_the_deadline_gets_a_page_saying_so() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = server_with_access(|s| s.request_timeout_secs = 1).await;
+    let mut console = ConsoleClient::new(&server);
+    let signed_in = console.sign_in(ADMIN).await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let cookie = console.cookie.clone().expect("session cookie");
+
+    let mut stream = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /ui/logout HTTP/1.1\r\nhost: test\r\ncookie: {cookie}\r\n\
+         content-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ncsrf="
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let complete = |answer: &[u8]| {
+        let text = String::from_utf8_lossy(answer);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return false;
+        };
+        head.lines()
+            .find_map(|line| line.strip_prefix("content-length: "))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .is_some_and(|length| body.len() >= length)
+    };
+    while !complete(&answer) {
+        let mut chunk = vec![0u8; 8192];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("answered within 10 s")
+            .expect("read");
+        if read == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..read]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(
+        text.contains("content-type: text/html")
+            && text.contains("Took too long")
+            && text.contains("within 1 s"),
+        "{text}"
+    );
+}
