@@ -29,9 +29,12 @@ async fn main() -> anyhow::Result<()> {
     // Before the listeners: their default connection bound follows the limit.
     summit_config::connections::file_limit::raise_file_limit();
     let app = App::build(settings).await?;
+    // Installed before "listening" is logged: a supervisor's SIGTERM right after it is a
+    // graceful stop, never the default action (an unclean exit).
+    let signalled = stop_signal()?;
     let shutdown = app.shutdown_token();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signalled.await;
         tracing::info!("shutdown requested; finishing in-flight requests");
         shutdown.cancel();
     });
@@ -40,17 +43,24 @@ async fn main() -> anyhow::Result<()> {
     stopped
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
+/// Registers SIGTERM and SIGINT now (a signal arriving before the returned future is first
+/// polled is kept) and answers a future that completes at the first of them.
+#[cfg(unix)]
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {},
             _ = term.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

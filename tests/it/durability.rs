@@ -231,6 +231,17 @@ async fn binary_keeps_an_acknowledged_write_across_sigterm_and_restart() {
     second.terminate().await;
 }
 
+/// A SIGTERM the moment the binary says it is listening is a clean stop: the handler is
+/// installed before that line is logged, so a supervisor never meets the default action.
+#[tokio::test]
+async fn binary_stops_cleanly_on_a_sigterm_right_after_listening() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("data").join("db.sqlite");
+    for _ in 0..5 {
+        start_binary(&database).await.terminate().await;
+    }
+}
+
 /// SIGKILL mid-traffic: every write that was acknowledged (201) is there after restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_killed_mid_traffic_keeps_every_acknowledged_write() {

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::authorization::{ADMIN, beta_flag, denials, token};
-use crate::common::TestServer;
+use crate::common::{TestServer, raw_http};
 use crate::connections::within;
 use crate::effective_direct::decision;
 
@@ -241,7 +241,7 @@ async fn direct_flag_evaluations_decide_as_the_routed_handlers_do() {
 #[tokio::test]
 async fn a_stalled_body_meets_the_request_deadline_either_way() {
     use std::time::{Duration, Instant};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     let server = TestServer::spawn_with(|s| {
         s.no_auth = false;
@@ -266,28 +266,7 @@ async fn a_stalled_body_meets_the_request_deadline_either_way() {
         );
         stream.write_all(head.as_bytes()).await.expect("write");
         let started = Instant::now();
-        let mut answer = Vec::new();
-        // The head and the whole problem document, however the server splits its writes.
-        let complete = |answer: &[u8]| {
-            let text = String::from_utf8_lossy(answer);
-            let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                return false;
-            };
-            let length = head
-                .lines()
-                .find_map(|line| line.strip_prefix("content-length: "))
-                .and_then(|n| n.trim().parse::<usize>().ok());
-            length.is_some_and(|length| body.len() >= length)
-        };
-        while !complete(&answer) {
-            let mut chunk = vec![0u8; 4096];
-            let read = within(path, stream.read(&mut chunk)).await.expect("read");
-            if read == 0 {
-                break;
-            }
-            answer.extend_from_slice(&chunk[..read]);
-        }
-        let text = String::from_utf8_lossy(&answer);
+        let text = within(path, raw_http::one_answer(&mut stream)).await;
         assert!(text.starts_with("HTTP/1.1 503"), "{path}: {text}");
         assert!(
             started.elapsed() >= Duration::from_millis(900),

@@ -7,6 +7,7 @@ mod env;
 pub mod kafka;
 pub mod otlp;
 pub mod postgres;
+pub mod raw_http;
 pub mod receiver;
 pub mod secret_servers;
 

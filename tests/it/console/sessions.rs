@@ -408,8 +408,7 @@ async fn console_pages_may_not_be_framed_and_run_only_their_own_script() {
 /// been made), not an empty answer: here a sign-out form whose body stops coming.
 #[tokio::test]
 async fn a_console_request_past_the_deadline_gets_a_page_saying_so() {
-    use std::time::Duration;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     let server = server_with_access(|s| s.request_timeout_secs = 1).await;
     let mut console = ConsoleClient::new(&server);
@@ -425,29 +424,7 @@ async fn a_console_request_past_the_deadline_gets_a_page_saying_so() {
          content-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ncsrf="
     );
     stream.write_all(head.as_bytes()).await.expect("write");
-    let mut answer = Vec::new();
-    let complete = |answer: &[u8]| {
-        let text = String::from_utf8_lossy(answer);
-        let Some((head, body)) = text.split_once("\r\n\r\n") else {
-            return false;
-        };
-        head.lines()
-            .find_map(|line| line.strip_prefix("content-length: "))
-            .and_then(|n| n.trim().parse::<usize>().ok())
-            .is_some_and(|length| body.len() >= length)
-    };
-    while !complete(&answer) {
-        let mut chunk = vec![0u8; 8192];
-        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
-            .await
-            .expect("answered within 10 s")
-            .expect("read");
-        if read == 0 {
-            break;
-        }
-        answer.extend_from_slice(&chunk[..read]);
-    }
-    let text = String::from_utf8_lossy(&answer);
+    let text = crate::common::raw_http::one_answer(&mut stream).await;
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(
         text.contains("content-type: text/html")
