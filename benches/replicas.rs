@@ -14,7 +14,8 @@
 //!      writers, and CPU per version of the server, PostgreSQL and the load generator.
 //!
 //! `cargo bench --bench replicas` (about 2 minutes; `-- --quick` for a smoke run with smaller
-//! counts; `-- --fsync-only` for case 5 alone). Without PostgreSQL server binaries it says so and
+//! counts; `-- --fsync-only` for case 5 alone; `--writes N` for N versions a run instead of 4,000,
+//! long enough to profile). Without PostgreSQL server binaries it says so and
 //! exits 0. Not a test: it asserts nothing about speed and prints a Markdown table for
 //! docs/performance.md.
 
@@ -80,7 +81,7 @@ fn options() -> Options {
         Options {
             quick,
             fsync_only,
-            writes: 4_000,
+            writes: support::arg("--writes", 4_000) as usize,
             ids: 1_000,
             propagation_writes: 500,
             pace: Duration::from_millis(20),

@@ -259,7 +259,7 @@ impl ConfigService {
         query: EffectiveQuery,
     ) -> Result<EffectiveConfig> {
         let env = query.environment.as_ref().map(Environment::as_str);
-        let view = select(&version, env, &query.assignment, Utc::now())?;
+        let view = select(&version, env, &query.assignment, Utc::now)?;
         let resolved = if query.resolve_secrets {
             // Every provider bounds its own waits, so a failure names the reference.
             Some(self.secrets.resolve_owned(view.value()).await?)

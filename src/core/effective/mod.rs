@@ -347,12 +347,13 @@ fn canary_active(canary: &Canary, now: DateTime<Utc>) -> bool {
     canary.start_at <= now && canary.end_at.is_none_or(|end| now < end)
 }
 
-/// Picks the view for a caller; the view says which layers applied.
+/// Picks the view for a caller; the view says which layers applied. `now` is asked only of a
+/// document with a canary (most reads have none, and need no clock).
 pub fn select(
     version: &ConfigVersion,
     env: Option<&str>,
     input: &AssignmentInput,
-    now: DateTime<Utc>,
+    now: impl FnOnce() -> DateTime<Utc>,
 ) -> Result<Arc<Rendered>> {
     if let AssignmentInput::Value(value) = input {
         bucket_from_value(*value)?;
@@ -362,7 +363,7 @@ pub fn select(
     let layers = compiled.for_env(env);
 
     let in_canary = match (&doc.canary, &layers.canary, compiled.canary_share) {
-        (Some(canary), Some(_), Some(share)) if canary_active(canary, now) => input
+        (Some(canary), Some(_), Some(share)) if canary_active(canary, now()) => input
             .bucket(&compiled.canary_namespace)?
             .is_some_and(|b| share.includes(b)),
         _ => false,

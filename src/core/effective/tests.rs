@@ -58,7 +58,7 @@ fn layers_apply_in_order_override_canary_variant() {
         &v,
         Some("production"),
         &AssignmentInput::Value(0.1),
-        Utc::now(),
+        Utc::now,
     )
     .unwrap();
     let a = r.assignment.clone();
@@ -74,7 +74,7 @@ fn layers_apply_in_order_override_canary_variant() {
         &v,
         Some("production"),
         &AssignmentInput::Value(0.9),
-        Utc::now(),
+        Utc::now,
     )
     .unwrap();
     let a = r.assignment.clone();
@@ -85,13 +85,7 @@ fn layers_apply_in_order_override_canary_variant() {
 #[test]
 fn other_environments_and_anonymous_callers_get_the_control_view() {
     let v = version(doc());
-    let r = select(
-        &v,
-        Some("staging"),
-        &AssignmentInput::Value(0.1),
-        Utc::now(),
-    )
-    .unwrap();
+    let r = select(&v, Some("staging"), &AssignmentInput::Value(0.1), Utc::now).unwrap();
     let a = r.assignment.clone();
     assert_eq!(r.value(), json!({"timeout": 30, "color": "blue"}));
     assert_eq!(
@@ -101,7 +95,7 @@ fn other_environments_and_anonymous_callers_get_the_control_view() {
             variant: None
         }
     );
-    let r = select(&v, Some("production"), &AssignmentInput::None, Utc::now()).unwrap();
+    let r = select(&v, Some("production"), &AssignmentInput::None, Utc::now).unwrap();
     assert_eq!(r.value(), json!({"timeout": 10, "color": "blue"}));
 }
 
@@ -114,7 +108,7 @@ fn canary_outside_its_window_does_not_apply() {
         &v,
         Some("production"),
         &AssignmentInput::Value(0.0),
-        Utc::now(),
+        Utc::now,
     )
     .unwrap()
     .assignment
@@ -135,7 +129,7 @@ fn views_carry_their_whole_effective_document() {
         &v,
         Some("production"),
         &AssignmentInput::Value(0.9),
-        Utc::now(),
+        Utc::now,
     )
     .unwrap();
     let document: Value = serde_json::from_slice(&r.document).unwrap();

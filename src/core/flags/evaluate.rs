@@ -2,6 +2,8 @@
 //! Pure and deterministic: the same flag version, environment and context always give the same
 //! answer, on every replica and in every client that reproduces the bucketing.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -104,11 +106,16 @@ impl EvaluationContext {
         })
     }
 
-    fn attribute(&self, name: &str) -> Option<Value> {
+    /// An attribute as a condition reads it: borrowed, except the targeting key (kept as a
+    /// string of its own), which is wrapped in a value only for a condition that names it.
+    fn attribute(&self, name: &str) -> Option<Cow<'_, Value>> {
         if name == "targetingKey" {
-            return self.targeting_key.clone().map(Value::String);
+            return self
+                .targeting_key
+                .clone()
+                .map(|key| Cow::Owned(Value::String(key)));
         }
-        self.attributes.get(name).cloned()
+        self.attributes.get(name).map(Cow::Borrowed)
     }
 }
 
