@@ -12,18 +12,21 @@ use serde_json::{Value, json};
 use crate::authorization::{ADMIN, call, secured, token};
 use crate::common::receiver::{Receiver, signed_with};
 use crate::common::{TestServer, meta};
+use summit_config::settings::Settings;
 
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A server that may deliver to loopback receivers, retrying quickly.
 async fn server(schedule: &str) -> TestServer {
     let schedule = schedule.to_owned();
-    TestServer::spawn_with(move |s| {
-        s.webhook_allow = "127.0.0.1".into();
-        s.webhook_retry_schedule = schedule;
-        s.webhook_timeout_ms = 2000;
-    })
-    .await
+    TestServer::spawn_with(move |s| webhook_settings(s, &schedule)).await
+}
+
+/// Webhooks to the loopback receiver, retried on `schedule`.
+fn webhook_settings(settings: &mut Settings, schedule: &str) {
+    settings.webhook_allow = "127.0.0.1".into();
+    settings.webhook_retry_schedule = schedule.to_owned();
+    settings.webhook_timeout_ms = 2000;
 }
 
 /// Creates a webhook; returns its id and secret.
@@ -654,8 +657,7 @@ async fn the_secret_keys_rewrap_seals_webhook_secrets_again_so_the_old_key_can_g
     let (new_file, old_file) = (new.clone(), old.clone());
     let server = server
         .restart_with(move |s| {
-            s.webhook_allow = "127.0.0.1".into();
-            s.webhook_retry_schedule = "100ms".into();
+            webhook_settings(s, "100ms");
             s.secret_key_file = Some(new_file);
             s.secret_previous_key_files = vec![old_file];
         })
@@ -687,8 +689,7 @@ async fn the_secret_keys_rewrap_seals_webhook_secrets_again_so_the_old_key_can_g
     // Without the old key file both secrets still sign, unchanged.
     let server = server
         .restart_with(move |s| {
-            s.webhook_allow = "127.0.0.1".into();
-            s.webhook_retry_schedule = "100ms".into();
+            webhook_settings(s, "100ms");
             s.secret_key_file = Some(new);
         })
         .await;
