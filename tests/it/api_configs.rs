@@ -618,7 +618,12 @@ async fn audit_records_every_mutation_with_who_what_and_why() {
 
 #[tokio::test]
 async fn applied_reports_drive_drift_in_sync_drifted_and_stale() {
-    let server = TestServer::spawn_with(|s| s.stale_after_secs = 1).await;
+    // "old" reports, then waits out the staleness window; the three fresh
+    // reports and the drift read that follow must all land inside one window.
+    // With a 1 s window a busy CI machine once took longer than that, and
+    // "control" read as stale: 3 s leaves room for a loaded machine.
+    const STALE_AFTER_SECS: u64 = 3;
+    let server = TestServer::spawn_with(|s| s.stale_after_secs = STALE_AFTER_SECS).await;
     server.put_config("checkout", checkout_body()).await;
     let (_, control) = server
         .get_json("/api/v1/configs/checkout/effective?environment=production")
@@ -634,7 +639,10 @@ async fn applied_reports_drive_drift_in_sync_drifted_and_stale() {
         )
         .await;
     assert_eq!(status, 200, "{reply}");
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(
+        STALE_AFTER_SECS * 1000 + 200,
+    ))
+    .await;
     server
         .post_json(
             "/api/v1/configs/checkout/applied",
@@ -664,10 +672,10 @@ async fn applied_reports_drive_drift_in_sync_drifted_and_stale() {
             .unwrap()
             .iter()
             .find(|i| i["instanceId"] == id)
-            .unwrap()["status"]
+            .unwrap_or_else(|| panic!("no instance {id} in {drift}"))["status"]
             .clone()
     };
-    assert_eq!(status_of("control"), "in_sync");
+    assert_eq!(status_of("control"), "in_sync", "{drift}");
     assert_eq!(
         status_of("canary"),
         "in_sync",
