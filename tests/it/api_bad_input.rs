@@ -386,6 +386,59 @@ async fn duplicate_member_names_are_refused_naming_the_pointer_and_change_nothin
 }
 
 #[tokio::test]
+async fn an_evaluation_context_with_a_repeated_member_is_refused_naming_it() {
+    let server = TestServer::spawn().await;
+    let cases = [
+        (
+            "/api/v1/feature-flags/evaluate",
+            r#"{"flagKey": "beta", "context": {"country": "de", "tier": 1, "country": "fr"}}"#,
+            "/context/country",
+        ),
+        (
+            "/api/v1/feature-flags/evaluate/batch",
+            r#"{"context": {"targetingKey": "u1", "targetingKey": "u2"}}"#,
+            "/context/targetingKey",
+        ),
+        (
+            "/api/v1/feature-flags/evaluate",
+            r#"{"flagKey": "beta", "context": {"a": {"b": 1, "b": 2}}}"#,
+            "/context/a/b",
+        ),
+    ];
+    for (path, body, pointer) in cases {
+        let response = server
+            .client
+            .post(server.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(response, 400, Some(pointer)).await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("duplicate"),
+            "{body}: {problem}"
+        );
+    }
+    // OFREP answers a body it cannot read in its own shape.
+    let response = server
+        .client
+        .post(server.url("/ofrep/v1/evaluate/flags/beta"))
+        .header("content-type", "application/json")
+        .body(r#"{"context": {"country": "de", "country": "fr"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errorCode"], "PARSE_ERROR", "{body}");
+    assert!(
+        body["errorDetails"].as_str().unwrap().contains("duplicate"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn the_same_member_name_in_different_objects_is_not_a_duplicate() {
     let server = TestServer::spawn().await;
     let body = r#"{"config": {"a": {"x": 1}, "b": {"x": 2}, "x": [{"x": 3}, {"x": 4}]},

@@ -18,14 +18,14 @@ use super::configs::{
 };
 use super::error::{ApiError, Result};
 use super::extract::{
-    ApiJson, ApiQuery, OnePassJson, OptionalApiJson, RefusesDuplicates, UniqueValue, from_value,
+    ApiJson, ApiQuery, ContextBody, OnePassJson, OptionalApiJson, RefusesDuplicates, from_value,
     path_param,
 };
 use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::error::Error;
-use crate::core::flags::service::{EvaluationScope, MAX_BATCH, context_of};
-use crate::core::flags::{Evaluation, FlagDefinition, FlagVersion};
+use crate::core::flags::service::{EvaluationScope, MAX_BATCH};
+use crate::core::flags::{Evaluation, EvaluationContext, FlagDefinition, FlagVersion};
 use crate::core::ids::{Environment, FlagKey};
 use crate::core::model::Metadata;
 use crate::core::service::Written;
@@ -413,7 +413,7 @@ struct EvaluateBody {
     service: Option<String>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    context: Option<UniqueValue>,
+    context: Option<ContextBody>,
 }
 
 impl RefusesDuplicates for EvaluateBody {}
@@ -430,10 +430,18 @@ struct EvaluateBatchBody {
     service: Option<String>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    context: Option<UniqueValue>,
+    context: Option<ContextBody>,
 }
 
 impl RefusesDuplicates for EvaluateBatchBody {}
+
+/// The evaluation context of a body's `context` member (absent means empty).
+fn context_of(context: Option<ContextBody>) -> std::result::Result<EvaluationContext, Error> {
+    context.map_or_else(
+        || Ok(EvaluationContext::default()),
+        |c| c.into_context("/context"),
+    )
+}
 
 fn scope(
     environment: Option<String>,
@@ -469,7 +477,7 @@ async fn evaluate_one(
 ) -> Result<Response> {
     let key = FlagKey::parse_field(&body.flag_key, "/flagKey")?;
     let scope = scope(body.environment, body.service)?;
-    let context = context_of(body.context.map(|context| context.0), "/context")?;
+    let context = context_of(body.context)?;
     let evaluation = state
         .flags
         .evaluate(&caller, key.as_str(), &scope, &context)
@@ -529,7 +537,7 @@ async fn evaluate_batch(
         }
     }
     let scope = scope(body.environment, body.service)?;
-    let context = context_of(body.context.map(|context| context.0), "/context")?;
+    let context = context_of(body.context)?;
     let evaluations = state
         .flags
         .evaluate_many(&caller, body.flag_keys.as_deref(), &scope, &context)

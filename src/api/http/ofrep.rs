@@ -6,23 +6,29 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, RawPathParams, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
 use super::effective::not_modified;
-use super::extract::{RawBody, UniqueValue, parse_json_once, path_param};
+use super::extract::{
+    ContextBody, RawBody, RefusesDuplicates, UniqueValue, parse_json_once, path_param,
+};
 use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::effective::document_etag;
 use crate::core::error::Error;
 use crate::core::flags::service::EvaluationScope;
-use crate::core::flags::{Evaluation, EvaluationContext, EvaluationErrorCode};
+use crate::core::flags::{Evaluation, EvaluationContext, EvaluationErrorCode, Resolution};
 use crate::core::ids::{Environment, FlagKey};
+
+/// The environment and the service of a context without its own `environment` or `service`.
+static ENVIRONMENT_HEADER: HeaderName = HeaderName::from_static("summit-environment");
+static SERVICE_HEADER: HeaderName = HeaderName::from_static("summit-service");
 
 /// Clients polling the bulk endpoint should wait at least this long between polls.
 const MIN_POLLING_INTERVAL_MS: u64 = 1000;
@@ -120,55 +126,68 @@ impl IntoResponse for Failure {
     }
 }
 
+/// An OFREP request body, read in one pass: the typed read refuses any other member and a
+/// repeated one, and `parse_error` names what was wrong with a body it refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    #[serde(default)]
+    context: Option<ContextBody>,
+}
+
+impl RefusesDuplicates for Body {}
+
+/// Why `body`, which the typed read refused, is not `{"context": {...}}`.
+fn parse_error(body: &[u8]) -> OfrepError {
+    let error = |details: String| OfrepError::new(EvaluationErrorCode::ParseError, details);
+    match parse_json_once::<UniqueValue>(body) {
+        Err(e) => error(e.to_string()),
+        Ok(UniqueValue(Value::Object(members))) => match members.keys().find(|m| *m != "context") {
+            Some(unknown) => error(format!(
+                "unknown member '{unknown}'; the body is {{\"context\": {{...}}}}"
+            )),
+            None => error("the body is not {\"context\": {...}}".to_owned()),
+        },
+        Ok(_) => error("the body must be a JSON object: {\"context\": {...}}".to_owned()),
+    }
+}
+
 /// The request's context and scope, from `{"context": {...}}` (an empty body is an empty
 /// context).
 fn request_of(
     body: &Bytes,
     headers: &HeaderMap,
 ) -> Result<(EvaluationContext, EvaluationScope), OfrepError> {
-    let parsed: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Object(Default::default())
-    } else {
-        parse_json_once::<UniqueValue>(body)
-            .map(|parsed| parsed.0)
-            .map_err(|e| OfrepError::new(EvaluationErrorCode::ParseError, e.to_string()))?
+    let context = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => None,
+        // A derived struct would also read an array, by position.
+        Some(b'{') => match parse_json_once::<Body>(body) {
+            Ok(Body { context }) => context,
+            Err(_) => return Err(parse_error(body)),
+        },
+        Some(_) => return Err(parse_error(body)),
     };
-    let Value::Object(mut members) = parsed else {
-        return Err(OfrepError::new(
-            EvaluationErrorCode::ParseError,
-            "the body must be a JSON object: {\"context\": {...}}",
-        ));
-    };
-    let context = members.remove("context").unwrap_or(Value::Null);
-    if let Some(unknown) = members.keys().next() {
-        return Err(OfrepError::new(
-            EvaluationErrorCode::ParseError,
-            format!("unknown member '{unknown}'; the body is {{\"context\": {{...}}}}"),
-        ));
-    }
     let invalid = |e: Error| OfrepError::new(EvaluationErrorCode::InvalidContext, e.to_string());
-    let context = EvaluationContext::from_json(context, "/context").map_err(invalid)?;
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+    let context = match context {
+        Some(context) => context.into_context("/context").map_err(invalid)?,
+        None => EvaluationContext::default(),
     };
-    let attribute = |name: &str| -> Result<Option<String>, OfrepError> {
+    // The context's attribute `name`, or else the header `header`.
+    let attribute = |name: &str, header: &HeaderName| -> Result<Option<&str>, OfrepError> {
         match context.attributes.get(name) {
-            None => Ok(header(&format!("summit-{name}"))),
-            Some(Value::String(value)) => Ok(Some(value.clone())),
+            None => Ok(headers.get(header).and_then(|v| v.to_str().ok())),
+            Some(Value::String(value)) => Ok(Some(value)),
             Some(_) => Err(OfrepError::new(
                 EvaluationErrorCode::InvalidContext,
                 format!("context attribute '{name}' must be a string"),
             )),
         }
     };
-    let environment = attribute("environment")?
-        .map(|env| Environment::parse_field(&env, "/context/environment"))
+    let environment = attribute("environment", &ENVIRONMENT_HEADER)?
+        .map(|env| Environment::parse_field(env, "/context/environment"))
         .transpose()
         .map_err(invalid)?;
-    let service = attribute("service")?;
+    let service = attribute("service", &SERVICE_HEADER)?.map(str::to_owned);
     Ok((
         context,
         EvaluationScope {
@@ -196,9 +215,9 @@ struct SuccessMetadata {
     flag_version: u64,
 }
 
-fn item(evaluation: &Evaluation) -> Value {
-    match &evaluation.outcome {
-        Ok(resolution) => serde_json::to_value(Success {
+impl<'a> Success<'a> {
+    fn of(evaluation: &'a Evaluation, resolution: &'a Resolution) -> Self {
+        Success {
             key: &evaluation.key,
             value: &resolution.value,
             reason: resolution.reason.as_str(),
@@ -206,14 +225,39 @@ fn item(evaluation: &Evaluation) -> Value {
             metadata: SuccessMetadata {
                 flag_version: evaluation.version,
             },
-        })
-        .unwrap_or(Value::Null),
-        Err(failure) => json!({
-            "key": evaluation.key,
-            "errorCode": failure.code.as_str(),
-            "errorDetails": failure.message,
-        }),
+        }
     }
+}
+
+/// One flag of a bulk answer: its success, or its error in OFREP's shape.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Item<'a> {
+    Success(Success<'a>),
+    #[serde(rename_all = "camelCase")]
+    Failure {
+        key: &'a str,
+        error_code: &'static str,
+        error_details: &'a str,
+    },
+}
+
+impl<'a> From<&'a Evaluation> for Item<'a> {
+    fn from(evaluation: &'a Evaluation) -> Self {
+        match &evaluation.outcome {
+            Ok(resolution) => Item::Success(Success::of(evaluation, resolution)),
+            Err(failure) => Item::Failure {
+                key: &evaluation.key,
+                error_code: failure.code.as_str(),
+                error_details: &failure.message,
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Bulk<'a> {
+    flags: Vec<Item<'a>>,
 }
 
 #[utoipa::path(
@@ -280,12 +324,15 @@ async fn evaluate_key(
         .flags
         .evaluate(&caller, key.as_str(), &scope, &context)
         .await?;
-    if let Err(failure) = &evaluation.outcome {
-        return Err(OfrepError::new(failure.code, failure.message.clone())
-            .for_key(key.as_str())
-            .into());
-    }
-    let mut response = Json(item(&evaluation)).into_response();
+    let resolution = match &evaluation.outcome {
+        Ok(resolution) => resolution,
+        Err(failure) => {
+            return Err(OfrepError::new(failure.code, failure.message.clone())
+                .for_key(key.as_str())
+                .into());
+        }
+    };
+    let mut response = Json(Success::of(&evaluation, resolution)).into_response();
     super::mark_if_stale(&state, &mut response);
     Ok(response)
 }
@@ -318,8 +365,8 @@ async fn evaluate_flags(
         .flags
         .evaluate_many(&caller, None, &scope, &context)
         .await?;
-    let flags: Vec<Value> = evaluations.iter().map(item).collect();
-    let document = serde_json::to_vec(&json!({ "flags": flags })).map_err(Error::internal)?;
+    let flags = evaluations.iter().map(Item::from).collect();
+    let document = serde_json::to_vec(&Bulk { flags }).map_err(Error::internal)?;
     let etag_text = document_etag(&document);
     let etag = HeaderValue::from_str(&etag_text).map_err(Error::internal)?;
     let mut response = match headers.get(header::IF_NONE_MATCH) {

@@ -2,14 +2,13 @@
 //! Pure and deterministic: the same flag version, environment and context always give the same
 //! answer, on every replica and in every client that reproduces the bucketing.
 
-use std::borrow::Cow;
-
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+pub use super::context::{Attributes, EvaluationContext};
 
 use super::compile::{CompiledFlag, CompiledRule, Serve, Test, compile, parse_date, parse_semver};
 use super::model::{FlagSet, FlagVersion};
-use crate::core::error::{Error, Result};
 use crate::core::rollout::{bucket, choose_variant};
 
 /// Prerequisite chains deeper than this are refused at evaluation (writes refuse cycles, but
@@ -66,56 +65,6 @@ impl EvaluationErrorCode {
             EvaluationErrorCode::ParseError => "PARSE_ERROR",
             EvaluationErrorCode::General => "GENERAL",
         }
-    }
-}
-
-/// The evaluation context: `targetingKey` plus any attributes.
-#[derive(Debug, Clone, Default)]
-pub struct EvaluationContext {
-    pub targeting_key: Option<String>,
-    pub attributes: Map<String, Value>,
-}
-
-impl EvaluationContext {
-    /// Reads a context object; `field` names it in errors (e.g. `/context`).
-    pub fn from_json(value: Value, field: &str) -> Result<Self> {
-        let mut attributes = match value {
-            Value::Object(map) => map,
-            Value::Null => Map::new(),
-            _ => return Err(Error::invalid(field, "the context must be a JSON object")),
-        };
-        let targeting_key = match attributes.remove("targetingKey") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(key)) if key.len() <= 1024 => Some(key),
-            Some(Value::String(_)) => {
-                return Err(Error::invalid(
-                    format!("{field}/targetingKey"),
-                    "targetingKey is at most 1024 bytes",
-                ));
-            }
-            Some(_) => {
-                return Err(Error::invalid(
-                    format!("{field}/targetingKey"),
-                    "targetingKey must be a string",
-                ));
-            }
-        };
-        Ok(EvaluationContext {
-            targeting_key,
-            attributes,
-        })
-    }
-
-    /// An attribute as a condition reads it: borrowed, except the targeting key (kept as a
-    /// string of its own), which is wrapped in a value only for a condition that names it.
-    fn attribute(&self, name: &str) -> Option<Cow<'_, Value>> {
-        if name == "targetingKey" {
-            return self
-                .targeting_key
-                .clone()
-                .map(|key| Cow::Owned(Value::String(key)));
-        }
-        self.attributes.get(name).map(Cow::Borrowed)
     }
 }
 
@@ -412,7 +361,7 @@ mod tests {
     fn user(key: &str) -> EvaluationContext {
         EvaluationContext {
             targeting_key: Some(key.into()),
-            attributes: Map::new(),
+            attributes: Attributes::default(),
         }
     }
 

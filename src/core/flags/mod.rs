@@ -1,6 +1,7 @@
 //! Feature flags: the model, its checks and compiled form, evaluation, and `FlagService`.
 
 pub mod compile;
+pub mod context;
 pub mod evaluate;
 pub mod model;
 pub mod service;

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use super::evaluate::{Evaluation, EvaluationContext, evaluate};
 use super::model::{FlagSet, FlagVersion};
 use crate::core::access::{Caller, Permission};
@@ -188,9 +186,4 @@ fn live_flags<'a>(
             }
             None => true,
         })
-}
-
-/// The evaluation context of a request body's `context` member (absent means empty).
-pub fn context_of(body: Option<Value>, field: &str) -> Result<EvaluationContext> {
-    EvaluationContext::from_json(body.unwrap_or(Value::Null), field)
 }

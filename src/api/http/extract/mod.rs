@@ -18,7 +18,7 @@ use crate::core::ids::ConfigId;
 
 mod unique;
 
-pub use unique::{OnePassJson, RefusesDuplicates, UniqueValue, parse_json_once};
+pub use unique::{ContextBody, OnePassJson, RefusesDuplicates, UniqueValue, parse_json_once};
 
 /// Bodies nested deeper than this are refused before parsing.
 pub const MAX_JSON_DEPTH: usize = 64;

@@ -8,7 +8,9 @@ use serde_json::{Map, Number, Value};
 
 use super::{BodyRejection, MAX_JSON_DEPTH, json_depth_exceeds, parse_json, read_json_body, typed};
 use crate::api::http::AppState;
-use crate::core::error::Error;
+use crate::core::error::{Error, Result as CoreResult};
+use crate::core::flags::EvaluationContext;
+use crate::core::flags::context::Attributes;
 
 /// A body type whose own deserialization refuses every duplicate member name (RFC 7493): it
 /// denies unknown fields (serde refuses a repeated known field by itself), and its free-form
@@ -118,5 +120,90 @@ impl<'de> Visitor<'de> for UniqueVisitor {
             }
         }
         Ok(Value::Object(members))
+    }
+}
+
+/// An evaluation context as a request body gives it, read in the pass that reads the body: an
+/// object's members go straight into the context's attribute list (no map is built and taken
+/// apart), refusing a member name repeated at any depth; anything else is kept as a value for
+/// the context's own checks to refuse.
+#[derive(Debug)]
+pub enum ContextBody {
+    Members(Attributes),
+    Other(Value),
+}
+
+impl ContextBody {
+    /// The context; `field` names it in errors.
+    pub fn into_context(self, field: &str) -> CoreResult<EvaluationContext> {
+        match self {
+            ContextBody::Members(attributes) => {
+                EvaluationContext::from_attributes(attributes, field)
+            }
+            ContextBody::Other(value) => EvaluationContext::from_json(value, field),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ContextBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ContextVisitor)
+    }
+}
+
+struct ContextVisitor;
+
+impl<'de> Visitor<'de> for ContextVisitor {
+    type Value = ContextBody;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ContextBody, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(name) = map.next_key::<String>()? {
+            let UniqueValue(value) = map.next_value()?;
+            members.push((name, value));
+        }
+        Attributes::from_members(members)
+            .map(ContextBody::Members)
+            .map_err(|_| A::Error::custom("duplicate member name"))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<ContextBody, E> {
+        UniqueVisitor.visit_bool(value).map(ContextBody::Other)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<ContextBody, E> {
+        UniqueVisitor.visit_i64(value).map(ContextBody::Other)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<ContextBody, E> {
+        UniqueVisitor.visit_u64(value).map(ContextBody::Other)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<ContextBody, E> {
+        UniqueVisitor.visit_f64(value).map(ContextBody::Other)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<ContextBody, E> {
+        UniqueVisitor.visit_str(value).map(ContextBody::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<ContextBody, E> {
+        Ok(ContextBody::Other(Value::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<ContextBody, E> {
+        Ok(ContextBody::Other(Value::Null))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<ContextBody, D::Error> {
+        deserializer.deserialize_any(ContextVisitor)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ContextBody, A::Error> {
+        UniqueVisitor.visit_seq(seq).map(ContextBody::Other)
     }
 }
