@@ -434,9 +434,12 @@ fn is_json_media_type(essence: &str) -> bool {
     let Some((kind, subtype)) = essence.split_once('/') else {
         return false;
     };
-    let subtype = subtype.to_ascii_lowercase();
+    let structured = |subtype: &str| {
+        subtype.len() > "+json".len()
+            && subtype.as_bytes()[subtype.len() - "+json".len()..].eq_ignore_ascii_case(b"+json")
+    };
     kind.eq_ignore_ascii_case("application")
-        && (subtype == "json" || (subtype.len() > "+json".len() && subtype.ends_with("+json")))
+        && (subtype.eq_ignore_ascii_case("json") || structured(subtype))
 }
 
 /// A raw body, size-limited like `ApiJson` (413 as problem+json), for handlers that parse it
