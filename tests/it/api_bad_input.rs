@@ -311,11 +311,37 @@ async fn put_text(
     content_type: Option<&str>,
     body: &str,
 ) -> reqwest::Response {
-    let mut request = server.client.put(server.url(path)).body(body.to_owned());
+    send_text(server, reqwest::Method::PUT, path, content_type, body).await
+}
+
+/// Sends `body` as text to `path` with `method`, with `content_type` when given.
+async fn send_text(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> reqwest::Response {
+    let mut request = server
+        .client
+        .request(method, server.url(path))
+        .body(body.to_owned());
     if let Some(content_type) = content_type {
         request = request.header("content-type", content_type);
     }
     request.send().await.unwrap()
+}
+
+/// POSTs `body` as JSON text to `path`.
+async fn post_text(server: &TestServer, path: &str, body: &str) -> reqwest::Response {
+    send_text(
+        server,
+        reqwest::Method::POST,
+        path,
+        Some("application/json"),
+        body,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -406,14 +432,7 @@ async fn an_evaluation_context_with_a_repeated_member_is_refused_naming_it() {
         ),
     ];
     for (path, body, pointer) in cases {
-        let response = server
-            .client
-            .post(server.url(path))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = post_text(&server, path, body).await;
         let problem = assert_problem(response, 400, Some(pointer)).await;
         assert!(
             problem["detail"].as_str().unwrap().contains("duplicate"),
@@ -421,14 +440,12 @@ async fn an_evaluation_context_with_a_repeated_member_is_refused_naming_it() {
         );
     }
     // OFREP answers a body it cannot read in its own shape.
-    let response = server
-        .client
-        .post(server.url("/ofrep/v1/evaluate/flags/beta"))
-        .header("content-type", "application/json")
-        .body(r#"{"context": {"country": "de", "country": "fr"}}"#)
-        .send()
-        .await
-        .unwrap();
+    let response = post_text(
+        &server,
+        "/ofrep/v1/evaluate/flags/beta",
+        r#"{"context": {"country": "de", "country": "fr"}}"#,
+    )
+    .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errorCode"], "PARSE_ERROR", "{body}");
