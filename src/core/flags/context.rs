@@ -56,14 +56,6 @@ impl Attributes {
         self.0.iter().map(|(name, value)| (name.as_str(), value))
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     fn position(&self, name: &str) -> std::result::Result<usize, usize> {
         self.0
             .binary_search_by(|(member, _)| member.as_str().cmp(name))
@@ -156,7 +148,7 @@ mod tests {
         let names: Vec<&str> = attributes.iter().map(|(name, _)| name).collect();
         assert_eq!(names, ["appVersion", "beta", "country", "email"]);
         assert_eq!(attributes.remove("beta"), Some(json!(true)));
-        assert_eq!(attributes.len(), 3);
+        assert_eq!(attributes.iter().count(), 3);
     }
 
     #[test]
@@ -181,6 +173,6 @@ mod tests {
         assert_eq!(from_object.targeting_key.as_deref(), Some("u1"));
         assert_eq!(from_list.targeting_key, from_object.targeting_key);
         assert_eq!(from_list.attributes, from_object.attributes);
-        assert_eq!(from_list.attributes.len(), 2);
+        assert_eq!(from_list.attributes.iter().count(), 2);
     }
 }

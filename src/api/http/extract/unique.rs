@@ -168,7 +168,7 @@ impl<'de> Visitor<'de> for ContextVisitor {
         }
         Attributes::from_members(members)
             .map(ContextBody::Members)
-            .map_err(|_| A::Error::custom("duplicate member name"))
+            .map_err(|name| A::Error::custom(format!("duplicate member name {name:?}")))
     }
 
     fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<ContextBody, E> {
