@@ -13,6 +13,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
+use super::idle::IdleTimer;
 use super::slots::Slot;
 
 /// The byte stream under HTTP.
@@ -35,11 +36,14 @@ impl Transport {
 ///   deadline, and until they have the connection is on probation: it gives up its slot when a
 ///   newer connection needs one; once they have, it has proved itself;
 /// - a write that cannot proceed for `stall_limit` fails the connection: its client has
-///   stopped reading (a watcher that never reads), and what is queued for it would only grow.
+///   stopped reading (a watcher that never reads), and what is queued for it would only grow;
+/// - with an idle timer (REST), a read fails once the connection has waited too long for its
+///   next request.
 pub struct Guarded {
     io: Transport,
     slot: Slot,
     preface: Option<Preface>,
+    idle: Option<IdleTimer>,
     stall_limit: Duration,
     stall: Option<Pin<Box<Sleep>>>,
     stalled: bool,
@@ -58,6 +62,7 @@ impl Guarded {
             io,
             slot,
             preface: None,
+            idle: None,
             stall_limit,
             stall: None,
             stalled: false,
@@ -71,6 +76,12 @@ impl Guarded {
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             evicted: Box::pin(self.slot.probation().evicted()),
         });
+        self
+    }
+
+    /// Reads fail once `idle` says the connection has waited too long for a request.
+    pub fn with_idle_timer(mut self, idle: IdleTimer) -> Guarded {
+        self.idle = Some(idle);
         self
     }
 
@@ -127,6 +138,15 @@ impl AsyncRead for Guarded {
         let this = self.get_mut();
         let before = buf.filled().len();
         let result = Pin::new(&mut this.io).poll_read(cx, buf);
+        if result.is_pending()
+            && let Some(idle) = &mut this.idle
+            && idle.poll_expired(cx).is_ready()
+        {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client sent no complete request for too long",
+            )));
+        }
         let Some(preface) = &mut this.preface else {
             return result;
         };

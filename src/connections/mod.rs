@@ -9,6 +9,7 @@ mod accept;
 pub mod file_limit;
 mod grpc;
 mod guard;
+mod idle;
 mod rest;
 mod slots;
 

@@ -18,6 +18,7 @@ use tower::ServiceExt;
 
 use super::accept::{Acceptor, HTTP_REFUSAL};
 use super::guard::{Guarded, Transport};
+use super::idle::{Activity, IdleTimer, Tracked};
 use super::slots::Slot;
 use super::{ConnectionSettings, Limits};
 use crate::api::http::access::WithCredentialMemo;
@@ -65,12 +66,10 @@ pub async fn serve_rest(
 
 fn builder(settings: &ConnectionSettings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // The first request's deadline is the connection's own (`connection`); hyper's timer
-    // covers the wait for each later request on a kept-alive connection.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.idle_timeout);
+    // The first request's deadline is the connection's own (`connection`), and so is the
+    // wait for each later request on a kept-alive connection (`idle`): hyper's header-read
+    // timer would register and drop a timer for every request.
+    builder.http1().header_read_timeout(None);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -110,15 +109,18 @@ impl Rest {
                 }
             }
         };
-        let io = Guarded::new(transport, slot, self.settings.idle_timeout);
+        let activity = Activity::new();
+        let io = Guarded::new(transport, slot, self.settings.idle_timeout)
+            .with_idle_timer(IdleTimer::new(activity.clone(), self.settings.idle_timeout));
         let service = {
             let probation = probation.clone();
-            self.app
-                .connection()
-                .map_request(move |request: hyper::Request<Incoming>| {
+            let connection = self.app.connection();
+            Tracked::new(connection, activity).map_request(
+                move |request: hyper::Request<Incoming>| {
                     probation.prove();
                     request.map(Body::new)
-                })
+                },
+            )
         };
         let connection = self
             .builder

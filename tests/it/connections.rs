@@ -288,6 +288,116 @@ async fn an_idle_grpc_flood_is_closed_and_calls_answer() {
     health_answers(server.grpc_addr).await;
 }
 
+#[tokio::test]
+async fn a_kept_alive_connection_that_drips_its_next_request_is_closed() {
+    let server = TestServer::spawn_with(short_deadlines).await;
+    server
+        .put_config(
+            "kept",
+            json!({"config": {"a": 1}, "metadata": meta("t", "m")}),
+        )
+        .await;
+    let request =
+        b"GET /api/v1/configs/kept HTTP/1.1\r\nHost: localhost\r\nX-Pad: abcdefghij\r\n\r\n";
+    let mut stream = TcpStream::connect(server.addr).await.expect("connects");
+    stream.write_all(request).await.unwrap();
+    let mut buffer = [0u8; 4096];
+    let n = within("the first request is answered", stream.read(&mut buffer))
+        .await
+        .unwrap();
+    assert!(
+        buffer[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buffer[..n])
+    );
+    // The next request's headers at 5 bytes a second: 14 s, against a 2 s idle timeout.
+    let mut sent = 0;
+    let closed = within("the dripping connection is closed", async {
+        for byte in request {
+            if stream.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            sent += 1;
+            if let Ok(Ok(0) | Err(_)) =
+                tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buffer)).await
+            {
+                return;
+            }
+        }
+    });
+    closed.await;
+    assert!(
+        sent < request.len(),
+        "a kept-alive connection dripping its next request was served"
+    );
+    read_answers(&server, "kept").await;
+}
+
+/// Reads from `stream` until what it has read contains `needle`.
+async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let n = stream
+            .read(&mut buffer)
+            .await
+            .expect("the stream stays open");
+        assert!(
+            n > 0,
+            "closed before {needle:?}: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&received);
+        if text.contains(needle) {
+            return text.into_owned();
+        }
+    }
+}
+
+#[tokio::test]
+async fn quiet_watches_outlive_the_idle_timeout() {
+    let server = TestServer::spawn_with(short_deadlines).await;
+    let mut sse = TcpStream::connect(server.addr).await.expect("connects");
+    sse.write_all(b"GET /api/v1/watch HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    within("the SSE watch starts", read_until(&mut sse, "\r\n\r\n")).await;
+    let mut websocket = TcpStream::connect(server.addr).await.expect("connects");
+    websocket
+        .write_all(
+            b"GET /api/v1/watch HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+              Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let handshake = within(
+        "the WebSocket upgrade",
+        read_until(&mut websocket, "\r\n\r\n"),
+    )
+    .await;
+    assert!(handshake.starts_with("HTTP/1.1 101"), "{handshake}");
+    // Twice the idle timeout with nothing sent either way (keep-alives come every 15 s).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    server
+        .put_config(
+            "after-quiet",
+            json!({"config": {"a": 1}, "metadata": meta("t", "m")}),
+        )
+        .await;
+    within(
+        "the SSE watcher gets the change",
+        read_until(&mut sse, "after-quiet"),
+    )
+    .await;
+    within(
+        "the WebSocket watcher gets the change",
+        read_until(&mut websocket, "after-quiet"),
+    )
+    .await;
+}
+
 /// Opens an SSE watch that is never read, with a small receive window so what the server
 /// cannot send stays with the server.
 async fn stalled_watch(address: SocketAddr, query: &str) -> TcpStream {

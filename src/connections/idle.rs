@@ -1,0 +1,215 @@
+//! How long an HTTP/1.1 connection may wait for its next request: one timer per connection,
+//! moved only when it fires, instead of one registered and dropped for every request.
+//!
+//! The connection's service counts the requests in flight and notes when the last one's answer
+//! was finished ([`Tracked`]); the connection's reads ([`super::guard::Guarded`]) poll the timer
+//! whenever they wait for bytes. When it fires with no request in flight and nothing finished
+//! for `idle_timeout`, the read fails and the connection closes: a client that sends its next
+//! request's headers too slowly (slowloris) is closed as one that sends nothing. HTTP/2 and
+//! upgraded (WebSocket) connections are exempt, as they were from hyper's own header-read timer,
+//! which this replaces: HTTP/2 has its keep-alive pings, a WebSocket its own traffic.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{self, StatusCode, Version};
+use axum::response::Response;
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+use tower::Service;
+
+/// What a connection's requests tell its reads.
+pub struct Activity {
+    opened: Instant,
+    in_flight: AtomicU32,
+    /// When the last answer was finished, in nanoseconds after `opened`.
+    last_finished: AtomicU64,
+    /// HTTP/2 or upgraded: never closed for idling here.
+    exempt: AtomicBool,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            opened: Instant::now(),
+            in_flight: AtomicU32::new(0),
+            last_finished: AtomicU64::new(0),
+            exempt: AtomicBool::new(false),
+        })
+    }
+
+    fn started(&self, version: Version) {
+        if version == Version::HTTP_2 {
+            self.exempt.store(true, Ordering::Relaxed);
+        }
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn finished(&self) {
+        let since = u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_finished.store(since, Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// When the connection is due to close if nothing happens before; `None` when it is not
+    /// (exempt), `now` or earlier when it is due.
+    fn due(&self, now: Instant, idle_timeout: Duration) -> Option<Instant> {
+        if self.exempt.load(Ordering::Relaxed) {
+            return None;
+        }
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Some(now + idle_timeout);
+        }
+        let finished = self.opened
+            + Duration::from_nanos(self.last_finished.load(Ordering::Relaxed))
+            + idle_timeout;
+        Some(finished)
+    }
+}
+
+/// The connection's idle timer, polled by its reads.
+pub struct IdleTimer {
+    activity: Arc<Activity>,
+    idle_timeout: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl IdleTimer {
+    pub fn new(activity: Arc<Activity>, idle_timeout: Duration) -> IdleTimer {
+        IdleTimer {
+            activity,
+            idle_timeout,
+            timer: None,
+        }
+    }
+
+    /// Called while a read waits: ready when the connection has idled too long.
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let timer = self.timer.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep_until(
+                self.activity.opened + self.idle_timeout,
+            ))
+        });
+        loop {
+            ready!(timer.as_mut().poll(cx));
+            let now = Instant::now();
+            match self.activity.due(now, self.idle_timeout) {
+                None => {
+                    // Exempt for good: the timer is not polled again.
+                    timer
+                        .as_mut()
+                        .reset(now + Duration::from_secs(86_400 * 365));
+                    return Poll::Pending;
+                }
+                Some(due) if due <= now => return Poll::Ready(()),
+                Some(due) => timer.as_mut().reset(due),
+            }
+        }
+    }
+}
+
+/// The connection's service, counting its requests in flight for [`Activity`].
+#[derive(Clone)]
+pub struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Tracked<S> {
+    pub fn new(inner: S, activity: Arc<Activity>) -> Tracked<S> {
+        Tracked { inner, activity }
+    }
+}
+
+impl<S, B> Service<http::Request<B>> for Tracked<S>
+where
+    S: Service<http::Request<B>, Response = Response>,
+{
+    type Response = http::Response<TrackedBody>;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        self.activity.started(request.version());
+        TrackedFuture {
+            inner: self.inner.call(request),
+            activity: Some(self.activity.clone()),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of a [`Tracked`] service.
+    pub struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        activity: Option<Arc<Activity>>,
+    }
+}
+
+impl<F, E> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<http::Response<TrackedBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answer = ready!(this.inner.poll(cx));
+        let activity = this
+            .activity
+            .take()
+            .expect("a tracked answer is polled after it was ready");
+        Poll::Ready(answer.map(|response| {
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                activity.exempt.store(true, Ordering::Relaxed);
+            }
+            response.map(|body| TrackedBody {
+                inner: body,
+                activity,
+            })
+        }))
+    }
+}
+
+/// An answer's body; when it is dropped (written, or the connection gone) the request is done.
+pub struct TrackedBody {
+    inner: Body,
+    activity: Arc<Activity>,
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        self.activity.finished();
+    }
+}
+
+impl HttpBody for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
