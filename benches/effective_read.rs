@@ -19,8 +19,8 @@
 mod support;
 
 use support::{
-    Measured, Server, config_body, connect, free_port, max_throughput_measured, median, ms,
-    percentile, send, wait_until_up, wrk,
+    Server, compare, config_body, connect, free_port, max_throughput_measured, ms, percentile,
+    send, wait_until_up, wrk,
 };
 
 use std::collections::HashMap;
@@ -275,7 +275,8 @@ async fn run(opts: Options) {
     let mut external = Vec::new();
     if wrk::available() {
         for (name, paths) in &mixes {
-            let script = wrk::script(dir.path(), "reads", "GET", paths, None);
+            let requests = paths.iter().map(|path| (path.as_str(), None));
+            let script = wrk::script(dir.path(), "reads", "GET", requests);
             let mut rounds = Vec::new();
             for _ in 0..opts.rounds {
                 let b = wrk::run(bare_addr, bare_pid, &script, 2, 32, window);
@@ -343,31 +344,4 @@ async fn run(opts: Options) {
             ms(percentile(lat, 1.0)),
         );
     }
-}
-
-/// Medians over the rounds of (summit-config, bare): CPU per request of each server and their
-/// ratio (the headline), and the throughput ratio.
-fn compare(rounds: &[(Measured, Measured)]) -> String {
-    let summit_cpu = median(rounds.iter().map(|(s, _)| s.cpu_us()).collect());
-    let bare_cpu = median(rounds.iter().map(|(_, b)| b.cpu_us()).collect());
-    let ratio = median(
-        rounds
-            .iter()
-            .map(|(s, b)| s.cpu_per_request / b.cpu_per_request)
-            .collect(),
-    );
-    let throughput = median(
-        rounds
-            .iter()
-            .map(|(s, b)| s.per_second / b.per_second)
-            .collect(),
-    );
-    let summit_rps = median(rounds.iter().map(|(s, _)| s.per_second).collect());
-    let bare_rps = median(rounds.iter().map(|(_, b)| b.per_second).collect());
-    format!(
-        "server CPU per request: summit-config {summit_cpu:.1} µs, bare {bare_cpu:.1} µs, **{ratio:.2}×** bare; \
-         throughput {:.1}% of bare ({summit_rps:.0} vs {bare_rps:.0} req/s; medians of {} rounds)",
-        100.0 * throughput,
-        rounds.len()
-    )
 }

@@ -11,13 +11,17 @@
 //! that alternate with a **bare axum server** (its own process) that reads each request's body
 //! and answers the very bytes summit-config gave for that path and body: the median of the
 //! per-round CPU-per-request ratios is the figure issue 18 sets a target for (1.5×). Then once
-//! lightly loaded (4 connections) for latency. Prints a Markdown table for docs/performance.md.
+//! lightly loaded (4 connections) for latency. Then the same requests from `wrk -t2 -c32` (a
+//! leaner load generator, when installed), alternating with the bare server in as many rounds.
+//! Prints Markdown tables for docs/performance.md.
 //! `cargo bench --bench flag_eval` (`-- --seconds 5 --rounds 3 --connections 64`; `-- --auth`
 //! to run with access control on, every request carrying a bearer token).
 
 mod support;
 
-use support::{Server, connect, free_port, median, ms, percentile, send, wait_until_up};
+use support::{
+    Server, compare, connect, free_port, median, ms, percentile, send, wait_until_up, wrk,
+};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -285,7 +289,7 @@ fn main() {
         println!("|---|---|---|---|---|---|");
         let (pid, bare_pid) = (server.0.id(), bare.0.id());
         let window = Duration::from_secs(seconds);
-        for case in cases {
+        for case in &cases {
             // Alternate the two servers round by round so drift in machine load hits both
             // alike; medians of the per-round figures, latencies of the last round.
             let (mut summit, mut bare, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
@@ -324,6 +328,28 @@ fn main() {
                 ms(percentile(&light, 0.50)),
                 ms(percentile(&light, 0.99)),
             );
+        }
+        // The same requests from `wrk`, a leaner generator than this process's hyper client.
+        if !wrk::available() {
+            println!("\n`wrk` is not installed (`apt-get install wrk`): its rounds are skipped.");
+            return;
+        }
+        println!("\n| case, wrk -t2 -c32 | figures |\n|---|---|");
+        for case in &cases {
+            let requests = case.requests.iter().map(|(path, body)| {
+                let body = std::str::from_utf8(body).expect("a JSON body");
+                (path.as_str(), Some(body))
+            });
+            let script = wrk::script(dir.path(), "evaluations", "POST", requests);
+            let mut pairs = Vec::new();
+            for _ in 0..rounds {
+                let b = wrk::run(bare_addr, bare_pid, &script, 2, 32, window);
+                let s = wrk::run(addr, pid, &script, 2, 32, window);
+                if let (Some((s, _)), Some((b, _))) = (s, b) {
+                    pairs.push((s, b));
+                }
+            }
+            println!("| {} | {} |", case.name, compare(&pairs));
         }
     });
 }

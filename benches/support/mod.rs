@@ -209,6 +209,33 @@ impl Measured {
     }
 }
 
+/// Medians over the rounds of (summit-config, bare): CPU per request of each server and their
+/// ratio (the headline), and the throughput ratio.
+pub fn compare(rounds: &[(Measured, Measured)]) -> String {
+    let summit_cpu = median(rounds.iter().map(|(s, _)| s.cpu_us()).collect());
+    let bare_cpu = median(rounds.iter().map(|(_, b)| b.cpu_us()).collect());
+    let ratio = median(
+        rounds
+            .iter()
+            .map(|(s, b)| s.cpu_per_request / b.cpu_per_request)
+            .collect(),
+    );
+    let throughput = median(
+        rounds
+            .iter()
+            .map(|(s, b)| s.per_second / b.per_second)
+            .collect(),
+    );
+    let summit_rps = median(rounds.iter().map(|(s, _)| s.per_second).collect());
+    let bare_rps = median(rounds.iter().map(|(_, b)| b.per_second).collect());
+    format!(
+        "server CPU per request: summit-config {summit_cpu:.1} µs, bare {bare_cpu:.1} µs, **{ratio:.2}×** bare; \
+         throughput {:.1}% of bare ({summit_rps:.0} vs {bare_rps:.0} req/s; medians of {} rounds)",
+        100.0 * throughput,
+        rounds.len()
+    )
+}
+
 /// Closed loop: `connections` clients send back-to-back; counts over `window` after a
 /// half-second warm-up. Returns requests/s.
 pub async fn max_throughput(

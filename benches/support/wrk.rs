@@ -18,18 +18,21 @@ pub fn available() -> bool {
         .is_ok_and(|out| !out.stdout.is_empty() || !out.stderr.is_empty())
 }
 
-/// Writes a Lua script that cycles through `paths` (a GET each, or a POST of `body`), with the
-/// bearer token when one is set. Each wrk thread starts at a different offset.
-pub fn script(
+/// Writes a Lua script that cycles through `requests` (a path each, and the body to send with
+/// it, if any), with the bearer token when one is set. Each wrk thread starts at a different
+/// offset.
+pub fn script<'a>(
     dir: &Path,
     name: &str,
     method: &str,
-    paths: &[String],
-    body: Option<&str>,
+    requests: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
 ) -> String {
-    let mut lua = String::from("local paths = {\n");
-    for path in paths {
-        lua.push_str(&format!("  {path:?},\n"));
+    let mut lua = String::from("local requests = {\n");
+    for (path, body) in requests {
+        match body {
+            Some(body) => lua.push_str(&format!("  {{{path:?}, {body:?}}},\n")),
+            None => lua.push_str(&format!("  {{{path:?}}},\n")),
+        }
     }
     lua.push_str("}\nlocal headers = {[\"Content-Type\"] = \"application/json\"}\n");
     if let Some(token) = super::BEARER.get() {
@@ -37,12 +40,12 @@ pub fn script(
             "headers[\"Authorization\"] = \"Bearer {token}\"\n"
         ));
     }
-    let body = body.map_or("nil".to_owned(), |b| format!("{b:?}"));
     lua.push_str(&format!(
-        "local body = {body}\nlocal i = 0\n\
-         setup = function(thread) thread:set(\"offset\", math.random(#paths)) end\n\
+        "local i = 0\n\
+         setup = function(thread) thread:set(\"offset\", math.random(#requests)) end\n\
          init = function() i = offset or 0 end\n\
-         request = function()\n  i = i + 1\n  return wrk.format({method:?}, paths[(i % #paths) + 1], headers, body)\nend\n"
+         request = function()\n  i = i + 1\n  local r = requests[(i % #requests) + 1]\n  \
+         return wrk.format({method:?}, r[1], headers, r[2])\nend\n"
     ));
     let file = dir.join(format!("{name}.lua"));
     std::fs::write(&file, lua).expect("write the wrk script");
