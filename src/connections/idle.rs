@@ -143,7 +143,7 @@ where
         self.activity.started(request.version());
         TrackedFuture {
             inner: self.inner.call(request),
-            activity: Some(self.activity.clone()),
+            in_flight: Some(InFlight(self.activity.clone())),
         }
     }
 }
@@ -153,7 +153,17 @@ pin_project_lite::pin_project! {
     pub struct TrackedFuture<F> {
         #[pin]
         inner: F,
-        activity: Option<Arc<Activity>>,
+        in_flight: Option<InFlight>,
+    }
+}
+
+/// A request in flight: done when dropped, with its answer's body or, if the answer never
+/// came, with the future that was to produce it.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.finished();
     }
 }
 
@@ -166,17 +176,17 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let answer = ready!(this.inner.poll(cx));
-        let activity = this
-            .activity
+        let in_flight = this
+            .in_flight
             .take()
             .expect("a tracked answer is polled after it was ready");
         Poll::Ready(answer.map(|response| {
             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                activity.exempt.store(true, Ordering::Relaxed);
+                in_flight.0.exempt.store(true, Ordering::Relaxed);
             }
             response.map(|body| TrackedBody {
                 inner: body,
-                activity,
+                _in_flight: in_flight,
             })
         }))
     }
@@ -185,13 +195,7 @@ where
 /// An answer's body; when it is dropped (written, or the connection gone) the request is done.
 pub struct TrackedBody {
     inner: Body,
-    activity: Arc<Activity>,
-}
-
-impl Drop for TrackedBody {
-    fn drop(&mut self) {
-        self.activity.finished();
-    }
+    _in_flight: InFlight,
 }
 
 impl HttpBody for TrackedBody {
@@ -211,5 +215,38 @@ impl HttpBody for TrackedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_connection_is_due_a_timeout_after_its_last_answer_and_never_while_answering() {
+        let activity = Activity::new();
+        let now = Instant::now();
+        // Nothing asked yet: due a timeout after it opened.
+        assert_eq!(activity.due(now, TIMEOUT), Some(activity.opened + TIMEOUT));
+        activity.started(Version::HTTP_11);
+        assert_eq!(activity.due(now, TIMEOUT), Some(now + TIMEOUT));
+        let in_flight = InFlight(activity.clone());
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        drop(in_flight);
+        // One of the two requests answered: still answering.
+        assert_eq!(activity.due(now, TIMEOUT), Some(now + TIMEOUT));
+        activity.finished();
+        let due = activity.due(now, TIMEOUT).unwrap();
+        assert!(due >= activity.opened + TIMEOUT && due <= Instant::now() + TIMEOUT);
+    }
+
+    #[test]
+    fn http2_and_upgraded_connections_are_never_due() {
+        let activity = Activity::new();
+        activity.started(Version::HTTP_2);
+        drop(InFlight(activity.clone()));
+        assert_eq!(activity.due(Instant::now(), TIMEOUT), None);
     }
 }
