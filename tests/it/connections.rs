@@ -46,6 +46,13 @@ async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
+/// Writes a one-setting config `id`.
+async fn put_small(server: &TestServer, id: &str) {
+    server
+        .put_config(id, json!({"config": {"a": 1}, "metadata": meta("t", "m")}))
+        .await;
+}
+
 /// A REST read that hits the database, retried until it answers 200.
 async fn read_answers(server: &TestServer, id: &str) {
     within("a normal read answers", async {
@@ -87,10 +94,15 @@ async fn health_answers(grpc: SocketAddr) {
     .await;
 }
 
-/// Sends `bytes` one at a time, `pause` apart, until the server closes the connection; how
-/// many it sent by then (all of them: it was never closed).
+/// Connects and sends `bytes` one at a time, `pause` apart, until the server closes the
+/// connection; how many it sent by then (all of them: it was never closed).
 async fn drip(address: SocketAddr, bytes: &[u8], pause: Duration) -> usize {
     let mut stream = TcpStream::connect(address).await.expect("connects");
+    drip_on(&mut stream, bytes, pause).await
+}
+
+/// `drip` on a connection already open.
+async fn drip_on(stream: &mut TcpStream, bytes: &[u8], pause: Duration) -> usize {
     let mut buffer = [0u8; 1024];
     for (sent, byte) in bytes.iter().enumerate() {
         if stream.write_all(&[*byte]).await.is_err() {
@@ -107,12 +119,7 @@ async fn drip(address: SocketAddr, bytes: &[u8], pause: Duration) -> usize {
 #[tokio::test]
 async fn slowloris_connections_are_closed_while_reads_answer() {
     let server = TestServer::spawn_with(short_deadlines).await;
-    server
-        .put_config(
-            "slow",
-            json!({"config": {"a": 1}, "metadata": meta("t", "m")}),
-        )
-        .await;
+    put_small(&server, "slow").await;
     // About 70 bytes at 5 a second: 14 s to finish the headers, against a 1 s deadline.
     let request =
         b"GET /api/v1/configs/slow HTTP/1.1\r\nHost: localhost\r\nX-Pad: abcdefghij\r\n\r\n";
@@ -229,12 +236,7 @@ async fn when_every_connection_is_in_use_a_new_one_is_refused_with_503() {
 #[tokio::test]
 async fn kept_alive_connections_are_closed_after_the_idle_timeout() {
     let server = TestServer::spawn_with(short_deadlines).await;
-    server
-        .put_config(
-            "kept",
-            json!({"config": {"a": 1}, "metadata": meta("t", "m")}),
-        )
-        .await;
+    put_small(&server, "kept").await;
     let mut stream = TcpStream::connect(server.addr).await.expect("connects");
     stream
         .write_all(b"GET /api/v1/configs/kept HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -291,12 +293,7 @@ async fn an_idle_grpc_flood_is_closed_and_calls_answer() {
 #[tokio::test]
 async fn a_kept_alive_connection_that_drips_its_next_request_is_closed() {
     let server = TestServer::spawn_with(short_deadlines).await;
-    server
-        .put_config(
-            "kept",
-            json!({"config": {"a": 1}, "metadata": meta("t", "m")}),
-        )
-        .await;
+    put_small(&server, "kept").await;
     let request =
         b"GET /api/v1/configs/kept HTTP/1.1\r\nHost: localhost\r\nX-Pad: abcdefghij\r\n\r\n";
     let mut stream = TcpStream::connect(server.addr).await.expect("connects");
@@ -311,21 +308,11 @@ async fn a_kept_alive_connection_that_drips_its_next_request_is_closed() {
         String::from_utf8_lossy(&buffer[..n])
     );
     // The next request's headers at 5 bytes a second: 14 s, against a 2 s idle timeout.
-    let mut sent = 0;
-    let closed = within("the dripping connection is closed", async {
-        for byte in request {
-            if stream.write_all(&[*byte]).await.is_err() {
-                return;
-            }
-            sent += 1;
-            if let Ok(Ok(0) | Err(_)) =
-                tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buffer)).await
-            {
-                return;
-            }
-        }
-    });
-    closed.await;
+    let sent = within(
+        "the dripping connection is closed",
+        drip_on(&mut stream, request, Duration::from_millis(200)),
+    )
+    .await;
     assert!(
         sent < request.len(),
         "a kept-alive connection dripping its next request was served"
@@ -380,12 +367,7 @@ async fn quiet_watches_outlive_the_idle_timeout() {
     assert!(handshake.starts_with("HTTP/1.1 101"), "{handshake}");
     // Twice the idle timeout with nothing sent either way (keep-alives come every 15 s).
     tokio::time::sleep(Duration::from_secs(5)).await;
-    server
-        .put_config(
-            "after-quiet",
-            json!({"config": {"a": 1}, "metadata": meta("t", "m")}),
-        )
-        .await;
+    put_small(&server, "after-quiet").await;
     within(
         "the SSE watcher gets the change",
         read_until(&mut sse, "after-quiet"),
