@@ -40,12 +40,15 @@ pub fn script<'a>(
             "headers[\"Authorization\"] = \"Bearer {token}\"\n"
         ));
     }
+    // Each thread formats every request once, at its start: per request wrk then only indexes
+    // a table, and stays the lean generator it is here for.
     lua.push_str(&format!(
-        "local i = 0\n\
+        "local i = 0\nlocal formatted = {{}}\n\
          setup = function(thread) thread:set(\"offset\", math.random(#requests)) end\n\
-         init = function() i = offset or 0 end\n\
-         request = function()\n  i = i + 1\n  local r = requests[(i % #requests) + 1]\n  \
-         return wrk.format({method:?}, r[1], headers, r[2])\nend\n"
+         init = function()\n  i = offset or 0\n  \
+         for k, r in ipairs(requests) do formatted[k] = wrk.format({method:?}, r[1], headers, r[2]) end\n\
+         end\n\
+         request = function()\n  i = i + 1\n  return formatted[(i % #formatted) + 1]\nend\n"
     ));
     let file = dir.join(format!("{name}.lua"));
     std::fs::write(&file, lua).expect("write the wrk script");
