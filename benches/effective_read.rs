@@ -277,14 +277,8 @@ async fn run(opts: Options) {
         for (name, paths) in &mixes {
             let requests = paths.iter().map(|path| (path.as_str(), None));
             let script = wrk::script(dir.path(), "reads", "GET", requests);
-            let mut rounds = Vec::new();
-            for _ in 0..opts.rounds {
-                let b = wrk::run(bare_addr, bare_pid, &script, 2, 32, window);
-                let s = wrk::run(summit_addr, summit_pid, &script, 2, 32, window);
-                if let (Some((s, _)), Some((b, _))) = (s, b) {
-                    rounds.push((s, b));
-                }
-            }
+            let summit = (summit_addr, summit_pid);
+            let rounds = wrk::rounds(summit, (bare_addr, bare_pid), &script, opts.rounds, window);
             external.push((*name, rounds));
         }
     }

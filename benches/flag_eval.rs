@@ -341,14 +341,7 @@ fn main() {
                 (path.as_str(), Some(body))
             });
             let script = wrk::script(dir.path(), "evaluations", "POST", requests);
-            let mut pairs = Vec::new();
-            for _ in 0..rounds {
-                let b = wrk::run(bare_addr, bare_pid, &script, 2, 32, window);
-                let s = wrk::run(addr, pid, &script, 2, 32, window);
-                if let (Some((s, _)), Some((b, _))) = (s, b) {
-                    pairs.push((s, b));
-                }
-            }
+            let pairs = wrk::rounds((addr, pid), (bare_addr, bare_pid), &script, rounds, window);
             println!("| {} | {} |", case.name, compare(&pairs));
         }
     });

@@ -108,6 +108,26 @@ pub fn run(
     Some((measured, p99))
 }
 
+/// `rounds` runs of `script` against the bare server and then summit-config (`(addr, pid)`
+/// each): the (summit-config, bare) pairs of the rounds in which both runs succeeded.
+pub fn rounds(
+    summit: (SocketAddr, u32),
+    bare: (SocketAddr, u32),
+    script: &str,
+    rounds: usize,
+    duration: Duration,
+) -> Vec<(Measured, Measured)> {
+    let mut pairs = Vec::new();
+    for _ in 0..rounds {
+        let b = run(bare.0, bare.1, script, 2, 32, duration);
+        let s = run(summit.0, summit.1, script, 2, 32, duration);
+        if let (Some((s, _)), Some((b, _))) = (s, b) {
+            pairs.push((s, b));
+        }
+    }
+    pairs
+}
+
 /// wrk's "1.23ms" / "456.00us" / "1.02s" in milliseconds.
 fn millis(text: &str) -> Option<f64> {
     let (number, factor) = if let Some(n) = text.strip_suffix("us") {
