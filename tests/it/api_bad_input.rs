@@ -537,3 +537,37 @@ async fn json_media_types_with_parameters_and_a_missing_content_type_are_accepte
     let (_, versions) = server.get_json("/api/v1/configs/svc/versions").await;
     assert_eq!(versions["items"].as_array().unwrap().len(), 4);
 }
+
+/// A body that ends before its `Content-Length` (the client shut its side down) is a 400 that
+/// says the body could not be read, and changes nothing: on a routed write and on an
+/// evaluation answered ahead of the router, which read bodies alike.
+#[tokio::test]
+async fn a_body_cut_short_is_a_400_and_changes_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::spawn().await;
+    server.put_config("svc", valid_body()).await;
+    let before = snapshot(&server).await;
+    for path in ["/api/v1/configs/svc", "/ofrep/v1/evaluate/flags/some-flag"] {
+        let method = if path.starts_with("/ofrep") {
+            "POST"
+        } else {
+            "PUT"
+        };
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: 200\r\n\r\n{{\"config\": {{"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+        assert!(
+            answer.contains("Failed to buffer the request body"),
+            "{path}: {answer}"
+        );
+    }
+    assert_eq!(snapshot(&server).await, before);
+}

@@ -11,17 +11,15 @@
 //! and `tests/it/evaluate_direct.rs` ask every case both ways and compare.
 
 use std::borrow::Cow;
-use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tower::{Layer, ServiceExt};
 use tracing::Instrument;
 
 use super::deadline::within;
@@ -117,8 +115,8 @@ pub(crate) fn serve(
     }
 }
 
-/// A direct answer that reads a body: the routed handlers' body limit and deadline around
-/// `handler`.
+/// A direct answer that reads a body: the routed handlers' deadline around `handler`, whose
+/// body extractor keeps the routed handlers' body limit (it reads the server's own).
 fn bounded<A>(
     state: AppState,
     limits: HttpLimits,
@@ -136,7 +134,6 @@ where
         direct,
         request,
         move |state, caller, request| {
-            let request = with_body_limit(request, limits.max_body_bytes);
             // Boxed: the handler's future (body read, parse, evaluation) is large, and every
             // future around it would otherwise copy it as it is built and first polled.
             within(
@@ -188,17 +185,4 @@ where
         span.as_ref(),
     );
     response
-}
-
-/// The request with the body limit the routed handlers have (`DefaultBodyLimit`, which the
-/// body extractors read), so an oversized body is the same 413.
-fn with_body_limit(request: Request, limit: usize) -> Request {
-    DefaultBodyLimit::max(limit)
-        .layer(tower::service_fn(|request: Request| async {
-            Ok::<_, Infallible>(request)
-        }))
-        .oneshot(request)
-        .now_or_never()
-        .expect("the limit layer completes at once")
-        .unwrap_or_else(|never| match never {})
 }

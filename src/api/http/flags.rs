@@ -485,7 +485,7 @@ async fn evaluate_one(
     if evaluation.version == 0 {
         return Err(Error::not_found("flag", key.as_str()).into());
     }
-    let mut response = Json(EvaluationBody::from(&evaluation)).into_response();
+    let mut response = super::json_answer(&EvaluationBody::from(&evaluation));
     super::mark_if_stale(&state, &mut response);
     Ok(response)
 }

@@ -332,7 +332,7 @@ async fn evaluate_key(
                 .into());
         }
     };
-    let mut response = Json(Success::of(&evaluation, resolution)).into_response();
+    let mut response = super::json_answer(&Success::of(&evaluation, resolution));
     super::mark_if_stale(&state, &mut response);
     Ok(response)
 }

@@ -132,7 +132,7 @@ pub fn evaluate(
     context: &EvaluationContext,
 ) -> Evaluation {
     Evaluation {
-        key: flag.id.to_string(),
+        key: flag.id.as_str().to_owned(),
         version: flag.version,
         outcome: resolve(
             flags,

@@ -458,19 +458,24 @@ where
     }
 }
 
+/// The body, at most the server's `max_body_bytes` (413 past it), whatever `DefaultBodyLimit`
+/// the request carries: the limit is the server's, so a request answered ahead of the router
+/// needs no limit layer. A body that fails to arrive is a 400 with axum's words for it.
 async fn read_body<S>(req: Request, state: &S) -> Result<Bytes, Error>
 where
     S: Send + Sync,
     AppState: FromRef<S>,
 {
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
     let limit = AppState::from_ref(state).max_body_bytes;
-    Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::PayloadTooLarge { limit }
-        } else {
-            Error::invalid("/", rejection.body_text())
-        }
-    })
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => Err(Error::PayloadTooLarge { limit }),
+        Err(error) => Err(Error::invalid(
+            "/",
+            format!("Failed to buffer the request body: {error}"),
+        )),
+    }
 }
 
 /// The raw value of the path parameter `name` ("" when the route has none).
