@@ -129,6 +129,9 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
         .type_text("ap")
         .await;
     browser.find("form[role=search] button").await.click().await;
+    // The list before the search already says "1 configs" (`app` is the only one): wait for
+    // the search's own page, or the link below may belong to the page being replaced.
+    browser.wait_for_url("prefix=ap").await;
     browser
         .wait_for_text("the search result", |t| t.contains("1 configs"))
         .await;
@@ -138,6 +141,7 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
         .await
         .click()
         .await;
+    browser.wait_for_url("/ui/configs/app").await;
     browser
         .wait_for_text("the config page", |t| {
             t.contains("Config app") && t.contains("staging")
@@ -149,6 +153,7 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
         .await
         .click()
         .await;
+    browser.wait_for_url("/ui/configs/app/history").await;
     browser
         .wait_for_text("the timeline", |t| t.contains("raise the staging limit"))
         .await;
@@ -158,6 +163,7 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
         .await
         .click()
         .await;
+    browser.wait_for_url("/diff").await;
     browser
         .wait_for_text("the diff", |t| t.contains("Comparing the whole document"))
         .await;
@@ -216,6 +222,7 @@ async fn console_in_chromium_signs_in_diffs_approves_follows_a_deployment_and_hi
     let request_id = request["id"].as_str().unwrap().to_owned();
     sign_in(&browser, &server, &bob).await;
     browser.find("a[href='/ui/approvals']").await.click().await;
+    browser.wait_for_url("/ui/approvals").await;
     browser
         .wait_for_text("the queue", |t| t.contains("open production"))
         .await;

@@ -221,6 +221,23 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), bytes).expect("screenshot written");
     }
 
+    /// Waits until the page's address contains `part` (a navigation has happened: a page that
+    /// already says what the next page will say cannot tell it).
+    pub async fn wait_for_url(&self, part: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let url = self.url().await;
+            if url.contains(part) {
+                return url;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited for an address with {part}; the browser is at {url}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until `check` holds of the page's text.
     pub async fn wait_for_text(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
         let deadline = tokio::time::Instant::now() + WAIT;
