@@ -547,12 +547,10 @@ async fn a_body_cut_short_is_a_400_and_changes_nothing() {
     let server = TestServer::spawn().await;
     server.put_config("svc", valid_body()).await;
     let before = snapshot(&server).await;
-    for path in ["/api/v1/configs/svc", "/ofrep/v1/evaluate/flags/some-flag"] {
-        let method = if path.starts_with("/ofrep") {
-            "POST"
-        } else {
-            "PUT"
-        };
+    for (method, path) in [
+        ("PUT", "/api/v1/configs/svc"),
+        ("POST", "/ofrep/v1/evaluate/flags/some-flag"),
+    ] {
         let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\

@@ -224,31 +224,34 @@ impl Browser {
     /// Waits until the page's address contains `part` (a navigation has happened: a page that
     /// already says what the next page will say cannot tell it).
     pub async fn wait_for_url(&self, part: &str) -> String {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let url = self.url().await;
-            if url.contains(part) {
-                return url;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "waited for an address with {part}; the browser is at {url}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("an address with {part}");
+        self.wait_until(&what, Seen::Address, |url| url.contains(part))
+            .await
     }
 
     /// Waits until `check` holds of the page's text.
     pub async fn wait_for_text(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        self.wait_until(what, Seen::Text, check).await
+    }
+
+    /// Reads what `seen` names every 100 ms until `check` holds of it, or fails after `WAIT`.
+    async fn wait_until(&self, what: &str, seen: Seen, check: impl Fn(&str) -> bool) -> String {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let text = self.text().await;
-            if check(&text) {
-                return text;
+            let read = match seen {
+                Seen::Address => self.url().await,
+                Seen::Text => self.text().await,
+            };
+            if check(&read) {
+                return read;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "waited for {what}; the page says: {text}"
+                "waited for {what}; the {} says: {read}",
+                match seen {
+                    Seen::Address => "address",
+                    Seen::Text => "page",
+                }
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -259,6 +262,13 @@ impl Browser {
         let _ = self.http.delete(url).send().await;
         let _ = self.driver.kill().await;
     }
+}
+
+/// What `Browser::wait_until` reads of the page.
+#[derive(Clone, Copy)]
+enum Seen {
+    Address,
+    Text,
 }
 
 /// A test that fails midway leaves no chromedriver or Chromium behind: the whole process
