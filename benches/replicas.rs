@@ -11,11 +11,12 @@
 //!   4. start-up with 10,000 configs: wall time from spawn until the port accepts connections,
 //!      and the `millis` the server logs for "read cache loaded";
 //!   5. group commit: with fsync turned on in the cluster, versions/s from 1 and from 16
-//!      writers, and CPU per version of the server, PostgreSQL and the load generator.
+//!      writers, alternating in rounds, and CPU per version of the server, PostgreSQL and the
+//!      load generator.
 //!
 //! `cargo bench --bench replicas` (about 2 minutes; `-- --quick` for a smoke run with smaller
 //! counts; `-- --fsync-only` for case 5 alone; `--writes N` for N versions a run instead of 4,000,
-//! long enough to profile). Without PostgreSQL server binaries it says so and
+//! long enough to profile; `--rounds R` for case 5's rounds, 3 by default). Without PostgreSQL server binaries it says so and
 //! exits 0. Not a test: it asserts nothing about speed and prints a Markdown table for
 //! docs/performance.md.
 
@@ -60,6 +61,8 @@ struct Options {
     read_window: Duration,
     startup_configs: usize,
     startup_runs: usize,
+    /// Rounds of case 5, each writing from every writer count in turn.
+    fsync_rounds: usize,
 }
 
 fn options() -> Options {
@@ -76,6 +79,7 @@ fn options() -> Options {
             read_window: Duration::from_millis(500),
             startup_configs: 2_000,
             startup_runs: 1,
+            fsync_rounds: 1,
         }
     } else {
         Options {
@@ -88,6 +92,7 @@ fn options() -> Options {
             read_window: Duration::from_secs(2),
             startup_configs: 10_000,
             startup_runs: 3,
+            fsync_rounds: support::arg("--rounds", 3).max(1) as usize,
         }
     }
 }
@@ -642,18 +647,41 @@ fn print_fsync_writes(runs: &[fsync_writes::FsyncRun], opts: &Options) {
         let (server, database, bench) = run.cpu_per_version;
         let (batch, commit_ms) = run.commits;
         println!(
-            "| {} | {} | {server:.0} µs / {database:.0} µs / {bench:.0} µs | {batch:.1}, {commit_ms:.2} ms | {:.0}% |",
+            "| {}, round {} | {} | {server:.0} µs / {database:.0} µs / {bench:.0} µs | {batch:.1}, {commit_ms:.2} ms | {:.0}% |",
             run.writers,
+            run.round,
             run.writes.figure(),
             run.from_memory * 100.0
         );
     }
-    if let [one, .., many] = runs {
-        println!(
-            "\n{} writers reach **{:.1}×** the versions/s of {}.",
-            many.writers,
-            many.writes.rate / one.writes.rate,
-            one.writers
-        );
+    // Each round's ratio compares the two writer counts of the same minute.
+    let [one, many] = fsync_writes::WRITER_COUNTS;
+    let rate = |round: usize, writers: usize| {
+        runs.iter()
+            .find(|run| run.round == round && run.writers == writers)
+            .map(|run| run.writes.rate)
+    };
+    let rounds: Vec<(f64, f64)> = (1..=opts.fsync_rounds)
+        .filter_map(|round| Some((rate(round, one)?, rate(round, many)?)))
+        .collect();
+    if rounds.is_empty() {
+        return;
     }
+    let ratios: Vec<f64> = rounds.iter().map(|(o, m)| m / o).collect();
+    let many_rates: Vec<f64> = rounds.iter().map(|(_, m)| *m).collect();
+    let list = |values: &[f64], digits: usize| {
+        values
+            .iter()
+            .map(|v| format!("{v:.digits$}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "\n{many} writers reach **{:.1}×** the versions/s of {one} (median of {} rounds' ratios: {}) and **{:.0} versions/s** (median; rounds: {}).",
+        median(&ratios),
+        ratios.len(),
+        list(&ratios, 1),
+        median(&many_rates),
+        list(&many_rates, 0),
+    );
 }

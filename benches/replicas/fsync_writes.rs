@@ -12,6 +12,8 @@ use super::{Options, Server, WriteRun, postgres, write_many};
 pub const WRITER_COUNTS: [usize; 2] = [1, 16];
 
 pub struct FsyncRun {
+    /// The round (from 1) this run belongs to: each round runs every writer count once.
+    pub round: usize,
     pub writers: usize,
     pub writes: WriteRun,
     /// CPU microseconds per version: (server, PostgreSQL, load generator).
@@ -61,7 +63,8 @@ fn cpu_now(server: &Server, postmaster: u32) -> (f64, f64, f64) {
 }
 
 /// On a fresh database of `cluster` with fsync on: one pass creating every config, then
-/// `opts.writes` versions from each writer count in `WRITER_COUNTS`.
+/// `opts.fsync_rounds` rounds of `opts.writes` versions from each writer count in
+/// `WRITER_COUNTS` in turn, so that a slow spell of the machine falls on both counts alike.
 pub async fn fsync_writes(cluster: &postgres::PgCluster, opts: &Options) -> Vec<FsyncRun> {
     let url = cluster.new_database().await;
     support::fsync_on(&url).await;
@@ -70,16 +73,18 @@ pub async fn fsync_writes(cluster: &postgres::PgCluster, opts: &Options) -> Vec<
     server.wait_until_up().await;
     write_many(server.addr, 16, opts.ids, opts.ids, 0).await;
     let mut runs = Vec::new();
-    for (round, writers) in WRITER_COUNTS.into_iter().enumerate() {
+    let phases = (1..=opts.fsync_rounds).flat_map(|round| WRITER_COUNTS.map(|w| (round, w)));
+    for (phase, (round, writers)) in phases.enumerate() {
         let committed_before = commits_now(server.addr).await;
         let before = cpu_now(&server, postmaster);
-        let generation = (round + 1) * opts.writes;
+        let generation = (phase + 1) * opts.writes;
         let writes = write_many(server.addr, writers, opts.writes, opts.ids, generation).await;
         let after = cpu_now(&server, postmaster);
         let committed_after = commits_now(server.addr).await;
         let per_version = |from: f64, to: f64| (to - from) * 1e6 / opts.writes as f64;
         let commits = (committed_after.0 - committed_before.0).max(1.0);
         runs.push(FsyncRun {
+            round,
             writers,
             writes,
             cpu_per_version: (
