@@ -16,9 +16,9 @@
 //!
 //! `cargo bench --bench replicas` (about 2 minutes; `-- --quick` for a smoke run with smaller
 //! counts; `-- --fsync-only` for case 5 alone; `--writes N` for N versions a run instead of 4,000,
-//! long enough to profile; `--rounds R` for case 5's rounds, 3 by default). Without PostgreSQL server binaries it says so and
-//! exits 0. Not a test: it asserts nothing about speed and prints a Markdown table for
-//! docs/performance.md.
+//! long enough to profile; `--rounds R` for case 5's rounds, 3 by default). Without PostgreSQL
+//! server binaries it says so and exits 0. Not a test: it asserts nothing about speed and prints
+//! a Markdown table for docs/performance.md.
 
 #[path = "replicas/fsync_writes.rs"]
 mod fsync_writes;
@@ -197,10 +197,16 @@ impl Drop for Server {
     }
 }
 
+/// The middle value; for an even count, the mean of the two middle ones.
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
+    let middle = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    } else {
+        sorted[middle]
+    }
 }
 
 struct WriteRun {
