@@ -1,6 +1,11 @@
 //! `SecretService`: the built-in secret store for both transports. Values are sealed before
 //! they reach the store and opened only for an explicit, audited read by a caller with
-//! `manage-secrets`; listings and metadata never carry a value.
+//! `manage-secrets`; listings and metadata never carry a value. Here: writing, deleting and
+//! opening versions; the reads are in `reads`, rotation in `rotate`, re-wrapping in `rewrap`.
+
+mod reads;
+mod rewrap;
+mod rotate;
 
 use std::sync::Arc;
 
@@ -9,8 +14,7 @@ use serde_json::Value;
 
 use super::crypto::Keyring;
 use super::model::{
-    Origin, SecretDocument, SecretSummary, SecretValue, SecretVersion, SecretVersionInfo, Stage,
-    ValueFormat,
+    Origin, SecretDocument, SecretSummary, SecretVersion, SecretVersionInfo, Stage, ValueFormat,
 };
 use super::rotation::RotationPolicy;
 use super::stages::SecretStages;
@@ -21,7 +25,7 @@ use crate::core::events::kind;
 use crate::core::ids::SecretName;
 use crate::core::model::{AuditDraft, ConfigDocument, Metadata};
 use crate::core::ports::{
-    Documents, ReadCache, Record, Rewrap, SecretDeleteWrite, SecretWrite, Storage, Store,
+    Documents, ReadCache, Record, SecretDeleteWrite, SecretWrite, Storage, Store,
 };
 use crate::core::secrets::SECRET_KEY;
 use crate::core::secrets::model::SecretHead;
@@ -199,193 +203,6 @@ impl SecretService {
             .await
     }
 
-    /// A rotation asked for now: the supplied value, or one the policy generates; current
-    /// unless `pending` is asked.
-    pub async fn rotate(
-        &self,
-        caller: &Caller,
-        name: &SecretName,
-        request: RotateRequest,
-        metadata: Metadata,
-    ) -> Result<SecretSummary> {
-        let (head, stages) = self.writing_live(caller, name, &metadata).await?;
-        let rotation = stages.current.document.rotation.clone();
-        let (format, text) = match request.value {
-            Some(value) => plaintext(&value)?,
-            None => {
-                let policy = rotation.as_ref().ok_or_else(|| {
-                    Error::invalid(
-                        "/value",
-                        "the secret has no rotation policy to generate a value: supply one",
-                    )
-                })?;
-                plaintext(&policy.generate(&self.open(&stages.current)?)?)?
-            }
-        };
-        if let Some(policy) = &rotation {
-            policy.check(format, "/rotation")?;
-        }
-        let draft = Draft {
-            format,
-            text,
-            rotation,
-            pending: request.pending,
-            origin: Some(Origin::Rotation {
-                scheduled: false,
-                due_at: None,
-            }),
-            action: "secret.rotate",
-        };
-        self.write(name, head, Some(&stages), draft, metadata, request.expected)
-            .await
-    }
-
-    /// Makes the pending version current: a new version with its value (`origin.promotion`),
-    /// the current one becoming `previous`. `version`, when given, must be the pending one.
-    pub async fn promote(
-        &self,
-        caller: &Caller,
-        name: &SecretName,
-        version: Option<u64>,
-        metadata: Metadata,
-    ) -> Result<SecretSummary> {
-        if version == Some(0) {
-            return Err(Error::invalid("version", "versions start at 1"));
-        }
-        let (head, stages) = self.writing_live(caller, name, &metadata).await?;
-        let pending = match (&stages.pending, version) {
-            (Some(pending), Some(number)) if pending.version != number => {
-                return Err(Error::VersionConflict {
-                    expected: number,
-                    actual: pending.version,
-                });
-            }
-            (Some(pending), _) => pending.clone(),
-            (None, _) => {
-                return Err(Error::not_found("pending secret version", name.as_str()));
-            }
-        };
-        self.promote_pending(name, head, &stages, &pending, None, metadata)
-            .await
-    }
-
-    /// Rotates every secret whose rotation is due at `now` (the scheduler calls this on the
-    /// replica holding the duties lease): promotes a pending version when there is one, else
-    /// generates a value; a policy that waits for a supplied value and has none pending waits.
-    /// Each rotation is conditional on the version it read, so one due time gets one rotation
-    /// however many callers race. Returns the number rotated.
-    pub async fn rotate_due(&self, now: chrono::DateTime<chrono::Utc>) -> Result<u32> {
-        let mut rotated = 0;
-        let heads = self.store.secrets().heads().await?;
-        for head in heads.iter().filter(|h| !h.deleted) {
-            let name = &head.latest.id;
-            let due = self
-                .cache
-                .cached_secret(name)
-                .and_then(|stages| stages.next_rotation_at())
-                .is_some_and(|due| due <= now);
-            if !due {
-                continue;
-            }
-            match self.rotate_one(name, now).await {
-                Ok(true) => {
-                    rotated += 1;
-                    metrics::counter!("summit_secret_rotations_total", "result" => "success")
-                        .increment(1);
-                }
-                Ok(false) => {}
-                // Another replica (or an operator) wrote first: this due time is served.
-                Err(Error::VersionConflict { .. }) => {}
-                Err(error) => {
-                    metrics::counter!("summit_secret_rotations_total", "result" => "failure")
-                        .increment(1);
-                    tracing::warn!(secret = %name, %error, "scheduled rotation failed");
-                }
-            }
-        }
-        Ok(rotated)
-    }
-
-    async fn rotate_one(
-        &self,
-        name: &SecretName,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool> {
-        let (head, stages) = self.staged(name).await?;
-        let Some(stages) = stages else {
-            return Ok(false);
-        };
-        let (Some(policy), Some(due_at)) = (
-            stages.current.document.rotation.clone(),
-            stages.next_rotation_at(),
-        ) else {
-            return Ok(false);
-        };
-        if due_at > now {
-            return Ok(false);
-        }
-        let metadata = Metadata {
-            actor: "summit-config".to_owned(),
-            message: Some(format!("scheduled rotation due at {}", due_at.to_rfc3339())),
-            ..Default::default()
-        };
-        if let Some(pending) = stages.pending.clone() {
-            self.promote_pending(name, head, &stages, &pending, Some(due_at), metadata)
-                .await?;
-            return Ok(true);
-        }
-        if !policy.generates() {
-            return Ok(false); // waits for a supplied value
-        }
-        let (format, text) = plaintext(&policy.generate(&self.open(&stages.current)?)?)?;
-        let draft = Draft {
-            format,
-            text,
-            rotation: Some(policy),
-            pending: false,
-            origin: Some(Origin::Rotation {
-                scheduled: true,
-                due_at: Some(due_at),
-            }),
-            action: "secret.rotate",
-        };
-        self.write(name, head, Some(&stages), draft, metadata, None)
-            .await?;
-        Ok(true)
-    }
-
-    async fn promote_pending(
-        &self,
-        name: &SecretName,
-        head: Option<SecretHead>,
-        stages: &SecretStages,
-        pending: &SecretVersion,
-        due_at: Option<chrono::DateTime<chrono::Utc>>,
-        metadata: Metadata,
-    ) -> Result<SecretSummary> {
-        let text = self
-            .keyring
-            .open(name.as_str(), pending.version, &pending.document.sealed)?;
-        let draft = Draft {
-            format: pending.document.format,
-            text,
-            rotation: stages.current.document.rotation.clone(),
-            pending: false,
-            origin: Some(match due_at {
-                Some(due_at) => Origin::Rotation {
-                    scheduled: true,
-                    due_at: Some(due_at),
-                },
-                None => Origin::Promotion {
-                    from: pending.version,
-                },
-            }),
-            action: "secret.promote",
-        };
-        self.write(name, head, Some(stages), draft, metadata, None)
-            .await
-    }
-
     /// Seals `draft` as the version after the newest one and appends it, conditional on the
     /// live version being `expected` (when given) and still the one `head` shows; tells the
     /// referencing configs when the current version changed.
@@ -517,98 +334,6 @@ impl SecretService {
         }
     }
 
-    /// Live secrets the caller may manage, by name, each at its current version; no values.
-    pub async fn list(&self, caller: &Caller) -> Result<Vec<SecretSummary>> {
-        caller.require(Permission::ManageSecrets)?;
-        Ok(self
-            .store
-            .secrets()
-            .heads()
-            .await?
-            .iter()
-            .filter_map(|head| head.live())
-            .filter(|latest| caller.allows_resource(latest.id.as_str()))
-            .filter_map(|latest| self.cache.cached_secret(&latest.id))
-            .map(|stages| SecretSummary::of(&stages.current))
-            .collect())
-    }
-
-    /// A secret's versions (newest first, at most 100) and their stages; no values.
-    pub async fn describe(&self, caller: &Caller, name: &SecretName) -> Result<SecretInfo> {
-        caller.require_on(Permission::ManageSecrets, name.as_str())?;
-        let secrets = self.store.secrets();
-        let versions = secrets.versions(name, None, MAX_LISTED_VERSIONS).await?;
-        // The stages of the versions listed: the (cached) head may not have the newest yet.
-        let (head, _) = self.staged(name).await?;
-        let head = match (head, versions.first()) {
-            (Some(head), Some(newest)) if newest.version > head.latest.version => SecretHead {
-                latest: Arc::new(newest.clone()),
-                deleted: false,
-            },
-            (Some(head), _) => head,
-            (None, _) => return Err(Error::not_found("secret", name.as_str())),
-        };
-        let stages = SecretStages::load(secrets, &head)
-            .await?
-            .ok_or_else(|| Error::not_found("secret", name.as_str()))?;
-        let at = now();
-        let versions = versions
-            .into_iter()
-            .map(|v| SecretVersionInfo {
-                version: v.version,
-                stages: stages.of(v.version, at),
-                format: v.document.format,
-                key_id: v.document.sealed.key_id,
-                origin: v.document.origin,
-                actor: v.metadata.actor,
-                message: v.metadata.message,
-                created_at: v.created_at,
-            })
-            .collect();
-        Ok(SecretInfo {
-            name: name.clone(),
-            rotation: stages.current.document.rotation.clone(),
-            next_rotation_at: stages.next_rotation_at(),
-            previous_expires_at: stages.previous_expires_at(),
-            versions,
-        })
-    }
-
-    /// The value of one version, opened for this caller; recorded in the audit (`secret.read`)
-    /// before it is returned.
-    pub async fn value(
-        &self,
-        caller: &Caller,
-        name: &SecretName,
-        selector: Selector,
-        metadata: &Metadata,
-    ) -> Result<SecretValue> {
-        caller.require_on(Permission::ManageSecrets, name.as_str())?;
-        let version = self.selected(name, selector).await?;
-        let value = self.open(&version)?;
-        self.store
-            .record(Record {
-                kind: kind::SECRET_READ,
-                subject: name.to_string(),
-                version: version.version,
-                audit: AuditDraft {
-                    actor: metadata.actor.clone(),
-                    action: "secret.read",
-                    environments: Vec::new(),
-                    message: metadata.message.clone(),
-                    on_behalf_of: metadata.on_behalf_of.clone(),
-                    details: Default::default(),
-                },
-                at: now(),
-            })
-            .await?;
-        Ok(SecretValue {
-            name: name.clone(),
-            version: version.version,
-            value,
-        })
-    }
-
     /// Marks a secret deleted: references to it no longer resolve; history and audit stay.
     pub async fn delete(
         &self,
@@ -644,84 +369,6 @@ impl SecretService {
             .commit(async move { store.secrets().delete(write).await })
             .await?;
         Ok(committed.version)
-    }
-
-    /// Wraps the data key of every stored version (of live and deleted secrets) under the
-    /// current key-encryption key, so older key files can be retired. The values, data keys and
-    /// ciphertexts do not change; each re-wrapped version is audited (`secret.rewrap`).
-    pub async fn rewrap_all(&self, caller: &Caller, metadata: Metadata) -> Result<RewrapReport> {
-        caller.require(Permission::ManageSecrets)?;
-        check_metadata(&metadata)?;
-        self.configs.ensure_writable()?;
-        let secrets = self.store.secrets();
-        let heads = secrets.heads().await?;
-        // Every refusal before anything is sealed again.
-        for head in &heads {
-            caller.require_on(Permission::ManageSecrets, head.latest.id.as_str())?;
-        }
-        let webhooks_exist = !self.store.webhooks().await?.is_empty();
-        if webhooks_exist {
-            // Webhooks belong to no id: their secrets need a caller scoped to no prefix.
-            caller.require_unscoped_ids()?;
-        }
-        let mut report = RewrapReport {
-            key_id: self.keyring.current_id().to_owned(),
-            rewrapped: 0,
-            unchanged: 0,
-            webhook_secrets_rewrapped: 0,
-            webhook_secrets_unchanged: 0,
-        };
-        for head in heads {
-            let name = head.latest.id.clone();
-            let mut before = None;
-            loop {
-                let page = secrets.versions(&name, before, 100).await?;
-                let Some(last) = page.last() else { break };
-                before = Some(last.version);
-                for version in page {
-                    if version.document.sealed.key_id == report.key_id {
-                        report.unchanged += 1;
-                        continue;
-                    }
-                    let document = SecretDocument {
-                        sealed: self.keyring.rewrap(
-                            name.as_str(),
-                            version.version,
-                            &version.document.sealed,
-                        )?,
-                        ..version.document.clone()
-                    };
-                    let rewrap = Rewrap {
-                        name: name.clone(),
-                        version: version.version,
-                        checksum: document.checksum()?,
-                        document,
-                        expected_checksum: version.checksum.clone(),
-                        audit: AuditDraft {
-                            actor: metadata.actor.clone(),
-                            action: "secret.rewrap",
-                            environments: Vec::new(),
-                            message: metadata.message.clone(),
-                            on_behalf_of: metadata.on_behalf_of.clone(),
-                            details: Default::default(),
-                        },
-                        at: now(),
-                    };
-                    let store = self.store.clone();
-                    self.configs
-                        .commit(async move { store.rewrap(rewrap).await })
-                        .await?;
-                    report.rewrapped += 1;
-                }
-            }
-        }
-        if webhooks_exist {
-            (
-                report.webhook_secrets_rewrapped,
-                report.webhook_secrets_unchanged,
-            ) = self.webhooks.reseal(&metadata).await?;
-        }
-        Ok(report)
     }
 
     /// What tells the watchers of every live config that references `name` (`store:NAME`)
