@@ -197,6 +197,15 @@ impl Drop for Server {
     }
 }
 
+/// `values` with `digits` decimals, comma-separated.
+fn listed(values: &[f64], digits: usize) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.digits$}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The middle value; for an even count, the mean of the two middle ones.
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
@@ -620,20 +629,13 @@ async fn run(opts: Options) {
         let walls: Vec<f64> = starts.iter().map(|s| s.0.as_secs_f64() * 1e3).collect();
         let loads: Vec<f64> = starts.iter().map(|s| s.1 as f64).collect();
         let cached = starts.iter().map(|s| s.2).min().unwrap_or_default();
-        let list = |values: &[f64]| {
-            values
-                .iter()
-                .map(|v| format!("{v:.0}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         println!(
             "| start-up, {who}, {configs} configs (loaded at {:.0} versions/s) | **{:.0} ms** spawn → accepting (runs: {}); read cache loaded in {:.0} ms (runs: {}; {cached} configs cached) |",
             load.rate,
             median(&walls),
-            list(&walls),
+            listed(&walls, 0),
             median(&loads),
-            list(&loads),
+            listed(&loads, 0),
         );
     }
     print_fsync_writes(&fsync_runs, &opts);
@@ -675,19 +677,12 @@ fn print_fsync_writes(runs: &[fsync_writes::FsyncRun], opts: &Options) {
     }
     let ratios: Vec<f64> = rounds.iter().map(|(o, m)| m / o).collect();
     let many_rates: Vec<f64> = rounds.iter().map(|(_, m)| *m).collect();
-    let list = |values: &[f64], digits: usize| {
-        values
-            .iter()
-            .map(|v| format!("{v:.digits$}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     println!(
         "\n{many} writers reach **{:.1}×** the versions/s of {one} (median of {} rounds' ratios: {}) and **{:.0} versions/s** (median; rounds: {}).",
         median(&ratios),
         ratios.len(),
-        list(&ratios, 1),
+        listed(&ratios, 1),
         median(&many_rates),
-        list(&many_rates, 0),
+        listed(&many_rates, 0),
     );
 }
