@@ -1,8 +1,10 @@
-//! Builds the store, the core and the listeners; the port is known once `build` returns.
+//! Builds the store, the core and the listeners; the port is known once `build` returns. What
+//! the settings make of each part (secret providers, environments, retries, access) is in
+//! `configure`.
 
-use std::collections::BTreeMap;
+mod configure;
+
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,22 +12,22 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use configure::{
+    access_settings, deployment_environments, list, protected_environments, retry_schedule,
+    secret_resolver,
+};
+
 use crate::api::http::{self, AppContext, AppState, HttpLimits};
 use crate::connections::Limits;
 use crate::core::access::AccessService;
-use crate::core::access::service::{AccessSettings, JwtSettings};
 use crate::core::deployments::{DeploymentService, StrategyService};
 use crate::core::flags::FlagService;
-use crate::core::ids::Environment;
 use crate::core::notifications::targets::Targets;
 use crate::core::notifications::{DispatchSettings, Dispatcher, NotificationService};
 use crate::core::ports::{Database, Storage, Store};
 use crate::core::registry::{RegistryService, RegistrySettings};
 use crate::core::secrets::crypto::Keyring;
-use crate::core::secrets::{
-    AwsSecretsManagerProvider, AwsSettings, RemoteSettings, SecretPolicy, SecretResolver,
-    SecretService, StoreProvider, VaultProvider, VaultSettings, VaultToken,
-};
+use crate::core::secrets::{SecretService, StoreProvider};
 use crate::core::service::{ConfigService, ServiceSettings};
 use crate::replication::{
     follow_changes, run_deployments, run_duties, run_registry, run_rotations,
@@ -94,166 +96,6 @@ pub(crate) fn data_dir(settings: &Settings) -> std::path::PathBuf {
         .and_then(|path| std::path::Path::new(path).parent().map(ToOwned::to_owned))
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or_else(|| std::path::PathBuf::from("./data"))
-}
-
-/// The `env` and `file` providers, and `vault` and `awssm` when their settings are present.
-fn secret_resolver(settings: &Settings) -> anyhow::Result<SecretResolver> {
-    let timeout = Duration::from_millis(settings.secret_timeout_ms);
-    let mut resolver = SecretResolver::new(&SecretPolicy {
-        env_prefix: settings.secret_env_prefix.clone(),
-        file_dir: settings.secret_file_dir.clone(),
-        timeout,
-    });
-    let remote = RemoteSettings {
-        ttl: Duration::from_secs(settings.secret_cache_ttl_secs),
-        max_entries: settings.secret_cache_max_entries,
-        timeout,
-    };
-    let client = || {
-        reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // Credentials go to the configured address only: a redirect is not followed (it
-            // would carry X-Vault-Token to whatever host it names), nor is a proxy from the
-            // environment used.
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .context("building the HTTP client of the secret providers")
-    };
-    if let Some(addr) = &settings.vault_addr {
-        let token = match (&settings.vault_token, &settings.vault_token_file) {
-            (Some(token), _) => VaultToken::Inline(token.clone()),
-            (None, Some(path)) => VaultToken::File(path.clone()),
-            (None, None) => anyhow::bail!(
-                "SUMMIT_VAULT_ADDR is set without SUMMIT_VAULT_TOKEN or SUMMIT_VAULT_TOKEN_FILE"
-            ),
-        };
-        let vault = VaultSettings {
-            addr: addr.clone(),
-            token,
-            namespace: settings.vault_namespace.clone(),
-        };
-        let provider = VaultProvider::new(vault, &remote, client()?).map_err(anyhow::Error::msg)?;
-        resolver.register("vault", Arc::new(provider));
-    }
-    let region = settings
-        .aws_region
-        .clone()
-        .or_else(|| settings.aws_default_region.clone());
-    match (
-        region,
-        &settings.aws_access_key_id,
-        &settings.aws_secret_access_key,
-    ) {
-        (Some(region), Some(access_key_id), Some(secret_access_key)) => {
-            let aws = AwsSettings {
-                region,
-                access_key_id: access_key_id.clone(),
-                secret_access_key: secret_access_key.clone(),
-                session_token: settings.aws_session_token.clone(),
-                endpoint: settings.awssm_endpoint.clone(),
-            };
-            let provider = AwsSecretsManagerProvider::new(aws, &remote, client()?)
-                .map_err(anyhow::Error::msg)?;
-            resolver.register("awssm", Arc::new(provider));
-        }
-        _ if settings.awssm_endpoint.is_some() => anyhow::bail!(
-            "SUMMIT_AWSSM_ENDPOINT is set but AWS_REGION (or AWS_DEFAULT_REGION), \
-             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not all set"
-        ),
-        _ => {}
-    }
-    Ok(resolver)
-}
-
-/// `production=2,staging=1` → approvals needed per environment.
-fn protected_environments(text: &str) -> anyhow::Result<BTreeMap<String, u32>> {
-    let mut protected = BTreeMap::new();
-    for pair in list(text) {
-        let pair = pair.as_str();
-        let (env, count) = pair
-            .split_once('=')
-            .with_context(|| format!("protected environment '{pair}': expected name=approvals"))?;
-        Environment::parse(env.trim())
-            .map_err(|e| anyhow::anyhow!("protected environment '{pair}': {e}"))?;
-        let count: u32 = count
-            .trim()
-            .parse()
-            .with_context(|| format!("protected environment '{pair}': approvals is a number"))?;
-        protected.insert(env.trim().to_owned(), count);
-    }
-    Ok(protected)
-}
-
-/// Comma-separated items, trimmed, empty ones dropped.
-fn list(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// `5s,5m,30m,2h` → the waits (units `ms`, `s`, `m`, `h`).
-fn retry_schedule(text: &str) -> anyhow::Result<Vec<Duration>> {
-    list(text)
-        .iter()
-        .map(|item| {
-            let split = item
-                .find(|c: char| !c.is_ascii_digit())
-                .with_context(|| format!("SUMMIT_WEBHOOK_RETRY_SCHEDULE '{item}': no unit"))?;
-            let (number, unit) = item.split_at(split);
-            let number: u64 = number
-                .parse()
-                .with_context(|| format!("SUMMIT_WEBHOOK_RETRY_SCHEDULE '{item}': no number"))?;
-            Ok(match unit {
-                "ms" => Duration::from_millis(number),
-                "s" => Duration::from_secs(number),
-                "m" => Duration::from_secs(number * 60),
-                "h" => Duration::from_secs(number * 3600),
-                other => {
-                    anyhow::bail!("SUMMIT_WEBHOOK_RETRY_SCHEDULE '{item}': unknown unit '{other}'")
-                }
-            })
-        })
-        .collect()
-}
-
-/// `production,staging` → the environments that require deployments.
-fn deployment_environments(text: &str) -> anyhow::Result<Vec<Environment>> {
-    let mut environments = list(text)
-        .iter()
-        .map(|e| {
-            Environment::parse(e)
-                .map_err(|error| anyhow::anyhow!("SUMMIT_DEPLOYMENT_ENVIRONMENTS '{e}': {error}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    environments.sort();
-    environments.dedup();
-    Ok(environments)
-}
-
-fn access_settings(settings: &Settings) -> anyhow::Result<AccessSettings> {
-    let rs256_public_key_pem = settings
-        .jwt_rs256_public_key_file
-        .as_ref()
-        .map(|path| std::fs::read(path).with_context(|| format!("reading {}", path.display())))
-        .transpose()?;
-    let rate = NonZeroU32::new(settings.rate_limit_per_sec);
-    let burst = NonZeroU32::new(settings.rate_limit_burst.max(settings.rate_limit_per_sec));
-    Ok(AccessSettings {
-        enabled: !settings.no_auth,
-        admin_token: settings.admin_token.clone(),
-        data_dir: data_dir(settings),
-        jwt: JwtSettings {
-            hs256_secret: settings.jwt_hs256_secret.clone(),
-            rs256_public_key_pem,
-            issuer: settings.jwt_issuer.clone(),
-            audience: settings.jwt_audience.clone(),
-        },
-        rate_limit: rate.zip(burst),
-    })
 }
 
 /// Opens the backend behind the read cache; also returns the revision the cache is current to.
