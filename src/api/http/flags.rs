@@ -1,9 +1,13 @@
 //! `/api/v1/feature-flags`: flag versions, history, rollback, audit and evaluation.
 
+mod evaluate;
+
+pub(crate) use evaluate::evaluate_direct;
+
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,24 +21,19 @@ use super::configs::{
     DeleteBody, PageQuery, RollbackBody, expected_version, pending, version_etag, version_number,
 };
 use super::error::{ApiError, Result};
-use super::extract::{
-    ApiJson, ApiQuery, ContextBody, OnePassJson, OptionalApiJson, RefusesDuplicates, from_value,
-    path_param,
-};
+use super::extract::{ApiJson, ApiQuery, OptionalApiJson, from_value, path_param};
 use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::error::Error;
-use crate::core::flags::service::{EvaluationScope, MAX_BATCH};
-use crate::core::flags::{Evaluation, EvaluationContext, FlagDefinition, FlagVersion};
-use crate::core::ids::{Environment, FlagKey};
+use crate::core::flags::{FlagDefinition, FlagVersion};
+use crate::core::ids::FlagKey;
 use crate::core::model::Metadata;
 use crate::core::service::Written;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_flags))
-        .routes(routes!(evaluate_one))
-        .routes(routes!(evaluate_batch))
+        .merge(evaluate::router())
         .routes(routes!(get_flag, put_flag, delete_flag))
         .routes(routes!(list_versions))
         .routes(routes!(get_version))
@@ -354,196 +353,4 @@ async fn audit(
         .audit(&caller, &key, page.cursor, page.limit()?)
         .await?;
     Ok(Json(page).into_response())
-}
-
-// ---- evaluation ----------------------------------------------------------------------------
-
-/// One evaluation as the REST API shows it.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EvaluationBody<'a> {
-    flag_key: &'a str,
-    /// The flag version evaluated (absent when the flag was not found).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<&'a str>,
-    reason: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_code: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_message: Option<&'a str>,
-}
-
-impl<'a> From<&'a Evaluation> for EvaluationBody<'a> {
-    fn from(evaluation: &'a Evaluation) -> Self {
-        let version = (evaluation.version > 0).then_some(evaluation.version);
-        match &evaluation.outcome {
-            Ok(resolution) => EvaluationBody {
-                flag_key: &evaluation.key,
-                version,
-                value: Some(&resolution.value),
-                variant: Some(&resolution.variant),
-                reason: resolution.reason.as_str(),
-                error_code: None,
-                error_message: None,
-            },
-            Err(failure) => EvaluationBody {
-                flag_key: &evaluation.key,
-                version,
-                value: None,
-                variant: None,
-                reason: "ERROR",
-                error_code: Some(failure.code.as_str()),
-                error_message: Some(&failure.message),
-            },
-        }
-    }
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct EvaluateBody {
-    flag_key: String,
-    #[serde(default)]
-    environment: Option<String>,
-    #[serde(default)]
-    service: Option<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    context: Option<ContextBody>,
-}
-
-impl RefusesDuplicates for EvaluateBody {}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct EvaluateBatchBody {
-    /// All flags (meant for `service`) when absent.
-    #[serde(default)]
-    flag_keys: Option<Vec<String>>,
-    #[serde(default)]
-    environment: Option<String>,
-    #[serde(default)]
-    service: Option<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    context: Option<ContextBody>,
-}
-
-impl RefusesDuplicates for EvaluateBatchBody {}
-
-/// The evaluation context of a body's `context` member (absent means empty).
-fn context_of(context: Option<ContextBody>) -> std::result::Result<EvaluationContext, Error> {
-    context.map_or_else(
-        || Ok(EvaluationContext::default()),
-        |c| c.into_context("/context"),
-    )
-}
-
-fn scope(
-    environment: Option<String>,
-    service: Option<String>,
-) -> std::result::Result<EvaluationScope, Error> {
-    let environment = environment
-        .as_deref()
-        .map(|env| Environment::parse_field(env, "/environment"))
-        .transpose()?;
-    Ok(EvaluationScope {
-        environment,
-        service,
-    })
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/v1/feature-flags/evaluate",
-    tag = "flags",
-    operation_id = "evaluateFlag",
-    summary = "Evaluate one flag for a context",
-    request_body = EvaluateBody,
-    responses(
-        (status = 200, description = "The evaluation", body = EvaluationBody),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
-    )
-)]
-async fn evaluate_one(
-    State(state): State<AppState>,
-    caller: Caller,
-    OnePassJson(body): OnePassJson<EvaluateBody>,
-) -> Result<Response> {
-    let key = FlagKey::parse_field(&body.flag_key, "/flagKey")?;
-    let scope = scope(body.environment, body.service)?;
-    let context = context_of(body.context)?;
-    let evaluation = state
-        .flags
-        .evaluate(&caller, key.as_str(), &scope, &context)
-        .await?;
-    if evaluation.version == 0 {
-        return Err(Error::not_found("flag", key.as_str()).into());
-    }
-    let mut response = super::json_answer(&EvaluationBody::from(&evaluation));
-    super::mark_if_stale(&state, &mut response);
-    Ok(response)
-}
-
-/// `evaluate_one` answered ahead of the router (`direct::serve`, which authenticated the
-/// caller, limits the body, keeps the deadline and records a refusal): the same extractor and
-/// the same handler.
-pub(crate) async fn evaluate_direct(state: AppState, caller: Caller, request: Request) -> Response {
-    match OnePassJson::from_request(request, &state).await {
-        Ok(body) => evaluate_one(State(state), caller, body)
-            .await
-            .into_response(),
-        Err(rejection) => rejection.into_response(),
-    }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct BatchResults<'a> {
-    results: Vec<EvaluationBody<'a>>,
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/v1/feature-flags/evaluate/batch",
-    tag = "flags",
-    operation_id = "evaluateFlags",
-    summary = "Evaluate many flags (all of a service's when `flagKeys` is absent)",
-    request_body = EvaluateBatchBody,
-    responses(
-        (status = 200, description = "One evaluation per flag; a failed one carries `errorCode`", body = BatchResults),
-        (status = 400, response = doc::BadRequest)
-    )
-)]
-async fn evaluate_batch(
-    State(state): State<AppState>,
-    caller: Caller,
-    OnePassJson(body): OnePassJson<EvaluateBatchBody>,
-) -> Result<Response> {
-    if let Some(keys) = &body.flag_keys {
-        if keys.len() > MAX_BATCH {
-            return Err(Error::invalid(
-                "/flagKeys",
-                format!("at most {MAX_BATCH} flags per batch"),
-            )
-            .into());
-        }
-        for (index, key) in keys.iter().enumerate() {
-            FlagKey::parse_field(key, &format!("/flagKeys/{index}"))?;
-        }
-    }
-    let scope = scope(body.environment, body.service)?;
-    let context = context_of(body.context)?;
-    let evaluations = state
-        .flags
-        .evaluate_many(&caller, body.flag_keys.as_deref(), &scope, &context)
-        .await?;
-    let results = evaluations.iter().map(EvaluationBody::from).collect();
-    let mut response = Json(BatchResults { results }).into_response();
-    super::mark_if_stale(&state, &mut response);
-    Ok(response)
 }
