@@ -24,7 +24,9 @@
 mod fsync_writes;
 mod support;
 
-use support::{config_body, connect, free_port, max_throughput, ms, percentile, request, send};
+use support::{
+    config_body, connect, free_port, max_throughput, median, ms, percentile, request, send,
+};
 
 #[allow(dead_code)]
 #[path = "../tests/it/common/postgres.rs"]
@@ -204,18 +206,6 @@ fn listed(values: &[f64], digits: usize) -> String {
         .map(|v| format!("{v:.digits$}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The middle value; for an even count, the mean of the two middle ones.
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let middle = sorted.len() / 2;
-    if sorted.len().is_multiple_of(2) {
-        (sorted[middle - 1] + sorted[middle]) / 2.0
-    } else {
-        sorted[middle]
-    }
 }
 
 struct WriteRun {
@@ -600,7 +590,7 @@ async fn run(opts: Options) {
             }
         );
     }
-    let (pg_rps, sqlite_rps) = (median(&pg_reads), median(&sqlite_reads));
+    let (pg_rps, sqlite_rps) = (median(pg_reads.clone()), median(sqlite_reads.clone()));
     let range = |values: &[f64]| {
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
@@ -632,9 +622,9 @@ async fn run(opts: Options) {
         println!(
             "| start-up, {who}, {configs} configs (loaded at {:.0} versions/s) | **{:.0} ms** spawn → accepting (runs: {}); read cache loaded in {:.0} ms (runs: {}; {cached} configs cached) |",
             load.rate,
-            median(&walls),
+            median(walls.clone()),
             listed(&walls, 0),
-            median(&loads),
+            median(loads.clone()),
             listed(&loads, 0),
         );
     }
@@ -679,10 +669,10 @@ fn print_fsync_writes(runs: &[fsync_writes::FsyncRun], opts: &Options) {
     let many_rates: Vec<f64> = rounds.iter().map(|(_, m)| *m).collect();
     println!(
         "\n{many} writers reach **{:.1}×** the versions/s of {one} (median of {} rounds' ratios: {}) and **{:.0} versions/s** (median; rounds: {}).",
-        median(&ratios),
+        median(ratios.clone()),
         ratios.len(),
         listed(&ratios, 1),
-        median(&many_rates),
+        median(many_rates.clone()),
         listed(&many_rates, 0),
     );
 }

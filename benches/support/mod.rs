@@ -92,10 +92,16 @@ pub async fn spawn_bare(answers: &std::path::Path) -> (Server, SocketAddr) {
     (bare, addr)
 }
 
-/// The median of per-round figures (the upper one of an even count).
+/// The median of per-round figures (for an even count, the mean of the two middle ones; 0 for
+/// none).
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or_default()
+    let middle = values.len() / 2;
+    match values.len() {
+        0 => 0.0,
+        n if n.is_multiple_of(2) => (values[middle - 1] + values[middle]) / 2.0,
+        _ => values[middle],
+    }
 }
 
 pub fn free_port() -> u16 {
