@@ -104,17 +104,20 @@ fn spread_paths() -> Arc<Vec<String>> {
 
 /// Open loop: `rate` requests/s for `window`, paced by a thread that releases one request
 /// every `1/rate` s (the tokio timer's 1 ms ticks would release them in bursts), served by
-/// `connections` client connections. Returns (achieved rate, sorted latencies from send to
-/// full response).
+/// `connections` client connections. Latency counts from the write to the whole answer; how
+/// late each write was after its due time (the pacer's own wake-up, or no connection free) is
+/// kept beside it, so a generator that held requests back shows.
 async fn fixed_rate(
     addr: SocketAddr,
     rate: u64,
     connections: usize,
     window: Duration,
-) -> (f64, Vec<Duration>) {
+) -> OpenRound {
     let paths = spread_paths();
     let total = (rate as f64 * window.as_secs_f64()) as usize;
     let released = Arc::new(tokio::sync::Semaphore::new(0));
+    // Due times in release order; a task that takes a permit takes the oldest.
+    let due_times = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
     let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut senders = Vec::new();
     for _ in 0..connections {
@@ -124,18 +127,25 @@ async fn fixed_rate(
         .into_iter()
         .enumerate()
         .map(|(c, mut sender)| {
-            let (paths, released, taken) = (paths.clone(), released.clone(), taken.clone());
+            let (paths, released, taken, due_times) = (
+                paths.clone(),
+                released.clone(),
+                taken.clone(),
+                due_times.clone(),
+            );
             tokio::spawn(async move {
-                let mut latencies = Vec::new();
+                let (mut latencies, mut lateness) = (Vec::new(), Vec::new());
                 while taken.fetch_add(1, Ordering::Relaxed) < total {
                     released.acquire().await.unwrap().forget();
+                    let due: Instant = due_times.lock().unwrap().pop_front().unwrap();
                     let t = Instant::now();
                     let path = &paths[(c * 977 + latencies.len()) % paths.len()];
                     let (status, _) = send(&mut sender, "GET", path, Bytes::new()).await;
                     assert_eq!(status, 200);
                     latencies.push(t.elapsed());
+                    lateness.push(t.saturating_duration_since(due));
                 }
-                latencies
+                (latencies, lateness)
             })
         })
         .collect();
@@ -150,18 +160,30 @@ async fn fixed_rate(
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
+                due_times.lock().unwrap().push_back(due);
                 released.add_permits(1);
             }
         })
     };
-    let mut latencies = Vec::new();
+    let mut round = OpenRound::default();
     for task in futures::future::join_all(tasks).await {
-        latencies.extend(task.unwrap());
+        let (latencies, lateness) = task.unwrap();
+        round.latencies.extend(latencies);
+        round.lateness.extend(lateness);
     }
     pacer.join().unwrap();
-    let achieved = latencies.len() as f64 / begun.elapsed().as_secs_f64();
-    latencies.sort();
-    (achieved, latencies)
+    round.achieved = round.latencies.len() as f64 / begun.elapsed().as_secs_f64();
+    round.latencies.sort();
+    round.lateness.sort();
+    round
+}
+
+/// One open-loop round: the answers per second, and every latency and lateness, sorted.
+#[derive(Default)]
+struct OpenRound {
+    achieved: f64,
+    latencies: Vec<Duration>,
+    lateness: Vec<Duration>,
 }
 
 /// The baseline: a bare axum handler on the same route answering each request with the bytes
@@ -250,7 +272,8 @@ async fn run(opts: Options) {
         ("1,000 configs × 8,192 keys", spread.clone()),
     ];
     let mut closed = Vec::new();
-    for (name, paths) in &mixes {
+    let open_only = std::env::args().any(|a| a == "--open-only");
+    for (name, paths) in mixes.iter().filter(|_| !open_only) {
         let mut rounds = Vec::new();
         for _ in 0..opts.rounds {
             let b = max_throughput_measured(
@@ -274,7 +297,7 @@ async fn run(opts: Options) {
         closed.push((*name, rounds));
     }
     let mut external = Vec::new();
-    if wrk::available() {
+    if wrk::available() && !open_only {
         for (name, paths) in &mixes {
             let requests = paths.iter().map(|path| (path.as_str(), None));
             let script = wrk::script(dir.path(), "reads", "GET", requests);
@@ -286,6 +309,8 @@ async fn run(opts: Options) {
     // The open loop alternates too: a slow spell of the machine, which moves a p99 by more
     // than either server does, falls into both servers' windows alike.
     let latency_connections = opts.connections.min(50);
+    let interval = Duration::from_secs_f64(1.0 / opts.rate as f64);
+    let (wake_p50, wake_p99) = support::wake_lateness(interval, 10_000);
     let (mut summit_open, mut bare_open) = (OpenLoop::default(), OpenLoop::default());
     for _ in 0..opts.rounds {
         for (open, addr) in [(&mut bare_open, bare_addr), (&mut summit_open, summit_addr)] {
@@ -327,13 +352,19 @@ async fn run(opts: Options) {
             println!("| reads, {name}, {generator} | {} |", compare(rounds));
         }
     }
-    if external.is_empty() {
+    if external.is_empty() && !open_only {
         println!("| reads with wrk | skipped: `wrk` is not installed (`apt-get install wrk`) |");
     }
+    println!(
+        "| this machine: a thread sleeping {} wakes late by | p50 {}, p99 {} (a floor under the latencies below) |",
+        ms(interval),
+        ms(wake_p50),
+        ms(wake_p99)
+    );
     for (who, open) in [("summit-config", summit_open), ("bare axum", bare_open)] {
-        let (achieved, lat) = open.finish();
+        let (achieved, lat, late) = open.finish();
         println!(
-            "| {who}: reads at {} req/s offered (achieved {achieved:.0}), 1,000 configs, {} rounds | p50 {}, p90 {}, p99 {} (rounds {}), p99.9 {}, max {} |",
+            "| {who}: reads at {} req/s offered (achieved {achieved:.0}), 1,000 configs, {} rounds | p50 {}, p90 {}, p99 {} (rounds {}), p99.9 {}, max {}; writes p50 {} and p99 {} after their due time |",
             opts.rate,
             opts.rounds,
             ms(percentile(&lat, 0.5)),
@@ -342,6 +373,8 @@ async fn run(opts: Options) {
             open.round_p99s(),
             ms(percentile(&lat, 0.999)),
             ms(percentile(&lat, 1.0)),
+            ms(percentile(&late, 0.5)),
+            ms(percentile(&late, 0.99)),
         );
     }
 }
@@ -350,23 +383,27 @@ async fn run(opts: Options) {
 #[derive(Default)]
 struct OpenLoop {
     latencies: Vec<Duration>,
+    lateness: Vec<Duration>,
     achieved: Vec<f64>,
     round_p99: Vec<Duration>,
 }
 
 impl OpenLoop {
-    fn add(&mut self, (achieved, latencies): (f64, Vec<Duration>)) {
-        self.round_p99.push(percentile(&latencies, 0.99));
-        self.achieved.push(achieved);
-        self.latencies.extend(latencies);
+    fn add(&mut self, round: OpenRound) {
+        self.round_p99.push(percentile(&round.latencies, 0.99));
+        self.achieved.push(round.achieved);
+        self.latencies.extend(round.latencies);
+        self.lateness.extend(round.lateness);
     }
 
-    /// The mean achieved rate and every latency, sorted.
-    fn finish(&self) -> (f64, Vec<Duration>) {
+    /// The mean achieved rate, and every latency and lateness, sorted.
+    fn finish(&self) -> (f64, Vec<Duration>, Vec<Duration>) {
         let mut latencies = self.latencies.clone();
         latencies.sort();
+        let mut lateness = self.lateness.clone();
+        lateness.sort();
         let achieved = self.achieved.iter().sum::<f64>() / self.achieved.len() as f64;
-        (achieved, latencies)
+        (achieved, latencies, lateness)
     }
 
     /// Each round's p99, in order.

@@ -17,6 +17,22 @@ use serde_json::{Value, json};
 pub mod cpu;
 pub mod wrk;
 
+/// How late this machine wakes a thread that sleeps `interval`, over `samples` sleeps while
+/// nothing else runs: (p50, p99). On a virtual machine the hypervisor's timer delivery sets a
+/// floor under every latency a benchmark measures; printed beside them, it tells a slow server
+/// from a slow machine.
+pub fn wake_lateness(interval: Duration, samples: usize) -> (Duration, Duration) {
+    let mut late: Vec<Duration> = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            std::thread::sleep(interval);
+            start.elapsed().saturating_sub(interval)
+        })
+        .collect();
+    late.sort();
+    (percentile(&late, 0.5), percentile(&late, 0.99))
+}
+
 /// The number after `name` on the command line (`--seconds 10`), or `default`.
 pub fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
