@@ -1,7 +1,7 @@
 //! `RegistryService`: the registry's operations for both transports.
 
-use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
+mod heartbeat;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +11,7 @@ use dashmap::DashMap;
 use super::discovery::Rendered;
 use super::health::HealthChecker;
 use super::heartbeats::Heartbeats;
-use super::model::{
-    CheckedHeartbeat, Heartbeat, Instance, Maintenance, Registration, Status, subject,
-};
+use super::model::{Instance, Maintenance, Registration, Status, subject};
 use crate::core::access::{Caller, Permission};
 use crate::core::configs::{ConfigService, now};
 use crate::core::error::{Error, Result};
@@ -21,7 +19,7 @@ use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::{Environment, InstanceId, ServiceName};
 use crate::core::model::AuditDraft;
 use crate::core::ports::{
-    InstanceExpectation, InstanceRemove, InstanceWrite, ReadCache, Storage, Store, Touch,
+    InstanceExpectation, InstanceRemove, InstanceWrite, ReadCache, Storage, Store,
 };
 
 /// The actor of changes the registry makes by itself (expiry, removal, periodic checks).
@@ -30,8 +28,6 @@ pub(super) const SYSTEM_ACTOR: &str = "summit-config";
 pub(super) const ATTEMPTS: usize = 3;
 /// The most instances one service may have.
 const MAX_INSTANCES_PER_SERVICE: usize = 10_000;
-/// At most this many instances' last applied maps are remembered.
-const MAX_APPLIED_MEMO: usize = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
@@ -88,29 +84,12 @@ fn checksum(instance: &Instance) -> Result<String> {
     Ok(crate::core::checksum::checksum(&value))
 }
 
-fn applied_hash(applied: &BTreeMap<crate::core::ids::ConfigId, String>) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    applied.hash(&mut hasher);
-    hasher.finish()
-}
-
 /// An environment-scoped caller reaches only instances of its environments (an instance
 /// registered without one belongs to none of them).
 pub(super) fn require_instance_environment(caller: &Caller, instance: &Instance) -> Result<()> {
     match &instance.environment {
         Some(environment) => caller.require_environment(environment.as_str()),
         None => caller.require_readable_environment(None),
-    }
-}
-
-/// A report on a config that does not exist is bad input naming it.
-fn unknown_config(error: Error, config: &crate::core::ids::ConfigId) -> Error {
-    match error {
-        Error::NotFound { .. } => Error::invalid(
-            format!("/applied/{config}"),
-            format!("config {config} does not exist"),
-        ),
-        other => other,
     }
 }
 
@@ -291,133 +270,6 @@ impl RegistryService {
             None,
         )
         .await
-    }
-
-    /// A heartbeat: the instance is alive now, durable once this returns. Not found (404) when
-    /// the instance is not registered or has expired: it must register again. A status that
-    /// differs from the recorded one, and an applied map that differs from the last one, are
-    /// recorded too.
-    pub async fn heartbeat(
-        &self,
-        caller: &Caller,
-        service: &ServiceName,
-        id: &InstanceId,
-        heartbeat: Heartbeat,
-    ) -> Result<Instance> {
-        caller.require_on_service(Permission::Register, service.as_str())?;
-        let heartbeat = heartbeat.check()?;
-        let known = self.known(service, id).await?;
-        require_instance_environment(caller, &known)?;
-        let key = subject(service, id);
-        let at = now();
-        let fresh_until = at - self.configs.settings.stale_after / 2;
-        let reported = self.applied.get(&key).map(|entry| *entry);
-        let applied = match &heartbeat.applied {
-            Some(applied)
-                if reported.is_none_or(|(hash, when)| {
-                    hash != applied_hash(applied) || when < fresh_until
-                }) =>
-            {
-                let Some(environment) = &known.environment else {
-                    return Err(Error::invalid(
-                        "/applied",
-                        "register the instance with an environment to report applied configs",
-                    ));
-                };
-                // Checked before anything is written: a refused report changes nothing.
-                for config in applied.keys() {
-                    self.configs
-                        .check_applied_report(caller, config, environment)
-                        .await
-                        .map_err(|error| unknown_config(error, config))?;
-                }
-                Some(applied.clone())
-            }
-            _ => None,
-        };
-        let touch = Touch {
-            service: service.clone(),
-            instance_id: id.clone(),
-            at,
-            applied: applied.clone(),
-            output: heartbeat.output.clone(),
-            metrics: heartbeat.metrics,
-        };
-        if !self.heartbeats.touch(touch).await? {
-            return Err(not_registered(service, id));
-        }
-        let mut instance = known;
-        instance.last_heartbeat = at;
-        if let Some(applied) = applied {
-            self.record_applied(caller, &instance, &applied, at).await?;
-            if self.applied.len() >= MAX_APPLIED_MEMO {
-                // Instances come and go (removals on other replicas leave entries here): start
-                // over rather than grow; each instance reports once more.
-                self.applied.clear();
-            }
-            self.applied.insert(key, (applied_hash(&applied), at));
-            instance.applied = applied;
-        }
-        if heartbeat.output.is_some() {
-            instance.output = heartbeat.output.clone();
-        }
-        if heartbeat.metrics.is_some() {
-            instance.metrics = heartbeat.metrics;
-        }
-        match heartbeat {
-            CheckedHeartbeat {
-                status: Some(status),
-                output,
-                ..
-            } if status != instance.status => {
-                let actor = caller.actor_or("anonymous");
-                self.change_status(instance, status, output, &actor).await
-            }
-            _ => Ok(instance),
-        }
-    }
-
-    /// The applied map joins the drift report: one applied-state report per config.
-    async fn record_applied(
-        &self,
-        caller: &Caller,
-        instance: &Instance,
-        applied: &BTreeMap<crate::core::ids::ConfigId, String>,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        let Some(environment) = &instance.environment else {
-            return Ok(());
-        };
-        for (config, checksum) in applied {
-            self.configs
-                .record_applied_checksum(
-                    caller,
-                    config,
-                    environment,
-                    &instance.subject(),
-                    checksum,
-                    at,
-                )
-                .await
-                .map_err(|error| unknown_config(error, config))?;
-        }
-        Ok(())
-    }
-
-    /// The instance as this replica knows it (the cache), or as the database has it (just
-    /// registered through another replica).
-    async fn known(&self, service: &ServiceName, id: &InstanceId) -> Result<Instance> {
-        if let Some(instance) = self
-            .cache
-            .cached_instances(service)
-            .and_then(|instances| instances.get(id).cloned())
-        {
-            return Ok(instance);
-        }
-        self.store
-            .instance(service, id)
-            .await?
-            .ok_or_else(|| not_registered(service, id))
     }
 
     /// Records a new status (from a heartbeat or a health check), conditional on the version it
