@@ -93,14 +93,7 @@ impl FlagKey {
 
     /// Parses, naming `field` (a JSON pointer or parameter) in the error.
     pub fn parse_field(value: &str, field: &str) -> Result<Self> {
-        let bytes = value.as_bytes();
-        let valid = !bytes.is_empty()
-            && bytes.len() <= 128
-            && bytes[0].is_ascii_alphanumeric()
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b));
-        if valid {
+        if check_any_case(value, 128, b"._-") {
             Ok(FlagKey(value.to_owned()))
         } else {
             Err(Error::invalid(
@@ -120,6 +113,18 @@ impl std::borrow::Borrow<str> for FlagKey {
     fn borrow(&self) -> &str {
         &self.0
     }
+}
+
+/// `value` starts with a letter or digit, of either case, and has at most `max_len` of those or
+/// `extra`.
+fn check_any_case(value: &str, max_len: usize, extra: &[u8]) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= max_len
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(b))
 }
 
 fn check(value: &str, max_len: usize, extra: &[u8]) -> bool {
@@ -287,14 +292,7 @@ impl InstanceId {
 
     /// Parses, naming `field` (a JSON pointer or parameter) in the error.
     pub fn parse_field(value: &str, field: &str) -> Result<Self> {
-        let bytes = value.as_bytes();
-        let valid = !bytes.is_empty()
-            && bytes.len() <= 128
-            && bytes[0].is_ascii_alphanumeric()
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b));
-        if valid {
+        if check_any_case(value, 128, b"._:-") {
             Ok(InstanceId(value.to_owned()))
         } else {
             Err(Error::invalid(
