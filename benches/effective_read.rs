@@ -14,7 +14,8 @@
 //! `cargo bench --bench effective_read` (options: `-- --seconds 10 --rate 20000 --connections 64
 //! --rounds 5`, the reads' windows being `seconds / rounds` for each server in turn;
 //! `--auth` to check a bearer token on every read; `--otlp http://HOST:PORT` to export traces of
-//! every request to that OTLP/gRPC collector).
+//! every request to that OTLP/gRPC collector; `--open-only` to skip the throughput phases and
+//! measure latency alone).
 //! Not a test: it asserts nothing about speed and prints a Markdown table for docs/performance.md.
 
 mod support;
