@@ -178,11 +178,7 @@ impl Serving {
             .collect();
         let active = self
             .store
-            .deployments(&DeploymentQuery {
-                active_only: true,
-                limit: u32::MAX,
-                ..DeploymentQuery::default()
-            })
+            .deployments(&DeploymentQuery::every_active())
             .await?;
         configs.extend(active.into_iter().map(|d| d.config_id));
         configs.sort();

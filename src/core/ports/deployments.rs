@@ -41,6 +41,17 @@ pub struct DeploymentQuery {
     pub limit: u32,
 }
 
+impl DeploymentQuery {
+    /// Every active deployment, of every config and environment, without a limit.
+    pub fn every_active() -> Self {
+        DeploymentQuery {
+            active_only: true,
+            limit: u32::MAX,
+            ..DeploymentQuery::default()
+        }
+    }
+}
+
 #[async_trait]
 pub trait DeploymentStore: Send + Sync {
     async fn write_deployment(&self, write: DeploymentWrite) -> Result<Committed>;

@@ -23,11 +23,7 @@ impl DeploymentService {
     pub async fn tick(&self, at: DateTime<Utc>) -> Result<usize> {
         let active = self
             .store
-            .deployments(&DeploymentQuery {
-                active_only: true,
-                limit: u32::MAX,
-                ..DeploymentQuery::default()
-            })
+            .deployments(&DeploymentQuery::every_active())
             .await?;
         if active.is_empty() {
             return Ok(0);
