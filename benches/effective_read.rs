@@ -175,11 +175,11 @@ async fn fixed_rate(
     pacer.join().unwrap();
     round.achieved = round.latencies.len() as f64 / begun.elapsed().as_secs_f64();
     round.latencies.sort();
-    round.lateness.sort();
     round
 }
 
-/// One open-loop round: the answers per second, and every latency and lateness, sorted.
+/// One open-loop round: the answers per second, every latency (sorted, for the round's own
+/// p99) and every lateness (sorted once, with the other rounds', in `OpenLoop::finish`).
 #[derive(Default)]
 struct OpenRound {
     achieved: f64,
