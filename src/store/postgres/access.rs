@@ -79,13 +79,11 @@ impl AccessStore for PostgresStore {
     }
 
     async fn tokens(&self) -> Result<Vec<ApiToken>> {
-        sqlx::query_as(include_str!("queries/tokens.sql"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(TokenRow::decode)
-            .collect()
+        self.fetch_decoded(
+            sqlx::query_as(include_str!("queries/tokens.sql")),
+            TokenRow::decode,
+        )
+        .await
     }
 
     async fn record_denial(&self, denial: Denial) -> Result<()> {

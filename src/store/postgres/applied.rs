@@ -55,14 +55,9 @@ impl AppliedStore for PostgresStore {
     }
 
     async fn applied(&self, id: Option<&ConfigId>) -> Result<Vec<AppliedState>> {
-        sqlx::query_as(include_str!("queries/applied.sql"))
-            .bind(id.map(ConfigId::as_str))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(AppliedRow::decode)
-            .collect()
+        let query =
+            sqlx::query_as(include_str!("queries/applied.sql")).bind(id.map(ConfigId::as_str));
+        self.fetch_decoded(query, AppliedRow::decode).await
     }
 
     async fn sweep_applied(&self, before: DateTime<Utc>) -> Result<u64> {

@@ -77,18 +77,13 @@ impl ChangeRequestStore for PostgresStore {
     }
 
     async fn change_requests(&self, query: ChangeRequestQuery) -> Result<Vec<ChangeRequest>> {
-        sqlx::query_as(include_str!("queries/change_requests.sql"))
+        let query = sqlx::query_as(include_str!("queries/change_requests.sql"))
             .bind(query.status.map(ChangeRequestStatus::as_str))
             .bind(query.subject.as_ref().map(Subject::kind_name))
             .bind(query.subject.as_ref().map(Subject::as_str))
             .bind(&query.environment)
-            .bind(i64::from(query.limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(ChangeRequestRow::decode)
-            .collect()
+            .bind(i64::from(query.limit));
+        self.fetch_decoded(query, ChangeRequestRow::decode).await
     }
 }
 

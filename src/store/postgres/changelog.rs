@@ -84,17 +84,12 @@ impl TryFrom<ChangeRow> for ChangeEvent {
 impl ChangeLog for PostgresStore {
     #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "postgres", db.operation = "audit"))]
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
-        sqlx::query_as(include_str!("queries/audit.sql"))
+        let query = sqlx::query_as(include_str!("queries/audit.sql"))
             .bind(query.before.map_or(i64::MAX, to_i64))
             .bind(query.subject.as_ref().map(|s| s.id()))
             .bind(query.subject.as_ref().map(|s| s.is_flag()))
-            .bind(i64::from(query.limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(AuditRow::decode)
-            .collect()
+            .bind(i64::from(query.limit));
+        self.fetch_decoded(query, AuditRow::decode).await
     }
 
     #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "postgres", db.operation = "changes_since"))]

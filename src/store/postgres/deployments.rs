@@ -81,14 +81,9 @@ impl DeploymentStore for PostgresStore {
     }
 
     async fn releases(&self, config: Option<&ConfigId>) -> Result<Vec<Release>> {
-        sqlx::query_as::<_, ReleaseRow>(include_str!("queries/releases.sql"))
-            .bind(config.map(ConfigId::as_str))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(ReleaseRow::decode)
-            .collect()
+        let query = sqlx::query_as::<_, ReleaseRow>(include_str!("queries/releases.sql"))
+            .bind(config.map(ConfigId::as_str));
+        self.fetch_decoded(query, ReleaseRow::decode).await
     }
 }
 

@@ -260,13 +260,8 @@ impl<D: Document> DocumentStore<D> for PostgresStore {
 
     #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "postgres", db.operation = "heads"))]
     async fn heads(&self) -> Result<Vec<Head<D>>> {
-        sqlx::query_as(queries::<D>().heads)
-            .fetch_all(&self.pool)
+        self.fetch_decoded(sqlx::query_as(queries::<D>().heads), HeadVersionRow::decode)
             .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(HeadVersionRow::decode)
-            .collect()
     }
 
     #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "postgres", db.operation = "version"))]
@@ -288,16 +283,11 @@ impl<D: Document> DocumentStore<D> for PostgresStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Version<D>>> {
-        sqlx::query_as(queries::<D>().versions)
+        let query = sqlx::query_as(queries::<D>().versions)
             .bind(id.as_str())
             .bind(before.map_or(i64::MAX, to_i64))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(VersionRow::decode)
-            .collect()
+            .bind(i64::from(limit));
+        self.fetch_decoded(query, VersionRow::decode).await
     }
 
     async fn append(&self, write: VersionWrite<D>) -> Result<Committed> {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 
 use super::commit::{Change, Operation};
-use super::rows::{parse_json, to_json};
+use super::rows::{column, parse_json, to_json};
 use super::{PostgresStore, db_error};
 use crate::core::error::{Error, Result};
 use crate::core::events::kind;
@@ -101,13 +101,11 @@ impl NotificationStore for PostgresStore {
     }
 
     async fn webhooks(&self) -> Result<Vec<Webhook>> {
-        sqlx::query_as(include_str!("queries/webhooks.sql"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(WebhookRow::decode)
-            .collect()
+        self.fetch_decoded(
+            sqlx::query_as(include_str!("queries/webhooks.sql")),
+            WebhookRow::decode,
+        )
+        .await
     }
 
     async fn sink_cursor(&self, sink: &str) -> Result<Option<u64>> {
@@ -144,14 +142,11 @@ impl NotificationStore for PostgresStore {
         }
         if let Some(first) = deliveries.first() {
             let at = first.at;
-            let column =
-                |f: fn(&NewDelivery) -> String| deliveries.iter().map(f).collect::<Vec<_>>();
-            let revisions: Vec<i64> = deliveries.iter().map(|d| to_i64(d.revision)).collect();
             sqlx::query(include_str!("queries/deliveries_insert.sql"))
-                .bind(column(|d| d.webhook_id.clone()))
-                .bind(revisions)
-                .bind(column(|d| d.kind.clone()))
-                .bind(column(|d| d.subject.clone()))
+                .bind(column(&deliveries, |d| d.webhook_id.clone()))
+                .bind(column(&deliveries, |d| to_i64(d.revision)))
+                .bind(column(&deliveries, |d| d.kind.clone()))
+                .bind(column(&deliveries, |d| d.subject.clone()))
                 .bind(at)
                 .execute(&mut *tx)
                 .await
@@ -162,15 +157,10 @@ impl NotificationStore for PostgresStore {
     }
 
     async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
-        sqlx::query_as(include_str!("queries/deliveries_due.sql"))
+        let query = sqlx::query_as(include_str!("queries/deliveries_due.sql"))
             .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(DeliveryRow::decode)
-            .collect()
+            .bind(i64::from(limit));
+        self.fetch_decoded(query, DeliveryRow::decode).await
     }
 
     async fn record_attempts(
@@ -181,63 +171,25 @@ impl NotificationStore for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         if !attempts.is_empty() {
             sqlx::query(include_str!("queries/deliveries_attempted.sql"))
-                .bind(
-                    attempts
-                        .iter()
-                        .map(|a| to_i64(a.delivery))
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    attempts
-                        .iter()
-                        .map(|a| a.status.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    attempts
-                        .iter()
-                        .map(|a| i32::try_from(a.attempts).unwrap_or(i32::MAX))
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    attempts
-                        .iter()
-                        .map(|a| a.next_attempt_at)
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    attempts
-                        .iter()
-                        .map(|a| a.last_error.clone())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    attempts
-                        .iter()
-                        .map(|a| a.last_status.map(i32::from))
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    attempts
-                        .iter()
-                        .map(|a| to_i64(a.latency_ms))
-                        .collect::<Vec<_>>(),
-                )
-                .bind(attempts.iter().map(|a| a.at).collect::<Vec<_>>())
+                .bind(column(&attempts, |a| to_i64(a.delivery)))
+                .bind(column(&attempts, |a| a.status.as_str()))
+                .bind(column(&attempts, |a| {
+                    i32::try_from(a.attempts).unwrap_or(i32::MAX)
+                }))
+                .bind(column(&attempts, |a| a.next_attempt_at))
+                .bind(column(&attempts, |a| a.last_error.clone()))
+                .bind(column(&attempts, |a| a.last_status.map(i32::from)))
+                .bind(column(&attempts, |a| to_i64(a.latency_ms)))
+                .bind(column(&attempts, |a| a.at))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
         }
         if !health.is_empty() {
             sqlx::query(include_str!("queries/webhook_health.sql"))
-                .bind(health.iter().map(|h| h.id.clone()).collect::<Vec<_>>())
-                .bind(health.iter().map(|h| h.failing_since).collect::<Vec<_>>())
-                .bind(
-                    health
-                        .iter()
-                        .map(|h| h.disabled_reason.clone())
-                        .collect::<Vec<_>>(),
-                )
+                .bind(column(&health, |h| h.id.clone()))
+                .bind(column(&health, |h| h.failing_since))
+                .bind(column(&health, |h| h.disabled_reason.clone()))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
@@ -251,16 +203,11 @@ impl NotificationStore for PostgresStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Delivery>> {
-        sqlx::query_as(include_str!("queries/deliveries.sql"))
+        let query = sqlx::query_as(include_str!("queries/deliveries.sql"))
             .bind(webhook)
             .bind(before.map_or(i64::MAX, to_i64))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(DeliveryRow::decode)
-            .collect()
+            .bind(i64::from(limit));
+        self.fetch_decoded(query, DeliveryRow::decode).await
     }
 
     async fn redeliver(

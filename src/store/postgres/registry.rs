@@ -123,14 +123,9 @@ impl RegistryStore for PostgresStore {
     }
 
     async fn instances(&self, service: Option<&ServiceName>) -> Result<Vec<Instance>> {
-        sqlx::query_as(include_str!("queries/instances.sql"))
-            .bind(service.map(ServiceName::as_str))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(StoredRow::decode)
-            .collect()
+        let query = sqlx::query_as(include_str!("queries/instances.sql"))
+            .bind(service.map(ServiceName::as_str));
+        self.fetch_decoded(query, StoredRow::decode).await
     }
 
     async fn instance(&self, service: &ServiceName, id: &InstanceId) -> Result<Option<Instance>> {
@@ -145,14 +140,9 @@ impl RegistryStore for PostgresStore {
     }
 
     async fn overdue_instances(&self, now: DateTime<Utc>) -> Result<Vec<Instance>> {
-        sqlx::query_as(include_str!("queries/instances_overdue.sql"))
-            .bind(now.timestamp_millis())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(StoredRow::decode)
-            .collect()
+        let query = sqlx::query_as(include_str!("queries/instances_overdue.sql"))
+            .bind(now.timestamp_millis());
+        self.fetch_decoded(query, StoredRow::decode).await
     }
 }
 

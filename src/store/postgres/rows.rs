@@ -1,6 +1,12 @@
 //! What the aggregates share about rows: a document's head as a write sees it, who made a
-//! version, and JSON columns read and written as text.
+//! version, JSON columns read and written as text, and reading a query's rows through their row
+//! type.
 
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::QueryAs;
+use sqlx::{FromRow, Postgres};
+
+use super::{PostgresStore, db_error};
 use crate::core::error::{Error, Result};
 use crate::core::model::Metadata;
 use crate::core::ports::HeadRow;
@@ -38,6 +44,26 @@ pub(super) fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T
     serde_json::from_str(text).map_err(|e| Error::internal(format!("stored JSON: {e}")))
 }
 
+/// One array parameter (for `unnest`): `field` of every item, in order.
+pub(super) fn column<T, U>(items: &[T], field: impl FnMut(&T) -> U) -> Vec<U> {
+    items.iter().map(field).collect()
+}
+
 pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(Error::internal)
+}
+
+impl PostgresStore {
+    /// Every row `query` reads (from the pool), each decoded by `decode`, its row type's.
+    pub(super) async fn fetch_decoded<R, T>(
+        &self,
+        query: QueryAs<'_, Postgres, R, PgArguments>,
+        decode: impl FnMut(R) -> Result<T>,
+    ) -> Result<Vec<T>>
+    where
+        R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.into_iter().map(decode).collect()
+    }
 }

@@ -78,13 +78,11 @@ impl AccessStore for SqliteStore {
     }
 
     async fn tokens(&self) -> Result<Vec<ApiToken>> {
-        sqlx::query_as(include_str!("queries/tokens.sql"))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(TokenRow::decode)
-            .collect()
+        self.fetch_decoded(
+            sqlx::query_as(include_str!("queries/tokens.sql")),
+            TokenRow::decode,
+        )
+        .await
     }
 
     async fn record_denial(&self, denial: Denial) -> Result<()> {
@@ -101,15 +99,10 @@ impl AccessStore for SqliteStore {
     }
 
     async fn denials(&self, before: Option<u64>, limit: u32) -> Result<Vec<Denial>> {
-        sqlx::query_as(include_str!("queries/denials.sql"))
+        let query = sqlx::query_as(include_str!("queries/denials.sql"))
             .bind(before.map_or(i64::MAX, to_i64))
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(DenialRow::decode)
-            .collect()
+            .bind(i64::from(limit));
+        self.fetch_decoded(query, DenialRow::decode).await
     }
 }
 

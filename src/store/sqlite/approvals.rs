@@ -79,7 +79,7 @@ impl ChangeRequestStore for SqliteStore {
         let status = query.status.map(ChangeRequestStatus::as_str);
         let kind = query.subject.as_ref().map(Subject::kind_name);
         let subject = query.subject.as_ref().map(Subject::as_str);
-        sqlx::query_as(include_str!("queries/change_requests.sql"))
+        let query = sqlx::query_as(include_str!("queries/change_requests.sql"))
             .bind(status)
             .bind(status)
             .bind(kind)
@@ -87,13 +87,8 @@ impl ChangeRequestStore for SqliteStore {
             .bind(subject)
             .bind(&query.environment)
             .bind(&query.environment)
-            .bind(i64::from(query.limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(ChangeRequestRow::decode)
-            .collect()
+            .bind(i64::from(query.limit));
+        self.fetch_decoded(query, ChangeRequestRow::decode).await
     }
 }
 

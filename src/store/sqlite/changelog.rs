@@ -83,33 +83,23 @@ impl ChangeLog for SqliteStore {
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
         let subject_id = query.subject.as_ref().map(|s| s.id());
         let subject_is_flag = query.subject.as_ref().map(|s| s.is_flag());
-        sqlx::query_as(include_str!("queries/audit.sql"))
+        let query = sqlx::query_as(include_str!("queries/audit.sql"))
             .bind(query.before.map_or(i64::MAX, to_i64))
             .bind(subject_id)
             .bind(subject_id)
             .bind(subject_is_flag)
             .bind(subject_is_flag)
             .bind(subject_id)
-            .bind(i64::from(query.limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(AuditRow::decode)
-            .collect()
+            .bind(i64::from(query.limit));
+        self.fetch_decoded(query, AuditRow::decode).await
     }
 
     #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "sqlite", db.operation = "changes_since"))]
     async fn changes_since(&self, revision: u64, limit: u32) -> Result<Vec<ChangeEvent>> {
-        sqlx::query_as(include_str!("queries/changes_since.sql"))
+        let query = sqlx::query_as(include_str!("queries/changes_since.sql"))
             .bind(to_i64(revision))
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(ChangeRow::decode)
-            .collect()
+            .bind(i64::from(limit));
+        self.fetch_decoded(query, ChangeRow::decode).await
     }
 
     async fn record(&self, record: Record) -> Result<Committed> {

@@ -102,13 +102,11 @@ impl NotificationStore for SqliteStore {
     }
 
     async fn webhooks(&self) -> Result<Vec<Webhook>> {
-        sqlx::query_as(include_str!("queries/webhooks.sql"))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(WebhookRow::decode)
-            .collect()
+        self.fetch_decoded(
+            sqlx::query_as(include_str!("queries/webhooks.sql")),
+            WebhookRow::decode,
+        )
+        .await
     }
 
     async fn sink_cursor(&self, sink: &str) -> Result<Option<u64>> {
@@ -165,16 +163,11 @@ impl NotificationStore for SqliteStore {
 
     async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
         let now = timestamp(now);
-        sqlx::query_as(include_str!("queries/deliveries_due.sql"))
+        let query = sqlx::query_as(include_str!("queries/deliveries_due.sql"))
             .bind(&now)
             .bind(&now)
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(DeliveryRow::decode)
-            .collect()
+            .bind(i64::from(limit));
+        self.fetch_decoded(query, DeliveryRow::decode).await
     }
 
     async fn record_attempts(
@@ -219,16 +212,11 @@ impl NotificationStore for SqliteStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Delivery>> {
-        sqlx::query_as(include_str!("queries/deliveries.sql"))
+        let query = sqlx::query_as(include_str!("queries/deliveries.sql"))
             .bind(webhook)
             .bind(before.map_or(i64::MAX, to_i64))
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(DeliveryRow::decode)
-            .collect()
+            .bind(i64::from(limit));
+        self.fetch_decoded(query, DeliveryRow::decode).await
     }
 
     async fn redeliver(

@@ -1,8 +1,13 @@
 //! What the aggregates share about rows: a document's head as a write sees it, who made a
-//! version, timestamps stored as RFC 3339 text and JSON stored as text.
+//! version, timestamps stored as RFC 3339 text and JSON stored as text, and reading a query's
+//! rows through their row type.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::query::QueryAs;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{FromRow, Sqlite};
 
+use super::{SqliteStore, db_error};
 use crate::core::error::{Error, Result};
 use crate::core::model::Metadata;
 use crate::core::ports::HeadRow;
@@ -57,4 +62,19 @@ pub(super) fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T
 
 pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(Error::internal)
+}
+
+impl SqliteStore {
+    /// Every row `query` reads (from the readers), each decoded by `decode`, its row type's.
+    pub(super) async fn fetch_decoded<R, T>(
+        &self,
+        query: QueryAs<'_, Sqlite, R, SqliteArguments>,
+        decode: impl FnMut(R) -> Result<T>,
+    ) -> Result<Vec<T>>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        let rows = query.fetch_all(&self.reader).await.map_err(db_error)?;
+        rows.into_iter().map(decode).collect()
+    }
 }
