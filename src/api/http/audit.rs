@@ -9,9 +9,10 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::configs::PageQuery;
 use super::error::Result;
-use super::extract::{ApiQuery, ConfigIdPath};
+use super::extract::{ApiQuery, PathId};
 use super::openapi as doc;
 use crate::core::access::Caller;
+use crate::core::ids::ConfigId;
 use crate::core::ports::AuditSubject;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -59,7 +60,7 @@ async fn all_audit(
 async fn config_audit(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
     let records = state

@@ -149,6 +149,12 @@ impl Decision {
         crate::core::validation::check_metadata(&metadata)?;
         Ok(metadata)
     }
+
+    /// The actor and the reason (empty when none is given): a rejection's or a cancellation's.
+    fn actor_and_reason(self, caller: &Caller) -> Result<(Metadata, String)> {
+        let actor = self.actor(caller)?;
+        Ok((actor, self.reason.unwrap_or_default()))
+    }
 }
 
 #[utoipa::path(
@@ -199,10 +205,8 @@ async fn reject(
     params: RawPathParams,
     OptionalApiJson(body): OptionalApiJson<Decision>,
 ) -> Result<Response> {
+    let (actor, reason) = body.unwrap_or_default().actor_and_reason(&caller)?;
     let id = id_of(&params);
-    let body = body.unwrap_or_default();
-    let actor = body.actor(&caller)?;
-    let reason = body.reason.unwrap_or_default();
     let request = state.service.reject(&caller, &id, &reason, &actor).await?;
     Ok(Json(request).into_response())
 }
@@ -228,10 +232,8 @@ async fn cancel(
     params: RawPathParams,
     OptionalApiJson(body): OptionalApiJson<Decision>,
 ) -> Result<Response> {
+    let (actor, reason) = body.unwrap_or_default().actor_and_reason(&caller)?;
     let id = id_of(&params);
-    let body = body.unwrap_or_default();
-    let actor = body.actor(&caller)?;
-    let reason = body.reason.unwrap_or_default();
     let request = state.service.cancel(&caller, &id, &reason, &actor).await?;
     Ok(Json(request).into_response())
 }

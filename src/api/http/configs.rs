@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::Result;
-use super::extract::{ApiJson, ApiQuery, ConfigIdPath, OptionalApiJson, path_param};
+use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathId, path_param};
 use super::openapi as doc;
 use super::{AppState, metadata_or_caller};
 use crate::core::access::Caller;
@@ -143,7 +143,7 @@ pub fn pending(request: &ChangeRequest) -> Response {
 async fn put_config(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PutConfigBody>,
 ) -> Result<Response> {
@@ -178,7 +178,7 @@ async fn put_config(
 async fn get_config(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
 ) -> Result<Response> {
     let version = state.service.config(&caller, &id).await?;
     let mut response = Json(version.as_ref()).into_response();
@@ -233,7 +233,7 @@ impl DeleteBody {
 async fn delete_config(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
     headers: HeaderMap,
     OptionalApiJson(body): OptionalApiJson<DeleteBody>,
 ) -> Result<Response> {
@@ -314,7 +314,7 @@ impl PageQuery {
 async fn list_versions(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
     let page = state
@@ -347,7 +347,7 @@ pub fn version_number(raw: &str, field: &str) -> Result<u64> {
 async fn get_version(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
     params: RawPathParams,
 ) -> Result<Response> {
     let raw = path_param(&params, "version");
@@ -387,7 +387,7 @@ struct DiffQuery {
 async fn diff(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
     ApiQuery(query): ApiQuery<DiffQuery>,
 ) -> Result<Response> {
     let environment = query
@@ -433,7 +433,7 @@ pub struct RollbackBody {
 async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RollbackBody>,
 ) -> Result<Response> {

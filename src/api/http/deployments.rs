@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::configs::pending;
 use super::error::Result;
-use super::extract::{ApiJson, ApiQuery, ConfigIdPath, OptionalApiJson};
+use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathId};
 use super::openapi as doc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -227,7 +227,7 @@ async fn act(
 async fn releases(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
 ) -> Result<Response> {
     let releases = state.deployments.releases(&caller, &id).await?;
     Ok(Json(serde_json::json!({ "configId": id, "items": releases })).into_response())

@@ -9,10 +9,10 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::Result;
-use super::extract::{ApiJson, ApiQuery, ConfigIdPath};
+use super::extract::{ApiJson, ApiQuery, PathId};
 use super::openapi as doc;
 use crate::core::access::Caller;
-use crate::core::ids::Environment;
+use crate::core::ids::{ConfigId, Environment};
 use crate::core::service::AppliedReport;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -39,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn record_applied(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
     ApiJson(report): ApiJson<AppliedReport>,
 ) -> Result<Response> {
     let drift = state.service.record_applied(&caller, &id, report).await?;
@@ -69,7 +69,7 @@ struct DriftQuery {
 async fn config_drift(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
     ApiQuery(query): ApiQuery<DriftQuery>,
 ) -> Result<Response> {
     let environment = query

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::Result;
-use super::extract::ConfigIdPath;
+use super::extract::PathId;
 use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::effective::AssignmentInput;
@@ -187,7 +187,7 @@ pub(super) fn not_modified(header: &HeaderValue, etag: &str) -> bool {
 async fn effective(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
     uri: Uri,
     IfNoneMatch(if_none_match): IfNoneMatch,
 ) -> Result<Response> {
@@ -240,7 +240,7 @@ pub(crate) fn raw_id(path: &str) -> Option<&str> {
 }
 
 /// The effective read answered ahead of the router (`direct::serve`, which authenticated the
-/// caller and records a refusal): the path's id decoded as `ConfigIdPath` decodes it, then
+/// caller and records a refusal): the path's id decoded as `PathId<ConfigId>` decodes it, then
 /// the routed handler's `answer`.
 pub(crate) async fn direct(state: &AppState, caller: &Caller, request: &Parts) -> Response {
     let if_none_match = request.headers.get(header::IF_NONE_MATCH);
@@ -251,7 +251,7 @@ pub(crate) async fn direct(state: &AppState, caller: &Caller, request: &Parts) -
     answered.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// The `{id}` segment decoded and parsed as `ConfigIdPath` does for the routed request.
+/// The `{id}` segment decoded and parsed as `PathId<ConfigId>` does for the routed request.
 fn decoded_id(path: &str) -> Result<ConfigId> {
     let raw = raw_id(path).unwrap_or_default();
     let decoded = percent_encoding::percent_decode_str(raw)

@@ -7,8 +7,7 @@ pub(crate) use evaluate::evaluate_direct;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, RawPathParams, State};
-use axum::http::request::Parts;
+use axum::extract::{RawPathParams, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -20,8 +19,8 @@ use super::AppState;
 use super::configs::{
     DeleteBody, PageQuery, RollbackBody, expected_version, pending, version_etag, version_number,
 };
-use super::error::{ApiError, Result};
-use super::extract::{ApiJson, ApiQuery, OptionalApiJson, from_value, path_param};
+use super::error::Result;
+use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathId, from_value, path_param};
 use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::error::Error;
@@ -39,20 +38,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_version))
         .routes(routes!(rollback))
         .routes(routes!(audit))
-}
-
-/// A `{key}` path segment that is a valid flag key; checked before the body is read.
-pub struct FlagKeyPath(pub FlagKey);
-
-impl<S: Send + Sync> FromRequestParts<S> for FlagKeyPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|r| Error::invalid("flagKey", r.body_text()))?;
-        Ok(FlagKeyPath(FlagKey::parse(path_param(&params, "key"))?))
-    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -123,7 +108,7 @@ fn split_write_body(body: Value) -> Result<(FlagDefinition, Metadata, Option<u64
 async fn put_flag(
     State(state): State<AppState>,
     caller: Caller,
-    FlagKeyPath(key): FlagKeyPath,
+    PathId(key): PathId<FlagKey>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response> {
@@ -160,7 +145,7 @@ fn flag_written(result: Written<Arc<FlagVersion>>) -> Response {
 async fn get_flag(
     State(state): State<AppState>,
     caller: Caller,
-    FlagKeyPath(key): FlagKeyPath,
+    PathId(key): PathId<FlagKey>,
 ) -> Result<Response> {
     let flag = state.flags.flag(&caller, &key).await?;
     let mut response = Json(flag.as_ref()).into_response();
@@ -191,7 +176,7 @@ async fn get_flag(
 async fn delete_flag(
     State(state): State<AppState>,
     caller: Caller,
-    FlagKeyPath(key): FlagKeyPath,
+    PathId(key): PathId<FlagKey>,
     headers: HeaderMap,
     OptionalApiJson(body): OptionalApiJson<DeleteBody>,
 ) -> Result<Response> {
@@ -255,7 +240,7 @@ async fn list_flags(
 async fn list_versions(
     State(state): State<AppState>,
     caller: Caller,
-    FlagKeyPath(key): FlagKeyPath,
+    PathId(key): PathId<FlagKey>,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
     let page = state
@@ -281,7 +266,7 @@ async fn list_versions(
 async fn get_version(
     State(state): State<AppState>,
     caller: Caller,
-    FlagKeyPath(key): FlagKeyPath,
+    PathId(key): PathId<FlagKey>,
     params: RawPathParams,
 ) -> Result<Response> {
     let number = version_number(path_param(&params, "version"), "version")?;
@@ -312,7 +297,7 @@ async fn get_version(
 async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
-    FlagKeyPath(key): FlagKeyPath,
+    PathId(key): PathId<FlagKey>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RollbackBody>,
 ) -> Result<Response> {
@@ -345,7 +330,7 @@ async fn rollback(
 async fn audit(
     State(state): State<AppState>,
     caller: Caller,
-    FlagKeyPath(key): FlagKeyPath,
+    PathId(key): PathId<FlagKey>,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
     let page = state

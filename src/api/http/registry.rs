@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, Result};
-use super::extract::{ApiJson, ApiQuery, OptionalApiJson, path_param};
+use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathId, path_param};
 use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::error::Error;
@@ -32,23 +32,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(check_health))
         .routes(routes!(heartbeat))
         .routes(routes!(maintenance_on, maintenance_off))
-}
-
-/// A `{service}` path segment that is a valid service name.
-struct ServicePath(ServiceName);
-
-impl<S: Send + Sync> FromRequestParts<S> for ServicePath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|r| Error::invalid("service", r.body_text()))?;
-        Ok(ServicePath(ServiceName::parse_field(
-            path_param(&params, "service"),
-            "service",
-        )?))
-    }
 }
 
 /// `{service}` and `{id}` path segments.
@@ -186,7 +169,7 @@ async fn services(State(state): State<AppState>, caller: Caller) -> Result<Respo
 async fn service(
     State(state): State<AppState>,
     caller: Caller,
-    ServicePath(service): ServicePath,
+    PathId(service): PathId<ServiceName>,
 ) -> Result<Response> {
     let instances = state.registry.service(&caller, &service).await?;
     Ok(Json(json!({ "serviceName": service, "instances": instances })).into_response())
@@ -225,7 +208,7 @@ impl DiscoverParams {
 async fn discover(
     State(state): State<AppState>,
     caller: Caller,
-    ServicePath(service): ServicePath,
+    PathId(service): PathId<ServiceName>,
     ApiQuery(params): ApiQuery<DiscoverParams>,
 ) -> Result<Response> {
     let discovery =
@@ -261,7 +244,7 @@ async fn discover(
 async fn balanced_url(
     State(state): State<AppState>,
     caller: Caller,
-    ServicePath(service): ServicePath,
+    PathId(service): PathId<ServiceName>,
     ApiQuery(params): ApiQuery<DiscoverParams>,
 ) -> Result<Response> {
     let instance = state
@@ -292,7 +275,7 @@ async fn balanced_url(
 async fn check_health(
     State(state): State<AppState>,
     caller: Caller,
-    ServicePath(service): ServicePath,
+    PathId(service): PathId<ServiceName>,
 ) -> Result<Response> {
     let results = state.registry.check_service(&caller, &service).await?;
     Ok(Json(json!({ "serviceName": service, "results": results })).into_response())

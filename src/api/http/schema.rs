@@ -11,9 +11,10 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::Result;
-use super::extract::{ApiJson, ConfigIdPath};
+use super::extract::{ApiJson, PathId};
 use super::openapi as doc;
 use crate::core::access::Caller;
+use crate::core::ids::ConfigId;
 use crate::core::model::{ConfigDocument, Metadata};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -48,7 +49,7 @@ struct PutSchemaBody {
 async fn put_schema(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
     ApiJson(body): ApiJson<PutSchemaBody>,
 ) -> Result<Response> {
     let schema = state
@@ -74,7 +75,7 @@ async fn put_schema(
 async fn get_schema(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
 ) -> Result<Response> {
     let schema = state.service.schema(&caller, &id).await?;
     Ok(Json(schema).into_response())
@@ -98,7 +99,7 @@ async fn get_schema(
 async fn validate(
     State(state): State<AppState>,
     caller: Caller,
-    ConfigIdPath(id): ConfigIdPath,
+    PathId(id): PathId<ConfigId>,
     ApiJson(candidate): ApiJson<ConfigDocument>,
 ) -> Result<Response> {
     let report = state.service.validate(&caller, &id, &candidate).await?;

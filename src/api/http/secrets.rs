@@ -2,16 +2,15 @@
 //! through `GET …/value` (audited); everything else shows metadata.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, RawPathParams, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::configs::{DeleteBody, expected_version, version_etag};
-use super::error::{ApiError, Result};
-use super::extract::{ApiJson, ApiQuery, OptionalApiJson, path_param};
+use super::error::Result;
+use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathId};
 use super::openapi as doc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -97,7 +96,7 @@ struct RotateBody {
 async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
-    SecretNamePath(name): SecretNamePath,
+    PathId(name): PathId<SecretName>,
     headers: HeaderMap,
     OptionalApiJson(body): OptionalApiJson<RotateBody>,
 ) -> Result<Response> {
@@ -143,7 +142,7 @@ struct PromoteBody {
 async fn promote(
     State(state): State<AppState>,
     caller: Caller,
-    SecretNamePath(name): SecretNamePath,
+    PathId(name): PathId<SecretName>,
     OptionalApiJson(body): OptionalApiJson<PromoteBody>,
 ) -> Result<Response> {
     let body = body.unwrap_or_default();
@@ -162,22 +161,6 @@ fn created(summary: &SecretSummary) -> Response {
         .headers_mut()
         .insert(header::ETAG, version_etag(summary.version));
     response
-}
-
-/// A `{name}` path segment that is a valid secret name; checked before the body is read.
-pub struct SecretNamePath(pub SecretName);
-
-impl<S: Send + Sync> FromRequestParts<S> for SecretNamePath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|r| Error::invalid("name", r.body_text()))?;
-        Ok(SecretNamePath(SecretName::parse(path_param(
-            &params, "name",
-        ))?))
-    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -220,7 +203,7 @@ where
 async fn put(
     State(state): State<AppState>,
     caller: Caller,
-    SecretNamePath(name): SecretNamePath,
+    PathId(name): PathId<SecretName>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PutBody>,
 ) -> Result<Response> {
@@ -275,7 +258,7 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response>
 async fn describe(
     State(state): State<AppState>,
     caller: Caller,
-    SecretNamePath(name): SecretNamePath,
+    PathId(name): PathId<SecretName>,
 ) -> Result<Response> {
     Ok(Json(state.secrets.describe(&caller, &name).await?).into_response())
 }
@@ -304,7 +287,7 @@ struct ValueQuery {
 async fn value(
     State(state): State<AppState>,
     caller: Caller,
-    SecretNamePath(name): SecretNamePath,
+    PathId(name): PathId<SecretName>,
     ApiQuery(query): ApiQuery<ValueQuery>,
 ) -> Result<Response> {
     let selector = match (query.stage.as_deref(), query.version) {
@@ -350,7 +333,7 @@ async fn value(
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    SecretNamePath(name): SecretNamePath,
+    PathId(name): PathId<SecretName>,
     headers: HeaderMap,
     OptionalApiJson(body): OptionalApiJson<DeleteBody>,
 ) -> Result<Response> {

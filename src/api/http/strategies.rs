@@ -2,8 +2,7 @@
 //! read-only built-ins.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, RawPathParams, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,8 +11,8 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::configs::{DeleteBody, expected_version, version_etag};
-use super::error::{ApiError, Result};
-use super::extract::{ApiJson, ApiQuery, OptionalApiJson, path_param};
+use super::error::Result;
+use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathId};
 use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::deployments::strategies::NamedStrategy;
@@ -27,22 +26,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(describe, put, delete))
         .routes(routes!(versions))
-}
-
-/// A `{name}` path segment that is a valid strategy name; checked before the body is read.
-struct StrategyPath(StrategyName);
-
-impl<S: Send + Sync> FromRequestParts<S> for StrategyPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|r| Error::invalid("name", r.body_text()))?;
-        Ok(StrategyPath(StrategyName::parse(path_param(
-            &params, "name",
-        ))?))
-    }
 }
 
 #[utoipa::path(
@@ -76,7 +59,7 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response>
 async fn describe(
     State(state): State<AppState>,
     caller: Caller,
-    StrategyPath(name): StrategyPath,
+    PathId(name): PathId<StrategyName>,
 ) -> Result<Response> {
     let strategy = state.strategies.get(&caller, &name).await?;
     let version = match &strategy {
@@ -120,7 +103,7 @@ struct PutBody {
 async fn put(
     State(state): State<AppState>,
     caller: Caller,
-    StrategyPath(name): StrategyPath,
+    PathId(name): PathId<StrategyName>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PutBody>,
 ) -> Result<Response> {
@@ -180,7 +163,7 @@ struct VersionsParams {
 async fn versions(
     State(state): State<AppState>,
     caller: Caller,
-    StrategyPath(name): StrategyPath,
+    PathId(name): PathId<StrategyName>,
     ApiQuery(params): ApiQuery<VersionsParams>,
 ) -> Result<Response> {
     let versions = state
@@ -209,7 +192,7 @@ async fn versions(
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    StrategyPath(name): StrategyPath,
+    PathId(name): PathId<StrategyName>,
     headers: HeaderMap,
     OptionalApiJson(body): OptionalApiJson<DeleteBody>,
 ) -> Result<Response> {

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use axum::body::Bytes;
-use axum::extract::{FromRef, FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,13 +12,14 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::error::{ApiError, transport_problem};
 use crate::core::error::Error;
-use crate::core::ids::ConfigId;
 
 mod members;
+mod path;
 mod unique;
 
 use members::duplicate_member;
 
+pub use path::{FromPathSegment, PathId, path_param};
 pub use unique::{ContextBody, OnePassJson, RefusesDuplicates, UniqueValue, parse_json_once};
 
 /// Bodies nested deeper than this are refused before parsing.
@@ -300,28 +301,6 @@ where
             "/",
             format!("Failed to buffer the request body: {error}"),
         )),
-    }
-}
-
-/// The raw value of the path parameter `name` ("" when the route has none).
-pub fn path_param<'a>(params: &'a RawPathParams, name: &str) -> &'a str {
-    params
-        .iter()
-        .find_map(|(param, value)| (param == name).then_some(value))
-        .unwrap_or_default()
-}
-
-/// A `{id}` path segment that is a valid config id; checked before the body is read.
-pub struct ConfigIdPath(pub ConfigId);
-
-impl<S: Send + Sync> FromRequestParts<S> for ConfigIdPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|r| Error::invalid("configId", r.body_text()))?;
-        Ok(ConfigIdPath(ConfigId::parse(path_param(&params, "id"))?))
     }
 }
 
