@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::caller_of;
 use super::convert as cv;
 use super::pb;
 use super::pb::change_request_service_server::ChangeRequestService as ChangeRequestRpc;
+use super::{caller_and_message, caller_of};
 use crate::core::access::Caller;
 use crate::core::approvals;
 use crate::core::deployments::DeploymentService;
@@ -96,8 +96,7 @@ impl ChangeRequestRpc for GrpcChangeRequestService {
         &self,
         request: Request<pb::ApproveChangeRequestRequest>,
     ) -> RpcResult<pb::ChangeRequest> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let approver = actor(&caller, r.metadata)?;
         let approved = self
             .service
@@ -110,8 +109,7 @@ impl ChangeRequestRpc for GrpcChangeRequestService {
         &self,
         request: Request<pb::RejectChangeRequestRequest>,
     ) -> RpcResult<pb::ChangeRequest> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let rejecter = actor(&caller, r.metadata)?;
         let rejected = self
             .service
@@ -124,8 +122,7 @@ impl ChangeRequestRpc for GrpcChangeRequestService {
         &self,
         request: Request<pb::CancelChangeRequestRequest>,
     ) -> RpcResult<pb::ChangeRequest> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let canceller = actor(&caller, r.metadata)?;
         let cancelled = self
             .service
@@ -138,8 +135,7 @@ impl ChangeRequestRpc for GrpcChangeRequestService {
         &self,
         request: Request<pb::ApplyChangeRequestRequest>,
     ) -> RpcResult<pb::ChangeRequest> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let applier = actor(&caller, r.metadata)?;
         let applied = approvals::apply(
             &self.service,

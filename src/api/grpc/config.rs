@@ -5,10 +5,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::caller_of;
 use super::convert::{self as cv, environment};
 use super::pb;
 use super::pb::config_service_server::ConfigService as ConfigRpc;
+use super::{caller_and_message, caller_of};
 use crate::core::effective::AssignmentInput;
 use crate::core::ids::{ConfigId, InstanceId};
 use crate::core::ports::AuditSubject;
@@ -60,8 +60,7 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::RegisterSchemaRequest>,
     ) -> RpcResult<pb::SchemaVersion> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let id = ConfigId::parse(&r.config_id)?;
         let schema = self
             .service
@@ -90,8 +89,7 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::ValidateConfigRequest>,
     ) -> RpcResult<pb::ValidationReport> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let id = ConfigId::parse(&r.config_id)?;
         let report = self
             .service
@@ -104,8 +102,7 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::PutConfigRequest>,
     ) -> RpcResult<pb::VersionCreated> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let id = ConfigId::parse(&r.config_id)?;
         let version = self
             .service
@@ -150,8 +147,7 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::DeleteConfigRequest>,
     ) -> RpcResult<pb::DeleteConfigResponse> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let id = ConfigId::parse(&r.config_id)?;
         let written = self
             .service
@@ -180,8 +176,7 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::GetEffectiveConfigRequest>,
     ) -> RpcResult<pb::EffectiveConfig> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let id = ConfigId::parse(&r.config_id)?;
         let query = effective_query(&r)?;
         let effective = self.service.effective(&caller, &id, query).await?;
@@ -192,8 +187,7 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::ListVersionsRequest>,
     ) -> RpcResult<pb::ListVersionsResponse> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let id = ConfigId::parse(&r.config_id)?;
         let page = self
             .service
@@ -209,8 +203,7 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::GetVersionRequest>,
     ) -> RpcResult<pb::ConfigVersion> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let id = ConfigId::parse(&r.config_id)?;
         Ok(Response::new(cv::pb_version(
             &self.service.version(&caller, &id, r.version).await?,
@@ -218,8 +211,7 @@ impl ConfigRpc for GrpcConfigService {
     }
 
     async fn diff(&self, request: Request<pb::DiffRequest>) -> RpcResult<pb::DiffResponse> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let id = ConfigId::parse(&r.config_id)?;
         let env = environment(&r.environment)?;
         // 0 (unset in proto3): the core's defaults, as over REST.
@@ -245,8 +237,7 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::RollbackRequest>,
     ) -> RpcResult<pb::VersionCreated> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let id = ConfigId::parse(&r.config_id)?;
         let version = self
             .service
@@ -265,8 +256,7 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::ListAuditRequest>,
     ) -> RpcResult<pb::ListAuditResponse> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let id: Option<ConfigId> = (!r.config_id.is_empty())
             .then(|| ConfigId::parse(&r.config_id))
             .transpose()?;
@@ -289,8 +279,7 @@ impl ConfigRpc for GrpcConfigService {
         &self,
         request: Request<pb::RecordAppliedRequest>,
     ) -> RpcResult<pb::ConfigDrift> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let id = ConfigId::parse(&r.config_id)?;
         let report = AppliedReport {
             environment: r.environment,
@@ -304,8 +293,7 @@ impl ConfigRpc for GrpcConfigService {
     }
 
     async fn get_drift(&self, request: Request<pb::GetDriftRequest>) -> RpcResult<pb::ConfigDrift> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let id = ConfigId::parse(&r.config_id)?;
         let env = environment(&r.environment)?;
         Ok(Response::new(cv::pb_drift(

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as cv, json_field, json_text, time};
 use super::pb::deployment_service_server::DeploymentService as DeploymentRpc;
-use super::{caller_of, pb};
+use super::{caller_and_message, caller_of, pb};
 use crate::core::deployments::model::{Deployment, StrategyRef};
 use crate::core::deployments::service::page_cursor;
 use crate::core::deployments::strategies::NamedStrategy;
@@ -78,8 +78,7 @@ impl DeploymentRpc for GrpcDeploymentService {
         &self,
         request: Request<pb::PutStrategyRequest>,
     ) -> RpcResult<pb::StrategyInfo> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let name = StrategyName::parse(&r.name)?;
         let strategy: Strategy = json_field(&r.strategy_json, "strategyJson", None)?;
         let metadata = caller.stamp(cv::metadata(r.metadata)?);
@@ -123,8 +122,7 @@ impl DeploymentRpc for GrpcDeploymentService {
         &self,
         request: Request<pb::DeleteStrategyRequest>,
     ) -> RpcResult<pb::DeleteStrategyResponse> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let name = StrategyName::parse(&r.name)?;
         let metadata = caller.stamp(cv::metadata(r.metadata)?);
         self.strategies
@@ -137,8 +135,7 @@ impl DeploymentRpc for GrpcDeploymentService {
         &self,
         request: Request<pb::CreateDeploymentRequest>,
     ) -> RpcResult<pb::DeploymentInfo> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let strategy = match (
             r.strategy_name.is_empty(),
             r.strategy_json.trim().is_empty(),
@@ -193,8 +190,7 @@ impl DeploymentRpc for GrpcDeploymentService {
         &self,
         request: Request<pb::ListDeploymentsRequest>,
     ) -> RpcResult<pb::ListDeploymentsResponse> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let query = DeploymentQuery {
             config_id: (!r.config_id.is_empty())
                 .then(|| cv::config_id(&r.config_id))
@@ -218,8 +214,7 @@ impl DeploymentRpc for GrpcDeploymentService {
         &self,
         request: Request<pb::DeploymentActionRequest>,
     ) -> RpcResult<pb::DeploymentInfo> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let action = Action::parse(&r.action)?;
         let metadata = caller.stamp(cv::metadata(r.metadata)?);
         let deployment = self

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as cv, environment, json_field, json_text, time};
 use super::pb::flag_service_server::FlagService as FlagRpc;
-use super::{caller_of, pb};
+use super::{caller_and_message, caller_of, pb};
 use crate::core::error::Error;
 use crate::core::flags::service::{EvaluationScope, MAX_BATCH};
 use crate::core::flags::{Evaluation, EvaluationContext, FlagDefinition, FlagService, FlagVersion};
@@ -98,8 +98,7 @@ fn context(text: &str) -> Result<EvaluationContext, Error> {
 #[tonic::async_trait]
 impl FlagRpc for GrpcFlagService {
     async fn put_flag(&self, request: Request<pb::PutFlagRequest>) -> RpcResult<pb::FlagCreated> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let key = flag_key(&r.flag_key)?;
         let definition: FlagDefinition = json_field(&r.definition_json, "definitionJson", None)?;
         let flag = self
@@ -141,8 +140,7 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::DeleteFlagRequest>,
     ) -> RpcResult<pb::DeleteFlagResponse> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let key = flag_key(&r.flag_key)?;
         let written = self
             .flags
@@ -171,8 +169,7 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::RollbackFlagRequest>,
     ) -> RpcResult<pb::FlagCreated> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let key = flag_key(&r.flag_key)?;
         let flag = self
             .flags
@@ -191,8 +188,7 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::EvaluateFlagRequest>,
     ) -> RpcResult<pb::FlagEvaluation> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let key = flag_key(&r.flag_key)?;
         let scope = scope(&r.environment, &r.service)?;
         let context = context(&r.context_json)?;
@@ -210,8 +206,7 @@ impl FlagRpc for GrpcFlagService {
         &self,
         request: Request<pb::EvaluateFlagsRequest>,
     ) -> RpcResult<pb::EvaluateFlagsResponse> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         if r.flag_keys.len() > MAX_BATCH {
             return Err(Error::invalid("flagKeys", format!("at most {MAX_BATCH} flags")).into());
         }

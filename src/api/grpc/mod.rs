@@ -51,6 +51,12 @@ pub fn caller_of<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status
         })
 }
 
+/// The caller the authentication layer attached to `request`, and its message.
+pub fn caller_and_message<T>(request: tonic::Request<T>) -> Result<(Caller, T), tonic::Status> {
+    let caller = caller_of(&request)?;
+    Ok((caller, request.into_inner()))
+}
+
 /// What the gRPC server serves, and how.
 pub struct GrpcServer {
     pub service: Arc<ConfigService>,

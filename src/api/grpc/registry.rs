@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::time;
 use super::pb::registry_service_server::RegistryService as RegistryRpc;
-use super::{caller_of, pb};
+use super::{caller_and_message, caller_of, pb};
 use crate::core::error::Error;
 use crate::core::ids::{Environment, InstanceId, ServiceName};
 use crate::core::registry::RegistryService;
@@ -85,8 +85,7 @@ fn environment(text: &str) -> Result<Option<Environment>, Error> {
 #[tonic::async_trait]
 impl RegistryRpc for GrpcRegistryService {
     async fn register(&self, request: Request<pb::RegisterRequest>) -> RpcResult<pb::Instance> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let registration = Registration {
             service_name: r.service_name,
             service_url: r.service_url,
@@ -106,8 +105,7 @@ impl RegistryRpc for GrpcRegistryService {
         &self,
         request: Request<pb::DeregisterRequest>,
     ) -> RpcResult<pb::DeregisterResponse> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let service = ServiceName::parse_field(&r.service_name, "serviceName")?;
         let id = InstanceId::parse_field(&r.instance_id, "instanceId")?;
         self.registry.deregister(&caller, &service, &id).await?;
@@ -118,8 +116,7 @@ impl RegistryRpc for GrpcRegistryService {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> RpcResult<pb::HeartbeatResponse> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let service = ServiceName::parse_field(&r.service_name, "serviceName")?;
         let id = InstanceId::parse_field(&r.instance_id, "instanceId")?;
         let status = match r.status.as_str() {
@@ -239,8 +236,7 @@ impl RegistryRpc for GrpcRegistryService {
         &self,
         request: Request<pb::SetMaintenanceRequest>,
     ) -> RpcResult<pb::Instance> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let service = ServiceName::parse_field(&r.service_name, "serviceName")?;
         let id = InstanceId::parse_field(&r.instance_id, "instanceId")?;
         let instance = self

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as cv, json_field, json_text, time};
 use super::pb::secret_service_server::SecretService as SecretRpc;
-use super::{caller_of, pb};
+use super::{caller_and_message, caller_of, pb};
 use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::ids::SecretName;
@@ -62,8 +62,7 @@ impl SecretRpc for GrpcSecretService {
         &self,
         request: Request<pb::PutSecretRequest>,
     ) -> RpcResult<pb::SecretWritten> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let name = SecretName::parse(&r.name)?;
         let value = value_field(&r.value_json, "valueJson")?;
         let policy = match (r.rotation_json.trim().is_empty(), r.remove_rotation) {
@@ -140,8 +139,7 @@ impl SecretRpc for GrpcSecretService {
         &self,
         request: Request<pb::GetSecretValueRequest>,
     ) -> RpcResult<pb::SecretValue> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let name = SecretName::parse(&r.name)?;
         let selector = match (r.stage.as_str(), r.version) {
             ("", None) => Selector::Stage(Stage::Current),
@@ -170,8 +168,7 @@ impl SecretRpc for GrpcSecretService {
         &self,
         request: Request<pb::DeleteSecretRequest>,
     ) -> RpcResult<pb::DeleteSecretResponse> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let name = SecretName::parse(&r.name)?;
         let version = self
             .secrets
@@ -192,8 +189,7 @@ impl SecretRpc for GrpcSecretService {
         &self,
         request: Request<pb::RotateSecretRequest>,
     ) -> RpcResult<pb::SecretWritten> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let name = SecretName::parse(&r.name)?;
         let value = if r.value_json.trim().is_empty() {
             None
@@ -217,8 +213,7 @@ impl SecretRpc for GrpcSecretService {
         &self,
         request: Request<pb::PromoteSecretRequest>,
     ) -> RpcResult<pb::SecretWritten> {
-        let caller = caller_of(&request)?;
-        let r = request.into_inner();
+        let (caller, r) = caller_and_message(request)?;
         let name = SecretName::parse(&r.name)?;
         let metadata = metadata_or_caller(&caller, r.metadata)?;
         let summary = self
