@@ -67,13 +67,9 @@ impl ChangeRequestStore for PostgresStore {
     }
 
     async fn change_request(&self, id: &str) -> Result<Option<ChangeRequest>> {
-        sqlx::query_as(include_str!("queries/change_request.sql"))
-            .bind(id)
-            .fetch_optional(&self.pool)
+        let query = sqlx::query_as(include_str!("queries/change_request.sql")).bind(id);
+        self.fetch_one_decoded(query, ChangeRequestRow::decode)
             .await
-            .map_err(db_error)?
-            .map(ChangeRequestRow::decode)
-            .transpose()
     }
 
     async fn change_requests(&self, query: ChangeRequestQuery) -> Result<Vec<ChangeRequest>> {

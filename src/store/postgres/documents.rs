@@ -249,13 +249,8 @@ async fn write_head<D: Document>(tx: &mut PgConnection, id: &D::Id) -> Result<He
 #[async_trait]
 impl<D: Document> DocumentStore<D> for PostgresStore {
     async fn head(&self, id: &D::Id) -> Result<Option<Head<D>>> {
-        sqlx::query_as(queries::<D>().head)
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .map(HeadVersionRow::decode)
-            .transpose()
+        let query = sqlx::query_as(queries::<D>().head).bind(id.as_str());
+        self.fetch_one_decoded(query, HeadVersionRow::decode).await
     }
 
     #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "postgres", db.operation = "heads"))]
@@ -266,14 +261,10 @@ impl<D: Document> DocumentStore<D> for PostgresStore {
 
     #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "postgres", db.operation = "version"))]
     async fn version(&self, id: &D::Id, version: u64) -> Result<Option<Version<D>>> {
-        sqlx::query_as(queries::<D>().version)
+        let query = sqlx::query_as(queries::<D>().version)
             .bind(id.as_str())
-            .bind(to_i64(version))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .map(VersionRow::decode)
-            .transpose()
+            .bind(to_i64(version));
+        self.fetch_one_decoded(query, VersionRow::decode).await
     }
 
     #[tracing::instrument(level = "debug", name = "store.query", skip_all, fields(db.system = "postgres", db.operation = "versions"))]

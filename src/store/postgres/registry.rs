@@ -129,14 +129,10 @@ impl RegistryStore for PostgresStore {
     }
 
     async fn instance(&self, service: &ServiceName, id: &InstanceId) -> Result<Option<Instance>> {
-        sqlx::query_as(include_str!("queries/instance.sql"))
+        let query = sqlx::query_as(include_str!("queries/instance.sql"))
             .bind(service.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .map(StoredRow::decode)
-            .transpose()
+            .bind(id.as_str());
+        self.fetch_one_decoded(query, StoredRow::decode).await
     }
 
     async fn overdue_instances(&self, now: DateTime<Utc>) -> Result<Vec<Instance>> {

@@ -66,4 +66,17 @@ impl PostgresStore {
         let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
         rows.into_iter().map(decode).collect()
     }
+
+    /// The row `query` reads (from the pool), if any, decoded by `decode`, its row type's.
+    pub(super) async fn fetch_one_decoded<R, T>(
+        &self,
+        query: QueryAs<'_, Postgres, R, PgArguments>,
+        decode: impl FnOnce(R) -> Result<T>,
+    ) -> Result<Option<T>>
+    where
+        R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let row = query.fetch_optional(&self.pool).await.map_err(db_error)?;
+        row.map(decode).transpose()
+    }
 }

@@ -51,13 +51,8 @@ async fn write_head(tx: &mut PgConnection, id: &ConfigId) -> Result<HeadRow> {
 #[async_trait]
 impl SchemaStore for PostgresStore {
     async fn schema(&self, id: &ConfigId) -> Result<Option<SchemaVersion>> {
-        sqlx::query_as(include_str!("queries/schema_latest.sql"))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .map(SchemaRow::decode)
-            .transpose()
+        let query = sqlx::query_as(include_str!("queries/schema_latest.sql")).bind(id.as_str());
+        self.fetch_one_decoded(query, SchemaRow::decode).await
     }
 
     async fn put_schema(&self, write: SchemaWrite) -> Result<Committed> {

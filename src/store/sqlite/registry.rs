@@ -113,14 +113,10 @@ impl RegistryStore for SqliteStore {
     }
 
     async fn instance(&self, service: &ServiceName, id: &InstanceId) -> Result<Option<Instance>> {
-        sqlx::query_as(include_str!("queries/instance.sql"))
+        let query = sqlx::query_as(include_str!("queries/instance.sql"))
             .bind(service.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_error)?
-            .map(StoredRow::decode)
-            .transpose()
+            .bind(id.as_str());
+        self.fetch_one_decoded(query, StoredRow::decode).await
     }
 
     async fn overdue_instances(&self, now: DateTime<Utc>) -> Result<Vec<Instance>> {

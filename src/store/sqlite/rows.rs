@@ -77,4 +77,17 @@ impl SqliteStore {
         let rows = query.fetch_all(&self.reader).await.map_err(db_error)?;
         rows.into_iter().map(decode).collect()
     }
+
+    /// The row `query` reads (from the readers), if any, decoded by `decode`, its row type's.
+    pub(super) async fn fetch_one_decoded<R, T>(
+        &self,
+        query: QueryAs<'_, Sqlite, R, SqliteArguments>,
+        decode: impl FnOnce(R) -> Result<T>,
+    ) -> Result<Option<T>>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        let row = query.fetch_optional(&self.reader).await.map_err(db_error)?;
+        row.map(decode).transpose()
+    }
 }
