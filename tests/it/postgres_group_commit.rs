@@ -600,3 +600,67 @@ async fn an_audit_record_reads_its_details_from_its_change_which_cannot_be_chang
         );
     }
 }
+
+/// A batch whose write lock times out (another replica held it past `lock_timeout`) fails with
+/// `unavailable` and leaves no connection behind inside the aborted transaction: the reads and
+/// writes after it, over every connection the pool has, all work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_lock_timeout_fails_its_batch_and_leaves_every_connection_usable() {
+    let Some((store, url)) = open().await else {
+        return;
+    };
+    store
+        .configs()
+        .append(version_write("before", 0))
+        .await
+        .unwrap();
+    // The advisory lock every commit takes (`begin_write.sql`), held as another replica would.
+    const WRITE_LOCK: i64 = 0x5375_6d6d_6974;
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(WRITE_LOCK)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let refused = store.configs().append(version_write("timed-out", 0)).await;
+    assert!(
+        matches!(refused, Err(Error::Unavailable { .. })),
+        "a write that cannot take the lock in time is unavailable: {refused:?}"
+    );
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(WRITE_LOCK)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    // Eight readers at once, five reads each: the pool lends every connection it has, the one
+    // the failed batch used included, several times over.
+    let readers = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for _ in 0..5 {
+                let versions = store.configs().versions(&id("before"), None, 10).await;
+                assert_eq!(versions.expect("a read after the lock timeout").len(), 1);
+            }
+        })
+    });
+    for reader in readers.collect::<Vec<_>>() {
+        reader.await.unwrap();
+    }
+    for n in 0..5 {
+        store
+            .configs()
+            .append(version_write(&format!("after-{n}"), 0))
+            .await
+            .expect("a write after the lock timeout");
+    }
+    assert_eq!(
+        store
+            .configs()
+            .head(&id("timed-out"))
+            .await
+            .unwrap()
+            .map(|h| h.deleted),
+        None,
+        "nothing of the timed-out write was committed"
+    );
+}

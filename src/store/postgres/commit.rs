@@ -16,7 +16,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Postgres, Transaction};
 
 use super::{CHANGES_CHANNEL, PostgresStore, db_error, rows::to_json};
-use crate::core::error::Result;
+use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeKind, kind};
 use crate::core::model::AuditDraft;
 use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
@@ -225,10 +225,36 @@ async fn attempt_isolated(
 /// failed its checks) there is nothing to commit.
 async fn commit(tx: Transaction<'_, Postgres>, newest: Option<u64>) -> Result<()> {
     match newest {
-        Some(_) => tx.commit().await.map_err(db_error),
+        Some(_) => tx.commit().await.map_err(commit_failed),
         None => tx.rollback().await.map_err(db_error),
     }
 }
+
+/// A COMMIT that failed. An error the database answers while the session goes on (a deferred
+/// check, a serialization failure) means nothing was committed. A connection lost while the
+/// COMMIT was in flight, or ended by the database (`08…`, `57P…`: the backend terminated, for
+/// example while it waited for a synchronous standby after committing locally), leaves the
+/// outcome unknown: the writers are told so rather than that nothing changed, so that a client
+/// reads the write back before sending it again.
+fn commit_failed(error: sqlx::Error) -> Error {
+    let session_went_on = match &error {
+        sqlx::Error::Database(db) => !db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    };
+    if session_went_on {
+        return db_error(error);
+    }
+    tracing::warn!(%error, "the connection failed while a commit was in flight");
+    Error::Unavailable {
+        reason: COMMIT_OUTCOME_UNKNOWN.into(),
+    }
+}
+
+/// What the writers of a batch whose COMMIT lost its connection are told.
+const COMMIT_OUTCOME_UNKNOWN: &str = "the connection to the database failed while the \
+    write was being committed: it may have been committed; read it back before retrying";
 
 /// Whether a `Changes::record` announces the transaction's newest revision to the other
 /// replicas (a notification, delivered on commit): the last one of a transaction does.

@@ -92,8 +92,16 @@ async fn run(pool: PgPool, mut queue: mpsc::Receiver<Queued>, committed: Arc<Com
                 commit_batch(connection, &writes).await
             };
             let outcome = crate::store::commit_observed("postgresql", spans, transaction).await;
-            // After a failed transaction the pool decides whether the connection still works.
-            let connection = connection.filter(|_| outcome.is_ok());
+            // After a failed transaction the connection is closed, not handed back to the pool:
+            // its session may still be inside a transaction sqlx does not count (a BEGIN whose
+            // write lock timed out, `begin_write.sql`), and would fail whatever it ran next.
+            let connection = connection.and_then(|mut connection| {
+                if outcome.is_ok() {
+                    return Some(connection);
+                }
+                connection.close_on_drop();
+                None
+            });
             if let Ok(results) = &outcome {
                 log.keep(changes_of(results));
             }
