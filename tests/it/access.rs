@@ -702,3 +702,144 @@ async fn rs256_jwts_verify_with_the_configured_public_key_only() {
         401
     );
 }
+
+#[tokio::test]
+async fn a_scoped_admin_cannot_manage_tokens_so_it_cannot_mint_an_unscoped_one() {
+    let server = secured(|_| {}).await;
+    let victim = token(&server, "victim", &["config-reader"], json!({})).await;
+    let (_, tokens) = call(&server, Some(ADMIN), Method::GET, "/api/v1/tokens", None).await;
+    let victim_id = tokens["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "victim")
+        .expect("the victim token is listed")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let scopes = [
+        json!({"configPrefixes": ["payments."]}),
+        json!({"environments": ["staging"]}),
+        json!({"services": ["payments"]}),
+    ];
+    for (n, scope) in scopes.iter().enumerate() {
+        let scoped = token(
+            &server,
+            &format!("scoped-admin-{n}"),
+            &["admin"],
+            scope.clone(),
+        )
+        .await;
+        let mint = json!({"name": format!("escalated-{n}"), "roles": ["admin"]});
+        let attempts = [
+            (Method::POST, "/api/v1/tokens".to_owned(), Some(mint)),
+            (Method::GET, "/api/v1/tokens".to_owned(), None),
+            (Method::DELETE, format!("/api/v1/tokens/{victim_id}"), None),
+            (Method::GET, "/api/v1/audit/denied".to_owned(), None),
+        ];
+        for (method, path, body) in attempts {
+            let (status, problem) =
+                call(&server, Some(&scoped), method.clone(), &path, body.as_ref()).await;
+            assert_eq!(status, 403, "{method} {path} with {scope}: {problem}");
+            assert_eq!(problem["code"], "forbidden", "{problem}");
+        }
+    }
+    let (_, tokens) = call(&server, Some(ADMIN), Method::GET, "/api/v1/tokens", None).await;
+    let items = tokens["items"].as_array().unwrap();
+    assert!(
+        !items
+            .iter()
+            .any(|t| t["name"].as_str().unwrap().starts_with("escalated")),
+        "no token was minted: {tokens}"
+    );
+    let victim_entry = items.iter().find(|t| t["name"] == "victim").unwrap();
+    assert!(
+        victim_entry.get("revokedAt").is_none_or(Value::is_null),
+        "the victim token was not revoked: {victim_entry}"
+    );
+    assert_eq!(
+        call(&server, Some(&victim), Method::GET, "/api/v1/configs", None)
+            .await
+            .0,
+        200
+    );
+    let (_, denied) = call(
+        &server,
+        Some(ADMIN),
+        Method::GET,
+        "/api/v1/audit/denied?limit=500",
+        None,
+    )
+    .await;
+    let refusals = denied["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            d["actor"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("token:scoped-admin")
+        })
+        .count();
+    assert_eq!(refusals, 12, "every refusal is recorded once: {denied}");
+}
+
+#[tokio::test]
+async fn an_environment_scoped_reader_sees_drift_only_of_its_environments() {
+    let server = secured(|_| {}).await;
+    let (status, _) = call(
+        &server,
+        Some(ADMIN),
+        Method::PUT,
+        "/api/v1/configs/payments.api",
+        Some(&config_body()),
+    )
+    .await;
+    assert_eq!(status, 201);
+    for (environment, instance) in [("staging", "stg-1"), ("production", "prod-1")] {
+        let (_, effective) = call(
+            &server,
+            Some(ADMIN),
+            Method::GET,
+            &format!("/api/v1/configs/payments.api/effective?environment={environment}"),
+            None,
+        )
+        .await;
+        let report = json!({"environment": environment, "instanceId": instance, "version": 1,
+            "checksum": effective["checksum"]});
+        let (status, body) = call(
+            &server,
+            Some(ADMIN),
+            Method::POST,
+            "/api/v1/configs/payments.api/applied",
+            Some(&report),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let staging = token(
+        &server,
+        "staging-reader",
+        &["config-reader"],
+        json!({"environments": ["staging"]}),
+    )
+    .await;
+    let get = |path: &'static str| {
+        let (server, staging) = (&server, staging.clone());
+        async move { call(server, Some(&staging), Method::GET, path, None).await }
+    };
+    let (status, problem) = get("/api/v1/configs/payments.api/drift").await;
+    assert_eq!(status, 403, "every environment's instances: {problem}");
+    let (status, _) = get("/api/v1/configs/payments.api/drift?environment=production").await;
+    assert_eq!(status, 403);
+    let (status, drift) = get("/api/v1/configs/payments.api/drift?environment=staging").await;
+    assert_eq!(status, 200, "{drift}");
+    assert!(drift.to_string().contains("stg-1"), "{drift}");
+    assert!(!drift.to_string().contains("prod-1"), "{drift}");
+    let (status, problem) = get("/api/v1/drift").await;
+    assert_eq!(
+        status, 403,
+        "the report over every config and environment: {problem}"
+    );
+}

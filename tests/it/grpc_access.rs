@@ -359,3 +359,88 @@ async fn a_core_recorded_refusal_is_recorded_once_and_carries_no_internal_marker
         "{denied}"
     );
 }
+
+/// A watch stream ends once the token that opened it is revoked: the next change it would
+/// carry is UNAUTHENTICATED instead.
+#[tokio::test]
+async fn a_watch_stream_ends_once_its_token_is_revoked() {
+    let (server, channel) = secured(|_| {}).await;
+    let numbered = |n: u64| {
+        let mut request = put("app");
+        request.document.as_mut().unwrap().config_json = format!(r#"{{"n": {n}}}"#);
+        request
+    };
+    let mut admin = ConfigServiceClient::new(channel.clone());
+    admin
+        .put_config(with_token(numbered(1), Some(ADMIN)))
+        .await
+        .unwrap();
+    let reader = token(&server, "grpc-watcher", &["config-reader"], json!({})).await;
+    let mut watching = ConfigServiceClient::new(channel);
+    let request = pb::WatchRequest {
+        config_ids: vec!["app".into()],
+        ..Default::default()
+    };
+    let mut stream = watching
+        .watch(with_token(request, Some(&reader)))
+        .await
+        .unwrap()
+        .into_inner();
+    // The snapshot of `app`, then the next change.
+    let mut next = async || loop {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+            .await
+            .expect("a watch message in time");
+        match event {
+            Ok(Some(pb::WatchEvent {
+                event: Some(pb::watch_event::Event::Heartbeat(_)),
+                ..
+            })) => continue,
+            other => return other,
+        }
+    };
+    assert!(next().await.unwrap().is_some(), "the snapshot");
+    admin
+        .put_config(with_token(numbered(2), Some(ADMIN)))
+        .await
+        .unwrap();
+    assert!(
+        next().await.unwrap().is_some(),
+        "a change while the token is valid"
+    );
+    let (_, tokens) = body_of(
+        server
+            .client
+            .get(server.url("/api/v1/tokens"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let id = tokens["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "grpc-watcher")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = server
+        .client
+        .delete(server.url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    admin
+        .put_config(with_token(numbered(3), Some(ADMIN)))
+        .await
+        .unwrap();
+    let status = next()
+        .await
+        .expect_err("UNAUTHENTICATED instead of the change");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+}

@@ -555,3 +555,83 @@ async fn a_new_version_of_a_referenced_secret_reaches_the_watchers_of_the_config
     assert!(!change.to_string().contains("second"), "{change}");
     stream.assert_quiet().await;
 }
+
+/// A watch outlives the request that authenticated it, not its credential: once the token is
+/// revoked, the next event it would carry ends the stream with `unauthenticated` instead; a
+/// token that expires while its stream is quiet is noticed within `RECHECK`.
+#[tokio::test]
+async fn a_watch_ends_once_its_token_is_revoked_or_expires() {
+    const ADMIN: &str = "admin-token-for-the-sse-revocation-test-0123";
+    let server = TestServer::spawn_with(|s| {
+        s.no_auth = false;
+        s.admin_token = Some(ADMIN.into());
+    })
+    .await;
+    let admin = |request: reqwest::RequestBuilder| request.bearer_auth(ADMIN);
+    let put = |version: u64| {
+        let request = server.client.put(server.url("/api/v1/configs/app"));
+        admin(request)
+            .json(&version_body(json!({"v": version}), "revocation"))
+            .send()
+    };
+    assert_eq!(put(1).await.unwrap().status(), 201);
+    let create = |body: Value| {
+        admin(server.client.post(server.url("/api/v1/tokens")))
+            .json(&body)
+            .send()
+    };
+    let (_, created) = common::body_of(
+        create(json!({"name": "watcher", "roles": ["config-reader"]}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (reader, reader_id) = (
+        created["tokenText"].as_str().unwrap().to_owned(),
+        created["id"].as_str().unwrap().to_owned(),
+    );
+    let open = |token: String| {
+        let request = server.client.get(server.url("/api/v1/watch?configId=app"));
+        async move {
+            let response = request.bearer_auth(token).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            EventStream::new(response)
+        }
+    };
+    let mut stream = open(reader.clone()).await;
+    assert_eq!(put(2).await.unwrap().status(), 201);
+    assert_eq!(stream.next_change().await["version"], 2);
+    let revoke = admin(
+        server
+            .client
+            .delete(server.url(&format!("/api/v1/tokens/{reader_id}"))),
+    );
+    assert_eq!(revoke.send().await.unwrap().status(), 200);
+    assert_eq!(put(3).await.unwrap().status(), 201);
+    let refused = stream
+        .next_event()
+        .await
+        .expect("an error event, not the change");
+    assert_eq!(refused.event.as_deref(), Some("error"), "{refused:?}");
+    assert!(refused.data.contains("unauthenticated"), "{refused:?}");
+    assert!(stream.next_event().await.is_none(), "then the stream ends");
+
+    // Expiry while nothing happens: noticed by the periodic check.
+    let expires = (Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let (_, created) = common::body_of(
+        create(json!({"name": "short", "roles": ["config-reader"], "expiresAt": expires}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let mut stream = open(created["tokenText"].as_str().unwrap().to_owned()).await;
+    let ended = tokio::time::timeout(
+        summit_config::core::access::RECHECK + STEP,
+        stream.read_event(),
+    )
+    .await
+    .expect("the expired token's stream ends within RECHECK")
+    .expect("an error event first");
+    assert_eq!(ended.event.as_deref(), Some("error"), "{ended:?}");
+    assert!(ended.data.contains("unauthenticated"), "{ended:?}");
+}

@@ -50,7 +50,10 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router<AppState> {
         .route("/ui/secrets", get(catalog::secrets))
         .route("/ui/secrets/{name}", get(catalog::secret))
         .route("/ui/registry", get(catalog::registry))
-        .route("/ui/events", get(crate::api::http::watch::watch))
+        .route(
+            "/ui/events",
+            get(crate::api::http::watch::watch).layer(middleware::from_fn(server_sent_events_only)),
+        )
         .route("/ui/logout", post(session::sign_out))
         // Inner first: the access layer authenticates the bearer header the session layer set.
         .route_layer(AuthenticateLayer {
@@ -77,6 +80,23 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router<AppState> {
 /// What every console answer tells the browser: run only the console's own script and style,
 /// never inside another site's frame (a framed page could be clicked into a rollback or an
 /// approval), post forms only to the console, and sniff no content types.
+/// The console reads its change stream as Server-Sent Events; a WebSocket upgrade is refused
+/// there. CORS does not cover WebSockets: a page of another origin on the same site (where the
+/// `SameSite` session cookie is still sent) could open one and read every change event.
+async fn server_sent_events_only(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    if request.headers().contains_key(header::UPGRADE) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the console's event stream is Server-Sent Events only",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
 async fn with_page_policy(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(

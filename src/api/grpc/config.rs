@@ -9,6 +9,7 @@ use super::convert::{self as cv, environment};
 use super::pb;
 use super::pb::config_service_server::ConfigService as ConfigRpc;
 use super::{caller_and_message, caller_of};
+use crate::core::access::AccessService;
 use crate::core::effective::AssignmentInput;
 use crate::core::ids::{ConfigId, InstanceId};
 use crate::core::ports::AuditSubject;
@@ -18,6 +19,8 @@ type RpcResult<T> = Result<Response<T>, Status>;
 
 pub struct GrpcConfigService {
     service: Arc<ConfigService>,
+    /// Ends a watch whose credential stops authenticating.
+    access: Arc<AccessService>,
     watch_buffer: usize,
     shutdown: CancellationToken,
 }
@@ -25,11 +28,13 @@ pub struct GrpcConfigService {
 impl GrpcConfigService {
     pub fn new(
         service: Arc<ConfigService>,
+        access: Arc<AccessService>,
         watch_buffer: usize,
         shutdown: CancellationToken,
     ) -> Self {
         GrpcConfigService {
             service,
+            access,
             watch_buffer,
             shutdown,
         }
@@ -315,9 +320,15 @@ impl ConfigRpc for GrpcConfigService {
 
     async fn watch(&self, request: Request<pb::WatchRequest>) -> RpcResult<Self::WatchStream> {
         let caller = caller_of(&request)?;
+        // The stream outlives the call's authentication: it ends once that credential is
+        // revoked or expires.
+        let credential = crate::api::http::access::bearer(request.metadata().as_ref())
+            .filter(|_| self.access.enabled())
+            .map(|credential| (self.access.clone(), credential.to_owned()));
         let stream = super::watch::start(
             self.service.clone(),
             caller,
+            credential,
             request.into_inner(),
             self.watch_buffer,
             self.shutdown.clone(),

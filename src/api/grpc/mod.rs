@@ -120,7 +120,7 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
     )
     .max_decoding_message_size(max_message_bytes);
     let config = pb::config_service_server::ConfigServiceServer::new(
-        config::GrpcConfigService::new(service, watch_buffer, shutdown.clone()),
+        config::GrpcConfigService::new(service, access.clone(), watch_buffer, shutdown.clone()),
     )
     // The same limit as REST bodies (SUMMIT_MAX_BODY_BYTES); larger messages get
     // OUT_OF_RANGE from tonic.

@@ -16,7 +16,7 @@ use tonic::Status;
 use super::convert::{self as cv, environment};
 use super::pb;
 use super::pb::watch_event::Event;
-use crate::core::access::Caller;
+use crate::core::access::{AccessService, Caller};
 use crate::core::effective::AssignmentInput;
 use crate::core::error::Error;
 use crate::core::events::{ChangeEvent, kind};
@@ -103,6 +103,7 @@ fn check_request(
 pub async fn start(
     service: Arc<ConfigService>,
     caller: Caller,
+    credential: Option<(Arc<AccessService>, String)>,
     request: pb::WatchRequest,
     buffer: usize,
     shutdown: CancellationToken,
@@ -115,6 +116,9 @@ pub async fn start(
     // The watcher (and its slot) first: no snapshot work for a request over the limit, and the
     // watch covers everything after `from` while the snapshot is read.
     let mut changes = service.watch(&caller, filter.clone(), Some(from)).await?;
+    if let Some((access, credential)) = credential {
+        changes = access.while_authenticated(credential, changes);
+    }
     let initial = match request.from_revision {
         Some(_) => Vec::new(),
         None => service.watch_snapshot(&caller, &filter, from).await?,

@@ -116,7 +116,14 @@ pub(crate) async fn watch(
     // A reconnecting client's Last-Event-ID is newer than the fromRevision it first used.
     let from = last_event_id.or(params.from_revision);
     // Refusals (a bad revision, too many watchers) are answered before any upgrade.
-    let changes = state.service.watch(&caller, filter, from).await?;
+    let mut changes = state.service.watch(&caller, filter, from).await?;
+    // The stream outlives the request's authentication: it ends once that credential is
+    // revoked or expires (the console's session carries its token here too).
+    if let Some(credential) = super::access::bearer(&headers).filter(|_| state.access.enabled()) {
+        changes = state
+            .access
+            .while_authenticated(credential.to_owned(), changes);
+    }
     // Not an upgrade request (the rejection): Server-Sent Events.
     if let Ok(upgrade) = upgrade {
         let shutdown = state.shutdown.clone();

@@ -4,6 +4,8 @@ pub mod identity;
 mod jwt;
 pub mod model;
 pub mod service;
+mod streams;
 
 pub use identity::{Caller, Identity, Permission};
 pub use service::{AccessService, CredentialMemo};
+pub use streams::RECHECK;

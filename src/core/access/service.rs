@@ -333,14 +333,25 @@ impl AccessService {
     }
 
     /// Token management and the denied-attempts record need an authenticated identity with
-    /// the permission: with access control off there is nobody to manage tokens for.
+    /// the permission: with access control off there is nobody to manage tokens for. The
+    /// identity must have no scopes either: a token it creates may reach any id, environment
+    /// and service, so a scoped one could otherwise mint itself an unscoped token.
     fn require_token_manager(caller: &Caller) -> Result<()> {
-        if caller.identity().unrestricted {
+        let identity = caller.identity();
+        if identity.unrestricted {
             return Err(Error::forbidden(
                 "token management needs access control (it is off: SUMMIT_NO_AUTH)",
             ));
         }
-        caller.require(Permission::ManageTokens)
+        caller.require(Permission::ManageTokens)?;
+        if !identity.scopes.is_unlimited() {
+            return Err(Error::forbidden(format!(
+                "'{}' has scopes; token management needs a credential without any (a token \
+                 it creates may reach every id, environment and service)",
+                identity.name
+            )));
+        }
+        Ok(())
     }
 
     pub async fn denials(

@@ -168,9 +168,9 @@ impl ConfigService {
         environment: Option<&Environment>,
     ) -> Result<ConfigDrift> {
         caller.require_on(Permission::Read, id.as_str())?;
-        if let Some(environment) = environment {
-            caller.require_environment(environment.as_str())?;
-        }
+        // An environment-scoped reader names an environment it may read: without one the
+        // answer lists every environment's instances.
+        caller.require_readable_environment(environment.map(Environment::as_str))?;
         let current = self.live_version(id).await?;
         let reports = self
             .store
@@ -192,6 +192,7 @@ impl ConfigService {
     pub async fn drift_report(&self, caller: &Caller) -> Result<DriftReport> {
         caller.require(Permission::Read)?;
         caller.require_unscoped_ids()?;
+        caller.require_readable_environment(None)?;
         let mut by_config: BTreeMap<ConfigId, Vec<AppliedState>> = BTreeMap::new();
         for report in self.store.applied(None).await? {
             by_config

@@ -3,6 +3,7 @@
 
 use reqwest::Method;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::{ADMIN, ConsoleClient, denials, put, server_with_access, token, version};
 use crate::approvals::call;
@@ -376,6 +377,23 @@ async fn console_event_stream_needs_a_session() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
+    // A WebSocket is refused even with the session: CORS would not stop another origin's page
+    // from reading one, while an EventSource across origins needs CORS headers it never gets.
+    let mut upgrade = format!("ws://{}/ui/events?configId=app", server.addr)
+        .into_client_request()
+        .unwrap();
+    upgrade
+        .headers_mut()
+        .insert("cookie", console.cookie.clone().unwrap().parse().unwrap());
+    upgrade
+        .headers_mut()
+        .insert("origin", "https://evil.example.com".parse().unwrap());
+    match tokio_tungstenite::connect_async(upgrade).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400);
+        }
+        other => panic!("expected the upgrade to be refused, got {other:?}"),
+    }
 }
 
 #[tokio::test]
