@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::deployments::DeploymentService;
+use crate::core::error::Error;
 use crate::core::ports::{ChangeLog, Database, Store};
 use crate::core::registry::RegistryService;
 use crate::core::secrets::SecretService;
@@ -29,12 +30,41 @@ pub async fn follow_changes(
 ) {
     let mut cursor = from_revision;
     cache.mark_applied(cursor);
+    let mut stuck = Stuck::default();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = cache.wait_for_change(POLL_INTERVAL) => {}
         }
-        cursor = catch_up(&cache, &service, cursor).await;
+        cursor = catch_up(&cache, &service, cursor, &mut stuck).await;
+    }
+}
+
+/// Where the follower last could not go on, so that it says so once, not on every wake-up.
+#[derive(Default)]
+struct Stuck {
+    said_at: Option<u64>,
+}
+
+impl Stuck {
+    /// The follower cannot apply what comes after `cursor` (`doing` failed) and will retry.
+    /// An unreachable database is expected during an outage. Anything else — a change this
+    /// build cannot read (written by a newer replica during a rolling upgrade), a failing
+    /// refresh — leaves this replica serving what it has and its watchers hearing nothing more
+    /// until it is fixed: an error, logged once per revision.
+    fn at(&mut self, cursor: u64, doing: &str, error: &Error) {
+        if matches!(error, Error::Unavailable { .. }) {
+            tracing::debug!(%error, cursor, "{doing}: the database is unavailable; will retry");
+            return;
+        }
+        if self.said_at.replace(cursor) != Some(cursor) {
+            tracing::error!(
+                %error,
+                cursor,
+                "the change follower cannot {doing}; this replica serves and announces changes \
+                 up to revision {cursor} only, and retries every second"
+            );
+        }
     }
 }
 
@@ -42,7 +72,12 @@ pub async fn follow_changes(
 /// retry on the next wake-up) when the database does not answer. This replica's own changes
 /// come from memory while they follow the cursor (`committed_here`), the rest from the change
 /// log.
-async fn catch_up(cache: &CachedStore, service: &ConfigService, mut cursor: u64) -> u64 {
+async fn catch_up(
+    cache: &CachedStore,
+    service: &ConfigService,
+    mut cursor: u64,
+    stuck: &mut Stuck,
+) -> u64 {
     loop {
         let (events, more, source) = match cache.committed_here(cursor, BATCH).await {
             Some(here) => (here.events, here.more, "memory"),
@@ -52,7 +87,7 @@ async fn catch_up(cache: &CachedStore, service: &ConfigService, mut cursor: u64)
                     (events, full, "change_log")
                 }
                 Err(error) => {
-                    tracing::debug!(%error, cursor, "change log unreachable; will retry");
+                    stuck.at(cursor, "read the change log", &error);
                     return cursor;
                 }
             },
@@ -63,11 +98,11 @@ async fn catch_up(cache: &CachedStore, service: &ConfigService, mut cursor: u64)
             // What is served first: a version written elsewhere must not be served here
             // before the release that keeps it back is known.
             if let Err(error) = service.serving().apply_change(&event).await {
-                tracing::debug!(%error, revision = event.revision, "cannot refresh serving yet");
+                stuck.at(cursor, "refresh what is served", &error);
                 return cursor;
             }
             if let Err(error) = cache.apply_change(&event).await {
-                tracing::debug!(%error, revision = event.revision, "cannot refresh the cache yet");
+                stuck.at(cursor, "refresh the read cache", &error);
                 return cursor;
             }
             cursor = event.revision;
