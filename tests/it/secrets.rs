@@ -486,3 +486,78 @@ async fn a_prefix_scoped_secrets_admin_may_rewrap_its_secrets_but_not_webhook_se
         "{report}"
     );
 }
+
+/// A stored secret resolves in a config only for a reader whose id scope reaches the secret,
+/// as reading its value directly requires: a token scoped to `payments.` that may write
+/// configs and resolve secrets cannot read `billing.key` by referencing it, directly or
+/// through a secret of its own that refers on to it.
+#[tokio::test]
+async fn a_scoped_reader_resolves_only_the_stored_secrets_its_scope_reaches() {
+    let team = team().await;
+    for (name, value) in [
+        ("billing.key", "billing-SECRET-0a1b2c"),
+        ("payments.key", FIRST),
+    ] {
+        let (status, created) = team.put(ADMIN, name, json!(value)).await;
+        assert_eq!(status, 201, "{created}");
+    }
+    let (status, created) = call(
+        &team.server,
+        ADMIN,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(
+            json!({"name": "payments-ops", "roles": ["config-admin", "secrets-admin"],
+            "scopes": {"configPrefixes": ["payments."]}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let scoped = created["tokenText"].as_str().unwrap().to_owned();
+    let (status, created) = team
+        .put(
+            &scoped,
+            "payments.chain",
+            json!({"$secret": "store:billing.key"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    for (id, reference) in [
+        ("payments.own", "store:payments.key"),
+        ("payments.leak", "store:billing.key"),
+        ("payments.chained", "store:payments.chain"),
+    ] {
+        let body = json!({"config": {"password": {"$secret": reference}},
+            "metadata": meta("payments-ops", "reference")});
+        let (status, written) = call(
+            &team.server,
+            &scoped,
+            Method::PUT,
+            &format!("/api/v1/configs/{id}"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 201, "{written}");
+    }
+    let resolved = |id: &str| format!("/api/v1/configs/{id}/effective?resolveSecrets=true");
+    let (status, own) = team.get(&scoped, &resolved("payments.own")).await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["effectiveConfig"]["password"], json!(FIRST));
+    for id in ["payments.leak", "payments.chained"] {
+        let (status, refused) = team.get(&scoped, &resolved(id)).await;
+        assert_eq!(status, 403, "{id}: {refused}");
+        assert!(!refused.to_string().contains("billing-SECRET"), "{refused}");
+        let (status, _) = team
+            .get(&scoped, &format!("/api/v1/configs/{id}/effective"))
+            .await;
+        assert_eq!(status, 200, "{id} unresolved is the caller's to read");
+    }
+    let (status, direct) = team.get(&scoped, "/api/v1/secrets/billing.key/value").await;
+    assert_eq!(status, 403, "{direct}");
+    let (status, chained) = team.get(ADMIN, &resolved("payments.chained")).await;
+    assert_eq!(status, 200, "{chained}");
+    assert_eq!(
+        chained["effectiveConfig"]["password"],
+        json!("billing-SECRET-0a1b2c")
+    );
+}

@@ -19,6 +19,7 @@ use crate::core::ids::{ConfigId, Environment};
 use crate::core::merge::diff;
 use crate::core::model::{AuditRecord, ConfigSummary, ConfigVersion, Page};
 use crate::core::ports::{AuditQuery, AuditSubject};
+use crate::core::secrets::{SecretRef, referenced_name};
 
 /// What a read of the effective config returns.
 #[derive(Debug, Clone)]
@@ -229,7 +230,7 @@ impl ConfigService {
             query.environment.as_ref().map(Environment::as_str),
             query.instance_id.as_deref(),
         );
-        self.effective_of(version, query).await
+        self.effective_of(caller, version, query).await
     }
 
     /// The effective config of one particular version (e.g. the one a change event names),
@@ -250,19 +251,26 @@ impl ConfigService {
             Some(head) if head.latest.version == version => head.latest,
             _ => Arc::new(self.stored_version(id, version).await?),
         };
-        self.effective_of(version, query.clone()).await
+        self.effective_of(caller, version, query.clone()).await
     }
 
     async fn effective_of(
         &self,
+        caller: &Caller,
         version: Arc<ConfigVersion>,
         query: EffectiveQuery,
     ) -> Result<EffectiveConfig> {
         let env = query.environment.as_ref().map(Environment::as_str);
         let view = select(&version, env, &query.assignment, Utc::now)?;
         let resolved = if query.resolve_secrets {
-            // Every provider bounds its own waits, so a failure names the reference.
-            Some(self.secrets.resolve_owned(view.value()).await?)
+            // A stored secret is read only by whoever's id scope reaches it, at any depth of a
+            // chain; every provider bounds its own waits, so a failure names the reference.
+            let reader = |secret: &SecretRef<'_>| readable_by(caller, secret);
+            Some(
+                self.secrets
+                    .resolve_owned_for(view.value(), &reader)
+                    .await?,
+            )
         } else {
             None
         };
@@ -300,5 +308,19 @@ impl ConfigService {
             .then(|| items.last().map(|r| r.id))
             .flatten();
         Ok(Page { items, next_cursor })
+    }
+}
+
+/// Whether `caller`, resolving a config's secrets, may read the one `secret` names: a stored
+/// secret must lie within its id scope (as `GET /api/v1/secrets/{name}/value` requires); the
+/// other providers' values are governed where they are kept.
+fn readable_by(caller: &Caller, secret: &SecretRef<'_>) -> Result<()> {
+    if secret.provider != "store" {
+        return Ok(());
+    }
+    match referenced_name(secret.reference) {
+        Some(name) => caller.require_on(Permission::ResolveSecrets, name.as_str()),
+        // Malformed: the provider refuses it with the reason.
+        None => Ok(()),
     }
 }

@@ -20,5 +20,5 @@ pub use local::SecretPolicy;
 pub use remote_cache::RemoteSettings;
 pub use resolve::*;
 pub use service::SecretService;
-pub use store_provider::StoreProvider;
+pub use store_provider::{StoreProvider, referenced_name};
 pub use vault::{VaultProvider, VaultSettings, VaultToken};

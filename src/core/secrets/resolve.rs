@@ -67,6 +67,9 @@ impl Default for SecretResolver {
     }
 }
 
+/// Asked before a reference is resolved: whether the reader may have its value.
+pub type Reader<'r> = &'r (dyn Fn(&SecretRef<'_>) -> Result<()> + Sync);
+
 /// A reference found in a tree, with its pointer there.
 struct Slot<'a> {
     value: &'a mut Value,
@@ -105,13 +108,20 @@ impl SecretResolver {
 
     /// As `resolve_tree`, taking the value rather than copying it. References are resolved
     /// concurrently; a tree without any costs one walk.
-    pub async fn resolve_owned(&self, mut value: Value) -> Result<Value> {
+    pub async fn resolve_owned(&self, value: Value) -> Result<Value> {
+        self.resolve_owned_for(value, &|_| Ok(())).await
+    }
+
+    /// As `resolve_owned`, for a reader who must be allowed each reference before it is
+    /// resolved, at any depth of a chain (`reader` refuses with the error to answer).
+    pub async fn resolve_owned_for(&self, mut value: Value, reader: Reader<'_>) -> Result<Value> {
         let mut slots = Vec::new();
         find_references(&mut value, &mut String::new(), &mut slots)
             .map_err(|(pointer, message)| Error::invalid(pointer_or_root(&pointer), message))?;
         if !slots.is_empty() {
             futures::future::try_join_all(slots.into_iter().map(|slot| async move {
-                self.resolve_slot(slot.value, &slot.pointer, &[]).await
+                self.resolve_slot(slot.value, &slot.pointer, &[], reader)
+                    .await
             }))
             .await?;
         }
@@ -119,9 +129,18 @@ impl SecretResolver {
     }
 
     /// Replaces the reference in `value` by its text; `pointer` names it in the config.
-    async fn resolve_slot(&self, value: &mut Value, pointer: &str, chain: &[&str]) -> Result<()> {
+    async fn resolve_slot(
+        &self,
+        value: &mut Value,
+        pointer: &str,
+        chain: &[&str],
+        reader: Reader<'_>,
+    ) -> Result<()> {
         let text = match as_reference(value) {
-            Some(Ok(secret)) => self.resolve_reference(secret, pointer, chain).await?,
+            Some(Ok(secret)) => {
+                self.resolve_reference(secret, pointer, chain, reader)
+                    .await?
+            }
             // `find_references` kept only well-formed references.
             _ => return Ok(()),
         };
@@ -136,6 +155,7 @@ impl SecretResolver {
         secret: SecretRef<'_>,
         pointer: &str,
         chain: &[&str],
+        reader: Reader<'_>,
     ) -> Result<String> {
         let unresolved = |reason: String| Error::SecretUnresolved {
             pointer: pointer_or_root(pointer),
@@ -164,6 +184,7 @@ impl SecretResolver {
             // Written in a secret's value, so never checked when the config was written.
             provider.check(secret.reference).map_err(unresolved)?;
         }
+        reader(&secret)?;
         let text = match provider.resolve(secret.reference).await {
             Ok(text) => text,
             Err(SecretFailure::Unresolved(reason)) => return Err(unresolved(reason)),
@@ -188,13 +209,19 @@ impl SecretResolver {
         }
         let mut chain = chain.to_vec();
         chain.push(secret.text);
-        Box::pin(self.resolve_nested(text, pointer, &chain)).await
+        Box::pin(self.resolve_nested(text, pointer, &chain, reader)).await
     }
 
     /// A resolved text that is a JSON object holding references: a reference itself resolves
     /// to what it refers to; any other object gets its references replaced and is JSON text
     /// again. Other text is returned as it is.
-    async fn resolve_nested(&self, text: String, pointer: &str, chain: &[&str]) -> Result<String> {
+    async fn resolve_nested(
+        &self,
+        text: String,
+        pointer: &str,
+        chain: &[&str],
+        reader: Reader<'_>,
+    ) -> Result<String> {
         let Ok(mut nested) = serde_json::from_str::<Value>(&text) else {
             return Ok(text);
         };
@@ -243,7 +270,7 @@ impl SecretResolver {
         futures::future::try_join_all(
             slots
                 .into_iter()
-                .map(|slot| self.resolve_slot(slot.value, pointer, chain)),
+                .map(|slot| self.resolve_slot(slot.value, pointer, chain, reader)),
         )
         .await?;
         Ok(match nested {

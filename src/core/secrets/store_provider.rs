@@ -25,6 +25,11 @@ impl StoreProvider {
     }
 }
 
+/// The stored secret a `store:` reference names, if it is well formed.
+pub fn referenced_name(reference: &str) -> Option<SecretName> {
+    parse(reference).ok().map(|parsed| parsed.name)
+}
+
 /// `NAME[#field][?stage=current|previous | ?version=N]`.
 struct StoreRef<'a> {
     name: SecretName,
