@@ -17,6 +17,21 @@ use crate::core::secrets::{
 };
 use crate::settings::Settings;
 
+/// The files holding the server's own keys and credentials, which no `file:` reference may
+/// read: the secret store's keys, the Vault token, the TLS key and certificate.
+fn own_files(settings: &Settings) -> Vec<std::path::PathBuf> {
+    let key_file = settings
+        .secret_key_file
+        .clone()
+        .unwrap_or_else(|| super::data_dir(settings).join("secret-key"));
+    std::iter::once(key_file)
+        .chain(settings.secret_previous_key_files.iter().cloned())
+        .chain(settings.vault_token_file.clone())
+        .chain(settings.tls_key_file.clone())
+        .chain(settings.tls_cert_file.clone())
+        .collect()
+}
+
 /// The `env` and `file` providers, and `vault` and `awssm` when their settings are present.
 pub(super) fn secret_resolver(settings: &Settings) -> anyhow::Result<SecretResolver> {
     let timeout = Duration::from_millis(settings.secret_timeout_ms);
@@ -24,6 +39,7 @@ pub(super) fn secret_resolver(settings: &Settings) -> anyhow::Result<SecretResol
         env_prefix: settings.secret_env_prefix.clone(),
         file_dir: settings.secret_file_dir.clone(),
         timeout,
+        own_files: own_files(settings),
     });
     let remote = RemoteSettings {
         ttl: Duration::from_secs(settings.secret_cache_ttl_secs),

@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +20,9 @@ pub struct SecretPolicy {
     pub file_dir: PathBuf,
     /// Longest a provider may take to answer (a file read, a remote request).
     pub timeout: Duration,
+    /// The server's own key, token and certificate files: never readable by a `file:`
+    /// reference, even when they lie in `file_dir` (as mounted container secrets do).
+    pub own_files: Vec<PathBuf>,
 }
 
 impl Default for SecretPolicy {
@@ -27,6 +31,7 @@ impl Default for SecretPolicy {
             env_prefix: String::new(),
             file_dir: PathBuf::from("/run/secrets"),
             timeout: Duration::from_secs(2),
+            own_files: Vec::new(),
         }
     }
 }
@@ -76,11 +81,16 @@ impl SecretProvider for EnvProvider {
 pub struct FileProvider {
     dir: PathBuf,
     timeout: Duration,
+    own_files: Arc<[PathBuf]>,
 }
 
 impl FileProvider {
-    pub fn new(dir: PathBuf, timeout: Duration) -> Self {
-        FileProvider { dir, timeout }
+    pub fn new(dir: PathBuf, timeout: Duration, own_files: Vec<PathBuf>) -> Self {
+        FileProvider {
+            dir,
+            timeout,
+            own_files: own_files.into(),
+        }
     }
 }
 
@@ -102,7 +112,9 @@ impl SecretProvider for FileProvider {
 
     async fn resolve(&self, reference: &str) -> Result<String, SecretFailure> {
         let (dir, owned) = (self.dir.clone(), reference.to_owned());
-        let reading = tokio::task::spawn_blocking(move || read_secret_file(&dir, &owned));
+        let own_files = self.own_files.clone();
+        let reading =
+            tokio::task::spawn_blocking(move || read_secret_file(&dir, &own_files, &owned));
         match tokio::time::timeout(self.timeout, reading).await {
             Ok(Ok(read)) => read.map_err(SecretFailure::Unresolved),
             Ok(Err(_)) => Err(SecretFailure::Unavailable(format!(
@@ -116,7 +128,7 @@ impl SecretProvider for FileProvider {
     }
 }
 
-fn read_secret_file(dir: &Path, reference: &str) -> Result<String, String> {
+fn read_secret_file(dir: &Path, own_files: &[PathBuf], reference: &str) -> Result<String, String> {
     let refused = || format!("file {reference} is outside the secrets directory");
     let dir = dir
         .canonicalize()
@@ -127,6 +139,15 @@ fn read_secret_file(dir: &Path, reference: &str) -> Result<String, String> {
         .map_err(|e| format!("file {reference} cannot be read: {}", e.kind()))?;
     if !path.starts_with(&dir) {
         return Err(refused());
+    }
+    // Compared as the files are now: a link to one of them is refused as well.
+    if own_files
+        .iter()
+        .any(|own| own.canonicalize().is_ok_and(|own| own == path))
+    {
+        return Err(format!(
+            "file {reference} is one of the server's own key files"
+        ));
     }
     let file = std::fs::File::open(&path)
         .map_err(|e| format!("file {reference} cannot be read: {}", e.kind()))?;
@@ -196,6 +217,36 @@ mod tests {
                 matches!(err, Error::SecretUnresolved { .. }),
                 "{reference}: {err:?}"
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_servers_own_key_files_are_never_read_even_inside_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("summit-key"), "KEY-MATERIAL-1f2e").unwrap();
+        std::fs::write(dir.path().join("db-password"), "fine").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("summit-key"), dir.path().join("alias"))
+            .unwrap();
+        let resolver = SecretResolver::new(&SecretPolicy {
+            file_dir: dir.path().to_path_buf(),
+            own_files: vec![dir.path().join("summit-key")],
+            ..SecretPolicy::default()
+        });
+        let fine = resolver
+            .resolve_tree(&json!({"$secret": "file:db-password"}))
+            .await
+            .unwrap();
+        assert_eq!(fine, json!("fine"));
+        for reference in ["file:summit-key", "file:alias", "file:./summit-key"] {
+            let err = resolver
+                .resolve_tree(&json!({"$secret": reference}))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::SecretUnresolved { .. }),
+                "{reference}: {err:?}"
+            );
+            assert!(!format!("{err:?}").contains("KEY-MATERIAL"), "{err:?}");
         }
     }
 

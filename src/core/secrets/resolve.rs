@@ -85,7 +85,11 @@ impl SecretResolver {
         resolver.register("env", Arc::new(EnvProvider::new(policy.env_prefix.clone())));
         resolver.register(
             "file",
-            Arc::new(FileProvider::new(policy.file_dir.clone(), policy.timeout)),
+            Arc::new(FileProvider::new(
+                policy.file_dir.clone(),
+                policy.timeout,
+                policy.own_files.clone(),
+            )),
         );
         resolver
     }

@@ -215,6 +215,15 @@ impl SecretService {
         metadata: Metadata,
         expected: Option<u64>,
     ) -> Result<SecretSummary> {
+        // The number is sealed with the value, and the store checks only the live version,
+        // which is 0 for an absent secret and for a deleted one whatever its newest number: so
+        // when the read cache says there is nothing live, the store is asked for the newest
+        // number (the cache may not yet know a re-create and delete made through another
+        // replica, and a value sealed as the wrong version never opens).
+        let head = match head {
+            Some(head) if head.live_version() != 0 => Some(head),
+            _ => self.store.secrets().head(name).await?,
+        };
         let live = head.as_ref().map_or(0, |h| h.live_version());
         if let Some(expected) = expected
             && expected != live
