@@ -710,3 +710,41 @@ async fn the_secret_keys_rewrap_seals_webhook_secrets_again_so_the_old_key_can_g
     assert_eq!(rewraps.len(), 1, "{audit}");
     assert!(!audit.to_string().contains(&second[6..]), "{audit}");
 }
+
+/// A webhook re-pointed while a group of its deliveries is being sent: the rest of the group
+/// goes to the new URL, as the webhook is now, and in order.
+#[tokio::test]
+async fn re_pointing_a_webhook_moves_the_rest_of_a_group_being_sent() {
+    let old = Receiver::start().await;
+    let new = Receiver::start().await;
+    old.set_delay(Duration::from_millis(400));
+    let server = server("200ms").await;
+    let (webhook, secret) = subscribe(
+        &server,
+        json!({"url": old.url, "events": ["config.updated"]}),
+    )
+    .await;
+    for value in 1..=6 {
+        put(&server, "orders", value).await;
+    }
+    old.wait_for(1, WAIT).await;
+    let response = server
+        .client
+        .patch(server.url(&format!("/api/v1/webhooks/{webhook}")))
+        .json(&json!({"url": new.url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let to_old = old.received().len();
+    let moved = new.wait_for(1, WAIT).await;
+    let total = wait_until(|| async {
+        let (old, new) = (old.received(), new.received());
+        (old.len() + new.len() >= 6).then(|| [old, new].concat())
+    })
+    .await;
+    let to_old = old.received().len().max(to_old);
+    assert!(to_old <= 3, "{to_old} deliveries still went to the old URL");
+    assert_eq!(versions_by_config(&total)["orders"], vec![1, 2, 3, 4, 5, 6]);
+    assert!(moved.iter().all(|d| signed_with(&secret, d)));
+}

@@ -16,6 +16,7 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 const MAX_ERROR_CHARS: usize = 300;
 
 /// Where a webhook's deliveries go and the secrets (opened) that sign them.
+#[derive(PartialEq)]
 pub struct Target {
     pub url: String,
     pub secrets: Vec<Vec<u8>>,

@@ -54,8 +54,15 @@ pub trait NotificationStore: Send + Sync {
         deliveries: Vec<NewDelivery>,
     ) -> Result<bool>;
     /// Pending deliveries of enabled webhooks that are due at `now`, oldest first, leaving out
-    /// any behind an earlier pending delivery of the same webhook and subject that is not due.
-    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>>;
+    /// any behind an earlier pending delivery of the same webhook and subject that is not due,
+    /// and those of the (webhook id, subject) groups in `sending`: they are being sent already,
+    /// and a long backlog of one would otherwise fill `limit` while every other group waits.
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        sending: &[(String, String)],
+    ) -> Result<Vec<Delivery>>;
     /// Records attempts and the webhooks' health after them, in one transaction. An attempt is
     /// recorded only if its delivery is still pending with one attempt fewer (a late outcome
     /// is dropped); a health change moves the webhook's `seq`.

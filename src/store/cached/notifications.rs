@@ -38,8 +38,14 @@ impl NotificationStore for CachedStore {
             .await
     }
 
-    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
-        self.observed(self.inner.due_deliveries(now, limit)).await
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        sending: &[(String, String)],
+    ) -> Result<Vec<Delivery>> {
+        self.observed(self.inner.due_deliveries(now, limit, sending))
+            .await
     }
 
     async fn record_attempts(

@@ -118,7 +118,12 @@ impl NotificationStore for MemoryStore {
         Ok(true)
     }
 
-    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        sending: &[(String, String)],
+    ) -> Result<Vec<Delivery>> {
         let state = self.state.lock();
         let enabled = |id: &str| state.webhooks.iter().any(|w| w.id == id && w.enabled);
         let pending: Vec<&Delivery> = state
@@ -129,6 +134,11 @@ impl NotificationStore for MemoryStore {
         Ok(pending
             .iter()
             .filter(|d| d.next_attempt_at <= now && enabled(&d.webhook_id))
+            .filter(|d| {
+                !sending
+                    .iter()
+                    .any(|(webhook, subject)| *webhook == d.webhook_id && *subject == d.subject)
+            })
             .filter(|d| {
                 !pending.iter().any(|e| {
                     e.webhook_id == d.webhook_id

@@ -156,10 +156,17 @@ impl NotificationStore for PostgresStore {
         Ok(true)
     }
 
-    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        sending: &[(String, String)],
+    ) -> Result<Vec<Delivery>> {
         let query = sqlx::query_as(include_str!("queries/deliveries_due.sql"))
             .bind(now)
-            .bind(i64::from(limit));
+            .bind(i64::from(limit))
+            .bind(column(sending, |(webhook, _)| webhook.clone()))
+            .bind(column(sending, |(_, subject)| subject.clone()));
         self.fetch_decoded(query, DeliveryRow::decode).await
     }
 

@@ -161,11 +161,17 @@ impl NotificationStore for SqliteStore {
         Ok(true)
     }
 
-    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>> {
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        sending: &[(String, String)],
+    ) -> Result<Vec<Delivery>> {
         let now = timestamp(now);
         let query = sqlx::query_as(include_str!("queries/deliveries_due.sql"))
             .bind(&now)
             .bind(&now)
+            .bind(to_json(&sending)?)
             .bind(i64::from(limit));
         self.fetch_decoded(query, DeliveryRow::decode).await
     }

@@ -2,7 +2,7 @@
 //! records every request (headers and body), and can be told to fail requests.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -32,6 +32,8 @@ struct Inner {
     failing: AtomicBool,
     /// Requests answered 503 (not recorded as received).
     refused: AtomicUsize,
+    /// How long each request waits before it is answered, in milliseconds.
+    delay_ms: AtomicU64,
 }
 
 pub struct Receiver {
@@ -79,6 +81,12 @@ impl Receiver {
         self.inner.failing.store(failing, Ordering::SeqCst);
     }
 
+    /// Answers each request only after `delay` (a slow endpoint).
+    pub fn set_delay(&self, delay: Duration) {
+        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.inner.delay_ms.store(millis, Ordering::SeqCst);
+    }
+
     pub fn refused(&self) -> usize {
         self.inner.refused.load(Ordering::SeqCst)
     }
@@ -106,6 +114,10 @@ impl Receiver {
 }
 
 async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let delay = inner.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let failing = inner.failing.load(Ordering::SeqCst)
         || inner
             .fail_next

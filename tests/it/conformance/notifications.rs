@@ -197,10 +197,17 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
     ];
     store.fan_out("webhooks", None, 7, batch).await.unwrap();
     let at = now() + Duration::seconds(1);
-    let due = store.due_deliveries(at, 100).await.unwrap();
+    let due = store.due_deliveries(at, 100, &[]).await.unwrap();
     assert_eq!(
         due.iter().map(|d| d.revision).collect::<Vec<_>>(),
         vec![5, 6, 7]
+    );
+    // A group being sent is left out, so that its backlog cannot fill the batch.
+    let sending = [("wh_1".to_owned(), "payments.api".to_owned())];
+    let others = store.due_deliveries(at, 1, &sending).await.unwrap();
+    assert_eq!(
+        others.iter().map(|d| d.revision).collect::<Vec<_>>(),
+        vec![7]
     );
 
     // The first of payments.api failed and waits a minute: the second waits behind it.
@@ -224,11 +231,11 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
         .record_attempts(vec![failed], vec![health])
         .await
         .unwrap();
-    let due = store.due_deliveries(at, 100).await.unwrap();
+    let due = store.due_deliveries(at, 100, &[]).await.unwrap();
     assert_eq!(due.iter().map(|d| d.revision).collect::<Vec<_>>(), vec![7]);
     assert!(store.webhooks().await.unwrap()[0].failing_since.is_some());
     let later = store
-        .due_deliveries(at + Duration::seconds(61), 100)
+        .due_deliveries(at + Duration::seconds(61), 100, &[])
         .await
         .unwrap();
     assert_eq!(
@@ -274,7 +281,7 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
     assert_eq!(hook.disabled_reason.as_deref(), Some("failing"));
     assert!(
         store
-            .due_deliveries(at + Duration::hours(1), 100)
+            .due_deliveries(at + Duration::hours(1), 100, &[])
             .await
             .unwrap()
             .is_empty()

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{DUE_BATCH, Dispatcher, Group, GroupDone, MAX_BODIES, ROUND_GAP, TICK};
 use crate::core::error::{Error, Result};
 use crate::core::events::ChangeEvent;
-use crate::core::notifications::delivery::{Outcome, send};
+use crate::core::notifications::delivery::{Outcome, Target, send};
 use crate::core::notifications::model::{Attempt, Delivery, DeliveryStatus, WebhookHealth};
 use crate::core::service::now;
 
@@ -40,7 +40,11 @@ impl Dispatcher {
                     in_flight.remove(&key);
                 }
             } else if read_at.is_none_or(|at| at.elapsed() >= ROUND_GAP) {
-                match self.store.due_deliveries(now(), DUE_BATCH).await {
+                // The groups being sent are left out: a long backlog of one must not fill the
+                // batch while every other group waits.
+                let sending: Vec<(String, String)> =
+                    self.in_flight.lock().iter().cloned().collect();
+                match self.store.due_deliveries(now(), DUE_BATCH, &sending).await {
                     Ok(due) => {
                         self.take_groups(due, &mut queue);
                         read_at = Some(Instant::now());
@@ -106,6 +110,12 @@ impl Dispatcher {
             tokio::spawn(async move {
                 let mut attempts = Vec::with_capacity(deliveries.len());
                 for delivery in deliveries {
+                    // The webhook may have been deleted, disabled, re-pointed or given new
+                    // secrets while the group was being sent: the rest of it stays pending for
+                    // the next read, which sends it as the webhook is now, or not at all.
+                    if !this.still_targets(&key.0, &target) {
+                        break;
+                    }
                     let outcome = match this.body(delivery.revision).await {
                         Ok(body) => {
                             send(&this.client, &this.targets, &target, &delivery, &body).await
@@ -125,6 +135,15 @@ impl Dispatcher {
                 this.send_wake.notify_one();
             });
         }
+    }
+
+    /// Whether `webhook` is still enabled and still sends to `target` (the same URL and signing
+    /// secrets).
+    fn still_targets(&self, webhook: &str, target: &Target) -> bool {
+        self.webhooks
+            .lock()
+            .get(webhook)
+            .is_some_and(|now| now.webhook.enabled && *now.target == *target)
     }
 
     /// Keeps an event's JSON for its deliveries; answers it.
