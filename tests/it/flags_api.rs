@@ -726,3 +726,58 @@ async fn flags_survive_a_restart() {
     assert_eq!(result["value"], true);
     assert_eq!(result["version"], 1);
 }
+
+/// A prerequisite chain may be at most eight hops deep wherever it is lengthened: below the
+/// flag written (it names a deep chain) and above it (flags already depend on it).
+#[tokio::test]
+async fn prerequisite_chains_stay_eight_hops_deep_above_and_below_the_flag_written() {
+    let server = TestServer::spawn().await;
+    let flag = |prerequisite: Option<&str>| {
+        let mut body = json!({"type": "boolean", "variants": {"on": true, "off": false},
+            "defaultVariant": "off", "metadata": meta("tester", "chain")});
+        if let Some(key) = prerequisite {
+            body["rules"] = json!([{"id": "r", "variant": "on",
+                "prerequisites": [{"flagKey": key, "variants": ["on"]}]}]);
+        }
+        body
+    };
+    let put = |key: String, body: Value| {
+        let server = &server;
+        async move {
+            server
+                .put_json(&format!("/api/v1/feature-flags/{key}"), &body)
+                .await
+        }
+    };
+    // f1 → f2 → … → f9: eight hops, the most allowed.
+    assert_eq!(put("f9".into(), flag(None)).await.0, 201);
+    for n in (1..=8).rev() {
+        let (status, body) = put(format!("f{n}"), flag(Some(&format!("f{}", n + 1)))).await;
+        assert_eq!(status, 201, "f{n}: {body}");
+    }
+    assert_eq!(put("z".into(), flag(None)).await.0, 201);
+    for (key, prerequisite) in [("f0", "f1"), ("f9", "z")] {
+        let (status, problem) = put(key.into(), flag(Some(prerequisite))).await;
+        assert_eq!(status, 400, "{key} → {prerequisite}: {problem}");
+        assert_eq!(
+            problem["field"], "/rules/0/prerequisites/0/flagKey",
+            "{problem}"
+        );
+        assert!(
+            problem["detail"].as_str().unwrap().contains("at most 8"),
+            "{problem}"
+        );
+    }
+    // Shortening the chain is fine, and so is a prerequisite beside it.
+    let (status, body) = put("f8".into(), flag(None)).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = put("f9".into(), flag(Some("z"))).await;
+    assert_eq!(status, 201, "{body}");
+    let evaluated = server
+        .evaluate("f1", None, json!({"targetingKey": "user-1"}))
+        .await;
+    assert!(
+        evaluated.get("errorCode").is_none_or(Value::is_null),
+        "{evaluated}"
+    );
+}

@@ -32,6 +32,31 @@ pub(crate) async fn token(
     created["tokenText"].as_str().unwrap().to_owned()
 }
 
+/// Revokes the token named `name` through the API, as the admin.
+async fn revoke(server: &TestServer, name: &str) {
+    let tokens = server
+        .client
+        .get(server.url("/api/v1/tokens"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let (_, tokens) = body_of(tokens).await;
+    let mut listed = tokens["items"].as_array().unwrap().iter();
+    let id = listed.find(|t| t["name"] == name).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = server
+        .client
+        .delete(server.url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200, "revoking {name}");
+}
+
 /// A server with access control on (admin token `ADMIN`), tuned by `tune`, and a channel to
 /// its gRPC port.
 pub(crate) async fn secured(
@@ -256,31 +281,7 @@ async fn grpc_calls_need_a_token_with_the_right_role_and_scope() {
     );
 
     // Revoking the writer's token refuses its next call at once.
-    let response = server
-        .client
-        .get(server.url("/api/v1/tokens"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    let (_, tokens) = body_of(response).await;
-    let id = tokens["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "writer")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let response = server
-        .client
-        .delete(server.url(&format!("/api/v1/tokens/{id}")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    revoke(&server, "writer").await;
     let status = configs
         .put_config(with_token(put("app"), Some(&writer)))
         .await
@@ -408,33 +409,7 @@ async fn a_watch_stream_ends_once_its_token_is_revoked() {
         next().await.unwrap().is_some(),
         "a change while the token is valid"
     );
-    let (_, tokens) = body_of(
-        server
-            .client
-            .get(server.url("/api/v1/tokens"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let id = tokens["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "grpc-watcher")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let revoked = server
-        .client
-        .delete(server.url(&format!("/api/v1/tokens/{id}")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
+    revoke(&server, "grpc-watcher").await;
     admin
         .put_config(with_token(numbered(3), Some(ADMIN)))
         .await

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::authorization::{ADMIN, call, secured, token};
 use crate::common::{TestServer, meta};
 use crate::watch_sse::watch;
+use crate::webhooks::wait_until;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
@@ -780,4 +781,113 @@ async fn two_replicas_on_postgresql_agree_on_discovery_and_expire_once() {
     assert_eq!(expiries, 1, "one expiry across replicas: {audit}");
     heartbeat(&second, "shared", "b", json!({"status": "passing"})).await;
     until_discovered(&first, "shared", &["b"]).await;
+}
+
+/// The applied map an instance reports last is the one stored, whichever replica took which
+/// heartbeat: a replica that recorded the same map a moment ago still stores it again (another
+/// replica may have stored a different one since), so a deployment's gate reads what the
+/// instance runs now.
+#[tokio::test]
+async fn the_applied_map_stored_is_the_last_one_reported_through_any_replica() {
+    let Some(url) = crate::common::postgres::test_database_url().await else {
+        return;
+    };
+    let replica = |url: String| TestServer::spawn_with(move |s| s.database_url = url);
+    let first = replica(url.clone()).await;
+    let second = replica(url).await;
+    first
+        .put_config(
+            "app",
+            json!({"config": {"a": 1}, "metadata": meta("a", "v1")}),
+        )
+        .await;
+    let mut body = instance("app-api", "i-1", 1);
+    body["environment"] = json!("production");
+    register(&first, body).await;
+    let (old, new) = ("1".repeat(64), "2".repeat(64));
+    for (replica, checksum) in [(&first, &old), (&second, &new), (&first, &old)] {
+        let (status, beat) = heartbeat(
+            replica,
+            "app-api",
+            "i-1",
+            json!({"applied": {"app": checksum}}),
+        )
+        .await;
+        assert_eq!(status, 200, "{beat}");
+    }
+    for replica in [&first, &second] {
+        let stored = wait_until(|| async {
+            let (_, service) = replica.get_json("/api/v1/registry/services/app-api").await;
+            let applied = service.pointer("/instances/0/applied/app").cloned();
+            (applied == Some(json!(old))).then_some(service)
+        })
+        .await;
+        assert_eq!(stored["instances"][0]["applied"]["app"], json!(old));
+    }
+}
+
+/// An environment-scoped token reaches only instances of its environments: it registers none
+/// without an environment (every environment's discovery would see it), and its health check
+/// of a service checks (and answers about) only those.
+#[tokio::test]
+async fn an_environment_scoped_token_checks_and_registers_only_in_its_environments() {
+    let good = health_server(StatusCode::OK).await;
+    let server = secured("").await;
+    for (id, environment) in [("stg-1", "staging"), ("prod-1", "production")] {
+        let mut body = instance("web", id, good.port());
+        body["environment"] = json!(environment);
+        body["healthCheckUrl"] = json!(format!("http://{good}/health"));
+        let (status, created) = call(
+            &server,
+            ADMIN,
+            Method::POST,
+            "/api/v1/registry/register",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+    }
+    let staging = token(
+        &server,
+        "staging-ops",
+        &["config-admin", "service-instance"],
+        json!({"environments": ["staging"]}),
+    )
+    .await;
+    let (status, checked) = call(
+        &server,
+        &staging,
+        Method::POST,
+        "/api/v1/registry/services/web/health",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{checked}");
+    let checked_ids: Vec<&str> = checked["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["instanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(checked_ids, ["stg-1"], "{checked}");
+    let (status, problem) = call(
+        &server,
+        &staging,
+        Method::POST,
+        "/api/v1/registry/register",
+        Some(instance("web", "anywhere-1", good.port())),
+    )
+    .await;
+    assert_eq!(status, 403, "{problem}");
+    let mut in_staging = instance("web", "stg-2", good.port());
+    in_staging["environment"] = json!("staging");
+    let (status, created) = call(
+        &server,
+        &staging,
+        Method::POST,
+        "/api/v1/registry/register",
+        Some(in_staging),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
 }

@@ -2,7 +2,7 @@
 //! turned into change requests when they reach a protected environment), and applying an
 //! approved flag request.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::compile::compile;
@@ -40,13 +40,109 @@ fn rules_of(definition: &FlagDefinition) -> impl Iterator<Item = (String, usize,
     fallback.chain(environments)
 }
 
+/// How many prerequisite hops the chains through a flag being written go, among the live
+/// flags of `set` (the flag itself as stored is left out: its new definition is the one
+/// checked). Each flag's heights are worked out once, so a definition that names the same
+/// prerequisite many times costs no more than naming it once. A cycle already stored (only
+/// concurrent writes can close one) counts as too deep.
+struct Depths<'a> {
+    set: &'a FlagSet,
+    writing: &'a str,
+    below: HashMap<&'a str, usize>,
+    above: HashMap<&'a str, usize>,
+    /// The flags whose heights are being worked out: met again, they are a cycle.
+    visiting: HashSet<&'a str>,
+    /// The live flags naming each flag as a prerequisite, once `above` needs them.
+    dependents: Option<HashMap<&'a str, Vec<&'a str>>>,
+}
+
+/// More hops than any chain may have: what a cycle counts as.
+const TOO_DEEP: usize = MAX_PREREQUISITE_DEPTH + 1;
+
+impl<'a> Depths<'a> {
+    fn new(set: &'a FlagSet, writing: &'a str) -> Self {
+        Depths {
+            set,
+            writing,
+            below: HashMap::new(),
+            above: HashMap::new(),
+            visiting: HashSet::new(),
+            dependents: None,
+        }
+    }
+
+    /// The prerequisites each live flag other than the one being written names.
+    fn prerequisites_of(&self, flag: &'a str) -> Vec<&'a str> {
+        match self.set.live(flag) {
+            Some(version) if flag != self.writing => rules_of(&version.document)
+                .flat_map(|(_, _, rule)| rule.prerequisites.iter())
+                .map(|p| p.flag_key.as_str())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// How many hops the longest chain below `flag` goes (0: it names no prerequisite).
+    fn below(&mut self, flag: &'a str) -> usize {
+        if let Some(&known) = self.below.get(flag) {
+            return known;
+        }
+        if !self.visiting.insert(flag) {
+            return TOO_DEEP;
+        }
+        let mut deepest = 0;
+        for prerequisite in self.prerequisites_of(flag) {
+            deepest = deepest.max(1 + self.below(prerequisite)).min(TOO_DEEP);
+        }
+        self.visiting.remove(flag);
+        self.below.insert(flag, deepest);
+        deepest
+    }
+
+    /// How many hops the longest chain of live flags reaching `flag` goes (0: none names it).
+    fn above(&mut self, flag: &'a str) -> usize {
+        if let Some(&known) = self.above.get(flag) {
+            return known;
+        }
+        if !self.visiting.insert(flag) {
+            return TOO_DEEP;
+        }
+        if self.dependents.is_none() {
+            let mut dependents: HashMap<&'a str, Vec<&'a str>> = HashMap::new();
+            for dependent in self.set.heads.keys().map(FlagKey::as_str) {
+                for prerequisite in self.prerequisites_of(dependent) {
+                    dependents.entry(prerequisite).or_default().push(dependent);
+                }
+            }
+            self.dependents = Some(dependents);
+        }
+        let dependents = self
+            .dependents
+            .as_ref()
+            .and_then(|all| all.get(flag))
+            .cloned()
+            .unwrap_or_default();
+        let mut highest = 0;
+        for dependent in dependents {
+            highest = highest.max(1 + self.above(dependent)).min(TOO_DEEP);
+        }
+        self.visiting.remove(flag);
+        self.above.insert(flag, highest);
+        highest
+    }
+}
+
 impl FlagService {
-    /// Refuses prerequisites on missing flags or variants, and cycles through `key`.
+    /// Refuses prerequisites on missing flags or variants, cycles through `key`, and chains
+    /// (through `key`, above and below it) deeper than `MAX_PREREQUISITE_DEPTH`.
     fn check_prerequisites(
         set: &FlagSet,
         key: &FlagKey,
         definition: &FlagDefinition,
     ) -> Result<()> {
+        let mut depths = Depths::new(set, key.as_str());
+        // The longest chain of flags that reach `key`: a chain through it is that long above it.
+        let above = depths.above(key.as_str());
         for (rules, index, rule) in rules_of(definition) {
             for (p, prerequisite) in rule.prerequisites.iter().enumerate() {
                 let at = format!("{rules}/{index}/prerequisites/{p}");
@@ -67,9 +163,7 @@ impl FlagService {
                         ));
                     }
                 }
-                if Self::chain_depth(set, &prerequisite.flag_key, &mut Vec::new()) + 1
-                    > MAX_PREREQUISITE_DEPTH
-                {
+                if above + 1 + depths.below(&prerequisite.flag_key) > MAX_PREREQUISITE_DEPTH {
                     return Err(Error::invalid(
                         format!("{at}/flagKey"),
                         format!(
@@ -89,24 +183,6 @@ impl FlagService {
             }
         }
         Ok(())
-    }
-
-    /// How many prerequisite hops deep the chain below `from` goes (0: no prerequisites).
-    fn chain_depth<'a>(set: &'a FlagSet, from: &'a str, path: &mut Vec<&'a str>) -> usize {
-        if path.contains(&from) || path.len() > MAX_PREREQUISITE_DEPTH {
-            return path.len(); // a cycle or already too deep: deep enough to refuse
-        }
-        let Some(flag) = set.live(from) else {
-            return 0;
-        };
-        path.push(from);
-        let deepest = rules_of(&flag.document)
-            .flat_map(|(_, _, rule)| rule.prerequisites.iter())
-            .map(|p| 1 + Self::chain_depth(set, &p.flag_key, path))
-            .max()
-            .unwrap_or(0);
-        path.pop();
-        deepest
     }
 
     /// Whether `from` reaches `target` through prerequisites of the live flags in `set`.

@@ -26,10 +26,15 @@ impl RegistryService {
         service: &ServiceName,
     ) -> Result<Vec<CheckResult>> {
         caller.require_on_service(Permission::Write, service.as_str())?;
-        let instances = self.store.instances(Some(service)).await?;
+        let mut instances = self.store.instances(Some(service)).await?;
         if instances.is_empty() {
             return Err(Error::not_found("service", service.as_str()));
         }
+        // An environment-scoped caller checks (and changes the status of) only the instances
+        // of its environments, as it reads only those.
+        instances.retain(|instance| {
+            super::service::require_instance_environment(caller, instance).is_ok()
+        });
         let actor = caller.actor_or("anonymous");
         self.check(instances, &actor).await
     }

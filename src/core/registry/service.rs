@@ -192,9 +192,9 @@ impl RegistryService {
     pub async fn register(&self, caller: &Caller, registration: Registration) -> Result<Instance> {
         let checked = registration.check()?;
         caller.require_on_service(Permission::Register, checked.service_name.as_str())?;
-        if let Some(environment) = &checked.environment {
-            caller.require_environment(environment.as_str())?;
-        }
+        // An environment-scoped caller registers only into its environments: an instance
+        // without one is seen by every environment's discovery.
+        caller.require_readable_environment(checked.environment.as_ref().map(|e| e.as_str()))?;
         let instance_id = match checked.instance_id.clone() {
             Some(id) => id,
             None => InstanceId::parse(&uuid::Uuid::new_v4().to_string())?,

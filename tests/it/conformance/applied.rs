@@ -90,6 +90,19 @@ pub(super) async fn record_applied_upserts_per_config_environment_and_instance(
             .expect("applied")
             .is_empty()
     );
+    // A checksum that matches no version is kept as version 0 (unknown), on every backend.
+    let unknown = report(&beta, "production", "i-9", 0);
+    store
+        .record_applied(unknown.clone())
+        .await
+        .expect("an unknown version is recorded");
+    assert!(
+        store
+            .applied(Some(&beta))
+            .await
+            .expect("applied")
+            .contains(&unknown)
+    );
 }
 
 pub(super) async fn applied_state_for_a_config_that_never_existed_is_not_found(

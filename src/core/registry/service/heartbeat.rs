@@ -54,18 +54,21 @@ impl RegistryService {
         let at = now();
         let fresh_until = at - self.configs.settings.stale_after / 2;
         let reported = self.applied.get(&key).map(|entry| *entry);
-        let applied = match &heartbeat.applied {
-            Some(applied)
+        // A map this replica recorded lately is not recorded in the drift report again; the
+        // instance's stored map is written with every heartbeat that carries one all the same
+        // (another replica may have stored a different one since, or the instance be new).
+        let changed = match (&heartbeat.applied, &known.environment) {
+            (Some(_), None) => {
+                return Err(Error::invalid(
+                    "/applied",
+                    "register the instance with an environment to report applied configs",
+                ));
+            }
+            (Some(applied), Some(environment))
                 if reported.is_none_or(|(hash, when)| {
                     hash != applied_hash(applied) || when < fresh_until
                 }) =>
             {
-                let Some(environment) = &known.environment else {
-                    return Err(Error::invalid(
-                        "/applied",
-                        "register the instance with an environment to report applied configs",
-                    ));
-                };
                 // Checked before anything is written: a refused report changes nothing.
                 for config in applied.keys() {
                     self.configs
@@ -81,7 +84,7 @@ impl RegistryService {
             service: service.clone(),
             instance_id: id.clone(),
             at,
-            applied: applied.clone(),
+            applied: heartbeat.applied.clone(),
             output: heartbeat.output.clone(),
             metrics: heartbeat.metrics,
         };
@@ -90,7 +93,7 @@ impl RegistryService {
         }
         let mut instance = known;
         instance.last_heartbeat = at;
-        if let Some(applied) = applied {
+        if let Some(applied) = changed {
             self.record_applied(caller, &instance, &applied, at).await?;
             if self.applied.len() >= MAX_APPLIED_MEMO {
                 // Instances come and go (removals on other replicas leave entries here): start
@@ -98,7 +101,9 @@ impl RegistryService {
                 self.applied.clear();
             }
             self.applied.insert(key, (applied_hash(&applied), at));
-            instance.applied = applied;
+        }
+        if let Some(applied) = &heartbeat.applied {
+            instance.applied = applied.clone();
         }
         if heartbeat.output.is_some() {
             instance.output = heartbeat.output.clone();
