@@ -216,7 +216,7 @@ pub fn advance(
         State::Baking | State::FinalBake => {
             // Health is judged through the bake too: a failure rolls back at once.
             let seen = instances.observe(&deployment.targets, false);
-            match evaluate(gate, &seen, elapsed) {
+            let passed = match evaluate(gate, &seen, elapsed) {
                 Verdict::Fail(measured, reason) => {
                     return failed(deployment, measured, reason, now);
                 }
@@ -229,11 +229,23 @@ pub fn advance(
                     next.measured = Some(measured);
                     return Some(next);
                 }
-                _ => {}
-            }
+                Verdict::Pass(_) => Ok(()),
+                Verdict::Wait(_) => Err(None),
+                Verdict::NoData(measured, reason) => Err(Some((measured, reason))),
+            };
             let until = deployment.bake_until?;
             if now < until {
                 return None;
+            }
+            // The bake is over, but it moves on only on a passing gate: instances still
+            // applying the version (after a resume, say) are waited for, and no data is never
+            // a pass, as while deploying.
+            match passed {
+                Ok(()) => {}
+                Err(None) => return None,
+                Err(Some((measured, reason))) => {
+                    return Some(no_data(deployment, measured, reason, now));
+                }
             }
             if deployment.state == State::FinalBake {
                 let mut next = moved(deployment, State::Complete, Trigger::Schedule);

@@ -184,3 +184,31 @@ fn actions_are_refused_where_the_state_does_not_allow_them() {
     assert_eq!(rolled.release, Some(1));
     assert!(Action::parse("explode").is_err());
 }
+
+#[test]
+fn a_bake_that_is_over_moves_on_only_on_a_passing_gate() {
+    let start = deployment(Rollout::Direct {}, Gate::default());
+    let deploying = advance(&start, Utc::now(), &GOOD).unwrap().next;
+    let baking = advance(&deploying, Utc::now(), &GOOD).unwrap().next;
+    assert_eq!(baking.state, State::FinalBake);
+    // The bake ended while the instances stopped reporting the version (resumed a moment
+    // ago, so within the apply timeout): it waits rather than completes.
+    let applying = Fleet {
+        acked: false,
+        healthy: true,
+    };
+    let mut resumed = baking.clone();
+    resumed.step_started_at = Utc::now();
+    resumed.bake_until = Some(Utc::now() - Duration::seconds(1));
+    assert_eq!(advance(&resumed, Utc::now(), &applying), None);
+    // Nothing to judge by (no instance targeted): never a pass.
+    let mut empty = resumed.clone();
+    empty.targets.clear();
+    let moved = advance(&empty, Utc::now(), &GOOD).expect("no data is acted on");
+    assert_ne!(moved.next.state, State::Complete);
+    assert_eq!(moved.release, None);
+    // A passing gate completes it.
+    let done = advance(&resumed, Utc::now(), &GOOD).unwrap();
+    assert_eq!(done.next.state, State::Complete);
+    assert_eq!(done.release, Some(2));
+}
