@@ -77,9 +77,6 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router<AppState> {
         .layer(middleware::map_response(with_page_policy))
 }
 
-/// What every console answer tells the browser: run only the console's own script and style,
-/// never inside another site's frame (a framed page could be clicked into a rollback or an
-/// approval), post forms only to the console, and sniff no content types.
 /// The console reads its change stream as Server-Sent Events; a WebSocket upgrade is refused
 /// there. CORS does not cover WebSockets: a page of another origin on the same site (where the
 /// `SameSite` session cookie is still sent) could open one and read every change event.
@@ -97,6 +94,9 @@ async fn server_sent_events_only(
     next.run(request).await
 }
 
+/// What every console answer tells the browser: run only the console's own script and style,
+/// never inside another site's frame (a framed page could be clicked into a rollback or an
+/// approval), post forms only to the console, and sniff no content types.
 async fn with_page_policy(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
