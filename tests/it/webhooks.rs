@@ -340,7 +340,26 @@ async fn a_rotated_secret_signs_beside_the_old_one_during_the_overlap() {
     );
     assert!(signed_with(&new, second) && signed_with(&old, second));
 
-    // Without an overlap the old secret stops at once.
+    // A second rotation within the overlap keeps the first old secret signing as promised.
+    let (_, rotated) = server
+        .post_json(
+            &format!("/api/v1/webhooks/{webhook}/rotate-secret"),
+            &json!({"overlapSecs": 3600}),
+        )
+        .await;
+    let newer = rotated["secret"].as_str().unwrap().to_owned();
+    put(&server, "rotating", 3).await;
+    let received = receiver.wait_for(3, WAIT).await;
+    let during = &received[2];
+    assert_eq!(
+        during.signature.split(' ').count(),
+        3,
+        "{}",
+        during.signature
+    );
+    assert!(signed_with(&newer, during) && signed_with(&new, during) && signed_with(&old, during));
+
+    // Without an overlap the old secrets stop at once.
     let (_, rotated) = server
         .post_json(
             &format!("/api/v1/webhooks/{webhook}/rotate-secret"),
@@ -348,11 +367,13 @@ async fn a_rotated_secret_signs_beside_the_old_one_during_the_overlap() {
         )
         .await;
     let newest = rotated["secret"].as_str().unwrap().to_owned();
-    put(&server, "rotating", 3).await;
-    let received = receiver.wait_for(3, WAIT).await;
-    let third = &received[2];
-    assert!(signed_with(&newest, third));
-    assert!(!signed_with(&new, third) && !signed_with(&old, third));
+    put(&server, "rotating", 4).await;
+    let received = receiver.wait_for(4, WAIT).await;
+    let fourth = &received[3];
+    assert!(signed_with(&newest, fourth));
+    assert!(
+        !signed_with(&newer, fourth) && !signed_with(&new, fourth) && !signed_with(&old, fourth)
+    );
 }
 
 #[tokio::test]

@@ -17,6 +17,8 @@ use crate::core::service::now;
 /// How long a rotated-out secret keeps signing by default, and at most.
 const DEFAULT_OVERLAP_SECS: u64 = 24 * 3600;
 const MAX_OVERLAP_SECS: u64 = 7 * 24 * 3600;
+/// Most earlier secrets that sign beside the current one (rotations within an overlap).
+const MAX_PREVIOUS_SECRETS: usize = 3;
 
 impl NotificationService {
     /// A new current secret; the old one keeps signing for `overlap_secs` (default a day).
@@ -56,15 +58,20 @@ impl NotificationService {
             + 1;
         let (secret, sealed) = self.new_secret(id, generation)?;
         let expires_at = at + chrono::Duration::seconds(overlap as i64);
+        // The secret signing until now signs on for the overlap; earlier ones still within
+        // their own overlap keep it (never past the new one's end), so a second rotation does
+        // not cut short what the first promised. Newest first, a few at most.
         let mut previous: Vec<SigningSecret> = webhook
             .secrets
             .into_iter()
-            .filter(|s| s.expires_at.is_none())
+            .filter(|s| s.expires_at.is_none_or(|end| end > at))
             .map(|s| SigningSecret {
-                expires_at: Some(expires_at),
+                expires_at: Some(s.expires_at.map_or(expires_at, |end| end.min(expires_at))),
                 ..s
             })
             .collect();
+        previous.sort_by_key(|s| std::cmp::Reverse(s.generation));
+        previous.truncate(MAX_PREVIOUS_SECRETS);
         if overlap == 0 {
             previous.clear();
         }
