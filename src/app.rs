@@ -98,6 +98,14 @@ pub(crate) fn data_dir(settings: &Settings) -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from("./data"))
 }
 
+/// The secret store's key file: as configured, else `secret-key` in the data directory.
+pub(crate) fn secret_key_file(settings: &Settings) -> std::path::PathBuf {
+    settings
+        .secret_key_file
+        .clone()
+        .unwrap_or_else(|| data_dir(settings).join("secret-key"))
+}
+
 /// Opens the backend behind the read cache; also returns the revision the cache is current to.
 pub async fn open_store(
     database_url: &str,
@@ -136,10 +144,7 @@ impl App {
             store: cache.clone(),
             cache: cache.clone(),
         };
-        let key_file = settings
-            .secret_key_file
-            .clone()
-            .unwrap_or_else(|| data_dir(&settings).join("secret-key"));
+        let key_file = secret_key_file(&settings);
         let keyring = Arc::new(
             Keyring::load(&key_file, &settings.secret_previous_key_files)
                 .map_err(|e| anyhow::anyhow!("the secret store's key: {e}"))?,

@@ -20,11 +20,7 @@ use crate::settings::Settings;
 /// The files holding the server's own keys and credentials, which no `file:` reference may
 /// read: the secret store's keys, the Vault token, the TLS key and certificate.
 fn own_files(settings: &Settings) -> Vec<std::path::PathBuf> {
-    let key_file = settings
-        .secret_key_file
-        .clone()
-        .unwrap_or_else(|| super::data_dir(settings).join("secret-key"));
-    std::iter::once(key_file)
+    std::iter::once(super::secret_key_file(settings))
         .chain(settings.secret_previous_key_files.iter().cloned())
         .chain(settings.vault_token_file.clone())
         .chain(settings.tls_key_file.clone())

@@ -19,7 +19,7 @@ const MAX_RENDERED: usize = 10_000;
 pub(super) type Rendered = (Option<Arc<ServiceInstances>>, bytes::Bytes);
 
 /// Whether `caller` sees `instance`: every one, unless it is environment-scoped.
-fn visible(caller: &Caller, instance: &Instance) -> bool {
+pub(super) fn visible(caller: &Caller, instance: &Instance) -> bool {
     super::service::require_instance_environment(caller, instance).is_ok()
 }
 

@@ -32,9 +32,7 @@ impl RegistryService {
         }
         // An environment-scoped caller checks (and changes the status of) only the instances
         // of its environments, as it reads only those.
-        instances.retain(|instance| {
-            super::service::require_instance_environment(caller, instance).is_ok()
-        });
+        instances.retain(|instance| super::discovery::visible(caller, instance));
         let actor = caller.actor_or("anonymous");
         self.check(instances, &actor).await
     }
