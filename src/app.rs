@@ -21,10 +21,11 @@ use crate::api::http::{self, AppContext, AppState, HttpLimits};
 use crate::connections::Limits;
 use crate::core::access::AccessService;
 use crate::core::deployments::{DeploymentService, StrategyService};
+use crate::core::error::Error;
 use crate::core::flags::FlagService;
 use crate::core::notifications::targets::Targets;
 use crate::core::notifications::{DispatchSettings, Dispatcher, NotificationService};
-use crate::core::ports::{Database, Storage, Store};
+use crate::core::ports::{Database, Documents, Storage, Store};
 use crate::core::registry::{RegistryService, RegistrySettings};
 use crate::core::secrets::crypto::Keyring;
 use crate::core::secrets::{SecretService, StoreProvider};
@@ -106,6 +107,45 @@ pub(crate) fn secret_key_file(settings: &Settings) -> std::path::PathBuf {
         .unwrap_or_else(|| data_dir(settings).join("secret-key"))
 }
 
+/// A core error at start-up, with what it is about. An internal error's detail (never shown to
+/// clients) is what the operator reading this needs.
+fn at_start(context: &str) -> impl FnOnce(Error) -> anyhow::Error + '_ {
+    move |error| match error {
+        Error::Internal { detail } => anyhow::anyhow!("{context}: {detail}"),
+        error => anyhow::anyhow!("{context}: {error}"),
+    }
+}
+
+/// The secret store's keys. Creating a missing key file first asks which keys the stored
+/// secrets and webhook signing secrets are sealed under (`Keyring::load`).
+async fn open_keyring(settings: &Settings, store: &dyn Store) -> anyhow::Result<Keyring> {
+    let key_file = secret_key_file(settings);
+    let mut stored = std::collections::BTreeSet::new();
+    if !key_file
+        .try_exists()
+        .with_context(|| format!("looking for the secret key file {}", key_file.display()))?
+    {
+        let secrets = store
+            .secrets()
+            .heads()
+            .await
+            .map_err(at_start("reading secrets"))?;
+        stored.extend(
+            secrets
+                .iter()
+                .map(|h| h.latest.document.sealed.key_id.clone()),
+        );
+        let webhooks = store
+            .webhooks()
+            .await
+            .map_err(at_start("reading webhooks"))?;
+        let signing = webhooks.iter().flat_map(|w| &w.secrets);
+        stored.extend(signing.map(|s| s.sealed.key_id.clone()));
+    }
+    Keyring::load(&key_file, &settings.secret_previous_key_files, &stored)
+        .map_err(at_start("the secret store's key"))
+}
+
 /// Opens the backend behind the read cache; also returns the revision the cache is current to.
 pub async fn open_store(
     database_url: &str,
@@ -144,11 +184,7 @@ impl App {
             store: cache.clone(),
             cache: cache.clone(),
         };
-        let key_file = secret_key_file(&settings);
-        let keyring = Arc::new(
-            Keyring::load(&key_file, &settings.secret_previous_key_files)
-                .map_err(|e| anyhow::anyhow!("the secret store's key: {e}"))?,
-        );
+        let keyring = Arc::new(open_keyring(&settings, cache.as_ref()).await?);
         let mut resolver = secret_resolver(&settings)?;
         resolver.register(
             "store",
@@ -176,7 +212,7 @@ impl App {
         let token_dir = access_settings.data_dir.clone();
         let access = Arc::new(
             AccessService::new(storage.clone(), access_settings)
-                .map_err(|e| anyhow::anyhow!("access control settings: {e}"))?,
+                .map_err(at_start("access control settings"))?,
         );
         if !access.enabled() {
             tracing::warn!(
@@ -186,7 +222,7 @@ impl App {
         } else if let Some(path) = access
             .bootstrap(&token_dir)
             .await
-            .map_err(|e| anyhow::anyhow!("creating the first admin token: {e}"))?
+            .map_err(at_start("creating the first admin token"))?
         {
             tracing::warn!(
                 path = %path.display(),
@@ -197,7 +233,7 @@ impl App {
         let flags = Arc::new(FlagService::new(storage.clone(), service.clone()));
         let targets = Arc::new(
             Targets::new(&list(&settings.webhook_allow))
-                .map_err(|e| anyhow::anyhow!("SUMMIT_WEBHOOK_ALLOW: {e}"))?,
+                .map_err(at_start("SUMMIT_WEBHOOK_ALLOW"))?,
         );
         let notifications_wake = Arc::new(tokio::sync::Notify::new());
         let notifications = Arc::new(NotificationService::new(
@@ -228,11 +264,11 @@ impl App {
             },
             notifications_wake,
         )
-        .map_err(|e| anyhow::anyhow!("starting the notification dispatcher: {e}"))?;
+        .map_err(at_start("starting the notification dispatcher"))?;
         dispatcher
             .prepare()
             .await
-            .map_err(|e| anyhow::anyhow!("preparing the notification sinks: {e}"))?;
+            .map_err(at_start("preparing the notification sinks"))?;
         let registry = Arc::new(RegistryService::new(
             Storage {
                 store: cache.clone(),

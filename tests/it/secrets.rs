@@ -561,3 +561,57 @@ async fn a_scoped_reader_resolves_only_the_stored_secrets_its_scope_reaches() {
         json!("billing-SECRET-0a1b2c")
     );
 }
+
+#[tokio::test]
+async fn a_lost_key_file_stops_the_start_instead_of_sealing_new_values_under_another_key() {
+    let team = team().await;
+    let (status, created) = team.put(&team.sam, "alpha", json!(FIRST)).await;
+    assert_eq!(status, 201, "{created}");
+    let Team { mut server, .. } = team;
+    server.stop().await;
+    let data = server.db_path.parent().unwrap().to_owned();
+    let key_file = data.join("secret-key");
+    let kept = data.join("key-kept-aside");
+    std::fs::rename(&key_file, &kept).unwrap();
+
+    // A volume that was not mounted: the server refuses to start and creates no key.
+    let settings = || {
+        let mut settings = summit_config::settings::Settings::for_tests(format!(
+            "sqlite://{}",
+            server.db_path.display()
+        ));
+        settings.no_auth = false;
+        settings.admin_token = Some(ADMIN.into());
+        settings
+    };
+    let refused = summit_config::app::App::build(settings()).await;
+    let error = format!("{:#}", refused.err().expect("the start is refused"));
+    assert!(error.contains("does not exist"), "{error}");
+    assert!(error.contains(&key_file.display().to_string()), "{error}");
+    assert!(!key_file.exists(), "no new key was created");
+
+    // Moving to a new key while naming the old one is the documented rotation: it starts.
+    let mut rotating = settings();
+    rotating.secret_previous_key_files = vec![kept.clone()];
+    let app = summit_config::app::App::build(rotating).await.unwrap();
+    drop(app);
+    assert!(key_file.exists(), "the new key was created");
+
+    // The value sealed under the old key still opens with it named.
+    let server = server
+        .restart_with(move |s| {
+            s.no_auth = false;
+            s.admin_token = Some(ADMIN.into());
+            s.secret_previous_key_files = vec![kept];
+        })
+        .await;
+    let (status, value) = call(
+        &server,
+        ADMIN,
+        Method::GET,
+        "/api/v1/secrets/alpha/value",
+        None,
+    )
+    .await;
+    assert_eq!((status, &value["value"]), (200, &json!(FIRST)), "{value}");
+}

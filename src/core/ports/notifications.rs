@@ -86,8 +86,9 @@ pub trait NotificationStore: Send + Sync {
         delivery: u64,
         at: DateTime<Utc>,
     ) -> Result<Option<Delivery>>;
-    /// Deletes delivered and failed deliveries created before `before`, and deliveries of
-    /// webhooks that no longer exist; how many.
+    /// Deletes deliveries that ended before `before` (delivered then, or failed at their last
+    /// attempt then), and deliveries of webhooks that no longer exist; how many. A pending
+    /// delivery is never deleted, however old.
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64>;
     /// How many deliveries are pending (due or waiting for a retry): the queue's depth.
     async fn delivery_backlog(&self) -> Result<u64>;

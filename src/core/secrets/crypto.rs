@@ -4,6 +4,7 @@
 //! both, so a sealed value moved to another name or version does not open. The database holds
 //! only what `Sealed` holds.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use base64::Engine;
@@ -77,10 +78,16 @@ impl Keyring {
         }
     }
 
-    /// Loads the key file (base64 of 32 bytes), creating it with mode 0600 when absent, and the
-    /// older key files, which only open what they sealed (until a re-wrap).
-    pub fn load(path: &Path, older: &[std::path::PathBuf]) -> Result<Keyring> {
-        let current = Self::load_or_create(path)?.current;
+    /// Loads the key file (base64 of 32 bytes) and the older key files, which only open what
+    /// they sealed (until a re-wrap). An absent key file is created (mode 0600) unless a value
+    /// in `stored` (the key ids stored values are sealed under) needs a key none of the older
+    /// files holds: a fresh key then means the real one is missing, and values sealed under it
+    /// would open on no server that has the real one.
+    pub fn load(
+        path: &Path,
+        older: &[std::path::PathBuf],
+        stored: &BTreeSet<String>,
+    ) -> Result<Keyring> {
         let older = older
             .iter()
             .map(|old| {
@@ -93,22 +100,24 @@ impl Keyring {
                 Kek::from_bytes(&decode_key(&text, old)?)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Keyring::new(current, older))
-    }
-
-    /// Loads the key file (base64 of 32 bytes), creating it with mode 0600 when absent.
-    pub fn load_or_create(path: &Path) -> Result<Keyring> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let mut bytes = [0u8; KEY_LEN];
-                SystemRandom::new()
-                    .fill(&mut bytes)
-                    .map_err(|_| Error::internal("no randomness for a secret key"))?;
-                let text = BASE64.encode(bytes);
-                write_private(path, &format!("{text}\n"))
-                    .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?;
-                text
+                let lost: Vec<&str> = stored
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|id| older.iter().all(|kek| kek.id != *id))
+                    .collect();
+                if !lost.is_empty() {
+                    return Err(Error::internal(format!(
+                        "the secret key file {} does not exist, but stored secrets are sealed \
+                         under key {}, which no key file names: restore that key file (or \
+                         name it in SUMMIT_SECRET_PREVIOUS_KEY_FILES to move to a new key)",
+                        path.display(),
+                        lost.join(", ")
+                    )));
+                }
+                create_key(path)?
             }
             Err(error) => {
                 return Err(Error::internal(format!(
@@ -117,10 +126,8 @@ impl Keyring {
                 )));
             }
         };
-        Ok(Keyring::new(
-            Kek::from_bytes(&decode_key(&text, path)?)?,
-            Vec::new(),
-        ))
+        let current = Kek::from_bytes(&decode_key(&text, path)?)?;
+        Ok(Keyring::new(current, older))
     }
 
     pub fn current_id(&self) -> &str {
@@ -251,6 +258,18 @@ fn open_with(key: &LessSafeKey, nonce: &str, aad: &[u8], ciphertext: &str) -> Re
         )
         .map_err(|_| corrupt())?;
     Ok(plaintext.to_vec())
+}
+
+/// A new random key written to `path`; its base64.
+fn create_key(path: &Path) -> Result<String> {
+    let mut bytes = [0u8; KEY_LEN];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::internal("no randomness for a secret key"))?;
+    let text = BASE64.encode(bytes);
+    write_private(path, &format!("{text}\n"))
+        .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?;
+    Ok(text)
 }
 
 #[cfg(unix)]

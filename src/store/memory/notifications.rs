@@ -232,8 +232,12 @@ impl NotificationStore for MemoryStore {
         let count = state.deliveries.len();
         let webhooks: Vec<String> = state.webhooks.iter().map(|w| w.id.clone()).collect();
         state.deliveries.retain(|_, d| {
-            webhooks.contains(&d.webhook_id)
-                && (d.status == DeliveryStatus::Pending || d.created_at >= before)
+            let ended = match d.status {
+                DeliveryStatus::Pending => None,
+                DeliveryStatus::Delivered => d.delivered_at,
+                DeliveryStatus::Failed => Some(d.next_attempt_at),
+            };
+            webhooks.contains(&d.webhook_id) && ended.is_none_or(|at| at >= before)
         });
         Ok((count - state.deliveries.len()) as u64)
     }

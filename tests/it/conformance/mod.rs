@@ -87,6 +87,7 @@ macro_rules! store_conformance_suite {
             notifications::webhooks_are_created_once_and_replaced_only_from_the_seq_read,
             notifications::fan_out_moves_the_cursor_only_from_where_it_was,
             notifications::due_deliveries_wait_behind_an_earlier_one_of_their_subject,
+            notifications::deliveries_are_pruned_by_when_they_ended_and_never_while_pending,
             notifications::change_events_and_audit_records_keep_their_details,
         );
     };

@@ -312,6 +312,70 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
     assert_eq!(store.delivery_backlog().await.unwrap(), pending);
 }
 
+pub(super) async fn deliveries_are_pruned_by_when_they_ended_and_never_while_pending(
+    store: Arc<dyn Store>,
+) {
+    store.put_webhook(put(webhook("wh_1"), None)).await.unwrap();
+    let batch = vec![
+        delivery("wh_1", 5, "payments.api"),
+        delivery("wh_1", 6, "payments.db"),
+        delivery("wh_1", 7, "payments.web"),
+    ];
+    store.fan_out("webhooks", None, 7, batch).await.unwrap();
+    let created = now();
+    let due = store
+        .due_deliveries(created + Duration::seconds(1), 100, &[])
+        .await
+        .unwrap();
+    let (delivered, failed) = (due[0].id, due[1].id);
+    // Delivered at once; the other dead-lettered two days later, after its retries.
+    let ended = |delivery, status, at| Attempt {
+        delivery,
+        status,
+        attempts: 1,
+        next_attempt_at: at,
+        last_error: None,
+        last_status: Some(200),
+        latency_ms: 1,
+        at,
+    };
+    store
+        .record_attempts(
+            vec![
+                ended(delivered, DeliveryStatus::Delivered, created),
+                ended(failed, DeliveryStatus::Failed, created + Duration::days(2)),
+            ],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let kept = |store: Arc<dyn Store>| async move {
+        let mut revisions: Vec<u64> = store
+            .deliveries("wh_1", None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.revision)
+            .collect();
+        revisions.sort_unstable();
+        revisions
+    };
+
+    // Every delivery was created before this cutoff; only the one that ended before it goes.
+    let pruned = store
+        .prune_deliveries(created + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    assert_eq!(kept(store.clone()).await, vec![6, 7]);
+    let pruned = store
+        .prune_deliveries(created + Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    assert_eq!(kept(store.clone()).await, vec![7], "a pending one stays");
+}
+
 pub(super) async fn change_events_and_audit_records_keep_their_details(store: Arc<dyn Store>) {
     let id = config_id("payments.api");
     store
