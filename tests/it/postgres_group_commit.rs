@@ -62,6 +62,7 @@ fn version_write(config_id: &str, expected_live: u64) -> ConfigWrite {
         },
         expected_live,
         expected_schema: 0,
+        expected_number: None,
         audit: audit("config.put"),
         applies: None,
         announce: Vec::new(),

@@ -37,6 +37,7 @@ async fn store_with(ids: &[&str]) -> Arc<dyn Store> {
                 },
                 expected_live: 0,
                 expected_schema: 0,
+                expected_number: None,
                 audit: AuditDraft {
                     actor: "t".into(),
                     action: "config.put",

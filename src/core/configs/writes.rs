@@ -227,6 +227,7 @@ impl ConfigService {
             version: new_version,
             expected_live: live,
             expected_schema: schema.map_or(0, |known| known.schema.version),
+            expected_number: None,
             audit,
             applies,
             announce: Vec::new(),

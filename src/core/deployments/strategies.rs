@@ -133,6 +133,7 @@ impl StrategyService {
             version: version.clone(),
             expected_live: live,
             expected_schema: 0,
+            expected_number: None,
             audit: audit(&metadata, Strategy::UPDATED.as_str()),
             applies: None,
             announce: Vec::new(),

@@ -407,6 +407,7 @@ impl FlagService {
             version: new_version.clone(),
             expected_live: expected.unwrap_or(live),
             expected_schema: 0,
+            expected_number: None,
             audit,
             applies,
             announce: Vec::new(),

@@ -12,13 +12,16 @@ use crate::core::versioned::{Document, Head, NewVersion, Version};
 /// Append a version (create, update or rollback). Fails with `VersionConflict` unless the live
 /// version (0 when absent or deleted) is `expected_live`, and with `ConcurrentModification`
 /// unless the current schema version (0 when none, and always 0 for kinds without schemas) is
-/// `expected_schema`. The version, its audit record and its change event (`D::UPDATED`) commit
-/// together or not at all.
+/// `expected_schema`, or unless the version gets `expected_number` when one is given. The
+/// version, its audit record and its change event (`D::UPDATED`) commit together or not at all.
 #[derive(Debug, Clone)]
 pub struct VersionWrite<D: Document> {
     pub version: NewVersion<D>,
     pub expected_live: u64,
     pub expected_schema: u64,
+    /// The number the version must get (a secret's is sealed with its value): a version
+    /// written since, even of a document deleted again, is a `ConcurrentModification`.
+    pub expected_number: Option<u64>,
     pub audit: AuditDraft,
     /// The approved change request this write applies (see `AppliedRequest`).
     pub applies: Option<AppliedRequest>,

@@ -183,7 +183,16 @@ impl HeadRow {
                 message: "the schema changed while the config was being validated; retry".into(),
             });
         }
-        Ok(self.latest + 1)
+        let number = self.latest + 1;
+        if write
+            .expected_number
+            .is_some_and(|expected| expected != number)
+        {
+            return Err(Error::ConcurrentModification {
+                message: format!("{} was written meanwhile; retry", D::NAME),
+            });
+        }
+        Ok(number)
     }
 
     /// The version a delete removes, if there is one and `write`'s expectation holds.

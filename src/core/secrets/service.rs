@@ -215,11 +215,12 @@ impl SecretService {
         metadata: Metadata,
         expected: Option<u64>,
     ) -> Result<SecretSummary> {
-        // The number is sealed with the value, and the store checks only the live version,
-        // which is 0 for an absent secret and for a deleted one whatever its newest number: so
-        // when the read cache says there is nothing live, the store is asked for the newest
-        // number (the cache may not yet know a re-create and delete made through another
-        // replica, and a value sealed as the wrong version never opens).
+        // The number is sealed with the value. The live version is 0 for an absent secret and
+        // for a deleted one whatever its newest number: so when the read cache says there is
+        // nothing live, the store is asked for the newest number (the cache may not yet know a
+        // re-create and delete made through another replica), and the store refuses a write
+        // that would not get the number it was sealed as (a value under the wrong number never
+        // opens).
         let head = match head {
             Some(head) if head.live_version() != 0 => Some(head),
             _ => self.store.secrets().head(name).await?,
@@ -234,7 +235,7 @@ impl SecretService {
             });
         }
         // The store numbers a version after the newest one, deleted or not; the number is sealed
-        // with the value, and the expectation on the live version makes the guess exact.
+        // with the value, so the store is told which number the write must get.
         let number = head.as_ref().map_or(1, |h| h.latest.version + 1);
         let document = SecretDocument {
             format: draft.format,
@@ -276,6 +277,7 @@ impl SecretService {
             version: version.clone(),
             expected_live: live,
             expected_schema: 0,
+            expected_number: Some(number),
             audit,
             applies: None,
             announce,

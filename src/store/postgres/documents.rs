@@ -142,6 +142,7 @@ struct VersionColumns<'c> {
     rollback_of: Vec<Option<i64>>,
     expected_live: Vec<i64>,
     expected_schema: Vec<i64>,
+    expected_number: Vec<Option<i64>>,
 }
 
 impl<'c> VersionColumns<'c> {
@@ -156,6 +157,7 @@ impl<'c> VersionColumns<'c> {
             rollback_of: Vec::with_capacity(writes.len()),
             expected_live: Vec::with_capacity(writes.len()),
             expected_schema: Vec::with_capacity(writes.len()),
+            expected_number: Vec::with_capacity(writes.len()),
         };
         for write in writes {
             let v = &write.version;
@@ -168,6 +170,9 @@ impl<'c> VersionColumns<'c> {
             columns.rollback_of.push(v.rollback_of.map(to_i64));
             columns.expected_live.push(to_i64(write.expected_live));
             columns.expected_schema.push(to_i64(write.expected_schema));
+            columns
+                .expected_number
+                .push(write.expected_number.map(to_i64));
         }
         Ok(columns)
     }
@@ -190,6 +195,7 @@ async fn insert_versions<'a, D: Document>(
         .bind(columns.rollback_of)
         .bind(columns.expected_live)
         .bind(columns.expected_schema)
+        .bind(columns.expected_number)
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;

@@ -191,6 +191,7 @@ pub(super) async fn version_returns_the_stored_version(store: Arc<dyn Store>) {
             version: written.clone(),
             expected_live: 1,
             expected_schema: 0,
+            expected_number: None,
             audit: audit_draft("config.rollback", "dave", "roll back"),
             applies: None,
             announce: Vec::new(),
@@ -246,6 +247,37 @@ pub(super) async fn version_returns_the_stored_version(store: Arc<dyn Store>) {
             .expect("version")
             .is_none()
     );
+}
+
+pub(super) async fn a_write_that_would_not_get_its_expected_number_writes_nothing(
+    store: Arc<dyn Store>,
+) {
+    let id = config_id("alpha");
+    for (n, expected_live) in [(1, 0), (2, 1)] {
+        store
+            .configs()
+            .append(version_write(&id, json!({ "v": n }), expected_live))
+            .await
+            .unwrap();
+    }
+    store.configs().delete(delete_write(&id, 2)).await.unwrap();
+
+    // Deleted, so its live version is 0 whatever its newest number: only the number tells a
+    // writer that read version 1 as the newest that versions were written since.
+    let mut stale = version_write(&id, json!({ "v": 3 }), 0);
+    stale.expected_number = Some(2);
+    let refused = store.configs().append(stale).await;
+    assert!(
+        matches!(refused, Err(Error::ConcurrentModification { .. })),
+        "{refused:?}"
+    );
+    let head = store.configs().head(&id).await.unwrap().unwrap();
+    assert!(head.deleted);
+    assert_eq!(head.latest.version, 2);
+
+    let mut exact = version_write(&id, json!({ "v": 3 }), 0);
+    exact.expected_number = Some(3);
+    assert_eq!(store.configs().append(exact).await.unwrap().version, 3);
 }
 
 pub(super) async fn delete_marks_config_deleted_and_keeps_history(store: Arc<dyn Store>) {

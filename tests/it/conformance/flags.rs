@@ -168,6 +168,7 @@ pub(super) async fn flag_version_returns_the_stored_definition(store: Arc<dyn St
             version: written.clone(),
             expected_live: 1,
             expected_schema: 0,
+            expected_number: None,
             audit: audit_draft("flag.rollback", "dave", "roll back"),
             applies: None,
             announce: Vec::new(),

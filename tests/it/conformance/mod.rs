@@ -36,6 +36,7 @@ macro_rules! store_conformance_suite {
             configs::append_version_with_stale_expected_live_is_a_version_conflict_and_writes_nothing,
             configs::versions_are_listed_newest_first_and_page_with_before,
             configs::version_returns_the_stored_version,
+            configs::a_write_that_would_not_get_its_expected_number_writes_nothing,
             configs::delete_marks_config_deleted_and_keeps_history,
             configs::delete_with_stale_expected_live_is_a_version_conflict_and_writes_nothing,
             configs::deleting_an_absent_config_is_not_found,

@@ -63,6 +63,7 @@ fn secret_write(keyring: &Keyring, secret: &SecretName, number: u64, value: &str
         },
         expected_live: number - 1,
         expected_schema: 0,
+        expected_number: None,
         audit: audit_draft("secret.put", "sam", "rotate"),
         applies: None,
         announce: Vec::new(),

@@ -55,6 +55,7 @@ fn write(name: &StrategyName, document: Strategy, expected_live: u64) -> Strateg
         },
         expected_live,
         expected_schema: 0,
+        expected_number: None,
         audit: audit(kind::STRATEGY_UPDATED.as_str()),
         applies: None,
         announce: Vec::new(),
