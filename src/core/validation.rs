@@ -94,13 +94,21 @@ fn check_view_budget(doc: &ConfigDocument) -> Result<()> {
     Ok(())
 }
 
+/// Free text a client wrote (a reason, a description, a health check's output) holds no NUL:
+/// PostgreSQL's text refuses it, and a batch of writes (other clients' included) would fail
+/// with it.
+pub fn refuse_nul(field: &str, text: &str) -> Result<()> {
+    if text.contains('\0') {
+        return Err(Error::invalid(field, "must not contain NUL characters"));
+    }
+    Ok(())
+}
+
 pub fn check_metadata(metadata: &Metadata) -> Result<()> {
-    let actor = metadata.actor.trim();
-    if actor.is_empty() || metadata.actor.len() > MAX_ACTOR {
-        return Err(Error::invalid(
-            "/metadata/actor",
-            format!("actor must be 1 to {MAX_ACTOR} characters"),
-        ));
+    check_actor(&metadata.actor)?;
+    // What the client called itself, when the actor is the identity it authenticated as.
+    if let Some(named) = &metadata.on_behalf_of {
+        check_actor(named)?;
     }
     if metadata
         .message
@@ -112,16 +120,26 @@ pub fn check_metadata(metadata: &Metadata) -> Result<()> {
             format!("message must be at most {MAX_MESSAGE} characters"),
         ));
     }
-    if metadata.actor.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "/metadata/actor",
-            "actor must not contain control characters",
-        ));
-    }
     if metadata.message.as_ref().is_some_and(|m| m.contains('\0')) {
         return Err(Error::invalid(
             "/metadata/message",
             "message must not contain NUL characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_actor(actor: &str) -> Result<()> {
+    if actor.trim().is_empty() || actor.len() > MAX_ACTOR {
+        return Err(Error::invalid(
+            "/metadata/actor",
+            format!("actor must be 1 to {MAX_ACTOR} characters"),
+        ));
+    }
+    if actor.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "/metadata/actor",
+            "actor must not contain control characters",
         ));
     }
     Ok(())

@@ -569,3 +569,74 @@ async fn a_body_cut_short_is_a_400_and_changes_nothing() {
     }
     assert_eq!(snapshot(&server).await, before);
 }
+
+/// PostgreSQL's text refuses NUL, and writes commit in batches: one such value reaching the
+/// store would fail every write of its batch. The core refuses it first, on every backend;
+/// with access control on, what the client called itself is kept as "on behalf of" and is
+/// checked as an actor is.
+#[tokio::test]
+async fn nul_characters_in_free_text_are_refused_naming_the_field_on_every_backend() {
+    const ADMIN: &str = "admin-token-for-the-nul-tests-0123456789";
+    let mut urls = vec![None];
+    if let Some(url) = common::postgres::test_database_url().await {
+        urls.push(Some(url));
+    }
+    for url in urls {
+        let postgres = url.is_some();
+        let server = TestServer::spawn_with(|s| {
+            s.no_auth = false;
+            s.admin_token = Some(ADMIN.into());
+            if let Some(url) = url {
+                s.database_url = url;
+            }
+        })
+        .await;
+        let send = |method: reqwest::Method, path: &str, body: Value| {
+            server
+                .client
+                .request(method, server.url(path))
+                .bearer_auth(ADMIN)
+                .json(&body)
+                .send()
+        };
+        let versions = || async {
+            let response = send(
+                reqwest::Method::GET,
+                "/api/v1/configs/svc/versions",
+                json!({}),
+            );
+            response.await.unwrap().json::<Value>().await.unwrap()
+        };
+        let created = send(reqwest::Method::PUT, "/api/v1/configs/svc", valid_body());
+        assert_eq!(created.await.unwrap().status(), 201);
+        let registered = send(
+            reqwest::Method::POST,
+            "/api/v1/registry/register",
+            json!({"serviceName": "payments", "instanceId": "p-1",
+                    "serviceUrl": "http://127.0.0.1:9001"}),
+        );
+        assert_eq!(registered.await.unwrap().status(), 201);
+        let before = versions().await;
+
+        let named = json!({"config": {"a": 1}, "metadata": {"actor": "alice\u{0}"}});
+        let response = send(reqwest::Method::PUT, "/api/v1/configs/svc", named);
+        assert_problem(response.await.unwrap(), 400, Some("/metadata/actor")).await;
+        let heartbeat = "/api/v1/registry/services/payments/instances/p-1/heartbeat";
+        let beat = send(
+            reqwest::Method::PUT,
+            heartbeat,
+            json!({"status": "warning", "output": "disk\u{0}full"}),
+        );
+        assert_problem(beat.await.unwrap(), 400, Some("/output")).await;
+        let gone = send(reqwest::Method::DELETE, "/api/v1/webhooks/%00", json!({}));
+        assert_problem(gone.await.unwrap(), 404, None).await;
+        assert_eq!(versions().await, before, "postgres: {postgres}");
+
+        let beat = send(
+            reqwest::Method::PUT,
+            heartbeat,
+            json!({"status": "warning", "output": "disk full"}),
+        );
+        assert_eq!(beat.await.unwrap().status(), 200, "postgres: {postgres}");
+    }
+}

@@ -395,10 +395,10 @@ impl AccessService {
             return Err(Error::invalid("/roles", "name at least one role"));
         }
         for (index, prefix) in request.scopes.config_prefixes.iter().enumerate() {
-            if prefix.is_empty() || prefix.len() > 128 {
+            if prefix.is_empty() || prefix.len() > 128 || prefix.chars().any(char::is_control) {
                 return Err(Error::invalid(
                     format!("/scopes/configPrefixes/{index}"),
-                    "a prefix is 1 to 128 bytes",
+                    "a prefix is 1 to 128 bytes without control characters",
                 ));
             }
         }

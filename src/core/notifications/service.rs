@@ -215,6 +215,7 @@ impl NotificationService {
 
     pub async fn delete(&self, caller: &Caller, id: &str) -> Result<()> {
         require_manager(caller)?;
+        require_webhook_id(id)?;
         self.store
             .delete_webhook(WebhookDelete {
                 id: id.to_owned(),
@@ -244,6 +245,7 @@ impl NotificationService {
     /// Sends a delivery again (whatever became of it), as soon as the dispatcher gets to it.
     pub async fn redeliver(&self, caller: &Caller, id: &str, delivery: u64) -> Result<Delivery> {
         require_manager(caller)?;
+        require_webhook_id(id)?;
         let found = self
             .store
             .redeliver(id, delivery, now())
@@ -322,6 +324,16 @@ fn audit(caller: &Caller, action: &'static str) -> AuditDraft {
     }
 }
 
+/// An id this service could have made (`wh_` and 32 hex digits); any other names no webhook,
+/// and is answered without asking the store.
+fn require_webhook_id(id: &str) -> Result<()> {
+    let hex = id.strip_prefix("wh_").unwrap_or_default();
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::not_found("webhook", id));
+    }
+    Ok(())
+}
+
 fn check_events(events: &[String]) -> Result<()> {
     if events.is_empty() || events.len() > MAX_EVENTS {
         return Err(Error::invalid(
@@ -380,5 +392,5 @@ fn check_description(description: &str) -> Result<()> {
             format!("a description is at most {MAX_DESCRIPTION} characters"),
         ));
     }
-    Ok(())
+    crate::core::validation::refuse_nul("/description", description)
 }

@@ -331,6 +331,9 @@ impl Heartbeat {
                 format!("output must be at most {MAX_OUTPUT_BYTES} bytes"),
             ));
         }
+        if let Some(output) = &self.output {
+            crate::core::validation::refuse_nul("/output", output)?;
+        }
         let applied = match self.applied {
             None => None,
             Some(applied) if applied.len() > MAX_APPLIED_ENTRIES => {

@@ -332,6 +332,9 @@ impl RegistryService {
                 "reason must be at most 1024 bytes",
             ));
         }
+        if let Some(reason) = &reason {
+            crate::core::validation::refuse_nul("/reason", reason)?;
+        }
         for attempt in 1..=ATTEMPTS {
             let Some(instance) = self.store.instance(service, id).await? else {
                 return Err(not_registered(service, id));

@@ -95,6 +95,7 @@ impl ConfigService {
                 format!("at most {MAX_REASON} bytes"),
             ));
         }
+        crate::core::validation::refuse_nul("/reason", reason)?;
         let mut request = self.stored_request(id).await?;
         Self::require_status(
             &request,
