@@ -89,14 +89,19 @@ pub(crate) fn data_dir(settings: &Settings) -> std::path::PathBuf {
     if let Some(dir) = &settings.data_dir {
         return dir.clone();
     }
-    settings
-        .database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| settings.database_url.strip_prefix("sqlite:"))
-        .map(|path| path.split('?').next().unwrap_or(path))
-        .and_then(|path| std::path::Path::new(path).parent().map(ToOwned::to_owned))
+    sqlite_file(&settings.database_url)
+        .and_then(|path| path.parent().map(ToOwned::to_owned))
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or_else(|| std::path::PathBuf::from("./data"))
+}
+
+/// The SQLite database file a `sqlite:` URL names.
+pub(crate) fn sqlite_file(database_url: &str) -> Option<std::path::PathBuf> {
+    database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|path| path.split('?').next().unwrap_or(path))
+        .map(std::path::PathBuf::from)
 }
 
 /// The secret store's key file: as configured, else `secret-key` in the data directory.

@@ -17,10 +17,25 @@ use crate::core::secrets::{
 };
 use crate::settings::Settings;
 
-/// The files holding the server's own keys and credentials, which no `file:` reference may
-/// read: the secret store's keys, the Vault token, the TLS key and certificate.
+/// The files holding the server's own keys, credentials and data, which no `file:` reference
+/// may read: the secret store's keys, the generated admin token, the Vault token, the TLS key
+/// and certificate, and an SQLite database with its journal files.
 fn own_files(settings: &Settings) -> Vec<std::path::PathBuf> {
+    let database = super::sqlite_file(&settings.database_url)
+        .into_iter()
+        .flat_map(|db| {
+            let journal = |suffix: &str| {
+                let mut name = db.clone().into_os_string();
+                name.push(suffix);
+                std::path::PathBuf::from(name)
+            };
+            [journal("-wal"), journal("-shm"), db]
+        });
     std::iter::once(super::secret_key_file(settings))
+        .chain(std::iter::once(
+            super::data_dir(settings).join("admin-token"),
+        ))
+        .chain(database)
         .chain(settings.secret_previous_key_files.iter().cloned())
         .chain(settings.vault_token_file.clone())
         .chain(settings.tls_key_file.clone())
@@ -187,4 +202,28 @@ pub(super) fn access_settings(settings: &Settings) -> anyhow::Result<AccessSetti
         },
         rate_limit: rate.zip(burst),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn the_own_files_cover_the_keys_the_admin_token_and_an_sqlite_database() {
+        let mut settings = Settings::for_tests("sqlite:///srv/summit/summit.db?mode=rwc");
+        settings.tls_key_file = Some(PathBuf::from("/etc/tls/key.pem"));
+        let own = own_files(&settings);
+        for path in [
+            "/srv/summit/secret-key",
+            "/srv/summit/admin-token",
+            "/srv/summit/summit.db",
+            "/srv/summit/summit.db-wal",
+            "/srv/summit/summit.db-shm",
+            "/etc/tls/key.pem",
+        ] {
+            assert!(own.contains(&PathBuf::from(path)), "{path}: {own:?}");
+        }
+    }
 }

@@ -13,14 +13,14 @@ use super::resolve::{SecretFailure, SecretProvider};
 #[derive(Debug, Clone)]
 pub struct SecretPolicy {
     /// `env:` references must name a variable starting with this (empty: any). Variables
-    /// starting with `SUMMIT_` or `AWS_` (the server's own settings and credentials) are never
-    /// readable.
+    /// starting with `SUMMIT_`, `AWS_`, `PG` or `OTEL_` (the server's own settings and the
+    /// credentials it or its libraries read) are never readable.
     pub env_prefix: String,
     /// `file:` references must resolve inside this directory; relative ones are taken from it.
     pub file_dir: PathBuf,
     /// Longest a provider may take to answer (a file read, a remote request).
     pub timeout: Duration,
-    /// The server's own key, token and certificate files: never readable by a `file:`
+    /// The server's own key, token, certificate and database files: never readable by a `file:`
     /// reference, even when they lie in `file_dir` (as mounted container secrets do).
     pub own_files: Vec<PathBuf>,
 }
@@ -35,6 +35,9 @@ impl Default for SecretPolicy {
         }
     }
 }
+
+/// Prefixes of the environment variables no `env:` reference may read.
+const OWN_VARIABLES: [&str; 4] = ["SUMMIT_", "AWS_", "PG", "OTEL_"];
 
 /// Largest secret a file reference may hold.
 const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
@@ -60,8 +63,10 @@ impl SecretProvider for EnvProvider {
     }
 
     fn check(&self, reference: &str) -> Result<(), String> {
-        // The server's own settings, and the AWS credentials its awssm: provider uses.
-        if reference.starts_with("SUMMIT_") || reference.starts_with("AWS_") {
+        // The server's own settings, and the credentials its libraries read from the
+        // environment: AWS (the awssm: provider), PostgreSQL (`PGPASSWORD`, `PGSERVICEFILE`…),
+        // the OTLP exporter (`OTEL_EXPORTER_OTLP_HEADERS`).
+        if OWN_VARIABLES.iter().any(|own| reference.starts_with(own)) {
             return Err(format!(
                 "environment variable {reference} is one of the server's own settings"
             ));
@@ -145,9 +150,7 @@ fn read_secret_file(dir: &Path, own_files: &[PathBuf], reference: &str) -> Resul
         .iter()
         .any(|own| own.canonicalize().is_ok_and(|own| own == path))
     {
-        return Err(format!(
-            "file {reference} is one of the server's own key files"
-        ));
+        return Err(format!("file {reference} is one of the server's own files"));
     }
     let file = std::fs::File::open(&path)
         .map_err(|e| format!("file {reference} cannot be read: {}", e.kind()))?;
@@ -247,6 +250,26 @@ mod tests {
                 "{reference}: {err:?}"
             );
             assert!(!format!("{err:?}").contains("KEY-MATERIAL"), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn credentials_the_server_reads_from_its_environment_are_never_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolver = resolver_for(dir.path(), "");
+        for (reference, ok) in [
+            ("env:APP_DB", true),
+            ("env:SUMMIT_ADMIN_TOKEN", false),
+            ("env:AWS_SECRET_ACCESS_KEY", false),
+            ("env:PGPASSWORD", false),
+            ("env:OTEL_EXPORTER_OTLP_HEADERS", false),
+        ] {
+            let tree = json!({"s": {"$secret": reference}});
+            assert_eq!(
+                reference_pointers(&tree, "", &resolver).is_ok(),
+                ok,
+                "{reference}"
+            );
         }
     }
 
