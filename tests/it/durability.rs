@@ -341,3 +341,31 @@ fn help_lists_every_summit_environment_variable() {
         );
     }
 }
+
+/// A database file locked by another process past the busy timeout (a backup tool, a second
+/// server by mistake) is the store being unavailable, not a bug: 503, and the write is made once
+/// the lock is gone.
+#[tokio::test]
+async fn a_write_while_another_process_holds_the_database_lock_is_503_and_writes_nothing() {
+    use sqlx::Connection;
+    let server = TestServer::spawn().await;
+    let url = format!("sqlite://{}", server.db_path.display());
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    let body = json!({"config": {"a": 1}, "metadata": meta("alice", "locked")});
+    let (status, problem) = server.put_json("/api/v1/configs/locked", &body).await;
+    assert_eq!(
+        (status, &problem["code"]),
+        (503, &json!("unavailable")),
+        "{problem}"
+    );
+
+    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
+    let (status, created) = server.put_json("/api/v1/configs/locked", &body).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["version"], 1, "the refused write left nothing");
+}

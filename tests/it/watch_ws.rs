@@ -155,3 +155,28 @@ async fn put_as(server: &TestServer, id: &str) {
     .await;
     assert_eq!(status, 201, "{body}");
 }
+
+#[tokio::test]
+async fn a_watcher_sending_a_large_message_is_closed_instead_of_held() {
+    let server = TestServer::spawn().await;
+    let mut socket = connect(&server, "?configId=big", None).await;
+    socket
+        .send(Message::Text("x".repeat(1 << 20).into()))
+        .await
+        .unwrap();
+    let closed = loop {
+        let next = tokio::time::timeout(STEP, socket.next())
+            .await
+            .expect("the server answers in time");
+        match next {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => break other,
+        }
+    };
+    match closed {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1009),
+        // The server may close the connection before its close frame is read.
+        Some(Ok(Message::Close(None)) | Err(_)) | None => {}
+        other => panic!("expected the socket to close, got {other:?}"),
+    }
+}

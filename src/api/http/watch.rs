@@ -28,6 +28,8 @@ use crate::telemetry::collector::OpenStream;
 
 /// How often an idle WebSocket (or SSE stream) shows it is alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// The largest message or frame a WebSocket watcher may send (it needs only control frames).
+const MAX_CLIENT_MESSAGE: usize = 4096;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(watch))
@@ -127,11 +129,20 @@ pub(crate) async fn watch(
     // Not an upgrade request (the rejection): Server-Sent Events.
     if let Ok(upgrade) = upgrade {
         let shutdown = state.shutdown.clone();
+        // A watcher sends only control frames; a large message would only be held and dropped.
         return Ok(upgrade
+            .max_message_size(MAX_CLIENT_MESSAGE)
+            .max_frame_size(MAX_CLIENT_MESSAGE)
             .on_upgrade(move |socket| websocket(socket, changes, shutdown))
             .into_response());
     }
-    let events = changes.map(|item| {
+    // An error is the stream's last event (docs/api.md): the client reconnects from the last
+    // revision it has.
+    let through_first_error = changes.scan(false, |failed, item| {
+        let last = std::mem::replace(failed, item.is_err());
+        std::future::ready((!last).then_some(item))
+    });
+    let events = through_first_error.map(|item| {
         let event = match item {
             Ok(change) => Event::default()
                 .id(change.revision.to_string())

@@ -179,14 +179,17 @@ impl Database for PostgresStore {
             }
             *held = None;
         }
-        let mut connection = self.pool.acquire().await.map_err(db_error)?.detach();
+        let mut connection = self.pool.acquire().await.map_err(db_error)?;
         let taken: bool = sqlx::query_scalar(include_str!("queries/duty_lease.sql"))
             .bind(DUTY_LOCK_KEY)
-            .fetch_one(&mut connection)
+            .fetch_one(&mut *connection)
             .await
             .map_err(db_error)?;
+        // The lease is the session's: its connection leaves the pool. One that did not get the
+        // lease holds nothing and goes back (not closed, as replicas without the lease ask
+        // every second, in several loops).
         if taken {
-            *held = Some(connection);
+            *held = Some(connection.detach());
         }
         Ok(taken)
     }

@@ -44,8 +44,25 @@ fn db_error(error: sqlx::Error) -> Error {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             Error::store_unavailable(error)
         }
+        sqlx::Error::Database(ref failure) if failure.code().is_some_and(|c| passing(&c)) => {
+            Error::store_unavailable(error)
+        }
         other => Error::internal(format!("sqlite: {other}")),
     }
+}
+
+/// Whether an SQLite result code (extended or primary) is the file's state rather than the
+/// statement's fault, so a later attempt may succeed: busy or locked past the busy timeout
+/// (a backup, another process), read-only, I/O error, disk full, cannot open.
+fn passing(code: &str) -> bool {
+    const BUSY: i64 = 5;
+    const LOCKED: i64 = 6;
+    const READONLY: i64 = 8;
+    const IOERR: i64 = 10;
+    const FULL: i64 = 13;
+    const CANTOPEN: i64 = 14;
+    code.parse::<i64>()
+        .is_ok_and(|code| [BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN].contains(&(code & 0xff)))
 }
 
 impl SqliteStore {
