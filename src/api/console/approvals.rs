@@ -77,6 +77,10 @@ pub async fn queue(
 
 async fn card(state: &AppState, viewer: &Viewer, request: &ChangeRequest) -> Markup {
     let subject = request.subject.as_str();
+    let page = match &request.subject {
+        Subject::Config(_) => "/ui/configs/",
+        Subject::Flag(_) => "/ui/flags/",
+    };
     let pending = request.status == ChangeRequestStatus::Pending;
     let approved = request.status == ChangeRequestStatus::Approved;
     let is_requester = request.requested_by == viewer.caller.identity().name;
@@ -117,7 +121,7 @@ async fn card(state: &AppState, viewer: &Viewer, request: &ChangeRequest) -> Mar
     };
     html! {
         article.card id={ "cr-" (request.id) } {
-            h2 { (request.subject.kind_name()) " " a href={ "/ui/configs/" (subject) } { (subject) } ": " (describe(&request.operation)) }
+            h2 { (request.subject.kind_name()) " " a href={ (page) (subject) } { (subject) } ": " (describe(&request.operation)) }
             dl.facts {
                 dt { "Status" } dd { span class={ "state " (request.status.as_str()) } { (request.status.as_str()) } }
                 dt { "Environments" } dd { (request.environments.join(", ")) }

@@ -214,6 +214,22 @@ async fn console_approvals_reject_with_a_reason_and_cancel_by_the_requester_only
         }
     };
     let (first, second) = (request(2).await, request(3).await);
+    let flag = json!({
+        "type": "string",
+        "variants": {"old": "old", "new": "new"},
+        "defaultVariant": "old",
+        "environments": {"production": {"defaultVariant": "new"}},
+        "metadata": meta("alice", "flag please")
+    });
+    let (status, body) = call(
+        &server,
+        &alice,
+        Method::PUT,
+        "/api/v1/feature-flags/checkout",
+        Some(flag),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
 
     let mut as_alice = ConsoleClient::new(&server);
     as_alice.sign_in(&alice).await;
@@ -235,6 +251,17 @@ async fn console_approvals_reject_with_a_reason_and_cancel_by_the_requester_only
     let mut as_bob = ConsoleClient::new(&server);
     as_bob.sign_in(&bob).await;
     let queue = as_bob.get("/ui/approvals").await;
+    // Each request links to its own kind of document.
+    assert!(
+        queue.body.contains(r#"href="/ui/flags/checkout""#),
+        "{}",
+        queue.body
+    );
+    assert!(
+        queue.body.contains(r#"href="/ui/configs/app""#),
+        "{}",
+        queue.body
+    );
     assert!(
         queue
             .body
