@@ -300,6 +300,7 @@ impl Collector {
                 environment: None,
                 subject: None,
                 limit: SCRAPE_ROWS,
+                prefixes: Vec::new(),
             })
             .await?;
         let oldest = pending.iter().map(|request| request.created_at).min();

@@ -50,6 +50,7 @@ pub async fn queue(
                 environment: environment.as_ref().map(|e| e.to_string()),
                 subject: None,
                 limit: 100,
+                prefixes: Vec::new(),
             },
         )
         .await?;

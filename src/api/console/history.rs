@@ -54,6 +54,7 @@ pub async fn timeline(
                 environment: None,
                 subject: Some(Subject::Config(id.clone())),
                 limit: TIMELINE_PAGE,
+                prefixes: Vec::new(),
             },
         )
         .await?

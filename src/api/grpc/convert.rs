@@ -314,6 +314,7 @@ pub fn change_request_query(request: pb::ListChangeRequestsRequest) -> Result<Ch
             }
         },
         limit: limit(request.limit)?,
+        prefixes: Vec::new(),
     })
 }
 

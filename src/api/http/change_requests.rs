@@ -91,6 +91,7 @@ async fn list(
                 environment: query.environment,
                 subject,
                 limit: page_limit(query.limit)?,
+                prefixes: Vec::new(),
             },
         )
         .await?;

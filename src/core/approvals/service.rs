@@ -168,6 +168,10 @@ impl ConfigService {
         query: ChangeRequestQuery,
     ) -> Result<Vec<ChangeRequest>> {
         caller.require(Permission::Read)?;
+        let query = ChangeRequestQuery {
+            prefixes: caller.identity().scopes.config_prefixes.clone(),
+            ..query
+        };
         let mut requests = self.store.change_requests(query).await?;
         requests.retain(|request| caller.allows_resource(request.subject.as_str()));
         Ok(requests)

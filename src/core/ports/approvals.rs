@@ -28,6 +28,9 @@ pub struct ChangeRequestQuery {
     pub environment: Option<String>,
     /// Requests on this config or flag.
     pub subject: Option<Subject>,
+    /// Requests on ids starting with one of these (a caller's id scope); empty: every one.
+    /// Applied before `limit`, so a scoped caller's page is full of its own requests.
+    pub prefixes: Vec<String>,
     pub limit: u32,
 }
 

@@ -78,6 +78,10 @@ impl ChangeRequestStore for MemoryStore {
                     .is_none_or(|e| r.environments.contains(e))
             })
             .filter(|r| query.subject.as_ref().is_none_or(|s| &r.subject == s))
+            .filter(|r| {
+                let id = r.subject.as_str();
+                query.prefixes.is_empty() || query.prefixes.iter().any(|p| id.starts_with(p))
+            })
             .collect();
         matching.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         Ok(matching

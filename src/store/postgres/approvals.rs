@@ -78,7 +78,8 @@ impl ChangeRequestStore for PostgresStore {
             .bind(query.subject.as_ref().map(Subject::kind_name))
             .bind(query.subject.as_ref().map(Subject::as_str))
             .bind(&query.environment)
-            .bind(i64::from(query.limit));
+            .bind(i64::from(query.limit))
+            .bind(&query.prefixes);
         self.fetch_decoded(query, ChangeRequestRow::decode).await
     }
 }

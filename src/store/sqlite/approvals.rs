@@ -83,6 +83,8 @@ impl ChangeRequestStore for SqliteStore {
             .bind(subject)
             .bind(&query.environment)
             .bind(&query.environment)
+            .bind(to_json(&query.prefixes)?)
+            .bind(to_json(&query.prefixes)?)
             .bind(i64::from(query.limit));
         self.fetch_decoded(query, ChangeRequestRow::decode).await
     }

@@ -392,10 +392,21 @@ pub(super) async fn change_requests_are_listed_newest_first_and_filtered(store: 
             status: Some(ChangeRequestStatus::Pending),
             environment: Some("production".to_owned()),
             subject: Some(Subject::Config(checkout)),
+            prefixes: Vec::new(),
             limit: 100,
         })
         .await,
         ["cr-a"]
+    );
+    // A caller's id scope, applied before the limit: the newest requests are search's.
+    assert_eq!(
+        ids(ChangeRequestQuery {
+            prefixes: vec!["check".to_owned(), "nothing.".to_owned()],
+            limit: 2,
+            ..all.clone()
+        })
+        .await,
+        ["cr-d", "cr-c"]
     );
     assert!(
         ids(ChangeRequestQuery {
