@@ -95,6 +95,14 @@ async fn invalid_ids_are_refused_before_the_body_is_read() {
         .get("/api/v1/configs/svc/effective?environment=Prod")
         .await;
     assert_problem(response, 400, Some("environment")).await;
+    // Ids the core checks itself: a segment that is not even UTF-8 is a problem document too.
+    for path in [
+        "/api/v1/deployments/%FF",
+        "/api/v1/webhooks/%FF",
+        "/api/v1/webhooks/%FF/deliveries",
+    ] {
+        assert_problem(server.get(path).await, 400, Some("path")).await;
+    }
 }
 
 #[tokio::test]

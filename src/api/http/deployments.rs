@@ -2,14 +2,14 @@
 //! them — and `/api/v1/configs/{id}/releases`, the version each environment serves.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::configs::pending;
 use super::error::Result;
-use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathId};
+use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathId, PathParams};
 use super::openapi as doc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -147,7 +147,7 @@ async fn list(
 async fn describe(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Response> {
     Ok(Json(state.deployments.get(&caller, &id).await?).into_response())
 }
@@ -167,7 +167,7 @@ async fn describe(
 async fn log(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Response> {
     let entries = state.deployments.log(&caller, &id).await?;
     Ok(Json(serde_json::json!({ "items": entries })).into_response())
@@ -199,7 +199,7 @@ struct ActionBody {
 async fn act(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, action)): Path<(String, String)>,
+    PathParams((id, action)): PathParams<(String, String)>,
     OptionalApiJson(body): OptionalApiJson<ActionBody>,
 ) -> Result<Response> {
     let action = Action::parse(&action)?;

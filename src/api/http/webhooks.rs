@@ -3,7 +3,7 @@
 //! core).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::configs::PageQuery;
 use super::error::Result;
-use super::extract::{ApiJson, ApiQuery, OptionalApiJson};
+use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathParams};
 use super::openapi as doc;
 use crate::core::access::Caller;
 use crate::core::error::Error;
@@ -110,7 +110,7 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response>
 async fn describe(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Response> {
     Ok(Json(state.notifications.get(&caller, &id).await?).into_response())
 }
@@ -133,7 +133,7 @@ async fn describe(
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     ApiJson(body): ApiJson<WebhookChange>,
 ) -> Result<Response> {
     Ok(Json(state.notifications.update(&caller, &id, body).await?).into_response())
@@ -154,7 +154,7 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Response> {
     state.notifications.delete(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -177,7 +177,7 @@ async fn remove(
 async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     OptionalApiJson(body): OptionalApiJson<Rotation>,
 ) -> Result<Response> {
     let rotated = state
@@ -203,7 +203,7 @@ async fn rotate(
 async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Response> {
     let page = state
@@ -229,7 +229,7 @@ async fn deliveries(
 async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, delivery)): Path<(String, String)>,
+    PathParams((id, delivery)): PathParams<(String, String)>,
 ) -> Result<Response> {
     let delivery: u64 = delivery
         .parse()

@@ -19,7 +19,7 @@ mod unique;
 
 use members::duplicate_member;
 
-pub use path::{FromPathSegment, PathId, path_param};
+pub use path::{FromPathSegment, PathId, PathParams, path_param};
 pub use unique::{ContextBody, OnePassJson, RefusesDuplicates, UniqueValue, parse_json_once};
 
 /// Bodies nested deeper than this are refused before parsing.

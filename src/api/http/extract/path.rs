@@ -88,3 +88,23 @@ impl FromPathSegment for ServiceName {
         ServiceName::parse_field(raw, "service")
     }
 }
+
+/// Path parameters of routes whose ids the core checks itself (deployments, webhooks): axum's
+/// `Path`, with a segment that cannot be decoded (bad percent-escapes, invalid UTF-8) answered
+/// as a problem naming the path, like every other bad input.
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        let axum::extract::Path(params) =
+            axum::extract::Path::<T>::from_request_parts(parts, state)
+                .await
+                .map_err(|r| Error::invalid("path", r.body_text()))?;
+        Ok(PathParams(params))
+    }
+}
