@@ -139,10 +139,25 @@ pub struct WatchFilter {
 
 /// The longest watch prefix (a longer one names no more than a config id would).
 pub const MAX_PREFIX_BYTES: usize = 128;
+/// The most config ids, flag keys or services one watch may name (a snapshot reads each one;
+/// more is a prefix's or a second watch's job).
+pub const MAX_WATCH_NAMES: usize = 1000;
+
+/// `names` unless there are more than `MAX_WATCH_NAMES` of them.
+fn at_most<'a, 'n>(names: &'a [&'n str], field: &str) -> Result<&'a [&'n str]> {
+    if names.len() > MAX_WATCH_NAMES {
+        return Err(Error::invalid(
+            field,
+            format!("a watch names at most {MAX_WATCH_NAMES} of these"),
+        ));
+    }
+    Ok(names)
+}
 
 impl WatchFilter {
     /// A filter from what a client named, checked alike for every transport: config ids and
-    /// flag keys must be valid, the prefix at most `MAX_PREFIX_BYTES`.
+    /// flag keys must be valid and at most `MAX_WATCH_NAMES` each, the prefix at most
+    /// `MAX_PREFIX_BYTES`.
     pub fn new(
         config_ids: &[&str],
         prefix: Option<&str>,
@@ -153,11 +168,11 @@ impl WatchFilter {
         if let Some(environment) = environment {
             Environment::parse_field(environment, "environment")?;
         }
-        let config_ids = config_ids
+        let config_ids = at_most(config_ids, "configId")?
             .iter()
             .map(|id| ConfigId::parse(id.trim()).map(String::from))
             .collect::<Result<Vec<_>>>()?;
-        let flag_keys = flag_keys
+        let flag_keys = at_most(flag_keys, "flagKey")?
             .iter()
             .map(|key| FlagKey::parse_field(key.trim(), "flagKey").map(String::from))
             .collect::<Result<Vec<_>>>()?;
@@ -197,7 +212,7 @@ impl WatchFilter {
 
     /// Adds the registry's changes of `services` (or of every service) to what is watched.
     pub fn with_services(mut self, services: &[&str], all_services: bool) -> Result<WatchFilter> {
-        self.services = services
+        self.services = at_most(services, "service")?
             .iter()
             .map(|name| ServiceName::parse_field(name.trim(), "service").map(String::from))
             .collect::<Result<Vec<_>>>()?;

@@ -635,3 +635,24 @@ async fn a_watch_ends_once_its_token_is_revoked_or_expires() {
     assert_eq!(ended.event.as_deref(), Some("error"), "{ended:?}");
     assert!(ended.data.contains("unauthenticated"), "{ended:?}");
 }
+
+#[tokio::test]
+async fn a_watch_naming_more_than_a_thousand_ids_is_refused_naming_the_parameter() {
+    let server = TestServer::spawn().await;
+    for (parameter, field) in [("configId", "configId"), ("service", "service")] {
+        let names: Vec<String> = (0..1001).map(|n| format!("c{n}")).collect();
+        let (status, problem) = server
+            .get_json(&format!("/api/v1/watch?{parameter}={}", names.join(",")))
+            .await;
+        assert_eq!(
+            (status, &problem["field"]),
+            (400, &json!(field)),
+            "{problem}"
+        );
+    }
+    let names: Vec<String> = (0..1000).map(|n| format!("c{n}")).collect();
+    let response = server
+        .get(&format!("/api/v1/watch?configId={}", names.join(",")))
+        .await;
+    assert_eq!(response.status(), 200, "a thousand is allowed");
+}
