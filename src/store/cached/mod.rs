@@ -160,10 +160,7 @@ impl CachedStore {
         let failures_before = self.failures.load(Ordering::Acquire);
         let result = call.await;
         match &result {
-            Err(Error::Unavailable { .. }) => {
-                self.failures.fetch_add(1, Ordering::AcqRel);
-                self.degraded.store(true, Ordering::Release);
-            }
+            Err(Error::Unavailable { .. }) => self.note_unavailable(),
             Ok(_)
             | Err(
                 Error::NotFound { .. }
@@ -178,6 +175,11 @@ impl CachedStore {
             Err(_) => {}
         }
         result
+    }
+
+    fn note_unavailable(&self) {
+        self.failures.fetch_add(1, Ordering::AcqRel);
+        self.degraded.store(true, Ordering::Release);
     }
 
     /// Brings the cached head of `id` up to the store's, keeping whichever is later.

@@ -395,8 +395,15 @@ impl AppliedStore for CachedStore {
 
 #[async_trait]
 impl Database for CachedStore {
+    /// An outage it meets marks the cache degraded, but its answer clears nothing: the lease
+    /// lives on a connection of its own, so it says nothing of whether the reads and the
+    /// follower behind this cache are getting through.
     async fn lead_duties(&self) -> Result<bool> {
-        self.observed(self.inner.lead_duties()).await
+        let result = self.inner.lead_duties().await;
+        if let Err(Error::Unavailable { .. }) = &result {
+            self.note_unavailable();
+        }
+        result
     }
 
     fn shared_by_replicas(&self) -> bool {
