@@ -23,8 +23,8 @@ const MAX_NAME: usize = 128;
 pub const MAX_OVERRIDES: usize = 64;
 /// Variants of one A/B test.
 pub const MAX_VARIANTS: usize = 32;
-/// Every view of a version is rendered and kept in memory: views × size of the base may not
-/// exceed this, so one write cannot make the server render gigabytes.
+/// Every view of a version is rendered and kept in memory: 2 × views × the largest a view can
+/// be may not exceed this, so one write cannot make the server render gigabytes.
 pub const MAX_RENDERED_BYTES: usize = 64 * 1024 * 1024;
 /// Integers beyond ±(2^53 − 1) do not survive RFC 8785 canonical JSON (IEEE 754 doubles).
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
@@ -81,13 +81,31 @@ fn check_view_budget(doc: &ConfigDocument) -> Result<()> {
     }
     let environments = doc.overrides.len() + 3; // + default, canary's and test's environments
     let per_environment = (1 + usize::from(doc.canary.is_some())) * (1 + variants);
-    let base_bytes = serde_json::to_vec(&doc.config).map_or(0, |b| b.len());
-    if environments * per_environment * base_bytes > MAX_RENDERED_BYTES {
+    // A merge patch adds at most its own size: a view is at most the base and the largest
+    // patch of each layer it can take. Each view is kept twice: its canonical text and the
+    // whole answer around it.
+    let size = |value: &Value| serde_json::to_vec(value).map_or(0, |b| b.len());
+    let largest = |values: &mut dyn Iterator<Item = &Value>| values.map(size).max().unwrap_or(0);
+    let view_bytes = size(&doc.config)
+        + largest(&mut doc.overrides.values())
+        + doc.canary.as_ref().map_or(0, |c| size(&c.config))
+        + doc
+            .ab_test
+            .as_ref()
+            .map_or(0, |t| largest(&mut t.variants.iter().map(|v| &v.config)));
+    if environments
+        .saturating_mul(per_environment)
+        .saturating_mul(view_bytes)
+        .saturating_mul(2)
+        > MAX_RENDERED_BYTES
+    {
         return Err(Error::invalid(
             "/config",
             format!(
-                "{environments} environments × {per_environment} views of a {base_bytes}-byte config exceed the \
-                 {MAX_RENDERED_BYTES}-byte rendering budget; use fewer overrides or variants, or a smaller config"
+                "{environments} environments × {per_environment} views of up to {view_bytes} bytes \
+                 (the config and its largest patches), each kept twice, exceed the \
+                 {MAX_RENDERED_BYTES}-byte rendering budget; use fewer overrides or variants, or \
+                 smaller patches"
             ),
         ));
     }

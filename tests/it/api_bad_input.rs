@@ -648,3 +648,39 @@ async fn nul_characters_in_free_text_are_refused_naming_the_field_on_every_backe
         assert_eq!(beat.await.unwrap().status(), 200, "postgres: {postgres}");
     }
 }
+
+/// Every view is rendered and kept: the budget counts what a view can grow to with its
+/// patches, not the base config alone (a tiny base with large variant patches rendered about
+/// 130 MB of views from a 640 KB body).
+#[tokio::test]
+async fn a_version_whose_views_would_exceed_the_rendering_budget_is_refused() {
+    let server = TestServer::spawn().await;
+    let overrides: serde_json::Map<String, Value> =
+        (0..64).map(|n| (format!("e{n}"), json!({}))).collect();
+    let variants: Vec<Value> = (0..32)
+        .map(|n| json!({"name": format!("v{n}"), "weight": 1, "config": {"blob": "x".repeat(20_000)}}))
+        .collect();
+    let body = json!({
+        "config": {},
+        "overrides": overrides,
+        "abTest": {"name": "big", "variants": variants},
+        "metadata": meta("alice", "too much"),
+    });
+    let response = server
+        .client
+        .put(server.url("/api/v1/configs/wide"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(response, 400, Some("/config")).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rendering budget"),
+        "{problem}"
+    );
+    let (status, _) = server.get_json("/api/v1/configs/wide").await;
+    assert_eq!(status, 404, "nothing was written");
+}
