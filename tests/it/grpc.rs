@@ -1465,9 +1465,10 @@ async fn watch_sends_snapshots_then_changes_in_revision_order_with_filters_and_e
     .expect("RegisterSchema");
     within(
         "DeleteConfig",
+        // No metadata, as a REST DELETE without a body: the caller is the actor.
         client.delete_config(pb::DeleteConfigRequest {
             config_id: "a.two".into(),
-            metadata: meta("bob", "gone"),
+            metadata: None,
             expected_version: None,
         }),
     )

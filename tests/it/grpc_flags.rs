@@ -129,9 +129,10 @@ async fn flag_rpcs_write_read_evaluate_and_match_rest() {
         .into_inner();
     assert_eq!(list.flags.len(), 1);
     client
+        // No metadata, as a REST DELETE without a body: the caller is the actor.
         .delete_flag(pb::DeleteFlagRequest {
             flag_key: "greeting".into(),
-            metadata: metadata("grpc-user"),
+            metadata: None,
             expected_version: Some(3),
         })
         .await

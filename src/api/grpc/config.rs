@@ -159,7 +159,7 @@ impl ConfigRpc for GrpcConfigService {
             .delete_config(
                 &caller,
                 &id,
-                caller.stamp(cv::metadata(r.metadata)?),
+                cv::metadata_or_own(&caller, r.metadata)?,
                 r.expected_version,
             )
             .await?;

@@ -4,6 +4,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::pb;
+use crate::core::access::Caller;
 use crate::core::approvals::model::{
     ChangeOperation, ChangeRequest, ChangeRequestStatus, Proposal, Subject,
 };
@@ -75,6 +76,13 @@ pub fn metadata(metadata: Option<pb::Metadata>) -> Result<Metadata> {
         message: metadata.message,
         ..Default::default()
     })
+}
+
+/// The metadata of a delete or an action, which may come without any (REST's without a
+/// body): the caller's own then (`Caller::metadata_or_own`); stamped.
+pub fn metadata_or_own(caller: &Caller, metadata: Option<pb::Metadata>) -> Result<Metadata> {
+    let given = metadata.map(|m| self::metadata(Some(m))).transpose()?;
+    Ok(caller.metadata_or_own(given))
 }
 
 pub fn json_text(value: &impl serde::Serialize) -> String {

@@ -124,7 +124,7 @@ impl DeploymentRpc for GrpcDeploymentService {
     ) -> RpcResult<pb::DeleteStrategyResponse> {
         let (caller, r) = caller_and_message(request)?;
         let name = StrategyName::parse(&r.name)?;
-        let metadata = caller.stamp(cv::metadata(r.metadata)?);
+        let metadata = cv::metadata_or_own(&caller, r.metadata)?;
         self.strategies
             .delete(&caller, &name, metadata, r.expected_version)
             .await?;
@@ -216,7 +216,7 @@ impl DeploymentRpc for GrpcDeploymentService {
     ) -> RpcResult<pb::DeploymentInfo> {
         let (caller, r) = caller_and_message(request)?;
         let action = Action::parse(&r.action)?;
-        let metadata = caller.stamp(cv::metadata(r.metadata)?);
+        let metadata = cv::metadata_or_own(&caller, r.metadata)?;
         let deployment = self
             .deployments
             .act(&caller, &r.id, action, metadata)

@@ -147,7 +147,7 @@ impl FlagRpc for GrpcFlagService {
             .delete_flag(
                 &caller,
                 &key,
-                caller.stamp(cv::metadata(r.metadata)?),
+                cv::metadata_or_own(&caller, r.metadata)?,
                 r.expected_version,
             )
             .await?;

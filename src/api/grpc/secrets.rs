@@ -9,10 +9,8 @@ use tonic::{Request, Response, Status};
 use super::convert::{self as cv, json_field, json_text, time};
 use super::pb::secret_service_server::SecretService as SecretRpc;
 use super::{caller_and_message, caller_of, pb};
-use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::ids::SecretName;
-use crate::core::model::Metadata;
 use crate::core::secrets::SecretService;
 use crate::core::secrets::model::{SecretSummary, Stage};
 use crate::core::secrets::rotation::RotationPolicy;
@@ -38,18 +36,6 @@ fn written(summary: &SecretSummary) -> pb::SecretWritten {
         key_id: summary.key_id.clone(),
         created_at: time(summary.created_at),
     }
-}
-
-/// The request's metadata, or the caller as the actor when it has none; stamped.
-fn metadata_or_caller(caller: &Caller, metadata: Option<pb::Metadata>) -> Result<Metadata, Error> {
-    let metadata = match metadata {
-        Some(_) => cv::metadata(metadata)?,
-        None => Metadata {
-            actor: caller.actor_or("anonymous"),
-            ..Default::default()
-        },
-    };
-    Ok(caller.stamp(metadata))
 }
 
 fn value_field(text: &str, field: &str) -> Result<Value, Error> {
@@ -152,7 +138,7 @@ impl SecretRpc for GrpcSecretService {
                 );
             }
         };
-        let metadata = metadata_or_caller(&caller, r.metadata)?;
+        let metadata = cv::metadata_or_own(&caller, r.metadata)?;
         let value = self
             .secrets
             .value(&caller, &name, selector, &metadata)
@@ -175,7 +161,7 @@ impl SecretRpc for GrpcSecretService {
             .delete(
                 &caller,
                 &name,
-                caller.stamp(cv::metadata(r.metadata)?),
+                cv::metadata_or_own(&caller, r.metadata)?,
                 r.expected_version,
             )
             .await?;
@@ -201,7 +187,7 @@ impl SecretRpc for GrpcSecretService {
             pending: r.pending,
             expected: r.expected_version,
         };
-        let metadata = metadata_or_caller(&caller, r.metadata)?;
+        let metadata = cv::metadata_or_own(&caller, r.metadata)?;
         let summary = self
             .secrets
             .rotate(&caller, &name, rotate, metadata)
@@ -215,7 +201,7 @@ impl SecretRpc for GrpcSecretService {
     ) -> RpcResult<pb::SecretWritten> {
         let (caller, r) = caller_and_message(request)?;
         let name = SecretName::parse(&r.name)?;
-        let metadata = metadata_or_caller(&caller, r.metadata)?;
+        let metadata = cv::metadata_or_own(&caller, r.metadata)?;
         let summary = self
             .secrets
             .promote(&caller, &name, r.version, metadata)
@@ -228,7 +214,7 @@ impl SecretRpc for GrpcSecretService {
         request: Request<pb::RewrapSecretsRequest>,
     ) -> RpcResult<pb::RewrapSecretsResponse> {
         let caller = caller_of(&request)?;
-        let metadata = metadata_or_caller(&caller, request.into_inner().metadata)?;
+        let metadata = cv::metadata_or_own(&caller, request.into_inner().metadata)?;
         let report = self.secrets.rewrap_all(&caller, metadata).await?;
         Ok(Response::new(pb::RewrapSecretsResponse {
             key_id: report.key_id,

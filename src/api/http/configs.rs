@@ -12,10 +12,10 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::AppState;
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathId, path_param};
 use super::openapi as doc;
-use super::{AppState, metadata_or_caller};
 use crate::core::access::Caller;
 use crate::core::approvals::model::ChangeRequest;
 use crate::core::error::Error;
@@ -209,7 +209,7 @@ impl DeleteBody {
     ) -> Result<(Metadata, Option<u64>)> {
         let body = body.unwrap_or_default();
         let expected = expected_version(headers, body.expected_version)?;
-        Ok((metadata_or_caller(caller, body.metadata), expected))
+        Ok((caller.metadata_or_own(body.metadata), expected))
     }
 }
 

@@ -14,7 +14,7 @@ use super::openapi as doc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, metadata_or_caller};
+use super::AppState;
 use crate::core::access::Caller;
 use crate::core::deployments::NewDeployment;
 use crate::core::deployments::model::StrategyRef;
@@ -203,7 +203,7 @@ async fn act(
     OptionalApiJson(body): OptionalApiJson<ActionBody>,
 ) -> Result<Response> {
     let action = Action::parse(&action)?;
-    let metadata = metadata_or_caller(&caller, body.and_then(|b| b.metadata));
+    let metadata = caller.metadata_or_own(body.and_then(|b| b.metadata));
     let deployment = state
         .deployments
         .act(&caller, &id, action, metadata)

@@ -10,10 +10,9 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::core::access::{AccessService, Caller};
+use crate::core::access::AccessService;
 use crate::core::deployments::{DeploymentService, StrategyService};
 use crate::core::flags::FlagService;
-use crate::core::model::Metadata;
 use crate::core::notifications::NotificationService;
 use crate::core::registry::RegistryService;
 use crate::core::secrets::SecretService;
@@ -76,15 +75,6 @@ impl std::ops::Deref for AppState {
     fn deref(&self) -> &AppContext {
         &self.0
     }
-}
-
-/// The metadata a body gave, else the caller as the actor (`anonymous` without access
-/// control); stamped with the caller.
-pub(crate) fn metadata_or_caller(caller: &Caller, metadata: Option<Metadata>) -> Metadata {
-    caller.stamp(metadata.unwrap_or_else(|| Metadata {
-        actor: caller.actor_or("anonymous"),
-        ..Default::default()
-    }))
 }
 
 /// A 200 answer of `value` as JSON, as `axum::Json` gives it, written into one buffer sized for

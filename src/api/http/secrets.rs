@@ -15,7 +15,7 @@ use super::openapi as doc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, metadata_or_caller};
+use super::AppState;
 use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::ids::SecretName;
@@ -58,7 +58,7 @@ async fn rewrap(
     caller: Caller,
     OptionalApiJson(body): OptionalApiJson<RewrapBody>,
 ) -> Result<Response> {
-    let metadata = metadata_or_caller(&caller, body.unwrap_or_default().metadata);
+    let metadata = caller.metadata_or_own(body.unwrap_or_default().metadata);
     let report = state.secrets.rewrap_all(&caller, metadata).await?;
     Ok(Json(report).into_response())
 }
@@ -106,7 +106,7 @@ async fn rotate(
         pending: body.pending,
         expected: expected_version(&headers, body.expected_version)?,
     };
-    let metadata = metadata_or_caller(&caller, body.metadata);
+    let metadata = caller.metadata_or_own(body.metadata);
     let summary = state
         .secrets
         .rotate(&caller, &name, request, metadata)
@@ -146,7 +146,7 @@ async fn promote(
     OptionalApiJson(body): OptionalApiJson<PromoteBody>,
 ) -> Result<Response> {
     let body = body.unwrap_or_default();
-    let metadata = metadata_or_caller(&caller, body.metadata);
+    let metadata = caller.metadata_or_own(body.metadata);
     let summary = state
         .secrets
         .promote(&caller, &name, body.version, metadata)

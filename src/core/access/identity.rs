@@ -264,6 +264,15 @@ impl Caller {
         self.0.stamp(metadata)
     }
 
+    /// The metadata a request gave, else this caller as the actor (`anonymous` without access
+    /// control: deletes and actions may come without a body); stamped.
+    pub fn metadata_or_own(&self, metadata: Option<Metadata>) -> Metadata {
+        self.stamp(metadata.unwrap_or_else(|| Metadata {
+            actor: self.actor_or("anonymous"),
+            ..Default::default()
+        }))
+    }
+
     /// The actor to record for actions without a body (deletes, approvals).
     pub fn actor_or(&self, fallback: &str) -> String {
         if self.0.unrestricted {
