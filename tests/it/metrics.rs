@@ -335,3 +335,43 @@ async fn every_metric_is_scraped_and_moves_with_what_it_counts() {
     );
     server.terminate().await;
 }
+
+/// A gRPC path is the client's text: a call to a path no service has is labelled `unknown`
+/// whatever it is answered (here UNAUTHENTICATED, before any routing), so made-up paths cannot
+/// grow the metrics without bound.
+#[tokio::test]
+async fn grpc_calls_to_unknown_paths_share_one_label() {
+    let server = crate::common::TestServer::spawn_with(|s| {
+        s.no_auth = false;
+        s.admin_token = Some(ADMIN.into());
+    })
+    .await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    for n in 0..5 {
+        grpc.ready().await.unwrap();
+        let path = tonic::codegen::http::uri::PathAndQuery::try_from(format!(
+            "/made.up.Service{n}/Method{n}"
+        ))
+        .unwrap();
+        let codec = tonic_prost::ProstCodec::<(), ()>::default();
+        let status = grpc
+            .unary(tonic::Request::new(()), path, codec)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    }
+    let scrape = server.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !scrape.contains("made.up"),
+        "a client's path became a label"
+    );
+    assert!(
+        scrape.contains(r#"method="unknown""#),
+        "the calls are counted under unknown"
+    );
+}

@@ -3,8 +3,9 @@
 //! the trailers, or in the headers of a trailers-only answer), or when the client goes away
 //! first (`CANCELLED`); the latency histogram thus measures a stream's whole life.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use axum::http::{HeaderMap, Request, Response};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body::Frame;
+use prost::Message;
 use tonic::body::Body;
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -46,7 +48,7 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let start = Instant::now();
-        let method: Arc<str> = Arc::from(request.uri().path());
+        let method = method_label(request.uri().path());
         let span = crate::telemetry::server_span(request.headers(), || {
             tracing::info_span!(
                 "grpc",
@@ -61,17 +63,20 @@ where
         });
         let future = self.inner.call(request);
         Box::pin(async move {
+            // Made before the answer: a call the client cancels first is counted when this
+            // future is dropped.
+            let mut call = Call {
+                method,
+                start,
+                code: None,
+                span: span.clone(),
+            };
             let response = match &span {
                 Some(span) => future.instrument(span.clone()).await?,
                 None => future.await?,
             };
             let (parts, body) = response.into_parts();
-            let call = Call {
-                method,
-                start,
-                code: status_code(&parts.headers),
-                span,
-            };
+            call.code = status_code(&parts.headers);
             Ok(Response::from_parts(
                 parts,
                 Body::new(Observed {
@@ -81,6 +86,40 @@ where
             ))
         })
     }
+}
+
+/// The method a call's metrics and span name: its path when a service here has it, else
+/// `unknown` (a path is the client's text, and no request value is ever a label).
+fn method_label(path: &str) -> Arc<str> {
+    static KNOWN: OnceLock<HashMap<String, Arc<str>>> = OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        let sets = [
+            super::pb::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ];
+        let files = sets.into_iter().flat_map(|set| {
+            prost_types::FileDescriptorSet::decode(set)
+                .map(|set| set.file)
+                .unwrap_or_default()
+        });
+        let mut known = HashMap::new();
+        for file in files {
+            for service in &file.service {
+                for method in &service.method {
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                    known.insert(path.clone(), Arc::from(path));
+                }
+            }
+        }
+        known
+    });
+    static UNKNOWN: OnceLock<Arc<str>> = OnceLock::new();
+    known
+        .get(path)
+        .cloned()
+        .unwrap_or_else(|| UNKNOWN.get_or_init(|| Arc::from("unknown")).clone())
 }
 
 /// The `grpc-status` a header map carries.
@@ -103,9 +142,7 @@ impl Drop for Call {
     fn drop(&mut self) {
         // No status: the client went away before the answer ended.
         let code = self.code.unwrap_or(1);
-        // A path no service has (UNIMPLEMENTED) is the client's text: not a label.
-        let method = if code == 12 { "unknown" } else { &self.method };
-        record_call(method, code, self.start.elapsed().as_secs_f64());
+        record_call(&self.method, code, self.start.elapsed().as_secs_f64());
         if let Some(span) = &self.span {
             span.record("rpc.grpc.status_code", i64::from(code));
             if is_server_error(code) {
