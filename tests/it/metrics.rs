@@ -375,3 +375,35 @@ async fn grpc_calls_to_unknown_paths_share_one_label() {
         "the calls are counted under unknown"
     );
 }
+
+/// A call that outlives the request timeout ends with DEADLINE_EXCEEDED (tonic's own timeout
+/// answered CANCELLED, as if the client had gone), and is counted with that code.
+#[tokio::test]
+async fn a_grpc_call_past_the_request_timeout_is_deadline_exceeded_and_counted() {
+    let server = crate::common::TestServer::spawn_with(|s| s.request_timeout_secs = 1).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = "/summit.config.v1.ConfigService/GetConfig";
+    // The request's message never comes: the handler waits for it until the deadline.
+    let never = futures::stream::pending::<pb::GetConfigRequest>();
+    let codec = tonic_prost::ProstCodec::<pb::GetConfigRequest, pb::ConfigVersion>::default();
+    let status = tokio::time::timeout(
+        Duration::from_secs(10),
+        grpc.client_streaming(tonic::Request::new(never), path.parse().unwrap(), codec),
+    )
+    .await
+    .expect("answered within the timeout and then some")
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    let scrape = parse(&server.get("/metrics").await.text().await.unwrap());
+    let labels = [("method", path), ("code", "DEADLINE_EXCEEDED")];
+    assert!(
+        value(&scrape, "summit_grpc_requests_total", &labels).is_some_and(|n| n >= 1.0),
+        "{scrape:?}"
+    );
+}

@@ -20,6 +20,7 @@ pub mod change_requests;
 pub mod codec;
 pub mod config;
 pub mod convert;
+pub mod deadline;
 pub mod deployments;
 pub mod error;
 pub mod flags;
@@ -56,6 +57,12 @@ pub fn caller_and_message<T>(request: tonic::Request<T>) -> Result<(Caller, T), 
     let caller = caller_of(&request)?;
     Ok((caller, request.into_inner()))
 }
+
+/// Streams this server may reset for a client's protocol errors per connection (h2's default,
+/// which tonic would otherwise turn off).
+const MAX_LOCAL_RESETS: usize = 1024;
+/// Streams a client may reset before the server accepts them (h2's default).
+const MAX_PENDING_RESETS: usize = 20;
 
 /// What the gRPC server serves, and how.
 pub struct GrpcServer {
@@ -147,14 +154,21 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
     };
     let incoming = crate::connections::grpc_incoming(listener, tls, &connections);
     tonic::transport::Server::builder()
-        // Unary calls (and the start of a stream) that take longer end with DEADLINE_EXCEEDED.
-        .timeout(request_timeout)
         // A quiet connection is pinged; a peer that does not answer is gone.
         .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
         .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        // Streams the server resets (a client's protocol errors) and streams a client resets
+        // before they are accepted are bounded: past them the connection gets a GOAWAY (tonic
+        // would lift hyper's bound on the first; rapid-reset floods).
+        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_RESETS))
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
         // Outermost, so refused calls are counted and traced too.
         .layer(observe::ObserveLayer)
+        // Unary calls (and the start of a stream) that take longer end with DEADLINE_EXCEEDED.
+        .layer(deadline::DeadlineLayer {
+            timeout: request_timeout,
+        })
         .layer(access::AccessLayer { access })
         .add_service(health_service)
         .add_service(reflection)
