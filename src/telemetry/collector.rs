@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -217,6 +218,10 @@ pub struct Collector {
     cache_entries: Box<dyn Fn() -> usize + Send + Sync>,
     /// The drift series set at the last scrape, set to 0 when they disappear.
     drift_series: Mutex<HashSet<(String, String, &'static str)>>,
+    /// One collection at a time (`/metrics` is open to every client, and a collection reads
+    /// the database), and how many have ended.
+    collecting: tokio::sync::Mutex<()>,
+    collections: AtomicU64,
 }
 
 /// A scrape waits at most this long for the store; the gauges keep their last values past it.
@@ -236,12 +241,26 @@ impl Collector {
             store,
             cache_entries,
             drift_series: Mutex::new(HashSet::new()),
+            collecting: tokio::sync::Mutex::new(()),
+            collections: AtomicU64::new(0),
         }
     }
 
     /// Sets the scrape-time gauges. A database that does not answer sets `summit_database_up`
-    /// to 0 and leaves the gauges it feeds as they were.
+    /// to 0 and leaves the gauges it feeds as they were. Scrapes that arrive while a collection
+    /// runs wait for it, and one that ended while they waited serves them: however many
+    /// scrapes come at once, at most two collections read the database for them.
     pub async fn collect(&self) {
+        let ended_before = self.collections.load(Ordering::Acquire);
+        let _only = self.collecting.lock().await;
+        if self.collections.load(Ordering::Acquire) != ended_before {
+            return;
+        }
+        self.collect_now().await;
+        self.collections.fetch_add(1, Ordering::AcqRel);
+    }
+
+    async fn collect_now(&self) {
         metrics::gauge!("summit_cache_entries").set((self.cache_entries)() as f64);
         let up = tokio::time::timeout(SCRAPE_BUDGET, self.service.ready())
             .await
@@ -250,7 +269,9 @@ impl Collector {
         if !up {
             return;
         }
-        if let Ok(revision) = self.service.latest_revision().await {
+        if let Ok(Ok(revision)) =
+            tokio::time::timeout(SCRAPE_BUDGET, self.service.latest_revision()).await
+        {
             metrics::gauge!("summit_revision").set(revision as f64);
         }
         let collected = tokio::time::timeout(SCRAPE_BUDGET, async {
