@@ -184,8 +184,9 @@ impl CachedStore {
 
     /// Brings the cached head of `id` up to the store's, keeping whichever is later.
     pub async fn reload(&self, id: &ConfigId) -> Result<()> {
+        let skipped = self.skipped.load(Ordering::SeqCst);
         match self.observed(self.configs().head(id)).await? {
-            Some(head) => self.remember(head),
+            Some(head) => self.remember_unless_skipped(skipped, head),
             None => {
                 self.heads.remove(id);
             }
@@ -262,9 +263,11 @@ impl CachedStore {
             }
             // Not cached: a bounded cache loads it when it is read; a complete one must add it.
             None if !self.complete.load(Ordering::Relaxed) => {
-                // A read of this config may be fetching it right now, from before this change.
-                self.skipped.fetch_add(1, Ordering::Relaxed);
-                true
+                // A read of this config may be fetching it right now, from before this change:
+                // it keeps what it read only if nothing was skipped meanwhile. One that kept it
+                // just before this count moved is found by looking again, and brought up to date.
+                self.skipped.fetch_add(1, Ordering::SeqCst);
+                !self.heads.contains_key(&id)
             }
             None => false,
         };
@@ -409,6 +412,17 @@ impl CachedStore {
     }
 
     /// Keeps the later of the cached and the given head.
+    /// Keeps `head`, read by a fetch that began when the skipped count was `before`, unless a
+    /// change was skipped since: it may be newer than what was read, so the config is left
+    /// out of the cache (the next read fetches it) rather than kept stale.
+    pub(super) fn remember_unless_skipped(&self, before: u64, head: ConfigHead) {
+        if self.skipped.load(Ordering::SeqCst) == before {
+            self.remember(head);
+        } else {
+            self.heads.remove(&head.latest.id);
+        }
+    }
+
     fn remember(&self, head: ConfigHead) {
         let id = head.latest.id.clone();
         if !self.heads.contains_key(&id) && self.heads.len() >= self.max_configs {

@@ -32,14 +32,12 @@ impl DocumentStore<ConfigDocument> for CachedStore {
         if let Some(head) = self.cached_head(id) {
             return Ok(Some(head));
         }
-        let skipped = self.skipped.load(Ordering::Relaxed);
+        let skipped = self.skipped.load(Ordering::SeqCst);
         let head = self.observed(self.configs().head(id)).await?;
         // A change skipped while this fetch ran may be newer than what it read: then serve the
         // answer but do not keep it.
-        if let Some(head) = &head
-            && self.skipped.load(Ordering::Relaxed) == skipped
-        {
-            self.remember(head.clone());
+        if let Some(head) = &head {
+            self.remember_unless_skipped(skipped, head.clone());
         }
         Ok(head)
     }
@@ -70,13 +68,17 @@ impl DocumentStore<ConfigDocument> for CachedStore {
     async fn append(&self, write: ConfigWrite) -> Result<Committed> {
         let new_version = write.version.clone();
         let id = new_version.id.clone();
+        let skipped = self.skipped.load(Ordering::SeqCst);
         let committed = self
             .refreshing_on_conflict(id.as_str(), self.configs().append(write), self.reload(&id))
             .await?;
-        self.remember(ConfigHead {
-            latest: Arc::new(new_version.numbered(committed.version)),
-            deleted: false,
-        });
+        self.remember_unless_skipped(
+            skipped,
+            ConfigHead {
+                latest: Arc::new(new_version.numbered(committed.version)),
+                deleted: false,
+            },
+        );
         Ok(committed)
     }
 
