@@ -59,7 +59,7 @@ pub fn table<const N: usize>(
     let mut table = Table::new();
     table.load_style(presets::NOTHING).set_header(header);
     for row in rows {
-        table.add_row(row);
+        table.add_row(row.map(|cell| printable(&cell)));
     }
     let mut text = table.trim_fmt();
     text.push('\n');
@@ -79,18 +79,36 @@ pub fn items(value: &Value, member: &str) -> Vec<Value> {
 pub fn cell(value: &Value, key: &str) -> String {
     match value.get(key) {
         None | Some(Value::Null) => "-".into(),
-        Some(Value::String(text)) => text.clone(),
+        Some(Value::String(text)) => printable(text),
         Some(Value::Array(list)) => list
             .iter()
             .map(|item| {
                 item.as_str()
-                    .map(str::to_owned)
+                    .map(printable)
                     .unwrap_or_else(|| item.to_string())
             })
             .collect::<Vec<_>>()
             .join(","),
         Some(other) => other.to_string(),
     }
+}
+
+/// Stored text as a terminal should get it: control characters (escape sequences, newlines)
+/// written out as escapes, so text someone stored can neither drive the reader's terminal nor
+/// break a line. JSON and YAML output is left as it is (its own escaping applies).
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The first 12 hex digits of a checksum, enough for people to compare.
@@ -138,5 +156,19 @@ pub fn report(failure: &Failure) {
             field
         };
         let _ = writeln!(err, "  {}: {message}", paint(BOLD, field));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_text_cannot_drive_the_terminal_or_break_a_row() {
+        let stored = "ok\u{1b}]52;c;QQ==\u{7}\nnext";
+        assert_eq!(printable(stored), "ok\\u{1b}]52;c;QQ==\\u{7}\\nnext");
+        assert_eq!(printable("plain text, ünïcode"), "plain text, ünïcode");
+        let row = table(["MESSAGE"], [[stored.to_owned()]]);
+        assert!(!row.contains('\u{1b}') && row.lines().count() == 2, "{row}");
     }
 }

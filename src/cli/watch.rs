@@ -116,13 +116,13 @@ fn print_event(format: Format, event: &Value) {
                 when(event, "at"),
                 paint(BOLD, &format!("#{}", cell(event, "revision"))),
                 cell(event, "kind"),
-                subject,
+                output::printable(subject),
                 cell(event, "version"),
                 cell(event, "actor"),
                 short(&cell(event, "checksum")),
             );
             if let Some(message) = event.get("message").and_then(Value::as_str) {
-                line.push_str(&format!("  {message}"));
+                line.push_str(&format!("  {}", output::printable(message)));
             }
             line
         }
