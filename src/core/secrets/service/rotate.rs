@@ -91,11 +91,18 @@ impl SecretService {
         let heads = self.store.secrets().heads().await?;
         for head in heads.iter().filter(|h| !h.deleted) {
             let name = &head.latest.id;
-            let due = self
-                .cache
-                .cached_secret(name)
-                .and_then(|stages| stages.next_rotation_at())
-                .is_some_and(|due| due <= now);
+            // A policy that waits for a supplied value, with none pending, costs nothing until
+            // one is supplied (its due time stays past by design).
+            let due = self.cache.cached_secret(name).is_some_and(|stages| {
+                let waiting = stages.pending.is_none()
+                    && stages
+                        .current
+                        .document
+                        .rotation
+                        .as_ref()
+                        .is_some_and(|policy| !policy.generates());
+                !waiting && stages.next_rotation_at().is_some_and(|due| due <= now)
+            });
             if !due {
                 continue;
             }
