@@ -866,6 +866,51 @@ async fn the_deployment_service_runs_deployments_over_grpc_under_the_same_rules(
         .await;
         assert_eq!(status, 201, "{body}");
     }
+    // An instance's watch starts with what it is served (version 1: version 2 is not released)
+    // and then hears only changes of that: a write that is not released to it is no change.
+    let watch = pb::WatchRequest {
+        config_ids: vec!["grpc-app".into()],
+        environment: ENV.into(),
+        instance_id: "g-0".into(),
+        ..Default::default()
+    };
+    let mut stream = configs
+        .watch(with_token(watch, Some(&reader)))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = tokio::time::timeout(DEADLINE, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match first.event {
+        Some(pb::watch_event::Event::Snapshot(change)) => assert_eq!(change.version, 1),
+        other => panic!("expected the snapshot, got {other:?}"),
+    }
+    let (status, body) = crate::authorization::call(
+        &server,
+        &ops,
+        Method::PUT,
+        "/api/v1/configs/grpc-app",
+        Some(json!({"config": {"value": 3}, "metadata": meta("ops", "v")})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let quiet = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            let message = stream.message().await.unwrap().unwrap();
+            if !matches!(message.event, Some(pb::watch_event::Event::Heartbeat(_))) {
+                return message;
+            }
+        }
+    })
+    .await;
+    assert!(
+        quiet.is_err(),
+        "an unreleased write reached the instance: {quiet:?}"
+    );
+    drop(stream);
     let instances: Vec<String> = (0..10).map(|i| format!("g-{i}")).collect();
     let create = |strategy_name: &str| pb::CreateDeploymentRequest {
         config_id: "grpc-app".into(),

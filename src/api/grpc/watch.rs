@@ -115,7 +115,14 @@ pub async fn start(
     };
     // The watcher (and its slot) first: no snapshot work for a request over the limit, and the
     // watch covers everything after `from` while the snapshot is read.
-    let mut changes = service.watch(&caller, filter.clone(), Some(from)).await?;
+    let mut changes = match request.from_revision {
+        Some(_) => service.watch(&caller, filter.clone(), Some(from)).await?,
+        None => {
+            service
+                .watch_after_snapshot(&caller, filter.clone(), from)
+                .await?
+        }
+    };
     if let Some((access, credential)) = credential {
         changes = access.while_authenticated(credential, changes);
     }

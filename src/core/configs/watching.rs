@@ -25,13 +25,36 @@ impl ConfigService {
         filter: WatchFilter,
         from_revision: Option<u64>,
     ) -> Result<WatchStream> {
+        self.watch_knowing(caller, filter, from_revision, from_revision.is_none())
+            .await
+    }
+
+    /// `watch` after `from` for a client just sent a snapshot as of `from` (gRPC's): an
+    /// instance's stream starts knowing what the instance is served, as a fresh stream does, so
+    /// its first config event is a real change.
+    pub async fn watch_after_snapshot(
+        &self,
+        caller: &Caller,
+        filter: WatchFilter,
+        from: u64,
+    ) -> Result<WatchStream> {
+        self.watch_knowing(caller, filter, Some(from), true).await
+    }
+
+    async fn watch_knowing(
+        &self,
+        caller: &Caller,
+        filter: WatchFilter,
+        from_revision: Option<u64>,
+        knows_served: bool,
+    ) -> Result<WatchStream> {
         filter.authorize(caller)?;
         let mut filter = filter;
         filter.hide_instances = caller.require_readable_environment(None).is_err();
         let instance = filter.instance_id.clone().zip(filter.environment.clone());
         // A resuming stream starts knowing nothing of what the instance runs: the first change
         // it replays for a config says what it is served now.
-        let config_ids = if from_revision.is_none() {
+        let config_ids = if knows_served {
             filter.config_ids.clone()
         } else {
             Vec::new()
