@@ -336,6 +336,18 @@ async fn every_metric_is_scraped_and_moves_with_what_it_counts() {
     server.terminate().await;
 }
 
+/// A gRPC client that can call any path (not only the generated clients' methods).
+async fn raw_grpc(
+    server: &crate::common::TestServer,
+) -> tonic::client::Grpc<tonic::transport::Channel> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    tonic::client::Grpc::new(channel)
+}
+
 /// A gRPC path is the client's text: a call to a path no service has is labelled `unknown`
 /// whatever it is answered (here UNAUTHENTICATED, before any routing), so made-up paths cannot
 /// grow the metrics without bound.
@@ -346,12 +358,7 @@ async fn grpc_calls_to_unknown_paths_share_one_label() {
         s.admin_token = Some(ADMIN.into());
     })
     .await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut grpc = raw_grpc(&server).await;
     for n in 0..5 {
         grpc.ready().await.unwrap();
         let path = tonic::codegen::http::uri::PathAndQuery::try_from(format!(
@@ -381,12 +388,7 @@ async fn grpc_calls_to_unknown_paths_share_one_label() {
 #[tokio::test]
 async fn a_grpc_call_past_the_request_timeout_is_deadline_exceeded_and_counted() {
     let server = crate::common::TestServer::spawn_with(|s| s.request_timeout_secs = 1).await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut grpc = raw_grpc(&server).await;
     grpc.ready().await.unwrap();
     let path = "/summit.config.v1.ConfigService/GetConfig";
     // The request's message never comes: the handler waits for it until the deadline.
