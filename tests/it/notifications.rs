@@ -230,3 +230,49 @@ async fn every_change_event_reaches_kafka_keyed_by_subject_across_a_restart() {
     assert!(revisions.windows(2).all(|w| w[0] < w[1]), "{revisions:?}");
     assert_eq!(records[3].1["version"], 3);
 }
+
+/// A Kafka broker that takes connections and never answers (a socket held open here: the
+/// fault itself, not a stand-in for Kafka) holds back Kafka only: webhooks are delivered on
+/// time while each produce call waits out its 20 s limit.
+#[tokio::test]
+async fn a_kafka_broker_that_never_answers_holds_back_no_webhook_delivery() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let broker = silent.local_addr().unwrap().to_string();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let receiver = Receiver::start().await;
+    let server = TestServer::spawn_with(move |s: &mut Settings| {
+        s.kafka_brokers = broker;
+        s.webhook_allow = "127.0.0.1".into();
+    })
+    .await;
+    let client = reqwest::Client::new();
+    // A change for Kafka to produce: its first call now waits on the silent broker.
+    let (status, _) = put(&client, &server.base, "warm-up", 1).await;
+    assert_eq!(status, 201);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let (status, created) = post(
+        &client,
+        format!("{}/api/v1/webhooks", server.base),
+        json!({"url": receiver.url, "events": ["config.*"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    for value in 1..=3 {
+        let (status, _) = put(&client, &server.base, "inventory", value).await;
+        assert!(status == 200 || status == 201, "{status}");
+    }
+    // Well inside one produce call's 20 s limit.
+    let received = receiver.wait_for(3, Duration::from_secs(10)).await;
+    let versions: Vec<u64> = received
+        .iter()
+        .map(|r| r.event["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2, 3]);
+    holder.abort();
+}

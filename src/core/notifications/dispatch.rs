@@ -3,10 +3,10 @@
 //! sends due deliveries. At least once: a delivery is marked done only after its 2xx, so a
 //! crash or a lease hand-over in between sends it again (same `webhook-id`).
 //!
-//! Three tasks share the work: the feeder (lease, fan-out, Kafka), the sender (starts each due
-//! delivery group: one webhook and subject, in revision order) and the recorder (writes the
-//! outcomes in batches, then frees the groups). The feeder's side is in `feed`, the sender's
-//! and the recorder's in `send`.
+//! Four tasks share the work: the feeder (lease, fan-out), the Kafka producer (when brokers
+//! are set), the sender (starts each due delivery group: one webhook and subject, in revision
+//! order) and the recorder (writes the outcomes in batches, then frees the groups). The
+//! feeder's and the producer's side is in `feed`, the sender's and the recorder's in `send`.
 
 mod feed;
 mod send;
@@ -38,6 +38,8 @@ const DUE_BATCH: u32 = 2000;
 const ROUND_GAP: Duration = Duration::from_millis(20);
 /// How often the lease is asked for, and the longest sleep between rounds.
 const TICK: Duration = Duration::from_secs(1);
+/// The longest wait before Kafka is tried again after a failure.
+const KAFKA_MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Event bodies kept in memory for deliveries (older ones are read again when needed).
 const MAX_BODIES: usize = 100_000;
 /// Delivered and dead deliveries are kept this long in the delivery log.
@@ -147,9 +149,18 @@ impl Dispatcher {
         let (done, outcomes) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(self.clone().record(outcomes, shutdown.clone()));
         let sender = tokio::spawn(self.clone().send_due(done, shutdown.clone()));
+        let producer = (!self.settings.kafka_brokers.is_empty()).then(|| {
+            let dispatcher = self.clone();
+            let events = events.resubscribe();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { dispatcher.produce(events, shutdown).await })
+        });
         self.feed(events, shutdown).await;
         let _ = sender.await;
         let _ = recorder.await;
+        if let Some(producer) = producer {
+            let _ = producer.await;
+        }
     }
 
     /// Before serving: a Kafka sink configured for the first time starts at the latest

@@ -1,5 +1,5 @@
 //! The feeder's side: the duties lease, the webhooks as read, the fan-out of the change log
-//! into deliveries, and Kafka.
+//! into deliveries; and the Kafka producer, a task of its own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +10,10 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Dispatcher, FAN_OUT_BATCH, KAFKA_SINK, Prepared, RETENTION_DAYS, TICK, WEBHOOK_SINK};
+use super::{
+    Dispatcher, FAN_OUT_BATCH, KAFKA_MAX_BACKOFF, KAFKA_SINK, Prepared, RETENTION_DAYS, TICK,
+    WEBHOOK_SINK,
+};
 use crate::core::error::{Error, Result};
 use crate::core::events::ChangeEvent;
 use crate::core::notifications::delivery::Target;
@@ -21,16 +24,13 @@ use crate::core::notifications::service::sealing_name;
 use crate::core::service::now;
 
 impl Dispatcher {
-    /// Holds the lease, fans out, feeds Kafka.
+    /// Holds the lease, fans out.
     pub(super) async fn feed(
         &self,
         mut events: broadcast::Receiver<Arc<ChangeEvent>>,
         shutdown: CancellationToken,
     ) {
-        let mut kafka: Option<KafkaSink> = None;
-        let mut kafka_retry_at = Instant::now();
         let mut webhook_cursor = None;
-        let mut kafka_cursor = None;
         let mut lease_checked: Option<Instant> = None;
         let mut webhooks_read: Option<Instant> = None;
         let mut refresh = false;
@@ -44,7 +44,6 @@ impl Dispatcher {
                 let leading = self.store.lead_duties().await.unwrap_or(false);
                 if !leading {
                     webhook_cursor = None;
-                    kafka_cursor = None;
                     webhooks_read = None;
                 }
                 self.leading.store(leading, Ordering::Release);
@@ -66,16 +65,6 @@ impl Dispatcher {
                     match self.fan_out(&mut webhook_cursor).await {
                         Ok(done) => caught_up &= done,
                         Err(error) => tracing::warn!(%error, "webhook fan-out failed; will retry"),
-                    }
-                }
-                if !self.settings.kafka_brokers.is_empty() && Instant::now() >= kafka_retry_at {
-                    match self.feed_kafka(&mut kafka, &mut kafka_cursor).await {
-                        Ok(done) => caught_up &= done,
-                        Err(error) => {
-                            tracing::warn!(%error, "producing to Kafka failed; will retry");
-                            kafka = None;
-                            kafka_retry_at = Instant::now() + TICK;
-                        }
                     }
                 }
                 if pruned.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
@@ -203,6 +192,59 @@ impl Dispatcher {
             self.send_wake.notify_one();
         }
         Ok(events.len() < FAN_OUT_BATCH as usize)
+    }
+
+    /// Produces the change log to Kafka while this replica holds the lease (the feeder asks
+    /// for it). A task of its own: a broker that is down or never answers delays only Kafka,
+    /// retried after 1 s, then twice as long each time up to 30 s, never the webhooks' fan-out.
+    pub(super) async fn produce(
+        &self,
+        mut events: broadcast::Receiver<Arc<ChangeEvent>>,
+        shutdown: CancellationToken,
+    ) {
+        let mut sink: Option<KafkaSink> = None;
+        let mut cursor = None;
+        let mut backoff = TICK;
+        loop {
+            let mut retry_in = None;
+            if self.leading.load(Ordering::Acquire) {
+                let fed = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    fed = self.feed_kafka(&mut sink, &mut cursor) => fed,
+                };
+                match fed {
+                    Ok(done) => {
+                        backoff = TICK;
+                        if !done {
+                            continue;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, retry_in = ?backoff, "producing to Kafka failed; will retry");
+                        sink = None;
+                        retry_in = Some(backoff);
+                        backoff = (backoff * 2).min(KAFKA_MAX_BACKOFF);
+                    }
+                }
+            } else {
+                cursor = None;
+            }
+            match retry_in {
+                Some(wait) => tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                },
+                None => tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    event = events.recv() => {
+                        if let Err(broadcast::error::RecvError::Closed) = event {
+                            tokio::time::sleep(TICK).await;
+                        }
+                    }
+                    () = tokio::time::sleep(TICK) => {}
+                },
+            }
+        }
     }
 
     /// Produces one stretch of the change log to Kafka, then moves its cursor.
