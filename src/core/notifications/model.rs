@@ -151,6 +151,9 @@ pub struct Attempt {
 #[derive(Debug, Clone)]
 pub struct WebhookHealth {
     pub id: String,
+    /// The failure state this was judged from: the update applies only while the webhook
+    /// still has it, so an update in between (re-enabling clears it) is never undone.
+    pub was_failing_since: Option<DateTime<Utc>>,
     pub failing_since: Option<DateTime<Utc>>,
     /// Set when the webhook is disabled for failing too long.
     pub disabled_reason: Option<String>,

@@ -175,7 +175,9 @@ impl NotificationStore for MemoryStore {
             }
         }
         for update in health {
-            if let Some(webhook) = state.webhooks.iter_mut().find(|w| w.id == update.id) {
+            let judged =
+                |w: &&mut Webhook| w.id == update.id && w.failing_since == update.was_failing_since;
+            if let Some(webhook) = state.webhooks.iter_mut().find(judged) {
                 webhook.seq += 1;
                 webhook.failing_since = update.failing_since;
                 if let Some(reason) = update.disabled_reason {

@@ -197,6 +197,7 @@ impl NotificationStore for PostgresStore {
                 .bind(column(&health, |h| h.id.clone()))
                 .bind(column(&health, |h| h.failing_since))
                 .bind(column(&health, |h| h.disabled_reason.clone()))
+                .bind(column(&health, |h| h.was_failing_since))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;

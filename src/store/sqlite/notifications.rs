@@ -205,6 +205,7 @@ impl NotificationStore for SqliteStore {
                 .bind(&webhook.disabled_reason)
                 .bind(&webhook.disabled_reason)
                 .bind(&webhook.id)
+                .bind(webhook.was_failing_since.map(timestamp))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;

@@ -224,6 +224,7 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
     };
     let health = WebhookHealth {
         id: "wh_1".to_owned(),
+        was_failing_since: None,
         failing_since: Some(at),
         disabled_reason: None,
     };
@@ -266,9 +267,27 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
     );
     assert!(done.delivered_at.is_some());
 
+    // Judged from a failure state the webhook no longer has (an update re-enabled it in
+    // between, say): nothing changes.
+    let seq = store.webhooks().await.unwrap()[0].seq;
+    let stale = WebhookHealth {
+        id: "wh_1".to_owned(),
+        was_failing_since: None,
+        failing_since: Some(at + Duration::seconds(5)),
+        disabled_reason: Some("failing".to_owned()),
+    };
+    store
+        .record_attempts(Vec::new(), vec![stale])
+        .await
+        .unwrap();
+    let hook = &store.webhooks().await.unwrap()[0];
+    assert!(hook.enabled);
+    assert_eq!((hook.seq, hook.failing_since), (seq, Some(at)));
+
     // Disabled for failing too long: nothing of it is due.
     let disabled = WebhookHealth {
         id: "wh_1".to_owned(),
+        was_failing_since: Some(at),
         failing_since: Some(at),
         disabled_reason: Some("failing".to_owned()),
     };

@@ -284,17 +284,20 @@ impl Dispatcher {
                     (true, None) => None,
                     (true, Some(_)) => Some(WebhookHealth {
                         id: id.to_owned(),
+                        was_failing_since: since,
                         failing_since: None,
                         disabled_reason: None,
                     }),
                     (false, None) => Some(WebhookHealth {
                         id: id.to_owned(),
+                        was_failing_since: since,
                         failing_since: Some(at),
                         disabled_reason: None,
                     }),
                     (false, Some(since)) if at - since >= self.settings.disable_after => {
                         Some(WebhookHealth {
                             id: id.to_owned(),
+                            was_failing_since: Some(since),
                             failing_since: Some(since),
                             disabled_reason: Some(format!(
                                 "every delivery failed since {}",
