@@ -44,9 +44,15 @@ pub async fn run(ctx: &Context, args: Watch) -> Result<()> {
             .query(&query);
         let mut response = match ctx.client.send(request).await {
             Ok(response) => response,
-            // A refusal (bad filter, bad token) will not heal; an unreachable server may.
-            Err(Failure::Other(message)) => {
-                eprintln!("watch: {message}; retrying in {retry:?}");
+            // A refusal (bad filter, bad token) will not heal; an unreachable or unavailable
+            // server may.
+            Err(
+                failure @ (Failure::Other(_)
+                | Failure::Problem {
+                    status: 502..=504, ..
+                }),
+            ) => {
+                eprintln!("watch: {}; retrying in {retry:?}", failure.one_line());
                 tokio::time::sleep(retry).await;
                 retry = (retry * 2).min(Duration::from_secs(30));
                 continue;
@@ -55,12 +61,20 @@ pub async fn run(ctx: &Context, args: Watch) -> Result<()> {
         };
         retry = Duration::from_millis(500);
         let mut buffer = String::new();
-        while let Ok(Some(chunk)) = response.chunk().await {
+        'stream: while let Ok(Some(chunk)) = response.chunk().await {
             buffer.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = buffer.find("\n\n") {
                 let frame: String = buffer.drain(..end + 2).collect();
-                let Some(event) = parse_frame(&frame)? else {
-                    continue;
+                let event = match parse_frame(&frame)? {
+                    Frame::KeepAlive => continue,
+                    Frame::Event(event) => event,
+                    Frame::Ended(code) => {
+                        ended(&code)?;
+                        // The store failed while the stream caught up: resume from here.
+                        eprintln!("watch: the server ended the stream ({code}); reconnecting");
+                        tokio::time::sleep(retry).await;
+                        break 'stream;
+                    }
                 };
                 last = event["revision"].as_u64().or(last);
                 print_event(ctx.format, &event);
@@ -73,8 +87,15 @@ pub async fn run(ctx: &Context, args: Watch) -> Result<()> {
     }
 }
 
-/// One SSE frame: its `data:` JSON, `None` for a keep-alive, an error for `event: error`.
-fn parse_frame(frame: &str) -> Result<Option<Value>> {
+/// One SSE frame.
+enum Frame {
+    Event(Value),
+    KeepAlive,
+    /// `event: error`, the stream's last: its error code.
+    Ended(String),
+}
+
+fn parse_frame(frame: &str) -> Result<Frame> {
     let mut data = String::new();
     let mut error = false;
     for line in frame.lines() {
@@ -85,16 +106,37 @@ fn parse_frame(frame: &str) -> Result<Option<Value>> {
         }
     }
     if data.is_empty() {
-        return Ok(None);
+        return Ok(Frame::KeepAlive);
     }
     let value: Value = serde_json::from_str(&data).map_err(Failure::other)?;
     if error {
-        return Err(Failure::other(format!(
-            "the server ended the stream: {}",
-            cell(&value, "code")
-        )));
+        return Ok(Frame::Ended(cell(&value, "code")));
     }
-    Ok(Some(value))
+    Ok(Frame::Event(value))
+}
+
+/// How a stream the server ended with `code` ends the command: a refusal with its exit code
+/// (a revoked or expired token: 6); a store failure (`unavailable`, `internal`) may heal, so
+/// the watch reconnects (`Ok`).
+fn ended(code: &str) -> Result<()> {
+    let status = match code {
+        "unavailable" | "internal" => return Ok(()),
+        "unauthenticated" => 401,
+        "forbidden" => 403,
+        "not_found" => 404,
+        "invalid_input" => 400,
+        _ => {
+            return Err(Failure::other(format!(
+                "the server ended the stream: {code}"
+            )));
+        }
+    };
+    Err(Failure::Problem {
+        status,
+        code: code.to_owned(),
+        detail: "the server ended the stream".to_owned(),
+        fields: Vec::new(),
+    })
 }
 
 fn print_event(format: Format, event: &Value) {

@@ -2,6 +2,7 @@
 //! watch; exit codes, colour and TLS.
 
 use super::*;
+use std::time::Duration;
 
 #[tokio::test]
 async fn set_env_replaces_one_override_and_keeps_the_rest() {
@@ -363,4 +364,41 @@ async fn watch_prints_one_line_per_event_from_a_revision() {
     assert!(line.contains("config.updated checkout v2"), "{line}");
     let ahead = cli(&server, &["watch", "--from-revision", "999"]).await;
     assert_eq!(ahead.code, 5, "{}", ahead.stderr);
+}
+
+#[tokio::test]
+async fn a_watch_whose_token_is_revoked_ends_with_the_unauthenticated_exit_code() {
+    let server = secured("").await;
+    two_versions(&server).await;
+    let args = [
+        "token", "create", "--name", "watcher", "--role", "config-reader", "-o", "json",
+    ];
+    let created = cli(&server, &args).await.ok().json();
+    let text = created["tokenText"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let watching = {
+        let base = server.base.clone();
+        tokio::spawn(
+            async move { cli_with(&base, &[("SUMMIT_TOKEN", &text)], &["watch"], None).await },
+        )
+    };
+    // Time for the watch to connect (a token revoked before it did is refused with 6 as
+    // well, but with another message, which the assertion below tells apart).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cli(&server, &["token", "revoke", &id]).await.ok();
+    // A change: the event the watch would send next.
+    let staging = r#"{"timeoutMs": 900}"#;
+    cli_in(&server, &["set", "checkout", "--env", "staging", "-f", "-"], staging)
+        .await
+        .ok();
+    let run = tokio::time::timeout(Duration::from_secs(20), watching)
+        .await
+        .expect("the watch ends")
+        .unwrap();
+    assert_eq!(run.code, 6, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the server ended the stream"),
+        "{}",
+        run.stderr
+    );
 }
