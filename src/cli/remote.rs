@@ -112,16 +112,58 @@ pub async fn flags(client: &Client) -> Result<BTreeMap<String, (u64, FlagDefinit
     Ok(flags)
 }
 
-/// Pending change requests; none when the token may not list them.
-pub async fn pending_requests(client: &Client) -> Result<Vec<ChangeRequest>> {
-    match client.get("/api/v1/change-requests", &[]).await {
-        Ok(list) => Ok(items(&list)
-            .iter()
-            .filter_map(|r| serde_json::from_value(r.clone()).ok())
-            .collect()),
+/// The most change requests one list answers.
+const MOST_LISTED: usize = 500;
+
+/// The pending change requests that may concern `subjects`; none when the token may not list
+/// them. One read of them all; when there are more than one read holds, one read per subject
+/// (eight at a time), so that none is missed.
+pub async fn pending_requests(
+    client: &Client,
+    subjects: &[(Kind, &str)],
+) -> Result<Vec<ChangeRequest>> {
+    if subjects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let limit = ("limit", MOST_LISTED.to_string());
+    let all = match pending(client, std::slice::from_ref(&limit)).await? {
+        Some(all) if all.len() < MOST_LISTED => return Ok(all),
+        Some(all) => all,
+        None => return Ok(Vec::new()),
+    };
+    let mut requests: Vec<ChangeRequest> = futures::stream::iter(subjects)
+        .map(|(kind, id)| {
+            let filter = if *kind == Kind::Flag {
+                "flagKey"
+            } else {
+                "configId"
+            };
+            let query = [limit.clone(), (filter, (*id).to_owned())];
+            async move { pending(client, &query).await }
+        })
+        .buffered(8)
+        .try_collect::<Vec<_>>()
+        .await?
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    requests.extend(all);
+    Ok(requests)
+}
+
+/// One read of pending change requests; `None` when the token may not list them.
+async fn pending(client: &Client, query: &[(&str, String)]) -> Result<Option<Vec<ChangeRequest>>> {
+    match client.get("/api/v1/change-requests", query).await {
+        Ok(list) => Ok(Some(
+            items(&list)
+                .iter()
+                .filter_map(|r| serde_json::from_value(r.clone()).ok())
+                .collect(),
+        )),
         Err(Failure::Problem {
             status: 401 | 403, ..
-        }) => Ok(Vec::new()),
+        }) => Ok(None),
         Err(failure) => Err(failure),
     }
 }

@@ -19,7 +19,7 @@ use super::client::{Failure, Result};
 use super::output::{self, Format};
 use super::remote::{self, Outcome};
 use super::{Common, Context, metadata};
-use crate::core::approvals::model::{ChangeOperation, ChangeRequest, Proposal};
+use crate::core::approvals::model::{ChangeOperation, ChangeRequest, Proposal, Subject};
 use crate::core::flags::FlagDefinition;
 
 #[derive(Debug, Args)]
@@ -129,13 +129,12 @@ pub async fn apply(ctx: &Context, args: Apply) -> Result<()> {
 pub async fn plan(ctx: &Context, bundle: &Bundle, prune: bool) -> Result<Plan> {
     let mut changes = Vec::new();
     let mut unchanged = 0;
-    let requests = remote::pending_requests(&ctx.client).await?;
     if let Some(configs) = &bundle.configs {
         // Both maps have the declared ids, in the same (sorted) order.
         let live = remote::configs(&ctx.client, configs).await?;
         for ((id, entry), (_, current)) in configs.iter().zip(live) {
             let before = changes.len();
-            compare_config(id, entry, current, &requests, &mut changes);
+            compare_config(id, entry, current, &mut changes);
             if changes.len() == before {
                 unchanged += 1;
             }
@@ -153,29 +152,19 @@ pub async fn plan(ctx: &Context, bundle: &Bundle, prune: bool) -> Result<Plan> {
         for (key, definition) in flags {
             match live.get(key) {
                 Some((_, current)) if current == definition => unchanged += 1,
-                current => {
-                    let base_version = current.map_or(0, |(version, _)| *version);
-                    let after = to_value(definition);
-                    let awaiting = awaiting(
-                        &requests,
-                        key,
-                        base_version,
-                        |p| matches!(p, Proposal::Flag(d) if d == definition),
-                    );
-                    changes.push(Change {
-                        kind: Kind::Flag,
-                        id: key.clone(),
-                        action: if current.is_some() {
-                            Action::Update
-                        } else {
-                            Action::Create
-                        },
-                        base_version,
-                        before: current.map_or(Value::Null, |(_, d)| to_value(d)),
-                        after,
-                        awaiting,
-                    });
-                }
+                current => changes.push(Change {
+                    kind: Kind::Flag,
+                    id: key.clone(),
+                    action: if current.is_some() {
+                        Action::Update
+                    } else {
+                        Action::Create
+                    },
+                    base_version: current.map_or(0, |(version, _)| *version),
+                    before: current.map_or(Value::Null, |(_, d)| to_value(d)),
+                    after: to_value(definition),
+                    awaiting: None,
+                }),
             }
         }
         if prune {
@@ -186,6 +175,16 @@ pub async fn plan(ctx: &Context, bundle: &Bundle, prune: bool) -> Result<Plan> {
             }
         }
     }
+    // Applying again must not ask twice: a change a pending request already proposes waits.
+    let subjects: Vec<(Kind, &str)> = changes
+        .iter()
+        .filter(|c| c.kind != Kind::Schema)
+        .map(|c| (c.kind, c.id.as_str()))
+        .collect();
+    let requests = remote::pending_requests(&ctx.client, &subjects).await?;
+    for change in &mut changes {
+        change.awaiting = awaiting(&requests, change);
+    }
     Ok(Plan { changes, unchanged })
 }
 
@@ -193,7 +192,6 @@ fn compare_config(
     id: &str,
     entry: &ConfigEntry,
     live: remote::LiveConfig,
-    requests: &[ChangeRequest],
     changes: &mut Vec<Change>,
 ) {
     let schema = live.schema;
@@ -220,12 +218,6 @@ fn compare_config(
         });
     }
     if document.as_ref() != Some(&entry.document) {
-        let awaiting = awaiting(
-            requests,
-            id,
-            base_version,
-            |p| matches!(p, Proposal::Config(d) if *d == entry.document),
-        );
         changes.push(Change {
             kind: Kind::Config,
             id: id.to_owned(),
@@ -237,24 +229,33 @@ fn compare_config(
             base_version,
             before: document.as_ref().map_or(Value::Null, to_value),
             after: to_value(&entry.document),
-            awaiting,
+            awaiting: None,
         });
     }
 }
 
-/// The id of a pending request for `subject`, made against `base`, that proposes what `same`
-/// accepts: applying again must not ask twice.
-fn awaiting(
-    requests: &[ChangeRequest],
-    subject: &str,
-    base: u64,
-    same: impl Fn(&Proposal) -> bool,
-) -> Option<String> {
+/// The id of a pending request that proposes exactly `change` (the same subject, against the
+/// same version, the same document or a delete).
+fn awaiting(requests: &[ChangeRequest], change: &Change) -> Option<String> {
     requests.iter().find_map(|request| {
-        let matches = request.subject.as_str() == subject
-            && request.base_version == base
-            && matches!(&request.operation, ChangeOperation::Put { document } if same(document));
-        matches.then(|| request.id.clone())
+        let subject = match (&request.subject, change.kind) {
+            (Subject::Config(id), Kind::Config) => id.as_str(),
+            (Subject::Flag(key), Kind::Flag) => key.as_str(),
+            _ => return None,
+        };
+        let same = match (&request.operation, change.action) {
+            (ChangeOperation::Delete, Action::Delete) => true,
+            (ChangeOperation::Put { document }, Action::Create | Action::Update) => {
+                let proposed = match &**document {
+                    Proposal::Config(document) => to_value(document),
+                    Proposal::Flag(definition) => to_value(definition),
+                };
+                proposed == change.after
+            }
+            _ => false,
+        };
+        (same && subject == change.id && request.base_version == change.base_version)
+            .then(|| request.id.clone())
     })
 }
 

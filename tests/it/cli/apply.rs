@@ -343,3 +343,54 @@ async fn a_change_that_needs_approval_shows_its_request_and_is_not_asked_twice()
         .ok();
     assert!(done.stdout.starts_with("No changes"), "{}", done.stdout);
 }
+
+#[tokio::test]
+async fn a_prune_that_needs_approval_is_not_asked_twice() {
+    let server = secured("production=1").await;
+    let alice = token(&server, "alice", "config-admin").await;
+    let bob = token(&server, "bob", "config-admin").await;
+    let both = directory(&[
+        ("configs/checkout.yaml", CHECKOUT),
+        ("configs/payments.json", PAYMENTS),
+    ]);
+    cli_as(&server, &alice, &["apply", "-f", path(&both)], None)
+        .await
+        .ok();
+    let pending = cli(&server, &["pending", "-o", "json"]).await.ok().json();
+    for request in pending["items"].as_array().unwrap() {
+        let id = request["id"].as_str().unwrap();
+        cli_as(&server, &bob, &["approve", id, "--apply"], None)
+            .await
+            .ok();
+    }
+    assert_eq!(cli(&server, &["get", "payments"]).await.code, 0);
+
+    let only_checkout = directory(&[("configs/checkout.yaml", CHECKOUT)]);
+    let prune = ["apply", "-f", path(&only_checkout), "--prune"];
+    let first = cli_as(&server, &alice, &prune, None).await.ok();
+    assert!(
+        first.stdout.contains("1 awaiting approval"),
+        "{}",
+        first.stdout
+    );
+    let pending = cli(&server, &["pending", "-o", "json"]).await.ok().json();
+    let items = pending["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{pending}");
+    let request = items[0]["id"].as_str().unwrap();
+
+    let again = cli_as(&server, &alice, &prune, None).await.ok();
+    assert!(
+        again
+            .stdout
+            .contains(&format!("awaiting approval: change request {request}")),
+        "{}",
+        again.stdout
+    );
+    let pending = cli(&server, &["pending", "-o", "json"]).await.ok().json();
+    assert_eq!(
+        pending["items"].as_array().unwrap().len(),
+        1,
+        "not asked twice: {pending}"
+    );
+    assert_eq!(cli(&server, &["get", "payments"]).await.code, 0);
+}
