@@ -1697,3 +1697,39 @@ async fn a_write_through_one_replica_is_checked_against_a_schema_registered_thro
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["version"], 4, "{body}");
 }
+
+/// A config or flag created through one replica can be deleted through the other at once,
+/// before the other's follower has applied the create (without asking the database, this
+/// answered 404 now and then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_replica_just_created_the_other_deletes_at_once() {
+    let Some(url) = test_database_url().await else {
+        return;
+    };
+    let (a, b) = start_pair(&url).await;
+    let flag = json!({"type": "boolean", "variants": {"on": true, "off": false},
+                      "defaultVariant": "off", "metadata": meta("alice", "made on a")});
+    let gone = json!({"metadata": meta("alice", "deleted on b")});
+    for round in 0..20 {
+        let id = format!("quick-{round}");
+        a.put_config(
+            &id,
+            &json!({"config": {"n": round}, "metadata": meta("alice", "on a")}),
+        )
+        .await;
+        let response = b.delete(&format!("/api/v1/configs/{id}"), &gone).await;
+        let (status, body) = body_of(response).await;
+        assert_eq!(status, 200, "config {id} deleted on b: {body}");
+
+        let (status, body) =
+            body_of(a.put(&format!("/api/v1/feature-flags/{id}"), &flag).await).await;
+        assert_eq!(status, 201, "flag {id} on a: {body}");
+        let response = b
+            .delete(&format!("/api/v1/feature-flags/{id}"), &gone)
+            .await;
+        let (status, body) = body_of(response).await;
+        assert_eq!(status, 200, "flag {id} deleted on b: {body}");
+    }
+    a.terminate().await;
+    b.terminate().await;
+}

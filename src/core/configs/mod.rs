@@ -118,6 +118,9 @@ pub(crate) async fn cached_or_stored_head(
 }
 
 /// Timestamps are kept to the microsecond, the precision every store keeps.
+/// The longest a write waits for this replica's cache to catch up with the database.
+const CATCH_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
@@ -179,6 +182,27 @@ impl ConfigService {
                          answers again (reads are served from cache)"
                     .into(),
             });
+        }
+        Ok(())
+    }
+
+    /// On replicas: waits until this process's cache shows every change the database has
+    /// now (another replica's write a moment ago included), at most `CATCH_UP_LIMIT`; for a
+    /// write that found nothing in the cache and can ask the database nothing narrower.
+    pub(crate) async fn catch_up(&self) -> Result<()> {
+        let Some(mut readable) = self.cache.readable_revision() else {
+            return Ok(());
+        };
+        let latest = self.store.latest_revision().await?;
+        let deadline = tokio::time::Instant::now() + CATCH_UP_LIMIT;
+        while readable < latest {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Unavailable {
+                    reason: "this replica has not read the latest changes yet; retry".into(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            readable = self.cache.readable_revision().unwrap_or(u64::MAX);
         }
         Ok(())
     }

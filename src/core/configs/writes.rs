@@ -280,14 +280,16 @@ impl ConfigService {
         applies: Option<AppliedRequest>,
     ) -> Result<Written<u64>> {
         let _guard = self.lock(id).await;
-        let mut live = self.live_version(id).await?.version;
-        if expected.is_some_and(|e| e != live) && self.store.shared_by_replicas() {
-            // This replica's cache may lag another's write: ask the database first.
-            live = match self.cache.fresh_head(id).await? {
+        let live = match self.live_version(id).await.map(|latest| latest.version) {
+            Ok(live) if expected.is_none_or(|e| e == live) => live,
+            // This replica's cache may lag another's write (a create included): ask the
+            // database before calling it a conflict or missing.
+            _ if self.store.shared_by_replicas() => match self.cache.fresh_head(id).await? {
                 Some(head) if !head.deleted => head.latest.version,
                 _ => return Err(Error::not_found("config", id.as_str())),
-            };
-        }
+            },
+            cached => cached?,
+        };
         if let Some(expected) = expected
             && expected != live
         {

@@ -446,8 +446,14 @@ impl FlagService {
         check_metadata(&metadata)?;
         self.configs.ensure_writable()?;
         let _guard = self.write_lock.lock().await;
-        let set = self.flag_set().await?;
-        let live = set.heads.get(key).map_or(0, FlagHead::live_version);
+        let mut set = self.flag_set().await?;
+        let mut live = set.heads.get(key).map_or(0, FlagHead::live_version);
+        if live == 0 && self.store.shared_by_replicas() {
+            // Created through another replica a moment ago, perhaps: read up to it first.
+            self.configs.catch_up().await?;
+            set = self.flag_set().await?;
+            live = set.heads.get(key).map_or(0, FlagHead::live_version);
+        }
         if live == 0 {
             return Err(Error::not_found("flag", key.as_str()));
         }
