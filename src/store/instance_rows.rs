@@ -115,6 +115,11 @@ pub(crate) fn merge_touches(touches: &[Touch]) -> (Vec<Touch>, Vec<usize>) {
         let kept = &mut merged[slot];
         kept.at = kept.at.max(touch.at);
         if touch.applied.is_some() {
+            // A later heartbeat that applied something new without metrics: the earlier
+            // metrics are forgotten (the store compares the map with what it has).
+            if touch.metrics.is_none() && touch.applied != kept.applied {
+                kept.metrics = None;
+            }
             kept.applied = touch.applied.clone();
         }
         if touch.output.is_some() {

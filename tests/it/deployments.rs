@@ -71,6 +71,21 @@ async fn report(server: &TestServer, config: &str, ids: &[String], unhealthy: &[
     }
 }
 
+/// Heartbeats that report the served version applied, with what each instance measured.
+async fn report_measured(server: &TestServer, config: &str, ids: &[String], error_rate: f64) {
+    for id in ids {
+        let checksum = served(server, config, id).await["checksum"].clone();
+        let (code, body) = server
+            .put_json(
+                &format!("/api/v1/registry/services/{SERVICE}/instances/{id}/heartbeat"),
+                &json!({"status": "passing", "applied": {config: checksum},
+                        "errorRate": error_rate, "latencyP99Ms": 80.5}),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+    }
+}
+
 async fn put(server: &TestServer, config: &str, value: u64) -> u64 {
     server
         .put_config(
@@ -462,7 +477,14 @@ async fn a_gate_judges_the_error_rates_and_latencies_instances_report() {
     )
     .await;
     let id = started["id"].as_str().unwrap();
-    until_state(&server, "metered", id, &ids, &[], "rolled_back").await;
+    // What they measured before applying is forgotten when they apply: the gate judges what
+    // they report running the new version.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while deployment(&server, id).await["state"] != "rolled_back" {
+        report_measured(&server, "metered", &ids, 0.2).await;
+        assert!(tokio::time::Instant::now() < deadline, "{:#?}", log(&server, id).await);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
     let entries = log(&server, id).await;
     let failure = entries.iter().find(|e| e["to"] == "rolling_back").unwrap();
     // The mean of what the instances that applied reported (in floating point).
@@ -472,6 +494,52 @@ async fn a_gate_judges_the_error_rates_and_latencies_instances_report() {
     assert!(
         failure["reason"].as_str().unwrap().contains("maxErrorRate"),
         "{failure}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_measured_before_applying_are_not_judged() {
+    let server = server().await;
+    let ids = fleet(4);
+    register_fleet(&server, &ids).await;
+    put(&server, "measured", 1).await;
+    // Version 1 errs a lot, and the instances say so before version 2 is deployed.
+    report_measured(&server, "measured", &ids, 0.3).await;
+    put(&server, "measured", 2).await;
+    let started = deploy(
+        &server,
+        "measured",
+        2,
+        json!({"rollout": {"type": "direct"}, "finalBakeSecs": 0,
+               "gate": {"applyTimeoutSecs": 20, "maxErrorRate": 0.05}}),
+    )
+    .await;
+    let id = started["id"].as_str().unwrap();
+    // They apply version 2 and report nothing yet: the gate waits for their metrics rather than
+    // judge version 1's.
+    for _ in 0..10 {
+        report(&server, "measured", &ids, &[]).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waiting = deployment(&server, id).await;
+    assert_eq!(waiting["state"], "deploying", "{waiting}");
+    let (_, instances) = server
+        .get_json(&format!("/api/v1/registry/services/{SERVICE}"))
+        .await;
+    assert!(!instances.to_string().contains("errorRate"), "{instances}");
+    // Version 2 does well.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while deployment(&server, id).await["state"] != "complete" {
+        report_measured(&server, "measured", &ids, 0.01).await;
+        assert!(tokio::time::Instant::now() < deadline, "{:#?}", log(&server, id).await);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(
+        log(&server, id)
+            .await
+            .iter()
+            .all(|entry| entry["to"] != "rolling_back"),
+        "version 1's errors never failed version 2"
     );
 }
 

@@ -96,7 +96,9 @@ pub enum Verdict {
 /// The verdict of `gate` on a step's `observations`, `elapsed_secs` after the step began. Health,
 /// error rate and latency are judged over the instances that applied the version (the others
 /// still run the previous one); a step whose applied instances fail is failed at once, one that
-/// is still waiting for instances to apply waits until `applyTimeoutSecs`.
+/// is still waiting for instances to apply, or for those that applied to report the metrics a
+/// limit is set on (they forget what they measured before applying), waits until
+/// `applyTimeoutSecs`.
 pub fn evaluate(gate: &Gate, observations: &[Observation], elapsed_secs: u64) -> Verdict {
     let targeted = observations.len() as u32;
     let applied: Vec<&Observation> = observations.iter().filter(|o| o.acked).collect();
@@ -155,19 +157,24 @@ pub fn evaluate(gate: &Gate, observations: &[Observation], elapsed_secs: u64) ->
         );
         return Verdict::Fail(measured, reason);
     }
-    if gate.max_error_rate.is_some() && measured.error_rate.is_none() {
-        return Verdict::NoData(
-            measured,
-            "no instance that applied reported an error rate".into(),
-        );
+    let missing = if gate.max_error_rate.is_some() && measured.error_rate.is_none() {
+        Some("an error rate")
+    } else if gate.max_latency_p99_ms.is_some() && measured.latency_p99_ms.is_none() {
+        Some("a p99 latency")
+    } else {
+        None
+    };
+    match missing {
+        Some(_) if elapsed_secs < gate.apply_timeout_secs => Verdict::Wait(measured),
+        Some(what) => {
+            let reason = format!(
+                "no instance that applied reported {what} within {} s",
+                gate.apply_timeout_secs
+            );
+            Verdict::NoData(measured, reason)
+        }
+        None => Verdict::Pass(measured),
     }
-    if gate.max_latency_p99_ms.is_some() && measured.latency_p99_ms.is_none() {
-        return Verdict::NoData(
-            measured,
-            "no instance that applied reported a p99 latency".into(),
-        );
-    }
-    Verdict::Pass(measured)
 }
 
 #[cfg(test)]
@@ -240,12 +247,14 @@ mod tests {
         assert!(
             matches!(evaluate(&gate, &erring, 1), Verdict::Fail(m, _) if m.error_rate == Some(0.1))
         );
-        // Only instances that applied are judged: old-version data passes nothing.
+        // Only instances that applied are judged: old-version data passes nothing. Those that
+        // applied are waited for until the apply timeout, then there is no data.
         let old_only = [seen(true, true, None), seen(false, true, Some(0.0))];
-        assert!(matches!(evaluate(&gate, &old_only, 1), Verdict::NoData(..)));
+        assert!(matches!(evaluate(&gate, &old_only, 1), Verdict::Wait(..)));
+        assert!(matches!(evaluate(&gate, &old_only, 30), Verdict::NoData(..)));
         let silent = [seen(true, true, None)];
         assert!(
-            matches!(evaluate(&gate, &silent, 1), Verdict::NoData(..)),
+            matches!(evaluate(&gate, &silent, 30), Verdict::NoData(..)),
             "no data never passes"
         );
         assert!(matches!(evaluate(&gate, &[], 1), Verdict::NoData(..)));

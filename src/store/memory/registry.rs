@@ -89,6 +89,10 @@ impl RegistryStore for MemoryStore {
                     {
                         instance.last_heartbeat = instance.last_heartbeat.max(millis(touch.at));
                         if let Some(applied) = &touch.applied {
+                            // What it measured before applying something new is forgotten.
+                            if touch.metrics.is_none() && *applied != instance.applied {
+                                instance.metrics = None;
+                            }
                             instance.applied = applied.clone();
                         }
                         if let Some(output) = &touch.output {
