@@ -13,7 +13,7 @@ mod send;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -87,6 +87,9 @@ pub struct Dispatcher {
     /// Wakes the sender: deliveries were recorded, or outcomes freed a group.
     send_wake: Notify,
     leading: AtomicBool,
+    /// How many times this process took the lease: the Kafka producer, which learns of a lease
+    /// change only between its passes, reads its cursor again when this moved.
+    leases: AtomicU64,
     /// The webhooks as last read, by id (fan-out matches events against them; their
     /// `failing_since` follows the outcomes recorded since).
     webhooks: Mutex<HashMap<String, Prepared>>,
@@ -132,6 +135,7 @@ impl Dispatcher {
             wake,
             send_wake: Notify::new(),
             leading: AtomicBool::new(false),
+            leases: AtomicU64::new(0),
             webhooks: Mutex::new(HashMap::new()),
             none_as_of: Mutex::new(None),
             in_flight: Mutex::new(HashSet::new()),
@@ -140,7 +144,7 @@ impl Dispatcher {
         }))
     }
 
-    /// Runs the three tasks until `shutdown`.
+    /// Runs the tasks until `shutdown`.
     pub async fn run(
         self: Arc<Self>,
         events: broadcast::Receiver<Arc<ChangeEvent>>,

@@ -23,6 +23,13 @@ use crate::core::notifications::model::{NewDelivery, Webhook};
 use crate::core::notifications::service::sealing_name;
 use crate::core::service::now;
 
+/// Why a pass of the Kafka producer failed: the broker (retried with backoff, on a new
+/// connection) or the database (retried in a second).
+enum Failed {
+    Broker(Error),
+    Store(Error),
+}
+
 impl Dispatcher {
     /// Holds the lease, fans out.
     pub(super) async fn feed(
@@ -46,7 +53,9 @@ impl Dispatcher {
                     webhook_cursor = None;
                     webhooks_read = None;
                 }
-                self.leading.store(leading, Ordering::Release);
+                if self.leading.swap(leading, Ordering::AcqRel) != leading && leading {
+                    self.leases.fetch_add(1, Ordering::AcqRel);
+                }
                 lease_checked = Some(Instant::now());
             }
             let mut caught_up = true;
@@ -204,10 +213,17 @@ impl Dispatcher {
     ) {
         let mut sink: Option<KafkaSink> = None;
         let mut cursor = None;
+        let mut lease = 0;
         let mut backoff = TICK;
         loop {
             let mut retry_in = None;
             if self.leading.load(Ordering::Acquire) {
+                // The lease was lost and taken again since the last pass: another replica may
+                // have moved the cursor meanwhile.
+                let current = self.leases.load(Ordering::Acquire);
+                if std::mem::replace(&mut lease, current) != current {
+                    cursor = None;
+                }
                 let fed = tokio::select! {
                     () = shutdown.cancelled() => return,
                     fed = self.feed_kafka(&mut sink, &mut cursor) => fed,
@@ -219,11 +235,15 @@ impl Dispatcher {
                             continue;
                         }
                     }
-                    Err(error) => {
+                    Err(Failed::Broker(error)) => {
                         tracing::warn!(%error, retry_in = ?backoff, "producing to Kafka failed; will retry");
                         sink = None;
                         retry_in = Some(backoff);
                         backoff = (backoff * 2).min(KAFKA_MAX_BACKOFF);
+                    }
+                    Err(Failed::Store(error)) => {
+                        tracing::warn!(%error, "cannot read or move the Kafka cursor yet; will retry");
+                        retry_in = Some(TICK);
                     }
                 }
             } else {
@@ -252,8 +272,12 @@ impl Dispatcher {
         &self,
         sink: &mut Option<KafkaSink>,
         cursor: &mut Option<u64>,
-    ) -> Result<bool> {
-        let Some((from, to, events)) = self.stretch(KAFKA_SINK, cursor).await? else {
+    ) -> Result<bool, Failed> {
+        let Some((from, to, events)) = self
+            .stretch(KAFKA_SINK, cursor)
+            .await
+            .map_err(Failed::Store)?
+        else {
             return Ok(true);
         };
         let producer = match sink {
@@ -261,7 +285,7 @@ impl Dispatcher {
             None => sink.insert(
                 KafkaSink::connect(&self.settings.kafka_brokers, &self.settings.kafka_topic)
                     .await
-                    .map_err(|e| Error::store_unavailable(e.to_string()))?,
+                    .map_err(|e| Failed::Broker(Error::store_unavailable(e.to_string())))?,
             ),
         };
         let records = events
@@ -270,7 +294,8 @@ impl Dispatcher {
                 let value = serde_json::to_vec(event).map_err(Error::internal)?;
                 Ok((event.config_id.clone(), value, event.at))
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()
+            .map_err(Failed::Store)?;
         let count = records.len() as u64;
         producer
             .produce(records)
@@ -280,10 +305,11 @@ impl Dispatcher {
                 records = count
             ))
             .await
-            .map_err(|e| Error::store_unavailable(e.to_string()))?;
+            .map_err(|e| Failed::Broker(Error::store_unavailable(e.to_string())))?;
         metrics::counter!("summit_kafka_records_total").increment(count);
         self.advance(KAFKA_SINK, cursor, from, to, Vec::new())
-            .await?;
+            .await
+            .map_err(Failed::Store)?;
         Ok(events.len() < FAN_OUT_BATCH as usize)
     }
 
