@@ -59,7 +59,6 @@ pub async fn run(ctx: &Context, args: Watch) -> Result<()> {
             }
             Err(failure) => return Err(failure),
         };
-        retry = Duration::from_millis(500);
         let mut buffer = String::new();
         'stream: while let Ok(Some(chunk)) = response.chunk().await {
             buffer.push_str(&String::from_utf8_lossy(&chunk));
@@ -71,11 +70,16 @@ pub async fn run(ctx: &Context, args: Watch) -> Result<()> {
                     Frame::Ended(code) => {
                         ended(&code)?;
                         // The store failed while the stream caught up: resume from here.
-                        eprintln!("watch: the server ended the stream ({code}); reconnecting");
+                        eprintln!(
+                            "watch: the server ended the stream ({code}); reconnecting in {retry:?}"
+                        );
                         tokio::time::sleep(retry).await;
+                        retry = (retry * 2).min(Duration::from_secs(30));
                         break 'stream;
                     }
                 };
+                // The backoff starts again once events flow.
+                retry = Duration::from_millis(500);
                 last = event["revision"].as_u64().or(last);
                 print_event(ctx.format, &event);
                 seen += 1;

@@ -3,6 +3,7 @@
 
 use super::*;
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
 #[tokio::test]
 async fn set_env_replaces_one_override_and_keeps_the_rest() {
@@ -371,34 +372,61 @@ async fn a_watch_whose_token_is_revoked_ends_with_the_unauthenticated_exit_code(
     let server = secured("").await;
     two_versions(&server).await;
     let args = [
-        "token", "create", "--name", "watcher", "--role", "config-reader", "-o", "json",
+        "token",
+        "create",
+        "--name",
+        "watcher",
+        "--role",
+        "config-reader",
+        "-o",
+        "json",
     ];
     let created = cli(&server, &args).await.ok().json();
     let text = created["tokenText"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
-    let watching = {
-        let base = server.base.clone();
-        tokio::spawn(
-            async move { cli_with(&base, &[("SUMMIT_TOKEN", &text)], &["watch"], None).await },
-        )
-    };
-    // Time for the watch to connect (a token revoked before it did is refused with 6 as
-    // well, but with another message, which the assertion below tells apart).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cwd = tempfile::tempdir().unwrap();
+    let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_summit-config"))
+        .args(["watch", "--from-revision", "0", "-o", "json"])
+        .env_clear()
+        .current_dir(cwd.path())
+        .env("SUMMIT_SERVER", &server.base)
+        .env("SUMMIT_TOKEN", &text)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    // Watching: it printed the first of the changes so far.
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("a first event")
+        .unwrap()
+        .expect("a line");
+    assert!(first.contains("\"revision\""), "{first}");
     cli(&server, &["token", "revoke", &id]).await.ok();
     // A change: the event the watch would send next.
     let staging = r#"{"timeoutMs": 900}"#;
-    cli_in(&server, &["set", "checkout", "--env", "staging", "-f", "-"], staging)
-        .await
-        .ok();
-    let run = tokio::time::timeout(Duration::from_secs(20), watching)
+    cli_in(
+        &server,
+        &["set", "checkout", "--env", "staging", "-f", "-"],
+        staging,
+    )
+    .await
+    .ok();
+    let status = tokio::time::timeout(Duration::from_secs(20), watch.wait())
         .await
         .expect("the watch ends")
         .unwrap();
-    assert_eq!(run.code, 6, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("the server ended the stream"),
-        "{}",
-        run.stderr
-    );
+    let mut stderr = String::new();
+    watch
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("the server ended the stream"), "{stderr}");
 }
