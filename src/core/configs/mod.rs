@@ -117,10 +117,10 @@ pub(crate) async fn cached_or_stored_head(
     }
 }
 
-/// Timestamps are kept to the microsecond, the precision every store keeps.
 /// The longest a write waits for this replica's cache to catch up with the database.
 const CATCH_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Timestamps are kept to the microsecond, the precision every store keeps.
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }

@@ -445,15 +445,15 @@ impl FlagService {
     ) -> Result<Written<u64>> {
         check_metadata(&metadata)?;
         self.configs.ensure_writable()?;
-        let _guard = self.write_lock.lock().await;
-        let mut set = self.flag_set().await?;
-        let mut live = set.heads.get(key).map_or(0, FlagHead::live_version);
-        if live == 0 && self.store.shared_by_replicas() {
-            // Created through another replica a moment ago, perhaps: read up to it first.
+        let live_in = |set: &FlagSet| set.heads.get(key).map_or(0, FlagHead::live_version);
+        if self.store.shared_by_replicas() && live_in(&*self.flag_set().await?) == 0 {
+            // Created through another replica a moment ago, perhaps: read up to it first
+            // (before the lock: other flag writes need not wait for it).
             self.configs.catch_up().await?;
-            set = self.flag_set().await?;
-            live = set.heads.get(key).map_or(0, FlagHead::live_version);
         }
+        let _guard = self.write_lock.lock().await;
+        let set = self.flag_set().await?;
+        let live = live_in(&set);
         if live == 0 {
             return Err(Error::not_found("flag", key.as_str()));
         }
