@@ -114,18 +114,20 @@ pub(crate) fn merge_touches(touches: &[Touch]) -> (Vec<Touch>, Vec<usize>) {
         });
         let kept = &mut merged[slot];
         kept.at = kept.at.max(touch.at);
+        // A later heartbeat that changed the applied map forgets the metrics, its own too (the
+        // store compares the merged map with the one it has).
+        let changed =
+            kept.applied.is_some() && touch.applied.is_some() && touch.applied != kept.applied;
+        if changed {
+            kept.metrics = None;
+        }
         if touch.applied.is_some() {
-            // A later heartbeat that applied something new without metrics: the earlier
-            // metrics are forgotten (the store compares the map with what it has).
-            if touch.metrics.is_none() && touch.applied != kept.applied {
-                kept.metrics = None;
-            }
             kept.applied = touch.applied.clone();
         }
         if touch.output.is_some() {
             kept.output = touch.output.clone();
         }
-        if touch.metrics.is_some() {
+        if touch.metrics.is_some() && !changed {
             kept.metrics = touch.metrics;
         }
         slots.push(slot);

@@ -482,7 +482,11 @@ async fn a_gate_judges_the_error_rates_and_latencies_instances_report() {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while deployment(&server, id).await["state"] != "rolled_back" {
         report_measured(&server, "metered", &ids, 0.2).await;
-        assert!(tokio::time::Instant::now() < deadline, "{:#?}", log(&server, id).await);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:#?}",
+            log(&server, id).await
+        );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     let entries = log(&server, id).await;
@@ -503,8 +507,17 @@ async fn metrics_measured_before_applying_are_not_judged() {
     let ids = fleet(4);
     register_fleet(&server, &ids).await;
     put(&server, "measured", 1).await;
-    // Version 1 errs a lot, and the instances say so before version 2 is deployed.
+    // Version 1 errs a lot, and the instances say so before version 2 is deployed (the first
+    // heartbeat that reports version 1 applied has its metrics forgotten, the second's count).
     report_measured(&server, "measured", &ids, 0.3).await;
+    report_measured(&server, "measured", &ids, 0.3).await;
+    let (_, instances) = server
+        .get_json(&format!("/api/v1/registry/services/{SERVICE}"))
+        .await;
+    assert!(
+        instances.to_string().contains("\"errorRate\":0.3"),
+        "{instances}"
+    );
     put(&server, "measured", 2).await;
     let started = deploy(
         &server,
@@ -515,8 +528,10 @@ async fn metrics_measured_before_applying_are_not_judged() {
     )
     .await;
     let id = started["id"].as_str().unwrap();
-    // They apply version 2 and report nothing yet: the gate waits for their metrics rather than
+    // They apply version 2, the heartbeat saying so still carrying what they measured running
+    // version 1, and then report nothing more yet: the gate waits for their metrics rather than
     // judge version 1's.
+    report_measured(&server, "measured", &ids, 0.3).await;
     for _ in 0..10 {
         report(&server, "measured", &ids, &[]).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -531,7 +546,11 @@ async fn metrics_measured_before_applying_are_not_judged() {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while deployment(&server, id).await["state"] != "complete" {
         report_measured(&server, "measured", &ids, 0.01).await;
-        assert!(tokio::time::Instant::now() < deadline, "{:#?}", log(&server, id).await);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:#?}",
+            log(&server, id).await
+        );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     assert!(

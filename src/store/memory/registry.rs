@@ -88,17 +88,22 @@ impl RegistryStore for MemoryStore {
                         if !instance.expired && instance.expires_at() >= millis(touch.at) =>
                     {
                         instance.last_heartbeat = instance.last_heartbeat.max(millis(touch.at));
+                        // A changed applied map forgets the metrics, the heartbeat's own too:
+                        // they were measured running what the instance ran before.
+                        let changed = touch
+                            .applied
+                            .as_ref()
+                            .is_some_and(|applied| *applied != instance.applied);
+                        if changed {
+                            instance.metrics = None;
+                        }
                         if let Some(applied) = &touch.applied {
-                            // What it measured before applying something new is forgotten.
-                            if touch.metrics.is_none() && *applied != instance.applied {
-                                instance.metrics = None;
-                            }
                             instance.applied = applied.clone();
                         }
                         if let Some(output) = &touch.output {
                             instance.output = Some(output.clone());
                         }
-                        if touch.metrics.is_some() {
+                        if touch.metrics.is_some() && !changed {
                             instance.metrics = touch.metrics;
                         }
                         true

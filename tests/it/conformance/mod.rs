@@ -81,6 +81,7 @@ macro_rules! store_conformance_suite {
             secrets::a_write_commits_its_announcements_in_its_transaction_and_a_failed_one_none,
             registry::an_instance_write_takes_the_next_version_and_a_revision_under_its_expectation,
             registry::heartbeats_touch_live_instances_in_one_call_and_refuse_the_others,
+            registry::a_heartbeat_that_changes_the_applied_map_forgets_the_metrics,
             registry::overdue_instances_are_expired_or_removed_only_as_they_were_read,
             strategies::strategy_versions_round_trip_and_a_delete_keeps_history,
             deployments::one_active_deployment_per_target_moved_only_from_the_seq_it_was_read_at,

@@ -12,7 +12,7 @@ use summit_config::core::model::AuditDraft;
 use summit_config::core::ports::{
     InstanceExpectation, InstanceRemove, InstanceWrite, Store, Touch,
 };
-use summit_config::core::registry::model::{Instance, Maintenance, Status};
+use summit_config::core::registry::model::{Instance, InstanceMetrics, Maintenance, Status};
 use summit_config::core::service::now;
 
 fn service(name: &str) -> ServiceName {
@@ -212,6 +212,78 @@ pub(super) async fn heartbeats_touch_live_instances_in_one_call_and_refuse_the_o
         revision,
         "heartbeats record no change"
     );
+}
+
+pub(super) async fn a_heartbeat_that_changes_the_applied_map_forgets_the_metrics(
+    store: Arc<dyn Store>,
+) {
+    let at = now();
+    store
+        .put_instance(write(instance("svc", "web", at), version(0)))
+        .await
+        .unwrap();
+    let applied = |checksum: char| {
+        Some(BTreeMap::from([(
+            ConfigId::parse("checkout").unwrap(),
+            checksum.to_string().repeat(64),
+        )]))
+    };
+    let measured = |rate: f64| {
+        Some(InstanceMetrics {
+            error_rate: Some(rate),
+            latency_p99_ms: Some(80.5),
+        })
+    };
+    let beat = |applied, metrics| Touch {
+        applied,
+        metrics,
+        ..touch("svc", "web", at)
+    };
+    let metrics = || async {
+        store
+            .instance(&service("svc"), &id("web"))
+            .await
+            .unwrap()
+            .unwrap()
+            .metrics
+            .and_then(|m| m.error_rate)
+    };
+    // Applied first, then measured running it: kept; a heartbeat without metrics keeps them.
+    store
+        .touch_instances(&[beat(applied('a'), None)])
+        .await
+        .unwrap();
+    store
+        .touch_instances(&[beat(applied('a'), measured(0.3))])
+        .await
+        .unwrap();
+    store
+        .touch_instances(&[beat(applied('a'), None)])
+        .await
+        .unwrap();
+    assert_eq!(metrics().await, Some(0.3));
+    // Something new applied: forgotten, the heartbeat's own metrics too.
+    store
+        .touch_instances(&[beat(applied('b'), measured(0.2))])
+        .await
+        .unwrap();
+    assert_eq!(metrics().await, None);
+    store
+        .touch_instances(&[beat(None, measured(0.01))])
+        .await
+        .unwrap();
+    assert_eq!(metrics().await, Some(0.01));
+    // In one batch: metrics, then the same map again, keep them; a new map after them does not.
+    store
+        .touch_instances(&[beat(None, measured(0.02)), beat(applied('b'), None)])
+        .await
+        .unwrap();
+    assert_eq!(metrics().await, Some(0.02));
+    store
+        .touch_instances(&[beat(applied('b'), measured(0.03)), beat(applied('c'), None)])
+        .await
+        .unwrap();
+    assert_eq!(metrics().await, None);
 }
 
 pub(super) async fn overdue_instances_are_expired_or_removed_only_as_they_were_read(

@@ -102,14 +102,17 @@ impl RegistryService {
             }
             self.applied.insert(key, (applied_hash(&applied), at));
         }
-        if let Some(applied) = &heartbeat.applied {
-            instance.applied = applied.clone();
+        // As the store does: a changed applied map forgets the metrics, the heartbeat's own too.
+        match &heartbeat.applied {
+            Some(applied) if *applied != instance.applied => {
+                instance.applied = applied.clone();
+                instance.metrics = None;
+            }
+            _ if heartbeat.metrics.is_some() => instance.metrics = heartbeat.metrics,
+            _ => {}
         }
         if heartbeat.output.is_some() {
             instance.output = heartbeat.output.clone();
-        }
-        if heartbeat.metrics.is_some() {
-            instance.metrics = heartbeat.metrics;
         }
         match heartbeat {
             CheckedHeartbeat {
