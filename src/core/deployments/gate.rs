@@ -251,7 +251,10 @@ mod tests {
         // applied are waited for until the apply timeout, then there is no data.
         let old_only = [seen(true, true, None), seen(false, true, Some(0.0))];
         assert!(matches!(evaluate(&gate, &old_only, 1), Verdict::Wait(..)));
-        assert!(matches!(evaluate(&gate, &old_only, 30), Verdict::NoData(..)));
+        assert!(matches!(
+            evaluate(&gate, &old_only, 30),
+            Verdict::NoData(..)
+        ));
         let silent = [seen(true, true, None)];
         assert!(
             matches!(evaluate(&gate, &silent, 30), Verdict::NoData(..)),
