@@ -147,6 +147,27 @@ async fn until_state(
     }
 }
 
+/// As `until_state`, the instances reporting `error_rate` with every heartbeat.
+async fn until_measured_state(
+    server: &TestServer,
+    config: &str,
+    id: &str,
+    ids: &[String],
+    error_rate: f64,
+    state: &str,
+) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while deployment(server, id).await["state"] != state {
+        report_measured(server, config, ids, error_rate).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deployment never reached {state}: {:#?}",
+            log(server, id).await
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
 /// Polls until `instance` is served `version`: what is served follows a transition read back
 /// through the API within moments (it is refreshed right after the commit).
 async fn until_served(server: &TestServer, config: &str, instance: &str, version: u64) {
@@ -479,16 +500,7 @@ async fn a_gate_judges_the_error_rates_and_latencies_instances_report() {
     let id = started["id"].as_str().unwrap();
     // What they measured before applying is forgotten when they apply: the gate judges what
     // they report running the new version.
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while deployment(&server, id).await["state"] != "rolled_back" {
-        report_measured(&server, "metered", &ids, 0.2).await;
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:#?}",
-            log(&server, id).await
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    until_measured_state(&server, "metered", id, &ids, 0.2, "rolled_back").await;
     let entries = log(&server, id).await;
     let failure = entries.iter().find(|e| e["to"] == "rolling_back").unwrap();
     // The mean of what the instances that applied reported (in floating point).
@@ -543,16 +555,7 @@ async fn metrics_measured_before_applying_are_not_judged() {
         .await;
     assert!(!instances.to_string().contains("errorRate"), "{instances}");
     // Version 2 does well.
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while deployment(&server, id).await["state"] != "complete" {
-        report_measured(&server, "measured", &ids, 0.01).await;
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:#?}",
-            log(&server, id).await
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    until_measured_state(&server, "measured", id, &ids, 0.01, "complete").await;
     assert!(
         log(&server, id)
             .await
