@@ -1249,3 +1249,31 @@ async fn deleting_the_config_stops_its_deployment() {
     let entries = log(&server, id).await;
     assert_eq!(entries.last().unwrap()["triggeredBy"], "internal");
 }
+
+#[tokio::test]
+async fn a_secret_change_reaches_a_config_whose_released_version_refers_to_it() {
+    let server = server().await;
+    let secret = |value: &str| json!({"value": value, "metadata": meta("ops", "set")});
+    let (status, body) = server.put_json("/api/v1/secrets/db", &secret("one")).await;
+    assert!(status == 200 || status == 201, "{body}");
+    // Version 1 refers to the secret and stays released in production; version 2 does not.
+    server
+        .put_config(
+            "orders",
+            json!({"config": {"password": {"$secret": "store:db"}}, "metadata": meta("dev", "v1")}),
+        )
+        .await;
+    put(&server, "orders", 2).await;
+    let (status, body) = server.put_json("/api/v1/secrets/db", &secret("two")).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, audit) = server.get_json("/api/v1/configs/orders/audit").await;
+    assert_eq!(status, 200, "{audit}");
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|entry| entry["action"] == "config.secrets_changed"),
+        "production's watchers are told: {audit}"
+    );
+}

@@ -115,6 +115,21 @@ impl Serving {
         env.released.clone().unwrap_or_else(|| latest.clone())
     }
 
+    /// The versions of `config` served instead of its latest somewhere: its releases and its
+    /// active deployments' versions (none where deployments are not required).
+    pub fn held_back(&self, config: &ConfigId) -> Vec<Arc<ConfigVersion>> {
+        let configs = self.configs.read();
+        let Some(envs) = configs.get(config) else {
+            return Vec::new();
+        };
+        envs.values()
+            .flat_map(|env| {
+                let deployed = env.deployment.as_ref().map(|d| &d.version);
+                env.released.iter().chain(deployed).cloned()
+            })
+            .collect()
+    }
+
     /// The released version of the config in `environment`: the latest when it has none yet.
     pub fn released(&self, latest: &Arc<ConfigVersion>, environment: &str) -> u64 {
         self.served(latest, Some(environment), None).version

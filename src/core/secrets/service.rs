@@ -23,7 +23,7 @@ use crate::core::configs::{ConfigService, now};
 use crate::core::error::{Error, Result};
 use crate::core::events::kind;
 use crate::core::ids::SecretName;
-use crate::core::model::{AuditDraft, ConfigDocument, Metadata};
+use crate::core::model::{AuditDraft, ConfigDocument, ConfigVersion, Metadata};
 use crate::core::ports::{
     Documents, ReadCache, Record, SecretDeleteWrite, SecretWrite, Storage, Store,
 };
@@ -385,12 +385,20 @@ impl SecretService {
     /// What tells the watchers of every live config that references `name` (`store:NAME`)
     /// that its resolved value changed, recorded with the secret's write: one
     /// `config.secrets_changed` change (revision, event, audit record) per config, subject the
-    /// config id, version its live version.
+    /// config id, version its live version. A config counts when its latest version refers to
+    /// the secret, or a version it serves instead somewhere (a release, a deployment's).
     async fn announcements(&self, name: &SecretName, message: String) -> Result<Vec<Record>> {
         let heads = self.store.configs().heads().await?;
+        let serving = self.configs.serving();
+        let refers =
+            |version: &ConfigVersion| references_store_secret(&version.document, name.as_str());
         Ok(heads
             .iter()
-            .filter(|h| !h.deleted && references_store_secret(&h.latest.document, name.as_str()))
+            .filter(|h| {
+                !h.deleted
+                    && (refers(&h.latest)
+                        || serving.held_back(&h.latest.id).iter().any(|v| refers(v)))
+            })
             .map(|head| Record {
                 kind: kind::CONFIG_SECRETS_CHANGED,
                 subject: head.latest.id.to_string(),
