@@ -891,3 +891,25 @@ async fn an_environment_scoped_token_checks_and_registers_only_in_its_environmen
     .await;
     assert_eq!(status, 201, "{created}");
 }
+
+#[tokio::test]
+async fn a_heartbeat_output_with_terminal_escapes_is_refused_and_changes_nothing() {
+    let server = TestServer::spawn().await;
+    register(
+        &server,
+        json!({"serviceName": "payments", "instanceId": "p-1",
+               "serviceUrl": "http://127.0.0.1:9001", "environment": "production"}),
+    )
+    .await;
+    let fine = json!({"status": "warning", "output": "slow disk\n\tsda: 92%"});
+    let (status, body) = heartbeat(&server, "payments", "p-1", fine).await;
+    assert_eq!(status, 200, "{body}");
+    // An ANSI escape would clear the screen of whoever reads the instance in a terminal.
+    let escape = json!({"status": "critical", "output": "\u{1b}[2Jall good"});
+    let (status, problem) = heartbeat(&server, "payments", "p-1", escape).await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["field"], "/output");
+    let (_, service) = server.get_json("/api/v1/registry/services/payments").await;
+    assert!(service.to_string().contains("slow disk"), "{service}");
+    assert!(!service.to_string().contains("critical"), "{service}");
+}

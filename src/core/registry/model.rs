@@ -331,8 +331,16 @@ impl Heartbeat {
                 format!("output must be at most {MAX_OUTPUT_BYTES} bytes"),
             ));
         }
-        if let Some(output) = &self.output {
-            crate::core::validation::refuse_nul("/output", output)?;
+        // Shown to every reader, CLIs and logs included: no terminal escapes.
+        if let Some(output) = &self.output
+            && output
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(Error::invalid(
+                "/output",
+                "output must not contain control characters other than newline and tab",
+            ));
         }
         let applied = match self.applied {
             None => None,
