@@ -245,7 +245,15 @@ impl RegistryService {
                 .await
             {
                 Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => continue,
-                other => return other,
+                other => {
+                    if other.is_ok() {
+                        // Registered anew (perhaps in another environment): its next applied
+                        // map is recorded, not taken for one this replica recorded lately.
+                        self.applied
+                            .remove(&subject(&checked.service_name, &instance_id));
+                    }
+                    return other;
+                }
             }
         }
         unreachable!("the last attempt returns")
@@ -258,18 +266,28 @@ impl RegistryService {
         id: &InstanceId,
     ) -> Result<()> {
         caller.require_on_service(Permission::Register, service.as_str())?;
-        let Some(instance) = self.store.instance(service, id).await? else {
-            return Err(not_registered(service, id));
-        };
-        require_instance_environment(caller, &instance)?;
-        self.remove(
-            &instance,
-            InstanceExpectation::default(),
-            kind::INSTANCE_DEREGISTERED,
-            &caller.actor_or("anonymous"),
-            None,
-        )
-        .await
+        for attempt in 1..=ATTEMPTS {
+            let Some(instance) = self.store.instance(service, id).await? else {
+                return Err(not_registered(service, id));
+            };
+            require_instance_environment(caller, &instance)?;
+            // Only as read: a registration in between (perhaps into an environment the caller
+            // may not touch) is judged again.
+            match self
+                .remove(
+                    &instance,
+                    InstanceExpectation::as_read(&instance),
+                    kind::INSTANCE_DEREGISTERED,
+                    &caller.actor_or("anonymous"),
+                    None,
+                )
+                .await
+            {
+                Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+        unreachable!("the last attempt returns")
     }
 
     /// Records a new status (from a heartbeat or a health check), conditional on the version it
