@@ -69,8 +69,14 @@ impl DocumentStore<ConfigDocument> for CachedStore {
         let new_version = write.version.clone();
         let id = new_version.id.clone();
         let skipped = self.skipped.load(Ordering::SeqCst);
+        // On a conflict the schema is read again too: another replica may have changed it
+        // (its event not followed here yet), and the write's one retry must validate against it.
+        let refresh = async {
+            self.forget_schema(&id);
+            self.reload(&id).await
+        };
         let committed = self
-            .refreshing_on_conflict(id.as_str(), self.configs().append(write), self.reload(&id))
+            .refreshing_on_conflict(id.as_str(), self.configs().append(write), refresh)
             .await?;
         self.remember_unless_skipped(
             skipped,
