@@ -197,6 +197,15 @@ pub async fn write_config(
                 let schema = put_schema(client, id, schema, meta).await;
                 vec![(Kind::Config, written), (Kind::Schema, schema)]
             }
+            // Refused otherwise: the document waits for its schema, so that the two never
+            // part (a document served under the schema it was not meant for).
+            Err(failure) => {
+                let waits = Failure::other(format!(
+                    "not written: its schema was refused ({})",
+                    failure.one_line()
+                ));
+                vec![(Kind::Schema, Err(failure)), (Kind::Config, Err(waits))]
+            }
             first => vec![
                 (Kind::Schema, first),
                 (Kind::Config, put_document(client, id, document, meta).await),
