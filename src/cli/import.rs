@@ -172,6 +172,19 @@ async fn import_config(
                 remote::write_config(client, id, Some((&document, base)), None, &meta).await;
             match written.into_iter().next() {
                 Some((_, Ok(Outcome::Written(version)))) => base = version,
+                // Writes here need approval: a history cannot be replayed version by version.
+                // The request the first one made is withdrawn, and the config is proposed as
+                // exported, in one request.
+                Some((kind, Ok(Outcome::Pending(request)))) => {
+                    let reason = "import: a history is not replayed where writes need approval";
+                    if let Err(failure) =
+                        remote::cancel_request(client, &request, reason, &meta).await
+                    {
+                        lines.push(line(kind, "failed", Some(Err(failure))));
+                        return lines;
+                    }
+                    break;
+                }
                 Some((kind, outcome)) => {
                     lines.push(line(kind, "failed", Some(outcome)));
                     return lines;

@@ -324,3 +324,50 @@ async fn policies_decide_what_happens_to_what_exists_and_a_changed_file_stops_th
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("summit-export.json"), "{}", run.stderr);
 }
+
+#[tokio::test]
+async fn a_history_is_not_replayed_where_writes_need_approval_and_one_request_proposes_the_export()
+{
+    let source = secured("").await;
+    for timeout in [3000, 2500, 1000] {
+        let doc = json!({"config": {"timeoutMs": timeout}}).to_string();
+        cli_in(&source, &["set", "checkout", "-f", "-"], &doc)
+            .await
+            .ok();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("export");
+    let dir = dir.to_str().unwrap();
+    cli(&source, &["export", dir, "--history"]).await.ok();
+
+    let target = secured("production=1").await;
+    let alice = token(&target, "alice", "config-admin").await;
+    let imported = cli_as(&target, &alice, &["import", dir, "-o", "json"], None)
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        imported["pending"].as_array().map(Vec::len),
+        Some(1),
+        "{imported}"
+    );
+    let all = cli(&target, &["pending", "--all", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let requests = all["items"].as_array().unwrap();
+    let pending: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["status"] == "pending")
+        .collect();
+    assert_eq!(pending.len(), 1, "{all}");
+    assert_eq!(
+        pending[0]["operation"]["document"]["config"],
+        json!({"timeoutMs": 1000}),
+        "the config as exported: {all}"
+    );
+    assert!(
+        requests.iter().any(|r| r["status"] == "cancelled"),
+        "the first version's request withdrawn: {all}"
+    );
+}
