@@ -276,7 +276,7 @@ struct ValueQuery {
     path = "/api/v1/secrets/{name}/value",
     tag = "secrets",
     operation_id = "getSecretValue",
-    summary = "Read a value (audited; needs the permission to resolve secrets)",
+    summary = "Read a value (audited; needs manage-secrets)",
     params(("name" = String, Path, description = "Secret name"), ValueQuery),
     responses(
         (status = 200, description = "The value; `Cache-Control: no-store`", body = crate::core::secrets::model::SecretValue),
