@@ -890,6 +890,26 @@ async fn an_environment_scoped_token_checks_and_registers_only_in_its_environmen
     )
     .await;
     assert_eq!(status, 201, "{created}");
+    // A service with no instance in its environments is one it does not know, as when read.
+    let mut elsewhere = instance("billing", "prod-9", good.port());
+    elsewhere["environment"] = json!("production");
+    let (status, _) = call(
+        &server,
+        ADMIN,
+        Method::POST,
+        "/api/v1/registry/register",
+        Some(elsewhere),
+    )
+    .await;
+    assert_eq!(status, 201);
+    for (method, path) in [
+        (Method::POST, "/api/v1/registry/services/billing/health"),
+        (Method::GET, "/api/v1/registry/services/billing"),
+    ] {
+        let body = (method == Method::POST).then(|| json!({}));
+        let (status, problem) = call(&server, &staging, method, path, body).await;
+        assert_eq!(status, 404, "{path}: {problem}");
+    }
 }
 
 #[tokio::test]

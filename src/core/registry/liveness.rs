@@ -27,12 +27,13 @@ impl RegistryService {
     ) -> Result<Vec<CheckResult>> {
         caller.require_on_service(Permission::Write, service.as_str())?;
         let mut instances = self.store.instances(Some(service)).await?;
+        // An environment-scoped caller checks (and changes the status of) only the instances
+        // of its environments, as it reads only those: none of them is a service unknown to
+        // it, as `GET …/services/{service}` answers.
+        instances.retain(|instance| super::discovery::visible(caller, instance));
         if instances.is_empty() {
             return Err(Error::not_found("service", service.as_str()));
         }
-        // An environment-scoped caller checks (and changes the status of) only the instances
-        // of its environments, as it reads only those.
-        instances.retain(|instance| super::discovery::visible(caller, instance));
         let actor = caller.actor_or("anonymous");
         self.check(instances, &actor).await
     }
@@ -63,6 +64,9 @@ impl RegistryService {
         let mut results = Vec::with_capacity(checked.len());
         for (instance, result) in checked {
             let id = instance.instance_id.to_string();
+            // An expired instance stays expired (critical) whatever its endpoint answers: it
+            // must register again; the answer is not a status it has.
+            let result = result.filter(|_| !instance.expired);
             let Some((status, output)) = result else {
                 results.push(CheckResult {
                     instance_id: id,
@@ -72,7 +76,7 @@ impl RegistryService {
                 });
                 continue;
             };
-            if status != instance.status && !instance.expired {
+            if status != instance.status {
                 let subject = instance.subject();
                 match self
                     .change_status(instance, status, output.clone(), actor)
