@@ -123,6 +123,11 @@ pub async fn export(ctx: &Context, args: Export) -> Result<()> {
             )?;
         }
     }
+    // Both folders even when empty: an export of a server with nothing in it imports too.
+    for folder in [CONFIGS, FLAGS] {
+        std::fs::create_dir_all(dir.join(folder))
+            .map_err(|e| Failure::usage(format!("{}: {e}", dir.join(folder).display())))?;
+    }
     let store = store_secrets(client).await?;
     let secrets = json!({
         "references": references,

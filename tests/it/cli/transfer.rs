@@ -371,3 +371,18 @@ async fn a_history_is_not_replayed_where_writes_need_approval_and_one_request_pr
         "the first version's request withdrawn: {all}"
     );
 }
+
+#[tokio::test]
+async fn an_export_of_an_empty_server_imports() {
+    let source = secured("").await;
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("export");
+    let dir = dir.to_str().unwrap();
+    cli(&source, &["export", dir]).await.ok();
+    let target = secured("").await;
+    let imported = cli(&target, &["import", dir, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(imported["created"], json!([]), "{imported}");
+}
