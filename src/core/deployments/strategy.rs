@@ -283,7 +283,16 @@ impl Strategy {
                             "autoPromote needs promoteAfterSecs",
                         ));
                     }
-                    (_, Some(secs)) => check_secs(*secs, "/rollout/promoteAfterSecs")?,
+                    // Without autoPromote the preview waits for `promote`: a time would be
+                    // ignored, and the one who set it expects it to count.
+                    (false, Some(_)) => {
+                        return Err(Error::invalid(
+                            "/rollout/promoteAfterSecs",
+                            "promoteAfterSecs needs autoPromote (without it, the preview waits \
+                             for promote)",
+                        ));
+                    }
+                    (true, Some(secs)) => check_secs(*secs, "/rollout/promoteAfterSecs")?,
                     (false, None) => {}
                 }
             }

@@ -118,6 +118,10 @@ fn bad_strategies_name_the_field() {
             "/rollout/promoteAfterSecs",
         ),
         (
+            rollout(serde_json::json!({"type": "blue-green", "promoteAfterSecs": 600})),
+            "/rollout/promoteAfterSecs",
+        ),
+        (
             serde_json::json!({"rollout": {"type": "direct"}, "gate": {"minAckRatio": 1.5}}),
             "/gate/minAckRatio",
         ),
