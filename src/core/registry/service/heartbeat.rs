@@ -94,13 +94,22 @@ impl RegistryService {
         let mut instance = known;
         instance.last_heartbeat = at;
         if let Some(applied) = changed {
-            self.record_applied(caller, &instance, &applied, at).await?;
-            if self.applied.len() >= MAX_APPLIED_MEMO {
-                // Instances come and go (removals on other replicas leave entries here): start
-                // over rather than grow; each instance reports once more.
-                self.applied.clear();
+            // The heartbeat is stored: a report that fails now (a config deleted since it was
+            // checked) is not the heartbeat's failure; the next heartbeat reports again.
+            match self.record_applied(caller, &instance, &applied, at).await {
+                Ok(()) => {
+                    if self.applied.len() >= MAX_APPLIED_MEMO {
+                        // Instances come and go (removals on other replicas leave entries
+                        // here): start over rather than grow; each instance reports once more.
+                        self.applied.clear();
+                    }
+                    self.applied.insert(key, (applied_hash(&applied), at));
+                }
+                Err(error) => tracing::warn!(
+                    instance = %key, %error,
+                    "recording an applied-state report failed; the next heartbeat reports again"
+                ),
             }
-            self.applied.insert(key, (applied_hash(&applied), at));
         }
         // As the store does: a changed applied map forgets the metrics, the heartbeat's own too.
         match &heartbeat.applied {
