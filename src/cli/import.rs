@@ -64,16 +64,23 @@ pub async fn import(ctx: &Context, args: Import) -> Result<()> {
     // What exists and differs from the export; identical items are left as they are.
     let mut existing = Vec::new();
     for (id, live) in &live_configs {
-        if let Some((version, document)) = &live.current {
-            let entry = &configs[id];
-            if *document != entry.document
-                || (entry.schema.is_some() && live.schema != entry.schema)
-            {
+        let entry = &configs[id];
+        let schema_differs = entry.schema.is_some() && live.schema != entry.schema;
+        match &live.current {
+            Some((version, document)) if *document != entry.document || schema_differs => {
                 existing.push((
                     format!("config {id}"),
                     format!("exists (version {version})"),
                 ));
             }
+            // A schema outlives its config's delete: it is something here too.
+            None if schema_differs && live.schema.is_some() => {
+                existing.push((
+                    format!("config {id}"),
+                    "its schema exists (the config was deleted)".to_owned(),
+                ));
+            }
+            _ => {}
         }
     }
     for (key, definition) in &flags {
@@ -150,6 +157,9 @@ async fn import_config(
     };
     let schema_changes = entry.schema.is_some() && live.schema != entry.schema;
     let (result, base) = match &live.current {
+        None if schema_changes && live.schema.is_some() && args.policy == Policy::Skip => {
+            return vec![line(Kind::Config, "skipped", None)];
+        }
         None => ("created", 0),
         Some((_, document)) if *document == entry.document && !schema_changes => {
             return vec![line(Kind::Config, "unchanged", None)];

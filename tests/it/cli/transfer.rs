@@ -386,3 +386,70 @@ async fn an_export_of_an_empty_server_imports() {
         .json();
     assert_eq!(imported["created"], json!([]), "{imported}");
 }
+
+#[tokio::test]
+async fn a_schema_left_by_a_deleted_config_is_something_the_policy_decides_on() {
+    let source = secured("").await;
+    cli_in(
+        &source,
+        &["set", "checkout", "-f", "-"],
+        r#"{"config": {"timeoutMs": 1000}}"#,
+    )
+    .await
+    .ok();
+    let schema = r#"{"type": "object", "required": ["timeoutMs"]}"#;
+    cli_in(
+        &source,
+        &["schema", "register", "checkout", "-f", "-"],
+        schema,
+    )
+    .await
+    .ok();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("export");
+    let dir = dir.to_str().unwrap();
+    cli(&source, &["export", dir]).await.ok();
+
+    // Here the config had another schema and was deleted; its schema stays.
+    let target = secured("").await;
+    cli_in(
+        &target,
+        &["set", "checkout", "-f", "-"],
+        r#"{"config": {"retries": 1}}"#,
+    )
+    .await
+    .ok();
+    let other = r#"{"type": "object", "required": ["retries"]}"#;
+    cli_in(
+        &target,
+        &["schema", "register", "checkout", "-f", "-"],
+        other,
+    )
+    .await
+    .ok();
+    let (status, _) = crate::authorization::call(
+        &target,
+        ADMIN,
+        reqwest::Method::DELETE,
+        "/api/v1/configs/checkout",
+        Some(json!({"metadata": {"actor": "ops", "message": "gone"}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let abort = cli(&target, &["import", dir]).await;
+    assert_eq!(abort.code, 4, "{}", abort.stderr);
+    assert!(
+        abort.stderr.contains("config checkout: its schema exists"),
+        "{}",
+        abort.stderr
+    );
+    let skip = cli(&target, &["import", dir, "--policy", "skip", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        skip["skipped"],
+        json!([{"kind": "config", "id": "checkout"}])
+    );
+    assert_eq!(cli(&target, &["get", "checkout"]).await.code, 3);
+}
