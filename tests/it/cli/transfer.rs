@@ -254,12 +254,8 @@ async fn policies_decide_what_happens_to_what_exists_and_a_changed_file_stops_th
         "nothing was imported"
     );
 
-    let skip = cli(&target, &["import", dir, "--policy", "skip", "-o", "json"])
-        .await
-        .ok()
-        .json();
     assert_eq!(
-        skip["skipped"],
+        skipped_by_import(&target, dir).await,
         json!([{"kind": "config", "id": "payments"}])
     );
     let payments = cli(&target, &["get", "payments", "-o", "json"])
@@ -387,24 +383,35 @@ async fn an_export_of_an_empty_server_imports() {
     assert_eq!(imported["created"], json!([]), "{imported}");
 }
 
+/// What `import --policy skip` of `dir` skipped.
+async fn skipped_by_import(server: &TestServer, dir: &str) -> Value {
+    let skip = cli(server, &["import", dir, "--policy", "skip", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    skip["skipped"].clone()
+}
+
+/// `checkout` with `{field: 1}` and a schema that requires `field`.
+async fn checkout_with_schema(server: &TestServer, field: &str) {
+    let document = json!({"config": {field: 1}}).to_string();
+    cli_in(server, &["set", "checkout", "-f", "-"], &document)
+        .await
+        .ok();
+    let schema = json!({"type": "object", "required": [field]}).to_string();
+    cli_in(
+        server,
+        &["schema", "register", "checkout", "-f", "-"],
+        &schema,
+    )
+    .await
+    .ok();
+}
+
 #[tokio::test]
 async fn a_schema_left_by_a_deleted_config_is_something_the_policy_decides_on() {
     let source = secured("").await;
-    cli_in(
-        &source,
-        &["set", "checkout", "-f", "-"],
-        r#"{"config": {"timeoutMs": 1000}}"#,
-    )
-    .await
-    .ok();
-    let schema = r#"{"type": "object", "required": ["timeoutMs"]}"#;
-    cli_in(
-        &source,
-        &["schema", "register", "checkout", "-f", "-"],
-        schema,
-    )
-    .await
-    .ok();
+    checkout_with_schema(&source, "timeoutMs").await;
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("export");
     let dir = dir.to_str().unwrap();
@@ -412,21 +419,7 @@ async fn a_schema_left_by_a_deleted_config_is_something_the_policy_decides_on() 
 
     // Here the config had another schema and was deleted; its schema stays.
     let target = secured("").await;
-    cli_in(
-        &target,
-        &["set", "checkout", "-f", "-"],
-        r#"{"config": {"retries": 1}}"#,
-    )
-    .await
-    .ok();
-    let other = r#"{"type": "object", "required": ["retries"]}"#;
-    cli_in(
-        &target,
-        &["schema", "register", "checkout", "-f", "-"],
-        other,
-    )
-    .await
-    .ok();
+    checkout_with_schema(&target, "retries").await;
     let (status, _) = crate::authorization::call(
         &target,
         ADMIN,
@@ -443,12 +436,8 @@ async fn a_schema_left_by_a_deleted_config_is_something_the_policy_decides_on() 
         "{}",
         abort.stderr
     );
-    let skip = cli(&target, &["import", dir, "--policy", "skip", "-o", "json"])
-        .await
-        .ok()
-        .json();
     assert_eq!(
-        skip["skipped"],
+        skipped_by_import(&target, dir).await,
         json!([{"kind": "config", "id": "checkout"}])
     );
     assert_eq!(cli(&target, &["get", "checkout"]).await.code, 3);
