@@ -4,7 +4,7 @@ use clap::Args;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::client::{Result, segment};
+use super::client::{Client, Result, segment};
 use super::configs::change_request_line;
 use super::output::{self, cell, when};
 use super::{Common, Context};
@@ -92,18 +92,22 @@ fn approvals(request: &Value) -> String {
 
 pub async fn approve(ctx: &Context, args: Approve) -> Result<()> {
     let body = json!({ "metadata": super::metadata(None) });
-    let mut request = act(ctx, &args.request, "approve", &body).await?;
+    let mut request = act(&ctx.client, &args.request, "approve", &body).await?;
     if args.apply && request["status"] == "approved" {
-        request = act(ctx, &args.request, "apply", &body).await?;
+        request = act(&ctx.client, &args.request, "apply", &body).await?;
     }
     output::show(ctx.format, &request, describe)
 }
 
 /// `POST /api/v1/change-requests/{id}/{action}`: the request as it stands afterwards.
-async fn act(ctx: &Context, request: &str, action: &str, body: &Value) -> Result<Value> {
+pub(super) async fn act(
+    client: &Client,
+    request: &str,
+    action: &str,
+    body: &Value,
+) -> Result<Value> {
     let path = format!("/api/v1/change-requests/{}/{action}", segment(request));
-    Ok(ctx
-        .client
+    Ok(client
         .call(Method::POST, &path, &[], Some(body))
         .await?
         .body)
@@ -125,13 +129,13 @@ pub async fn cancel(ctx: &Context, args: Cancel) -> Result<()> {
     if let Some(reason) = args.reason {
         body["reason"] = reason.into();
     }
-    let request = act(ctx, &args.request, "cancel", &body).await?;
+    let request = act(&ctx.client, &args.request, "cancel", &body).await?;
     output::show(ctx.format, &request, describe)
 }
 
 pub async fn reject(ctx: &Context, args: Reject) -> Result<()> {
     let body = json!({ "reason": args.reason, "metadata": super::metadata(None) });
-    let request = act(ctx, &args.request, "reject", &body).await?;
+    let request = act(&ctx.client, &args.request, "reject", &body).await?;
     output::show(ctx.format, &request, describe)
 }
 

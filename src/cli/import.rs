@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
 use super::apply::{Kind, describe};
+use super::approvals;
 use super::bundle::{self, Bundle, CONFIGS, ConfigEntry, FLAGS};
 use super::client::{Client, Failure, Result, segment};
 use super::export::{FORMAT_VERSION, HISTORY, MANIFEST, Manifest, SECRETS, sha256_hex};
@@ -187,9 +188,8 @@ async fn import_config(
                 // exported, in one request.
                 Some((kind, Ok(Outcome::Pending(request)))) => {
                     let reason = "import: a history is not replayed where writes need approval";
-                    if let Err(failure) =
-                        remote::cancel_request(client, &request, reason, &meta).await
-                    {
+                    let body = json!({"reason": reason, "metadata": meta});
+                    if let Err(failure) = approvals::act(client, &request, "cancel", &body).await {
                         lines.push(line(kind, "failed", Some(Err(failure))));
                         return lines;
                     }

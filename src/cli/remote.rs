@@ -271,19 +271,6 @@ pub async fn delete(
 }
 
 /// A write's answer: 202 is a change request, anything else a version.
-/// Withdraws one's own pending change request.
-pub async fn cancel_request(
-    client: &Client,
-    request: &str,
-    reason: &str,
-    meta: &Value,
-) -> Result<()> {
-    let path = format!("/api/v1/change-requests/{}/cancel", segment(request));
-    let body = json!({"reason": reason, "metadata": meta});
-    client.call(Method::POST, &path, &[], Some(&body)).await?;
-    Ok(())
-}
-
 async fn write(client: &Client, method: Method, path: &str, body: &Value) -> Result<Outcome> {
     let answer = client.call(method, path, &[], Some(body)).await?;
     if answer.status == 202 {

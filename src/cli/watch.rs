@@ -53,8 +53,7 @@ pub async fn run(ctx: &Context, args: Watch) -> Result<()> {
                 }),
             ) => {
                 eprintln!("watch: {}; retrying in {retry:?}", failure.one_line());
-                tokio::time::sleep(retry).await;
-                retry = (retry * 2).min(Duration::from_secs(30));
+                back_off(&mut retry).await;
                 continue;
             }
             Err(failure) => return Err(failure),
@@ -73,8 +72,7 @@ pub async fn run(ctx: &Context, args: Watch) -> Result<()> {
                         eprintln!(
                             "watch: the server ended the stream ({code}); reconnecting in {retry:?}"
                         );
-                        tokio::time::sleep(retry).await;
-                        retry = (retry * 2).min(Duration::from_secs(30));
+                        back_off(&mut retry).await;
                         break 'stream;
                     }
                 };
@@ -89,6 +87,12 @@ pub async fn run(ctx: &Context, args: Watch) -> Result<()> {
             }
         }
     }
+}
+
+/// Waits `retry`, then doubles it (up to 30 s) for the next time.
+async fn back_off(retry: &mut Duration) {
+    tokio::time::sleep(*retry).await;
+    *retry = (*retry * 2).min(Duration::from_secs(30));
 }
 
 /// One SSE frame.
