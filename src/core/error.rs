@@ -232,3 +232,20 @@ impl Error {
         }
     }
 }
+
+/// Runs `write` again (three tries in all) while what it read moved before it wrote
+/// (`ConcurrentModification`): each try reads afresh and is judged again.
+pub(crate) async fn retrying_when_moved<T, F, Fut>(mut write: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match write().await {
+            Err(Error::ConcurrentModification { .. }) if tries < 3 => {}
+            other => return other,
+        }
+    }
+}

@@ -14,7 +14,7 @@ use super::matching::valid_pattern;
 use super::model::{Delivery, Webhook, WebhookFilter};
 use super::targets::Targets;
 use crate::core::access::{Caller, Permission};
-use crate::core::error::{Error, Result};
+use crate::core::error::{Error, Result, retrying_when_moved};
 use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::{Environment, FlagKey, Touched};
 use crate::core::model::{AuditDraft, Page};
@@ -167,7 +167,8 @@ impl NotificationService {
         if change.expected_seq.is_some() {
             return self.try_update(caller, id, change).await;
         }
-        // Without a precondition, a change of its health meanwhile is not a conflict.
+        // Without a precondition, a change of its health meanwhile is not a conflict (the
+        // dispatcher records a webhook's health between a read and a write).
         retrying_when_moved(|| self.try_update(caller, id, change.clone())).await
     }
 
@@ -286,23 +287,6 @@ impl NotificationService {
 /// The name a webhook's secrets are sealed under (bound into the ciphertext).
 pub fn sealing_name(id: &str) -> String {
     format!("webhook:{id}")
-}
-
-/// Runs `write` again (three tries in all) while the webhook it read moved before it wrote:
-/// the dispatcher records a webhook's health between a read and a write.
-async fn retrying_when_moved<T, F, Fut>(mut write: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match write().await {
-            Err(Error::ConcurrentModification { .. }) if tries < 3 => {}
-            other => return other,
-        }
-    }
 }
 
 /// Webhooks see every change they subscribe to: managing them needs the permission and no id

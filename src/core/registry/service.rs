@@ -14,7 +14,7 @@ use super::heartbeats::Heartbeats;
 use super::model::{Instance, Maintenance, Registration, Status, subject};
 use crate::core::access::{Caller, Permission};
 use crate::core::configs::{ConfigService, now};
-use crate::core::error::{Error, Result};
+use crate::core::error::{Error, Result, retrying_when_moved};
 use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::{Environment, InstanceId, ServiceName};
 use crate::core::model::AuditDraft;
@@ -266,28 +266,23 @@ impl RegistryService {
         id: &InstanceId,
     ) -> Result<()> {
         caller.require_on_service(Permission::Register, service.as_str())?;
-        for attempt in 1..=ATTEMPTS {
+        retrying_when_moved(|| async {
             let Some(instance) = self.store.instance(service, id).await? else {
                 return Err(not_registered(service, id));
             };
             require_instance_environment(caller, &instance)?;
             // Only as read: a registration in between (perhaps into an environment the caller
             // may not touch) is judged again.
-            match self
-                .remove(
-                    &instance,
-                    InstanceExpectation::as_read(&instance),
-                    kind::INSTANCE_DEREGISTERED,
-                    &caller.actor_or("anonymous"),
-                    None,
-                )
-                .await
-            {
-                Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => continue,
-                other => return other,
-            }
-        }
-        unreachable!("the last attempt returns")
+            self.remove(
+                &instance,
+                InstanceExpectation::as_read(&instance),
+                kind::INSTANCE_DEREGISTERED,
+                &caller.actor_or("anonymous"),
+                None,
+            )
+            .await
+        })
+        .await
     }
 
     /// Records a new status (from a heartbeat or a health check), conditional on the version it
@@ -353,7 +348,7 @@ impl RegistryService {
         if let Some(reason) = &reason {
             crate::core::validation::refuse_nul("/reason", reason)?;
         }
-        for attempt in 1..=ATTEMPTS {
+        retrying_when_moved(|| async {
             let Some(instance) = self.store.instance(service, id).await? else {
                 return Err(not_registered(service, id));
             };
@@ -374,20 +369,15 @@ impl RegistryService {
                 "maintenance off"
             };
             let expect = InstanceExpectation::as_read(&instance);
-            match self
-                .write(
-                    changed,
-                    expect,
-                    kind::INSTANCE_STATUS_CHANGED,
-                    &actor,
-                    Some(message.into()),
-                )
-                .await
-            {
-                Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => continue,
-                other => return other,
-            }
-        }
-        unreachable!("the last attempt returns")
+            self.write(
+                changed,
+                expect,
+                kind::INSTANCE_STATUS_CHANGED,
+                &actor,
+                Some(message.into()),
+            )
+            .await
+        })
+        .await
     }
 }
