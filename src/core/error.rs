@@ -166,6 +166,20 @@ impl Error {
         }
     }
 
+    /// The request conflicts with what exists (a taken id, a state that forbids it).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Error::Conflict {
+            message: message.into(),
+        }
+    }
+
+    /// What the request was based on changed meanwhile; reading again and retrying may succeed.
+    pub fn concurrent(message: impl Into<String>) -> Self {
+        Error::ConcurrentModification {
+            message: message.into(),
+        }
+    }
+
     pub fn forbidden(reason: impl Into<String>) -> Self {
         Error::Forbidden {
             reason: reason.into(),

@@ -8,6 +8,7 @@ use crate::core::model::AuditDraft;
 
 pub mod cached;
 mod deployment_rows;
+mod document_tables;
 mod instance_rows;
 pub mod memory;
 pub mod postgres;

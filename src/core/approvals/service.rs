@@ -266,18 +266,16 @@ impl ConfigService {
         if allowed.contains(&request.status) {
             return Ok(());
         }
-        Err(Error::Conflict {
-            message: format!(
-                "change request {} is {}; this needs it {}",
-                request.id,
-                request.status.as_str(),
-                allowed
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ),
-        })
+        Err(Error::conflict(format!(
+            "change request {} is {}; this needs it {}",
+            request.id,
+            request.status.as_str(),
+            allowed
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )))
     }
 
     /// The first half of applying request `id`: the caller may write its subject, it is
@@ -375,15 +373,13 @@ impl Applying {
     /// needed.
     pub fn rebase(&self, error: Error) -> Error {
         match error {
-            Error::VersionConflict { actual, .. } => Error::Conflict {
-                message: format!(
-                    "the {} moved from version {} to {actual} since change request {} was made; \
-                     create a new request against the current version (rebase needed)",
-                    self.request.subject.kind_name(),
-                    self.request.base_version,
-                    self.request.id
-                ),
-            },
+            Error::VersionConflict { actual, .. } => Error::conflict(format!(
+                "the {} moved from version {} to {actual} since change request {} was made; \
+                 create a new request against the current version (rebase needed)",
+                self.request.subject.kind_name(),
+                self.request.base_version,
+                self.request.id
+            )),
             other => other,
         }
     }

@@ -241,12 +241,10 @@ impl DeploymentService {
     async fn check_rollback(&self, deployment: &Deployment) -> Result<()> {
         let touched = Touched::Only(vec![deployment.environment.to_string()]);
         if self.configs.approvals_needed(&touched).is_some() {
-            return Err(Error::Conflict {
-                message: format!(
-                    "'{}' is protected: deploy version {} again instead (that asks for approvals)",
-                    deployment.environment, deployment.previous_version
-                ),
-            });
+            return Err(Error::conflict(format!(
+                "'{}' is protected: deploy version {} again instead (that asks for approvals)",
+                deployment.environment, deployment.previous_version
+            )));
         }
         let active = self
             .store

@@ -153,9 +153,15 @@ impl Serving {
             if known {
                 return Ok(());
             }
-            self.store
-                .keep_releases(config, &self.environments, live, now())
-                .await?;
+            let at = now();
+            let releases = self.environments.iter().map(|environment| Release {
+                config_id: config.clone(),
+                environment: environment.clone(),
+                version: live,
+                deployment_id: None,
+                released_at: at,
+            });
+            self.store.keep_releases(releases.collect()).await?;
         }
         self.refresh(config).await
     }

@@ -106,9 +106,9 @@ impl StrategyService {
         Self::require_write(caller)?;
         check_metadata(&metadata)?;
         if built_in(name).is_some() {
-            return Err(Error::Conflict {
-                message: format!("'{name}' is a built-in strategy; choose another name"),
-            });
+            return Err(Error::conflict(format!(
+                "'{name}' is a built-in strategy; choose another name"
+            )));
         }
         strategy.check()?;
         self.configs.ensure_writable()?;
@@ -220,9 +220,9 @@ impl StrategyService {
         Self::require_write(caller)?;
         check_metadata(&metadata)?;
         if built_in(name).is_some() {
-            return Err(Error::Conflict {
-                message: format!("'{name}' is a built-in strategy and cannot be deleted"),
-            });
+            return Err(Error::conflict(format!(
+                "'{name}' is a built-in strategy and cannot be deleted"
+            )));
         }
         self.configs.ensure_writable()?;
         let live = self.live_version(name).await?;

@@ -303,14 +303,12 @@ pub fn abandon(deployment: &Deployment, reason: &str) -> Move {
 }
 
 fn refuse(deployment: &Deployment, action: Action) -> Error {
-    Error::Conflict {
-        message: format!(
-            "deployment {} is {}: it cannot be asked to {}",
-            deployment.id,
-            deployment.state,
-            action.as_str()
-        ),
-    }
+    Error::conflict(format!(
+        "deployment {} is {}: it cannot be asked to {}",
+        deployment.id,
+        deployment.state,
+        action.as_str()
+    ))
 }
 
 /// An operator's `action` on `deployment` at `now`; `released` is the version its environment
@@ -384,13 +382,11 @@ pub fn act(
                 return Err(refuse(deployment, action));
             }
             if released != deployment.version {
-                return Err(Error::Conflict {
-                    message: format!(
-                        "'{}' in '{}' now releases version {released}, not this deployment's \
-                         {}; deploy the version you want instead",
-                        deployment.config_id, deployment.environment, deployment.version
-                    ),
-                });
+                return Err(Error::conflict(format!(
+                    "'{}' in '{}' now releases version {released}, not this deployment's \
+                     {}; deploy the version you want instead",
+                    deployment.config_id, deployment.environment, deployment.version
+                )));
             }
             let mut next = moved(deployment, State::RolledBack, Trigger::User);
             next.release = Some(deployment.previous_version);

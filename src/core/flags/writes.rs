@@ -471,12 +471,10 @@ impl FlagService {
             .map(|head| head.latest.id.as_str())
             .collect();
         if !dependents.is_empty() {
-            return Err(Error::Conflict {
-                message: format!(
-                    "flag '{key}' is a prerequisite of {}; remove those rules first",
-                    dependents.join(", ")
-                ),
-            });
+            return Err(Error::conflict(format!(
+                "flag '{key}' is a prerequisite of {}; remove those rules first",
+                dependents.join(", ")
+            )));
         }
         self.configs
             .check_environment_scope(&metadata, &Touched::Every, key.as_str())

@@ -25,7 +25,7 @@ use super::model::{Attempt, Delivery, Webhook};
 use super::targets::{GuardedResolver, Targets};
 use crate::core::error::{Error, Result};
 use crate::core::events::ChangeEvent;
-use crate::core::ports::Store;
+use crate::core::ports::{FanOut, Store};
 use crate::core::secrets::crypto::Keyring;
 
 const WEBHOOK_SINK: &str = "webhooks";
@@ -175,7 +175,12 @@ impl Dispatcher {
         {
             let latest = self.store.latest_revision().await?;
             self.store
-                .fan_out(KAFKA_SINK, None, latest, Vec::new())
+                .fan_out(FanOut {
+                    sink: KAFKA_SINK,
+                    from: None,
+                    to: latest,
+                    deliveries: Vec::new(),
+                })
                 .await?;
         }
         Ok(())

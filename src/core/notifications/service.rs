@@ -18,7 +18,7 @@ use crate::core::error::{Error, Result, retrying_when_moved};
 use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::{Environment, FlagKey, Touched};
 use crate::core::model::{AuditDraft, Page};
-use crate::core::ports::{Store, WebhookDelete, WebhookWrite};
+use crate::core::ports::{DeliveryQuery, Redelivery, Store, WebhookDelete, WebhookWrite};
 use crate::core::secrets::crypto::Keyring;
 use crate::core::service::now;
 
@@ -236,7 +236,12 @@ impl NotificationService {
     ) -> Result<Page<Delivery>> {
         require_manager(caller)?;
         self.stored(id).await?;
-        let items = self.store.deliveries(id, before, limit).await?;
+        let query = DeliveryQuery {
+            webhook: id,
+            before,
+            limit,
+        };
+        let items = self.store.deliveries(query).await?;
         let next_cursor = (items.len() == limit as usize)
             .then(|| items.last().map(|d| d.id))
             .flatten();
@@ -249,7 +254,11 @@ impl NotificationService {
         require_webhook_id(id)?;
         let found = self
             .store
-            .redeliver(id, delivery, now())
+            .redeliver(Redelivery {
+                webhook: id,
+                delivery,
+                at: now(),
+            })
             .await?
             .ok_or_else(|| Error::not_found("delivery", format!("{id}/{delivery}")))?;
         self.wake.notify_one();

@@ -59,15 +59,9 @@ pub trait DeploymentStore: Send + Sync {
     async fn deployments(&self, query: &DeploymentQuery) -> Result<Vec<Deployment>>;
     /// Every transition of a deployment, oldest first.
     async fn deployment_log(&self, id: &str) -> Result<Vec<LogEntry>>;
-    /// Records `version` as released in each of `environments` that has no release of the
-    /// config yet (the version live when the environment began requiring deployments).
-    async fn keep_releases(
-        &self,
-        config: &ConfigId,
-        environments: &[Environment],
-        version: u64,
-        at: DateTime<Utc>,
-    ) -> Result<()>;
+    /// Records each release whose environment has no release of its config yet (the version
+    /// live when the environment began requiring deployments); the others are left as they are.
+    async fn keep_releases(&self, releases: Vec<Release>) -> Result<()>;
     /// Forgets the config's releases (before its first version after a delete).
     async fn forget_releases(&self, config: &ConfigId) -> Result<()>;
     /// The releases of one config, or of every config.
@@ -76,17 +70,15 @@ pub trait DeploymentStore: Send + Sync {
 
 /// A deployment insert found another one active for its config and environment.
 pub fn deployment_active(config: &ConfigId, environment: &Environment, active: &str) -> Error {
-    Error::Conflict {
-        message: format!(
-            "deployment {active} of '{config}' to '{environment}' is still active; \
-             wait for it, or pause, abort or promote it first"
-        ),
-    }
+    Error::conflict(format!(
+        "deployment {active} of '{config}' to '{environment}' is still active; \
+         wait for it, or pause, abort or promote it first"
+    ))
 }
 
 /// A deployment update whose expected `seq` no longer holds.
 pub fn deployment_changed(id: &str) -> Error {
-    Error::ConcurrentModification {
-        message: format!("deployment {id} changed meanwhile; reload it and retry"),
-    }
+    Error::concurrent(format!(
+        "deployment {id} changed meanwhile; reload it and retry"
+    ))
 }

@@ -30,7 +30,10 @@ pub use changelog::{AuditQuery, AuditSubject, ChangeLog, Record};
 pub use database::{CommittedHere, Database};
 pub use deployments::{DeploymentQuery, DeploymentStore, DeploymentWrite};
 pub use documents::{AppliedRequest, DeleteWrite, DocumentStore, VersionWrite};
-pub use notifications::{NotificationStore, WebhookDelete, WebhookWrite};
+pub use notifications::{
+    DeliveryQuery, DueQuery, FanOut, NotificationStore, Outcomes, Redelivery, WebhookDelete,
+    WebhookWrite,
+};
 pub use registry::{
     InstanceExpectation, InstanceRemove, InstanceRow, InstanceWrite, RegistryStore, Touch,
 };
@@ -179,18 +182,19 @@ impl HeadRow {
     pub fn check_version_write<D: Document>(self, write: &VersionWrite<D>) -> Result<u64> {
         self.check_expected_live(write.expected_live)?;
         if self.schema != write.expected_schema {
-            return Err(Error::ConcurrentModification {
-                message: "the schema changed while the config was being validated; retry".into(),
-            });
+            return Err(Error::concurrent(
+                "the schema changed while the config was being validated; retry",
+            ));
         }
         let number = self.latest + 1;
         if write
             .expected_number
             .is_some_and(|expected| expected != number)
         {
-            return Err(Error::ConcurrentModification {
-                message: format!("{} was written meanwhile; retry", D::NAME),
-            });
+            return Err(Error::concurrent(format!(
+                "{} was written meanwhile; retry",
+                D::NAME
+            )));
         }
         Ok(number)
     }
@@ -207,11 +211,9 @@ impl HeadRow {
     /// The number the new schema version gets, if `write`'s expectations hold.
     pub fn check_schema_write(self, write: &SchemaWrite) -> Result<u64> {
         if self.schema != write.expected_schema || self.live() != write.expected_live {
-            return Err(Error::ConcurrentModification {
-                message:
-                    "the config or its schema changed while the schema was being checked; retry"
-                        .into(),
-            });
+            return Err(Error::concurrent(
+                "the config or its schema changed while the schema was being checked; retry",
+            ));
         }
         Ok(self.schema + 1)
     }
@@ -232,33 +234,29 @@ pub const TOKEN_CHANGE_VERSION: u64 = 1;
 
 /// A write applying change request `id` found it not (or no longer) `approved`.
 pub fn request_not_approved(id: &str) -> Error {
-    Error::ConcurrentModification {
-        message: format!("change request {id} is not approved (any more); nothing was written"),
-    }
+    Error::concurrent(format!(
+        "change request {id} is not approved (any more); nothing was written"
+    ))
 }
 
 /// A change request update whose expected (status, approvals) no longer hold.
 pub fn request_changed(id: &str) -> Error {
-    Error::ConcurrentModification {
-        message: format!("change request {id} changed meanwhile; reload it and retry"),
-    }
+    Error::concurrent(format!(
+        "change request {id} changed meanwhile; reload it and retry"
+    ))
 }
 
 /// A change request insert whose id is taken.
 pub fn request_exists(id: &str) -> Error {
-    Error::ConcurrentModification {
-        message: format!("change request {id} already exists"),
-    }
+    Error::concurrent(format!("change request {id} already exists"))
 }
 
 pub fn token_exists(id: &str) -> Error {
-    Error::Conflict {
-        message: format!("token {id} (or one with the same secret) already exists"),
-    }
+    Error::conflict(format!(
+        "token {id} (or one with the same secret) already exists"
+    ))
 }
 
 pub fn token_already_revoked(id: &str) -> Error {
-    Error::Conflict {
-        message: format!("token {id} is already revoked"),
-    }
+    Error::conflict(format!("token {id} is already revoked"))
 }

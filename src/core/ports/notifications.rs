@@ -34,6 +34,48 @@ pub struct WebhookDelete {
     pub audit: AuditDraft,
 }
 
+/// A stretch of the change log fanned out to one sink: its deliveries, and the move of the
+/// sink's cursor from `from` (`None`: the sink has no cursor yet) to `to`.
+#[derive(Debug)]
+pub struct FanOut<'a> {
+    pub sink: &'a str,
+    pub from: Option<u64>,
+    pub to: u64,
+    pub deliveries: Vec<NewDelivery>,
+}
+
+/// Which pending deliveries are due: at `now`, at most `limit`, none of the (webhook id,
+/// subject) groups in `sending`.
+#[derive(Debug, Clone, Copy)]
+pub struct DueQuery<'a> {
+    pub now: DateTime<Utc>,
+    pub limit: u32,
+    pub sending: &'a [(String, String)],
+}
+
+/// What one round of sending came to: its attempts, and the webhooks' health after them.
+#[derive(Debug, Clone, Default)]
+pub struct Outcomes {
+    pub attempts: Vec<Attempt>,
+    pub health: Vec<WebhookHealth>,
+}
+
+/// A page of a webhook's deliveries: at most `limit`, ids below `before` when given.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryQuery<'a> {
+    pub webhook: &'a str,
+    pub before: Option<u64>,
+    pub limit: u32,
+}
+
+/// A delivery of `webhook` to send again, due at `at`.
+#[derive(Debug, Clone, Copy)]
+pub struct Redelivery<'a> {
+    pub webhook: &'a str,
+    pub delivery: u64,
+    pub at: DateTime<Utc>,
+}
+
 #[async_trait]
 pub trait NotificationStore: Send + Sync {
     async fn put_webhook(&self, write: WebhookWrite) -> Result<Committed>;
@@ -46,46 +88,21 @@ pub trait NotificationStore: Send + Sync {
     /// Records `deliveries` (one per webhook and revision; a repeat is ignored) and moves the
     /// cursor of `sink` from `from` to `to`, in one transaction. `false`, with nothing
     /// written, when the cursor is no longer at `from` (another replica moved it).
-    async fn fan_out(
-        &self,
-        sink: &str,
-        from: Option<u64>,
-        to: u64,
-        deliveries: Vec<NewDelivery>,
-    ) -> Result<bool>;
+    async fn fan_out(&self, fan_out: FanOut<'_>) -> Result<bool>;
     /// Pending deliveries of enabled webhooks that are due at `now`, oldest first, leaving out
     /// any behind an earlier pending delivery of the same webhook and subject that is not due,
     /// and those of the (webhook id, subject) groups in `sending`: they are being sent already,
     /// and a long backlog of one would otherwise fill `limit` while every other group waits.
-    async fn due_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        sending: &[(String, String)],
-    ) -> Result<Vec<Delivery>>;
+    async fn due_deliveries(&self, due: DueQuery<'_>) -> Result<Vec<Delivery>>;
     /// Records attempts and the webhooks' health after them, in one transaction. An attempt is
     /// recorded only if its delivery is still pending with one attempt fewer (a late outcome
     /// is dropped); a health change moves the webhook's `seq`.
-    async fn record_attempts(
-        &self,
-        attempts: Vec<Attempt>,
-        health: Vec<WebhookHealth>,
-    ) -> Result<()>;
+    async fn record_attempts(&self, outcomes: Outcomes) -> Result<()>;
     /// A webhook's deliveries, newest first, ids below `before` when given.
-    async fn deliveries(
-        &self,
-        webhook: &str,
-        before: Option<u64>,
-        limit: u32,
-    ) -> Result<Vec<Delivery>>;
+    async fn deliveries(&self, page: DeliveryQuery<'_>) -> Result<Vec<Delivery>>;
     /// Makes a delivery of `webhook` pending again, due at `at` (attempts start over);
     /// `None` when there is no such delivery.
-    async fn redeliver(
-        &self,
-        webhook: &str,
-        delivery: u64,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Delivery>>;
+    async fn redeliver(&self, redelivery: Redelivery<'_>) -> Result<Option<Delivery>>;
     /// Deletes deliveries that ended before `before` (delivered then, or failed at their last
     /// attempt then), and deliveries of webhooks that no longer exist; how many. A pending
     /// delivery is never deleted, however old.
@@ -98,13 +115,11 @@ pub trait NotificationStore: Send + Sync {
 pub const WEBHOOK_CHANGE_VERSION: u64 = 0;
 
 pub fn webhook_exists(id: &str) -> Error {
-    Error::Conflict {
-        message: format!("a webhook with id '{id}' exists"),
-    }
+    Error::conflict(format!("a webhook with id '{id}' exists"))
 }
 
 pub fn webhook_moved(id: &str) -> Error {
-    Error::ConcurrentModification {
-        message: format!("webhook '{id}' changed since it was read; read it again"),
-    }
+    Error::concurrent(format!(
+        "webhook '{id}' changed since it was read; read it again"
+    ))
 }

@@ -104,9 +104,7 @@ pub trait RegistryStore: Send + Sync {
 
 /// What a write found when the instance's row changed meanwhile.
 pub fn instance_changed(subject: &str) -> crate::core::error::Error {
-    crate::core::error::Error::ConcurrentModification {
-        message: format!("instance {subject} changed meanwhile; retry"),
-    }
+    crate::core::error::Error::concurrent(format!("instance {subject} changed meanwhile; retry"))
 }
 
 /// Checks `expect` against the row as the write's transaction sees it; the row's version (0 when

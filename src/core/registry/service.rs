@@ -177,12 +177,10 @@ impl RegistryService {
             .cached_instances(service)
             .map_or(0, |instances| instances.len());
         if registered >= MAX_INSTANCES_PER_SERVICE {
-            return Err(Error::Conflict {
-                message: format!(
-                    "service {service} has {registered} instances, the most one service may \
-                     have; deregister some first"
-                ),
-            });
+            return Err(Error::conflict(format!(
+                "service {service} has {registered} instances, the most one service may \
+                 have; deregister some first"
+            )));
         }
         Ok(())
     }

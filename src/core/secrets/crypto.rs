@@ -158,12 +158,7 @@ impl Keyring {
             &associated(name, version, "value"),
             value,
         )?;
-        let (wrapped_key, key_nonce) = seal_with(
-            &self.current.key,
-            &self.random()?,
-            &associated(name, version, "key"),
-            &data_key,
-        )?;
+        let (wrapped_key, key_nonce) = self.wrap_key(name, version, &data_key)?;
         Ok(Sealed {
             key_id: self.current.id.clone(),
             wrapped_key,
@@ -187,18 +182,23 @@ impl Keyring {
     /// The same value under the current KEK (a new wrapping of the same data key).
     pub fn rewrap(&self, name: &str, version: u64, sealed: &Sealed) -> Result<Sealed> {
         let data_key = self.unwrap_key(name, version, sealed)?;
-        let (wrapped_key, key_nonce) = seal_with(
-            &self.current.key,
-            &self.random()?,
-            &associated(name, version, "key"),
-            &data_key,
-        )?;
+        let (wrapped_key, key_nonce) = self.wrap_key(name, version, &data_key)?;
         Ok(Sealed {
             key_id: self.current.id.clone(),
             wrapped_key,
             key_nonce,
             ..sealed.clone()
         })
+    }
+
+    /// `data_key` wrapped under the current KEK: the wrapped key and its nonce.
+    fn wrap_key(&self, name: &str, version: u64, data_key: &[u8]) -> Result<(String, String)> {
+        seal_with(
+            &self.current.key,
+            &self.random()?,
+            &associated(name, version, "key"),
+            data_key,
+        )
     }
 
     fn unwrap_key(&self, name: &str, version: u64, sealed: &Sealed) -> Result<Vec<u8>> {

@@ -2,12 +2,11 @@
 //! them (`core::deployments::Serving`), so nothing of them is kept here.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 use super::CachedStore;
 use crate::core::deployments::model::{Deployment, LogEntry, Release};
 use crate::core::error::Result;
-use crate::core::ids::{ConfigId, Environment};
+use crate::core::ids::ConfigId;
 use crate::core::ports::{Committed, DeploymentQuery, DeploymentStore, DeploymentWrite};
 
 #[async_trait]
@@ -28,15 +27,8 @@ impl DeploymentStore for CachedStore {
         self.observed(self.inner.deployment_log(id)).await
     }
 
-    async fn keep_releases(
-        &self,
-        config: &ConfigId,
-        environments: &[Environment],
-        version: u64,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        self.observed(self.inner.keep_releases(config, environments, version, at))
-            .await
+    async fn keep_releases(&self, releases: Vec<Release>) -> Result<()> {
+        self.observed(self.inner.keep_releases(releases)).await
     }
 
     async fn forget_releases(&self, config: &ConfigId) -> Result<()> {

@@ -6,8 +6,11 @@ use chrono::{DateTime, Utc};
 
 use super::CachedStore;
 use crate::core::error::Result;
-use crate::core::notifications::model::{Attempt, Delivery, NewDelivery, Webhook, WebhookHealth};
-use crate::core::ports::{Committed, NotificationStore, WebhookDelete, WebhookWrite};
+use crate::core::notifications::model::{Delivery, Webhook};
+use crate::core::ports::{
+    Committed, DeliveryQuery, DueQuery, FanOut, NotificationStore, Outcomes, Redelivery,
+    WebhookDelete, WebhookWrite,
+};
 
 #[async_trait]
 impl NotificationStore for CachedStore {
@@ -27,54 +30,24 @@ impl NotificationStore for CachedStore {
         self.observed(self.inner.sink_cursor(sink)).await
     }
 
-    async fn fan_out(
-        &self,
-        sink: &str,
-        from: Option<u64>,
-        to: u64,
-        deliveries: Vec<NewDelivery>,
-    ) -> Result<bool> {
-        self.observed(self.inner.fan_out(sink, from, to, deliveries))
-            .await
+    async fn fan_out(&self, fan_out: FanOut<'_>) -> Result<bool> {
+        self.observed(self.inner.fan_out(fan_out)).await
     }
 
-    async fn due_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        sending: &[(String, String)],
-    ) -> Result<Vec<Delivery>> {
-        self.observed(self.inner.due_deliveries(now, limit, sending))
-            .await
+    async fn due_deliveries(&self, due: DueQuery<'_>) -> Result<Vec<Delivery>> {
+        self.observed(self.inner.due_deliveries(due)).await
     }
 
-    async fn record_attempts(
-        &self,
-        attempts: Vec<Attempt>,
-        health: Vec<WebhookHealth>,
-    ) -> Result<()> {
-        self.observed(self.inner.record_attempts(attempts, health))
-            .await
+    async fn record_attempts(&self, outcomes: Outcomes) -> Result<()> {
+        self.observed(self.inner.record_attempts(outcomes)).await
     }
 
-    async fn deliveries(
-        &self,
-        webhook: &str,
-        before: Option<u64>,
-        limit: u32,
-    ) -> Result<Vec<Delivery>> {
-        self.observed(self.inner.deliveries(webhook, before, limit))
-            .await
+    async fn deliveries(&self, page: DeliveryQuery<'_>) -> Result<Vec<Delivery>> {
+        self.observed(self.inner.deliveries(page)).await
     }
 
-    async fn redeliver(
-        &self,
-        webhook: &str,
-        delivery: u64,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Delivery>> {
-        self.observed(self.inner.redeliver(webhook, delivery, at))
-            .await
+    async fn redeliver(&self, redelivery: Redelivery<'_>) -> Result<Option<Delivery>> {
+        self.observed(self.inner.redeliver(redelivery)).await
     }
 
     async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64> {

@@ -1,13 +1,12 @@
 //! Deployments, their logs and releases.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 use super::MemoryStore;
 use super::commit::Change;
 use crate::core::deployments::model::{Deployment, LogEntry, Release};
 use crate::core::error::Result;
-use crate::core::ids::{ConfigId, Environment};
+use crate::core::ids::ConfigId;
 use crate::core::ports::deployments::{deployment_active, deployment_changed};
 use crate::core::ports::{Committed, DeploymentQuery, DeploymentStore, DeploymentWrite};
 
@@ -105,25 +104,11 @@ impl DeploymentStore for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn keep_releases(
-        &self,
-        config: &ConfigId,
-        environments: &[Environment],
-        version: u64,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
+    async fn keep_releases(&self, releases: Vec<Release>) -> Result<()> {
         let mut state = self.state.lock();
-        for environment in environments {
-            state
-                .releases
-                .entry((config.clone(), environment.clone()))
-                .or_insert_with(|| Release {
-                    config_id: config.clone(),
-                    environment: environment.clone(),
-                    version,
-                    deployment_id: None,
-                    released_at: at,
-                });
+        for release in releases {
+            let key = (release.config_id.clone(), release.environment.clone());
+            state.releases.entry(key).or_insert(release);
         }
         Ok(())
     }

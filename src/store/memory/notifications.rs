@@ -7,11 +7,12 @@ use super::MemoryStore;
 use super::commit::Change;
 use crate::core::error::{Error, Result};
 use crate::core::events::kind;
-use crate::core::notifications::model::{
-    Attempt, Delivery, DeliveryStatus, NewDelivery, Webhook, WebhookHealth,
-};
+use crate::core::notifications::model::{Delivery, DeliveryStatus, Webhook};
 use crate::core::ports::notifications::{WEBHOOK_CHANGE_VERSION, webhook_exists, webhook_moved};
-use crate::core::ports::{Committed, NotificationStore, WebhookDelete, WebhookWrite};
+use crate::core::ports::{
+    Committed, DeliveryQuery, DueQuery, FanOut, NotificationStore, Outcomes, Redelivery,
+    WebhookDelete, WebhookWrite,
+};
 
 #[async_trait]
 impl NotificationStore for MemoryStore {
@@ -74,19 +75,13 @@ impl NotificationStore for MemoryStore {
         Ok(self.state.lock().cursors.get(sink).copied())
     }
 
-    async fn fan_out(
-        &self,
-        sink: &str,
-        from: Option<u64>,
-        to: u64,
-        deliveries: Vec<NewDelivery>,
-    ) -> Result<bool> {
+    async fn fan_out(&self, fan_out: FanOut<'_>) -> Result<bool> {
         let mut state = self.state.lock();
-        if state.cursors.get(sink).copied() != from {
+        if state.cursors.get(fan_out.sink).copied() != fan_out.from {
             return Ok(false);
         }
-        state.cursors.insert(sink.to_owned(), to);
-        for new in deliveries {
+        state.cursors.insert(fan_out.sink.to_owned(), fan_out.to);
+        for new in fan_out.deliveries {
             if state
                 .deliveries
                 .values()
@@ -118,12 +113,7 @@ impl NotificationStore for MemoryStore {
         Ok(true)
     }
 
-    async fn due_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        sending: &[(String, String)],
-    ) -> Result<Vec<Delivery>> {
+    async fn due_deliveries(&self, due: DueQuery<'_>) -> Result<Vec<Delivery>> {
         let state = self.state.lock();
         let enabled = |id: &str| state.webhooks.iter().any(|w| w.id == id && w.enabled);
         let pending: Vec<&Delivery> = state
@@ -133,9 +123,9 @@ impl NotificationStore for MemoryStore {
             .collect();
         Ok(pending
             .iter()
-            .filter(|d| d.next_attempt_at <= now && enabled(&d.webhook_id))
+            .filter(|d| d.next_attempt_at <= due.now && enabled(&d.webhook_id))
             .filter(|d| {
-                !sending
+                !due.sending
                     .iter()
                     .any(|(webhook, subject)| *webhook == d.webhook_id && *subject == d.subject)
             })
@@ -144,19 +134,16 @@ impl NotificationStore for MemoryStore {
                     e.webhook_id == d.webhook_id
                         && e.subject == d.subject
                         && e.id < d.id
-                        && e.next_attempt_at > now
+                        && e.next_attempt_at > due.now
                 })
             })
-            .take(limit as usize)
+            .take(due.limit as usize)
             .map(|d| (*d).clone())
             .collect())
     }
 
-    async fn record_attempts(
-        &self,
-        attempts: Vec<Attempt>,
-        health: Vec<WebhookHealth>,
-    ) -> Result<()> {
+    async fn record_attempts(&self, outcomes: Outcomes) -> Result<()> {
+        let Outcomes { attempts, health } = outcomes;
         let mut state = self.state.lock();
         for attempt in attempts {
             let current = state.deliveries.get_mut(&attempt.delivery).filter(|d| {
@@ -189,41 +176,31 @@ impl NotificationStore for MemoryStore {
         Ok(())
     }
 
-    async fn deliveries(
-        &self,
-        webhook: &str,
-        before: Option<u64>,
-        limit: u32,
-    ) -> Result<Vec<Delivery>> {
+    async fn deliveries(&self, page: DeliveryQuery<'_>) -> Result<Vec<Delivery>> {
         let state = self.state.lock();
         Ok(super::page(
             state
                 .deliveries
                 .values()
-                .filter(|d| d.webhook_id == webhook),
+                .filter(|d| d.webhook_id == page.webhook),
             |d| d.id,
-            before,
-            limit,
+            page.before,
+            page.limit,
         ))
     }
 
-    async fn redeliver(
-        &self,
-        webhook: &str,
-        delivery: u64,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Delivery>> {
+    async fn redeliver(&self, redelivery: Redelivery<'_>) -> Result<Option<Delivery>> {
         let mut state = self.state.lock();
         let Some(found) = state
             .deliveries
-            .get_mut(&delivery)
-            .filter(|d| d.webhook_id == webhook)
+            .get_mut(&redelivery.delivery)
+            .filter(|d| d.webhook_id == redelivery.webhook)
         else {
             return Ok(None);
         };
         found.status = DeliveryStatus::Pending;
         found.attempts = 0;
-        found.next_attempt_at = at;
+        found.next_attempt_at = redelivery.at;
         found.last_error = None;
         found.delivered_at = None;
         Ok(Some(found.clone()))

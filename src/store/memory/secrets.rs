@@ -20,11 +20,11 @@ impl SecretStore for MemoryStore {
             .get_mut(&rewrap.name)
             .and_then(|versions| versions.get_mut(rewrap.version.checked_sub(1)? as usize))
             .filter(|stored| stored.checksum == rewrap.expected_checksum)
-            .ok_or_else(|| Error::ConcurrentModification {
-                message: format!(
+            .ok_or_else(|| {
+                Error::concurrent(format!(
                     "secret {} v{} changed (or is gone) since it was read; retry",
                     rewrap.name, rewrap.version
-                ),
+                ))
             })?;
         let mut version = slot.as_ref().clone();
         version.document = rewrap.document.clone();

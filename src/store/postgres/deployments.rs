@@ -1,7 +1,6 @@
 //! Deployments, their logs and releases.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 
 use super::commit::{Change, Operation};
@@ -51,19 +50,14 @@ impl DeploymentStore for PostgresStore {
         entries.iter().map(|e| decode_entry(e)).collect()
     }
 
-    async fn keep_releases(
-        &self,
-        config: &ConfigId,
-        environments: &[Environment],
-        version: u64,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        for environment in environments {
+    async fn keep_releases(&self, releases: Vec<Release>) -> Result<()> {
+        for release in &releases {
             sqlx::query(include_str!("queries/release_keep.sql"))
-                .bind(config.as_str())
-                .bind(environment.as_str())
-                .bind(to_i64(version))
-                .bind(micros(at))
+                .bind(release.config_id.as_str())
+                .bind(release.environment.as_str())
+                .bind(to_i64(release.version))
+                .bind(release.deployment_id.as_deref())
+                .bind(micros(release.released_at))
                 .execute(&self.pool)
                 .await
                 .map_err(db_error)?;

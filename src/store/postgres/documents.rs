@@ -2,7 +2,7 @@
 //! for every kind. Each kind keeps its own tables; `Queries` names them.
 
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,6 +14,7 @@ use super::{PostgresStore, db_error};
 use crate::core::error::{Error, Result};
 use crate::core::ports::{Committed, DeleteWrite, DocumentStore, HeadRow, Record, VersionWrite};
 use crate::core::versioned::{Document, DocumentId, DocumentKind, Head, NewVersion, Version};
+use crate::store::document_tables::document_tables;
 use crate::store::{to_i64, to_u64};
 
 /// One kind's statements, alike in their parameters and columns.
@@ -30,47 +31,41 @@ struct Queries {
     delete: &'static str,
 }
 
-const CONFIGS: Queries = Queries {
-    head: include_str!("queries/config_head.sql"),
-    heads: include_str!("queries/config_heads.sql"),
-    version: include_str!("queries/config_version.sql"),
-    versions: include_str!("queries/config_versions.sql"),
-    write_head: include_str!("queries/config_write_head.sql"),
-    version_insert: include_str!("queries/config_version_insert.sql"),
-    delete: include_str!("queries/config_delete.sql"),
-};
-
-const FLAGS: Queries = Queries {
-    head: include_str!("queries/flag_head.sql"),
-    heads: include_str!("queries/flag_heads.sql"),
-    version: include_str!("queries/flag_version.sql"),
-    versions: include_str!("queries/flag_versions.sql"),
-    write_head: include_str!("queries/flag_write_head.sql"),
-    version_insert: include_str!("queries/flag_version_insert.sql"),
-    delete: include_str!("queries/flag_delete.sql"),
-};
-
-const SECRETS: Queries = Queries {
-    head: include_str!("queries/secret_head.sql"),
-    heads: include_str!("queries/secret_heads.sql"),
-    version: include_str!("queries/secret_version.sql"),
-    versions: include_str!("queries/secret_versions.sql"),
-    write_head: include_str!("queries/secret_write_head.sql"),
-    version_insert: include_str!("queries/secret_version_insert.sql"),
-    delete: include_str!("queries/secret_delete.sql"),
-};
-
-const STRATEGIES: Queries = Queries {
-    head: include_str!("queries/strategy_head.sql"),
-    heads: include_str!("queries/strategy_heads.sql"),
-    version: include_str!("queries/strategy_version.sql"),
-    versions: include_str!("queries/strategy_versions.sql"),
-    write_head: include_str!("queries/strategy_write_head.sql"),
-    version_insert: include_str!("queries/strategy_version_insert.sql"),
-    delete: include_str!("queries/strategy_delete.sql"),
-};
+impl Queries {
+    /// Built once per kind and kept for the life of the process.
+    fn of(kind: DocumentKind) -> Self {
+        let tables = document_tables(kind);
+        Queries {
+            head: tables
+                .fill(include_str!("queries/document_head.sql"))
+                .leak(),
+            heads: tables
+                .fill(include_str!("queries/document_heads.sql"))
+                .leak(),
+            version: tables
+                .fill(include_str!("queries/document_version.sql"))
+                .leak(),
+            versions: tables
+                .fill(include_str!("queries/document_versions.sql"))
+                .leak(),
+            write_head: tables
+                .fill(include_str!("queries/document_write_head.sql"))
+                .leak(),
+            version_insert: tables
+                .fill(include_str!("queries/document_version_insert.sql"))
+                .leak(),
+            delete: tables
+                .fill(include_str!("queries/document_delete.sql"))
+                .leak(),
+        }
+    }
+}
 
 fn queries<D: Document>() -> &'static Queries {
+    static CONFIGS: LazyLock<Queries> = LazyLock::new(|| Queries::of(DocumentKind::Config));
+    static FLAGS: LazyLock<Queries> = LazyLock::new(|| Queries::of(DocumentKind::Flag));
+    static SECRETS: LazyLock<Queries> = LazyLock::new(|| Queries::of(DocumentKind::Secret));
+    static STRATEGIES: LazyLock<Queries> = LazyLock::new(|| Queries::of(DocumentKind::Strategy));
     match D::KIND {
         DocumentKind::Config => &CONFIGS,
         DocumentKind::Flag => &FLAGS,
@@ -243,7 +238,7 @@ impl<D: Document> VersionWrite<D> {
 }
 
 /// The document's head row as this transaction sees it.
-async fn write_head<D: Document>(tx: &mut PgConnection, id: &D::Id) -> Result<HeadRow> {
+pub(super) async fn write_head<D: Document>(tx: &mut PgConnection, id: &D::Id) -> Result<HeadRow> {
     let row = sqlx::query_as(queries::<D>().write_head)
         .bind(id.as_str())
         .fetch_optional(&mut *tx)

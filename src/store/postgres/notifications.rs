@@ -9,11 +9,12 @@ use super::rows::{column, parse_json, to_json};
 use super::{PostgresStore, db_error};
 use crate::core::error::{Error, Result};
 use crate::core::events::kind;
-use crate::core::notifications::model::{
-    Attempt, Delivery, DeliveryStatus, NewDelivery, Webhook, WebhookHealth,
-};
+use crate::core::notifications::model::{Delivery, DeliveryStatus, Webhook};
 use crate::core::ports::notifications::{WEBHOOK_CHANGE_VERSION, webhook_exists, webhook_moved};
-use crate::core::ports::{Committed, NotificationStore, WebhookDelete, WebhookWrite};
+use crate::core::ports::{
+    Committed, DeliveryQuery, DueQuery, FanOut, NotificationStore, Outcomes, Redelivery,
+    WebhookDelete, WebhookWrite,
+};
 use crate::store::{to_i64, to_u64};
 
 #[derive(sqlx::FromRow)]
@@ -117,21 +118,15 @@ impl NotificationStore for PostgresStore {
         Ok(revision.map(to_u64))
     }
 
-    async fn fan_out(
-        &self,
-        sink: &str,
-        from: Option<u64>,
-        to: u64,
-        deliveries: Vec<NewDelivery>,
-    ) -> Result<bool> {
+    async fn fan_out(&self, fan_out: FanOut<'_>) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let moved = match from {
+        let moved = match fan_out.from {
             None => sqlx::query(include_str!("queries/sink_cursor_insert.sql"))
-                .bind(sink)
-                .bind(to_i64(to)),
+                .bind(fan_out.sink)
+                .bind(to_i64(fan_out.to)),
             Some(from) => sqlx::query(include_str!("queries/sink_cursor_move.sql"))
-                .bind(to_i64(to))
-                .bind(sink)
+                .bind(to_i64(fan_out.to))
+                .bind(fan_out.sink)
                 .bind(to_i64(from)),
         }
         .execute(&mut *tx)
@@ -140,13 +135,13 @@ impl NotificationStore for PostgresStore {
         if moved.rows_affected() == 0 {
             return Ok(false);
         }
-        if let Some(first) = deliveries.first() {
+        if let Some(first) = fan_out.deliveries.first() {
             let at = first.at;
             sqlx::query(include_str!("queries/deliveries_insert.sql"))
-                .bind(column(&deliveries, |d| d.webhook_id.clone()))
-                .bind(column(&deliveries, |d| to_i64(d.revision)))
-                .bind(column(&deliveries, |d| d.kind.clone()))
-                .bind(column(&deliveries, |d| d.subject.clone()))
+                .bind(column(&fan_out.deliveries, |d| d.webhook_id.clone()))
+                .bind(column(&fan_out.deliveries, |d| to_i64(d.revision)))
+                .bind(column(&fan_out.deliveries, |d| d.kind.clone()))
+                .bind(column(&fan_out.deliveries, |d| d.subject.clone()))
                 .bind(at)
                 .execute(&mut *tx)
                 .await
@@ -156,48 +151,40 @@ impl NotificationStore for PostgresStore {
         Ok(true)
     }
 
-    async fn due_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        sending: &[(String, String)],
-    ) -> Result<Vec<Delivery>> {
+    async fn due_deliveries(&self, due: DueQuery<'_>) -> Result<Vec<Delivery>> {
         let query = sqlx::query_as(include_str!("queries/deliveries_due.sql"))
-            .bind(now)
-            .bind(i64::from(limit))
-            .bind(column(sending, |(webhook, _)| webhook.clone()))
-            .bind(column(sending, |(_, subject)| subject.clone()));
+            .bind(due.now)
+            .bind(i64::from(due.limit))
+            .bind(column(due.sending, |(webhook, _)| webhook.clone()))
+            .bind(column(due.sending, |(_, subject)| subject.clone()));
         self.fetch_decoded(query, DeliveryRow::decode).await
     }
 
-    async fn record_attempts(
-        &self,
-        attempts: Vec<Attempt>,
-        health: Vec<WebhookHealth>,
-    ) -> Result<()> {
+    async fn record_attempts(&self, outcomes: Outcomes) -> Result<()> {
+        let Outcomes { attempts, health } = &outcomes;
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         if !attempts.is_empty() {
             sqlx::query(include_str!("queries/deliveries_attempted.sql"))
-                .bind(column(&attempts, |a| to_i64(a.delivery)))
-                .bind(column(&attempts, |a| a.status.as_str()))
-                .bind(column(&attempts, |a| {
+                .bind(column(attempts, |a| to_i64(a.delivery)))
+                .bind(column(attempts, |a| a.status.as_str()))
+                .bind(column(attempts, |a| {
                     i32::try_from(a.attempts).unwrap_or(i32::MAX)
                 }))
-                .bind(column(&attempts, |a| a.next_attempt_at))
-                .bind(column(&attempts, |a| a.last_error.clone()))
-                .bind(column(&attempts, |a| a.last_status.map(i32::from)))
-                .bind(column(&attempts, |a| to_i64(a.latency_ms)))
-                .bind(column(&attempts, |a| a.at))
+                .bind(column(attempts, |a| a.next_attempt_at))
+                .bind(column(attempts, |a| a.last_error.clone()))
+                .bind(column(attempts, |a| a.last_status.map(i32::from)))
+                .bind(column(attempts, |a| to_i64(a.latency_ms)))
+                .bind(column(attempts, |a| a.at))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
         }
         if !health.is_empty() {
             sqlx::query(include_str!("queries/webhook_health.sql"))
-                .bind(column(&health, |h| h.id.clone()))
-                .bind(column(&health, |h| h.failing_since))
-                .bind(column(&health, |h| h.disabled_reason.clone()))
-                .bind(column(&health, |h| h.was_failing_since))
+                .bind(column(health, |h| h.id.clone()))
+                .bind(column(health, |h| h.failing_since))
+                .bind(column(health, |h| h.disabled_reason.clone()))
+                .bind(column(health, |h| h.was_failing_since))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
@@ -205,30 +192,20 @@ impl NotificationStore for PostgresStore {
         tx.commit().await.map_err(db_error)
     }
 
-    async fn deliveries(
-        &self,
-        webhook: &str,
-        before: Option<u64>,
-        limit: u32,
-    ) -> Result<Vec<Delivery>> {
+    async fn deliveries(&self, page: DeliveryQuery<'_>) -> Result<Vec<Delivery>> {
         let query = sqlx::query_as(include_str!("queries/deliveries.sql"))
-            .bind(webhook)
-            .bind(before.map_or(i64::MAX, to_i64))
-            .bind(i64::from(limit));
+            .bind(page.webhook)
+            .bind(page.before.map_or(i64::MAX, to_i64))
+            .bind(i64::from(page.limit));
         self.fetch_decoded(query, DeliveryRow::decode).await
     }
 
-    async fn redeliver(
-        &self,
-        webhook: &str,
-        delivery: u64,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Delivery>> {
+    async fn redeliver(&self, redelivery: Redelivery<'_>) -> Result<Option<Delivery>> {
         let row: Option<DeliveryRow> =
             sqlx::query_as(include_str!("queries/delivery_redeliver.sql"))
-                .bind(at)
-                .bind(webhook)
-                .bind(to_i64(delivery))
+                .bind(redelivery.at)
+                .bind(redelivery.webhook)
+                .bind(to_i64(redelivery.delivery))
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error)?;

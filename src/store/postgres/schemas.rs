@@ -5,13 +5,14 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 
 use super::commit::{Change, Operation};
-use super::rows::{WriteHeadRow, metadata, parse_json, to_json};
+use super::documents::write_head;
+use super::rows::{metadata, parse_json, to_json};
 use super::{PostgresStore, db_error};
 use crate::core::error::Result;
 use crate::core::events::kind;
 use crate::core::ids::ConfigId;
-use crate::core::model::SchemaVersion;
-use crate::core::ports::{Committed, HeadRow, SchemaStore, SchemaWrite};
+use crate::core::model::{ConfigDocument, SchemaVersion};
+use crate::core::ports::{Committed, SchemaStore, SchemaWrite};
 use crate::store::{to_i64, to_u64};
 
 #[derive(sqlx::FromRow)]
@@ -38,16 +39,6 @@ impl SchemaRow {
     }
 }
 
-/// The config's head row (with its schema version) as this transaction sees it.
-async fn write_head(tx: &mut PgConnection, id: &ConfigId) -> Result<HeadRow> {
-    let row = sqlx::query_as(include_str!("queries/config_write_head.sql"))
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    Ok(WriteHeadRow::head(row))
-}
-
 #[async_trait]
 impl SchemaStore for PostgresStore {
     async fn schema(&self, id: &ConfigId) -> Result<Option<SchemaVersion>> {
@@ -64,7 +55,7 @@ impl SchemaStore for PostgresStore {
 impl Operation for SchemaWrite {
     async fn apply<'a>(&'a self, tx: &mut PgConnection) -> Result<Change<'a>> {
         let id = self.config_id.as_str();
-        let number = write_head(tx, &self.config_id)
+        let number = write_head::<ConfigDocument>(tx, &self.config_id)
             .await?
             .check_schema_write(self)?;
         sqlx::query(include_str!("queries/schema_insert.sql"))

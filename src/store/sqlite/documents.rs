@@ -1,7 +1,7 @@
 //! Versioned documents (configs, flags, secrets): heads and histories, appends and deletes, written once
 //! for every kind. Each kind keeps its own tables; `Queries` names them.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteConnection;
@@ -12,6 +12,7 @@ use super::{SqliteStore, db_error};
 use crate::core::error::Result;
 use crate::core::ports::{Committed, DeleteWrite, DocumentStore, HeadRow, Record, VersionWrite};
 use crate::core::versioned::{Document, DocumentId, DocumentKind, Head, NewVersion, Version};
+use crate::store::document_tables::document_tables;
 use crate::store::{to_i64, to_u64};
 
 /// One kind's statements, alike in their parameters and columns.
@@ -27,55 +28,47 @@ struct Queries {
     mark_deleted: &'static str,
 }
 
-const CONFIGS: Queries = Queries {
-    head: include_str!("queries/config_head.sql"),
-    heads: include_str!("queries/config_heads.sql"),
-    version: include_str!("queries/config_version.sql"),
-    versions: include_str!("queries/config_versions.sql"),
-    write_head: include_str!("queries/config_write_head.sql"),
-    head_upsert: include_str!("queries/config_head_upsert.sql"),
-    version_insert: include_str!("queries/config_version_insert.sql"),
-    version_checksum: include_str!("queries/config_version_checksum.sql"),
-    mark_deleted: include_str!("queries/config_mark_deleted.sql"),
-};
-
-const FLAGS: Queries = Queries {
-    head: include_str!("queries/flag_head.sql"),
-    heads: include_str!("queries/flag_heads.sql"),
-    version: include_str!("queries/flag_version.sql"),
-    versions: include_str!("queries/flag_versions.sql"),
-    write_head: include_str!("queries/flag_write_head.sql"),
-    head_upsert: include_str!("queries/flag_head_upsert.sql"),
-    version_insert: include_str!("queries/flag_version_insert.sql"),
-    version_checksum: include_str!("queries/flag_version_checksum.sql"),
-    mark_deleted: include_str!("queries/flag_mark_deleted.sql"),
-};
-
-const SECRETS: Queries = Queries {
-    head: include_str!("queries/secret_head.sql"),
-    heads: include_str!("queries/secret_heads.sql"),
-    version: include_str!("queries/secret_version.sql"),
-    versions: include_str!("queries/secret_versions.sql"),
-    write_head: include_str!("queries/secret_write_head.sql"),
-    head_upsert: include_str!("queries/secret_head_upsert.sql"),
-    version_insert: include_str!("queries/secret_version_insert.sql"),
-    version_checksum: include_str!("queries/secret_version_checksum.sql"),
-    mark_deleted: include_str!("queries/secret_mark_deleted.sql"),
-};
-
-const STRATEGIES: Queries = Queries {
-    head: include_str!("queries/strategy_head.sql"),
-    heads: include_str!("queries/strategy_heads.sql"),
-    version: include_str!("queries/strategy_version.sql"),
-    versions: include_str!("queries/strategy_versions.sql"),
-    write_head: include_str!("queries/strategy_write_head.sql"),
-    head_upsert: include_str!("queries/strategy_head_upsert.sql"),
-    version_insert: include_str!("queries/strategy_version_insert.sql"),
-    version_checksum: include_str!("queries/strategy_version_checksum.sql"),
-    mark_deleted: include_str!("queries/strategy_mark_deleted.sql"),
-};
+impl Queries {
+    /// Built once per kind and kept for the life of the process.
+    fn of(kind: DocumentKind) -> Self {
+        let tables = document_tables(kind);
+        Queries {
+            head: tables
+                .fill(include_str!("queries/document_head.sql"))
+                .leak(),
+            heads: tables
+                .fill(include_str!("queries/document_heads.sql"))
+                .leak(),
+            version: tables
+                .fill(include_str!("queries/document_version.sql"))
+                .leak(),
+            versions: tables
+                .fill(include_str!("queries/document_versions.sql"))
+                .leak(),
+            write_head: tables
+                .fill(include_str!("queries/document_write_head.sql"))
+                .leak(),
+            head_upsert: tables
+                .fill(include_str!("queries/document_head_upsert.sql"))
+                .leak(),
+            version_insert: tables
+                .fill(include_str!("queries/document_version_insert.sql"))
+                .leak(),
+            version_checksum: tables
+                .fill(include_str!("queries/document_version_checksum.sql"))
+                .leak(),
+            mark_deleted: tables
+                .fill(include_str!("queries/document_mark_deleted.sql"))
+                .leak(),
+        }
+    }
+}
 
 fn queries<D: Document>() -> &'static Queries {
+    static CONFIGS: LazyLock<Queries> = LazyLock::new(|| Queries::of(DocumentKind::Config));
+    static FLAGS: LazyLock<Queries> = LazyLock::new(|| Queries::of(DocumentKind::Flag));
+    static SECRETS: LazyLock<Queries> = LazyLock::new(|| Queries::of(DocumentKind::Secret));
+    static STRATEGIES: LazyLock<Queries> = LazyLock::new(|| Queries::of(DocumentKind::Strategy));
     match D::KIND {
         DocumentKind::Config => &CONFIGS,
         DocumentKind::Flag => &FLAGS,
@@ -128,7 +121,10 @@ impl HeadVersionRow {
 }
 
 /// The document's head row as this transaction sees it.
-async fn write_head<D: Document>(tx: &mut SqliteConnection, id: &D::Id) -> Result<HeadRow> {
+pub(super) async fn write_head<D: Document>(
+    tx: &mut SqliteConnection,
+    id: &D::Id,
+) -> Result<HeadRow> {
     let row = sqlx::query_as(queries::<D>().write_head)
         .bind(id.as_str())
         .fetch_optional(&mut *tx)

@@ -10,11 +10,12 @@ use super::rows::{parse_json, parse_optional_time, parse_time, timestamp, to_jso
 use super::{SqliteStore, db_error};
 use crate::core::error::{Error, Result};
 use crate::core::events::kind;
-use crate::core::notifications::model::{
-    Attempt, Delivery, DeliveryStatus, NewDelivery, Webhook, WebhookHealth,
-};
+use crate::core::notifications::model::{Delivery, DeliveryStatus, Webhook};
 use crate::core::ports::notifications::{WEBHOOK_CHANGE_VERSION, webhook_exists, webhook_moved};
-use crate::core::ports::{Committed, NotificationStore, WebhookDelete, WebhookWrite};
+use crate::core::ports::{
+    Committed, DeliveryQuery, DueQuery, FanOut, NotificationStore, Outcomes, Redelivery,
+    WebhookDelete, WebhookWrite,
+};
 use crate::store::{to_i64, to_u64};
 
 #[derive(sqlx::FromRow)]
@@ -118,22 +119,16 @@ impl NotificationStore for SqliteStore {
         Ok(revision.map(to_u64))
     }
 
-    async fn fan_out(
-        &self,
-        sink: &str,
-        from: Option<u64>,
-        to: u64,
-        deliveries: Vec<NewDelivery>,
-    ) -> Result<bool> {
+    async fn fan_out(&self, fan_out: FanOut<'_>) -> Result<bool> {
         let mut connection = self.writer.acquire().await.map_err(db_error)?;
         let mut tx = connection.begin().await.map_err(db_error)?;
-        let moved = match from {
+        let moved = match fan_out.from {
             None => sqlx::query(include_str!("queries/sink_cursor_insert.sql"))
-                .bind(sink)
-                .bind(to_i64(to)),
+                .bind(fan_out.sink)
+                .bind(to_i64(fan_out.to)),
             Some(from) => sqlx::query(include_str!("queries/sink_cursor_move.sql"))
-                .bind(to_i64(to))
-                .bind(sink)
+                .bind(to_i64(fan_out.to))
+                .bind(fan_out.sink)
                 .bind(to_i64(from)),
         }
         .execute(&mut *tx)
@@ -142,8 +137,9 @@ impl NotificationStore for SqliteStore {
         if moved.rows_affected() == 0 {
             return Ok(false);
         }
-        if let Some(first) = deliveries.first() {
-            let rows: Vec<serde_json::Value> = deliveries
+        if let Some(first) = fan_out.deliveries.first() {
+            let rows: Vec<serde_json::Value> = fan_out
+                .deliveries
                 .iter()
                 .map(|d| {
                     serde_json::json!({"webhook": d.webhook_id, "revision": d.revision,
@@ -161,26 +157,18 @@ impl NotificationStore for SqliteStore {
         Ok(true)
     }
 
-    async fn due_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        sending: &[(String, String)],
-    ) -> Result<Vec<Delivery>> {
-        let now = timestamp(now);
+    async fn due_deliveries(&self, due: DueQuery<'_>) -> Result<Vec<Delivery>> {
+        let now = timestamp(due.now);
         let query = sqlx::query_as(include_str!("queries/deliveries_due.sql"))
             .bind(&now)
             .bind(&now)
-            .bind(to_json(&sending)?)
-            .bind(i64::from(limit));
+            .bind(to_json(&due.sending)?)
+            .bind(i64::from(due.limit));
         self.fetch_decoded(query, DeliveryRow::decode).await
     }
 
-    async fn record_attempts(
-        &self,
-        attempts: Vec<Attempt>,
-        health: Vec<WebhookHealth>,
-    ) -> Result<()> {
+    async fn record_attempts(&self, outcomes: Outcomes) -> Result<()> {
+        let Outcomes { attempts, health } = &outcomes;
         let mut connection = self.writer.acquire().await.map_err(db_error)?;
         let mut tx = connection.begin().await.map_err(db_error)?;
         if !attempts.is_empty() {
@@ -199,7 +187,7 @@ impl NotificationStore for SqliteStore {
                 .await
                 .map_err(db_error)?;
         }
-        for webhook in &health {
+        for webhook in health {
             sqlx::query(include_str!("queries/webhook_health.sql"))
                 .bind(webhook.failing_since.map(timestamp))
                 .bind(&webhook.disabled_reason)
@@ -213,30 +201,20 @@ impl NotificationStore for SqliteStore {
         tx.commit().await.map_err(db_error)
     }
 
-    async fn deliveries(
-        &self,
-        webhook: &str,
-        before: Option<u64>,
-        limit: u32,
-    ) -> Result<Vec<Delivery>> {
+    async fn deliveries(&self, page: DeliveryQuery<'_>) -> Result<Vec<Delivery>> {
         let query = sqlx::query_as(include_str!("queries/deliveries.sql"))
-            .bind(webhook)
-            .bind(before.map_or(i64::MAX, to_i64))
-            .bind(i64::from(limit));
+            .bind(page.webhook)
+            .bind(page.before.map_or(i64::MAX, to_i64))
+            .bind(i64::from(page.limit));
         self.fetch_decoded(query, DeliveryRow::decode).await
     }
 
-    async fn redeliver(
-        &self,
-        webhook: &str,
-        delivery: u64,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Delivery>> {
+    async fn redeliver(&self, redelivery: Redelivery<'_>) -> Result<Option<Delivery>> {
         let row: Option<DeliveryRow> =
             sqlx::query_as(include_str!("queries/delivery_redeliver.sql"))
-                .bind(timestamp(at))
-                .bind(webhook)
-                .bind(to_i64(delivery))
+                .bind(timestamp(redelivery.at))
+                .bind(redelivery.webhook)
+                .bind(to_i64(redelivery.delivery))
                 .fetch_optional(&self.writer)
                 .await
                 .map_err(db_error)?;

@@ -4,13 +4,14 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteConnection;
 
 use super::commit::{Change, Operation};
-use super::rows::{WriteHeadRow, metadata, parse_json, parse_time, timestamp, to_json};
+use super::documents::write_head;
+use super::rows::{metadata, parse_json, parse_time, timestamp, to_json};
 use super::{SqliteStore, db_error};
 use crate::core::error::Result;
 use crate::core::events::kind;
 use crate::core::ids::ConfigId;
-use crate::core::model::SchemaVersion;
-use crate::core::ports::{Committed, HeadRow, SchemaStore, SchemaWrite};
+use crate::core::model::{ConfigDocument, SchemaVersion};
+use crate::core::ports::{Committed, SchemaStore, SchemaWrite};
 use crate::store::{to_i64, to_u64};
 
 #[derive(sqlx::FromRow)]
@@ -37,16 +38,6 @@ impl SchemaRow {
     }
 }
 
-/// The config's head row (with its schema version) as this transaction sees it.
-async fn write_head(tx: &mut SqliteConnection, id: &ConfigId) -> Result<HeadRow> {
-    let row = sqlx::query_as(include_str!("queries/config_write_head.sql"))
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    Ok(WriteHeadRow::head(row))
-}
-
 #[async_trait]
 impl SchemaStore for SqliteStore {
     async fn schema(&self, id: &ConfigId) -> Result<Option<SchemaVersion>> {
@@ -63,7 +54,7 @@ impl SchemaStore for SqliteStore {
 impl Operation for SchemaWrite {
     async fn apply<'a>(&'a self, tx: &mut SqliteConnection) -> Result<Change<'a>> {
         let id = self.config_id.as_str();
-        let number = write_head(tx, &self.config_id)
+        let number = write_head::<ConfigDocument>(tx, &self.config_id)
             .await?
             .check_schema_write(self)?;
         sqlx::query(include_str!("queries/schema_head_upsert.sql"))

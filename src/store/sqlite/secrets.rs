@@ -31,12 +31,10 @@ impl Operation for Rewrap {
             .await
             .map_err(db_error)?;
         if updated.rows_affected() == 0 {
-            return Err(Error::ConcurrentModification {
-                message: format!(
-                    "secret {} v{} changed (or is gone) since it was read; retry",
-                    self.name, self.version
-                ),
-            });
+            return Err(Error::concurrent(format!(
+                "secret {} v{} changed (or is gone) since it was read; retry",
+                self.name, self.version
+            )));
         }
         Ok(Change {
             kind: kind::SECRET_REWRAPPED,

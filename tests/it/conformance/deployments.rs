@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use summit_config::core::deployments::model::{Deployment, LogEntry, State, Trigger};
+use summit_config::core::deployments::model::{Deployment, LogEntry, Release, State, Trigger};
 use summit_config::core::deployments::strategy::built_ins;
 use summit_config::core::error::Error;
 use summit_config::core::events::kind;
@@ -223,12 +223,9 @@ pub async fn one_active_deployment_per_target_moved_only_from_the_seq_it_was_rea
 pub async fn releases_are_kept_once_and_forgotten(store: Arc<dyn Store>) {
     let id = config("pricing");
     let both = [env("production"), env("staging")];
-    store.keep_releases(&id, &both, 3, now()).await.unwrap();
+    store.keep_releases(kept(&id, &both, 3)).await.unwrap();
     // Kept: a later call does not move an existing release.
-    store
-        .keep_releases(&id, &both[..1], 7, now())
-        .await
-        .unwrap();
+    store.keep_releases(kept(&id, &both[..1], 7)).await.unwrap();
     let mut releases = store.releases(Some(&id)).await.unwrap();
     releases.sort_by(|a, b| a.environment.cmp(&b.environment));
     assert_eq!(
@@ -240,11 +237,26 @@ pub async fn releases_are_kept_once_and_forgotten(store: Arc<dyn Store>) {
     );
     assert!(releases.iter().all(|r| r.deployment_id.is_none()));
     store
-        .keep_releases(&config("other"), &both[..1], 1, now())
+        .keep_releases(kept(&config("other"), &both[..1], 1))
         .await
         .unwrap();
     assert_eq!(store.releases(None).await.unwrap().len(), 3);
     store.forget_releases(&id).await.unwrap();
     assert!(store.releases(Some(&id)).await.unwrap().is_empty());
     assert_eq!(store.releases(None).await.unwrap().len(), 1);
+}
+
+/// The releases `Serving` keeps when environments begin requiring deployments.
+fn kept(id: &ConfigId, environments: &[Environment], version: u64) -> Vec<Release> {
+    let released_at = now();
+    environments
+        .iter()
+        .map(|environment| Release {
+            config_id: id.clone(),
+            environment: environment.clone(),
+            version,
+            deployment_id: None,
+            released_at,
+        })
+        .collect()
 }

@@ -25,9 +25,10 @@ impl ConfigService {
             ));
         }
         if request.approvals.iter().any(|a| a.actor == approver.actor) {
-            return Err(Error::Conflict {
-                message: format!("'{}' already approved change request {id}", approver.actor),
-            });
+            return Err(Error::conflict(format!(
+                "'{}' already approved change request {id}",
+                approver.actor
+            )));
         }
         let expected = (request.status, request.approvals.len());
         request.approvals.push(Approval {

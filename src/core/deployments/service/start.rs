@@ -145,9 +145,9 @@ impl DeploymentService {
         }
         let released = self.released(&latest, environment).await?;
         if version == released {
-            return Err(Error::Conflict {
-                message: format!("version {version} is already released in '{environment}'"),
-            });
+            return Err(Error::conflict(format!(
+                "version {version} is already released in '{environment}'"
+            )));
         }
         Ok((latest, released))
     }

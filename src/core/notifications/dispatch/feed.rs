@@ -21,6 +21,7 @@ use crate::core::notifications::kafka::KafkaSink;
 use crate::core::notifications::matching::wants;
 use crate::core::notifications::model::{NewDelivery, Webhook};
 use crate::core::notifications::service::sealing_name;
+use crate::core::ports::FanOut;
 use crate::core::service::now;
 
 /// Why a pass of the Kafka producer failed: the broker (retried with backoff, on a new
@@ -340,7 +341,15 @@ impl Dispatcher {
         to: u64,
         deliveries: Vec<NewDelivery>,
     ) -> Result<bool> {
-        let moved = self.store.fan_out(sink, Some(from), to, deliveries).await?;
+        let moved = self
+            .store
+            .fan_out(FanOut {
+                sink,
+                from: Some(from),
+                to,
+                deliveries,
+            })
+            .await?;
         *cursor = moved.then_some(to);
         Ok(moved)
     }
@@ -366,7 +375,14 @@ impl Dispatcher {
                 .unwrap_or(0),
             _ => self.store.latest_revision().await?,
         };
-        self.store.fan_out(sink, None, start, Vec::new()).await?;
+        self.store
+            .fan_out(FanOut {
+                sink,
+                from: None,
+                to: start,
+                deliveries: Vec::new(),
+            })
+            .await?;
         Ok(None)
     }
 }

@@ -14,6 +14,7 @@ use crate::core::error::{Error, Result};
 use crate::core::events::ChangeEvent;
 use crate::core::notifications::delivery::{Outcome, Target, send};
 use crate::core::notifications::model::{Attempt, Delivery, DeliveryStatus, WebhookHealth};
+use crate::core::ports::{DueQuery, Outcomes};
 use crate::core::service::now;
 
 impl Dispatcher {
@@ -44,7 +45,12 @@ impl Dispatcher {
                 // batch while every other group waits.
                 let sending: Vec<(String, String)> =
                     self.in_flight.lock().iter().cloned().collect();
-                match self.store.due_deliveries(now(), DUE_BATCH, &sending).await {
+                let due = DueQuery {
+                    now: now(),
+                    limit: DUE_BATCH,
+                    sending: &sending,
+                };
+                match self.store.due_deliveries(due).await {
                     Ok(due) => {
                         self.take_groups(due, &mut queue);
                         read_at = Some(Instant::now());
@@ -233,13 +239,11 @@ impl Dispatcher {
                 () = shutdown.cancelled() => return,
                 count = outcomes.recv_many(&mut batch, 256) => if count == 0 { return },
             }
-            let attempts: Vec<Attempt> = batch.iter().flat_map(|g| g.attempts.clone()).collect();
-            let health = self.health(&batch);
-            while let Err(error) = self
-                .store
-                .record_attempts(attempts.clone(), health.clone())
-                .await
-            {
+            let round = Outcomes {
+                attempts: batch.iter().flat_map(|g| g.attempts.clone()).collect(),
+                health: self.health(&batch),
+            };
+            while let Err(error) = self.store.record_attempts(round.clone()).await {
                 tracing::warn!(%error, "cannot record delivery attempts yet; will retry");
                 tokio::select! {
                     () = shutdown.cancelled() => return,
@@ -248,13 +252,13 @@ impl Dispatcher {
             }
             {
                 let mut webhooks = self.webhooks.lock();
-                for update in &health {
+                for update in &round.health {
                     if let Some(prepared) = webhooks.get_mut(&update.id) {
                         prepared.webhook.failing_since = update.failing_since;
                     }
                 }
             }
-            if health.iter().any(|h| h.disabled_reason.is_some()) {
+            if round.health.iter().any(|h| h.disabled_reason.is_some()) {
                 self.wake.notify_one();
             }
             self.settled

@@ -1,0 +1,97 @@
+//! Where each versioned document kind keeps its heads and versions: the same tables in every SQL
+//! backend. A backend writes each statement once, as `queries/document_*.sql`, with `{heads}`,
+//! `{versions}`, `{key}`, `{body}` and `{schema_version}` where a kind's names go, and fills it
+//! in for every kind at first use.
+
+use crate::core::versioned::DocumentKind;
+
+pub(crate) struct DocumentTables {
+    /// One row per document: its latest version and whether it is deleted.
+    heads: &'static str,
+    /// One row per version.
+    versions: &'static str,
+    /// The id column, in both tables.
+    key: &'static str,
+    /// The versions' JSON document column.
+    body: &'static str,
+    /// The head's schema version; kinds without a schema read as 0.
+    schema_version: &'static str,
+}
+
+const NO_SCHEMA: &str = "CAST(0 AS BIGINT)";
+
+const CONFIGS: DocumentTables = DocumentTables {
+    heads: "configs",
+    versions: "config_versions",
+    key: "config_id",
+    body: "document",
+    schema_version: "schema_version",
+};
+
+const FLAGS: DocumentTables = DocumentTables {
+    heads: "flags",
+    versions: "flag_versions",
+    key: "flag_key",
+    body: "definition",
+    schema_version: NO_SCHEMA,
+};
+
+const SECRETS: DocumentTables = DocumentTables {
+    heads: "secrets",
+    versions: "secret_versions",
+    key: "name",
+    body: "document",
+    schema_version: NO_SCHEMA,
+};
+
+const STRATEGIES: DocumentTables = DocumentTables {
+    heads: "strategies",
+    versions: "strategy_versions",
+    key: "name",
+    body: "document",
+    schema_version: NO_SCHEMA,
+};
+
+pub(crate) fn document_tables(kind: DocumentKind) -> &'static DocumentTables {
+    match kind {
+        DocumentKind::Config => &CONFIGS,
+        DocumentKind::Flag => &FLAGS,
+        DocumentKind::Secret => &SECRETS,
+        DocumentKind::Strategy => &STRATEGIES,
+    }
+}
+
+impl DocumentTables {
+    /// The statement `template` for this kind; the names are constants, never input.
+    pub(crate) fn fill(&self, template: &str) -> String {
+        template
+            .replace("{heads}", self.heads)
+            .replace("{versions}", self.versions)
+            .replace("{key}", self.key)
+            .replace("{body}", self.body)
+            .replace("{schema_version}", self.schema_version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_leaves_no_placeholder_for_any_kind() {
+        let template = "SELECT {key}, {body}, {schema_version} FROM {heads} JOIN {versions}";
+        for kind in [
+            DocumentKind::Config,
+            DocumentKind::Flag,
+            DocumentKind::Secret,
+            DocumentKind::Strategy,
+        ] {
+            let filled = document_tables(kind).fill(template);
+            assert!(!filled.contains('{'), "{filled}");
+        }
+        assert_eq!(
+            document_tables(DocumentKind::Flag).fill(template),
+            "SELECT flag_key, definition, CAST(0 AS BIGINT) FROM flags JOIN flag_versions"
+        );
+    }
+}

@@ -1,3 +1,0 @@
-SELECT name AS id, version, document::text AS body, checksum, actor, message, created_at,
-       rollback_of
-FROM secret_versions WHERE name = $1 AND version = $2

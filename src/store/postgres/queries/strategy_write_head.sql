@@ -1,1 +1,0 @@
-SELECT latest_version, deleted, 0::bigint AS schema_version FROM strategies WHERE name = $1

@@ -1,1 +1,0 @@
-UPDATE configs SET deleted = 1 WHERE config_id = ?

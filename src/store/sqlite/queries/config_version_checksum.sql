@@ -1,1 +1,0 @@
-SELECT checksum FROM config_versions WHERE config_id = ? AND version = ?

@@ -1,0 +1,1 @@
+UPDATE {heads} SET deleted = 1 WHERE {key} = ?

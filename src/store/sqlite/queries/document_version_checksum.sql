@@ -1,0 +1,1 @@
+SELECT checksum FROM {versions} WHERE {key} = ? AND version = ?

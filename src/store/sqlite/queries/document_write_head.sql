@@ -1,0 +1,1 @@
+SELECT latest_version, deleted, {schema_version} AS schema_version FROM {heads} WHERE {key} = ?

@@ -1,1 +1,0 @@
-UPDATE flags SET deleted = 1 WHERE flag_key = ?

@@ -1,1 +1,0 @@
-SELECT checksum FROM flag_versions WHERE flag_key = ? AND version = ?

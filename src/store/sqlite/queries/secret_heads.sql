@@ -1,4 +1,0 @@
-SELECT v.name AS id, v.version, v.document AS body, v.checksum, v.actor, v.message, v.created_at,
-       v.rollback_of, f.deleted
-FROM secrets f JOIN secret_versions v ON v.name = f.name AND v.version = f.latest_version
-ORDER BY f.name

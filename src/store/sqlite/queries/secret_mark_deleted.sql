@@ -1,1 +1,0 @@
-UPDATE secrets SET deleted = 1 WHERE name = ?

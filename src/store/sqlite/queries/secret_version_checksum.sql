@@ -1,1 +1,0 @@
-SELECT checksum FROM secret_versions WHERE name = ? AND version = ?

@@ -1,3 +1,0 @@
-INSERT INTO secret_versions
-  (name, version, document, checksum, actor, message, created_at, rollback_of)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)

@@ -1,2 +1,0 @@
--- Secrets have no schema.
-SELECT latest_version, deleted, 0 AS schema_version FROM secrets WHERE name = ?

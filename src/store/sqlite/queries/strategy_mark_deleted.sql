@@ -1,1 +1,0 @@
-UPDATE strategies SET deleted = 1 WHERE name = ?

@@ -1,1 +1,0 @@
-SELECT checksum FROM strategy_versions WHERE name = ? AND version = ?
