@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use summit_config::core::error::Error;
 use summit_config::core::events::{AffectedInstances, ChangeDetails, kind};
 use summit_config::core::notifications::model::{
     Attempt, DeliveryStatus, NewDelivery, Webhook, WebhookFilter, WebhookHealth,
 };
-use summit_config::core::ports::{Documents, Store, WebhookDelete, WebhookWrite};
+use summit_config::core::ports::{
+    DeliveryQuery, Documents, DueQuery, FanOut, Outcomes, Redelivery, Store, WebhookDelete,
+    WebhookWrite,
+};
 use summit_config::core::service::now;
 
 use super::fixtures::{all_audit, audit_draft, config_id, version_write};
@@ -96,12 +99,12 @@ pub(super) async fn webhooks_are_created_once_and_replaced_only_from_the_seq_rea
     assert_eq!(listed[0].since_revision, created.event.revision - 1);
 
     store
-        .fan_out(
+        .fan_out(fan(
             "webhooks",
             None,
             10,
             vec![delivery("wh_1", 3, "payments.api")],
-        )
+        ))
         .await
         .unwrap();
     let deleted = store
@@ -114,7 +117,13 @@ pub(super) async fn webhooks_are_created_once_and_replaced_only_from_the_seq_rea
         .unwrap();
     assert_eq!(deleted.event.kind, kind::WEBHOOK_DELETED);
     assert!(store.webhooks().await.unwrap().is_empty());
-    assert!(store.deliveries("wh_1", None, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .deliveries(page("wh_1", None, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let gone = store
         .delete_webhook(WebhookDelete {
             id: "wh_1".to_owned(),
@@ -138,42 +147,58 @@ pub(super) async fn fan_out_moves_the_cursor_only_from_where_it_was(store: Arc<d
     assert_eq!(store.sink_cursor("webhooks").await.unwrap(), None);
     assert!(
         store
-            .fan_out("webhooks", None, 4, Vec::new())
+            .fan_out(fan("webhooks", None, 4, Vec::new()))
             .await
             .unwrap()
     );
     assert!(
         !store
-            .fan_out("webhooks", None, 9, Vec::new())
+            .fan_out(fan("webhooks", None, 9, Vec::new()))
             .await
             .unwrap()
     );
     assert_eq!(store.sink_cursor("webhooks").await.unwrap(), Some(4));
 
     let stale = store
-        .fan_out(
+        .fan_out(fan(
             "webhooks",
             Some(3),
             9,
             vec![delivery("wh_1", 5, "payments.api")],
-        )
+        ))
         .await
         .unwrap();
     assert!(!stale, "a cursor that moved is not moved again");
-    assert!(store.deliveries("wh_1", None, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .deliveries(page("wh_1", None, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let batch = vec![
         delivery("wh_1", 5, "payments.api"),
         delivery("wh_1", 6, "payments.api"),
     ];
-    assert!(store.fan_out("webhooks", Some(4), 6, batch).await.unwrap());
+    assert!(
+        store
+            .fan_out(fan("webhooks", Some(4), 6, batch))
+            .await
+            .unwrap()
+    );
     // A repeat of a delivery already recorded is ignored.
     let repeat = vec![
         delivery("wh_1", 6, "payments.api"),
         delivery("wh_1", 7, "payments.db"),
     ];
-    assert!(store.fan_out("webhooks", Some(6), 7, repeat).await.unwrap());
-    let recorded = store.deliveries("wh_1", None, 10).await.unwrap();
+    assert!(
+        store
+            .fan_out(fan("webhooks", Some(6), 7, repeat))
+            .await
+            .unwrap()
+    );
+    let recorded = store.deliveries(page("wh_1", None, 10)).await.unwrap();
     let revisions: Vec<u64> = recorded.iter().map(|d| d.revision).collect();
     assert_eq!(revisions, vec![7, 6, 5], "newest first, once each");
     assert!(
@@ -195,16 +220,22 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
         delivery("wh_1", 6, "payments.api"),
         delivery("wh_1", 7, "payments.db"),
     ];
-    store.fan_out("webhooks", None, 7, batch).await.unwrap();
+    store
+        .fan_out(fan("webhooks", None, 7, batch))
+        .await
+        .unwrap();
     let at = now() + Duration::seconds(1);
-    let due = store.due_deliveries(at, 100, &[]).await.unwrap();
+    let due = store.due_deliveries(due_query(at, 100, &[])).await.unwrap();
     assert_eq!(
         due.iter().map(|d| d.revision).collect::<Vec<_>>(),
         vec![5, 6, 7]
     );
     // A group being sent is left out, so that its backlog cannot fill the batch.
     let sending = [("wh_1".to_owned(), "payments.api".to_owned())];
-    let others = store.due_deliveries(at, 1, &sending).await.unwrap();
+    let others = store
+        .due_deliveries(due_query(at, 1, &sending))
+        .await
+        .unwrap();
     assert_eq!(
         others.iter().map(|d| d.revision).collect::<Vec<_>>(),
         vec![7]
@@ -229,14 +260,14 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
         disabled_reason: None,
     };
     store
-        .record_attempts(vec![failed], vec![health])
+        .record_attempts(outcomes(vec![failed], vec![health]))
         .await
         .unwrap();
-    let due = store.due_deliveries(at, 100, &[]).await.unwrap();
+    let due = store.due_deliveries(due_query(at, 100, &[])).await.unwrap();
     assert_eq!(due.iter().map(|d| d.revision).collect::<Vec<_>>(), vec![7]);
     assert!(store.webhooks().await.unwrap()[0].failing_since.is_some());
     let later = store
-        .due_deliveries(at + Duration::seconds(61), 100, &[])
+        .due_deliveries(due_query(at + Duration::seconds(61), 100, &[]))
         .await
         .unwrap();
     assert_eq!(
@@ -255,10 +286,10 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
         at,
     };
     store
-        .record_attempts(vec![delivered], Vec::new())
+        .record_attempts(outcomes(vec![delivered], Vec::new()))
         .await
         .unwrap();
-    let log = store.deliveries("wh_1", None, 10).await.unwrap();
+    let log = store.deliveries(page("wh_1", None, 10)).await.unwrap();
     let done = log.iter().find(|d| d.id == first).unwrap();
     assert_eq!(done.status, DeliveryStatus::Delivered);
     assert_eq!(
@@ -277,7 +308,7 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
         disabled_reason: Some("failing".to_owned()),
     };
     store
-        .record_attempts(Vec::new(), vec![stale])
+        .record_attempts(outcomes(Vec::new(), vec![stale]))
         .await
         .unwrap();
     let hook = &store.webhooks().await.unwrap()[0];
@@ -292,7 +323,7 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
         disabled_reason: Some("failing".to_owned()),
     };
     store
-        .record_attempts(Vec::new(), vec![disabled])
+        .record_attempts(outcomes(Vec::new(), vec![disabled]))
         .await
         .unwrap();
     let hook = &store.webhooks().await.unwrap()[0];
@@ -300,16 +331,26 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
     assert_eq!(hook.disabled_reason.as_deref(), Some("failing"));
     assert!(
         store
-            .due_deliveries(at + Duration::hours(1), 100, &[])
+            .due_deliveries(due_query(at + Duration::hours(1), 100, &[]))
             .await
             .unwrap()
             .is_empty()
     );
 
     // A redelivery starts over; pruning keeps pending ones.
-    let again = store.redeliver("wh_1", first, at).await.unwrap().unwrap();
+    let again = store
+        .redeliver(redelivery("wh_1", first, at))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((again.status, again.attempts), (DeliveryStatus::Pending, 0));
-    assert!(store.redeliver("wh_2", first, at).await.unwrap().is_none());
+    assert!(
+        store
+            .redeliver(redelivery("wh_2", first, at))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         store
             .prune_deliveries(at + Duration::days(1))
@@ -321,7 +362,7 @@ pub(super) async fn due_deliveries_wait_behind_an_earlier_one_of_their_subject(
     // The backlog counts every pending delivery, due or not, of every webhook.
     let mut pending = 0;
     for hook in store.webhooks().await.unwrap() {
-        let deliveries = store.deliveries(&hook.id, None, 1000).await.unwrap();
+        let deliveries = store.deliveries(page(&hook.id, None, 1000)).await.unwrap();
         pending += deliveries
             .iter()
             .filter(|d| d.status == DeliveryStatus::Pending)
@@ -340,10 +381,13 @@ pub(super) async fn deliveries_are_pruned_by_when_they_ended_and_never_while_pen
         delivery("wh_1", 6, "payments.db"),
         delivery("wh_1", 7, "payments.web"),
     ];
-    store.fan_out("webhooks", None, 7, batch).await.unwrap();
+    store
+        .fan_out(fan("webhooks", None, 7, batch))
+        .await
+        .unwrap();
     let created = now();
     let due = store
-        .due_deliveries(created + Duration::seconds(1), 100, &[])
+        .due_deliveries(due_query(created + Duration::seconds(1), 100, &[]))
         .await
         .unwrap();
     let (delivered, failed) = (due[0].id, due[1].id);
@@ -359,18 +403,18 @@ pub(super) async fn deliveries_are_pruned_by_when_they_ended_and_never_while_pen
         at,
     };
     store
-        .record_attempts(
+        .record_attempts(outcomes(
             vec![
                 ended(delivered, DeliveryStatus::Delivered, created),
                 ended(failed, DeliveryStatus::Failed, created + Duration::days(2)),
             ],
             Vec::new(),
-        )
+        ))
         .await
         .unwrap();
     let kept = |store: Arc<dyn Store>| async move {
         let mut revisions: Vec<u64> = store
-            .deliveries("wh_1", None, 10)
+            .deliveries(page("wh_1", None, 10))
             .await
             .unwrap()
             .iter()
@@ -431,4 +475,41 @@ pub(super) async fn change_events_and_audit_records_keep_their_details(store: Ar
         .find(|r| r.revision == committed.event.revision)
         .unwrap();
     assert_eq!(record.details, details);
+}
+
+fn fan(sink: &str, from: Option<u64>, to: u64, deliveries: Vec<NewDelivery>) -> FanOut<'_> {
+    FanOut {
+        sink,
+        from,
+        to,
+        deliveries,
+    }
+}
+
+fn due_query(now: DateTime<Utc>, limit: u32, sending: &[(String, String)]) -> DueQuery<'_> {
+    DueQuery {
+        now,
+        limit,
+        sending,
+    }
+}
+
+fn outcomes(attempts: Vec<Attempt>, health: Vec<WebhookHealth>) -> Outcomes {
+    Outcomes { attempts, health }
+}
+
+fn page(webhook: &str, before: Option<u64>, limit: u32) -> DeliveryQuery<'_> {
+    DeliveryQuery {
+        webhook,
+        before,
+        limit,
+    }
+}
+
+fn redelivery(webhook: &str, delivery: u64, at: DateTime<Utc>) -> Redelivery<'_> {
+    Redelivery {
+        webhook,
+        delivery,
+        at,
+    }
 }
