@@ -59,7 +59,7 @@ pub type SecretDeleteWrite = DeleteWrite<SecretDocument>;
 pub type StrategyWrite = VersionWrite<Strategy>;
 pub type StrategyDeleteWrite = DeleteWrite<Strategy>;
 
-/// Every port: what a backend implements.
+/// Every port: what a backend implements (each says so with an empty `impl Store`).
 pub trait Store:
     DocumentStore<ConfigDocument>
     + DocumentStore<FlagDefinition>
@@ -75,24 +75,6 @@ pub trait Store:
     + ChangeLog
     + AppliedStore
     + Database
-{
-}
-
-impl<T> Store for T where
-    T: DocumentStore<ConfigDocument>
-        + DocumentStore<FlagDefinition>
-        + DocumentStore<SecretDocument>
-        + DocumentStore<Strategy>
-        + SecretStore
-        + RegistryStore
-        + DeploymentStore
-        + NotificationStore
-        + SchemaStore
-        + AccessStore
-        + ChangeRequestStore
-        + ChangeLog
-        + AppliedStore
-        + Database
 {
 }
 

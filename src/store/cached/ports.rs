@@ -19,7 +19,7 @@ use crate::core::ports::{
     AccessStore, AppliedStore, AuditQuery, ChangeLog, ChangeRequestQuery, ChangeRequestStore,
     ChangeRequestWrite, Committed, CommittedHere, ConfigDeleteWrite, ConfigWrite, Database,
     DocumentStore, FlagDeleteWrite, FlagWrite, ReadCache, Record, Rewrap, SchemaStore, SchemaWrite,
-    SecretDeleteWrite, SecretStore, SecretWrite, ServiceInstances, TokenMap, TokenRevoke,
+    SecretDeleteWrite, SecretStore, SecretWrite, ServiceInstances, Store, TokenMap, TokenRevoke,
     TokenWrite,
 };
 use crate::core::secrets::model::{SecretDocument, SecretHead, SecretVersion};
@@ -400,6 +400,8 @@ impl AppliedStore for CachedStore {
         self.observed(self.inner.sweep_applied(before)).await
     }
 }
+
+impl Store for CachedStore {}
 
 #[async_trait]
 impl Database for CachedStore {

@@ -19,7 +19,7 @@ use crate::core::flags::FlagDefinition;
 use crate::core::ids::{ConfigId, Environment, InstanceId, ServiceName};
 use crate::core::model::{AppliedState, AuditRecord, ConfigDocument, SchemaVersion};
 use crate::core::notifications::model::{Delivery, Webhook};
-use crate::core::ports::Database;
+use crate::core::ports::{Database, Store};
 use crate::core::registry::model::Instance;
 use crate::core::secrets::model::SecretDocument;
 
@@ -86,6 +86,8 @@ fn page<'a, T: Clone + 'a>(
         .cloned()
         .collect()
 }
+
+impl Store for MemoryStore {}
 
 #[async_trait]
 impl Database for MemoryStore {

@@ -20,7 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolO
 use tokio::sync::Notify;
 
 use crate::core::error::{Error, Result};
-use crate::core::ports::{CommittedHere, Database};
+use crate::core::ports::{CommittedHere, Database, Store};
 
 mod access;
 mod applied;
@@ -162,6 +162,8 @@ async fn listen(pool: PgPool, changed: Arc<Notify>, committed: Arc<committed_her
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+impl Store for PostgresStore {}
 
 #[async_trait]
 impl Database for PostgresStore {

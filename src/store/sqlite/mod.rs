@@ -110,6 +110,8 @@ impl SqliteStore {
     }
 }
 
+impl Store for SqliteStore {}
+
 #[async_trait]
 impl Database for SqliteStore {
     async fn ping(&self) -> Result<()> {
