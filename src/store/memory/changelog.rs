@@ -48,15 +48,7 @@ impl ChangeLog for MemoryStore {
     }
 
     async fn record(&self, record: Record) -> Result<Committed> {
-        Ok(self.state.lock().commit(Change {
-            kind: record.kind,
-            subject: &record.subject,
-            version: record.version,
-            checksum: "",
-            audit: &record.audit,
-            at: record.at,
-            applies: None,
-        }))
+        Ok(self.state.lock().commit(Change::from(&record)))
     }
 
     async fn latest_revision(&self) -> Result<u64> {

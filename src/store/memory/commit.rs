@@ -27,6 +27,21 @@ pub(super) struct Change<'a> {
     pub applies: Option<&'a AppliedRequest>,
 }
 
+/// The change a record is: no document of its own, no checksum.
+impl<'a> From<&'a Record> for Change<'a> {
+    fn from(record: &'a Record) -> Self {
+        Change {
+            kind: record.kind,
+            subject: &record.subject,
+            version: record.version,
+            checksum: "",
+            audit: &record.audit,
+            at: record.at,
+            applies: None,
+        }
+    }
+}
+
 impl State {
     /// Refuses a write applying a change request unless the request is `approved`; called before
     /// the write changes anything.
@@ -67,15 +82,7 @@ impl State {
         let announced = announce
             .iter()
             .map(|record| {
-                let change = Change {
-                    kind: record.kind,
-                    subject: &record.subject,
-                    version: record.version,
-                    checksum: "",
-                    audit: &record.audit,
-                    at: record.at,
-                    applies: None,
-                };
+                let change = Change::from(record);
                 self.record(&change, change.kind, change.audit)
             })
             .collect();
