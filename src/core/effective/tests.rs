@@ -5,6 +5,17 @@ use crate::core::ids::ConfigId;
 use crate::core::model::{AbTest, AbVariant, Metadata, NewVersion};
 use serde_json::json;
 
+/// The view of `v` in production for a caller at `fraction` of the assignment range, now.
+fn in_production(v: &ConfigVersion, fraction: f64) -> Arc<Rendered> {
+    select(
+        v,
+        Some("production"),
+        &AssignmentInput::Value(fraction),
+        Utc::now,
+    )
+    .unwrap()
+}
+
 fn version(doc: ConfigDocument) -> ConfigVersion {
     NewVersion {
         id: ConfigId::parse("svc").unwrap(),
@@ -54,13 +65,7 @@ fn doc() -> ConfigDocument {
 #[test]
 fn layers_apply_in_order_override_canary_variant() {
     let v = version(doc());
-    let r = select(
-        &v,
-        Some("production"),
-        &AssignmentInput::Value(0.1),
-        Utc::now,
-    )
-    .unwrap();
+    let r = in_production(&v, 0.1);
     let a = r.assignment.clone();
     assert_eq!(r.value(), json!({"timeout": 5, "color": "red"}));
     assert_eq!(
@@ -70,13 +75,7 @@ fn layers_apply_in_order_override_canary_variant() {
             variant: Some("red".into())
         }
     );
-    let r = select(
-        &v,
-        Some("production"),
-        &AssignmentInput::Value(0.9),
-        Utc::now,
-    )
-    .unwrap();
+    let r = in_production(&v, 0.9);
     let a = r.assignment.clone();
     assert_eq!(r.value(), json!({"timeout": 10, "color": "green"}));
     assert!(!a.canary);
@@ -104,15 +103,7 @@ fn canary_outside_its_window_does_not_apply() {
     let mut d = doc();
     d.canary.as_mut().unwrap().start_at = Utc::now() + chrono::Duration::hours(1);
     let v = version(d);
-    let a = select(
-        &v,
-        Some("production"),
-        &AssignmentInput::Value(0.0),
-        Utc::now,
-    )
-    .unwrap()
-    .assignment
-    .clone();
+    let a = in_production(&v, 0.0).assignment.clone();
     assert!(!a.canary);
     assert_eq!(
         valid_checksums(&v, "production", Utc::now())
@@ -125,13 +116,7 @@ fn canary_outside_its_window_does_not_apply() {
 #[test]
 fn views_carry_their_whole_effective_document() {
     let v = version(doc());
-    let r = select(
-        &v,
-        Some("production"),
-        &AssignmentInput::Value(0.9),
-        Utc::now,
-    )
-    .unwrap();
+    let r = in_production(&v, 0.9);
     let document: Value = serde_json::from_slice(&r.document).unwrap();
     assert_eq!(document["configId"], "svc");
     assert_eq!(document["version"], 1);
