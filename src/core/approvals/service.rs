@@ -320,13 +320,8 @@ impl ConfigService {
     /// Applies an approved config request: the version (or delete) and the request's `applied`
     /// state commit together.
     pub(crate) async fn apply_config(&self, id: &ConfigId, applying: &Applying) -> Result<u64> {
-        let Applying {
-            request,
-            metadata,
-            applies,
-        } = applying;
-        let (metadata, applies) = (metadata.clone(), Some(applies.clone()));
-        let expected = Some(request.base_version);
+        let request = &applying.request;
+        let (metadata, applies, expected) = applying.write_parts();
         let written = match &request.operation {
             ChangeOperation::Put { document } => {
                 let Proposal::Config(document) = &**document else {
@@ -369,6 +364,16 @@ pub struct Applying {
 }
 
 impl Applying {
+    /// What the write applying the request carries: its metadata, the request it applies, and
+    /// the version it expects (the request's base).
+    pub(crate) fn write_parts(&self) -> (Metadata, Option<AppliedRequest>, Option<u64>) {
+        (
+            self.metadata.clone(),
+            Some(self.applies.clone()),
+            Some(self.request.base_version),
+        )
+    }
+
     /// A version conflict means the subject moved past the request's base: a new request is
     /// needed.
     pub fn rebase(&self, error: Error) -> Error {

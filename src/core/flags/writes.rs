@@ -251,13 +251,8 @@ impl FlagService {
     /// Applies an approved flag request (`approvals::apply`): the version (or delete) and the
     /// request's `applied` state commit together.
     pub(crate) async fn apply_flag(&self, key: &FlagKey, applying: &Applying) -> Result<u64> {
-        let Applying {
-            request,
-            metadata,
-            applies,
-        } = applying;
-        let (metadata, applies) = (metadata.clone(), Some(applies.clone()));
-        let expected = Some(request.base_version);
+        let request = &applying.request;
+        let (metadata, applies, expected) = applying.write_parts();
         let written = match &request.operation {
             ChangeOperation::Put { document } => {
                 let Proposal::Flag(definition) = &**document else {
