@@ -424,3 +424,41 @@ async fn two_replicas_on_postgresql_rotate_each_due_time_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_object_a_rotation_would_push_past_the_size_limit_is_refused() {
+    let server = rotating_server().await;
+    let rotation = policy(
+        3600,
+        0,
+        json!({"type": "bytes", "length": 4096, "encoding": "hex", "field": "key"}),
+    );
+    // 64 KiB with the key at 3 bytes; 8,192 hex digits would not fit.
+    let crowded = json!({"key": "old", "pad": "p".repeat(64 * 1024 - 40)});
+    let (status, problem) = server
+        .put_json(
+            "/api/v1/secrets/crowded",
+            &json!({"value": crowded, "metadata": meta("sam", "set"), "rotation": rotation}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("/value")),
+        "{problem}"
+    );
+    let (status, _) = server.get_json("/api/v1/secrets/crowded").await;
+    assert_eq!(status, 404, "a refused put stores nothing");
+    // With room for the longest key, the same policy is taken and rotates.
+    let roomy = json!({"key": "old", "pad": "p".repeat(1024)});
+    put_secret(&server, "roomy", roomy, rotation).await;
+    let (status, rotated) = server
+        .post_json(
+            "/api/v1/secrets/roomy/rotate",
+            &json!({"metadata": meta("sam", "rotate")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{rotated}");
+    let (status, current) = value(&server, "roomy", "").await;
+    assert_eq!(status, 200, "{current}");
+    assert_eq!(current["value"]["key"].as_str().map(str::len), Some(8192));
+}

@@ -125,6 +125,56 @@ impl RotationPolicy {
         }
     }
 
+    /// Refuses an object value that a rotation would push past `max_bytes`: with the field
+    /// this policy replaces at the longest value it can generate, the value must still fit
+    /// (else every due rotation would fail).
+    pub fn check_room(&self, value: &Value, max_bytes: usize) -> Result<()> {
+        let (Some(field), Value::Object(map)) = (self.replaced_field(), value) else {
+            return Ok(());
+        };
+        let longest = self.longest_material();
+        let mut rotated = map.clone();
+        rotated.insert(field.to_owned(), Value::String("x".repeat(longest)));
+        let size = serde_json::to_vec(&rotated).map_err(Error::internal)?.len();
+        if size > max_bytes {
+            return Err(Error::invalid(
+                "/value",
+                format!(
+                    "with the rotation's generated \"{field}\" at its longest ({longest} bytes) \
+                     the value would be {size} bytes, over the {max_bytes}-byte limit"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The field of an object value that generated material replaces.
+    fn replaced_field(&self) -> Option<&str> {
+        match &self.generator {
+            Generator::String { field, .. } | Generator::Bytes { field, .. } => field.as_deref(),
+            Generator::Supplied => None,
+        }
+    }
+
+    /// The most bytes generated material takes in a JSON value: a string's characters may
+    /// each need an escape (`"`, `\`); bytes are encoded.
+    fn longest_material(&self) -> usize {
+        match &self.generator {
+            Generator::String { length, .. } => 2 * usize::from(*length),
+            Generator::Bytes {
+                length,
+                encoding: Encoding::Base64,
+                ..
+            } => usize::from(*length).div_ceil(3) * 4,
+            Generator::Bytes {
+                length,
+                encoding: Encoding::Hex,
+                ..
+            } => 2 * usize::from(*length),
+            Generator::Supplied => 0,
+        }
+    }
+
     /// Whether rotations make their own value (otherwise they wait for one).
     pub fn generates(&self) -> bool {
         !matches!(self.generator, Generator::Supplied)
@@ -192,6 +242,31 @@ impl RotationPolicy {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_object_without_room_for_its_longest_rotation_is_refused() {
+        let hex =
+            policy(json!({"type": "bytes", "length": 4096, "encoding": "hex", "field": "key"}));
+        // {"key":"…","pad":"…"}: 19 bytes of punctuation and names, 8,192 of hex, the pad's.
+        let limit = 19 + 8192 + 81;
+        let fits = json!({"key": "old", "pad": "p".repeat(81)});
+        assert!(hex.check_room(&fits, limit).is_ok());
+        let over = json!({"key": "old", "pad": "p".repeat(82)});
+        let refused = hex.check_room(&over, limit).unwrap_err();
+        assert!(
+            matches!(&refused, Error::InvalidInput { field, message }
+                if field == "/value" && message.contains("8293 bytes")),
+            "{refused:?}"
+        );
+        // The field's current value does not count: it is replaced.
+        let long_key = json!({"key": "k".repeat(9000), "pad": "p".repeat(81)});
+        assert!(hex.check_room(&long_key, limit).is_ok());
+        // A string value, or a policy that waits for a supplied value, has nothing to check.
+        let supplied = policy(json!({"type": "supplied"}));
+        assert!(supplied.check_room(&over, 10).is_ok());
+        let whole = policy(json!({"type": "string", "length": 32}));
+        assert!(whole.check_room(&json!("short"), 10).is_ok());
+    }
 
     fn policy(generator: Value) -> RotationPolicy {
         serde_json::from_value(

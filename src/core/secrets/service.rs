@@ -190,6 +190,7 @@ impl SecretService {
         };
         if let Some(policy) = &rotation {
             policy.check(format, "/rotation")?;
+            policy.check_room(value, MAX_VALUE_BYTES)?;
         }
         let draft = Draft {
             format,

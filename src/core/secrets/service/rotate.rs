@@ -1,7 +1,7 @@
 //! Rotation: a rotation asked for now, a pending version promoted, and the sweep that rotates
 //! every secret whose policy is due.
 
-use super::{Draft, RotateRequest, SecretService, plaintext};
+use super::{Draft, MAX_VALUE_BYTES, RotateRequest, SecretService, plaintext};
 use crate::core::access::Caller;
 use crate::core::error::{Error, Result};
 use crate::core::ids::SecretName;
@@ -23,7 +23,12 @@ impl SecretService {
         let (head, stages) = self.writing_live(caller, name, &metadata).await?;
         let rotation = stages.current.document.rotation.clone();
         let (format, text) = match request.value {
-            Some(value) => plaintext(&value)?,
+            Some(value) => {
+                if let Some(policy) = &rotation {
+                    policy.check_room(&value, MAX_VALUE_BYTES)?;
+                }
+                plaintext(&value)?
+            }
             None => {
                 let policy = rotation.as_ref().ok_or_else(|| {
                     Error::invalid(
