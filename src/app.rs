@@ -17,6 +17,7 @@ use configure::{
     secret_resolver,
 };
 
+use crate::api::grpc::GrpcServer;
 use crate::api::http::{self, AppContext, AppState, HttpLimits};
 use crate::connections::Limits;
 use crate::core::access::AccessService;
@@ -41,20 +42,12 @@ use crate::tls::{TlsFiles, tls_config};
 pub struct App {
     listener: TcpListener,
     grpc_listener: TcpListener,
-    watch_buffer: usize,
-    max_body_bytes: usize,
     /// The REST router, and the state the effective read ahead of it is answered from.
     rest: http::access::WithCredentialMemo,
-    service: Arc<ConfigService>,
-    flags: Arc<FlagService>,
-    secrets: Arc<SecretService>,
-    registry: Arc<RegistryService>,
-    strategies: Arc<StrategyService>,
-    deployments: Arc<DeploymentService>,
-    access: Arc<AccessService>,
+    /// What the gRPC listener serves, over the same services as REST.
+    grpc: GrpcServer,
     /// Certificate and key (PEM) both transports serve TLS with, when configured.
     tls: Option<TlsFiles>,
-    request_timeout: Duration,
     /// Connection bound, deadlines and HTTP/2 limits of both listeners.
     connections: Limits,
     shutdown: CancellationToken,
@@ -369,26 +362,34 @@ impl App {
             .await
             .with_context(|| format!("binding the REST listener on {}", settings.http_addr))?;
         let grpc_listener = crate::api::grpc::bind(settings.grpc_addr).await?;
+        let rest = http::access::WithCredentialMemo {
+            router: http::router(state.clone(), &limits),
+            state,
+            limits,
+        };
+        let tls = tls_config(&settings)?;
+        let connections = Limits::from_settings(&settings);
         Ok(App {
             listener,
             grpc_listener,
-            watch_buffer: settings.watch_buffer,
-            max_body_bytes: settings.max_body_bytes,
-            rest: http::access::WithCredentialMemo {
-                router: http::router(state.clone(), &limits),
-                state,
-                limits,
+            rest,
+            grpc: GrpcServer {
+                service,
+                flags,
+                secrets,
+                registry,
+                strategies,
+                deployments,
+                access,
+                tls: tls.clone(),
+                request_timeout: Duration::from_secs(settings.request_timeout_secs),
+                watch_buffer: settings.watch_buffer,
+                max_message_bytes: settings.max_body_bytes,
+                connections: connections.clone(),
+                shutdown: shutdown.clone(),
             },
-            service,
-            flags,
-            secrets,
-            registry,
-            strategies,
-            deployments,
-            access,
-            tls: tls_config(&settings)?,
-            request_timeout: Duration::from_secs(settings.request_timeout_secs),
-            connections: Limits::from_settings(&settings),
+            tls,
+            connections,
             shutdown,
         })
     }
@@ -406,7 +407,7 @@ impl App {
     }
 
     pub fn service(&self) -> Arc<ConfigService> {
-        self.service.clone()
+        self.grpc.service.clone()
     }
 
     /// Cancelling this token stops the server gracefully: in-flight requests finish, watch
@@ -420,29 +421,12 @@ impl App {
             http = %self.http_addr(),
             grpc = %self.grpc_addr(),
             tls = self.tls.is_some(),
-            access_control = self.access.enabled(),
+            access_control = self.grpc.access.enabled(),
             max_connections = self.connections.settings.max_connections,
             "summit-config listening"
         );
         let shutdown = self.shutdown.clone();
-        let grpc = crate::api::grpc::serve(
-            self.grpc_listener,
-            crate::api::grpc::GrpcServer {
-                service: self.service.clone(),
-                flags: self.flags.clone(),
-                secrets: self.secrets.clone(),
-                registry: self.registry.clone(),
-                strategies: self.strategies.clone(),
-                deployments: self.deployments.clone(),
-                access: self.access.clone(),
-                tls: self.tls.clone(),
-                request_timeout: self.request_timeout,
-                watch_buffer: self.watch_buffer,
-                max_message_bytes: self.max_body_bytes,
-                connections: self.connections.clone(),
-                shutdown: self.shutdown.clone(),
-            },
-        );
+        let grpc = crate::api::grpc::serve(self.grpc_listener, self.grpc);
         let tls = match &self.tls {
             Some(files) => Some(crate::tls::server_config(
                 files,

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::configs::{environment, given, json};
 use super::operations::ago;
-use super::page::{PageResult, Viewer, empty, time};
+use super::page::{PageResult, Viewer, column_heads, empty, time};
 use crate::api::http::AppState;
 use crate::core::error::Error;
 use crate::core::flags::model::{Condition, EnvironmentTargeting, Rollout, Rule};
@@ -24,7 +24,7 @@ pub async fn flags(State(state): State<AppState>, viewer: Viewer) -> PageResult 
             (empty("No feature flags yet."))
         } @else {
             table {
-                thead { tr { th scope="col" { "Flag" } th scope="col" { "Type" } th scope="col" { "Version" } th scope="col" { "Targeting" } th scope="col" { "Updated" } } }
+                (column_heads(&["Flag", "Type", "Version", "Targeting", "Updated"]))
                 tbody {
                     @for flag in &flags {
                         tr {
@@ -236,7 +236,7 @@ pub async fn secrets(State(state): State<AppState>, viewer: Viewer) -> PageResul
             (empty("No secrets in the built-in store."))
         } @else {
             table {
-                thead { tr { th scope="col" { "Secret" } th scope="col" { "Current version" } th scope="col" { "Format" } th scope="col" { "Created" } } }
+                (column_heads(&["Secret", "Current version", "Format", "Created"]))
                 tbody {
                     @for s in &secrets {
                         tr {
@@ -273,7 +273,7 @@ pub async fn secret(
         }
         table {
             caption { "Versions (values are never shown)" }
-            thead { tr { th scope="col" { "Version" } th scope="col" { "Stages" } th scope="col" { "Created" } th scope="col" { "By" } th scope="col" { "Message" } } }
+            (column_heads(&["Version", "Stages", "Created", "By", "Message"]))
             tbody {
                 @for v in &info.versions {
                     tr {
@@ -302,7 +302,7 @@ pub async fn registry(State(state): State<AppState>, viewer: Viewer) -> PageResu
                 h2 { (summary.service_name) }
                 p { (summary.instances) " instances: " (summary.passing) " passing, " (summary.warning) " warning, " (summary.critical) " critical, " (summary.maintenance) " in maintenance, " (summary.expired) " expired." }
                 table {
-                    thead { tr { th scope="col" { "Instance" } th scope="col" { "Environment" } th scope="col" { "Health" } th scope="col" { "Address" } th scope="col" { "Last heartbeat" } } }
+                    (column_heads(&["Instance", "Environment", "Health", "Address", "Last heartbeat"]))
                     tbody {
                         @for i in &instances {
                             tr {

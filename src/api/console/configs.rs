@@ -7,7 +7,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::page::{PageResult, Viewer, empty, time};
+use super::page::{PageResult, Viewer, column_heads, empty, time};
 use crate::api::http::AppState;
 use crate::core::configs::EffectiveQuery;
 use crate::core::effective::AssignmentInput;
@@ -83,7 +83,7 @@ pub async fn list(
             }
             table {
                 caption { (items.len()) " configs" }
-                thead { tr { th scope="col" { "Config" } th scope="col" { "Version" } th scope="col" { "Updated" } th scope="col" { "Checksum" } th scope="col" { "Views" } } }
+                (column_heads(&["Config", "Version", "Updated", "Checksum", "Views"]))
                 tbody {
                     @for item in &items {
                         tr {
@@ -167,7 +167,7 @@ pub async fn show(
             section aria-labelledby="releases" {
                 h2 #releases { "Released per environment" }
                 table {
-                    thead { tr { th scope="col" { "Environment" } th scope="col" { "Released" } th scope="col" { "Latest" } th scope="col" { "Deployment" } } }
+                    (column_heads(&["Environment", "Released", "Latest", "Deployment"]))
                     tbody {
                         @for release in &releases {
                             tr {
@@ -236,7 +236,7 @@ fn layers(doc: &ConfigDocument) -> Markup {
                 Some(test) => {
                     p { "Test " strong { (test.name) } " in " (test.environment.as_deref().unwrap_or("every environment")) ":" }
                     table {
-                        thead { tr { th scope="col" { "Variant" } th scope="col" { "Weight" } th scope="col" { "Patch" } } }
+                        (column_heads(&["Variant", "Weight", "Patch"]))
                         tbody { @for v in &test.variants { tr { th scope="row" { (v.name) } td { (v.weight) } td { (json(&v.config)) } } } }
                     }
                 }

@@ -7,7 +7,7 @@ use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
 use super::configs::{environment, given};
-use super::page::{PageResult, Viewer, empty, time};
+use super::page::{PageResult, Viewer, column_heads, empty, time};
 use crate::api::http::AppState;
 use crate::core::deployments::model::{Deployment, LogEntry};
 use crate::core::deployments::transitions::Action;
@@ -63,7 +63,7 @@ pub async fn list(
             (empty("No deployments match. Environments that require deployments release versions through them."))
         } @else {
             table {
-                thead { tr { th scope="col" { "Deployment" } th scope="col" { "Config" } th scope="col" { "Environment" } th scope="col" { "Version" } th scope="col" { "State" } th scope="col" { "Progress" } th scope="col" { "Started" } } }
+                (column_heads(&["Deployment", "Config", "Environment", "Version", "State", "Progress", "Started"]))
                 tbody {
                     @for d in &page.items {
                         tr {
@@ -177,7 +177,7 @@ fn progress_of(d: &Deployment, log: &[LogEntry]) -> Markup {
             (empty("No events yet."))
         } @else {
             table {
-                thead { tr { th scope="col" { "When" } th scope="col" { "Move" } th scope="col" { "Step" } th scope="col" { "By" } th scope="col" { "Gate measured" } th scope="col" { "Reason" } } }
+                (column_heads(&["When", "Move", "Step", "By", "Gate measured", "Reason"]))
                 tbody {
                     @for e in log.iter().rev() {
                         tr {

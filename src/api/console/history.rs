@@ -12,7 +12,7 @@ use serde_json::Value;
 use similar::{Algorithm, DiffOp, capture_diff_slices};
 
 use super::configs::{config_id, config_nav, environment, given, json};
-use super::page::{PageResult, Viewer, empty, time};
+use super::page::{PageResult, Viewer, column_heads, empty, time};
 use crate::api::http::AppState;
 use crate::core::approvals::model::{Approval, ChangeRequestStatus, Subject};
 use crate::core::configs::EffectiveQuery;
@@ -259,7 +259,7 @@ pub fn side_by_side(old: &Value, new: &Value) -> Markup {
         div.diff-wrap {
             table.diff {
                 caption { (changed) " changed lines" }
-                thead { tr { th scope="col" { "Before" } th scope="col" { "After" } } }
+                (column_heads(&["Before", "After"]))
                 tbody {
                     @for (left, right) in &rows {
                         @let same = left == right;

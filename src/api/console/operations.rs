@@ -6,7 +6,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::configs::{config_id, config_nav, environment, given};
-use super::page::{PageResult, Viewer, empty, time};
+use super::page::{PageResult, Viewer, column_heads, empty, time};
 use crate::api::http::AppState;
 use crate::core::drift::{ConfigDrift, DriftStatus};
 use crate::core::ids::{ConfigId, FlagKey};
@@ -76,7 +76,7 @@ fn drift_table(drift: &ConfigDrift, titled: bool) -> Markup {
             @for env in &environments {
                 table {
                     caption { "Environment " (env) }
-                    thead { tr { th scope="col" { "Instance" } th scope="col" { "Status" } th scope="col" { "Running" } th scope="col" { "Last report" } } }
+                    (column_heads(&["Instance", "Status", "Running", "Last report"]))
                     tbody {
                         @for i in drift.instances.iter().filter(|i| i.environment == *env) {
                             tr {
@@ -172,7 +172,7 @@ pub async fn audit(
             (empty("No audit records match these filters."))
         } @else {
             table {
-                thead { tr { th scope="col" { "When" } th scope="col" { "Actor" } th scope="col" { "Action" } th scope="col" { "Subject" } th scope="col" { "Environments" } th scope="col" { "Message" } } }
+                (column_heads(&["When", "Actor", "Action", "Subject", "Environments", "Message"]))
                 tbody {
                     @for r in &records {
                         tr {

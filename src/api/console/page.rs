@@ -247,3 +247,8 @@ fn sentence(text: &str) -> String {
 pub fn empty(sentence: &str) -> Markup {
     html! { p.empty { (sentence) } }
 }
+
+/// A table's head: one column heading each.
+pub fn column_heads(headings: &[&str]) -> Markup {
+    html! { thead { tr { @for heading in headings { th scope="col" { (heading) } } } } }
+}

@@ -4,36 +4,25 @@
 //! scopes against the ids in the message). Health and reflection stay open.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::http::{Request, Response};
-use futures::future::BoxFuture;
 use tonic::Status;
 use tonic::body::Body;
-use tower::{Layer, Service};
 
+use super::layer::{Answer, AroundCall, CallLayer, InnerService};
 use crate::core::access::{AccessService, Caller};
 use crate::core::error::Error;
 
-#[derive(Clone)]
-pub struct AccessLayer {
-    pub access: Arc<AccessService>,
-}
-
-impl<S> Layer<S> for AccessLayer {
-    type Service = AccessGuard<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        AccessGuard {
-            inner,
-            access: self.access.clone(),
-            unrestricted: Caller::unrestricted(),
-        }
-    }
+/// The layer that lets a call through only for a caller `access` admits.
+pub fn layer(access: Arc<AccessService>) -> CallLayer<AccessGuard> {
+    CallLayer(AccessGuard {
+        access,
+        unrestricted: Caller::unrestricted(),
+    })
 }
 
 #[derive(Clone)]
-pub struct AccessGuard<S> {
-    inner: S,
+pub struct AccessGuard {
     access: Arc<AccessService>,
     /// Every caller when access control is off.
     unrestricted: Caller,
@@ -73,23 +62,15 @@ fn refuse(error: Error) -> Response<Body> {
     Status::from(error).into_http()
 }
 
-impl<S> Service<Request<Body>> for AccessGuard<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+impl AroundCall for AccessGuard {
+    fn around<S: InnerService>(
+        &self,
+        inner: &mut S,
+        mut request: Request<Body>,
+    ) -> Answer<S::Error> {
         // The clone that was readied serves this call; the fresh clone waits for the next.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let clone = inner.clone();
+        let mut inner = std::mem::replace(inner, clone);
         let access = self.access.clone();
         let unrestricted = self.unrestricted.clone();
         Box::pin(async move {

@@ -3,51 +3,27 @@
 //! call that runs out is counted with its code (tonic's own timeout sits outside every layer and
 //! answers CANCELLED, which reads as the client's doing).
 
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, Request, Response};
-use futures::future::BoxFuture;
+use axum::http::{HeaderMap, Request};
 use tonic::body::Body;
-use tower::{Layer, Service};
+
+use super::layer::{Answer, AroundCall, CallLayer, InnerService};
+
+/// The layer that ends a call at the server's `timeout` or the client's shorter one.
+pub fn layer(timeout: Duration) -> CallLayer<Deadline> {
+    CallLayer(Deadline { timeout })
+}
 
 #[derive(Clone, Copy)]
-pub struct DeadlineLayer {
-    pub timeout: Duration,
-}
-
-impl<S> Layer<S> for DeadlineLayer {
-    type Service = Deadline<S>;
-    fn layer(&self, inner: S) -> Deadline<S> {
-        Deadline {
-            inner,
-            timeout: self.timeout,
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct Deadline<S> {
-    inner: S,
+pub struct Deadline {
     timeout: Duration,
 }
 
-impl<S> Service<Request<Body>> for Deadline<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+impl AroundCall for Deadline {
+    fn around<S: InnerService>(&self, inner: &mut S, request: Request<Body>) -> Answer<S::Error> {
         let limit = client_timeout(request.headers()).map_or(self.timeout, |t| t.min(self.timeout));
-        let future = self.inner.call(request);
+        let future = inner.call(request);
         Box::pin(async move {
             match tokio::time::timeout(limit, future).await {
                 Ok(answer) => answer,

@@ -24,6 +24,7 @@ pub mod deadline;
 pub mod deployments;
 pub mod error;
 pub mod flags;
+pub mod layer;
 pub mod observe;
 pub mod registry;
 pub mod secrets;
@@ -164,12 +165,10 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
         .http2_max_local_error_reset_streams(Some(MAX_LOCAL_RESETS))
         .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
         // Outermost, so refused calls are counted and traced too.
-        .layer(observe::ObserveLayer)
+        .layer(observe::layer())
         // Unary calls (and the start of a stream) that take longer end with DEADLINE_EXCEEDED.
-        .layer(deadline::DeadlineLayer {
-            timeout: request_timeout,
-        })
-        .layer(access::AccessLayer { access })
+        .layer(deadline::layer(request_timeout))
+        .layer(access::layer(access))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)

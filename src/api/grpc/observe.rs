@@ -11,42 +11,23 @@ use std::time::Instant;
 
 use axum::http::{HeaderMap, Request, Response};
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use http_body::Frame;
 use prost::Message;
 use tonic::body::Body;
-use tower::{Layer, Service};
 use tracing::Instrument;
 
-#[derive(Clone, Copy, Default)]
-pub struct ObserveLayer;
+use super::layer::{Answer, AroundCall, CallLayer, InnerService};
 
-impl<S> Layer<S> for ObserveLayer {
-    type Service = Observe<S>;
-    fn layer(&self, inner: S) -> Observe<S> {
-        Observe { inner }
-    }
+/// The layer that counts and traces every call.
+pub fn layer() -> CallLayer<Observe> {
+    CallLayer(Observe)
 }
 
-#[derive(Clone)]
-pub struct Observe<S> {
-    inner: S,
-}
+#[derive(Clone, Copy)]
+pub struct Observe;
 
-impl<S> Service<Request<Body>> for Observe<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+impl AroundCall for Observe {
+    fn around<S: InnerService>(&self, inner: &mut S, request: Request<Body>) -> Answer<S::Error> {
         let start = Instant::now();
         let method = method_label(request.uri().path());
         let span = crate::telemetry::server_span(request.headers(), || {
@@ -61,7 +42,7 @@ where
                 trace_id = tracing::field::Empty,
             )
         });
-        let future = self.inner.call(request);
+        let future = inner.call(request);
         Box::pin(async move {
             // Made before the answer: a call the client cancels first is counted when this
             // future is dropped.

@@ -7,10 +7,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::configs::PageQuery;
 use super::error::Result;
 use super::extract::{ApiQuery, PathId};
 use super::openapi as doc;
+use super::query::PageQuery;
 use crate::core::access::Caller;
 use crate::core::ids::ConfigId;
 use crate::core::ports::AuditSubject;
@@ -27,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     tag = "audit",
     operation_id = "listAudit",
     summary = "The audit trail of everything, newest first",
-    params(super::configs::PageQuery),
+    params(PageQuery),
     responses(
         (status = 200, description = "One page of audit records", body = crate::core::model::Page<crate::core::model::AuditRecord>),
         (status = 400, response = doc::BadRequest)
@@ -51,7 +51,7 @@ async fn all_audit(
     tag = "audit",
     operation_id = "listConfigAudit",
     summary = "The audit trail of one config, newest first",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), super::configs::PageQuery),
+    params(doc::ConfigIdPath, PageQuery),
     responses(
         (status = 200, description = "One page of audit records", body = crate::core::model::Page<crate::core::model::AuditRecord>),
         (status = 400, response = doc::BadRequest)

@@ -1,7 +1,7 @@
 //! `/api/v1/change-requests`: changes to protected environments waiting for approvals.
 
 use axum::Json;
-use axum::extract::{RawPathParams, State};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -104,7 +104,7 @@ async fn list(
     tag = "change-requests",
     operation_id = "getChangeRequest",
     summary = "One change request",
-    params(("id" = String, Path, description = "Change request id")),
+    params(doc::ChangeRequestIdPath),
     responses(
         (status = 200, description = "The change request", body = crate::core::approvals::model::ChangeRequest),
         (status = 404, response = doc::NotFound)
@@ -150,11 +150,42 @@ impl Decision {
         crate::core::validation::check_metadata(&metadata)?;
         Ok(metadata)
     }
+}
 
-    /// The actor and the reason (empty when none is given): a rejection's or a cancellation's.
-    fn actor_and_reason(self, caller: &Caller) -> Result<(Metadata, String)> {
-        let actor = self.actor(caller)?;
-        Ok((actor, self.reason.unwrap_or_default()))
+/// What every decision route takes: the caller, the change request in the path, the actor and
+/// the reason (empty when none is given; only a rejection or a cancellation keeps it).
+struct Decided {
+    caller: Caller,
+    id: String,
+    actor: Metadata,
+    reason: String,
+}
+
+impl FromRequest<AppState> for Decided {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let caller = Caller::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let params = RawPathParams::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let OptionalApiJson(body) =
+            OptionalApiJson::<Decision>::from_request(Request::from_parts(parts, body), state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let decision = body.unwrap_or_default();
+        let actor = decision
+            .actor(&caller)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Decided {
+            id: id_of(&params),
+            reason: decision.reason.unwrap_or_default(),
+            caller,
+            actor,
+        })
     }
 }
 
@@ -164,24 +195,18 @@ impl Decision {
     tag = "change-requests",
     operation_id = "approveChangeRequest",
     summary = "Approve (applied once enough approvals are in)",
-    params(("id" = String, Path, description = "Change request id")),
+    params(doc::ChangeRequestIdPath),
     request_body = Option<Decision>,
     responses(
         (status = 200, description = "The change request after the decision", body = crate::core::approvals::model::ChangeRequest),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
-async fn approve(
-    State(state): State<AppState>,
-    caller: Caller,
-    params: RawPathParams,
-    OptionalApiJson(body): OptionalApiJson<Decision>,
-) -> Result<Response> {
-    let id = id_of(&params);
-    let actor = body.unwrap_or_default().actor(&caller)?;
-    let request = state.service.approve(&caller, &id, &actor).await?;
+async fn approve(State(state): State<AppState>, decided: Decided) -> Result<Response> {
+    let request = state
+        .service
+        .approve(&decided.caller, &decided.id, &decided.actor)
+        .await?;
     Ok(Json(request).into_response())
 }
 
@@ -191,24 +216,23 @@ async fn approve(
     tag = "change-requests",
     operation_id = "rejectChangeRequest",
     summary = "Reject, with a reason",
-    params(("id" = String, Path, description = "Change request id")),
+    params(doc::ChangeRequestIdPath),
     request_body = Option<Decision>,
     responses(
         (status = 200, description = "The change request after the decision", body = crate::core::approvals::model::ChangeRequest),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
-async fn reject(
-    State(state): State<AppState>,
-    caller: Caller,
-    params: RawPathParams,
-    OptionalApiJson(body): OptionalApiJson<Decision>,
-) -> Result<Response> {
-    let (actor, reason) = body.unwrap_or_default().actor_and_reason(&caller)?;
-    let id = id_of(&params);
-    let request = state.service.reject(&caller, &id, &reason, &actor).await?;
+async fn reject(State(state): State<AppState>, decided: Decided) -> Result<Response> {
+    let request = state
+        .service
+        .reject(
+            &decided.caller,
+            &decided.id,
+            &decided.reason,
+            &decided.actor,
+        )
+        .await?;
     Ok(Json(request).into_response())
 }
 
@@ -218,24 +242,23 @@ async fn reject(
     tag = "change-requests",
     operation_id = "cancelChangeRequest",
     summary = "Cancel (by its author)",
-    params(("id" = String, Path, description = "Change request id")),
+    params(doc::ChangeRequestIdPath),
     request_body = Option<Decision>,
     responses(
         (status = 200, description = "The change request after the decision", body = crate::core::approvals::model::ChangeRequest),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
-async fn cancel(
-    State(state): State<AppState>,
-    caller: Caller,
-    params: RawPathParams,
-    OptionalApiJson(body): OptionalApiJson<Decision>,
-) -> Result<Response> {
-    let (actor, reason) = body.unwrap_or_default().actor_and_reason(&caller)?;
-    let id = id_of(&params);
-    let request = state.service.cancel(&caller, &id, &reason, &actor).await?;
+async fn cancel(State(state): State<AppState>, decided: Decided) -> Result<Response> {
+    let request = state
+        .service
+        .cancel(
+            &decided.caller,
+            &decided.id,
+            &decided.reason,
+            &decided.actor,
+        )
+        .await?;
     Ok(Json(request).into_response())
 }
 
@@ -245,30 +268,21 @@ async fn cancel(
     tag = "change-requests",
     operation_id = "applyChangeRequest",
     summary = "Apply an approved change request",
-    params(("id" = String, Path, description = "Change request id")),
+    params(doc::ChangeRequestIdPath),
     request_body = Option<Decision>,
     responses(
         (status = 200, description = "The change request after the decision", body = crate::core::approvals::model::ChangeRequest),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
-async fn apply(
-    State(state): State<AppState>,
-    caller: Caller,
-    params: RawPathParams,
-    OptionalApiJson(body): OptionalApiJson<Decision>,
-) -> Result<Response> {
-    let id = id_of(&params);
-    let actor = body.unwrap_or_default().actor(&caller)?;
+async fn apply(State(state): State<AppState>, decided: Decided) -> Result<Response> {
     let request = approvals::apply(
         &state.service,
         &state.flags,
         &state.deployments,
-        &caller,
-        &id,
-        &actor,
+        &decided.caller,
+        &decided.id,
+        &decided.actor,
     )
     .await?;
     Ok(Json(request).into_response())

@@ -16,12 +16,13 @@ use super::AppState;
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathId, path_param};
 use super::openapi as doc;
+use super::query::{PageQuery, optional_environment};
 use crate::core::access::Caller;
 use crate::core::approvals::model::ChangeRequest;
 use crate::core::error::Error;
-use crate::core::ids::{ConfigId, Environment};
+use crate::core::ids::ConfigId;
 use crate::core::model::{AbTest, Canary, ConfigDocument, ConfigVersion, Metadata};
-use crate::core::service::{Written, page_limit};
+use crate::core::service::Written;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -129,14 +130,12 @@ pub fn pending(request: &ChangeRequest) -> Response {
     tag = "configs",
     operation_id = "putConfig",
     summary = "Write a new version of a config",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    params(doc::ConfigIdPath, ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
     request_body = PutConfigBody,
     responses(
         (status = 201, description = "The new version", body = VersionCreated, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"), ("Location" = String, description = "The new version"))),
         (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict),
+        doc::BadRequestNotFoundOrConflict,
         (status = 422, response = doc::Unprocessable)
     )
 )]
@@ -168,11 +167,10 @@ async fn put_config(
     tag = "configs",
     operation_id = "getConfig",
     summary = "The latest version of a config",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`")),
+    params(doc::ConfigIdPath),
     responses(
         (status = 200, description = "The latest version", body = ConfigVersion, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn get_config(
@@ -220,14 +218,12 @@ impl DeleteBody {
     tag = "configs",
     operation_id = "deleteConfig",
     summary = "Delete a config (its history and audit stay)",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    params(doc::ConfigIdPath, ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
     request_body = Option<DeleteBody>,
     responses(
         (status = 200, description = "Deleted", body = doc::schemas::ConfigDeleted),
         (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
 async fn delete_config(
@@ -284,31 +280,16 @@ async fn list_configs(
     Ok(response)
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    pub limit: Option<u32>,
-    pub cursor: Option<u64>,
-}
-
-impl PageQuery {
-    pub fn limit(&self) -> Result<u32> {
-        Ok(page_limit(self.limit)?)
-    }
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/configs/{id}/versions",
     tag = "configs",
     operation_id = "listConfigVersions",
     summary = "The history of a config, newest first",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), PageQuery),
+    params(doc::ConfigIdPath, PageQuery),
     responses(
         (status = 200, description = "One page of versions", body = crate::core::model::Page<ConfigVersion>),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn list_versions(
@@ -337,11 +318,10 @@ pub fn version_number(raw: &str, field: &str) -> Result<u64> {
     tag = "configs",
     operation_id = "getConfigVersion",
     summary = "One version of a config",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), ("version" = u64, Path, description = "A version number, 1 or more")),
+    params(doc::ConfigIdPath, ("version" = u64, Path, description = "A version number, 1 or more")),
     responses(
         (status = 200, description = "The version", body = ConfigVersion, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn get_version(
@@ -377,11 +357,10 @@ struct DiffQuery {
     tag = "configs",
     operation_id = "diffConfig",
     summary = "The RFC 6902 patch between two versions",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), DiffQuery),
+    params(doc::ConfigIdPath, DiffQuery),
     responses(
         (status = 200, description = "The patch from `from` to `to`", body = crate::core::configs::DiffResult),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn diff(
@@ -390,11 +369,7 @@ async fn diff(
     PathId(id): PathId<ConfigId>,
     ApiQuery(query): ApiQuery<DiffQuery>,
 ) -> Result<Response> {
-    let environment = query
-        .environment
-        .as_deref()
-        .map(Environment::parse)
-        .transpose()?;
+    let environment = optional_environment(query.environment.as_deref())?;
     let result = state
         .service
         .diff(&caller, &id, query.from, query.to, environment.as_ref())
@@ -419,14 +394,12 @@ pub struct RollbackBody {
     tag = "configs",
     operation_id = "rollbackConfig",
     summary = "A new version equal to an earlier one",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    params(doc::ConfigIdPath, ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
     request_body = RollbackBody,
     responses(
         (status = 201, description = "The new version", body = VersionCreated, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"), ("Location" = String, description = "The new version"))),
         (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict),
+        doc::BadRequestNotFoundOrConflict,
         (status = 422, response = doc::Unprocessable)
     )
 )]

@@ -58,9 +58,7 @@ struct CreateBody {
     responses(
         (status = 201, description = "The deployment", body = crate::core::deployments::model::Deployment),
         (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
 async fn create(
@@ -138,7 +136,7 @@ async fn list(
     tag = "deployments",
     operation_id = "getDeployment",
     summary = "One deployment",
-    params(("id" = String, Path, description = "Deployment id")),
+    params(doc::DeploymentIdPath),
     responses(
         (status = 200, description = "The deployment", body = crate::core::deployments::model::Deployment),
         (status = 404, response = doc::NotFound)
@@ -158,7 +156,7 @@ async fn describe(
     tag = "deployments",
     operation_id = "getDeploymentLog",
     summary = "A deployment's log of steps and gate results",
-    params(("id" = String, Path, description = "Deployment id")),
+    params(doc::DeploymentIdPath),
     responses(
         (status = 200, description = "The log, oldest first", body = doc::schemas::Items<crate::core::deployments::model::LogEntry>),
         (status = 404, response = doc::NotFound)
@@ -187,13 +185,11 @@ struct ActionBody {
     tag = "deployments",
     operation_id = "actOnDeployment",
     summary = "Promote, pause, resume, abort or roll back a deployment",
-    params(("id" = String, Path, description = "Deployment id"), ("action" = String, Path, description = "`promote`, `pause`, `resume`, `abort` or `rollback`")),
+    params(doc::DeploymentIdPath, ("action" = String, Path, description = "`promote`, `pause`, `resume`, `abort` or `rollback`")),
     request_body = Option<ActionBody>,
     responses(
         (status = 200, description = "The deployment after the action", body = crate::core::deployments::model::Deployment),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
 async fn act(
@@ -217,11 +213,10 @@ async fn act(
     tag = "deployments",
     operation_id = "listReleases",
     summary = "The version each environment serves",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`")),
+    params(doc::ConfigIdPath),
     responses(
         (status = 200, description = "Each environment's released version", body = doc::schemas::Releases),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn releases(

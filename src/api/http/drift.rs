@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -11,8 +10,9 @@ use super::AppState;
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, PathId};
 use super::openapi as doc;
+use super::query::EnvironmentQuery;
 use crate::core::access::Caller;
-use crate::core::ids::{ConfigId, Environment};
+use crate::core::ids::ConfigId;
 use crate::core::service::AppliedReport;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -28,12 +28,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     tag = "drift",
     operation_id = "reportApplied",
     summary = "Report the version an instance applied",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`")),
+    params(doc::ConfigIdPath),
     request_body = AppliedReport,
     responses(
         (status = 200, description = "The config's drift after the report", body = crate::core::drift::ConfigDrift),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn record_applied(
@@ -46,44 +45,30 @@ async fn record_applied(
     Ok(Json(drift).into_response())
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct DriftQuery {
-    environment: Option<String>,
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/configs/{id}/drift",
     tag = "drift",
     operation_id = "getConfigDrift",
     summary = "Drift of one config's instances",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), DriftQuery),
+    params(doc::ConfigIdPath, EnvironmentQuery),
     responses(
         (status = 200, description = "Each reporting instance: in_sync, drifted or stale", body = crate::core::drift::ConfigDrift),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn config_drift(
     State(state): State<AppState>,
     caller: Caller,
     PathId(id): PathId<ConfigId>,
-    ApiQuery(query): ApiQuery<DriftQuery>,
+    ApiQuery(query): ApiQuery<EnvironmentQuery>,
 ) -> Result<Response> {
-    let environment = query
-        .environment
-        .as_deref()
-        .map(Environment::parse)
-        .transpose()?;
-    Ok(Json(
-        state
-            .service
-            .drift(&caller, &id, environment.as_ref())
-            .await?,
-    )
-    .into_response())
+    let environment = query.environment()?;
+    let drift = state
+        .service
+        .drift(&caller, &id, environment.as_ref())
+        .await?;
+    Ok(Json(drift).into_response())
 }
 
 #[utoipa::path(

@@ -14,10 +14,11 @@ use super::AppState;
 use super::error::Result;
 use super::extract::PathId;
 use super::openapi as doc;
+use super::query::optional_environment;
 use crate::core::access::Caller;
 use crate::core::effective::AssignmentInput;
 use crate::core::error::Error;
-use crate::core::ids::{ConfigId, Environment, InstanceId};
+use crate::core::ids::{ConfigId, InstanceId};
 use crate::core::service::EffectiveQuery;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -119,11 +120,7 @@ impl<'q> EffectiveParams<'q> {
     }
 
     fn into_query(self) -> Result<EffectiveQuery> {
-        let environment = self
-            .environment
-            .as_deref()
-            .map(Environment::parse)
-            .transpose()?;
+        let environment = optional_environment(self.environment.as_deref())?;
         let assignment = match (self.assignment_key, self.assignment_value) {
             (Some(_), Some(_)) => {
                 return Err(Error::invalid(
@@ -174,12 +171,11 @@ pub(super) fn not_modified(header: &HeaderValue, etag: &str) -> bool {
     tag = "effective",
     operation_id = "getEffectiveConfig",
     summary = "What an instance gets: the effective config for an environment and assignment",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`"), ("environment" = Option<String>, Query, description = "The environment whose override (and canary, A/B test) applies"), ("assignmentKey" = Option<String>, Query, description = "A stable key (user, instance) bucketed into the canary and the A/B variants"), ("assignmentValue" = Option<f64>, Query, description = "Instead of a key: a point in [0, 1) standing for bucket / 2^64"), ("resolveSecrets" = Option<bool>, Query, description = "Resolve `{\"$secret\": …}` references (needs the permission; the answer is then never cached)"), ("instanceId" = Option<String>, Query, description = "The asking instance, for deployments that assign it a version"), ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 when unchanged")),
+    params(doc::ConfigIdPath, ("environment" = Option<String>, Query, description = "The environment whose override (and canary, A/B test) applies"), ("assignmentKey" = Option<String>, Query, description = "A stable key (user, instance) bucketed into the canary and the A/B variants"), ("assignmentValue" = Option<f64>, Query, description = "Instead of a key: a point in [0, 1) standing for bucket / 2^64"), ("resolveSecrets" = Option<bool>, Query, description = "Resolve `{\"$secret\": …}` references (needs the permission; the answer is then never cached)"), ("instanceId" = Option<String>, Query, description = "The asking instance, for deployments that assign it a version"), ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 when unchanged")),
     responses(
         (status = 200, description = "The effective config", body = crate::core::effective::EffectiveDocument, headers(("ETag" = String, description = "Strong ETag of the answer (absent when secrets were resolved)"), ("summit-stale" = String, description = "`true` when answered from the read cache while the store is unreachable"), ("Cache-Control" = String, description = "`no-store` when secrets were resolved"))),
         (status = 304, description = "Unchanged since the `If-None-Match` ETag", headers(("ETag" = String))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
+        doc::BadRequestOrNotFound,
         (status = 422, response = doc::Unprocessable),
         (status = 502, response = doc::BadGateway)
     )

@@ -17,11 +17,12 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::configs::{
-    DeleteBody, PageQuery, RollbackBody, expected_version, pending, version_etag, version_number,
+    DeleteBody, RollbackBody, expected_version, pending, version_etag, version_number,
 };
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathId, from_value, path_param};
 use super::openapi as doc;
+use super::query::PageQuery;
 use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::flags::{FlagDefinition, FlagVersion};
@@ -95,14 +96,12 @@ fn split_write_body(body: Value) -> Result<(FlagDefinition, Metadata, Option<u64
     tag = "flags",
     operation_id = "putFlag",
     summary = "Write a new version of a flag",
-    params(("key" = String, Path, description = "Flag key"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    params(doc::FlagKeyPath, ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
     request_body = doc::schemas::FlagWrite,
     responses(
         (status = 201, description = "The new version", body = FlagCreated, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"), ("Location" = String, description = "The new version"))),
         (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
 async fn put_flag(
@@ -135,11 +134,10 @@ fn flag_written(result: Written<Arc<FlagVersion>>) -> Response {
     tag = "flags",
     operation_id = "getFlag",
     summary = "The latest version of a flag",
-    params(("key" = String, Path, description = "Flag key")),
+    params(doc::FlagKeyPath),
     responses(
         (status = 200, description = "The latest version", body = crate::core::flags::FlagVersion, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn get_flag(
@@ -163,14 +161,12 @@ async fn get_flag(
     tag = "flags",
     operation_id = "deleteFlag",
     summary = "Delete a flag (its history and audit stay)",
-    params(("key" = String, Path, description = "Flag key"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    params(doc::FlagKeyPath, ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
     request_body = Option<super::configs::DeleteBody>,
     responses(
         (status = 200, description = "Deleted", body = doc::schemas::FlagDeleted),
         (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
 async fn delete_flag(
@@ -230,11 +226,10 @@ async fn list_flags(
     tag = "flags",
     operation_id = "listFlagVersions",
     summary = "The history of a flag, newest first",
-    params(("key" = String, Path, description = "Flag key"), super::configs::PageQuery),
+    params(doc::FlagKeyPath, PageQuery),
     responses(
         (status = 200, description = "One page of versions", body = crate::core::model::Page<crate::core::flags::FlagVersion>),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn list_versions(
@@ -256,11 +251,10 @@ async fn list_versions(
     tag = "flags",
     operation_id = "getFlagVersion",
     summary = "One version of a flag",
-    params(("key" = String, Path, description = "Flag key"), ("version" = u64, Path, description = "A version number, 1 or more")),
+    params(doc::FlagKeyPath, ("version" = u64, Path, description = "A version number, 1 or more")),
     responses(
         (status = 200, description = "The version", body = crate::core::flags::FlagVersion, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn get_version(
@@ -284,14 +278,12 @@ async fn get_version(
     tag = "flags",
     operation_id = "rollbackFlag",
     summary = "A new version equal to an earlier one",
-    params(("key" = String, Path, description = "Flag key"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    params(doc::FlagKeyPath, ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
     request_body = super::configs::RollbackBody,
     responses(
         (status = 201, description = "The new version", body = FlagCreated, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"), ("Location" = String, description = "The new version"))),
         (status = 202, description = "The change needs approvals: the change request now waiting", body = crate::core::approvals::model::ChangeRequest, headers(("Location" = String, description = "The change request"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
 async fn rollback(
@@ -321,7 +313,7 @@ async fn rollback(
     tag = "flags",
     operation_id = "listFlagAudit",
     summary = "The audit trail of one flag, newest first",
-    params(("key" = String, Path, description = "Flag key"), super::configs::PageQuery),
+    params(doc::FlagKeyPath, PageQuery),
     responses(
         (status = 200, description = "One page of audit records", body = crate::core::model::Page<crate::core::model::AuditRecord>),
         (status = 400, response = doc::BadRequest)

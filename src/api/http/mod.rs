@@ -33,6 +33,7 @@ pub mod flags;
 pub mod ofrep;
 pub mod openapi;
 pub mod ops;
+pub mod query;
 pub mod registry;
 pub mod schema;
 mod secrets;

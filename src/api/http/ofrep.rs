@@ -266,7 +266,7 @@ struct Bulk<'a> {
     tag = "ofrep",
     operation_id = "ofrepEvaluateFlag",
     summary = "OFREP: evaluate one flag",
-    params(("key" = String, Path, description = "Flag key"), ("Summit-Environment" = Option<String>, Header, description = "The environment, when the context has no `environment` attribute"), ("Summit-Service" = Option<String>, Header, description = "The service, when the context has no `service` attribute")),
+    params(doc::FlagKeyPath, ("Summit-Environment" = Option<String>, Header, description = "The environment, when the context has no `environment` attribute"), ("Summit-Service" = Option<String>, Header, description = "The service, when the context has no `service` attribute")),
     request_body = Option<doc::schemas::OfrepRequest>,
     responses(
         (status = 200, description = "The evaluation", body = Success),

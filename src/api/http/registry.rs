@@ -16,9 +16,10 @@ use super::AppState;
 use super::error::{ApiError, Result};
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathId, path_param};
 use super::openapi as doc;
+use super::query::EnvironmentQuery;
 use crate::core::access::Caller;
 use crate::core::error::Error;
-use crate::core::ids::{Environment, InstanceId, ServiceName};
+use crate::core::ids::{InstanceId, ServiceName};
 use crate::core::registry::model::{Heartbeat, Registration};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -88,8 +89,7 @@ struct DeregisterBody {
     request_body = DeregisterBody,
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn deregister(
@@ -109,12 +109,11 @@ async fn deregister(
     tag = "registry",
     operation_id = "heartbeat",
     summary = "Heartbeat: status and the applied checksum per config",
-    params(("service" = String, Path, description = "Service name"), ("id" = String, Path, description = "Instance id")),
+    params(doc::ServicePath, doc::InstanceIdPath),
     request_body = Option<crate::core::registry::model::Heartbeat>,
     responses(
         (status = 200, description = "The instance's state after the heartbeat", body = doc::schemas::HeartbeatAnswer),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn heartbeat(
@@ -159,11 +158,10 @@ async fn services(State(state): State<AppState>, caller: Caller) -> Result<Respo
     tag = "registry",
     operation_id = "getService",
     summary = "The instances of a service",
-    params(("service" = String, Path, description = "Service name")),
+    params(doc::ServicePath),
     responses(
         (status = 200, description = "The service's instances", body = doc::schemas::ServiceInstances),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn service(
@@ -175,41 +173,23 @@ async fn service(
     Ok(Json(json!({ "serviceName": service, "instances": instances })).into_response())
 }
 
-#[derive(Deserialize, Default, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DiscoverParams {
-    environment: Option<String>,
-}
-
-impl DiscoverParams {
-    fn environment(&self) -> Result<Option<Environment>> {
-        Ok(self
-            .environment
-            .as_deref()
-            .map(|e| Environment::parse_field(e, "environment"))
-            .transpose()?)
-    }
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/registry/discover/{service}",
     tag = "registry",
     operation_id = "discover",
     summary = "The healthy instances of a service",
-    params(("service" = String, Path, description = "Service name"), DiscoverParams),
+    params(doc::ServicePath, EnvironmentQuery),
     responses(
         (status = 200, description = "The instances a caller may use", body = crate::core::registry::model::Discovery),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn discover(
     State(state): State<AppState>,
     caller: Caller,
     PathId(service): PathId<ServiceName>,
-    ApiQuery(params): ApiQuery<DiscoverParams>,
+    ApiQuery(params): ApiQuery<EnvironmentQuery>,
 ) -> Result<Response> {
     let discovery =
         state
@@ -234,18 +214,17 @@ async fn discover(
     tag = "registry",
     operation_id = "balancedUrl",
     summary = "One healthy instance's URL, chosen by weight",
-    params(("service" = String, Path, description = "Service name"), DiscoverParams),
+    params(doc::ServicePath, EnvironmentQuery),
     responses(
         (status = 200, description = "The chosen instance", body = doc::schemas::BalancedUrl),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn balanced_url(
     State(state): State<AppState>,
     caller: Caller,
     PathId(service): PathId<ServiceName>,
-    ApiQuery(params): ApiQuery<DiscoverParams>,
+    ApiQuery(params): ApiQuery<EnvironmentQuery>,
 ) -> Result<Response> {
     let instance = state
         .registry
@@ -265,11 +244,10 @@ async fn balanced_url(
     tag = "registry",
     operation_id = "checkServiceHealth",
     summary = "Check the health URL of each instance now",
-    params(("service" = String, Path, description = "Service name")),
+    params(doc::ServicePath),
     responses(
         (status = 200, description = "Each instance's check", body = doc::schemas::HealthResults),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn check_health(
@@ -294,12 +272,11 @@ struct MaintenanceBody {
     tag = "registry",
     operation_id = "startMaintenance",
     summary = "Take an instance out of discovery for maintenance",
-    params(("service" = String, Path, description = "Service name"), ("id" = String, Path, description = "Instance id")),
+    params(doc::ServicePath, doc::InstanceIdPath),
     request_body = Option<MaintenanceBody>,
     responses(
         (status = 200, description = "The instance", body = crate::core::registry::model::Instance),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn maintenance_on(
@@ -322,11 +299,10 @@ async fn maintenance_on(
     tag = "registry",
     operation_id = "endMaintenance",
     summary = "End an instance's maintenance",
-    params(("service" = String, Path, description = "Service name"), ("id" = String, Path, description = "Instance id")),
+    params(doc::ServicePath, doc::InstanceIdPath),
     responses(
         (status = 200, description = "The instance", body = crate::core::registry::model::Instance),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn maintenance_off(

@@ -37,12 +37,11 @@ struct PutSchemaBody {
     tag = "schemas",
     operation_id = "putSchema",
     summary = "Register the JSON Schema of a config (the current config must satisfy it)",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`")),
+    params(doc::ConfigIdPath),
     request_body = PutSchemaBody,
     responses(
         (status = 201, description = "The new schema version", body = crate::core::model::SchemaVersion),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
+        doc::BadRequestOrNotFound,
         (status = 422, response = doc::Unprocessable)
     )
 )]
@@ -65,11 +64,10 @@ async fn put_schema(
     tag = "schemas",
     operation_id = "getSchema",
     summary = "The registered JSON Schema of a config",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`")),
+    params(doc::ConfigIdPath),
     responses(
         (status = 200, description = "The current schema version", body = crate::core::model::SchemaVersion),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn get_schema(
@@ -88,12 +86,11 @@ async fn get_schema(
     tag = "schemas",
     operation_id = "validateConfig",
     summary = "Check a candidate config against the schema (writes nothing)",
-    params(("id" = String, Path, description = "Config id: `[a-z0-9][a-z0-9._-]{0,127}`")),
+    params(doc::ConfigIdPath),
     request_body = ConfigDocument,
     responses(
         (status = 200, description = "Whether the candidate and each of its views satisfy the schema", body = crate::core::configs::ValidationReport),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn validate(

@@ -84,13 +84,11 @@ struct RotateBody {
     tag = "secrets",
     operation_id = "rotateSecret",
     summary = "Rotate: a given or generated value becomes current (or pending)",
-    params(("name" = String, Path, description = "Secret name"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    params(doc::SecretNamePath, ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
     request_body = Option<RotateBody>,
     responses(
         (status = 201, description = "The new version's summary (never the value)", body = crate::core::secrets::model::SecretSummary, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
 async fn rotate(
@@ -130,13 +128,11 @@ struct PromoteBody {
     tag = "secrets",
     operation_id = "promoteSecret",
     summary = "Make the pending version current",
-    params(("name" = String, Path, description = "Secret name")),
+    params(doc::SecretNamePath),
     request_body = Option<PromoteBody>,
     responses(
         (status = 201, description = "The new version's summary (never the value)", body = crate::core::secrets::model::SecretSummary, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
 async fn promote(
@@ -191,13 +187,11 @@ where
     tag = "secrets",
     operation_id = "putSecret",
     summary = "Store a new current value",
-    params(("name" = String, Path, description = "Secret name"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    params(doc::SecretNamePath, ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
     request_body = PutBody,
     responses(
         (status = 201, description = "The new version's summary (never the value)", body = crate::core::secrets::model::SecretSummary, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
 async fn put(
@@ -248,11 +242,10 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response>
     tag = "secrets",
     operation_id = "getSecret",
     summary = "A secret's versions, stages and policy (never the value)",
-    params(("name" = String, Path, description = "Secret name")),
+    params(doc::SecretNamePath),
     responses(
         (status = 200, description = "The secret", body = crate::core::secrets::service::SecretInfo),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn describe(
@@ -277,11 +270,10 @@ struct ValueQuery {
     tag = "secrets",
     operation_id = "getSecretValue",
     summary = "Read a value (audited; needs manage-secrets)",
-    params(("name" = String, Path, description = "Secret name"), ValueQuery),
+    params(doc::SecretNamePath, ValueQuery),
     responses(
         (status = 200, description = "The value; `Cache-Control: no-store`", body = crate::core::secrets::model::SecretValue),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn value(
@@ -321,13 +313,11 @@ async fn value(
     tag = "secrets",
     operation_id = "deleteSecret",
     summary = "Delete a secret",
-    params(("name" = String, Path, description = "Secret name"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    params(doc::SecretNamePath, ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
     request_body = Option<super::configs::DeleteBody>,
     responses(
         (status = 200, description = "Deleted", body = doc::schemas::SecretDeleted),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
 async fn delete(

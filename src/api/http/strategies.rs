@@ -49,11 +49,10 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response>
     tag = "strategies",
     operation_id = "getStrategy",
     summary = "One strategy (a built-in has no version)",
-    params(("name" = String, Path, description = "Strategy name")),
+    params(doc::StrategyNamePath),
     responses(
         (status = 200, description = "The strategy", body = crate::core::deployments::strategies::NamedStrategy, headers(("ETag" = String, description = "A stored strategy's version, for `If-Match`"))),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn describe(
@@ -92,7 +91,7 @@ struct PutBody {
     tag = "strategies",
     operation_id = "putStrategy",
     summary = "Write a new version of a strategy",
-    params(("name" = String, Path, description = "Strategy name"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    params(doc::StrategyNamePath, ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
     request_body = PutBody,
     responses(
         (status = 201, description = "The new version", body = crate::core::deployments::strategy::StrategyVersion, headers(("ETag" = String, description = "The version, `\"N\"`, for `If-Match`"))),
@@ -153,11 +152,10 @@ struct VersionsParams {
     tag = "strategies",
     operation_id = "listStrategyVersions",
     summary = "The history of a strategy, newest first",
-    params(("name" = String, Path, description = "Strategy name"), VersionsParams),
+    params(doc::StrategyNamePath, VersionsParams),
     responses(
         (status = 200, description = "One page of versions", body = doc::schemas::Listing<crate::core::deployments::strategy::StrategyVersion>),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn versions(
@@ -180,13 +178,11 @@ async fn versions(
     tag = "strategies",
     operation_id = "deleteStrategy",
     summary = "Delete a stored strategy",
-    params(("name" = String, Path, description = "Strategy name"), ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
+    params(doc::StrategyNamePath, ("If-Match" = Option<String>, Header, description = "The expected current version (`\"3\"`); must agree with `expectedVersion`")),
     request_body = Option<super::configs::DeleteBody>,
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
 async fn delete(

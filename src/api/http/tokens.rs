@@ -10,10 +10,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::configs::PageQuery;
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, path_param};
 use super::openapi as doc;
+use super::query::PageQuery;
 use crate::core::access::Caller;
 use crate::core::access::model::ApiToken;
 use crate::core::access::service::NewToken;
@@ -110,7 +110,7 @@ async fn revoke_token(
     tag = "access",
     operation_id = "listDenials",
     summary = "Refused attempts, newest first",
-    params(super::configs::PageQuery),
+    params(PageQuery),
     responses(
         (status = 200, description = "One page of refusals", body = crate::core::model::Page<crate::core::access::model::Denial>),
         (status = 400, response = doc::BadRequest)

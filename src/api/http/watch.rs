@@ -69,8 +69,7 @@ pub(crate) struct WatchParams {
     responses(
         (status = 200, description = "`text/event-stream`: each event is a `data:` line holding a `ChangeEvent` with `id: <revision>`; an `error` event carries `{\"code\"}`", content_type = "text/event-stream", body = crate::core::events::ChangeEvent),
         (status = 101, description = "Upgraded to a WebSocket (`Upgrade: websocket`): each text message is a `ChangeEvent`"),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 pub(crate) async fn watch(

@@ -11,10 +11,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::configs::PageQuery;
 use super::error::Result;
 use super::extract::{ApiJson, ApiQuery, OptionalApiJson, PathParams};
 use super::openapi as doc;
+use super::query::PageQuery;
 use crate::core::access::Caller;
 use crate::core::error::Error;
 use crate::core::notifications::service::{
@@ -101,7 +101,7 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response>
     tag = "webhooks",
     operation_id = "getWebhook",
     summary = "One webhook",
-    params(("id" = String, Path, description = "Webhook id")),
+    params(doc::WebhookIdPath),
     responses(
         (status = 200, description = "The webhook", body = crate::core::notifications::service::WebhookView),
         (status = 404, response = doc::NotFound)
@@ -121,13 +121,11 @@ async fn describe(
     tag = "webhooks",
     operation_id = "updateWebhook",
     summary = "Change a webhook's fields",
-    params(("id" = String, Path, description = "Webhook id")),
+    params(doc::WebhookIdPath),
     request_body = crate::core::notifications::service::WebhookChange,
     responses(
         (status = 200, description = "The webhook after the change", body = crate::core::notifications::service::WebhookView),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound),
-        (status = 409, response = doc::Conflict)
+        doc::BadRequestNotFoundOrConflict
     )
 )]
 async fn update(
@@ -145,7 +143,7 @@ async fn update(
     tag = "webhooks",
     operation_id = "deleteWebhook",
     summary = "Delete a webhook",
-    params(("id" = String, Path, description = "Webhook id")),
+    params(doc::WebhookIdPath),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, response = doc::NotFound)
@@ -166,12 +164,11 @@ async fn remove(
     tag = "webhooks",
     operation_id = "rotateWebhookSecret",
     summary = "A new signing secret (the old one keeps signing during the overlap)",
-    params(("id" = String, Path, description = "Webhook id")),
+    params(doc::WebhookIdPath),
     request_body = Option<crate::core::notifications::service::Rotation>,
     responses(
         (status = 200, description = "The webhook and its new secret; `Cache-Control: no-store`", body = Shown),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn rotate(
@@ -193,11 +190,10 @@ async fn rotate(
     tag = "webhooks",
     operation_id = "listDeliveries",
     summary = "A webhook's deliveries, newest first",
-    params(("id" = String, Path, description = "Webhook id"), super::configs::PageQuery),
+    params(doc::WebhookIdPath, PageQuery),
     responses(
         (status = 200, description = "One page of deliveries", body = crate::core::model::Page<crate::core::notifications::model::Delivery>),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn deliveries(
@@ -219,11 +215,10 @@ async fn deliveries(
     tag = "webhooks",
     operation_id = "redeliver",
     summary = "Send a delivery again",
-    params(("id" = String, Path, description = "Webhook id"), ("delivery" = u64, Path, description = "Delivery id")),
+    params(doc::WebhookIdPath, ("delivery" = u64, Path, description = "Delivery id")),
     responses(
         (status = 202, description = "The delivery, queued again", body = crate::core::notifications::model::Delivery),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn redeliver(

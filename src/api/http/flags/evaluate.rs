@@ -133,8 +133,7 @@ fn scope(
     request_body = EvaluateBody,
     responses(
         (status = 200, description = "The evaluation", body = EvaluationBody),
-        (status = 400, response = doc::BadRequest),
-        (status = 404, response = doc::NotFound)
+        doc::BadRequestOrNotFound
     )
 )]
 async fn evaluate_one(

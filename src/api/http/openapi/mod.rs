@@ -13,11 +13,13 @@ use utoipa::openapi::{RefOr, Response};
 
 use super::HttpLimits;
 
+pub mod params;
 pub mod problems;
 pub mod schemas;
 #[cfg(test)]
 mod tests;
 
+pub use params::*;
 pub use problems::*;
 
 /// The name of the bearer security scheme.

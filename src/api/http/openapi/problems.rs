@@ -98,3 +98,23 @@ impl<'s> utoipa::ToResponse<'s> for TooManyRequests {
         ("TooManyRequests", problem_response_with(builder))
     }
 }
+
+/// 400 and 404: the refusals of a route that names a resource and reads input.
+#[derive(utoipa::IntoResponses)]
+pub enum BadRequestOrNotFound {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 404)]
+    NotFound(#[ref_response] NotFound),
+}
+
+/// 400, 404 and 409: the refusals of a write to a resource that may have moved on.
+#[derive(utoipa::IntoResponses)]
+pub enum BadRequestNotFoundOrConflict {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 404)]
+    NotFound(#[ref_response] NotFound),
+    #[response(status = 409)]
+    Conflict(#[ref_response] Conflict),
+}
