@@ -62,8 +62,14 @@ pub(crate) fn document_tables(kind: DocumentKind) -> &'static DocumentTables {
 }
 
 impl DocumentTables {
+    /// The statement `template` for this kind, kept for the life of the process (a backend
+    /// builds each kind's statements once).
+    pub(crate) fn statement(&self, template: &str) -> &'static str {
+        self.fill(template).leak()
+    }
+
     /// The statement `template` for this kind; the names are constants, never input.
-    pub(crate) fn fill(&self, template: &str) -> String {
+    fn fill(&self, template: &str) -> String {
         template
             .replace("{heads}", self.heads)
             .replace("{versions}", self.versions)

@@ -1,5 +1,6 @@
 //! Versioned documents (configs, flags, secrets): heads and histories, appends and deletes, written once
-//! for every kind. Each kind keeps its own tables; `Queries` names them.
+//! for every kind. Each kind keeps its own tables (`store::document_tables` names them); `Queries`
+//! holds a kind's statements.
 
 use std::sync::{Arc, LazyLock};
 
@@ -29,37 +30,19 @@ struct Queries {
 }
 
 impl Queries {
-    /// Built once per kind and kept for the life of the process.
     fn of(kind: DocumentKind) -> Self {
         let tables = document_tables(kind);
         Queries {
-            head: tables
-                .fill(include_str!("queries/document_head.sql"))
-                .leak(),
-            heads: tables
-                .fill(include_str!("queries/document_heads.sql"))
-                .leak(),
-            version: tables
-                .fill(include_str!("queries/document_version.sql"))
-                .leak(),
-            versions: tables
-                .fill(include_str!("queries/document_versions.sql"))
-                .leak(),
-            write_head: tables
-                .fill(include_str!("queries/document_write_head.sql"))
-                .leak(),
-            head_upsert: tables
-                .fill(include_str!("queries/document_head_upsert.sql"))
-                .leak(),
-            version_insert: tables
-                .fill(include_str!("queries/document_version_insert.sql"))
-                .leak(),
+            head: tables.statement(include_str!("queries/document_head.sql")),
+            heads: tables.statement(include_str!("queries/document_heads.sql")),
+            version: tables.statement(include_str!("queries/document_version.sql")),
+            versions: tables.statement(include_str!("queries/document_versions.sql")),
+            write_head: tables.statement(include_str!("queries/document_write_head.sql")),
+            head_upsert: tables.statement(include_str!("queries/document_head_upsert.sql")),
+            version_insert: tables.statement(include_str!("queries/document_version_insert.sql")),
             version_checksum: tables
-                .fill(include_str!("queries/document_version_checksum.sql"))
-                .leak(),
-            mark_deleted: tables
-                .fill(include_str!("queries/document_mark_deleted.sql"))
-                .leak(),
+                .statement(include_str!("queries/document_version_checksum.sql")),
+            mark_deleted: tables.statement(include_str!("queries/document_mark_deleted.sql")),
         }
     }
 }
