@@ -3,6 +3,8 @@
 //! `{versions}`, `{key}`, `{body}` and `{schema_version}` where a kind's names go, and fills it
 //! in for every kind at first use.
 
+use std::sync::OnceLock;
+
 use crate::core::versioned::DocumentKind;
 
 pub(crate) struct DocumentTables {
@@ -61,6 +63,25 @@ pub(crate) fn document_tables(kind: DocumentKind) -> &'static DocumentTables {
     }
 }
 
+/// One `T` for each document kind, each built at its first use (a backend's statements).
+pub(crate) struct PerKind<T>([OnceLock<T>; 4]);
+
+impl<T> PerKind<T> {
+    pub(crate) const fn new() -> Self {
+        PerKind([const { OnceLock::new() }; 4])
+    }
+
+    pub(crate) fn get(&self, kind: DocumentKind, build: impl FnOnce(DocumentKind) -> T) -> &T {
+        let slot = match kind {
+            DocumentKind::Config => 0,
+            DocumentKind::Flag => 1,
+            DocumentKind::Secret => 2,
+            DocumentKind::Strategy => 3,
+        };
+        self.0[slot].get_or_init(|| build(kind))
+    }
+}
+
 impl DocumentTables {
     /// The statement `template` for this kind, kept for the life of the process (a backend
     /// builds each kind's statements once).
@@ -99,5 +120,21 @@ mod tests {
             document_tables(DocumentKind::Flag).fill(template),
             "SELECT flag_key, definition, CAST(0 AS BIGINT) FROM flags JOIN flag_versions"
         );
+    }
+
+    #[test]
+    fn per_kind_builds_each_kind_once() {
+        let built = std::cell::Cell::new(0);
+        let per_kind: PerKind<DocumentKind> = PerKind::new();
+        for _ in 0..3 {
+            for kind in [DocumentKind::Config, DocumentKind::Flag] {
+                let got = per_kind.get(kind, |kind| {
+                    built.set(built.get() + 1);
+                    kind
+                });
+                assert_eq!(*got, kind);
+            }
+        }
+        assert_eq!(built.get(), 2);
     }
 }

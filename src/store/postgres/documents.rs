@@ -3,7 +3,7 @@
 //! holds a kind's statements.
 
 use std::any::Any;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use super::{PostgresStore, db_error};
 use crate::core::error::{Error, Result};
 use crate::core::ports::{Committed, DeleteWrite, DocumentStore, HeadRow, Record, VersionWrite};
 use crate::core::versioned::{Document, DocumentId, DocumentKind, Head, NewVersion, Version};
-use crate::store::document_tables::document_tables;
+use crate::store::document_tables::{PerKind, document_tables};
 use crate::store::{to_i64, to_u64};
 
 /// One kind's statements, alike in their parameters and columns.
@@ -48,16 +48,8 @@ impl Queries {
 }
 
 fn queries<D: Document>() -> &'static Queries {
-    static CONFIGS: LazyLock<Queries> = LazyLock::new(|| Queries::of(DocumentKind::Config));
-    static FLAGS: LazyLock<Queries> = LazyLock::new(|| Queries::of(DocumentKind::Flag));
-    static SECRETS: LazyLock<Queries> = LazyLock::new(|| Queries::of(DocumentKind::Secret));
-    static STRATEGIES: LazyLock<Queries> = LazyLock::new(|| Queries::of(DocumentKind::Strategy));
-    match D::KIND {
-        DocumentKind::Config => &CONFIGS,
-        DocumentKind::Flag => &FLAGS,
-        DocumentKind::Secret => &SECRETS,
-        DocumentKind::Strategy => &STRATEGIES,
-    }
+    static QUERIES: PerKind<Queries> = PerKind::new();
+    QUERIES.get(D::KIND, Queries::of)
 }
 
 #[derive(sqlx::FromRow)]
