@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use super::discovery::Rendered;
 use super::health::HealthChecker;
 use super::heartbeats::Heartbeats;
-use super::model::{Instance, Maintenance, Registration, Status, subject};
+use super::model::{CheckedRegistration, Instance, Maintenance, Registration, Status, subject};
 use crate::core::access::{Caller, Permission};
 use crate::core::configs::{ConfigService, now};
 use crate::core::error::{Error, Result, retrying_when_moved};
@@ -24,8 +24,6 @@ use crate::core::ports::{
 
 /// The actor of changes the registry makes by itself (expiry, removal, periodic checks).
 pub(super) const SYSTEM_ACTOR: &str = "summit-config";
-/// A write that raced another change of its instance is retried this many times.
-pub(super) const ATTEMPTS: usize = 3;
 /// The most instances one service may have.
 const MAX_INSTANCES_PER_SERVICE: usize = 10_000;
 
@@ -197,64 +195,64 @@ impl RegistryService {
             Some(id) => id,
             None => InstanceId::parse(&uuid::Uuid::new_v4().to_string())?,
         };
-        for attempt in 1..=ATTEMPTS {
-            let existing = self
-                .store
-                .instance(&checked.service_name, &instance_id)
-                .await?;
-            match &existing {
-                Some(existing) => require_instance_environment(caller, existing)?,
-                None => self.check_room(&checked.service_name)?,
-            }
-            let at = now();
-            let instance = Instance {
-                service_name: checked.service_name.clone(),
-                instance_id: instance_id.clone(),
-                service_url: checked.service_url.clone(),
-                health_check_url: checked.health_check_url.clone(),
-                environment: checked.environment.clone(),
-                weight: checked.weight,
-                metadata: checked.metadata.clone(),
-                ttl_secs: checked.ttl_secs,
-                deregister_after_secs: checked.deregister_after_secs,
-                status: Status::Passing,
-                output: None,
-                maintenance: existing.as_ref().and_then(|e| e.maintenance.clone()),
-                expired: false,
-                applied: existing
-                    .as_ref()
-                    .map(|e| e.applied.clone())
-                    .unwrap_or_default(),
-                metrics: existing.as_ref().and_then(|e| e.metrics),
-                registered_at: at,
-                last_heartbeat: at,
-                version: 0,
-            };
-            let expect = match &existing {
-                Some(existing) => InstanceExpectation::as_read(existing),
-                None => InstanceExpectation {
-                    version: Some(0),
-                    ..InstanceExpectation::default()
-                },
-            };
-            let actor = caller.actor_or("anonymous");
-            match self
-                .write(instance, expect, kind::INSTANCE_REGISTERED, &actor, None)
-                .await
-            {
-                Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => continue,
-                other => {
-                    if other.is_ok() {
-                        // Registered anew (perhaps in another environment): its next applied
-                        // map is recorded, not taken for one this replica recorded lately.
-                        self.applied
-                            .remove(&subject(&checked.service_name, &instance_id));
-                    }
-                    return other;
-                }
-            }
+        let registered =
+            retrying_when_moved(|| self.try_register(caller, &checked, &instance_id)).await?;
+        // Registered anew (perhaps in another environment): its next applied map is recorded,
+        // not taken for one this replica recorded lately.
+        self.applied
+            .remove(&subject(&checked.service_name, &instance_id));
+        Ok(registered)
+    }
+
+    /// One try of `register`: conditional on the instance (or its absence) as read.
+    async fn try_register(
+        &self,
+        caller: &Caller,
+        checked: &CheckedRegistration,
+        instance_id: &InstanceId,
+    ) -> Result<Instance> {
+        let existing = self
+            .store
+            .instance(&checked.service_name, instance_id)
+            .await?;
+        match &existing {
+            Some(existing) => require_instance_environment(caller, existing)?,
+            None => self.check_room(&checked.service_name)?,
         }
-        unreachable!("the last attempt returns")
+        let at = now();
+        let instance = Instance {
+            service_name: checked.service_name.clone(),
+            instance_id: instance_id.clone(),
+            service_url: checked.service_url.clone(),
+            health_check_url: checked.health_check_url.clone(),
+            environment: checked.environment.clone(),
+            weight: checked.weight,
+            metadata: checked.metadata.clone(),
+            ttl_secs: checked.ttl_secs,
+            deregister_after_secs: checked.deregister_after_secs,
+            status: Status::Passing,
+            output: None,
+            maintenance: existing.as_ref().and_then(|e| e.maintenance.clone()),
+            expired: false,
+            applied: existing
+                .as_ref()
+                .map(|e| e.applied.clone())
+                .unwrap_or_default(),
+            metrics: existing.as_ref().and_then(|e| e.metrics),
+            registered_at: at,
+            last_heartbeat: at,
+            version: 0,
+        };
+        let expect = match &existing {
+            Some(existing) => InstanceExpectation::as_read(existing),
+            None => InstanceExpectation {
+                version: Some(0),
+                ..InstanceExpectation::default()
+            },
+        };
+        let actor = caller.actor_or("anonymous");
+        self.write(instance, expect, kind::INSTANCE_REGISTERED, &actor, None)
+            .await
     }
 
     pub async fn deregister(
@@ -287,44 +285,47 @@ impl RegistryService {
     /// read; on a race the instance is read again and the change retried.
     pub(super) async fn change_status(
         &self,
-        mut instance: Instance,
+        instance: Instance,
         status: Status,
         output: Option<String>,
         actor: &str,
     ) -> Result<Instance> {
-        for attempt in 1..=ATTEMPTS {
-            let message = format!("{} → {}", instance.status.as_str(), status.as_str());
-            let expect = InstanceExpectation::as_read(&instance);
-            let mut changed = instance.clone();
-            changed.status = status;
-            changed.output = output.clone();
-            match self
-                .write(
-                    changed,
-                    expect,
-                    kind::INSTANCE_STATUS_CHANGED,
-                    actor,
-                    Some(message),
-                )
-                .await
-            {
-                Err(Error::ConcurrentModification { .. }) if attempt < ATTEMPTS => {
-                    let service = instance.service_name.clone();
-                    let id = instance.instance_id.clone();
-                    instance = self
+        let key = (instance.service_name.clone(), instance.instance_id.clone());
+        // The first try writes over the instance as given; a retry reads it again.
+        let given = parking_lot::Mutex::new(Some(instance));
+        retrying_when_moved(|| async {
+            let taken = given.lock().take();
+            let instance = match taken {
+                Some(instance) => instance,
+                None => {
+                    let (service, id) = (&key.0, &key.1);
+                    let instance = self
                         .store
-                        .instance(&service, &id)
+                        .instance(service, id)
                         .await?
                         .filter(|i| !i.expired)
-                        .ok_or_else(|| not_registered(&service, &id))?;
+                        .ok_or_else(|| not_registered(service, id))?;
                     if instance.status == status {
                         return Ok(instance);
                     }
+                    instance
                 }
-                other => return other,
-            }
-        }
-        unreachable!("the last attempt returns")
+            };
+            let message = format!("{} → {}", instance.status.as_str(), status.as_str());
+            let expect = InstanceExpectation::as_read(&instance);
+            let mut changed = instance;
+            changed.status = status;
+            changed.output = output.clone();
+            self.write(
+                changed,
+                expect,
+                kind::INSTANCE_STATUS_CHANGED,
+                actor,
+                Some(message),
+            )
+            .await
+        })
+        .await
     }
 
     /// Takes an instance out of service (or puts it back) without deregistering it.
