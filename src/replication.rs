@@ -117,6 +117,20 @@ async fn catch_up(
     }
 }
 
+/// Logs what one pass of a duty did: nothing when it found nothing to do, the count when it
+/// did something, the error when it failed (the next pass tries again).
+fn log_duty<N: Default + PartialEq + tracing::Value>(
+    outcome: Result<N, Error>,
+    done: &str,
+    duty: &str,
+) {
+    match outcome {
+        Ok(count) if count == N::default() => {}
+        Ok(count) => tracing::info!(count, "{done}"),
+        Err(error) => tracing::warn!(%error, "{duty} failed"),
+    }
+}
+
 /// Runs the duties that must run once across replicas (today: deleting applied-state reports
 /// older than `retention`) whenever this replica holds the duties lease.
 pub async fn run_duties(
@@ -129,14 +143,14 @@ pub async fn run_duties(
     while_leading(store, every, shutdown, move || {
         let store = sweeper.clone();
         async move {
-            match store
+            let swept = store
                 .sweep_applied(crate::core::service::now() - retention)
-                .await
-            {
-                Ok(0) => {}
-                Ok(swept) => tracing::info!(swept, "deleted expired applied-state reports"),
-                Err(error) => tracing::warn!(%error, "applied-state sweep failed"),
-            }
+                .await;
+            log_duty(
+                swept,
+                "deleted expired applied-state reports",
+                "applied-state sweep",
+            );
         }
     })
     .await;
@@ -154,11 +168,8 @@ pub async fn run_rotations(
     while_leading(store, every, shutdown, move || {
         let secrets = secrets.clone();
         async move {
-            match secrets.rotate_due(crate::core::service::now()).await {
-                Ok(0) => {}
-                Ok(rotated) => tracing::info!(rotated, "rotated secrets that were due"),
-                Err(error) => tracing::warn!(%error, "secret rotation failed"),
-            }
+            let rotated = secrets.rotate_due(crate::core::service::now()).await;
+            log_duty(rotated, "rotated secrets that were due", "secret rotation");
         }
     })
     .await;
@@ -180,11 +191,12 @@ pub async fn run_registry(
         let (registry, last_check, checking) =
             (registry.clone(), last_check.clone(), checking.clone());
         async move {
-            match registry.expire_due(crate::core::service::now()).await {
-                Ok(0) => {}
-                Ok(changed) => tracing::info!(changed, "expired or removed registry instances"),
-                Err(error) => tracing::warn!(%error, "registry expiry failed"),
-            }
+            let changed = registry.expire_due(crate::core::service::now()).await;
+            log_duty(
+                changed,
+                "expired or removed registry instances",
+                "registry expiry",
+            );
             let Some(health_every) = health_every else {
                 return;
             };

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::events::{ChangeDetails, ChangeKind, kind};
+use super::events::ChangeDetails;
 use super::ids::ConfigId;
 pub use super::versioned::Metadata;
 use super::versioned::{Document, DocumentKind, Head, NewVersion as Draft, Version};
@@ -60,9 +60,6 @@ pub struct ConfigDocument {
 impl Document for ConfigDocument {
     type Id = ConfigId;
     const KIND: DocumentKind = DocumentKind::Config;
-    const NAME: &'static str = "config";
-    const UPDATED: ChangeKind = kind::CONFIG_UPDATED;
-    const DELETED: ChangeKind = kind::CONFIG_DELETED;
 }
 
 /// One immutable version of a config; its checksum covers the whole document (docs/api.md).

@@ -45,6 +45,38 @@ pub enum DocumentKind {
     Strategy,
 }
 
+impl DocumentKind {
+    /// The kind's name in errors (`config 'x' not found`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DocumentKind::Config => "config",
+            DocumentKind::Flag => "flag",
+            DocumentKind::Secret => "secret",
+            DocumentKind::Strategy => "deployment strategy",
+        }
+    }
+
+    /// The change a new version records.
+    pub const fn updated(self) -> ChangeKind {
+        match self {
+            DocumentKind::Config => ChangeKind::ConfigUpdated,
+            DocumentKind::Flag => ChangeKind::FlagUpdated,
+            DocumentKind::Secret => ChangeKind::SecretUpdated,
+            DocumentKind::Strategy => ChangeKind::StrategyUpdated,
+        }
+    }
+
+    /// The change a delete records.
+    pub const fn deleted(self) -> ChangeKind {
+        match self {
+            DocumentKind::Config => ChangeKind::ConfigDeleted,
+            DocumentKind::Flag => ChangeKind::FlagDeleted,
+            DocumentKind::Secret => ChangeKind::SecretDeleted,
+            DocumentKind::Strategy => ChangeKind::StrategyDeleted,
+        }
+    }
+}
+
 /// What identifies a document of one kind.
 pub trait DocumentId:
     Clone + fmt::Debug + fmt::Display + Ord + Hash + Serialize + Send + Sync + 'static
@@ -102,10 +134,10 @@ pub trait Document:
     type Id: DocumentId;
     const KIND: DocumentKind;
     /// The document's name in errors (`config 'x' not found`).
-    const NAME: &'static str;
+    const NAME: &'static str = Self::KIND.name();
     /// The change a new version records, and the one a delete records.
-    const UPDATED: ChangeKind;
-    const DELETED: ChangeKind;
+    const UPDATED: ChangeKind = Self::KIND.updated();
+    const DELETED: ChangeKind = Self::KIND.deleted();
     /// The version checksum: SHA-256 of the RFC 8785 form of the whole document.
     fn checksum(&self) -> Result<String> {
         let value = serde_json::to_value(self).map_err(super::error::Error::internal)?;

@@ -1093,6 +1093,29 @@ async fn malformed_json_fields_are_invalid_argument_naming_the_field() {
     let details: Value = violations_of(&status);
     assert_eq!(details[0]["pointer"], "document.configJson");
 
+    // A member name that is not plain ASCII cannot travel in ASCII metadata: the field is in
+    // `summit-field-bin`, as UTF-8.
+    let mut non_ascii = doc(json!({}));
+    non_ascii.config_json = "{\"größe\": ".into();
+    let status = within(
+        "PutConfig",
+        client.put_config(put_request("checkout", non_ascii)),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.metadata().get("summit-field").is_none(),
+        "{status:?}"
+    );
+    let field = status
+        .metadata()
+        .get_bin("summit-field-bin")
+        .expect("summit-field-bin")
+        .to_bytes()
+        .expect("binary metadata");
+    assert_eq!(&field[..], "document.configJson/größe".as_bytes());
+
     // A well-formed layer of the wrong shape names the pointer inside the field.
     let mut wrong = checkout_doc(30);
     wrong.canary_json = json!({

@@ -84,6 +84,7 @@ async fn the_registry_service_mirrors_rest_under_the_same_access_rules() {
                 instance_id: "p-2".into(),
                 status: "critical".into(),
                 output: "db down".into(),
+                error_rate: Some(0.25),
                 ..Default::default()
             },
             Some(&payments),
@@ -157,6 +158,10 @@ async fn the_registry_service_mirrors_rest_under_the_same_access_rules() {
         .unwrap()
         .into_inner();
     assert_eq!(detail.instances[1].output, "db down");
+    // What the heartbeat measured, as REST shows it; a measure never reported stays absent.
+    assert_eq!(detail.instances[1].error_rate, Some(0.25));
+    assert_eq!(detail.instances[1].latency_p99_ms, None);
+    assert_eq!(detail.instances[0].error_rate, None);
 
     // Maintenance is an operator's act.
     let maintenance = |token: &str| {
@@ -181,6 +186,17 @@ async fn the_registry_service_mirrors_rest_under_the_same_access_rules() {
         .unwrap()
         .into_inner();
     assert!(marked.maintenance && !marked.healthy);
+    assert_eq!(
+        (
+            marked.maintenance_reason.as_str(),
+            marked.maintenance_by.as_str()
+        ),
+        ("swap", "token:ops")
+    );
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&marked.maintenance_since).is_ok(),
+        "{marked:?}"
+    );
     let none = registry
         .get_service_url(with_token(
             pb::DiscoverRequest {

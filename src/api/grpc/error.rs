@@ -50,10 +50,22 @@ impl From<Error> for Status {
         if let Ok(value) = code.as_str().parse() {
             metadata.insert("summit-code", value);
         }
-        if let Error::InvalidInput { field, .. } = &error
-            && let Ok(value) = field.parse()
-        {
-            metadata.insert("summit-field", value);
+        if let Error::InvalidInput { field, .. } = &error {
+            // ASCII metadata carries printable ASCII only (the parse would let other bytes
+            // through): a field naming a non-ASCII member (`document.configJson/größe`) goes
+            // in binary metadata, as UTF-8.
+            let printable = field.bytes().all(|b| (0x20..0x7f).contains(&b));
+            match field.parse().ok().filter(|_| printable) {
+                Some(value) => {
+                    metadata.insert("summit-field", value);
+                }
+                None => {
+                    metadata.insert_bin(
+                        "summit-field-bin",
+                        tonic::metadata::MetadataValue::from_bytes(field.as_bytes()),
+                    );
+                }
+            }
         }
         if let Error::Forbidden {
             resource: Some(resource),

@@ -29,6 +29,12 @@ impl GrpcRegistryService {
 
 fn pb_instance(instance: Instance) -> pb::Instance {
     let healthy = instance.healthy();
+    let (maintenance_by, maintenance_since) = instance
+        .maintenance
+        .as_ref()
+        .map(|m| (m.by.clone(), time(m.since)))
+        .unwrap_or_default();
+    let metrics = instance.metrics.unwrap_or_default();
     pb::Instance {
         service_name: instance.service_name.to_string(),
         instance_id: instance.instance_id.to_string(),
@@ -56,6 +62,10 @@ fn pb_instance(instance: Instance) -> pb::Instance {
         last_heartbeat: time(instance.last_heartbeat),
         version: instance.version,
         healthy,
+        maintenance_by,
+        maintenance_since,
+        error_rate: metrics.error_rate,
+        latency_p99_ms: metrics.latency_p99_ms,
     }
 }
 

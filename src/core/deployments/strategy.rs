@@ -5,7 +5,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::core::error::{Error, Result};
-use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::StrategyName;
 use crate::core::versioned::{Document, DocumentKind, Head, Version};
 
@@ -147,9 +146,6 @@ pub struct Strategy {
 impl Document for Strategy {
     type Id = StrategyName;
     const KIND: DocumentKind = DocumentKind::Strategy;
-    const NAME: &'static str = "deployment strategy";
-    const UPDATED: ChangeKind = kind::STRATEGY_UPDATED;
-    const DELETED: ChangeKind = kind::STRATEGY_DELETED;
 }
 
 pub type StrategyVersion = Version<Strategy>;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::{FlagKey, Touched};
 use crate::core::versioned::{Document, DocumentKind, Head, NewVersion, Version};
 
@@ -174,9 +173,6 @@ pub enum Operator {
 impl Document for FlagDefinition {
     type Id = FlagKey;
     const KIND: DocumentKind = DocumentKind::Flag;
-    const NAME: &'static str = "flag";
-    const UPDATED: ChangeKind = kind::FLAG_UPDATED;
-    const DELETED: ChangeKind = kind::FLAG_DELETED;
 }
 
 /// One immutable version of a flag; its checksum is SHA-256 of the canonical definition.

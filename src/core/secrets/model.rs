@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 
 use super::crypto::Sealed;
 use super::rotation::RotationPolicy;
-use crate::core::events::{ChangeKind, kind};
 use crate::core::ids::SecretName;
 use crate::core::versioned::{Document, DocumentKind, Head, Version};
 
@@ -70,9 +69,6 @@ pub enum Origin {
 impl Document for SecretDocument {
     type Id = SecretName;
     const KIND: DocumentKind = DocumentKind::Secret;
-    const NAME: &'static str = "secret";
-    const UPDATED: ChangeKind = kind::SECRET_UPDATED;
-    const DELETED: ChangeKind = kind::SECRET_DELETED;
 }
 
 pub type SecretVersion = Version<SecretDocument>;

@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use super::{DeploymentService, MAX_INSTANCES, NewDeployment, describe};
 use crate::core::access::{Caller, Permission};
 use crate::core::approvals::model::{ChangeOperation, DeployProposal, Subject};
@@ -28,6 +30,38 @@ struct Start {
     strategy: Strategy,
     instances: Option<Vec<String>>,
     metadata: Metadata,
+}
+
+impl Start {
+    /// The deployment, pending its first step, to `instances`.
+    fn pending(self, instances: Vec<String>, at: DateTime<Utc>) -> Deployment {
+        Deployment {
+            id: uuid::Uuid::new_v4().to_string(),
+            config_id: self.config_id,
+            environment: self.environment,
+            version: self.version,
+            previous_version: self.released,
+            strategy_name: self.strategy_name,
+            strategy: self.strategy,
+            state: State::Pending,
+            step: 0,
+            batches: 1,
+            percent: 0.0,
+            instances,
+            targets: Vec::new(),
+            step_started_at: at,
+            bake_until: None,
+            failures: 0,
+            last_failure_at: None,
+            paused_from: None,
+            reason: None,
+            created_by: self.metadata.actor.clone(),
+            metadata: self.metadata,
+            created_at: at,
+            updated_at: at,
+            seq: 1,
+        }
+    }
 }
 
 impl DeploymentService {
@@ -152,58 +186,27 @@ impl DeploymentService {
         Ok((latest, released))
     }
 
-    async fn start(&self, start: Start, applies: Option<AppliedRequest>) -> Result<Deployment> {
-        let Start {
-            config_id,
-            environment,
-            version,
-            released,
-            strategy_name,
-            strategy,
-            instances,
-            metadata,
-        } = start;
+    async fn start(&self, mut start: Start, applies: Option<AppliedRequest>) -> Result<Deployment> {
         // Listed ones were checked when asked (`create`), before any approval.
-        let instances = match instances {
+        let instances = match start.instances.take() {
             Some(listed) => listed,
-            None => self.reading_instances(&config_id, &environment).await?,
+            None => {
+                self.reading_instances(&start.config_id, &start.environment)
+                    .await?
+            }
         };
         if instances.is_empty() {
             return Err(Error::invalid(
                 "/instances",
                 format!(
-                    "no instance to deploy to: list them, or let instances of '{environment}' \
-                     register and report the config in their heartbeats' applied map"
+                    "no instance to deploy to: list them, or let instances of '{}' register \
+                     and report the config in their heartbeats' applied map",
+                    start.environment
                 ),
             ));
         }
         let at = now();
-        let deployment = Deployment {
-            id: uuid::Uuid::new_v4().to_string(),
-            config_id,
-            environment,
-            version,
-            previous_version: released,
-            strategy_name,
-            strategy,
-            state: State::Pending,
-            step: 0,
-            batches: 1,
-            percent: 0.0,
-            instances,
-            targets: Vec::new(),
-            step_started_at: at,
-            bake_until: None,
-            failures: 0,
-            last_failure_at: None,
-            paused_from: None,
-            reason: None,
-            created_by: metadata.actor.clone(),
-            metadata,
-            created_at: at,
-            updated_at: at,
-            seq: 1,
-        };
+        let deployment = start.pending(instances, at);
         let actor = deployment.created_by.clone();
         let audit = AuditDraft {
             actor: actor.clone(),
