@@ -7,6 +7,7 @@ use crate::core::events::{ChangeEvent, ChangeKind};
 use crate::core::model::AuditDraft;
 
 pub mod cached;
+mod change;
 mod deployment_rows;
 mod document_tables;
 mod instance_rows;

@@ -6,10 +6,8 @@ use super::MemoryStore;
 use super::commit::Change;
 use crate::core::access::model::{ApiToken, Denial};
 use crate::core::error::{Error, Result};
-use crate::core::events::kind;
 use crate::core::ports::{
-    AccessStore, Committed, TOKEN_CHANGE_VERSION, TokenRevoke, TokenWrite, token_already_revoked,
-    token_exists,
+    AccessStore, Committed, TokenRevoke, TokenWrite, token_already_revoked, token_exists,
 };
 
 #[async_trait]
@@ -25,15 +23,7 @@ impl AccessStore for MemoryStore {
             return Err(token_exists(&token.id));
         }
         state.tokens.push(token.clone());
-        Ok(state.commit(Change {
-            kind: kind::TOKEN_CREATED,
-            subject: &token.id,
-            version: TOKEN_CHANGE_VERSION,
-            checksum: "",
-            audit: &write.audit,
-            at: token.created_at,
-            applies: None,
-        }))
+        Ok(state.commit(Change::from(&write)))
     }
 
     async fn revoke_token(&self, write: TokenRevoke) -> Result<Committed> {
@@ -47,15 +37,7 @@ impl AccessStore for MemoryStore {
             return Err(token_already_revoked(&write.id));
         }
         token.revoked_at = Some(write.at);
-        Ok(state.commit(Change {
-            kind: kind::TOKEN_REVOKED,
-            subject: &write.id,
-            version: TOKEN_CHANGE_VERSION,
-            checksum: "",
-            audit: &write.audit,
-            at: write.at,
-            applies: None,
-        }))
+        Ok(state.commit(Change::from(&write)))
     }
 
     async fn tokens(&self) -> Result<Vec<ApiToken>> {

@@ -50,15 +50,7 @@ impl ChangeRequestStore for MemoryStore {
         let mut state = self.state.lock();
         let request = &write.request;
         state.store_change_request(request, write.expected)?;
-        Ok(state.commit(Change {
-            kind: write.kind,
-            subject: request.subject.as_str(),
-            version: request.base_version,
-            checksum: "",
-            audit: &write.audit,
-            at: request.updated_at,
-            applies: None,
-        }))
+        Ok(state.commit(Change::from(&write)))
     }
 
     async fn change_request(&self, id: &str) -> Result<Option<ChangeRequest>> {

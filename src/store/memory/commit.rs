@@ -3,8 +3,6 @@
 //! rows, record its change with the next revision and its audit record, then the follow-up
 //! (`change_request.applied`). All of it under the store's lock.
 
-use chrono::{DateTime, Utc};
-
 use super::State;
 use crate::core::approvals::model::ChangeRequestStatus;
 use crate::core::error::Result;
@@ -13,34 +11,7 @@ use crate::core::model::{AuditDraft, AuditRecord};
 use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
 use crate::store::change_event;
 
-/// What a write changed, for the change log and the audit.
-pub(super) struct Change<'a> {
-    pub kind: ChangeKind,
-    /// The config id, flag key or token id the change is about.
-    pub subject: &'a str,
-    /// The version the write made (or, for a delete, removed).
-    pub version: u64,
-    pub checksum: &'a str,
-    pub audit: &'a AuditDraft,
-    pub at: DateTime<Utc>,
-    /// The approved change request this write applies (checked by `check_applies`).
-    pub applies: Option<&'a AppliedRequest>,
-}
-
-/// The change a record is: no document of its own, no checksum.
-impl<'a> From<&'a Record> for Change<'a> {
-    fn from(record: &'a Record) -> Self {
-        Change {
-            kind: record.kind,
-            subject: &record.subject,
-            version: record.version,
-            checksum: "",
-            audit: &record.audit,
-            at: record.at,
-            applies: None,
-        }
-    }
-}
+pub(super) use crate::store::change::Change;
 
 impl State {
     /// Refuses a write applying a change request unless the request is `approved`; called before
@@ -101,7 +72,7 @@ impl State {
             kind,
             change.subject,
             change.version,
-            change.checksum,
+            &change.checksum,
             audit,
             change.at,
         );

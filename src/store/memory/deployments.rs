@@ -56,15 +56,7 @@ impl DeploymentStore for MemoryStore {
                 },
             );
         }
-        Ok(state.commit(Change {
-            kind: write.kind,
-            subject: deployment.config_id.as_str(),
-            version: deployment.version,
-            checksum: "",
-            audit: &write.audit,
-            at: write.at,
-            applies: write.applies.as_ref(),
-        }))
+        Ok(state.commit(Change::from(&write)))
     }
 
     async fn deployment(&self, id: &str) -> Result<Option<Deployment>> {

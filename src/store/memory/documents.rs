@@ -1,6 +1,7 @@
 //! Versioned documents (configs, flags, secrets): heads and histories, appends and deletes, written once
 //! for every kind. Each kind keeps its own `Histories`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,7 +15,8 @@ use crate::core::flags::FlagDefinition;
 use crate::core::model::ConfigDocument;
 use crate::core::ports::{Committed, DeleteWrite, DocumentStore, HeadRow, VersionWrite};
 use crate::core::secrets::model::SecretDocument;
-use crate::core::versioned::{Document, DocumentId, Head, Version};
+use crate::core::versioned::{Document, Head, Version};
+use crate::store::change::Numbered;
 
 /// Every document of one kind: its versions, oldest first, and whether it is deleted.
 pub(super) struct Histories<D: Document> {
@@ -153,14 +155,7 @@ impl<D: Kept> DocumentStore<D> for MemoryStore {
         let mut state = self.state.lock();
         let number = head_row::<D>(&state, &write.version.id).check_version_write(&write)?;
         state.check_applies(write.applies.as_ref())?;
-        let VersionWrite {
-            version,
-            audit,
-            applies,
-            announce,
-            ..
-        } = write;
-        let version = Arc::new(version.numbered(number));
+        let version = Arc::new(write.version.clone().numbered(number));
         let id = &version.id;
         let histories = D::histories_mut(&mut state);
         histories
@@ -169,18 +164,7 @@ impl<D: Kept> DocumentStore<D> for MemoryStore {
             .or_default()
             .push(version.clone());
         histories.deleted.insert(id.clone(), false);
-        Ok(state.commit_announcing(
-            Change {
-                kind: D::UPDATED,
-                subject: id.as_str(),
-                version: number,
-                checksum: &version.checksum,
-                audit: &audit,
-                at: version.created_at,
-                applies: applies.as_ref(),
-            },
-            &announce,
-        ))
+        Ok(state.commit_announcing(write.numbered(number), &write.announce))
     }
 
     async fn delete(&self, write: DeleteWrite<D>) -> Result<Committed> {
@@ -194,17 +178,10 @@ impl<D: Kept> DocumentStore<D> for MemoryStore {
             .cloned()
             .ok_or_else(|| Error::internal(format!("live {} {id} has no versions", D::NAME)))?;
         histories.deleted.insert(id.clone(), true);
-        Ok(state.commit_announcing(
-            Change {
-                kind: D::DELETED,
-                subject: id.as_str(),
-                version: latest.version,
-                checksum: &latest.checksum,
-                audit: &write.audit,
-                at: write.at,
-                applies: write.applies.as_ref(),
-            },
-            &write.announce,
-        ))
+        let change = Change {
+            checksum: Cow::Borrowed(&latest.checksum),
+            ..write.numbered(latest.version)
+        };
+        Ok(state.commit_announcing(change, &write.announce))
     }
 }

@@ -6,9 +6,8 @@ use chrono::{DateTime, Utc};
 use super::MemoryStore;
 use super::commit::Change;
 use crate::core::error::{Error, Result};
-use crate::core::events::kind;
 use crate::core::notifications::model::{Delivery, DeliveryStatus, Webhook};
-use crate::core::ports::notifications::{WEBHOOK_CHANGE_VERSION, webhook_exists, webhook_moved};
+use crate::core::ports::notifications::{webhook_exists, webhook_moved};
 use crate::core::ports::{
     Committed, DeliveryQuery, DueQuery, FanOut, NotificationStore, Outcomes, Redelivery,
     WebhookDelete, WebhookWrite,
@@ -37,15 +36,7 @@ impl NotificationStore for MemoryStore {
                 *stored = webhook;
             }
         }
-        Ok(state.commit(Change {
-            kind: write.kind,
-            subject: &write.webhook.id,
-            version: WEBHOOK_CHANGE_VERSION,
-            checksum: "",
-            audit: &write.audit,
-            at: write.webhook.updated_at,
-            applies: None,
-        }))
+        Ok(state.commit(Change::from(&write)))
     }
 
     async fn delete_webhook(&self, write: WebhookDelete) -> Result<Committed> {
@@ -56,15 +47,7 @@ impl NotificationStore for MemoryStore {
             return Err(Error::not_found("webhook", write.id.as_str()));
         }
         state.deliveries.retain(|_, d| d.webhook_id != write.id);
-        Ok(state.commit(Change {
-            kind: kind::WEBHOOK_DELETED,
-            subject: &write.id,
-            version: WEBHOOK_CHANGE_VERSION,
-            checksum: "",
-            audit: &write.audit,
-            at: write.at,
-            applies: None,
-        }))
+        Ok(state.commit(Change::from(&write)))
     }
 
     async fn webhooks(&self) -> Result<Vec<Webhook>> {

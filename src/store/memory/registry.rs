@@ -4,7 +4,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::MemoryStore;
-use super::commit::Change;
 use crate::core::error::{Error, Result};
 use crate::core::ids::{InstanceId, ServiceName};
 use crate::core::ports::registry::check_instance_expectation;
@@ -12,6 +11,7 @@ use crate::core::ports::{
     Committed, InstanceRemove, InstanceRow, InstanceWrite, RegistryStore, Touch,
 };
 use crate::core::registry::model::Instance;
+use crate::store::change::Numbered;
 
 /// Millisecond precision, as the durable backends keep a heartbeat.
 fn millis(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -47,15 +47,7 @@ impl RegistryStore for MemoryStore {
             instance.metrics = existing.metrics;
         }
         state.instances.insert(key, instance);
-        Ok(state.commit(Change {
-            kind: write.kind,
-            subject: &write.subject,
-            version,
-            checksum: &write.checksum,
-            audit: &write.audit,
-            at: write.at,
-            applies: None,
-        }))
+        Ok(state.commit(write.numbered(version)))
     }
 
     async fn remove_instance(&self, remove: InstanceRemove) -> Result<Committed> {
@@ -66,15 +58,7 @@ impl RegistryStore for MemoryStore {
         };
         let version = check_instance_expectation(&remove.expect, Some(row), &remove.subject)? + 1;
         state.instances.remove(&key);
-        Ok(state.commit(Change {
-            kind: remove.kind,
-            subject: &remove.subject,
-            version,
-            checksum: "",
-            audit: &remove.audit,
-            at: remove.at,
-            applies: None,
-        }))
+        Ok(state.commit(remove.numbered(version)))
     }
 
     async fn touch_instances(&self, touches: &[Touch]) -> Result<Vec<bool>> {

@@ -3,13 +3,12 @@
 use async_trait::async_trait;
 
 use super::MemoryStore;
-use super::commit::Change;
 use super::documents::Kept;
 use crate::core::error::Result;
-use crate::core::events::kind;
 use crate::core::ids::ConfigId;
 use crate::core::model::{ConfigDocument, SchemaVersion};
 use crate::core::ports::{Committed, SchemaStore, SchemaWrite};
+use crate::store::change::Numbered;
 
 #[async_trait]
 impl SchemaStore for MemoryStore {
@@ -30,15 +29,7 @@ impl SchemaStore for MemoryStore {
         let number = ConfigDocument::histories(&state)
             .head_row(id, schema)
             .check_schema_write(&write)?;
-        let change = Change {
-            kind: kind::SCHEMA_UPDATED,
-            subject: id.as_str(),
-            version: number,
-            checksum: &write.checksum,
-            audit: &write.audit,
-            at: write.created_at,
-            applies: None,
-        };
+        let change = write.numbered(number);
         let committed = state.commit(change);
         let SchemaWrite {
             config_id,

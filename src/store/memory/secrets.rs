@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use super::MemoryStore;
 use super::commit::Change;
 use crate::core::error::{Error, Result};
-use crate::core::events::kind;
 use crate::core::ports::{Committed, Rewrap, SecretStore};
 
 #[async_trait]
@@ -30,14 +29,6 @@ impl SecretStore for MemoryStore {
         version.document = rewrap.document.clone();
         version.checksum = rewrap.checksum.clone();
         *slot = Arc::new(version);
-        Ok(state.commit(Change {
-            kind: kind::SECRET_REWRAPPED,
-            subject: rewrap.name.as_str(),
-            version: rewrap.version,
-            checksum: &rewrap.checksum,
-            audit: &rewrap.audit,
-            at: rewrap.at,
-            applies: None,
-        }))
+        Ok(state.commit(Change::from(&rewrap)))
     }
 }

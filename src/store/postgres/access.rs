@@ -9,10 +9,8 @@ use super::rows::{parse_json, to_json};
 use super::{PostgresStore, db_error};
 use crate::core::access::model::{ApiToken, Denial};
 use crate::core::error::{Error, Result};
-use crate::core::events::kind;
 use crate::core::ports::{
-    AccessStore, Committed, TOKEN_CHANGE_VERSION, TokenRevoke, TokenWrite, token_already_revoked,
-    token_exists,
+    AccessStore, Committed, TokenRevoke, TokenWrite, token_already_revoked, token_exists,
 };
 use crate::store::{to_i64, to_u64};
 
@@ -130,15 +128,7 @@ impl Operation for TokenWrite {
         if inserted.rows_affected() == 0 {
             return Err(token_exists(&token.id));
         }
-        Ok(Change {
-            kind: kind::TOKEN_CREATED,
-            subject: &token.id,
-            version: TOKEN_CHANGE_VERSION,
-            checksum: String::new(),
-            audit: &self.audit,
-            at: token.created_at,
-            applies: None,
-        })
+        Ok(Change::from(self))
     }
 }
 
@@ -162,14 +152,6 @@ impl Operation for TokenRevoke {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        Ok(Change {
-            kind: kind::TOKEN_REVOKED,
-            subject: &self.id,
-            version: TOKEN_CHANGE_VERSION,
-            checksum: String::new(),
-            audit: &self.audit,
-            at: self.at,
-            applies: None,
-        })
+        Ok(Change::from(self))
     }
 }

@@ -119,19 +119,6 @@ impl ChangeLog for PostgresStore {
 #[async_trait]
 impl Operation for Record {
     async fn apply<'a>(&'a self, _tx: &mut PgConnection) -> Result<Change<'a>> {
-        Ok(as_change(self))
-    }
-}
-
-/// The change a record is: no rows of its own, no checksum.
-pub(super) fn as_change(record: &Record) -> Change<'_> {
-    Change {
-        kind: record.kind,
-        subject: &record.subject,
-        version: record.version,
-        checksum: String::new(),
-        audit: &record.audit,
-        at: record.at,
-        applies: None,
+        Ok(Change::from(self))
     }
 }

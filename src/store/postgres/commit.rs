@@ -17,24 +17,11 @@ use sqlx::{Connection, Postgres, Transaction};
 
 use super::{CHANGES_CHANNEL, PostgresStore, db_error, rows::to_json};
 use crate::core::error::{Error, Result};
-use crate::core::events::{ChangeKind, kind};
-use crate::core::model::AuditDraft;
+use crate::core::events::kind;
 use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
 use crate::store::{change_event, to_i64, to_u64};
 
-/// What a write changed, for the change log and the audit.
-pub(super) struct Change<'a> {
-    pub kind: ChangeKind,
-    /// The config id, flag key or token id the change is about.
-    pub subject: &'a str,
-    /// The version the write made (or, for a delete, removed).
-    pub version: u64,
-    pub checksum: String,
-    pub audit: &'a AuditDraft,
-    pub at: DateTime<Utc>,
-    /// The approved change request this write applies.
-    pub applies: Option<&'a AppliedRequest>,
-}
+pub(super) use crate::store::change::Change;
 
 /// One write of an aggregate: its own part of the recipe.
 #[async_trait]
@@ -345,9 +332,7 @@ async fn stage<'a>(
         None => false,
     };
     let announced = write.announce();
-    changes
-        .staged
-        .extend(announced.iter().map(super::changelog::as_change));
+    changes.staged.extend(announced.iter().map(Change::from));
     Ok(Staged {
         version,
         first,

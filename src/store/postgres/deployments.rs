@@ -144,14 +144,6 @@ impl Operation for DeploymentWrite {
                 .await
                 .map_err(db_error)?;
         }
-        Ok(Change {
-            kind: self.kind,
-            subject: deployment.config_id.as_str(),
-            version: deployment.version,
-            checksum: String::new(),
-            audit: &self.audit,
-            at: self.at,
-            applies: self.applies.as_ref(),
-        })
+        Ok(Change::from(self))
     }
 }

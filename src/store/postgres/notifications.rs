@@ -8,9 +8,8 @@ use super::commit::{Change, Operation};
 use super::rows::{column, parse_json, to_json};
 use super::{PostgresStore, db_error};
 use crate::core::error::{Error, Result};
-use crate::core::events::kind;
 use crate::core::notifications::model::{Delivery, DeliveryStatus, Webhook};
-use crate::core::ports::notifications::{WEBHOOK_CHANGE_VERSION, webhook_exists, webhook_moved};
+use crate::core::ports::notifications::{webhook_exists, webhook_moved};
 use crate::core::ports::{
     Committed, DeliveryQuery, DueQuery, FanOut, NotificationStore, Outcomes, Redelivery,
     WebhookDelete, WebhookWrite,
@@ -242,33 +241,25 @@ impl Operation for WebhookWrite {
         let events = to_json(&webhook.events)?;
         let filter = to_json(&webhook.filter)?;
         let secrets = to_json(&webhook.secrets)?;
+        let statement = match self.expected_seq {
+            None => include_str!("queries/webhook_insert.sql"),
+            Some(_) => include_str!("queries/webhook_update.sql"),
+        };
+        let fields = sqlx::query(statement)
+            .bind(&webhook.url)
+            .bind(&events)
+            .bind(&filter)
+            .bind(&webhook.description)
+            .bind(webhook.enabled)
+            .bind(&webhook.disabled_reason)
+            .bind(webhook.failing_since)
+            .bind(to_i64(webhook.seq))
+            .bind(webhook.updated_at)
+            .bind(&secrets)
+            .bind(&webhook.id);
         let written = match self.expected_seq {
-            None => sqlx::query(include_str!("queries/webhook_insert.sql"))
-                .bind(&webhook.id)
-                .bind(&webhook.url)
-                .bind(&events)
-                .bind(&filter)
-                .bind(&webhook.description)
-                .bind(webhook.enabled)
-                .bind(&webhook.disabled_reason)
-                .bind(webhook.failing_since)
-                .bind(to_i64(webhook.seq))
-                .bind(webhook.created_at)
-                .bind(webhook.updated_at)
-                .bind(&secrets),
-            Some(expected) => sqlx::query(include_str!("queries/webhook_update.sql"))
-                .bind(&webhook.url)
-                .bind(&events)
-                .bind(&filter)
-                .bind(&webhook.description)
-                .bind(webhook.enabled)
-                .bind(&webhook.disabled_reason)
-                .bind(webhook.failing_since)
-                .bind(to_i64(webhook.seq))
-                .bind(webhook.updated_at)
-                .bind(&secrets)
-                .bind(&webhook.id)
-                .bind(to_i64(expected)),
+            None => fields.bind(webhook.created_at),
+            Some(expected) => fields.bind(to_i64(expected)),
         }
         .execute(&mut *tx)
         .await
@@ -280,15 +271,7 @@ impl Operation for WebhookWrite {
                 Some(_) => Error::not_found("webhook", webhook.id.as_str()),
             });
         }
-        Ok(Change {
-            kind: self.kind,
-            subject: &webhook.id,
-            version: WEBHOOK_CHANGE_VERSION,
-            checksum: String::new(),
-            audit: &self.audit,
-            at: webhook.updated_at,
-            applies: None,
-        })
+        Ok(Change::from(self))
     }
 }
 
@@ -308,15 +291,7 @@ impl Operation for WebhookDelete {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        Ok(Change {
-            kind: kind::WEBHOOK_DELETED,
-            subject: &self.id,
-            version: WEBHOOK_CHANGE_VERSION,
-            checksum: String::new(),
-            audit: &self.audit,
-            at: self.at,
-            applies: None,
-        })
+        Ok(Change::from(self))
     }
 }
 

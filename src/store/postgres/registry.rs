@@ -13,6 +13,7 @@ use crate::core::ports::{
     Committed, InstanceRemove, InstanceRow, InstanceWrite, RegistryStore, Touch,
 };
 use crate::core::registry::model::Instance;
+use crate::store::change::Numbered;
 use crate::store::instance_rows::{
     InstanceColumns, InstanceValues, applied_json, instance_row, merge_touches, metrics_json,
 };
@@ -164,15 +165,7 @@ impl Operation for InstanceWrite {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        Ok(Change {
-            kind: self.kind,
-            subject: &self.subject,
-            version,
-            checksum: self.checksum.clone(),
-            audit: &self.audit,
-            at: self.at,
-            applies: None,
-        })
+        Ok(self.numbered(version))
     }
 }
 
@@ -189,14 +182,6 @@ impl Operation for InstanceRemove {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        Ok(Change {
-            kind: self.kind,
-            subject: &self.subject,
-            version,
-            checksum: String::new(),
-            audit: &self.audit,
-            at: self.at,
-            applies: None,
-        })
+        Ok(self.numbered(version))
     }
 }

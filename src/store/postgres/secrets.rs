@@ -7,7 +7,6 @@ use super::commit::{Change, Operation};
 use super::rows::to_json;
 use super::{PostgresStore, db_error};
 use crate::core::error::{Error, Result};
-use crate::core::events::kind;
 use crate::core::ports::{Committed, Rewrap, SecretStore};
 use crate::store::to_i64;
 
@@ -36,14 +35,6 @@ impl Operation for Rewrap {
                 self.name, self.version
             )));
         }
-        Ok(Change {
-            kind: kind::SECRET_REWRAPPED,
-            subject: self.name.as_str(),
-            version: self.version,
-            checksum: self.checksum.clone(),
-            audit: &self.audit,
-            at: self.at,
-            applies: None,
-        })
+        Ok(Change::from(self))
     }
 }

@@ -98,15 +98,7 @@ impl Operation for ChangeRequestWrite {
             None => insert(tx, request).await?,
             Some((status, approvals)) => update(tx, request, status, approvals).await?,
         }
-        Ok(Change {
-            kind: self.kind,
-            subject: request.subject.as_str(),
-            version: request.base_version,
-            checksum: String::new(),
-            audit: &self.audit,
-            at: request.updated_at,
-            applies: None,
-        })
+        Ok(Change::from(self))
     }
 }
 

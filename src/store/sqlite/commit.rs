@@ -21,19 +21,7 @@ use crate::core::model::AuditDraft;
 use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
 use crate::store::{change_event, to_i64, to_u64};
 
-/// What a write changed, for the change log and the audit.
-pub(super) struct Change<'a> {
-    pub kind: ChangeKind,
-    /// The config id, flag key or token id the change is about.
-    pub subject: &'a str,
-    /// The version the write made (or, for a delete, removed).
-    pub version: u64,
-    pub checksum: String,
-    pub audit: &'a AuditDraft,
-    pub at: DateTime<Utc>,
-    /// The approved change request this write applies.
-    pub applies: Option<&'a AppliedRequest>,
-}
+pub(super) use crate::store::change::Change;
 
 /// One write of an aggregate: its own part of the recipe.
 #[async_trait]
@@ -173,7 +161,7 @@ async fn stage(tx: &mut SqliteConnection, write: &dyn Operation) -> Result<Commi
     };
     let mut announced = Vec::with_capacity(write.announce().len());
     for record in write.announce() {
-        let change = super::changelog::as_change(record);
+        let change = Change::from(record);
         announced.push(record_change(tx, &change, change.kind, change.audit).await?);
     }
     Ok(Committed {

@@ -13,6 +13,7 @@ use super::{SqliteStore, db_error};
 use crate::core::error::Result;
 use crate::core::ports::{Committed, DeleteWrite, DocumentStore, HeadRow, Record, VersionWrite};
 use crate::core::versioned::{Document, DocumentId, DocumentKind, Head, NewVersion, Version};
+use crate::store::change::Numbered;
 use crate::store::document_tables::{PerKind, document_tables};
 use crate::store::{to_i64, to_u64};
 
@@ -183,15 +184,7 @@ impl<D: Document> Operation for VersionWrite<D> {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        Ok(Change {
-            kind: D::UPDATED,
-            subject: id,
-            version: number,
-            checksum: v.checksum.clone(),
-            audit: &self.audit,
-            at: v.created_at,
-            applies: self.applies.as_ref(),
-        })
+        Ok(self.numbered(number))
     }
 }
 
@@ -217,13 +210,8 @@ impl<D: Document> Operation for DeleteWrite<D> {
             .await
             .map_err(db_error)?;
         Ok(Change {
-            kind: D::DELETED,
-            subject: id,
-            version: latest,
-            checksum,
-            audit: &self.audit,
-            at: self.at,
-            applies: self.applies.as_ref(),
+            checksum: checksum.into(),
+            ..self.numbered(latest)
         })
     }
 }

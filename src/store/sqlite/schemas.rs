@@ -8,10 +8,10 @@ use super::documents::write_head;
 use super::rows::{metadata, parse_json, parse_time, timestamp, to_json};
 use super::{SqliteStore, db_error};
 use crate::core::error::Result;
-use crate::core::events::kind;
 use crate::core::ids::ConfigId;
 use crate::core::model::{ConfigDocument, SchemaVersion};
 use crate::core::ports::{Committed, SchemaStore, SchemaWrite};
+use crate::store::change::Numbered;
 use crate::store::{to_i64, to_u64};
 
 #[derive(sqlx::FromRow)]
@@ -74,14 +74,6 @@ impl Operation for SchemaWrite {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        Ok(Change {
-            kind: kind::SCHEMA_UPDATED,
-            subject: id,
-            version: number,
-            checksum: self.checksum.clone(),
-            audit: &self.audit,
-            at: self.created_at,
-            applies: None,
-        })
+        Ok(self.numbered(number))
     }
 }
