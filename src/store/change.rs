@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
-use crate::core::events::{ChangeKind, kind};
+use crate::core::events::{ChangeEvent, ChangeKind, kind};
 use crate::core::model::AuditDraft;
 use crate::core::ports::notifications::WEBHOOK_CHANGE_VERSION;
 use crate::core::ports::{
@@ -30,6 +30,25 @@ pub(crate) struct Change<'a> {
     pub at: DateTime<Utc>,
     /// The approved change request this write applies.
     pub applies: Option<&'a AppliedRequest>,
+}
+
+impl Change<'_> {
+    /// The event this change is once recorded under `revision`: as `kind` with `audit` (the
+    /// change's own, or its follow-up's).
+    pub(crate) fn event(&self, revision: u64, kind: ChangeKind, audit: &AuditDraft) -> ChangeEvent {
+        ChangeEvent {
+            revision,
+            kind,
+            config_id: self.subject.to_owned(),
+            version: self.version,
+            checksum: self.checksum.clone().into_owned(),
+            actor: audit.actor.clone(),
+            message: audit.message.clone(),
+            at: self.at,
+            environments: audit.environments.clone(),
+            details: audit.details.clone(),
+        }
+    }
 }
 
 /// A write whose version the rows decide as it is applied.

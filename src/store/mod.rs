@@ -1,11 +1,6 @@
 //! Storage backends (memory, SQLite, PostgreSQL), each implementing every port of
 //! `core::ports`, and the read cache, a write-through component in front of any of them.
 
-use chrono::{DateTime, Utc};
-
-use crate::core::events::{ChangeEvent, ChangeKind};
-use crate::core::model::AuditDraft;
-
 pub mod cached;
 mod change;
 mod deployment_rows;
@@ -70,28 +65,4 @@ pub(crate) fn to_i64(value: u64) -> i64 {
 
 pub(crate) fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
-}
-
-/// The change event a committed write produces.
-pub(crate) fn change_event(
-    revision: u64,
-    kind: ChangeKind,
-    subject: &str,
-    version: u64,
-    checksum: &str,
-    audit: &AuditDraft,
-    at: DateTime<Utc>,
-) -> ChangeEvent {
-    ChangeEvent {
-        revision,
-        kind,
-        config_id: subject.to_owned(),
-        version,
-        checksum: checksum.to_owned(),
-        actor: audit.actor.clone(),
-        message: audit.message.clone(),
-        at,
-        environments: audit.environments.clone(),
-        details: audit.details.clone(),
-    }
 }

@@ -9,7 +9,6 @@ use crate::core::error::Result;
 use crate::core::events::{ChangeEvent, ChangeKind, kind};
 use crate::core::model::{AuditDraft, AuditRecord};
 use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
-use crate::store::change_event;
 
 pub(super) use crate::store::change::Change;
 
@@ -67,15 +66,7 @@ impl State {
 
     /// Appends `kind` about `change`'s subject with the next revision, and its audit record.
     fn record(&mut self, change: &Change<'_>, kind: ChangeKind, audit: &AuditDraft) -> ChangeEvent {
-        let event = change_event(
-            self.changes.len() as u64 + 1,
-            kind,
-            change.subject,
-            change.version,
-            &change.checksum,
-            audit,
-            change.at,
-        );
+        let event = change.event(self.changes.len() as u64 + 1, kind, audit);
         self.audit.push(AuditRecord {
             id: self.audit.len() as u64 + 1,
             revision: event.revision,

@@ -19,7 +19,7 @@ use super::{CHANGES_CHANNEL, PostgresStore, db_error, rows::to_json};
 use crate::core::error::{Error, Result};
 use crate::core::events::kind;
 use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
-use crate::store::{change_event, to_i64, to_u64};
+use crate::store::{to_i64, to_u64};
 
 pub(super) use crate::store::change::Change;
 
@@ -423,15 +423,9 @@ impl<'a> Changes<'a> {
     fn committed(&self, write: &Staged) -> Committed {
         let event = |index: usize| {
             let change = &self.staged[index];
-            change_event(
-                self.revisions[index],
-                change.kind,
-                change.subject,
-                change.version,
-                &change.checksum,
-                change.audit,
-                stored_at(change.at),
-            )
+            let mut event = change.event(self.revisions[index], change.kind, change.audit);
+            event.at = stored_at(event.at);
+            event
         };
         let announced_from = write.first + 1 + usize::from(write.follow_up);
         Committed {

@@ -19,7 +19,7 @@ use crate::core::error::{Error, Result};
 use crate::core::events::{ChangeEvent, ChangeKind, kind};
 use crate::core::model::AuditDraft;
 use crate::core::ports::{AppliedRequest, Committed, Record, request_not_approved};
-use crate::store::{change_event, to_i64, to_u64};
+use crate::store::{to_i64, to_u64};
 
 pub(super) use crate::store::change::Change;
 
@@ -230,13 +230,5 @@ async fn record_change(
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-    Ok(change_event(
-        to_u64(revision),
-        kind,
-        change.subject,
-        change.version,
-        &change.checksum,
-        audit,
-        change.at,
-    ))
+    Ok(change.event(to_u64(revision), kind, audit))
 }
