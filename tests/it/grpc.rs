@@ -1064,6 +1064,42 @@ async fn invalid_config_id_is_invalid_argument_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_message_over_the_body_limit_is_resource_exhausted_and_changes_nothing() {
+    const LIMIT: usize = 64 * 1024;
+    let server = Server::spawn_with(|s| s.max_body_bytes = LIMIT).await;
+    let mut client = server.client().await;
+    let mut large = doc(json!({}));
+    large.config_json = json!({ "blob": "x".repeat(LIMIT) }).to_string();
+    let status = within(
+        "PutConfig",
+        client.put_config(put_request("checkout", large)),
+    )
+    .await
+    .expect_err("refused");
+    // As gRPC's status codes say (tonic alone would answer OUT_OF_RANGE), and as REST's 413.
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(md(&status, "summit-code"), "payload_too_large");
+    assert!(status.message().contains(&LIMIT.to_string()), "{status:?}");
+    let listed = within(
+        "ListConfigs",
+        client.list_configs(pb::ListConfigsRequest::default()),
+    )
+    .await
+    .expect("ListConfigs")
+    .into_inner();
+    assert!(listed.items.is_empty());
+    // Within the limit, the same call is served.
+    let mut small = doc(json!({}));
+    small.config_json = json!({ "blob": "x".repeat(LIMIT / 2) }).to_string();
+    within(
+        "PutConfig",
+        client.put_config(put_request("checkout", small)),
+    )
+    .await
+    .expect("a message within the limit is written");
+}
+
+#[tokio::test]
 async fn malformed_json_fields_are_invalid_argument_naming_the_field() {
     let server = Server::spawn().await;
     let mut client = server.client().await;

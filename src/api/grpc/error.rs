@@ -96,3 +96,34 @@ impl From<Error> for Status {
         status
     }
 }
+
+/// How tonic begins the status of a request message over `max_decoding_message_size`.
+const TOO_LARGE: &str = "Error, decoded message length too large";
+
+/// tonic answers a request message over the limit with OUT_OF_RANGE, where gRPC's status
+/// codes (and every other implementation) say RESOURCE_EXHAUSTED; REST answers the same
+/// refusal 413 `payload_too_large`. Makes tonic's answer this server's: RESOURCE_EXHAUSTED
+/// with `summit-code: payload_too_large`, tonic's message kept (it names both sizes).
+pub fn too_large_as_resource_exhausted(headers: &mut axum::http::HeaderMap) {
+    let out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|status| status.as_bytes() == b"11");
+    // `grpc-message` is percent-encoded (tonic encodes the spaces).
+    let too_large = headers.get("grpc-message").is_some_and(|message| {
+        percent_encoding::percent_decode(message.as_bytes())
+            .decode_utf8_lossy()
+            .starts_with(TOO_LARGE)
+    });
+    if !(out_of_range && too_large) {
+        return;
+    }
+    let code = ErrorCode::PayloadTooLarge;
+    headers.insert(
+        "grpc-status",
+        axum::http::HeaderValue::from(code_of(code) as i32),
+    );
+    headers.insert(
+        "summit-code",
+        axum::http::HeaderValue::from_static(code.as_str()),
+    );
+}

@@ -130,8 +130,8 @@ pub async fn serve(listener: TcpListener, server: GrpcServer) -> anyhow::Result<
     let config = pb::config_service_server::ConfigServiceServer::new(
         config::GrpcConfigService::new(service, access.clone(), watch_buffer, shutdown.clone()),
     )
-    // The same limit as REST bodies (SUMMIT_MAX_BODY_BYTES); larger messages get
-    // OUT_OF_RANGE from tonic.
+    // The same limit as REST bodies (SUMMIT_MAX_BODY_BYTES); a larger message is
+    // RESOURCE_EXHAUSTED `payload_too_large` (tonic's OUT_OF_RANGE, rewritten in `observe`).
     .max_decoding_message_size(max_message_bytes);
     let flags = pb::flag_service_server::FlagServiceServer::new(flags::GrpcFlagService::new(flags))
         .max_decoding_message_size(max_message_bytes);

@@ -56,7 +56,8 @@ impl AroundCall for Observe {
                 Some(span) => future.instrument(span.clone()).await?,
                 None => future.await?,
             };
-            let (parts, body) = response.into_parts();
+            let (mut parts, body) = response.into_parts();
+            super::error::too_large_as_resource_exhausted(&mut parts.headers);
             call.code = status_code(&parts.headers);
             Ok(Response::from_parts(
                 parts,
@@ -197,13 +198,16 @@ impl http_body::Body for Observed {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
+        let mut polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &mut polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(trailers), Some(call)) = (frame.trailers_ref(), self.call.as_mut()) {
-                    call.code = status_code(trailers).or(call.code);
-                    // Recorded now: the trailers end the answer.
-                    self.call = None;
+                if let Some(trailers) = frame.trailers_mut() {
+                    super::error::too_large_as_resource_exhausted(trailers);
+                    if let Some(call) = self.call.as_mut() {
+                        call.code = status_code(trailers).or(call.code);
+                        // Recorded now: the trailers end the answer.
+                        self.call = None;
+                    }
                 }
             }
             Poll::Ready(None) => {
