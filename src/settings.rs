@@ -203,8 +203,9 @@ pub struct Settings {
     pub request_timeout_secs: u64,
 
     /// Open client connections, REST and gRPC together. A new one beyond them takes the slot of
-    /// the oldest that has not sent its first request yet (gRPC: its preface); when all have,
-    /// it is refused at once (plain REST answers 503). 0: the open-file limit less a reserve (an
+    /// the oldest that has not sent its first request yet (gRPC: its preface), else of the one
+    /// with nothing in flight for the longest (at least 2 s); when every one is in use, it is
+    /// refused at once (plain REST answers 503). 0: the open-file limit less a reserve (an
     /// eighth of it, plus 64) for the database, files and outgoing connections.
     #[arg(long, env = "SUMMIT_MAX_CONNECTIONS", default_value_t = 0)]
     pub max_connections: usize,

@@ -3,9 +3,11 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use axum::http;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
@@ -13,7 +15,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use super::idle::IdleTimer;
+use super::idle::{Activity, IdleTimer, InFlight};
 use super::slots::Slot;
 
 /// The byte stream under HTTP.
@@ -32,9 +34,11 @@ impl Transport {
 }
 
 /// A connection with its slot (released when it closes), and:
+/// - a read that waits fails once the slots ask the connection to give way (on probation, or
+///   idle while every slot is taken);
 /// - with a preface (gRPC: the HTTP/2 connection preface), its first bytes must arrive by a
-///   deadline, and until they have the connection is on probation: it gives up its slot when a
-///   newer connection needs one; once they have, it has proved itself;
+///   deadline, and until they have the connection is on probation; once they have, it has
+///   proved itself;
 /// - a write that cannot proceed for `stall_limit` fails the connection: its client has
 ///   stopped reading (a watcher that never reads), and what is queued for it would only grow;
 /// - with an idle timer (REST), a read fails once the connection has waited too long for its
@@ -42,6 +46,7 @@ impl Transport {
 pub struct Guarded {
     io: Transport,
     slot: Slot,
+    evicted: Pin<Box<WaitForCancellationFutureOwned>>,
     preface: Option<Preface>,
     idle: Option<IdleTimer>,
     stall_limit: Duration,
@@ -53,13 +58,13 @@ struct Preface {
     /// Bytes still expected.
     remaining: usize,
     deadline: Pin<Box<Sleep>>,
-    evicted: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl Guarded {
     pub fn new(io: Transport, slot: Slot, stall_limit: Duration) -> Guarded {
         Guarded {
             io,
+            evicted: Box::pin(slot.probation().evicted()),
             slot,
             preface: None,
             idle: None,
@@ -74,7 +79,6 @@ impl Guarded {
         self.preface = Some(Preface {
             remaining: bytes,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
-            evicted: Box::pin(self.slot.probation().evicted()),
         });
         self
     }
@@ -138,14 +142,21 @@ impl AsyncRead for Guarded {
         let this = self.get_mut();
         let before = buf.filled().len();
         let result = Pin::new(&mut this.io).poll_read(cx, buf);
-        if result.is_pending()
-            && let Some(idle) = &mut this.idle
-            && idle.poll_expired(cx).is_ready()
-        {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client sent no complete request for too long",
-            )));
+        if result.is_pending() {
+            if let Some(idle) = &mut this.idle
+                && idle.poll_expired(cx).is_ready()
+            {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client sent no complete request for too long",
+                )));
+            }
+            if this.evicted.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "closed to make room for a newer connection",
+                )));
+            }
         }
         let Some(preface) = &mut this.preface else {
             return result;
@@ -159,12 +170,6 @@ impl AsyncRead for Guarded {
                 this.preface = None;
             }
             return result;
-        }
-        if preface.evicted.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "closed to make room for a newer connection",
-            )));
         }
         ready!(preface.deadline.as_mut().poll(cx));
         Poll::Ready(Err(io::Error::new(
@@ -265,10 +270,29 @@ impl AsyncWrite for Transport {
     }
 }
 
+/// What tonic keeps of a gRPC connection in each request's extensions: the peer, and what
+/// the connection has in flight (`InFlightCalls` counts each call there).
+#[derive(Clone)]
+pub struct ConnectionInfo {
+    pub tcp: TcpConnectInfo,
+    activity: Arc<Activity>,
+}
+
+impl ConnectionInfo {
+    /// A call begins on this connection; it ends when the guard is dropped (with the answer's
+    /// body, or the call's future if no answer came).
+    pub fn call(&self) -> InFlight {
+        self.activity.start(http::Version::HTTP_2)
+    }
+}
+
 impl Connected for Guarded {
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = ConnectionInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.io.tcp().connect_info()
+        ConnectionInfo {
+            tcp: self.io.tcp().connect_info(),
+            activity: self.slot.activity(),
+        }
     }
 }

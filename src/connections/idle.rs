@@ -24,7 +24,9 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tower::Service;
 
-/// What a connection's requests tell its reads.
+/// What a connection's requests tell its reads (the idle timer) and the slots (which idle
+/// connection gives way when every slot is taken).
+#[derive(Debug)]
 pub struct Activity {
     opened: Instant,
     in_flight: AtomicU32,
@@ -32,6 +34,8 @@ pub struct Activity {
     last_finished: AtomicU64,
     /// HTTP/2 or upgraded: never closed for idling here.
     exempt: AtomicBool,
+    /// Upgraded (a WebSocket): in use though no request is in flight.
+    upgraded: AtomicBool,
 }
 
 impl Activity {
@@ -41,7 +45,24 @@ impl Activity {
             in_flight: AtomicU32::new(0),
             last_finished: AtomicU64::new(0),
             exempt: AtomicBool::new(false),
+            upgraded: AtomicBool::new(false),
         })
+    }
+
+    /// A request (or an HTTP/2 stream) begins; it ends when the returned guard is dropped.
+    pub fn start(self: &Arc<Self>, version: Version) -> InFlight {
+        self.started(version);
+        InFlight(self.clone())
+    }
+
+    /// How long the connection has had nothing in flight; `None` while it has, or when it was
+    /// upgraded.
+    pub fn idle_for(&self, now: Instant) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 || self.upgraded.load(Ordering::Relaxed) {
+            return None;
+        }
+        let since = self.opened + Duration::from_nanos(self.last_finished.load(Ordering::Relaxed));
+        Some(now.saturating_duration_since(since))
     }
 
     fn started(&self, version: Version) {
@@ -142,10 +163,10 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        self.activity.started(request.version());
+        let in_flight = self.activity.start(request.version());
         TrackedFuture {
             inner: self.inner.call(request),
-            in_flight: Some(InFlight(self.activity.clone())),
+            in_flight: Some(in_flight),
         }
     }
 }
@@ -161,7 +182,7 @@ pin_project_lite::pin_project! {
 
 /// A request in flight: done when dropped, with its answer's body or, if the answer never
 /// came, with the future that was to produce it.
-struct InFlight(Arc<Activity>);
+pub struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -185,11 +206,9 @@ where
         Poll::Ready(answer.map(|response| {
             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                 in_flight.0.exempt.store(true, Ordering::Relaxed);
+                in_flight.0.upgraded.store(true, Ordering::Relaxed);
             }
-            response.map(|body| TrackedBody {
-                inner: body,
-                _in_flight: in_flight,
-            })
+            response.map(|body| TrackedBody::new(body, in_flight))
         }))
     }
 }
@@ -198,6 +217,15 @@ where
 pub struct TrackedBody {
     inner: Body,
     _in_flight: InFlight,
+}
+
+impl TrackedBody {
+    fn new(inner: Body, in_flight: InFlight) -> TrackedBody {
+        TrackedBody {
+            inner,
+            _in_flight: in_flight,
+        }
+    }
 }
 
 impl HttpBody for TrackedBody {

@@ -1,5 +1,6 @@
 //! Connection hygiene for both listeners: a bound on open connections (connections that have
-//! not sent a request give way to newer ones; when all have, a new one is refused at once);
+//! not sent a request give way to newer ones, then connections quiet for a while; when none
+//! is, a new one is refused at once);
 //! accept errors (running out of file descriptors) waited out instead of spun on;
 //! deadlines for clients that send nothing, or send it a byte at a time; HTTP/2 keepalive
 //! pings and stream limits; and connections whose client stopped reading closed. See
@@ -16,7 +17,8 @@ mod slots;
 use std::time::Duration;
 
 pub use grpc::grpc_incoming;
-pub use guard::Guarded;
+pub use guard::{ConnectionInfo, Guarded};
+pub use idle::InFlight;
 pub use rest::serve_rest;
 pub use slots::Slots;
 
@@ -26,7 +28,7 @@ use crate::settings::Settings;
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
     /// Open connections of both listeners together; a new one beyond them takes the slot of the
-    /// oldest that has not sent a request yet, or is refused.
+    /// oldest that has not sent a request yet, or of the one quiet the longest, or is refused.
     pub max_connections: usize,
     /// A new connection's TLS handshake and first request headers (gRPC: its HTTP/2 preface)
     /// must arrive within this.

@@ -18,7 +18,7 @@ use tower::ServiceExt;
 
 use super::accept::{Acceptor, HTTP_REFUSAL};
 use super::guard::{Guarded, Transport};
-use super::idle::{Activity, IdleTimer, Tracked};
+use super::idle::{IdleTimer, Tracked};
 use super::slots::Slot;
 use super::{ConnectionSettings, Limits};
 use crate::api::http::access::WithCredentialMemo;
@@ -109,7 +109,7 @@ impl Rest {
                 }
             }
         };
-        let activity = Activity::new();
+        let activity = slot.activity();
         let io = Guarded::new(transport, slot, self.settings.idle_timeout)
             .with_idle_timer(IdleTimer::new(activity.clone(), self.settings.idle_timeout));
         let service = {

@@ -474,3 +474,138 @@ async fn a_watcher_that_stops_reading_is_disconnected() {
         "the watch was not served"
     );
 }
+
+/// Sends one GET on `stream` and reads the whole answer (its body has a `content-length`),
+/// leaving the connection open; the answer's first 12 bytes (`HTTP/1.1 200`).
+async fn get_status_line(stream: &mut TcpStream, path: &str) -> String {
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        within("an answer's head", stream.read_exact(&mut byte))
+            .await
+            .unwrap();
+        answer.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("a content-length");
+    let mut body = vec![0u8; length];
+    within("an answer's body", stream.read_exact(&mut body))
+        .await
+        .unwrap();
+    head[..12].to_uppercase()
+}
+
+/// Longer than the quiet a connection must have had before it gives way (2 s).
+const IDLE_ENOUGH: Duration = Duration::from_millis(2500);
+
+#[tokio::test]
+async fn when_every_slot_is_taken_the_connection_idle_longest_gives_way() {
+    let server = TestServer::spawn_with(|settings| settings.max_connections = 2).await;
+    // Two kept-alive connections, each answered once, then quiet.
+    let mut first = TcpStream::connect(server.addr).await.expect("connects");
+    assert_eq!(get_status_line(&mut first, "/health").await, "HTTP/1.1 200");
+    let mut second = TcpStream::connect(server.addr).await.expect("connects");
+    assert_eq!(
+        get_status_line(&mut second, "/health").await,
+        "HTTP/1.1 200"
+    );
+    // Not quiet for long enough yet: a third client is refused, nobody is closed.
+    let mut refused = TcpStream::connect(server.addr).await.expect("connects");
+    let received = within("the refusal", until_closed(&mut refused)).await;
+    assert!(
+        String::from_utf8_lossy(&received).starts_with("HTTP/1.1 503"),
+        "{received:?}"
+    );
+    tokio::time::sleep(IDLE_ENOUGH).await;
+    // Now the one quiet the longest (the first) makes room, and the new client is answered.
+    let mut third = TcpStream::connect(server.addr).await.expect("connects");
+    assert_eq!(get_status_line(&mut third, "/health").await, "HTTP/1.1 200");
+    let received = within("the idlest connection is closed", until_closed(&mut first)).await;
+    assert!(
+        received.is_empty(),
+        "it was sent {received:?} before closing"
+    );
+    // The other one is still served.
+    assert_eq!(
+        get_status_line(&mut second, "/health").await,
+        "HTTP/1.1 200"
+    );
+}
+
+#[tokio::test]
+async fn a_grpc_connection_with_a_call_in_flight_never_gives_way_and_a_quiet_one_does() {
+    use summit_config::api::grpc::pb;
+    use summit_config::api::grpc::pb::config_service_client::ConfigServiceClient;
+
+    let server = TestServer::spawn_with(|settings| settings.max_connections = 2).await;
+    let endpoint = format!("http://{}", server.grpc_addr);
+    let connect = || async {
+        tonic::transport::Endpoint::from_shared(endpoint.clone())
+            .unwrap()
+            .connect()
+            .await
+            .expect("the gRPC connection opens")
+    };
+    // A watcher: its stream is in flight for as long as it watches.
+    let mut watcher = ConfigServiceClient::new(connect().await);
+    let mut events = within(
+        "the watch opens",
+        watcher.watch(pb::WatchRequest {
+            config_ids: vec!["kept".into()],
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("watch")
+    .into_inner();
+    // A client that made one call and went quiet.
+    let quiet = connect().await;
+    within(
+        "a health check",
+        HealthClient::new(quiet).check(HealthCheckRequest::default()),
+    )
+    .await
+    .expect("health answers");
+    tokio::time::sleep(IDLE_ENOUGH).await;
+    // A new client gets the quiet one's slot, never the watcher's.
+    let mut writer = ConfigServiceClient::new(connect().await);
+    within(
+        "a write on the new connection",
+        writer.put_config(pb::PutConfigRequest {
+            config_id: "kept".into(),
+            document: Some(pb::ConfigDocument {
+                config_json: r#"{"a":1}"#.into(),
+                ..Default::default()
+            }),
+            metadata: Some(pb::Metadata {
+                actor: "t".into(),
+                message: Some("m".into()),
+            }),
+            expected_version: None,
+        }),
+    )
+    .await
+    .expect("the write is served");
+    within("the watcher sees the write", async {
+        loop {
+            let event = events
+                .message()
+                .await
+                .expect("the watch goes on")
+                .expect("an event");
+            if let Some(pb::watch_event::Event::Change(change)) = event.event {
+                assert_eq!(change.config_id, "kept");
+                return;
+            }
+        }
+    })
+    .await;
+}

@@ -1,7 +1,9 @@
 //! Metrics and traces for every gRPC call: a tower layer outermost in the gRPC stack, so
 //! refused calls are counted too. A call is counted when its answer ends (its status is in
 //! the trailers, or in the headers of a trailers-only answer), or when the client goes away
-//! first (`CANCELLED`); the latency histogram thus measures a stream's whole life.
+//! first (`CANCELLED`); the latency histogram thus measures a stream's whole life. The same
+//! span marks the call in flight on its connection, which is therefore not idle (and never
+//! gives way to a new connection) while the call lasts.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -17,6 +19,7 @@ use tonic::body::Body;
 use tracing::Instrument;
 
 use super::layer::{Answer, AroundCall, CallLayer, InnerService};
+use crate::connections::{ConnectionInfo, InFlight};
 
 /// The layer that counts and traces every call.
 pub fn layer() -> CallLayer<Observe> {
@@ -42,6 +45,10 @@ impl AroundCall for Observe {
                 trace_id = tracing::field::Empty,
             )
         });
+        let in_flight = request
+            .extensions()
+            .get::<ConnectionInfo>()
+            .map(ConnectionInfo::call);
         let future = inner.call(request);
         Box::pin(async move {
             // Made before the answer: a call the client cancels first is counted when this
@@ -51,6 +58,7 @@ impl AroundCall for Observe {
                 start,
                 code: None,
                 span: span.clone(),
+                _in_flight: in_flight,
             };
             let response = match &span {
                 Some(span) => future.instrument(span.clone()).await?,
@@ -118,6 +126,8 @@ struct Call {
     start: Instant,
     code: Option<u16>,
     span: Option<tracing::Span>,
+    /// Ends the call on its connection when the call is recorded.
+    _in_flight: Option<InFlight>,
 }
 
 impl Drop for Call {
