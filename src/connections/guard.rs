@@ -271,7 +271,7 @@ impl AsyncWrite for Transport {
 }
 
 /// What tonic keeps of a gRPC connection in each request's extensions: the peer, and what
-/// the connection has in flight (`InFlightCalls` counts each call there).
+/// the connection has in flight (the `observe` layer of `api/grpc` counts each call there).
 #[derive(Clone)]
 pub struct ConnectionInfo {
     pub tcp: TcpConnectInfo,

@@ -26,6 +26,10 @@ const EVICTION_WAIT: Duration = Duration::from_millis(100);
 /// way to a new one: longer than a busy client's pause between two requests.
 const MIN_IDLE: Duration = Duration::from_secs(2);
 
+/// After a look for a quiet connection found none, the next look waits this long: while every
+/// connection is in use, a flood of new ones does not cost a scan of them all each.
+const RESCAN_AFTER: Duration = Duration::from_millis(100);
+
 #[derive(Debug, Clone)]
 pub struct Slots {
     inner: Arc<Inner>,
@@ -38,8 +42,9 @@ struct Inner {
     /// Connections on probation, oldest first (and some that have since proved themselves or
     /// closed, dropped lazily).
     probation: Mutex<VecDeque<Weak<Probation>>>,
-    /// Every open connection (and some closed ones, dropped lazily).
-    open: Mutex<Vec<Weak<Probation>>>,
+    /// Every open connection (and some closed ones, dropped lazily), and when they may next be
+    /// looked through for a quiet one.
+    open: Mutex<(Vec<Weak<Probation>>, Option<Instant>)>,
 }
 
 /// An open connection's claim.
@@ -76,7 +81,7 @@ impl Slots {
                 semaphore: Arc::new(Semaphore::new(max)),
                 max,
                 probation: Mutex::new(VecDeque::new()),
-                open: Mutex::new(Vec::new()),
+                open: Mutex::new((Vec::new(), None)),
             }),
         }
     }
@@ -111,10 +116,11 @@ impl Slots {
         queue.push_back(Arc::downgrade(&probation));
         drop(queue);
         let mut open = self.inner.open.lock();
-        if open.len() > 2 * self.inner.max {
-            open.retain(|entry| entry.strong_count() > 0);
+        let connections = &mut open.0;
+        if connections.len() > 2 * self.inner.max {
+            connections.retain(|entry| entry.strong_count() > 0);
         }
-        open.push(Arc::downgrade(&probation));
+        connections.push(Arc::downgrade(&probation));
         drop(open);
         Some(Slot {
             _permit: permit,
@@ -138,8 +144,12 @@ impl Slots {
     /// Asks the connection that proved itself and has had nothing in flight the longest (at
     /// least `MIN_IDLE`) to give way; false when none has.
     fn evict_idlest(&self, now: Instant) -> bool {
-        let open = self.inner.open.lock();
-        let idlest = open
+        let mut open = self.inner.open.lock();
+        let (connections, next_look) = &mut *open;
+        if next_look.is_some_and(|next| now < next) {
+            return false;
+        }
+        let idlest = connections
             .iter()
             .filter_map(Weak::upgrade)
             .filter(|connection| connection.is_proven() && !connection.evict.is_cancelled())
@@ -153,9 +163,13 @@ impl Slots {
                     "every slot is taken: the connection idle longest gives way"
                 );
                 connection.evict.cancel();
+                *next_look = None;
                 true
             }
-            None => false,
+            None => {
+                *next_look = Some(now + RESCAN_AFTER);
+                false
+            }
         }
     }
 }
