@@ -244,6 +244,18 @@ async fn assert_quiet(stream: &mut Events, what: &str) {
     }
 }
 
+/// The refused writes left nothing behind.
+async fn assert_no_configs(client: &mut Client) {
+    let listed = within(
+        "ListConfigs",
+        client.list_configs(pb::ListConfigsRequest::default()),
+    )
+    .await
+    .expect("ListConfigs")
+    .into_inner();
+    assert!(listed.items.is_empty(), "{:?}", listed.items);
+}
+
 /// The value of a metadata entry of an error status.
 fn md(status: &Status, key: &str) -> String {
     status
@@ -1053,14 +1065,7 @@ async fn invalid_config_id_is_invalid_argument_naming_the_field() {
     .expect_err("refused");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(md(&status, "summit-field"), "configId");
-    let listed = within(
-        "ListConfigs",
-        client.list_configs(pb::ListConfigsRequest::default()),
-    )
-    .await
-    .expect("ListConfigs")
-    .into_inner();
-    assert!(listed.items.is_empty());
+    assert_no_configs(&mut client).await;
 }
 
 #[tokio::test]
@@ -1080,14 +1085,7 @@ async fn a_message_over_the_body_limit_is_resource_exhausted_and_changes_nothing
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert_eq!(md(&status, "summit-code"), "payload_too_large");
     assert!(status.message().contains(&LIMIT.to_string()), "{status:?}");
-    let listed = within(
-        "ListConfigs",
-        client.list_configs(pb::ListConfigsRequest::default()),
-    )
-    .await
-    .expect("ListConfigs")
-    .into_inner();
-    assert!(listed.items.is_empty());
+    assert_no_configs(&mut client).await;
     // Within the limit, the same call is served.
     let mut small = doc(json!({}));
     small.config_json = json!({ "blob": "x".repeat(LIMIT / 2) }).to_string();
