@@ -4,6 +4,7 @@
 //! opening versions; the reads are in `reads`, rotation in `rotate`, re-wrapping in `rewrap`.
 
 mod reads;
+mod retry;
 mod rewrap;
 mod rotate;
 
@@ -114,6 +115,8 @@ pub struct SecretService {
     keyring: Arc<Keyring>,
     /// Webhook signing secrets are sealed under the same key: a re-wrap covers them too.
     webhooks: Arc<dyn SealedElsewhere>,
+    /// Scheduled rotations that failed, and when each is tried again.
+    failed_rotations: retry::FailedRotations,
 }
 
 /// Values sealed under the keyring outside the secret store (webhook signing secrets, kept
@@ -162,6 +165,7 @@ impl SecretService {
             configs,
             keyring,
             webhooks,
+            failed_rotations: retry::FailedRotations::default(),
         }
     }
 

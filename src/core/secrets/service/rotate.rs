@@ -108,22 +108,30 @@ impl SecretService {
                         .is_some_and(|policy| !policy.generates());
                 !waiting && stages.next_rotation_at().is_some_and(|due| due <= now)
             });
-            if !due {
+            let version = head.latest.version;
+            if !due || self.failed_rotations.waits(name, version, now) {
                 continue;
             }
             match self.rotate_one(name, now).await {
                 Ok(true) => {
                     rotated += 1;
+                    self.failed_rotations.forget(name);
                     metrics::counter!("summit_secret_rotations_total", "result" => "success")
                         .increment(1);
                 }
-                Ok(false) => {}
+                Ok(false) => self.failed_rotations.forget(name),
                 // Another replica (or an operator) wrote first: this due time is served.
                 Err(Error::VersionConflict { .. }) => {}
                 Err(error) => {
+                    let retry_in = self.failed_rotations.failed(name, version, now);
                     metrics::counter!("summit_secret_rotations_total", "result" => "failure")
                         .increment(1);
-                    tracing::warn!(secret = %name, %error, "scheduled rotation failed");
+                    tracing::warn!(
+                        secret = %name,
+                        %error,
+                        retry_in_secs = retry_in.num_seconds(),
+                        "scheduled rotation failed"
+                    );
                 }
             }
         }
