@@ -208,7 +208,10 @@ where
                 in_flight.0.exempt.store(true, Ordering::Relaxed);
                 in_flight.0.upgraded.store(true, Ordering::Relaxed);
             }
-            response.map(|body| TrackedBody::new(body, in_flight))
+            response.map(|body| TrackedBody {
+                inner: body,
+                _in_flight: in_flight,
+            })
         }))
     }
 }
@@ -217,15 +220,6 @@ where
 pub struct TrackedBody {
     inner: Body,
     _in_flight: InFlight,
-}
-
-impl TrackedBody {
-    fn new(inner: Body, in_flight: InFlight) -> TrackedBody {
-        TrackedBody {
-            inner,
-            _in_flight: in_flight,
-        }
-    }
 }
 
 impl HttpBody for TrackedBody {

@@ -108,13 +108,16 @@ pub fn too_large_as_resource_exhausted(headers: &mut axum::http::HeaderMap) {
     let out_of_range = headers
         .get("grpc-status")
         .is_some_and(|status| status.as_bytes() == b"11");
+    if !out_of_range {
+        return;
+    }
     // `grpc-message` is percent-encoded (tonic encodes the spaces).
     let too_large = headers.get("grpc-message").is_some_and(|message| {
         percent_encoding::percent_decode(message.as_bytes())
             .decode_utf8_lossy()
             .starts_with(TOO_LARGE)
     });
-    if !(out_of_range && too_large) {
+    if !too_large {
         return;
     }
     let code = ErrorCode::PayloadTooLarge;

@@ -3,7 +3,9 @@
 //! the trailers, or in the headers of a trailers-only answer), or when the client goes away
 //! first (`CANCELLED`); the latency histogram thus measures a stream's whole life. The same
 //! span marks the call in flight on its connection, which is therefore not idle (and never
-//! gives way to a new connection) while the call lasts.
+//! gives way to a new connection) while the call lasts. Being outermost, it also sees the
+//! statuses tonic makes itself, and gives a request message over the limit this server's
+//! answer (`error::too_large_as_resource_exhausted`) before the call is counted.
 
 use std::collections::HashMap;
 use std::pin::Pin;
